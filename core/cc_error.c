@@ -1,0 +1,35 @@
+/*
+ * cc_error.c: messages and names for the CC_E* codes, generated from the
+ * single table in cc_error.h.
+ */
+#include "cc_error.h"
+
+const char *cc_strerror(int err)
+{
+    switch (err) {
+    case CC_OK:
+        return "success";
+#define CC_ERROR_MSG_(name, msg)                                               \
+    case CC_E##name:                                                           \
+        return msg;
+        CC_ERRNO_MAP(CC_ERROR_MSG_)
+#undef CC_ERROR_MSG_
+    default:
+        return "unknown error";
+    }
+}
+
+const char *cc_err_name(int err)
+{
+    switch (err) {
+    case CC_OK:
+        return "OK";
+#define CC_ERROR_NAME_(name, msg)                                              \
+    case CC_E##name:                                                           \
+        return #name;
+        CC_ERRNO_MAP(CC_ERROR_NAME_)
+#undef CC_ERROR_NAME_
+    default:
+        return "UNKNOWN";
+    }
+}

@@ -1,0 +1,51 @@
+/*
+ * cc_error.h: the one table of carecount's error codes.
+ *
+ * Every function that can fail returns 0 or a negative CC_E* code. The codes,
+ * their names (used verbatim as the protocol's error names) and their
+ * messages come from the single X-macro table below, so a code and its text
+ * cannot drift apart. Add new codes at the end only: the numbers are part of
+ * the wire protocol.
+ */
+#ifndef CC_ERROR_H
+#define CC_ERROR_H
+
+#define CC_ERRNO_MAP(X)                                                        \
+    X(NOMEM, "out of memory")                                                  \
+    X(INVAL, "invalid argument")                                               \
+    X(IO, "input/output error")                                                \
+    X(CORRUPT, "stored data is corrupt or truncated")                          \
+    X(NOTFOUND, "not found")                                                   \
+    X(EXISTS, "already exists")                                                \
+    X(PERM, "file permissions are too open")                                   \
+    X(RANGE, "value out of range")                                             \
+    X(PARSE, "malformed input")                                                \
+    X(DB, "database error")                                                    \
+    X(TOOBIG, "input exceeds a configured limit")                              \
+    X(UNSUPPORTED, "unsupported operation or version")                         \
+    X(REFUSED, "refused by the disclosure policy")                             \
+    X(CRYPTO, "cryptographic library failure")                                 \
+    X(AUTH, "authentication failed")                                           \
+    X(DENIED, "not permitted for this role")                                   \
+    X(BUSY, "server busy, try again later")                                    \
+    X(TIMEDOUT, "timed out")                                                   \
+    X(STATS, "statistical computation failed")                                 \
+    X(INTERNAL, "internal error")
+
+enum cc_error {
+    CC_OK = 0,
+#define CC_ERROR_ENUM_(name, msg) CC_E##name,
+    CC_E_FIRST_ = -1000,
+    CC_ERRNO_MAP(CC_ERROR_ENUM_)
+#undef CC_ERROR_ENUM_
+    CC_E_LAST_
+};
+
+/* Returns a static, human-readable message for a code (never NULL). */
+const char *cc_strerror(int err);
+
+/* Returns the code's name without the CC_E prefix ("NOMEM"), as used in the
+ * protocol; "OK" for 0 and "UNKNOWN" for anything not in the table. */
+const char *cc_err_name(int err);
+
+#endif
