@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git ca-certificates
   libuv1-dev libmsgpack-dev libgsl-dev libcriterion-dev
-  libsqlite3-dev sqlite3 libsodium-dev libcsv-dev libroaring-dev
+  libsqlite3-dev sqlite3 libsodium-dev libcsv-dev libroaring-dev libjansson-dev
   python3 procps
 )
 

@@ -1,0 +1,218 @@
+/*
+ * cc_store.h: the linked analytic data, in memory, in columns.
+ *
+ * The store holds what queries need and nothing that identifies a person:
+ * the area reference data, one row per linked person (demographics, area,
+ * pseudonym, record key), one row per record (a GP event, a hospital episode
+ * or a community contact) and, per clinical code, a posting list of the
+ * records that carry it. It is written to the data directory as one
+ * checksummed snapshot file, replaced atomically, and restored from it at
+ * start without re-reading any feed.
+ *
+ * Layout and invariants (checked by cc_store_validate() on every load):
+ *  - Areas: LSOA i lies in district lsoa_lad[i], district j in ICB lad_icb[j],
+ *    ICB k in region icb_region[k]. Codes are sorted within each level.
+ *  - Persons: index 0..n_persons-1, stable across snapshots (new persons are
+ *    appended). Pseudonyms are unique.
+ *  - Records: sorted by (setting, person, date), so a setting is one
+ *    contiguous range (setting_first[s]..setting_first[s+1]) and within it the
+ *    records of one person are contiguous and in date order.
+ *  - Codes: ids are assigned in (system, code text) order, so every code that
+ *    starts with a given prefix in one system is one contiguous id range.
+ *    Postings of code c are posting_records[code_first[c]..code_first[c+1]),
+ *    record indices in ascending order, each record at most once per code.
+ *
+ * Opt-outs are not in the store: which persons are excluded from figures is
+ * decided per published data version (see cc_version.h when it lands), so a
+ * store is immutable once loaded and can be shared by every query thread.
+ *
+ * Must never: hold a name, an NHS number or a postcode of a person.
+ */
+#ifndef CC_STORE_H
+#define CC_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cc_date.h"
+#include "cc_pseudo.h"
+
+#define CC_AREA_CODE_BYTES 10 /* "E01000001" and a NUL */
+#define CC_PRACTICE_CODE_BYTES 8
+#define CC_CODE_TEXT_BYTES 20 /* longest SNOMED CT id is 18 digits */
+
+/* record_flags: bits of a record's flags byte */
+#define CC_RECORD_ADMIT_MASK 0x0f /* hospital: admission method class (below) */
+#define CC_ADMIT_ELECTIVE 1
+#define CC_ADMIT_EMERGENCY 2
+#define CC_ADMIT_MATERNITY 3
+#define CC_ADMIT_OTHER 4
+
+/*
+ * The read-only view of a store's columns. Every pointer stays valid until
+ * the store is freed. Arrays are indexed as the comments say.
+ */
+struct cc_store_columns {
+    /* areas */
+    uint32_t n_lsoa, n_lad, n_icb, n_region;
+    const char (*lsoa_code)[CC_AREA_CODE_BYTES];   /* [n_lsoa] */
+    const char (*lad_code)[CC_AREA_CODE_BYTES];    /* [n_lad] */
+    const char (*icb_code)[CC_AREA_CODE_BYTES];    /* [n_icb] */
+    const char (*region_code)[CC_AREA_CODE_BYTES]; /* [n_region] */
+    const uint16_t *lsoa_lad;                      /* [n_lsoa] */
+    const uint16_t *lad_icb;                       /* [n_lad] */
+    const uint16_t *icb_region;                    /* [n_icb] */
+    /* area names, NUL-terminated strings in one blob: name of area
+     * (level, i) starts at name_blob + *_name_offset[i] */
+    const char *name_blob;
+    const uint32_t *lsoa_name_offset, *lad_name_offset, *icb_name_offset,
+        *region_name_offset;
+    /* ONS population estimates: population[(lsoa * 2 + (sex - 1)) * 19 + band] */
+    const uint32_t *population; /* [n_lsoa * 2 * CC_N_AGE_BANDS_5Y] */
+
+    /* the postcode lookup (public reference data, not personal): sorted
+     * packed canonical postcodes (cc_postcode_pack) and their LSOA */
+    uint32_t n_postcodes;
+    const uint64_t *postcode_key; /* [n_postcodes], ascending */
+    const uint16_t *postcode_lsoa;
+
+    /* GP practices */
+    uint32_t n_practices;
+    const char (*practice_code)[CC_PRACTICE_CODE_BYTES]; /* [n_practices], sorted */
+
+    /* persons */
+    uint32_t n_persons;
+    const cc_pseudonym *person_pseudonym;          /* [n_persons], unique */
+    const cc_pseudonym *person_postcode_pseudonym; /* [n_persons] for stage-2 linkage */
+    const uint16_t *person_dob;                    /* [n_persons] cc_day */
+    const uint8_t *person_sex;                     /* [n_persons] enum cc_sex */
+    const uint16_t *person_lsoa;                   /* [n_persons]; UINT16_MAX unknown */
+    const uint16_t *person_practice;               /* [n_persons]; UINT16_MAX none */
+    const uint32_t *person_record_key;             /* [n_persons] cell key method */
+
+    /* records */
+    uint64_t n_records;
+    uint64_t setting_first[5]; /* records of setting s: [setting_first[s], setting_first[s+1]) */
+    const uint32_t *record_person; /* [n_records] */
+    const uint16_t *record_date;   /* [n_records] cc_day */
+    const uint8_t *record_flags;   /* [n_records] CC_RECORD_* */
+
+    /* codes */
+    uint32_t n_codes;
+    const uint8_t *code_system;                    /* [n_codes] enum cc_code_system */
+    const char (*code_text)[CC_CODE_TEXT_BYTES];   /* [n_codes] */
+    const uint64_t *code_first;                    /* [n_codes + 1] */
+    const uint32_t *posting_records;               /* [code_first[n_codes]] */
+    const uint8_t *posting_role;                   /* [code_first[n_codes]] enum cc_code_role */
+};
+
+typedef struct cc_store cc_store;
+
+/* Returns the column view of a store. */
+const struct cc_store_columns *cc_store_columns(const cc_store *store);
+
+/* Loads the snapshot file at path. Returns CC_ECORRUPT (with a reason in
+ * errbuf) for a file whose magic, version, lengths or checksums do not match,
+ * or whose invariants do not hold; CC_EIO if it cannot be read. The caller
+ * frees with cc_store_free(). */
+int cc_store_load(const char *path, cc_store **out, char *errbuf, size_t errlen);
+
+/* Writes a snapshot atomically: to path.tmp, fsync, rename over path, fsync
+ * the directory. A crash at any point leaves either the old file or the new
+ * one at path. */
+int cc_store_save(const cc_store *store, const char *path);
+
+/* Checks every invariant listed above; 0 or CC_ECORRUPT with a reason. */
+int cc_store_validate(const cc_store *store, char *errbuf, size_t errlen);
+
+/* Frees a store (NULL is allowed). */
+void cc_store_free(cc_store *store);
+
+/* Finds a person by pseudonym: their index, or -1. O(log n). */
+int64_t cc_store_find_person(const cc_store *store, const cc_pseudonym *p);
+
+/* Finds a code: its id, or -1. */
+int64_t cc_store_find_code(const cc_store *store, int system, const char *text);
+
+/* The id range [*first, *last) of codes of one system starting with prefix
+ * (which may be the whole code). Empty range if none. */
+void cc_store_code_prefix_range(const cc_store *store, int system, const char *prefix,
+                                uint32_t *first, uint32_t *last);
+
+/* Packs a canonical postcode ("LS1 4AP", at most 8 bytes) into a sort key;
+ * 0 if it cannot be packed. */
+uint64_t cc_postcode_pack(const char *canonical, size_t len);
+
+/* The LSOA index of a canonical postcode, or -1 if it is not in the lookup. */
+int32_t cc_store_postcode_lsoa(const cc_store *store, const char *canonical, size_t len);
+
+/*
+ * Building a store. The ingest stage fills a builder from a previous store
+ * (or an empty one), adds areas, persons and records, then finishes it: the
+ * builder sorts records, assigns code ids in order, builds posting lists and
+ * returns an immutable store. Builders are single-threaded.
+ */
+typedef struct cc_store_builder cc_store_builder;
+
+/* Starts a builder holding a copy of base's contents (base may be NULL). */
+int cc_store_builder_new(const cc_store *base, cc_store_builder **out);
+void cc_store_builder_free(cc_store_builder *b);
+
+/* Area reference data: replaces any previous areas. Codes must form a strict
+ * hierarchy (CC_EINVAL otherwise). The builder copies everything. */
+struct cc_area_input {
+    uint32_t n_lsoa, n_lad, n_icb, n_region;
+    const char (*lsoa_code)[CC_AREA_CODE_BYTES];
+    const char (*lad_code)[CC_AREA_CODE_BYTES];
+    const char (*icb_code)[CC_AREA_CODE_BYTES];
+    const char (*region_code)[CC_AREA_CODE_BYTES];
+    const char *const *lsoa_name, *const *lad_name, *const *icb_name, *const *region_name;
+    const uint16_t *lsoa_lad, *lad_icb, *icb_region;
+    const uint32_t *population; /* [n_lsoa * 2 * 19] */
+    uint32_t n_postcodes;
+    const uint64_t *postcode_key; /* need not be sorted */
+    const uint16_t *postcode_lsoa;
+};
+int cc_store_builder_set_areas(cc_store_builder *b, const struct cc_area_input *areas);
+
+/* The column view of what the builder holds so far (areas, persons; records
+ * are not sorted until finish). */
+const struct cc_store_columns *cc_store_builder_columns(const cc_store_builder *b);
+
+/* Interns a practice code; returns its index or a negative CC_E* code. */
+int32_t cc_store_builder_practice(cc_store_builder *b, const char *code);
+
+/* Adds a person or updates an existing one with the same pseudonym; returns
+ * the person's index or a negative CC_E* code. */
+struct cc_person_input {
+    cc_pseudonym pseudonym;
+    cc_pseudonym postcode_pseudonym;
+    cc_day dob;
+    uint8_t sex;
+    uint16_t lsoa;     /* UINT16_MAX: unknown */
+    uint16_t practice; /* UINT16_MAX: none */
+    uint32_t record_key;
+};
+int64_t cc_store_builder_person(cc_store_builder *b, const struct cc_person_input *p);
+
+/* The index of the person with this pseudonym in the builder, or -1. O(1). */
+int64_t cc_store_builder_find_person(const cc_store_builder *b, const cc_pseudonym *p);
+
+/* Adds one record of a person with its codes (n_codes >= 1). */
+struct cc_code_input {
+    uint8_t system; /* enum cc_code_system */
+    uint8_t role;   /* enum cc_code_role */
+    const char *text;
+};
+int cc_store_builder_record(cc_store_builder *b, uint32_t person, uint8_t setting, cc_day date,
+                            uint8_t flags, const struct cc_code_input *codes, size_t n_codes);
+
+/* Removes every record of the given setting belonging to person (used when a
+ * type 1 opt-out means GP-sourced data must leave the store). */
+int cc_store_builder_drop_records(cc_store_builder *b, uint32_t person, uint8_t setting);
+
+/* Sorts, indexes and validates; on success *out owns everything and the
+ * builder is freed. On failure the builder is freed too. */
+int cc_store_builder_finish(cc_store_builder *b, cc_store **out);
+
+#endif
