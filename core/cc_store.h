@@ -111,11 +111,21 @@ typedef struct cc_store cc_store;
 /* Returns the column view of a store. */
 const struct cc_store_columns *cc_store_columns(const cc_store *store);
 
+/* Load flags. A query server does not need the postcode pseudonyms (they
+ * serve stage-2 linkage at ingest only), so it passes CC_STORE_QUERY_ONLY and
+ * that column is then NULL in the view, saving 16 bytes per person. */
+#define CC_STORE_LOAD_ALL 0
+#define CC_STORE_QUERY_ONLY 1
+
 /* Loads the snapshot file at path. Returns CC_ECORRUPT (with a reason in
  * errbuf) for a file whose magic, version, lengths or checksums do not match,
  * or whose invariants do not hold; CC_EIO if it cannot be read. The caller
  * frees with cc_store_free(). */
-int cc_store_load(const char *path, cc_store **out, char *errbuf, size_t errlen);
+int cc_store_load(const char *path, int flags, cc_store **out, char *errbuf, size_t errlen);
+
+/* Bytes of memory the store holds (for the memory budget: at most 40 per
+ * person and 12 per record, measured in bench/). */
+size_t cc_store_memory_bytes(const cc_store *store);
 
 /* Writes a snapshot atomically: to path.tmp, fsync, rename over path, fsync
  * the directory. A crash at any point leaves either the old file or the new
