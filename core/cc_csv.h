@@ -1,0 +1,82 @@
+/*
+ * cc_csv.h: a streaming reader of carecount's CSV feeds, over libcsv.
+ *
+ * Reads RFC 4180 CSV (fields quoted with '"', a doubled quote inside a quoted
+ * field, quoted commas and line breaks), lines ended by LF or CRLF, UTF-8
+ * with an optional byte order mark at the start of the file. The first row
+ * is the header; columns are found by name. Rows are handed out one at a
+ * time from a large read buffer, so a file of any size is read in constant
+ * memory (bounded by the longest row).
+ *
+ * Columns holding names are dropped (cc_csv_drop_column): their bytes are
+ * never given to the caller and are wiped from every buffer the reader owns
+ * (the read buffer, libcsv's field buffer) before the row reaches the caller.
+ *
+ * Must never: print, log or keep a field's value. Errors carry a line number
+ * only.
+ */
+#ifndef CC_CSV_H
+#define CC_CSV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bytes read from the file per read(2). */
+#define CC_CSV_READ_BUFFER_BYTES (1u << 20)
+/* A single field (or the whole row in progress) longer than this stops the
+ * read with CC_ETOOBIG: a runaway quote in a 4 GB feed must not take 4 GB. */
+#define CC_CSV_MAX_ROW_BYTES (64u << 20)
+
+typedef struct cc_csv cc_csv;
+
+/* One field of the current row. Not NUL-terminated. A dropped column's
+ * field has data == NULL and len == 0. */
+struct cc_csv_field {
+    const char *data;
+    size_t len;
+};
+
+/* Opens path and reads its header row (a leading UTF-8 BOM is skipped).
+ * Returns 0 and sets *out, CC_EIO if the file cannot be opened or read,
+ * CC_EPARSE if the header is missing, malformed, not UTF-8 or names a column
+ * twice, CC_ENOMEM. The caller frees with cc_csv_close(). */
+int cc_csv_open(const char *path, cc_csv **out);
+
+/* Returns the index of the header column called name (exact match), or -1. */
+int cc_csv_column(const cc_csv *csv, const char *name);
+
+/* Returns the number of header columns. */
+size_t cc_csv_n_columns(const cc_csv *csv);
+
+/* Returns the NUL-terminated name of header column i (i < n_columns). */
+const char *cc_csv_column_name(const cc_csv *csv, size_t i);
+
+/* Marks the column called name as dropped: from the next row on its field is
+ * returned as {NULL, 0} and its bytes are wiped from the reader's buffers.
+ * Returns 0, or CC_ENOTFOUND if there is no such column (nothing to drop). */
+int cc_csv_drop_column(cc_csv *csv, const char *name);
+
+/* Reads the next row.
+ * Returns 1: *fields points to n_columns fields, valid until the next call;
+ *   *line is the 1-based physical line on which the row starts (a quoted line
+ *   break makes later rows start further down; the header is line 1).
+ * Returns 0: end of file.
+ * Returns CC_EPARSE: the row starting on *line is malformed (a number of
+ *   fields other than n_columns, invalid UTF-8 in any field, a quoted field
+ *   still open at end of file); the caller counts it as rejected and calls
+ *   cc_csv_next() again to continue. *fields is set to NULL.
+ * Returns another negative code: stop (CC_EIO read error, CC_ETOOBIG a row
+ *   over CC_CSV_MAX_ROW_BYTES, CC_ENOMEM). Lines holding only a line break
+ *   are skipped. */
+int cc_csv_next(cc_csv *csv, const struct cc_csv_field **fields, uint64_t *line);
+
+/* Bytes of the file consumed so far (including the header), for progress. */
+uint64_t cc_csv_bytes_read(const cc_csv *csv);
+
+/* Size of the file when it was opened, for progress. */
+uint64_t cc_csv_file_bytes(const cc_csv *csv);
+
+/* Wipes the reader's buffers, closes the file and frees (NULL is allowed). */
+void cc_csv_close(cc_csv *csv);
+
+#endif
