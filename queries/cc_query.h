@@ -128,20 +128,22 @@ struct cc_query_anchor {
 
 /*
  * One condition: a person meets it if they have at least one record that
- * matches all its parts (codes or codelist, settings, roles, months, anchor);
- * with exclude set, a person meets it if they have none. A condition with no
- * codes and no codelist matches any record of its settings and months.
+ * matches all its parts (codes or codelist, settings, roles, date range,
+ * anchor), and is within filters.date_range and filters.setting_mask; with
+ * exclude set, a person meets it if they have none. A condition with no codes
+ * and no codelist matches any record of its settings and date range.
  */
 struct cc_query_condition {
-    /* enum cc_code_system of codes; for a codelist, 0 until cc_query_bind()
-     * sets it from the codelist (or the value the query gave, checked) */
+    /* enum cc_code_system of codes. For a codelist, the system the query
+     * gave (0: none; cc_query_bind() checks it) - the engine reads
+     * codelist_ref->system. */
     uint8_t system;
     uint32_t n_codes;
     struct cc_query_code *codes;           /* [n_codes], in the query's arena */
     char codelist[CC_CODELIST_NAME_BYTES]; /* "" when none; else n_codes == 0 */
     uint8_t setting_mask;                  /* bits 1u << enum cc_setting; 0: any */
     uint8_t role_mask;                     /* bits 1u << enum cc_code_role; 0: any */
-    struct cc_query_months months;
+    struct cc_query_months date_range;
     struct cc_query_anchor anchor;
     bool exclude; /* "but not": persons with no matching record */
 
@@ -167,7 +169,7 @@ struct cc_query_areas {
 struct cc_query_filters {
     uint32_t n_conditions;
     struct cc_query_condition *conditions; /* [n_conditions]; combined with AND */
-    struct cc_query_months months;         /* every record the query looks at */
+    struct cc_query_months date_range;     /* every record the query looks at */
     struct cc_query_age_range age;
     uint16_t sex_mask;    /* bits 1u << enum cc_sex; 0: any */
     uint8_t setting_mask; /* bits 1u << enum cc_setting; every record; 0: any */
@@ -177,7 +179,7 @@ struct cc_query_filters {
 /*
  * A query. Ages: for the events measure, at the date of each event; for the
  * persons and population measures, on the first day of as_of (default: the
- * month after filters.months.to; without either, the engine's reference
+ * month after filters.date_range.to; without either, the engine's reference
  * date for the data version).
  */
 struct cc_query {
@@ -185,8 +187,8 @@ struct cc_query {
     uint8_t measure;  /* enum cc_query_measure */
     uint8_t population_source; /* enum cc_query_population_source (population only) */
     /* The events measure counts the records matching filters.conditions
-     * [events_of] (so its codes, settings, roles, months and anchor say which
-     * events count); -1: every record within filters.months and
+     * [events_of] (so its codes, settings, roles, date range and anchor say which
+     * events count); -1: every record within filters.date_range and
      * filters.setting_mask. For the persons measure with a setting or period
      * dimension, a person is counted in each cell in which they have such a
      * record. */
@@ -258,7 +260,7 @@ bool cc_query_equal(const struct cc_query *a, const struct cc_query *b);
 /* Kinds of cohort restriction, in the order cc_query_restrictions() lists them. */
 enum cc_query_restriction_kind {
     CC_RESTRICT_CONDITION = 1, /* filters.conditions[condition] */
-    CC_RESTRICT_MONTHS = 2,    /* filters.months */
+    CC_RESTRICT_DATE_RANGE = 2, /* filters.date_range */
     CC_RESTRICT_AGE = 3,       /* filters.age */
     CC_RESTRICT_SEX = 4,       /* filters.sex_mask */
     CC_RESTRICT_SETTINGS = 5,  /* filters.setting_mask */
@@ -293,7 +295,7 @@ const char *cc_query_system_title(int system);
 cc_month cc_query_month(int year, int month);
 /* Parses exactly "YYYY-MM" (len bytes). 0, or CC_EPARSE for another shape
  * (including a day date "YYYY-MM-DD"), CC_ERANGE for a month outside
- * 1900-01..2079-05. */
+ * 1900-01..2079-06. */
 int cc_query_month_parse(const char *s, size_t len, cc_month *out);
 /* Writes "YYYY-MM" and a NUL. */
 void cc_query_month_format(cc_month month, char buf[8]);
@@ -365,8 +367,8 @@ uint64_t cc_query_n_cells(const struct cc_query *query, const struct cc_query_ex
 /*
  * Checks a validated query against the store's vocabulary and resolves it:
  * every area code exists at its level (fills filters.areas.index), every
- * codelist name is in the registry and its system agrees with the
- * condition's (fills codelist_ref and system). codelists may be NULL when
+ * codelist name is in the registry and its system agrees with the one the
+ * condition gives, if any (fills codelist_ref). codelists may be NULL when
  * the query names none. Returns 0, CC_ENOTFOUND (unknown area or codelist)
  * or CC_EINVAL (a codelist of the wrong system), or CC_ENOMEM.
  */
