@@ -1,0 +1,549 @@
+/* Tests for core/optout.c: the status rule, history, idempotent replay,
+ * withdrawals, the in-force sets, batches, and that a committed event
+ * survives a process killed without closing the database. */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include <criterion/criterion.h>
+
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cc_db.h"
+#include "cc_error.h"
+#include "cc_optout.h"
+
+struct fixture {
+    char dir[64];
+    sqlite3 *db;
+    cc_optout *register_;
+};
+
+static void open_register(struct fixture *f)
+{
+    char err[256] = "";
+    cr_assert_eq(cc_db_open(f->dir, CC_DB_CREATE, &f->db, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(cc_optout_attach(f->db, &f->register_), 0);
+}
+
+static void close_register(struct fixture *f)
+{
+    cc_optout_detach(f->register_);
+    f->register_ = NULL;
+    cr_assert_eq(cc_db_close(f->db), 0);
+    f->db = NULL;
+}
+
+static void setup(struct fixture *f)
+{
+    memset(f, 0, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/cc_test_optout_XXXXXX");
+    cr_assert_not_null(mkdtemp(f->dir));
+    open_register(f);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static void teardown(struct fixture *f)
+{
+    if (f->db)
+        close_register(f);
+    nftw(f->dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A pseudonym whose bytes all come from n, so that person(1) < person(2) in
+ * memcmp order. */
+static cc_pseudonym person(unsigned n)
+{
+    cc_pseudonym p;
+    memset(p.bytes, 0, sizeof p.bytes);
+    p.bytes[0] = (uint8_t)(n >> 8);
+    p.bytes[1] = (uint8_t)n;
+    p.bytes[15] = 0xa5;
+    return p;
+}
+
+static cc_day day(int y, int m, int d)
+{
+    cc_day result = cc_day_from_ymd(y, m, d);
+    cr_assert_geq(result, 0);
+    return result;
+}
+
+static struct cc_optout_event event(cc_pseudonym who, unsigned type, unsigned action, cc_day on,
+                                    unsigned source)
+{
+    struct cc_optout_event e;
+    memset(&e, 0, sizeof e);
+    e.person = who;
+    e.type = (uint8_t)type;
+    e.action = (uint8_t)action;
+    e.effective_day = on;
+    e.source = (uint8_t)source;
+    e.recorded_at = 1700000000;
+    snprintf(e.practice_code, sizeof e.practice_code, "A81001");
+    return e;
+}
+
+static int record(struct fixture *f, cc_pseudonym who, unsigned type, unsigned action, cc_day on,
+                  unsigned source)
+{
+    struct cc_optout_event e = event(who, type, action, on, source);
+    return cc_optout_record(f->register_, &e);
+}
+
+static unsigned status(struct fixture *f, cc_pseudonym who, cc_day on)
+{
+    unsigned mask = 99;
+    cr_assert_eq(cc_optout_status(f->register_, &who, on, &mask), 0);
+    return mask;
+}
+
+#define OP CC_OPTOUT_SOURCE_OPERATOR
+#define FEED CC_OPTOUT_SOURCE_FEED
+
+Test(optout, a_registration_is_in_force_from_its_effective_day)
+{
+    struct fixture f;
+    setup(&f);
+    cc_pseudonym p = person(1);
+    cr_assert_eq(status(&f, p, day(2024, 1, 1)), 0, "nobody is opted out by default");
+    cr_assert_eq(record(&f, p, CC_OPTOUT_TYPE1, CC_OPTOUT_REGISTER, day(2024, 3, 1), OP),
+                 CC_OPTOUT_ADDED);
+    cr_assert_eq(status(&f, p, day(2024, 2, 29)), 0);
+    cr_assert_eq(status(&f, p, day(2024, 3, 1)), CC_OPTOUT_MASK_TYPE1);
+    cr_assert_eq(status(&f, p, day(2030, 1, 1)), CC_OPTOUT_MASK_TYPE1);
+    cr_assert_eq(status(&f, person(2), day(2030, 1, 1)), 0, "only that person");
+    teardown(&f);
+}
+
+Test(optout, a_withdrawal_brings_the_status_back_to_none)
+{
+    struct fixture f;
+    setup(&f);
+    cc_pseudonym p = person(1);
+    cr_assert_eq(record(&f, p, CC_OPTOUT_NDOP, CC_OPTOUT_REGISTER, day(2023, 5, 1), OP), 1);
+    cr_assert_eq(record(&f, p, CC_OPTOUT_NDOP, CC_OPTOUT_WITHDRAW, day(2024, 5, 1), OP), 1);
+    cr_assert_eq(status(&f, p, day(2023, 12, 31)), CC_OPTOUT_MASK_NDOP);
+    cr_assert_eq(status(&f, p, day(2024, 5, 1)), 0);
+    /* and registering again puts it back in force */
+    cr_assert_eq(record(&f, p, CC_OPTOUT_NDOP, CC_OPTOUT_REGISTER, day(2024, 9, 1), OP), 1);
+    cr_assert_eq(status(&f, p, day(2024, 8, 31)), 0);
+    cr_assert_eq(status(&f, p, day(2024, 9, 1)), CC_OPTOUT_MASK_NDOP);
+    teardown(&f);
+}
+
+Test(optout, a_future_effective_date_is_not_yet_in_force)
+{
+    struct fixture f;
+    setup(&f);
+    cc_pseudonym p = person(7);
+    cc_day today = cc_day_today();
+    cr_assert_eq(record(&f, p, CC_OPTOUT_NDOP, CC_OPTOUT_REGISTER, today + 10, OP), 1);
+    cr_assert_eq(status(&f, p, today), 0);
+    cr_assert_eq(status(&f, p, today + 9), 0);
+    cr_assert_eq(status(&f, p, today + 10), CC_OPTOUT_MASK_NDOP);
+    cc_pseudonym *set = NULL;
+    size_t n = 99;
+    cr_assert_eq(cc_optout_persons_in_force(f.register_, today, CC_OPTOUT_MASK_ANY, &set, &n,
+                                            NULL),
+                 0);
+    cr_assert_eq(n, 0);
+    cr_assert_null(set);
+    teardown(&f);
+}
+
+Test(optout, history_lists_every_event_in_effective_date_order)
+{
+    struct fixture f;
+    setup(&f);
+    cc_pseudonym p = person(3);
+    /* recorded out of date order */
+    cr_assert_eq(record(&f, p, CC_OPTOUT_NDOP, CC_OPTOUT_REGISTER, day(2022, 6, 1), OP), 1);
+    cr_assert_eq(record(&f, p, CC_OPTOUT_TYPE1, CC_OPTOUT_REGISTER, day(2020, 1, 15), FEED), 1);
+    cr_assert_eq(record(&f, p, CC_OPTOUT_TYPE1, CC_OPTOUT_WITHDRAW, day(2021, 2, 1), OP), 1);
+    cr_assert_eq(record(&f, person(4), CC_OPTOUT_NDOP, CC_OPTOUT_REGISTER, day(2021, 1, 1), OP),
+                 1);
+    struct cc_optout_event *events = NULL;
+    size_t n = 0;
+    cr_assert_eq(cc_optout_history(f.register_, &p, &events, &n), 0);
+    cr_assert_eq(n, 3, "only this person's events");
+    cr_assert_eq(events[0].effective_day, day(2020, 1, 15));
+    cr_assert_eq(events[0].type, CC_OPTOUT_TYPE1);
+    cr_assert_eq(events[0].action, CC_OPTOUT_REGISTER);
+    cr_assert_eq(events[0].source, FEED);
+    cr_assert_str_eq(events[0].practice_code, "A81001");
+    cr_assert_eq(events[0].recorded_at, 1700000000);
+    cr_assert_eq(events[1].effective_day, day(2021, 2, 1));
+    cr_assert_eq(events[1].action, CC_OPTOUT_WITHDRAW);
+    cr_assert_eq(events[2].effective_day, day(2022, 6, 1));
+    cr_assert_eq(events[2].type, CC_OPTOUT_NDOP);
+    cr_assert_lt(events[2].sequence, events[0].sequence, "the sequence is the recording order");
+    free(events);
+
+    cc_pseudonym nobody = person(99);
+    cr_assert_eq(cc_optout_history(f.register_, &nobody, &events, &n), 0);
+    cr_assert_eq(n, 0);
+    cr_assert_null(events);
+    teardown(&f);
+}
+
+Test(optout, a_practice_code_is_optional)
+{
+    struct fixture f;
+    setup(&f);
+    cc_pseudonym p = person(3);
+    struct cc_optout_event e = event(p, CC_OPTOUT_NDOP, CC_OPTOUT_REGISTER, day(2022, 6, 1), FEED);
+    e.practice_code[0] = '\0';
+    cr_assert_eq(cc_optout_record(f.register_, &e), 1);
+    struct cc_optout_event *events = NULL;
+    size_t n = 0;
+    cr_assert_eq(cc_optout_history(f.register_, &p, &events, &n), 0);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(events[0].practice_code, "");
+    free(events);
+    teardown(&f);
+}
+
+Test(optout, replaying_an_event_adds_nothing)
+{
+    struct fixture f;
+    setup(&f);
+    cc_pseudonym p = person(5);
+    uint64_t before = 0, after = 0;
+    cr_assert_eq(record(&f, p, CC_OPTOUT_TYPE1, CC_OPTOUT_REGISTER, day(2024, 1, 1), FEED), 1);
+    cr_assert_eq(record(&f, p, CC_OPTOUT_TYPE1, CC_OPTOUT_WITHDRAW, day(2024, 2, 1), FEED), 1);
+    cr_assert_eq(cc_optout_last_sequence(f.register_, &before), 0);
+    /* the whole feed again, and once more from an operator with another practice */
+    cr_assert_eq(record(&f, p, CC_OPTOUT_TYPE1, CC_OPTOUT_REGISTER, day(2024, 1, 1), FEED),
+                 CC_OPTOUT_ALREADY_RECORDED);
+    cr_assert_eq(record(&f, p, CC_OPTOUT_TYPE1, CC_OPTOUT_WITHDRAW, day(2024, 2, 1), FEED),
+                 CC_OPTOUT_ALREADY_RECORDED);
+    struct cc_optout_event e = event(p, CC_OPTOUT_TYPE1, CC_OPTOUT_WITHDRAW, day(2024, 2, 1), OP);
+    snprintf(e.practice_code, sizeof e.practice_code, "B82002");
+    cr_assert_eq(cc_optout_record(f.register_, &e), CC_OPTOUT_ALREADY_RECORDED,
+                 "a replayed withdrawal is not refused, it is already there");
+    cr_assert_eq(cc_optout_last_sequence(f.register_, &after), 0);
+    cr_assert_eq(after, before);
+    struct cc_optout_event *events = NULL;
+    size_t n = 0;
+    cr_assert_eq(cc_optout_history(f.register_, &p, &events, &n), 0);
+    cr_assert_eq(n, 2);
+    free(events);
+    teardown(&f);
+}
+
+Test(optout, registering_twice_is_harmless)
+{
+    struct fixture f;
+    setup(&f);
+    cc_pseudonym p = person(5);
+    cr_assert_eq(record(&f, p, CC_OPTOUT_NDOP, CC_OPTOUT_REGISTER, day(2024, 1, 1), OP), 1);
+    cr_assert_eq(record(&f, p, CC_OPTOUT_NDOP, CC_OPTOUT_REGISTER, day(2024, 3, 1), OP), 1);
+    cr_assert_eq(status(&f, p, day(2024, 2, 1)), CC_OPTOUT_MASK_NDOP);
+    cr_assert_eq(status(&f, p, day(2024, 4, 1)), CC_OPTOUT_MASK_NDOP);
+    /* one withdrawal ends it, whichever registration came first */
+    cr_assert_eq(record(&f, p, CC_OPTOUT_NDOP, CC_OPTOUT_WITHDRAW, day(2024, 5, 1), OP), 1);
+    cr_assert_eq(status(&f, p, day(2024, 5, 1)), 0);
+    teardown(&f);
+}
+
+Test(optout, type1_and_ndop_are_independent)
+{
+    struct fixture f;
+    setup(&f);
+    cc_pseudonym p = person(6);
+    cr_assert_eq(record(&f, p, CC_OPTOUT_TYPE1, CC_OPTOUT_REGISTER, day(2020, 1, 1), OP), 1);
+    cr_assert_eq(record(&f, p, CC_OPTOUT_NDOP, CC_OPTOUT_REGISTER, day(2021, 1, 1), OP), 1);
+    cr_assert_eq(status(&f, p, day(2020, 6, 1)), CC_OPTOUT_MASK_TYPE1);
+    cr_assert_eq(status(&f, p, day(2021, 6, 1)), CC_OPTOUT_MASK_ANY);
+    cr_assert_eq(record(&f, p, CC_OPTOUT_TYPE1, CC_OPTOUT_WITHDRAW, day(2022, 1, 1), OP), 1);
+    cr_assert_eq(status(&f, p, day(2022, 6, 1)), CC_OPTOUT_MASK_NDOP,
+                 "withdrawing type 1 leaves the national opt-out in force");
+    /* a withdrawal of a type that is not in force is refused, even with the other in force */
+    cr_assert_eq(record(&f, p, CC_OPTOUT_TYPE1, CC_OPTOUT_WITHDRAW, day(2023, 1, 1), OP),
+                 CC_EINVAL);
+    teardown(&f);
+}
+
+Test(optout, an_operator_withdrawal_with_nothing_in_force_is_refused)
+{
+    struct fixture f;
+    setup(&f);
+    cc_pseudonym p = person(8);
+    uint64_t sequence = 99;
+    cr_assert_eq(record(&f, p, CC_OPTOUT_NDOP, CC_OPTOUT_WITHDRAW, day(2024, 1, 1), OP), CC_EINVAL);
+    cr_assert_eq(record(&f, p, CC_OPTOUT_NDOP, CC_OPTOUT_WITHDRAW, day(2024, 1, 1),
+                        CC_OPTOUT_SOURCE_GP_REGISTRATION),
+                 CC_EINVAL);
+    /* a registration that only starts later is not in force on the withdrawal's day */
+    cr_assert_eq(record(&f, p, CC_OPTOUT_NDOP, CC_OPTOUT_REGISTER, day(2024, 6, 1), OP), 1);
+    cr_assert_eq(record(&f, p, CC_OPTOUT_NDOP, CC_OPTOUT_WITHDRAW, day(2024, 5, 31), OP),
+                 CC_EINVAL);
+    cr_assert_eq(cc_optout_last_sequence(f.register_, &sequence), 0);
+    cr_assert_eq(sequence, 1, "the refused withdrawals left no trace");
+    cr_assert(sqlite3_get_autocommit(f.db), "no transaction is left open after a refusal");
+    teardown(&f);
+}
+
+Test(optout, a_feed_withdrawal_with_nothing_in_force_is_kept_and_ends_a_later_arrival)
+{
+    struct fixture f;
+    setup(&f);
+    cc_pseudonym p = person(9);
+    cr_assert_eq(record(&f, p, CC_OPTOUT_NDOP, CC_OPTOUT_WITHDRAW, day(2024, 4, 1), FEED),
+                 CC_OPTOUT_ADDED_UNMATCHED);
+    cr_assert_eq(status(&f, p, day(2024, 4, 1)), 0);
+    /* the registration it ended arrives in a later feed */
+    cr_assert_eq(record(&f, p, CC_OPTOUT_NDOP, CC_OPTOUT_REGISTER, day(2024, 1, 1), FEED),
+                 CC_OPTOUT_ADDED);
+    cr_assert_eq(status(&f, p, day(2024, 2, 1)), CC_OPTOUT_MASK_NDOP);
+    cr_assert_eq(status(&f, p, day(2024, 4, 1)), 0);
+    teardown(&f);
+}
+
+Test(optout, same_day_events_are_decided_by_recording_order)
+{
+    struct fixture f;
+    setup(&f);
+    cc_pseudonym p = person(10);
+    cc_day d = day(2024, 7, 1);
+    cr_assert_eq(record(&f, p, CC_OPTOUT_TYPE1, CC_OPTOUT_REGISTER, d, OP), 1);
+    cr_assert_eq(record(&f, p, CC_OPTOUT_TYPE1, CC_OPTOUT_WITHDRAW, d, OP), 1);
+    cr_assert_eq(status(&f, p, d), 0, "the withdrawal was recorded later");
+    teardown(&f);
+}
+
+Test(optout, invalid_events_are_refused)
+{
+    struct fixture f;
+    setup(&f);
+    struct cc_optout_event e = event(person(1), 3, CC_OPTOUT_REGISTER, day(2024, 1, 1), OP);
+    cr_assert_eq(cc_optout_record(f.register_, &e), CC_EINVAL, "unknown type");
+    e = event(person(1), CC_OPTOUT_TYPE1, 0, day(2024, 1, 1), OP);
+    cr_assert_eq(cc_optout_record(f.register_, &e), CC_EINVAL, "unknown action");
+    e = event(person(1), CC_OPTOUT_TYPE1, CC_OPTOUT_REGISTER, day(2024, 1, 1), 9);
+    cr_assert_eq(cc_optout_record(f.register_, &e), CC_EINVAL, "unknown source");
+    e = event(person(1), CC_OPTOUT_TYPE1, CC_OPTOUT_REGISTER, -1, OP);
+    cr_assert_eq(cc_optout_record(f.register_, &e), CC_EINVAL, "day out of range");
+    e = event(person(1), CC_OPTOUT_TYPE1, CC_OPTOUT_REGISTER, day(2024, 1, 1), OP);
+    snprintf(e.practice_code, sizeof e.practice_code, "A81 '1");
+    cr_assert_eq(cc_optout_record(f.register_, &e), CC_EINVAL, "practice code characters");
+    memset(e.practice_code, 'A', sizeof e.practice_code);
+    cr_assert_eq(cc_optout_record(f.register_, &e), CC_EINVAL, "unterminated practice code");
+    cr_assert_eq(status(&f, person(1), day(2025, 1, 1)), 0);
+    teardown(&f);
+}
+
+Test(optout, the_in_force_sets_on_a_day_are_sorted_and_exact)
+{
+    struct fixture f;
+    setup(&f);
+    cc_day on = day(2024, 6, 1);
+    /* recorded in a scrambled order of persons */
+    cr_assert_eq(record(&f, person(30), CC_OPTOUT_NDOP, CC_OPTOUT_REGISTER, day(2024, 1, 1), OP), 1);
+    cr_assert_eq(record(&f, person(10), CC_OPTOUT_TYPE1, CC_OPTOUT_REGISTER, day(2024, 1, 1), OP), 1);
+    cr_assert_eq(record(&f, person(20), CC_OPTOUT_TYPE1, CC_OPTOUT_REGISTER, day(2023, 1, 1), OP), 1);
+    cr_assert_eq(record(&f, person(20), CC_OPTOUT_TYPE1, CC_OPTOUT_WITHDRAW, day(2024, 1, 1), OP), 1);
+    cr_assert_eq(record(&f, person(40), CC_OPTOUT_NDOP, CC_OPTOUT_REGISTER, day(2024, 7, 1), OP), 1);
+    cr_assert_eq(record(&f, person(50), CC_OPTOUT_TYPE1, CC_OPTOUT_REGISTER, day(2020, 1, 1), OP), 1);
+    cr_assert_eq(record(&f, person(50), CC_OPTOUT_NDOP, CC_OPTOUT_REGISTER, day(2020, 1, 1), OP), 1);
+    cr_assert_eq(record(&f, person(60), CC_OPTOUT_TYPE1, CC_OPTOUT_REGISTER, day(2020, 1, 1), OP), 1);
+    cr_assert_eq(record(&f, person(60), CC_OPTOUT_NDOP, CC_OPTOUT_REGISTER, day(2021, 1, 1), OP), 1);
+    cr_assert_eq(record(&f, person(60), CC_OPTOUT_TYPE1, CC_OPTOUT_WITHDRAW, day(2022, 1, 1), OP), 1);
+
+    cc_pseudonym *set = NULL;
+    size_t n = 0;
+    uint64_t as_of = 0;
+    cr_assert_eq(cc_optout_persons_in_force(f.register_, on, CC_OPTOUT_MASK_ANY, &set, &n, &as_of),
+                 0);
+    /* 10 (type 1), 30 (ndop), 50 (both), 60 (ndop); not 20 (withdrawn), not 40 (future) */
+    cr_assert_eq(n, 4);
+    cc_pseudonym expected_any[] = {person(10), person(30), person(50), person(60)};
+    for (size_t i = 0; i < 4; i++)
+        cr_assert_arr_eq(set[i].bytes, expected_any[i].bytes, CC_PSEUDONYM_BYTES, "index %zu", i);
+    cr_assert_eq(as_of, 10);
+    free(set);
+
+    cr_assert_eq(cc_optout_persons_in_force(f.register_, on, CC_OPTOUT_MASK_TYPE1, &set, &n, NULL),
+                 0);
+    cr_assert_eq(n, 2);
+    cc_pseudonym expected_type1[] = {person(10), person(50)};
+    for (size_t i = 0; i < 2; i++)
+        cr_assert_arr_eq(set[i].bytes, expected_type1[i].bytes, CC_PSEUDONYM_BYTES, "index %zu", i);
+    free(set);
+
+    cr_assert_eq(cc_optout_persons_in_force(f.register_, on, 0, &set, &n, NULL), CC_EINVAL);
+    teardown(&f);
+}
+
+Test(optout, the_in_force_set_agrees_with_status_for_many_persons)
+{
+    struct fixture f;
+    setup(&f);
+    /* a pseudo-random history for 300 persons, as one batch */
+    unsigned seed = 12345;
+    cr_assert_eq(cc_db_begin(f.db), 0);
+    for (unsigned i = 0; i < 1500; i++) {
+        seed = seed * 1103515245u + 12345u;
+        unsigned who = (seed >> 8) % 300;
+        unsigned type = 1 + ((seed >> 4) & 1);
+        unsigned action = 1 + ((seed >> 5) & 1);
+        cc_day d = day(2020, 1, 1) + (cc_day)((seed >> 12) % 1500);
+        int rc = record(&f, person(who), type, action, d, FEED);
+        cr_assert_geq(rc, 0);
+    }
+    cr_assert_eq(cc_db_commit(f.db), 0);
+    cc_day on = day(2021, 12, 1);
+    cc_pseudonym *set = NULL;
+    size_t n = 0, next = 0;
+    cr_assert_eq(cc_optout_persons_in_force(f.register_, on, CC_OPTOUT_MASK_ANY, &set, &n, NULL),
+                 0);
+    cr_assert_gt(n, 0);
+    for (unsigned who = 0; who < 300; who++) {
+        cc_pseudonym p = person(who);
+        int in_set = next < n && memcmp(set[next].bytes, p.bytes, CC_PSEUDONYM_BYTES) == 0;
+        if (in_set)
+            next++;
+        cr_assert_eq(in_set, status(&f, p, on) != 0, "person %u", who);
+    }
+    cr_assert_eq(next, n, "the set holds nobody else");
+    free(set);
+    teardown(&f);
+}
+
+Test(optout, last_sequence_increases_with_each_event)
+{
+    struct fixture f;
+    setup(&f);
+    uint64_t sequence = 99, previous;
+    cr_assert_eq(cc_optout_last_sequence(f.register_, &sequence), 0);
+    cr_assert_eq(sequence, 0, "an empty register");
+    for (unsigned i = 1; i <= 3; i++) {
+        previous = sequence;
+        cr_assert_eq(record(&f, person(i), CC_OPTOUT_TYPE1, CC_OPTOUT_REGISTER, day(2024, 1, 1), OP),
+                     1);
+        cr_assert_eq(cc_optout_last_sequence(f.register_, &sequence), 0);
+        cr_assert_gt(sequence, previous);
+    }
+    teardown(&f);
+}
+
+Test(optout, a_batch_is_all_or_nothing)
+{
+    struct fixture f;
+    setup(&f);
+    cr_assert_eq(cc_db_begin(f.db), 0);
+    for (unsigned i = 1; i <= 3; i++)
+        cr_assert_eq(record(&f, person(i), CC_OPTOUT_NDOP, CC_OPTOUT_REGISTER, day(2024, 1, 1),
+                            FEED),
+                     1);
+    cr_assert_not(sqlite3_get_autocommit(f.db), "record must not commit the caller's batch");
+    cr_assert_eq(cc_db_rollback(f.db), 0);
+    for (unsigned i = 1; i <= 3; i++)
+        cr_assert_eq(status(&f, person(i), day(2024, 2, 1)), 0);
+
+    cr_assert_eq(cc_db_begin(f.db), 0);
+    for (unsigned i = 1; i <= 3; i++)
+        cr_assert_eq(record(&f, person(i), CC_OPTOUT_NDOP, CC_OPTOUT_REGISTER, day(2024, 1, 1),
+                            FEED),
+                     1);
+    cr_assert_eq(cc_db_commit(f.db), 0);
+    for (unsigned i = 1; i <= 3; i++)
+        cr_assert_eq(status(&f, person(i), day(2024, 2, 1)), CC_OPTOUT_MASK_NDOP);
+    teardown(&f);
+}
+
+Test(optout, the_history_cannot_be_updated_or_deleted)
+{
+    struct fixture f;
+    setup(&f);
+    cc_pseudonym p = person(1);
+    cr_assert_eq(record(&f, p, CC_OPTOUT_NDOP, CC_OPTOUT_REGISTER, day(2024, 1, 1), OP), 1);
+    cr_assert_neq(sqlite3_exec(f.db, "UPDATE optout_event SET action = 2", NULL, NULL, NULL),
+                  SQLITE_OK);
+    cr_assert_neq(sqlite3_exec(f.db, "DELETE FROM optout_event", NULL, NULL, NULL), SQLITE_OK);
+    cr_assert_eq(status(&f, p, day(2024, 2, 1)), CC_OPTOUT_MASK_NDOP);
+    teardown(&f);
+}
+
+Test(optout, events_survive_closing_and_reopening)
+{
+    struct fixture f;
+    setup(&f);
+    cc_pseudonym p = person(1);
+    cr_assert_eq(record(&f, p, CC_OPTOUT_TYPE1, CC_OPTOUT_REGISTER, day(2024, 1, 1), OP), 1);
+    close_register(&f);
+    open_register(&f);
+    cr_assert_eq(status(&f, p, day(2024, 2, 1)), CC_OPTOUT_MASK_TYPE1);
+    teardown(&f);
+}
+
+/* Runs in a forked child: records one event (in its own transaction, or in a
+ * batch left uncommitted) and kills itself without closing anything. */
+static void record_then_die(const char *dir, int commit)
+{
+    sqlite3 *db = NULL;
+    cc_optout *register_ = NULL;
+    if (cc_db_open(dir, 0, &db, NULL, 0) != 0 || cc_optout_attach(db, &register_) != 0)
+        _exit(3);
+    struct cc_optout_event e =
+        event(person(42), CC_OPTOUT_NDOP, CC_OPTOUT_REGISTER, day(2024, 1, 1), OP);
+    if (!commit && cc_db_begin(db) != 0)
+        _exit(4);
+    if (cc_optout_record(register_, &e) != CC_OPTOUT_ADDED)
+        _exit(5);
+    kill(getpid(), SIGKILL);
+    _exit(6); /* not reached */
+}
+
+static void run_child_and_expect_sigkill(const char *dir, int commit)
+{
+    pid_t child = fork();
+    cr_assert_geq(child, 0);
+    if (child == 0)
+        record_then_die(dir, commit);
+    int wstatus = 0;
+    cr_assert_eq(waitpid(child, &wstatus, 0), child);
+    cr_assert(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL,
+              "the child must die by SIGKILL (exit status %d)",
+              WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1);
+}
+
+Test(optout, a_committed_event_survives_a_killed_process)
+{
+    struct fixture f;
+    setup(&f);
+    close_register(&f); /* the child is the only process with the database open */
+    run_child_and_expect_sigkill(f.dir, 1);
+    open_register(&f);
+    cr_assert_eq(status(&f, person(42), day(2024, 2, 1)), CC_OPTOUT_MASK_NDOP);
+    struct cc_optout_event *events = NULL;
+    size_t n = 0;
+    cc_pseudonym p = person(42);
+    cr_assert_eq(cc_optout_history(f.register_, &p, &events, &n), 0);
+    cr_assert_eq(n, 1);
+    free(events);
+    teardown(&f);
+}
+
+Test(optout, an_uncommitted_batch_of_a_killed_process_leaves_nothing)
+{
+    struct fixture f;
+    setup(&f);
+    close_register(&f);
+    run_child_and_expect_sigkill(f.dir, 0);
+    open_register(&f);
+    cr_assert_eq(status(&f, person(42), day(2024, 2, 1)), 0);
+    uint64_t sequence = 99;
+    cr_assert_eq(cc_optout_last_sequence(f.register_, &sequence), 0);
+    cr_assert_eq(sequence, 0);
+    teardown(&f);
+}
