@@ -208,6 +208,11 @@ int64_t cc_store_builder_person(cc_store_builder *b, const struct cc_person_inpu
 /* The index of the person with this pseudonym in the builder, or -1. O(1). */
 int64_t cc_store_builder_find_person(const cc_store_builder *b, const cc_pseudonym *p);
 
+/* The LSOA index of a canonical postcode in the builder's current area
+ * lookup (set by cc_store_builder_set_areas), or -1. */
+int32_t cc_store_builder_postcode_lsoa(const cc_store_builder *b, const char *canonical,
+                                       size_t len);
+
 /* Adds one record of a person with its codes (n_codes >= 1). */
 struct cc_code_input {
     uint8_t system; /* enum cc_code_system */

@@ -1,0 +1,617 @@
+/*
+ * store.c: the finished, immutable store: its column view, invariant checks,
+ * look-ups (persons, codes, code prefixes, postcodes) and memory accounting.
+ * The builder is in store_builder.c, the snapshot file in store_file.c.
+ *
+ * A finished store is never written to, so every function here that takes a
+ * const cc_store * is safe to call from many threads at once.
+ *
+ * Must never: modify a finished store; put a pseudonym or any value of a
+ * person's row into an error message (reasons give section and index only).
+ */
+#include "cc_store.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cc_error.h"
+#include "cc_model.h"
+#include "store_internal.h"
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the snapshot format maps little-endian arrays directly; port store_file.c first"
+#endif
+
+struct section_info {
+    const char *name;
+    uint32_t element_bytes;
+};
+
+static const struct section_info section_info[STORE_N_SECTIONS] = {
+    [STORE_SECTION_LSOA_CODE] = {"areas.lsoa_code", CC_AREA_CODE_BYTES},
+    [STORE_SECTION_LAD_CODE] = {"areas.lad_code", CC_AREA_CODE_BYTES},
+    [STORE_SECTION_ICB_CODE] = {"areas.icb_code", CC_AREA_CODE_BYTES},
+    [STORE_SECTION_REGION_CODE] = {"areas.region_code", CC_AREA_CODE_BYTES},
+    [STORE_SECTION_LSOA_LAD] = {"areas.lsoa_lad", 2},
+    [STORE_SECTION_LAD_ICB] = {"areas.lad_icb", 2},
+    [STORE_SECTION_ICB_REGION] = {"areas.icb_region", 2},
+    [STORE_SECTION_NAME_BLOB] = {"areas.names", 1},
+    [STORE_SECTION_LSOA_NAME_OFFSET] = {"areas.lsoa_name_offset", 4},
+    [STORE_SECTION_LAD_NAME_OFFSET] = {"areas.lad_name_offset", 4},
+    [STORE_SECTION_ICB_NAME_OFFSET] = {"areas.icb_name_offset", 4},
+    [STORE_SECTION_REGION_NAME_OFFSET] = {"areas.region_name_offset", 4},
+    [STORE_SECTION_POPULATION] = {"areas.population", 4},
+    [STORE_SECTION_POSTCODE_KEY] = {"postcodes.key", 8},
+    [STORE_SECTION_POSTCODE_LSOA] = {"postcodes.lsoa", 2},
+    [STORE_SECTION_PRACTICE_CODE] = {"practices.code", CC_PRACTICE_CODE_BYTES},
+    [STORE_SECTION_PERSON_PSEUDONYM] = {"persons.pseudonym", CC_PSEUDONYM_BYTES},
+    [STORE_SECTION_PERSON_POSTCODE_PSEUDONYM] = {"persons.postcode_pseudonym",
+                                                 CC_PSEUDONYM_BYTES},
+    [STORE_SECTION_PERSON_DOB] = {"persons.dob", 2},
+    [STORE_SECTION_PERSON_SEX] = {"persons.sex", 1},
+    [STORE_SECTION_PERSON_LSOA] = {"persons.lsoa", 2},
+    [STORE_SECTION_PERSON_PRACTICE] = {"persons.practice", 2},
+    [STORE_SECTION_PERSON_RECORD_KEY] = {"persons.record_key", 4},
+    [STORE_SECTION_PERSON_BY_PSEUDONYM] = {"persons.by_pseudonym", 4},
+    [STORE_SECTION_RECORD_PERSON] = {"records.person", 4},
+    [STORE_SECTION_RECORD_DATE] = {"records.date", 2},
+    [STORE_SECTION_RECORD_FLAGS] = {"records.flags", 1},
+    [STORE_SECTION_CODE_SYSTEM] = {"codes.system", 1},
+    [STORE_SECTION_CODE_TEXT] = {"codes.text", CC_CODE_TEXT_BYTES},
+    [STORE_SECTION_CODE_FIRST] = {"codes.first", 8},
+    [STORE_SECTION_POSTING_RECORDS] = {"postings.record", 4},
+    [STORE_SECTION_POSTING_ROLE] = {"postings.role", 1},
+};
+
+const char *store_section_name(int section)
+{
+    if (section < 0 || section >= STORE_N_SECTIONS)
+        return "unknown";
+    return section_info[section].name;
+}
+
+uint32_t store_section_element_bytes(int section)
+{
+    return section_info[section].element_bytes;
+}
+
+/* The number of elements of a section for these counts. */
+static uint64_t section_elements(const struct store_counts *c, int section)
+{
+    switch (section) {
+    case STORE_SECTION_LSOA_CODE:
+    case STORE_SECTION_LSOA_LAD:
+    case STORE_SECTION_LSOA_NAME_OFFSET:
+        return c->n_lsoa;
+    case STORE_SECTION_LAD_CODE:
+    case STORE_SECTION_LAD_ICB:
+    case STORE_SECTION_LAD_NAME_OFFSET:
+        return c->n_lad;
+    case STORE_SECTION_ICB_CODE:
+    case STORE_SECTION_ICB_REGION:
+    case STORE_SECTION_ICB_NAME_OFFSET:
+        return c->n_icb;
+    case STORE_SECTION_REGION_CODE:
+    case STORE_SECTION_REGION_NAME_OFFSET:
+        return c->n_region;
+    case STORE_SECTION_NAME_BLOB:
+        return c->name_blob_bytes;
+    case STORE_SECTION_POPULATION:
+        return (uint64_t)c->n_lsoa * 2 * CC_N_AGE_BANDS_5Y;
+    case STORE_SECTION_POSTCODE_KEY:
+    case STORE_SECTION_POSTCODE_LSOA:
+        return c->n_postcodes;
+    case STORE_SECTION_PRACTICE_CODE:
+        return c->n_practices;
+    case STORE_SECTION_PERSON_PSEUDONYM:
+    case STORE_SECTION_PERSON_POSTCODE_PSEUDONYM:
+    case STORE_SECTION_PERSON_DOB:
+    case STORE_SECTION_PERSON_SEX:
+    case STORE_SECTION_PERSON_LSOA:
+    case STORE_SECTION_PERSON_PRACTICE:
+    case STORE_SECTION_PERSON_RECORD_KEY:
+    case STORE_SECTION_PERSON_BY_PSEUDONYM:
+        return c->n_persons;
+    case STORE_SECTION_RECORD_PERSON:
+    case STORE_SECTION_RECORD_DATE:
+    case STORE_SECTION_RECORD_FLAGS:
+        return c->n_records;
+    case STORE_SECTION_CODE_SYSTEM:
+    case STORE_SECTION_CODE_TEXT:
+        return c->n_codes;
+    case STORE_SECTION_CODE_FIRST:
+        return (uint64_t)c->n_codes + 1;
+    case STORE_SECTION_POSTING_RECORDS:
+    case STORE_SECTION_POSTING_ROLE:
+        return c->n_postings;
+    default:
+        return 0;
+    }
+}
+
+uint64_t store_section_bytes(const struct store_counts *counts, int section)
+{
+    uint64_t n = section_elements(counts, section);
+    uint64_t size = section_info[section].element_bytes;
+    if (n > UINT64_MAX / 16 / size)
+        return UINT64_MAX;
+    return n * size;
+}
+
+void store_bind_columns(struct cc_store *s)
+{
+    struct cc_store_columns *v = &s->view;
+    const struct store_counts *c = &s->counts;
+    void *const *sec = s->section;
+
+    memset(v, 0, sizeof *v);
+    v->n_lsoa = c->n_lsoa;
+    v->n_lad = c->n_lad;
+    v->n_icb = c->n_icb;
+    v->n_region = c->n_region;
+    v->lsoa_code = sec[STORE_SECTION_LSOA_CODE];
+    v->lad_code = sec[STORE_SECTION_LAD_CODE];
+    v->icb_code = sec[STORE_SECTION_ICB_CODE];
+    v->region_code = sec[STORE_SECTION_REGION_CODE];
+    v->lsoa_lad = sec[STORE_SECTION_LSOA_LAD];
+    v->lad_icb = sec[STORE_SECTION_LAD_ICB];
+    v->icb_region = sec[STORE_SECTION_ICB_REGION];
+    v->name_blob = sec[STORE_SECTION_NAME_BLOB];
+    v->lsoa_name_offset = sec[STORE_SECTION_LSOA_NAME_OFFSET];
+    v->lad_name_offset = sec[STORE_SECTION_LAD_NAME_OFFSET];
+    v->icb_name_offset = sec[STORE_SECTION_ICB_NAME_OFFSET];
+    v->region_name_offset = sec[STORE_SECTION_REGION_NAME_OFFSET];
+    v->population = sec[STORE_SECTION_POPULATION];
+    v->n_postcodes = c->n_postcodes;
+    v->postcode_key = sec[STORE_SECTION_POSTCODE_KEY];
+    v->postcode_lsoa = sec[STORE_SECTION_POSTCODE_LSOA];
+    v->n_practices = c->n_practices;
+    v->practice_code = sec[STORE_SECTION_PRACTICE_CODE];
+    v->n_persons = c->n_persons;
+    v->person_pseudonym = sec[STORE_SECTION_PERSON_PSEUDONYM];
+    v->person_postcode_pseudonym = sec[STORE_SECTION_PERSON_POSTCODE_PSEUDONYM];
+    v->person_dob = sec[STORE_SECTION_PERSON_DOB];
+    v->person_sex = sec[STORE_SECTION_PERSON_SEX];
+    v->person_lsoa = sec[STORE_SECTION_PERSON_LSOA];
+    v->person_practice = sec[STORE_SECTION_PERSON_PRACTICE];
+    v->person_record_key = sec[STORE_SECTION_PERSON_RECORD_KEY];
+    v->n_records = c->n_records;
+    memcpy(v->setting_first, c->setting_first, sizeof v->setting_first);
+    v->record_person = sec[STORE_SECTION_RECORD_PERSON];
+    v->record_date = sec[STORE_SECTION_RECORD_DATE];
+    v->record_flags = sec[STORE_SECTION_RECORD_FLAGS];
+    v->n_codes = c->n_codes;
+    v->code_system = sec[STORE_SECTION_CODE_SYSTEM];
+    v->code_text = sec[STORE_SECTION_CODE_TEXT];
+    v->code_first = sec[STORE_SECTION_CODE_FIRST];
+    v->posting_records = sec[STORE_SECTION_POSTING_RECORDS];
+    v->posting_role = sec[STORE_SECTION_POSTING_ROLE];
+    s->person_by_pseudonym = sec[STORE_SECTION_PERSON_BY_PSEUDONYM];
+}
+
+void *store_alloc_zeroed(uint64_t bytes)
+{
+    if (bytes > SIZE_MAX - 8)
+        return NULL;
+    return calloc(1, bytes ? (size_t)bytes : 1);
+}
+
+int store_pseudonym_compare(const cc_pseudonym *a, const cc_pseudonym *b)
+{
+    return memcmp(a->bytes, b->bytes, CC_PSEUDONYM_BYTES);
+}
+
+int store_corrupt(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    if (errbuf && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errbuf, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return CC_ECORRUPT;
+}
+
+/* Merge sort of person indices by pseudonym; tmp has room for n indices. */
+static void merge_sort_by_pseudonym(uint32_t *idx, uint32_t *tmp, uint32_t n,
+                                    const cc_pseudonym *ps)
+{
+    if (n <= 24) {
+        for (uint32_t i = 1; i < n; i++) {
+            uint32_t v = idx[i];
+            uint32_t j = i;
+            while (j > 0 && store_pseudonym_compare(&ps[idx[j - 1]], &ps[v]) > 0) {
+                idx[j] = idx[j - 1];
+                j--;
+            }
+            idx[j] = v;
+        }
+        return;
+    }
+    uint32_t half = n / 2;
+    merge_sort_by_pseudonym(idx, tmp, half, ps);
+    merge_sort_by_pseudonym(idx + half, tmp, n - half, ps);
+    memcpy(tmp, idx, half * sizeof *idx);
+    uint32_t a = 0, b = half, out = 0;
+    while (a < half && b < n) {
+        if (store_pseudonym_compare(&ps[idx[b]], &ps[tmp[a]]) < 0)
+            idx[out++] = idx[b++];
+        else
+            idx[out++] = tmp[a++];
+    }
+    while (a < half)
+        idx[out++] = tmp[a++];
+}
+
+/* Pseudonyms are uniformly random keyed hashes, so a counting pass on their
+ * leading bits spreads them into small buckets (about 8 each) that are then
+ * sorted in cache; a skewed input still sorts correctly, only slower. */
+int store_sort_persons_by_pseudonym(uint32_t *idx, uint32_t n, const cc_pseudonym *ps)
+{
+    int bits = 1;
+    while (bits < 24 && ((uint64_t)1 << bits) < n / 8)
+        bits++;
+    size_t n_buckets = (size_t)1 << bits;
+    uint32_t *start = calloc(n_buckets + 1, sizeof *start);
+    uint32_t *tmp = malloc((n ? n : 1) * sizeof *tmp);
+    if (!start || !tmp) {
+        free(start);
+        free(tmp);
+        return CC_ENOMEM;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t top = ((uint32_t)ps[i].bytes[0] << 16 | (uint32_t)ps[i].bytes[1] << 8 |
+                        ps[i].bytes[2]) >> (24 - bits);
+        start[top + 1]++;
+    }
+    for (size_t b = 0; b < n_buckets; b++)
+        start[b + 1] += start[b];
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t top = ((uint32_t)ps[i].bytes[0] << 16 | (uint32_t)ps[i].bytes[1] << 8 |
+                        ps[i].bytes[2]) >> (24 - bits);
+        tmp[start[top]++] = i;
+    }
+    /* start[b] is now the end of bucket b, i.e. the start of bucket b + 1 */
+    uint32_t begin = 0;
+    for (size_t b = 0; b < n_buckets; b++) {
+        uint32_t end = start[b];
+        merge_sort_by_pseudonym(tmp + begin, idx, end - begin, ps);
+        begin = end;
+    }
+    if (n)
+        memcpy(idx, tmp, (size_t)n * sizeof *idx);
+    free(start);
+    free(tmp);
+    return 0;
+}
+
+const struct cc_store_columns *cc_store_columns(const cc_store *store)
+{
+    return &store->view;
+}
+
+size_t cc_store_memory_bytes(const cc_store *store)
+{
+    size_t total = sizeof *store;
+    for (int s = 0; s < STORE_N_SECTIONS; s++)
+        total += store->section_alloc_bytes[s];
+    return total;
+}
+
+void cc_store_free(cc_store *store)
+{
+    if (!store)
+        return;
+    for (int s = 0; s < STORE_N_SECTIONS; s++)
+        free(store->section[s]);
+    free(store);
+}
+
+/* 0 if the fixed-width text field holds a NUL-terminated, non-empty string. */
+static int text_ok(const char *text, size_t width)
+{
+    return text[0] != '\0' && memchr(text, '\0', width) != NULL ? 0 : -1;
+}
+
+static int check_sorted_codes(const char (*codes)[CC_AREA_CODE_BYTES], uint32_t n,
+                              const char *what, char *errbuf, size_t errlen)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (text_ok(codes[i], CC_AREA_CODE_BYTES))
+            return store_corrupt(errbuf, errlen, "%s %u is not a terminated code", what, i);
+        if (i > 0 && strncmp(codes[i - 1], codes[i], CC_AREA_CODE_BYTES) >= 0)
+            return store_corrupt(errbuf, errlen, "%s not strictly ascending at index %u", what,
+                                 i);
+    }
+    return 0;
+}
+
+static int check_parent(const uint16_t *parent, uint32_t n, uint32_t n_parent, const char *what,
+                        char *errbuf, size_t errlen)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (parent[i] >= n_parent)
+            return store_corrupt(errbuf, errlen, "%s %u points outside its parent level", what,
+                                 i);
+    return 0;
+}
+
+static int check_names(const uint32_t *offset, uint32_t n, uint64_t blob_bytes,
+                       const char *what, char *errbuf, size_t errlen)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (offset[i] >= blob_bytes)
+            return store_corrupt(errbuf, errlen, "%s name offset %u out of range", what, i);
+    return 0;
+}
+
+static int validate_areas(const struct cc_store *s, char *errbuf, size_t errlen)
+{
+    const struct cc_store_columns *v = &s->view;
+    int rc;
+    if (v->n_lsoa >= UINT16_MAX || v->n_lad > UINT16_MAX || v->n_icb > UINT16_MAX ||
+        v->n_region > UINT16_MAX)
+        return store_corrupt(errbuf, errlen, "too many areas for 16-bit indices");
+    if ((rc = check_sorted_codes(v->lsoa_code, v->n_lsoa, "LSOA code", errbuf, errlen)) ||
+        (rc = check_sorted_codes(v->lad_code, v->n_lad, "district code", errbuf, errlen)) ||
+        (rc = check_sorted_codes(v->icb_code, v->n_icb, "ICB code", errbuf, errlen)) ||
+        (rc = check_sorted_codes(v->region_code, v->n_region, "region code", errbuf, errlen)))
+        return rc;
+    if ((rc = check_parent(v->lsoa_lad, v->n_lsoa, v->n_lad, "LSOA", errbuf, errlen)) ||
+        (rc = check_parent(v->lad_icb, v->n_lad, v->n_icb, "district", errbuf, errlen)) ||
+        (rc = check_parent(v->icb_region, v->n_icb, v->n_region, "ICB", errbuf, errlen)))
+        return rc;
+    uint64_t blob = s->counts.name_blob_bytes;
+    if (blob > 0 && v->name_blob[blob - 1] != '\0')
+        return store_corrupt(errbuf, errlen, "area name blob is not NUL-terminated");
+    if ((rc = check_names(v->lsoa_name_offset, v->n_lsoa, blob, "LSOA", errbuf, errlen)) ||
+        (rc = check_names(v->lad_name_offset, v->n_lad, blob, "district", errbuf, errlen)) ||
+        (rc = check_names(v->icb_name_offset, v->n_icb, blob, "ICB", errbuf, errlen)) ||
+        (rc = check_names(v->region_name_offset, v->n_region, blob, "region", errbuf, errlen)))
+        return rc;
+    for (uint32_t i = 0; i < v->n_postcodes; i++) {
+        if (v->postcode_key[i] == 0 || (i > 0 && v->postcode_key[i - 1] >= v->postcode_key[i]))
+            return store_corrupt(errbuf, errlen, "postcode keys not strictly ascending at %u",
+                                 i);
+        if (v->postcode_lsoa[i] >= v->n_lsoa)
+            return store_corrupt(errbuf, errlen, "postcode %u points outside the LSOAs", i);
+    }
+    return 0;
+}
+
+static int validate_persons(const struct cc_store *s, char *errbuf, size_t errlen)
+{
+    const struct cc_store_columns *v = &s->view;
+    if (v->n_practices > UINT16_MAX)
+        return store_corrupt(errbuf, errlen, "too many practices for 16-bit indices");
+    for (uint32_t i = 0; i < v->n_practices; i++) {
+        if (text_ok(v->practice_code[i], CC_PRACTICE_CODE_BYTES))
+            return store_corrupt(errbuf, errlen, "practice %u is not a terminated code", i);
+        if (i > 0 && strncmp(v->practice_code[i - 1], v->practice_code[i],
+                             CC_PRACTICE_CODE_BYTES) >= 0)
+            return store_corrupt(errbuf, errlen, "practice codes not strictly ascending at %u",
+                                 i);
+    }
+    for (uint32_t i = 0; i < v->n_persons; i++) {
+        uint8_t sex = v->person_sex[i];
+        if (sex != CC_SEX_NOT_KNOWN && sex != CC_SEX_MALE && sex != CC_SEX_FEMALE &&
+            sex != CC_SEX_INDETERMINATE)
+            return store_corrupt(errbuf, errlen, "person %u has an invalid sex code", i);
+        if (v->person_lsoa[i] != UINT16_MAX && v->person_lsoa[i] >= v->n_lsoa)
+            return store_corrupt(errbuf, errlen, "person %u has an LSOA out of range", i);
+        if (v->person_practice[i] != UINT16_MAX && v->person_practice[i] >= v->n_practices)
+            return store_corrupt(errbuf, errlen, "person %u has a practice out of range", i);
+    }
+    /* the pseudonym index must be a permutation in strictly ascending order:
+     * strictness is what proves the pseudonyms unique */
+    const uint32_t *order = s->person_by_pseudonym;
+    for (uint32_t i = 0; i < v->n_persons; i++) {
+        if (order[i] >= v->n_persons)
+            return store_corrupt(errbuf, errlen, "pseudonym index entry %u out of range", i);
+        if (i > 0 && store_pseudonym_compare(&v->person_pseudonym[order[i - 1]],
+                                             &v->person_pseudonym[order[i]]) >= 0)
+            return store_corrupt(errbuf, errlen,
+                                 "pseudonyms not unique or index not sorted at entry %u", i);
+    }
+    return 0;
+}
+
+static int validate_records(const struct cc_store *s, char *errbuf, size_t errlen)
+{
+    const struct cc_store_columns *v = &s->view;
+    const uint64_t *first = v->setting_first;
+    if (v->n_records > UINT32_MAX)
+        return store_corrupt(errbuf, errlen, "too many records for 32-bit postings");
+    if (first[0] != 0 || first[1] != 0 || first[4] != v->n_records)
+        return store_corrupt(errbuf, errlen, "setting ranges do not cover the records");
+    for (int st = 1; st < 4; st++) {
+        if (first[st] > first[st + 1])
+            return store_corrupt(errbuf, errlen, "setting ranges out of order at setting %d",
+                                 st);
+        for (uint64_t r = first[st]; r < first[st + 1]; r++) {
+            uint32_t p = v->record_person[r];
+            if (p >= v->n_persons)
+                return store_corrupt(errbuf, errlen, "record %llu has a person out of range",
+                                     (unsigned long long)r);
+            if ((v->record_flags[r] & CC_RECORD_ADMIT_MASK) > CC_ADMIT_OTHER)
+                return store_corrupt(errbuf, errlen, "record %llu has invalid flags",
+                                     (unsigned long long)r);
+            if (r > first[st]) {
+                uint32_t prev = v->record_person[r - 1];
+                if (prev > p || (prev == p && v->record_date[r - 1] > v->record_date[r]))
+                    return store_corrupt(errbuf, errlen,
+                                         "records not sorted by (setting, person, date) at "
+                                         "record %llu",
+                                         (unsigned long long)r);
+            }
+        }
+    }
+    return 0;
+}
+
+static int code_compare(uint8_t system_a, const char *text_a, uint8_t system_b,
+                        const char *text_b)
+{
+    if (system_a != system_b)
+        return system_a < system_b ? -1 : 1;
+    return strncmp(text_a, text_b, CC_CODE_TEXT_BYTES);
+}
+
+static int validate_codes(const struct cc_store *s, char *errbuf, size_t errlen)
+{
+    const struct cc_store_columns *v = &s->view;
+    for (uint32_t c = 0; c < v->n_codes; c++) {
+        if (v->code_system[c] < CC_CODE_SNOMED || v->code_system[c] > CC_CODE_OPCS4)
+            return store_corrupt(errbuf, errlen, "code %u has an invalid system", c);
+        if (text_ok(v->code_text[c], CC_CODE_TEXT_BYTES))
+            return store_corrupt(errbuf, errlen, "code %u is not a terminated text", c);
+        if (c > 0 && code_compare(v->code_system[c - 1], v->code_text[c - 1], v->code_system[c],
+                                  v->code_text[c]) >= 0)
+            return store_corrupt(errbuf, errlen,
+                                 "code ids not in (system, text) order at code %u", c);
+    }
+    if (v->code_first[0] != 0 || v->code_first[v->n_codes] != s->counts.n_postings)
+        return store_corrupt(errbuf, errlen, "code posting ranges do not cover the postings");
+    for (uint32_t c = 0; c < v->n_codes; c++) {
+        uint64_t begin = v->code_first[c], end = v->code_first[c + 1];
+        if (begin > end)
+            return store_corrupt(errbuf, errlen, "code %u posting range is negative", c);
+        for (uint64_t k = begin; k < end; k++) {
+            if (v->posting_records[k] >= v->n_records)
+                return store_corrupt(errbuf, errlen, "code %u posting %llu out of range", c,
+                                     (unsigned long long)k);
+            if (k > begin && v->posting_records[k - 1] >= v->posting_records[k])
+                return store_corrupt(errbuf, errlen,
+                                     "code %u postings not strictly ascending at %llu", c,
+                                     (unsigned long long)k);
+            if (v->posting_role[k] > CC_ROLE_PROCEDURE)
+                return store_corrupt(errbuf, errlen, "code %u posting %llu has an invalid role",
+                                     c, (unsigned long long)k);
+        }
+    }
+    return 0;
+}
+
+int cc_store_validate(const cc_store *store, char *errbuf, size_t errlen)
+{
+    int rc;
+    if ((rc = validate_areas(store, errbuf, errlen)) ||
+        (rc = validate_persons(store, errbuf, errlen)) ||
+        (rc = validate_records(store, errbuf, errlen)) ||
+        (rc = validate_codes(store, errbuf, errlen)))
+        return rc;
+    return 0;
+}
+
+int64_t cc_store_find_person(const cc_store *store, const cc_pseudonym *p)
+{
+    const cc_pseudonym *ps = store->view.person_pseudonym;
+    const uint32_t *order = store->person_by_pseudonym;
+    uint32_t lo = 0, hi = store->view.n_persons;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        int cmp = store_pseudonym_compare(&ps[order[mid]], p);
+        if (cmp == 0)
+            return order[mid];
+        if (cmp < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+/* The first code id whose (system, text) is not less than (system, text). */
+static uint32_t code_lower_bound(const struct cc_store_columns *v, int system, const char *text)
+{
+    uint32_t lo = 0, hi = v->n_codes;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (code_compare(v->code_system[mid], v->code_text[mid], (uint8_t)system, text) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+int64_t cc_store_find_code(const cc_store *store, int system, const char *text)
+{
+    const struct cc_store_columns *v = &store->view;
+    if (system < 0 || system > UINT8_MAX || strlen(text) >= CC_CODE_TEXT_BYTES)
+        return -1;
+    uint32_t at = code_lower_bound(v, system, text);
+    if (at < v->n_codes && v->code_system[at] == system &&
+        strncmp(v->code_text[at], text, CC_CODE_TEXT_BYTES) == 0)
+        return at;
+    return -1;
+}
+
+void cc_store_code_prefix_range(const cc_store *store, int system, const char *prefix,
+                                uint32_t *first, uint32_t *last)
+{
+    const struct cc_store_columns *v = &store->view;
+    size_t len = strlen(prefix);
+    *first = *last = 0;
+    if (system < 0 || system > UINT8_MAX || len >= CC_CODE_TEXT_BYTES)
+        return;
+    uint32_t lo = code_lower_bound(v, system, prefix);
+    /* codes from lo on that start with prefix form one run (ids follow text
+     * order); find where the run ends */
+    uint32_t hi = v->n_codes, begin = lo;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (v->code_system[mid] == system && strncmp(v->code_text[mid], prefix, len) == 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *first = begin;
+    *last = lo;
+}
+
+uint64_t cc_postcode_pack(const char *canonical, size_t len)
+{
+    if (len == 0 || len > 8)
+        return 0;
+    uint64_t key = 0;
+    for (size_t i = 0; i < 8; i++) {
+        uint8_t ch = 0;
+        if (i < len) {
+            ch = (uint8_t)canonical[i];
+            if (!(ch == ' ' || (ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z')))
+                return 0;
+        }
+        /* big-endian byte order: comparing keys compares the strings, and a
+         * shorter string sorts before any longer one it begins */
+        key = key << 8 | ch;
+    }
+    return key;
+}
+
+int32_t store_postcode_search(const uint64_t *keys, const uint16_t *lsoa, uint32_t n,
+                              const char *canonical, size_t len)
+{
+    uint64_t key = cc_postcode_pack(canonical, len);
+    if (key == 0)
+        return -1;
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (keys[mid] < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < n && keys[lo] == key)
+        return lsoa[lo];
+    return -1;
+}
+
+int32_t cc_store_postcode_lsoa(const cc_store *store, const char *canonical, size_t len)
+{
+    return store_postcode_search(store->view.postcode_key, store->view.postcode_lsoa,
+                                 store->view.n_postcodes, canonical, len);
+}

@@ -1,0 +1,1249 @@
+/*
+ * store_builder.c: filling a store and turning it into the immutable,
+ * indexed form (see cc_store.h).
+ *
+ * While building, persons and records are appended to growable column arrays
+ * (structure of arrays). Persons are found by pseudonym, practices and codes
+ * by their text, through open-addressing hash tables of indices. A record's
+ * codes go to a side array (code id and role per occurrence) in record order,
+ * with the count per record in record_n_codes.
+ *
+ * finish() then: applies pending drops, sorts practices and codes and remaps
+ * their ids, orders records by (setting, person, date) with a counting sort on
+ * (setting, person) followed by a date sort inside each (usually tiny) run,
+ * gathers the record columns in that order, builds the posting lists in one
+ * counting pass, sorts the pseudonym index and validates the result.
+ *
+ * Must never: keep or accept a name, NHS number or postcode of a person (the
+ * builder sees pseudonyms only); return indices that a later call silently
+ * invalidates (person indices are stable; practice and code ids are builder
+ * ids, renumbered by finish, which the finished store's view reflects).
+ */
+#include "cc_store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cc_error.h"
+#include "cc_model.h"
+#include "store_internal.h"
+
+#define MAX_CODES_PER_RECORD 255
+
+/* An open-addressing table of indices: slot holds index + 1, 0 is empty.
+ * Capacity is a power of two and at least twice the entries. */
+struct index_table {
+    uint32_t *slots;
+    uint64_t mask; /* capacity - 1 */
+};
+
+struct cc_store_builder {
+    /* area reference data: exactly the area and postcode sections of a store */
+    struct store_counts area_counts;
+    void *area_section[STORE_N_SECTIONS];
+
+    uint32_t n_practices, practice_cap;
+    char (*practice_code)[CC_PRACTICE_CODE_BYTES];
+    struct index_table practice_table;
+
+    uint32_t n_persons, person_cap;
+    cc_pseudonym *person_pseudonym, *person_postcode_pseudonym;
+    uint16_t *person_dob, *person_lsoa, *person_practice;
+    uint8_t *person_sex;
+    uint32_t *person_record_key;
+    struct index_table person_table;
+
+    uint64_t n_records, record_cap;
+    uint32_t *record_person;
+    uint16_t *record_date;
+    uint8_t *record_flags, *record_setting, *record_n_codes;
+
+    /* the codes of record r follow those of record r - 1 */
+    uint64_t n_occurrences, occurrence_cap;
+    uint32_t *occurrence_code;
+    uint8_t *occurrence_role;
+
+    uint32_t n_codes, code_cap;
+    uint8_t *code_system;
+    char (*code_text)[CC_CODE_TEXT_BYTES];
+    struct index_table code_table;
+
+    /* pending drop_records calls: key (person << 2 | setting) + 1, and the
+     * record count at the time of the call (records below it are dropped) */
+    uint64_t n_drops, drop_mask;
+    uint64_t *drop_key, *drop_mark;
+
+    struct cc_store_columns view;
+};
+
+/* ---- hashing ---------------------------------------------------------- */
+
+static uint64_t mix64(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+static uint64_t hash_bytes(uint64_t seed, const char *text, size_t width)
+{
+    uint64_t h = 0xcbf29ce484222325ULL ^ seed;
+    for (size_t i = 0; i < width && text[i]; i++) {
+        h ^= (uint8_t)text[i];
+        h *= 0x100000001b3ULL;
+    }
+    return mix64(h);
+}
+
+static uint64_t hash_pseudonym(const cc_pseudonym *p)
+{
+    uint64_t a, c;
+    memcpy(&a, p->bytes, 8);
+    memcpy(&c, p->bytes + 8, 8);
+    return mix64(a ^ (c * 0x9e3779b97f4a7c15ULL));
+}
+
+static uint64_t hash_person(const cc_store_builder *b, uint32_t i)
+{
+    return hash_pseudonym(&b->person_pseudonym[i]);
+}
+
+static uint64_t hash_practice(const cc_store_builder *b, uint32_t i)
+{
+    return hash_bytes(0, b->practice_code[i], CC_PRACTICE_CODE_BYTES);
+}
+
+static uint64_t hash_code(const cc_store_builder *b, uint32_t i)
+{
+    return hash_bytes(b->code_system[i], b->code_text[i], CC_CODE_TEXT_BYTES);
+}
+
+/* Makes room for one more entry of n, rehashing every index 0..n-1. */
+static int table_reserve(struct index_table *t, const cc_store_builder *b, uint64_t n,
+                         uint64_t (*hash_of)(const cc_store_builder *, uint32_t))
+{
+    uint64_t capacity = t->slots ? t->mask + 1 : 0;
+    if ((n + 1) * 2 <= capacity)
+        return 0;
+    uint64_t new_capacity = capacity ? capacity * 2 : 64;
+    while ((n + 1) * 2 > new_capacity)
+        new_capacity *= 2;
+    if (new_capacity > SIZE_MAX / sizeof(uint32_t))
+        return CC_ENOMEM;
+    uint32_t *slots = calloc((size_t)new_capacity, sizeof *slots);
+    if (!slots)
+        return CC_ENOMEM;
+    free(t->slots);
+    t->slots = slots;
+    t->mask = new_capacity - 1;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t at = hash_of(b, (uint32_t)i) & t->mask;
+        while (t->slots[at])
+            at = (at + 1) & t->mask;
+        t->slots[at] = (uint32_t)i + 1;
+    }
+    return 0;
+}
+
+/* Stores index at the first empty slot of its probe sequence. */
+static void table_insert(struct index_table *t, uint64_t hash, uint32_t index)
+{
+    uint64_t at = hash & t->mask;
+    while (t->slots[at])
+        at = (at + 1) & t->mask;
+    t->slots[at] = index + 1;
+}
+
+/* ---- growable arrays -------------------------------------------------- */
+
+/* Grows *array to hold capacity elements of size bytes; 0 or CC_ENOMEM
+ * (the old array stays valid on failure). */
+static int grow_array(void *array_pointer, uint64_t capacity, size_t size)
+{
+    void **array = array_pointer;
+    if (capacity > SIZE_MAX / size)
+        return CC_ENOMEM;
+    void *grown = realloc(*array, (size_t)(capacity * size));
+    if (!grown)
+        return CC_ENOMEM;
+    *array = grown;
+    return 0;
+}
+
+static uint64_t next_capacity(uint64_t capacity, uint64_t need)
+{
+    uint64_t grown = capacity < 1024 ? 1024 : capacity + capacity / 2;
+    return grown < need ? need : grown;
+}
+
+static int reserve_persons(cc_store_builder *b, uint64_t need)
+{
+    if (need <= b->person_cap)
+        return 0;
+    if (need > UINT32_MAX)
+        return CC_ETOOBIG;
+    uint64_t cap = next_capacity(b->person_cap, need);
+    if (cap > UINT32_MAX)
+        cap = UINT32_MAX;
+    if (grow_array(&b->person_pseudonym, cap, sizeof(cc_pseudonym)) ||
+        grow_array(&b->person_postcode_pseudonym, cap, sizeof(cc_pseudonym)) ||
+        grow_array(&b->person_dob, cap, 2) || grow_array(&b->person_lsoa, cap, 2) ||
+        grow_array(&b->person_practice, cap, 2) || grow_array(&b->person_sex, cap, 1) ||
+        grow_array(&b->person_record_key, cap, 4))
+        return CC_ENOMEM;
+    b->person_cap = (uint32_t)cap;
+    return 0;
+}
+
+static int reserve_records(cc_store_builder *b, uint64_t need)
+{
+    if (need <= b->record_cap)
+        return 0;
+    if (need > UINT32_MAX)
+        return CC_ETOOBIG; /* postings hold 32-bit record indices */
+    uint64_t cap = next_capacity(b->record_cap, need);
+    if (grow_array(&b->record_person, cap, 4) || grow_array(&b->record_date, cap, 2) ||
+        grow_array(&b->record_flags, cap, 1) || grow_array(&b->record_setting, cap, 1) ||
+        grow_array(&b->record_n_codes, cap, 1))
+        return CC_ENOMEM;
+    b->record_cap = cap;
+    return 0;
+}
+
+static int reserve_occurrences(cc_store_builder *b, uint64_t need)
+{
+    if (need <= b->occurrence_cap)
+        return 0;
+    if (need > UINT32_MAX)
+        return CC_ETOOBIG;
+    uint64_t cap = next_capacity(b->occurrence_cap, need);
+    if (grow_array(&b->occurrence_code, cap, 4) || grow_array(&b->occurrence_role, cap, 1))
+        return CC_ENOMEM;
+    b->occurrence_cap = cap;
+    return 0;
+}
+
+/* Points the builder's column view at what it holds now. */
+static void refresh_view(cc_store_builder *b)
+{
+    struct cc_store_columns *v = &b->view;
+    void *const *sec = b->area_section;
+    memset(v, 0, sizeof *v);
+    v->n_lsoa = b->area_counts.n_lsoa;
+    v->n_lad = b->area_counts.n_lad;
+    v->n_icb = b->area_counts.n_icb;
+    v->n_region = b->area_counts.n_region;
+    v->lsoa_code = sec[STORE_SECTION_LSOA_CODE];
+    v->lad_code = sec[STORE_SECTION_LAD_CODE];
+    v->icb_code = sec[STORE_SECTION_ICB_CODE];
+    v->region_code = sec[STORE_SECTION_REGION_CODE];
+    v->lsoa_lad = sec[STORE_SECTION_LSOA_LAD];
+    v->lad_icb = sec[STORE_SECTION_LAD_ICB];
+    v->icb_region = sec[STORE_SECTION_ICB_REGION];
+    v->name_blob = sec[STORE_SECTION_NAME_BLOB];
+    v->lsoa_name_offset = sec[STORE_SECTION_LSOA_NAME_OFFSET];
+    v->lad_name_offset = sec[STORE_SECTION_LAD_NAME_OFFSET];
+    v->icb_name_offset = sec[STORE_SECTION_ICB_NAME_OFFSET];
+    v->region_name_offset = sec[STORE_SECTION_REGION_NAME_OFFSET];
+    v->population = sec[STORE_SECTION_POPULATION];
+    v->n_postcodes = b->area_counts.n_postcodes;
+    v->postcode_key = sec[STORE_SECTION_POSTCODE_KEY];
+    v->postcode_lsoa = sec[STORE_SECTION_POSTCODE_LSOA];
+    v->n_practices = b->n_practices;
+    v->practice_code = (const char(*)[CC_PRACTICE_CODE_BYTES])b->practice_code;
+    v->n_persons = b->n_persons;
+    v->person_pseudonym = b->person_pseudonym;
+    v->person_postcode_pseudonym = b->person_postcode_pseudonym;
+    v->person_dob = b->person_dob;
+    v->person_sex = b->person_sex;
+    v->person_lsoa = b->person_lsoa;
+    v->person_practice = b->person_practice;
+    v->person_record_key = b->person_record_key;
+    v->n_records = b->n_records;
+    v->record_person = b->record_person;
+    v->record_date = b->record_date;
+    v->record_flags = b->record_flags;
+    v->n_codes = b->n_codes;
+    v->code_system = b->code_system;
+    v->code_text = (const char(*)[CC_CODE_TEXT_BYTES])b->code_text;
+}
+
+/* ---- interning -------------------------------------------------------- */
+
+static int64_t find_practice(const cc_store_builder *b, const char *code)
+{
+    if (!b->practice_table.slots)
+        return -1;
+    const struct index_table *t = &b->practice_table;
+    uint64_t at = hash_bytes(0, code, CC_PRACTICE_CODE_BYTES) & t->mask;
+    for (; t->slots[at]; at = (at + 1) & t->mask) {
+        uint32_t i = t->slots[at] - 1;
+        if (strncmp(b->practice_code[i], code, CC_PRACTICE_CODE_BYTES) == 0)
+            return i;
+    }
+    return -1;
+}
+
+int32_t cc_store_builder_practice(cc_store_builder *b, const char *code)
+{
+    size_t len = code ? strlen(code) : 0;
+    if (len == 0 || len >= CC_PRACTICE_CODE_BYTES)
+        return CC_EINVAL;
+    int64_t found = find_practice(b, code);
+    if (found >= 0)
+        return (int32_t)found;
+    if (b->n_practices >= UINT16_MAX) /* UINT16_MAX means "no practice" */
+        return CC_ETOOBIG;
+    if (b->n_practices == b->practice_cap) {
+        uint32_t cap = b->practice_cap ? b->practice_cap * 2 : 64;
+        if (grow_array(&b->practice_code, cap, CC_PRACTICE_CODE_BYTES))
+            return CC_ENOMEM;
+        b->practice_cap = cap;
+    }
+    if (table_reserve(&b->practice_table, b, b->n_practices, hash_practice))
+        return CC_ENOMEM;
+    uint32_t index = b->n_practices++;
+    memset(b->practice_code[index], 0, CC_PRACTICE_CODE_BYTES);
+    memcpy(b->practice_code[index], code, len);
+    table_insert(&b->practice_table, hash_practice(b, index), index);
+    refresh_view(b);
+    return (int32_t)index;
+}
+
+/* Interns a code (already checked); its builder id or a negative code. */
+static int64_t intern_code(cc_store_builder *b, uint8_t system, const char *text)
+{
+    if (b->code_table.slots) {
+        const struct index_table *t = &b->code_table;
+        uint64_t at = hash_bytes(system, text, CC_CODE_TEXT_BYTES) & t->mask;
+        for (; t->slots[at]; at = (at + 1) & t->mask) {
+            uint32_t i = t->slots[at] - 1;
+            if (b->code_system[i] == system &&
+                strncmp(b->code_text[i], text, CC_CODE_TEXT_BYTES) == 0)
+                return i;
+        }
+    }
+    if (b->n_codes == UINT32_MAX - 1)
+        return CC_ETOOBIG;
+    if (b->n_codes == b->code_cap) {
+        uint64_t cap = next_capacity(b->code_cap, (uint64_t)b->n_codes + 1);
+        if (cap > UINT32_MAX - 1)
+            cap = UINT32_MAX - 1;
+        if (grow_array(&b->code_system, cap, 1) ||
+            grow_array(&b->code_text, cap, CC_CODE_TEXT_BYTES))
+            return CC_ENOMEM;
+        b->code_cap = (uint32_t)cap;
+    }
+    if (table_reserve(&b->code_table, b, b->n_codes, hash_code))
+        return CC_ENOMEM;
+    uint32_t index = b->n_codes++;
+    b->code_system[index] = system;
+    memset(b->code_text[index], 0, CC_CODE_TEXT_BYTES);
+    memcpy(b->code_text[index], text, strlen(text));
+    table_insert(&b->code_table, hash_code(b, index), index);
+    return index;
+}
+
+/* ---- persons ---------------------------------------------------------- */
+
+int64_t cc_store_builder_find_person(const cc_store_builder *b, const cc_pseudonym *p)
+{
+    if (!b->person_table.slots)
+        return -1;
+    const struct index_table *t = &b->person_table;
+    for (uint64_t at = hash_pseudonym(p) & t->mask; t->slots[at]; at = (at + 1) & t->mask) {
+        uint32_t i = t->slots[at] - 1;
+        if (store_pseudonym_compare(&b->person_pseudonym[i], p) == 0)
+            return i;
+    }
+    return -1;
+}
+
+int64_t cc_store_builder_person(cc_store_builder *b, const struct cc_person_input *p)
+{
+    if (p->dob < CC_DAY_MIN || p->dob > CC_DAY_MAX)
+        return CC_EINVAL;
+    if (p->sex != CC_SEX_NOT_KNOWN && p->sex != CC_SEX_MALE && p->sex != CC_SEX_FEMALE &&
+        p->sex != CC_SEX_INDETERMINATE)
+        return CC_EINVAL;
+    if (p->lsoa != UINT16_MAX && p->lsoa >= b->area_counts.n_lsoa)
+        return CC_EINVAL;
+    if (p->practice != UINT16_MAX && p->practice >= b->n_practices)
+        return CC_EINVAL;
+    int64_t index = cc_store_builder_find_person(b, &p->pseudonym);
+    if (index < 0) {
+        int rc;
+        if ((rc = reserve_persons(b, (uint64_t)b->n_persons + 1)) ||
+            (rc = table_reserve(&b->person_table, b, b->n_persons, hash_person)))
+            return rc;
+        index = b->n_persons++;
+        b->person_pseudonym[index] = p->pseudonym;
+        table_insert(&b->person_table, hash_pseudonym(&p->pseudonym), (uint32_t)index);
+    }
+    b->person_postcode_pseudonym[index] = p->postcode_pseudonym;
+    b->person_dob[index] = (uint16_t)p->dob;
+    b->person_sex[index] = p->sex;
+    b->person_lsoa[index] = p->lsoa;
+    b->person_practice[index] = p->practice;
+    b->person_record_key[index] = p->record_key;
+    refresh_view(b);
+    return index;
+}
+
+/* ---- records ---------------------------------------------------------- */
+
+int cc_store_builder_record(cc_store_builder *b, uint32_t person, uint8_t setting, cc_day date,
+                            uint8_t flags, const struct cc_code_input *codes, size_t n_codes)
+{
+    if (person >= b->n_persons || setting < CC_SETTING_GP || setting > CC_SETTING_COMMUNITY)
+        return CC_EINVAL;
+    if (date < CC_DAY_MIN || date > CC_DAY_MAX || (flags & CC_RECORD_ADMIT_MASK) > CC_ADMIT_OTHER)
+        return CC_EINVAL;
+    if (n_codes < 1 || n_codes > MAX_CODES_PER_RECORD || !codes)
+        return CC_EINVAL;
+    for (size_t k = 0; k < n_codes; k++) {
+        const struct cc_code_input *c = &codes[k];
+        if (c->system < CC_CODE_SNOMED || c->system > CC_CODE_OPCS4 ||
+            c->role > CC_ROLE_PROCEDURE || !c->text || c->text[0] == '\0' ||
+            strlen(c->text) >= CC_CODE_TEXT_BYTES)
+            return CC_EINVAL;
+    }
+    int rc;
+    if ((rc = reserve_records(b, b->n_records + 1)) ||
+        (rc = reserve_occurrences(b, b->n_occurrences + n_codes)))
+        return rc;
+
+    /* a code appears at most once per record; if given twice, the first
+     * (lowest-numbered) role wins, so a primary diagnosis stays primary */
+    uint64_t base = b->n_occurrences;
+    uint32_t kept = 0;
+    for (size_t k = 0; k < n_codes; k++) {
+        int64_t id = intern_code(b, codes[k].system, codes[k].text);
+        if (id < 0)
+            return (int)id;
+        uint32_t j = 0;
+        while (j < kept && b->occurrence_code[base + j] != (uint32_t)id)
+            j++;
+        if (j < kept) {
+            if (codes[k].role < b->occurrence_role[base + j])
+                b->occurrence_role[base + j] = codes[k].role;
+            continue;
+        }
+        b->occurrence_code[base + kept] = (uint32_t)id;
+        b->occurrence_role[base + kept] = codes[k].role;
+        kept++;
+    }
+    uint64_t r = b->n_records++;
+    b->record_person[r] = person;
+    b->record_date[r] = (uint16_t)date;
+    b->record_flags[r] = flags;
+    b->record_setting[r] = setting;
+    b->record_n_codes[r] = (uint8_t)kept;
+    b->n_occurrences += kept;
+    refresh_view(b);
+    return 0;
+}
+
+static uint64_t drop_hash(uint64_t key)
+{
+    return mix64(key);
+}
+
+int cc_store_builder_drop_records(cc_store_builder *b, uint32_t person, uint8_t setting)
+{
+    if (person >= b->n_persons || setting < CC_SETTING_GP || setting > CC_SETTING_COMMUNITY)
+        return CC_EINVAL;
+    uint64_t key = ((uint64_t)person << 2 | setting) + 1;
+    uint64_t capacity = b->drop_key ? b->drop_mask + 1 : 0;
+    if ((b->n_drops + 1) * 2 > capacity) {
+        uint64_t new_capacity = capacity ? capacity * 2 : 64;
+        uint64_t *keys = calloc(new_capacity, sizeof *keys);
+        uint64_t *marks = calloc(new_capacity, sizeof *marks);
+        if (!keys || !marks) {
+            free(keys);
+            free(marks);
+            return CC_ENOMEM;
+        }
+        for (uint64_t i = 0; i < capacity; i++) {
+            if (!b->drop_key[i])
+                continue;
+            uint64_t at = drop_hash(b->drop_key[i]) & (new_capacity - 1);
+            while (keys[at])
+                at = (at + 1) & (new_capacity - 1);
+            keys[at] = b->drop_key[i];
+            marks[at] = b->drop_mark[i];
+        }
+        free(b->drop_key);
+        free(b->drop_mark);
+        b->drop_key = keys;
+        b->drop_mark = marks;
+        b->drop_mask = new_capacity - 1;
+    }
+    uint64_t at = drop_hash(key) & b->drop_mask;
+    while (b->drop_key[at] && b->drop_key[at] != key)
+        at = (at + 1) & b->drop_mask;
+    if (!b->drop_key[at]) {
+        b->drop_key[at] = key;
+        b->n_drops++;
+    }
+    /* every record of this person and setting added so far goes; records
+     * added after this call stay */
+    b->drop_mark[at] = b->n_records;
+    return 0;
+}
+
+/* The record count at the last drop of (person, setting), or 0. */
+static uint64_t drop_mark_of(const cc_store_builder *b, uint32_t person, uint8_t setting)
+{
+    uint64_t key = ((uint64_t)person << 2 | setting) + 1;
+    for (uint64_t at = drop_hash(key) & b->drop_mask; b->drop_key[at];
+         at = (at + 1) & b->drop_mask)
+        if (b->drop_key[at] == key)
+            return b->drop_mark[at];
+    return 0;
+}
+
+/* ---- areas ------------------------------------------------------------ */
+
+struct area_sort_entry {
+    char code[CC_AREA_CODE_BYTES];
+    uint32_t index;
+};
+
+static int compare_area_entry(const void *a, const void *b)
+{
+    return strncmp(((const struct area_sort_entry *)a)->code,
+                   ((const struct area_sort_entry *)b)->code, CC_AREA_CODE_BYTES);
+}
+
+/* Sorts one level's codes: order[new] = input index, rank[input] = new.
+ * CC_EINVAL for an empty, unterminated or duplicate code. */
+static int sort_level(const char (*codes)[CC_AREA_CODE_BYTES], uint32_t n, uint32_t *order,
+                      uint32_t *rank)
+{
+    if (n && !codes)
+        return CC_EINVAL;
+    struct area_sort_entry *entries = malloc((n ? n : 1) * sizeof *entries);
+    if (!entries)
+        return CC_ENOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        if (codes[i][0] == '\0' || !memchr(codes[i], '\0', CC_AREA_CODE_BYTES)) {
+            free(entries);
+            return CC_EINVAL;
+        }
+        memcpy(entries[i].code, codes[i], CC_AREA_CODE_BYTES);
+        entries[i].index = i;
+    }
+    qsort(entries, n, sizeof *entries, compare_area_entry);
+    for (uint32_t i = 0; i < n; i++) {
+        if (i > 0 && compare_area_entry(&entries[i - 1], &entries[i]) == 0) {
+            free(entries);
+            return CC_EINVAL;
+        }
+        order[i] = entries[i].index;
+        rank[entries[i].index] = i;
+    }
+    free(entries);
+    return 0;
+}
+
+struct postcode_entry {
+    uint64_t key;
+    uint16_t lsoa;
+};
+
+static int compare_postcode_entry(const void *a, const void *b)
+{
+    uint64_t x = ((const struct postcode_entry *)a)->key;
+    uint64_t y = ((const struct postcode_entry *)b)->key;
+    return x < y ? -1 : x > y;
+}
+
+int cc_store_builder_set_areas(cc_store_builder *b, const struct cc_area_input *in)
+{
+    const uint32_t n[4] = {in->n_lsoa, in->n_lad, in->n_icb, in->n_region};
+    const char(*const codes[4])[CC_AREA_CODE_BYTES] = {in->lsoa_code, in->lad_code,
+                                                       in->icb_code, in->region_code};
+    const char *const *names[4] = {in->lsoa_name, in->lad_name, in->icb_name,
+                                   in->region_name};
+    const uint16_t *parent[3] = {in->lsoa_lad, in->lad_icb, in->icb_region};
+    static const int code_section[4] = {STORE_SECTION_LSOA_CODE, STORE_SECTION_LAD_CODE,
+                                        STORE_SECTION_ICB_CODE, STORE_SECTION_REGION_CODE};
+    static const int parent_section[3] = {STORE_SECTION_LSOA_LAD, STORE_SECTION_LAD_ICB,
+                                          STORE_SECTION_ICB_REGION};
+    static const int name_section[4] = {
+        STORE_SECTION_LSOA_NAME_OFFSET, STORE_SECTION_LAD_NAME_OFFSET,
+        STORE_SECTION_ICB_NAME_OFFSET, STORE_SECTION_REGION_NAME_OFFSET};
+    uint32_t *order[4] = {0}, *rank[4] = {0};
+    void *section[STORE_N_SECTIONS] = {0};
+    struct postcode_entry *postcodes = NULL;
+    int rc = CC_ENOMEM;
+
+    /* the LSOA count must leave UINT16_MAX free for "unknown" */
+    if (in->n_lsoa >= UINT16_MAX || in->n_lad > UINT16_MAX || in->n_icb > UINT16_MAX ||
+        in->n_region > UINT16_MAX) {
+        rc = CC_ETOOBIG;
+        goto fail;
+    }
+    struct store_counts counts = {.n_lsoa = in->n_lsoa,
+                                  .n_lad = in->n_lad,
+                                  .n_icb = in->n_icb,
+                                  .n_region = in->n_region};
+    for (int level = 0; level < 4; level++) {
+        order[level] = malloc(((size_t)n[level] + 1) * sizeof(uint32_t));
+        rank[level] = malloc(((size_t)n[level] + 1) * sizeof(uint32_t));
+        if (!order[level] || !rank[level])
+            goto fail;
+        if ((rc = sort_level(codes[level], n[level], order[level], rank[level])))
+            goto fail;
+    }
+    for (int level = 0; level < 3; level++) {
+        if (n[level] && !parent[level]) {
+            rc = CC_EINVAL;
+            goto fail;
+        }
+        for (uint32_t i = 0; i < n[level]; i++)
+            if (parent[level][i] >= n[level + 1]) {
+                rc = CC_EINVAL;
+                goto fail;
+            }
+    }
+    /* names: one blob, each level in its new order */
+    uint64_t blob_bytes = 0;
+    for (int level = 0; level < 4; level++)
+        for (uint32_t i = 0; i < n[level]; i++)
+            blob_bytes += (names[level] && names[level][i] ? strlen(names[level][i]) : 0) + 1;
+    if (blob_bytes > UINT32_MAX) {
+        rc = CC_ETOOBIG;
+        goto fail;
+    }
+    counts.name_blob_bytes = blob_bytes;
+
+    /* postcodes: sorted by key; a postcode listed twice must agree */
+    postcodes = malloc(((size_t)in->n_postcodes + 1) * sizeof *postcodes);
+    if (!postcodes) {
+        rc = CC_ENOMEM;
+        goto fail;
+    }
+    for (uint32_t i = 0; i < in->n_postcodes; i++) {
+        if (in->postcode_key[i] == 0 || in->postcode_lsoa[i] >= in->n_lsoa) {
+            rc = CC_EINVAL;
+            goto fail;
+        }
+        postcodes[i].key = in->postcode_key[i];
+        postcodes[i].lsoa = (uint16_t)rank[0][in->postcode_lsoa[i]];
+    }
+    qsort(postcodes, in->n_postcodes, sizeof *postcodes, compare_postcode_entry);
+    uint32_t n_unique = 0;
+    for (uint32_t i = 0; i < in->n_postcodes; i++) {
+        if (n_unique > 0 && postcodes[n_unique - 1].key == postcodes[i].key) {
+            if (postcodes[n_unique - 1].lsoa != postcodes[i].lsoa) {
+                rc = CC_EINVAL;
+                goto fail;
+            }
+            continue;
+        }
+        postcodes[n_unique++] = postcodes[i];
+    }
+    counts.n_postcodes = n_unique;
+
+    rc = CC_ENOMEM;
+    for (int s = 0; s <= STORE_SECTION_POSTCODE_LSOA; s++)
+        if (!(section[s] = store_alloc_zeroed(store_section_bytes(&counts, s))))
+            goto fail;
+    char *blob = section[STORE_SECTION_NAME_BLOB];
+    uint32_t blob_at = 0;
+    for (int level = 0; level < 4; level++) {
+        char(*out_code)[CC_AREA_CODE_BYTES] = section[code_section[level]];
+        uint32_t *out_name = section[name_section[level]];
+        for (uint32_t i = 0; i < n[level]; i++) {
+            uint32_t from = order[level][i];
+            memcpy(out_code[i], codes[level][from], CC_AREA_CODE_BYTES);
+            const char *name = names[level] && names[level][from] ? names[level][from] : "";
+            size_t len = strlen(name);
+            out_name[i] = blob_at;
+            memcpy(blob + blob_at, name, len + 1);
+            blob_at += (uint32_t)len + 1;
+            if (level < 3)
+                ((uint16_t *)section[parent_section[level]])[i] =
+                    (uint16_t)rank[level + 1][parent[level][from]];
+        }
+    }
+    if (in->population) {
+        uint32_t *population = section[STORE_SECTION_POPULATION];
+        size_t row = 2 * CC_N_AGE_BANDS_5Y;
+        for (uint32_t i = 0; i < in->n_lsoa; i++)
+            memcpy(population + i * row, in->population + (size_t)order[0][i] * row,
+                   row * sizeof *population);
+    }
+    uint64_t *keys = section[STORE_SECTION_POSTCODE_KEY];
+    uint16_t *key_lsoa = section[STORE_SECTION_POSTCODE_LSOA];
+    for (uint32_t i = 0; i < n_unique; i++) {
+        keys[i] = postcodes[i].key;
+        key_lsoa[i] = postcodes[i].lsoa;
+    }
+
+    /* persons keep their LSOA by code: an LSOA missing from the new lookup
+     * becomes unknown */
+    const char(*old_codes)[CC_AREA_CODE_BYTES] = b->area_section[STORE_SECTION_LSOA_CODE];
+    const char(*new_codes)[CC_AREA_CODE_BYTES] = section[STORE_SECTION_LSOA_CODE];
+    if (b->n_persons && b->area_counts.n_lsoa) {
+        uint16_t *remap = malloc(b->area_counts.n_lsoa * sizeof *remap);
+        if (!remap)
+            goto fail;
+        for (uint32_t i = 0; i < b->area_counts.n_lsoa; i++) {
+            remap[i] = UINT16_MAX;
+            uint32_t lo = 0, hi = in->n_lsoa;
+            while (lo < hi) {
+                uint32_t mid = lo + (hi - lo) / 2;
+                if (strncmp(new_codes[mid], old_codes[i], CC_AREA_CODE_BYTES) < 0)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            if (lo < in->n_lsoa && strncmp(new_codes[lo], old_codes[i], CC_AREA_CODE_BYTES) == 0)
+                remap[i] = (uint16_t)lo;
+        }
+        for (uint32_t p = 0; p < b->n_persons; p++)
+            if (b->person_lsoa[p] != UINT16_MAX)
+                b->person_lsoa[p] = remap[b->person_lsoa[p]];
+        free(remap);
+    } else {
+        for (uint32_t p = 0; p < b->n_persons; p++)
+            b->person_lsoa[p] = UINT16_MAX;
+    }
+    for (int s = 0; s <= STORE_SECTION_POSTCODE_LSOA; s++) {
+        free(b->area_section[s]);
+        b->area_section[s] = section[s];
+        section[s] = NULL;
+    }
+    b->area_counts = counts;
+    refresh_view(b);
+    rc = 0;
+fail:
+    for (int s = 0; s < STORE_N_SECTIONS; s++)
+        free(section[s]);
+    for (int level = 0; level < 4; level++) {
+        free(order[level]);
+        free(rank[level]);
+    }
+    free(postcodes);
+    return rc;
+}
+
+int32_t cc_store_builder_postcode_lsoa(const cc_store_builder *b, const char *canonical,
+                                       size_t len)
+{
+    return store_postcode_search(b->area_section[STORE_SECTION_POSTCODE_KEY],
+                                 b->area_section[STORE_SECTION_POSTCODE_LSOA],
+                                 b->area_counts.n_postcodes, canonical, len);
+}
+
+const struct cc_store_columns *cc_store_builder_columns(const cc_store_builder *b)
+{
+    return &b->view;
+}
+
+/* ---- life cycle ------------------------------------------------------- */
+
+void cc_store_builder_free(cc_store_builder *b)
+{
+    if (!b)
+        return;
+    for (int s = 0; s < STORE_N_SECTIONS; s++)
+        free(b->area_section[s]);
+    free(b->practice_code);
+    free(b->practice_table.slots);
+    free(b->person_pseudonym);
+    free(b->person_postcode_pseudonym);
+    free(b->person_dob);
+    free(b->person_lsoa);
+    free(b->person_practice);
+    free(b->person_sex);
+    free(b->person_record_key);
+    free(b->person_table.slots);
+    free(b->record_person);
+    free(b->record_date);
+    free(b->record_flags);
+    free(b->record_setting);
+    free(b->record_n_codes);
+    free(b->occurrence_code);
+    free(b->occurrence_role);
+    free(b->code_system);
+    free(b->code_text);
+    free(b->code_table.slots);
+    free(b->drop_key);
+    free(b->drop_mark);
+    free(b);
+}
+
+/* Copies base's contents into an empty builder. */
+static int copy_base(cc_store_builder *b, const cc_store *base)
+{
+    const struct cc_store_columns *v = &base->view;
+    uint32_t *next = NULL;
+    int rc = CC_ENOMEM;
+
+    /* a store loaded for queries lacks the postcode pseudonyms, and a store
+     * built from it would silently lose them */
+    if (!v->person_postcode_pseudonym)
+        return CC_EINVAL;
+    b->area_counts = base->counts;
+    for (int s = 0; s <= STORE_SECTION_POSTCODE_LSOA; s++) {
+        uint64_t bytes = store_section_bytes(&base->counts, s);
+        if (!(b->area_section[s] = store_alloc_zeroed(bytes)))
+            goto fail;
+        if (bytes)
+            memcpy(b->area_section[s], base->section[s], bytes);
+    }
+    for (uint32_t i = 0; i < v->n_practices; i++) {
+        char code[CC_PRACTICE_CODE_BYTES + 1] = {0};
+        memcpy(code, v->practice_code[i], CC_PRACTICE_CODE_BYTES);
+        int32_t index = cc_store_builder_practice(b, code);
+        if (index < 0) {
+            rc = index;
+            goto fail;
+        }
+    }
+    uint32_t n = v->n_persons;
+    if ((rc = reserve_persons(b, n)))
+        goto fail;
+    if (n) {
+        memcpy(b->person_pseudonym, v->person_pseudonym, n * sizeof(cc_pseudonym));
+        memcpy(b->person_postcode_pseudonym, v->person_postcode_pseudonym,
+               n * sizeof(cc_pseudonym));
+        memcpy(b->person_dob, v->person_dob, n * 2);
+        memcpy(b->person_sex, v->person_sex, n);
+        memcpy(b->person_lsoa, v->person_lsoa, n * 2);
+        memcpy(b->person_practice, v->person_practice, n * 2);
+        memcpy(b->person_record_key, v->person_record_key, n * 4);
+    }
+    b->n_persons = n;
+    if ((rc = table_reserve(&b->person_table, b, n, hash_person)))
+        goto fail;
+    for (uint32_t c = 0; c < v->n_codes; c++) {
+        char text[CC_CODE_TEXT_BYTES + 1] = {0};
+        memcpy(text, v->code_text[c], CC_CODE_TEXT_BYTES);
+        int64_t id = intern_code(b, v->code_system[c], text);
+        if (id < 0) {
+            rc = (int)id;
+            goto fail;
+        }
+    }
+
+    uint64_t n_records = v->n_records, n_postings = v->code_first[v->n_codes];
+    if ((rc = reserve_records(b, n_records)) || (rc = reserve_occurrences(b, n_postings)))
+        goto fail;
+    rc = CC_ENOMEM;
+    if (n_records) {
+        memcpy(b->record_person, v->record_person, n_records * 4);
+        memcpy(b->record_date, v->record_date, n_records * 2);
+        memcpy(b->record_flags, v->record_flags, n_records);
+        memset(b->record_n_codes, 0, n_records);
+    }
+    for (int setting = 1; setting < 4; setting++)
+        for (uint64_t r = v->setting_first[setting]; r < v->setting_first[setting + 1]; r++)
+            b->record_setting[r] = (uint8_t)setting;
+    /* turn postings (records per code) back into codes per record */
+    for (uint64_t k = 0; k < n_postings; k++) {
+        uint32_t r = v->posting_records[k];
+        if (b->record_n_codes[r] == MAX_CODES_PER_RECORD) {
+            rc = CC_ECORRUPT;
+            goto fail;
+        }
+        b->record_n_codes[r]++;
+    }
+    if (!(next = malloc((n_records ? n_records : 1) * sizeof *next)))
+        goto fail;
+    uint32_t at = 0;
+    for (uint64_t r = 0; r < n_records; r++) {
+        next[r] = at;
+        at += b->record_n_codes[r];
+    }
+    for (uint32_t c = 0; c < v->n_codes; c++)
+        for (uint64_t k = v->code_first[c]; k < v->code_first[c + 1]; k++) {
+            uint32_t slot = next[v->posting_records[k]]++;
+            b->occurrence_code[slot] = c;
+            b->occurrence_role[slot] = v->posting_role[k];
+        }
+    b->n_records = n_records;
+    b->n_occurrences = n_postings;
+    rc = 0;
+fail:
+    free(next);
+    return rc;
+}
+
+int cc_store_builder_new(const cc_store *base, cc_store_builder **out)
+{
+    *out = NULL;
+    cc_store_builder *b = calloc(1, sizeof *b);
+    if (!b)
+        return CC_ENOMEM;
+    int rc;
+    if (base) {
+        if ((rc = copy_base(b, base)))
+            goto fail;
+    } else {
+        struct store_counts empty = {0};
+        for (int s = 0; s <= STORE_SECTION_POSTCODE_LSOA; s++)
+            if (!(b->area_section[s] = store_alloc_zeroed(store_section_bytes(&empty, s)))) {
+                rc = CC_ENOMEM;
+                goto fail;
+            }
+    }
+    refresh_view(b);
+    *out = b;
+    return 0;
+fail:
+    cc_store_builder_free(b);
+    return rc;
+}
+
+/* ---- finish ----------------------------------------------------------- */
+
+struct practice_sort_entry {
+    char code[CC_PRACTICE_CODE_BYTES];
+    uint32_t index;
+};
+
+static int compare_practice_entry(const void *a, const void *b)
+{
+    return strncmp(((const struct practice_sort_entry *)a)->code,
+                   ((const struct practice_sort_entry *)b)->code, CC_PRACTICE_CODE_BYTES);
+}
+
+struct code_sort_entry {
+    uint8_t system;
+    char text[CC_CODE_TEXT_BYTES];
+    uint32_t index;
+};
+
+static int compare_code_entry(const void *a, const void *b)
+{
+    const struct code_sort_entry *x = a, *y = b;
+    if (x->system != y->system)
+        return x->system < y->system ? -1 : 1;
+    return strncmp(x->text, y->text, CC_CODE_TEXT_BYTES);
+}
+
+static int compare_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Practices in code order: fills the section, remaps persons. */
+static int finish_practices(cc_store_builder *b, struct cc_store *s)
+{
+    uint32_t n = b->n_practices;
+    struct practice_sort_entry *entries = malloc((n ? n : 1) * sizeof *entries);
+    uint16_t *rank = malloc((n ? n : 1) * sizeof *rank);
+    char(*codes)[CC_PRACTICE_CODE_BYTES] = store_alloc_zeroed((uint64_t)n *
+                                                              CC_PRACTICE_CODE_BYTES);
+    if (!entries || !rank || !codes) {
+        free(entries);
+        free(rank);
+        free(codes);
+        return CC_ENOMEM;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        memcpy(entries[i].code, b->practice_code[i], CC_PRACTICE_CODE_BYTES);
+        entries[i].index = i;
+    }
+    qsort(entries, n, sizeof *entries, compare_practice_entry);
+    for (uint32_t i = 0; i < n; i++) {
+        memcpy(codes[i], entries[i].code, CC_PRACTICE_CODE_BYTES);
+        rank[entries[i].index] = (uint16_t)i;
+    }
+    for (uint32_t p = 0; p < b->n_persons; p++)
+        if (b->person_practice[p] != UINT16_MAX)
+            b->person_practice[p] = rank[b->person_practice[p]];
+    s->section[STORE_SECTION_PRACTICE_CODE] = codes;
+    free(entries);
+    free(rank);
+    return 0;
+}
+
+/* Codes in (system, text) order: fills the sections; rank[builder id] is
+ * the final id (the caller frees rank). */
+static int finish_codes(cc_store_builder *b, struct cc_store *s, uint32_t **rank_out)
+{
+    uint32_t n = b->n_codes;
+    struct code_sort_entry *entries = malloc((n ? n : 1) * sizeof *entries);
+    uint32_t *rank = malloc((n ? n : 1) * sizeof *rank);
+    uint8_t *systems = store_alloc_zeroed(n);
+    char(*texts)[CC_CODE_TEXT_BYTES] = store_alloc_zeroed((uint64_t)n * CC_CODE_TEXT_BYTES);
+    if (!entries || !rank || !systems || !texts) {
+        free(entries);
+        free(rank);
+        free(systems);
+        free(texts);
+        return CC_ENOMEM;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        entries[i].system = b->code_system[i];
+        memcpy(entries[i].text, b->code_text[i], CC_CODE_TEXT_BYTES);
+        entries[i].index = i;
+    }
+    qsort(entries, n, sizeof *entries, compare_code_entry);
+    for (uint32_t i = 0; i < n; i++) {
+        systems[i] = entries[i].system;
+        memcpy(texts[i], entries[i].text, CC_CODE_TEXT_BYTES);
+        rank[entries[i].index] = i;
+    }
+    s->section[STORE_SECTION_CODE_SYSTEM] = systems;
+    s->section[STORE_SECTION_CODE_TEXT] = texts;
+    free(entries);
+    *rank_out = rank;
+    return 0;
+}
+
+/* Sorts order[0..n) (record indices of one person and setting, in append
+ * order) by date, keeping append order among equal dates. */
+static int sort_run_by_date(cc_store_builder *b, uint32_t *order, uint32_t n, uint64_t **scratch,
+                            uint32_t *scratch_cap)
+{
+    const uint16_t *date = b->record_date;
+    uint32_t i = 1;
+    while (i < n && date[order[i - 1]] <= date[order[i]])
+        i++;
+    if (i >= n)
+        return 0; /* the usual case: records arrive in date order */
+    if (n <= 32) {
+        for (i = 1; i < n; i++) {
+            uint32_t v = order[i];
+            uint32_t j = i;
+            while (j > 0 && date[order[j - 1]] > date[v]) {
+                order[j] = order[j - 1];
+                j--;
+            }
+            order[j] = v;
+        }
+        return 0;
+    }
+    if (n > *scratch_cap) {
+        if (grow_array(scratch, n, sizeof(uint64_t)))
+            return CC_ENOMEM;
+        *scratch_cap = n;
+    }
+    uint64_t *keys = *scratch;
+    for (i = 0; i < n; i++)
+        keys[i] = (uint64_t)date[order[i]] << 32 | order[i];
+    qsort(keys, n, sizeof *keys, compare_u64);
+    for (i = 0; i < n; i++)
+        order[i] = (uint32_t)keys[i];
+    return 0;
+}
+
+/* Orders the kept records by (setting, person, date): *order_out[new] is
+ * the builder's record index (caller frees). */
+static int order_records(cc_store_builder *b, struct store_counts *counts, uint32_t **order_out)
+{
+    uint64_t n_buckets = 3 * (uint64_t)b->n_persons;
+    uint32_t *start = calloc(n_buckets + 1, sizeof *start);
+    uint32_t *order = malloc((b->n_records ? b->n_records : 1) * sizeof *order);
+    uint64_t *scratch = NULL;
+    uint32_t scratch_cap = 0;
+    int rc = CC_ENOMEM;
+    if (!start || !order)
+        goto fail;
+    /* a counting sort on (setting, person): one pass to count, one to place;
+     * it is stable, so records stay in append order within a run */
+    for (uint64_t r = 0; r < b->n_records; r++)
+        if (b->record_setting[r])
+            start[(uint64_t)(b->record_setting[r] - 1) * b->n_persons + b->record_person[r] + 1]++;
+    for (uint64_t k = 0; k < n_buckets; k++)
+        start[k + 1] += start[k];
+    uint64_t n_kept = start[n_buckets];
+    counts->setting_first[0] = counts->setting_first[1] = 0;
+    for (int setting = 1; setting <= 3; setting++)
+        counts->setting_first[setting + 1] = start[(uint64_t)setting * b->n_persons];
+    counts->n_records = n_kept;
+    for (uint64_t r = 0; r < b->n_records; r++)
+        if (b->record_setting[r])
+            order[start[(uint64_t)(b->record_setting[r] - 1) * b->n_persons +
+                        b->record_person[r]]++] = (uint32_t)r;
+    /* start[k] is now the end of bucket k */
+    uint32_t begin = 0;
+    for (uint64_t k = 0; k < n_buckets; k++) {
+        uint32_t end = start[k];
+        if (end - begin > 1 &&
+            (rc = sort_run_by_date(b, order + begin, end - begin, &scratch, &scratch_cap)))
+            goto fail;
+        begin = end;
+    }
+    *order_out = order;
+    order = NULL;
+    rc = 0;
+fail:
+    free(start);
+    free(order);
+    free(scratch);
+    return rc;
+}
+
+/* Gathers one record column into new order and frees the builder's copy. */
+static void *gather(void **column, const uint32_t *order, uint64_t n, size_t size)
+{
+    uint8_t *out = store_alloc_zeroed(n * size);
+    if (!out)
+        return NULL;
+    const uint8_t *in = *column;
+    if (size == 4)
+        for (uint64_t i = 0; i < n; i++)
+            ((uint32_t *)(void *)out)[i] = ((const uint32_t *)(const void *)in)[order[i]];
+    else if (size == 2)
+        for (uint64_t i = 0; i < n; i++)
+            ((uint16_t *)(void *)out)[i] = ((const uint16_t *)(const void *)in)[order[i]];
+    else
+        for (uint64_t i = 0; i < n; i++)
+            out[i] = in[order[i]];
+    free(*column);
+    *column = NULL;
+    return out;
+}
+
+/* Moves a person column into the store, trimmed to its exact size. */
+static void *take_column(void **column, uint64_t bytes)
+{
+    void *data = *column;
+    if (!data)
+        return store_alloc_zeroed(bytes);
+    void *trimmed = realloc(data, bytes ? (size_t)bytes : 1);
+    *column = NULL;
+    return trimmed ? trimmed : data;
+}
+
+int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
+{
+    struct cc_store *s = calloc(1, sizeof *s);
+    uint32_t *code_rank = NULL, *order = NULL, *occurrence_start = NULL;
+    uint64_t *next = NULL;
+    int rc = CC_ENOMEM;
+    *out = NULL;
+    if (!s)
+        goto fail;
+    s->counts = b->area_counts;
+    s->counts.n_practices = b->n_practices;
+    s->counts.n_persons = b->n_persons;
+    s->counts.n_codes = b->n_codes;
+
+    /* pending drops tombstone their records (setting 0) */
+    if (b->n_drops)
+        for (uint64_t r = 0; r < b->n_records; r++)
+            if (b->record_setting[r] &&
+                r < drop_mark_of(b, b->record_person[r], b->record_setting[r]))
+                b->record_setting[r] = 0;
+
+    if ((rc = finish_practices(b, s)) || (rc = finish_codes(b, s, &code_rank)) ||
+        (rc = order_records(b, &s->counts, &order)))
+        goto fail;
+
+    /* where each builder record's codes start in the side array */
+    rc = CC_ENOMEM;
+    if (!(occurrence_start = malloc((b->n_records ? b->n_records : 1) * sizeof(uint32_t))))
+        goto fail;
+    uint32_t at = 0;
+    for (uint64_t r = 0; r < b->n_records; r++) {
+        occurrence_start[r] = at;
+        at += b->record_n_codes[r];
+    }
+
+    /* postings: count per code, then place in new record order, which makes
+     * each list ascending; codes are already unique within a record */
+    uint64_t n_kept = s->counts.n_records;
+    uint32_t n_codes = b->n_codes;
+    if (!(next = calloc((size_t)n_codes + 1, sizeof *next)))
+        goto fail;
+    for (uint64_t i = 0; i < n_kept; i++) {
+        uint32_t r = order[i];
+        for (uint32_t k = 0; k < b->record_n_codes[r]; k++)
+            next[code_rank[b->occurrence_code[occurrence_start[r] + k]] + 1]++;
+    }
+    for (uint32_t c = 0; c < n_codes; c++)
+        next[c + 1] += next[c];
+    s->counts.n_postings = next[n_codes];
+    uint64_t *code_first = store_alloc_zeroed(((uint64_t)n_codes + 1) * sizeof *code_first);
+    uint32_t *posting_records = store_alloc_zeroed(s->counts.n_postings * 4);
+    uint8_t *posting_role = store_alloc_zeroed(s->counts.n_postings);
+    s->section[STORE_SECTION_CODE_FIRST] = code_first;
+    s->section[STORE_SECTION_POSTING_RECORDS] = posting_records;
+    s->section[STORE_SECTION_POSTING_ROLE] = posting_role;
+    if (!code_first || !posting_records || !posting_role)
+        goto fail;
+    memcpy(code_first, next, ((size_t)n_codes + 1) * sizeof *code_first);
+    for (uint64_t i = 0; i < n_kept; i++) {
+        uint32_t r = order[i];
+        for (uint32_t k = 0; k < b->record_n_codes[r]; k++) {
+            uint32_t slot = occurrence_start[r] + k;
+            uint64_t p = next[code_rank[b->occurrence_code[slot]]]++;
+            posting_records[p] = (uint32_t)i;
+            posting_role[p] = b->occurrence_role[slot];
+        }
+    }
+    free(occurrence_start);
+    occurrence_start = NULL;
+
+    /* record columns in their new order */
+    if (!(s->section[STORE_SECTION_RECORD_PERSON] =
+              gather((void **)&b->record_person, order, n_kept, 4)) ||
+        !(s->section[STORE_SECTION_RECORD_DATE] =
+              gather((void **)&b->record_date, order, n_kept, 2)) ||
+        !(s->section[STORE_SECTION_RECORD_FLAGS] =
+              gather((void **)&b->record_flags, order, n_kept, 1)))
+        goto fail;
+
+    /* person columns move over as they are */
+    uint64_t n_persons = b->n_persons;
+    s->section[STORE_SECTION_PERSON_PSEUDONYM] =
+        take_column((void **)&b->person_pseudonym, n_persons * sizeof(cc_pseudonym));
+    s->section[STORE_SECTION_PERSON_POSTCODE_PSEUDONYM] =
+        take_column((void **)&b->person_postcode_pseudonym, n_persons * sizeof(cc_pseudonym));
+    s->section[STORE_SECTION_PERSON_DOB] = take_column((void **)&b->person_dob, n_persons * 2);
+    s->section[STORE_SECTION_PERSON_SEX] = take_column((void **)&b->person_sex, n_persons);
+    s->section[STORE_SECTION_PERSON_LSOA] = take_column((void **)&b->person_lsoa, n_persons * 2);
+    s->section[STORE_SECTION_PERSON_PRACTICE] =
+        take_column((void **)&b->person_practice, n_persons * 2);
+    s->section[STORE_SECTION_PERSON_RECORD_KEY] =
+        take_column((void **)&b->person_record_key, n_persons * 4);
+    uint32_t *by_pseudonym = store_alloc_zeroed(n_persons * 4);
+    s->section[STORE_SECTION_PERSON_BY_PSEUDONYM] = by_pseudonym;
+    if (!by_pseudonym)
+        goto fail;
+    for (uint32_t p = 0; p < n_persons; p++)
+        by_pseudonym[p] = p;
+    if ((rc = store_sort_persons_by_pseudonym(by_pseudonym, (uint32_t)n_persons,
+                                              s->section[STORE_SECTION_PERSON_PSEUDONYM])))
+        goto fail;
+
+    for (int sec = 0; sec <= STORE_SECTION_POSTCODE_LSOA; sec++) {
+        s->section[sec] = b->area_section[sec];
+        b->area_section[sec] = NULL;
+    }
+    rc = CC_ENOMEM;
+    for (int sec = 0; sec < STORE_N_SECTIONS; sec++) {
+        if (!s->section[sec])
+            goto fail;
+        uint64_t bytes = store_section_bytes(&s->counts, sec);
+        s->section_alloc_bytes[sec] = bytes ? (size_t)bytes : 1;
+    }
+    store_bind_columns(s);
+    char reason[160];
+    if ((rc = cc_store_validate(s, reason, sizeof reason)))
+        goto fail;
+    *out = s;
+    s = NULL;
+    rc = 0;
+fail:
+    free(code_rank);
+    free(order);
+    free(occurrence_start);
+    free(next);
+    cc_store_free(s);
+    cc_store_builder_free(b);
+    return rc;
+}

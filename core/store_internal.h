@@ -1,0 +1,113 @@
+/*
+ * store_internal.h: what the store's own files share (store.c, store_builder.c,
+ * store_file.c) and nobody else may include.
+ *
+ * A finished store is a set of sections: one flat, owned array per column,
+ * exactly the arrays the snapshot file holds (docs/store-format.md). The
+ * builder produces them, the loader reads them, and store_bind_columns()
+ * points the public column view into them, so the in-memory layout and the
+ * file layout cannot drift apart.
+ *
+ * Must never: be included outside core/store*.c; hold anything but the
+ * columns listed in cc_store.h (no name, NHS number or postcode of a person).
+ */
+#ifndef CC_STORE_INTERNAL_H
+#define CC_STORE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cc_store.h"
+
+/* Section ids: persisted in snapshot files, so never renumber, only append
+ * (and bump the format version if the set of sections changes). */
+enum store_section {
+    STORE_SECTION_LSOA_CODE = 0,
+    STORE_SECTION_LAD_CODE,
+    STORE_SECTION_ICB_CODE,
+    STORE_SECTION_REGION_CODE,
+    STORE_SECTION_LSOA_LAD,
+    STORE_SECTION_LAD_ICB,
+    STORE_SECTION_ICB_REGION,
+    STORE_SECTION_NAME_BLOB,
+    STORE_SECTION_LSOA_NAME_OFFSET,
+    STORE_SECTION_LAD_NAME_OFFSET,
+    STORE_SECTION_ICB_NAME_OFFSET,
+    STORE_SECTION_REGION_NAME_OFFSET,
+    STORE_SECTION_POPULATION,
+    STORE_SECTION_POSTCODE_KEY,
+    STORE_SECTION_POSTCODE_LSOA,
+    STORE_SECTION_PRACTICE_CODE,
+    STORE_SECTION_PERSON_PSEUDONYM,
+    STORE_SECTION_PERSON_POSTCODE_PSEUDONYM,
+    STORE_SECTION_PERSON_DOB,
+    STORE_SECTION_PERSON_SEX,
+    STORE_SECTION_PERSON_LSOA,
+    STORE_SECTION_PERSON_PRACTICE,
+    STORE_SECTION_PERSON_RECORD_KEY,
+    STORE_SECTION_PERSON_BY_PSEUDONYM,
+    STORE_SECTION_RECORD_PERSON,
+    STORE_SECTION_RECORD_DATE,
+    STORE_SECTION_RECORD_FLAGS,
+    STORE_SECTION_CODE_SYSTEM,
+    STORE_SECTION_CODE_TEXT,
+    STORE_SECTION_CODE_FIRST,
+    STORE_SECTION_POSTING_RECORDS,
+    STORE_SECTION_POSTING_ROLE,
+    STORE_N_SECTIONS
+};
+
+/* The counts that size every section. */
+struct store_counts {
+    uint32_t n_lsoa, n_lad, n_icb, n_region;
+    uint32_t n_postcodes, n_practices, n_persons, n_codes;
+    uint64_t n_records, n_postings, name_blob_bytes;
+    uint64_t setting_first[5];
+};
+
+struct cc_store {
+    struct cc_store_columns view; /* points into section[] */
+    struct store_counts counts;
+    /* person indices in ascending pseudonym order (memcmp), for
+     * cc_store_find_person; strictly ascending proves pseudonyms unique */
+    const uint32_t *person_by_pseudonym;
+    /* owned arrays, one per section; every one is non-NULL except the
+     * postcode pseudonyms of a store loaded with CC_STORE_QUERY_ONLY */
+    void *section[STORE_N_SECTIONS];
+    size_t section_alloc_bytes[STORE_N_SECTIONS];
+};
+
+/* The section's name as error messages give it ("records.person"). */
+const char *store_section_name(int section);
+
+/* Bytes per element of a section (1 for the name blob). */
+uint32_t store_section_element_bytes(int section);
+
+/* The exact byte length of a section for these counts, or UINT64_MAX if the
+ * counts overflow. */
+uint64_t store_section_bytes(const struct store_counts *counts, int section);
+
+/* Points store->view and store->person_by_pseudonym at the sections and
+ * copies the counts into the view. */
+void store_bind_columns(struct cc_store *store);
+
+/* Allocates at least max(bytes, 1) bytes, zeroed; NULL on failure or if
+ * bytes does not fit in size_t. The caller frees with free(). */
+void *store_alloc_zeroed(uint64_t bytes);
+
+/* Compares two pseudonyms as 16 unsigned bytes. */
+int store_pseudonym_compare(const cc_pseudonym *a, const cc_pseudonym *b);
+
+/* Sorts person indices idx[0..n) by pseudonym (ascending, memcmp order).
+ * Returns 0 or CC_ENOMEM. */
+int store_sort_persons_by_pseudonym(uint32_t *idx, uint32_t n, const cc_pseudonym *pseudonyms);
+
+/* The LSOA of a canonical postcode in sorted key/LSOA arrays, or -1. */
+int32_t store_postcode_search(const uint64_t *keys, const uint16_t *lsoa, uint32_t n,
+                              const char *canonical, size_t len);
+
+/* Writes a formatted reason into errbuf (if any) and returns CC_ECORRUPT. */
+int store_corrupt(char *errbuf, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif
