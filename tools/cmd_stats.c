@@ -1,0 +1,903 @@
+/*
+ * cmd_stats.c: `carecount stats METHOD`, the statistics module as a filter
+ * so an analyst can check a figure by hand.
+ *
+ * Reads CSV (with a header row) on standard input, computes each row's or
+ * each group's figure with core/stats.c and writes CSV to standard output
+ * with value, lowercl, uppercl, confidence, statistic and method added.
+ * Methods and their input columns are documented in usage() below and in
+ * docs/statistics.md.
+ *
+ * It must never echo an input cell in an error message: messages name the
+ * line, the column and the reason only, so a file that holds something it
+ * should not cannot leak it through stderr. Lines are counted as CSV records
+ * (the header is line 1), which is the file's line number unless a quoted
+ * field spans lines.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <csv.h>
+#include <gsl/gsl_errno.h>
+
+#include "cc_error.h"
+#include "cc_stats.h"
+
+const char cc_cmd_stats_summary[] =
+    "confidence intervals for CSV rows: proportion, rate, dsr, isr, mean";
+
+enum method { METHOD_PROPORTION, METHOD_RATE, METHOD_DSR, METHOD_ISR, METHOD_MEAN };
+
+/* The input columns a method reads, by role; the role is also the default
+ * column name. A role marked optional may be absent from the header. */
+#define MAX_ROLES 6
+struct role {
+    const char *name;
+    int optional;
+    int is_number;
+};
+
+struct method_info {
+    const char *name;
+    enum method method;
+    int grouped;               /* one output row per group, not per row */
+    double default_multiplier; /* 0: the method takes none */
+    struct role roles[MAX_ROLES];
+};
+
+/* Role 0 of a grouped method is its group column. */
+static const struct method_info methods[] = {
+    {"proportion", METHOD_PROPORTION, 0, 1,
+     {{"numerator", 0, 1}, {"denominator", 0, 1}}},
+    {"rate", METHOD_RATE, 0, 100000, {{"count", 0, 1}, {"denominator", 0, 1}}},
+    {"dsr", METHOD_DSR, 1, 100000,
+     {{"area", 1, 0}, {"age_band", 1, 0}, {"count", 0, 1}, {"population", 0, 1},
+      {"standard_population", 1, 1}}},
+    {"isr", METHOD_ISR, 1, 1,
+     {{"area", 1, 0}, {"count", 0, 1}, {"population", 0, 1},
+      {"reference_count", 0, 1}, {"reference_population", 0, 1}}},
+    {"mean", METHOD_MEAN, 1, 0, {{"group", 1, 0}, {"value", 0, 1}}},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+        "usage: carecount stats METHOD [--confidence LEVEL] [--multiplier M]\n"
+        "                       [--columns ROLE=NAME[,ROLE=NAME...]] < in.csv > out.csv\n"
+        "\n"
+        "Reads CSV with a header row on standard input and writes it back with\n"
+        "the columns value, lowercl, uppercl, confidence, statistic and method\n"
+        "added, computed as PHE Fingertips / PHEindicatormethods do (formulas\n"
+        "and sources: docs/statistics.md).\n"
+        "\n"
+        "methods and their input columns (ROLE names, also the default column\n"
+        "names; rename with --columns, e.g. --columns numerator=deaths):\n"
+        "  proportion  numerator, denominator. Wilson score interval; one output\n"
+        "              row per input row. Multiplier default 1 (100: percentage).\n"
+        "  rate        count, denominator. Crude rate; exact Poisson limits for\n"
+        "              counts below 10, Byar's otherwise. Multiplier default\n"
+        "              100000. One output row per input row.\n"
+        "  dsr         area (optional), age_band, count, population,\n"
+        "              standard_population (optional). Directly standardised rate\n"
+        "              with Dobson's interval, one row per area (area,total_count,\n"
+        "              total_pop,...). Without a standard_population column each\n"
+        "              area needs the 19 bands of the 2013 European Standard\n"
+        "              Population once each, named 0-4, 5-9, ..., 85-89, 90+.\n"
+        "              Not calculated (empty value) below 10 events.\n"
+        "              Multiplier default 100000.\n"
+        "  isr         area (optional), count, population, reference_count,\n"
+        "              reference_population, one row per age band. Indirectly\n"
+        "              standardised ratio observed/expected with exact (< 10) or\n"
+        "              Byar's limits, one row per area (area,observed,expected,...).\n"
+        "              Multiplier default 1 (100: SMR x 100).\n"
+        "  mean        group (optional), value. Mean with a Student's t interval,\n"
+        "              one row per group (group,value_sum,value_count,stdev,...).\n"
+        "              At least 2 values per group. No multiplier.\n"
+        "\n"
+        "Rows of a group need not be adjacent; groups are written in order of\n"
+        "first appearance. Without the optional group column all rows are one\n"
+        "group.\n"
+        "\n"
+        "options:\n"
+        "  --confidence LEVEL  0.95 (default), 0.998, or any level in (0, 1);\n"
+        "                      95, 99.8 and 95%% are read as percentages.\n"
+        "  --multiplier M      scale of value and limits (see each method).\n"
+        "  --columns MAP       input column name for each role.\n"
+        "\n"
+        "Bad input stops with a message naming the line (CSV record; the header\n"
+        "is line 1) and the column, and exit status 1; usage errors exit 2.\n");
+}
+
+/* ---- the parsed command line ------------------------------------------ */
+
+struct options {
+    const struct method_info *method;
+    double confidence;
+    double multiplier;
+    const char *column_names[MAX_ROLES];
+};
+
+static int parse_number(const char *s, double *out)
+{
+    char *end;
+    if (!*s)
+        return CC_EPARSE;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno == ERANGE || !isfinite(v))
+        return CC_EPARSE;
+    *out = v;
+    return 0;
+}
+
+static int parse_confidence(const char *s, double *out)
+{
+    char buf[64];
+    size_t len = strlen(s);
+    double v;
+
+    if (len == 0 || len >= sizeof buf)
+        return CC_EINVAL;
+    memcpy(buf, s, len + 1);
+    int percent = buf[len - 1] == '%';
+    if (percent)
+        buf[len - 1] = '\0';
+    if (parse_number(buf, &v) < 0)
+        return CC_EINVAL;
+    if (percent || v > 1)
+        v /= 100;
+    if (!(v > 0 && v < 1))
+        return CC_EINVAL;
+    *out = v;
+    return 0;
+}
+
+static int parse_columns(char *map, struct options *opt)
+{
+    for (char *item = strtok(map, ","); item; item = strtok(NULL, ",")) {
+        char *eq = strchr(item, '=');
+        if (!eq || eq == item || !eq[1]) {
+            fprintf(stderr, "carecount stats: --columns wants ROLE=NAME pairs\n");
+            return CC_EINVAL;
+        }
+        *eq = '\0';
+        int found = 0;
+        for (int r = 0; r < MAX_ROLES && opt->method->roles[r].name; r++) {
+            if (!strcmp(opt->method->roles[r].name, item)) {
+                opt->column_names[r] = eq + 1;
+                found = 1;
+            }
+        }
+        if (!found) {
+            fprintf(stderr, "carecount stats: %s has no input column role '%s' "
+                            "(see --help)\n", opt->method->name, item);
+            return CC_EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int parse_options(int argc, char **argv, struct options *opt)
+{
+    const char *method_name = NULL, *multiplier = NULL, *confidence = NULL;
+    char *columns = NULL;
+
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char **value = NULL;
+        if (!strcmp(arg, "--confidence"))
+            value = &confidence;
+        else if (!strcmp(arg, "--multiplier"))
+            value = &multiplier;
+        else if (!strcmp(arg, "--columns")) {
+            if (i + 1 >= argc)
+                goto missing;
+            columns = argv[++i];
+            continue;
+        } else if (arg[0] == '-') {
+            fprintf(stderr, "carecount stats: unknown option '%s' (try --help)\n", arg);
+            return CC_EINVAL;
+        } else if (!method_name) {
+            method_name = arg;
+            continue;
+        } else {
+            fprintf(stderr, "carecount stats: unexpected argument '%s'\n", arg);
+            return CC_EINVAL;
+        }
+        if (i + 1 >= argc)
+            goto missing;
+        *value = argv[++i];
+        continue;
+    missing:
+        fprintf(stderr, "carecount stats: %s needs a value\n", arg);
+        return CC_EINVAL;
+    }
+    if (!method_name) {
+        fprintf(stderr, "carecount stats: which METHOD? (try --help)\n");
+        return CC_EINVAL;
+    }
+    opt->method = NULL;
+    for (size_t m = 0; m < sizeof methods / sizeof methods[0]; m++)
+        if (!strcmp(methods[m].name, method_name))
+            opt->method = &methods[m];
+    if (!opt->method) {
+        fprintf(stderr, "carecount stats: unknown method '%s' (proportion, rate, "
+                        "dsr, isr, mean)\n", method_name);
+        return CC_EINVAL;
+    }
+    for (int r = 0; r < MAX_ROLES; r++)
+        opt->column_names[r] = opt->method->roles[r].name;
+    opt->confidence = 0.95;
+    if (confidence && parse_confidence(confidence, &opt->confidence) < 0) {
+        fprintf(stderr, "carecount stats: --confidence wants a level in (0, 1) "
+                        "or a percentage below 100\n");
+        return CC_EINVAL;
+    }
+    opt->multiplier = opt->method->default_multiplier;
+    if (multiplier) {
+        if (opt->method->default_multiplier == 0) {
+            fprintf(stderr, "carecount stats: %s takes no --multiplier\n",
+                    opt->method->name);
+            return CC_EINVAL;
+        }
+        if (parse_number(multiplier, &opt->multiplier) < 0 || opt->multiplier <= 0) {
+            fprintf(stderr, "carecount stats: --multiplier wants a positive number\n");
+            return CC_EINVAL;
+        }
+    }
+    if (columns)
+        return parse_columns(columns, opt);
+    return 0;
+}
+
+/* ---- CSV output -------------------------------------------------------- */
+
+/* Writes one field, quoted only when it must be (RFC 4180). */
+static void put_field(FILE *out, const char *s, size_t len, int first)
+{
+    if (!first)
+        fputc(',', out);
+    int quote = len && (s[0] == ' ' || s[len - 1] == ' ');
+    for (size_t i = 0; i < len && !quote; i++)
+        quote = s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r';
+    if (!quote) {
+        fwrite(s, 1, len, out);
+        return;
+    }
+    fputc('"', out);
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '"')
+            fputc('"', out);
+        fputc(s[i], out);
+    }
+    fputc('"', out);
+}
+
+static void put_string(FILE *out, const char *s, int first)
+{
+    put_field(out, s, strlen(s), first);
+}
+
+/* Writes a number, or an empty field for NaN (not calculated). */
+static void put_number(FILE *out, double v)
+{
+    fputc(',', out);
+    if (isfinite(v))
+        fprintf(out, "%.12g", v);
+}
+
+/* ",value,lowercl,uppercl,confidence,statistic,method" and the newline. */
+static void put_interval(FILE *out, const struct cc_interval *ci,
+                         const char *statistic)
+{
+    char level[32];
+    put_number(out, ci->value);
+    put_number(out, ci->lower);
+    put_number(out, ci->upper);
+    snprintf(level, sizeof level, "%g%%", ci->confidence * 100);
+    put_string(out, level, 0);
+    put_string(out, statistic, 0);
+    put_string(out, cc_stats_method_name(ci->method), 0);
+    fputc('\n', out);
+}
+
+static const char interval_header[] = "value,lowercl,uppercl,confidence,statistic,method";
+
+/* ---- groups ------------------------------------------------------------ */
+
+#define ROW_STRIDE 4 /* numbers kept per input row of a grouped method */
+
+/* The rows of one group, kept until the input ends. */
+struct group {
+    char *name;
+    size_t first_line;
+    size_t n_rows;
+    size_t capacity;
+    double *numbers;   /* n_rows * ROW_STRIDE */
+    uint32_t band_mask; /* dsr with ESP 2013: bands seen */
+};
+
+/* Groups in order of first appearance, found by name through an
+ * open-addressing hash table of indices + 1 (0 = empty slot). */
+struct group_table {
+    struct group *groups;
+    size_t n_groups;
+    size_t capacity;
+    size_t *slots;
+    size_t n_slots;
+};
+
+static uint64_t hash_name(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static int table_grow(struct group_table *t)
+{
+    size_t n_slots = t->n_slots ? t->n_slots * 2 : 64;
+    size_t *slots = calloc(n_slots, sizeof *slots);
+    if (!slots)
+        return CC_ENOMEM;
+    for (size_t i = 0; i < t->n_groups; i++) {
+        size_t at = hash_name(t->groups[i].name) & (n_slots - 1);
+        while (slots[at])
+            at = (at + 1) & (n_slots - 1);
+        slots[at] = i + 1;
+    }
+    free(t->slots);
+    t->slots = slots;
+    t->n_slots = n_slots;
+    return 0;
+}
+
+/* Finds or adds the group called name; *out points into the table until the
+ * next call. */
+static int table_find(struct group_table *t, const char *name, size_t line,
+                      struct group **out)
+{
+    int rc;
+    if (2 * (t->n_groups + 1) > t->n_slots && (rc = table_grow(t)) < 0)
+        return rc;
+    size_t at = hash_name(name) & (t->n_slots - 1);
+    while (t->slots[at]) {
+        struct group *g = &t->groups[t->slots[at] - 1];
+        if (!strcmp(g->name, name)) {
+            *out = g;
+            return 0;
+        }
+        at = (at + 1) & (t->n_slots - 1);
+    }
+    if (t->n_groups == t->capacity) {
+        size_t capacity = t->capacity ? t->capacity * 2 : 16;
+        struct group *groups = realloc(t->groups, capacity * sizeof *groups);
+        if (!groups)
+            return CC_ENOMEM;
+        t->groups = groups;
+        t->capacity = capacity;
+    }
+    struct group *g = &t->groups[t->n_groups];
+    memset(g, 0, sizeof *g);
+    if (!(g->name = strdup(name)))
+        return CC_ENOMEM;
+    g->first_line = line;
+    t->slots[at] = ++t->n_groups;
+    *out = g;
+    return 0;
+}
+
+static int group_add_row(struct group *g, const double numbers[ROW_STRIDE])
+{
+    if (g->n_rows == g->capacity) {
+        size_t capacity = g->capacity ? g->capacity * 2 : 32;
+        double *grown = realloc(g->numbers, capacity * ROW_STRIDE * sizeof *grown);
+        if (!grown)
+            return CC_ENOMEM;
+        g->numbers = grown;
+        g->capacity = capacity;
+    }
+    memcpy(g->numbers + g->n_rows * ROW_STRIDE, numbers, ROW_STRIDE * sizeof *numbers);
+    g->n_rows++;
+    return 0;
+}
+
+static void table_free(struct group_table *t)
+{
+    for (size_t i = 0; i < t->n_groups; i++) {
+        free(t->groups[i].name);
+        free(t->groups[i].numbers);
+    }
+    free(t->groups);
+    free(t->slots);
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+/* The state of one run: the fields of the record being parsed, the header,
+ * and what has been computed. */
+struct run {
+    struct options *opt;
+    FILE *out;
+    char *row_bytes;     /* the current record's fields, each NUL-terminated */
+    size_t row_used, row_capacity;
+    size_t *field_offsets;
+    size_t n_fields, fields_capacity;
+    size_t line;         /* CSV record number of the current record */
+    char **header;       /* the header's column names */
+    size_t n_columns;
+    int role_column[MAX_ROLES]; /* index in the header, -1 if absent */
+    struct group_table groups;
+    int rc;              /* first error; later records are ignored */
+};
+
+static const char *field(const struct run *run, size_t i)
+{
+    return run->row_bytes + run->field_offsets[i];
+}
+
+static void on_field(void *s, size_t len, void *data)
+{
+    struct run *run = data;
+    if (run->rc)
+        return;
+    if (run->row_used + len + 1 > run->row_capacity) {
+        size_t capacity = (run->row_used + len + 1) * 2;
+        char *grown = realloc(run->row_bytes, capacity);
+        if (!grown)
+            goto nomem;
+        run->row_bytes = grown;
+        run->row_capacity = capacity;
+    }
+    if (run->n_fields == run->fields_capacity) {
+        size_t capacity = run->fields_capacity ? run->fields_capacity * 2 : 16;
+        size_t *grown = realloc(run->field_offsets, capacity * sizeof *grown);
+        if (!grown)
+            goto nomem;
+        run->field_offsets = grown;
+        run->fields_capacity = capacity;
+    }
+    run->field_offsets[run->n_fields++] = run->row_used;
+    if (len)
+        memcpy(run->row_bytes + run->row_used, s, len);
+    run->row_bytes[run->row_used + len] = '\0';
+    run->row_used += len + 1;
+    return;
+nomem:
+    fprintf(stderr, "carecount stats: out of memory at line %zu\n", run->line);
+    run->rc = CC_ENOMEM;
+}
+
+static int fail_line(struct run *run, const char *reason)
+{
+    fprintf(stderr, "carecount stats: line %zu: %s\n", run->line, reason);
+    return CC_EPARSE;
+}
+
+static int fail_column(struct run *run, int role, const char *reason)
+{
+    int column = run->role_column[role];
+    fprintf(stderr, "carecount stats: line %zu, column '%s' (%d): %s\n", run->line,
+            run->header[column], column + 1, reason);
+    return CC_EPARSE;
+}
+
+static int take_header(struct run *run)
+{
+    const struct method_info *m = run->opt->method;
+
+    if (!(run->header = calloc(run->n_fields, sizeof *run->header)))
+        return CC_ENOMEM;
+    run->n_columns = run->n_fields;
+    for (size_t i = 0; i < run->n_fields; i++)
+        if (!(run->header[i] = strdup(field(run, i))))
+            return CC_ENOMEM;
+    for (int r = 0; r < MAX_ROLES; r++) {
+        run->role_column[r] = -1;
+        if (!m->roles[r].name)
+            continue;
+        for (size_t i = 0; i < run->n_columns; i++) {
+            if (!strcmp(run->header[i], run->opt->column_names[r])) {
+                if (run->role_column[r] >= 0)
+                    return fail_line(run, "the header names a column twice");
+                run->role_column[r] = (int)i;
+            }
+        }
+        if (run->role_column[r] < 0 && !m->roles[r].optional) {
+            fprintf(stderr, "carecount stats: line 1: %s needs a column '%s' "
+                            "(see --help, or map it with --columns %s=NAME)\n",
+                    m->name, run->opt->column_names[r], m->roles[r].name);
+            return CC_EPARSE;
+        }
+    }
+    /* dsr bands come from the standard population column if given, or else
+     * must be named in age_band. */
+    if (m->method == METHOD_DSR && run->role_column[4] < 0 && run->role_column[1] < 0) {
+        fprintf(stderr, "carecount stats: line 1: dsr needs a column '%s' "
+                        "(2013 European Standard Population band) or '%s'\n",
+                run->opt->column_names[1], run->opt->column_names[4]);
+        return CC_EPARSE;
+    }
+    if (!m->grouped) {
+        for (size_t i = 0; i < run->n_columns; i++)
+            put_string(run->out, run->header[i], i == 0);
+        fprintf(run->out, ",%s\n", interval_header);
+    }
+    return 0;
+}
+
+/* Parses an ESP 2013 band name ("0-4", "05-09", "85-89", "90+"): its index,
+ * or -1. */
+static int esp2013_band_from_name(const char *s)
+{
+    char *end;
+    errno = 0;
+    long low = strtol(s, &end, 10);
+    if (end == s || errno || low < 0 || low % 5)
+        return -1;
+    if (!strcmp(end, "+"))
+        return low == 90 ? CC_STATS_ESP2013_BANDS - 1 : -1;
+    if (*end != '-')
+        return -1;
+    const char *high_text = end + 1;
+    long high = strtol(high_text, &end, 10);
+    if (end == high_text || *end || high != low + 4 || low > 85)
+        return -1;
+    return (int)(low / 5);
+}
+
+static int number_for_role(struct run *run, int role, double *out)
+{
+    if (run->role_column[role] < 0) {
+        *out = NAN;
+        return 0;
+    }
+    if (parse_number(field(run, (size_t)run->role_column[role]), out) < 0)
+        return fail_column(run, role, "not a number");
+    return 0;
+}
+
+/* Handles one data record of proportion or rate: computes and writes it. */
+static int take_row_figure(struct run *run)
+{
+    const struct options *opt = run->opt;
+    double numerator, denominator;
+    struct cc_interval ci;
+    char statistic[64];
+    int rc;
+
+    if ((rc = number_for_role(run, 0, &numerator)) < 0 ||
+        (rc = number_for_role(run, 1, &denominator)) < 0)
+        return rc;
+    if (opt->method->method == METHOD_PROPORTION) {
+        rc = cc_stats_proportion(numerator, denominator, opt->confidence,
+                                 opt->multiplier, &ci);
+        if (rc == CC_EINVAL)
+            return fail_line(run, "a proportion needs 0 <= numerator <= "
+                                  "denominator and denominator > 0");
+        if (opt->multiplier == 100)
+            snprintf(statistic, sizeof statistic, "percentage");
+        else
+            snprintf(statistic, sizeof statistic, "proportion of %.12g", opt->multiplier);
+    } else {
+        rc = cc_stats_rate(numerator, denominator, opt->confidence, opt->multiplier, &ci);
+        if (rc == CC_EINVAL)
+            return fail_line(run, "a rate needs count >= 0 and denominator > 0");
+        snprintf(statistic, sizeof statistic, "rate per %.12g", opt->multiplier);
+    }
+    if (rc < 0)
+        return fail_line(run, cc_strerror(rc));
+    for (size_t i = 0; i < run->n_fields; i++)
+        put_field(run->out, field(run, i), strlen(field(run, i)), i == 0);
+    put_interval(run->out, &ci, statistic);
+    return 0;
+}
+
+/* Handles one data record of a grouped method: keeps its numbers. */
+static int take_group_row(struct run *run)
+{
+    const struct method_info *m = run->opt->method;
+    double numbers[ROW_STRIDE] = {0, 0, 0, 0};
+    struct group *g;
+    int rc;
+
+    const char *name = run->role_column[0] >= 0 ? field(run, (size_t)run->role_column[0]) : "";
+    if ((rc = table_find(&run->groups, name, run->line, &g)) < 0)
+        return rc;
+    switch (m->method) {
+    case METHOD_DSR:
+        if ((rc = number_for_role(run, 2, &numbers[0])) < 0 ||
+            (rc = number_for_role(run, 3, &numbers[1])) < 0)
+            return rc;
+        if (run->role_column[4] >= 0) {
+            if ((rc = number_for_role(run, 4, &numbers[2])) < 0)
+                return rc;
+        } else {
+            int band = esp2013_band_from_name(field(run, (size_t)run->role_column[1]));
+            if (band < 0)
+                return fail_column(run, 1, "not a 2013 European Standard Population "
+                                           "band (0-4, 5-9, ..., 85-89, 90+)");
+            if (g->band_mask & (UINT32_C(1) << band))
+                return fail_column(run, 1, "this age band appears twice for the area");
+            g->band_mask |= UINT32_C(1) << band;
+            numbers[2] = cc_stats_esp2013[band];
+        }
+        break;
+    case METHOD_ISR:
+        for (int r = 1; r <= 4; r++)
+            if ((rc = number_for_role(run, r, &numbers[r - 1])) < 0)
+                return rc;
+        break;
+    case METHOD_MEAN:
+        if ((rc = number_for_role(run, 1, &numbers[0])) < 0)
+            return rc;
+        break;
+    default:
+        return CC_EINTERNAL;
+    }
+    return group_add_row(g, numbers);
+}
+
+static void on_record(int terminator, void *data)
+{
+    struct run *run = data;
+    (void)terminator;
+    if (run->rc)
+        return;
+    run->line++;
+    if (run->line == 1)
+        run->rc = take_header(run);
+    else if (run->n_fields != run->n_columns) {
+        char reason[96];
+        snprintf(reason, sizeof reason, "has %zu fields, the header has %zu",
+                 run->n_fields, run->n_columns);
+        run->rc = fail_line(run, reason);
+    } else if (run->opt->method->grouped)
+        run->rc = take_group_row(run);
+    else
+        run->rc = take_row_figure(run);
+    run->n_fields = 0;
+    run->row_used = 0;
+}
+
+/* ---- grouped results ---------------------------------------------------- */
+
+/* Copies column `column` of a group's rows into a new array; caller frees. */
+static double *group_column(const struct group *g, int column)
+{
+    double *values = malloc((g->n_rows ? g->n_rows : 1) * sizeof *values);
+    if (values)
+        for (size_t i = 0; i < g->n_rows; i++)
+            values[i] = g->numbers[i * ROW_STRIDE + column];
+    return values;
+}
+
+static int fail_group(const struct group *g, const char *reason)
+{
+    fprintf(stderr, "carecount stats: the group first seen at line %zu: %s\n",
+            g->first_line, reason);
+    return CC_EPARSE;
+}
+
+static int write_dsr(struct run *run, const struct group *g)
+{
+    const struct options *opt = run->opt;
+    double *counts = NULL, *populations = NULL, *weights = NULL;
+    double total_count = 0, total_population = 0;
+    struct cc_interval ci;
+    char statistic[64];
+    int rc = CC_ENOMEM;
+
+    if (run->role_column[4] < 0 && g->n_rows != CC_STATS_ESP2013_BANDS) {
+        rc = fail_group(g, "needs all 19 bands of the 2013 European Standard "
+                           "Population (0-4, 5-9, ..., 85-89, 90+)");
+        goto fail;
+    }
+    if (!(counts = group_column(g, 0)) || !(populations = group_column(g, 1)) ||
+        !(weights = group_column(g, 2)))
+        goto fail;
+    for (size_t i = 0; i < g->n_rows; i++)
+        total_population += populations[i];
+    rc = cc_stats_dsr(g->n_rows, counts, populations, weights, opt->confidence,
+                      opt->multiplier, &ci, &total_count);
+    if (rc == CC_EINVAL) {
+        rc = fail_group(g, "a dsr needs counts >= 0, populations > 0 and "
+                           "standard populations >= 0, not all 0");
+        goto fail;
+    }
+    if (rc == CC_ERANGE)
+        snprintf(statistic, sizeof statistic, "dsr NA for total count < 10");
+    else if (rc == 0)
+        snprintf(statistic, sizeof statistic, "dsr per %.12g", opt->multiplier);
+    else {
+        rc = fail_group(g, cc_strerror(rc));
+        goto fail;
+    }
+    if (run->role_column[0] >= 0)
+        put_string(run->out, g->name, 1), fputc(',', run->out);
+    fprintf(run->out, "%.12g", total_count);
+    put_number(run->out, total_population);
+    put_interval(run->out, &ci, statistic);
+    rc = 0;
+fail:
+    free(counts);
+    free(populations);
+    free(weights);
+    return rc;
+}
+
+static int write_isr(struct run *run, const struct group *g)
+{
+    const struct options *opt = run->opt;
+    double *populations = NULL, *reference_counts = NULL, *reference_populations = NULL;
+    double observed = 0, expected;
+    struct cc_interval ci;
+    char statistic[80];
+    int rc = CC_ENOMEM;
+
+    if (!(populations = group_column(g, 1)) || !(reference_counts = group_column(g, 2)) ||
+        !(reference_populations = group_column(g, 3)))
+        goto fail;
+    for (size_t i = 0; i < g->n_rows; i++)
+        observed += g->numbers[i * ROW_STRIDE];
+    rc = cc_stats_expected(g->n_rows, populations, reference_counts,
+                           reference_populations, &expected);
+    if (rc == 0)
+        rc = cc_stats_isr(observed, expected, opt->confidence, opt->multiplier, &ci);
+    if (rc == CC_EINVAL) {
+        rc = fail_group(g, "an isr needs counts and populations >= 0, reference "
+                           "populations > 0 and an expected count > 0");
+        goto fail;
+    }
+    if (rc < 0) {
+        rc = fail_group(g, cc_strerror(rc));
+        goto fail;
+    }
+    snprintf(statistic, sizeof statistic, "indirectly standardised ratio x %.12g",
+             opt->multiplier);
+    if (run->role_column[0] >= 0)
+        put_string(run->out, g->name, 1), fputc(',', run->out);
+    fprintf(run->out, "%.12g", observed);
+    put_number(run->out, expected);
+    put_interval(run->out, &ci, statistic);
+    rc = 0;
+fail:
+    free(populations);
+    free(reference_counts);
+    free(reference_populations);
+    return rc;
+}
+
+static int write_mean(struct run *run, const struct group *g)
+{
+    double *values = NULL, sum = 0, sd;
+    struct cc_interval ci;
+    int rc = CC_ENOMEM;
+
+    if (!(values = group_column(g, 0)))
+        goto fail;
+    for (size_t i = 0; i < g->n_rows; i++)
+        sum += values[i];
+    rc = cc_stats_mean(g->n_rows, values, run->opt->confidence, &ci, &sd);
+    if (rc < 0) {
+        rc = fail_group(g, rc == CC_EINVAL ? "a mean needs at least 2 values"
+                                           : cc_strerror(rc));
+        goto fail;
+    }
+    if (run->role_column[0] >= 0)
+        put_string(run->out, g->name, 1), fputc(',', run->out);
+    fprintf(run->out, "%.12g", sum);
+    put_number(run->out, (double)g->n_rows);
+    put_number(run->out, sd);
+    put_interval(run->out, &ci, "mean");
+    rc = 0;
+fail:
+    free(values);
+    return rc;
+}
+
+static int write_groups(struct run *run)
+{
+    const struct method_info *m = run->opt->method;
+    int rc;
+
+    if (run->role_column[0] >= 0)
+        put_string(run->out, run->header[run->role_column[0]], 1), fputc(',', run->out);
+    switch (m->method) {
+    case METHOD_DSR: fprintf(run->out, "total_count,total_pop,"); break;
+    case METHOD_ISR: fprintf(run->out, "observed,expected,"); break;
+    default: fprintf(run->out, "value_sum,value_count,stdev,"); break;
+    }
+    fprintf(run->out, "%s\n", interval_header);
+    for (size_t i = 0; i < run->groups.n_groups; i++) {
+        const struct group *g = &run->groups.groups[i];
+        rc = m->method == METHOD_DSR   ? write_dsr(run, g)
+             : m->method == METHOD_ISR ? write_isr(run, g)
+                                       : write_mean(run, g);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Reads all of `in`, writing results to run->out as it goes (row methods)
+ * or at the end (grouped methods). */
+static int run_stats(struct run *run, FILE *in)
+{
+    struct csv_parser parser;
+    char buf[65536];
+    size_t n;
+    int rc = 0;
+
+    if (csv_init(&parser, CSV_STRICT | CSV_STRICT_FINI) != 0)
+        return CC_ENOMEM;
+    while (!run->rc && (n = fread(buf, 1, sizeof buf, in)) > 0) {
+        if (csv_parse(&parser, buf, n, on_field, on_record, run) != n && !run->rc) {
+            fprintf(stderr, "carecount stats: line %zu: %s\n", run->line + 1,
+                    csv_strerror(csv_error(&parser)));
+            rc = CC_EPARSE;
+            goto fail;
+        }
+    }
+    if (!run->rc && ferror(in)) {
+        fprintf(stderr, "carecount stats: cannot read standard input\n");
+        rc = CC_EIO;
+        goto fail;
+    }
+    if (!run->rc && csv_fini(&parser, on_field, on_record, run) != 0) {
+        fprintf(stderr, "carecount stats: line %zu: %s\n", run->line + 1,
+                csv_strerror(csv_error(&parser)));
+        rc = CC_EPARSE;
+        goto fail;
+    }
+    if ((rc = run->rc) < 0)
+        goto fail;
+    if (run->line == 0) {
+        fprintf(stderr, "carecount stats: no header row on standard input\n");
+        rc = CC_EPARSE;
+        goto fail;
+    }
+    if (run->opt->method->grouped)
+        rc = write_groups(run);
+fail:
+    csv_free(&parser);
+    return rc;
+}
+
+int cc_cmd_stats(int argc, char **argv)
+{
+    struct options opt;
+    struct run run;
+    int rc;
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        }
+    }
+    gsl_set_error_handler_off();
+    if (parse_options(argc, argv, &opt) < 0)
+        return 2;
+    memset(&run, 0, sizeof run);
+    run.opt = &opt;
+    run.out = stdout;
+    rc = run_stats(&run, stdin);
+    table_free(&run.groups);
+    if (run.header)
+        for (size_t i = 0; i < run.n_columns; i++)
+            free(run.header[i]);
+    free(run.header);
+    free(run.row_bytes);
+    free(run.field_offsets);
+    if (fflush(stdout) != 0 && rc == 0) {
+        fprintf(stderr, "carecount stats: cannot write standard output\n");
+        rc = CC_EIO;
+    }
+    return rc < 0 ? 1 : 0;
+}
