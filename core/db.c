@@ -194,6 +194,13 @@ int cc_db_open(const char *dir, int flags, sqlite3 **out, char *errbuf, size_t e
         goto fail;
     }
 
+    char cache_sql[64];
+    snprintf(cache_sql, sizeof cache_sql, "PRAGMA cache_size=-%d", CC_DB_CACHE_KIB);
+    if ((err = pragma_text(db, cache_sql, NULL, 0)) != 0) {
+        set_error(errbuf, errlen, path, "cannot set the cache size");
+        goto fail;
+    }
+
     if (flags & CC_DB_QUICK_CHECK) {
         err = pragma_text(db, "PRAGMA quick_check(1)", value, sizeof value);
         if (!err && strcmp(value, "ok") != 0)

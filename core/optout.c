@@ -9,11 +9,13 @@
  * compare cc_optout_last_sequence() with the sequence its last data version
  * was built at.
  *
- * Index optout_event_by_person (pseudonym, type, effective_day, sequence,
- * action) serves all three reads: the status of one person (a seek and a
- * step back), the idempotence check (through the UNIQUE constraint's index),
- * and the in-force set (one ordered pass over the index, no sort, no table
- * lookups: the index covers every column the pass reads).
+ * One index, the UNIQUE constraint's (pseudonym, type, effective_day,
+ * action), which also holds the rowid (sequence), serves every read: the
+ * idempotence check (an exact seek), the status of one person (a seek, at
+ * most two rows per day to order), and the in-force set (one pass over the
+ * whole index in key order, no sort and no table lookups, because the index
+ * covers every column the pass reads). A second index ordered by sequence
+ * would make each insert a third B-tree write for no read that needs it.
  *
  * Must never: accept or store an NHS number, or print or log a pseudonym.
  */
@@ -40,10 +42,8 @@ static const char *const optout_schema_sql[] = {
     " practice_code TEXT,"
     " source INTEGER NOT NULL CHECK (source IN (1, 2, 3)),"
     " recorded_at INTEGER NOT NULL,"
-    " UNIQUE (pseudonym, type, action, effective_day)"
+    " UNIQUE (pseudonym, type, effective_day, action)"
     ")",
-    "CREATE INDEX IF NOT EXISTS optout_event_by_person"
-    " ON optout_event (pseudonym, type, effective_day, sequence, action)",
     "CREATE TRIGGER IF NOT EXISTS optout_event_append_only_update"
     " BEFORE UPDATE ON optout_event"
     " BEGIN SELECT RAISE(ABORT, 'the opt-out history is append-only'); END",
@@ -68,21 +68,21 @@ static const struct {
 } statement_table[] = {
     {offsetof(struct cc_optout, find_event),
      "SELECT 1 FROM optout_event"
-     " WHERE pseudonym = ?1 AND type = ?2 AND action = ?3 AND effective_day = ?4"},
+     " WHERE pseudonym = ?1 AND type = ?2 AND effective_day = ?4 AND action = ?3"},
     {offsetof(struct cc_optout, latest_action),
-     "SELECT action FROM optout_event INDEXED BY optout_event_by_person"
+     "SELECT action FROM optout_event"
      " WHERE pseudonym = ?1 AND type = ?2 AND effective_day <= ?3"
      " ORDER BY effective_day DESC, sequence DESC LIMIT 1"},
     {offsetof(struct cc_optout, insert_event),
      "INSERT INTO optout_event"
      " (pseudonym, type, action, effective_day, practice_code, source, recorded_at)"
-     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
+     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING"},
     {offsetof(struct cc_optout, history),
      "SELECT sequence, type, action, effective_day, practice_code, source, recorded_at"
      " FROM optout_event WHERE pseudonym = ?1 ORDER BY effective_day, sequence"},
     {offsetof(struct cc_optout, scan_in_force),
-     "SELECT pseudonym, type, action FROM optout_event INDEXED BY optout_event_by_person"
-     " WHERE effective_day <= ?1 ORDER BY pseudonym, type, effective_day, sequence"},
+     "SELECT pseudonym, type, effective_day, sequence, action FROM optout_event"
+     " WHERE effective_day <= ?1 ORDER BY pseudonym, type"},
     {offsetof(struct cc_optout, last_sequence), "SELECT max(sequence) FROM optout_event"},
 };
 
@@ -208,7 +208,9 @@ done:
     return cc_db_error(rc);
 }
 
-static int insert_event(cc_optout *r, const struct cc_optout_event *e)
+/* Inserts the event unless the same (person, type, effective_day, action)
+ * is already there; *added says which. */
+static int insert_event(cc_optout *r, const struct cc_optout_event *e, int *added)
 {
     sqlite3_stmt *stmt = r->insert_event;
     int64_t recorded_at = e->recorded_at ? e->recorded_at : (int64_t)time(NULL);
@@ -232,6 +234,7 @@ static int insert_event(cc_optout *r, const struct cc_optout_event *e)
     if ((rc = sqlite3_bind_int64(stmt, 7, recorded_at)) != SQLITE_OK)
         goto done;
     rc = sqlite3_step(stmt);
+    *added = rc == SQLITE_DONE && sqlite3_changes(r->db) == 1;
 done:
     release(stmt);
     return cc_db_error(rc);
@@ -250,7 +253,7 @@ int cc_optout_record(cc_optout *register_, const struct cc_optout_event *event)
 {
     cc_optout *r = register_;
     const struct cc_optout_event *e = event;
-    int own, err, exists = 0, action = 0, result = CC_OPTOUT_ADDED;
+    int own, err, exists = 0, added = 0, action = 0, result = CC_OPTOUT_ADDED;
 
     if (!r || !e || !valid_type(e->type) ||
         (e->action != CC_OPTOUT_REGISTER && e->action != CC_OPTOUT_WITHDRAW) ||
@@ -263,13 +266,15 @@ int cc_optout_record(cc_optout *register_, const struct cc_optout_event *event)
     own = sqlite3_get_autocommit(r->db);
     if (own && (err = cc_db_begin(r->db)) != 0)
         return err;
-    if ((err = event_exists(r, e, &exists)) != 0)
-        goto fail;
-    if (exists) {
-        result = CC_OPTOUT_ALREADY_RECORDED;
-        goto finish;
-    }
     if (e->action == CC_OPTOUT_WITHDRAW) {
+        /* a replayed withdrawal is "already recorded", not refused because
+         * it has itself ended the registration */
+        if ((err = event_exists(r, e, &exists)) != 0)
+            goto fail;
+        if (exists) {
+            result = CC_OPTOUT_ALREADY_RECORDED;
+            goto finish;
+        }
         if ((err = latest_action(r, &e->person, e->type, e->effective_day, &action)) != 0)
             goto fail;
         if (action != CC_OPTOUT_REGISTER) {
@@ -280,8 +285,11 @@ int cc_optout_record(cc_optout *register_, const struct cc_optout_event *event)
             result = CC_OPTOUT_ADDED_UNMATCHED;
         }
     }
-    if ((err = insert_event(r, e)) != 0)
+    /* for a registration the UNIQUE constraint is the idempotence check */
+    if ((err = insert_event(r, e, &added)) != 0)
         goto fail;
+    if (!added)
+        result = CC_OPTOUT_ALREADY_RECORDED;
 finish:
     if (own && (err = cc_db_commit(r->db)) != 0)
         goto fail;
@@ -399,11 +407,13 @@ int cc_optout_last_sequence(cc_optout *register_, uint64_t *sequence)
 }
 
 /*
- * One ordered pass over optout_event_by_person, restricted to events that
- * have taken effect by `on`. Rows arrive grouped by person, then by type, in
- * the order of the status rule, so the last row of each (person, type) group
- * decides that type; a person is emitted once, at the end of their rows, if
- * a type of type_mask is in force. The output is therefore already sorted.
+ * One pass over the UNIQUE index, restricted to events that have taken
+ * effect by `on`. Rows arrive grouped by person and, within a person, by
+ * type; within a (person, type) group the deciding event is the one with the
+ * greatest (effective_day, sequence), tracked as the rows go by (within one
+ * day the index orders by action, not sequence). A person is emitted once,
+ * when their rows end, if a type of type_mask is in force; the index order is
+ * memcmp order of the pseudonym blobs, so the output is already sorted.
  */
 int cc_optout_persons_in_force(cc_optout *register_, cc_day on, unsigned type_mask,
                                cc_pseudonym **persons, size_t *n_persons,
@@ -413,7 +423,10 @@ int cc_optout_persons_in_force(cc_optout *register_, cc_day on, unsigned type_ma
     size_t n = 0, capacity = 0;
     cc_pseudonym current;
     int have_current = 0;
-    unsigned current_type = 0, current_action = 0, current_in_force = 0;
+    unsigned current_type = 0, current_in_force = 0;
+    /* the deciding event of the open (current, current_type) group so far */
+    int64_t best_day = -1, best_sequence = -1;
+    unsigned best_action = 0;
     sqlite3_stmt *stmt = NULL;
     int own = 0, rc = SQLITE_OK, err = 0;
 
@@ -453,12 +466,9 @@ int cc_optout_persons_in_force(cc_optout *register_, cc_day on, unsigned type_ma
         int new_person = at_end || !have_current ||
                          memcmp(blob, current.bytes, CC_PSEUDONYM_BYTES) != 0;
         int new_group = new_person || type != current_type;
-        if (have_current && new_group) {
-            /* close the (current, current_type) group */
-            if (current_action == CC_OPTOUT_REGISTER && valid_type(current_type) &&
-                (type_mask & CC_OPTOUT_MASK(current_type)))
-                current_in_force = 1;
-        }
+        if (have_current && new_group && best_action == CC_OPTOUT_REGISTER &&
+            valid_type(current_type) && (type_mask & CC_OPTOUT_MASK(current_type)))
+            current_in_force = 1;
         if (have_current && new_person && current_in_force) {
             if ((err = grow((void **)&list, &capacity, n + 1, sizeof *list)) != 0)
                 goto fail;
@@ -471,8 +481,17 @@ int cc_optout_persons_in_force(cc_optout *register_, cc_day on, unsigned type_ma
             have_current = 1;
             current_in_force = 0;
         }
-        current_type = type;
-        current_action = (unsigned)sqlite3_column_int(stmt, 2);
+        if (new_group) {
+            current_type = type;
+            best_day = best_sequence = -1;
+        }
+        int64_t row_day = sqlite3_column_int64(stmt, 2);
+        int64_t row_sequence = sqlite3_column_int64(stmt, 3);
+        if (row_day > best_day || (row_day == best_day && row_sequence > best_sequence)) {
+            best_day = row_day;
+            best_sequence = row_sequence;
+            best_action = (unsigned)sqlite3_column_int(stmt, 4);
+        }
     }
     release(stmt);
     stmt = NULL;
