@@ -1,13 +1,70 @@
-/* carecountd: placeholder main until the server module lands. */
+/*
+ * carecountd.c: the carecount server program.
+ *
+ * Parses the command line into a struct cc_config, listens, serves until
+ * SIGTERM or SIGINT, and exits 0 after a clean shutdown (every handle closed,
+ * the loop closed). Exit status 2 means a usage error, 1 a failure to start
+ * or to shut down cleanly.
+ *
+ * Must never: run with a non-loopback address unless --allow-remote was
+ * given (enforced in cc_config_parse_args).
+ */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "cc_config.h"
+#include "cc_log.h"
+#include "cc_server.h"
 #include "cc_version.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: carecountd [--help] [--version] [OPTIONS]\n"
+            "\n"
+            "carecountd serves disclosure-controlled aggregate figures over the\n"
+            "carecount protocol (docs/protocol.md). It stops cleanly on SIGTERM or\n"
+            "SIGINT, letting requests in progress finish.\n"
+            "\n");
+    cc_config_usage(out);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc > 1 && !strcmp(argv[1], "--version")) {
-        printf("carecountd %s\n", CC_VERSION_STRING);
-        return 0;
+    struct cc_config config;
+    struct cc_server *server = NULL;
+    char error[256];
+    int status = 1;
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--version")) {
+            printf("carecountd %s\n", CC_VERSION_STRING);
+            return 0;
+        }
     }
-    printf("usage: carecountd [--help] [--version]\n");
-    return 0;
+    cc_config_defaults(&config);
+    if (cc_config_parse_args(&config, argc - 1, argv + 1, error, sizeof(error)) < 0) {
+        fprintf(stderr, "carecountd: %s\n", error);
+        return 2;
+    }
+    /* A client that goes away mid-write must give EPIPE, not kill us. */
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+        cc_log("cannot ignore SIGPIPE");
+        return 1;
+    }
+    if (cc_server_new(&config, &server) < 0)
+        goto out;
+    if (cc_server_listen(server) < 0)
+        goto out;
+    if (cc_server_run(server) < 0)
+        goto out;
+    status = 0;
+out:
+    cc_server_free(server);
+    return status;
 }

@@ -1,0 +1,208 @@
+/*
+ * cc_config.c: defaults and command-line parsing for struct cc_config.
+ *
+ * Must never: accept a value it cannot represent (every number is range
+ * checked), or let a remote address through without --allow-remote.
+ */
+#include "cc_config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cc_error.h"
+
+void cc_config_defaults(struct cc_config *config)
+{
+    memset(config, 0, sizeof(*config));
+    snprintf(config->listen_host, sizeof(config->listen_host), "%s", CC_CONFIG_DEFAULT_HOST);
+    config->listen_port = CC_CONFIG_DEFAULT_PORT;
+    config->max_frame_bytes = CC_CONFIG_DEFAULT_MAX_FRAME_BYTES;
+    config->max_connections = CC_CONFIG_DEFAULT_MAX_CONNECTIONS;
+    config->max_pending_requests_per_connection =
+        CC_CONFIG_DEFAULT_MAX_PENDING_REQUESTS_PER_CONNECTION;
+    config->max_write_queue_bytes = CC_CONFIG_DEFAULT_MAX_WRITE_QUEUE_BYTES;
+    config->idle_timeout_ms = CC_CONFIG_DEFAULT_IDLE_TIMEOUT_MS;
+    config->shutdown_timeout_ms = CC_CONFIG_DEFAULT_SHUTDOWN_TIMEOUT_MS;
+}
+
+bool cc_config_host_is_loopback(const char *host)
+{
+    struct in_addr v4;
+    struct in6_addr v6;
+    if (inet_pton(AF_INET, host, &v4) == 1)
+        return (ntohl(v4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &v6) == 1)
+        return memcmp(&v6, &in6addr_loopback, sizeof(v6)) == 0;
+    return false;
+}
+
+/* Parses a decimal unsigned number in [min, max]. Returns 0 or CC_EINVAL. */
+static int parse_number(const char *text, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end;
+    if (!text || !*text || *text == '-' || *text == '+')
+        return CC_EINVAL;
+    errno = 0;
+    unsigned long long value = strtoull(text, &end, 10);
+    if (errno || *end || value < min || value > max)
+        return CC_EINVAL;
+    *out = value;
+    return 0;
+}
+
+int cc_config_parse_listen(const char *text, char host[CC_CONFIG_HOST_BYTES], uint16_t *port)
+{
+    const char *host_start = text, *host_end, *port_text;
+    uint64_t port_value;
+    unsigned char probe[sizeof(struct in6_addr)];
+
+    if (text[0] == '[') {
+        host_start = text + 1;
+        host_end = strchr(host_start, ']');
+        if (!host_end || host_end[1] != ':')
+            return CC_EINVAL;
+        port_text = host_end + 2;
+    } else {
+        host_end = strrchr(text, ':');
+        if (!host_end)
+            return CC_EINVAL;
+        port_text = host_end + 1;
+    }
+    size_t host_len = (size_t)(host_end - host_start);
+    if (host_len == 0 || host_len >= CC_CONFIG_HOST_BYTES)
+        return CC_EINVAL;
+    if (parse_number(port_text, 0, 65535, &port_value) < 0)
+        return CC_EINVAL;
+    char candidate[CC_CONFIG_HOST_BYTES];
+    memcpy(candidate, host_start, host_len);
+    candidate[host_len] = '\0';
+    if (inet_pton(AF_INET, candidate, probe) != 1 && inet_pton(AF_INET6, candidate, probe) != 1)
+        return CC_EINVAL;
+    memcpy(host, candidate, host_len + 1);
+    *port = (uint16_t)port_value;
+    return 0;
+}
+
+void cc_config_usage(FILE *out)
+{
+    fprintf(out,
+            "options:\n"
+            "  --listen ADDR:PORT        numeric address and port (default %s:%d;\n"
+            "                            port 0 picks a free port; [::1]:PORT for IPv6)\n"
+            "  --allow-remote            permit a non-loopback listen address\n"
+            "  --port-file PATH          write the bound port to PATH once listening\n"
+            "  --max-frame-bytes N       largest request body (default %u)\n"
+            "  --max-connections N       connections served at once (default %u)\n"
+            "  --max-pending-requests-per-connection N   (default %u)\n"
+            "  --max-write-queue-bytes N reply bytes queued per client (default %zu)\n"
+            "  --idle-timeout-ms N       close idle connections after N ms (default %d)\n"
+            "  --shutdown-timeout-ms N   time allowed for in-flight work at shutdown\n"
+            "                            (default %d)\n"
+            "  --test-mode               enable test-only request fields (never in production)\n",
+            CC_CONFIG_DEFAULT_HOST, CC_CONFIG_DEFAULT_PORT, CC_CONFIG_DEFAULT_MAX_FRAME_BYTES,
+            CC_CONFIG_DEFAULT_MAX_CONNECTIONS,
+            CC_CONFIG_DEFAULT_MAX_PENDING_REQUESTS_PER_CONNECTION,
+            CC_CONFIG_DEFAULT_MAX_WRITE_QUEUE_BYTES, CC_CONFIG_DEFAULT_IDLE_TIMEOUT_MS,
+            CC_CONFIG_DEFAULT_SHUTDOWN_TIMEOUT_MS);
+}
+
+/* The numeric options: name, range, and where the value goes. */
+struct number_option {
+    const char *name;
+    uint64_t min, max;
+    size_t offset;
+    size_t size;
+};
+
+#define NUMBER_OPTION(name, field, min, max)                                                   \
+    {name, min, max, offsetof(struct cc_config, field), sizeof(((struct cc_config *)0)->field)}
+
+static const struct number_option number_options[] = {
+    NUMBER_OPTION("--max-frame-bytes", max_frame_bytes, 16, UINT32_MAX),
+    NUMBER_OPTION("--max-connections", max_connections, 1, 1000000),
+    NUMBER_OPTION("--max-pending-requests-per-connection", max_pending_requests_per_connection,
+                  1, 1000000),
+    NUMBER_OPTION("--max-write-queue-bytes", max_write_queue_bytes, 1024, SIZE_MAX),
+    NUMBER_OPTION("--idle-timeout-ms", idle_timeout_ms, 1, UINT64_MAX / 2),
+    NUMBER_OPTION("--shutdown-timeout-ms", shutdown_timeout_ms, 1, UINT64_MAX / 2),
+};
+
+static void store_number(struct cc_config *config, const struct number_option *option,
+                         uint64_t value)
+{
+    char *field = (char *)config + option->offset;
+    switch (option->size) {
+    case sizeof(uint32_t): {
+        uint32_t v = (uint32_t)value;
+        memcpy(field, &v, sizeof(v));
+        break;
+    }
+    default: {
+        uint64_t v = value;
+        memcpy(field, &v, sizeof(v));
+        break;
+    }
+    }
+}
+
+int cc_config_parse_args(struct cc_config *config, int argc, char **argv, char *error,
+                         size_t error_bytes)
+{
+    _Static_assert(sizeof(size_t) == sizeof(uint64_t), "store_number assumes a 64-bit size_t");
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(arg, "--allow-remote")) {
+            config->allow_remote = true;
+            continue;
+        }
+        if (!strcmp(arg, "--test-mode")) {
+            config->test_mode = true;
+            continue;
+        }
+        if (!strcmp(arg, "--listen")) {
+            if (!value || cc_config_parse_listen(value, config->listen_host,
+                                                 &config->listen_port) < 0) {
+                snprintf(error, error_bytes, "--listen needs ADDR:PORT with a numeric address");
+                return CC_EINVAL;
+            }
+            i++;
+            continue;
+        }
+        if (!strcmp(arg, "--port-file")) {
+            if (!value || !*value) {
+                snprintf(error, error_bytes, "--port-file needs a path");
+                return CC_EINVAL;
+            }
+            config->port_file = value;
+            i++;
+            continue;
+        }
+        const struct number_option *option = NULL;
+        for (size_t k = 0; k < sizeof(number_options) / sizeof(number_options[0]); k++)
+            if (!strcmp(arg, number_options[k].name))
+                option = &number_options[k];
+        if (!option) {
+            snprintf(error, error_bytes, "unknown option '%s' (try --help)", arg);
+            return CC_EINVAL;
+        }
+        uint64_t number;
+        if (parse_number(value, option->min, option->max, &number) < 0) {
+            snprintf(error, error_bytes, "%s needs a whole number from %" PRIu64 " to %" PRIu64,
+                     option->name, option->min, option->max);
+            return CC_EINVAL;
+        }
+        store_number(config, option, number);
+        i++;
+    }
+    if (!config->allow_remote && !cc_config_host_is_loopback(config->listen_host)) {
+        snprintf(error, error_bytes,
+                 "refusing to listen on a non-loopback address without --allow-remote");
+        return CC_EINVAL;
+    }
+    return 0;
+}

@@ -1,0 +1,80 @@
+/*
+ * cc_config.h: every tunable of carecountd in one structure.
+ *
+ * Each field has its default below and its unit in its name. The command
+ * line sets them (`carecountd --help` lists the options); nothing else in the
+ * server hard-codes a limit that an operator might want to change.
+ *
+ * Must never: hold a secret (keys and tokens live in their own files).
+ */
+#ifndef CC_CONFIG_H
+#define CC_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CC_CONFIG_HOST_BYTES 64
+
+#define CC_CONFIG_DEFAULT_HOST "127.0.0.1"
+#define CC_CONFIG_DEFAULT_PORT 7433
+#define CC_CONFIG_DEFAULT_MAX_FRAME_BYTES (1u << 20)                  /* 1 MiB */
+#define CC_CONFIG_DEFAULT_MAX_CONNECTIONS 256
+#define CC_CONFIG_DEFAULT_MAX_PENDING_REQUESTS_PER_CONNECTION 16
+#define CC_CONFIG_DEFAULT_MAX_WRITE_QUEUE_BYTES ((size_t)8 << 20)     /* 8 MiB */
+#define CC_CONFIG_DEFAULT_IDLE_TIMEOUT_MS 300000                      /* 5 min */
+#define CC_CONFIG_DEFAULT_SHUTDOWN_TIMEOUT_MS 30000
+
+struct cc_config {
+    /* Where to listen: a numeric IPv4 or IPv6 address and a port (0 picks a
+     * free ephemeral port; see port_file). Loopback only unless
+     * allow_remote. */
+    char listen_host[CC_CONFIG_HOST_BYTES];
+    uint16_t listen_port;
+    bool allow_remote;
+    /* If set, the bound port is written here (atomically) once listening. */
+    const char *port_file;
+    /* Largest request body accepted; a larger declared length is refused
+     * before anything is allocated for it. */
+    uint32_t max_frame_bytes;
+    /* Connections served at once; more are accepted, told BUSY and closed. */
+    uint32_t max_connections;
+    /* Requests of one connection in progress at once (running on the thread
+     * pool); more are answered BUSY at once. */
+    uint32_t max_pending_requests_per_connection;
+    /* Reply bytes queued for one client; above this the server stops
+     * reading that client's requests until the queue halves. */
+    size_t max_write_queue_bytes;
+    /* A connection with no request in progress and no traffic for this long
+     * is told TIMEDOUT and closed. */
+    uint64_t idle_timeout_ms;
+    /* After SIGTERM/SIGINT, in-flight work gets this long to finish before
+     * the remaining connections are closed without their replies. */
+    uint64_t shutdown_timeout_ms;
+    /* Enables test-only request fields (ping's delay_ms). Never in
+     * production. */
+    bool test_mode;
+};
+
+/* Fills *config with the defaults. */
+void cc_config_defaults(struct cc_config *config);
+
+/* Applies command-line options argv[0..argc) (no program name) to *config.
+ * Strings in argv are borrowed, not copied. Returns 0, or CC_EINVAL with a
+ * reason in error[0..error_bytes) for an unknown option, a missing or
+ * malformed value, or a non-loopback address without --allow-remote. */
+int cc_config_parse_args(struct cc_config *config, int argc, char **argv, char *error,
+                         size_t error_bytes);
+
+/* Parses "HOST:PORT" or "[IPV6]:PORT" into host and port. Returns 0 or
+ * CC_EINVAL. */
+int cc_config_parse_listen(const char *text, char host[CC_CONFIG_HOST_BYTES], uint16_t *port);
+
+/* True if host is a numeric loopback address (127.0.0.0/8 or ::1). */
+bool cc_config_host_is_loopback(const char *host);
+
+/* Writes the option summary for --help. */
+void cc_config_usage(FILE *out);
+
+#endif

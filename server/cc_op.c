@@ -1,0 +1,24 @@
+/*
+ * cc_op.c: the table of ops the server knows.
+ *
+ * Each op lives in its own file (cc_op_NAME.c); this table is the only place
+ * that lists them, so the dispatcher never changes when an op is added.
+ *
+ * Must never: hold state; ops are stateless descriptions.
+ */
+#include "cc_op.h"
+
+#include <string.h>
+
+static const struct cc_op *const ops[] = {
+    &cc_op_ping,
+    &cc_op_status,
+};
+
+const struct cc_op *cc_op_find(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+        if (strlen(ops[i]->name) == len && memcmp(ops[i]->name, name, len) == 0)
+            return ops[i];
+    return NULL;
+}

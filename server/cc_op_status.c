@@ -1,0 +1,25 @@
+/*
+ * cc_op_status.c: the "status" op: the server's own counters (uptime,
+ * connections, requests served). Runs on the loop; it only copies numbers.
+ *
+ * Must never: report anything about the data (counts of persons or records
+ * are figures and go through disclosure control).
+ */
+#include "cc_op.h"
+
+static int status_run(struct cc_request *request)
+{
+    const struct cc_server_stats *stats = cc_request_server_stats(request);
+    msgpack_pack_uint64(cc_reply_field(request, "uptime_s"), stats->uptime_s);
+    msgpack_pack_uint64(cc_reply_field(request, "connections"), stats->connections_open);
+    msgpack_pack_uint64(cc_reply_field(request, "connections_accepted"),
+                        stats->connections_accepted);
+    msgpack_pack_uint64(cc_reply_field(request, "connections_refused"),
+                        stats->connections_refused);
+    msgpack_pack_uint64(cc_reply_field(request, "requests_served"), stats->requests_served);
+    msgpack_pack_uint64(cc_reply_field(request, "requests_in_progress"),
+                        stats->requests_in_progress);
+    return 0;
+}
+
+const struct cc_op cc_op_status = {"status", status_run, NULL};

@@ -1,0 +1,314 @@
+/*
+ * cc_request.c: decoding a request frame, checking its envelope, running its
+ * op and encoding the reply.
+ *
+ * The msgpack zone that decodes the body is the request's arena; strings in
+ * the decoded objects point into the body itself, so the body lives exactly
+ * as long as the request.
+ *
+ * Must never: put any part of the request into an error message.
+ */
+#include "cc_request.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cc_error.h"
+#include "cc_frame.h"
+
+#define ERROR_MESSAGE_BYTES 200
+
+struct cc_request {
+    uint8_t *body; /* owned; decoded strings point into it */
+    size_t body_bytes;
+    msgpack_unpacked unpacked; /* owns the zone; valid once decode ran */
+    bool unpacked_ready;
+    const msgpack_object *map; /* the request map, once decoded */
+    bool has_id;
+    uint64_t id;
+    const struct cc_op *op;
+    bool test_mode;
+    struct cc_server_stats stats;
+    /* Reply fields as packed key/value pairs; the envelope is added at
+     * encoding time, when the count of fields is known. */
+    msgpack_sbuffer reply_fields;
+    msgpack_packer reply_packer;
+    uint32_t n_reply_fields;
+    bool reply_out_of_memory; /* sticky: a write into reply_fields failed */
+    int error;                /* 0, or the CC_E* code of the failure */
+    char error_message[ERROR_MESSAGE_BYTES];
+};
+
+/* The packer's write callback: records allocation failure instead of
+ * making every op check every pack call. */
+static int write_reply_field(void *data, const char *buf, size_t len)
+{
+    struct cc_request *request = data;
+    if (request->reply_out_of_memory)
+        return -1;
+    if (msgpack_sbuffer_write(&request->reply_fields, buf, len) != 0) {
+        request->reply_out_of_memory = true;
+        return -1;
+    }
+    return 0;
+}
+
+int cc_request_new(uint8_t *body, size_t len, struct cc_request **out)
+{
+    struct cc_request *request = calloc(1, sizeof(*request));
+    if (!request) {
+        free(body);
+        return CC_ENOMEM;
+    }
+    request->body = body;
+    request->body_bytes = len;
+    msgpack_sbuffer_init(&request->reply_fields);
+    msgpack_packer_init(&request->reply_packer, request, write_reply_field);
+    *out = request;
+    return 0;
+}
+
+void cc_request_free(struct cc_request *request)
+{
+    if (!request)
+        return;
+    if (request->unpacked_ready)
+        msgpack_unpacked_destroy(&request->unpacked);
+    msgpack_sbuffer_destroy(&request->reply_fields);
+    free(request->body);
+    free(request);
+}
+
+int cc_request_fail(struct cc_request *request, int code, const char *message)
+{
+    if (code >= 0)
+        code = CC_EINTERNAL;
+    request->error = code;
+    snprintf(request->error_message, sizeof(request->error_message), "%s",
+             message ? message : cc_strerror(code));
+    return code;
+}
+
+bool cc_request_failed(const struct cc_request *request)
+{
+    return request->error != 0;
+}
+
+static bool key_equals(const msgpack_object *key, const char *name)
+{
+    size_t len = strlen(name);
+    return key->type == MSGPACK_OBJECT_STR && key->via.str.size == len &&
+           memcmp(key->via.str.ptr, name, len) == 0;
+}
+
+const msgpack_object *cc_request_map_get(const msgpack_object *map, const char *key)
+{
+    if (!map || map->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    for (uint32_t i = 0; i < map->via.map.size; i++)
+        if (key_equals(&map->via.map.ptr[i].key, key))
+            return &map->via.map.ptr[i].val;
+    return NULL;
+}
+
+const msgpack_object *cc_request_field(const struct cc_request *request, const char *key)
+{
+    return cc_request_map_get(request->map, key);
+}
+
+/* Checks that every key of the (small, bounded) request map is a string and
+ * appears once. Quadratic, which is why the key count is bounded first. */
+static int check_keys(struct cc_request *request)
+{
+    const msgpack_object_map *map = &request->map->via.map;
+    if (map->size > CC_REQUEST_MAX_KEYS)
+        return cc_request_fail(request, CC_ETOOBIG, "the request map has too many keys");
+    for (uint32_t i = 0; i < map->size; i++) {
+        const msgpack_object *key = &map->ptr[i].key;
+        if (key->type != MSGPACK_OBJECT_STR)
+            return cc_request_fail(request, CC_EPARSE, "every key of the request map must be a string");
+        for (uint32_t j = 0; j < i; j++) {
+            const msgpack_object *other = &map->ptr[j].key;
+            if (other->via.str.size == key->via.str.size &&
+                memcmp(other->via.str.ptr, key->via.str.ptr, key->via.str.size) == 0)
+                return cc_request_fail(request, CC_EPARSE, "the request map repeats a key");
+        }
+    }
+    return 0;
+}
+
+int cc_request_decode(struct cc_request *request)
+{
+    size_t offset = 0;
+    msgpack_unpacked_init(&request->unpacked);
+    request->unpacked_ready = true;
+    msgpack_unpack_return rc = msgpack_unpack_next(&request->unpacked, (const char *)request->body,
+                                                   request->body_bytes, &offset);
+    if (rc == MSGPACK_UNPACK_NOMEM_ERROR)
+        return cc_request_fail(request, CC_ENOMEM, NULL);
+    if (rc != MSGPACK_UNPACK_SUCCESS)
+        return cc_request_fail(request, CC_EPARSE, "the frame body is not valid msgpack");
+    if (offset != request->body_bytes)
+        return cc_request_fail(request, CC_EPARSE, "the frame body holds more than one msgpack value");
+    if (request->unpacked.data.type != MSGPACK_OBJECT_MAP)
+        return cc_request_fail(request, CC_EPARSE, "the frame body is not a msgpack map");
+    request->map = &request->unpacked.data;
+
+    /* The id first, so that every later error can carry it. */
+    const msgpack_object *id = cc_request_field(request, "id");
+    if (id && id->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        request->has_id = true;
+        request->id = id->via.u64;
+    }
+    int err = check_keys(request);
+    if (err < 0)
+        return err;
+    if (!request->has_id)
+        return cc_request_fail(request, CC_EINVAL, "id must be an unsigned integer");
+
+    const msgpack_object *version = cc_request_field(request, "v");
+    if (!version)
+        return cc_request_fail(request, CC_EINVAL, "v (the protocol version) is missing");
+    if (version->type != MSGPACK_OBJECT_POSITIVE_INTEGER || version->via.u64 != CC_PROTOCOL_VERSION)
+        return cc_request_fail(request, CC_EUNSUPPORTED, "unsupported protocol version (v)");
+
+    const msgpack_object *op = cc_request_field(request, "op");
+    if (!op || op->type != MSGPACK_OBJECT_STR)
+        return cc_request_fail(request, CC_EINVAL, "op must be a string");
+    request->op = cc_op_find(op->via.str.ptr, op->via.str.size);
+    if (!request->op)
+        return cc_request_fail(request, CC_EUNSUPPORTED, "unknown op");
+    return 0;
+}
+
+const struct cc_op *cc_request_op(const struct cc_request *request)
+{
+    return request->error ? NULL : request->op;
+}
+
+uint64_t cc_request_id(const struct cc_request *request)
+{
+    return request->has_id ? request->id : 0;
+}
+
+void cc_request_set_context(struct cc_request *request, bool test_mode,
+                            const struct cc_server_stats *stats)
+{
+    request->test_mode = test_mode;
+    request->stats = *stats;
+}
+
+bool cc_request_test_mode(const struct cc_request *request)
+{
+    return request->test_mode;
+}
+
+const struct cc_server_stats *cc_request_server_stats(const struct cc_request *request)
+{
+    return &request->stats;
+}
+
+msgpack_packer *cc_reply_field(struct cc_request *request, const char *key)
+{
+    size_t len = strlen(key);
+    msgpack_pack_str(&request->reply_packer, len);
+    msgpack_pack_str_body(&request->reply_packer, key, len);
+    request->n_reply_fields++;
+    return &request->reply_packer;
+}
+
+void cc_request_execute(struct cc_request *request)
+{
+    if (request->error || !request->op)
+        return;
+    int rc = request->op->run(request);
+    if (rc < 0 && !request->error)
+        cc_request_fail(request, rc, NULL);
+    if (!request->error && request->reply_out_of_memory)
+        cc_request_fail(request, CC_ENOMEM, NULL);
+}
+
+static void pack_string(msgpack_packer *packer, const char *text)
+{
+    size_t len = strlen(text);
+    msgpack_pack_str(packer, len);
+    msgpack_pack_str_body(packer, text, len);
+}
+
+/* Packs the error form of the envelope into packer. */
+static void pack_error(msgpack_packer *packer, bool has_id, uint64_t id, int code,
+                       const char *message)
+{
+    msgpack_pack_map(packer, 4);
+    pack_string(packer, "v");
+    msgpack_pack_uint64(packer, CC_PROTOCOL_VERSION);
+    pack_string(packer, "id");
+    if (has_id)
+        msgpack_pack_uint64(packer, id);
+    else
+        msgpack_pack_nil(packer);
+    pack_string(packer, "ok");
+    msgpack_pack_false(packer);
+    pack_string(packer, "error");
+    msgpack_pack_map(packer, 2);
+    pack_string(packer, "code");
+    pack_string(packer, cc_err_name(code));
+    pack_string(packer, "message");
+    pack_string(packer, message ? message : cc_strerror(code));
+}
+
+/* A frame buffer that remembers a failed write, so that one check after
+ * packing covers every pack call. */
+struct counting_buffer {
+    msgpack_sbuffer *buffer;
+    bool failed;
+};
+
+static int write_counting(void *data, const char *buf, size_t len)
+{
+    struct counting_buffer *out = data;
+    if (out->failed || msgpack_sbuffer_write(out->buffer, buf, len) != 0) {
+        out->failed = true;
+        return -1;
+    }
+    return 0;
+}
+
+int cc_reply_encode_error(bool has_id, uint64_t id, int code, const char *message,
+                          msgpack_sbuffer *frame)
+{
+    struct counting_buffer out = {frame, false};
+    msgpack_packer packer;
+    if (cc_frame_sbuffer_begin(frame) < 0)
+        return CC_ENOMEM;
+    msgpack_packer_init(&packer, &out, write_counting);
+    pack_error(&packer, has_id, id, code, message);
+    if (out.failed)
+        return CC_ENOMEM;
+    return cc_frame_sbuffer_finish(frame);
+}
+
+int cc_request_encode_reply(const struct cc_request *request, msgpack_sbuffer *frame)
+{
+    if (request->error)
+        return cc_reply_encode_error(request->has_id, request->id, request->error,
+                                     request->error_message, frame);
+    struct counting_buffer out = {frame, false};
+    msgpack_packer packer;
+    if (cc_frame_sbuffer_begin(frame) < 0)
+        return CC_ENOMEM;
+    msgpack_packer_init(&packer, &out, write_counting);
+    msgpack_pack_map(&packer, 3 + request->n_reply_fields);
+    pack_string(&packer, "v");
+    msgpack_pack_uint64(&packer, CC_PROTOCOL_VERSION);
+    pack_string(&packer, "id");
+    msgpack_pack_uint64(&packer, request->id);
+    pack_string(&packer, "ok");
+    msgpack_pack_true(&packer);
+    if (request->reply_fields.size > 0)
+        write_counting(&out, request->reply_fields.data, request->reply_fields.size);
+    if (out.failed)
+        return CC_ENOMEM;
+    return cc_frame_sbuffer_finish(frame);
+}

@@ -1,0 +1,68 @@
+/*
+ * cc_request.h: the life of one request inside the server.
+ *
+ * A request owns its frame body, the msgpack zone that decoded it (the
+ * request's arena: every decoded object lives there and is freed in one
+ * call), and the buffer its reply fields are packed into. The server creates
+ * it from a frame, checks the envelope, runs its op, encodes the reply frame
+ * and frees it. See cc_op.h for the side that ops see.
+ *
+ * Must never: include request content in an error reply or a log line.
+ */
+#ifndef CC_REQUEST_H
+#define CC_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "cc_op.h"
+
+/* The protocol version this server speaks (the envelope's "v"). */
+#define CC_PROTOCOL_VERSION 1
+
+/* A request map may have at most this many keys (the envelope and the op's
+ * own fields; nested maps such as a query are not limited by this). */
+#define CC_REQUEST_MAX_KEYS 64
+
+/* Creates a request that takes ownership of body[0..len) (malloc'd). Returns
+ * 0 and sets *out (free with cc_request_free), or CC_ENOMEM (body is then
+ * freed). */
+int cc_request_new(uint8_t *body, size_t len, struct cc_request **out);
+
+/* Frees a request, its body, its zone and its reply. NULL is allowed. */
+void cc_request_free(struct cc_request *request);
+
+/* Decodes the body and checks the envelope: one msgpack map, unique string
+ * keys, "v" = 1, "id" an unsigned integer, "op" a known op. Returns 0, or the
+ * error code it also records in the request (PARSE, INVAL, UNSUPPORTED,
+ * TOOBIG, NOMEM). */
+int cc_request_decode(struct cc_request *request);
+
+/* The op found by cc_request_decode (NULL if decoding failed). */
+const struct cc_op *cc_request_op(const struct cc_request *request);
+
+/* True if an error has been recorded. */
+bool cc_request_failed(const struct cc_request *request);
+
+/* Gives the request what the op may read about the server. */
+void cc_request_set_context(struct cc_request *request, bool test_mode,
+                            const struct cc_server_stats *stats);
+
+/* Runs the op (on whichever thread calls it) and records its outcome. */
+void cc_request_execute(struct cc_request *request);
+
+/* Encodes the whole reply frame (header included) into an empty buffer:
+ * the success envelope and the op's fields, or the error form. Returns 0 or
+ * CC_ENOMEM. */
+int cc_request_encode_reply(const struct cc_request *request, msgpack_sbuffer *frame);
+
+/* Encodes an error reply frame not tied to a decoded request (a refused
+ * connection, an oversize frame, an idle timeout): id is nil unless has_id.
+ * message NULL means the code's standard message. Returns 0 or CC_ENOMEM. */
+int cc_reply_encode_error(bool has_id, uint64_t id, int code, const char *message,
+                          msgpack_sbuffer *frame);
+
+#endif

@@ -1,0 +1,766 @@
+/*
+ * cc_server.c: the event loop side of carecountd: accept, read, frame,
+ * dispatch, write, time out, shut down.
+ *
+ * A connection moves SERVING -> DRAINING -> CLOSING and never back:
+ *  - SERVING: requests are read (unless paused because the client is not
+ *    reading its replies: backpressure).
+ *  - DRAINING: nothing more is read; requests already on the thread pool
+ *    finish and their replies are written; then the write side is shut down
+ *    (which flushes the queue) and the connection closed. The idle timer
+ *    doubles as the deadline for this.
+ *  - CLOSING: uv_close has been called on both handles.
+ * Its memory is freed only when both handles' close callbacks have run AND
+ * no request of it is on the thread pool (the pool's done callback still
+ * needs it).
+ *
+ * Must never: block the loop (file I/O happens only at start), log request
+ * content, or allocate for a frame before its length is checked.
+ */
+#include "cc_server.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "cc_error.h"
+#include "cc_frame.h"
+#include "cc_log.h"
+#include "cc_request.h"
+
+#define READ_BUFFER_BYTES 65536
+#define LISTEN_BACKLOG 511
+
+enum connection_state { SERVING, DRAINING, CLOSING };
+
+struct connection {
+    struct cc_server *server;
+    uv_tcp_t tcp;
+    uv_timer_t idle_timer; /* idle timeout while SERVING, drain deadline after */
+    uv_shutdown_t shutdown_request;
+    struct cc_frame_reader *reader;
+    struct connection *prev, *next; /* server->connections */
+    enum connection_state state;
+    int n_open_handles;       /* handles whose close callback has not run */
+    uint32_t n_pending;       /* requests of this connection on the pool */
+    size_t write_queue_bytes; /* reply bytes given to uv_write, not yet done */
+    bool reading;             /* uv_read_start is in effect */
+    bool counted;             /* counts towards max_connections */
+    bool shutdown_started;
+};
+
+struct cc_server {
+    uv_loop_t loop;
+    bool loop_open;
+    struct cc_config config;
+    uv_tcp_t listener;
+    uv_signal_t sigint_handle, sigterm_handle;
+    uv_timer_t shutdown_timer;
+    bool listener_open, signals_open, shutdown_timer_open;
+    bool stopping;
+    uint16_t port;
+    uint64_t started_ms;
+    struct connection *connections; /* every connection not yet freed */
+    uint64_t n_connections_open;    /* counted connections */
+    uint64_t n_connections_accepted, n_connections_refused;
+    uint64_t n_requests_served, n_requests_in_progress;
+    /* Reads are handled to completion inside the read callback, so one
+     * buffer serves every connection. */
+    char read_buffer[READ_BUFFER_BYTES];
+};
+
+struct write_request {
+    uv_write_t request;
+    struct connection *connection;
+    char *data; /* the frame, owned */
+    size_t len;
+};
+
+struct pool_work {
+    uv_work_t work;
+    struct connection *connection;
+    struct cc_request *request;
+};
+
+static void connection_close(struct connection *connection);
+static void connection_drain(struct connection *connection);
+static void server_maybe_finish(struct cc_server *server);
+
+/* ---- connection lifetime ---------------------------------------------- */
+
+static void connection_maybe_free(struct connection *connection)
+{
+    struct cc_server *server = connection->server;
+    if (connection->state != CLOSING || connection->n_open_handles > 0 || connection->n_pending > 0)
+        return;
+    if (connection->prev)
+        connection->prev->next = connection->next;
+    else
+        server->connections = connection->next;
+    if (connection->next)
+        connection->next->prev = connection->prev;
+    if (connection->counted)
+        server->n_connections_open--;
+    cc_frame_reader_free(connection->reader);
+    free(connection);
+    server_maybe_finish(server);
+}
+
+static void on_connection_handle_closed(uv_handle_t *handle)
+{
+    struct connection *connection = handle->data;
+    connection->n_open_handles--;
+    connection_maybe_free(connection);
+}
+
+/* Closes both handles; pending writes and the shutdown request are
+ * cancelled (their callbacks run before the close callbacks). */
+static void connection_close(struct connection *connection)
+{
+    if (connection->state == CLOSING)
+        return;
+    connection->state = CLOSING;
+    connection->reading = false;
+    uv_close((uv_handle_t *)&connection->tcp, on_connection_handle_closed);
+    uv_close((uv_handle_t *)&connection->idle_timer, on_connection_handle_closed);
+}
+
+static void on_shutdown_done(uv_shutdown_t *request, int status)
+{
+    (void)status; /* either way the connection is finished */
+    connection_close(request->data);
+}
+
+/* In DRAINING, once no request is left on the pool, shuts down the write
+ * side: libuv sends the FIN after every queued reply has been written. */
+static void connection_maybe_shutdown(struct connection *connection)
+{
+    if (connection->state != DRAINING || connection->n_pending > 0 || connection->shutdown_started)
+        return;
+    connection->shutdown_started = true;
+    connection->shutdown_request.data = connection;
+    int rc = uv_shutdown(&connection->shutdown_request, (uv_stream_t *)&connection->tcp,
+                         on_shutdown_done);
+    if (rc < 0)
+        connection_close(connection);
+}
+
+static void stop_reading(struct connection *connection)
+{
+    if (!connection->reading)
+        return;
+    connection->reading = false;
+    int rc = uv_read_stop((uv_stream_t *)&connection->tcp);
+    if (rc < 0)
+        cc_log("uv_read_stop failed: %s", uv_strerror(rc));
+}
+
+static void on_idle_timer(uv_timer_t *timer);
+
+/* (Re)starts the idle timer, or the drain deadline in DRAINING. */
+static void connection_arm_timer(struct connection *connection)
+{
+    if (connection->state == CLOSING)
+        return;
+    int rc = uv_timer_start(&connection->idle_timer, on_idle_timer,
+                            connection->server->config.idle_timeout_ms, 0);
+    if (rc < 0) {
+        cc_log("uv_timer_start failed: %s", uv_strerror(rc));
+        connection_close(connection);
+    }
+}
+
+/* Stops reading and lets what is in progress finish; see the file comment. */
+static void connection_drain(struct connection *connection)
+{
+    if (connection->state != SERVING)
+        return;
+    connection->state = DRAINING;
+    stop_reading(connection);
+    connection_arm_timer(connection);
+    connection_maybe_shutdown(connection);
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+static int start_reading(struct connection *connection)
+{
+    int rc = uv_read_start((uv_stream_t *)&connection->tcp, on_alloc, on_read);
+    if (rc < 0) {
+        cc_log("uv_read_start failed: %s", uv_strerror(rc));
+        return CC_EIO;
+    }
+    connection->reading = true;
+    return 0;
+}
+
+static void on_write_done(uv_write_t *request, int status)
+{
+    struct write_request *write = request->data;
+    struct connection *connection = write->connection;
+    size_t max_queue = connection->server->config.max_write_queue_bytes;
+
+    connection->write_queue_bytes -= write->len;
+    free(write->data);
+    free(write);
+    if (status < 0) {
+        connection_close(connection);
+        return;
+    }
+    if (connection->state != SERVING)
+        return;
+    connection_arm_timer(connection);
+    /* Backpressure: resume reading once the client has taken half of what
+     * stopped us (hysteresis, so we do not flap at the limit). */
+    if (!connection->reading && connection->write_queue_bytes <= max_queue / 2 &&
+        start_reading(connection) < 0)
+        connection_close(connection);
+}
+
+/* Queues a finished frame for writing, taking its buffer. */
+static void connection_send(struct connection *connection, msgpack_sbuffer *frame)
+{
+    if (connection->state == CLOSING) {
+        msgpack_sbuffer_destroy(frame);
+        return;
+    }
+    struct write_request *write = calloc(1, sizeof(*write));
+    if (!write) {
+        msgpack_sbuffer_destroy(frame);
+        connection_close(connection);
+        return;
+    }
+    write->connection = connection;
+    write->len = frame->size;
+    write->data = msgpack_sbuffer_release(frame);
+    write->request.data = write;
+    uv_buf_t buf = uv_buf_init(write->data, (unsigned int)write->len);
+    int rc = uv_write(&write->request, (uv_stream_t *)&connection->tcp, &buf, 1, on_write_done);
+    if (rc < 0) {
+        free(write->data);
+        free(write);
+        connection_close(connection);
+        return;
+    }
+    connection->write_queue_bytes += write->len;
+    if (connection->write_queue_bytes > connection->server->config.max_write_queue_bytes)
+        stop_reading(connection);
+}
+
+/* Sends an error frame not tied to a request (id nil). */
+static void connection_send_error(struct connection *connection, int code, const char *message)
+{
+    msgpack_sbuffer frame;
+    msgpack_sbuffer_init(&frame);
+    if (cc_reply_encode_error(false, 0, code, message, &frame) < 0) {
+        msgpack_sbuffer_destroy(&frame);
+        connection_close(connection);
+        return;
+    }
+    connection_send(connection, &frame);
+}
+
+/* Encodes and queues the reply to a request (the request is not freed). */
+static void connection_reply(struct connection *connection, const struct cc_request *request)
+{
+    msgpack_sbuffer frame;
+    msgpack_sbuffer_init(&frame);
+    connection->server->n_requests_served++;
+    if (cc_request_encode_reply(request, &frame) < 0) {
+        msgpack_sbuffer_destroy(&frame);
+        msgpack_sbuffer_init(&frame);
+        if (cc_reply_encode_error(true, cc_request_id(request), CC_ENOMEM, NULL, &frame) < 0) {
+            msgpack_sbuffer_destroy(&frame);
+            connection_close(connection);
+            return;
+        }
+    }
+    connection_send(connection, &frame);
+}
+
+/* ---- dispatch ----------------------------------------------------------- */
+
+static void server_stats(const struct cc_server *server, struct cc_server_stats *stats)
+{
+    uint64_t now_ms = uv_now((uv_loop_t *)&server->loop);
+    stats->uptime_s = (now_ms - server->started_ms) / 1000;
+    stats->connections_open = server->n_connections_open;
+    stats->connections_accepted = server->n_connections_accepted;
+    stats->connections_refused = server->n_connections_refused;
+    stats->requests_served = server->n_requests_served;
+    stats->requests_in_progress = server->n_requests_in_progress;
+}
+
+static void on_work(uv_work_t *work)
+{
+    struct pool_work *job = work->data;
+    cc_request_execute(job->request);
+}
+
+static void on_work_done(uv_work_t *work, int status)
+{
+    struct pool_work *job = work->data;
+    struct connection *connection = job->connection;
+
+    connection->n_pending--;
+    connection->server->n_requests_in_progress--;
+    if (status < 0)
+        cc_request_fail(job->request, CC_EINTERNAL, "the request was cancelled");
+    if (connection->state != CLOSING)
+        connection_reply(connection, job->request);
+    cc_request_free(job->request);
+    free(job);
+    connection_maybe_shutdown(connection);
+    connection_maybe_free(connection);
+}
+
+/* Puts a request on the thread pool. Returns 0 (the pool owns it now) or a
+ * negative code (the caller still owns it). */
+static int queue_on_pool(struct connection *connection, struct cc_request *request)
+{
+    struct pool_work *job = calloc(1, sizeof(*job));
+    if (!job)
+        return CC_ENOMEM;
+    job->connection = connection;
+    job->request = request;
+    job->work.data = job;
+    int rc = uv_queue_work(&connection->server->loop, &job->work, on_work, on_work_done);
+    if (rc < 0) {
+        cc_log("uv_queue_work failed: %s", uv_strerror(rc));
+        free(job);
+        return CC_EINTERNAL;
+    }
+    connection->n_pending++;
+    connection->server->n_requests_in_progress++;
+    return 0;
+}
+
+/* Handles one complete frame: decode, check, run or queue, reply. Takes
+ * body. */
+static void handle_frame(struct connection *connection, uint8_t *body, size_t len)
+{
+    struct cc_server *server = connection->server;
+    struct cc_request *request;
+
+    if (cc_request_new(body, len, &request) < 0) {
+        connection_close(connection);
+        return;
+    }
+    if (cc_request_decode(request) == 0) {
+        const struct cc_op *op = cc_request_op(request);
+        struct cc_server_stats stats;
+        server_stats(server, &stats);
+        cc_request_set_context(request, server->config.test_mode, &stats);
+        if (op->runs_on_pool && op->runs_on_pool(request)) {
+            if (connection->n_pending >= server->config.max_pending_requests_per_connection) {
+                cc_request_fail(request, CC_EBUSY,
+                                "too many requests in progress on this connection");
+            } else {
+                int rc = queue_on_pool(connection, request);
+                if (rc == 0)
+                    return;
+                cc_request_fail(request, rc, NULL);
+            }
+        } else {
+            cc_request_execute(request);
+        }
+    }
+    connection_reply(connection, request);
+    cc_request_free(request);
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    struct connection *connection = handle->data;
+    (void)suggested;
+    *buf = uv_buf_init(connection->server->read_buffer, READ_BUFFER_BYTES);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct connection *connection = stream->data;
+    size_t offset = 0;
+
+    if (nread == 0)
+        return; /* EAGAIN: nothing to do */
+    if (nread < 0) {
+        if (nread == UV_EOF)
+            connection_drain(connection); /* finish what was asked, then close */
+        else
+            connection_close(connection);
+        return;
+    }
+    connection_arm_timer(connection);
+    /* Every byte already read is handled even if backpressure has paused
+     * reading: the frames are in memory anyway. */
+    while (offset < (size_t)nread && connection->state == SERVING) {
+        size_t used;
+        int rc = cc_frame_reader_feed(connection->reader, (const uint8_t *)buf->base + offset,
+                                      (size_t)nread - offset, &used);
+        offset += used;
+        if (rc == 1) {
+            uint8_t *body;
+            size_t len;
+            cc_frame_reader_take(connection->reader, &body, &len);
+            handle_frame(connection, body, len);
+        } else if (rc == CC_ETOOBIG) {
+            cc_log("refused a frame declaring %" PRIu32 " bytes (limit %" PRIu32 ")",
+                   cc_frame_reader_declared_bytes(connection->reader),
+                   connection->server->config.max_frame_bytes);
+            connection_send_error(connection, CC_ETOOBIG, "the frame is longer than max_frame_bytes");
+            connection_drain(connection);
+        } else if (rc < 0) {
+            connection_close(connection);
+        }
+    }
+}
+
+static void on_idle_timer(uv_timer_t *timer)
+{
+    struct connection *connection = timer->data;
+    if (connection->state == DRAINING) {
+        /* The client has not taken its replies in time: give up on them. */
+        connection_close(connection);
+        return;
+    }
+    if (connection->n_pending > 0) {
+        connection_arm_timer(connection); /* working for it, so not idle */
+        return;
+    }
+    connection_send_error(connection, CC_ETIMEDOUT, "the connection was idle too long");
+    connection_drain(connection);
+}
+
+/* ---- accepting ---------------------------------------------------------- */
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct cc_server *server = listener->data;
+    struct connection *connection = NULL;
+    int rc;
+
+    if (status < 0) {
+        cc_log("accept failed: %s", uv_strerror(status));
+        return;
+    }
+    connection = calloc(1, sizeof(*connection));
+    if (!connection)
+        goto fail;
+    rc = cc_frame_reader_new(server->config.max_frame_bytes, &connection->reader);
+    if (rc < 0)
+        goto fail;
+    rc = uv_tcp_init(&server->loop, &connection->tcp);
+    if (rc < 0)
+        goto fail;
+    rc = uv_timer_init(&server->loop, &connection->idle_timer);
+    if (rc < 0) {
+        /* The tcp handle exists: it must be closed through the loop. */
+        connection->server = server;
+        connection->tcp.data = connection;
+        connection->n_open_handles = 1;
+        connection->state = CLOSING;
+        uv_close((uv_handle_t *)&connection->tcp, on_connection_handle_closed);
+        goto link;
+    }
+    connection->server = server;
+    connection->tcp.data = connection;
+    connection->idle_timer.data = connection;
+    connection->n_open_handles = 2;
+    connection->state = SERVING;
+link:
+    connection->next = server->connections;
+    if (server->connections)
+        server->connections->prev = connection;
+    server->connections = connection;
+    if (connection->state == CLOSING)
+        return;
+
+    rc = uv_accept(listener, (uv_stream_t *)&connection->tcp);
+    if (rc < 0) {
+        cc_log("uv_accept failed: %s", uv_strerror(rc));
+        connection_close(connection);
+        return;
+    }
+    server->n_connections_accepted++;
+    if (server->n_connections_open >= server->config.max_connections) {
+        server->n_connections_refused++;
+        cc_log("refused a connection: %" PRIu64 " open (max_connections)",
+               server->n_connections_open);
+        connection_send_error(connection, CC_EBUSY, "the server has too many connections");
+        connection_drain(connection);
+        return;
+    }
+    connection->counted = true;
+    server->n_connections_open++;
+    rc = uv_tcp_nodelay(&connection->tcp, 1);
+    if (rc < 0)
+        cc_log("uv_tcp_nodelay failed: %s", uv_strerror(rc));
+    if (start_reading(connection) < 0) {
+        connection_close(connection);
+        return;
+    }
+    connection_arm_timer(connection);
+    return;
+fail:
+    cc_log("out of memory accepting a connection");
+    if (connection) {
+        cc_frame_reader_free(connection->reader);
+        free(connection);
+    }
+}
+
+/* ---- shutdown ----------------------------------------------------------- */
+
+static void on_server_handle_closed(uv_handle_t *handle)
+{
+    (void)handle;
+}
+
+static void on_listener_closed(uv_handle_t *handle)
+{
+    struct cc_server *server = handle->data;
+    server->listener_open = false;
+    server_maybe_finish(server);
+}
+
+/* Once stopping and every connection is gone, closes the last handles so
+ * that uv_run returns. */
+static void server_maybe_finish(struct cc_server *server)
+{
+    if (!server->stopping || server->connections || server->listener_open)
+        return;
+    if (server->signals_open) {
+        server->signals_open = false;
+        uv_close((uv_handle_t *)&server->sigint_handle, on_server_handle_closed);
+        uv_close((uv_handle_t *)&server->sigterm_handle, on_server_handle_closed);
+    }
+    if (server->shutdown_timer_open) {
+        server->shutdown_timer_open = false;
+        uv_close((uv_handle_t *)&server->shutdown_timer, on_server_handle_closed);
+    }
+}
+
+static void close_every_connection(struct cc_server *server)
+{
+    /* connection_close frees nothing synchronously, so the walk is safe. */
+    for (struct connection *c = server->connections; c; c = c->next)
+        connection_close(c);
+}
+
+static void on_shutdown_timer(uv_timer_t *timer)
+{
+    struct cc_server *server = timer->data;
+    cc_log("shutdown: closing connections whose work has not finished");
+    close_every_connection(server);
+}
+
+static void begin_shutdown(struct cc_server *server, int signum)
+{
+    if (server->stopping) {
+        cc_log("signal %d again: closing every connection now", signum);
+        close_every_connection(server);
+        return;
+    }
+    server->stopping = true;
+    cc_log("signal %d: shutting down (%" PRIu64 " requests in progress)", signum,
+           server->n_requests_in_progress);
+    if (server->listener_open)
+        uv_close((uv_handle_t *)&server->listener, on_listener_closed);
+    for (struct connection *c = server->connections; c; c = c->next)
+        connection_drain(c);
+    int rc = uv_timer_start(&server->shutdown_timer, on_shutdown_timer,
+                            server->config.shutdown_timeout_ms, 0);
+    if (rc < 0) {
+        cc_log("uv_timer_start failed: %s", uv_strerror(rc));
+        close_every_connection(server);
+    }
+    server_maybe_finish(server);
+}
+
+static void on_signal(uv_signal_t *handle, int signum)
+{
+    begin_shutdown(handle->data, signum);
+}
+
+/* ---- public ------------------------------------------------------------- */
+
+int cc_server_new(const struct cc_config *config, struct cc_server **out)
+{
+    struct cc_server *server = calloc(1, sizeof(*server));
+    int rc;
+    if (!server)
+        return CC_ENOMEM;
+    server->config = *config;
+    rc = uv_loop_init(&server->loop);
+    if (rc < 0)
+        goto fail;
+    server->loop_open = true;
+    rc = uv_tcp_init(&server->loop, &server->listener);
+    if (rc < 0)
+        goto fail;
+    server->listener.data = server;
+    server->listener_open = true;
+    rc = uv_timer_init(&server->loop, &server->shutdown_timer);
+    if (rc < 0)
+        goto fail;
+    server->shutdown_timer.data = server;
+    server->shutdown_timer_open = true;
+    rc = uv_signal_init(&server->loop, &server->sigint_handle);
+    if (rc < 0)
+        goto fail;
+    rc = uv_signal_init(&server->loop, &server->sigterm_handle);
+    if (rc < 0) {
+        uv_close((uv_handle_t *)&server->sigint_handle, NULL);
+        goto fail;
+    }
+    server->signals_open = true;
+    server->sigint_handle.data = server;
+    server->sigterm_handle.data = server;
+    rc = uv_signal_start(&server->sigint_handle, on_signal, SIGINT);
+    if (rc < 0)
+        goto fail;
+    rc = uv_signal_start(&server->sigterm_handle, on_signal, SIGTERM);
+    if (rc < 0)
+        goto fail;
+    /* A signal that kills the server before the handles exist leaves no
+     * port file: callers wait for the port file before signalling. */
+    server->started_ms = uv_now(&server->loop);
+    *out = server;
+    return 0;
+fail:
+    cc_log("server start failed: %s", uv_strerror(rc));
+    cc_server_free(server);
+    return rc == UV_ENOMEM ? CC_ENOMEM : CC_EIO;
+}
+
+/* Writes the port to path atomically: a reader sees either no file or the
+ * whole number. Written to a temporary name, flushed, then renamed. */
+static int write_port_file(const char *path, uint16_t port)
+{
+    char tmp_path[4096];
+    char text[16];
+    int fd = -1;
+    int len = snprintf(text, sizeof(text), "%u\n", (unsigned)port);
+    if (snprintf(tmp_path, sizeof(tmp_path), "%s.tmp", path) >= (int)sizeof(tmp_path))
+        return CC_EINVAL;
+    fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        goto fail;
+    if (write(fd, text, (size_t)len) != len)
+        goto fail;
+    if (fsync(fd) != 0)
+        goto fail;
+    if (close(fd) != 0) {
+        fd = -1;
+        goto fail;
+    }
+    fd = -1;
+    if (rename(tmp_path, path) != 0)
+        goto fail;
+    return 0;
+fail:
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp_path);
+    return CC_EIO;
+}
+
+int cc_server_listen(struct cc_server *server)
+{
+    struct sockaddr_storage address;
+    struct sockaddr_storage bound;
+    int bound_len = sizeof(bound);
+    const char *host = server->config.listen_host;
+    int rc;
+
+    rc = uv_ip4_addr(host, server->config.listen_port, (struct sockaddr_in *)&address);
+    if (rc < 0)
+        rc = uv_ip6_addr(host, server->config.listen_port, (struct sockaddr_in6 *)&address);
+    if (rc < 0) {
+        cc_log("cannot use listen address: %s", uv_strerror(rc));
+        return CC_EINVAL;
+    }
+    rc = uv_tcp_bind(&server->listener, (const struct sockaddr *)&address, 0);
+    if (rc < 0)
+        goto fail;
+    rc = uv_listen((uv_stream_t *)&server->listener, LISTEN_BACKLOG, on_connection);
+    if (rc < 0)
+        goto fail;
+    rc = uv_tcp_getsockname(&server->listener, (struct sockaddr *)&bound, &bound_len);
+    if (rc < 0)
+        goto fail;
+    if (bound.ss_family == AF_INET)
+        server->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+    else
+        server->port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+    if (server->config.port_file && write_port_file(server->config.port_file, server->port) < 0) {
+        cc_log("cannot write the port file");
+        return CC_EIO;
+    }
+    cc_log("listening on %s port %u%s", host, (unsigned)server->port,
+           server->config.test_mode ? " (TEST MODE)" : "");
+    return 0;
+fail:
+    cc_log("cannot listen on %s port %u: %s", host, (unsigned)server->config.listen_port,
+           uv_strerror(rc));
+    return CC_EIO;
+}
+
+uint16_t cc_server_port(const struct cc_server *server)
+{
+    return server->port;
+}
+
+static void close_any_handle(uv_handle_t *handle, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(handle))
+        uv_close(handle, NULL);
+}
+
+/* Closes every handle still open and the loop. Returns 0 or CC_EINTERNAL. */
+static int close_loop(struct cc_server *server)
+{
+    if (!server->loop_open)
+        return 0;
+    uv_walk(&server->loop, close_any_handle, NULL);
+    int rc = uv_run(&server->loop, UV_RUN_DEFAULT);
+    (void)rc;
+    rc = uv_loop_close(&server->loop);
+    if (rc < 0) {
+        cc_log("the event loop would not close: %s", uv_strerror(rc));
+        return CC_EINTERNAL;
+    }
+    server->loop_open = false;
+    return 0;
+}
+
+int cc_server_run(struct cc_server *server)
+{
+    server->started_ms = uv_now(&server->loop);
+    int rc = uv_run(&server->loop, UV_RUN_DEFAULT);
+    (void)rc; /* non-zero only if handles are left, which close_loop handles */
+    rc = close_loop(server);
+    if (rc == 0)
+        cc_log("shut down cleanly after %" PRIu64 " requests", server->n_requests_served);
+    return rc;
+}
+
+void cc_server_free(struct cc_server *server)
+{
+    if (!server)
+        return;
+    close_loop(server);
+    free(server);
+}

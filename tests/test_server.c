@@ -1,0 +1,640 @@
+/* Integration tests for carecountd (server/): the real server, real sockets,
+ * started through the harness (tests/support/cc_harness.h). */
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "cc_client.h"
+#include "cc_error.h"
+#include "cc_frame.h"
+#include "cc_harness.h"
+#include "cc_version.h"
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static struct cc_harness *start(const char *const *args)
+{
+    struct cc_harness *harness = NULL;
+    cr_assert_eq(cc_harness_start(args, &harness), 0, "carecountd did not start");
+    return harness;
+}
+
+static struct cc_client *connect_to(const struct cc_harness *harness)
+{
+    struct cc_client *client = NULL;
+    cr_assert_eq(cc_harness_connect(harness, &client), 0, "cannot connect");
+    return client;
+}
+
+/* Stops the server, requires exit status 0, frees the harness. */
+static void stop_cleanly(struct cc_harness *harness)
+{
+    int status = -1;
+    cr_assert_eq(cc_harness_stop(harness, &status), 0, "carecountd had to be killed");
+    cr_assert_eq(status, 0, "carecountd exited with status %d", status);
+    cc_harness_free(harness);
+}
+
+/* Packs a complete frame: a request map with op and, if delay_ms >= 0, the
+ * test-mode delay_ms field. The caller destroys the buffer. */
+static void pack_request(msgpack_sbuffer *frame, uint64_t id, const char *op, long delay_ms)
+{
+    msgpack_packer packer;
+    msgpack_sbuffer_init(frame);
+    cr_assert_eq(cc_frame_sbuffer_begin(frame), 0);
+    msgpack_packer_init(&packer, frame, msgpack_sbuffer_write);
+    cc_client_pack_envelope(&packer, id, op, delay_ms >= 0 ? 1 : 0);
+    if (delay_ms >= 0) {
+        msgpack_pack_str_with_body(&packer, "delay_ms", 8);
+        msgpack_pack_uint64(&packer, (uint64_t)delay_ms);
+    }
+    cr_assert_eq(cc_frame_sbuffer_finish(frame), 0);
+}
+
+static void send_request(struct cc_client *client, uint64_t id, const char *op, long delay_ms)
+{
+    msgpack_sbuffer frame;
+    pack_request(&frame, id, op, delay_ms);
+    cr_assert_eq(cc_client_send_raw(client, frame.data, frame.size), 0);
+    msgpack_sbuffer_destroy(&frame);
+}
+
+static void receive(struct cc_client *client, struct cc_reply *reply)
+{
+    cr_assert_eq(cc_client_recv_reply(client, reply), 1, "no reply");
+}
+
+static void expect_ok(const struct cc_reply *reply, uint64_t id)
+{
+    cr_assert(reply->ok, "error %s: %s", reply->error_code, reply->error_message);
+    cr_assert(reply->has_id);
+    cr_assert_eq(reply->id, id);
+}
+
+static void expect_error(const struct cc_reply *reply, const char *code)
+{
+    cr_assert_not(reply->ok);
+    cr_assert_str_eq(reply->error_code, code);
+    cr_assert_neq(reply->error_message[0], '\0', "an error carries a message");
+}
+
+static bool string_field_is(const struct cc_reply *reply, const char *key, const char *expected)
+{
+    const msgpack_object *value = cc_reply_get(reply, key);
+    return value && value->type == MSGPACK_OBJECT_STR &&
+           value->via.str.size == strlen(expected) &&
+           memcmp(value->via.str.ptr, expected, value->via.str.size) == 0;
+}
+
+static uint64_t uint_field(const struct cc_reply *reply, const char *key)
+{
+    const msgpack_object *value = cc_reply_get(reply, key);
+    cr_assert(value && value->type == MSGPACK_OBJECT_POSITIVE_INTEGER, "%s is missing", key);
+    return value->via.u64;
+}
+
+/* Pings on client and requires a good reply. */
+static void ping_ok(struct cc_client *client, uint64_t id)
+{
+    struct cc_reply reply;
+    cr_assert_eq(cc_client_call_simple(client, id, "ping", &reply), 1);
+    expect_ok(&reply, id);
+    cr_assert(string_field_is(&reply, "server", "carecountd"));
+    cc_reply_free(&reply);
+}
+
+/* The server closed the connection (after any replies already read). */
+static void expect_closed(struct cc_client *client)
+{
+    uint8_t *body = NULL;
+    size_t len;
+    int rc = cc_client_recv_frame(client, &body, &len);
+    free(body);
+    cr_assert(rc == 0 || rc == CC_EIO, "expected the connection to be closed, got %d", rc);
+}
+
+/* True if a byte is ready to read on the client right now. */
+static bool has_data_now(const struct cc_client *client)
+{
+    struct pollfd poll_fd = {.fd = cc_client_fd(client), .events = POLLIN};
+    return poll(&poll_fd, 1, 0) > 0;
+}
+
+static const char *const test_mode_args[] = {"--test-mode", NULL};
+
+/* ---- requests and replies ----------------------------------------------- */
+
+Test(server, ping_replies_with_the_server_name_and_version)
+{
+    struct cc_harness *harness = start(NULL);
+    struct cc_client *client = connect_to(harness);
+    struct cc_reply reply;
+
+    cr_assert_eq(cc_client_call_simple(client, 7, "ping", &reply), 1);
+    expect_ok(&reply, 7);
+    cr_assert(string_field_is(&reply, "server", "carecountd"));
+    cr_assert(string_field_is(&reply, "version", CC_VERSION_STRING));
+    cr_assert_eq(uint_field(&reply, "v"), 1);
+    cc_reply_free(&reply);
+    cc_client_close(client);
+    stop_cleanly(harness);
+}
+
+Test(server, status_counts_connections_and_requests)
+{
+    struct cc_harness *harness = start(NULL);
+    struct cc_client *first = connect_to(harness);
+    struct cc_client *second = connect_to(harness);
+    struct cc_reply reply;
+
+    ping_ok(first, 1);
+    ping_ok(first, 2);
+    cr_assert_eq(cc_client_call_simple(second, 3, "status", &reply), 1);
+    expect_ok(&reply, 3);
+    cr_assert_eq(uint_field(&reply, "connections"), 2);
+    cr_assert_eq(uint_field(&reply, "requests_served"), 2, "the two pings before it");
+    cr_assert_eq(uint_field(&reply, "requests_in_progress"), 0);
+    (void)uint_field(&reply, "uptime_s");
+    cc_reply_free(&reply);
+    cc_client_close(first);
+    cc_client_close(second);
+    stop_cleanly(harness);
+}
+
+Test(server, malformed_msgpack_gets_parse_and_the_connection_stays_usable)
+{
+    struct cc_harness *harness = start(NULL);
+    struct cc_client *client = connect_to(harness);
+    struct cc_reply reply;
+    const uint8_t never_used_byte = 0xc1; /* reserved in msgpack */
+
+    cr_assert_eq(cc_client_send_frame(client, &never_used_byte, 1), 0);
+    receive(client, &reply);
+    expect_error(&reply, "PARSE");
+    cr_assert_not(reply.has_id, "the id of an unreadable request is nil");
+    cc_reply_free(&reply);
+    ping_ok(client, 2);
+    cc_client_close(client);
+    stop_cleanly(harness);
+}
+
+Test(server, truncated_msgpack_in_a_complete_frame_gets_parse)
+{
+    struct cc_harness *harness = start(NULL);
+    struct cc_client *client = connect_to(harness);
+    struct cc_reply reply;
+    msgpack_sbuffer frame;
+
+    pack_request(&frame, 5, "ping", -1);
+    /* Declare and send one byte less of the body than was packed. */
+    size_t body_len = frame.size - CC_FRAME_HEADER_BYTES - 1;
+    cr_assert_eq(cc_client_send_frame(client, frame.data + CC_FRAME_HEADER_BYTES, body_len), 0);
+    msgpack_sbuffer_destroy(&frame);
+    receive(client, &reply);
+    expect_error(&reply, "PARSE");
+    cc_reply_free(&reply);
+    ping_ok(client, 6);
+    cc_client_close(client);
+    stop_cleanly(harness);
+}
+
+Test(server, a_body_that_is_not_a_map_gets_parse)
+{
+    struct cc_harness *harness = start(NULL);
+    struct cc_client *client = connect_to(harness);
+    struct cc_reply reply;
+    const uint8_t array_of_two[] = {0x92, 0x01, 0x02}; /* [1, 2] */
+
+    cr_assert_eq(cc_client_send_frame(client, array_of_two, sizeof(array_of_two)), 0);
+    receive(client, &reply);
+    expect_error(&reply, "PARSE");
+    cc_reply_free(&reply);
+    ping_ok(client, 2);
+    cc_client_close(client);
+    stop_cleanly(harness);
+}
+
+Test(server, an_unknown_op_gets_unsupported_with_its_id)
+{
+    struct cc_harness *harness = start(NULL);
+    struct cc_client *client = connect_to(harness);
+    struct cc_reply reply;
+
+    cr_assert_eq(cc_client_call_simple(client, 41, "no-such-op", &reply), 1);
+    expect_error(&reply, "UNSUPPORTED");
+    cr_assert(reply.has_id);
+    cr_assert_eq(reply.id, 41);
+    cc_reply_free(&reply);
+    ping_ok(client, 42);
+    cc_client_close(client);
+    stop_cleanly(harness);
+}
+
+Test(server, a_request_without_an_id_gets_inval)
+{
+    struct cc_harness *harness = start(NULL);
+    struct cc_client *client = connect_to(harness);
+    struct cc_reply reply;
+    msgpack_sbuffer body;
+    msgpack_packer packer;
+
+    msgpack_sbuffer_init(&body);
+    msgpack_packer_init(&packer, &body, msgpack_sbuffer_write);
+    msgpack_pack_map(&packer, 2);
+    msgpack_pack_str_with_body(&packer, "v", 1);
+    msgpack_pack_uint64(&packer, 1);
+    msgpack_pack_str_with_body(&packer, "op", 2);
+    msgpack_pack_str_with_body(&packer, "ping", 4);
+    cr_assert_eq(cc_client_send_frame(client, body.data, body.size), 0);
+    msgpack_sbuffer_destroy(&body);
+    receive(client, &reply);
+    expect_error(&reply, "INVAL");
+    cr_assert_not(reply.has_id);
+    cc_reply_free(&reply);
+    cc_client_close(client);
+    stop_cleanly(harness);
+}
+
+Test(server, another_protocol_version_gets_unsupported)
+{
+    struct cc_harness *harness = start(NULL);
+    struct cc_client *client = connect_to(harness);
+    struct cc_reply reply;
+    msgpack_sbuffer body;
+    msgpack_packer packer;
+
+    msgpack_sbuffer_init(&body);
+    msgpack_packer_init(&packer, &body, msgpack_sbuffer_write);
+    msgpack_pack_map(&packer, 3);
+    msgpack_pack_str_with_body(&packer, "v", 1);
+    msgpack_pack_uint64(&packer, 2);
+    msgpack_pack_str_with_body(&packer, "id", 2);
+    msgpack_pack_uint64(&packer, 9);
+    msgpack_pack_str_with_body(&packer, "op", 2);
+    msgpack_pack_str_with_body(&packer, "ping", 4);
+    cr_assert_eq(cc_client_send_frame(client, body.data, body.size), 0);
+    msgpack_sbuffer_destroy(&body);
+    receive(client, &reply);
+    expect_error(&reply, "UNSUPPORTED");
+    cr_assert_eq(reply.id, 9);
+    cc_reply_free(&reply);
+    cc_client_close(client);
+    stop_cleanly(harness);
+}
+
+Test(server, delay_ms_is_refused_outside_test_mode)
+{
+    struct cc_harness *harness = start(NULL);
+    struct cc_client *client = connect_to(harness);
+    struct cc_reply reply;
+
+    send_request(client, 3, "ping", 10);
+    receive(client, &reply);
+    expect_error(&reply, "INVAL");
+    cr_assert_eq(reply.id, 3);
+    cc_reply_free(&reply);
+    cc_client_close(client);
+    stop_cleanly(harness);
+}
+
+/* ---- framing over the socket --------------------------------------------- */
+
+Test(server, oversize_declared_length_gets_toobig_then_close_and_others_are_served)
+{
+    const char *const args[] = {"--max-frame-bytes", "1024", NULL};
+    struct cc_harness *harness = start(args);
+    struct cc_client *bystander = connect_to(harness);
+    struct cc_client *offender = connect_to(harness);
+    struct cc_reply reply;
+    uint8_t header[CC_FRAME_HEADER_BYTES];
+
+    ping_ok(bystander, 1);
+    cr_assert_eq(cc_frame_header_encode(0x7fffffff, header), 0);
+    cr_assert_eq(cc_client_send_raw(offender, header, sizeof(header)), 0);
+    receive(offender, &reply);
+    expect_error(&reply, "TOOBIG");
+    cc_reply_free(&reply);
+    expect_closed(offender);
+    cc_client_close(offender);
+
+    ping_ok(bystander, 2);
+    struct cc_client *newcomer = connect_to(harness);
+    ping_ok(newcomer, 3);
+    cc_client_close(newcomer);
+    cc_client_close(bystander);
+    stop_cleanly(harness);
+}
+
+Test(server, a_frame_written_one_byte_at_a_time_is_answered)
+{
+    struct cc_harness *harness = start(NULL);
+    struct cc_client *client = connect_to(harness);
+    struct cc_reply reply;
+    msgpack_sbuffer frame;
+    int one = 1;
+
+    cr_assert_eq(setsockopt(cc_client_fd(client), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)), 0);
+    pack_request(&frame, 77, "ping", -1);
+    for (size_t i = 0; i < frame.size; i++) {
+        struct timespec pause = {0, 1000000}; /* so the bytes arrive in separate reads */
+        cr_assert_eq(cc_client_send_raw(client, frame.data + i, 1), 0);
+        nanosleep(&pause, NULL);
+    }
+    msgpack_sbuffer_destroy(&frame);
+    receive(client, &reply);
+    expect_ok(&reply, 77);
+    cc_reply_free(&reply);
+    cc_client_close(client);
+    stop_cleanly(harness);
+}
+
+Test(server, two_frames_in_one_write_get_two_replies)
+{
+    struct cc_harness *harness = start(NULL);
+    struct cc_client *client = connect_to(harness);
+    struct cc_reply reply;
+    msgpack_sbuffer first, second;
+
+    pack_request(&first, 1, "ping", -1);
+    pack_request(&second, 2, "status", -1);
+    char *both = malloc(first.size + second.size);
+    cr_assert_not_null(both);
+    memcpy(both, first.data, first.size);
+    memcpy(both + first.size, second.data, second.size);
+    cr_assert_eq(cc_client_send_raw(client, both, first.size + second.size), 0);
+    free(both);
+    msgpack_sbuffer_destroy(&first);
+    msgpack_sbuffer_destroy(&second);
+
+    /* Both run on the loop, so their replies come in request order. */
+    receive(client, &reply);
+    expect_ok(&reply, 1);
+    cr_assert(string_field_is(&reply, "server", "carecountd"));
+    cc_reply_free(&reply);
+    receive(client, &reply);
+    expect_ok(&reply, 2);
+    (void)uint_field(&reply, "requests_served");
+    cc_reply_free(&reply);
+    cc_client_close(client);
+    stop_cleanly(harness);
+}
+
+Test(server, fifty_concurrent_clients_each_get_their_own_replies)
+{
+    enum { N_CLIENTS = 50, N_REQUESTS = 3 };
+    struct cc_harness *harness = start(NULL);
+    struct cc_client *clients[N_CLIENTS];
+    struct cc_reply reply;
+
+    for (int i = 0; i < N_CLIENTS; i++)
+        clients[i] = connect_to(harness);
+    /* Every client sends all its requests before any reply is read. */
+    for (int r = 0; r < N_REQUESTS; r++)
+        for (int i = 0; i < N_CLIENTS; i++)
+            send_request(clients[i], (uint64_t)(i * 100 + r + 1), "ping", -1);
+    for (int i = N_CLIENTS - 1; i >= 0; i--) {
+        for (int r = 0; r < N_REQUESTS; r++) {
+            receive(clients[i], &reply);
+            expect_ok(&reply, (uint64_t)(i * 100 + r + 1));
+            cc_reply_free(&reply);
+        }
+    }
+    cr_assert_eq(cc_client_call_simple(clients[0], 9999, "status", &reply), 1);
+    cr_assert_eq(uint_field(&reply, "connections"), N_CLIENTS);
+    cr_assert_eq(uint_field(&reply, "requests_served"), N_CLIENTS * N_REQUESTS);
+    cc_reply_free(&reply);
+    for (int i = 0; i < N_CLIENTS; i++)
+        cc_client_close(clients[i]);
+    stop_cleanly(harness);
+}
+
+/* ---- the thread pool ---------------------------------------------------- */
+
+Test(server, a_slow_request_on_the_pool_does_not_hold_up_another_client)
+{
+    struct cc_harness *harness = start(test_mode_args);
+    struct cc_client *slow = connect_to(harness);
+    struct cc_client *quick = connect_to(harness);
+    struct cc_reply reply;
+
+    send_request(slow, 1, "ping", 3000);
+    /* The quick client is answered, and sees the slow request in progress. */
+    ping_ok(quick, 2);
+    cr_assert_eq(cc_client_call_simple(quick, 3, "status", &reply), 1);
+    expect_ok(&reply, 3);
+    cr_assert_eq(uint_field(&reply, "requests_in_progress"), 1);
+    cc_reply_free(&reply);
+    cr_assert_not(has_data_now(slow), "the slow reply came before the quick ones");
+
+    receive(slow, &reply);
+    expect_ok(&reply, 1);
+    cr_assert(string_field_is(&reply, "version", CC_VERSION_STRING));
+    cc_reply_free(&reply);
+    cc_client_close(slow);
+    cc_client_close(quick);
+    stop_cleanly(harness);
+}
+
+Test(server, a_quick_request_overtakes_a_slow_one_on_the_same_connection)
+{
+    struct cc_harness *harness = start(test_mode_args);
+    struct cc_client *client = connect_to(harness);
+    struct cc_reply reply;
+
+    send_request(client, 1, "ping", 2000);
+    send_request(client, 2, "ping", -1);
+    receive(client, &reply);
+    expect_ok(&reply, 2);
+    cc_reply_free(&reply);
+    receive(client, &reply);
+    expect_ok(&reply, 1);
+    cc_reply_free(&reply);
+    cc_client_close(client);
+    stop_cleanly(harness);
+}
+
+Test(server, requests_beyond_the_pending_limit_get_busy)
+{
+    const char *const args[] = {"--test-mode", "--max-pending-requests-per-connection", "1",
+                                NULL};
+    struct cc_harness *harness = start(args);
+    struct cc_client *client = connect_to(harness);
+    struct cc_reply reply;
+
+    send_request(client, 1, "ping", 1000);
+    send_request(client, 2, "ping", 1000);
+    receive(client, &reply);
+    cr_assert_eq(reply.id, 2);
+    expect_error(&reply, "BUSY");
+    cc_reply_free(&reply);
+    receive(client, &reply);
+    expect_ok(&reply, 1);
+    cc_reply_free(&reply);
+    cc_client_close(client);
+    stop_cleanly(harness);
+}
+
+/* ---- connection limits -------------------------------------------------- */
+
+Test(server, a_connection_over_the_limit_is_told_busy_and_closed)
+{
+    const char *const args[] = {"--max-connections", "2", NULL};
+    struct cc_harness *harness = start(args);
+    struct cc_client *first = connect_to(harness);
+    struct cc_client *second = connect_to(harness);
+    struct cc_reply reply;
+
+    ping_ok(first, 1);
+    ping_ok(second, 2);
+    struct cc_client *third = connect_to(harness);
+    receive(third, &reply);
+    expect_error(&reply, "BUSY");
+    cr_assert_not(reply.has_id);
+    cc_reply_free(&reply);
+    expect_closed(third);
+    cc_client_close(third);
+
+    /* A freed slot can be used again. */
+    cc_client_close(first);
+    ping_ok(second, 3);
+    cr_assert_eq(cc_client_call_simple(second, 4, "status", &reply), 1);
+    cr_assert_eq(uint_field(&reply, "connections_refused"), 1);
+    cc_reply_free(&reply);
+    cc_client_close(second);
+    stop_cleanly(harness);
+}
+
+Test(server, an_idle_connection_is_told_timedout_and_closed)
+{
+    const char *const args[] = {"--idle-timeout-ms", "100", NULL};
+    struct cc_harness *harness = start(args);
+    struct cc_client *client = connect_to(harness);
+    struct cc_reply reply;
+
+    ping_ok(client, 1);
+    receive(client, &reply); /* waits for the timeout */
+    expect_error(&reply, "TIMEDOUT");
+    cc_reply_free(&reply);
+    expect_closed(client);
+    cc_client_close(client);
+    stop_cleanly(harness);
+}
+
+/* ---- shutdown ----------------------------------------------------------- */
+
+Test(server, sigterm_with_clients_connected_exits_zero)
+{
+    struct cc_harness *harness = start(NULL);
+    struct cc_client *idle = connect_to(harness);
+    struct cc_client *active = connect_to(harness);
+
+    ping_ok(active, 1);
+    stop_cleanly(harness);
+    expect_closed(idle);
+    expect_closed(active);
+    cc_client_close(idle);
+    cc_client_close(active);
+}
+
+Test(server, sigterm_lets_a_request_in_progress_finish)
+{
+    struct cc_harness *harness = start(test_mode_args);
+    struct cc_client *client = connect_to(harness);
+    struct cc_client *observer = connect_to(harness);
+    struct cc_reply reply;
+
+    send_request(client, 1, "ping", 1500);
+    /* Make sure the slow ping is on the pool before the signal. */
+    cr_assert_eq(cc_client_call_simple(observer, 2, "status", &reply), 1);
+    cr_assert_eq(uint_field(&reply, "requests_in_progress"), 1);
+    cc_reply_free(&reply);
+    cr_assert_eq(cc_harness_signal(harness, SIGTERM), 0);
+    receive(client, &reply);
+    expect_ok(&reply, 1);
+    cc_reply_free(&reply);
+    expect_closed(client);
+    cc_client_close(client);
+    cc_client_close(observer);
+    stop_cleanly(harness);
+}
+
+Test(server, sigint_also_exits_zero)
+{
+    struct cc_harness *harness = start(NULL);
+    int status = -1;
+    cr_assert_eq(cc_harness_signal(harness, SIGINT), 0);
+    cr_assert_eq(cc_harness_stop(harness, &status), 0);
+    cr_assert_eq(status, 0);
+    cc_harness_free(harness);
+}
+
+/* ---- the programs ------------------------------------------------------- */
+
+/* Runs a shell command; returns its exit status and its stdout in out. */
+static int run_command(const char *command, char *out, size_t out_bytes)
+{
+    FILE *pipe = popen(command, "r");
+    cr_assert_not_null(pipe);
+    size_t len = fread(out, 1, out_bytes - 1, pipe);
+    out[len] = '\0';
+    int status = pclose(pipe);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+Test(server, carecount_ping_prints_the_server_version)
+{
+    struct cc_harness *harness = start(NULL);
+    char tool[4096], command[4200], output[1024], expected[64];
+
+    cc_harness_tool_path(tool, sizeof(tool));
+    snprintf(command, sizeof(command), "'%s' ping --host 127.0.0.1 --port %u", tool,
+             (unsigned)cc_harness_port(harness));
+    cr_assert_eq(run_command(command, output, sizeof(output)), 0, "output: %s", output);
+    snprintf(expected, sizeof(expected), "carecountd %s", CC_VERSION_STRING);
+    cr_assert_not_null(strstr(output, expected), "output: %s", output);
+    cr_assert_not_null(strstr(output, "status: ok"), "output: %s", output);
+    stop_cleanly(harness);
+}
+
+Test(server, carecount_ping_fails_when_nothing_listens)
+{
+    struct cc_harness *harness = start(NULL);
+    char tool[4096], command[4200], output[1024];
+    uint16_t port = cc_harness_port(harness);
+
+    stop_cleanly(harness); /* the port is now free */
+    cc_harness_tool_path(tool, sizeof(tool));
+    snprintf(command, sizeof(command), "'%s' ping --port %u --timeout-ms 5000 2>/dev/null", tool,
+             (unsigned)port);
+    cr_assert_eq(run_command(command, output, sizeof(output)), 1);
+}
+
+Test(server, carecountd_refuses_a_remote_address_without_allow_remote)
+{
+    char command[4200], output[1024];
+    const char *bin = getenv("CC_BIN_DIR");
+    snprintf(command, sizeof(command), "'%s/carecountd' --listen 0.0.0.0:0 2>&1",
+             bin && *bin ? bin : CC_BIN_DIR);
+    cr_assert_eq(run_command(command, output, sizeof(output)), 2);
+    cr_assert_not_null(strstr(output, "--allow-remote"), "output: %s", output);
+}
+
+Test(server, carecountd_answers_help_and_version)
+{
+    char command[4200], output[4096];
+    const char *bin = getenv("CC_BIN_DIR");
+    bin = bin && *bin ? bin : CC_BIN_DIR;
+    snprintf(command, sizeof(command), "'%s/carecountd' --version", bin);
+    cr_assert_eq(run_command(command, output, sizeof(output)), 0);
+    cr_assert_not_null(strstr(output, CC_VERSION_STRING));
+    snprintf(command, sizeof(command), "'%s/carecountd' --help", bin);
+    cr_assert_eq(run_command(command, output, sizeof(output)), 0);
+    cr_assert_not_null(strstr(output, "--max-frame-bytes"));
+}
