@@ -54,15 +54,16 @@ bool cc_codelists_name_valid(const char *name);
  * Adds the list in CSV text data[0..len) under name. system is an enum
  * cc_code_system, or 0 to infer it from the codes. Returns 0, or CC_EPARSE
  * (no `code` column, malformed CSV, a code of no system: errbuf names the
- * line), CC_EINVAL (a bad name, a mixed or ambiguous list, a code of
- * another system than the one given, an empty list), CC_EEXISTS,
+ * row, the header being row 1), CC_EINVAL (a bad name, a mixed or
+ * ambiguous list, a code of another system than the one given, an empty
+ * list), CC_EEXISTS,
  * CC_ETOOBIG (more than CC_CODELIST_MAX_CODES codes), CC_ENOMEM.
  */
 int cc_codelists_add_csv(cc_codelists *codelists, const char *name, const char *data,
                          size_t len, int system, char *errbuf, size_t errlen);
 
 /* As cc_codelists_add_csv(), reading the file at path (CC_EIO if it cannot
- * be read); errors name the file and the line. */
+ * be read); errors name the file and the row. */
 int cc_codelists_load_file(cc_codelists *codelists, const char *name, const char *path,
                            int system, char *errbuf, size_t errlen);
 

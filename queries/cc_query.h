@@ -343,10 +343,11 @@ int cc_query_encode_json(const struct cc_query *query, char **out);
 /* ---- validation (validate.c) ---- */
 
 /* The code systems whose format a code fits: bits 1u << enum cc_code_system.
- * SNOMED CT: 6-18 digits with a valid Verhoeff check digit; ICD-10: a
- * letter then 2 or 3 characters of digits (4th may be X); OPCS-4: a letter
- * other than I and O, then 2 or 3 digits. Prefixes shorter than 3 characters
- * fit none. */
+ * SNOMED CT: 6-18 digits, no leading zero, with a valid Verhoeff check
+ * digit; ICD-10: a letter then 1 to 3 digits, or a letter, 2 digits and X;
+ * OPCS-4: a letter other than I and O, then 1 to 3 digits. (ICD-10 and OPCS-4
+ * codes of 2 characters are prefixes: "E1" is E10-E14.) Most letter codes fit
+ * both ICD-10 and OPCS-4. */
 unsigned cc_query_code_systems(const char *text);
 
 /*
