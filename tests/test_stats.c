@@ -820,3 +820,18 @@ Test(stats, tool_rejects_impossible_rows_and_missing_columns)
     cr_assert_eq(run_tool("rate --confidence 1", "count,denominator\n1,2\n", out,
                           sizeof out), 2);
 }
+
+Test(stats, tool_compares_each_area_with_a_comparator)
+{
+    char out[4096];
+    /* 65 per 100 has 95% limits 50.16-82.85 (PHE testdata_Rate row 5), 20
+     * per 100 has 12.21-30.89 (row 4); 40 per 100 contains 45. */
+    int rc = run_tool("rate --multiplier 100 --comparator 45",
+                      "area,count,denominator\nA,65,100\nB,40,100\nC,20,100\n", out,
+                      sizeof out);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, ",method,comparison\n"), "%s", out);
+    cr_assert(strstr(out, ",Byars,significantly higher\nB,"), "%s", out);
+    cr_assert(strstr(out, ",Byars,similar\nC,"), "%s", out);
+    cr_assert(strstr(out, ",Byars,significantly lower\n"), "%s", out);
+}

@@ -67,7 +67,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
         "usage: carecount stats METHOD [--confidence LEVEL] [--multiplier M]\n"
-        "                       [--columns ROLE=NAME[,ROLE=NAME...]] < in.csv > out.csv\n"
+        "                       [--columns ROLE=NAME[,ROLE=NAME...]] [--comparator VALUE]\n"
+        "                       < in.csv > out.csv\n"
         "\n"
         "Reads CSV with a header row on standard input and writes it back with\n"
         "the columns value, lowercl, uppercl, confidence, statistic and method\n"
@@ -107,6 +108,11 @@ static void usage(FILE *out)
         "                      95, 99.8 and 95%% are read as percentages.\n"
         "  --multiplier M      scale of value and limits (see each method).\n"
         "  --columns MAP       input column name for each role.\n"
+        "  --comparator VALUE  add a column comparison: \"significantly higher\",\n"
+        "                      \"similar\" or \"significantly lower\" when VALUE (on\n"
+        "                      the scale of value, e.g. the national rate) lies\n"
+        "                      below, inside or above the interval; \"not compared\"\n"
+        "                      when there is no interval.\n"
         "\n"
         "Bad input stops with a message naming the line (CSV record; the header\n"
         "is line 1) and the column, and exit status 1; usage errors exit 2.\n");
@@ -118,6 +124,8 @@ struct options {
     const struct method_info *method;
     double confidence;
     double multiplier;
+    int has_comparator;
+    double comparator;  /* on the scale of value, e.g. the national rate */
     const char *column_names[MAX_ROLES];
 };
 
@@ -184,6 +192,7 @@ static int parse_columns(char *map, struct options *opt)
 static int parse_options(int argc, char **argv, struct options *opt)
 {
     const char *method_name = NULL, *multiplier = NULL, *confidence = NULL;
+    const char *comparator = NULL;
     char *columns = NULL;
 
     for (int i = 1; i < argc; i++) {
@@ -193,6 +202,8 @@ static int parse_options(int argc, char **argv, struct options *opt)
             value = &confidence;
         else if (!strcmp(arg, "--multiplier"))
             value = &multiplier;
+        else if (!strcmp(arg, "--comparator"))
+            value = &comparator;
         else if (!strcmp(arg, "--columns")) {
             if (i + 1 >= argc)
                 goto missing;
@@ -249,6 +260,11 @@ static int parse_options(int argc, char **argv, struct options *opt)
             return CC_EINVAL;
         }
     }
+    opt->has_comparator = comparator != NULL;
+    if (comparator && parse_number(comparator, &opt->comparator) < 0) {
+        fprintf(stderr, "carecount stats: --comparator wants a number\n");
+        return CC_EINVAL;
+    }
     if (columns)
         return parse_columns(columns, opt);
     return 0;
@@ -290,9 +306,10 @@ static void put_number(FILE *out, double v)
         fprintf(out, "%.12g", v);
 }
 
-/* ",value,lowercl,uppercl,confidence,statistic,method" and the newline. */
-static void put_interval(FILE *out, const struct cc_interval *ci,
-                         const char *statistic)
+/* ",value,lowercl,uppercl,confidence,statistic,method", then
+ * ",comparison" if a comparator was given, and the newline. */
+static void put_interval(FILE *out, const struct options *opt,
+                         const struct cc_interval *ci, const char *statistic)
 {
     char level[32];
     put_number(out, ci->value);
@@ -302,10 +319,27 @@ static void put_interval(FILE *out, const struct cc_interval *ci,
     put_string(out, level, 0);
     put_string(out, statistic, 0);
     put_string(out, cc_stats_method_name(ci->method), 0);
+    if (opt->has_comparator)
+        put_string(out, cc_stats_comparison_name(cc_stats_compare(ci, opt->comparator)), 0);
     fputc('\n', out);
 }
 
 static const char interval_header[] = "value,lowercl,uppercl,confidence,statistic,method";
+
+/* Ends a header line: the added columns and the newline. */
+static void put_interval_header(FILE *out, const struct options *opt)
+{
+    fprintf(out, "%s%s\n", interval_header, opt->has_comparator ? ",comparison" : "");
+}
+
+/* Starts a grouped output row with its group name, if the input had one. */
+static void put_group_name(FILE *out, int has_group_column, const char *name)
+{
+    if (has_group_column) {
+        put_string(out, name, 1);
+        fputc(',', out);
+    }
+}
 
 /* ---- groups ------------------------------------------------------------ */
 
@@ -526,7 +560,8 @@ static int take_header(struct run *run)
     if (!m->grouped) {
         for (size_t i = 0; i < run->n_columns; i++)
             put_string(run->out, run->header[i], i == 0);
-        fprintf(run->out, ",%s\n", interval_header);
+        fputc(',', run->out);
+        put_interval_header(run->out, run->opt);
     }
     return 0;
 }
@@ -594,7 +629,7 @@ static int take_row_figure(struct run *run)
         return fail_line(run, cc_strerror(rc));
     for (size_t i = 0; i < run->n_fields; i++)
         put_field(run->out, field(run, i), strlen(field(run, i)), i == 0);
-    put_interval(run->out, &ci, statistic);
+    put_interval(run->out, run->opt, &ci, statistic);
     return 0;
 }
 
@@ -718,11 +753,10 @@ static int write_dsr(struct run *run, const struct group *g)
         rc = fail_group(g, cc_strerror(rc));
         goto fail;
     }
-    if (run->role_column[0] >= 0)
-        put_string(run->out, g->name, 1), fputc(',', run->out);
+    put_group_name(run->out, run->role_column[0] >= 0, g->name);
     fprintf(run->out, "%.12g", total_count);
     put_number(run->out, total_population);
-    put_interval(run->out, &ci, statistic);
+    put_interval(run->out, run->opt, &ci, statistic);
     rc = 0;
 fail:
     free(counts);
@@ -760,11 +794,10 @@ static int write_isr(struct run *run, const struct group *g)
     }
     snprintf(statistic, sizeof statistic, "indirectly standardised ratio x %.12g",
              opt->multiplier);
-    if (run->role_column[0] >= 0)
-        put_string(run->out, g->name, 1), fputc(',', run->out);
+    put_group_name(run->out, run->role_column[0] >= 0, g->name);
     fprintf(run->out, "%.12g", observed);
     put_number(run->out, expected);
-    put_interval(run->out, &ci, statistic);
+    put_interval(run->out, run->opt, &ci, statistic);
     rc = 0;
 fail:
     free(populations);
@@ -789,12 +822,11 @@ static int write_mean(struct run *run, const struct group *g)
                                            : cc_strerror(rc));
         goto fail;
     }
-    if (run->role_column[0] >= 0)
-        put_string(run->out, g->name, 1), fputc(',', run->out);
+    put_group_name(run->out, run->role_column[0] >= 0, g->name);
     fprintf(run->out, "%.12g", sum);
     put_number(run->out, (double)g->n_rows);
     put_number(run->out, sd);
-    put_interval(run->out, &ci, "mean");
+    put_interval(run->out, run->opt, &ci, "mean");
     rc = 0;
 fail:
     free(values);
@@ -807,13 +839,13 @@ static int write_groups(struct run *run)
     int rc;
 
     if (run->role_column[0] >= 0)
-        put_string(run->out, run->header[run->role_column[0]], 1), fputc(',', run->out);
+        put_group_name(run->out, 1, run->header[run->role_column[0]]);
     switch (m->method) {
     case METHOD_DSR: fprintf(run->out, "total_count,total_pop,"); break;
     case METHOD_ISR: fprintf(run->out, "observed,expected,"); break;
     default: fprintf(run->out, "value_sum,value_count,stdev,"); break;
     }
-    fprintf(run->out, "%s\n", interval_header);
+    put_interval_header(run->out, run->opt);
     for (size_t i = 0; i < run->groups.n_groups; i++) {
         const struct group *g = &run->groups.groups[i];
         rc = m->method == METHOD_DSR   ? write_dsr(run, g)
