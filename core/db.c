@@ -133,6 +133,16 @@ int cc_db_open(const char *dir, int flags, sqlite3 **out, char *errbuf, size_t e
             set_error(errbuf, errlen, dir, strerror(errno));
             return CC_EIO;
         }
+        /* Created here with mode 0600 rather than by SQLite (0644 under the
+         * usual umask): the -wal and -shm files copy the database's mode, and
+         * none of them is for other users to read. */
+        int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 && errno != EEXIST) {
+            set_error(errbuf, errlen, path, strerror(errno));
+            return CC_EIO;
+        }
+        if (fd >= 0)
+            close(fd);
         created = 1;
     } else if (!S_ISREG(st.st_mode)) {
         set_error(errbuf, errlen, path, "not a regular file");

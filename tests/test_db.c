@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cc_db.h"
@@ -88,6 +89,9 @@ Test(db, open_creates_the_database_with_durable_settings)
     cr_assert_str_eq(value, "1");
     query_text(db, "PRAGMA busy_timeout", value, sizeof value);
     cr_assert_eq(atoi(value), CC_DB_BUSY_TIMEOUT_MS);
+    struct stat st;
+    cr_assert_eq(stat(t.db_path, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0600, "state.db is for its owner only");
     cr_assert_eq(cc_db_close(db), 0);
     remove_temp_dir(&t);
 }
