@@ -24,6 +24,7 @@ void cc_config_defaults(struct cc_config *config)
     config->max_connections = CC_CONFIG_DEFAULT_MAX_CONNECTIONS;
     config->max_pending_requests_per_connection =
         CC_CONFIG_DEFAULT_MAX_PENDING_REQUESTS_PER_CONNECTION;
+    config->max_pending_requests = CC_CONFIG_DEFAULT_MAX_PENDING_REQUESTS;
     config->max_write_queue_bytes = CC_CONFIG_DEFAULT_MAX_WRITE_QUEUE_BYTES;
     config->idle_timeout_ms = CC_CONFIG_DEFAULT_IDLE_TIMEOUT_MS;
     config->shutdown_timeout_ms = CC_CONFIG_DEFAULT_SHUTDOWN_TIMEOUT_MS;
@@ -98,6 +99,7 @@ void cc_config_usage(FILE *out)
             "  --max-frame-bytes N       largest request body (default %u)\n"
             "  --max-connections N       connections served at once (default %u)\n"
             "  --max-pending-requests-per-connection N   (default %u)\n"
+            "  --max-pending-requests N  on the thread pool, all clients (default %u)\n"
             "  --max-write-queue-bytes N reply bytes queued per client (default %zu)\n"
             "  --idle-timeout-ms N       close idle connections after N ms (default %d)\n"
             "  --shutdown-timeout-ms N   time allowed for in-flight work at shutdown\n"
@@ -106,7 +108,7 @@ void cc_config_usage(FILE *out)
             CC_CONFIG_DEFAULT_HOST, CC_CONFIG_DEFAULT_PORT, CC_CONFIG_DEFAULT_MAX_FRAME_BYTES,
             CC_CONFIG_DEFAULT_MAX_CONNECTIONS,
             CC_CONFIG_DEFAULT_MAX_PENDING_REQUESTS_PER_CONNECTION,
-            CC_CONFIG_DEFAULT_MAX_WRITE_QUEUE_BYTES, CC_CONFIG_DEFAULT_IDLE_TIMEOUT_MS,
+            CC_CONFIG_DEFAULT_MAX_PENDING_REQUESTS, CC_CONFIG_DEFAULT_MAX_WRITE_QUEUE_BYTES, CC_CONFIG_DEFAULT_IDLE_TIMEOUT_MS,
             CC_CONFIG_DEFAULT_SHUTDOWN_TIMEOUT_MS);
 }
 
@@ -126,6 +128,7 @@ static const struct number_option number_options[] = {
     NUMBER_OPTION("--max-connections", max_connections, 1, 1000000),
     NUMBER_OPTION("--max-pending-requests-per-connection", max_pending_requests_per_connection,
                   1, 1000000),
+    NUMBER_OPTION("--max-pending-requests", max_pending_requests, 1, 1000000),
     NUMBER_OPTION("--max-write-queue-bytes", max_write_queue_bytes, 1024, SIZE_MAX),
     NUMBER_OPTION("--idle-timeout-ms", idle_timeout_ms, 1, UINT64_MAX / 2),
     NUMBER_OPTION("--shutdown-timeout-ms", shutdown_timeout_ms, 1, UINT64_MAX / 2),

@@ -22,6 +22,7 @@
 #define CC_CONFIG_DEFAULT_MAX_FRAME_BYTES (1u << 20)                  /* 1 MiB */
 #define CC_CONFIG_DEFAULT_MAX_CONNECTIONS 256
 #define CC_CONFIG_DEFAULT_MAX_PENDING_REQUESTS_PER_CONNECTION 16
+#define CC_CONFIG_DEFAULT_MAX_PENDING_REQUESTS 256
 #define CC_CONFIG_DEFAULT_MAX_WRITE_QUEUE_BYTES ((size_t)8 << 20)     /* 8 MiB */
 #define CC_CONFIG_DEFAULT_IDLE_TIMEOUT_MS 300000                      /* 5 min */
 #define CC_CONFIG_DEFAULT_SHUTDOWN_TIMEOUT_MS 30000
@@ -43,6 +44,9 @@ struct cc_config {
     /* Requests of one connection in progress at once (running on the thread
      * pool); more are answered BUSY at once. */
     uint32_t max_pending_requests_per_connection;
+    /* Requests in progress on the thread pool, all connections together
+     * (the pool's backlog); more are answered BUSY at once. */
+    uint32_t max_pending_requests;
     /* Reply bytes queued for one client; above this the server stops
      * reading that client's requests until the queue halves. */
     size_t max_write_queue_bytes;

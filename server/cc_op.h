@@ -34,6 +34,7 @@ struct cc_server_stats {
     uint64_t connections_open;     /* connections being served now */
     uint64_t connections_accepted; /* since start, including refused ones */
     uint64_t connections_refused;  /* told BUSY because of max_connections */
+    uint64_t connections_paused;   /* not read now: their replies are not read */
     uint64_t requests_served;      /* replies queued since start, errors included */
     uint64_t requests_in_progress; /* on the thread pool now */
 };

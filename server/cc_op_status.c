@@ -16,6 +16,7 @@ static int status_run(struct cc_request *request)
                         stats->connections_accepted);
     msgpack_pack_uint64(cc_reply_field(request, "connections_refused"),
                         stats->connections_refused);
+    msgpack_pack_uint64(cc_reply_field(request, "connections_paused"), stats->connections_paused);
     msgpack_pack_uint64(cc_reply_field(request, "requests_served"), stats->requests_served);
     msgpack_pack_uint64(cc_reply_field(request, "requests_in_progress"),
                         stats->requests_in_progress);

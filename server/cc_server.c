@@ -52,6 +52,7 @@ struct connection {
     size_t write_queue_bytes; /* reply bytes given to uv_write, not yet done */
     bool reading;             /* uv_read_start is in effect */
     bool counted;             /* counts towards max_connections */
+    bool paused;              /* not read because its write queue is full */
     bool shutdown_started;
 };
 
@@ -70,6 +71,7 @@ struct cc_server {
     uint64_t n_connections_open;    /* counted connections */
     uint64_t n_connections_accepted, n_connections_refused;
     uint64_t n_requests_served, n_requests_in_progress;
+    uint64_t n_connections_paused;
     /* Reads are handled to completion inside the read callback, so one
      * buffer serves every connection. */
     char read_buffer[READ_BUFFER_BYTES];
@@ -89,6 +91,7 @@ struct pool_work {
 };
 
 static void connection_close(struct connection *connection);
+static void set_paused(struct connection *connection, bool paused);
 static void connection_drain(struct connection *connection);
 static void server_maybe_finish(struct cc_server *server);
 
@@ -127,6 +130,7 @@ static void connection_close(struct connection *connection)
         return;
     connection->state = CLOSING;
     connection->reading = false;
+    set_paused(connection, false);
     uv_close((uv_handle_t *)&connection->tcp, on_connection_handle_closed);
     uv_close((uv_handle_t *)&connection->idle_timer, on_connection_handle_closed);
 }
@@ -163,6 +167,18 @@ static void stop_reading(struct connection *connection)
 
 static void on_idle_timer(uv_timer_t *timer);
 
+/* Marks a connection as paused by backpressure, or no longer. */
+static void set_paused(struct connection *connection, bool paused)
+{
+    if (connection->paused == paused)
+        return;
+    connection->paused = paused;
+    if (paused)
+        connection->server->n_connections_paused++;
+    else
+        connection->server->n_connections_paused--;
+}
+
 /* (Re)starts the idle timer, or the drain deadline in DRAINING. */
 static void connection_arm_timer(struct connection *connection)
 {
@@ -183,6 +199,7 @@ static void connection_drain(struct connection *connection)
         return;
     connection->state = DRAINING;
     stop_reading(connection);
+    set_paused(connection, false);
     connection_arm_timer(connection);
     connection_maybe_shutdown(connection);
 }
@@ -221,9 +238,11 @@ static void on_write_done(uv_write_t *request, int status)
     connection_arm_timer(connection);
     /* Backpressure: resume reading once the client has taken half of what
      * stopped us (hysteresis, so we do not flap at the limit). */
-    if (!connection->reading && connection->write_queue_bytes <= max_queue / 2 &&
-        start_reading(connection) < 0)
-        connection_close(connection);
+    if (connection->paused && connection->write_queue_bytes <= max_queue / 2) {
+        set_paused(connection, false);
+        if (start_reading(connection) < 0)
+            connection_close(connection);
+    }
 }
 
 /* Queues a finished frame for writing, taking its buffer. */
@@ -252,8 +271,13 @@ static void connection_send(struct connection *connection, msgpack_sbuffer *fram
         return;
     }
     connection->write_queue_bytes += write->len;
-    if (connection->write_queue_bytes > connection->server->config.max_write_queue_bytes)
+    if (connection->write_queue_bytes > connection->server->config.max_write_queue_bytes &&
+        connection->state == SERVING && connection->reading) {
+        /* Backpressure: the client is not reading its replies, so stop
+         * reading its requests until it catches up (see on_write_done). */
         stop_reading(connection);
+        set_paused(connection, true);
+    }
 }
 
 /* Sends an error frame not tied to a request (id nil). */
@@ -298,6 +322,7 @@ static void server_stats(const struct cc_server *server, struct cc_server_stats 
     stats->connections_refused = server->n_connections_refused;
     stats->requests_served = server->n_requests_served;
     stats->requests_in_progress = server->n_requests_in_progress;
+    stats->connections_paused = server->n_connections_paused;
 }
 
 static void on_work(uv_work_t *work)
@@ -364,6 +389,8 @@ static void handle_frame(struct connection *connection, uint8_t *body, size_t le
             if (connection->n_pending >= server->config.max_pending_requests_per_connection) {
                 cc_request_fail(request, CC_EBUSY,
                                 "too many requests in progress on this connection");
+            } else if (server->n_requests_in_progress >= server->config.max_pending_requests) {
+                cc_request_fail(request, CC_EBUSY, "the server has too many requests in progress");
             } else {
                 int rc = queue_on_pool(connection, request);
                 if (rc == 0)

@@ -481,6 +481,67 @@ Test(server, requests_beyond_the_pending_limit_get_busy)
     stop_cleanly(harness);
 }
 
+Test(server, requests_beyond_the_server_wide_pending_limit_get_busy)
+{
+    const char *const args[] = {"--test-mode", "--max-pending-requests", "1", NULL};
+    struct cc_harness *harness = start(args);
+    struct cc_client *first = connect_to(harness);
+    struct cc_client *second = connect_to(harness);
+    struct cc_reply reply;
+
+    send_request(first, 1, "ping", 1000);
+    /* Once the first is on the pool (status shows it), the second is refused. */
+    cr_assert_eq(cc_client_call_simple(second, 2, "status", &reply), 1);
+    cr_assert_eq(uint_field(&reply, "requests_in_progress"), 1);
+    cc_reply_free(&reply);
+    send_request(second, 3, "ping", 1000);
+    receive(second, &reply);
+    cr_assert_eq(reply.id, 3);
+    expect_error(&reply, "BUSY");
+    cc_reply_free(&reply);
+    ping_ok(second, 4); /* a ping on the loop is still served */
+    receive(first, &reply);
+    expect_ok(&reply, 1);
+    cc_reply_free(&reply);
+    cc_client_close(first);
+    cc_client_close(second);
+    stop_cleanly(harness);
+}
+
+Test(server, a_client_that_does_not_read_its_replies_stops_being_read)
+{
+    enum { BATCH = 1000, MAX_BATCHES = 2000 };
+    const char *const args[] = {"--max-write-queue-bytes", "1024", NULL};
+    struct cc_harness *harness = start(args);
+    struct cc_client *hog = connect_to(harness);
+    struct cc_client *other = connect_to(harness);
+    struct cc_reply reply;
+    msgpack_sbuffer one, batch;
+    int rc = 0;
+
+    /* The hog pipelines pings and never reads; once the server stops
+     * reading it, the socket buffers fill and its send times out. */
+    pack_request(&one, 1, "ping", -1);
+    msgpack_sbuffer_init(&batch);
+    for (int i = 0; i < BATCH; i++)
+        cr_assert_eq(msgpack_sbuffer_write(&batch, one.data, one.size), 0);
+    cc_client_set_timeout(hog, 1000);
+    for (int b = 0; b < MAX_BATCHES && rc == 0; b++)
+        rc = cc_client_send_raw(hog, batch.data, batch.size);
+    cr_assert_eq(rc, CC_ETIMEDOUT, "the server kept reading a client that does not read");
+    msgpack_sbuffer_destroy(&batch);
+    msgpack_sbuffer_destroy(&one);
+
+    cr_assert_eq(cc_client_call_simple(other, 2, "status", &reply), 1);
+    expect_ok(&reply, 2);
+    cr_assert_eq(uint_field(&reply, "connections_paused"), 1);
+    cc_reply_free(&reply);
+    cc_client_close(hog);
+    ping_ok(other, 3);
+    cc_client_close(other);
+    stop_cleanly(harness);
+}
+
 /* ---- connection limits -------------------------------------------------- */
 
 Test(server, a_connection_over_the_limit_is_told_busy_and_closed)
