@@ -108,7 +108,8 @@ struct cc_query_dimension {
     uint8_t age_bounds[CC_QUERY_AGE_BOUNDS_CAP];
 };
 
-/* A clinical code as written in the query, normalised (upper case, no dot).
+/* A clinical code as written in the query, normalised (upper case, no dot,
+ * and for ICD-10 no filler: "I10X" is "I10", as the store holds it).
  * ICD-10 and OPCS-4 codes match every stored code they are a prefix of
  * ("E11" matches E11, E110 ... E119); SNOMED CT concept ids match exactly
  * (their ids carry no hierarchy: use a codelist for descendants). */
@@ -343,11 +344,11 @@ int cc_query_encode_json(const struct cc_query *query, char **out);
 /* ---- validation (validate.c) ---- */
 
 /* The code systems whose format a code fits: bits 1u << enum cc_code_system.
- * SNOMED CT: 6-18 digits, no leading zero, with a valid Verhoeff check
- * digit; ICD-10: a letter then 1 to 3 digits, or a letter, 2 digits and X;
- * OPCS-4: a letter other than I and O, then 1 to 3 digits. (ICD-10 and OPCS-4
- * codes of 2 characters are prefixes: "E1" is E10-E14.) Most letter codes fit
- * both ICD-10 and OPCS-4. */
+ * SNOMED CT: a concept id, 6-18 digits, no leading zero, partition 00 or
+ * 10, valid Verhoeff check digit; ICD-10: a letter then 1 to 3 digits, or a
+ * letter, 2 digits and the filler X; OPCS-4: a letter other than I, then 1
+ * to 3 digits. (Codes of 2 characters are prefixes: "E1" is E10-E14.) Most
+ * letter codes fit both ICD-10 and OPCS-4, as in docs/data-formats.md. */
 unsigned cc_query_code_systems(const char *text);
 
 /*

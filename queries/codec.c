@@ -506,6 +506,13 @@ static int read_condition(struct decoder *d, const msgpack_object *obj,
         return fail(d, CC_EPARSE, "\"codes\" need a \"system\" (snomed, icd10 or opcs4)");
     if (!condition->n_codes && !condition->codelist[0] && condition->system)
         return fail(d, CC_EPARSE, "\"system\" without \"codes\" or \"codelist\"");
+    /* The store keeps ICD-10 codes without HES's filler ("I10X" is I10). */
+    if (condition->system == CC_CODE_ICD10)
+        for (uint32_t i = 0; i < condition->n_codes; i++) {
+            char *text = condition->codes[i].text;
+            if (strlen(text) == 4 && (text[3] == 'X'))
+                text[3] = '\0';
+        }
     return 0;
 }
 

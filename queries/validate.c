@@ -55,7 +55,11 @@ unsigned cc_query_code_systems(const char *text)
 {
     size_t len = strlen(text);
     unsigned systems = 0;
+    /* SNOMED CT concept ids: partition identifier 00 or 10 in the 2nd and
+     * 3rd digits from the right (other partitions are descriptions and
+     * relationships, never recorded as codes). */
     if (len >= 6 && len <= 18 && all_digits(text, len) && text[0] != '0' &&
+        (text[len - 3] == '0' || text[len - 3] == '1') && text[len - 2] == '0' &&
         verhoeff_valid(text, len))
         systems |= 1u << CC_CODE_SNOMED;
     if (len >= 2 && len <= 4 && text[0] >= 'A' && text[0] <= 'Z') {
@@ -63,8 +67,8 @@ unsigned cc_query_code_systems(const char *text)
         /* ICD-10: a letter and digits; a 4th character X marks "no subdivision" */
         if (digits || (len == 4 && all_digits(text + 1, 2) && text[3] == 'X'))
             systems |= 1u << CC_CODE_ICD10;
-        /* OPCS-4: chapters A-Z except I and O, then digits */
-        if (digits && text[0] != 'I' && text[0] != 'O')
+        /* OPCS-4: chapters A-Z except I (O is the overflow chapter), then digits */
+        if (digits && text[0] != 'I')
             systems |= 1u << CC_CODE_OPCS4;
     }
     return systems;
@@ -74,9 +78,9 @@ unsigned cc_query_code_systems(const char *text)
 static const char *system_shape(int system)
 {
     switch (system) {
-    case CC_CODE_SNOMED: return "6 to 18 digits with a valid check digit";
+    case CC_CODE_SNOMED: return "a concept id: 6 to 18 digits with a valid check digit";
     case CC_CODE_ICD10: return "a letter, then 1 to 3 digits; a 4th character may be X";
-    case CC_CODE_OPCS4: return "a letter other than I or O, then 1 to 3 digits";
+    case CC_CODE_OPCS4: return "a letter other than I, then 1 to 3 digits";
     }
     return "unknown system";
 }

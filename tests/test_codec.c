@@ -377,3 +377,12 @@ Test(codec, decodes_an_embedded_object)
     cc_query_free(inner);
     cc_query_free(q);
 }
+
+Test(codec, icd10_filler_x_is_dropped_as_the_store_drops_it)
+{
+    struct cc_query *q = from_json("{\"v\":1,\"measure\":\"persons\",\"filters\":{\"conditions\":"
+                                   "[{\"codes\":[\"R69X\",\"i10.x\"],\"system\":\"icd10\"}]}}");
+    cr_assert_str_eq(q->filters.conditions[0].codes[0].text, "R69");
+    cr_assert_str_eq(q->filters.conditions[0].codes[1].text, "I10");
+    cc_query_free(q);
+}

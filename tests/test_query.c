@@ -1,0 +1,504 @@
+/* Tests for queries/query.c and queries/validate.c: a query's lifetime,
+ * months, restrictions, validation errors and binding to a store's
+ * vocabulary. */
+#include <criterion/criterion.h>
+#include <stdalign.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cc_codelist.h"
+#include "cc_error.h"
+#include "cc_query.h"
+
+static char errbuf[256];
+
+static struct cc_query *from_json(const char *json)
+{
+    struct cc_query *q = NULL;
+    int rc = cc_query_decode_json(json, strlen(json), NULL, &q, errbuf, sizeof errbuf);
+    cr_assert_eq(rc, 0, "decode failed: %s (%s) in %s", cc_err_name(rc), errbuf, json);
+    return q;
+}
+
+/* Decodes json (which must decode) and returns what validation says. */
+static int validate_json(const char *json)
+{
+    struct cc_query *q = from_json(json);
+    errbuf[0] = '\0';
+    int rc = cc_query_validate(q, NULL, NULL, errbuf, sizeof errbuf);
+    cc_query_free(q);
+    return rc;
+}
+
+#define PERSONS "{\"v\":1,\"measure\":\"persons\","
+
+/* ---- lifetime ---- */
+
+Test(query, new_query_has_the_documented_defaults)
+{
+    struct cc_query *q = NULL;
+    cr_assert_eq(cc_query_new(&q), 0);
+    cr_assert_eq(q->version, CC_QUERY_VERSION);
+    cr_assert_eq(q->measure, CC_MEASURE_PERSONS);
+    cr_assert_eq(q->events_of, -1);
+    cr_assert_eq(q->n_dimensions, 0);
+    cr_assert_eq(q->filters.n_conditions, 0);
+    cr_assert_eq(cc_query_validate(q, NULL, NULL, errbuf, sizeof errbuf), 0, "%s", errbuf);
+    cc_query_free(q);
+}
+
+Test(query, arena_allocations_are_zeroed_aligned_and_any_size)
+{
+    struct cc_query *q = NULL;
+    cr_assert_eq(cc_query_new(&q), 0);
+    for (size_t size = 1; size < 20000; size = size * 3 + 1) {
+        unsigned char *p = cc_query_alloc(q, size);
+        cr_assert_not_null(p);
+        cr_assert_eq((uintptr_t)p % alignof(max_align_t), 0);
+        for (size_t i = 0; i < size; i++)
+            cr_assert_eq(p[i], 0);
+        memset(p, 0xab, size);
+    }
+    cc_query_free(q);
+    cc_query_free(NULL);
+}
+
+Test(query, clone_is_equal_and_independent)
+{
+    struct cc_query *q = from_json(
+        PERSONS "\"dimensions\":[\"region\"],\"filters\":{\"conditions\":[{\"codes\":[\"E11\"],"
+                "\"system\":\"icd10\"}],\"areas\":{\"level\":\"region\",\"codes\":[\"E12000001\"]}}}");
+    struct cc_query *copy = NULL;
+    cr_assert_eq(cc_query_clone(q, &copy), 0);
+    cr_assert(cc_query_equal(q, copy));
+    cr_assert_neq(copy->filters.conditions, q->filters.conditions);
+    copy->filters.conditions[0].codes[0].text[2] = '0';
+    cr_assert_not(cc_query_equal(q, copy), "a changed code makes queries differ");
+    cr_assert_str_eq(q->filters.conditions[0].codes[0].text, "E11");
+    cc_query_free(q);
+    cc_query_free(copy);
+}
+
+Test(query, equal_tells_apart_queries_that_differ_in_one_field)
+{
+    struct cc_query *a = from_json(PERSONS "\"filters\":{\"age\":{\"min\":18,\"max\":64}}}");
+    struct cc_query *b = from_json(PERSONS "\"filters\":{\"age\":{\"min\":18,\"max\":65}}}");
+    struct cc_query *c = from_json(PERSONS "\"filters\":{\"age\":{\"max\":64,\"min\":18}}}");
+    cr_assert_not(cc_query_equal(a, b));
+    cr_assert(cc_query_equal(a, c), "key order does not matter");
+    cc_query_free(a);
+    cc_query_free(b);
+    cc_query_free(c);
+}
+
+Test(query, restrictions_list_conditions_by_index_then_other_filters)
+{
+    struct cc_query *q = from_json(
+        PERSONS "\"filters\":{\"conditions\":[{\"settings\":[\"gp\"]},{\"settings\":"
+                "[\"hospital\"],\"exclude\":true}],\"sex\":[\"female\"],"
+                "\"areas\":{\"level\":\"lad\",\"codes\":[\"E08000035\"]},"
+                "\"date_range\":{\"from\":\"2023-01\",\"to\":\"2023-12\"}}}");
+    struct cc_query_restriction r[8];
+    uint32_t n = cc_query_restrictions(q, r, 8);
+    cr_assert_eq(n, 5);
+    cr_assert_eq(r[0].kind, CC_RESTRICT_CONDITION);
+    cr_assert_eq(r[0].condition, 0);
+    cr_assert_eq(r[1].kind, CC_RESTRICT_CONDITION);
+    cr_assert_eq(r[1].condition, 1);
+    cr_assert_eq(r[2].kind, CC_RESTRICT_DATE_RANGE);
+    cr_assert_eq(r[3].kind, CC_RESTRICT_SEX);
+    cr_assert_eq(r[4].kind, CC_RESTRICT_AREAS);
+    cr_assert_eq(cc_query_restrictions(q, r, 2), 5, "the count does not depend on cap");
+    cc_query_free(q);
+}
+
+/* ---- months and names ---- */
+
+Test(query, months_parse_format_and_bound_days)
+{
+    cc_month m;
+    cr_assert_eq(cc_query_month_parse("2024-02", 7, &m), 0);
+    cr_assert_eq(m, cc_query_month(2024, 2));
+    char buf[8];
+    cc_query_month_format(m, buf);
+    cr_assert_str_eq(buf, "2024-02");
+    cr_assert_eq(cc_query_month_first_day(m), cc_day_from_ymd(2024, 2, 1));
+    cr_assert_eq(cc_query_month_last_day(m), cc_day_from_ymd(2024, 2, 29));
+    cr_assert_eq(cc_query_month_of_day(cc_day_from_ymd(2024, 2, 29)), m);
+    cr_assert_eq(cc_query_month_parse("2024-13", 7, &m), CC_ERANGE);
+    cr_assert_eq(cc_query_month_parse("1899-12", 7, &m), CC_ERANGE);
+    cr_assert_eq(cc_query_month_parse("2024-2", 6, &m), CC_EPARSE);
+    cr_assert_eq(cc_query_month_parse("2024-02-01", 10, &m), CC_EPARSE);
+    cr_assert_eq(cc_query_month_last_day(cc_query_month(2079, 6)), CC_DAY_MAX);
+}
+
+Test(query, enum_names_are_the_wire_names)
+{
+    cr_assert_str_eq(cc_query_dimension_name(CC_DIM_LAD), "lad");
+    cr_assert_str_eq(cc_query_setting_name(CC_SETTING_HOSPITAL), "hospital");
+    cr_assert_str_eq(cc_query_sex_name(CC_SEX_INDETERMINATE), "indeterminate");
+    cr_assert_str_eq(cc_query_system_title(CC_CODE_SNOMED), "SNOMED CT");
+    cr_assert_null(cc_query_dimension_name(0));
+    cr_assert_null(cc_query_sex_name(5));
+    cr_assert_null(cc_query_measure_name(99));
+}
+
+/* ---- code formats ---- */
+
+Test(query, code_systems_follow_each_format)
+{
+    unsigned snomed = 1u << CC_CODE_SNOMED, icd = 1u << CC_CODE_ICD10,
+             opcs = 1u << CC_CODE_OPCS4;
+    cr_assert_eq(cc_query_code_systems("73211009"), snomed); /* diabetes mellitus */
+    cr_assert_eq(cc_query_code_systems("22298006"), snomed); /* myocardial infarction */
+    cr_assert_eq(cc_query_code_systems("73211008"), 0, "a wrong check digit fits nothing");
+    cr_assert_eq(cc_query_code_systems("12345"), 0, "too short for SNOMED CT");
+    cr_assert_eq(cc_query_code_systems("E11"), icd | opcs);
+    cr_assert_eq(cc_query_code_systems("E1"), icd | opcs, "a prefix");
+    cr_assert_eq(cc_query_code_systems("I21"), icd, "OPCS-4 has no chapter I");
+    cr_assert_eq(cc_query_code_systems("O80"), icd | opcs, "O is OPCS-4's overflow chapter");
+    cr_assert_eq(cc_query_code_systems("73211019"), 0, "partition 01 is a description id");
+    cr_assert_eq(cc_query_code_systems("R69X"), icd);
+    cr_assert_eq(cc_query_code_systems("E11X9"), 0);
+    cr_assert_eq(cc_query_code_systems("11E"), 0);
+}
+
+/* ---- validation: the errors ---- */
+
+Test(validate, code_of_another_system_names_field_code_and_systems)
+{
+    cr_assert_eq(validate_json(PERSONS "\"filters\":{\"conditions\":[{\"codes\":[\"73211009\","
+                                       "\"E11\"],\"system\":\"snomed\"}]}}"),
+                 CC_EINVAL);
+    cr_assert_str_eq(errbuf, "filters.conditions[0].codes[1]: 'E11' is ICD-10 or OPCS-4 but the "
+                             "condition's system is SNOMED CT");
+    cr_assert_eq(validate_json(PERSONS "\"filters\":{\"conditions\":[{\"codes\":[\"73211009\"],"
+                                       "\"system\":\"icd10\"}]}}"),
+                 CC_EINVAL);
+    cr_assert_str_eq(errbuf, "filters.conditions[0].codes[0]: '73211009' is SNOMED CT but the "
+                             "condition's system is ICD-10");
+    cr_assert_eq(validate_json(PERSONS "\"filters\":{\"conditions\":[{\"codes\":[\"I21\"],"
+                                       "\"system\":\"opcs4\"}]}}"),
+                 CC_EINVAL);
+    cr_assert_str_eq(errbuf, "filters.conditions[0].codes[0]: 'I21' is ICD-10 but the "
+                             "condition's system is OPCS-4");
+}
+
+Test(validate, malformed_code_says_what_the_system_expects)
+{
+    cr_assert_eq(validate_json(PERSONS "\"filters\":{\"conditions\":[{\"codes\":[\"73211008\"],"
+                                       "\"system\":\"snomed\"}]}}"),
+                 CC_EINVAL);
+    cr_assert_str_eq(errbuf, "filters.conditions[0].codes[0]: '73211008' is not a valid SNOMED "
+                             "CT code (a concept id: 6 to 18 digits with a valid check digit)");
+}
+
+Test(validate, empty_date_range_names_both_ends)
+{
+    cr_assert_eq(validate_json("{\"v\":1,\"measure\":\"events\",\"filters\":{\"date_range\":"
+                               "{\"from\":\"2024-05\",\"to\":\"2024-03\"}}}"),
+                 CC_EINVAL);
+    cr_assert_str_eq(errbuf, "filters.date_range: empty (from 2024-05 after to 2024-03)");
+    cr_assert_eq(validate_json(PERSONS "\"filters\":{\"conditions\":[{\"settings\":[\"gp\"],"
+                                       "\"date_range\":{\"from\":\"2024-05\",\"to\":\"2024-03\"}}]}}"),
+                 CC_EINVAL);
+    cr_assert_str_eq(errbuf,
+                     "filters.conditions[0].date_range: empty (from 2024-05 after to 2024-03)");
+}
+
+Test(validate, too_many_cells_gives_the_count_and_the_limit)
+{
+    struct cc_query *q = from_json(
+        PERSONS "\"dimensions\":[\"practice\",{\"name\":\"age_band\",\"bands\":\"10y\"},\"sex\","
+                "\"year\"],\"filters\":{\"date_range\":{\"from\":\"2019-01\",\"to\":\"2023-12\"}}}");
+    struct cc_query_extent extent;
+    cc_query_extent_default(&extent);
+    extent.n_practices = 6250;
+    cr_assert_eq(cc_query_n_cells(q, &extent), 1250000);
+    cr_assert_eq(cc_query_validate(q, NULL, &extent, errbuf, sizeof errbuf), CC_ETOOBIG);
+    cr_assert_str_eq(errbuf, "dimensions: too many cells: 4 dimensions give 1,250,000 cells, the "
+                             "limit is 100,000");
+    cc_query_free(q);
+}
+
+Test(validate, cells_shrink_with_the_filters_that_bound_a_dimension)
+{
+    struct cc_query *q = from_json(
+        PERSONS "\"dimensions\":[\"lad\",\"sex\",\"month\"],\"filters\":{\"sex\":[\"male\","
+                "\"female\"],\"areas\":{\"level\":\"lad\",\"codes\":[\"E08000035\",\"E06000001\","
+                "\"E09000001\"]},\"date_range\":{\"from\":\"2023-01\",\"to\":\"2023-06\"}}}");
+    cr_assert_eq(cc_query_n_cells(q, NULL), 3 * 2 * 6);
+    cc_query_free(q);
+}
+
+Test(validate, benchmark_two_has_about_eleven_thousand_cells)
+{
+    struct cc_query *q = from_json(
+        "{\"v\":1,\"measure\":\"events\",\"events_of\":0,\"dimensions\":[\"lad\",{\"name\":"
+        "\"age_band\",\"bands\":\"5y\"},\"sex\"],\"filters\":{\"conditions\":[{\"settings\":"
+        "[\"hospital\"],\"date_range\":{\"from\":\"2023-01\",\"to\":\"2023-12\"}}],\"sex\":"
+        "[\"male\",\"female\"]}}");
+    cr_assert_eq(cc_query_n_cells(q, NULL), 296 * 19 * 2);
+    cr_assert_eq(cc_query_validate(q, NULL, NULL, errbuf, sizeof errbuf), 0, "%s", errbuf);
+    cc_query_free(q);
+}
+
+Test(validate, anchor_must_be_an_earlier_included_condition)
+{
+    cr_assert_eq(validate_json(PERSONS "\"filters\":{\"conditions\":[{\"settings\":[\"gp\"],"
+                                       "\"anchor\":{\"condition\":1,\"to_days\":30}},"
+                                       "{\"settings\":[\"hospital\"]}]}}"),
+                 CC_EINVAL);
+    cr_assert(strstr(errbuf, "filters.conditions[0].anchor.condition: 1 is not an earlier "
+                             "condition"),
+              "%s", errbuf);
+    cr_assert_eq(validate_json(PERSONS "\"filters\":{\"conditions\":[{\"settings\":[\"gp\"],"
+                                       "\"exclude\":true},{\"settings\":[\"hospital\"],\"anchor\":"
+                                       "{\"condition\":0,\"to_days\":30}}]}}"),
+                 CC_EINVAL);
+    cr_assert_str_eq(errbuf, "filters.conditions[1].anchor.condition: condition 0 is excluded, "
+                             "so it has no first date");
+    cr_assert_eq(validate_json(PERSONS "\"filters\":{\"conditions\":[{\"settings\":[\"gp\"]},"
+                                       "{\"settings\":[\"hospital\"],\"anchor\":{\"condition\":0,"
+                                       "\"from_days\":10,\"to_days\":5}}]}}"),
+                 CC_EINVAL);
+    cr_assert_str_eq(errbuf, "filters.conditions[1].anchor: empty window (from_days 10 after "
+                             "to_days 5)");
+}
+
+Test(validate, events_of_must_name_an_included_condition)
+{
+    cr_assert_eq(validate_json("{\"v\":1,\"measure\":\"events\",\"events_of\":1,\"filters\":"
+                               "{\"conditions\":[{\"settings\":[\"gp\"]}]}}"),
+                 CC_EINVAL);
+    cr_assert_str_eq(errbuf, "events_of: 1 is not a condition (the query has 1)");
+    cr_assert_eq(validate_json("{\"v\":1,\"measure\":\"events\",\"events_of\":0,\"filters\":"
+                               "{\"conditions\":[{\"settings\":[\"gp\"],\"exclude\":true}]}}"),
+                 CC_EINVAL);
+    cr_assert_str_eq(errbuf, "events_of: condition 0 is excluded, so it has no events to count");
+}
+
+Test(validate, population_takes_no_conditions_or_record_dimensions)
+{
+    cr_assert_eq(validate_json("{\"v\":1,\"measure\":\"population\",\"filters\":{\"conditions\":"
+                               "[{\"settings\":[\"gp\"]}]}}"),
+                 CC_EINVAL);
+    cr_assert(strstr(errbuf, "filters.conditions: the population measure takes no conditions"),
+              "%s", errbuf);
+    cr_assert_eq(validate_json("{\"v\":1,\"measure\":\"population\",\"dimensions\":[\"icb\","
+                               "\"year\"]}"),
+                 CC_EINVAL);
+    cr_assert(strstr(errbuf, "dimensions[1]: the registered population has no 'year'"), "%s",
+              errbuf);
+    cr_assert_eq(validate_json("{\"v\":1,\"measure\":\"population\",\"population\":\"estimate\","
+                               "\"dimensions\":[{\"name\":\"age_band\",\"bands\":[0,18,65]}]}"),
+                 CC_EINVAL);
+    cr_assert(strstr(errbuf, "dimensions[0].bands[1]: population estimates come in 5-year bands"),
+              "%s", errbuf);
+}
+
+Test(validate, area_code_of_another_level_is_named)
+{
+    cr_assert_eq(validate_json(PERSONS "\"filters\":{\"areas\":{\"level\":\"lad\",\"codes\":"
+                                       "[\"E12000001\"]}}}"),
+                 CC_EINVAL);
+    cr_assert_str_eq(errbuf,
+                     "filters.areas.codes[0]: 'E12000001' is a region code but the level is lad");
+    cr_assert_eq(validate_json(PERSONS "\"filters\":{\"areas\":{\"level\":\"icb\",\"codes\":"
+                                       "[\"X54000001\"]}}}"),
+                 CC_EINVAL);
+    cr_assert(strstr(errbuf, "'X54000001' is not a icb code"), "%s", errbuf);
+}
+
+Test(validate, dimension_rules)
+{
+    cr_assert_eq(validate_json(PERSONS "\"dimensions\":[\"sex\",\"sex\"]}"), CC_EINVAL);
+    cr_assert_str_eq(errbuf, "dimensions[1]: 'sex' appears twice");
+    cr_assert_eq(validate_json(PERSONS "\"dimensions\":[\"year\",\"month\"]}"), CC_EINVAL);
+    cr_assert_str_eq(errbuf, "dimensions[1]: 'year' and 'month' are both periods; use one");
+    cr_assert_eq(validate_json(PERSONS "\"dimensions\":[{\"name\":\"age_band\",\"bands\":"
+                                       "[0,40,40]}]}"),
+                 CC_EINVAL);
+    cr_assert_str_eq(errbuf, "dimensions[0].bands[2]: 40 is not above the previous bound 40");
+    cr_assert_eq(validate_json(PERSONS "\"dimensions\":[{\"name\":\"age_band\",\"bands\":"
+                                       "[5,40]}]}"),
+                 CC_EINVAL);
+    cr_assert(strstr(errbuf, "the first band must start at age 0"), "%s", errbuf);
+}
+
+Test(validate, age_range_must_not_be_empty)
+{
+    cr_assert_eq(validate_json(PERSONS "\"filters\":{\"age\":{\"min\":65,\"max\":18}}}"),
+                 CC_EINVAL);
+    cr_assert_str_eq(errbuf, "filters.age: empty (min 65 above max 18)");
+}
+
+Test(validate, a_condition_that_matches_every_record_is_refused)
+{
+    cr_assert_eq(validate_json(PERSONS "\"filters\":{\"conditions\":[{\"exclude\":true}]}}"),
+                 CC_EINVAL);
+    cr_assert(strstr(errbuf, "filters.conditions[0]: matches every record"), "%s", errbuf);
+}
+
+Test(validate, a_condition_outside_the_query_dates_is_refused)
+{
+    cr_assert_eq(validate_json(PERSONS "\"filters\":{\"date_range\":{\"from\":\"2023-01\",\"to\":"
+                                       "\"2023-12\"},\"conditions\":[{\"settings\":[\"gp\"],"
+                                       "\"date_range\":{\"from\":\"2020-01\",\"to\":\"2020-12\"}}]}}"),
+                 CC_EINVAL);
+    cr_assert(strstr(errbuf, "lies outside filters.date_range"), "%s", errbuf);
+}
+
+Test(validate, duplicate_codes_are_refused)
+{
+    cr_assert_eq(validate_json(PERSONS "\"filters\":{\"conditions\":[{\"codes\":[\"E11\","
+                                       "\"e11\"],\"system\":\"icd10\"}]}}"),
+                 CC_EINVAL);
+    cr_assert_str_eq(errbuf, "filters.conditions[0].codes[1]: 'E11' appears twice");
+}
+
+Test(validate, the_benchmark_and_combination_queries_are_valid)
+{
+    static const char *const queries[] = {
+        /* 1: distinct persons with a code, any setting, per region */
+        PERSONS "\"dimensions\":[\"region\"],\"filters\":{\"conditions\":[{\"codes\":"
+                "[\"E11\"],\"system\":\"icd10\"}]}}",
+        /* 3: numerator and denominator per ICB */
+        PERSONS "\"dimensions\":[\"icb\"],\"filters\":{\"conditions\":[{\"codes\":[\"I21\"],"
+                "\"system\":\"icd10\",\"settings\":[\"hospital\"],\"date_range\":{\"from\":"
+                "\"2023-01\",\"to\":\"2023-12\"}}]}}",
+        "{\"v\":1,\"measure\":\"population\",\"as_of\":\"2024-01\",\"dimensions\":[\"icb\"]}",
+        /* 4: GP and hospital */
+        PERSONS "\"dimensions\":[\"region\"],\"filters\":{\"conditions\":[{\"codes\":"
+                "[\"73211009\"],\"system\":\"snomed\",\"settings\":[\"gp\"]},{\"codes\":[\"E11\"],"
+                "\"system\":\"icd10\",\"settings\":[\"hospital\"]}]}}",
+        /* A but not B */
+        PERSONS "\"filters\":{\"conditions\":[{\"codes\":[\"E11\"],\"system\":\"icd10\"},"
+                "{\"codes\":[\"I21\"],\"system\":\"icd10\",\"exclude\":true}]}}",
+        /* events within 90 days of a first diagnosis */
+        "{\"v\":1,\"measure\":\"events\",\"events_of\":1,\"filters\":{\"conditions\":[{\"codes\":"
+        "[\"E11\"],\"system\":\"icd10\"},{\"settings\":[\"hospital\"],\"anchor\":{\"condition\":0,"
+        "\"from_days\":0,\"to_days\":90}}]}}",
+    };
+    for (size_t i = 0; i < sizeof queries / sizeof queries[0]; i++)
+        cr_assert_eq(validate_json(queries[i]), 0, "query %zu: %s", i, errbuf);
+}
+
+Test(validate, hand_built_queries_are_checked_against_the_limits_too)
+{
+    struct cc_query *q = NULL;
+    cr_assert_eq(cc_query_new(&q), 0);
+    q->n_dimensions = 5;
+    q->dimensions = cc_query_alloc(q, 5 * sizeof *q->dimensions);
+    for (int i = 0; i < 5; i++)
+        q->dimensions[i].kind = (uint8_t)(CC_DIM_REGION + i);
+    q->dimensions[4].age_banding = CC_AGE_BANDS_5Y;
+    cr_assert_eq(cc_query_validate(q, NULL, NULL, errbuf, sizeof errbuf), CC_ETOOBIG);
+    cr_assert_str_eq(errbuf, "dimensions: 5 dimensions, the limit is 4");
+    q->n_dimensions = 1;
+    q->measure = 7;
+    cr_assert_eq(cc_query_validate(q, NULL, NULL, errbuf, sizeof errbuf), CC_EINVAL);
+    cr_assert_str_eq(errbuf, "measure: unknown measure 7");
+    cc_query_free(q);
+}
+
+/* ---- binding ---- */
+
+static const char lads[3][CC_AREA_CODE_BYTES] = {"E06000001", "E08000035", "E09000001"};
+static const char regions[1][CC_AREA_CODE_BYTES] = {"E12000001"};
+
+static struct cc_store_columns small_columns(void)
+{
+    struct cc_store_columns columns = {0};
+    columns.n_lad = 3;
+    columns.lad_code = lads;
+    columns.n_region = 1;
+    columns.region_code = regions;
+    return columns;
+}
+
+Test(bind, area_codes_resolve_to_store_indices)
+{
+    struct cc_query *q = from_json(PERSONS "\"filters\":{\"areas\":{\"level\":\"lad\",\"codes\":"
+                                           "[\"E09000001\",\"E06000001\"]}}}");
+    struct cc_store_columns columns = small_columns();
+    cr_assert_eq(cc_query_bind(q, &columns, NULL, errbuf, sizeof errbuf), 0, "%s", errbuf);
+    cr_assert_str_eq(q->filters.areas.codes[0], "E06000001");
+    cr_assert_eq(q->filters.areas.index[0], 0);
+    cr_assert_eq(q->filters.areas.index[1], 2);
+    cc_query_free(q);
+}
+
+Test(bind, unknown_area_is_not_found)
+{
+    struct cc_query *q = from_json(PERSONS "\"filters\":{\"areas\":{\"level\":\"lad\",\"codes\":"
+                                           "[\"E08000099\"]}}}");
+    struct cc_store_columns columns = small_columns();
+    cr_assert_eq(cc_query_bind(q, &columns, NULL, errbuf, sizeof errbuf), CC_ENOTFOUND);
+    cr_assert_str_eq(errbuf,
+                     "filters.areas.codes[0]: unknown lad 'E08000099' (not in the area lookup)");
+    cc_query_free(q);
+}
+
+Test(bind, codelists_resolve_by_name_and_system)
+{
+    cc_codelists *lists = NULL;
+    cr_assert_eq(cc_codelists_new(&lists), 0);
+    const char *csv = "code,term\n73211009,Diabetes mellitus\n";
+    cr_assert_eq(cc_codelists_add_csv(lists, "diabetes", csv, strlen(csv), 0, errbuf,
+                                      sizeof errbuf),
+                 0, "%s", errbuf);
+    struct cc_store_columns columns = small_columns();
+
+    struct cc_query *q = from_json(PERSONS "\"filters\":{\"conditions\":[{\"codelist\":"
+                                           "\"diabetes\"}]}}");
+    cr_assert_eq(cc_query_validate(q, NULL, NULL, errbuf, sizeof errbuf), 0, "%s", errbuf);
+    cr_assert_eq(cc_query_bind(q, &columns, lists, errbuf, sizeof errbuf), 0, "%s", errbuf);
+    cr_assert_not_null(q->filters.conditions[0].codelist_ref);
+    cr_assert_eq(q->filters.conditions[0].codelist_ref->system, CC_CODE_SNOMED);
+    cc_query_free(q);
+
+    q = from_json(PERSONS "\"filters\":{\"conditions\":[{\"codelist\":\"asthma\"}]}}");
+    cr_assert_eq(cc_query_bind(q, &columns, lists, errbuf, sizeof errbuf), CC_ENOTFOUND);
+    cr_assert_str_eq(errbuf, "filters.conditions[0].codelist: unknown codelist 'asthma'");
+    cc_query_free(q);
+
+    q = from_json(PERSONS "\"filters\":{\"conditions\":[{\"codelist\":\"diabetes\","
+                          "\"system\":\"icd10\"}]}}");
+    cr_assert_eq(cc_query_bind(q, &columns, lists, errbuf, sizeof errbuf), CC_EINVAL);
+    cr_assert_str_eq(errbuf, "filters.conditions[0].codelist: 'diabetes' is a SNOMED CT list but "
+                             "the condition's system is ICD-10");
+    cc_query_free(q);
+    cc_codelists_free(lists);
+}
+
+/* ---- the documentation's examples ---- */
+
+Test(docs, every_json_example_in_the_query_model_doc_is_valid)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/docs/query-model.md", CC_SOURCE_DIR);
+    FILE *file = fopen(path, "r");
+    cr_assert_not_null(file, "cannot open %s", path);
+    char *doc = calloc(1, 1 << 20);
+    size_t len = fread(doc, 1, (1 << 20) - 1, file);
+    fclose(file);
+    doc[len] = '\0';
+    int examples = 0;
+    for (char *at = strstr(doc, "```json\n"); at; at = strstr(at, "```json\n")) {
+        at += 8;
+        char *end = strstr(at, "```");
+        cr_assert_not_null(end);
+        struct cc_query *q = NULL;
+        int rc = cc_query_decode_json(at, (size_t)(end - at), NULL, &q, errbuf, sizeof errbuf);
+        cr_assert_eq(rc, 0, "example %d: %s\n%.*s", examples, errbuf, (int)(end - at), at);
+        rc = cc_query_validate(q, NULL, NULL, errbuf, sizeof errbuf);
+        cr_assert_eq(rc, 0, "example %d: %s", examples, errbuf);
+        cc_query_free(q);
+        examples++;
+        at = end + 3;
+    }
+    cr_assert_geq(examples, 7, "the doc shows the four benchmark queries and three combinations");
+    free(doc);
+}
