@@ -51,9 +51,11 @@ size_t cc_csv_n_columns(const cc_csv *csv);
 /* Returns the NUL-terminated name of header column i (i < n_columns). */
 const char *cc_csv_column_name(const cc_csv *csv, size_t i);
 
-/* Marks the column called name as dropped: from the next row on its field is
- * returned as {NULL, 0} and its bytes are wiped from the reader's buffers.
- * Returns 0, or CC_ENOTFOUND if there is no such column (nothing to drop). */
+/* Marks the column called name as dropped: its field is returned as
+ * {NULL, 0} and its bytes are wiped from the reader's buffers. Call it after
+ * cc_csv_open() and before the first cc_csv_next() (no data row has been
+ * parsed then). Returns 0, CC_ENOTFOUND if there is no such column (nothing
+ * to drop), or CC_EINVAL once rows have been read. */
 int cc_csv_drop_column(cc_csv *csv, const char *name);
 
 /* Reads the next row.
@@ -75,6 +77,12 @@ uint64_t cc_csv_bytes_read(const cc_csv *csv);
 
 /* Size of the file when it was opened, for progress. */
 uint64_t cc_csv_file_bytes(const cc_csv *csv);
+
+/* Returns 1 if any buffer the reader owns (the read buffer, the batch of
+ * rows, libcsv's field buffer), over its whole capacity, holds the bytes
+ * needle[0..len); 0 otherwise. For tests that prove dropped columns are
+ * wiped; it never reveals where or what. */
+int cc_csv_buffers_contain(const cc_csv *csv, const void *needle, size_t len);
 
 /* Wipes the reader's buffers, closes the file and frees (NULL is allowed). */
 void cc_csv_close(cc_csv *csv);

@@ -1,0 +1,786 @@
+/*
+ * csv.c: the streaming CSV reader (see cc_csv.h), over libcsv.
+ *
+ * How a row travels: read(2) fills a 1 MiB read buffer; libcsv splits it into
+ * fields and calls field_done() for each, with the field in libcsv's own
+ * entry buffer; field_done() checks the field's UTF-8, counts its line
+ * breaks, and copies it into the batch (a flat byte array plus a table of
+ * spans), unless the column is dropped, in which case it wipes the field
+ * where libcsv holds it and copies nothing. row_done() closes a row. After a
+ * whole read buffer is parsed, the buffer is wiped (if any column is dropped)
+ * and cc_csv_next() hands out the batch's rows one by one; the row still in
+ * progress at the end of the buffer is moved to the front of the batch
+ * before the next read.
+ *
+ * Where dropped bytes could linger, and why they do not: the read buffer is
+ * wiped after each parse; libcsv's entry buffer is wiped in field_done() and
+ * grows through buffer_realloc(), which wipes the old block instead of
+ * leaving it to realloc(3); the batch never receives them.
+ *
+ * Line numbers: libcsv does not report positions, so the reader counts line
+ * feeds itself: CSV_REPALL_NL makes libcsv report every unquoted line end
+ * (row_done() with c == '\n', also for the LF of a CRLF and for blank lines),
+ * and quoted line feeds are counted inside each field.
+ *
+ * Must never: print, log or keep a field's value.
+ */
+#include "cc_csv.h"
+#include "cc_error.h"
+
+#include <csv.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* libcsv grows its field buffer in steps of this many bytes. */
+#define ENTRY_GROWTH_BYTES 4096
+/* A span offset that marks a dropped column's field. */
+#define SPAN_DROPPED SIZE_MAX
+
+struct span {
+    size_t offset; /* into batch_data, or SPAN_DROPPED */
+    size_t len;
+};
+
+struct row {
+    size_t first_span; /* index into spans */
+    uint64_t line;     /* physical line the row starts on */
+    int malformed;     /* field count, UTF-8 */
+};
+
+struct cc_csv {
+    int fd;
+    uint64_t file_bytes;
+    uint64_t bytes_read;
+    int end_of_file; /* read(2) returned 0 and csv_fini() has run */
+    int error;       /* sticky stop error (CC_ENOMEM, CC_ETOOBIG, CC_EPARSE header) */
+
+    struct csv_parser parser;
+    int parser_ready;
+
+    unsigned char *read_buffer; /* CC_CSV_READ_BUFFER_BYTES */
+    size_t read_len;            /* bytes in read_buffer */
+    size_t read_pos;            /* bytes of it already given to libcsv */
+
+    /* The header. column_names[i] points into names_block. */
+    size_t n_columns;
+    char **column_names;
+    char *names_block;
+    uint8_t *dropped; /* [n_columns] */
+    int any_dropped;
+    int header_done;
+    int rows_started; /* cc_csv_next() has parsed data rows: no more drops */
+    int libcsv_in_row;          /* libcsv has begun a row it has not ended */
+    int saw_unquoted_line_feed; /* row_done() saw '\n' since the last csv_parse */
+
+    /* The batch: fields of the rows parsed from the current read buffer. */
+    char *batch_data;
+    size_t batch_len, batch_cap;
+    struct span *spans;
+    size_t n_spans, spans_cap;
+    struct row *rows;
+    size_t n_rows, rows_cap;
+    size_t row_cursor; /* next row of the batch to hand out */
+
+    /* The row in progress (its fields are the batch's last spans). */
+    int row_open;
+    size_t row_first_span;
+    size_t row_data_start;
+    size_t row_n_fields;
+    uint64_t row_line;
+    int row_malformed;
+
+    uint64_t line; /* 1-based physical line the parser is on */
+
+    struct cc_csv_field *out_fields; /* [n_columns], what next() returns */
+};
+
+/* --- libcsv's field buffer: allocations that wipe what they release ------ */
+
+/* Each block carries its size in a header so that realloc and free can wipe
+ * the whole block; libcsv's allocator hooks pass no size. */
+struct block_header {
+    size_t size;
+    size_t pad_; /* keeps the payload 16-byte aligned */
+};
+
+static void *buffer_realloc(void *old, size_t size)
+{
+    if (size > CC_CSV_MAX_ROW_BYTES)
+        return NULL; /* libcsv reports CSV_ENOMEM; the reader says CC_ETOOBIG */
+    struct block_header *fresh = malloc(sizeof *fresh + size);
+    if (!fresh)
+        return NULL;
+    fresh->size = size;
+    if (old) {
+        struct block_header *previous = (struct block_header *)old - 1;
+        memcpy(fresh + 1, old, previous->size < size ? previous->size : size);
+        sodium_memzero(previous, sizeof *previous + previous->size);
+        free(previous);
+    }
+    return fresh + 1;
+}
+
+static void buffer_free(void *block)
+{
+    if (!block)
+        return;
+    struct block_header *header = (struct block_header *)block - 1;
+    sodium_memzero(header, sizeof *header + header->size);
+    free(header);
+}
+
+/* --- field checks --------------------------------------------------------- */
+
+/* Returns 1 if s[0..len) is well-formed UTF-8 (no overlong forms, no
+ * surrogates, nothing above U+10FFFF). */
+static int utf8_valid(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        unsigned min_second = 0x80, max_second = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) {
+            n = 1;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            n = 2;
+            if (c == 0xE0)
+                min_second = 0xA0; /* overlong */
+            if (c == 0xED)
+                max_second = 0x9F; /* surrogates */
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            n = 3;
+            if (c == 0xF0)
+                min_second = 0x90; /* overlong */
+            if (c == 0xF4)
+                max_second = 0x8F; /* above U+10FFFF */
+        } else {
+            return 0;
+        }
+        if (len - i - 1 < n)
+            return 0;
+        if (s[i + 1] < min_second || s[i + 1] > max_second)
+            return 0;
+        for (size_t k = 2; k <= n; k++)
+            if ((s[i + k] & 0xC0) != 0x80)
+                return 0;
+        i += n + 1;
+    }
+    return 1;
+}
+
+/* Counts line feeds in s[0..len) and reports whether every byte is ASCII,
+ * eight bytes at a time: fields are short and this runs for every one. */
+static uint64_t scan_field(const unsigned char *s, size_t len, int *all_ascii)
+{
+    const uint64_t high_bits = 0x8080808080808080ull;
+    const uint64_t low_bits = 0x0101010101010101ull;
+    const uint64_t line_feeds = 0x0A0A0A0A0A0A0A0Aull;
+    uint64_t n_line_feeds = 0;
+    uint64_t any_high = 0;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t word;
+        memcpy(&word, s + i, 8);
+        any_high |= word;
+        uint64_t x = word ^ line_feeds; /* a zero byte where s had '\n' */
+        if ((x - low_bits) & ~x & high_bits) {
+            for (size_t k = 0; k < 8; k++)
+                n_line_feeds += s[i + k] == '\n';
+        }
+    }
+    for (; i < len; i++) {
+        any_high |= s[i];
+        n_line_feeds += s[i] == '\n';
+    }
+    *all_ascii = (any_high & high_bits) == 0;
+    return n_line_feeds;
+}
+
+/* --- the batch ------------------------------------------------------------ */
+
+static int grow(void **array, size_t *cap, size_t need, size_t element_bytes)
+{
+    if (need <= *cap)
+        return 0;
+    size_t new_cap = *cap ? *cap : 64;
+    while (new_cap < need)
+        new_cap *= 2;
+    void *p = realloc(*array, new_cap * element_bytes);
+    if (!p)
+        return CC_ENOMEM;
+    *array = p;
+    *cap = new_cap;
+    return 0;
+}
+
+static void open_row(cc_csv *csv)
+{
+    csv->row_open = 1;
+    csv->row_first_span = csv->n_spans;
+    csv->row_data_start = csv->batch_len;
+    csv->row_n_fields = 0;
+    csv->row_line = csv->line;
+    csv->row_malformed = 0;
+}
+
+/* Grows the batch's byte array to hold need bytes (rarely taken: the batch
+ * keeps its capacity from one read buffer to the next). */
+static int grow_batch_data(cc_csv *csv, size_t need)
+{
+    return grow((void **)&csv->batch_data, &csv->batch_cap, need, 1);
+}
+
+/* Adds one field of the current row, whose UTF-8 has been checked (or not:
+ * malformed is set by the caller). A dropped column's field is wiped where
+ * it lies and not kept. */
+static void add_field(cc_csv *csv, char *field, size_t len)
+{
+    if (!csv->row_open)
+        open_row(csv);
+    size_t index = csv->row_n_fields++;
+    if (csv->header_done && index >= csv->n_columns) {
+        csv->row_malformed = 1; /* too many fields: nothing more to keep */
+        return;
+    }
+    if (csv->n_spans == csv->spans_cap &&
+        grow((void **)&csv->spans, &csv->spans_cap, csv->n_spans + 1, sizeof *csv->spans)) {
+        csv->error = CC_ENOMEM;
+        return;
+    }
+    if (csv->header_done && csv->dropped[index]) {
+        sodium_memzero(field, len);
+        csv->spans[csv->n_spans++] = (struct span){SPAN_DROPPED, 0};
+        return;
+    }
+    if (csv->batch_len - csv->row_data_start + len > CC_CSV_MAX_ROW_BYTES) {
+        csv->error = CC_ETOOBIG;
+        return;
+    }
+    if (csv->batch_len + len > csv->batch_cap && grow_batch_data(csv, csv->batch_len + len)) {
+        csv->error = CC_ENOMEM;
+        return;
+    }
+    memcpy(csv->batch_data + csv->batch_len, field, len);
+    csv->spans[csv->n_spans++] = (struct span){csv->batch_len, len};
+    csv->batch_len += len;
+}
+
+/* libcsv callback: one field of the current row is complete. The field lies
+ * in libcsv's entry buffer and may hold quoted line feeds. */
+static void field_done(void *field, size_t len, void *context)
+{
+    cc_csv *csv = context;
+    if (csv->error)
+        return;
+    if (!csv->row_open)
+        open_row(csv);
+    int all_ascii;
+    csv->line += scan_field(field, len, &all_ascii);
+    if (!all_ascii && !utf8_valid(field, len))
+        csv->row_malformed = 1;
+    add_field(csv, field, len);
+}
+
+/* Takes the completed first row as the header. */
+static int take_header(cc_csv *csv)
+{
+    if (csv->row_malformed || csv->row_n_fields == 0)
+        return CC_EPARSE;
+    size_t n = csv->row_n_fields;
+    size_t names_bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct span *sp = &csv->spans[csv->row_first_span + i];
+        if (sp->len == 0 || memchr(csv->batch_data + sp->offset, '\0', sp->len))
+            return CC_EPARSE;
+        names_bytes += sp->len + 1;
+    }
+    csv->column_names = calloc(n, sizeof *csv->column_names);
+    csv->names_block = malloc(names_bytes);
+    csv->dropped = calloc(n, 1);
+    csv->out_fields = calloc(n, sizeof *csv->out_fields);
+    if (!csv->column_names || !csv->names_block || !csv->dropped || !csv->out_fields)
+        return CC_ENOMEM;
+    char *cursor = csv->names_block;
+    for (size_t i = 0; i < n; i++) {
+        const struct span *sp = &csv->spans[csv->row_first_span + i];
+        memcpy(cursor, csv->batch_data + sp->offset, sp->len);
+        cursor[sp->len] = '\0';
+        csv->column_names[i] = cursor;
+        cursor += sp->len + 1;
+        for (size_t k = 0; k < i; k++)
+            if (!strcmp(csv->column_names[k], csv->column_names[i]))
+                return CC_EPARSE; /* a column named twice */
+    }
+    csv->n_columns = n;
+    csv->header_done = 1;
+    return 0;
+}
+
+static void close_row(cc_csv *csv)
+{
+    if (!csv->header_done) {
+        int rc = take_header(csv);
+        if (rc)
+            csv->error = rc;
+        /* The header's fields are not rows: drop them from the batch. */
+        csv->n_spans = csv->row_first_span;
+        csv->batch_len = csv->row_data_start;
+        csv->row_open = 0;
+        return;
+    }
+    if (grow((void **)&csv->rows, &csv->rows_cap, csv->n_rows + 1, sizeof *csv->rows)) {
+        csv->error = CC_ENOMEM;
+        return;
+    }
+    int malformed = csv->row_malformed || csv->row_n_fields != csv->n_columns;
+    csv->rows[csv->n_rows++] = (struct row){csv->row_first_span, csv->row_line, malformed};
+    csv->row_open = 0;
+}
+
+/* libcsv callback: the current row ended at c ('\r', '\n', or -1 at end of
+ * file), or, with no fields, an empty line ended. */
+static void row_done(int c, void *context)
+{
+    cc_csv *csv = context;
+    if (csv->error)
+        return;
+    if (csv->row_open)
+        close_row(csv);
+    if (c == '\n') {
+        csv->line++;
+        csv->saw_unquoted_line_feed = 1;
+    }
+}
+
+/* Moves the row in progress to the front of the batch and forgets the rows
+ * already handed out. */
+static void compact_batch(cc_csv *csv)
+{
+    csv->n_rows = 0;
+    csv->row_cursor = 0;
+    if (!csv->row_open) {
+        csv->n_spans = 0;
+        csv->batch_len = 0;
+        return;
+    }
+    size_t data_shift = csv->row_data_start;
+    size_t n_row_spans = csv->n_spans - csv->row_first_span;
+    memmove(csv->batch_data, csv->batch_data + data_shift, csv->batch_len - data_shift);
+    memmove(csv->spans, csv->spans + csv->row_first_span, n_row_spans * sizeof *csv->spans);
+    for (size_t i = 0; i < n_row_spans; i++)
+        if (csv->spans[i].offset != SPAN_DROPPED)
+            csv->spans[i].offset -= data_shift;
+    csv->batch_len -= data_shift;
+    csv->n_spans = n_row_spans;
+    csv->row_first_span = 0;
+    csv->row_data_start = 0;
+}
+
+/* --- reading -------------------------------------------------------------- */
+
+/* Moves the unparsed tail of the read buffer to its front and fills the rest
+ * from the file. Returns the number of new bytes (0 at end of file) or
+ * CC_EIO. */
+static long fill_read_buffer(cc_csv *csv)
+{
+    size_t tail = csv->read_len - csv->read_pos;
+    if (csv->read_pos > 0) {
+        memmove(csv->read_buffer, csv->read_buffer + csv->read_pos, tail);
+        if (csv->any_dropped)
+            sodium_memzero(csv->read_buffer + tail, csv->read_len - tail);
+    }
+    csv->read_pos = 0;
+    csv->read_len = tail;
+    size_t filled = 0;
+    while (tail + filled < CC_CSV_READ_BUFFER_BYTES) {
+        ssize_t n = read(csv->fd, csv->read_buffer + tail + filled,
+                         CC_CSV_READ_BUFFER_BYTES - tail - filled);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return CC_EIO;
+        if (n == 0)
+            break;
+        filled += (size_t)n;
+    }
+    csv->read_len = tail + filled;
+    csv->bytes_read += filled;
+    return (long)filled;
+}
+
+/* Gives read_buffer[read_pos, read_pos + len) to libcsv. */
+static int parse_with_libcsv(cc_csv *csv, size_t len)
+{
+    const unsigned char *start = csv->read_buffer + csv->read_pos;
+    csv->saw_unquoted_line_feed = 0;
+    size_t consumed = csv_parse(&csv->parser, start, len, field_done, row_done, csv);
+    csv->read_pos += consumed;
+    /* The row goes on past these bytes unless libcsv saw an unquoted LF (a
+     * row end, or the LF after a row ended by CR) as the last byte. */
+    csv->libcsv_in_row = !(csv->saw_unquoted_line_feed && start[len - 1] == '\n');
+    if (csv->error)
+        return csv->error;
+    if (consumed < len) {
+        /* libcsv stops only when its field buffer cannot grow: buffer_realloc
+         * refuses beyond CC_CSV_MAX_ROW_BYTES, or memory ran out. */
+        csv->error = csv_get_buffer_size(&csv->parser) + ENTRY_GROWTH_BYTES > CC_CSV_MAX_ROW_BYTES
+                         ? CC_ETOOBIG
+                         : CC_ENOMEM;
+        return csv->error;
+    }
+    return 0;
+}
+
+static int is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Nonzero if any byte of word equals byte (the classic SWAR test). */
+static uint64_t has_byte(uint64_t word, unsigned char byte)
+{
+    const uint64_t low_bits = 0x0101010101010101ull;
+    const uint64_t high_bits = 0x8080808080808080ull;
+    uint64_t x = word ^ (low_bits * byte);
+    return (x - low_bits) & ~x & high_bits;
+}
+
+/* Looks at a line [start, end) without its line end: returns 1 if it holds
+ * a quote or a carriage return (libcsv must parse it), and sets *all_ascii. */
+static int line_needs_libcsv(const char *start, const char *end, int *all_ascii)
+{
+    size_t len = (size_t)(end - start), i = 0;
+    uint64_t any_high = 0, special = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t word;
+        memcpy(&word, start + i, 8);
+        any_high |= word;
+        special |= has_byte(word, '"') | has_byte(word, '\r');
+    }
+    for (; i < len; i++) {
+        unsigned char c = (unsigned char)start[i];
+        any_high |= c;
+        special |= c == '"' || c == '\r';
+    }
+    *all_ascii = (any_high & 0x8080808080808080ull) == 0;
+    return special != 0;
+}
+
+/* Splits one line without quotes or carriage returns, [start, end) without
+ * its line end, into fields, trimming spaces and tabs around each field
+ * exactly as libcsv does for unquoted fields. */
+static void parse_plain_line(cc_csv *csv, char *start, char *end, int all_ascii)
+{
+    char *p = start;
+    while (p < end && is_blank(*p))
+        p++;
+    if (p == end) {
+        row_done('\n', csv); /* a blank line, as libcsv reports it */
+        return;
+    }
+    open_row(csv);
+    for (;;) {
+        char *field_end = p;
+        while (field_end < end && *field_end != ',')
+            field_end++;
+        char *first = p;
+        while (first < field_end && is_blank(*first))
+            first++;
+        char *last = field_end;
+        while (last > first && is_blank(last[-1]))
+            last--;
+        size_t len = (size_t)(last - first);
+        if (!all_ascii && !utf8_valid((unsigned char *)first, len))
+            csv->row_malformed = 1;
+        add_field(csv, first, len);
+        if (field_end == end)
+            break;
+        p = field_end + 1;
+    }
+    row_done('\n', csv);
+}
+
+/* Parses whole lines from the read buffer until it holds no complete line
+ * (or, with stop_after_header, until the header row is complete). Lines
+ * with no quote and no carriage return except before the LF, the bulk of
+ * any feed, are split directly (libcsv's byte-at-a-time loop cannot reach
+ * the reader's 200 MB/s); every other line, and every line of a row that
+ * libcsv has begun, goes through libcsv, which keeps the quoting state
+ * across lines and buffers. Returns 0 or a stop error. */
+static int parse_lines(cc_csv *csv, int stop_after_header)
+{
+    size_t parse_from = csv->read_pos;
+    int rc = csv->error;
+    while (!rc && csv->read_pos < csv->read_len) {
+        if (stop_after_header && csv->header_done)
+            break;
+        char *start = (char *)csv->read_buffer + csv->read_pos;
+        size_t available = csv->read_len - csv->read_pos;
+        char *line_feed = memchr(start, '\n', available);
+        if (!line_feed) {
+            /* A partial line: wait for more bytes, unless it fills the
+             * whole buffer (a huge quoted field), which libcsv takes as is. */
+            if (csv->read_pos > 0)
+                break;
+            rc = parse_with_libcsv(csv, available);
+            csv->libcsv_in_row = 1;
+            continue;
+        }
+        size_t line_len = (size_t)(line_feed - start) + 1;
+        char *end = line_feed;
+        if (end > start && end[-1] == '\r')
+            end--;
+        int all_ascii;
+        if (!csv->libcsv_in_row && !line_needs_libcsv(start, end, &all_ascii)) {
+            parse_plain_line(csv, start, end, all_ascii);
+            csv->read_pos += line_len;
+            rc = csv->error;
+        } else {
+            rc = parse_with_libcsv(csv, line_len);
+        }
+    }
+    /* The raw bytes of dropped fields are still in the read buffer. */
+    if (csv->any_dropped)
+        sodium_memzero(csv->read_buffer + parse_from, csv->read_pos - parse_from);
+    return rc;
+}
+
+/* End of file: parses the last line if it has no line end, then closes the
+ * last row. A quoted field still open is reported as a malformed row starting
+ * where that row started. */
+static int finish_parse(cc_csv *csv)
+{
+    if (csv->read_pos < csv->read_len) {
+        int rc = parse_with_libcsv(csv, csv->read_len - csv->read_pos);
+        if (rc)
+            return rc;
+    }
+    csv_set_opts(&csv->parser, CSV_REPALL_NL | CSV_STRICT | CSV_STRICT_FINI);
+    if (csv_fini(&csv->parser, field_done, row_done, csv) != 0) {
+        if (!csv->header_done)
+            return csv->error = CC_EPARSE;
+        uint64_t line = csv->row_open ? csv->row_line : csv->line;
+        if (grow((void **)&csv->rows, &csv->rows_cap, csv->n_rows + 1, sizeof *csv->rows))
+            return csv->error = CC_ENOMEM;
+        csv->rows[csv->n_rows++] = (struct row){csv->n_spans, line, 1};
+        csv->row_open = 0;
+    }
+    csv->end_of_file = 1;
+    return csv->error;
+}
+
+/* Reads more of the file and parses its complete lines into the batch (or
+ * finishes at end of file); with stop_after_header, parses no further than
+ * the header row. */
+static int parse_more(cc_csv *csv, int stop_after_header)
+{
+    int at_start = csv->bytes_read == 0;
+    long n = fill_read_buffer(csv);
+    if (n < 0)
+        return csv->error = (int)n;
+    if (at_start && csv->read_len >= 3 && !memcmp(csv->read_buffer, "\xEF\xBB\xBF", 3))
+        csv->read_pos = 3; /* a UTF-8 byte order mark */
+    if (n == 0)
+        return finish_parse(csv);
+    return parse_lines(csv, stop_after_header);
+}
+
+/* Parses exactly the header row, leaving the rest of the read buffer for
+ * cc_csv_next(), so that columns can be dropped before any data row is
+ * parsed. */
+static int read_header(cc_csv *csv)
+{
+    while (!csv->header_done) {
+        if (csv->end_of_file)
+            return CC_EPARSE; /* no header row */
+        int rc = parse_more(csv, 1);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int cc_csv_open(const char *path, cc_csv **out)
+{
+    int rc;
+    *out = NULL;
+    cc_csv *csv = calloc(1, sizeof *csv);
+    if (!csv)
+        return CC_ENOMEM;
+    csv->fd = -1;
+    csv->line = 1;
+    if (sodium_init() < 0) {
+        rc = CC_ECRYPTO;
+        goto fail;
+    }
+    csv->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (csv->fd < 0) {
+        rc = CC_EIO;
+        goto fail;
+    }
+    struct stat st;
+    if (fstat(csv->fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+        rc = CC_EIO;
+        goto fail;
+    }
+    csv->file_bytes = (uint64_t)st.st_size;
+    (void)posix_fadvise(csv->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+
+    csv->read_buffer = malloc(CC_CSV_READ_BUFFER_BYTES);
+    if (!csv->read_buffer) {
+        rc = CC_ENOMEM;
+        goto fail;
+    }
+    if (csv_init(&csv->parser, CSV_REPALL_NL) != 0) {
+        rc = CC_ENOMEM;
+        goto fail;
+    }
+    csv->parser_ready = 1;
+    csv_set_realloc_func(&csv->parser, buffer_realloc);
+    csv_set_free_func(&csv->parser, buffer_free);
+    csv_set_blk_size(&csv->parser, ENTRY_GROWTH_BYTES);
+
+    rc = read_header(csv);
+    if (rc)
+        goto fail;
+    *out = csv;
+    return 0;
+
+fail:
+    cc_csv_close(csv);
+    return rc;
+}
+
+int cc_csv_column(const cc_csv *csv, const char *name)
+{
+    for (size_t i = 0; i < csv->n_columns; i++)
+        if (!strcmp(csv->column_names[i], name))
+            return i <= INT_MAX ? (int)i : -1;
+    return -1;
+}
+
+size_t cc_csv_n_columns(const cc_csv *csv)
+{
+    return csv->n_columns;
+}
+
+const char *cc_csv_column_name(const cc_csv *csv, size_t i)
+{
+    return i < csv->n_columns ? csv->column_names[i] : NULL;
+}
+
+int cc_csv_drop_column(cc_csv *csv, const char *name)
+{
+    if (csv->rows_started)
+        return CC_EINVAL; /* rows already parsed may hold the column's bytes */
+    int index = cc_csv_column(csv, name);
+    if (index < 0)
+        return CC_ENOTFOUND;
+    csv->dropped[index] = 1;
+    csv->any_dropped = 1;
+    return 0;
+}
+
+int cc_csv_next(cc_csv *csv, const struct cc_csv_field **fields, uint64_t *line)
+{
+    *fields = NULL;
+    csv->rows_started = 1;
+    for (;;) {
+        if (csv->row_cursor < csv->n_rows) {
+            const struct row *r = &csv->rows[csv->row_cursor++];
+            *line = r->line;
+            if (r->malformed)
+                return CC_EPARSE;
+            for (size_t i = 0; i < csv->n_columns; i++) {
+                const struct span *sp = &csv->spans[r->first_span + i];
+                if (sp->offset == SPAN_DROPPED)
+                    csv->out_fields[i] = (struct cc_csv_field){NULL, 0};
+                else
+                    csv->out_fields[i] =
+                        (struct cc_csv_field){csv->batch_data + sp->offset, sp->len};
+            }
+            *fields = csv->out_fields;
+            return 1;
+        }
+        if (csv->error)
+            return csv->error;
+        if (csv->end_of_file)
+            return 0;
+        compact_batch(csv);
+        int rc = parse_lines(csv, 0); /* lines left after the header */
+        if (!rc && csv->n_rows == 0)
+            rc = parse_more(csv, 0);
+        if (rc && csv->row_cursor >= csv->n_rows)
+            return rc;
+    }
+}
+
+uint64_t cc_csv_bytes_read(const cc_csv *csv)
+{
+    return csv->bytes_read - (csv->read_len - csv->read_pos);
+}
+
+uint64_t cc_csv_file_bytes(const cc_csv *csv)
+{
+    return csv->file_bytes;
+}
+
+static int block_contains(const void *block, size_t block_len, const void *needle, size_t len)
+{
+    if (!block || len == 0 || len > block_len)
+        return 0;
+    const unsigned char *bytes = block;
+    const unsigned char first = *(const unsigned char *)needle;
+    for (size_t i = 0; i + len <= block_len; i++) {
+        const unsigned char *hit = memchr(bytes + i, first, block_len - len + 1 - i);
+        if (!hit)
+            return 0;
+        i = (size_t)(hit - bytes);
+        if (!memcmp(hit, needle, len))
+            return 1;
+    }
+    return 0;
+}
+
+int cc_csv_buffers_contain(const cc_csv *csv, const void *needle, size_t len)
+{
+    return block_contains(csv->read_buffer, CC_CSV_READ_BUFFER_BYTES, needle, len) ||
+           block_contains(csv->batch_data, csv->batch_cap, needle, len) ||
+           block_contains(csv->parser.entry_buf, csv->parser.entry_size, needle, len);
+}
+
+void cc_csv_close(cc_csv *csv)
+{
+    if (!csv)
+        return;
+    if (csv->parser_ready)
+        csv_free(&csv->parser); /* buffer_free wipes libcsv's field buffer */
+    if (csv->read_buffer) {
+        sodium_memzero(csv->read_buffer, CC_CSV_READ_BUFFER_BYTES);
+        free(csv->read_buffer);
+    }
+    if (csv->batch_data) {
+        sodium_memzero(csv->batch_data, csv->batch_cap);
+        free(csv->batch_data);
+    }
+    if (csv->fd >= 0)
+        close(csv->fd);
+    free(csv->spans);
+    free(csv->rows);
+    free(csv->column_names);
+    free(csv->names_block);
+    free(csv->dropped);
+    free(csv->out_fields);
+    free(csv);
+}

@@ -1,0 +1,373 @@
+/* Tests for core/csv.c: quoting, line ends, BOM, line numbers, malformed
+ * rows, and the wiping of dropped columns. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cc_csv.h"
+#include "cc_error.h"
+
+/* Writes len bytes to a new temporary file; returns its path (static buffer
+ * per call site is not needed: the caller frees). */
+static char *write_temp(const char *content, size_t len)
+{
+    char *path = strdup("/tmp/cc_test_csv_XXXXXX");
+    cr_assert_not_null(path);
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(write(fd, content, len), (ssize_t)len);
+    close(fd);
+    return path;
+}
+
+static cc_csv *open_text(const char *content, char **path_out)
+{
+    char *path = write_temp(content, strlen(content));
+    cc_csv *csv = NULL;
+    int rc = cc_csv_open(path, &csv);
+    cr_assert_eq(rc, 0, "open: %s", cc_strerror(rc));
+    *path_out = path;
+    return csv;
+}
+
+static void done(cc_csv *csv, char *path)
+{
+    cc_csv_close(csv);
+    unlink(path);
+    free(path);
+}
+
+static int holds(const struct cc_csv_field *f, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (size_t i = 0; i + n <= f->len; i++)
+        if (!memcmp(f->data + i, needle, n))
+            return 1;
+    return 0;
+}
+
+static int field_is(const struct cc_csv_field *f, const char *text)
+{
+    return f->data && f->len == strlen(text) && !memcmp(f->data, text, f->len);
+}
+
+Test(csv, reads_header_and_rows_by_column_name)
+{
+    char *path;
+    cc_csv *csv = open_text("a,b,c\n1,2,3\n4,5,6\n", &path);
+    cr_assert_eq(cc_csv_n_columns(csv), 3);
+    cr_assert_str_eq(cc_csv_column_name(csv, 1), "b");
+    cr_assert_eq(cc_csv_column(csv, "c"), 2);
+    cr_assert_eq(cc_csv_column(csv, "d"), -1);
+    const struct cc_csv_field *f;
+    uint64_t line;
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 1);
+    cr_assert_eq(line, 2);
+    cr_assert(field_is(&f[0], "1") && field_is(&f[1], "2") && field_is(&f[2], "3"));
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 1);
+    cr_assert_eq(line, 3);
+    cr_assert(field_is(&f[2], "6"));
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 0);
+    cr_assert_eq(cc_csv_bytes_read(csv), cc_csv_file_bytes(csv));
+    done(csv, path);
+}
+
+Test(csv, accepts_crlf_line_ends)
+{
+    char *path;
+    cc_csv *csv = open_text("a,b\r\n1,2\r\n3,4\r\n", &path);
+    cr_assert_str_eq(cc_csv_column_name(csv, 1), "b");
+    const struct cc_csv_field *f;
+    uint64_t line;
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 1);
+    cr_assert(field_is(&f[1], "2"), "CR must not stay in the last field");
+    cr_assert_eq(line, 2);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 1);
+    cr_assert(field_is(&f[0], "3") && field_is(&f[1], "4"));
+    cr_assert_eq(line, 3);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 0);
+    done(csv, path);
+}
+
+Test(csv, skips_a_utf8_byte_order_mark)
+{
+    char *path;
+    cc_csv *csv = open_text("\xEF\xBB\xBFnhs_number,sex\n9434765919,1\n", &path);
+    cr_assert_eq(cc_csv_column(csv, "nhs_number"), 0);
+    const struct cc_csv_field *f;
+    uint64_t line;
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 1);
+    cr_assert(field_is(&f[0], "9434765919"));
+    done(csv, path);
+}
+
+Test(csv, unquotes_commas_doubled_quotes_and_line_breaks)
+{
+    char *path;
+    cc_csv *csv = open_text("a,b,c\n"
+                            "\"x,y\",\"say \"\"hi\"\"\",\"two\r\nlines\"\n"
+                            "after,the,break\n",
+                            &path);
+    const struct cc_csv_field *f;
+    uint64_t line;
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 1);
+    cr_assert(field_is(&f[0], "x,y"));
+    cr_assert(field_is(&f[1], "say \"hi\""));
+    cr_assert(field_is(&f[2], "two\r\nlines"));
+    cr_assert_eq(line, 2);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 1);
+    cr_assert(field_is(&f[0], "after"));
+    cr_assert_eq(line, 4, "a quoted line break moves later rows down (got %llu)",
+                 (unsigned long long)line);
+    done(csv, path);
+}
+
+Test(csv, line_numbers_count_blank_lines_and_several_quoted_breaks)
+{
+    char *path;
+    cc_csv *csv = open_text("a,b\n\n1,\"p\nq\nr\"\n\r\n2,3\n", &path);
+    const struct cc_csv_field *f;
+    uint64_t line;
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 1);
+    cr_assert_eq(line, 3);
+    cr_assert(field_is(&f[1], "p\nq\nr"));
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 1);
+    cr_assert_eq(line, 7);
+    cr_assert(field_is(&f[0], "2"));
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 0);
+    done(csv, path);
+}
+
+Test(csv, wrong_field_count_is_a_malformed_row_and_reading_goes_on)
+{
+    char *path;
+    cc_csv *csv = open_text("a,b,c\n1,2\n1,2,3,4\n\"q,\"\"\",2\n7,8,9\n", &path);
+    const struct cc_csv_field *f;
+    uint64_t line;
+    cr_assert_eq(cc_csv_next(csv, &f, &line), CC_EPARSE);
+    cr_assert_eq(line, 2);
+    cr_assert_null(f);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), CC_EPARSE);
+    cr_assert_eq(line, 3);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), CC_EPARSE, "quoted row with 2 fields");
+    cr_assert_eq(line, 4);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 1);
+    cr_assert_eq(line, 5);
+    cr_assert(field_is(&f[2], "9"));
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 0);
+    done(csv, path);
+}
+
+Test(csv, invalid_utf8_makes_the_row_malformed)
+{
+    char *path;
+    cc_csv *csv = open_text("a,b\n"
+                            "caf\xC3\xA9,ok\n"   /* valid two-byte sequence */
+                            "caf\xC3,bad\n"      /* truncated sequence */
+                            "\xC0\xAF,overlong\n" /* overlong '/' */
+                            "\"\xED\xA0\x80\",surrogate\n"
+                            "x,\xF0\x9F\x98\x80\n", /* valid four-byte sequence */
+                            &path);
+    const struct cc_csv_field *f;
+    uint64_t line;
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 1);
+    cr_assert(field_is(&f[0], "caf\xC3\xA9"));
+    cr_assert_eq(cc_csv_next(csv, &f, &line), CC_EPARSE);
+    cr_assert_eq(line, 3);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), CC_EPARSE);
+    cr_assert_eq(line, 4);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), CC_EPARSE);
+    cr_assert_eq(line, 5);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 1);
+    cr_assert_eq(line, 6);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 0);
+    done(csv, path);
+}
+
+Test(csv, quote_left_open_at_end_of_file_is_malformed)
+{
+    char *path;
+    cc_csv *csv = open_text("a,b\n1,2\n3,\"never\nclosed\n", &path);
+    const struct cc_csv_field *f;
+    uint64_t line;
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 1);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), CC_EPARSE);
+    cr_assert_eq(line, 3);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 0);
+    done(csv, path);
+}
+
+Test(csv, last_row_without_line_end_is_read)
+{
+    char *path;
+    cc_csv *csv = open_text("a,b\n1,2\n3,4", &path);
+    const struct cc_csv_field *f;
+    uint64_t line;
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 1);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 1);
+    cr_assert(field_is(&f[1], "4"));
+    cr_assert_eq(line, 3);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 0);
+    done(csv, path);
+}
+
+Test(csv, empty_fields_and_blanks_around_unquoted_fields)
+{
+    char *path;
+    cc_csv *csv = open_text("a,b,c\n, x ,\" y \"\n", &path);
+    const struct cc_csv_field *f;
+    uint64_t line;
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 1);
+    cr_assert(f[0].data != NULL && f[0].len == 0, "an empty field is present, not dropped");
+    cr_assert(field_is(&f[1], "x"), "blanks around an unquoted field are trimmed");
+    cr_assert(field_is(&f[2], " y "), "blanks inside quotes are kept");
+    done(csv, path);
+}
+
+Test(csv, refuses_missing_or_duplicate_headers_and_missing_files)
+{
+    cc_csv *csv = NULL;
+    char *path = write_temp("", 0);
+    cr_assert_eq(cc_csv_open(path, &csv), CC_EPARSE);
+    cr_assert_null(csv);
+    unlink(path);
+    free(path);
+    path = write_temp("a,b,a\n1,2,3\n", 12);
+    cr_assert_eq(cc_csv_open(path, &csv), CC_EPARSE);
+    unlink(path);
+    free(path);
+    cr_assert_eq(cc_csv_open("/nonexistent/cc_test.csv", &csv), CC_EIO);
+}
+
+Test(csv, header_only_file_has_no_rows)
+{
+    char *path;
+    cc_csv *csv = open_text("a,b", &path);
+    cr_assert_eq(cc_csv_n_columns(csv), 2);
+    const struct cc_csv_field *f;
+    uint64_t line;
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 0);
+    done(csv, path);
+}
+
+Test(csv, dropped_column_is_never_returned_and_is_wiped)
+{
+    const char *name = "Zebedeeqxj";
+    char *path;
+    cc_csv *csv = open_text("nhs_number,given_name,family_name,sex\r\n"
+                            "9434765919,Zebedeeqxj,Plain,1\r\n"
+                            "9434765919,\"Zebedeeqxj, Jr\",\"O'Zebedeeqxj\",2\r\n"
+                            "9434765919,\"Zebedeeqxj\nsecond line\",Plain,9\r\n"
+                            "9434765919,Zebedeeqxj,too,many,fields\r\n",
+                            &path);
+    cr_assert_eq(cc_csv_drop_column(csv, "given_name"), 0);
+    cr_assert_eq(cc_csv_drop_column(csv, "family_name"), 0);
+    cr_assert_eq(cc_csv_drop_column(csv, "no_such_column"), CC_ENOTFOUND);
+    const struct cc_csv_field *f;
+    uint64_t line;
+    int n_rows = 0;
+    int rc;
+    while ((rc = cc_csv_next(csv, &f, &line)) != 0) {
+        if (rc == CC_EPARSE) {
+            cr_assert_eq(line, 6);
+            continue;
+        }
+        cr_assert_eq(rc, 1);
+        n_rows++;
+        cr_assert_null(f[1].data);
+        cr_assert_eq(f[1].len, 0);
+        cr_assert_null(f[2].data);
+        for (int i = 0; i < 4; i++)
+            if (f[i].data)
+                cr_assert_eq(holds(&f[i], "Zebedee"), 0);
+        cr_assert_eq(cc_csv_buffers_contain(csv, name, strlen(name)), 0,
+                     "a dropped field's bytes remain in a buffer (row %d)", n_rows);
+    }
+    cr_assert_eq(n_rows, 3);
+    cr_assert_eq(cc_csv_buffers_contain(csv, "Plain", 5), 0);
+    cr_assert_eq(cc_csv_buffers_contain(csv, "9434765919", 10), 1,
+                 "the check can see bytes that are kept");
+    done(csv, path);
+}
+
+Test(csv, columns_cannot_be_dropped_once_rows_are_read)
+{
+    char *path;
+    cc_csv *csv = open_text("a,b\n1,2\n", &path);
+    const struct cc_csv_field *f;
+    uint64_t line;
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 1);
+    cr_assert_eq(cc_csv_drop_column(csv, "b"), CC_EINVAL);
+    done(csv, path);
+}
+
+/* Rows crossing the 1 MiB read buffer, quoted breaks among them: every row
+ * and every line number must come out right. */
+Test(csv, rows_across_read_buffers_keep_values_and_line_numbers)
+{
+    size_t cap = 8u << 20, len = 0;
+    char *text = malloc(cap);
+    cr_assert_not_null(text);
+    len += (size_t)sprintf(text, "id,name,note\n");
+    const int n_rows = 120000;
+    for (int i = 0; i < n_rows; i++) {
+        if (i % 1000 == 7)
+            len += (size_t)sprintf(text + len, "%d,\"Secretname%d\",\"a\r\nb, \"\"c\"\"\"\r\n", i, i);
+        else
+            len += (size_t)sprintf(text + len, "%d,Secretname%d,plain note %d\n", i, i, i);
+    }
+    char *path = write_temp(text, len);
+    free(text);
+    cc_csv *csv = NULL;
+    cr_assert_eq(cc_csv_open(path, &csv), 0);
+    cr_assert_eq(cc_csv_drop_column(csv, "name"), 0);
+    const struct cc_csv_field *f;
+    uint64_t line, expected_line = 2;
+    for (int i = 0; i < n_rows; i++) {
+        cr_assert_eq(cc_csv_next(csv, &f, &line), 1, "row %d", i);
+        char id[16];
+        sprintf(id, "%d", i);
+        cr_assert(field_is(&f[0], id), "row %d", i);
+        cr_assert_null(f[1].data);
+        cr_assert_eq(line, expected_line, "row %d", i);
+        if (i % 1000 == 7) {
+            cr_assert(field_is(&f[2], "a\r\nb, \"c\""), "row %d", i);
+            expected_line += 2;
+        } else {
+            expected_line += 1;
+        }
+    }
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 0);
+    cr_assert_eq(cc_csv_buffers_contain(csv, "Secretname", 10), 0);
+    cr_assert_eq(cc_csv_bytes_read(csv), cc_csv_file_bytes(csv));
+    done(csv, path);
+}
+
+Test(csv, quoted_field_longer_than_the_read_buffer)
+{
+    size_t big = (3u << 20) / 2; /* 1.5 MiB */
+    size_t cap = big + 64, len = 0;
+    char *text = malloc(cap);
+    cr_assert_not_null(text);
+    len += (size_t)sprintf(text, "a,b\n1,\"");
+    memset(text + len, 'x', big);
+    text[len + big / 2] = '\n';
+    len += big;
+    len += (size_t)sprintf(text + len, "\"\n2,3\n");
+    char *path = write_temp(text, len);
+    free(text);
+    cc_csv *csv = NULL;
+    cr_assert_eq(cc_csv_open(path, &csv), 0);
+    const struct cc_csv_field *f;
+    uint64_t line;
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 1);
+    cr_assert_eq(f[1].len, big);
+    cr_assert_eq(line, 2);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 1);
+    cr_assert(field_is(&f[0], "2"));
+    cr_assert_eq(line, 4);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 0);
+    done(csv, path);
+}
