@@ -221,6 +221,72 @@ Test(server, a_body_that_is_not_a_map_gets_parse)
     stop_cleanly(harness);
 }
 
+Test(server, an_empty_body_gets_parse)
+{
+    struct cc_harness *harness = start(NULL);
+    struct cc_client *client = connect_to(harness);
+    struct cc_reply reply;
+
+    cr_assert_eq(cc_client_send_frame(client, "", 0), 0);
+    receive(client, &reply);
+    expect_error(&reply, "PARSE");
+    cc_reply_free(&reply);
+    ping_ok(client, 2);
+    cc_client_close(client);
+    stop_cleanly(harness);
+}
+
+Test(server, a_repeated_key_gets_parse_with_the_id)
+{
+    struct cc_harness *harness = start(NULL);
+    struct cc_client *client = connect_to(harness);
+    struct cc_reply reply;
+    msgpack_sbuffer body;
+    msgpack_packer packer;
+
+    msgpack_sbuffer_init(&body);
+    msgpack_packer_init(&packer, &body, msgpack_sbuffer_write);
+    cc_client_pack_envelope(&packer, 12, "ping", 1);
+    msgpack_pack_str_with_body(&packer, "op", 2);
+    msgpack_pack_str_with_body(&packer, "status", 6);
+    cr_assert_eq(cc_client_send_frame(client, body.data, body.size), 0);
+    msgpack_sbuffer_destroy(&body);
+    receive(client, &reply);
+    expect_error(&reply, "PARSE");
+    cr_assert_eq(reply.id, 12);
+    cc_reply_free(&reply);
+    cc_client_close(client);
+    stop_cleanly(harness);
+}
+
+Test(server, a_request_map_with_too_many_keys_gets_toobig_and_the_connection_stays)
+{
+    struct cc_harness *harness = start(NULL);
+    struct cc_client *client = connect_to(harness);
+    struct cc_reply reply;
+    msgpack_sbuffer body;
+    msgpack_packer packer;
+    char key[16];
+
+    msgpack_sbuffer_init(&body);
+    msgpack_packer_init(&packer, &body, msgpack_sbuffer_write);
+    cc_client_pack_envelope(&packer, 13, "ping", 100);
+    for (int i = 0; i < 100; i++) {
+        int len = snprintf(key, sizeof(key), "extra%d", i);
+        msgpack_pack_str_with_body(&packer, key, (size_t)len);
+        msgpack_pack_nil(&packer);
+    }
+    cr_assert_eq(cc_client_send_frame(client, body.data, body.size), 0);
+    msgpack_sbuffer_destroy(&body);
+    receive(client, &reply);
+    expect_error(&reply, "TOOBIG");
+    cr_assert_eq(reply.id, 13);
+    cc_reply_free(&reply);
+    ping_ok(client, 14);
+    cc_client_close(client);
+    stop_cleanly(harness);
+}
+
 Test(server, an_unknown_op_gets_unsupported_with_its_id)
 {
     struct cc_harness *harness = start(NULL);
@@ -662,6 +728,15 @@ Test(server, carecount_ping_prints_the_server_version)
     cr_assert_not_null(strstr(output, expected), "output: %s", output);
     cr_assert_not_null(strstr(output, "status: ok"), "output: %s", output);
     stop_cleanly(harness);
+}
+
+Test(server, carecount_ping_answers_help)
+{
+    char tool[4096], command[4200], output[1024];
+    cc_harness_tool_path(tool, sizeof(tool));
+    snprintf(command, sizeof(command), "'%s' ping --help", tool);
+    cr_assert_eq(run_command(command, output, sizeof(output)), 0);
+    cr_assert_not_null(strstr(output, "usage: carecount ping"), "output: %s", output);
 }
 
 Test(server, carecount_ping_fails_when_nothing_listens)
