@@ -1,0 +1,160 @@
+/*
+ * cmd_check.c: `carecount check FILE.json|-`, the client's check of a query
+ * before it is sent.
+ *
+ * Reads a query in its JSON form (docs/query-model.md), decodes and
+ * validates it with the same code the server runs, and prints its canonical
+ * form (JSON, or msgpack bytes with --msgpack), or the precise error
+ * ("filters.conditions[0].codes[1]: 'E11' is ...") and exits 1. The check
+ * needs no data: the server also checks area codes and codelist names
+ * against what it holds.
+ *
+ * Must never: read more than the query size limit, or print anything but
+ * the query's own canonical form or an error about it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cc_error.h"
+#include "cc_query.h"
+
+const char cc_cmd_check_summary[] = "check a query (JSON) and print its canonical form";
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: carecount check [--msgpack] FILE.json|-\n"
+            "       carecount check --limits\n"
+            "\n"
+            "Checks a query written as JSON (see docs/query-model.md) with the\n"
+            "same decoder and validation the server uses, and prints its\n"
+            "canonical JSON form; with --msgpack, writes the canonical msgpack\n"
+            "bytes instead. On an error, prints `FIELD: REASON` and exits 1.\n"
+            "--limits prints the limits a query must keep to.\n");
+}
+
+static void print_limits(const struct cc_query_limits *limits)
+{
+    printf("max_query_bytes %u\n"
+           "max_nesting_depth %u\n"
+           "max_dimensions %u\n"
+           "max_cells %llu\n"
+           "max_conditions %u\n"
+           "max_codes_per_condition %u\n"
+           "max_areas %u\n"
+           "max_anchor_days %u\n",
+           limits->max_query_bytes, limits->max_nesting_depth, limits->max_dimensions,
+           (unsigned long long)limits->max_cells, limits->max_conditions,
+           limits->max_codes_per_condition, limits->max_areas, limits->max_anchor_days);
+}
+
+/* Reads at most limit + 1 bytes of path ("-": standard input) into a
+ * malloc'd buffer the caller frees. CC_EIO or CC_ENOMEM. */
+static int read_input(const char *path, size_t limit, char **out, size_t *out_len)
+{
+    FILE *file = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!file)
+        return CC_EIO;
+    int rc = 0;
+    char *data = malloc(limit + 1);
+    size_t len = 0;
+    if (!data) {
+        rc = CC_ENOMEM;
+        goto fail;
+    }
+    while (len < limit + 1) {
+        size_t n = fread(data + len, 1, limit + 1 - len, file);
+        if (n == 0)
+            break;
+        len += n;
+    }
+    if (ferror(file)) {
+        rc = CC_EIO;
+        goto fail;
+    }
+    *out = data;
+    *out_len = len;
+    data = NULL;
+fail:
+    free(data);
+    if (file != stdin)
+        fclose(file);
+    return rc;
+}
+
+int cc_cmd_check(int argc, char **argv)
+{
+    bool as_msgpack = false, show_limits = false;
+    const char *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--msgpack")) {
+            as_msgpack = true;
+        } else if (!strcmp(argv[i], "--limits")) {
+            show_limits = true;
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            fprintf(stderr, "carecount check: unknown option '%s' (try --help)\n", argv[i]);
+            return 2;
+        } else if (!path) {
+            path = argv[i];
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    struct cc_query_limits limits;
+    cc_query_limits_default(&limits);
+    if (show_limits) {
+        print_limits(&limits);
+        return 0;
+    }
+    if (!path) {
+        usage(stderr);
+        return 2;
+    }
+
+    char *text = NULL, *bytes = NULL, *json = NULL;
+    size_t len = 0, n_bytes = 0;
+    struct cc_query *query = NULL;
+    char errbuf[512];
+    int status = 1;
+    int rc = read_input(path, limits.max_query_bytes, &text, &len);
+    if (rc) {
+        fprintf(stderr, "carecount check: %s: %s\n", path,
+                rc == CC_EIO ? strerror(errno) : cc_strerror(rc));
+        goto fail;
+    }
+    rc = cc_query_decode_json(text, len, &limits, &query, errbuf, sizeof errbuf);
+    if (!rc)
+        rc = cc_query_validate(query, &limits, NULL, errbuf, sizeof errbuf);
+    if (rc) {
+        fprintf(stderr, "carecount check: %s\n", errbuf[0] ? errbuf : cc_strerror(rc));
+        goto fail;
+    }
+    if (as_msgpack) {
+        rc = cc_query_encode(query, &bytes, &n_bytes);
+        if (!rc && fwrite(bytes, 1, n_bytes, stdout) != n_bytes)
+            rc = CC_EIO;
+    } else {
+        rc = cc_query_encode_json(query, &json);
+        if (!rc && printf("%s\n", json) < 0)
+            rc = CC_EIO;
+    }
+    if (!rc && fflush(stdout) != 0)
+        rc = CC_EIO;
+    if (rc) {
+        fprintf(stderr, "carecount check: writing the query: %s\n", cc_strerror(rc));
+        goto fail;
+    }
+    status = 0;
+fail:
+    free(json);
+    free(bytes);
+    cc_query_free(query);
+    free(text);
+    return status;
+}
