@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -137,7 +138,8 @@ static int read_port_file(const char *path, uint16_t *port)
     return 1;
 }
 
-static void exec_server(const struct cc_harness *harness, const char *const *extra_args)
+static void exec_server(const struct cc_harness *harness, const char *const *extra_args,
+                        pid_t test_pid)
 {
     char program[PATH_BYTES];
     const char *argv[MAX_ARGS + 8];
@@ -160,6 +162,10 @@ static void exec_server(const struct cc_harness *harness, const char *const *ext
     if (dup2(log_fd, STDOUT_FILENO) < 0 || dup2(log_fd, STDERR_FILENO) < 0)
         _exit(127);
     close(log_fd);
+    /* If the test process dies (a failed assertion ends it without
+     * cc_harness_free), the server must not outlive it. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != test_pid)
+        _exit(127);
     /* The test runner's signal set-up must not leak into the server. */
     sigemptyset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
@@ -189,6 +195,7 @@ int cc_harness_start(const char *const *extra_args, struct cc_harness **out)
     snprintf(harness->log_file, sizeof(harness->log_file), "%s/carecountd.log", harness->dir);
 
     fflush(NULL); /* so the child does not repeat buffered output */
+    pid_t test_pid = getpid();
     harness->pid = fork();
     if (harness->pid < 0) {
         harness->pid = 0;
@@ -196,7 +203,7 @@ int cc_harness_start(const char *const *extra_args, struct cc_harness **out)
         goto fail;
     }
     if (harness->pid == 0)
-        exec_server(harness, extra_args);
+        exec_server(harness, extra_args, test_pid);
 
     uint64_t deadline = now_ms() + CC_HARNESS_START_TIMEOUT_MS;
     while (!read_port_file(harness->port_file, &harness->port)) {

@@ -21,7 +21,8 @@
  *     cc_harness_free(h);
  *
  * Must never: leave a server process or a temporary directory behind
- * (cc_harness_free kills and removes both).
+ * (cc_harness_free kills and removes both; a server whose test process dies
+ * first is killed by the kernel, PR_SET_PDEATHSIG).
  */
 #ifndef CC_HARNESS_H
 #define CC_HARNESS_H
