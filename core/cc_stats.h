@@ -82,7 +82,9 @@ int cc_stats_poisson_count(double count, double confidence,
  * would be negative, as in PHEindicatormethods). count must be > 0. */
 int cc_stats_byars(double count, double confidence, struct cc_interval *out);
 
-/* Exact Poisson limits alone, on the count scale (lower is 0 for count 0). */
+/* Exact Poisson limits alone, on the count scale (lower is 0 for count 0).
+ * CC_ESTATS when GSL cannot compute the quantile (counts near a million and
+ * above); Byar's is then accurate to better than 1e-9. */
 int cc_stats_exact_poisson(double count, double confidence,
                            struct cc_interval *out);
 
@@ -158,7 +160,8 @@ int cc_stats_funnel_proportion(double average_proportion, double population,
 /* Funnel limits for an indirectly standardised ratio (statistic "ratio"),
  * at observed_events >= 1 events: the expected counts at which that many
  * events lie on the lower (denominator = exact upper count limit) and upper
- * (exact lower count limit) limits, and the ratios observed/expected there. */
+ * (exact lower count limit) limits, and the ratios observed/expected there.
+ * Above 100,000 events Byar's limits stand in for the exact ones. */
 int cc_stats_funnel_ratio(double observed_events, double confidence,
                           struct cc_funnel_point *out);
 

@@ -323,6 +323,10 @@ int cc_stats_funnel_proportion(double average_proportion, double population,
     return 0;
 }
 
+/* Above this many events funnel limits use Byar's approximation (it agrees
+ * with the exact limits to 4e-10 relative at 100,000 events). */
+#define FUNNEL_EXACT_MAX_EVENTS 100000.0
+
 int cc_stats_funnel_ratio(double observed_events, double confidence,
                           struct cc_funnel_point *out)
 {
@@ -332,8 +336,14 @@ int cc_stats_funnel_ratio(double observed_events, double confidence,
     if (!isfinite(observed_events) || observed_events < 1)
         return CC_EINVAL;
     /* PHEindicatormethods finds these by bisection (poisson_funnel()); they
-     * are the exact Poisson limits of the observed count. */
-    if ((rc = cc_stats_exact_poisson(observed_events, confidence, &exact)) < 0)
+     * are the exact Poisson limits of the observed count. GSL's chi-square
+     * quantile fails for very large degrees of freedom (2 million), where
+     * Byar's approximation agrees with the exact limits to 1e-9. */
+    if (observed_events <= FUNNEL_EXACT_MAX_EVENTS)
+        rc = cc_stats_exact_poisson(observed_events, confidence, &exact);
+    else
+        rc = cc_stats_byars(observed_events, confidence, &exact);
+    if (rc < 0)
         return rc;
     out->lower_denominator = exact.upper;
     out->lower_limit = observed_events / exact.upper;

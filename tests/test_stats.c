@@ -580,6 +580,19 @@ Test(stats, funnel_ratio_at_one_event_is_exact)
     assert_close(point.upper_limit, 1 / -log1p(-0.001), 1e-9);
 }
 
+Test(stats, funnel_limits_exist_for_millions_of_events)
+{
+    struct cc_funnel_point below, above;
+    /* exact limits just below the switch, Byar's just above: continuous */
+    cr_assert_eq(cc_stats_funnel_ratio(100000, 0.998, &below), 0);
+    cr_assert_eq(cc_stats_funnel_ratio(100001, 0.998, &above), 0);
+    assert_close(above.lower_limit, below.lower_limit, 1e-5);
+    assert_close(above.upper_limit, below.upper_limit, 1e-5);
+    cr_assert_eq(cc_stats_funnel_rate(5e6, 0.01, 0.95, 100000, &above), 0);
+    cr_assert(above.lower_limit < 1000 && above.upper_limit > 1000);
+    assert_close(above.lower_limit, 1000, 1e-3);
+}
+
 Test(stats, funnel_needs_at_least_one_event)
 {
     struct cc_funnel_point point;
