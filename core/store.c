@@ -74,6 +74,8 @@ const char *store_section_name(int section)
 
 uint32_t store_section_element_bytes(int section)
 {
+    if (section < 0 || section >= STORE_N_SECTIONS)
+        return 0;
     return section_info[section].element_bytes;
 }
 
@@ -133,6 +135,8 @@ static uint64_t section_elements(const struct store_counts *c, int section)
 
 uint64_t store_section_bytes(const struct store_counts *counts, int section)
 {
+    if (section < 0 || section >= STORE_N_SECTIONS)
+        return UINT64_MAX;
     uint64_t n = section_elements(counts, section);
     uint64_t size = section_info[section].element_bytes;
     if (n > UINT64_MAX / 16 / size)

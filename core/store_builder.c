@@ -9,10 +9,11 @@
  * with the count per record in record_n_codes.
  *
  * finish() then: applies pending drops, sorts practices and codes and remaps
- * their ids, orders records by (setting, person, date) with a counting sort on
- * (setting, person) followed by a date sort inside each (usually tiny) run,
- * gathers the record columns in that order, builds the posting lists in one
- * counting pass, sorts the pseudonym index and validates the result.
+ * their ids, orders records by (setting, person, date) with an LSD radix sort
+ * of one 64-bit key per record, builds the posting lists with a counting sort on code while visiting the
+ * records in their new order, sorts the pseudonym index and validates the
+ * result. Visiting records in a random permutation is bound by memory
+ * latency, so those loops prefetch ahead.
  *
  * Must never: keep or accept a name, NHS number or postcode of a person (the
  * builder sees pseudonyms only); return indices that a later call silently
@@ -930,12 +931,6 @@ static int compare_code_entry(const void *a, const void *b)
     return strncmp(x->text, y->text, CC_CODE_TEXT_BYTES);
 }
 
-static int compare_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Practices in code order: fills the section, remaps persons. */
 static int finish_practices(cc_store_builder *b, struct cc_store *s)
 {
@@ -1002,109 +997,128 @@ static int finish_codes(cc_store_builder *b, struct cc_store *s, uint32_t **rank
     return 0;
 }
 
-/* Sorts order[0..n) (record indices of one person and setting, in append
- * order) by date, keeping append order among equal dates. */
-static int sort_run_by_date(cc_store_builder *b, uint32_t *order, uint32_t n, uint64_t **scratch,
-                            uint32_t *scratch_cap)
+/* How far ahead the gather loops prefetch: enough loads in flight to hide
+ * memory latency when the permutation is random (records arrive in feed
+ * order, not person order). */
+#define PREFETCH_AHEAD 32
+
+/* Sorts keys (and, if values is not NULL, their values with them) by bits
+ * [low_bit, high_bit) of the key, stably, with an LSD radix sort on 11-bit
+ * digits: each pass reads the arrays in order and writes to 2048 sequential
+ * streams, so it runs at memory bandwidth, not latency. A pass whose digit
+ * is the same for every key is skipped. On success *keys (and *values)
+ * point at the sorted arrays; the arrays passed in were reused or freed. */
+#define RADIX_BITS 11
+static int radix_sort(uint64_t **keys, uint32_t **values, uint64_t n, int low_bit,
+                      int high_bit)
 {
-    const uint16_t *date = b->record_date;
-    uint32_t i = 1;
-    while (i < n && date[order[i - 1]] <= date[order[i]])
-        i++;
-    if (i >= n)
-        return 0; /* the usual case: records arrive in date order */
-    if (n <= 32) {
-        for (i = 1; i < n; i++) {
-            uint32_t v = order[i];
-            uint32_t j = i;
-            while (j > 0 && date[order[j - 1]] > date[v]) {
-                order[j] = order[j - 1];
-                j--;
-            }
-            order[j] = v;
+    uint64_t *key_in = *keys, *key_out = malloc((n ? n : 1) * sizeof *key_out);
+    uint32_t *value_in = values ? *values : NULL, *value_out = NULL;
+    uint64_t *count = malloc(((size_t)1 << RADIX_BITS) * sizeof *count);
+    if (values)
+        value_out = malloc((n ? n : 1) * sizeof *value_out);
+    if (!key_out || !count || (values && !value_out)) {
+        free(key_out);
+        free(value_out);
+        free(count);
+        return CC_ENOMEM;
+    }
+    const uint64_t mask = ((uint64_t)1 << RADIX_BITS) - 1;
+    for (int shift = low_bit; shift < high_bit; shift += RADIX_BITS) {
+        memset(count, 0, ((size_t)1 << RADIX_BITS) * sizeof *count);
+        for (uint64_t i = 0; i < n; i++)
+            count[(key_in[i] >> shift) & mask]++;
+        if (n == 0 || count[(key_in[0] >> shift) & mask] == n)
+            continue; /* every key has this digit: the pass would copy */
+        uint64_t sum = 0;
+        for (uint64_t d = 0; d <= mask; d++) {
+            uint64_t c = count[d];
+            count[d] = sum;
+            sum += c;
         }
-        return 0;
+        if (values)
+            for (uint64_t i = 0; i < n; i++) {
+                uint64_t at = count[(key_in[i] >> shift) & mask]++;
+                key_out[at] = key_in[i];
+                value_out[at] = value_in[i];
+            }
+        else
+            for (uint64_t i = 0; i < n; i++)
+                key_out[count[(key_in[i] >> shift) & mask]++] = key_in[i];
+        uint64_t *key_swap = key_in;
+        key_in = key_out;
+        key_out = key_swap;
+        uint32_t *value_swap = value_in;
+        value_in = value_out;
+        value_out = value_swap;
     }
-    if (n > *scratch_cap) {
-        if (grow_array(scratch, n, sizeof(uint64_t)))
-            return CC_ENOMEM;
-        *scratch_cap = n;
-    }
-    uint64_t *keys = *scratch;
-    for (i = 0; i < n; i++)
-        keys[i] = (uint64_t)date[order[i]] << 32 | order[i];
-    qsort(keys, n, sizeof *keys, compare_u64);
-    for (i = 0; i < n; i++)
-        order[i] = (uint32_t)keys[i];
+    free(key_out);
+    free(value_out);
+    free(count);
+    *keys = key_in;
+    if (values)
+        *values = value_in;
     return 0;
 }
 
-/* Orders the kept records by (setting, person, date): *order_out[new] is
- * the builder's record index (caller frees). */
-static int order_records(cc_store_builder *b, struct store_counts *counts, uint32_t **order_out)
+/* Orders the kept records by (setting, person, date). Fills *order_out
+ * (order[new] = builder record index) and the records.person and
+ * records.date sections of s; the caller frees order.
+ *
+ * Each kept record gets the key ((setting - 1) * n_persons + person) << 16 |
+ * date; a stable radix sort of (key, record index) then gives the order,
+ * with append order kept among equal keys, and person and date come back
+ * out of the sorted keys without touching the builder's columns again. */
+static int order_records(cc_store_builder *b, struct cc_store *s, uint32_t **order_out)
 {
-    uint64_t n_buckets = 3 * (uint64_t)b->n_persons;
-    uint32_t *start = calloc(n_buckets + 1, sizeof *start);
-    uint32_t *order = malloc((b->n_records ? b->n_records : 1) * sizeof *order);
-    uint64_t *scratch = NULL;
-    uint32_t scratch_cap = 0;
+    struct store_counts *counts = &s->counts;
+    uint64_t n = b->n_records, n_kept = 0;
+    uint64_t *keys = malloc((n ? n : 1) * sizeof *keys);
+    uint32_t *order = malloc((n ? n : 1) * sizeof *order);
     int rc = CC_ENOMEM;
-    if (!start || !order)
+    if (!keys || !order)
         goto fail;
-    /* a counting sort on (setting, person): one pass to count, one to place;
-     * it is stable, so records stay in append order within a run */
-    for (uint64_t r = 0; r < b->n_records; r++)
-        if (b->record_setting[r])
-            start[(uint64_t)(b->record_setting[r] - 1) * b->n_persons + b->record_person[r] + 1]++;
-    for (uint64_t k = 0; k < n_buckets; k++)
-        start[k + 1] += start[k];
-    uint64_t n_kept = start[n_buckets];
+    uint64_t per_setting[4] = {0};
+    for (uint64_t r = 0; r < n; r++) {
+        uint8_t setting = b->record_setting[r];
+        if (!setting)
+            continue; /* dropped */
+        per_setting[setting]++;
+        keys[n_kept] = ((uint64_t)(setting - 1) * b->n_persons + b->record_person[r]) << 16 |
+                       b->record_date[r];
+        order[n_kept++] = (uint32_t)r;
+    }
+    int key_bits = 16;
+    while (key_bits < 64 && ((uint64_t)3 * b->n_persons) >> (key_bits - 16))
+        key_bits++;
+    if ((rc = radix_sort(&keys, &order, n_kept, 0, key_bits)))
+        goto fail;
+    rc = CC_ENOMEM;
+    counts->n_records = n_kept;
     counts->setting_first[0] = counts->setting_first[1] = 0;
     for (int setting = 1; setting <= 3; setting++)
-        counts->setting_first[setting + 1] = start[(uint64_t)setting * b->n_persons];
-    counts->n_records = n_kept;
-    for (uint64_t r = 0; r < b->n_records; r++)
-        if (b->record_setting[r])
-            order[start[(uint64_t)(b->record_setting[r] - 1) * b->n_persons +
-                        b->record_person[r]]++] = (uint32_t)r;
-    /* start[k] is now the end of bucket k */
-    uint32_t begin = 0;
-    for (uint64_t k = 0; k < n_buckets; k++) {
-        uint32_t end = start[k];
-        if (end - begin > 1 &&
-            (rc = sort_run_by_date(b, order + begin, end - begin, &scratch, &scratch_cap)))
-            goto fail;
-        begin = end;
+        counts->setting_first[setting + 1] = counts->setting_first[setting] + per_setting[setting];
+    uint16_t *date = store_alloc_zeroed(n_kept * 2);
+    uint32_t *person = store_alloc_zeroed(n_kept * 4);
+    s->section[STORE_SECTION_RECORD_DATE] = date;
+    s->section[STORE_SECTION_RECORD_PERSON] = person;
+    if (!date || !person)
+        goto fail;
+    for (uint64_t i = 0; i < n_kept; i++) {
+        date[i] = (uint16_t)keys[i];
+        person[i] = (uint32_t)((keys[i] >> 16) % b->n_persons);
     }
+    free(b->record_date);
+    b->record_date = NULL;
+    free(b->record_person);
+    b->record_person = NULL;
     *order_out = order;
     order = NULL;
     rc = 0;
 fail:
-    free(start);
+    free(keys);
     free(order);
-    free(scratch);
     return rc;
-}
-
-/* Gathers one record column into new order and frees the builder's copy. */
-static void *gather(void **column, const uint32_t *order, uint64_t n, size_t size)
-{
-    uint8_t *out = store_alloc_zeroed(n * size);
-    if (!out)
-        return NULL;
-    const uint8_t *in = *column;
-    if (size == 4)
-        for (uint64_t i = 0; i < n; i++)
-            ((uint32_t *)(void *)out)[i] = ((const uint32_t *)(const void *)in)[order[i]];
-    else if (size == 2)
-        for (uint64_t i = 0; i < n; i++)
-            ((uint16_t *)(void *)out)[i] = ((const uint16_t *)(const void *)in)[order[i]];
-    else
-        for (uint64_t i = 0; i < n; i++)
-            out[i] = in[order[i]];
-    free(*column);
-    *column = NULL;
-    return out;
 }
 
 /* Moves a person column into the store, trimmed to its exact size. */
@@ -1122,7 +1136,7 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
 {
     struct cc_store *s = calloc(1, sizeof *s);
     uint32_t *code_rank = NULL, *order = NULL, *occurrence_start = NULL;
-    uint64_t *next = NULL;
+    uint64_t *code_first = NULL, *postings = NULL;
     int rc = CC_ENOMEM;
     *out = NULL;
     if (!s)
@@ -1140,62 +1154,83 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
                 b->record_setting[r] = 0;
 
     if ((rc = finish_practices(b, s)) || (rc = finish_codes(b, s, &code_rank)) ||
-        (rc = order_records(b, &s->counts, &order)))
+        (rc = order_records(b, s, &order)))
         goto fail;
 
     /* where each builder record's codes start in the side array */
     rc = CC_ENOMEM;
     if (!(occurrence_start = malloc((b->n_records ? b->n_records : 1) * sizeof(uint32_t))))
         goto fail;
+    uint32_t n_codes = b->n_codes;
+    if (!(code_first = calloc((size_t)n_codes + 1, sizeof *code_first)))
+        goto fail;
+    s->section[STORE_SECTION_CODE_FIRST] = code_first;
+    /* count postings per code in one sequential pass over the side array */
     uint32_t at = 0;
     for (uint64_t r = 0; r < b->n_records; r++) {
         occurrence_start[r] = at;
+        if (b->record_setting[r])
+            for (uint32_t k = 0; k < b->record_n_codes[r]; k++)
+                code_first[code_rank[b->occurrence_code[at + k]] + 1]++;
         at += b->record_n_codes[r];
     }
-
-    /* postings: count per code, then place in new record order, which makes
-     * each list ascending; codes are already unique within a record */
-    uint64_t n_kept = s->counts.n_records;
-    uint32_t n_codes = b->n_codes;
-    if (!(next = calloc((size_t)n_codes + 1, sizeof *next)))
-        goto fail;
-    for (uint64_t i = 0; i < n_kept; i++) {
-        uint32_t r = order[i];
-        for (uint32_t k = 0; k < b->record_n_codes[r]; k++)
-            next[code_rank[b->occurrence_code[occurrence_start[r] + k]] + 1]++;
-    }
     for (uint32_t c = 0; c < n_codes; c++)
-        next[c + 1] += next[c];
-    s->counts.n_postings = next[n_codes];
-    uint64_t *code_first = store_alloc_zeroed(((uint64_t)n_codes + 1) * sizeof *code_first);
-    uint32_t *posting_records = store_alloc_zeroed(s->counts.n_postings * 4);
-    uint8_t *posting_role = store_alloc_zeroed(s->counts.n_postings);
-    s->section[STORE_SECTION_CODE_FIRST] = code_first;
-    s->section[STORE_SECTION_POSTING_RECORDS] = posting_records;
-    s->section[STORE_SECTION_POSTING_ROLE] = posting_role;
-    if (!code_first || !posting_records || !posting_role)
+        code_first[c + 1] += code_first[c];
+    uint64_t n_postings = s->counts.n_postings = code_first[n_codes];
+
+    /* One posting per (code, record): (code << 40 | role << 32 | new record
+     * index), emitted visiting records in their new order, so a stable sort
+     * on the code bits leaves each list in ascending record order (codes are
+     * already unique within a record). The reads follow a random
+     * permutation, so they are prefetched in two stages: the record's fields
+     * first, then the codes they point to. */
+    if (n_codes >= (1u << 24)) {
+        rc = CC_ETOOBIG;
         goto fail;
-    memcpy(code_first, next, ((size_t)n_codes + 1) * sizeof *code_first);
+    }
+    uint64_t n_kept = s->counts.n_records;
+    uint8_t *flags = store_alloc_zeroed(n_kept);
+    s->section[STORE_SECTION_RECORD_FLAGS] = flags;
+    if (!flags || !(postings = malloc((n_postings ? n_postings : 1) * sizeof *postings)))
+        goto fail;
+    uint64_t emitted = 0;
     for (uint64_t i = 0; i < n_kept; i++) {
+        if (i + 2 * PREFETCH_AHEAD < n_kept) {
+            uint32_t ahead = order[i + 2 * PREFETCH_AHEAD];
+            __builtin_prefetch(&occurrence_start[ahead]);
+            __builtin_prefetch(&b->record_n_codes[ahead]);
+            __builtin_prefetch(&b->record_flags[ahead]);
+        }
+        if (i + PREFETCH_AHEAD < n_kept) {
+            uint32_t ahead = occurrence_start[order[i + PREFETCH_AHEAD]];
+            __builtin_prefetch(&b->occurrence_code[ahead]);
+            __builtin_prefetch(&b->occurrence_role[ahead]);
+        }
         uint32_t r = order[i];
+        flags[i] = b->record_flags[r];
         for (uint32_t k = 0; k < b->record_n_codes[r]; k++) {
             uint32_t slot = occurrence_start[r] + k;
-            uint64_t p = next[code_rank[b->occurrence_code[slot]]]++;
-            posting_records[p] = (uint32_t)i;
-            posting_role[p] = b->occurrence_role[slot];
+            postings[emitted++] = (uint64_t)code_rank[b->occurrence_code[slot]] << 40 |
+                                  (uint64_t)b->occurrence_role[slot] << 32 | i;
         }
     }
     free(occurrence_start);
     occurrence_start = NULL;
-
-    /* record columns in their new order */
-    if (!(s->section[STORE_SECTION_RECORD_PERSON] =
-              gather((void **)&b->record_person, order, n_kept, 4)) ||
-        !(s->section[STORE_SECTION_RECORD_DATE] =
-              gather((void **)&b->record_date, order, n_kept, 2)) ||
-        !(s->section[STORE_SECTION_RECORD_FLAGS] =
-              gather((void **)&b->record_flags, order, n_kept, 1)))
+    if ((rc = radix_sort(&postings, NULL, n_postings, 40, 64)))
         goto fail;
+    rc = CC_ENOMEM;
+    uint32_t *posting_records = store_alloc_zeroed(n_postings * 4);
+    uint8_t *posting_role = store_alloc_zeroed(n_postings);
+    s->section[STORE_SECTION_POSTING_RECORDS] = posting_records;
+    s->section[STORE_SECTION_POSTING_ROLE] = posting_role;
+    if (!posting_records || !posting_role)
+        goto fail;
+    for (uint64_t k = 0; k < n_postings; k++) {
+        posting_records[k] = (uint32_t)postings[k];
+        posting_role[k] = (uint8_t)(postings[k] >> 32);
+    }
+    free(postings);
+    postings = NULL;
 
     /* person columns move over as they are */
     uint64_t n_persons = b->n_persons;
@@ -1242,7 +1277,7 @@ fail:
     free(code_rank);
     free(order);
     free(occurrence_start);
-    free(next);
+    free(postings);
     cc_store_free(s);
     cc_store_builder_free(b);
     return rc;
