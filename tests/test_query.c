@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cc_codelist.h"
 #include "cc_error.h"
@@ -501,4 +503,58 @@ Test(docs, every_json_example_in_the_query_model_doc_is_valid)
     }
     cr_assert_geq(examples, 7, "the doc shows the four benchmark queries and three combinations");
     free(doc);
+}
+
+/* ---- carecount check ---- */
+
+/* Runs `carecount check ARGS` with input on standard input; returns the
+ * exit status and the combined output in out. */
+static int run_check(const char *args, const char *input, char *out, size_t out_len)
+{
+    char in_path[] = "/tmp/cc_check_XXXXXX";
+    int fd = mkstemp(in_path);
+    cr_assert_geq(fd, 0);
+    FILE *in = fdopen(fd, "w");
+    fputs(input, in);
+    fclose(in);
+    char command[1024];
+    snprintf(command, sizeof command, "%s/carecount check %s < %s 2>&1", CC_BIN_DIR, args,
+             in_path);
+    FILE *pipe = popen(command, "r");
+    cr_assert_not_null(pipe);
+    size_t len = fread(out, 1, out_len - 1, pipe);
+    out[len] = '\0';
+    int status = pclose(pipe);
+    remove(in_path);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+Test(check, prints_the_canonical_form_of_a_valid_query)
+{
+    char out[1024];
+    int status = run_check("-", "{\"measure\": \"persons\", \"v\": 1, \"dimensions\": [\"sex\"]}",
+                           out, sizeof out);
+    cr_assert_eq(status, 0, "%s", out);
+    cr_assert_str_eq(out, "{\"v\":1,\"measure\":\"persons\",\"dimensions\":[\"sex\"]}\n");
+}
+
+Test(check, prints_the_precise_error_and_exits_one)
+{
+    char out[1024];
+    int status = run_check("-", "{\"v\":1,\"measure\":\"persons\",\"dimensions\":[\"county\"]}", out,
+                           sizeof out);
+    cr_assert_eq(status, 1);
+    cr_assert_str_eq(out, "carecount check: dimensions[0]: unknown dimension 'county'\n");
+}
+
+Test(check, writes_canonical_msgpack_on_request)
+{
+    char out[1024];
+    int status = run_check("--msgpack -", "{\"v\":1,\"measure\":\"persons\"}", out, sizeof out);
+    cr_assert_eq(status, 0);
+    struct cc_query *q = NULL;
+    cr_assert_eq(cc_query_decode(out, strlen(out), NULL, &q, errbuf, sizeof errbuf), 0, "%s",
+                 errbuf);
+    cr_assert_eq(q->measure, CC_MEASURE_PERSONS);
+    cc_query_free(q);
 }
