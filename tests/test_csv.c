@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <csv.h>
+
 #include "cc_csv.h"
 #include "cc_error.h"
 
@@ -370,4 +372,93 @@ Test(csv, quoted_field_longer_than_the_read_buffer)
     cr_assert_eq(line, 4);
     cr_assert_eq(cc_csv_next(csv, &f, &line), 0);
     done(csv, path);
+}
+
+/* The reader splits plain lines itself and hands the rest to libcsv; over
+ * many random documents of commas, quotes, blanks, CR and LF it must give
+ * exactly the rows libcsv alone gives. */
+struct reference {
+    char fields[64][256];
+    size_t lens[64];
+    size_t n_fields;
+    char rows[64][4][256];
+    size_t row_lens[64][4];
+    size_t row_n_fields[64];
+    size_t n_rows;
+};
+
+static void reference_field(void *s, size_t len, void *data)
+{
+    struct reference *r = data;
+    if (r->n_fields < 64 && len < 256) {
+        memcpy(r->fields[r->n_fields], s, len);
+        r->lens[r->n_fields] = len;
+    }
+    r->n_fields++;
+}
+
+static void reference_row(int c, void *data)
+{
+    (void)c;
+    struct reference *r = data;
+    if (r->n_fields == 0)
+        return; /* a blank line */
+    size_t row = r->n_rows++;
+    cr_assert_lt(row, 64);
+    r->row_n_fields[row] = r->n_fields;
+    for (size_t i = 0; i < r->n_fields && i < 4; i++) {
+        memcpy(r->rows[row][i], r->fields[i], r->lens[i]);
+        r->row_lens[row][i] = r->lens[i];
+    }
+    r->n_fields = 0;
+}
+
+Test(csv, agrees_with_libcsv_on_random_documents)
+{
+    static const char alphabet[] = "ab ,,\"\"\r\n\n\t";
+    uint64_t state = 0x9E3779B97F4A7C15ull;
+    static struct reference ref;
+    for (int doc = 0; doc < 3000; doc++) {
+        char text[256];
+        size_t len = (size_t)sprintf(text, "h1,h2,h3\n");
+        state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+        size_t body = 1 + state % 120;
+        for (size_t i = 0; i < body; i++) {
+            state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+            text[len++] = alphabet[state % (sizeof alphabet - 1)];
+        }
+        text[len] = '\0';
+
+        memset(&ref, 0, sizeof ref);
+        struct csv_parser parser;
+        cr_assert_eq(csv_init(&parser, CSV_REPALL_NL), 0);
+        cr_assert_eq(csv_parse(&parser, text, len, reference_field, reference_row, &ref), len);
+        csv_set_opts(&parser, CSV_REPALL_NL | CSV_STRICT | CSV_STRICT_FINI);
+        int open_quote_at_end = csv_fini(&parser, reference_field, reference_row, &ref) != 0;
+        csv_free(&parser);
+
+        char *path = write_temp(text, len);
+        cc_csv *csv = NULL;
+        cr_assert_eq(cc_csv_open(path, &csv), 0, "doc %d", doc);
+        const struct cc_csv_field *f;
+        uint64_t line;
+        for (size_t row = 1; row < ref.n_rows; row++) {
+            int rc = cc_csv_next(csv, &f, &line);
+            if (ref.row_n_fields[row] != 3) {
+                cr_assert_eq(rc, CC_EPARSE, "doc %d row %zu", doc, row);
+                continue;
+            }
+            cr_assert_eq(rc, 1, "doc %d row %zu", doc, row);
+            for (size_t i = 0; i < 3; i++) {
+                cr_assert_eq(f[i].len, ref.row_lens[row][i], "doc %d row %zu field %zu", doc, row, i);
+                cr_assert_eq(memcmp(f[i].data, ref.rows[row][i], f[i].len), 0, "doc %d", doc);
+            }
+        }
+        if (open_quote_at_end)
+            cr_assert_eq(cc_csv_next(csv, &f, &line), CC_EPARSE, "doc %d", doc);
+        cr_assert_eq(cc_csv_next(csv, &f, &line), 0, "doc %d", doc);
+        cc_csv_close(csv);
+        unlink(path);
+        free(path);
+    }
 }
