@@ -547,3 +547,171 @@ Test(optout, an_uncommitted_batch_of_a_killed_process_leaves_nothing)
     cr_assert_eq(sequence, 0);
     teardown(&f);
 }
+
+/* ---- the command line: `carecount optout` ---- */
+
+#define CARECOUNT CC_BIN_DIR "/carecount"
+#define NHS_NUMBER "9434765919" /* a valid Modulus 11 number of the test range */
+
+struct tool_dir {
+    char path[64];
+    char args[256]; /* --data ... --key ... */
+};
+
+static void tool_setup(struct tool_dir *t)
+{
+    char command[256], output[4096];
+    snprintf(t->path, sizeof t->path, "/tmp/cc_test_optout_tool_XXXXXX");
+    cr_assert_not_null(mkdtemp(t->path));
+    snprintf(t->args, sizeof t->args, "--data %s/data --key %s/key", t->path, t->path);
+    snprintf(command, sizeof command, "%s keygen %s/key", CARECOUNT, t->path);
+    FILE *p = popen(command, "r");
+    cr_assert_not_null(p);
+    while (fgets(output, sizeof output, p))
+        ;
+    cr_assert_eq(pclose(p), 0, "keygen failed");
+}
+
+/* Runs `carecount optout ARGS` (stdin_text, if not NULL, on its standard
+ * input), collects stdout and stderr into output; returns the exit status. */
+static int run_tool(const struct tool_dir *t, const char *args, const char *stdin_text,
+                    char *output, size_t output_len)
+{
+    char command[1024];
+    snprintf(command, sizeof command, "%s%s%s optout %s %s 2>&1",
+             stdin_text ? "printf '%s\\n' '" : "", stdin_text ? stdin_text : "",
+             stdin_text ? "' | " CARECOUNT : CARECOUNT, args, t->args);
+    FILE *p = popen(command, "r");
+    cr_assert_not_null(p);
+    size_t n = fread(output, 1, output_len - 1, p);
+    output[n] = '\0';
+    int wstatus = pclose(p);
+    cr_assert(WIFEXITED(wstatus));
+    return WEXITSTATUS(wstatus);
+}
+
+static void tool_teardown(struct tool_dir *t)
+{
+    nftw(t->path, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static int file_contains(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    static char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    size_t len = strlen(needle);
+    for (size_t i = 0; i + len <= n; i++)
+        if (!memcmp(buf + i, needle, len))
+            return 1;
+    return 0;
+}
+
+Test(optout_tool, records_and_confirms_without_ever_printing_the_number)
+{
+    struct tool_dir t;
+    tool_setup(&t);
+    char out[4096];
+    cr_assert_eq(run_tool(&t, "register --nhs-number '943 476 5919' --type ndop --date 2024-01-10"
+                              " --practice B86001",
+                          NULL, out, sizeof out),
+                 0, "%s", out);
+    cr_assert_not_null(strstr(out, "recorded: the patient's national data opt-out"), "%s", out);
+    cr_assert_null(strstr(out, "5919"), "the number must not be echoed: %s", out);
+
+    cr_assert_eq(run_tool(&t, "register --nhs-number " NHS_NUMBER " --type ndop --date 2024-01-10",
+                          NULL, out, sizeof out),
+                 0, "%s", out);
+    cr_assert_not_null(strstr(out, "already recorded"), "%s", out);
+
+    cr_assert_eq(run_tool(&t, "status --nhs-number " NHS_NUMBER, NULL, out, sizeof out), 0);
+    cr_assert_not_null(strstr(out, "in force"), "%s", out);
+    cr_assert_not_null(strstr(out, "national data opt-out"), "%s", out);
+    cr_assert_null(strstr(out, "type 1"), "%s", out);
+    cr_assert_eq(run_tool(&t, "status --date 2024-01-09 --nhs-number " NHS_NUMBER, NULL, out,
+                          sizeof out),
+                 0);
+    cr_assert_not_null(strstr(out, "no opt-out in force on 2024-01-09"), "%s", out);
+
+    cr_assert_eq(run_tool(&t, "history --nhs-number " NHS_NUMBER, NULL, out, sizeof out), 0);
+    cr_assert_not_null(strstr(out, "2024-01-10  national data opt-out  registered"), "%s", out);
+    cr_assert_null(strstr(out, "5919"), "%s", out);
+    tool_teardown(&t);
+}
+
+Test(optout_tool, the_number_is_stored_nowhere_in_the_data_directory)
+{
+    struct tool_dir t;
+    tool_setup(&t);
+    char out[4096], path[128];
+    cr_assert_eq(run_tool(&t, "register --nhs-number " NHS_NUMBER " --type type1", NULL, out,
+                          sizeof out),
+                 0, "%s", out);
+    static const char *const files[] = {"state.db", "state.db-wal", "state.db-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/data/%s", t.path, files[i]);
+        cr_assert_not(file_contains(path, NHS_NUMBER), "%s holds the NHS number", files[i]);
+    }
+    tool_teardown(&t);
+}
+
+Test(optout_tool, reads_the_number_from_standard_input)
+{
+    struct tool_dir t;
+    tool_setup(&t);
+    char out[4096];
+    cr_assert_eq(run_tool(&t, "register --nhs-number - --type type1 --date 2020-02-02",
+                          "943 476 5919", out, sizeof out),
+                 0, "%s", out);
+    cr_assert_eq(run_tool(&t, "status --nhs-number " NHS_NUMBER, NULL, out, sizeof out), 0);
+    cr_assert_not_null(strstr(out, "type 1 opt-out"), "%s", out);
+    tool_teardown(&t);
+}
+
+Test(optout_tool, refuses_an_invalid_number_without_echoing_it)
+{
+    struct tool_dir t;
+    tool_setup(&t);
+    char out[4096];
+    cr_assert_eq(run_tool(&t, "register --nhs-number 9434765918 --type type1", NULL, out,
+                          sizeof out),
+                 1);
+    cr_assert_not_null(strstr(out, "not valid"), "%s", out);
+    cr_assert_null(strstr(out, "9434765918"), "%s", out);
+    tool_teardown(&t);
+}
+
+Test(optout_tool, refuses_a_withdrawal_with_nothing_in_force)
+{
+    struct tool_dir t;
+    tool_setup(&t);
+    char out[4096];
+    cr_assert_eq(run_tool(&t, "withdraw --nhs-number " NHS_NUMBER " --type ndop", NULL, out,
+                          sizeof out),
+                 1);
+    cr_assert_not_null(strstr(out, "refused"), "%s", out);
+    cr_assert_eq(run_tool(&t, "history --nhs-number " NHS_NUMBER, NULL, out, sizeof out), 0);
+    cr_assert_not_null(strstr(out, "no opt-out has been recorded"), "%s", out);
+    tool_teardown(&t);
+}
+
+Test(optout_tool, usage_errors_exit_with_status_2)
+{
+    struct tool_dir t;
+    tool_setup(&t);
+    char out[4096];
+    cr_assert_eq(run_tool(&t, "frobnicate --nhs-number " NHS_NUMBER, NULL, out, sizeof out), 2);
+    cr_assert_eq(run_tool(&t, "register --nhs-number " NHS_NUMBER, NULL, out, sizeof out), 2,
+                 "register needs --type: %s", out);
+    cr_assert_eq(run_tool(&t, "register --nhs-number " NHS_NUMBER " --type ndop --date 2024-02-30",
+                          NULL, out, sizeof out),
+                 2);
+    cr_assert_eq(run_tool(&t, "status --bogus=" NHS_NUMBER " --nhs-number " NHS_NUMBER, NULL, out,
+                          sizeof out),
+                 2);
+    cr_assert_null(strstr(out, NHS_NUMBER), "an unknown option's value is not echoed: %s", out);
+    tool_teardown(&t);
+}
