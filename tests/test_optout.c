@@ -548,6 +548,90 @@ Test(optout, an_uncommitted_batch_of_a_killed_process_leaves_nothing)
     teardown(&f);
 }
 
+/* Runs in a forked child: records operator events one after another, each
+ * its own transaction, and after each commit writes its index to the pipe;
+ * it runs until it is killed. */
+static void record_forever(const char *dir, uint32_t first_person, int write_fd)
+{
+    sqlite3 *db = NULL;
+    cc_optout *register_ = NULL;
+    if (cc_db_open(dir, 0, &db, NULL, 0) != 0 || cc_optout_attach(db, &register_) != 0)
+        _exit(3);
+    for (uint32_t i = 0;; i++) {
+        struct cc_optout_event e =
+            event(person(first_person + i), CC_OPTOUT_NDOP, CC_OPTOUT_REGISTER, day(2024, 1, 1), OP);
+        if (cc_optout_record(register_, &e) != CC_OPTOUT_ADDED)
+            _exit(4);
+        if (write(write_fd, &i, sizeof i) != (ssize_t)sizeof i)
+            _exit(5);
+    }
+}
+
+Test(optout, every_acknowledged_event_survives_a_kill_at_any_point)
+{
+    struct fixture f;
+    setup(&f);
+    close_register(&f);
+    /* kill the writer after a different number of acknowledged commits each
+     * round; whatever it was doing then, nothing acknowledged may be lost */
+    static const uint32_t kill_after[] = {1, 7, 30, 55};
+    uint32_t n_total_acknowledged = 0;
+    for (size_t round = 0; round < sizeof kill_after / sizeof kill_after[0]; round++) {
+        int fds[2];
+        cr_assert_eq(pipe(fds), 0);
+        pid_t child = fork();
+        cr_assert_geq(child, 0);
+        if (child == 0) {
+            close(fds[0]);
+            record_forever(f.dir, (uint32_t)round * 1000, fds[1]);
+        }
+        close(fds[1]);
+        uint32_t acknowledged = 0, index = 0;
+        while (acknowledged < kill_after[round] &&
+               read(fds[0], &index, sizeof index) == (ssize_t)sizeof index)
+            acknowledged = index + 1;
+        cr_assert_eq(acknowledged, kill_after[round], "the writer stopped early");
+        kill(child, SIGKILL);
+        int wstatus = 0;
+        cr_assert_eq(waitpid(child, &wstatus, 0), child);
+        cr_assert(WIFSIGNALED(wstatus), "the writer must have been killed, not have failed");
+        close(fds[0]);
+
+        open_register(&f);
+        for (uint32_t i = 0; i < acknowledged; i++)
+            cr_assert_eq(status(&f, person((uint32_t)round * 1000 + i), day(2024, 2, 1)),
+                         CC_OPTOUT_MASK_NDOP,
+                         "round %zu: acknowledged event %u lost", round, i);
+        uint64_t last = 0;
+        cr_assert_eq(cc_optout_last_sequence(f.register_, &last), 0);
+        cr_assert_geq(last, n_total_acknowledged + acknowledged);
+        n_total_acknowledged = (uint32_t)last;
+        close_register(&f);
+    }
+    open_register(&f);
+    teardown(&f);
+}
+
+Test(optout, a_committed_event_is_visible_at_once_to_another_connection)
+{
+    struct fixture f;
+    setup(&f);
+    sqlite3 *reader_db = NULL;
+    cc_optout *reader = NULL;
+    cr_assert_eq(cc_db_open(f.dir, 0, &reader_db, NULL, 0), 0);
+    cr_assert_eq(cc_optout_attach(reader_db, &reader), 0);
+    cc_pseudonym p = person(1);
+    unsigned mask = 99;
+    cr_assert_eq(cc_optout_status(reader, &p, day(2024, 2, 1), &mask), 0);
+    cr_assert_eq(mask, 0);
+    cr_assert_eq(record(&f, p, CC_OPTOUT_TYPE1, CC_OPTOUT_REGISTER, day(2024, 1, 1), OP), 1);
+    cr_assert_eq(cc_optout_status(reader, &p, day(2024, 2, 1), &mask), 0);
+    cr_assert_eq(mask, CC_OPTOUT_MASK_TYPE1, "the practice sees the change without a restart");
+    cc_optout_detach(reader);
+    cr_assert_eq(cc_db_close(reader_db), 0);
+    teardown(&f);
+}
+
 /* ---- the command line: `carecount optout` ---- */
 
 #define CARECOUNT CC_BIN_DIR "/carecount"
