@@ -848,3 +848,61 @@ Test(stats, tool_compares_each_area_with_a_comparator)
     cr_assert(strstr(out, ",Byars,similar\nC,"), "%s", out);
     cr_assert(strstr(out, ",Byars,significantly lower\n"), "%s", out);
 }
+
+Test(stats, tool_funnel_proportion_marks_rows_as_phe_does)
+{
+    char out[8192];
+    /* testdata_funnel_prop_inputs.csv rows, around its own average
+     * (80.6424478571495%) given as the comparator. */
+    int rc = run_tool("funnel-proportion --multiplier 100 --comparator 80.6424478571495",
+                      "numerator,denominator\n"
+                      "35078.4880000,41980\n"
+                      "30277.5312000,37828\n"
+                      "26789.2380000,33012\n"
+                      "50050.7443000,61921\n",
+                      out, sizeof out);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "numerator,denominator,value,baseline,lower95_0limit,"
+                          "upper95_0limit,lower99_8limit,upper99_8limit,significance\n"),
+              "%s", out);
+    cr_assert(strstr(out, "\n35078.4880000,41980,83.56,80.6424478571,"), "%s", out);
+    cr_assert(strstr(out, ",High (0.001)\n30277.5312000,"), "%s", out);
+    cr_assert(strstr(out, ",Low (0.025)\n26789.2380000,"), "%s", out);
+    cr_assert(strstr(out, ",High (0.025)\n50050.7443000,"), "%s", out);
+    cr_assert(strstr(out, ",Not significant\n"), "%s", out);
+}
+
+Test(stats, tool_funnel_ratio_and_rate_mark_rows_as_phe_does)
+{
+    char out[4096];
+    /* testdata_funnel_ratio_inputs.csv rows */
+    int rc = run_tool("funnel-ratio --columns observed=obs",
+                      "obs,expected\n151,106.4429719\n0,240.6273499\n101,126.2973615\n",
+                      out, sizeof out);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "obs,expected,value,significance\n"), "%s", out);
+    cr_assert(strstr(out, ",High (0.001)\n0,240.6273499,0,Low (0.001)\n101,"), "%s", out);
+    cr_assert(strstr(out, ",Low (0.025)\n"), "%s", out);
+    /* A rate funnel around the rows' own average, 30 per 1000: 50 events
+     * have a 99.8% Byar's lower limit of 30.9 (above the expected 30), 10
+     * an upper limit of 24.2 (below it). */
+    rc = run_tool("funnel-rate --multiplier 1000",
+                  "count,denominator\n10,1000\n50,1000\n", out, sizeof out);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert_str_eq(out, "count,denominator,value,baseline,significance\n"
+                          "10,1000,10,30,Low (0.001)\n"
+                          "50,1000,50,30,High (0.001)\n");
+}
+
+Test(stats, tool_funnel_rejects_impossible_rows)
+{
+    char out[4096];
+    cr_assert_eq(run_tool("funnel-proportion", "numerator,denominator\n5,4\n", out,
+                          sizeof out), 1);
+    cr_assert(strstr(out, "line 2: a proportion needs numerator <= denominator"), "%s",
+              out);
+    cr_assert_eq(run_tool("funnel-rate", "count,denominator\n5,0\n", out, sizeof out), 1);
+    cr_assert(strstr(out, "line 2: a funnel needs"), "%s", out);
+    cr_assert_eq(run_tool("funnel-ratio --confidence 0.9", "observed,expected\n1,1\n",
+                          out, sizeof out), 2);
+}

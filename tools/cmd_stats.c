@@ -30,7 +30,24 @@
 const char cc_cmd_stats_summary[] =
     "confidence intervals for CSV rows: proportion, rate, dsr, isr, mean";
 
-enum method { METHOD_PROPORTION, METHOD_RATE, METHOD_DSR, METHOD_ISR, METHOD_MEAN };
+enum method {
+    METHOD_PROPORTION,
+    METHOD_RATE,
+    METHOD_DSR,
+    METHOD_ISR,
+    METHOD_MEAN,
+    METHOD_FUNNEL_PROPORTION,
+    METHOD_FUNNEL_RATE,
+    METHOD_FUNNEL_RATIO,
+};
+
+/* How a method's output rows relate to its input rows. */
+enum shape {
+    SHAPE_ROWS,   /* one output row per input row, written as read */
+    SHAPE_GROUPS, /* one output row per group, written at the end */
+    SHAPE_FUNNEL, /* one output row per input row, written at the end
+                     because the baseline is the average of all rows */
+};
 
 /* The input columns a method reads, by role; the role is also the default
  * column name. A role marked optional may be absent from the header. */
@@ -38,29 +55,34 @@ enum method { METHOD_PROPORTION, METHOD_RATE, METHOD_DSR, METHOD_ISR, METHOD_MEA
 struct role {
     const char *name;
     int optional;
-    int is_number;
 };
 
 struct method_info {
     const char *name;
     enum method method;
-    int grouped;               /* one output row per group, not per row */
+    enum shape shape;
     double default_multiplier; /* 0: the method takes none */
     struct role roles[MAX_ROLES];
 };
 
 /* Role 0 of a grouped method is its group column. */
 static const struct method_info methods[] = {
-    {"proportion", METHOD_PROPORTION, 0, 1,
-     {{"numerator", 0, 1}, {"denominator", 0, 1}}},
-    {"rate", METHOD_RATE, 0, 100000, {{"count", 0, 1}, {"denominator", 0, 1}}},
-    {"dsr", METHOD_DSR, 1, 100000,
-     {{"area", 1, 0}, {"age_band", 1, 0}, {"count", 0, 1}, {"population", 0, 1},
-      {"standard_population", 1, 1}}},
-    {"isr", METHOD_ISR, 1, 1,
-     {{"area", 1, 0}, {"count", 0, 1}, {"population", 0, 1},
-      {"reference_count", 0, 1}, {"reference_population", 0, 1}}},
-    {"mean", METHOD_MEAN, 1, 0, {{"group", 1, 0}, {"value", 0, 1}}},
+    {"proportion", METHOD_PROPORTION, SHAPE_ROWS, 1,
+     {{"numerator", 0}, {"denominator", 0}}},
+    {"rate", METHOD_RATE, SHAPE_ROWS, 100000, {{"count", 0}, {"denominator", 0}}},
+    {"dsr", METHOD_DSR, SHAPE_GROUPS, 100000,
+     {{"area", 1}, {"age_band", 1}, {"count", 0}, {"population", 0},
+      {"standard_population", 1}}},
+    {"isr", METHOD_ISR, SHAPE_GROUPS, 1,
+     {{"area", 1}, {"count", 0}, {"population", 0}, {"reference_count", 0},
+      {"reference_population", 0}}},
+    {"mean", METHOD_MEAN, SHAPE_GROUPS, 0, {{"group", 1}, {"value", 0}}},
+    {"funnel-proportion", METHOD_FUNNEL_PROPORTION, SHAPE_FUNNEL, 1,
+     {{"numerator", 0}, {"denominator", 0}}},
+    {"funnel-rate", METHOD_FUNNEL_RATE, SHAPE_FUNNEL, 100000,
+     {{"count", 0}, {"denominator", 0}}},
+    {"funnel-ratio", METHOD_FUNNEL_RATIO, SHAPE_FUNNEL, 1,
+     {{"observed", 0}, {"expected", 0}}},
 };
 
 static void usage(FILE *out)
@@ -98,6 +120,16 @@ static void usage(FILE *out)
         "  mean        group (optional), value. Mean with a Student's t interval,\n"
         "              one row per group (group,value_sum,value_count,stdev,...).\n"
         "              At least 2 values per group. No multiplier.\n"
+        "\n"
+        "funnel plots (95%% and 99.8%% limits around the average of all rows, or\n"
+        "around --comparator; each input row comes back with value and\n"
+        "significance: High (0.001), High (0.025), Low (0.001), Low (0.025) or\n"
+        "Not significant):\n"
+        "  funnel-proportion  numerator, denominator; also baseline and the four\n"
+        "              limits at the row's denominator (lower95_0limit, ...).\n"
+        "  funnel-rate count, denominator; also baseline. Multiplier 100000.\n"
+        "  funnel-ratio observed, expected (indirectly standardised ratios\n"
+        "              around 1). Multiplier 1.\n"
         "\n"
         "Rows of a group need not be adjacent; groups are written in order of\n"
         "first appearance. Without the optional group column all rows are one\n"
@@ -243,6 +275,11 @@ static int parse_options(int argc, char **argv, struct options *opt)
     for (int r = 0; r < MAX_ROLES; r++)
         opt->column_names[r] = opt->method->roles[r].name;
     opt->confidence = 0.95;
+    if (confidence && opt->method->shape == SHAPE_FUNNEL) {
+        fprintf(stderr, "carecount stats: funnel limits are always at 95%% and "
+                        "99.8%%; %s takes no --confidence\n", opt->method->name);
+        return CC_EINVAL;
+    }
     if (confidence && parse_confidence(confidence, &opt->confidence) < 0) {
         fprintf(stderr, "carecount stats: --confidence wants a level in (0, 1) "
                         "or a percentage below 100\n");
@@ -261,6 +298,11 @@ static int parse_options(int argc, char **argv, struct options *opt)
         }
     }
     opt->has_comparator = comparator != NULL;
+    if (comparator && opt->method->method == METHOD_FUNNEL_RATIO) {
+        fprintf(stderr, "carecount stats: funnel-ratio is always around 1; it "
+                        "takes no --comparator\n");
+        return CC_EINVAL;
+    }
     if (comparator && parse_number(comparator, &opt->comparator) < 0) {
         fprintf(stderr, "carecount stats: --comparator wants a number\n");
         return CC_EINVAL;
@@ -453,6 +495,14 @@ static void table_free(struct group_table *t)
 
 /* ---- reading ------------------------------------------------------------ */
 
+/* An input row of a funnel method, kept until the baseline is known. */
+struct funnel_row {
+    char *echo;         /* the row's input fields, CSV-encoded */
+    size_t line;
+    double numerator;   /* count or observed */
+    double denominator; /* or expected */
+};
+
 /* The state of one run: the fields of the record being parsed, the header,
  * and what has been computed. */
 struct run {
@@ -467,6 +517,8 @@ struct run {
     size_t n_columns;
     int role_column[MAX_ROLES]; /* index in the header, -1 if absent */
     struct group_table groups;
+    struct funnel_row *funnel_rows;
+    size_t n_funnel_rows, funnel_capacity;
     int rc;              /* first error; later records are ignored */
 };
 
@@ -557,7 +609,7 @@ static int take_header(struct run *run)
                 run->opt->column_names[1], run->opt->column_names[4]);
         return CC_EPARSE;
     }
-    if (!m->grouped) {
+    if (m->shape == SHAPE_ROWS) {
         for (size_t i = 0; i < run->n_columns; i++)
             put_string(run->out, run->header[i], i == 0);
         fputc(',', run->out);
@@ -678,6 +730,8 @@ static int take_group_row(struct run *run)
     return group_add_row(g, numbers);
 }
 
+static int take_funnel_row(struct run *run);
+
 static void on_record(int terminator, void *data)
 {
     struct run *run = data;
@@ -692,12 +746,127 @@ static void on_record(int terminator, void *data)
         snprintf(reason, sizeof reason, "has %zu fields, the header has %zu",
                  run->n_fields, run->n_columns);
         run->rc = fail_line(run, reason);
-    } else if (run->opt->method->grouped)
+    } else if (run->opt->method->shape == SHAPE_GROUPS)
         run->rc = take_group_row(run);
+    else if (run->opt->method->shape == SHAPE_FUNNEL)
+        run->rc = take_funnel_row(run);
     else
         run->rc = take_row_figure(run);
     run->n_fields = 0;
     run->row_used = 0;
+}
+
+/* ---- funnel plots ------------------------------------------------------- */
+
+/* Handles one data record of a funnel method: checks and keeps it. */
+static int take_funnel_row(struct run *run)
+{
+    struct funnel_row row = {NULL, run->line, 0, 0};
+    char *echo = NULL;
+    size_t echo_len = 0;
+    int rc;
+
+    if ((rc = number_for_role(run, 0, &row.numerator)) < 0 ||
+        (rc = number_for_role(run, 1, &row.denominator)) < 0)
+        return rc;
+    if (row.numerator < 0 || row.denominator <= 0)
+        return fail_line(run, "a funnel needs a numerator >= 0 and a denominator > 0");
+    if (run->opt->method->method == METHOD_FUNNEL_PROPORTION &&
+        row.numerator > row.denominator)
+        return fail_line(run, "a proportion needs numerator <= denominator");
+    if (run->n_funnel_rows == run->funnel_capacity) {
+        size_t capacity = run->funnel_capacity ? run->funnel_capacity * 2 : 64;
+        struct funnel_row *grown =
+            realloc(run->funnel_rows, capacity * sizeof *grown);
+        if (!grown)
+            return CC_ENOMEM;
+        run->funnel_rows = grown;
+        run->funnel_capacity = capacity;
+    }
+    FILE *stream = open_memstream(&echo, &echo_len);
+    if (!stream)
+        return CC_ENOMEM;
+    for (size_t i = 0; i < run->n_fields; i++)
+        put_field(stream, field(run, i), strlen(field(run, i)), i == 0);
+    if (fclose(stream) != 0) {
+        free(echo);
+        return CC_ENOMEM;
+    }
+    row.echo = echo;
+    run->funnel_rows[run->n_funnel_rows++] = row;
+    return 0;
+}
+
+/* Writes every kept row with its funnel columns, around the average of all
+ * rows (numerators over denominators) or the --comparator value. */
+static int write_funnel(struct run *run)
+{
+    const struct options *opt = run->opt;
+    enum method method = opt->method->method;
+    double numerators = 0, denominators = 0, baseline = 1;
+
+    for (size_t i = 0; i < run->n_funnel_rows; i++) {
+        numerators += run->funnel_rows[i].numerator;
+        denominators += run->funnel_rows[i].denominator;
+    }
+    if (method != METHOD_FUNNEL_RATIO)
+        baseline = opt->has_comparator ? opt->comparator / opt->multiplier
+                                       : numerators / denominators;
+    if (method == METHOD_FUNNEL_PROPORTION && !(baseline >= 0 && baseline <= 1)) {
+        fprintf(stderr, "carecount stats: the funnel's baseline must be a proportion "
+                        "between 0 and the multiplier\n");
+        return CC_EINVAL;
+    }
+    if (method == METHOD_FUNNEL_RATE && !(baseline > 0)) {
+        fprintf(stderr, "carecount stats: a rate funnel needs a baseline above 0\n");
+        return CC_EINVAL;
+    }
+    for (size_t i = 0; i < run->n_columns; i++)
+        put_string(run->out, run->header[i], i == 0);
+    fprintf(run->out, ",value%s%s,significance\n",
+            method == METHOD_FUNNEL_RATIO ? "" : ",baseline",
+            method == METHOD_FUNNEL_PROPORTION
+                ? ",lower95_0limit,upper95_0limit,lower99_8limit,upper99_8limit"
+                : "");
+    for (size_t i = 0; i < run->n_funnel_rows; i++) {
+        const struct funnel_row *row = &run->funnel_rows[i];
+        enum cc_stats_funnel_significance significance;
+        struct cc_funnel_point two = {0, 0, 0, 0}, three = {0, 0, 0, 0};
+        int rc;
+
+        if (method == METHOD_FUNNEL_PROPORTION) {
+            if ((rc = cc_stats_funnel_proportion(baseline, row->denominator, 0.95,
+                                                 opt->multiplier, &two)) == 0 &&
+                (rc = cc_stats_funnel_proportion(baseline, row->denominator, 0.998,
+                                                 opt->multiplier, &three)) == 0)
+                rc = cc_stats_funnel_significance_proportion(
+                    row->numerator, row->denominator, baseline, &significance);
+        } else {
+            double expected = method == METHOD_FUNNEL_RATE
+                                  ? row->denominator * baseline
+                                  : row->denominator;
+            rc = cc_stats_funnel_significance_poisson(row->numerator, expected,
+                                                      &significance);
+        }
+        if (rc < 0) {
+            fprintf(stderr, "carecount stats: line %zu: %s\n", row->line,
+                    cc_strerror(rc));
+            return rc;
+        }
+        fputs(row->echo, run->out);
+        put_number(run->out, row->numerator / row->denominator * opt->multiplier);
+        if (method != METHOD_FUNNEL_RATIO)
+            put_number(run->out, baseline * opt->multiplier);
+        if (method == METHOD_FUNNEL_PROPORTION) {
+            put_number(run->out, two.lower_limit);
+            put_number(run->out, two.upper_limit);
+            put_number(run->out, three.lower_limit);
+            put_number(run->out, three.upper_limit);
+        }
+        put_string(run->out, cc_stats_funnel_significance_name(significance), 0);
+        fputc('\n', run->out);
+    }
+    return 0;
 }
 
 /* ---- grouped results ---------------------------------------------------- */
@@ -858,7 +1027,7 @@ static int write_groups(struct run *run)
 }
 
 /* Reads all of `in`, writing results to run->out as it goes (row methods)
- * or at the end (grouped methods). */
+ * or at the end (grouped and funnel methods). */
 static int run_stats(struct run *run, FILE *in)
 {
     struct csv_parser parser;
@@ -894,8 +1063,10 @@ static int run_stats(struct run *run, FILE *in)
         rc = CC_EPARSE;
         goto fail;
     }
-    if (run->opt->method->grouped)
+    if (run->opt->method->shape == SHAPE_GROUPS)
         rc = write_groups(run);
+    else if (run->opt->method->shape == SHAPE_FUNNEL)
+        rc = write_funnel(run);
 fail:
     csv_free(&parser);
     return rc;
@@ -921,6 +1092,9 @@ int cc_cmd_stats(int argc, char **argv)
     run.out = stdout;
     rc = run_stats(&run, stdin);
     table_free(&run.groups);
+    for (size_t i = 0; i < run.n_funnel_rows; i++)
+        free(run.funnel_rows[i].echo);
+    free(run.funnel_rows);
     if (run.header)
         for (size_t i = 0; i < run.n_columns; i++)
             free(run.header[i]);
