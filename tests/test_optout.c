@@ -423,11 +423,11 @@ Test(optout, last_sequence_increases_with_each_event)
 {
     struct fixture f;
     setup(&f);
-    uint64_t sequence = 99, previous;
+    uint64_t sequence = 99;
     cr_assert_eq(cc_optout_last_sequence(f.register_, &sequence), 0);
     cr_assert_eq(sequence, 0, "an empty register");
     for (unsigned i = 1; i <= 3; i++) {
-        previous = sequence;
+        uint64_t previous = sequence;
         cr_assert_eq(record(&f, person(i), CC_OPTOUT_TYPE1, CC_OPTOUT_REGISTER, day(2024, 1, 1), OP),
                      1);
         cr_assert_eq(cc_optout_last_sequence(f.register_, &sequence), 0);

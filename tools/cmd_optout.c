@@ -284,16 +284,16 @@ static int print_status(cc_optout *register_, const cc_pseudonym *person, cc_day
     cc_day_format(on, date);
     if (only_type) {
         printf("the patient's %s is %sin force on %s\n", type_name(only_type),
-               mask & CC_OPTOUT_MASK(only_type) ? "" : "not ", date);
+               (mask & CC_OPTOUT_MASK(only_type)) ? "" : "not ", date);
         return 0;
     }
     if (!mask)
         printf("the patient has no opt-out in force on %s\n", date);
     else
         printf("the patient has in force on %s: %s%s%s\n", date,
-               mask & CC_OPTOUT_MASK_TYPE1 ? type_name(CC_OPTOUT_TYPE1) : "",
+               (mask & CC_OPTOUT_MASK_TYPE1) ? type_name(CC_OPTOUT_TYPE1) : "",
                mask == CC_OPTOUT_MASK_ANY ? ", " : "",
-               mask & CC_OPTOUT_MASK_NDOP ? type_name(CC_OPTOUT_NDOP) : "");
+               (mask & CC_OPTOUT_MASK_NDOP) ? type_name(CC_OPTOUT_NDOP) : "");
     return 0;
 }
 
