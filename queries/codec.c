@@ -204,7 +204,7 @@ static int read_name_set(struct decoder *d, const msgpack_object *obj,
 {
     *mask = 0;
     if (obj->type == MSGPACK_OBJECT_STR) {
-        int v, rc = read_name(d, obj, name_of, max, what, &v);
+        int v = 0, rc = read_name(d, obj, name_of, max, what, &v);
         if (!rc)
             *mask = 1u << v;
         return rc;
@@ -216,7 +216,7 @@ static int read_name_set(struct decoder *d, const msgpack_object *obj,
         return fail(d, CC_EPARSE, "empty (leave the key out for any %s)", what);
     for (uint32_t i = 0; i < obj->via.array.size; i++) {
         size_t old = path_index(d, i);
-        int v;
+        int v = 0;
         rc = read_name(d, &obj->via.array.ptr[i], name_of, max, what, &v);
         if (!rc && (*mask & (1u << v)))
             rc = fail(d, CC_EPARSE, "'%s' appears twice", name_of(v));
@@ -316,7 +316,7 @@ static int read_age_bands(struct decoder *d, const msgpack_object *obj,
     dim->n_age_bounds = (uint8_t)obj->via.array.size;
     for (uint32_t i = 0; i < obj->via.array.size; i++) {
         size_t old = path_index(d, i);
-        int64_t v;
+        int64_t v = 0;
         rc = read_int(d, &obj->via.array.ptr[i], 0, 120, &v);
         if (rc)
             return rc;
@@ -331,7 +331,7 @@ static int read_dimension_field(struct decoder *d, void *target, int key,
 {
     struct cc_query_dimension *dim = target;
     if (key == 0) {
-        int kind, rc = read_name(d, value, cc_query_dimension_name, CC_DIM_MONTH, "dimension",
+        int kind = 0, rc = read_name(d, value, cc_query_dimension_name, CC_DIM_MONTH, "dimension",
                                  &kind);
         dim->kind = (uint8_t)kind;
         return rc;
@@ -345,7 +345,7 @@ static int read_dimension(struct decoder *d, const msgpack_object *obj,
     static const char *const keys[] = {"name", "bands"};
     int rc;
     if (obj->type == MSGPACK_OBJECT_STR) {
-        int kind;
+        int kind = 0;
         rc = read_name(d, obj, cc_query_dimension_name, CC_DIM_MONTH, "dimension", &kind);
         dim->kind = (uint8_t)kind;
     } else {
@@ -395,7 +395,7 @@ static int read_anchor_field(struct decoder *d, void *target, int key,
                              const msgpack_object *value)
 {
     struct cc_query_anchor *anchor = target;
-    int64_t v;
+    int64_t v = 0;
     int64_t max_days = d->limits->max_anchor_days;
     int rc;
     switch (key) {
@@ -418,8 +418,8 @@ static int read_condition_field(struct decoder *d, void *target, int key,
                                  const msgpack_object *value)
 {
     struct cc_query_condition *condition = target;
-    int rc, v;
-    uint32_t mask;
+    int rc, v = 0;
+    uint32_t mask = 0;
     switch (key) {
     case 0: { /* codes */
         rc = want(d, value, MSGPACK_OBJECT_ARRAY, "an array of codes");
@@ -525,7 +525,7 @@ static int read_areas_field(struct decoder *d, void *target, int key,
                             const msgpack_object *value)
 {
     struct cc_query_areas *areas = target;
-    int rc, v;
+    int rc, v = 0;
     if (key == 0) {
         rc = read_name(d, value, cc_query_area_level_name, CC_AREA_NATION, "area level", &v);
         if (!rc && v != CC_AREA_LAD && v != CC_AREA_ICB && v != CC_AREA_REGION)
@@ -570,7 +570,7 @@ static int read_areas_field(struct decoder *d, void *target, int key,
 static int read_age_field(struct decoder *d, void *target, int key, const msgpack_object *value)
 {
     struct cc_query_age_range *age = target;
-    int64_t v;
+    int64_t v = 0;
     int rc = read_int(d, value, 0, 120, &v);
     if (key == 0)
         age->min_years = (uint8_t)v;
@@ -584,7 +584,7 @@ static int read_filters_field(struct decoder *d, void *target, int key,
 {
     struct cc_query_filters *filters = target;
     int rc;
-    uint32_t mask;
+    uint32_t mask = 0;
     switch (key) {
     case 0: { /* conditions */
         rc = want(d, value, MSGPACK_OBJECT_ARRAY, "an array of conditions");
@@ -651,8 +651,8 @@ static int read_query_field(struct decoder *d, void *target, int key,
                             const msgpack_object *value)
 {
     struct cc_query *query = target;
-    int rc, v;
-    int64_t n;
+    int rc, v = 0;
+    int64_t n = 0;
     switch (key) {
     case 0: /* v */
         if (value->type == MSGPACK_OBJECT_POSITIVE_INTEGER && value->via.u64 != CC_QUERY_VERSION)
@@ -803,7 +803,7 @@ static uint64_t read_be(const unsigned char *p, size_t n)
 static int skim_msgpack(const unsigned char *data, size_t len, uint32_t max_depth,
                         struct decoder *d)
 {
-    uint64_t pending[64]; /* elements left to read in each open container */
+    uint64_t pending[64] = {0}; /* elements left to read in each open container */
     uint32_t depth = 0;
     size_t at = 0;
     uint64_t objects_left = 1;

@@ -480,7 +480,8 @@ int cc_codelists_load_dir(cc_codelists *codelists, const char *dir, char *errbuf
         }
         n_names++;
     }
-    qsort(names, n_names, sizeof *names, compare_strings);
+    if (n_names)
+        qsort(names, n_names, sizeof *names, compare_strings);
     for (size_t i = 0; i < n_names; i++) {
         char stem[CC_CODELIST_NAME_BYTES + 16];
         size_t len = strlen(names[i]) - 4;
