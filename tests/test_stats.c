@@ -906,3 +906,14 @@ Test(stats, tool_funnel_rejects_impossible_rows)
     cr_assert_eq(run_tool("funnel-ratio --confidence 0.9", "observed,expected\n1,1\n",
                           out, sizeof out), 2);
 }
+
+Test(stats, tool_reads_spreadsheet_csv_with_byte_order_mark_and_crlf)
+{
+    char out[4096];
+    int rc = run_tool("funnel-ratio", "\xEF\xBB\xBFobserved,expected\r\n8,6.239860227\r\n",
+                      out, sizeof out);
+    cr_assert_eq(rc, 0, "%s", out);
+    /* testdata_funnel_ratio_inputs.csv row 2 */
+    cr_assert_str_eq(out, "observed,expected,value,significance\n"
+                          "8,6.239860227,1.28208000003,Not significant\n");
+}

@@ -580,9 +580,14 @@ static int take_header(struct run *run)
     if (!(run->header = calloc(run->n_fields, sizeof *run->header)))
         return CC_ENOMEM;
     run->n_columns = run->n_fields;
-    for (size_t i = 0; i < run->n_fields; i++)
-        if (!(run->header[i] = strdup(field(run, i))))
+    for (size_t i = 0; i < run->n_fields; i++) {
+        const char *name = field(run, i);
+        /* Spreadsheets often begin a CSV file with a UTF-8 byte order mark. */
+        if (i == 0 && !strncmp(name, "\xEF\xBB\xBF", 3))
+            name += 3;
+        if (!(run->header[i] = strdup(name)))
             return CC_ENOMEM;
+    }
     for (int r = 0; r < MAX_ROLES; r++) {
         run->role_column[r] = -1;
         if (!m->roles[r].name)
@@ -654,7 +659,7 @@ static int take_row_figure(struct run *run)
 {
     const struct options *opt = run->opt;
     double numerator, denominator;
-    struct cc_interval ci;
+    struct cc_interval ci = {0};
     char statistic[64];
     int rc;
 
@@ -893,7 +898,7 @@ static int write_dsr(struct run *run, const struct group *g)
     const struct options *opt = run->opt;
     double *counts = NULL, *populations = NULL, *weights = NULL;
     double total_count = 0, total_population = 0;
-    struct cc_interval ci;
+    struct cc_interval ci = {0};
     char statistic[64];
     int rc = CC_ENOMEM;
 
@@ -939,7 +944,7 @@ static int write_isr(struct run *run, const struct group *g)
     const struct options *opt = run->opt;
     double *populations = NULL, *reference_counts = NULL, *reference_populations = NULL;
     double observed = 0, expected;
-    struct cc_interval ci;
+    struct cc_interval ci = {0};
     char statistic[80];
     int rc = CC_ENOMEM;
 
@@ -978,7 +983,7 @@ fail:
 static int write_mean(struct run *run, const struct group *g)
 {
     double *values = NULL, sum = 0, sd;
-    struct cc_interval ci;
+    struct cc_interval ci = {0};
     int rc = CC_ENOMEM;
 
     if (!(values = group_column(g, 0)))
@@ -1005,7 +1010,6 @@ fail:
 static int write_groups(struct run *run)
 {
     const struct method_info *m = run->opt->method;
-    int rc;
 
     if (run->role_column[0] >= 0)
         put_group_name(run->out, 1, run->header[run->role_column[0]]);
@@ -1017,7 +1021,7 @@ static int write_groups(struct run *run)
     put_interval_header(run->out, run->opt);
     for (size_t i = 0; i < run->groups.n_groups; i++) {
         const struct group *g = &run->groups.groups[i];
-        rc = m->method == METHOD_DSR   ? write_dsr(run, g)
+        int rc = m->method == METHOD_DSR   ? write_dsr(run, g)
              : m->method == METHOD_ISR ? write_isr(run, g)
                                        : write_mean(run, g);
         if (rc < 0)
