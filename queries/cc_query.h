@@ -371,7 +371,8 @@ uint64_t cc_query_n_cells(const struct cc_query *query, const struct cc_query_ex
  * every area code exists at its level (fills filters.areas.index), every
  * codelist name is in the registry and its system agrees with the one the
  * condition gives, if any (fills codelist_ref). codelists may be NULL when
- * the query names none. Returns 0, CC_ENOTFOUND (unknown area or codelist)
+ * the query names none; columns may be NULL to check the codelists only
+ * (the client, which has no store), leaving the areas unresolved. Returns 0, CC_ENOTFOUND (unknown area or codelist)
  * or CC_EINVAL (a codelist of the wrong system), or CC_ENOMEM.
  */
 int cc_query_bind(struct cc_query *query, const struct cc_store_columns *columns,

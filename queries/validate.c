@@ -587,7 +587,7 @@ int cc_query_bind(struct cc_query *query, const struct cc_store_columns *columns
     struct cc_query_filters *f = &query->filters;
     if (errbuf && errlen)
         errbuf[0] = '\0';
-    if (f->areas.n_codes) {
+    if (f->areas.n_codes && columns) {
         const char(*table)[CC_AREA_CODE_BYTES];
         uint32_t n_table;
         switch (f->areas.level) {

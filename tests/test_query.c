@@ -558,3 +558,27 @@ Test(check, writes_canonical_msgpack_on_request)
     cr_assert_eq(q->measure, CC_MEASURE_PERSONS);
     cc_query_free(q);
 }
+
+Test(check, checks_codelist_names_against_a_directory)
+{
+    char dir[] = "/tmp/cc_check_lists_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/asthma.csv", dir);
+    FILE *file = fopen(path, "w");
+    cr_assert_not_null(file);
+    fputs("code,term\n195967001,Asthma\n", file);
+    fclose(file);
+    char args[128], out[1024];
+    snprintf(args, sizeof args, "--codelists %s -", dir);
+    int status = run_check(args, PERSONS "\"filters\":{\"conditions\":[{\"codelist\":\"asthma\"}]}}",
+                           out, sizeof out);
+    cr_assert_eq(status, 0, "%s", out);
+    status = run_check(args, PERSONS "\"filters\":{\"conditions\":[{\"codelist\":\"copd\"}]}}", out,
+                       sizeof out);
+    cr_assert_eq(status, 1);
+    cr_assert_str_eq(out, "carecount check: filters.conditions[0].codelist: unknown codelist "
+                          "'copd'\n");
+    remove(path);
+    rmdir(dir);
+}

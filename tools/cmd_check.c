@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cc_codelist.h"
 #include "cc_error.h"
 #include "cc_query.h"
 
@@ -25,13 +26,15 @@ const char cc_cmd_check_summary[] = "check a query (JSON) and print its canonica
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: carecount check [--msgpack] FILE.json|-\n"
+            "usage: carecount check [--msgpack] [--codelists DIR] FILE.json|-\n"
             "       carecount check --limits\n"
             "\n"
             "Checks a query written as JSON (see docs/query-model.md) with the\n"
             "same decoder and validation the server uses, and prints its\n"
             "canonical JSON form; with --msgpack, writes the canonical msgpack\n"
             "bytes instead. On an error, prints `FIELD: REASON` and exits 1.\n"
+            "--codelists DIR also checks that every codelist the query names is\n"
+            "one of DIR's NAME.csv files (as the server loads them).\n"
             "--limits prints the limits a query must keep to.\n");
 }
 
@@ -87,7 +90,7 @@ fail:
 int cc_cmd_check(int argc, char **argv)
 {
     bool as_msgpack = false, show_limits = false;
-    const char *path = NULL;
+    const char *path = NULL, *codelist_dir = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -96,6 +99,8 @@ int cc_cmd_check(int argc, char **argv)
             as_msgpack = true;
         } else if (!strcmp(argv[i], "--limits")) {
             show_limits = true;
+        } else if (!strcmp(argv[i], "--codelists") && i + 1 < argc) {
+            codelist_dir = argv[++i];
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
             fprintf(stderr, "carecount check: unknown option '%s' (try --help)\n", argv[i]);
             return 2;
@@ -120,7 +125,8 @@ int cc_cmd_check(int argc, char **argv)
     char *text = NULL, *bytes = NULL, *json = NULL;
     size_t len = 0, n_bytes = 0;
     struct cc_query *query = NULL;
-    char errbuf[512];
+    cc_codelists *codelists = NULL;
+    char errbuf[512] = "";
     int status = 1;
     int rc = read_input(path, limits.max_query_bytes, &text, &len);
     if (rc) {
@@ -128,9 +134,21 @@ int cc_cmd_check(int argc, char **argv)
                 rc == CC_EIO ? strerror(errno) : cc_strerror(rc));
         goto fail;
     }
+    if (codelist_dir) {
+        rc = cc_codelists_new(&codelists);
+        if (!rc)
+            rc = cc_codelists_load_dir(codelists, codelist_dir, errbuf, sizeof errbuf);
+        if (rc) {
+            fprintf(stderr, "carecount check: %s\n", errbuf[0] ? errbuf : cc_strerror(rc));
+            goto fail;
+        }
+    }
+    errbuf[0] = '\0';
     rc = cc_query_decode_json(text, len, &limits, &query, errbuf, sizeof errbuf);
     if (!rc)
         rc = cc_query_validate(query, &limits, NULL, errbuf, sizeof errbuf);
+    if (!rc && codelists)
+        rc = cc_query_bind(query, NULL, codelists, errbuf, sizeof errbuf);
     if (rc) {
         fprintf(stderr, "carecount check: %s\n", errbuf[0] ? errbuf : cc_strerror(rc));
         goto fail;
@@ -155,6 +173,7 @@ fail:
     free(json);
     free(bytes);
     cc_query_free(query);
+    cc_codelists_free(codelists);
     free(text);
     return status;
 }
