@@ -180,12 +180,15 @@ static uint64_t next_capacity(uint64_t capacity, uint64_t need)
     return grown < need ? need : grown;
 }
 
+static void refresh_view(cc_store_builder *b);
+
 static int reserve_persons(cc_store_builder *b, uint64_t need)
 {
     if (need <= b->person_cap)
         return 0;
     if (need > UINT32_MAX)
         return CC_ETOOBIG;
+    int rc = 0;
     uint64_t cap = next_capacity(b->person_cap, need);
     if (cap > UINT32_MAX)
         cap = UINT32_MAX;
@@ -194,9 +197,11 @@ static int reserve_persons(cc_store_builder *b, uint64_t need)
         grow_array(&b->person_dob, cap, 2) || grow_array(&b->person_lsoa, cap, 2) ||
         grow_array(&b->person_practice, cap, 2) || grow_array(&b->person_sex, cap, 1) ||
         grow_array(&b->person_record_key, cap, 4))
-        return CC_ENOMEM;
-    b->person_cap = (uint32_t)cap;
-    return 0;
+        rc = CC_ENOMEM;
+    else
+        b->person_cap = (uint32_t)cap;
+    refresh_view(b); /* the arrays may have moved, even on failure */
+    return rc;
 }
 
 static int reserve_records(cc_store_builder *b, uint64_t need)
@@ -205,13 +210,16 @@ static int reserve_records(cc_store_builder *b, uint64_t need)
         return 0;
     if (need > UINT32_MAX)
         return CC_ETOOBIG; /* postings hold 32-bit record indices */
+    int rc = 0;
     uint64_t cap = next_capacity(b->record_cap, need);
     if (grow_array(&b->record_person, cap, 4) || grow_array(&b->record_date, cap, 2) ||
         grow_array(&b->record_flags, cap, 1) || grow_array(&b->record_setting, cap, 1) ||
         grow_array(&b->record_n_codes, cap, 1))
-        return CC_ENOMEM;
-    b->record_cap = cap;
-    return 0;
+        rc = CC_ENOMEM;
+    else
+        b->record_cap = cap;
+    refresh_view(b); /* the arrays may have moved, even on failure */
+    return rc;
 }
 
 static int reserve_occurrences(cc_store_builder *b, uint64_t need)
@@ -333,8 +341,10 @@ static int64_t intern_code(cc_store_builder *b, uint8_t system, const char *text
         uint64_t cap = next_capacity(b->code_cap, (uint64_t)b->n_codes + 1);
         if (cap > UINT32_MAX - 1)
             cap = UINT32_MAX - 1;
-        if (grow_array(&b->code_system, cap, 1) ||
-            grow_array(&b->code_text, cap, CC_CODE_TEXT_BYTES))
+        int grown = grow_array(&b->code_system, cap, 1) == 0 &&
+                    grow_array(&b->code_text, cap, CC_CODE_TEXT_BYTES) == 0;
+        refresh_view(b); /* the arrays may have moved, even on failure */
+        if (!grown)
             return CC_ENOMEM;
         b->code_cap = (uint32_t)cap;
     }
@@ -390,7 +400,7 @@ int64_t cc_store_builder_person(cc_store_builder *b, const struct cc_person_inpu
     b->person_lsoa[index] = p->lsoa;
     b->person_practice[index] = p->practice;
     b->person_record_key[index] = p->record_key;
-    refresh_view(b);
+    b->view.n_persons = b->n_persons; /* pointers change only when arrays grow */
     return index;
 }
 
@@ -444,7 +454,8 @@ int cc_store_builder_record(cc_store_builder *b, uint32_t person, uint8_t settin
     b->record_setting[r] = setting;
     b->record_n_codes[r] = (uint8_t)kept;
     b->n_occurrences += kept;
-    refresh_view(b);
+    b->view.n_records = b->n_records;
+    b->view.n_codes = b->n_codes;
     return 0;
 }
 
@@ -997,86 +1008,36 @@ static int finish_codes(cc_store_builder *b, struct cc_store *s, uint32_t **rank
     return 0;
 }
 
-/* How far ahead the gather loops prefetch: enough loads in flight to hide
- * memory latency when the permutation is random (records arrive in feed
- * order, not person order). */
-#define PREFETCH_AHEAD 32
 
-/* Sorts keys (and, if values is not NULL, their values with them) by bits
- * [low_bit, high_bit) of the key, stably, with an LSD radix sort on 11-bit
- * digits: each pass reads the arrays in order and writes to 2048 sequential
- * streams, so it runs at memory bandwidth, not latency. A pass whose digit
- * is the same for every key is skipped. On success *keys (and *values)
- * point at the sorted arrays; the arrays passed in were reused or freed. */
-#define RADIX_BITS 11
-static int radix_sort(uint64_t **keys, uint32_t **values, uint64_t n, int low_bit,
-                      int high_bit)
+/* The number of bits needed to hold values below n. */
+static int bits_for(uint64_t n)
 {
-    uint64_t *key_in = *keys, *key_out = malloc((n ? n : 1) * sizeof *key_out);
-    uint32_t *value_in = values ? *values : NULL, *value_out = NULL;
-    uint64_t *count = malloc(((size_t)1 << RADIX_BITS) * sizeof *count);
-    if (values)
-        value_out = malloc((n ? n : 1) * sizeof *value_out);
-    if (!key_out || !count || (values && !value_out)) {
-        free(key_out);
-        free(value_out);
-        free(count);
-        return CC_ENOMEM;
-    }
-    const uint64_t mask = ((uint64_t)1 << RADIX_BITS) - 1;
-    for (int shift = low_bit; shift < high_bit; shift += RADIX_BITS) {
-        memset(count, 0, ((size_t)1 << RADIX_BITS) * sizeof *count);
-        for (uint64_t i = 0; i < n; i++)
-            count[(key_in[i] >> shift) & mask]++;
-        if (n == 0 || count[(key_in[0] >> shift) & mask] == n)
-            continue; /* every key has this digit: the pass would copy */
-        uint64_t sum = 0;
-        for (uint64_t d = 0; d <= mask; d++) {
-            uint64_t c = count[d];
-            count[d] = sum;
-            sum += c;
-        }
-        if (values)
-            for (uint64_t i = 0; i < n; i++) {
-                uint64_t at = count[(key_in[i] >> shift) & mask]++;
-                key_out[at] = key_in[i];
-                value_out[at] = value_in[i];
-            }
-        else
-            for (uint64_t i = 0; i < n; i++)
-                key_out[count[(key_in[i] >> shift) & mask]++] = key_in[i];
-        uint64_t *key_swap = key_in;
-        key_in = key_out;
-        key_out = key_swap;
-        uint32_t *value_swap = value_in;
-        value_in = value_out;
-        value_out = value_swap;
-    }
-    free(key_out);
-    free(value_out);
-    free(count);
-    *keys = key_in;
-    if (values)
-        *values = value_in;
-    return 0;
+    int bits = 0;
+    while (bits < 64 && (n - (n > 0)) >> bits)
+        bits++;
+    return bits;
 }
 
-/* Orders the kept records by (setting, person, date). Fills *order_out
- * (order[new] = builder record index) and the records.person and
- * records.date sections of s; the caller frees order.
+/* Orders the kept records by (setting, person, date) and fills the
+ * records.person, records.date and records.flags sections of s. Sets
+ * *new_index_out[j] to the new index of the j-th kept record in builder
+ * order (the caller frees it).
  *
  * Each kept record gets the key ((setting - 1) * n_persons + person) << 16 |
- * date; a stable radix sort of (key, record index) then gives the order,
- * with append order kept among equal keys, and person and date come back
- * out of the sorted keys without touching the builder's columns again. */
-static int order_records(cc_store_builder *b, struct cc_store *s, uint32_t **order_out)
+ * date, with its flags riding in the top byte; a stable radix sort of (key,
+ * builder index) gives the order, with append order kept among equal keys,
+ * and person, date and flags come back out of the sorted keys. A second
+ * radix sort, of the builder indices, inverts the permutation, so the
+ * postings can be built in one sequential pass over the builder's side
+ * array instead of by random reads. */
+static int order_records(cc_store_builder *b, struct cc_store *s, uint32_t **new_index_out)
 {
     struct store_counts *counts = &s->counts;
     uint64_t n = b->n_records, n_kept = 0;
-    uint64_t *keys = malloc((n ? n : 1) * sizeof *keys);
-    uint32_t *order = malloc((n ? n : 1) * sizeof *order);
+    uint64_t *keys = store_alloc(n * sizeof *keys);
+    uint32_t *values = store_alloc(n * sizeof *values);
     int rc = CC_ENOMEM;
-    if (!keys || !order)
+    if (!keys || !values)
         goto fail;
     uint64_t per_setting[4] = {0};
     for (uint64_t r = 0; r < n; r++) {
@@ -1084,14 +1045,12 @@ static int order_records(cc_store_builder *b, struct cc_store *s, uint32_t **ord
         if (!setting)
             continue; /* dropped */
         per_setting[setting]++;
-        keys[n_kept] = ((uint64_t)(setting - 1) * b->n_persons + b->record_person[r]) << 16 |
+        keys[n_kept] = (uint64_t)b->record_flags[r] << 56 |
+                       ((uint64_t)(setting - 1) * b->n_persons + b->record_person[r]) << 16 |
                        b->record_date[r];
-        order[n_kept++] = (uint32_t)r;
+        values[n_kept++] = (uint32_t)r;
     }
-    int key_bits = 16;
-    while (key_bits < 64 && ((uint64_t)3 * b->n_persons) >> (key_bits - 16))
-        key_bits++;
-    if ((rc = radix_sort(&keys, &order, n_kept, 0, key_bits)))
+    if ((rc = store_radix_sort(&keys, &values, n_kept, 0, 16 + bits_for(3 * (uint64_t)b->n_persons))))
         goto fail;
     rc = CC_ENOMEM;
     counts->n_records = n_kept;
@@ -1100,24 +1059,34 @@ static int order_records(cc_store_builder *b, struct cc_store *s, uint32_t **ord
         counts->setting_first[setting + 1] = counts->setting_first[setting] + per_setting[setting];
     uint16_t *date = store_alloc_zeroed(n_kept * 2);
     uint32_t *person = store_alloc_zeroed(n_kept * 4);
+    uint8_t *flags = store_alloc_zeroed(n_kept);
     s->section[STORE_SECTION_RECORD_DATE] = date;
     s->section[STORE_SECTION_RECORD_PERSON] = person;
-    if (!date || !person)
+    s->section[STORE_SECTION_RECORD_FLAGS] = flags;
+    if (!date || !person || !flags)
         goto fail;
     for (uint64_t i = 0; i < n_kept; i++) {
         date[i] = (uint16_t)keys[i];
-        person[i] = (uint32_t)((keys[i] >> 16) % b->n_persons);
+        person[i] = (uint32_t)(((keys[i] >> 16) & (((uint64_t)1 << 40) - 1)) % b->n_persons);
+        flags[i] = (uint8_t)(keys[i] >> 56);
+        /* now invert: key = builder index, value = new index */
+        keys[i] = values[i];
+        values[i] = (uint32_t)i;
     }
+    if ((rc = store_radix_sort(&keys, &values, n_kept, 0, bits_for(n))))
+        goto fail;
     free(b->record_date);
     b->record_date = NULL;
     free(b->record_person);
     b->record_person = NULL;
-    *order_out = order;
-    order = NULL;
+    free(b->record_flags);
+    b->record_flags = NULL;
+    *new_index_out = values;
+    values = NULL;
     rc = 0;
 fail:
     free(keys);
-    free(order);
+    free(values);
     return rc;
 }
 
@@ -1135,7 +1104,7 @@ static void *take_column(void **column, uint64_t bytes)
 int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
 {
     struct cc_store *s = calloc(1, sizeof *s);
-    uint32_t *code_rank = NULL, *order = NULL, *occurrence_start = NULL;
+    uint32_t *code_rank = NULL, *new_index = NULL;
     uint64_t *code_first = NULL, *postings = NULL;
     int rc = CC_ENOMEM;
     *out = NULL;
@@ -1154,21 +1123,21 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
                 b->record_setting[r] = 0;
 
     if ((rc = finish_practices(b, s)) || (rc = finish_codes(b, s, &code_rank)) ||
-        (rc = order_records(b, s, &order)))
+        (rc = order_records(b, s, &new_index)))
         goto fail;
 
-    /* where each builder record's codes start in the side array */
+    /* count postings per code in one sequential pass over the side array */
     rc = CC_ENOMEM;
-    if (!(occurrence_start = malloc((b->n_records ? b->n_records : 1) * sizeof(uint32_t))))
-        goto fail;
     uint32_t n_codes = b->n_codes;
+    if (n_codes >= (1u << 24)) {
+        rc = CC_ETOOBIG; /* the posting sort key holds 24 bits of code id */
+        goto fail;
+    }
     if (!(code_first = calloc((size_t)n_codes + 1, sizeof *code_first)))
         goto fail;
     s->section[STORE_SECTION_CODE_FIRST] = code_first;
-    /* count postings per code in one sequential pass over the side array */
-    uint32_t at = 0;
+    uint64_t at = 0;
     for (uint64_t r = 0; r < b->n_records; r++) {
-        occurrence_start[r] = at;
         if (b->record_setting[r])
             for (uint32_t k = 0; k < b->record_n_codes[r]; k++)
                 code_first[code_rank[b->occurrence_code[at + k]] + 1]++;
@@ -1178,45 +1147,30 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
         code_first[c + 1] += code_first[c];
     uint64_t n_postings = s->counts.n_postings = code_first[n_codes];
 
-    /* One posting per (code, record): (code << 40 | role << 32 | new record
-     * index), emitted visiting records in their new order, so a stable sort
-     * on the code bits leaves each list in ascending record order (codes are
-     * already unique within a record). The reads follow a random
-     * permutation, so they are prefetched in two stages: the record's fields
-     * first, then the codes they point to. */
-    if (n_codes >= (1u << 24)) {
-        rc = CC_ETOOBIG;
+    /* One key per posting, code << 40 | new record index << 8 | role,
+     * emitted in builder order (sequential reads), then radix-sorted on the
+     * record bits and then, stably, on the code bits: each code's list comes
+     * out in ascending record order (codes are already unique within a
+     * record). */
+    if (!(postings = store_alloc(n_postings * sizeof *postings)))
         goto fail;
+    uint64_t emitted = 0, kept = 0;
+    at = 0;
+    for (uint64_t r = 0; r < b->n_records; r++) {
+        uint32_t n_here = b->record_n_codes[r];
+        if (b->record_setting[r]) {
+            uint64_t i = new_index[kept++];
+            for (uint32_t k = 0; k < n_here; k++)
+                postings[emitted++] = (uint64_t)code_rank[b->occurrence_code[at + k]] << 40 |
+                                      i << 8 | b->occurrence_role[at + k];
+        }
+        at += n_here;
     }
+    free(new_index);
+    new_index = NULL;
     uint64_t n_kept = s->counts.n_records;
-    uint8_t *flags = store_alloc_zeroed(n_kept);
-    s->section[STORE_SECTION_RECORD_FLAGS] = flags;
-    if (!flags || !(postings = malloc((n_postings ? n_postings : 1) * sizeof *postings)))
-        goto fail;
-    uint64_t emitted = 0;
-    for (uint64_t i = 0; i < n_kept; i++) {
-        if (i + 2 * PREFETCH_AHEAD < n_kept) {
-            uint32_t ahead = order[i + 2 * PREFETCH_AHEAD];
-            __builtin_prefetch(&occurrence_start[ahead]);
-            __builtin_prefetch(&b->record_n_codes[ahead]);
-            __builtin_prefetch(&b->record_flags[ahead]);
-        }
-        if (i + PREFETCH_AHEAD < n_kept) {
-            uint32_t ahead = occurrence_start[order[i + PREFETCH_AHEAD]];
-            __builtin_prefetch(&b->occurrence_code[ahead]);
-            __builtin_prefetch(&b->occurrence_role[ahead]);
-        }
-        uint32_t r = order[i];
-        flags[i] = b->record_flags[r];
-        for (uint32_t k = 0; k < b->record_n_codes[r]; k++) {
-            uint32_t slot = occurrence_start[r] + k;
-            postings[emitted++] = (uint64_t)code_rank[b->occurrence_code[slot]] << 40 |
-                                  (uint64_t)b->occurrence_role[slot] << 32 | i;
-        }
-    }
-    free(occurrence_start);
-    occurrence_start = NULL;
-    if ((rc = radix_sort(&postings, NULL, n_postings, 40, 64)))
+    if ((rc = store_radix_sort(&postings, NULL, n_postings, 8, 8 + bits_for(n_kept))) ||
+        (rc = store_radix_sort(&postings, NULL, n_postings, 40, 40 + bits_for(n_codes))))
         goto fail;
     rc = CC_ENOMEM;
     uint32_t *posting_records = store_alloc_zeroed(n_postings * 4);
@@ -1226,8 +1180,8 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
     if (!posting_records || !posting_role)
         goto fail;
     for (uint64_t k = 0; k < n_postings; k++) {
-        posting_records[k] = (uint32_t)postings[k];
-        posting_role[k] = (uint8_t)(postings[k] >> 32);
+        posting_records[k] = (uint32_t)(postings[k] >> 8);
+        posting_role[k] = (uint8_t)postings[k];
     }
     free(postings);
     postings = NULL;
@@ -1275,8 +1229,7 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
     rc = 0;
 fail:
     free(code_rank);
-    free(order);
-    free(occurrence_start);
+    free(new_index);
     free(postings);
     cc_store_free(s);
     cc_store_builder_free(b);

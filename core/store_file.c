@@ -312,7 +312,7 @@ fail:
 static int read_section(int fd, const struct table_entry *e, int section, void **out,
                         char *errbuf, size_t errlen)
 {
-    uint8_t *data = store_alloc_zeroed(e->length);
+    uint8_t *data = store_alloc(e->length); /* every byte is read into */
     if (!data)
         return CC_ENOMEM;
     crypto_generichash_state state;

@@ -91,6 +91,10 @@ uint64_t store_section_bytes(const struct store_counts *counts, int section);
  * copies the counts into the view. */
 void store_bind_columns(struct cc_store *store);
 
+/* Allocates at least max(bytes, 1) bytes, uninitialised, on huge pages when
+ * large; NULL on failure. The caller frees with free(). */
+void *store_alloc(uint64_t bytes);
+
 /* Allocates at least max(bytes, 1) bytes, zeroed; NULL on failure or if
  * bytes does not fit in size_t. The caller frees with free(). */
 void *store_alloc_zeroed(uint64_t bytes);
@@ -105,6 +109,11 @@ int store_sort_persons_by_pseudonym(uint32_t *idx, uint32_t n, const cc_pseudony
 /* The LSOA of a canonical postcode in sorted key/LSOA arrays, or -1. */
 int32_t store_postcode_search(const uint64_t *keys, const uint16_t *lsoa, uint32_t n,
                               const char *canonical, size_t len);
+
+/* Sorts keys (and values with them, unless values is NULL) stably by bits
+ * [low_bit, high_bit) of the key; *keys and *values are replaced by the
+ * sorted arrays (the old ones are reused or freed). 0 or CC_ENOMEM. */
+int store_radix_sort(uint64_t **keys, uint32_t **values, uint64_t n, int low_bit, int high_bit);
 
 /* Writes a formatted reason into errbuf (if any) and returns CC_ECORRUPT. */
 int store_corrupt(char *errbuf, size_t errlen, const char *fmt, ...)

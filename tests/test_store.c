@@ -866,3 +866,26 @@ Test(store, many_persons_and_records_sort_and_index_correctly)
     cr_assert_eq(cc_store_validate(s, reason, sizeof reason), 0, "%s", reason);
     cc_store_free(s);
 }
+
+Test(store, persons_sharing_a_pseudonym_prefix_are_found_by_all_bytes)
+{
+    /* 40 pseudonyms equal in their first 8 bytes, added in descending
+     * order, so the index must be finished on the last 8 bytes */
+    cc_store_builder *b;
+    cr_assert_eq(cc_store_builder_new(NULL, &b), 0);
+    for (int i = 0; i < 40; i++) {
+        struct cc_person_input p = person_input(0x42, UINT16_MAX, UINT16_MAX);
+        p.pseudonym.bytes[15] = (uint8_t)(200 - i);
+        p.pseudonym.bytes[9] = (uint8_t)(i % 3);
+        cr_assert_eq(cc_store_builder_person(b, &p), i);
+    }
+    cc_store *s;
+    cr_assert_eq(cc_store_builder_finish(b, &s), 0);
+    const struct cc_store_columns *v = cc_store_columns(s);
+    for (uint32_t i = 0; i < 40; i++)
+        cr_assert_eq(cc_store_find_person(s, &v->person_pseudonym[i]), i);
+    cc_pseudonym absent = v->person_pseudonym[0];
+    absent.bytes[15] = 7;
+    cr_assert_eq(cc_store_find_person(s, &absent), -1);
+    cc_store_free(s);
+}
