@@ -19,6 +19,7 @@
 #include "cc_date.h"
 #include "cc_error.h"
 #include "cc_gen.h"
+#include "cc_validate.h"
 
 #define N_PATIENTS 10000
 #define MAX_FIELDS 32
@@ -756,4 +757,88 @@ Test(generate, rejects_patient_counts_out_of_range)
     cr_assert_eq(cc_gen_run(&opts, NULL), CC_EINVAL);
     struct stat st;
     cr_assert_neq(stat(opts.out_dir, &st), 0, "nothing is created for a refused run");
+}
+
+/* Counts the rows of a generated file that ingest's field validators would
+ * reject (any field failing), using core/cc_validate.h. */
+static int rejected_rows(const char *dir, const char *name)
+{
+    struct table t = read_table(dir, name);
+    cc_day today = cc_day_today();
+    int n_rejected = 0;
+    for (int i = 0; i < t.n_rows; i++) {
+        int bad = 0;
+        cc_day admitted = -1;
+        for (int j = 0; j < t.n_columns; j++) {
+            const char *h = t.header[j], *v = t.rows[i][j];
+            size_t len = strlen(v);
+            char text[64], digits[CC_NHS_NUMBER_DIGITS];
+            size_t out_len;
+            uint8_t sex;
+            int type;
+            cc_day day;
+            if (!strcmp(h, "nhs_number")) {
+                /* missing numbers are allowed in hospital and community rows */
+                if (len || (strcmp(name, "hes_apc.csv") && strcmp(name, "community_contacts.csv")))
+                    bad |= cc_validate_nhs_number(v, len, digits) != 0;
+            } else if (!strcmp(h, "postcode")) {
+                bad |= cc_validate_postcode(v, len, text, &out_len) != 0;
+            } else if (!strcmp(h, "sex")) {
+                bad |= cc_validate_sex(v, len, &sex) != 0;
+            } else if (strstr(h, "date")) {
+                if (len || strcmp(h, "discharge_date")) {
+                    int rc = cc_validate_date(v, len, today, &day);
+                    bad |= rc != 0;
+                    if (!rc && !strcmp(h, "admission_date"))
+                        admitted = day;
+                    if (!rc && !strcmp(h, "discharge_date") && admitted >= 0 && day < admitted)
+                        bad = 1;
+                }
+            } else if (!strncmp(h, "diag_", 5)) {
+                if (len || !strcmp(h, "diag_01"))
+                    bad |= cc_validate_icd10(v, len, text) != 0;
+            } else if (!strncmp(h, "opertn_", 7)) {
+                if (len)
+                    bad |= cc_validate_opcs4(v, len, text) != 0;
+            } else if (!strcmp(h, "snomed_code")) {
+                bad |= cc_validate_snomed(v, len, text) != 0;
+            } else if (!strcmp(h, "practice_code")) {
+                if (len || strcmp(name, "optout_register.csv"))
+                    bad |= cc_validate_practice_code(v, len, text) != 0;
+            } else if (!strcmp(h, "provider_code")) {
+                bad |= cc_validate_provider_code(v, len, text) != 0;
+            } else if (!strcmp(h, "optout_code")) {
+                bad |= cc_validate_optout_code(v, len, &type) != 0;
+            }
+        }
+        n_rejected += bad;
+    }
+    free_table(&t);
+    return n_rejected;
+}
+
+Test(generate, ingest_validators_reject_only_the_documented_bad_rows)
+{
+    char *dir = generate(1, N_PATIENTS, 0);
+    json_t *manifest = read_manifest(dir);
+    const char *files[] = {"gp_registrations.csv", "gp_events.csv", "hes_apc.csv", "community_contacts.csv"};
+    long documented = 0, rejected = 0;
+    for (int f = 0; f < 4; f++) {
+        json_t *counts = json_object_get(json_object_get(manifest, "files"), files[f]);
+        documented += (long)json_integer_value(json_object_get(counts, "invalid_nhs_numbers"));
+        rejected += rejected_rows(dir, files[f]);
+    }
+    json_t *malformed = json_object_get(manifest, "malformed_rows");
+    const char *key;
+    json_t *value;
+    json_object_foreach(malformed, key, value)
+        documented += (long)json_integer_value(value);
+    cr_assert_gt(documented, 0);
+    cr_log_info("%ld rows rejected, %ld documented", rejected, documented);
+    /* A bad row can be duplicated (0.5%) or be bad twice over (rarely). */
+    cr_assert(rejected >= documented - 5 && rejected <= documented + documented / 20 + 5,
+              "%ld rows rejected, %ld documented", rejected, documented);
+    cr_assert_eq(rejected_rows(dir, "optout_register.csv"), 0);
+    json_decref(manifest);
+    discard(dir);
 }

@@ -19,7 +19,7 @@ const char cc_cmd_generate_summary[] = "write a synthetic, deterministic set of 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: carecount generate --patients N --seed S --out DIR [--force] [--quiet]\n"
+            "usage: carecount generate --patients N [--seed S] --out DIR [--force] [--quiet]\n"
             "                          [--threads T]\n"
             "\n"
             "Writes a synthetic data set in the formats of docs/data-formats.md into DIR:\n"
@@ -29,7 +29,7 @@ static void usage(FILE *out)
             "The same N and S always give the same bytes, whatever T.\n"
             "\n"
             "  --patients N   number of patients, %d to %d\n"
-            "  --seed S       seed of the random streams (unsigned 64-bit integer)\n"
+            "  --seed S       seed of the random streams (unsigned 64-bit integer; default 1)\n"
             "  --out DIR      output directory, created if missing; must be empty\n"
             "  --force        write into DIR even if it is not empty\n"
             "  --threads T    worker threads (default 2)\n"
@@ -59,7 +59,8 @@ int cc_cmd_generate(int argc, char **argv)
     };
     struct cc_gen_options opts;
     memset(&opts, 0, sizeof opts);
-    int have_patients = 0, have_seed = 0, quiet = 0, c;
+    int have_patients = 0, quiet = 0, c;
+    opts.seed = 1;
     long long value;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
@@ -82,7 +83,6 @@ int cc_cmd_generate(int argc, char **argv)
                 return 2;
             }
             opts.seed = seed;
-            have_seed = 1;
             break;
         }
         case 'o': opts.out_dir = optarg; break;
@@ -99,7 +99,7 @@ int cc_cmd_generate(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (optind < argc || !have_patients || !have_seed || !opts.out_dir) {
+    if (optind < argc || !have_patients || !opts.out_dir) {
         usage(stderr);
         return 2;
     }
@@ -111,6 +111,10 @@ int cc_cmd_generate(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &start);
     struct cc_gen_summary summary;
     int rc = cc_gen_run(&opts, &summary);
+    if (rc == CC_EEXISTS) {
+        fprintf(stderr, "carecount generate: %s is not empty (use --force to write into it)\n", opts.out_dir);
+        return 1;
+    }
     if (rc) {
         fprintf(stderr, "carecount generate: %s\n", cc_strerror(rc));
         return 1;
