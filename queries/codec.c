@@ -46,13 +46,25 @@ static void path_set(struct decoder *d, size_t len)
     d->path[len] = '\0';
 }
 
-/* Appends ".key" (or "key" at the root); returns the previous length. */
+/* Appends text to the path, truncating at its end. */
+static void path_append(struct decoder *d, const char *text, size_t len)
+{
+    size_t room = sizeof d->path - 1 - d->path_len;
+    if (len > room)
+        len = room;
+    memcpy(d->path + d->path_len, text, len);
+    d->path_len += len;
+    d->path[d->path_len] = '\0';
+}
+
+/* Appends ".key" (or "key" at the root); returns the previous length. The
+ * path is built on every key, not only on errors, so it avoids printf. */
 static size_t path_key(struct decoder *d, const char *key)
 {
     size_t old = d->path_len;
-    int n = snprintf(d->path + old, sizeof d->path - old, "%s%s", old ? "." : "", key);
-    if (n > 0)
-        d->path_len = old + (size_t)n < sizeof d->path ? old + (size_t)n : sizeof d->path - 1;
+    if (old)
+        path_append(d, ".", 1);
+    path_append(d, key, strlen(key));
     return old;
 }
 
@@ -60,9 +72,15 @@ static size_t path_key(struct decoder *d, const char *key)
 static size_t path_index(struct decoder *d, uint32_t i)
 {
     size_t old = d->path_len;
-    int n = snprintf(d->path + old, sizeof d->path - old, "[%u]", i);
-    if (n > 0)
-        d->path_len = old + (size_t)n < sizeof d->path ? old + (size_t)n : sizeof d->path - 1;
+    char digits[16];
+    size_t n = sizeof digits;
+    digits[--n] = ']';
+    do {
+        digits[--n] = (char)('0' + i % 10);
+        i /= 10;
+    } while (i);
+    digits[--n] = '[';
+    path_append(d, digits + n, sizeof digits - n);
     return old;
 }
 
