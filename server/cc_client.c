@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +26,7 @@
 #include "cc_frame.h"
 
 #define RECEIVE_BUFFER_BYTES 65536
+#define SMALL_FRAME_BYTES 4096
 
 struct cc_client {
     int fd;
@@ -119,6 +122,12 @@ int cc_client_connect(const char *host, uint16_t port, int timeout_ms, struct cc
     }
     if (client->fd < 0)
         goto fail;
+    /* Requests are small and answered at once: waiting to coalesce them
+     * (Nagle) against the server's delayed ACK costs 40 ms a round trip. */
+    int one = 1;
+    if (setsockopt(client->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
+        /* Not fatal: only slower. */
+    }
     freeaddrinfo(addresses);
     *out = client;
     return 0;
@@ -178,6 +187,14 @@ int cc_client_send_frame(struct cc_client *client, const void *body, size_t len)
     int rc = cc_frame_header_encode(len, header);
     if (rc < 0)
         return rc;
+    /* A small frame goes out in one send, so it travels in one segment. */
+    if (len <= SMALL_FRAME_BYTES) {
+        uint8_t frame[CC_FRAME_HEADER_BYTES + SMALL_FRAME_BYTES];
+        memcpy(frame, header, sizeof(header));
+        if (len)
+            memcpy(frame + sizeof(header), body, len);
+        return cc_client_send_raw(client, frame, sizeof(header) + len);
+    }
     rc = cc_client_send_raw(client, header, sizeof(header));
     if (rc < 0)
         return rc;
