@@ -28,7 +28,7 @@
 #include "cc_stats.h"
 
 const char cc_cmd_stats_summary[] =
-    "confidence intervals for CSV rows: proportion, rate, dsr, isr, mean";
+    "intervals and funnel limits for CSV rows (proportion, rate, dsr, isr, mean)";
 
 enum method {
     METHOD_PROPORTION,
@@ -144,7 +144,8 @@ static void usage(FILE *out)
         "                      \"similar\" or \"significantly lower\" when VALUE (on\n"
         "                      the scale of value, e.g. the national rate) lies\n"
         "                      below, inside or above the interval; \"not compared\"\n"
-        "                      when there is no interval.\n"
+        "                      when there is no interval. For funnel methods it is\n"
+        "                      the baseline instead.\n"
         "\n"
         "Bad input stops with a message naming the line (CSV record; the header\n"
         "is line 1) and the column, and exit status 1; usage errors exit 2.\n");
