@@ -336,7 +336,7 @@ static int check_condition(const struct cc_query *q, uint32_t ci,
         return fail(errbuf, errlen, CC_EINVAL, "%s.system: unknown system %d", field, c->system);
     if (c->codelist[0] && !cc_codelists_name_valid(c->codelist))
         return fail(errbuf, errlen, CC_EINVAL,
-                    "%s.codelist: '%.40s' is not a codelist name (letters a-z, digits, '-', '_' "
+                    "%s.codelist: '%.32s' is not a codelist name (letters a-z, digits, '-', '_' "
                     "and '.')",
                     field, c->codelist);
     for (uint32_t k = 0; k < c->n_codes; k++) {
@@ -619,13 +619,13 @@ int cc_query_bind(struct cc_query *query, const struct cc_store_columns *columns
                                                    : NULL;
         if (!list)
             return fail(errbuf, errlen, CC_ENOTFOUND,
-                        "filters.conditions[%u].codelist: unknown codelist '%.40s'%s", i,
+                        "filters.conditions[%u].codelist: unknown codelist '%.32s'%s", i,
                         c->codelist,
                         codelists && cc_codelists_count(codelists) ? ""
                                                                    : " (no codelists are loaded)");
         if (c->system && c->system != list->system)
             return fail(errbuf, errlen, CC_EINVAL,
-                        "filters.conditions[%u].codelist: '%.40s' is a %s list but the "
+                        "filters.conditions[%u].codelist: '%.32s' is a %s list but the "
                         "condition's system is %s",
                         i, c->codelist, cc_query_system_title(list->system),
                         cc_query_system_title(c->system));
