@@ -118,10 +118,12 @@ struct cc_csv {
 
 /* --- libcsv's field buffer: allocations that wipe what they release ------ */
 
-/* Each block carries its size in a header so that realloc and free can wipe
- * the whole block; libcsv's allocator hooks pass no size. */
+/* Each block carries its capacity in a header so that realloc and free can
+ * wipe the whole block; libcsv's allocator hooks pass no size. libcsv grows
+ * its buffer by a fixed step, which would copy a long field over and over;
+ * the capacity doubles instead and a request that fits is answered in place. */
 struct block_header {
-    size_t size;
+    size_t capacity;
     size_t pad_; /* keeps the payload 16-byte aligned */
 };
 
@@ -129,14 +131,21 @@ static void *buffer_realloc(void *old, size_t size)
 {
     if (size > CC_CSV_MAX_ROW_BYTES)
         return NULL; /* libcsv reports CSV_ENOMEM; the reader says CC_ETOOBIG */
-    struct block_header *fresh = malloc(sizeof *fresh + size);
+    struct block_header *previous = old ? (struct block_header *)old - 1 : NULL;
+    if (previous && size <= previous->capacity)
+        return old;
+    size_t capacity = previous ? 2 * previous->capacity : size;
+    if (capacity < size)
+        capacity = size;
+    if (capacity > CC_CSV_MAX_ROW_BYTES)
+        capacity = CC_CSV_MAX_ROW_BYTES;
+    struct block_header *fresh = malloc(sizeof *fresh + capacity);
     if (!fresh)
         return NULL;
-    fresh->size = size;
-    if (old) {
-        struct block_header *previous = (struct block_header *)old - 1;
-        memcpy(fresh + 1, old, previous->size < size ? previous->size : size);
-        sodium_memzero(previous, sizeof *previous + previous->size);
+    fresh->capacity = capacity;
+    if (previous) {
+        memcpy(fresh + 1, old, previous->capacity);
+        sodium_memzero(previous, sizeof *previous + previous->capacity);
         free(previous);
     }
     return fresh + 1;
@@ -147,7 +156,7 @@ static void buffer_free(void *block)
     if (!block)
         return;
     struct block_header *header = (struct block_header *)block - 1;
-    sodium_memzero(header, sizeof *header + header->size);
+    sodium_memzero(header, sizeof *header + header->capacity);
     free(header);
 }
 
@@ -791,7 +800,10 @@ int cc_csv_buffers_contain(const cc_csv *csv, const void *needle, size_t len)
 {
     return block_contains(csv->read_buffer, CC_CSV_READ_BUFFER_BYTES, needle, len) ||
            block_contains(csv->batch_data, csv->batch_cap, needle, len) ||
-           block_contains(csv->parser.entry_buf, csv->parser.entry_size, needle, len);
+           (csv->parser.entry_buf &&
+            block_contains(csv->parser.entry_buf,
+                           ((const struct block_header *)csv->parser.entry_buf - 1)->capacity,
+                           needle, len));
 }
 
 void cc_csv_close(cc_csv *csv)

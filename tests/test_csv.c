@@ -462,3 +462,23 @@ Test(csv, agrees_with_libcsv_on_random_documents)
         free(path);
     }
 }
+
+Test(csv, runaway_quote_stops_at_the_row_limit)
+{
+    size_t len = CC_CSV_MAX_ROW_BYTES + (4u << 20);
+    char *text = malloc(len);
+    cr_assert_not_null(text);
+    memcpy(text, "a,b\n1,\"", 7);
+    memset(text + 7, 'x', len - 7);
+    for (size_t i = 1000; i < len; i += 1000)
+        text[i] = '\n'; /* many lines, all inside the open quote */
+    char *path = write_temp(text, len);
+    free(text);
+    cc_csv *csv = NULL;
+    cr_assert_eq(cc_csv_open(path, &csv), 0);
+    const struct cc_csv_field *f;
+    uint64_t line;
+    cr_assert_eq(cc_csv_next(csv, &f, &line), CC_ETOOBIG);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), CC_ETOOBIG, "the stop is final");
+    done(csv, path);
+}
