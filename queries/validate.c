@@ -511,6 +511,10 @@ static int check_measure(const struct cc_query *q, char *errbuf, size_t errlen)
         }
         return 0;
     }
+    if (q->measure == CC_MEASURE_EVENTS && q->has_as_of)
+        return fail(errbuf, errlen, CC_EINVAL,
+                    "as_of: the events measure takes each person's age on the date of each "
+                    "event, so as_of does not apply");
     if (q->events_of < -1)
         return fail(errbuf, errlen, CC_EINVAL, "events_of: %d is not a condition index",
                     q->events_of);

@@ -281,6 +281,15 @@ Test(validate, events_of_must_name_an_included_condition)
     cr_assert_str_eq(errbuf, "events_of: condition 0 is excluded, so it has no events to count");
 }
 
+Test(validate, as_of_does_not_apply_to_events)
+{
+    cr_assert_eq(validate_json("{\"v\":1,\"measure\":\"events\",\"as_of\":\"2024-01\"}"),
+                 CC_EINVAL);
+    cr_assert(strstr(errbuf, "as_of: the events measure takes each person's age on the date"),
+              "%s", errbuf);
+    cr_assert_eq(validate_json(PERSONS "\"as_of\":\"2024-01\"}"), 0, "%s", errbuf);
+}
+
 Test(validate, population_takes_no_conditions_or_record_dimensions)
 {
     cr_assert_eq(validate_json("{\"v\":1,\"measure\":\"population\",\"filters\":{\"conditions\":"
