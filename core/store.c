@@ -340,6 +340,52 @@ int store_radix_sort(uint64_t **keys, uint32_t **values, uint64_t n, int low_bit
     return 0;
 }
 
+void store_sort_keys_small(uint64_t *keys, uint64_t *tmp, uint64_t n, int low_bit, int high_bit)
+{
+    if (n <= 32) {
+        for (uint64_t i = 1; i < n; i++) {
+            uint64_t v = keys[i], j = i;
+            while (j > 0 && keys[j - 1] > v) {
+                keys[j] = keys[j - 1];
+                j--;
+            }
+            keys[j] = v;
+        }
+        return;
+    }
+    const uint64_t radix = (uint64_t)1 << RADIX_BITS, mask = radix - 1;
+    uint64_t count[RADIX_MAX_PASSES << RADIX_BITS];
+    int n_passes = (high_bit - low_bit + RADIX_BITS - 1) / RADIX_BITS;
+    if (n_passes > RADIX_MAX_PASSES)
+        n_passes = RADIX_MAX_PASSES;
+    memset(count, 0, (size_t)n_passes * radix * sizeof *count);
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t key = keys[i] >> low_bit;
+        for (int pass = 0; pass < n_passes; pass++)
+            count[pass * radix + ((key >> (pass * RADIX_BITS)) & mask)]++;
+    }
+    uint64_t *in = keys, *out = tmp;
+    for (int pass = 0; pass < n_passes; pass++) {
+        int shift = low_bit + pass * RADIX_BITS;
+        uint64_t *at = count + pass * radix;
+        if (at[(in[0] >> shift) & mask] == n)
+            continue;
+        uint64_t sum = 0;
+        for (uint64_t d = 0; d < radix; d++) {
+            uint64_t c = at[d];
+            at[d] = sum;
+            sum += c;
+        }
+        for (uint64_t i = 0; i < n; i++)
+            out[at[(in[i] >> shift) & mask]++] = in[i];
+        uint64_t *swap = in;
+        in = out;
+        out = swap;
+    }
+    if (in != keys)
+        memcpy(keys, in, (size_t)n * sizeof *keys);
+}
+
 /* Radix-sorts on the first 4 bytes of each pseudonym read as a big-endian
  * number (streaming), then finishes the runs whose first 4 bytes agree
  * (about n^2 / 2^33 pairs: a few thousand at 10 million) with a merge sort

@@ -1065,16 +1065,24 @@ static int order_records(cc_store_builder *b, struct cc_store *s, uint32_t **new
     s->section[STORE_SECTION_RECORD_FLAGS] = flags;
     if (!date || !person || !flags)
         goto fail;
-    for (uint64_t i = 0; i < n_kept; i++) {
-        date[i] = (uint16_t)keys[i];
-        person[i] = (uint32_t)(((keys[i] >> 16) & (((uint64_t)1 << 40) - 1)) % b->n_persons);
-        flags[i] = (uint8_t)(keys[i] >> 56);
-        /* now invert: key = builder index, value = new index */
-        keys[i] = values[i];
-        values[i] = (uint32_t)i;
+    for (int setting = 1; setting <= 3; setting++) {
+        uint64_t base = (uint64_t)(setting - 1) * b->n_persons;
+        for (uint64_t i = counts->setting_first[setting]; i < counts->setting_first[setting + 1];
+             i++) {
+            date[i] = (uint16_t)keys[i];
+            person[i] = (uint32_t)(((keys[i] >> 16) & (((uint64_t)1 << 40) - 1)) - base);
+            flags[i] = (uint8_t)(keys[i] >> 56);
+        }
     }
-    if ((rc = store_radix_sort(&keys, &values, n_kept, 0, bits_for(n))))
+    /* invert the permutation: one pass of scattered writes, which (unlike
+     * scattered reads) do not stall on each other */
+    uint32_t *new_index = store_alloc(n * sizeof *new_index);
+    if (!new_index)
         goto fail;
+    for (uint64_t i = 0; i < n_kept; i++)
+        new_index[values[i]] = (uint32_t)i;
+    free(values);
+    values = new_index;
     free(b->record_date);
     b->record_date = NULL;
     free(b->record_person);
@@ -1105,7 +1113,7 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
 {
     struct cc_store *s = calloc(1, sizeof *s);
     uint32_t *code_rank = NULL, *new_index = NULL;
-    uint64_t *code_first = NULL, *postings = NULL;
+    uint64_t *code_first = NULL, *postings = NULL, *sort_buffer = NULL;
     int rc = CC_ENOMEM;
     *out = NULL;
     if (!s)
@@ -1148,18 +1156,18 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
     uint64_t n_postings = s->counts.n_postings = code_first[n_codes];
 
     /* One key per posting, code << 40 | new record index << 8 | role,
-     * emitted in builder order (sequential reads), then radix-sorted on the
-     * record bits and then, stably, on the code bits: each code's list comes
-     * out in ascending record order (codes are already unique within a
-     * record). */
+     * emitted in builder order (sequential reads), radix-sorted on the code
+     * bits, then each code's list sorted on the record bits while it is in
+     * cache: the lists come out in ascending record order (codes are already
+     * unique within a record). */
     if (!(postings = store_alloc(n_postings * sizeof *postings)))
         goto fail;
-    uint64_t emitted = 0, kept = 0;
+    uint64_t emitted = 0;
     at = 0;
     for (uint64_t r = 0; r < b->n_records; r++) {
         uint32_t n_here = b->record_n_codes[r];
         if (b->record_setting[r]) {
-            uint64_t i = new_index[kept++];
+            uint64_t i = new_index[r];
             for (uint32_t k = 0; k < n_here; k++)
                 postings[emitted++] = (uint64_t)code_rank[b->occurrence_code[at + k]] << 40 |
                                       i << 8 | b->occurrence_role[at + k];
@@ -1169,10 +1177,20 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
     free(new_index);
     new_index = NULL;
     uint64_t n_kept = s->counts.n_records;
-    if ((rc = store_radix_sort(&postings, NULL, n_postings, 8, 8 + bits_for(n_kept))) ||
-        (rc = store_radix_sort(&postings, NULL, n_postings, 40, 40 + bits_for(n_codes))))
+    if ((rc = store_radix_sort(&postings, NULL, n_postings, 40, 40 + bits_for(n_codes))))
         goto fail;
     rc = CC_ENOMEM;
+    uint64_t longest = 0;
+    for (uint32_t c = 0; c < n_codes; c++)
+        if (code_first[c + 1] - code_first[c] > longest)
+            longest = code_first[c + 1] - code_first[c];
+    if (!(sort_buffer = store_alloc(longest * sizeof *sort_buffer)))
+        goto fail;
+    for (uint32_t c = 0; c < n_codes; c++)
+        store_sort_keys_small(postings + code_first[c], sort_buffer,
+                              code_first[c + 1] - code_first[c], 8, 8 + bits_for(n_kept));
+    free(sort_buffer);
+    sort_buffer = NULL;
     uint32_t *posting_records = store_alloc_zeroed(n_postings * 4);
     uint8_t *posting_role = store_alloc_zeroed(n_postings);
     s->section[STORE_SECTION_POSTING_RECORDS] = posting_records;
@@ -1231,6 +1249,7 @@ fail:
     free(code_rank);
     free(new_index);
     free(postings);
+    free(sort_buffer);
     cc_store_free(s);
     cc_store_builder_free(b);
     return rc;

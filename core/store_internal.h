@@ -115,6 +115,11 @@ int32_t store_postcode_search(const uint64_t *keys, const uint16_t *lsoa, uint32
  * sorted arrays (the old ones are reused or freed). 0 or CC_ENOMEM. */
 int store_radix_sort(uint64_t **keys, uint32_t **values, uint64_t n, int low_bit, int high_bit);
 
+/* Sorts keys[0..n) in place by bits [low_bit, high_bit) (all bits of the
+ * key decide ties when n <= 32), using tmp (room for n keys); for short
+ * runs that fit in cache. */
+void store_sort_keys_small(uint64_t *keys, uint64_t *tmp, uint64_t n, int low_bit, int high_bit);
+
 /* Writes a formatted reason into errbuf (if any) and returns CC_ECORRUPT. */
 int store_corrupt(char *errbuf, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
