@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "cc_client.h"
+#include "cc_config.h"
 #include "cc_error.h"
 #include "cc_frame.h"
 #include "cc_harness.h"
@@ -773,4 +774,87 @@ Test(server, carecountd_answers_help_and_version)
     snprintf(command, sizeof(command), "'%s/carecountd' --help", bin);
     cr_assert_eq(run_command(command, output, sizeof(output)), 0);
     cr_assert_not_null(strstr(output, "--max-frame-bytes"));
+}
+
+/* ---- configuration (server/cc_config.c), no server needed --------------- */
+
+Test(config, listen_address_forms_parse)
+{
+    char host[CC_CONFIG_HOST_BYTES];
+    uint16_t port = 1;
+
+    cr_assert_eq(cc_config_parse_listen("127.0.0.1:0", host, &port), 0);
+    cr_assert_str_eq(host, "127.0.0.1");
+    cr_assert_eq(port, 0);
+    cr_assert_eq(cc_config_parse_listen("[::1]:7433", host, &port), 0);
+    cr_assert_str_eq(host, "::1");
+    cr_assert_eq(port, 7433);
+}
+
+Test(config, listen_address_rejects_names_bad_ports_and_missing_parts)
+{
+    char host[CC_CONFIG_HOST_BYTES] = "unchanged";
+    uint16_t port = 5;
+
+    cr_assert_eq(cc_config_parse_listen("localhost:80", host, &port), CC_EINVAL);
+    cr_assert_eq(cc_config_parse_listen("127.0.0.1:65536", host, &port), CC_EINVAL);
+    cr_assert_eq(cc_config_parse_listen("127.0.0.1:-1", host, &port), CC_EINVAL);
+    cr_assert_eq(cc_config_parse_listen("127.0.0.1", host, &port), CC_EINVAL);
+    cr_assert_eq(cc_config_parse_listen(":80", host, &port), CC_EINVAL);
+    cr_assert_eq(cc_config_parse_listen("[::1]80", host, &port), CC_EINVAL);
+    cr_assert_str_eq(host, "unchanged");
+    cr_assert_eq(port, 5);
+}
+
+Test(config, loopback_is_127_slash_8_and_ipv6_one)
+{
+    cr_assert(cc_config_host_is_loopback("127.0.0.1"));
+    cr_assert(cc_config_host_is_loopback("127.255.0.9"));
+    cr_assert(cc_config_host_is_loopback("::1"));
+    cr_assert_not(cc_config_host_is_loopback("0.0.0.0"));
+    cr_assert_not(cc_config_host_is_loopback("10.0.0.1"));
+    cr_assert_not(cc_config_host_is_loopback("::"));
+}
+
+Test(config, options_set_their_fields_with_units)
+{
+    struct cc_config config;
+    char error[200];
+    char *argv[] = {"--max-frame-bytes", "2048", "--idle-timeout-ms", "1500",
+                    "--max-write-queue-bytes", "65536", "--test-mode", "--port-file", "/x/p"};
+
+    cc_config_defaults(&config);
+    cr_assert_eq(config.max_frame_bytes, CC_CONFIG_DEFAULT_MAX_FRAME_BYTES);
+    cr_assert_not(config.test_mode);
+    cr_assert_eq(cc_config_parse_args(&config, 9, argv, error, sizeof(error)), 0, "%s", error);
+    cr_assert_eq(config.max_frame_bytes, 2048);
+    cr_assert_eq(config.idle_timeout_ms, 1500);
+    cr_assert_eq(config.max_write_queue_bytes, 65536);
+    cr_assert(config.test_mode);
+    cr_assert_str_eq(config.port_file, "/x/p");
+    cr_assert_eq(config.max_connections, CC_CONFIG_DEFAULT_MAX_CONNECTIONS, "others untouched");
+}
+
+Test(config, bad_options_are_refused_with_a_reason)
+{
+    struct cc_config config;
+    char error[200];
+    char *unknown[] = {"--frobnicate"};
+    char *too_small[] = {"--max-frame-bytes", "15"};
+    char *not_a_number[] = {"--max-connections", "12x"};
+    char *missing_value[] = {"--idle-timeout-ms"};
+    char *remote[] = {"--listen", "192.0.2.1:7433"};
+    char *remote_allowed[] = {"--listen", "192.0.2.1:7433", "--allow-remote"};
+
+    cc_config_defaults(&config);
+    cr_assert_eq(cc_config_parse_args(&config, 1, unknown, error, sizeof(error)), CC_EINVAL);
+    cr_assert_not_null(strstr(error, "unknown option"));
+    cr_assert_eq(cc_config_parse_args(&config, 2, too_small, error, sizeof(error)), CC_EINVAL);
+    cr_assert_eq(cc_config_parse_args(&config, 2, not_a_number, error, sizeof(error)), CC_EINVAL);
+    cr_assert_eq(cc_config_parse_args(&config, 1, missing_value, error, sizeof(error)), CC_EINVAL);
+    cr_assert_eq(cc_config_parse_args(&config, 2, remote, error, sizeof(error)), CC_EINVAL);
+    cr_assert_not_null(strstr(error, "--allow-remote"));
+    cc_config_defaults(&config);
+    cr_assert_eq(cc_config_parse_args(&config, 3, remote_allowed, error, sizeof(error)), 0);
+    cr_assert_str_eq(config.listen_host, "192.0.2.1");
 }
