@@ -457,6 +457,28 @@ static void add_counts(struct cc_gen_counts *sum, const struct cc_gen_counts *c)
         to[i] += from[i];
 }
 
+/* Appends one finished round of blocks to the files, in block order. Only
+ * the writer touches run->fds, run->bytes_written and run->totals while a
+ * round is in flight. */
+struct writer {
+    struct run *run;
+    struct worker *jobs;
+    int n_jobs;
+    int rc;
+};
+
+static void *writer_main(void *arg)
+{
+    struct writer *w = arg;
+    for (int t = 0; t < w->n_jobs && !w->rc; t++) {
+        for (int f = 0; f < CC_GEN_N_FILES && !w->rc; f++)
+            w->rc = write_all(w->run, w->run->fds[f], w->jobs[t].out.buf[f].data, w->jobs[t].out.buf[f].len,
+                              file_names[f]);
+        add_counts(&w->run->totals, &w->jobs[t].out.counts);
+    }
+    return NULL;
+}
+
 static int init_context(struct cc_gen_context *ctx, const struct cc_gen_options *opts)
 {
     ctx->seed = opts->seed;
@@ -509,7 +531,7 @@ int cc_gen_run(const struct cc_gen_options *opts, struct cc_gen_summary *summary
     run.opts = opts;
     for (int f = 0; f < CC_GEN_N_FILES; f++)
         run.fds[f] = -1;
-    struct worker workers[MAX_THREADS];
+    struct worker workers[2][MAX_THREADS];
     memset(workers, 0, sizeof workers);
     uint32_t *population = NULL;
     int rc = 0;
@@ -547,36 +569,50 @@ int cc_gen_run(const struct cc_gen_options *opts, struct cc_gen_summary *summary
             goto fail;
     }
 
+    /* Rounds of n_threads blocks, double-buffered: while the workers fill
+     * one set of buffers, a writer thread appends the previous round's set
+     * to the files, in block order. */
     int64_t n_blocks = (opts->n_patients + CC_GEN_BLOCK_PERSONS - 1) / CC_GEN_BLOCK_PERSONS;
-    int last_decile = 0;
-    for (int64_t first = 0; first < n_blocks; first += n_threads) {
-        int n_jobs = (int)(n_blocks - first < n_threads ? n_blocks - first : n_threads);
+    int last_decile = 0, current = 0, previous_jobs = 0;
+    for (int64_t first = 0;; first += n_threads) {
+        int n_jobs = first >= n_blocks ? 0 : (int)(n_blocks - first < n_threads ? n_blocks - first : n_threads);
+        if (n_jobs == 0 && previous_jobs == 0)
+            break;
+        struct writer writer = {&run, workers[1 - current], previous_jobs, 0};
+        pthread_t writer_thread;
+        int writer_started = previous_jobs > 0 && pthread_create(&writer_thread, NULL, writer_main, &writer) == 0;
         pthread_t threads[MAX_THREADS];
         int started[MAX_THREADS] = {0};
+        struct worker *round = workers[current];
         for (int t = 0; t < n_jobs; t++) {
-            workers[t].ctx = &run.ctx;
-            workers[t].block = first + t;
-            workers[t].population = population + n_cells * (size_t)t;
-            if (t > 0 && pthread_create(&threads[t], NULL, worker_main, &workers[t]) == 0)
+            round[t].ctx = &run.ctx;
+            round[t].block = first + t;
+            round[t].population = population + n_cells * (size_t)t;
+            if (t > 0 && pthread_create(&threads[t], NULL, worker_main, &round[t]) == 0)
                 started[t] = 1;
             else if (t > 0)
-                worker_main(&workers[t]); /* no thread to be had: do it here */
+                worker_main(&round[t]); /* no thread to be had: do it here */
         }
-        worker_main(&workers[0]);
+        if (n_jobs > 0)
+            worker_main(&round[0]);
         for (int t = 1; t < n_jobs; t++)
             if (started[t])
                 pthread_join(threads[t], NULL);
-        for (int t = 0; t < n_jobs; t++) {
-            if (workers[t].rc) {
-                rc = workers[t].rc;
+        if (writer_started)
+            pthread_join(writer_thread, NULL);
+        else if (previous_jobs > 0)
+            writer_main(&writer);
+        if (writer.rc) {
+            rc = writer.rc;
+            goto fail;
+        }
+        for (int t = 0; t < n_jobs; t++)
+            if (round[t].rc) {
+                rc = round[t].rc;
                 goto fail;
             }
-            for (int f = 0; f < CC_GEN_N_FILES; f++)
-                if ((rc = write_all(&run, run.fds[f], workers[t].out.buf[f].data, workers[t].out.buf[f].len,
-                                    file_names[f])))
-                    goto fail;
-            add_counts(&run.totals, &workers[t].out.counts);
-        }
+        previous_jobs = n_jobs;
+        current = 1 - current;
         int64_t done = (first + n_jobs) * CC_GEN_BLOCK_PERSONS;
         if (done > opts->n_patients)
             done = opts->n_patients;
@@ -618,9 +654,10 @@ fail:
     for (int f = 0; f < CC_GEN_N_FILES; f++)
         if (run.fds[f] >= 0)
             close(run.fds[f]);
-    for (int t = 0; t < MAX_THREADS; t++)
-        for (int f = 0; f < CC_GEN_N_FILES; f++)
-            free(workers[t].out.buf[f].data);
+    for (int set = 0; set < 2; set++)
+        for (int t = 0; t < MAX_THREADS; t++)
+            for (int f = 0; f < CC_GEN_N_FILES; f++)
+                free(workers[set][t].out.buf[f].data);
     free(population);
     free(run.ctx.dates);
     cc_gen_geo_free(&run.ctx.geo);
