@@ -27,6 +27,10 @@
  * own fields; nested maps such as a query are not limited by this). */
 #define CC_REQUEST_MAX_KEYS 64
 
+/* Containers may nest at most this deep in a request (msgpack-c's own
+ * parser stack is 32 deep). */
+#define CC_REQUEST_MAX_DEPTH 32
+
 /* Creates a request that takes ownership of body[0..len) (malloc'd). Returns
  * 0 and sets *out (free with cc_request_free), or CC_ENOMEM (body is then
  * freed). */
@@ -35,10 +39,12 @@ int cc_request_new(uint8_t *body, size_t len, struct cc_request **out);
 /* Frees a request, its body, its zone and its reply. NULL is allowed. */
 void cc_request_free(struct cc_request *request);
 
-/* Decodes the body and checks the envelope: one msgpack map, unique string
- * keys, "v" = 1, "id" an unsigned integer, "op" a known op. Returns 0, or the
- * error code it also records in the request (PARSE, INVAL, UNSUPPORTED,
- * TOOBIG, NOMEM). */
+/* Decodes the body and checks the envelope: one msgpack map (checked
+ * first, without allocating, to be one value whose containers declare no
+ * more elements than the body has bytes, nested at most
+ * CC_REQUEST_MAX_DEPTH deep), unique string keys, "v" = 1, "id" an
+ * unsigned integer, "op" a known op. Returns 0, or the error code it also
+ * records in the request (PARSE, INVAL, UNSUPPORTED, TOOBIG, NOMEM). */
 int cc_request_decode(struct cc_request *request);
 
 /* The op found by cc_request_decode (NULL if decoding failed). */

@@ -206,6 +206,52 @@ Test(server, truncated_msgpack_in_a_complete_frame_gets_parse)
     stop_cleanly(harness);
 }
 
+Test(server, containers_declaring_more_elements_than_bytes_get_parse_without_allocating)
+{
+    struct cc_harness *harness = start(NULL);
+    struct cc_client *client = connect_to(harness);
+    struct cc_reply reply;
+    /* A map32 and an array32 declaring 2^32-1 entries in 5 bytes: msgpack-c
+     * would allocate for the declared count (128 GiB) before noticing. */
+    const uint8_t huge_map[] = {0xdf, 0xff, 0xff, 0xff, 0xff};
+    const uint8_t huge_array_in_map[] = {0x81, 0xa1, 0x78, 0xdd, 0xff, 0xff, 0xff, 0xff};
+
+    cr_assert_eq(cc_client_send_frame(client, huge_map, sizeof(huge_map)), 0);
+    receive(client, &reply);
+    expect_error(&reply, "PARSE");
+    cc_reply_free(&reply);
+    cr_assert_eq(cc_client_send_frame(client, huge_array_in_map, sizeof(huge_array_in_map)), 0);
+    receive(client, &reply);
+    expect_error(&reply, "PARSE");
+    cc_reply_free(&reply);
+    ping_ok(client, 2);
+    cc_client_close(client);
+    stop_cleanly(harness);
+}
+
+Test(server, nesting_deeper_than_the_limit_gets_parse)
+{
+    struct cc_harness *harness = start(NULL);
+    struct cc_client *client = connect_to(harness);
+    struct cc_reply reply;
+    uint8_t deep[203];
+
+    /* {"x": [[[[...]]]]} nested 200 deep. */
+    deep[0] = 0x81;
+    deep[1] = 0xa1;
+    deep[2] = 0x78;
+    for (size_t i = 3; i < sizeof(deep) - 1; i++)
+        deep[i] = 0x91;
+    deep[sizeof(deep) - 1] = 0x90;
+    cr_assert_eq(cc_client_send_frame(client, deep, sizeof(deep)), 0);
+    receive(client, &reply);
+    expect_error(&reply, "PARSE");
+    cc_reply_free(&reply);
+    ping_ok(client, 2);
+    cc_client_close(client);
+    stop_cleanly(harness);
+}
+
 Test(server, a_body_that_is_not_a_map_gets_parse)
 {
     struct cc_harness *harness = start(NULL);
