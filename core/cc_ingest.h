@@ -1,0 +1,153 @@
+/*
+ * cc_ingest.h: the ingest stage, feeds -> parse and validate -> pseudonymise
+ * -> link -> opt-out filter -> store.
+ *
+ * One call ingests a set of feed files into a data directory: it validates
+ * every row (a bad row is rejected into the rejects report with file, line
+ * and reason, and never stops the ingest), drops names while parsing,
+ * replaces NHS numbers and postcodes by keyed pseudonyms, links records to
+ * persons (docs/linkage.md), records opt-outs in the register, leaves out
+ * GP-sourced records of patients with a type 1 opt-out in force, and
+ * publishes a new store snapshot.
+ *
+ * Crash safety: the new snapshot is written under a new name and becomes
+ * current only when the transaction that records it, and the manifest of the
+ * files it holds, commits in state.db. A crash at any earlier point leaves
+ * the previous snapshot current and the manifest unchanged, so the store is
+ * exactly as before; a crash after the commit leaves it fully after. Opt-out
+ * events read from feeds are committed to the register before the store is
+ * built (they are idempotent, so a replay after a crash adds nothing).
+ *
+ * Idempotence: every file is identified by the BLAKE2b hash of its content;
+ * a file whose hash is in the manifest is skipped.
+ *
+ * Must never: copy a name beyond the row being parsed; write an NHS number,
+ * a postcode of a person or a name to the store, the reports or the log.
+ */
+#ifndef CC_INGEST_H
+#define CC_INGEST_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cc_date.h"
+#include "cc_pseudo.h"
+
+/* The kinds of feed, in the order an ingest processes them. */
+#define CC_FEED_KINDS(X)                                                       \
+    X(AREAS, "areas", "areas.csv")                                             \
+    X(POSTCODES, "postcodes", "postcodes.csv")                                 \
+    X(POPULATION, "population", "population.csv")                              \
+    X(OPTOUTS, "optouts", "optout_register.csv")                               \
+    X(GP_REGISTRATIONS, "gp_registrations", "gp_registrations.csv")            \
+    X(GP_EVENTS, "gp_events", "gp_events.csv")                                 \
+    X(HOSPITAL, "hes_apc", "hes_apc.csv")                                      \
+    X(COMMUNITY, "community", "community_contacts.csv")
+
+enum cc_feed_kind {
+#define CC_FEED_ENUM_(id, name, file) CC_FEED_##id,
+    CC_FEED_KINDS(CC_FEED_ENUM_)
+#undef CC_FEED_ENUM_
+        CC_N_FEED_KINDS
+};
+
+/* The feed kind's short name ("gp_events") and default file name. */
+const char *cc_feed_kind_name(int kind);
+const char *cc_feed_kind_file(int kind);
+/* The kind named `name`, or -1. */
+int cc_feed_kind_from_name(const char *name);
+
+#define CC_INGEST_MAX_FILES 64
+
+struct cc_ingest_options {
+    const char *data_dir; /* created (mode 0700) if absent */
+    const char *key_path; /* must lie outside data_dir */
+    size_t n_files;
+    struct {
+        int kind;
+        const char *path;
+    } files[CC_INGEST_MAX_FILES];
+    cc_day today;          /* dates after this are rejected; 0 = the real today */
+    FILE *progress;        /* progress lines (rows/s, percent), or NULL */
+    FILE *log;             /* summary and notices, or NULL */
+    int fail_after_rows;   /* testing only: abort (exit) after this many rows; 0 = off */
+};
+
+/* Why rows were rejected: names are stable and appear in reports. */
+#define CC_REJECT_REASONS(X)                                                   \
+    X(MALFORMED_ROW, "malformed CSV row (wrong number of fields or bad UTF-8)") \
+    X(NHS_NUMBER_SHAPE, "NHS number is not 10 digits")                         \
+    X(NHS_NUMBER_CHECK, "NHS number fails the Modulus 11 check")               \
+    X(NHS_NUMBER_MISSING, "NHS number missing")                                \
+    X(DATE_SHAPE, "date is not YYYY-MM-DD")                                    \
+    X(DATE_INVALID, "date does not exist")                                     \
+    X(DATE_FUTURE, "date is in the future")                                    \
+    X(DATE_ORDER, "discharge date before admission date")                      \
+    X(SEX, "sex code not 0, 1, 2 or 9")                                        \
+    X(POSTCODE, "postcode is not a UK postcode")                               \
+    X(POSTCODE_UNKNOWN, "postcode not in the area lookup")                     \
+    X(PRACTICE, "practice code malformed")                                     \
+    X(PROVIDER, "provider code malformed")                                     \
+    X(SNOMED, "SNOMED CT code malformed or fails its check digit")             \
+    X(ICD10, "ICD-10 code malformed")                                          \
+    X(OPCS4, "OPCS-4 code malformed")                                          \
+    X(CODE_MISSING, "record has no clinical code")                             \
+    X(OPTOUT_CODE, "opt-out code not 9Nu0 or 9Nu4")                            \
+    X(OPTOUT_TYPE, "opt-out type not type1 or ndop")                           \
+    X(OPTOUT_ACTION, "opt-out action not register or withdraw")                \
+    X(OPTOUT_REFUSED, "opt-out event refused by the register")                 \
+    X(AREA, "area row malformed or breaks the hierarchy")                      \
+    X(POPULATION, "population row malformed")                                  \
+    X(FIELD_MISSING, "required field empty")                                   \
+    X(ADMISSION_METHOD, "admission method not a HES code")                     \
+    X(SERVICE_TYPE, "service type not a 2-digit code")
+
+enum cc_reject_reason {
+#define CC_REJECT_ENUM_(id, text) CC_REJECT_##id,
+    CC_REJECT_REASONS(CC_REJECT_ENUM_)
+#undef CC_REJECT_ENUM_
+        CC_N_REJECT_REASONS
+};
+
+const char *cc_reject_reason_name(int reason); /* "NHS_NUMBER_CHECK" */
+const char *cc_reject_reason_text(int reason);
+
+/* What happened to one feed file. */
+struct cc_feed_report {
+    int kind;
+    char path[512];
+    int skipped_already_ingested;
+    uint64_t rows_read, rows_accepted, rows_rejected, rows_duplicate;
+    uint64_t rejected_by_reason[CC_N_REJECT_REASONS];
+    /* linkage (patient-level feeds) */
+    uint64_t linked_stage1, linked_stage2, unlinked_no_match, unlinked_ambiguous;
+    uint64_t persons_created;
+    uint64_t dropped_type1; /* GP-sourced rows of patients with type 1 in force */
+    uint64_t optout_events_added;
+};
+
+struct cc_ingest_report {
+    size_t n_feeds;
+    struct cc_feed_report feeds[CC_INGEST_MAX_FILES];
+    uint64_t store_version;     /* the version now current (0: nothing new) */
+    uint64_t n_persons, n_records;
+    uint64_t n_persons_removed_gp_records; /* type 1 registered after storing */
+    char rejects_path[512];     /* the rejects report written, or "" */
+};
+
+/* Runs one ingest. Returns 0 (rows may still have been rejected: see the
+ * report), or a negative CC_E* code for a failure that stopped the ingest
+ * (nothing new is published then); errbuf says why without identifiers. */
+int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *report,
+                  char *errbuf, size_t errlen);
+
+/* The path of the data directory's current store snapshot and its version.
+ * CC_ENOTFOUND (with a reason in errbuf) if nothing has been ingested. */
+int cc_ingest_current_store(const char *data_dir, uint64_t *version, char *path,
+                            size_t path_len, char *errbuf, size_t errlen);
+
+/* Writes the human summary of a report (rows, rejects by reason, linkage
+ * rates per source) to out. */
+void cc_ingest_report_print(const struct cc_ingest_report *report, FILE *out);
+
+#endif

@@ -1,0 +1,749 @@
+/*
+ * ingest.c: runs the ingest stage (see cc_ingest.h): opens the data
+ * directory and its state.db, skips files already ingested, reads the feeds
+ * in a fixed order, links, leaves out type 1 opt-outs' GP-sourced data,
+ * writes the new snapshot and makes it current in one transaction together
+ * with the manifest of the files it holds.
+ *
+ * Must never: write an identifier to the log, the reports or the store.
+ */
+#include "cc_ingest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "cc_db.h"
+#include "cc_error.h"
+#include "cc_model.h"
+#include "ingest_internal.h"
+
+/* ---- names -------------------------------------------------------------------- */
+
+static const char *const feed_names[] = {
+#define CC_FEED_NAME_(id, name, file) name,
+    CC_FEED_KINDS(CC_FEED_NAME_)
+#undef CC_FEED_NAME_
+};
+static const char *const feed_files[] = {
+#define CC_FEED_FILE_(id, name, file) file,
+    CC_FEED_KINDS(CC_FEED_FILE_)
+#undef CC_FEED_FILE_
+};
+static const char *const reason_names[] = {
+#define CC_REJECT_NAME_(id, text) #id,
+    CC_REJECT_REASONS(CC_REJECT_NAME_)
+#undef CC_REJECT_NAME_
+};
+static const char *const reason_texts[] = {
+#define CC_REJECT_TEXT_(id, text) text,
+    CC_REJECT_REASONS(CC_REJECT_TEXT_)
+#undef CC_REJECT_TEXT_
+};
+
+const char *cc_feed_kind_name(int kind)
+{
+    return kind >= 0 && kind < CC_N_FEED_KINDS ? feed_names[kind] : "unknown";
+}
+
+const char *cc_feed_kind_file(int kind)
+{
+    return kind >= 0 && kind < CC_N_FEED_KINDS ? feed_files[kind] : "";
+}
+
+int cc_feed_kind_from_name(const char *name)
+{
+    for (int k = 0; k < CC_N_FEED_KINDS; k++)
+        if (!strcmp(name, feed_names[k]))
+            return k;
+    return -1;
+}
+
+const char *cc_reject_reason_name(int reason)
+{
+    return reason >= 0 && reason < CC_N_REJECT_REASONS ? reason_names[reason] : "UNKNOWN";
+}
+
+const char *cc_reject_reason_text(int reason)
+{
+    return reason >= 0 && reason < CC_N_REJECT_REASONS ? reason_texts[reason] : "unknown";
+}
+
+/* ---- the seen set and the duplicate hash ---------------------------------------- */
+
+static uint64_t mix64(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+uint64_t cc_ingest_hash64(const void *data, size_t len, uint64_t seed)
+{
+    const unsigned char *p = data;
+    uint64_t h = mix64(seed ^ (len * 0x9e3779b97f4a7c15ULL));
+    while (len >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = mix64(h ^ w) + 0x9e3779b97f4a7c15ULL;
+        p += 8;
+        len -= 8;
+    }
+    uint64_t tail = 0;
+    memcpy(&tail, p, len);
+    return mix64(h ^ tail ^ (uint64_t)len << 56);
+}
+
+int cc_seen_set_init(struct cc_seen_set *set, uint64_t expected)
+{
+    uint64_t cap = 64;
+    while (cap < expected * 2)
+        cap <<= 1;
+    set->keys = calloc(cap * 2, sizeof *set->keys);
+    if (!set->keys)
+        return CC_ENOMEM;
+    set->mask = cap - 1;
+    set->n = 0;
+    return 0;
+}
+
+static int seen_set_grow(struct cc_seen_set *set)
+{
+    struct cc_seen_set bigger;
+    int rc = cc_seen_set_init(&bigger, (set->mask + 1));
+    if (rc < 0)
+        return rc;
+    for (uint64_t i = 0; i <= set->mask; i++)
+        if (set->keys[2 * i] | set->keys[2 * i + 1])
+            cc_seen_set_add(&bigger, set->keys[2 * i], set->keys[2 * i + 1]);
+    free(set->keys);
+    *set = bigger;
+    return 0;
+}
+
+int cc_seen_set_add(struct cc_seen_set *set, uint64_t a, uint64_t b)
+{
+    if (!(a | b))
+        b = 1;
+    if ((set->n + 1) * 2 > set->mask + 1) {
+        int rc = seen_set_grow(set);
+        if (rc < 0)
+            return rc;
+    }
+    for (uint64_t i = mix64(a ^ mix64(b)) & set->mask;; i = (i + 1) & set->mask) {
+        uint64_t *slot = &set->keys[2 * i];
+        if (!(slot[0] | slot[1])) {
+            slot[0] = a;
+            slot[1] = b;
+            set->n++;
+            return 1;
+        }
+        if (slot[0] == a && slot[1] == b)
+            return 0;
+    }
+}
+
+int cc_seen_set_has(const struct cc_seen_set *set, uint64_t a, uint64_t b)
+{
+    if (!set->keys)
+        return 0;
+    if (!(a | b))
+        b = 1;
+    for (uint64_t i = mix64(a ^ mix64(b)) & set->mask;; i = (i + 1) & set->mask) {
+        const uint64_t *slot = &set->keys[2 * i];
+        if (!(slot[0] | slot[1]))
+            return 0;
+        if (slot[0] == a && slot[1] == b)
+            return 1;
+    }
+}
+
+void cc_seen_set_free(struct cc_seen_set *set)
+{
+    free(set->keys);
+    set->keys = NULL;
+    set->n = set->mask = 0;
+}
+
+/* ---- rejects, progress, kill points ------------------------------------------------ */
+
+void cc_ingest_reject(struct cc_ingest_ctx *ctx, struct cc_feed_report *feed, uint64_t line,
+                      int reason)
+{
+    feed->rows_rejected++;
+    feed->rejected_by_reason[reason]++;
+    if (!ctx->rejects && ctx->rejects_path[0]) {
+        ctx->rejects = fopen(ctx->rejects_path, "w");
+        if (ctx->rejects)
+            fprintf(ctx->rejects, "file,line,reason,description\n");
+    }
+    if (ctx->rejects) {
+        /* The file's base name, the line and the reason: never the row. */
+        const char *base = strrchr(feed->path, '/');
+        fprintf(ctx->rejects, "%s,%llu,%s,%s\n", base ? base + 1 : feed->path,
+                (unsigned long long)line, reason_names[reason], reason_texts[reason]);
+    }
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void cc_ingest_progress(struct cc_ingest_ctx *ctx, const struct cc_feed_report *feed,
+                        const cc_csv *csv, int final)
+{
+    FILE *out = ctx->opt->progress;
+    if (!out)
+        return;
+    if (!final && (feed->rows_read & 0xffff))
+        return;
+    double now = now_seconds();
+    if (ctx->progress_started == 0)
+        ctx->progress_started = now;
+    if (!final && now - ctx->progress_last < 0.5)
+        return;
+    ctx->progress_last = now;
+    double started = ctx->progress_started;
+    uint64_t total = cc_csv_file_bytes(csv), done = cc_csv_bytes_read(csv);
+    double elapsed = now - started > 1e-3 ? now - started : 1e-3;
+    fprintf(out, "\r%-18s %5.1f%%  %12llu rows  %9.0f rows/s%s", feed_names[feed->kind],
+            total ? 100.0 * (double)done / (double)total : 100.0,
+            (unsigned long long)feed->rows_read, (double)feed->rows_read / elapsed,
+            final ? "\n" : "");
+    fflush(out);
+    if (final)
+        ctx->progress_started = 0;
+}
+
+void cc_ingest_kill_point(struct cc_ingest_ctx *ctx, const char *point)
+{
+    (void)ctx;
+    const char *at = getenv("CC_TEST_KILL_AT");
+    if (at && !strcmp(at, point))
+        raise(SIGKILL);
+}
+
+/* ---- the manifest in state.db ----------------------------------------------------- */
+
+static const char *const manifest_schema[] = {
+    "CREATE TABLE IF NOT EXISTS ingest_file ("
+    " content_hash TEXT PRIMARY KEY,"
+    " kind TEXT NOT NULL,"
+    " file_name TEXT NOT NULL,"
+    " rows_read INTEGER NOT NULL, rows_accepted INTEGER NOT NULL,"
+    " rows_rejected INTEGER NOT NULL,"
+    " store_version INTEGER NOT NULL,"
+    " ingested_at INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS store_version ("
+    " version INTEGER PRIMARY KEY,"
+    " file_name TEXT NOT NULL,"
+    " n_persons INTEGER NOT NULL, n_records INTEGER NOT NULL,"
+    " created_at INTEGER NOT NULL)",
+};
+
+/* Hex BLAKE2b-256 of a file's content: the file's identity in the manifest. */
+static int hash_file(const char *path, char hex[65])
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? CC_ENOTFOUND : CC_EIO;
+    crypto_generichash_state st;
+    unsigned char digest[32];
+    size_t cap = 1 << 20;
+    unsigned char *buf = malloc(cap);
+    if (!buf) {
+        close(fd);
+        return CC_ENOMEM;
+    }
+    crypto_generichash_init(&st, NULL, 0, sizeof digest);
+    ssize_t n;
+    while ((n = read(fd, buf, cap)) > 0)
+        crypto_generichash_update(&st, buf, (unsigned long long)n);
+    free(buf);
+    close(fd);
+    if (n < 0)
+        return CC_EIO;
+    crypto_generichash_final(&st, digest, sizeof digest);
+    sodium_bin2hex(hex, 65, digest, sizeof digest);
+    return 0;
+}
+
+static int manifest_has(sqlite3 *db, const char *hash, int *found)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, "SELECT 1 FROM ingest_file WHERE content_hash = ?", -1, &st,
+                                NULL);
+    if (rc != SQLITE_OK)
+        return cc_db_error(rc);
+    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    *found = rc == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : cc_db_error(rc);
+}
+
+/* The current store version and its file name (version 0: none yet). */
+static int current_version(sqlite3 *db, uint64_t *version, char *file, size_t file_len)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(
+        db, "SELECT version, file_name FROM store_version ORDER BY version DESC LIMIT 1", -1, &st,
+        NULL);
+    if (rc != SQLITE_OK)
+        return cc_db_error(rc);
+    rc = sqlite3_step(st);
+    *version = 0;
+    file[0] = '\0';
+    if (rc == SQLITE_ROW) {
+        *version = (uint64_t)sqlite3_column_int64(st, 0);
+        snprintf(file, file_len, "%s", (const char *)sqlite3_column_text(st, 1));
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : cc_db_error(rc);
+}
+
+int cc_ingest_current_store(const char *data_dir, uint64_t *version, char *path, size_t path_len,
+                            char *errbuf, size_t errlen)
+{
+    sqlite3 *db = NULL;
+    char file[256];
+    int rc = cc_db_open(data_dir, 0, &db, errbuf, errlen);
+    if (rc < 0)
+        return rc;
+    rc = cc_db_schema_ensure(db, "ingest", 1, manifest_schema,
+                             sizeof manifest_schema / sizeof *manifest_schema);
+    if (rc == 0)
+        rc = current_version(db, version, file, sizeof file);
+    cc_db_close(db);
+    if (rc == 0 && *version == 0) {
+        snprintf(errbuf, errlen, "%s: no data has been ingested yet", data_dir);
+        return CC_ENOTFOUND;
+    }
+    if (rc == 0)
+        snprintf(path, path_len, "%s/%s", data_dir, file);
+    return rc;
+}
+
+/* ---- the run ------------------------------------------------------------------------ */
+
+/* Is `path` inside `dir` (after resolving both)? */
+static int path_inside(const char *path, const char *dir)
+{
+    char rp[PATH_MAX], rd[PATH_MAX];
+    char parent[PATH_MAX];
+    if (!realpath(dir, rd))
+        return 0;
+    if (!realpath(path, rp)) {
+        /* a key file that does not exist yet: judge by its directory */
+        snprintf(parent, sizeof parent, "%s", path);
+        char *slash = strrchr(parent, '/');
+        if (slash)
+            *slash = '\0';
+        else
+            snprintf(parent, sizeof parent, ".");
+        if (!realpath(parent, rp))
+            return 0;
+    }
+    size_t n = strlen(rd);
+    return !strncmp(rp, rd, n) && (rp[n] == '/' || rp[n] == '\0');
+}
+
+static void remove_old_snapshots(const char *dir, const char *keep)
+{
+    /* Snapshots other than the current one are no longer referenced by
+     * state.db; removing them is housekeeping and may fail harmlessly. */
+    char path[PATH_MAX];
+    for (uint64_t v = 1; v < 100000; v++) {
+        char name[64];
+        snprintf(name, sizeof name, "store-%06llu.snap", (unsigned long long)v);
+        if (!strcmp(name, keep))
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        if (unlink(path) < 0 && errno == ENOENT && strcmp(name, keep) > 0)
+            break;
+    }
+}
+
+int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *report,
+                  char *errbuf, size_t errlen)
+{
+    struct cc_ingest_ctx ctx = {0};
+    cc_store *base = NULL, *store = NULL;
+    char hashes[CC_INGEST_MAX_FILES][65];
+    const char *by_kind[CC_N_FEED_KINDS] = {NULL};
+    struct cc_feed_report *report_by_kind[CC_N_FEED_KINDS] = {NULL};
+    char base_file[256], new_file[64], new_path[PATH_MAX], base_path[PATH_MAX];
+    uint64_t version = 0;
+    cc_pseudonym *type1 = NULL;
+    size_t n_type1 = 0;
+    int rc;
+
+    memset(report, 0, sizeof *report);
+    errbuf[0] = '\0';
+    ctx.opt = opt;
+    ctx.report = report;
+    ctx.today = opt->today ? opt->today : cc_day_today();
+    const char *kill = getenv("CC_TEST_KILL_AT");
+    if (kill && !strncmp(kill, "rows:", 5))
+        ctx.kill_at_rows = strtoull(kill + 5, NULL, 10);
+
+    if (opt->n_files > CC_INGEST_MAX_FILES) {
+        snprintf(errbuf, errlen, "too many files (at most %d)", CC_INGEST_MAX_FILES);
+        return CC_EINVAL;
+    }
+    if (mkdir(opt->data_dir, 0700) < 0 && errno != EEXIST) {
+        snprintf(errbuf, errlen, "%s: cannot create the data directory", opt->data_dir);
+        return CC_EIO;
+    }
+    if (path_inside(opt->key_path, opt->data_dir)) {
+        snprintf(errbuf, errlen,
+                 "the key file must not live inside the data directory (keep it elsewhere)");
+        return CC_EINVAL;
+    }
+    if ((rc = cc_pseudo_key_load(opt->key_path, &ctx.key)) < 0) {
+        snprintf(errbuf, errlen, "%s: cannot load the key (%s)", opt->key_path,
+                 rc == CC_EPERM ? "its permissions are too open: chmod 600 it" : cc_strerror(rc));
+        return rc;
+    }
+    if ((rc = cc_db_open(opt->data_dir, CC_DB_CREATE, &ctx.db, errbuf, errlen)) < 0)
+        goto out;
+    if ((rc = cc_db_schema_ensure(ctx.db, "ingest", 1, manifest_schema,
+                                  sizeof manifest_schema / sizeof *manifest_schema)) < 0 ||
+        (rc = cc_optout_attach(ctx.db, &ctx.optouts)) < 0) {
+        snprintf(errbuf, errlen, "%s: cannot prepare state.db (%s)", opt->data_dir,
+                 cc_strerror(rc));
+        goto out;
+    }
+
+    /* Which files are new. */
+    for (size_t i = 0; i < opt->n_files; i++) {
+        struct cc_feed_report *feed = &report->feeds[report->n_feeds++];
+        int kind = opt->files[i].kind;
+        feed->kind = kind;
+        snprintf(feed->path, sizeof feed->path, "%s", opt->files[i].path);
+        if (kind < 0 || kind >= CC_N_FEED_KINDS) {
+            snprintf(errbuf, errlen, "%s: unknown feed kind", feed->path);
+            rc = CC_EINVAL;
+            goto out;
+        }
+        if ((rc = hash_file(feed->path, hashes[i])) < 0) {
+            snprintf(errbuf, errlen, "%s: cannot read (%s)", feed->path, cc_strerror(rc));
+            goto out;
+        }
+        int found = 0;
+        if ((rc = manifest_has(ctx.db, hashes[i], &found)) < 0)
+            goto out;
+        for (size_t j = 0; j < i; j++)
+            found |= !strcmp(hashes[j], hashes[i]);
+        if (found) {
+            feed->skipped_already_ingested = 1;
+            continue;
+        }
+        if (by_kind[kind]) {
+            snprintf(errbuf, errlen, "two new files of kind %s in one ingest", feed_names[kind]);
+            rc = CC_EINVAL;
+            goto out;
+        }
+        by_kind[kind] = feed->path;
+        report_by_kind[kind] = feed;
+    }
+
+    /* The current store, if any, is the base the new one grows from. */
+    if ((rc = current_version(ctx.db, &version, base_file, sizeof base_file)) < 0)
+        goto out;
+    if (version) {
+        snprintf(base_path, sizeof base_path, "%s/%s", opt->data_dir, base_file);
+        char why[256] = "";
+        if ((rc = cc_store_load(base_path, CC_STORE_LOAD_ALL, &base, why, sizeof why)) < 0) {
+            snprintf(errbuf, errlen, "%s: %s", base_path, why[0] ? why : cc_strerror(rc));
+            goto out;
+        }
+    }
+    int anything_new = 0;
+    for (int k = 0; k < CC_N_FEED_KINDS; k++)
+        anything_new |= by_kind[k] != NULL;
+    if (!anything_new) {
+        report->store_version = 0;
+        if (base) {
+            report->n_persons = cc_store_columns(base)->n_persons;
+            report->n_records = cc_store_columns(base)->n_records;
+        }
+        rc = 0;
+        goto out;
+    }
+    if ((rc = cc_store_builder_new(base, &ctx.builder)) < 0)
+        goto out;
+    cc_store_free(base);
+    base = NULL;
+
+    snprintf(ctx.rejects_path, sizeof ctx.rejects_path, "%s/rejects", opt->data_dir);
+    mkdir(ctx.rejects_path, 0700);
+    snprintf(ctx.rejects_path, sizeof ctx.rejects_path, "%s/rejects/ingest-%06llu.csv",
+             opt->data_dir, (unsigned long long)version + 1);
+
+    /* Reference data. */
+    int have_areas = cc_store_builder_columns(ctx.builder)->n_lsoa > 0;
+    if (by_kind[CC_FEED_AREAS] || by_kind[CC_FEED_POSTCODES] || by_kind[CC_FEED_POPULATION]) {
+        if (have_areas) {
+            snprintf(errbuf, errlen,
+                     "the store already has an area lookup; a different one needs a new data "
+                     "directory (person areas are indices into it)");
+            rc = CC_EUNSUPPORTED;
+            goto out;
+        }
+        if ((rc = cc_ingest_areas(&ctx, by_kind[CC_FEED_AREAS], report_by_kind[CC_FEED_AREAS],
+                                  by_kind[CC_FEED_POSTCODES], report_by_kind[CC_FEED_POSTCODES],
+                                  by_kind[CC_FEED_POPULATION], report_by_kind[CC_FEED_POPULATION],
+                                  errbuf, errlen)) < 0)
+            goto out;
+        have_areas = 1;
+    }
+    if (!have_areas) {
+        snprintf(errbuf, errlen,
+                 "no area lookup: the first ingest needs areas.csv, postcodes.csv and "
+                 "population.csv");
+        rc = CC_EINVAL;
+        goto out;
+    }
+
+    /* Opt-outs first: they decide what may be taken in. */
+    if (by_kind[CC_FEED_OPTOUTS] &&
+        (rc = cc_ingest_optout_feed(&ctx, by_kind[CC_FEED_OPTOUTS],
+                                    report_by_kind[CC_FEED_OPTOUTS])) < 0)
+        goto feed_failed;
+    if (by_kind[CC_FEED_GP_REGISTRATIONS] &&
+        (rc = cc_ingest_registration_optouts(&ctx, by_kind[CC_FEED_GP_REGISTRATIONS],
+                                             report_by_kind[CC_FEED_GP_REGISTRATIONS])) < 0)
+        goto feed_failed;
+    if ((rc = cc_optout_persons_in_force(ctx.optouts, ctx.today, CC_OPTOUT_MASK_TYPE1, &type1,
+                                         &n_type1, NULL)) < 0)
+        goto feed_failed;
+    if ((rc = cc_seen_set_init(&ctx.type1, n_type1 + 16)) < 0)
+        goto out;
+    for (size_t i = 0; i < n_type1; i++) {
+        uint64_t a, b;
+        memcpy(&a, type1[i].bytes, 8);
+        memcpy(&b, type1[i].bytes + 8, 8);
+        cc_seen_set_add(&ctx.type1, a, b);
+    }
+
+    /* Then registrations (which define persons), GP events, hospital and
+     * community records, and last the rows held back for stage 2. */
+    static const int patient_kinds[] = {CC_FEED_GP_REGISTRATIONS, CC_FEED_GP_EVENTS,
+                                        CC_FEED_HOSPITAL, CC_FEED_COMMUNITY};
+    for (size_t i = 0; i < sizeof patient_kinds / sizeof *patient_kinds; i++) {
+        int kind = patient_kinds[i];
+        if (!by_kind[kind])
+            continue;
+        switch (kind) {
+        case CC_FEED_GP_REGISTRATIONS:
+            rc = cc_ingest_registrations(&ctx, by_kind[kind], report_by_kind[kind]);
+            break;
+        case CC_FEED_GP_EVENTS:
+            rc = cc_ingest_gp_events(&ctx, by_kind[kind], report_by_kind[kind]);
+            break;
+        case CC_FEED_HOSPITAL:
+            rc = cc_ingest_hospital(&ctx, by_kind[kind], report_by_kind[kind]);
+            break;
+        default:
+            rc = cc_ingest_community(&ctx, by_kind[kind], report_by_kind[kind]);
+            break;
+        }
+        if (rc < 0)
+            goto feed_failed;
+    }
+    if ((rc = cc_ingest_link_pending(&ctx)) < 0)
+        goto feed_failed;
+
+    /* A type 1 opt-out registered after a patient's GP data was stored: that
+     * data leaves the store in this version. */
+    for (size_t i = 0; i < n_type1; i++) {
+        int64_t person = cc_store_builder_find_person(ctx.builder, &type1[i]);
+        if (person < 0)
+            continue;
+        if ((rc = cc_store_builder_drop_records(ctx.builder, (uint32_t)person, CC_SETTING_GP)) < 0)
+            goto out;
+        report->n_persons_removed_gp_records++;
+    }
+
+    cc_ingest_kill_point(&ctx, "before-finish");
+    rc = cc_store_builder_finish(ctx.builder, &store);
+    ctx.builder = NULL;
+    if (rc < 0) {
+        snprintf(errbuf, errlen, "building the store failed (%s)", cc_strerror(rc));
+        goto out;
+    }
+
+    /* Write the new snapshot under a new name; it becomes current only when
+     * the transaction below commits. A crash before then leaves an
+     * unreferenced file, removed by the next successful ingest. */
+    snprintf(new_file, sizeof new_file, "store-%06llu.snap", (unsigned long long)version + 1);
+    snprintf(new_path, sizeof new_path, "%s/%s", opt->data_dir, new_file);
+    if ((rc = cc_store_save(store, new_path)) < 0) {
+        snprintf(errbuf, errlen, "%s: cannot write the snapshot (%s)", new_path, cc_strerror(rc));
+        goto out;
+    }
+    cc_ingest_kill_point(&ctx, "before-commit");
+
+    const struct cc_store_columns *cols = cc_store_columns(store);
+    if ((rc = cc_db_begin(ctx.db)) < 0)
+        goto db_failed;
+    sqlite3_stmt *st = NULL;
+    rc = sqlite3_prepare_v2(ctx.db,
+                            "INSERT INTO store_version(version, file_name, n_persons, n_records,"
+                            " created_at) VALUES (?, ?, ?, ?, ?)",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)version + 1);
+        sqlite3_bind_text(st, 2, new_file, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, cols->n_persons);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)cols->n_records);
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)time(NULL));
+        rc = sqlite3_step(st);
+        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(ctx.db,
+                                "INSERT INTO ingest_file(content_hash, kind, file_name, rows_read,"
+                                " rows_accepted, rows_rejected, store_version, ingested_at)"
+                                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                -1, &st, NULL);
+    for (size_t i = 0; rc == SQLITE_OK && i < report->n_feeds; i++) {
+        const struct cc_feed_report *feed = &report->feeds[i];
+        if (feed->skipped_already_ingested)
+            continue;
+        const char *base_name = strrchr(feed->path, '/');
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, hashes[i], -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, feed_names[feed->kind], -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, base_name ? base_name + 1 : feed->path, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)feed->rows_read);
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)feed->rows_accepted);
+        sqlite3_bind_int64(st, 6, (sqlite3_int64)feed->rows_rejected);
+        sqlite3_bind_int64(st, 7, (sqlite3_int64)version + 1);
+        sqlite3_bind_int64(st, 8, (sqlite3_int64)time(NULL));
+        rc = sqlite3_step(st);
+        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK) {
+        rc = cc_db_error(rc);
+        cc_db_rollback(ctx.db);
+        goto db_failed;
+    }
+    /* The commit point: when this returns 0 the new version is current and
+     * durable (WAL, synchronous=FULL), with the manifest of its files. */
+    if ((rc = cc_db_commit(ctx.db)) < 0)
+        goto db_failed;
+    cc_ingest_kill_point(&ctx, "after-commit");
+    remove_old_snapshots(opt->data_dir, new_file);
+    report->store_version = version + 1;
+    report->n_persons = cols->n_persons;
+    report->n_records = cols->n_records;
+    rc = 0;
+    goto out;
+
+db_failed:
+    unlink(new_path);
+    snprintf(errbuf, errlen, "%s: recording the new version failed (%s)", opt->data_dir,
+             cc_strerror(rc));
+    goto out;
+feed_failed:
+    snprintf(errbuf, errlen, "%s", ctx.error[0] ? ctx.error : cc_strerror(rc));
+out:
+    if (ctx.rejects) {
+        fclose(ctx.rejects);
+        snprintf(report->rejects_path, sizeof report->rejects_path, "%s", ctx.rejects_path);
+    }
+    free(type1);
+    cc_store_free(store);
+    cc_store_free(base);
+    cc_store_builder_free(ctx.builder);
+    cc_seen_set_free(&ctx.type1);
+    free(ctx.latest_registration);
+    free(ctx.pending);
+    free(ctx.pending_codes);
+    free(ctx.pending_code_text);
+    cc_optout_detach(ctx.optouts);
+    cc_db_close(ctx.db);
+    cc_pseudo_key_free(ctx.key);
+    return rc;
+}
+
+/* ---- the summary ---------------------------------------------------------------------- */
+
+static double percent(uint64_t part, uint64_t whole)
+{
+    return whole ? 100.0 * (double)part / (double)whole : 0.0;
+}
+
+void cc_ingest_report_print(const struct cc_ingest_report *report, FILE *out)
+{
+    fprintf(out, "%-18s %12s %12s %10s %10s\n", "feed", "rows read", "accepted", "rejected",
+            "duplicate");
+    for (size_t i = 0; i < report->n_feeds; i++) {
+        const struct cc_feed_report *f = &report->feeds[i];
+        if (f->skipped_already_ingested) {
+            fprintf(out, "%-18s already ingested (same content), skipped\n",
+                    feed_names[f->kind]);
+            continue;
+        }
+        fprintf(out, "%-18s %12llu %12llu %10llu %10llu\n", feed_names[f->kind],
+                (unsigned long long)f->rows_read, (unsigned long long)f->rows_accepted,
+                (unsigned long long)f->rows_rejected, (unsigned long long)f->rows_duplicate);
+        for (int r = 0; r < CC_N_REJECT_REASONS; r++)
+            if (f->rejected_by_reason[r])
+                fprintf(out, "    rejected %-20s %10llu  %s\n", reason_names[r],
+                        (unsigned long long)f->rejected_by_reason[r], reason_texts[r]);
+        if (f->dropped_type1)
+            fprintf(out, "    left out: type 1 opt-out in force %10llu\n",
+                    (unsigned long long)f->dropped_type1);
+        if (f->optout_events_added)
+            fprintf(out, "    opt-out events recorded %18llu\n",
+                    (unsigned long long)f->optout_events_added);
+    }
+    fprintf(out, "\nlinkage report\n%-18s %12s %12s %12s %12s %12s %8s\n", "source", "records",
+            "stage 1", "stage 2", "no match", "ambiguous", "linked");
+    for (size_t i = 0; i < report->n_feeds; i++) {
+        const struct cc_feed_report *f = &report->feeds[i];
+        if (f->skipped_already_ingested ||
+            (f->kind != CC_FEED_GP_REGISTRATIONS && f->kind != CC_FEED_GP_EVENTS &&
+             f->kind != CC_FEED_HOSPITAL && f->kind != CC_FEED_COMMUNITY))
+            continue;
+        uint64_t linked = f->linked_stage1 + f->linked_stage2;
+        uint64_t total = linked + f->unlinked_no_match + f->unlinked_ambiguous;
+        fprintf(out, "%-18s %12llu %12llu %12llu %12llu %12llu %7.2f%%\n", feed_names[f->kind],
+                (unsigned long long)total, (unsigned long long)f->linked_stage1,
+                (unsigned long long)f->linked_stage2, (unsigned long long)f->unlinked_no_match,
+                (unsigned long long)f->unlinked_ambiguous, percent(linked, total));
+    }
+    if (report->n_persons_removed_gp_records)
+        fprintf(out, "type 1 opt-outs whose GP records left the store: %llu\n",
+                (unsigned long long)report->n_persons_removed_gp_records);
+    if (report->store_version)
+        fprintf(out, "\nstore version %llu: %llu persons, %llu records\n",
+                (unsigned long long)report->store_version, (unsigned long long)report->n_persons,
+                (unsigned long long)report->n_records);
+    else
+        fprintf(out, "\nnothing new: the store is unchanged (%llu persons, %llu records)\n",
+                (unsigned long long)report->n_persons, (unsigned long long)report->n_records);
+    if (report->rejects_path[0])
+        fprintf(out, "rejected rows (file, line, reason): %s\n", report->rejects_path);
+}

@@ -1,0 +1,114 @@
+/*
+ * ingest_internal.h: what the files of the ingest stage share (ingest.c runs
+ * the stage, ingest_areas.c reads the reference data, ingest_feeds.c the
+ * patient-level feeds). Not a public header: nothing outside core/ingest*.c
+ * includes it.
+ */
+#ifndef CC_INGEST_INTERNAL_H
+#define CC_INGEST_INTERNAL_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cc_csv.h"
+#include "cc_ingest.h"
+#include "cc_link.h"
+#include "cc_optout.h"
+#include "cc_pseudo.h"
+#include "cc_store.h"
+
+/* A set of 128-bit keys (open addressing, grows at half full). The all-zero
+ * key is stored as (0, 1). */
+struct cc_seen_set {
+    uint64_t *keys; /* 2 words per slot */
+    uint64_t n, mask;
+};
+int cc_seen_set_init(struct cc_seen_set *set, uint64_t expected);
+/* 1 if the key was new (now added), 0 if it was already there, or CC_ENOMEM. */
+int cc_seen_set_add(struct cc_seen_set *set, uint64_t a, uint64_t b);
+int cc_seen_set_has(const struct cc_seen_set *set, uint64_t a, uint64_t b);
+void cc_seen_set_free(struct cc_seen_set *set);
+
+/* A fast non-cryptographic 64-bit hash of bytes (used for duplicate
+ * detection only, never for anything secret). */
+uint64_t cc_ingest_hash64(const void *data, size_t len, uint64_t seed);
+
+/* A row held back for stage-2 linkage: no valid NHS number, so it waits until
+ * every stage-1 person is known (then the result does not depend on the order
+ * of files or rows). */
+struct cc_pending_row {
+    cc_pseudonym postcode;
+    cc_day dob;
+    cc_day date;
+    uint8_t sex;
+    uint8_t setting;
+    uint8_t flags;
+    uint8_t n_codes;
+    uint32_t feed; /* index into the report's feeds */
+    uint32_t code_offset; /* into the pending code arrays */
+};
+
+/* The state of one ingest run. */
+struct cc_ingest_ctx {
+    const struct cc_ingest_options *opt;
+    struct cc_ingest_report *report;
+    cc_pseudo_key *key;
+    cc_store_builder *builder;
+    sqlite3 *db;
+    cc_optout *optouts;
+    cc_day today;
+    FILE *rejects; /* rejects report (file,line,reason), opened lazily */
+    char rejects_path[512];
+
+    /* persons with a type 1 opt-out in force today (their GP-sourced data is
+     * never taken in) */
+    struct cc_seen_set type1;
+    /* per builder person index: the latest GP registration day seen in this
+     * run (UINT16_MAX none), which decides area and practice */
+    uint16_t *latest_registration;
+    uint64_t latest_registration_cap;
+
+    /* rows waiting for stage-2 linkage */
+    struct cc_pending_row *pending;
+    uint64_t n_pending, pending_cap;
+    struct cc_code_input *pending_codes;
+    char (*pending_code_text)[CC_CODE_TEXT_BYTES];
+    uint64_t n_pending_codes, pending_codes_cap;
+
+    double progress_started, progress_last; /* seconds, for rows/s */
+    char error[512]; /* why the run stopped: file and reason, no identifiers */
+    uint64_t rows_total; /* for the test kill point */
+    uint64_t kill_at_rows;
+};
+
+/* Writes one reject line (file, line, reason name) and counts it. */
+void cc_ingest_reject(struct cc_ingest_ctx *ctx, struct cc_feed_report *feed, uint64_t line,
+                      int reason);
+
+/* Progress on a terminal while a file is read. */
+void cc_ingest_progress(struct cc_ingest_ctx *ctx, const struct cc_feed_report *feed,
+                        const cc_csv *csv, int final);
+
+/* Testing hook: raise SIGKILL at a named point when CC_TEST_KILL_AT says so. */
+void cc_ingest_kill_point(struct cc_ingest_ctx *ctx, const char *point);
+
+/* Reads areas.csv, postcodes.csv and population.csv (any given) into the
+ * builder. */
+int cc_ingest_areas(struct cc_ingest_ctx *ctx, const char *areas_path, struct cc_feed_report *areas,
+                    const char *postcodes_path, struct cc_feed_report *postcodes,
+                    const char *population_path, struct cc_feed_report *population,
+                    char *errbuf, size_t errlen);
+
+/* The patient-level feeds. */
+int cc_ingest_optout_feed(struct cc_ingest_ctx *ctx, const char *path, struct cc_feed_report *feed);
+int cc_ingest_registration_optouts(struct cc_ingest_ctx *ctx, const char *path,
+                                   struct cc_feed_report *feed);
+int cc_ingest_registrations(struct cc_ingest_ctx *ctx, const char *path,
+                            struct cc_feed_report *feed);
+int cc_ingest_gp_events(struct cc_ingest_ctx *ctx, const char *path, struct cc_feed_report *feed);
+int cc_ingest_hospital(struct cc_ingest_ctx *ctx, const char *path, struct cc_feed_report *feed);
+int cc_ingest_community(struct cc_ingest_ctx *ctx, const char *path, struct cc_feed_report *feed);
+/* Links the rows held back for stage 2. */
+int cc_ingest_link_pending(struct cc_ingest_ctx *ctx);
+
+#endif

@@ -1,0 +1,105 @@
+/*
+ * cc_exec.h: the query engine: executes a bound query over one data version
+ * and produces a raw result: exact counts per cell, the cell keys for the
+ * cell key method, and the cohort sizes the disclosure rules need.
+ *
+ * A raw result is the input of disclosure control and of nothing else. It
+ * holds exact counts, which must never leave the server: the encoder accepts
+ * only protected results (the disclosure-control module turns a raw result
+ * into one). Tests and the SQLite oracle read raw results directly, and so
+ * do benchmarks, but no code path that answers a client may.
+ *
+ * Execution (docs/engine.md): each condition becomes a bitset of the persons
+ * that meet it, found through the store's per-code posting lists (or a scan
+ * of one setting's records for conditions without codes); the cohort is the
+ * AND of those bitsets, of the person filters and of "not excluded by an
+ * opt-out"; cells are counted in one pass over the cohort (persons measure)
+ * or over the qualifying records (events measure, and persons counted per
+ * period or setting), split across threads.
+ *
+ * Must never: return a pseudonym or a person index; its output is counts.
+ */
+#ifndef CC_EXEC_H
+#define CC_EXEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cc_dataversion.h"
+#include "cc_query.h"
+
+/* The restrictions of a query (cc_query_restrictions), at most this many. */
+#define CC_EXEC_MAX_RESTRICTIONS 32
+
+#define CC_EXEC_MAX_AGE_BANDS (CC_QUERY_AGE_BOUNDS_CAP + 1)
+
+/* One dimension of a result: its kind and how many values it has. */
+struct cc_raw_dimension {
+    uint8_t kind;   /* enum cc_query_dimension_kind */
+    uint32_t n_values;
+    /* internal: what value 0 means (the first month, year or quarter) */
+    int32_t first;
+    /* age bands: the lowest age of each band */
+    uint8_t age_lower[CC_EXEC_MAX_AGE_BANDS];
+};
+
+/*
+ * The raw result. Cells are dense, in row-major order over the dimensions
+ * (the last dimension varies fastest); a query without dimensions has one
+ * cell.
+ */
+struct cc_raw_result {
+    uint32_t n_dimensions;
+    struct cc_raw_dimension dimensions[CC_QUERY_DIMENSIONS_CAP];
+    uint64_t n_cells;
+    uint64_t *count;     /* [n_cells] exact counts */
+    uint32_t *cell_key;  /* [n_cells] sum of the record keys of what was counted, mod 2^32 */
+
+    /* The cohort (persons meeting every restriction), and the cohort with
+     * each restriction removed in turn (DESIGN, Disclosure control 8): the
+     * effect of restriction r is cohort_without[r] - cohort_persons. */
+    uint64_t cohort_persons;
+    uint32_t n_restrictions;
+    struct cc_query_restriction restrictions[CC_EXEC_MAX_RESTRICTIONS];
+    uint64_t cohort_without[CC_EXEC_MAX_RESTRICTIONS];
+    /* The sum of the record keys of the cohort: the seed of the condition
+     * noise layer (DESIGN 9) depends on the persons, not on the wording. */
+    uint32_t cohort_key;
+    uint32_t condition_key[CC_EXEC_MAX_RESTRICTIONS]; /* per condition: its matching persons */
+
+    const struct cc_store_columns *columns_; /* for labels; not owned */
+};
+
+/* Engine tunables. */
+struct cc_exec_options {
+    unsigned n_threads; /* 0: the number of online CPUs, at most 8 */
+    cc_day reference_day; /* ages for persons and population without as_of; 0: today */
+};
+
+/* Executes query (validated and bound against version's store) and fills
+ * *out, which the caller frees with cc_raw_result_free(). Returns 0, or
+ * CC_ENOMEM, CC_EINVAL (a query the engine cannot run; errbuf says why),
+ * CC_ETOOBIG (more cells than the dimensions allow). */
+int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *query,
+                const struct cc_exec_options *options, struct cc_raw_result *out, char *errbuf,
+                size_t errlen);
+
+/* The coordinate of cell along dimension d. */
+uint32_t cc_raw_result_coordinate(const struct cc_raw_result *result, uint64_t cell, uint32_t d);
+
+/* The label of value v of dimension d: an area code ("E12000001"), a
+ * practice code, "40-44", "90+", "female", "hospital", "2023", "2023-Q2",
+ * "2023-05". Writes a NUL-terminated string into buf. */
+void cc_raw_result_label(const struct cc_raw_result *result, uint32_t d, uint32_t v, char *buf,
+                         size_t len);
+
+/* Frees the arrays of a result (the struct itself is the caller's). */
+void cc_raw_result_free(struct cc_raw_result *result);
+
+/* The 5-year band (0..18) of an age in whole years. */
+static inline uint32_t cc_exec_band5(int age)
+{
+    return age < 0 ? 0 : age >= 90 ? 18 : (uint32_t)age / 5;
+}
+
+#endif

@@ -1,0 +1,650 @@
+/*
+ * Tests for the query engine (queries/exec.c) against an independent
+ * oracle: the same linked records loaded into SQLite, the same counts
+ * computed in SQL, compared cell by cell (before disclosure control).
+ *
+ * The store is random but reproducible (a fixed seed): persons over a small
+ * area hierarchy, records in every setting with codes from a small
+ * vocabulary (so prefixes, shared codes and several codes per episode all
+ * happen), and a random tenth of persons opted out.
+ */
+#include <criterion/criterion.h>
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cc_dataversion.h"
+#include "cc_error.h"
+#include "cc_exec.h"
+#include "cc_model.h"
+#include "cc_query.h"
+#include "cc_store.h"
+
+#define N_PERSONS 4000
+#define N_RECORDS 24000
+
+static cc_store *store;
+static struct cc_dataversion *version;
+static sqlite3 *db;
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+static uint64_t rnd(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+static uint32_t rnd_below(uint32_t n) { return (uint32_t)(rnd() % n); }
+
+static const struct {
+    uint8_t system;
+    const char *text;
+} vocabulary[] = {
+    {CC_CODE_ICD10, "E11"},  {CC_CODE_ICD10, "E119"}, {CC_CODE_ICD10, "E110"},
+    {CC_CODE_ICD10, "I10"},  {CC_CODE_ICD10, "J45"},  {CC_CODE_ICD10, "J459"},
+    {CC_CODE_ICD10, "E10"},  {CC_CODE_OPCS4, "K40"},  {CC_CODE_OPCS4, "K401"},
+    {CC_CODE_OPCS4, "W37"},  {CC_CODE_SNOMED, "44054006"}, {CC_CODE_SNOMED, "38341003"},
+    {CC_CODE_SNOMED, "195967001"},
+};
+#define N_VOCAB (sizeof vocabulary / sizeof *vocabulary)
+
+static void exec_sql(const char *sql)
+{
+    char *err = NULL;
+    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, &err), SQLITE_OK, "%s: %s", sql,
+                 err ? err : "");
+}
+
+static void build_fixture(void)
+{
+    cc_store_builder *b = NULL;
+    cr_assert_eq(cc_store_builder_new(NULL, &b), 0);
+
+    /* 2 regions, 3 ICBs, 6 districts, 24 LSOAs */
+    enum { N_LSOA = 24, N_LAD = 6, N_ICB = 3, N_REGION = 2 };
+    static char lsoa[N_LSOA][CC_AREA_CODE_BYTES], lad[N_LAD][CC_AREA_CODE_BYTES],
+        icb[N_ICB][CC_AREA_CODE_BYTES], region[N_REGION][CC_AREA_CODE_BYTES];
+    static const char *lsoa_name[N_LSOA], *lad_name[N_LAD], *icb_name[N_ICB],
+        *region_name[N_REGION];
+    static uint16_t lsoa_lad[N_LSOA], lad_icb[N_LAD], icb_region[N_ICB];
+    static uint32_t population[N_LSOA * 2 * CC_N_AGE_BANDS_5Y];
+    static uint64_t postcode_key[1];
+    static uint16_t postcode_lsoa[1];
+    for (int i = 0; i < N_REGION; i++) {
+        snprintf(region[i], sizeof region[i], "E1200000%d", i + 1);
+        region_name[i] = "region";
+    }
+    for (int i = 0; i < N_ICB; i++) {
+        snprintf(icb[i], sizeof icb[i], "E5400000%d", i + 1);
+        icb_name[i] = "icb";
+        icb_region[i] = (uint16_t)(i % N_REGION);
+    }
+    for (int i = 0; i < N_LAD; i++) {
+        snprintf(lad[i], sizeof lad[i], "E0600000%d", i + 1);
+        lad_name[i] = "lad";
+        lad_icb[i] = (uint16_t)(i % N_ICB);
+    }
+    for (int i = 0; i < N_LSOA; i++) {
+        snprintf(lsoa[i], sizeof lsoa[i], "E010000%02d", i + 1);
+        lsoa_name[i] = "lsoa";
+        lsoa_lad[i] = (uint16_t)(i % N_LAD);
+    }
+    for (int i = 0; i < N_LSOA * 2 * CC_N_AGE_BANDS_5Y; i++)
+        population[i] = 10 + rnd_below(90);
+    postcode_key[0] = cc_postcode_pack("LS1 4AP", 7);
+    struct cc_area_input areas = {
+        .n_lsoa = N_LSOA, .n_lad = N_LAD, .n_icb = N_ICB, .n_region = N_REGION,
+        .lsoa_code = (const char(*)[CC_AREA_CODE_BYTES])lsoa,
+        .lad_code = (const char(*)[CC_AREA_CODE_BYTES])lad,
+        .icb_code = (const char(*)[CC_AREA_CODE_BYTES])icb,
+        .region_code = (const char(*)[CC_AREA_CODE_BYTES])region,
+        .lsoa_name = lsoa_name, .lad_name = lad_name, .icb_name = icb_name,
+        .region_name = region_name, .lsoa_lad = lsoa_lad, .lad_icb = lad_icb,
+        .icb_region = icb_region, .population = population, .n_postcodes = 1,
+        .postcode_key = postcode_key, .postcode_lsoa = postcode_lsoa,
+    };
+    cr_assert_eq(cc_store_builder_set_areas(b, &areas), 0);
+    char practice[8];
+    for (int i = 0; i < 30; i++) {
+        snprintf(practice, sizeof practice, "B%05d", 86000 + i);
+        cr_assert_geq(cc_store_builder_practice(b, practice), 0);
+    }
+
+    cr_assert_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
+    exec_sql("CREATE TABLE person(id INTEGER PRIMARY KEY, dob TEXT, sex INT, lsoa INT,"
+             " lad TEXT, icb TEXT, region TEXT, practice TEXT, excluded INT, registered INT);"
+             "CREATE TABLE record(id INTEGER PRIMARY KEY, person INT, setting INT, date TEXT);"
+             "CREATE TABLE code(record INT, system INT, text TEXT, role INT);"
+             "CREATE TABLE pop(lsoa INT, lad TEXT, icb TEXT, region TEXT, sex INT, band INT,"
+             " n INT);");
+    sqlite3_stmt *ins_person, *ins_record, *ins_code;
+    cr_assert_eq(sqlite3_prepare_v2(db, "INSERT INTO person VALUES(?,?,?,?,?,?,?,?,?,?)", -1,
+                                    &ins_person, NULL),
+                 SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(db, "INSERT INTO record VALUES(?,?,?,?)", -1, &ins_record,
+                                    NULL),
+                 SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(db, "INSERT INTO code VALUES(?,?,?,?)", -1, &ins_code, NULL),
+                 SQLITE_OK);
+    exec_sql("BEGIN");
+    for (int l = 0; l < N_LSOA; l++)
+        for (int s = 0; s < 2; s++)
+            for (int band = 0; band < CC_N_AGE_BANDS_5Y; band++) {
+                char sql[256];
+                snprintf(sql, sizeof sql, "INSERT INTO pop VALUES(%d,'%s','%s','%s',%d,%d,%u)", l,
+                         lad[lsoa_lad[l]], icb[lad_icb[lsoa_lad[l]]],
+                         region[icb_region[lad_icb[lsoa_lad[l]]]], s + 1, band,
+                         population[(l * 2 + s) * CC_N_AGE_BANDS_5Y + band]);
+                exec_sql(sql);
+            }
+
+    static uint32_t excluded[N_PERSONS];
+    uint64_t n_excluded = 0;
+    for (uint32_t p = 0; p < N_PERSONS; p++) {
+        struct cc_person_input in = {0};
+        for (int k = 0; k < CC_PSEUDONYM_BYTES; k += 8) {
+            uint64_t r = rnd();
+            memcpy(in.pseudonym.bytes + k, &r, 8);
+        }
+        in.dob = cc_day_from_ymd(1925 + (int)rnd_below(98), 1 + (int)rnd_below(12),
+                                 1 + (int)rnd_below(28));
+        static const uint8_t sexes[] = {1, 2, 1, 2, 1, 2, 1, 2, 9, 0};
+        in.sex = sexes[rnd_below(10)];
+        in.lsoa = rnd_below(50) == 0 ? UINT16_MAX : (uint16_t)rnd_below(N_LSOA);
+        in.practice = rnd_below(20) == 0 ? UINT16_MAX : (uint16_t)rnd_below(30);
+        in.record_key = (uint32_t)rnd();
+        int64_t idx = cc_store_builder_person(b, &in);
+        cr_assert_eq(idx, (int64_t)p);
+        int is_excluded = rnd_below(10) == 0;
+        if (is_excluded)
+            excluded[n_excluded++] = p;
+        char dob[11];
+        cc_day_format(in.dob, dob);
+        sqlite3_reset(ins_person);
+        sqlite3_bind_int(ins_person, 1, (int)p);
+        sqlite3_bind_text(ins_person, 2, dob, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(ins_person, 3, in.sex);
+        if (in.lsoa == UINT16_MAX) {
+            for (int k = 4; k <= 7; k++)
+                sqlite3_bind_null(ins_person, k);
+        } else {
+            sqlite3_bind_int(ins_person, 4, in.lsoa);
+            sqlite3_bind_text(ins_person, 5, lad[lsoa_lad[in.lsoa]], -1, SQLITE_STATIC);
+            sqlite3_bind_text(ins_person, 6, icb[lad_icb[lsoa_lad[in.lsoa]]], -1, SQLITE_STATIC);
+            sqlite3_bind_text(ins_person, 7, region[icb_region[lad_icb[lsoa_lad[in.lsoa]]]], -1,
+                              SQLITE_STATIC);
+        }
+        if (in.practice == UINT16_MAX) {
+            sqlite3_bind_null(ins_person, 8);
+        } else {
+            snprintf(practice, sizeof practice, "B%05d", 86000 + in.practice);
+            sqlite3_bind_text(ins_person, 8, practice, -1, SQLITE_TRANSIENT);
+        }
+        sqlite3_bind_int(ins_person, 9, is_excluded);
+        sqlite3_bind_int(ins_person, 10, in.practice != UINT16_MAX);
+        cr_assert_eq(sqlite3_step(ins_person), SQLITE_DONE);
+    }
+    /* Records. The store numbers them after sorting; the oracle keeps its
+     * own ids, which is all it needs. */
+    for (uint32_t r = 0; r < N_RECORDS; r++) {
+        uint32_t person = rnd_below(N_PERSONS);
+        uint8_t setting = (uint8_t)(1 + rnd_below(3));
+        cc_day date = cc_day_from_ymd(2019 + (int)rnd_below(7), 1 + (int)rnd_below(12),
+                                      1 + (int)rnd_below(28));
+        struct cc_code_input codes[4];
+        size_t n_codes = 0;
+        if (setting == CC_SETTING_HOSPITAL) {
+            /* 1-3 diagnoses and maybe a procedure, no repeats */
+            size_t n_diag = 1 + rnd_below(3);
+            for (size_t k = 0; k < n_diag; k++) {
+                const char *text = vocabulary[rnd_below(7)].text;
+                int dup = 0;
+                for (size_t j = 0; j < n_codes; j++)
+                    dup |= !strcmp(codes[j].text, text);
+                if (!dup)
+                    codes[n_codes++] = (struct cc_code_input){
+                        CC_CODE_ICD10, (uint8_t)(n_codes ? CC_ROLE_SECONDARY : CC_ROLE_PRIMARY),
+                        text};
+            }
+            if (rnd_below(3) == 0)
+                codes[n_codes++] = (struct cc_code_input){
+                    CC_CODE_OPCS4, CC_ROLE_PROCEDURE, vocabulary[7 + rnd_below(3)].text};
+        } else {
+            codes[n_codes++] = (struct cc_code_input){CC_CODE_SNOMED, CC_ROLE_PRIMARY,
+                                                      vocabulary[10 + rnd_below(3)].text};
+        }
+        cr_assert_eq(cc_store_builder_record(b, person, setting, date, 0, codes, n_codes), 0);
+        char day[11];
+        cc_day_format(date, day);
+        sqlite3_reset(ins_record);
+        sqlite3_bind_int(ins_record, 1, (int)r);
+        sqlite3_bind_int(ins_record, 2, (int)person);
+        sqlite3_bind_int(ins_record, 3, setting);
+        sqlite3_bind_text(ins_record, 4, day, -1, SQLITE_TRANSIENT);
+        cr_assert_eq(sqlite3_step(ins_record), SQLITE_DONE);
+        for (size_t k = 0; k < n_codes; k++) {
+            sqlite3_reset(ins_code);
+            sqlite3_bind_int(ins_code, 1, (int)r);
+            sqlite3_bind_int(ins_code, 2, codes[k].system);
+            sqlite3_bind_text(ins_code, 3, codes[k].text, -1, SQLITE_STATIC);
+            sqlite3_bind_int(ins_code, 4, codes[k].role);
+            cr_assert_eq(sqlite3_step(ins_code), SQLITE_DONE);
+        }
+    }
+    exec_sql("COMMIT");
+    exec_sql("CREATE INDEX record_person ON record(person);"
+             "CREATE INDEX code_record ON code(record);");
+    sqlite3_finalize(ins_person);
+    sqlite3_finalize(ins_record);
+    sqlite3_finalize(ins_code);
+    /* views the oracle's SQL uses: opted-in persons and their records */
+    exec_sql("CREATE VIEW p AS SELECT * FROM person WHERE excluded = 0;"
+             "CREATE VIEW r AS SELECT record.* FROM record JOIN p ON p.id = record.person;");
+    cr_assert_eq(cc_store_builder_finish(b, &store), 0);
+    cr_assert_eq(cc_dataversion_from_indices(store, excluded, n_excluded, &version), 0);
+}
+
+static void fixture_init(void)
+{
+    build_fixture();
+}
+
+static void fixture_fini(void)
+{
+    cc_dataversion_free(version);
+    cc_store_free(store);
+    sqlite3_close(db);
+}
+
+TestSuite(exec, .init = fixture_init, .fini = fixture_fini);
+
+/* ---- query construction ------------------------------------------------------------ */
+
+static struct cc_query *q_new(int measure)
+{
+    struct cc_query *q = NULL;
+    cr_assert_eq(cc_query_new(&q), 0);
+    q->measure = (uint8_t)measure;
+    q->dimensions = cc_query_alloc(q, CC_QUERY_DIMENSIONS_CAP * sizeof *q->dimensions);
+    q->filters.conditions = cc_query_alloc(q, 8 * sizeof *q->filters.conditions);
+    cr_assert(q->dimensions && q->filters.conditions);
+    return q;
+}
+
+static void q_dim(struct cc_query *q, int kind, int banding)
+{
+    struct cc_query_dimension *d = &q->dimensions[q->n_dimensions++];
+    d->kind = (uint8_t)kind;
+    d->age_banding = (uint8_t)banding;
+}
+
+/* Adds a condition with codes given as a space-separated list. */
+static struct cc_query_condition *q_cond(struct cc_query *q, int system, const char *codes,
+                                         unsigned setting_mask, int exclude)
+{
+    struct cc_query_condition *c = &q->filters.conditions[q->filters.n_conditions++];
+    c->system = (uint8_t)system;
+    c->setting_mask = (uint8_t)setting_mask;
+    c->exclude = exclude;
+    if (codes) {
+        c->codes = cc_query_alloc(q, 8 * sizeof *c->codes);
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", codes);
+        for (char *t = strtok(buf, " "); t; t = strtok(NULL, " "))
+            snprintf(c->codes[c->n_codes++].text, CC_CODE_TEXT_BYTES, "%s", t);
+    }
+    return c;
+}
+
+static void q_months(struct cc_query_months *m, int y1, int m1, int y2, int m2)
+{
+    m->present = true;
+    m->from = cc_query_month(y1, m1);
+    m->to = cc_query_month(y2, m2);
+}
+
+static void q_areas(struct cc_query *q, int level, const char *code1, const char *code2)
+{
+    q->filters.areas.level = (uint8_t)level;
+    q->filters.areas.codes = cc_query_alloc(q, 2 * sizeof *q->filters.areas.codes);
+    snprintf(q->filters.areas.codes[0], CC_AREA_CODE_BYTES, "%s", code1);
+    q->filters.areas.n_codes = 1;
+    if (code2) {
+        snprintf(q->filters.areas.codes[1], CC_AREA_CODE_BYTES, "%s", code2);
+        q->filters.areas.n_codes = 2;
+    }
+}
+
+#define S(setting) (1u << (setting))
+
+/* ---- comparison -------------------------------------------------------------------------- */
+
+/* Runs q on the engine and sql on the oracle (rows: one label column per
+ * dimension, then the count) and compares every cell both ways. Returns the
+ * engine's total, so tests can also check that a query found something. */
+static uint64_t compare(struct cc_query *q, const char *sql)
+{
+    char err[256];
+    cr_assert_eq(cc_query_bind(q, cc_store_columns(store), NULL, err, sizeof err), 0, "bind: %s",
+                 err);
+    struct cc_raw_result res;
+    struct cc_exec_options opt = {.n_threads = 2, .reference_day = cc_day_from_ymd(2026, 1, 1)};
+    cr_assert_eq(cc_exec_run(version, q, &opt, &res, err, sizeof err), 0, "exec: %s", err);
+
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s: %s", sql,
+                 sqlite3_errmsg(db));
+    uint64_t matched = 0, total = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        /* find the engine's cell with these labels */
+        uint64_t expected = (uint64_t)sqlite3_column_int64(st, (int)res.n_dimensions);
+        int found = 0;
+        for (uint64_t cell = 0; cell < res.n_cells && !found; cell++) {
+            int same = 1;
+            for (uint32_t d = 0; d < res.n_dimensions && same; d++) {
+                char label[64];
+                cc_raw_result_label(&res, d, cc_raw_result_coordinate(&res, cell, d), label,
+                                    sizeof label);
+                const char *want = (const char *)sqlite3_column_text(st, (int)d);
+                same = want && !strcmp(label, want);
+            }
+            if (same) {
+                found = 1;
+                cr_expect_eq(res.count[cell], expected, "cell %llu: engine %llu, SQL %llu (%s)",
+                             (unsigned long long)cell, (unsigned long long)res.count[cell],
+                             (unsigned long long)expected, sql);
+            }
+        }
+        cr_expect(found, "SQL row with count %llu has no engine cell (%s)",
+                  (unsigned long long)expected, sql);
+        matched += expected;
+    }
+    cr_assert_eq(rc, SQLITE_DONE);
+    sqlite3_finalize(st);
+    for (uint64_t cell = 0; cell < res.n_cells; cell++)
+        total += res.count[cell];
+    cr_expect_eq(total, matched, "engine total %llu, SQL total %llu (%s)",
+                 (unsigned long long)total, (unsigned long long)matched, sql);
+    cc_raw_result_free(&res);
+    cc_query_free(q);
+    return total;
+}
+
+/* SQL for an age band label from an age expression. */
+#define AGE_AT(ref) \
+    "(CAST(strftime('%Y','" ref "') AS INT) - CAST(strftime('%Y', p.dob) AS INT) - " \
+    "(strftime('%m-%d','" ref "') < strftime('%m-%d', p.dob)))"
+#define AGE_AT_COL(col) \
+    "(CAST(strftime('%Y'," col ") AS INT) - CAST(strftime('%Y', p.dob) AS INT) - " \
+    "(strftime('%m-%d'," col ") < strftime('%m-%d', p.dob)))"
+#define BAND5(age) \
+    "(CASE WHEN " age " >= 90 THEN '90+' ELSE ((" age ")/5*5) || '-' || ((" age ")/5*5+4) END)"
+#define BAND10(age) \
+    "(CASE WHEN " age " >= 90 THEN '90+' ELSE ((" age ")/10*10) || '-' || ((" age ")/10*10+9) END)"
+#define SEXLABEL "(CASE p.sex WHEN 1 THEN 'male' WHEN 2 THEN 'female' END)"
+#define SETTINGLABEL "(CASE r.setting WHEN 1 THEN 'gp' WHEN 2 THEN 'hospital' ELSE 'community' END)"
+
+/* ---- the tests ----------------------------------------------------------------------------- */
+
+Test(exec, persons_with_an_icd10_prefix_per_region)
+{
+    struct cc_query *q = q_new(CC_MEASURE_PERSONS);
+    q_dim(q, CC_DIM_REGION, 0);
+    q_cond(q, CC_CODE_ICD10, "E11", 0, 0);
+    uint64_t total = compare(q, "SELECT p.region, COUNT(DISTINCT p.id) FROM p JOIN r ON r.person = p.id"
+                                " JOIN code c ON c.record = r.id WHERE c.system = 2 AND c.text LIKE "
+                                "'E11%' AND p.region IS NOT NULL GROUP BY 1");
+    cr_assert_gt(total, 100, "the query finds persons");
+}
+
+Test(exec, snomed_codes_match_exactly_and_lists_are_ors)
+{
+    struct cc_query *q = q_new(CC_MEASURE_PERSONS);
+    q_dim(q, CC_DIM_ICB, 0);
+    q_cond(q, CC_CODE_SNOMED, "44054006 195967001", 0, 0);
+    compare(q, "SELECT p.icb, COUNT(DISTINCT p.id) FROM p JOIN r ON r.person = p.id JOIN code c ON"
+               " c.record = r.id WHERE c.system = 1 AND c.text IN ('44054006','195967001') AND"
+               " p.icb IS NOT NULL GROUP BY 1");
+}
+
+Test(exec, hospital_episodes_in_a_year_per_lad_age_band_and_sex)
+{
+    struct cc_query *q = q_new(CC_MEASURE_EVENTS);
+    q_dim(q, CC_DIM_LAD, 0);
+    q_dim(q, CC_DIM_AGE_BAND, CC_AGE_BANDS_5Y);
+    q_dim(q, CC_DIM_SEX, 0);
+    q->filters.setting_mask = S(CC_SETTING_HOSPITAL);
+    q_months(&q->filters.date_range, 2023, 1, 2023, 12);
+    uint64_t total = compare(
+        q, "SELECT p.lad, " BAND5(AGE_AT_COL("r.date")) ", " SEXLABEL ", COUNT(*) FROM p JOIN r ON "
+           "r.person = p.id WHERE r.setting = 2 AND r.date BETWEEN '2023-01-01' AND '2023-12-31' "
+           "AND p.lad IS NOT NULL AND p.sex IN (1,2) AND " AGE_AT_COL("r.date") " >= 0 GROUP BY 1, 2, 3");
+    cr_assert_gt(total, 300);
+}
+
+Test(exec, persons_with_a_condition_in_gp_and_in_hospital)
+{
+    struct cc_query *q = q_new(CC_MEASURE_PERSONS);
+    q_dim(q, CC_DIM_REGION, 0);
+    q_cond(q, CC_CODE_SNOMED, "44054006", S(CC_SETTING_GP), 0);
+    q_cond(q, CC_CODE_ICD10, "E11", S(CC_SETTING_HOSPITAL), 0);
+    uint64_t total = compare(
+        q, "SELECT p.region, COUNT(*) FROM p WHERE p.region IS NOT NULL AND EXISTS (SELECT 1 "
+           "FROM record r JOIN code c ON c.record = r.id WHERE r.person = p.id AND r.setting = 1 AND "
+           "c.text = '44054006') AND EXISTS (SELECT 1 FROM record r JOIN code c ON c.record = r.id "
+           "WHERE r.person = p.id AND r.setting = 2 AND c.system = 2 AND c.text LIKE 'E11%') "
+           "GROUP BY 1");
+    cr_assert_gt(total, 10);
+}
+
+Test(exec, persons_with_a_but_not_b)
+{
+    struct cc_query *q = q_new(CC_MEASURE_PERSONS);
+    q_dim(q, CC_DIM_SEX, 0);
+    q_cond(q, CC_CODE_ICD10, "I10", 0, 0);
+    q_cond(q, CC_CODE_ICD10, "E11", 0, 1);
+    compare(q, "SELECT " SEXLABEL ", COUNT(*) FROM p WHERE p.sex IN (1,2) AND EXISTS (SELECT 1 FROM"
+               " record r JOIN code c ON c.record = r.id WHERE r.person = p.id AND c.system = 2 AND c.text "
+               "LIKE 'I10%') AND NOT EXISTS (SELECT 1 FROM record r JOIN code c ON c.record = r.id WHERE "
+               "r.person = p.id AND c.system = 2 AND c.text LIKE 'E11%') GROUP BY 1");
+}
+
+Test(exec, persons_by_10_year_band_at_the_reference_date_with_age_and_sex_filters)
+{
+    struct cc_query *q = q_new(CC_MEASURE_PERSONS);
+    q_dim(q, CC_DIM_AGE_BAND, CC_AGE_BANDS_10Y);
+    q->filters.age.present = true;
+    q->filters.age.min_years = 18;
+    q->filters.age.max_years = 74;
+    q->filters.sex_mask = 1u << CC_SEX_FEMALE;
+    q->has_as_of = true;
+    q->as_of = cc_query_month(2025, 1);
+    compare(q, "SELECT " BAND10(AGE_AT("2025-01-01")) ", COUNT(*) FROM p WHERE p.sex = 2 AND "
+               AGE_AT("2025-01-01") " BETWEEN 18 AND 74 GROUP BY 1");
+}
+
+Test(exec, events_with_a_code_count_each_record_once)
+{
+    /* E11 is a prefix of E110 and E119: an episode with two of them is one event */
+    struct cc_query *q = q_new(CC_MEASURE_EVENTS);
+    q_dim(q, CC_DIM_YEAR, 0);
+    q_cond(q, CC_CODE_ICD10, "E11", 0, 0);
+    q->events_of = 0;
+    q_months(&q->filters.date_range, 2020, 1, 2024, 12);
+    compare(q, "SELECT strftime('%Y', r.date), COUNT(DISTINCT r.id) FROM p JOIN r ON r.person = "
+               "p.id JOIN code c ON c.record = r.id WHERE c.system = 2 AND c.text LIKE 'E11%' AND "
+               "r.date BETWEEN '2020-01-01' AND '2024-12-31' GROUP BY 1");
+}
+
+Test(exec, persons_per_setting_and_quarter_count_once_per_cell)
+{
+    struct cc_query *q = q_new(CC_MEASURE_PERSONS);
+    q_dim(q, CC_DIM_SETTING, 0);
+    q_dim(q, CC_DIM_QUARTER, 0);
+    q_months(&q->filters.date_range, 2022, 1, 2022, 12);
+    compare(q, "SELECT " SETTINGLABEL ", strftime('%Y', r.date) || '-Q' || ((CAST(strftime('%m', "
+               "r.date) AS INT) + 2) / 3), COUNT(DISTINCT p.id) FROM p JOIN r ON r.person = p.id "
+               "WHERE r.date BETWEEN '2022-01-01' AND '2022-12-31' GROUP BY 1, 2");
+}
+
+Test(exec, events_per_month_in_community_within_an_area_list)
+{
+    struct cc_query *q = q_new(CC_MEASURE_EVENTS);
+    q_dim(q, CC_DIM_MONTH, 0);
+    q->filters.setting_mask = S(CC_SETTING_COMMUNITY);
+    q_months(&q->filters.date_range, 2021, 3, 2021, 8);
+    q_areas(q, CC_AREA_LAD, "E06000001", "E06000004");
+    compare(q, "SELECT strftime('%Y-%m', r.date), COUNT(*) FROM p JOIN r ON r.person = p.id WHERE "
+               "r.setting = 3 AND r.date BETWEEN '2021-03-01' AND '2021-08-31' AND p.lad IN "
+               "('E06000001','E06000004') GROUP BY 1");
+}
+
+Test(exec, persons_per_practice_with_a_procedure)
+{
+    struct cc_query *q = q_new(CC_MEASURE_PERSONS);
+    q_dim(q, CC_DIM_PRACTICE, 0);
+    q_cond(q, CC_CODE_OPCS4, "K40", 0, 0);
+    compare(q, "SELECT p.practice, COUNT(DISTINCT p.id) FROM p JOIN r ON r.person = p.id JOIN code "
+               "c ON c.record = r.id WHERE c.system = 3 AND c.text LIKE 'K40%' AND p.practice IS "
+               "NOT NULL GROUP BY 1");
+}
+
+Test(exec, condition_restricted_to_a_date_range_and_a_role)
+{
+    struct cc_query *q = q_new(CC_MEASURE_PERSONS);
+    struct cc_query_condition *c = q_cond(q, CC_CODE_ICD10, "J45", 0, 0);
+    c->role_mask = 1u << CC_ROLE_PRIMARY;
+    q_months(&c->date_range, 2020, 6, 2021, 5);
+    compare(q, "SELECT COUNT(DISTINCT p.id) FROM p JOIN r ON r.person = p.id JOIN code c ON "
+               "c.record = r.id WHERE c.system = 2 AND c.text LIKE 'J45%' AND c.role = 0 AND "
+               "r.date BETWEEN '2020-06-01' AND '2021-05-31'");
+}
+
+Test(exec, events_within_n_days_of_a_first_diagnosis)
+{
+    /* hospital episodes within 0..365 days after the first GP record of 44054006 */
+    struct cc_query *q = q_new(CC_MEASURE_EVENTS);
+    q_cond(q, CC_CODE_SNOMED, "44054006", S(CC_SETTING_GP), 0);
+    struct cc_query_condition *c = q_cond(q, 0, NULL, S(CC_SETTING_HOSPITAL), 0);
+    c->system = 0;
+    c->anchor.present = true;
+    c->anchor.condition = 0;
+    c->anchor.from_days = 0;
+    c->anchor.to_days = 365;
+    q->events_of = 1;
+    uint64_t total = compare(
+        q, "WITH first AS (SELECT r.person, MIN(r.date) AS d FROM r JOIN code c ON c.record = r.id"
+           " WHERE r.setting = 1 AND c.text = '44054006' GROUP BY r.person) "
+           "SELECT COUNT(*) FROM r JOIN first f ON f.person = r.person WHERE r.setting = 2 AND "
+           "julianday(r.date) - julianday(f.d) BETWEEN 0 AND 365");
+    cr_assert_gt(total, 0);
+}
+
+Test(exec, registered_population_and_estimates_per_icb_and_sex)
+{
+    struct cc_query *q = q_new(CC_MEASURE_POPULATION);
+    q->population_source = CC_POPULATION_REGISTERED;
+    q_dim(q, CC_DIM_ICB, 0);
+    q_dim(q, CC_DIM_SEX, 0);
+    compare(q, "SELECT p.icb, " SEXLABEL ", COUNT(*) FROM p WHERE p.registered = 1 AND p.icb IS NOT"
+               " NULL AND p.sex IN (1,2) GROUP BY 1, 2");
+    q = q_new(CC_MEASURE_POPULATION);
+    q->population_source = CC_POPULATION_ESTIMATE;
+    q_dim(q, CC_DIM_REGION, 0);
+    q_dim(q, CC_DIM_AGE_BAND, CC_AGE_BANDS_10Y);
+    compare(q, "SELECT region, CASE WHEN band >= 18 THEN '90+' ELSE (band/2*10) || '-' || "
+               "(band/2*10+9) END, SUM(n) FROM pop GROUP BY 1, 2");
+}
+
+Test(exec, opted_out_persons_count_nowhere)
+{
+    struct cc_query *q = q_new(CC_MEASURE_PERSONS);
+    char err[256];
+    cr_assert_eq(cc_query_bind(q, cc_store_columns(store), NULL, err, sizeof err), 0);
+    struct cc_raw_result res;
+    cr_assert_eq(cc_exec_run(version, q, NULL, &res, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(res.count[0], cc_store_columns(store)->n_persons - version->n_excluded);
+    cr_assert_gt(version->n_excluded, 0);
+    cc_raw_result_free(&res);
+    cc_query_free(q);
+}
+
+Test(exec, cohort_sizes_without_each_restriction)
+{
+    struct cc_query *q = q_new(CC_MEASURE_PERSONS);
+    q_cond(q, CC_CODE_ICD10, "E11", 0, 0);
+    q_cond(q, CC_CODE_ICD10, "I10", 0, 1);
+    q->filters.sex_mask = 1u << CC_SEX_MALE;
+    q_months(&q->filters.date_range, 2021, 1, 2023, 12);
+    char err[256];
+    cr_assert_eq(cc_query_bind(q, cc_store_columns(store), NULL, err, sizeof err), 0);
+    struct cc_raw_result res;
+    cr_assert_eq(cc_exec_run(version, q, NULL, &res, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(res.count[0], res.cohort_persons);
+    int seen_sex = 0, seen_dates = 0;
+    for (uint32_t r = 0; r < res.n_restrictions; r++) {
+        const char *sql = NULL;
+        switch (res.restrictions[r].kind) {
+        case CC_RESTRICT_CONDITION:
+            sql = res.restrictions[r].condition == 0
+                      ? "SELECT COUNT(*) FROM p WHERE p.sex = 1 AND NOT EXISTS (SELECT 1 FROM record r "
+                        "JOIN code c ON c.record = r.id WHERE r.person = p.id AND c.system = 2 AND "
+                        "c.text LIKE 'I10%' AND r.date BETWEEN '2021-01-01' AND '2023-12-31')"
+                      : "SELECT COUNT(*) FROM p WHERE p.sex = 1 AND EXISTS (SELECT 1 FROM record r "
+                        "JOIN code c ON c.record = r.id WHERE r.person = p.id AND c.system = 2 AND "
+                        "c.text LIKE 'E11%' AND r.date BETWEEN '2021-01-01' AND '2023-12-31')";
+            break;
+        case CC_RESTRICT_SEX:
+            seen_sex = 1;
+            sql = "SELECT COUNT(*) FROM p WHERE EXISTS (SELECT 1 FROM record r JOIN code c ON c.record = "
+                  "r.id WHERE r.person = p.id AND c.system = 2 AND c.text LIKE 'E11%' AND r.date "
+                  "BETWEEN '2021-01-01' AND '2023-12-31') AND NOT EXISTS (SELECT 1 FROM record r JOIN "
+                  "code c ON c.record = r.id WHERE r.person = p.id AND c.system = 2 AND c.text "
+                  "LIKE 'I10%' AND r.date BETWEEN '2021-01-01' AND '2023-12-31')";
+            break;
+        case CC_RESTRICT_DATE_RANGE:
+            seen_dates = 1;
+            sql = "SELECT COUNT(*) FROM p WHERE p.sex = 1 AND EXISTS (SELECT 1 FROM record r JOIN code c "
+                  "ON c.record = r.id WHERE r.person = p.id AND c.system = 2 AND c.text LIKE "
+                  "'E11%') AND NOT EXISTS (SELECT 1 FROM record r JOIN code c ON c.record = r.id WHERE "
+                  "r.person = p.id AND c.system = 2 AND c.text LIKE 'I10%')";
+            break;
+        default:
+            cr_assert_fail("unexpected restriction kind %d", res.restrictions[r].kind);
+        }
+        sqlite3_stmt *st;
+        cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+        cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+        cr_expect_eq(res.cohort_without[r], (uint64_t)sqlite3_column_int64(st, 0),
+                     "restriction %u (kind %d)", r, res.restrictions[r].kind);
+        sqlite3_finalize(st);
+    }
+    cr_assert(seen_sex && seen_dates);
+    cc_raw_result_free(&res);
+    cc_query_free(q);
+}
+
+Test(exec, one_thread_and_two_threads_agree)
+{
+    struct cc_query *q = q_new(CC_MEASURE_EVENTS);
+    q_dim(q, CC_DIM_LAD, 0);
+    q_dim(q, CC_DIM_SETTING, 0);
+    char err[256];
+    cr_assert_eq(cc_query_bind(q, cc_store_columns(store), NULL, err, sizeof err), 0);
+    struct cc_raw_result one, two;
+    struct cc_exec_options o1 = {.n_threads = 1}, o2 = {.n_threads = 2};
+    cr_assert_eq(cc_exec_run(version, q, &o1, &one, err, sizeof err), 0);
+    cr_assert_eq(cc_exec_run(version, q, &o2, &two, err, sizeof err), 0);
+    cr_assert_eq(one.n_cells, two.n_cells);
+    for (uint64_t i = 0; i < one.n_cells; i++) {
+        cr_assert_eq(one.count[i], two.count[i]);
+        cr_assert_eq(one.cell_key[i], two.cell_key[i]);
+    }
+    cc_raw_result_free(&one);
+    cc_raw_result_free(&two);
+    cc_query_free(q);
+}

@@ -1,0 +1,600 @@
+/*
+ * Tests for the ingest stage (core/ingest*.c, core/link.c): validation with
+ * rejects by line and reason, names never stored, idempotent re-ingest, a
+ * later feed adding to the store, type 1 and national opt-outs before and
+ * after ingest, withdrawal, both linkage stages, and crash safety under
+ * SIGKILL at several points.
+ */
+#include <criterion/criterion.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cc_date.h"
+#include "cc_error.h"
+#include "cc_ingest.h"
+#include "cc_model.h"
+#include "cc_pseudo.h"
+#include "cc_store.h"
+
+static char root[256], feeds[300], data[300], key_path[300];
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert(f, "cannot write %s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+static const char *AREAS = "code,name,level,parent_code\n"
+                           "E12000003,Yorkshire and The Humber,region,\n"
+                           "E54000054,West Yorkshire ICB,icb,E12000003\n"
+                           "E08000035,Leeds,lad,E54000054\n"
+                           "E01000001,Leeds 001A,lsoa,E08000035\n"
+                           "E01000002,Leeds 001B,lsoa,E08000035\n";
+static const char *POSTCODES = "pcds,lsoa21cd,lad23cd,icb23cd,rgn23cd\n"
+                               "LS1 4AP,E01000001,E08000035,E54000054,E12000003\n"
+                               "LS2 9JT,E01000002,E08000035,E54000054,E12000003\n";
+static const char *POPULATION = "lsoa21cd,sex,age_band,population\n"
+                                "E01000001,1,40-44,120\n"
+                                "E01000001,2,40-44,130\n"
+                                "E01000002,1,40-44,90\n";
+
+/* Valid NHS numbers from the range reserved for testing. */
+#define NHS_A "9990000018"
+#define NHS_B "9990000026"
+#define NHS_C "9990000034"
+#define NHS_D "9990000042"
+
+static const char *REGISTRATIONS =
+    "nhs_number,given_name,family_name,date_of_birth,sex,postcode,practice_code,"
+    "registration_date,optout_code\n"
+    NHS_A ",Zebedee,\"Quuxworth, Jr\",1980-05-01,1,ls1 4ap,B86001,2010-01-01,\n"
+    NHS_B ",Zoë,O'Quuxworth,1975-02-03,2,LS2  9JT,B86001,2011-01-01,\n"
+    NHS_C ",Ann,Quuxworth,1960-07-07,2,LS29JT,B86002,2012-01-01,\n"
+    /* D moved: the later registration gives the area */
+    NHS_D ",Bob,Quuxworth,1990-09-09,1,LS1 4AP,B86001,2015-01-01,\n"
+    NHS_D ",Bob,Quuxworth,1990-09-09,1,LS2 9JT,B86002,2020-06-01,\n";
+
+static const char *GP_EVENTS = "nhs_number,practice_code,event_date,snomed_code\n" NHS_A
+                               ",B86001,2021-03-04,44054006\n" NHS_A
+                               ",B86001,2021-03-04,44054006\n" /* duplicate row */
+                               NHS_B ",B86001,2022-01-01,38341003\n" NHS_C
+                               ",B86002,2022-02-02,44054006\n" NHS_D
+                               ",B86002,2023-03-03,38341003\n";
+
+static const char *HES_HEADER =
+    "epikey,nhs_number,date_of_birth,sex,postcode,provider_code,admission_date,discharge_date,"
+    "admission_method,diag_01,diag_02,opertn_01\n";
+
+static const char *COMMUNITY_HEADER = "contact_id,nhs_number,date_of_birth,sex,postcode,"
+                                      "provider_code,contact_date,service_type,snomed_code\n";
+
+static const char *OPTOUTS_HEADER = "nhs_number,optout_type,action,effective_date,practice_code\n";
+
+static void setup(void)
+{
+    snprintf(root, sizeof root, "/tmp/cc-test-ingest-XXXXXX");
+    cr_assert(mkdtemp(root));
+    snprintf(feeds, sizeof feeds, "%s/feeds", root);
+    snprintf(data, sizeof data, "%s/data", root);
+    snprintf(key_path, sizeof key_path, "%s/key", root);
+    cr_assert(mkdir(feeds, 0700) == 0);
+    cr_assert_eq(cc_pseudo_keygen(key_path), 0);
+    write_file(feeds, "areas.csv", AREAS);
+    write_file(feeds, "postcodes.csv", POSTCODES);
+    write_file(feeds, "population.csv", POPULATION);
+    write_file(feeds, "gp_registrations.csv", REGISTRATIONS);
+    write_file(feeds, "gp_events.csv", GP_EVENTS);
+}
+
+static void teardown(void)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(ingest, .init = setup, .fini = teardown);
+
+/* Runs an ingest of the named files of feeds/ (NULL-terminated kind names). */
+static int run_ingest(struct cc_ingest_report *report, const char *const *kinds)
+{
+    static char paths[CC_INGEST_MAX_FILES][600];
+    struct cc_ingest_options opt = {0};
+    opt.data_dir = data;
+    opt.key_path = key_path;
+    opt.today = cc_day_from_ymd(2026, 1, 1);
+    for (size_t i = 0; kinds[i]; i++) {
+        const char *eq = strchr(kinds[i], '=');
+        char name[64];
+        size_t n = eq ? (size_t)(eq - kinds[i]) : strlen(kinds[i]);
+        memcpy(name, kinds[i], n);
+        name[n] = '\0';
+        int kind = cc_feed_kind_from_name(name);
+        cr_assert(kind >= 0, "kind %s", name);
+        snprintf(paths[i], sizeof paths[i], "%s/%s", feeds, eq ? eq + 1 : cc_feed_kind_file(kind));
+        opt.files[opt.n_files].kind = kind;
+        opt.files[opt.n_files].path = paths[i];
+        opt.n_files++;
+    }
+    char err[512];
+    int rc = cc_ingest_run(&opt, report, err, sizeof err);
+    if (rc < 0)
+        cr_log_error("ingest: %s", err);
+    return rc;
+}
+
+static const char *const BASE_KINDS[] = {"areas", "postcodes", "population", "gp_registrations",
+                                         "gp_events", NULL};
+
+static cc_store *load_current(uint64_t *version)
+{
+    char path[600], err[256];
+    uint64_t v = 0;
+    cr_assert_eq(cc_ingest_current_store(data, &v, path, sizeof path, err, sizeof err), 0, "%s",
+                 err);
+    cc_store *store = NULL;
+    cr_assert_eq(cc_store_load(path, CC_STORE_LOAD_ALL, &store, err, sizeof err), 0, "%s", err);
+    if (version)
+        *version = v;
+    return store;
+}
+
+static const struct cc_feed_report *feed_of(const struct cc_ingest_report *r, int kind)
+{
+    for (size_t i = 0; i < r->n_feeds; i++)
+        if (r->feeds[i].kind == kind)
+            return &r->feeds[i];
+    cr_assert_fail("no report for kind %d", kind);
+    return NULL;
+}
+
+static int64_t person_of(const cc_store *store, const char *nhs)
+{
+    cc_pseudo_key *key = NULL;
+    cr_assert_eq(cc_pseudo_key_load(key_path, &key), 0);
+    cc_pseudonym p;
+    cc_pseudo_nhs(key, nhs, &p);
+    cc_pseudo_key_free(key);
+    return cc_store_find_person(store, &p);
+}
+
+/* Records of one person in one setting. */
+static uint64_t records_of(const cc_store *store, int64_t person, int setting)
+{
+    const struct cc_store_columns *c = cc_store_columns(store);
+    uint64_t n = 0;
+    for (uint64_t r = c->setting_first[setting]; r < c->setting_first[setting + 1]; r++)
+        n += c->record_person[r] == (uint32_t)person;
+    return n;
+}
+
+Test(ingest, links_registrations_and_events_and_counts_duplicates)
+{
+    struct cc_ingest_report report;
+    cr_assert_eq(run_ingest(&report, BASE_KINDS), 0);
+    cr_assert_eq(report.store_version, 1);
+    cr_assert_eq(report.n_persons, 4);
+    const struct cc_feed_report *events = feed_of(&report, CC_FEED_GP_EVENTS);
+    cr_assert_eq(events->rows_read, 5);
+    cr_assert_eq(events->rows_duplicate, 1);
+    cr_assert_eq(events->rows_accepted, 4);
+    cr_assert_eq(events->linked_stage1, 4);
+
+    cc_store *store = load_current(NULL);
+    const struct cc_store_columns *c = cc_store_columns(store);
+    cr_assert_eq(c->n_records, 4);
+    /* D moved: their area is the later registration's (LS2 9JT -> E01000002) */
+    int64_t d = person_of(store, NHS_D);
+    cr_assert_geq(d, 0);
+    cr_assert_str_eq(c->lsoa_code[c->person_lsoa[d]], "E01000002");
+    cr_assert_str_eq(c->practice_code[c->person_practice[d]], "B86002");
+    /* spelling variants of a postcode resolve to the same area */
+    int64_t b = person_of(store, NHS_B);
+    cr_assert_str_eq(c->lsoa_code[c->person_lsoa[b]], "E01000002");
+    cc_store_free(store);
+}
+
+Test(ingest, rejects_bad_rows_with_line_and_reason_and_goes_on)
+{
+    write_file(feeds, "gp_events.csv",
+               "nhs_number,practice_code,event_date,snomed_code\n"
+               /* line 2: fine */
+               NHS_A ",B86001,2021-03-04,44054006\n"
+               /* line 3: bad check digit */
+               "9990000019,B86001,2021-03-04,44054006\n"
+               /* line 4: date that does not exist */
+               NHS_A ",B86001,2023-02-30,44054006\n"
+               /* line 5: date in the future (today is 2026-01-01 here) */
+               NHS_A ",B86001,2027-01-01,44054006\n"
+               /* line 6: SNOMED check digit wrong */
+               NHS_A ",B86001,2021-03-05,44054007\n"
+               /* line 7: wrong number of fields */
+               NHS_A ",B86001,2021-03-06\n"
+               /* line 8: NHS number not 10 digits */
+               "99900000,B86001,2021-03-04,44054006\n"
+               /* line 9: practice code malformed */
+               NHS_A ",86001,2021-03-04,44054006\n");
+    write_file(feeds, "hes_apc.csv",
+               "epikey,nhs_number,date_of_birth,sex,postcode,provider_code,admission_date,"
+               "discharge_date,admission_method,diag_01,diag_02,opertn_01\n"
+               /* line 2: discharge before admission */
+               "E1," NHS_A ",1980-05-01,1,LS1 4AP,RR8,2022-05-05,2022-05-01,21,E119,,\n"
+               /* line 3: sex code 7 */
+               "E2," NHS_A ",1980-05-01,7,LS1 4AP,RR8,2022-05-05,2022-05-06,21,E119,,\n"
+               /* line 4: ICD-10 malformed */
+               "E3," NHS_A ",1980-05-01,1,LS1 4AP,RR8,2022-05-05,2022-05-06,21,123,,\n"
+               /* line 5: OPCS-4 malformed */
+               "E4," NHS_A ",1980-05-01,1,LS1 4AP,RR8,2022-05-05,2022-05-06,21,E119,,9999\n"
+               /* line 6: postcode not a postcode */
+               "E5," NHS_A ",1980-05-01,1,NOTAPC,RR8,2022-05-05,2022-05-06,21,E119,,\n"
+               /* line 7: fine, with filler X and a dot */
+               "E6," NHS_A ",1980-05-01,1,LS1 4AP,RR8,2022-05-05,2022-05-06,21,I10X,E11.9,K401\n");
+    const char *const kinds[] = {"areas", "postcodes", "population", "gp_registrations",
+                                 "gp_events", "hes_apc", NULL};
+    struct cc_ingest_report report;
+    cr_assert_eq(run_ingest(&report, kinds), 0);
+    const struct cc_feed_report *ev = feed_of(&report, CC_FEED_GP_EVENTS);
+    cr_assert_eq(ev->rows_read, 8);
+    cr_assert_eq(ev->rows_accepted, 1);
+    cr_assert_eq(ev->rows_rejected, 7);
+    cr_assert_eq(ev->rejected_by_reason[CC_REJECT_NHS_NUMBER_CHECK], 1);
+    cr_assert_eq(ev->rejected_by_reason[CC_REJECT_DATE_INVALID], 1);
+    cr_assert_eq(ev->rejected_by_reason[CC_REJECT_DATE_FUTURE], 1);
+    cr_assert_eq(ev->rejected_by_reason[CC_REJECT_SNOMED], 1);
+    cr_assert_eq(ev->rejected_by_reason[CC_REJECT_MALFORMED_ROW], 1);
+    cr_assert_eq(ev->rejected_by_reason[CC_REJECT_NHS_NUMBER_SHAPE], 1);
+    cr_assert_eq(ev->rejected_by_reason[CC_REJECT_PRACTICE], 1);
+    const struct cc_feed_report *hes = feed_of(&report, CC_FEED_HOSPITAL);
+    cr_assert_eq(hes->rows_accepted, 1);
+    cr_assert_eq(hes->rejected_by_reason[CC_REJECT_DATE_ORDER], 1);
+    cr_assert_eq(hes->rejected_by_reason[CC_REJECT_SEX], 1);
+    cr_assert_eq(hes->rejected_by_reason[CC_REJECT_ICD10], 1);
+    cr_assert_eq(hes->rejected_by_reason[CC_REJECT_OPCS4], 1);
+    cr_assert_eq(hes->rejected_by_reason[CC_REJECT_POSTCODE], 1);
+
+    /* The rejects report lists file, line and reason for each. */
+    FILE *f = fopen(report.rejects_path, "r");
+    cr_assert(f, "no rejects report");
+    char text[8192];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    cr_assert(strstr(text, "gp_events.csv,3,NHS_NUMBER_CHECK"));
+    cr_assert(strstr(text, "gp_events.csv,4,DATE_INVALID"));
+    cr_assert(strstr(text, "gp_events.csv,7,MALFORMED_ROW"));
+    cr_assert(strstr(text, "hes_apc.csv,2,DATE_ORDER"));
+    /* and never a value from the row */
+    cr_assert_null(strstr(text, "9990000019"));
+    cr_assert_null(strstr(text, "NOTAPC"));
+
+    /* the accepted episode holds its codes normalised: I10, E119, K401 */
+    cc_store *store = load_current(NULL);
+    cr_assert_geq(cc_store_find_code(store, CC_CODE_ICD10, "I10"), 0);
+    cr_assert_geq(cc_store_find_code(store, CC_CODE_ICD10, "E119"), 0);
+    cr_assert_geq(cc_store_find_code(store, CC_CODE_OPCS4, "K401"), 0);
+    cc_store_free(store);
+}
+
+/* Searches every file under dir for needle; returns the first path found. */
+static int tree_contains(const char *dir, const char *needle, char *found, size_t found_len)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    struct dirent *e;
+    int hit = 0;
+    while (!hit && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (stat(path, &st) < 0)
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            hit = tree_contains(path, needle, found, found_len);
+            continue;
+        }
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            continue;
+        char *buf = malloc((size_t)st.st_size + 1);
+        size_t n = fread(buf, 1, (size_t)st.st_size, f);
+        fclose(f);
+        size_t m = strlen(needle);
+        for (size_t i = 0; !hit && m <= n && i <= n - m; i++)
+            if (!memcmp(buf + i, needle, m)) {
+                hit = 1;
+                snprintf(found, found_len, "%s", path);
+            }
+        free(buf);
+    }
+    closedir(d);
+    return hit;
+}
+
+Test(ingest, stores_no_name_nhs_number_or_postcode)
+{
+    struct cc_ingest_report report;
+    write_file(feeds, "hes_apc.csv",
+               "epikey,nhs_number,date_of_birth,sex,postcode,provider_code,admission_date,"
+               "discharge_date,admission_method,diag_01,diag_02,opertn_01\n"
+               "E1," NHS_B ",1975-02-03,2,LS2 9JT,RR8,2022-05-05,2022-05-06,21,E119,,\n");
+    const char *const kinds[] = {"areas", "postcodes", "population", "gp_registrations",
+                                 "gp_events", "hes_apc", NULL};
+    cr_assert_eq(run_ingest(&report, kinds), 0);
+    char found[1024];
+    static const char *const needles[] = {"Quuxworth", "Zebedee", "Zo\xc3\xab", NHS_A, NHS_B,
+                                          "LS1 4AP", "LS2 9JT", "ls1 4ap", "LS29JT"};
+    for (size_t i = 0; i < sizeof needles / sizeof *needles; i++)
+        cr_assert_not(tree_contains(data, needles[i], found, sizeof found),
+                      "identifier %zu found in %s", i, found);
+    /* The check would find them if they were there. */
+    cr_assert(tree_contains(feeds, "Quuxworth", found, sizeof found));
+}
+
+Test(ingest, reingesting_the_same_files_changes_nothing)
+{
+    struct cc_ingest_report first, second;
+    cr_assert_eq(run_ingest(&first, BASE_KINDS), 0);
+    cr_assert_eq(run_ingest(&second, BASE_KINDS), 0);
+    cr_assert_eq(second.store_version, 0, "a second version was published");
+    for (size_t i = 0; i < second.n_feeds; i++)
+        cr_assert(second.feeds[i].skipped_already_ingested);
+    uint64_t version;
+    cc_store *store = load_current(&version);
+    cr_assert_eq(version, 1);
+    cr_assert_eq(cc_store_columns(store)->n_records, first.n_records);
+    cc_store_free(store);
+}
+
+Test(ingest, a_later_feed_adds_to_the_store)
+{
+    struct cc_ingest_report first, second;
+    cr_assert_eq(run_ingest(&first, BASE_KINDS), 0);
+    write_file(feeds, "gp_events_2.csv",
+               "nhs_number,practice_code,event_date,snomed_code\n" NHS_B
+               ",B86001,2024-01-01,44054006\n" NHS_C ",B86002,2024-02-02,195967001\n");
+    const char *const later[] = {"gp_events=gp_events_2.csv", NULL};
+    cr_assert_eq(run_ingest(&second, later), 0);
+    cr_assert_eq(second.store_version, 2);
+    uint64_t version;
+    cc_store *store = load_current(&version);
+    cr_assert_eq(version, 2);
+    const struct cc_store_columns *c = cc_store_columns(store);
+    cr_assert_eq(c->n_records, first.n_records + 2);
+    cr_assert_eq(c->n_persons, 4, "persons keep their identity across feeds");
+    cr_assert_eq(records_of(store, person_of(store, NHS_B), CC_SETTING_GP), 2);
+    cc_store_free(store);
+}
+
+Test(ingest, type1_before_ingest_keeps_gp_data_out_but_not_hospital_data)
+{
+    char text[2048];
+    snprintf(text, sizeof text, "%s" NHS_A ",type1,register,2019-01-01,B86001\n", OPTOUTS_HEADER);
+    write_file(feeds, "optout_register.csv", text);
+    snprintf(text, sizeof text,
+             "%sE1," NHS_A ",1980-05-01,1,LS1 4AP,RR8,2022-05-05,2022-05-06,21,E119,,\n",
+             HES_HEADER);
+    write_file(feeds, "hes_apc.csv", text);
+    const char *const kinds[] = {"areas",     "postcodes", "population", "optouts",
+                                 "gp_registrations", "gp_events", "hes_apc", NULL};
+    struct cc_ingest_report report;
+    cr_assert_eq(run_ingest(&report, kinds), 0);
+    cr_assert_eq(feed_of(&report, CC_FEED_GP_REGISTRATIONS)->dropped_type1, 1);
+    cr_assert_eq(feed_of(&report, CC_FEED_GP_EVENTS)->dropped_type1, 2);
+    cc_store *store = load_current(NULL);
+    int64_t a = person_of(store, NHS_A);
+    cr_assert_geq(a, 0, "the hospital episode makes the person known");
+    cr_assert_eq(records_of(store, a, CC_SETTING_GP), 0);
+    cr_assert_eq(records_of(store, a, CC_SETTING_HOSPITAL), 1);
+    const struct cc_store_columns *c = cc_store_columns(store);
+    cr_assert_eq(c->person_practice[a], UINT16_MAX, "no GP-sourced demographics");
+    cc_store_free(store);
+}
+
+Test(ingest, type1_code_on_a_registration_row_counts_too)
+{
+    write_file(feeds, "gp_registrations.csv",
+               "nhs_number,given_name,family_name,date_of_birth,sex,postcode,practice_code,"
+               "registration_date,optout_code\n" NHS_A
+               ",Zebedee,Quuxworth,1980-05-01,1,LS1 4AP,B86001,2010-01-01,9Nu0\n" NHS_B
+               ",Zoe,Quuxworth,1975-02-03,2,LS2 9JT,B86001,2011-01-01,9Nu4\n");
+    struct cc_ingest_report report;
+    cr_assert_eq(run_ingest(&report, BASE_KINDS), 0);
+    cc_store *store = load_current(NULL);
+    cr_assert_lt(person_of(store, NHS_A), 0, "type 1: no GP-sourced data at all");
+    /* a national data opt-out does not stop storage: it stops release */
+    cr_assert_geq(person_of(store, NHS_B), 0);
+    cr_assert_eq(records_of(store, person_of(store, NHS_B), CC_SETTING_GP), 1);
+    cc_store_free(store);
+}
+
+Test(ingest, type1_registered_after_ingest_removes_gp_records)
+{
+    struct cc_ingest_report first, second;
+    char text[2048];
+    snprintf(text, sizeof text, "%sE1," NHS_C ",1960-07-07,2,LS2 9JT,RR8,2022-05-05,,21,J45,,\n",
+             HES_HEADER);
+    write_file(feeds, "hes_apc.csv", text);
+    const char *const kinds[] = {"areas", "postcodes", "population", "gp_registrations",
+                                 "gp_events", "hes_apc", NULL};
+    cr_assert_eq(run_ingest(&first, kinds), 0);
+    cc_store *store = load_current(NULL);
+    cr_assert_eq(records_of(store, person_of(store, NHS_C), CC_SETTING_GP), 1);
+    cc_store_free(store);
+
+    snprintf(text, sizeof text, "%s" NHS_C ",type1,register,2025-06-01,B86002\n", OPTOUTS_HEADER);
+    write_file(feeds, "optout_register.csv", text);
+    const char *const optouts[] = {"optouts", NULL};
+    cr_assert_eq(run_ingest(&second, optouts), 0);
+    cr_assert_eq(second.store_version, 2);
+    store = load_current(NULL);
+    int64_t c = person_of(store, NHS_C);
+    cr_assert_eq(records_of(store, c, CC_SETTING_GP), 0, "GP records left the store");
+    cr_assert_eq(records_of(store, c, CC_SETTING_HOSPITAL), 1);
+    cr_assert_eq(records_of(store, person_of(store, NHS_A), CC_SETTING_GP), 1,
+                 "nobody else lost data");
+    cc_store_free(store);
+}
+
+Test(ingest, withdrawn_type1_is_not_in_force)
+{
+    char text[2048];
+    snprintf(text, sizeof text,
+             "%s" NHS_A ",type1,register,2019-01-01,B86001\n" NHS_A
+             ",type1,withdraw,2020-01-01,B86001\n",
+             OPTOUTS_HEADER);
+    write_file(feeds, "optout_register.csv", text);
+    const char *const kinds[] = {"areas", "postcodes", "population", "optouts",
+                                 "gp_registrations", "gp_events", NULL};
+    struct cc_ingest_report report;
+    cr_assert_eq(run_ingest(&report, kinds), 0);
+    cr_assert_eq(feed_of(&report, CC_FEED_OPTOUTS)->optout_events_added, 2);
+    cc_store *store = load_current(NULL);
+    cr_assert_eq(records_of(store, person_of(store, NHS_A), CC_SETTING_GP), 1);
+    cc_store_free(store);
+}
+
+Test(ingest, stage2_links_unique_demographics_and_refuses_ambiguous_ones)
+{
+    /* Two registered persons share date of birth, sex and postcode. */
+    write_file(feeds, "gp_registrations.csv",
+               "nhs_number,given_name,family_name,date_of_birth,sex,postcode,practice_code,"
+               "registration_date,optout_code\n" NHS_A
+               ",Zebedee,Quuxworth,1980-05-01,1,LS1 4AP,B86001,2010-01-01,\n" NHS_B
+               ",Tom,Quuxworth,1970-01-01,1,LS2 9JT,B86001,2010-01-01,\n" NHS_C
+               ",Tim,Quuxworth,1970-01-01,1,LS2 9JT,B86001,2010-01-01,\n");
+    char text[4096];
+    snprintf(text, sizeof text,
+             "%s"
+             /* no NHS number: unique match on A's demographics */
+             "C1,,1980-05-01,1,ls1 4ap,RR8,2022-05-05,05,44054006\n"
+             /* invalid NHS number: also stage 2 */
+             "C2,9990000019,1980-05-01,1,LS1 4AP,RR8,2022-05-06,05,44054006\n"
+             /* ambiguous: B and C share these */
+             "C3,,1970-01-01,1,LS2 9JT,RR8,2022-05-05,05,44054006\n"
+             /* no match at all */
+             "C4,,2001-01-01,2,LS2 9JT,RR8,2022-05-05,05,44054006\n",
+             COMMUNITY_HEADER);
+    write_file(feeds, "community_contacts.csv", text);
+    const char *const kinds[] = {"areas", "postcodes", "population", "gp_registrations",
+                                 "community", NULL};
+    struct cc_ingest_report report;
+    cr_assert_eq(run_ingest(&report, kinds), 0);
+    const struct cc_feed_report *f = feed_of(&report, CC_FEED_COMMUNITY);
+    cr_assert_eq(f->linked_stage1, 0);
+    cr_assert_eq(f->linked_stage2, 2);
+    cr_assert_eq(f->unlinked_ambiguous, 1);
+    cr_assert_eq(f->unlinked_no_match, 1);
+    cc_store *store = load_current(NULL);
+    cr_assert_eq(records_of(store, person_of(store, NHS_A), CC_SETTING_COMMUNITY), 2);
+    cr_assert_eq(records_of(store, person_of(store, NHS_B), CC_SETTING_COMMUNITY), 0);
+    cr_assert_eq(records_of(store, person_of(store, NHS_C), CC_SETTING_COMMUNITY), 0);
+    cc_store_free(store);
+}
+
+Test(ingest, refuses_a_key_inside_the_data_directory)
+{
+    struct cc_ingest_report report;
+    cr_assert_eq(mkdir(data, 0700), 0);
+    char inside[600];
+    snprintf(inside, sizeof inside, "%s/key", data);
+    cr_assert_eq(cc_pseudo_keygen(inside), 0);
+    struct cc_ingest_options opt = {0};
+    opt.data_dir = data;
+    opt.key_path = inside;
+    opt.n_files = 1;
+    opt.files[0].kind = CC_FEED_AREAS;
+    opt.files[0].path = "/nonexistent";
+    char err[512];
+    cr_assert_eq(cc_ingest_run(&opt, &report, err, sizeof err), CC_EINVAL);
+    cr_assert(strstr(err, "key"), "error names the problem: %s", err);
+}
+
+/* Runs an ingest in a child killed by SIGKILL at `point`; returns whether it
+ * died by SIGKILL. */
+static int ingest_killed_at(const char *point, const char *const *kinds)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        setenv("CC_TEST_KILL_AT", point, 1);
+        struct cc_ingest_report report;
+        run_ingest(&report, kinds);
+        _exit(0);
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+}
+
+Test(ingest, a_killed_ingest_leaves_the_store_before_or_fully_after)
+{
+    struct cc_ingest_report report;
+    cr_assert_eq(run_ingest(&report, BASE_KINDS), 0);
+    uint64_t records_before = report.n_records;
+    write_file(feeds, "gp_events_2.csv",
+               "nhs_number,practice_code,event_date,snomed_code\n" NHS_B
+               ",B86001,2024-01-01,44054006\n" NHS_C ",B86002,2024-02-02,195967001\n");
+    char text[2048];
+    snprintf(text, sizeof text, "%s" NHS_D ",ndop,register,2025-01-01,\n", OPTOUTS_HEADER);
+    write_file(feeds, "optout_register.csv", text);
+    const char *const later[] = {"optouts", "gp_events=gp_events_2.csv", NULL};
+
+    static const char *const points[] = {"rows:1", "rows:2", "before-finish", "before-commit"};
+    for (size_t i = 0; i < sizeof points / sizeof *points; i++) {
+        cr_assert(ingest_killed_at(points[i], later), "not killed at %s", points[i]);
+        uint64_t version;
+        cc_store *store = load_current(&version);
+        cr_assert_eq(version, 1, "killed at %s: the store moved", points[i]);
+        cr_assert_eq(cc_store_columns(store)->n_records, records_before);
+        cc_store_free(store);
+    }
+    /* Killed just after the commit: fully after. */
+    cr_assert(ingest_killed_at("after-commit", later));
+    uint64_t version;
+    cc_store *store = load_current(&version);
+    cr_assert_eq(version, 2);
+    cr_assert_eq(cc_store_columns(store)->n_records, records_before + 2);
+    cc_store_free(store);
+    /* and a rerun finds everything already ingested */
+    cr_assert_eq(run_ingest(&report, later), 0);
+    cr_assert_eq(report.store_version, 0);
+}
+
+Test(ingest, a_corrupt_current_store_stops_the_ingest_with_a_clear_error)
+{
+    struct cc_ingest_report report;
+    cr_assert_eq(run_ingest(&report, BASE_KINDS), 0);
+    char path[600], err[512];
+    uint64_t v;
+    cr_assert_eq(cc_ingest_current_store(data, &v, path, sizeof path, err, sizeof err), 0);
+    FILE *f = fopen(path, "r+b");
+    cr_assert(f);
+    fseek(f, -20, SEEK_END);
+    fputc(0x5a, f);
+    fputc(0xa5, f);
+    fclose(f);
+    cc_store *store = NULL;
+    cr_assert_eq(cc_store_load(path, CC_STORE_LOAD_ALL, &store, err, sizeof err), CC_ECORRUPT);
+    write_file(feeds, "gp_events_2.csv",
+               "nhs_number,practice_code,event_date,snomed_code\n" NHS_B
+               ",B86001,2024-01-01,44054006\n");
+    const char *const later[] = {"gp_events=gp_events_2.csv", NULL};
+    struct cc_ingest_options opt = {0};
+    (void)opt;
+    cr_assert_lt(run_ingest(&report, later), 0);
+}
