@@ -591,3 +591,20 @@ Test(check, checks_codelist_names_against_a_directory)
     remove(path);
     rmdir(dir);
 }
+
+Test(query, extent_from_store_takes_its_area_and_practice_counts)
+{
+    struct cc_store_columns columns = small_columns();
+    columns.n_icb = 2;
+    columns.n_practices = 17;
+    struct cc_query_extent extent;
+    cc_query_extent_from_store(&columns, &extent);
+    cr_assert_eq(extent.n_lad, 3);
+    cr_assert_eq(extent.n_region, 1);
+    cr_assert_eq(extent.n_icb, 2);
+    cr_assert_eq(extent.n_practices, 17);
+    cr_assert_lt(extent.first_month, extent.last_month);
+    struct cc_query *q = from_json(PERSONS "\"dimensions\":[\"lad\",\"practice\"]}");
+    cr_assert_eq(cc_query_n_cells(q, &extent), 3 * 17);
+    cc_query_free(q);
+}
