@@ -24,9 +24,11 @@
 
 #include "cc_error.h"
 #include "cc_frame.h"
+#include "cc_msgpack.h"
 
 #define RECEIVE_BUFFER_BYTES 65536
 #define SMALL_FRAME_BYTES 4096
+#define CC_CLIENT_MAX_REPLY_DEPTH 32 /* msgpack-c's own parser stack depth */
 
 struct cc_client {
     int fd;
@@ -269,6 +271,10 @@ int cc_client_recv_reply(struct cc_client *client, struct cc_reply *reply)
     int rc = cc_client_recv_frame(client, &reply->body, &reply->body_bytes);
     if (rc <= 0)
         return rc;
+    if (!cc_msgpack_within_bounds(reply->body, reply->body_bytes, CC_CLIENT_MAX_REPLY_DEPTH)) {
+        cc_reply_free(reply);
+        return CC_EPARSE;
+    }
     msgpack_unpack_return unpacked = msgpack_unpack_next(
         &reply->unpacked, (const char *)reply->body, reply->body_bytes, &offset);
     if (unpacked != MSGPACK_UNPACK_SUCCESS || offset != reply->body_bytes ||

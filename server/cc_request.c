@@ -16,6 +16,7 @@
 
 #include "cc_error.h"
 #include "cc_frame.h"
+#include "cc_msgpack.h"
 
 #define ERROR_MESSAGE_BYTES 200
 
@@ -138,108 +139,12 @@ static int check_keys(struct cc_request *request)
     return 0;
 }
 
-/* Reads an n-byte big-endian unsigned number. */
-static uint64_t read_big_endian(const uint8_t *bytes, size_t n)
-{
-    uint64_t value = 0;
-    for (size_t i = 0; i < n; i++)
-        value = value << 8 | bytes[i];
-    return value;
-}
-
-/*
- * Walks the msgpack encoding in body[0..len) without allocating, and refuses
- * it unless it is exactly one value whose every container declares no more
- * elements than there are bytes left (each element takes at least one byte)
- * and whose nesting stays within CC_REQUEST_MAX_DEPTH. msgpack-c allocates
- * for a container's declared count before reading its elements, so without
- * this a 5-byte body could ask it for 128 GiB; with it, what msgpack-c
- * allocates is bounded by a small multiple of the body's length.
- * Returns true if the body may be unpacked.
- */
-static bool msgpack_within_bounds(const uint8_t *body, size_t len)
-{
-    uint64_t left_in[CC_REQUEST_MAX_DEPTH]; /* elements left in each open container */
-    size_t depth = 0, at = 0;
-    bool read_top_value = false;
-
-    for (;;) {
-        while (depth > 0 && left_in[depth - 1] == 0)
-            depth--;
-        if (depth == 0 && read_top_value)
-            return at == len;
-        if (at >= len)
-            return false;
-        if (depth > 0)
-            left_in[depth - 1]--;
-        read_top_value = true;
-
-        uint8_t type = body[at++];
-        uint64_t elements = 0, skip = 0;
-        size_t length_bytes = 0;
-        bool container = false;
-        if (type <= 0x7f || type >= 0xe0 || type == 0xc0 || type == 0xc2 || type == 0xc3) {
-            /* fixint, nil, false, true: the type byte is the whole value */
-        } else if (type <= 0x8f) {
-            container = true;
-            elements = (uint64_t)(type & 0x0f) * 2;
-        } else if (type <= 0x9f) {
-            container = true;
-            elements = type & 0x0f;
-        } else if (type <= 0xbf) {
-            skip = type & 0x1f;
-        } else {
-            switch (type) {
-            case 0xc4: case 0xd9: length_bytes = 1; break;             /* bin8, str8 */
-            case 0xc5: case 0xda: length_bytes = 2; break;             /* bin16, str16 */
-            case 0xc6: case 0xdb: length_bytes = 4; break;             /* bin32, str32 */
-            case 0xc7: length_bytes = 1; skip = 1; break;              /* ext8 */
-            case 0xc8: length_bytes = 2; skip = 1; break;              /* ext16 */
-            case 0xc9: length_bytes = 4; skip = 1; break;              /* ext32 */
-            case 0xca: skip = 4; break;                                /* float32 */
-            case 0xcb: skip = 8; break;                                /* float64 */
-            case 0xcc: case 0xd0: skip = 1; break;                     /* (u)int8 */
-            case 0xcd: case 0xd1: skip = 2; break;                     /* (u)int16 */
-            case 0xce: case 0xd2: skip = 4; break;                     /* (u)int32 */
-            case 0xcf: case 0xd3: skip = 8; break;                     /* (u)int64 */
-            case 0xd4: skip = 2; break;                                /* fixext1 */
-            case 0xd5: skip = 3; break;                                /* fixext2 */
-            case 0xd6: skip = 5; break;                                /* fixext4 */
-            case 0xd7: skip = 9; break;                                /* fixext8 */
-            case 0xd8: skip = 17; break;                               /* fixext16 */
-            case 0xdc: case 0xde: container = true; length_bytes = 2; break; /* array16, map16 */
-            case 0xdd: case 0xdf: container = true; length_bytes = 4; break; /* array32, map32 */
-            default: return false;                                     /* 0xc1: never used */
-            }
-            if (length_bytes) {
-                if (len - at < length_bytes)
-                    return false;
-                uint64_t n = read_big_endian(body + at, length_bytes);
-                at += length_bytes;
-                if (!container)
-                    skip += n;
-                else
-                    elements = (type == 0xde || type == 0xdf) ? n * 2 : n;
-            }
-        }
-        if (container) {
-            if (elements > len - at || depth == CC_REQUEST_MAX_DEPTH)
-                return false;
-            left_in[depth++] = elements;
-        } else {
-            if (skip > len - at)
-                return false;
-            at += skip;
-        }
-    }
-}
-
 int cc_request_decode(struct cc_request *request)
 {
     size_t offset = 0;
     msgpack_unpacked_init(&request->unpacked);
     request->unpacked_ready = true;
-    if (!msgpack_within_bounds(request->body, request->body_bytes))
+    if (!cc_msgpack_within_bounds(request->body, request->body_bytes, CC_REQUEST_MAX_DEPTH))
         return cc_request_fail(request, CC_EPARSE,
                                "the frame body is not valid msgpack within the limits "
                                "(one value, nesting, declared sizes)");
