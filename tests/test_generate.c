@@ -281,6 +281,7 @@ struct areas {
 static const struct postcode_area *find_postcode(const struct areas *a, const char *raw)
 {
     struct postcode_area key;
+    memset(&key, 0, sizeof key);
     normalise_postcode(raw, key.postcode);
     return bsearch(&key, a->by_postcode, (size_t)a->postcodes.n_rows, sizeof key, compare_postcode);
 }
@@ -330,6 +331,7 @@ static void load_areas(const char *dir, struct areas *a)
 static const struct person_area *find_person(const struct areas *a, const char *nhs)
 {
     struct person_area key;
+    memset(&key, 0, sizeof key);
     snprintf(key.nhs, sizeof key.nhs, "%s", nhs);
     return bsearch(&key, a->persons, (size_t)a->n_persons, sizeof key, compare_person);
 }
@@ -772,15 +774,17 @@ static int rejected_rows(const char *dir, const char *name)
         for (int j = 0; j < t.n_columns; j++) {
             const char *h = t.header[j], *v = t.rows[i][j];
             size_t len = strlen(v);
-            char text[64], digits[CC_NHS_NUMBER_DIGITS];
+            char text[64];
             size_t out_len;
             uint8_t sex;
             int type;
             cc_day day;
             if (!strcmp(h, "nhs_number")) {
                 /* missing numbers are allowed in hospital and community rows */
-                if (len || (strcmp(name, "hes_apc.csv") && strcmp(name, "community_contacts.csv")))
+                if (len || (strcmp(name, "hes_apc.csv") && strcmp(name, "community_contacts.csv"))) {
+                    char digits[CC_NHS_NUMBER_DIGITS];
                     bad |= cc_validate_nhs_number(v, len, digits) != 0;
+                }
             } else if (!strcmp(h, "postcode")) {
                 bad |= cc_validate_postcode(v, len, text, &out_len) != 0;
             } else if (!strcmp(h, "sex")) {

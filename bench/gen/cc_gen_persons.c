@@ -330,10 +330,12 @@ static int pick_malformed(struct block *b, unsigned allowed)
 {
     if (!cc_gen_chance(&b->rng, CC_GEN_RATE_MALFORMED))
         return 0;
-    int kinds[CC_GEN_N_MALFORMED], n = 0;
+    int kinds[CC_GEN_N_MALFORMED] = {0}, n = 0;
     for (int k = 1; k < CC_GEN_N_MALFORMED; k++)
         if (allowed & (1u << k))
             kinds[n++] = k;
+    if (n == 0)
+        return 0;
     int kind = kinds[cc_gen_below(&b->rng, (uint32_t)n)];
     b->out->counts.malformed[kind]++;
     return kind;
