@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -845,4 +846,32 @@ Test(generate, ingest_validators_reject_only_the_documented_bad_rows)
     cr_assert_eq(rejected_rows(dir, "optout_register.csv"), 0);
     json_decref(manifest);
     discard(dir);
+}
+
+/* Runs the carecount binary with arguments; returns its exit status. */
+static int run_carecount(const char *args)
+{
+    char command[1024];
+    snprintf(command, sizeof command, "%s/carecount %s >/dev/null 2>&1", CC_BIN_DIR, args);
+    int status = system(command);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+Test(generate, command_line_documents_and_checks_its_options)
+{
+    cr_assert_eq(run_carecount("generate --help"), 0);
+    cr_assert_eq(run_carecount("generate --patients 999 --out /tmp/cc_test_generate_never_created"), 2);
+    cr_assert_eq(run_carecount("generate --patients 1000 --seed -1 --out /tmp/cc_test_generate_never_created"), 2);
+    cr_assert_eq(run_carecount("generate --seed 1"), 2, "--patients and --out are required");
+    char dir[] = "/tmp/cc_test_generate_cli_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char args[256];
+    snprintf(args, sizeof args, "generate --patients 1000 --seed 3 --out %s --quiet", dir);
+    cr_assert_eq(run_carecount(args), 0);
+    cr_assert_eq(run_carecount(args), 1, "a second run into the same directory is refused");
+    json_t *manifest = read_manifest(dir);
+    cr_assert_eq(json_integer_value(json_object_get(manifest, "seed")), 3);
+    cr_assert_eq(json_integer_value(json_object_get(manifest, "patients")), 1000);
+    json_decref(manifest);
+    remove_tree(dir);
 }
