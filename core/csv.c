@@ -533,6 +533,10 @@ static void parse_plain_line(cc_csv *csv, char *start, char *end, int all_ascii)
         return;
     }
     open_row(csv);
+    int reserved = csv->header_done &&
+                   (csv->spans_cap >= csv->n_spans + csv->n_columns ||
+                    grow((void **)&csv->spans, &csv->spans_cap, csv->n_spans + csv->n_columns,
+                         sizeof *csv->spans) == 0);
     for (;;) {
         char *field_end = p;
         while (field_end < end && *field_end != ',')
@@ -546,7 +550,21 @@ static void parse_plain_line(cc_csv *csv, char *start, char *end, int all_ascii)
         size_t len = (size_t)(last - first);
         if (!all_ascii && !utf8_valid((unsigned char *)first, len))
             csv->row_malformed = 1;
-        add_field(csv, first, len);
+        size_t index = csv->row_n_fields;
+        if (reserved && index < csv->n_columns) {
+            /* add_field() without its checks: the spans are reserved and
+             * the field lies in the read buffer. */
+            csv->row_n_fields++;
+            if (csv->dropped[index]) {
+                sodium_memzero(first, len);
+                csv->spans[csv->n_spans++] = (struct span){SPAN_DROPPED, 0};
+            } else {
+                size_t offset = (size_t)(first - (char *)csv->read_buffer);
+                csv->spans[csv->n_spans++] = (struct span){offset | SPAN_IN_READ_BUFFER, len};
+            }
+        } else {
+            add_field(csv, first, len);
+        }
         if (field_end == end)
             break;
         p = field_end + 1;
