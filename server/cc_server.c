@@ -44,6 +44,8 @@ struct connection {
     uv_tcp_t tcp;
     uv_timer_t idle_timer; /* idle timeout while SERVING, drain deadline after */
     uv_shutdown_t shutdown_request;
+    msgpack_sbuffer outbox; /* reply frames not yet given to uv_write */
+    bool batching;          /* inside on_read: collect replies in the outbox */
     struct cc_frame_reader *reader;
     struct connection *prev, *next; /* server->connections */
     enum connection_state state;
@@ -92,6 +94,7 @@ struct pool_work {
 
 static void connection_close(struct connection *connection);
 static void set_paused(struct connection *connection, bool paused);
+static void connection_flush(struct connection *connection);
 static void connection_drain(struct connection *connection);
 static void server_maybe_finish(struct cc_server *server);
 
@@ -111,6 +114,7 @@ static void connection_maybe_free(struct connection *connection)
     if (connection->counted)
         server->n_connections_open--;
     cc_frame_reader_free(connection->reader);
+    msgpack_sbuffer_destroy(&connection->outbox);
     free(connection);
     server_maybe_finish(server);
 }
@@ -148,6 +152,9 @@ static void connection_maybe_shutdown(struct connection *connection)
     if (connection->state != DRAINING || connection->n_pending > 0 || connection->shutdown_started)
         return;
     connection->shutdown_started = true;
+    connection_flush(connection); /* the FIN must follow every reply */
+    if (connection->state == CLOSING)
+        return;
     connection->shutdown_request.data = connection;
     int rc = uv_shutdown(&connection->shutdown_request, (uv_stream_t *)&connection->tcp,
                          on_shutdown_done);
@@ -245,22 +252,18 @@ static void on_write_done(uv_write_t *request, int status)
     }
 }
 
-/* Queues a finished frame for writing, taking its buffer. */
-static void connection_send(struct connection *connection, msgpack_sbuffer *frame)
+/* Gives data[0..len) (malloc'd; taken) to uv_write. */
+static void write_buffer(struct connection *connection, char *data, size_t len)
 {
-    if (connection->state == CLOSING) {
-        msgpack_sbuffer_destroy(frame);
-        return;
-    }
     struct write_request *write = calloc(1, sizeof(*write));
     if (!write) {
-        msgpack_sbuffer_destroy(frame);
+        free(data);
         connection_close(connection);
         return;
     }
     write->connection = connection;
-    write->len = frame->size;
-    write->data = msgpack_sbuffer_release(frame);
+    write->len = len;
+    write->data = data;
     write->request.data = write;
     uv_buf_t buf = uv_buf_init(write->data, (unsigned int)write->len);
     int rc = uv_write(&write->request, (uv_stream_t *)&connection->tcp, &buf, 1, on_write_done);
@@ -278,6 +281,39 @@ static void connection_send(struct connection *connection, msgpack_sbuffer *fram
         stop_reading(connection);
         set_paused(connection, true);
     }
+}
+
+/* Writes out the frames collected in the outbox, in one write. */
+static void connection_flush(struct connection *connection)
+{
+    if (connection->state == CLOSING || connection->outbox.size == 0)
+        return;
+    size_t len = connection->outbox.size;
+    write_buffer(connection, msgpack_sbuffer_release(&connection->outbox), len);
+}
+
+/* Queues a finished frame for writing, taking its buffer. While a read is
+ * being handled (batching), frames are collected in the outbox and written
+ * together at its end: one system call for a whole pipeline of replies. */
+static void connection_send(struct connection *connection, msgpack_sbuffer *frame)
+{
+    if (connection->state == CLOSING) {
+        msgpack_sbuffer_destroy(frame);
+        return;
+    }
+    if (!connection->batching && connection->outbox.size == 0) {
+        size_t len = frame->size;
+        write_buffer(connection, msgpack_sbuffer_release(frame), len);
+        return;
+    }
+    int rc = msgpack_sbuffer_write(&connection->outbox, frame->data, frame->size);
+    msgpack_sbuffer_destroy(frame);
+    if (rc != 0) {
+        connection_close(connection);
+        return;
+    }
+    if (!connection->batching)
+        connection_flush(connection);
 }
 
 /* Sends an error frame not tied to a request (id nil). */
@@ -431,6 +467,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     connection_arm_timer(connection);
     /* Every byte already read is handled even if backpressure has paused
      * reading: the frames are in memory anyway. */
+    connection->batching = true;
     while (offset < (size_t)nread && connection->state == SERVING) {
         size_t used;
         int rc = cc_frame_reader_feed(connection->reader, (const uint8_t *)buf->base + offset,
@@ -451,6 +488,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             connection_close(connection);
         }
     }
+    connection->batching = false;
+    connection_flush(connection);
 }
 
 static void on_idle_timer(uv_timer_t *timer)
