@@ -579,6 +579,9 @@ link:
     connection_arm_timer(connection);
     return;
 fail:
+    /* Known limit: without memory for a handle the connection cannot be
+     * accepted, and libuv stops polling the listener until one is; the
+     * server then accepts nothing more until restarted. */
     cc_log("out of memory accepting a connection");
     if (connection) {
         cc_frame_reader_free(connection->reader);
