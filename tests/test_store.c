@@ -889,3 +889,39 @@ Test(store, persons_sharing_a_pseudonym_prefix_are_found_by_all_bytes)
     cr_assert_eq(cc_store_find_person(s, &absent), -1);
     cc_store_free(s);
 }
+
+Test(store, radix_sort_is_stable_and_sorts_only_the_requested_bits)
+{
+    /* large enough (2.4 MB) for the MSD split, with bits above the range
+     * that must not take part and many equal keys whose order must hold */
+    uint64_t n = 200000, state = 99;
+    uint64_t *keys = malloc(n * sizeof *keys);
+    uint32_t *values = malloc(n * sizeof *values);
+    for (uint64_t i = 0; i < n; i++) {
+        state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+        keys[i] = (state >> 40) << 44 | ((state >> 8) & 0xfffff) << 4 | (state & 0xf);
+        values[i] = (uint32_t)i;
+    }
+    cr_assert_eq(store_radix_sort(&keys, &values, n, 4, 20), 0);
+    for (uint64_t i = 1; i < n; i++) {
+        uint64_t a = (keys[i - 1] >> 4) & 0xffff, b = (keys[i] >> 4) & 0xffff;
+        cr_assert_leq(a, b, "not sorted at %llu", (unsigned long long)i);
+        if (a == b)
+            cr_assert_lt(values[i - 1], values[i], "not stable at %llu", (unsigned long long)i);
+    }
+    /* keys travel with their values */
+    uint64_t check = 12345;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t st = 99;
+        for (uint64_t k = 0; k <= values[i] && i % 20000 == 0; k++)
+            st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+        if (i % 20000 == 0) {
+            uint64_t expect = (st >> 40) << 44 | ((st >> 8) & 0xfffff) << 4 | (st & 0xf);
+            cr_assert_eq(keys[i], expect);
+            check++;
+        }
+    }
+    cr_assert_eq(check, 12345 + 10);
+    free(keys);
+    free(values);
+}
