@@ -739,6 +739,46 @@ Test(server, sigterm_lets_a_request_in_progress_finish)
     stop_cleanly(harness);
 }
 
+Test(server, a_second_sigterm_closes_connections_without_waiting_for_replies)
+{
+    struct cc_harness *harness = start(test_mode_args);
+    struct cc_client *client = connect_to(harness);
+    struct cc_client *observer = connect_to(harness);
+    struct cc_reply reply;
+
+    send_request(client, 1, "ping", 3000);
+    cr_assert_eq(cc_client_call_simple(observer, 2, "status", &reply), 1);
+    cr_assert_eq(uint_field(&reply, "requests_in_progress"), 1);
+    cc_reply_free(&reply);
+    cr_assert_eq(cc_harness_signal(harness, SIGTERM), 0);
+    expect_closed(observer); /* the first signal has been handled */
+    cr_assert_eq(cc_harness_signal(harness, SIGTERM), 0);
+    expect_closed(client); /* closed before its reply */
+    cc_client_close(client);
+    cc_client_close(observer);
+    stop_cleanly(harness);
+}
+
+Test(server, a_client_that_half_closes_still_gets_its_replies)
+{
+    struct cc_harness *harness = start(test_mode_args);
+    struct cc_client *client = connect_to(harness);
+    struct cc_reply reply;
+
+    send_request(client, 1, "ping", 200);
+    send_request(client, 2, "status", -1);
+    cr_assert_eq(shutdown(cc_client_fd(client), SHUT_WR), 0);
+    receive(client, &reply);
+    expect_ok(&reply, 2);
+    cc_reply_free(&reply);
+    receive(client, &reply);
+    expect_ok(&reply, 1);
+    cc_reply_free(&reply);
+    expect_closed(client);
+    cc_client_close(client);
+    stop_cleanly(harness);
+}
+
 Test(server, sigint_also_exits_zero)
 {
     struct cc_harness *harness = start(NULL);
