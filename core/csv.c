@@ -523,7 +523,7 @@ static int line_needs_libcsv(const char *start, const char *end, int *all_ascii)
 /* Splits one line without quotes or carriage returns, [start, end) without
  * its line end, into fields, trimming spaces and tabs around each field
  * exactly as libcsv does for unquoted fields. */
-static void parse_plain_line(cc_csv *csv, char *start, char *end, int all_ascii)
+static void parse_plain_line(cc_csv *csv, char *start, const char *end, int all_ascii)
 {
     char *p = start;
     while (p < end && is_blank(*p))
