@@ -269,6 +269,23 @@ static int compare_codes(const void *a, const void *b)
     return strcmp(((const struct cc_query_code *)a)->text, ((const struct cc_query_code *)b)->text);
 }
 
+/* The system a codelist's name ends with ("diabetes_icd10", "hip-opcs4"),
+ * if its codes fit that system; 0 otherwise. OpenCodelists names often end
+ * so, and it settles codes such as "J45" that fit both ICD-10 and OPCS-4. */
+static int system_from_name_suffix(const char *name, unsigned fits)
+{
+    static const int systems[] = {CC_CODE_SNOMED, CC_CODE_ICD10, CC_CODE_OPCS4};
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof systems / sizeof *systems; i++) {
+        const char *suffix = cc_query_system_name(systems[i]);
+        size_t m = strlen(suffix);
+        if (n > m + 1 && (name[n - m - 1] == '_' || name[n - m - 1] == '-') &&
+            !strcmp(name + n - m, suffix) && (fits & (1u << systems[i])))
+            return systems[i];
+    }
+    return 0;
+}
+
 int cc_codelists_add_csv(cc_codelists *codelists, const char *name, const char *data,
                          size_t len, int system, char *errbuf, size_t errlen)
 {
@@ -329,13 +346,15 @@ int cc_codelists_add_csv(cc_codelists *codelists, const char *name, const char *
             system = CC_CODE_ICD10;
         else if (p.systems == (1u << CC_CODE_OPCS4))
             system = CC_CODE_OPCS4;
+        else if ((system = system_from_name_suffix(name, p.systems)) != 0)
+            ; /* "asthma_icd10": the name says which of the systems it fits */
         else {
             char text[48];
             systems_text(p.systems, text, sizeof text);
             p.rc = CC_EINVAL;
             snprintf(errbuf, errlen,
                      "codelist '%s': every code fits %s, so the system is ambiguous; name the "
-                     "file %s.icd10.csv or %s.opcs4.csv",
+                     "file %s.icd10.csv or %s.opcs4.csv, or end its name in _icd10 or _opcs4",
                      name, text, name, name);
             goto fail;
         }

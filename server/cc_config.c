@@ -104,6 +104,7 @@ void cc_config_usage(FILE *out)
             "  --idle-timeout-ms N       close idle connections after N ms (default %d)\n"
             "  --shutdown-timeout-ms N   time allowed for in-flight work at shutdown\n"
             "                            (default %d)\n"
+            "  --data DIR                serve the current store version of data directory DIR\n"
             "  --test-mode               enable test-only request fields (never in production)\n",
             CC_CONFIG_DEFAULT_HOST, CC_CONFIG_DEFAULT_PORT, CC_CONFIG_DEFAULT_MAX_FRAME_BYTES,
             CC_CONFIG_DEFAULT_MAX_CONNECTIONS,
@@ -165,6 +166,15 @@ int cc_config_parse_args(struct cc_config *config, int argc, char **argv, char *
         }
         if (!strcmp(arg, "--test-mode")) {
             config->test_mode = true;
+            continue;
+        }
+        if (!strcmp(arg, "--data")) {
+            if (!value || !*value) {
+                snprintf(error, error_bytes, "--data needs a data directory");
+                return CC_EINVAL;
+            }
+            config->data_dir = value;
+            i++;
             continue;
         }
         if (!strcmp(arg, "--listen")) {

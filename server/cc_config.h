@@ -59,6 +59,9 @@ struct cc_config {
     /* Enables test-only request fields (ping's delay_ms). Never in
      * production. */
     bool test_mode;
+    /* The data directory whose current store version is served (NULL: the
+     * server starts without data and answers only ping and status). */
+    const char *data_dir;
 };
 
 /* Fills *config with the defaults. */

@@ -37,6 +37,8 @@ struct cc_server_stats {
     uint64_t connections_paused;   /* not read now: their replies are not read */
     uint64_t requests_served;      /* replies queued since start, errors included */
     uint64_t requests_in_progress; /* on the thread pool now */
+    uint64_t data_version;         /* the store version served (0: no data) */
+    int32_t data_published_on;     /* cc_day: opt-outs in force on it are applied */
 };
 
 struct cc_op {

@@ -7,6 +7,8 @@
  */
 #include "cc_op.h"
 
+#include "cc_date.h"
+
 static int status_run(struct cc_request *request)
 {
     const struct cc_server_stats *stats = cc_request_server_stats(request);
@@ -20,6 +22,14 @@ static int status_run(struct cc_request *request)
     msgpack_pack_uint64(cc_reply_field(request, "requests_served"), stats->requests_served);
     msgpack_pack_uint64(cc_reply_field(request, "requests_in_progress"),
                         stats->requests_in_progress);
+    if (stats->data_version) {
+        char day[11];
+        cc_day_format(stats->data_published_on, day);
+        msgpack_pack_uint64(cc_reply_field(request, "data_version"), stats->data_version);
+        msgpack_packer *pk = cc_reply_field(request, "data_published_on");
+        msgpack_pack_str(pk, 10);
+        msgpack_pack_str_body(pk, day, 10);
+    }
     return 0;
 }
 

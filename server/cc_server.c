@@ -69,6 +69,8 @@ struct cc_server {
     bool stopping;
     uint16_t port;
     uint64_t started_ms;
+    uint64_t data_version;
+    int32_t data_published_on;
     struct connection *connections; /* every connection not yet freed */
     uint64_t n_connections_open;    /* counted connections */
     uint64_t n_connections_accepted, n_connections_refused;
@@ -359,6 +361,14 @@ static void server_stats(const struct cc_server *server, struct cc_server_stats 
     stats->requests_served = server->n_requests_served;
     stats->requests_in_progress = server->n_requests_in_progress;
     stats->connections_paused = server->n_connections_paused;
+    stats->data_version = server->data_version;
+    stats->data_published_on = server->data_published_on;
+}
+
+void cc_server_set_data_version(struct cc_server *server, uint64_t version, int32_t published_on)
+{
+    server->data_version = version;
+    server->data_published_on = published_on;
 }
 
 static void on_work(uv_work_t *work)

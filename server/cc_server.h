@@ -44,6 +44,9 @@ uint16_t cc_server_port(const struct cc_server *server);
  * close (a handle leaked). */
 int cc_server_run(struct cc_server *server);
 
+/* Records which data version the server serves, for the status op. */
+void cc_server_set_data_version(struct cc_server *server, uint64_t version, int32_t published_on);
+
 /* Frees the server, closing anything still open. NULL is allowed. */
 void cc_server_free(struct cc_server *server);
 

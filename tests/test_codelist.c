@@ -194,3 +194,16 @@ Test(codelist, missing_file_is_an_io_error_naming_the_path)
     cr_assert(strstr(errbuf, "/nonexistent/x.csv"), "%s", errbuf);
     cc_codelists_free(lists);
 }
+
+Test(codelist, a_name_ending_in_a_system_settles_letter_codes)
+{
+    cc_codelists *lists = registry();
+    cr_assert_eq(add(lists, "asthma_icd10", "code,term\nJ45,Asthma\nJ46,Status asthmaticus\n", 0),
+                 0, "%s", errbuf);
+    cr_assert_eq(cc_codelists_find(lists, "asthma_icd10")->system, CC_CODE_ICD10);
+    cr_assert_eq(add(lists, "hernia-opcs4", "code,term\nT19,Hernia repair\n", 0), 0, "%s", errbuf);
+    cr_assert_eq(cc_codelists_find(lists, "hernia-opcs4")->system, CC_CODE_OPCS4);
+    /* a suffix the codes do not fit does not help */
+    cr_assert_neq(add(lists, "odd_snomed", "code,term\nJ45,Asthma\n", 0), 0);
+    cc_codelists_free(lists);
+}

@@ -131,7 +131,7 @@ static int run_ingest(struct cc_ingest_report *report, const char *const *kinds)
     char err[512];
     int rc = cc_ingest_run(&opt, report, err, sizeof err);
     if (rc < 0)
-        cr_log_error("ingest: %s", err);
+        cr_log_info("ingest: %s", err);
     return rc;
 }
 

@@ -16,6 +16,7 @@
 #include "cc_config.h"
 #include "cc_log.h"
 #include "cc_server.h"
+#include "cc_serverdata.h"
 #include "cc_version.h"
 
 static void usage(FILE *out)
@@ -34,7 +35,8 @@ int main(int argc, char **argv)
 {
     struct cc_config config;
     struct cc_server *server = NULL;
-    char error[256];
+    struct cc_serverdata *data = NULL;
+    char error[1024];
     int status = 1;
 
     for (int i = 1; i < argc; i++) {
@@ -57,8 +59,24 @@ int main(int argc, char **argv)
         cc_log("cannot ignore SIGPIPE");
         return 1;
     }
+    if (config.data_dir) {
+        /* Load before listening: a server that cannot serve its data does
+         * not start (a corrupt snapshot is reported, never half-loaded). */
+        if (cc_serverdata_open(config.data_dir, &data, error, sizeof(error)) < 0) {
+            cc_log("cannot serve %s: %s", config.data_dir, error);
+            return 1;
+        }
+    }
     if (cc_server_new(&config, &server) < 0)
         goto out;
+    if (data) {
+        const struct cc_dataversion *v = cc_serverdata_version(data);
+        char day[11];
+        cc_day_format(v->published_on, day);
+        cc_server_set_data_version(server, v->store_version, v->published_on);
+        cc_log("serving store version %llu with the opt-outs in force on %s",
+               (unsigned long long)v->store_version, day);
+    }
     if (cc_server_listen(server) < 0)
         goto out;
     if (cc_server_run(server) < 0)
@@ -66,5 +84,6 @@ int main(int argc, char **argv)
     status = 0;
 out:
     cc_server_free(server);
+    cc_serverdata_free(data);
     return status;
 }

@@ -1,0 +1,30 @@
+/*
+ * cc_serverdata.h: the data a server serves: the current store snapshot of
+ * a data directory, loaded for queries only, its opt-out register, and the
+ * data version published from them at start.
+ *
+ * Must never: log a figure or anything about a person; it logs versions and
+ * dates only.
+ */
+#ifndef CC_SERVERDATA_H
+#define CC_SERVERDATA_H
+
+#include <stddef.h>
+
+#include "cc_dataversion.h"
+
+struct cc_serverdata;
+
+/* Loads DIR's current store (CC_STORE_QUERY_ONLY), opens state.db and the
+ * register, and publishes a version with the opt-outs in force today.
+ * Returns 0, or a CC_E* code with the reason in errbuf (a corrupt snapshot
+ * is CC_ECORRUPT and names the damaged section). Free with
+ * cc_serverdata_free(). */
+int cc_serverdata_open(const char *dir, struct cc_serverdata **out, char *errbuf, size_t errlen);
+
+/* The published version (valid until the data is freed). */
+const struct cc_dataversion *cc_serverdata_version(const struct cc_serverdata *data);
+
+void cc_serverdata_free(struct cc_serverdata *data);
+
+#endif

@@ -1,0 +1,70 @@
+/*
+ * serverdata.c: loading a data directory for serving (see cc_serverdata.h).
+ */
+#include "cc_serverdata.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cc_db.h"
+#include "cc_error.h"
+#include "cc_ingest.h"
+#include "cc_optout.h"
+#include "cc_store.h"
+
+struct cc_serverdata {
+    cc_store *store;
+    sqlite3 *db;
+    cc_optout *optouts;
+    struct cc_dataversion *version;
+};
+
+int cc_serverdata_open(const char *dir, struct cc_serverdata **out, char *errbuf, size_t errlen)
+{
+    struct cc_serverdata *d = calloc(1, sizeof *d);
+    char path[PATH_MAX], why[256] = "";
+    uint64_t store_version = 0;
+    int rc;
+    if (!d)
+        return CC_ENOMEM;
+    if ((rc = cc_ingest_current_store(dir, &store_version, path, sizeof path, errbuf, errlen)) < 0)
+        goto fail;
+    if ((rc = cc_store_load(path, CC_STORE_QUERY_ONLY, &d->store, why, sizeof why)) < 0) {
+        snprintf(errbuf, errlen, "%s: %s", path, why[0] ? why : cc_strerror(rc));
+        goto fail;
+    }
+    if ((rc = cc_db_open(dir, 0, &d->db, errbuf, errlen)) < 0)
+        goto fail;
+    if ((rc = cc_optout_attach(d->db, &d->optouts)) < 0) {
+        snprintf(errbuf, errlen, "%s: cannot open the opt-out register (%s)", dir,
+                 cc_strerror(rc));
+        goto fail;
+    }
+    if ((rc = cc_dataversion_publish(d->store, store_version, d->optouts, cc_day_today(),
+                                     &d->version)) < 0) {
+        snprintf(errbuf, errlen, "%s: cannot publish a data version (%s)", dir, cc_strerror(rc));
+        goto fail;
+    }
+    *out = d;
+    return 0;
+fail:
+    cc_serverdata_free(d);
+    return rc;
+}
+
+const struct cc_dataversion *cc_serverdata_version(const struct cc_serverdata *data)
+{
+    return data->version;
+}
+
+void cc_serverdata_free(struct cc_serverdata *data)
+{
+    if (!data)
+        return;
+    cc_dataversion_free(data->version);
+    cc_optout_detach(data->optouts);
+    cc_db_close(data->db);
+    cc_store_free(data->store);
+    free(data);
+}
