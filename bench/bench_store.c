@@ -119,17 +119,17 @@ static int set_synthetic_areas(cc_store_builder *b, uint64_t *state)
     static uint64_t keys[N_LSOA * PER_LSOA];
     static uint16_t key_lsoa[N_LSOA * PER_LSOA];
     for (int i = 0; i < N_REGION; i++)
-        snprintf(region[i], sizeof region[i], "E12%06d", i + 1);
+        snprintf(region[i], sizeof region[i], "E12%06u", (unsigned)(i + 1) % 1000000u);
     for (int i = 0; i < N_ICB; i++) {
-        snprintf(icb[i], sizeof icb[i], "E54%06d", i + 8);
+        snprintf(icb[i], sizeof icb[i], "E54%06u", (unsigned)(i + 8) % 1000000u);
         icb_region[i] = (uint16_t)(i % N_REGION);
     }
     for (int i = 0; i < N_LAD; i++) {
-        snprintf(lad[i], sizeof lad[i], "E07%06d", i + 1);
+        snprintf(lad[i], sizeof lad[i], "E07%06u", (unsigned)(i + 1) % 1000000u);
         lad_icb[i] = (uint16_t)(i % N_ICB);
     }
     for (int i = 0; i < N_LSOA; i++) {
-        snprintf(lsoa[i], sizeof lsoa[i], "E01%06d", i + 1);
+        snprintf(lsoa[i], sizeof lsoa[i], "E01%06u", (unsigned)(i + 1) % 1000000u);
         lsoa_lad[i] = (uint16_t)(i % N_LAD);
         for (int k = 0; k < 2 * CC_N_AGE_BANDS_5Y; k++)
             population[i * 2 * CC_N_AGE_BANDS_5Y + k] = 20 + (uint32_t)(next_random(state) % 60);
@@ -165,13 +165,13 @@ static char snomed_pool[N_SNOMED][12], icd10_pool[N_ICD10][6], opcs4_pool[N_OPCS
 static void fill_code_pools(void)
 {
     for (int i = 0; i < N_SNOMED; i++)
-        snprintf(snomed_pool[i], sizeof snomed_pool[i], "%d", 100000 + i * 37);
+        snprintf(snomed_pool[i], sizeof snomed_pool[i], "%u", (100000u + (unsigned)i * 37u) % 10000000u);
     for (int i = 0; i < N_ICD10; i++)
-        snprintf(icd10_pool[i], sizeof icd10_pool[i], "%c%02d%d", 'A' + i / 100 % 26,
-                 i % 100, i / 2600);
+        snprintf(icd10_pool[i], sizeof icd10_pool[i], "%c%02u%u", 'A' + i / 100 % 26,
+                 (unsigned)i % 100u, (unsigned)i / 2600u % 10u);
     for (int i = 0; i < N_OPCS4; i++)
-        snprintf(opcs4_pool[i], sizeof opcs4_pool[i], "%c%02d%d", 'A' + i / 100 % 20,
-                 i % 100, i / 2000);
+        snprintf(opcs4_pool[i], sizeof opcs4_pool[i], "%c%02u%u", 'A' + i / 100 % 20,
+                 (unsigned)i % 100u, (unsigned)i / 2000u % 10u);
 }
 
 static int add_synthetic_data(cc_store_builder *b, const struct bench_options *o,
@@ -180,7 +180,7 @@ static int add_synthetic_data(cc_store_builder *b, const struct bench_options *o
     int rc;
     for (int i = 0; i < 6500; i++) {
         char practice[8];
-        snprintf(practice, sizeof practice, "%c%05d", 'A' + i % 26, i);
+        snprintf(practice, sizeof practice, "%c%05u", 'A' + i % 26, (unsigned)i % 100000u);
         if ((rc = cc_store_builder_practice(b, practice)) < 0)
             return rc;
     }
