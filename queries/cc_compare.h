@@ -1,0 +1,243 @@
+/*
+ * cc_compare.h: area comparisons, as Fingertips draws them: a rate or
+ * proportion per area (region, ICB or local authority district) with 95% and
+ * 99.8% confidence intervals, each area against England or its parent area
+ * (significantly higher, similar, significantly lower, or not compared), and
+ * funnel-plot control limits at the area's denominator. docs/comparisons.md
+ * describes the request and every rule; docs/statistics.md the formulas.
+ *
+ * Two steps, because derived figures may only be computed from protected
+ * counts (DESIGN, Disclosure control 6):
+ *
+ *   1. cc_compare_run() runs the numerator and denominator queries through
+ *      the engine with an extra area dimension (and a 5-year age band
+ *      dimension for standardised methods) and returns a RAW comparison:
+ *      the layout (which areas, their parents, England; names and codes)
+ *      and the EXACT counts per area and band, with the engine's raw
+ *      results (cell keys, cohort sizes) kept for disclosure control. The
+ *      exact counts are the input of disclosure control and nothing else:
+ *      no code path that answers a researcher may read them.
+ *
+ *   2. cc_compare_finish() computes values, intervals, comparisons and
+ *      funnel limits FROM THE COUNTS IT IS GIVEN, never from the raw
+ *      comparison's exact counts: the disclosure layer passes the
+ *      protected counts (rounded, perturbed, with suppressed cells marked)
+ *      in a struct cc_compare_counts of the same shape. A unit with a
+ *      suppressed count or denominator gets no value and is "not
+ *      compared". Tests and the operator's method check pass raw->exact.
+ *
+ * Comparator units (England and, for the parent comparator, every parent
+ * area) are units of their own with their own counts, so disclosure control
+ * protects them like any other cell; the comparator value is computed from
+ * those (protected) counts, not by adding up areas after the fact.
+ *
+ * Must never: print, log or return anything about a person; release an
+ * exact count (only cc_compare_finish()'s input decides what is shown).
+ */
+#ifndef CC_COMPARE_H
+#define CC_COMPARE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cc_codelist.h"
+#include "cc_dataversion.h"
+#include "cc_exec.h"
+#include "cc_query.h"
+#include "cc_stats.h"
+
+/* How the value is computed from counts. */
+enum cc_compare_method {
+    CC_COMPARE_PROPORTION = 1, /* count / denominator, Wilson intervals */
+    CC_COMPARE_CRUDE_RATE = 2, /* count / denominator, exact Poisson below 10, else Byar's */
+    CC_COMPARE_DSR = 3,        /* directly standardised rate, ESP 2013, Dobson intervals */
+    CC_COMPARE_ISR = 4,        /* indirectly standardised ratio: observed / expected */
+};
+
+/* Where the denominator comes from. */
+enum cc_compare_denominator {
+    CC_COMPARE_REGISTERED = 1, /* opted-in registered population (the default) */
+    CC_COMPARE_ESTIMATE = 2,   /* ONS population estimates */
+    CC_COMPARE_QUERY = 3,      /* request.denominator_query */
+};
+
+/* What each area is compared with. */
+enum cc_compare_comparator {
+    CC_COMPARE_NATIONAL = 1, /* England: all areas together (the default) */
+    CC_COMPARE_PARENT = 2,   /* lad -> its ICB, ICB -> its region, region -> England */
+};
+
+/* Why a unit has no value, or that it has one. */
+enum cc_compare_status {
+    CC_COMPARE_OK = 0,           /* value and intervals computed */
+    CC_COMPARE_SUPPRESSED,       /* a count or denominator was suppressed */
+    CC_COMPARE_NO_DENOMINATOR,   /* denominator (or expected count) is zero */
+    CC_COMPARE_TOO_FEW_EVENTS,   /* DSR with fewer than 10 events (PHE does not publish) */
+    CC_COMPARE_INCONSISTENT,     /* count above its denominator (proportion), or events
+                                  * in an age band with no population */
+};
+
+/* Confidence levels of the two intervals every row carries. */
+#define CC_COMPARE_LEVEL_95 0.95
+#define CC_COMPARE_LEVEL_998 0.998
+
+/* England's code in units[] (ONS GSS code of the country). */
+#define CC_COMPARE_ENGLAND_CODE "E92000001"
+#define CC_COMPARE_NO_UNIT UINT32_MAX
+#define CC_COMPARE_NAME_BYTES 96
+
+/*
+ * A comparison request. numerator is a validated query (measure persons or
+ * events) with no dimensions and no area filter: the comparison adds the
+ * area (and age band) dimensions itself. The denominator query, for
+ * CC_COMPARE_QUERY, follows the same rules (any measure). For the
+ * registered population and the estimate the denominator is the population
+ * measure with the numerator's person filters (age, sex) and its date: ages
+ * on as_of, else on the first day of the month after filters.date_range.to,
+ * as the numerator's persons are aged.
+ */
+struct cc_compare_request {
+    const struct cc_query *numerator;
+    uint8_t denominator;                      /* enum cc_compare_denominator; 0: registered */
+    const struct cc_query *denominator_query; /* CC_COMPARE_QUERY only */
+    uint8_t area_level;                       /* CC_AREA_LAD, CC_AREA_ICB or CC_AREA_REGION */
+    uint8_t comparator;                       /* enum cc_compare_comparator; 0: national */
+    uint8_t method;                           /* enum cc_compare_method */
+    /* Values are count / denominator x multiplier. 0: the method's default:
+     * 100 for a proportion (a percentage), 100,000 for crude and directly
+     * standardised rates, 100 for an indirectly standardised ratio. */
+    double multiplier;
+};
+
+/* One unit of a comparison: an area, a parent area, or England. */
+struct cc_compare_unit {
+    uint8_t level;       /* enum cc_area_level; CC_AREA_NATION for England */
+    uint32_t area;       /* index in the store's column of that level (0 for England) */
+    uint32_t comparator; /* index in units[] of the unit it is compared with;
+                          * CC_COMPARE_NO_UNIT for England */
+    char code[CC_AREA_CODE_BYTES];
+    char name[CC_COMPARE_NAME_BYTES]; /* the area's name, truncated */
+};
+
+/* The shape of a comparison: no counts. */
+struct cc_compare_layout {
+    uint8_t method, denominator, area_level, comparator;
+    double multiplier; /* resolved: never 0 */
+    /* units[0, n_areas) are the areas compared, in the store's order; then
+     * the parents (for CC_COMPARE_PARENT below region level); England last. */
+    uint32_t n_areas, n_units;
+    uint32_t n_bands; /* 1, or CC_N_AGE_BANDS_5Y for DSR and ISR */
+    struct cc_compare_unit *units; /* [n_units] */
+};
+
+/* Flags of one (unit, band) cell in struct cc_compare_counts. */
+#define CC_COMPARE_COUNT_SUPPRESSED 1u
+#define CC_COMPARE_DENOMINATOR_SUPPRESSED 2u
+
+/*
+ * Counts per unit and band, unit-major: cell (u, b) is u * n_bands + b.
+ * Counts are doubles so that protected counts (rounded, perturbed) pass
+ * through unchanged; exact counts are whole numbers. A cell flagged
+ * suppressed has no usable count (its number is ignored).
+ */
+struct cc_compare_counts {
+    uint32_t n_units, n_bands;
+    double *count;       /* [n_units * n_bands] numerator */
+    double *denominator; /* [n_units * n_bands] */
+    uint8_t *flags;      /* [n_units * n_bands] CC_COMPARE_*_SUPPRESSED */
+};
+
+/*
+ * A raw comparison: the layout, the exact counts (input of disclosure
+ * control only) and the per-cell keys of the cell key method, summed the
+ * same way as the counts (record keys add, mod 2^32). numerator_result and
+ * denominator_result are the engine's raw results (area x band cells), kept
+ * for their cohort sizes. The caller frees with cc_compare_raw_free().
+ */
+struct cc_compare_raw {
+    struct cc_compare_layout layout;
+    struct cc_compare_counts exact;
+    uint32_t *count_key;       /* [n_units * n_bands] */
+    uint32_t *denominator_key; /* [n_units * n_bands] */
+    struct cc_raw_result numerator_result;
+    struct cc_raw_result denominator_result;
+};
+
+/* One unit's figures. Numbers that do not apply are NaN. */
+struct cc_compare_row {
+    uint8_t status;     /* enum cc_compare_status */
+    double count;       /* as given (sum over bands); NaN when suppressed */
+    double denominator; /* as given (sum over bands); NaN when suppressed */
+    double expected;    /* ISR: expected count from England's band rates */
+    double value;
+    struct cc_interval ci95, ci998;
+    double comparator_value; /* the comparator unit's value; NaN for England */
+    enum cc_stats_comparison comparison95, comparison998;
+    /* Funnel-plot control limits at this unit's denominator (expected count
+     * for ISR) around the comparator value, on the value's scale. */
+    double funnel95_lower, funnel95_upper, funnel998_lower, funnel998_upper;
+};
+
+/* A finished comparison: rows[i] belongs to layout.units[i]. The caller
+ * frees with cc_compare_result_free(). */
+struct cc_compare_result {
+    uint32_t n_rows;
+    struct cc_compare_row *rows;
+};
+
+/*
+ * Runs a comparison's queries over version and fills *out (freed with
+ * cc_compare_raw_free(), also on failure). codelists resolves the queries'
+ * codelists (NULL when they name none); options as for cc_exec_run().
+ * Returns 0, CC_EINVAL (a request the comparison cannot run; errbuf gives
+ * "field: reason"), CC_ENOTFOUND (an unknown codelist), CC_ETOOBIG or
+ * CC_ENOMEM.
+ */
+int cc_compare_run(const struct cc_dataversion *version, const struct cc_compare_request *request,
+                   const struct cc_codelists *codelists, const struct cc_exec_options *options,
+                   struct cc_compare_raw *out, char *errbuf, size_t errlen);
+
+/* Frees what a raw comparison holds (the struct itself is the caller's). */
+void cc_compare_raw_free(struct cc_compare_raw *raw);
+
+/*
+ * Allocates counts of the layout's shape, zeroed, nothing suppressed, for a
+ * caller (disclosure control, a test) to fill. Freed with
+ * cc_compare_counts_free(). 0 or CC_ENOMEM.
+ */
+int cc_compare_counts_new(const struct cc_compare_layout *layout, struct cc_compare_counts *out);
+
+/* Copies counts into a new allocation (freed with cc_compare_counts_free()). */
+int cc_compare_counts_copy(const struct cc_compare_counts *from, struct cc_compare_counts *out);
+
+void cc_compare_counts_free(struct cc_compare_counts *counts);
+
+/*
+ * Computes every unit's value, intervals, comparison and funnel limits from
+ * counts (which must have the layout's shape) and fills *out, which the
+ * caller frees with cc_compare_result_free(). Units that cannot be computed
+ * get a status other than CC_COMPARE_OK and are not compared; neither is a
+ * unit whose comparator has no value. Returns 0, CC_EINVAL (counts of
+ * another shape, a negative count), CC_ESTATS or CC_ENOMEM.
+ */
+int cc_compare_finish(const struct cc_compare_layout *layout, const struct cc_compare_counts *counts,
+                      struct cc_compare_result *out);
+
+void cc_compare_result_free(struct cc_compare_result *result);
+
+/* The count limits of a funnel: for a Poisson mean, the counts whose exact
+ * confidence interval at `confidence` just reaches that mean from below
+ * (*lower) and from above (*upper); *lower is 0 when even no events would
+ * reach it. The funnel limits of a rate at population n around rate r are
+ * these at mean n r, divided by n. 0, CC_EINVAL or CC_ESTATS. */
+int cc_compare_funnel_counts(double mean, double confidence, double *lower, double *upper);
+
+/* Names: "proportion", "crude_rate", "dsr", "isr"; "registered", "estimate",
+ * "query"; "national", "parent"; "ok", "suppressed", "no_denominator",
+ * "too_few_events", "inconsistent". NULL for a value not in the enum. */
+const char *cc_compare_method_name(int method);
+const char *cc_compare_denominator_name(int denominator);
+const char *cc_compare_comparator_name(int comparator);
+const char *cc_compare_status_name(int status);
+
+#endif

@@ -1,0 +1,982 @@
+/*
+ * Tests for area comparisons (queries/compare.c).
+ *
+ * Suite "compare": a small hand-built store, mirrored in SQLite. For each
+ * method the comparison's figures are checked against the same statistic
+ * computed by cc_stats from counts that SQL gives (areas, parents and
+ * England counted by SQL separately, not by adding up areas), with the
+ * national and the parent comparator; suppressed counts give "not
+ * compared"; the funnel limits agree with cc_stats' funnels.
+ *
+ * Suite "planted": 24,000 generated patients (bench/gen) ingested and
+ * published with the opt-out register applied; the generator's planted
+ * effects (one ICB with type 2 diabetes prevalence x 1.6, one region with
+ * hospital admissions x 0.7) must come out significantly higher and lower
+ * than England.
+ */
+#include <criterion/criterion.h>
+
+#include <gsl/gsl_errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cc_compare.h"
+#include "cc_dataversion.h"
+#include "cc_db.h"
+#include "cc_error.h"
+#include "cc_gen.h"
+#include "cc_ingest.h"
+#include "cc_model.h"
+#include "cc_optout.h"
+#include "cc_pseudo.h"
+#include "cc_query.h"
+#include "cc_stats.h"
+#include "cc_store.h"
+
+#define N_PERSONS 6000
+#define N_RECORDS 30000
+#define DIABETES "44054006"
+#define ENGLAND CC_COMPARE_ENGLAND_CODE
+
+static cc_store *store;
+static struct cc_dataversion *version;
+static sqlite3 *db;
+
+static uint64_t rng_state = 0x2545f4914f6cdd1dULL;
+static uint64_t rnd(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+static uint32_t rnd_below(uint32_t n) { return (uint32_t)(rnd() % n); }
+
+static void exec_sql(const char *sql)
+{
+    char *err = NULL;
+    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, &err), SQLITE_OK, "%s: %s", sql,
+                 err ? err : "");
+}
+
+/* 2 regions, 4 ICBs, 8 districts, 16 LSOAs; ICB 0 has three times the
+ * diabetes prevalence of the others, so something is significant. */
+enum { N_LSOA = 16, N_LAD = 8, N_ICB = 4, N_REGION = 2 };
+
+static void build_fixture(void)
+{
+    gsl_set_error_handler_off();
+    cc_store_builder *b = NULL;
+    cr_assert_eq(cc_store_builder_new(NULL, &b), 0);
+    static char lsoa[N_LSOA][CC_AREA_CODE_BYTES], lad[N_LAD][CC_AREA_CODE_BYTES],
+        icb[N_ICB][CC_AREA_CODE_BYTES], region[N_REGION][CC_AREA_CODE_BYTES];
+    static const char *lsoa_name[N_LSOA], *lad_name[N_LAD], *icb_name[N_ICB],
+        *region_name[N_REGION];
+    static uint16_t lsoa_lad[N_LSOA], lad_icb[N_LAD], icb_region[N_ICB];
+    static uint32_t population[N_LSOA * 2 * CC_N_AGE_BANDS_5Y];
+    static uint64_t postcode_key[1];
+    static uint16_t postcode_lsoa[1];
+    for (int i = 0; i < N_REGION; i++) {
+        snprintf(region[i], sizeof region[i], "E1200000%u", (unsigned)(i + 1) % 10u);
+        region_name[i] = "Region";
+    }
+    for (int i = 0; i < N_ICB; i++) {
+        snprintf(icb[i], sizeof icb[i], "E5400000%u", (unsigned)(i + 1) % 10u);
+        icb_name[i] = "Board";
+        icb_region[i] = (uint16_t)(i % N_REGION);
+    }
+    for (int i = 0; i < N_LAD; i++) {
+        snprintf(lad[i], sizeof lad[i], "E0600000%u", (unsigned)(i + 1) % 10u);
+        lad_name[i] = "District";
+        lad_icb[i] = (uint16_t)(i % N_ICB);
+    }
+    for (int i = 0; i < N_LSOA; i++) {
+        snprintf(lsoa[i], sizeof lsoa[i], "E010000%02u", (unsigned)(i + 1) % 100u);
+        lsoa_name[i] = "Neighbourhood";
+        lsoa_lad[i] = (uint16_t)(i % N_LAD);
+    }
+    for (int i = 0; i < N_LSOA * 2 * CC_N_AGE_BANDS_5Y; i++)
+        population[i] = 20 + rnd_below(80);
+    postcode_key[0] = cc_postcode_pack("LS1 4AP", 7);
+    struct cc_area_input areas = {
+        .n_lsoa = N_LSOA, .n_lad = N_LAD, .n_icb = N_ICB, .n_region = N_REGION,
+        .lsoa_code = (const char(*)[CC_AREA_CODE_BYTES])lsoa,
+        .lad_code = (const char(*)[CC_AREA_CODE_BYTES])lad,
+        .icb_code = (const char(*)[CC_AREA_CODE_BYTES])icb,
+        .region_code = (const char(*)[CC_AREA_CODE_BYTES])region,
+        .lsoa_name = lsoa_name, .lad_name = lad_name, .icb_name = icb_name,
+        .region_name = region_name, .lsoa_lad = lsoa_lad, .lad_icb = lad_icb,
+        .icb_region = icb_region, .population = population, .n_postcodes = 1,
+        .postcode_key = postcode_key, .postcode_lsoa = postcode_lsoa,
+    };
+    cr_assert_eq(cc_store_builder_set_areas(b, &areas), 0);
+    char practice[8];
+    for (int i = 0; i < 20; i++) {
+        snprintf(practice, sizeof practice, "B%05u", (86000u + (unsigned)i) % 100000u);
+        cr_assert_geq(cc_store_builder_practice(b, practice), 0);
+    }
+
+    cr_assert_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
+    exec_sql("CREATE TABLE person(id INTEGER PRIMARY KEY, dob TEXT, sex INT, lad TEXT, icb TEXT,"
+             " region TEXT, excluded INT, registered INT);"
+             "CREATE TABLE record(id INTEGER PRIMARY KEY, person INT, setting INT, date TEXT,"
+             " code TEXT);"
+             "CREATE TABLE pop(lad TEXT, icb TEXT, region TEXT, sex INT, band INT, n INT);");
+    sqlite3_stmt *ins_person, *ins_record;
+    cr_assert_eq(sqlite3_prepare_v2(db, "INSERT INTO person VALUES(?,?,?,?,?,?,?,?)", -1,
+                                    &ins_person, NULL),
+                 SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(db, "INSERT INTO record VALUES(?,?,?,?,?)", -1, &ins_record,
+                                    NULL),
+                 SQLITE_OK);
+    exec_sql("BEGIN");
+    for (int l = 0; l < N_LSOA; l++)
+        for (int s = 0; s < 2; s++)
+            for (int band = 0; band < CC_N_AGE_BANDS_5Y; band++) {
+                char sql[256];
+                snprintf(sql, sizeof sql, "INSERT INTO pop VALUES('%s','%s','%s',%d,%d,%u)",
+                         lad[lsoa_lad[l]], icb[lad_icb[lsoa_lad[l]]],
+                         region[icb_region[lad_icb[lsoa_lad[l]]]], s + 1, band,
+                         population[(l * 2 + s) * CC_N_AGE_BANDS_5Y + band]);
+                exec_sql(sql);
+            }
+
+    static uint32_t excluded[N_PERSONS];
+    static uint8_t person_icb[N_PERSONS], person_registered[N_PERSONS];
+    uint64_t n_excluded = 0;
+    for (uint32_t p = 0; p < N_PERSONS; p++) {
+        struct cc_person_input in = {0};
+        for (int k = 0; k < CC_PSEUDONYM_BYTES; k += 8) {
+            uint64_t r = rnd();
+            memcpy(in.pseudonym.bytes + k, &r, 8);
+        }
+        in.dob = cc_day_from_ymd(1924 + (int)rnd_below(100), 1 + (int)rnd_below(12),
+                                 1 + (int)rnd_below(28));
+        static const uint8_t sexes[] = {1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 9, 0};
+        in.sex = sexes[rnd_below(sizeof sexes)];
+        in.lsoa = rnd_below(100) == 0 ? UINT16_MAX : (uint16_t)rnd_below(N_LSOA);
+        in.practice = rnd_below(20) == 0 ? UINT16_MAX : (uint16_t)rnd_below(20);
+        in.record_key = (uint32_t)rnd();
+        cr_assert_eq(cc_store_builder_person(b, &in), (int64_t)p);
+        int is_excluded = rnd_below(10) == 0;
+        if (is_excluded)
+            excluded[n_excluded++] = p;
+        person_icb[p] = in.lsoa == UINT16_MAX ? 255 : (uint8_t)lad_icb[lsoa_lad[in.lsoa]];
+        person_registered[p] = in.practice != UINT16_MAX;
+        char dob[11];
+        cc_day_format(in.dob, dob);
+        sqlite3_reset(ins_person);
+        sqlite3_bind_int(ins_person, 1, (int)p);
+        sqlite3_bind_text(ins_person, 2, dob, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int(ins_person, 3, in.sex);
+        if (in.lsoa == UINT16_MAX) {
+            for (int k = 4; k <= 6; k++)
+                sqlite3_bind_null(ins_person, k);
+        } else {
+            sqlite3_bind_text(ins_person, 4, lad[lsoa_lad[in.lsoa]], -1, SQLITE_STATIC);
+            sqlite3_bind_text(ins_person, 5, icb[lad_icb[lsoa_lad[in.lsoa]]], -1, SQLITE_STATIC);
+            sqlite3_bind_text(ins_person, 6, region[icb_region[lad_icb[lsoa_lad[in.lsoa]]]], -1,
+                              SQLITE_STATIC);
+        }
+        sqlite3_bind_int(ins_person, 7, is_excluded);
+        sqlite3_bind_int(ins_person, 8, person_registered[p]);
+        cr_assert_eq(sqlite3_step(ins_person), SQLITE_DONE);
+    }
+    /* GP records only for registered persons (as in real extracts), so a
+     * GP-recorded condition is a subset of the registered population. */
+    for (uint32_t r = 0; r < N_RECORDS; r++) {
+        uint32_t person = rnd_below(N_PERSONS);
+        uint8_t setting = (uint8_t)(1 + rnd_below(2));
+        if (!person_registered[person])
+            setting = CC_SETTING_HOSPITAL;
+        cc_day date = cc_day_from_ymd(2019 + (int)rnd_below(7), 1 + (int)rnd_below(12),
+                                      1 + (int)rnd_below(28));
+        struct cc_code_input code;
+        if (setting == CC_SETTING_GP) {
+            int diabetes = rnd_below(person_icb[person] == 0 ? 20 : 60) == 0;
+            code = (struct cc_code_input){CC_CODE_SNOMED, CC_ROLE_PRIMARY,
+                                          diabetes ? DIABETES : "38341003"};
+        } else {
+            static const char *diagnoses[] = {"E119", "I10", "J459", "N390"};
+            code = (struct cc_code_input){CC_CODE_ICD10, CC_ROLE_PRIMARY,
+                                          diagnoses[rnd_below(4)]};
+        }
+        cr_assert_eq(cc_store_builder_record(b, person, setting, date, 0, &code, 1), 0);
+        char day[11];
+        cc_day_format(date, day);
+        sqlite3_reset(ins_record);
+        sqlite3_bind_int(ins_record, 1, (int)r);
+        sqlite3_bind_int(ins_record, 2, (int)person);
+        sqlite3_bind_int(ins_record, 3, setting);
+        sqlite3_bind_text(ins_record, 4, day, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(ins_record, 5, code.text, -1, SQLITE_STATIC);
+        cr_assert_eq(sqlite3_step(ins_record), SQLITE_DONE);
+    }
+    exec_sql("COMMIT");
+    sqlite3_finalize(ins_person);
+    sqlite3_finalize(ins_record);
+    exec_sql("CREATE VIEW p AS SELECT * FROM person WHERE excluded = 0;"
+             "CREATE VIEW r AS SELECT record.* FROM record JOIN p ON p.id = record.person;");
+    cr_assert_eq(cc_store_builder_finish(b, &store), 0);
+    cr_assert_eq(cc_dataversion_from_indices(store, excluded, n_excluded, &version), 0);
+}
+
+static void fixture_fini(void)
+{
+    cc_dataversion_free(version);
+    cc_store_free(store);
+    sqlite3_close(db);
+}
+
+TestSuite(compare, .init = build_fixture, .fini = fixture_fini);
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static struct cc_query *persons_with(int system, const char *code, unsigned setting_mask)
+{
+    struct cc_query *q = NULL;
+    cr_assert_eq(cc_query_new(&q), 0);
+    q->measure = CC_MEASURE_PERSONS;
+    q->filters.conditions = cc_query_alloc(q, sizeof *q->filters.conditions);
+    cr_assert(q->filters.conditions);
+    struct cc_query_condition *c = &q->filters.conditions[0];
+    q->filters.n_conditions = 1;
+    c->system = (uint8_t)system;
+    c->setting_mask = (uint8_t)setting_mask;
+    c->codes = cc_query_alloc(q, sizeof *c->codes);
+    cr_assert(c->codes);
+    c->n_codes = 1;
+    snprintf(c->codes[0].text, sizeof c->codes[0].text, "%s", code);
+    return q;
+}
+
+static void run(const struct cc_compare_request *request, struct cc_compare_raw *raw)
+{
+    char err[256] = "";
+    struct cc_exec_options options = {.n_threads = 2, .reference_day = cc_day_from_ymd(2026, 1, 1)};
+    cr_assert_eq(cc_compare_run(version, request, NULL, &options, raw, err, sizeof err), 0, "%s",
+                 err);
+}
+
+static uint32_t unit_of(const struct cc_compare_layout *layout, const char *code)
+{
+    for (uint32_t u = 0; u < layout->n_units; u++)
+        if (!strcmp(layout->units[u].code, code))
+            return u;
+    cr_assert_fail("no unit %s", code);
+    return 0;
+}
+
+/* Adds SQL rows (unit code, band, n) into per-unit, per-band counts. */
+static void sql_counts(const struct cc_compare_layout *layout, const char *sql, double *out)
+{
+    sqlite3_stmt *st;
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s: %s", sql,
+                 sqlite3_errmsg(db));
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        uint32_t u = unit_of(layout, (const char *)sqlite3_column_text(st, 0));
+        int band = sqlite3_column_int(st, 1);
+        cr_assert(band >= 0 && (uint32_t)band < layout->n_bands, "band %d", band);
+        out[(size_t)u * layout->n_bands + (size_t)band] += (double)sqlite3_column_int64(st, 2);
+    }
+    cr_assert_eq(rc, SQLITE_DONE);
+    sqlite3_finalize(st);
+}
+
+/* The oracle's counts for the units: numerator and denominator SQL each as
+ * a template with one %s for the area column ("lad", "icb", "region" or
+ * 'E92000001' for England); rows are (code, band, n). */
+static void oracle(const struct cc_compare_layout *layout, const char *numerator_sql,
+                   const char *denominator_sql, double *count, double *denominator)
+{
+    static const char *column[] = {[CC_AREA_LAD] = "lad", [CC_AREA_ICB] = "icb",
+                                   [CC_AREA_REGION] = "region"};
+    const char *levels[3] = {column[layout->area_level], "'" ENGLAND "'", NULL};
+    if (layout->comparator == CC_COMPARE_PARENT && layout->area_level != CC_AREA_REGION)
+        levels[2] = column[layout->area_level + 1];
+    for (int i = 0; i < 3 && levels[i]; i++) {
+        char sql[2048];
+        snprintf(sql, sizeof sql, numerator_sql, levels[i]);
+        sql_counts(layout, sql, count);
+        snprintf(sql, sizeof sql, denominator_sql, levels[i]);
+        sql_counts(layout, sql, denominator);
+    }
+}
+
+static void expect_close(double got, double want, const char *what, uint32_t unit)
+{
+    if (isnan(want)) {
+        cr_expect(isnan(got), "%s of unit %u: %g, expected NaN", what, unit, got);
+        return;
+    }
+    cr_expect(fabs(got - want) <= 1e-9 * fmax(1.0, fabs(want)), "%s of unit %u: %.12g, expected %.12g",
+              what, unit, got, want);
+}
+
+/* Checks every unit's figures against the statistic computed by
+ * `statistic` from the oracle's counts. */
+typedef void (*statistic_fn)(const struct cc_compare_layout *layout, const double *count,
+                             const double *denominator, uint32_t unit, double confidence,
+                             struct cc_interval *out);
+
+static void check_against_oracle(const struct cc_compare_raw *raw, const char *numerator_sql,
+                                 const char *denominator_sql, statistic_fn statistic)
+{
+    const struct cc_compare_layout *layout = &raw->layout;
+    size_t n = (size_t)layout->n_units * layout->n_bands;
+    double *count = calloc(n, sizeof *count), *denominator = calloc(n, sizeof *denominator);
+    cr_assert(count && denominator);
+    oracle(layout, numerator_sql, denominator_sql, count, denominator);
+    for (size_t i = 0; i < n; i++) {
+        cr_expect_eq(raw->exact.count[i], count[i], "count cell %zu", i);
+        cr_expect_eq(raw->exact.denominator[i], denominator[i], "denominator cell %zu", i);
+    }
+
+    struct cc_compare_result result;
+    cr_assert_eq(cc_compare_finish(layout, &raw->exact, &result), 0);
+    cr_assert_eq(result.n_rows, layout->n_units);
+    struct cc_interval *want95 = calloc(layout->n_units, sizeof *want95);
+    struct cc_interval *want998 = calloc(layout->n_units, sizeof *want998);
+    cr_assert(want95 && want998);
+    for (uint32_t u = 0; u < layout->n_units; u++) {
+        statistic(layout, count, denominator, u, 0.95, &want95[u]);
+        statistic(layout, count, denominator, u, 0.998, &want998[u]);
+    }
+    int n_significant = 0;
+    for (uint32_t u = 0; u < layout->n_units; u++) {
+        const struct cc_compare_row *row = &result.rows[u];
+        cr_expect_eq(row->status, CC_COMPARE_OK, "unit %u: %s", u,
+                     cc_compare_status_name(row->status));
+        expect_close(row->value, want95[u].value, "value", u);
+        expect_close(row->ci95.lower, want95[u].lower, "95% lower", u);
+        expect_close(row->ci95.upper, want95[u].upper, "95% upper", u);
+        expect_close(row->ci998.lower, want998[u].lower, "99.8% lower", u);
+        expect_close(row->ci998.upper, want998[u].upper, "99.8% upper", u);
+        uint32_t c = layout->units[u].comparator;
+        if (c == CC_COMPARE_NO_UNIT) {
+            cr_expect_eq(row->comparison95, CC_STATS_NOT_COMPARED);
+            continue;
+        }
+        expect_close(row->comparator_value, want95[c].value, "comparator", u);
+        cr_expect_eq(row->comparison95, cc_stats_compare(&want95[u], want95[c].value), "unit %u", u);
+        cr_expect_eq(row->comparison998, cc_stats_compare(&want998[u], want95[c].value), "unit %u",
+                     u);
+        n_significant += row->comparison95 != CC_STATS_SIMILAR;
+        cr_expect(row->funnel95_lower <= row->funnel998_upper && row->funnel998_lower <= row->funnel95_lower &&
+                      row->funnel95_upper <= row->funnel998_upper,
+                  "unit %u: the 99.8%% funnel contains the 95%% one", u);
+        cr_expect(row->funnel95_lower <= row->comparator_value &&
+                      row->comparator_value <= row->funnel95_upper,
+                  "unit %u: the funnel surrounds the comparator", u);
+    }
+    cr_log_info("%d units significantly different at 95%%", n_significant);
+    free(want95);
+    free(want998);
+    free(count);
+    free(denominator);
+    cc_compare_result_free(&result);
+}
+
+static void proportion_statistic(const struct cc_compare_layout *layout, const double *count,
+                                 const double *denominator, uint32_t unit, double confidence,
+                                 struct cc_interval *out)
+{
+    cr_assert_eq(cc_stats_proportion(count[unit], denominator[unit], confidence,
+                                     layout->multiplier, out),
+                 0);
+}
+
+static void rate_statistic(const struct cc_compare_layout *layout, const double *count,
+                           const double *denominator, uint32_t unit, double confidence,
+                           struct cc_interval *out)
+{
+    cr_assert_eq(cc_stats_rate(count[unit], denominator[unit], confidence, layout->multiplier, out),
+                 0);
+}
+
+static void dsr_statistic(const struct cc_compare_layout *layout, const double *count,
+                          const double *denominator, uint32_t unit, double confidence,
+                          struct cc_interval *out)
+{
+    const double *c = count + (size_t)unit * CC_N_AGE_BANDS_5Y;
+    const double *n = denominator + (size_t)unit * CC_N_AGE_BANDS_5Y;
+    cr_assert_eq(cc_stats_dsr(CC_N_AGE_BANDS_5Y, c, n, cc_stats_esp2013, confidence,
+                              layout->multiplier, out, NULL),
+                 0);
+}
+
+static void isr_statistic(const struct cc_compare_layout *layout, const double *count,
+                          const double *denominator, uint32_t unit, double confidence,
+                          struct cc_interval *out)
+{
+    size_t england = (size_t)(layout->n_units - 1) * CC_N_AGE_BANDS_5Y;
+    size_t first = (size_t)unit * CC_N_AGE_BANDS_5Y;
+    double expected, observed = 0;
+    cr_assert_eq(cc_stats_expected(CC_N_AGE_BANDS_5Y, denominator + first, count + england,
+                                   denominator + england, &expected),
+                 0);
+    for (int b = 0; b < CC_N_AGE_BANDS_5Y; b++)
+        observed += count[first + (size_t)b];
+    cr_assert_eq(cc_stats_isr(observed, expected, confidence, layout->multiplier, out), 0);
+}
+
+/* ---- per method ------------------------------------------------------------------------- */
+
+#define GP_DIABETES_SQL                                                                        \
+    "SELECT %s, 0, COUNT(DISTINCT p.id) FROM p JOIN r ON r.person = p.id WHERE r.setting = 1" \
+    " AND r.code = '" DIABETES "' AND p.region IS NOT NULL GROUP BY 1"
+#define REGISTERED_SQL \
+    "SELECT %s, 0, COUNT(*) FROM p WHERE p.registered = 1 AND p.region IS NOT NULL GROUP BY 1"
+
+Test(compare, proportion_per_icb_against_england_is_wilson_on_sql_counts)
+{
+    struct cc_query *q = persons_with(CC_CODE_SNOMED, DIABETES, 1u << CC_SETTING_GP);
+    struct cc_compare_request request = {.numerator = q, .area_level = CC_AREA_ICB,
+                                         .method = CC_COMPARE_PROPORTION};
+    struct cc_compare_raw raw;
+    run(&request, &raw);
+    cr_assert_eq(raw.layout.n_areas, N_ICB);
+    cr_assert_eq(raw.layout.n_units, N_ICB + 1, "the areas and England");
+    cr_assert_eq(raw.layout.multiplier, 100.0, "a percentage by default");
+    cr_assert_str_eq(raw.layout.units[N_ICB].code, ENGLAND);
+    check_against_oracle(&raw, GP_DIABETES_SQL, REGISTERED_SQL, proportion_statistic);
+
+    /* ICB 1 (E54000001) has three times the prevalence: significantly higher */
+    struct cc_compare_result result;
+    cr_assert_eq(cc_compare_finish(&raw.layout, &raw.exact, &result), 0);
+    cr_assert_eq(result.rows[unit_of(&raw.layout, "E54000001")].comparison95, CC_STATS_HIGHER);
+    cr_assert_eq(result.rows[unit_of(&raw.layout, "E54000001")].comparison998, CC_STATS_HIGHER);
+    cc_compare_result_free(&result);
+    cc_compare_raw_free(&raw);
+    cc_query_free(q);
+}
+
+Test(compare, proportion_per_district_against_its_icb)
+{
+    struct cc_query *q = persons_with(CC_CODE_SNOMED, DIABETES, 1u << CC_SETTING_GP);
+    struct cc_compare_request request = {.numerator = q, .area_level = CC_AREA_LAD,
+                                         .comparator = CC_COMPARE_PARENT,
+                                         .method = CC_COMPARE_PROPORTION, .multiplier = 1};
+    struct cc_compare_raw raw;
+    run(&request, &raw);
+    cr_assert_eq(raw.layout.n_units, N_LAD + N_ICB + 1, "districts, ICBs and England");
+    for (uint32_t a = 0; a < N_LAD; a++) {
+        uint32_t parent = raw.layout.units[a].comparator;
+        cr_assert_eq(raw.layout.units[parent].level, CC_AREA_ICB);
+        cr_assert_eq(raw.layout.units[parent].area, a % N_ICB, "district %u lies in ICB %u", a,
+                     a % N_ICB);
+    }
+    check_against_oracle(&raw, GP_DIABETES_SQL, REGISTERED_SQL, proportion_statistic);
+    cc_compare_raw_free(&raw);
+    cc_query_free(q);
+}
+
+Test(compare, crude_rate_of_hospital_episodes_per_district_against_its_icb)
+{
+    struct cc_query *q = NULL;
+    cr_assert_eq(cc_query_new(&q), 0);
+    q->measure = CC_MEASURE_EVENTS;
+    q->filters.setting_mask = 1u << CC_SETTING_HOSPITAL;
+    q->filters.date_range = (struct cc_query_months){true, cc_query_month(2023, 1),
+                                                     cc_query_month(2023, 12)};
+    struct cc_compare_request request = {.numerator = q, .area_level = CC_AREA_LAD,
+                                         .comparator = CC_COMPARE_PARENT,
+                                         .method = CC_COMPARE_CRUDE_RATE, .multiplier = 1000};
+    struct cc_compare_raw raw;
+    run(&request, &raw);
+    check_against_oracle(
+        &raw,
+        "SELECT %s, 0, COUNT(*) FROM p JOIN r ON r.person = p.id WHERE r.setting = 2 AND r.date"
+        " BETWEEN '2023-01-01' AND '2023-12-31' AND p.region IS NOT NULL GROUP BY 1",
+        REGISTERED_SQL, rate_statistic);
+    cc_compare_raw_free(&raw);
+    cc_query_free(q);
+}
+
+Test(compare, crude_rate_over_population_estimates_per_region)
+{
+    struct cc_query *q = persons_with(CC_CODE_ICD10, "E11", 1u << CC_SETTING_HOSPITAL);
+    q->filters.sex_mask = 1u << CC_SEX_FEMALE;
+    q->has_as_of = true;
+    q->as_of = cc_query_month(2026, 1);
+    struct cc_compare_request request = {.numerator = q, .area_level = CC_AREA_REGION,
+                                         .denominator = CC_COMPARE_ESTIMATE,
+                                         .method = CC_COMPARE_CRUDE_RATE};
+    struct cc_compare_raw raw;
+    run(&request, &raw);
+    cr_assert_eq(raw.layout.multiplier, 100000.0);
+    check_against_oracle(
+        &raw,
+        "SELECT %s, 0, COUNT(DISTINCT p.id) FROM p JOIN r ON r.person = p.id WHERE r.setting = 2"
+        " AND r.code LIKE 'E11%%' AND p.sex = 2 AND p.region IS NOT NULL GROUP BY 1",
+        "SELECT %s, 0, SUM(n) FROM pop WHERE sex = 2 GROUP BY 1", rate_statistic);
+    cc_compare_raw_free(&raw);
+    cc_query_free(q);
+}
+
+/* Ages by whole calendar years only hold on 1 January: the queries take
+ * ages on 2026-01-01, when a person born in year Y is 2025 - Y unless born
+ * on 1 January (then 2026 - Y). The SQL below counts that exactly. */
+#define EXACT_AGE \
+    "(2025 - CAST(strftime('%%Y', p.dob) AS INT) + (strftime('%%m-%%d', p.dob) = '01-01'))"
+#define EXACT_BAND "(CASE WHEN " EXACT_AGE " >= 90 THEN 18 ELSE " EXACT_AGE " / 5 END)"
+
+Test(compare, directly_standardised_rate_per_region_matches_dobson_on_sql_band_counts)
+{
+    struct cc_query *q = persons_with(CC_CODE_SNOMED, DIABETES, 1u << CC_SETTING_GP);
+    q->has_as_of = true;
+    q->as_of = cc_query_month(2026, 1);
+    struct cc_compare_request request = {.numerator = q, .area_level = CC_AREA_REGION,
+                                         .method = CC_COMPARE_DSR};
+    struct cc_compare_raw raw;
+    run(&request, &raw);
+    cr_assert_eq(raw.layout.n_bands, CC_N_AGE_BANDS_5Y);
+    check_against_oracle(
+        &raw,
+        "SELECT %s, " EXACT_BAND ", COUNT(DISTINCT p.id) FROM p JOIN r ON r.person = p.id WHERE"
+        " r.setting = 1 AND r.code = '" DIABETES "' AND p.region IS NOT NULL GROUP BY 1, 2",
+        "SELECT %s, " EXACT_BAND ", COUNT(*) FROM p WHERE p.registered = 1 AND p.region IS NOT"
+        " NULL GROUP BY 1, 2",
+        dsr_statistic);
+    cc_compare_raw_free(&raw);
+    cc_query_free(q);
+}
+
+Test(compare, indirectly_standardised_ratio_per_icb_against_its_region)
+{
+    struct cc_query *q = persons_with(CC_CODE_SNOMED, DIABETES, 1u << CC_SETTING_GP);
+    q->has_as_of = true;
+    q->as_of = cc_query_month(2026, 1);
+    struct cc_compare_request request = {.numerator = q, .area_level = CC_AREA_ICB,
+                                         .comparator = CC_COMPARE_PARENT,
+                                         .method = CC_COMPARE_ISR};
+    struct cc_compare_raw raw;
+    run(&request, &raw);
+    cr_assert_eq(raw.layout.n_units, N_ICB + N_REGION + 1);
+    cr_assert_eq(raw.layout.multiplier, 100.0);
+    check_against_oracle(
+        &raw,
+        "SELECT %s, " EXACT_BAND ", COUNT(DISTINCT p.id) FROM p JOIN r ON r.person = p.id WHERE"
+        " r.setting = 1 AND r.code = '" DIABETES "' AND p.region IS NOT NULL GROUP BY 1, 2",
+        "SELECT %s, " EXACT_BAND ", COUNT(*) FROM p WHERE p.registered = 1 AND p.region IS NOT"
+        " NULL GROUP BY 1, 2",
+        isr_statistic);
+    /* England against its own band rates is 100 exactly */
+    struct cc_compare_result result;
+    cr_assert_eq(cc_compare_finish(&raw.layout, &raw.exact, &result), 0);
+    const struct cc_compare_row *england = &result.rows[raw.layout.n_units - 1];
+    cr_assert_float_eq(england->value, 100.0, 1e-9);
+    cr_assert_float_eq(england->expected, england->count, 1e-6);
+    cc_compare_result_free(&result);
+    cc_compare_raw_free(&raw);
+    cc_query_free(q);
+}
+
+/* ---- disclosure control's input ----------------------------------------------------------- */
+
+Test(compare, a_suppressed_count_gives_not_compared_and_no_value)
+{
+    struct cc_query *q = persons_with(CC_CODE_SNOMED, DIABETES, 1u << CC_SETTING_GP);
+    struct cc_compare_request request = {.numerator = q, .area_level = CC_AREA_ICB,
+                                         .method = CC_COMPARE_PROPORTION};
+    struct cc_compare_raw raw;
+    run(&request, &raw);
+    struct cc_compare_result exact, protected_result;
+    cr_assert_eq(cc_compare_finish(&raw.layout, &raw.exact, &exact), 0);
+
+    struct cc_compare_counts counts;
+    cr_assert_eq(cc_compare_counts_copy(&raw.exact, &counts), 0);
+    counts.flags[2] = CC_COMPARE_COUNT_SUPPRESSED;
+    counts.count[2] = 123456; /* a suppressed cell's number is never read */
+    cr_assert_eq(cc_compare_finish(&raw.layout, &counts, &protected_result), 0);
+    const struct cc_compare_row *row = &protected_result.rows[2];
+    cr_assert_eq(row->status, CC_COMPARE_SUPPRESSED);
+    cr_assert_eq(row->comparison95, CC_STATS_NOT_COMPARED);
+    cr_assert_eq(row->comparison998, CC_STATS_NOT_COMPARED);
+    cr_assert(isnan(row->value) && isnan(row->count) && isnan(row->ci95.lower) &&
+              isnan(row->ci998.upper) && isnan(row->funnel95_lower));
+    for (uint32_t u = 0; u < raw.layout.n_units; u++) {
+        if (u == 2)
+            continue;
+        cr_assert_eq(protected_result.rows[u].status, CC_COMPARE_OK);
+        cr_assert_eq(protected_result.rows[u].value, exact.rows[u].value, "unit %u unchanged", u);
+    }
+    cc_compare_result_free(&protected_result);
+
+    /* England suppressed: every area keeps its value but is not compared */
+    counts.flags[2] = 0;
+    counts.count[2] = raw.exact.count[2];
+    counts.flags[raw.layout.n_units - 1] = CC_COMPARE_DENOMINATOR_SUPPRESSED;
+    cr_assert_eq(cc_compare_finish(&raw.layout, &counts, &protected_result), 0);
+    for (uint32_t u = 0; u < raw.layout.n_areas; u++) {
+        cr_assert_eq(protected_result.rows[u].status, CC_COMPARE_OK);
+        cr_assert_eq(protected_result.rows[u].comparison95, CC_STATS_NOT_COMPARED);
+        cr_assert(isnan(protected_result.rows[u].comparator_value));
+    }
+    cc_compare_result_free(&protected_result);
+    cc_compare_result_free(&exact);
+    cc_compare_counts_free(&counts);
+    cc_compare_raw_free(&raw);
+    cc_query_free(q);
+}
+
+Test(compare, figures_come_from_the_counts_given_not_the_exact_ones)
+{
+    struct cc_query *q = persons_with(CC_CODE_SNOMED, DIABETES, 1u << CC_SETTING_GP);
+    struct cc_compare_request request = {.numerator = q, .area_level = CC_AREA_ICB,
+                                         .method = CC_COMPARE_PROPORTION};
+    struct cc_compare_raw raw;
+    run(&request, &raw);
+    struct cc_compare_counts counts;
+    cr_assert_eq(cc_compare_counts_copy(&raw.exact, &counts), 0);
+    /* as if rounded to the nearest 5 */
+    for (uint32_t u = 0; u < counts.n_units; u++) {
+        counts.count[u] = 5 * round(counts.count[u] / 5);
+        counts.denominator[u] = 5 * round(counts.denominator[u] / 5);
+    }
+    struct cc_compare_result result;
+    cr_assert_eq(cc_compare_finish(&raw.layout, &counts, &result), 0);
+    for (uint32_t u = 0; u < counts.n_units; u++) {
+        struct cc_interval want;
+        cr_assert_eq(cc_stats_proportion(counts.count[u], counts.denominator[u], 0.95, 100, &want),
+                     0);
+        cr_assert_eq(result.rows[u].count, counts.count[u]);
+        cr_assert_float_eq(result.rows[u].value, want.value, 1e-12);
+        cr_assert_float_eq(result.rows[u].ci95.lower, want.lower, 1e-12);
+    }
+    cc_compare_result_free(&result);
+    cc_compare_counts_free(&counts);
+    cc_compare_raw_free(&raw);
+    cc_query_free(q);
+}
+
+Test(compare, a_dsr_below_ten_events_and_an_empty_denominator_are_not_compared)
+{
+    struct cc_compare_layout layout = {.method = CC_COMPARE_DSR, .multiplier = 100000,
+                                       .n_areas = 2, .n_units = 3,
+                                       .n_bands = CC_N_AGE_BANDS_5Y};
+    struct cc_compare_unit units[3] = {{.comparator = 2}, {.comparator = 2},
+                                       {.comparator = CC_COMPARE_NO_UNIT}};
+    layout.units = units;
+    struct cc_compare_counts counts;
+    cr_assert_eq(cc_compare_counts_new(&layout, &counts), 0);
+    for (int b = 0; b < CC_N_AGE_BANDS_5Y; b++) {
+        counts.count[b] = b < 9 ? 1 : 0; /* 9 events */
+        counts.denominator[b] = 100;
+        counts.count[2 * CC_N_AGE_BANDS_5Y + b] = 10;
+        counts.denominator[2 * CC_N_AGE_BANDS_5Y + b] = 1000;
+    }
+    struct cc_compare_result result;
+    cr_assert_eq(cc_compare_finish(&layout, &counts, &result), 0);
+    cr_assert_eq(result.rows[0].status, CC_COMPARE_TOO_FEW_EVENTS);
+    cr_assert_eq(result.rows[0].comparison95, CC_STATS_NOT_COMPARED);
+    cr_assert_eq(result.rows[1].status, CC_COMPARE_NO_DENOMINATOR);
+    cr_assert_eq(result.rows[2].status, CC_COMPARE_OK);
+    cc_compare_result_free(&result);
+    /* counts of another shape are refused */
+    counts.n_bands = 1;
+    cr_assert_eq(cc_compare_finish(&layout, &counts, &result), CC_EINVAL);
+    counts.n_bands = CC_N_AGE_BANDS_5Y;
+    cc_compare_counts_free(&counts);
+}
+
+/* ---- funnels ------------------------------------------------------------------------------- */
+
+Test(compare, poisson_funnel_counts_invert_the_exact_limits)
+{
+    /* cc_stats_funnel_ratio gives, at O events, the expected count at which
+     * O lies on each limit: the funnel at that mean must give back O. */
+    for (double events = 1; events < 5000; events *= 3.7) {
+        double o = round(events);
+        struct cc_funnel_point point;
+        cr_assert_eq(cc_stats_funnel_ratio(o, 0.95, &point), 0);
+        double lower, upper;
+        cr_assert_eq(cc_compare_funnel_counts(point.lower_denominator, 0.95, &lower, &upper), 0);
+        cr_assert_float_eq(lower, o, 1e-6 * o, "lower at %g events", o);
+        cr_assert_eq(cc_compare_funnel_counts(point.upper_denominator, 0.95, &lower, &upper), 0);
+        cr_assert_float_eq(upper, o, 1e-6 * o, "upper at %g events", o);
+    }
+    double lower, upper;
+    cr_assert_eq(cc_compare_funnel_counts(2.0, 0.998, &lower, &upper), 0);
+    cr_assert_eq(lower, 0, "no count is low enough below a mean of 2 at 99.8%%");
+    cr_assert_gt(upper, 2);
+    cr_assert_eq(cc_compare_funnel_counts(2e6, 0.95, &lower, &upper), 0, "Byar's above 100,000");
+    cr_assert(lower < 2e6 && upper > 2e6);
+    cr_assert_eq(cc_compare_funnel_counts(0, 0.95, &lower, &upper), CC_EINVAL);
+}
+
+Test(compare, proportion_funnel_limits_are_cc_stats_limits_at_the_area_denominator)
+{
+    struct cc_query *q = persons_with(CC_CODE_SNOMED, DIABETES, 1u << CC_SETTING_GP);
+    struct cc_compare_request request = {.numerator = q, .area_level = CC_AREA_LAD,
+                                         .method = CC_COMPARE_PROPORTION};
+    struct cc_compare_raw raw;
+    run(&request, &raw);
+    struct cc_compare_result result;
+    cr_assert_eq(cc_compare_finish(&raw.layout, &raw.exact, &result), 0);
+    const struct cc_compare_row *england = &result.rows[raw.layout.n_units - 1];
+    for (uint32_t a = 0; a < raw.layout.n_areas; a++) {
+        const struct cc_compare_row *row = &result.rows[a];
+        struct cc_funnel_point p95, p998;
+        cr_assert_eq(cc_stats_funnel_proportion(england->value / 100, row->denominator, 0.95, 100,
+                                                &p95),
+                     0);
+        cr_assert_eq(cc_stats_funnel_proportion(england->value / 100, row->denominator, 0.998, 100,
+                                                &p998),
+                     0);
+        cr_assert_float_eq(row->funnel95_lower, p95.lower_limit, 1e-12);
+        cr_assert_float_eq(row->funnel95_upper, p95.upper_limit, 1e-12);
+        cr_assert_float_eq(row->funnel998_lower, p998.lower_limit, 1e-12);
+        cr_assert_float_eq(row->funnel998_upper, p998.upper_limit, 1e-12);
+    }
+    cc_compare_result_free(&result);
+    cc_compare_raw_free(&raw);
+    cc_query_free(q);
+}
+
+/* ---- refusals ------------------------------------------------------------------------------ */
+
+Test(compare, requests_the_comparison_cannot_run_are_refused_with_the_field)
+{
+    struct cc_query *q = persons_with(CC_CODE_SNOMED, DIABETES, 1u << CC_SETTING_GP);
+    struct cc_compare_request request = {.numerator = q, .area_level = CC_AREA_ICB,
+                                         .method = CC_COMPARE_PROPORTION};
+    struct cc_compare_raw raw;
+    char err[256];
+
+    request.area_level = CC_AREA_LSOA;
+    cr_assert_eq(cc_compare_run(version, &request, NULL, NULL, &raw, err, sizeof err), CC_EINVAL);
+    cr_assert(strstr(err, "area_level"), "%s", err);
+    request.area_level = CC_AREA_ICB;
+
+    request.method = 9;
+    cr_assert_eq(cc_compare_run(version, &request, NULL, NULL, &raw, err, sizeof err), CC_EINVAL);
+    cr_assert(strstr(err, "method"), "%s", err);
+    request.method = CC_COMPARE_PROPORTION;
+
+    request.denominator = CC_COMPARE_QUERY;
+    cr_assert_eq(cc_compare_run(version, &request, NULL, NULL, &raw, err, sizeof err), CC_EINVAL);
+    cr_assert(strstr(err, "denominator_query"), "%s", err);
+    request.denominator = 0;
+
+    q->measure = CC_MEASURE_POPULATION;
+    cr_assert_eq(cc_compare_run(version, &request, NULL, NULL, &raw, err, sizeof err), CC_EINVAL);
+    cr_assert(strstr(err, "numerator.measure"), "%s", err);
+    q->measure = CC_MEASURE_PERSONS;
+
+    q->dimensions = cc_query_alloc(q, sizeof *q->dimensions);
+    q->dimensions[0].kind = CC_DIM_SEX;
+    q->n_dimensions = 1;
+    cr_assert_eq(cc_compare_run(version, &request, NULL, NULL, &raw, err, sizeof err), CC_EINVAL);
+    cr_assert(strstr(err, "numerator.dimensions"), "%s", err);
+    q->n_dimensions = 0;
+
+    /* the estimate has male and female only: the denominator is refused */
+    q->filters.sex_mask = 1u << CC_SEX_INDETERMINATE;
+    request.denominator = CC_COMPARE_ESTIMATE;
+    cr_assert_eq(cc_compare_run(version, &request, NULL, NULL, &raw, err, sizeof err), CC_EINVAL);
+    cr_assert(strstr(err, "denominator: filters.sex"), "%s", err);
+    cc_query_free(q);
+}
+
+Test(compare, a_second_query_can_be_the_denominator)
+{
+    /* persons with a hospital E11 episode among persons with any hospital
+     * episode, per ICB */
+    struct cc_query *numerator = persons_with(CC_CODE_ICD10, "E11", 1u << CC_SETTING_HOSPITAL);
+    struct cc_query *denominator = NULL;
+    cr_assert_eq(cc_query_new(&denominator), 0);
+    denominator->filters.conditions = cc_query_alloc(denominator, sizeof(struct cc_query_condition));
+    denominator->filters.n_conditions = 1;
+    denominator->filters.conditions[0].setting_mask = 1u << CC_SETTING_HOSPITAL;
+    struct cc_compare_request request = {.numerator = numerator, .area_level = CC_AREA_ICB,
+                                         .denominator = CC_COMPARE_QUERY,
+                                         .denominator_query = denominator,
+                                         .method = CC_COMPARE_PROPORTION};
+    struct cc_compare_raw raw;
+    run(&request, &raw);
+    check_against_oracle(
+        &raw,
+        "SELECT %s, 0, COUNT(DISTINCT p.id) FROM p JOIN r ON r.person = p.id WHERE r.setting = 2"
+        " AND r.code LIKE 'E11%%' AND p.region IS NOT NULL GROUP BY 1",
+        "SELECT %s, 0, COUNT(DISTINCT p.id) FROM p JOIN r ON r.person = p.id WHERE r.setting = 2"
+        " AND p.region IS NOT NULL GROUP BY 1",
+        proportion_statistic);
+    cc_compare_raw_free(&raw);
+    cc_query_free(numerator);
+    cc_query_free(denominator);
+}
+
+/* ---- the planted effects of the generated data -------------------------------------------------- */
+
+/*
+ * 24,000 patients: at this size the planted ICB (one of the six most
+ * populous, about 3% of patients) holds some 700 registered persons, enough
+ * for a 1.6-fold prevalence to clear the 95% interval, and the generation,
+ * ingest and queries take a few seconds (about 20 s under ASan).
+ */
+#define PLANTED_PATIENTS 24000
+
+static char planted_root[64];
+static cc_store *planted_store;
+static struct cc_dataversion *planted_version;
+static char planted_icb[CC_AREA_CODE_BYTES], planted_region[CC_AREA_CODE_BYTES];
+
+static void planted_init(void)
+{
+    gsl_set_error_handler_off();
+    snprintf(planted_root, sizeof planted_root, "/tmp/cc-test-compare-XXXXXX");
+    cr_assert(mkdtemp(planted_root));
+    char feeds[128], data[128], key[128], path[256], err[512];
+    snprintf(feeds, sizeof feeds, "%s/feeds", planted_root);
+    snprintf(data, sizeof data, "%s/data", planted_root);
+    snprintf(key, sizeof key, "%s/key", planted_root);
+
+    struct cc_gen_options gen = {.seed = 1, .n_patients = PLANTED_PATIENTS, .out_dir = feeds,
+                                 .n_threads = 2};
+    cr_assert_eq(cc_gen_run(&gen, NULL), 0);
+    cr_assert_eq(cc_pseudo_keygen(key), 0);
+
+    static char paths[CC_N_FEED_KINDS][256];
+    struct cc_ingest_options ingest = {.data_dir = data, .key_path = key};
+    for (int kind = 0; kind < CC_N_FEED_KINDS; kind++) {
+        snprintf(paths[kind], sizeof paths[kind], "%s/%s", feeds, cc_feed_kind_file(kind));
+        ingest.files[ingest.n_files].kind = kind;
+        ingest.files[ingest.n_files].path = paths[kind];
+        ingest.n_files++;
+    }
+    static struct cc_ingest_report report;
+    cr_assert_eq(cc_ingest_run(&ingest, &report, err, sizeof err), 0, "%s", err);
+
+    uint64_t store_version = 0;
+    cr_assert_eq(cc_ingest_current_store(data, &store_version, path, sizeof path, err, sizeof err),
+                 0, "%s", err);
+    cr_assert_eq(cc_store_load(path, CC_STORE_QUERY_ONLY, &planted_store, err, sizeof err), 0,
+                 "%s", err);
+    sqlite3 *state = NULL;
+    cc_optout *optouts = NULL;
+    cr_assert_eq(cc_db_open(data, 0, &state, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(cc_optout_attach(state, &optouts), 0);
+    cr_assert_eq(cc_dataversion_publish(planted_store, store_version, optouts,
+                                        cc_day_from_ymd(2025, 12, 31), &planted_version),
+                 0);
+    cr_assert_gt(planted_version->n_excluded, 0, "the opt-outs are applied");
+    cc_optout_detach(optouts);
+    cr_assert_eq(cc_db_close(state), 0);
+
+    /* the planted areas, as the generator's manifest names them */
+    snprintf(path, sizeof path, "%s/manifest.json", feeds);
+    json_error_t json_error;
+    json_t *manifest = json_load_file(path, 0, &json_error);
+    cr_assert(manifest, "%s", json_error.text);
+    json_t *effects = json_object_get(manifest, "planted_effects");
+    for (size_t i = 0; i < json_array_size(effects); i++) {
+        json_t *effect = json_array_get(effects, i);
+        const char *kind = json_string_value(json_object_get(effect, "effect"));
+        const char *code = json_string_value(json_object_get(effect, "area_code"));
+        cr_assert(kind && code);
+        if (!strcmp(kind, "prevalence"))
+            snprintf(planted_icb, sizeof planted_icb, "%s", code);
+        else if (!strcmp(kind, "hospital_admission_rate"))
+            snprintf(planted_region, sizeof planted_region, "%s", code);
+    }
+    json_decref(manifest);
+    cr_assert(planted_icb[0] && planted_region[0], "the manifest names both planted areas");
+}
+
+static void planted_fini(void)
+{
+    cc_dataversion_free(planted_version);
+    cc_store_free(planted_store);
+    char command[128];
+    snprintf(command, sizeof command, "rm -rf '%s'", planted_root);
+    cr_assert_eq(system(command), 0);
+}
+
+TestSuite(planted, .init = planted_init, .fini = planted_fini);
+
+static void planted_run(const struct cc_compare_request *request, struct cc_compare_raw *raw,
+                        struct cc_compare_result *result)
+{
+    char err[256] = "";
+    struct cc_exec_options options = {.n_threads = 2,
+                                      .reference_day = cc_day_from_ymd(2025, 6, 30)};
+    cr_assert_eq(cc_compare_run(planted_version, request, NULL, &options, raw, err, sizeof err), 0,
+                 "%s", err);
+    int rc = cc_compare_finish(&raw->layout, &raw->exact, result);
+    cr_assert_eq(rc, 0, "finish: %s", cc_strerror(rc));
+}
+
+Test(planted, the_planted_icb_has_significantly_higher_diabetes_prevalence, .timeout = 600)
+{
+    struct cc_query *q = persons_with(CC_CODE_SNOMED, DIABETES, 1u << CC_SETTING_GP);
+    struct cc_compare_request request = {.numerator = q, .area_level = CC_AREA_ICB,
+                                         .method = CC_COMPARE_PROPORTION};
+    struct cc_compare_raw raw;
+    struct cc_compare_result result;
+    planted_run(&request, &raw, &result);
+    cr_assert_eq(raw.layout.n_areas, 42);
+
+    uint32_t planted = unit_of(&raw.layout, planted_icb);
+    const struct cc_compare_row *row = &result.rows[planted];
+    cr_log_info("planted ICB: %.2f%% [%.2f, %.2f], England %.2f%%", row->value, row->ci95.lower,
+                row->ci95.upper, row->comparator_value);
+    cr_assert_eq(row->status, CC_COMPARE_OK);
+    cr_assert_eq(row->comparison95, CC_STATS_HIGHER);
+    cr_assert_gt(row->value, row->funnel95_upper, "above the 95% funnel limit");
+
+    /*
+     * The other ICBs differ from England only by chance (deprivation is
+     * centred within each district), so about 5% of them, 2 of 41, should be
+     * flagged at 95%. A true-null count above 10 (a quarter) has a binomial
+     * probability below 1e-4; England itself is lifted by the planted ICB by
+     * only about 2%, far inside every other ICB's interval.
+     */
+    int flagged = 0;
+    for (uint32_t a = 0; a < raw.layout.n_areas; a++)
+        if (a != planted && result.rows[a].comparison95 != CC_STATS_SIMILAR)
+            flagged++;
+    cr_log_info("%d of 41 other ICBs flagged at 95%%", flagged);
+    cr_assert_lt(flagged, 41 / 4, "%d of 41 other ICBs flagged", flagged);
+
+    cc_compare_result_free(&result);
+    cc_compare_raw_free(&raw);
+    cc_query_free(q);
+}
+
+Test(planted, the_planted_region_has_a_significantly_lower_admission_rate, .timeout = 600)
+{
+    struct cc_query *q = NULL;
+    cr_assert_eq(cc_query_new(&q), 0);
+    q->measure = CC_MEASURE_EVENTS;
+    q->filters.setting_mask = 1u << CC_SETTING_HOSPITAL;
+    struct cc_compare_request request = {.numerator = q, .area_level = CC_AREA_REGION,
+                                         .method = CC_COMPARE_CRUDE_RATE, .multiplier = 1000};
+    struct cc_compare_raw raw;
+    struct cc_compare_result result;
+    planted_run(&request, &raw, &result);
+    cr_assert_eq(raw.layout.n_areas, 9);
+    const struct cc_compare_row *row = &result.rows[unit_of(&raw.layout, planted_region)];
+    cr_log_info("planted region: %.1f per 1,000 [%.1f, %.1f], England %.1f", row->value,
+                row->ci95.lower, row->ci95.upper, row->comparator_value);
+    cr_assert_eq(row->status, CC_COMPARE_OK);
+    cr_assert_eq(row->comparison95, CC_STATS_LOWER);
+    cr_assert_eq(row->comparison998, CC_STATS_LOWER);
+    cr_assert_lt(row->value, row->funnel998_lower, "below the 99.8% funnel limit");
+    cc_compare_result_free(&result);
+    cc_compare_raw_free(&raw);
+
+    /* age-standardised, the region is still lower */
+    request.method = CC_COMPARE_DSR;
+    planted_run(&request, &raw, &result);
+    row = &result.rows[unit_of(&raw.layout, planted_region)];
+    cr_assert_eq(row->comparison95, CC_STATS_LOWER);
+    cc_compare_result_free(&result);
+    cc_compare_raw_free(&raw);
+    cc_query_free(q);
+}
