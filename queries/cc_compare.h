@@ -240,4 +240,38 @@ const char *cc_compare_denominator_name(int denominator);
 const char *cc_compare_comparator_name(int comparator);
 const char *cc_compare_status_name(int status);
 
+/* ---- the wire form (compare_codec.c; docs/comparisons.md) ---- */
+
+#define CC_COMPARE_VERSION 1 /* the "v" key of the request map */
+
+/*
+ * A decoded request: the request and the queries it owns. Free with
+ * cc_compare_decoded_free().
+ */
+struct cc_compare_decoded {
+    struct cc_compare_request request; /* points at the queries below */
+    struct cc_query *numerator;
+    struct cc_query *denominator_query; /* NULL unless the denominator is a query */
+};
+
+/*
+ * Decodes a request map {"v": 1, "numerator": QUERY, "denominator":
+ * "registered" | "estimate" | QUERY, "level": "region" | "icb" | "lad",
+ * "comparator": "national" | "parent", "method": "proportion" |
+ * "crude_rate" | "dsr" | "isr", "multiplier": NUMBER} from an unpacked
+ * msgpack object (bounded by the caller, as the server bounds every
+ * request) or from JSON text. Queries decode as cc_query_decode_object() /
+ * cc_query_decode_json() decode them, under limits (NULL: defaults). Unknown
+ * keys, wrong types and unknown names are refused with "field: reason" in
+ * errbuf: CC_EPARSE, CC_ETOOBIG, CC_EUNSUPPORTED (a "v" other than 1),
+ * CC_ENOMEM. On success the caller frees *out with
+ * cc_compare_decoded_free(); on failure nothing is left to free.
+ */
+int cc_compare_decode_object(const msgpack_object *obj, const struct cc_query_limits *limits,
+                             struct cc_compare_decoded *out, char *errbuf, size_t errlen);
+int cc_compare_decode_json(const char *text, size_t len, const struct cc_query_limits *limits,
+                           struct cc_compare_decoded *out, char *errbuf, size_t errlen);
+
+void cc_compare_decoded_free(struct cc_compare_decoded *decoded);
+
 #endif

@@ -812,6 +812,125 @@ Test(compare, a_second_query_can_be_the_denominator)
     cc_query_free(denominator);
 }
 
+/* ---- the wire form ------------------------------------------------------------------------ */
+
+Test(compare, a_json_request_decodes_to_the_same_comparison)
+{
+    static const char text[] =
+        "{\"v\": 1, \"numerator\": {\"v\": 1, \"measure\": \"persons\", \"filters\": "
+        "{\"conditions\": [{\"codes\": [\"44054006\"], \"system\": \"snomed\", \"settings\": "
+        "[\"gp\"]}]}}, \"level\": \"lad\", \"comparator\": \"parent\", \"method\": \"proportion\","
+        " \"multiplier\": 1000}";
+    struct cc_compare_decoded decoded;
+    char err[256] = "";
+    cr_assert_eq(cc_compare_decode_json(text, strlen(text), NULL, &decoded, err, sizeof err), 0,
+                 "%s", err);
+    cr_assert_eq(decoded.request.area_level, CC_AREA_LAD);
+    cr_assert_eq(decoded.request.comparator, CC_COMPARE_PARENT);
+    cr_assert_eq(decoded.request.method, CC_COMPARE_PROPORTION);
+    cr_assert_eq(decoded.request.multiplier, 1000.0);
+    cr_assert_eq(decoded.request.denominator, 0, "registered by default");
+
+    struct cc_query *q = persons_with(CC_CODE_SNOMED, DIABETES, 1u << CC_SETTING_GP);
+    cr_assert(cc_query_equal(decoded.request.numerator, q));
+    struct cc_compare_request by_hand = {.numerator = q, .area_level = CC_AREA_LAD,
+                                         .comparator = CC_COMPARE_PARENT,
+                                         .method = CC_COMPARE_PROPORTION, .multiplier = 1000};
+    struct cc_compare_raw from_wire, from_c;
+    run(&decoded.request, &from_wire);
+    run(&by_hand, &from_c);
+    cr_assert_eq(from_wire.layout.n_units, from_c.layout.n_units);
+    for (uint32_t u = 0; u < from_c.layout.n_units; u++) {
+        cr_assert_eq(from_wire.exact.count[u], from_c.exact.count[u]);
+        cr_assert_eq(from_wire.exact.denominator[u], from_c.exact.denominator[u]);
+    }
+    cc_compare_raw_free(&from_wire);
+    cc_compare_raw_free(&from_c);
+    cc_compare_decoded_free(&decoded);
+    cc_query_free(q);
+}
+
+Test(compare, a_msgpack_request_with_a_query_denominator_decodes)
+{
+    struct cc_query *numerator = persons_with(CC_CODE_ICD10, "E11", 1u << CC_SETTING_HOSPITAL);
+    struct cc_query *denominator = persons_with(CC_CODE_ICD10, "E1", 0);
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init(&buffer);
+    msgpack_packer packer;
+    msgpack_packer_init(&packer, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_map(&packer, 5);
+    msgpack_pack_str_with_body(&packer, "v", 1);
+    msgpack_pack_int(&packer, 1);
+    msgpack_pack_str_with_body(&packer, "numerator", 9);
+    cr_assert_eq(cc_query_pack(numerator, &packer), 0);
+    msgpack_pack_str_with_body(&packer, "denominator", 11);
+    cr_assert_eq(cc_query_pack(denominator, &packer), 0);
+    msgpack_pack_str_with_body(&packer, "level", 5);
+    msgpack_pack_str_with_body(&packer, "icb", 3);
+    msgpack_pack_str_with_body(&packer, "method", 6);
+    msgpack_pack_str_with_body(&packer, "dsr", 3);
+
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init(&unpacked);
+    cr_assert_eq(msgpack_unpack_next(&unpacked, buffer.data, buffer.size, NULL),
+                 MSGPACK_UNPACK_SUCCESS);
+    struct cc_compare_decoded decoded;
+    char err[256] = "";
+    cr_assert_eq(cc_compare_decode_object(&unpacked.data, NULL, &decoded, err, sizeof err), 0,
+                 "%s", err);
+    cr_assert_eq(decoded.request.denominator, CC_COMPARE_QUERY);
+    cr_assert(cc_query_equal(decoded.request.denominator_query, denominator));
+    cr_assert(cc_query_equal(decoded.request.numerator, numerator));
+    cr_assert_eq(decoded.request.method, CC_COMPARE_DSR);
+    cc_compare_decoded_free(&decoded);
+    msgpack_unpacked_destroy(&unpacked);
+    msgpack_sbuffer_destroy(&buffer);
+    cc_query_free(numerator);
+    cc_query_free(denominator);
+}
+
+Test(compare, bad_requests_are_refused_with_the_field_and_reason)
+{
+    static const struct {
+        const char *text;
+        int rc;
+        const char *error;
+    } cases[] = {
+        {"{\"v\": 1, \"level\": \"icb\", \"method\": \"dsr\"}", CC_EPARSE, "numerator: missing"},
+        {"{\"v\": 2, \"numerator\": {\"v\": 1, \"measure\": \"persons\"}, \"level\": \"icb\","
+         " \"method\": \"dsr\"}",
+         CC_EUNSUPPORTED, "v: only version 1"},
+        {"{\"v\": 1, \"numerator\": {\"v\": 1, \"measure\": \"persons\"}, \"level\": \"lsoa\","
+         " \"method\": \"dsr\"}",
+         CC_EPARSE, "level: unknown name \"lsoa\""},
+        {"{\"v\": 1, \"numerator\": {\"v\": 1, \"measure\": \"persons\"}, \"level\": \"icb\","
+         " \"method\": \"mean\"}",
+         CC_EPARSE, "method: unknown name"},
+        {"{\"v\": 1, \"numerator\": {\"v\": 1, \"measure\": \"persons\"}, \"level\": \"icb\","
+         " \"method\": \"dsr\", \"colour\": \"red\"}",
+         CC_EPARSE, "colour: unknown key"},
+        {"{\"v\": 1, \"numerator\": {\"v\": 1, \"measure\": \"persons\"}, \"level\": \"icb\","
+         " \"method\": \"dsr\", \"multiplier\": -5}",
+         CC_EPARSE, "multiplier: must be"},
+        {"{\"v\": 1, \"numerator\": {\"v\": 1, \"measure\": \"people\"}, \"level\": \"icb\","
+         " \"method\": \"dsr\"}",
+         CC_EPARSE, "numerator.measure"},
+        {"{\"v\": 1, \"numerator\": {\"v\": 1, \"measure\": \"persons\"}, \"level\": \"icb\"}",
+         CC_EPARSE, "method: missing"},
+        {"[1, 2]", CC_EPARSE, "request: must be a map"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct cc_compare_decoded decoded;
+        char err[256] = "";
+        int rc = cc_compare_decode_json(cases[i].text, strlen(cases[i].text), NULL, &decoded, err,
+                                        sizeof err);
+        cr_expect_eq(rc, cases[i].rc, "case %zu: rc %d (%s)", i, rc, err);
+        cr_expect(strstr(err, cases[i].error), "case %zu: \"%s\" lacks \"%s\"", i, err,
+                  cases[i].error);
+        cr_expect_null(decoded.numerator, "case %zu leaves nothing to free", i);
+    }
+}
+
 /* ---- the planted effects of the generated data -------------------------------------------------- */
 
 /*
