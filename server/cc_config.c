@@ -28,6 +28,7 @@ void cc_config_defaults(struct cc_config *config)
     config->max_write_queue_bytes = CC_CONFIG_DEFAULT_MAX_WRITE_QUEUE_BYTES;
     config->idle_timeout_ms = CC_CONFIG_DEFAULT_IDLE_TIMEOUT_MS;
     config->shutdown_timeout_ms = CC_CONFIG_DEFAULT_SHUTDOWN_TIMEOUT_MS;
+    config->publish_interval_s = 86400;
 }
 
 bool cc_config_host_is_loopback(const char *host)
@@ -105,6 +106,8 @@ void cc_config_usage(FILE *out)
             "  --shutdown-timeout-ms N   time allowed for in-flight work at shutdown\n"
             "                            (default %d)\n"
             "  --data DIR                serve the current store version of data directory DIR\n"
+            "  --publish-interval-s N    publish opt-out changes every N s (default 86400;\n"
+            "                            0: at once)\n"
             "  --test-mode               enable test-only request fields (never in production)\n",
             CC_CONFIG_DEFAULT_HOST, CC_CONFIG_DEFAULT_PORT, CC_CONFIG_DEFAULT_MAX_FRAME_BYTES,
             CC_CONFIG_DEFAULT_MAX_CONNECTIONS,
@@ -166,6 +169,17 @@ int cc_config_parse_args(struct cc_config *config, int argc, char **argv, char *
         }
         if (!strcmp(arg, "--test-mode")) {
             config->test_mode = true;
+            continue;
+        }
+        if (!strcmp(arg, "--publish-interval-s")) {
+            char *end = NULL;
+            unsigned long long n = value ? strtoull(value, &end, 10) : 0;
+            if (!value || !*value || *end || n > 366ULL * 86400) {
+                snprintf(error, error_bytes, "--publish-interval-s needs 0 to 31622400 seconds");
+                return CC_EINVAL;
+            }
+            config->publish_interval_s = n;
+            i++;
             continue;
         }
         if (!strcmp(arg, "--data")) {

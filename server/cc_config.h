@@ -62,6 +62,11 @@ struct cc_config {
     /* The data directory whose current store version is served (NULL: the
      * server starts without data and answers only ping and status). */
     const char *data_dir;
+    /* How often the opt-out register is checked and, if it changed (or the
+     * day did), a new data version is published: the policy's schedule
+     * (DESIGN, Disclosure control 11). 0 publishes at once (checked every
+     * second). */
+    uint64_t publish_interval_s;
 };
 
 /* Fills *config with the defaults. */

@@ -39,6 +39,7 @@ struct cc_server_stats {
     uint64_t requests_in_progress; /* on the thread pool now */
     uint64_t data_version;         /* the store version served (0: no data) */
     int32_t data_published_on;     /* cc_day: opt-outs in force on it are applied */
+    uint64_t data_publication;     /* versions published since start */
 };
 
 struct cc_op {

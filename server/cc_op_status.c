@@ -26,6 +26,7 @@ static int status_run(struct cc_request *request)
         char day[11];
         cc_day_format(stats->data_published_on, day);
         msgpack_pack_uint64(cc_reply_field(request, "data_version"), stats->data_version);
+        msgpack_pack_uint64(cc_reply_field(request, "data_publication"), stats->data_publication);
         msgpack_packer *pk = cc_reply_field(request, "data_published_on");
         msgpack_pack_str(pk, 10);
         msgpack_pack_str_body(pk, day, 10);

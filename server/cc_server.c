@@ -19,6 +19,10 @@
  */
 #include "cc_server.h"
 
+#include "cc_date.h"
+#include "cc_error.h"
+#include "cc_serverdata.h"
+
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -71,6 +75,15 @@ struct cc_server {
     uint64_t started_ms;
     uint64_t data_version;
     int32_t data_published_on;
+
+    /* Publishing data versions: a timer checks the opt-out register on the
+     * policy's schedule; building a version runs on the thread pool. */
+    struct cc_serverdata *data;
+    uv_timer_t publish_timer;
+    bool publish_timer_open, publishing;
+    uv_work_t publish_work;
+    int publish_result;
+    uint64_t data_publication;
     struct connection *connections; /* every connection not yet freed */
     uint64_t n_connections_open;    /* counted connections */
     uint64_t n_connections_accepted, n_connections_refused;
@@ -363,12 +376,70 @@ static void server_stats(const struct cc_server *server, struct cc_server_stats 
     stats->connections_paused = server->n_connections_paused;
     stats->data_version = server->data_version;
     stats->data_published_on = server->data_published_on;
+    stats->data_publication = server->data_publication;
 }
 
-void cc_server_set_data_version(struct cc_server *server, uint64_t version, int32_t published_on)
+static void note_version(struct cc_server *server)
 {
-    server->data_version = version;
-    server->data_published_on = published_on;
+    const struct cc_dataversion *v = cc_serverdata_version(server->data);
+    char day[11];
+    server->data_version = v->store_version;
+    server->data_published_on = v->published_on;
+    server->data_publication = cc_serverdata_publication(server->data);
+    cc_day_format(v->published_on, day);
+    cc_log("serving store version %llu, publication %llu: opt-outs in force on %s applied",
+           (unsigned long long)server->data_version,
+           (unsigned long long)server->data_publication, day);
+}
+
+static void on_publish_work(uv_work_t *work)
+{
+    struct cc_server *server = work->data;
+    server->publish_result = cc_serverdata_prepare(server->data, cc_day_today());
+}
+
+static void on_publish_done(uv_work_t *work, int status)
+{
+    struct cc_server *server = work->data;
+    server->publishing = false;
+    if (status == 0 && server->publish_result == 1 && !server->stopping) {
+        cc_serverdata_commit(server->data);
+        note_version(server);
+    } else if (status == 0 && server->publish_result < 0) {
+        cc_log("publishing a data version failed (%s); the version in force stays",
+               cc_strerror(server->publish_result));
+    }
+    server_maybe_finish(server);
+}
+
+static void on_publish_timer(uv_timer_t *timer)
+{
+    struct cc_server *server = timer->data;
+    if (server->stopping || server->publishing)
+        return;
+    server->publishing = true;
+    server->publish_work.data = server;
+    int rc = uv_queue_work(&server->loop, &server->publish_work, on_publish_work,
+                           on_publish_done);
+    if (rc < 0) {
+        server->publishing = false;
+        cc_log("cannot queue publishing: %s", uv_strerror(rc));
+    }
+}
+
+int cc_server_set_data(struct cc_server *server, struct cc_serverdata *data)
+{
+    server->data = data;
+    note_version(server);
+    int rc = uv_timer_init(&server->loop, &server->publish_timer);
+    if (rc < 0)
+        return CC_EIO;
+    server->publish_timer.data = server;
+    server->publish_timer_open = true;
+    uint64_t every_ms =
+        server->config.publish_interval_s ? server->config.publish_interval_s * 1000 : 1000;
+    rc = uv_timer_start(&server->publish_timer, on_publish_timer, every_ms, every_ms);
+    return rc < 0 ? CC_EIO : 0;
 }
 
 static void on_work(uv_work_t *work)
@@ -617,8 +688,12 @@ static void on_listener_closed(uv_handle_t *handle)
  * that uv_run returns. */
 static void server_maybe_finish(struct cc_server *server)
 {
-    if (!server->stopping || server->connections || server->listener_open)
+    if (!server->stopping || server->connections || server->listener_open || server->publishing)
         return;
+    if (server->publish_timer_open) {
+        server->publish_timer_open = false;
+        uv_close((uv_handle_t *)&server->publish_timer, on_server_handle_closed);
+    }
     if (server->signals_open) {
         server->signals_open = false;
         uv_close((uv_handle_t *)&server->sigint_handle, on_server_handle_closed);

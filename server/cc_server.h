@@ -44,8 +44,11 @@ uint16_t cc_server_port(const struct cc_server *server);
  * close (a handle leaked). */
 int cc_server_run(struct cc_server *server);
 
-/* Records which data version the server serves, for the status op. */
-void cc_server_set_data_version(struct cc_server *server, uint64_t version, int32_t published_on);
+struct cc_serverdata;
+
+/* Gives the server the data it serves (not owned: free it after the server)
+ * and starts publishing new data versions on the configured schedule. */
+int cc_server_set_data(struct cc_server *server, struct cc_serverdata *data);
 
 /* Frees the server, closing anything still open. NULL is allowed. */
 void cc_server_free(struct cc_server *server);

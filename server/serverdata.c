@@ -15,9 +15,12 @@
 
 struct cc_serverdata {
     cc_store *store;
+    uint64_t store_version;
     sqlite3 *db;
     cc_optout *optouts;
-    struct cc_dataversion *version;
+    struct cc_dataversion *version;  /* in force */
+    struct cc_dataversion *prepared; /* built by prepare, not yet in force */
+    uint64_t publication;
 };
 
 int cc_serverdata_open(const char *dir, struct cc_serverdata **out, char *errbuf, size_t errlen)
@@ -46,6 +49,8 @@ int cc_serverdata_open(const char *dir, struct cc_serverdata **out, char *errbuf
         snprintf(errbuf, errlen, "%s: cannot publish a data version (%s)", dir, cc_strerror(rc));
         goto fail;
     }
+    d->store_version = store_version;
+    d->publication = 1;
     *out = d;
     return 0;
 fail:
@@ -58,10 +63,44 @@ const struct cc_dataversion *cc_serverdata_version(const struct cc_serverdata *d
     return data->version;
 }
 
+uint64_t cc_serverdata_publication(const struct cc_serverdata *data)
+{
+    return data->publication;
+}
+
+int cc_serverdata_prepare(struct cc_serverdata *data, cc_day on)
+{
+    uint64_t sequence = 0;
+    int rc = cc_optout_last_sequence(data->optouts, &sequence);
+    if (rc < 0)
+        return rc;
+    if (sequence == data->version->optout_sequence && on == data->version->published_on)
+        return 0;
+    cc_dataversion_free(data->prepared);
+    data->prepared = NULL;
+    rc = cc_dataversion_publish(data->store, data->store_version, data->optouts, on,
+                                &data->prepared);
+    return rc < 0 ? rc : 1;
+}
+
+void cc_serverdata_commit(struct cc_serverdata *data)
+{
+    if (!data->prepared)
+        return;
+    /* No query holds a version across this call yet; when queries run on
+     * the thread pool, each will hold a reference and the old version will
+     * be freed by the last one. */
+    cc_dataversion_free(data->version);
+    data->version = data->prepared;
+    data->prepared = NULL;
+    data->publication++;
+}
+
 void cc_serverdata_free(struct cc_serverdata *data)
 {
     if (!data)
         return;
+    cc_dataversion_free(data->prepared);
     cc_dataversion_free(data->version);
     cc_optout_detach(data->optouts);
     cc_db_close(data->db);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cc_codelist.h"
 #include "cc_dataversion.h"
 #include "cc_error.h"
 #include "cc_exec.h"
@@ -325,10 +326,10 @@ static void q_areas(struct cc_query *q, int level, const char *code1, const char
 /* Runs q on the engine and sql on the oracle (rows: one label column per
  * dimension, then the count) and compares every cell both ways. Returns the
  * engine's total, so tests can also check that a query found something. */
-static uint64_t compare(struct cc_query *q, const char *sql)
+static uint64_t compare_with(struct cc_query *q, const cc_codelists *lists, const char *sql)
 {
     char err[256];
-    cr_assert_eq(cc_query_bind(q, cc_store_columns(store), NULL, err, sizeof err), 0, "bind: %s",
+    cr_assert_eq(cc_query_bind(q, cc_store_columns(store), lists, err, sizeof err), 0, "bind: %s",
                  err);
     struct cc_raw_result res;
     struct cc_exec_options opt = {.n_threads = 2, .reference_day = cc_day_from_ymd(2026, 1, 1)};
@@ -372,6 +373,11 @@ static uint64_t compare(struct cc_query *q, const char *sql)
     cc_raw_result_free(&res);
     cc_query_free(q);
     return total;
+}
+
+static uint64_t compare(struct cc_query *q, const char *sql)
+{
+    return compare_with(q, NULL, sql);
 }
 
 /* SQL for an age band label from an age expression. */
@@ -647,4 +653,58 @@ Test(exec, one_thread_and_two_threads_agree)
     cc_raw_result_free(&one);
     cc_raw_result_free(&two);
     cc_query_free(q);
+}
+
+Test(exec, a_named_codelist_matches_like_its_codes)
+{
+    cc_codelists *lists = NULL;
+    char err[256];
+    cr_assert_eq(cc_codelists_new(&lists), 0);
+    const char *csv = "code,term\nE10,Type 1 diabetes\nE11,Type 2 diabetes\n";
+    cr_assert_eq(cc_codelists_add_csv(lists, "diabetes_icd10", csv, strlen(csv), 0, err,
+                                      sizeof err),
+                 0, "%s", err);
+    struct cc_query *q = q_new(CC_MEASURE_PERSONS);
+    q_dim(q, CC_DIM_REGION, 0);
+    struct cc_query_condition *c = q_cond(q, 0, NULL, S(CC_SETTING_HOSPITAL), 0);
+    snprintf(c->codelist, sizeof c->codelist, "diabetes_icd10");
+    uint64_t total = compare_with(
+        q, lists,
+        "SELECT p.region, COUNT(DISTINCT p.id) FROM p JOIN r ON r.person = p.id JOIN code c ON "
+        "c.record = r.id WHERE r.setting = 2 AND c.system = 2 AND (c.text LIKE 'E10%' OR c.text "
+        "LIKE 'E11%') AND p.region IS NOT NULL GROUP BY 1");
+    cr_assert_gt(total, 100);
+    cc_codelists_free(lists);
+}
+
+Test(exec, custom_age_bands_and_an_icb_area_filter)
+{
+    struct cc_query *q = q_new(CC_MEASURE_PERSONS);
+    struct cc_query_dimension *d = &q->dimensions[q->n_dimensions++];
+    d->kind = CC_DIM_AGE_BAND;
+    d->age_banding = CC_AGE_BANDS_CUSTOM;
+    static const uint8_t bounds[] = {0, 18, 65, 85};
+    d->n_age_bounds = 4;
+    memcpy(d->age_bounds, bounds, sizeof bounds);
+    q_areas(q, CC_AREA_ICB, "E54000002", NULL);
+    q->has_as_of = true;
+    q->as_of = cc_query_month(2024, 7);
+    compare(q, "SELECT CASE WHEN " AGE_AT("2024-07-01") " >= 85 THEN '85+' WHEN " AGE_AT(
+                   "2024-07-01") " >= 65 THEN '65-84' WHEN " AGE_AT("2024-07-01") " >= 18 THEN "
+               "'18-64' ELSE '0-17' END, COUNT(*) FROM p WHERE p.icb = 'E54000002' AND "
+               AGE_AT("2024-07-01") " >= 0 GROUP BY 1");
+}
+
+Test(exec, persons_per_month_of_their_matching_records_in_a_region)
+{
+    struct cc_query *q = q_new(CC_MEASURE_PERSONS);
+    q_dim(q, CC_DIM_MONTH, 0);
+    q_cond(q, CC_CODE_SNOMED, "38341003", S(CC_SETTING_GP) | S(CC_SETTING_COMMUNITY), 0);
+    q->events_of = 0;
+    q_months(&q->filters.date_range, 2024, 1, 2024, 6);
+    q_areas(q, CC_AREA_REGION, "E12000002", NULL);
+    compare(q, "SELECT strftime('%Y-%m', r.date), COUNT(DISTINCT p.id) FROM p JOIN r ON r.person "
+               "= p.id JOIN code c ON c.record = r.id WHERE c.text = '38341003' AND r.setting IN "
+               "(1,3) AND r.date BETWEEN '2024-01-01' AND '2024-06-30' AND p.region = 'E12000002' "
+               "GROUP BY 1");
 }

@@ -79,6 +79,51 @@ Test(serverdata, status_reports_the_data_version_served)
     cc_harness_free(h);
 }
 
+/* Reads an unsigned field of a status reply (0 if absent). */
+static uint64_t status_field(struct cc_client *client, const char *key)
+{
+    struct cc_reply reply;
+    cr_assert_eq(cc_client_call_simple(client, 9, "status", &reply), 1);
+    const msgpack_object *o = cc_reply_get(&reply, key);
+    uint64_t v = o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? o->via.u64 : 0;
+    cc_reply_free(&reply);
+    return v;
+}
+
+Test(serverdata, an_optout_is_published_without_restart_or_reingest)
+{
+    const char *args[] = {"--data", data_dir, "--publish-interval-s", "0", NULL};
+    struct cc_harness *h = NULL;
+    cr_assert_eq(cc_harness_start(args, &h), 0);
+    struct cc_client *client = NULL;
+    cr_assert_eq(cc_harness_connect(h, &client), 0);
+    cr_assert_eq(status_field(client, "data_publication"), 1);
+
+    /* Practice staff record an opt-out with the operator tool. */
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "awk -F, 'NR==2 {print $1}' '%s/feeds/gp_registrations.csv' | "
+             "'%s/carecount' optout register --data '%s' --key '%s/key' --nhs-number - "
+             "--type ndop >/dev/null",
+             root, CC_BIN_DIR, data_dir, root);
+    run(cmd);
+
+    /* The server publishes a new version by itself (checked every second
+     * with this policy); wait for it, bounded, without asserting a time. */
+    uint64_t publication = 1;
+    for (int i = 0; i < 600 && publication < 2; i++) {
+        usleep(100 * 1000);
+        publication = status_field(client, "data_publication");
+    }
+    cr_assert_eq(publication, 2, "a new version was published");
+    cr_assert_eq(status_field(client, "data_version"), 1, "same store, no re-ingest");
+    cc_client_close(client);
+    int exit_status = -1;
+    cr_assert_eq(cc_harness_stop(h, &exit_status), 0);
+    cr_assert_eq(exit_status, 0);
+    cc_harness_free(h);
+}
+
 Test(serverdata, a_corrupt_snapshot_stops_the_server_at_start)
 {
     char path[600], err[256];

@@ -69,14 +69,8 @@ int main(int argc, char **argv)
     }
     if (cc_server_new(&config, &server) < 0)
         goto out;
-    if (data) {
-        const struct cc_dataversion *v = cc_serverdata_version(data);
-        char day[11];
-        cc_day_format(v->published_on, day);
-        cc_server_set_data_version(server, v->store_version, v->published_on);
-        cc_log("serving store version %llu with the opt-outs in force on %s",
-               (unsigned long long)v->store_version, day);
-    }
+    if (data && cc_server_set_data(server, data) < 0)
+        goto out;
     if (cc_server_listen(server) < 0)
         goto out;
     if (cc_server_run(server) < 0)
