@@ -610,6 +610,14 @@ static int unit_funnel(const struct cc_compare_layout *layout, const struct cc_c
      * expected count (ratios); the mean count there at the comparator's
      * value is denominator x v / m. */
     double base = layout->method == CC_COMPARE_ISR ? row->expected : row->denominator;
+    if (layout->method == CC_COMPARE_DSR) {
+        /* PHEindicatormethods (calculate_funnel_limits, rate_type "dsr")
+         * derives the population at which the area's events would give its
+         * DSR as a crude rate, and draws the rate funnel there. */
+        if (!(row->count > 0 && row->value > 0))
+            return 0;
+        base = row->count / (row->value / m);
+    }
     double mean = base * v / m, lower_count, upper_count;
     if (!(mean > 0))
         return 0;
