@@ -285,6 +285,8 @@ static void merge_sort_by_pseudonym(uint32_t *idx, uint32_t *tmp, uint32_t n,
  */
 #define RADIX_BITS 8
 #define RADIX_SIZE ((uint64_t)1 << RADIX_BITS)
+#define RADIX_MSD_BITS 11
+#define RADIX_MSD_SIZE ((uint64_t)1 << RADIX_MSD_BITS)
 #define RADIX_IN_CACHE_BYTES ((uint64_t)1 << 20) /* measured best of 256 KiB..4 MiB */
 
 struct radix_arrays {
@@ -318,13 +320,13 @@ static void radix_scatter(struct radix_arrays src, struct radix_arrays dst, uint
  * if every key has the same digit (nothing to do). */
 static int radix_offsets(const uint64_t *keys, uint64_t n, int shift, uint64_t mask, uint64_t *at)
 {
-    memset(at, 0, RADIX_SIZE * sizeof *at);
+    memset(at, 0, (mask + 1) * sizeof *at);
     for (uint64_t i = 0; i < n; i++)
         at[(keys[i] >> shift) & mask]++;
     if (at[(keys[0] >> shift) & mask] == n)
         return 0;
     uint64_t sum = 0;
-    for (uint64_t d = 0; d < RADIX_SIZE; d++) {
+    for (uint64_t d = 0; d <= mask; d++) {
         uint64_t c = at[d];
         at[d] = sum;
         sum += c;
@@ -362,17 +364,26 @@ static void radix_sort_to(struct radix_arrays src, struct radix_arrays dst, uint
         return;
     }
     /* MSD: split on the top digit into dst, then sort each bucket (via src
-     * as its destination) and copy it back while it is still in cache */
-    int shift = high_bit - RADIX_BITS;
-    if (!radix_offsets(src.keys, n, shift, RADIX_SIZE - 1, at)) {
+     * as its destination) and copy it back while it is still in cache. The
+     * digit is as wide as it takes for the buckets to fit in cache, up to
+     * 11 bits, so one out-of-cache pass usually suffices. */
+    uint64_t msd_at[RADIX_MSD_SIZE + 1];
+    int msd_bits = 1;
+    while (msd_bits < RADIX_MSD_BITS && ((n * element_bytes) >> msd_bits) > RADIX_IN_CACHE_BYTES)
+        msd_bits++;
+    if (msd_bits > high_bit - low_bit)
+        msd_bits = high_bit - low_bit;
+    uint64_t msd_mask = ((uint64_t)1 << msd_bits) - 1;
+    int shift = high_bit - msd_bits;
+    if (!radix_offsets(src.keys, n, shift, msd_mask, msd_at)) {
         radix_sort_to(src, dst, n, low_bit, shift);
         return;
     }
-    uint64_t start[RADIX_SIZE + 1];
-    memcpy(start, at, sizeof at);
-    start[RADIX_SIZE] = n;
-    radix_scatter(src, dst, n, shift, RADIX_SIZE - 1, at);
-    for (uint64_t d = 0; d < RADIX_SIZE; d++) {
+    uint64_t start[RADIX_MSD_SIZE + 1];
+    memcpy(start, msd_at, (msd_mask + 1) * sizeof *msd_at);
+    start[msd_mask + 1] = n;
+    radix_scatter(src, dst, n, shift, msd_mask, msd_at);
+    for (uint64_t d = 0; d <= msd_mask; d++) {
         uint64_t begin = start[d], count = start[d + 1] - begin;
         if (count <= 1)
             continue;

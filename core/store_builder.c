@@ -117,9 +117,20 @@ static uint64_t hash_practice(const cc_store_builder *b, uint32_t i)
     return hash_bytes(0, b->practice_code[i], CC_PRACTICE_CODE_BYTES);
 }
 
+/* A code's hash over its NUL-padded fixed-width text, read as words. */
+static uint64_t hash_code_text(uint8_t system, const char text[CC_CODE_TEXT_BYTES])
+{
+    uint64_t w0, w1;
+    uint32_t w2;
+    memcpy(&w0, text, 8);
+    memcpy(&w1, text + 8, 8);
+    memcpy(&w2, text + 16, 4);
+    return mix64(w0 ^ mix64(w1 ^ ((uint64_t)w2 << 8 | system)));
+}
+
 static uint64_t hash_code(const cc_store_builder *b, uint32_t i)
 {
-    return hash_bytes(b->code_system[i], b->code_text[i], CC_CODE_TEXT_BYTES);
+    return hash_code_text(b->code_system[i], b->code_text[i]);
 }
 
 /* Makes room for one more entry of n, rehashing every index 0..n-1. */
@@ -325,13 +336,17 @@ int32_t cc_store_builder_practice(cc_store_builder *b, const char *code)
 /* Interns a code (already checked); its builder id or a negative code. */
 static int64_t intern_code(cc_store_builder *b, uint8_t system, const char *text)
 {
+    /* stored texts are NUL-padded to full width, so one fixed-size memcmp
+     * compares them */
+    char padded[CC_CODE_TEXT_BYTES] = {0};
+    memcpy(padded, text, strlen(text));
+    uint64_t hash = hash_code_text(system, padded);
     if (b->code_table.slots) {
         const struct index_table *t = &b->code_table;
-        uint64_t at = hash_bytes(system, text, CC_CODE_TEXT_BYTES) & t->mask;
-        for (; t->slots[at]; at = (at + 1) & t->mask) {
+        for (uint64_t at = hash & t->mask; t->slots[at]; at = (at + 1) & t->mask) {
             uint32_t i = t->slots[at] - 1;
             if (b->code_system[i] == system &&
-                strncmp(b->code_text[i], text, CC_CODE_TEXT_BYTES) == 0)
+                memcmp(b->code_text[i], padded, CC_CODE_TEXT_BYTES) == 0)
                 return i;
         }
     }
@@ -352,9 +367,8 @@ static int64_t intern_code(cc_store_builder *b, uint8_t system, const char *text
         return CC_ENOMEM;
     uint32_t index = b->n_codes++;
     b->code_system[index] = system;
-    memset(b->code_text[index], 0, CC_CODE_TEXT_BYTES);
-    memcpy(b->code_text[index], text, strlen(text));
-    table_insert(&b->code_table, hash_code(b, index), index);
+    memcpy(b->code_text[index], padded, CC_CODE_TEXT_BYTES);
+    table_insert(&b->code_table, hash, index);
     return index;
 }
 
