@@ -75,21 +75,21 @@ static void build_fixture(void)
     static uint64_t postcode_key[1];
     static uint16_t postcode_lsoa[1];
     for (int i = 0; i < N_REGION; i++) {
-        snprintf(region[i], sizeof region[i], "E1200000%d", i + 1);
+        snprintf(region[i], sizeof region[i], "E1200000%u", (unsigned)(i + 1) % 10u);
         region_name[i] = "region";
     }
     for (int i = 0; i < N_ICB; i++) {
-        snprintf(icb[i], sizeof icb[i], "E5400000%d", i + 1);
+        snprintf(icb[i], sizeof icb[i], "E5400000%u", (unsigned)(i + 1) % 10u);
         icb_name[i] = "icb";
         icb_region[i] = (uint16_t)(i % N_REGION);
     }
     for (int i = 0; i < N_LAD; i++) {
-        snprintf(lad[i], sizeof lad[i], "E0600000%d", i + 1);
+        snprintf(lad[i], sizeof lad[i], "E0600000%u", (unsigned)(i + 1) % 10u);
         lad_name[i] = "lad";
         lad_icb[i] = (uint16_t)(i % N_ICB);
     }
     for (int i = 0; i < N_LSOA; i++) {
-        snprintf(lsoa[i], sizeof lsoa[i], "E010000%02d", i + 1);
+        snprintf(lsoa[i], sizeof lsoa[i], "E010000%02u", (unsigned)(i + 1) % 100u);
         lsoa_name[i] = "lsoa";
         lsoa_lad[i] = (uint16_t)(i % N_LAD);
     }
@@ -108,7 +108,7 @@ static void build_fixture(void)
         .postcode_key = postcode_key, .postcode_lsoa = postcode_lsoa,
     };
     cr_assert_eq(cc_store_builder_set_areas(b, &areas), 0);
-    char practice[8];
+    char practice[16];
     for (int i = 0; i < 30; i++) {
         snprintf(practice, sizeof practice, "B%05d", 86000 + i);
         cr_assert_geq(cc_store_builder_practice(b, practice), 0);
