@@ -101,7 +101,8 @@ fi
 
 if [ "$with_sqlite" = 1 ]; then
     say "SQLite peer"
-    "$here/peers/sqlite/bench.sh" "$work/csv" "$work/sqlite.db" | tee "$work/sqlite.txt"
+    python3 "$here/peers/sqlite/bench.py" --csv "$work/csv" --db "$work/peer.sqlite" \
+        --runs "$runs" | tee "$work/sqlite.txt"
     cat "$work/sqlite.txt" >> "$results"
 fi
 
