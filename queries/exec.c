@@ -1101,7 +1101,8 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
             each_matching_record(&e, &e.plans[query->events_of], collect_record, &list);
             if (list.oom)
                 goto nomem;
-            qsort(list.records, list.n, sizeof *list.records, u64_cmp);
+            if (list.n)
+                qsort(list.records, list.n, sizeof *list.records, u64_cmp);
             uint64_t kept = 0;
             for (uint64_t i = 0; i < list.n; i++)
                 if (!kept || list.records[kept - 1] != list.records[i])
@@ -1125,10 +1126,12 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
                 goto nomem;
             uint64_t k = 0;
             for (unsigned t = 0; t < e.n_threads; t++) {
-                memcpy(pairs + k, rc_ctx.pairs[t], rc_ctx.n_pairs[t] * sizeof *pairs);
+                if (rc_ctx.n_pairs[t])
+                    memcpy(pairs + k, rc_ctx.pairs[t], rc_ctx.n_pairs[t] * sizeof *pairs);
                 k += rc_ctx.n_pairs[t];
             }
-            qsort(pairs, n_pairs, sizeof *pairs, u64_cmp);
+            if (n_pairs)
+                qsort(pairs, n_pairs, sizeof *pairs, u64_cmp);
             for (uint64_t i = 0; i < n_pairs; i++) {
                 if (i && pairs[i] == pairs[i - 1])
                     continue;
