@@ -1071,9 +1071,9 @@ static int order_records(cc_store_builder *b, struct cc_store *s, uint32_t **new
     counts->setting_first[0] = counts->setting_first[1] = 0;
     for (int setting = 1; setting <= 3; setting++)
         counts->setting_first[setting + 1] = counts->setting_first[setting] + per_setting[setting];
-    uint16_t *date = store_alloc_zeroed(n_kept * 2);
-    uint32_t *person = store_alloc_zeroed(n_kept * 4);
-    uint8_t *flags = store_alloc_zeroed(n_kept);
+    uint16_t *date = store_alloc(n_kept * 2);
+    uint32_t *person = store_alloc(n_kept * 4);
+    uint8_t *flags = store_alloc(n_kept);
     s->section[STORE_SECTION_RECORD_DATE] = date;
     s->section[STORE_SECTION_RECORD_PERSON] = person;
     s->section[STORE_SECTION_RECORD_FLAGS] = flags;
@@ -1205,8 +1205,8 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
                               code_first[c + 1] - code_first[c], 8, 8 + bits_for(n_kept));
     free(sort_buffer);
     sort_buffer = NULL;
-    uint32_t *posting_records = store_alloc_zeroed(n_postings * 4);
-    uint8_t *posting_role = store_alloc_zeroed(n_postings);
+    uint32_t *posting_records = store_alloc(n_postings * 4);
+    uint8_t *posting_role = store_alloc(n_postings);
     s->section[STORE_SECTION_POSTING_RECORDS] = posting_records;
     s->section[STORE_SECTION_POSTING_ROLE] = posting_role;
     if (!posting_records || !posting_role)
@@ -1231,7 +1231,7 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
         take_column((void **)&b->person_practice, n_persons * 2);
     s->section[STORE_SECTION_PERSON_RECORD_KEY] =
         take_column((void **)&b->person_record_key, n_persons * 4);
-    uint32_t *by_pseudonym = store_alloc_zeroed(n_persons * 4);
+    uint32_t *by_pseudonym = store_alloc(n_persons * 4);
     s->section[STORE_SECTION_PERSON_BY_PSEUDONYM] = by_pseudonym;
     if (!by_pseudonym)
         goto fail;
