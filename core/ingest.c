@@ -735,7 +735,7 @@ void cc_ingest_report_print(const struct cc_ingest_report *report, FILE *out)
                 (unsigned long long)f->unlinked_ambiguous, percent(linked, total));
     }
     if (report->n_persons_removed_gp_records)
-        fprintf(out, "type 1 opt-outs whose GP records left the store: %llu\n",
+        fprintf(out, "stored persons with a type 1 opt-out in force (GP-sourced records removed): %llu\n",
                 (unsigned long long)report->n_persons_removed_gp_records);
     if (report->store_version)
         fprintf(out, "\nstore version %llu: %llu persons, %llu records\n",
