@@ -31,6 +31,10 @@
  * protects them like any other cell; the comparator value is computed from
  * those (protected) counts, not by adding up areas after the fact.
  *
+ * The statistics come from cc_stats (GSL): as there, the program must have
+ * called gsl_set_error_handler_off() once at start, so a failed quantile is
+ * CC_ESTATS and never an abort.
+ *
  * Must never: print, log or return anything about a person; release an
  * exact count (only cc_compare_finish()'s input decides what is shown).
  */
