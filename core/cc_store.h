@@ -129,7 +129,9 @@ size_t cc_store_memory_bytes(const cc_store *store);
 
 /* Writes a snapshot atomically: to path.tmp, fsync, rename over path, fsync
  * the directory. A crash at any point leaves either the old file or the new
- * one at path. */
+ * one at path. CC_EINVAL for a store loaded with CC_STORE_QUERY_ONLY (it
+ * lacks a column); CC_EIO if any step fails (path.tmp is removed). The
+ * format is in docs/store-format.md. */
 int cc_store_save(const cc_store *store, const char *path);
 
 /* Checks every invariant listed above; 0 or CC_ECORRUPT with a reason. */
@@ -164,12 +166,20 @@ int32_t cc_store_postcode_lsoa(const cc_store *store, const char *canonical, siz
  */
 typedef struct cc_store_builder cc_store_builder;
 
-/* Starts a builder holding a copy of base's contents (base may be NULL). */
+/* Starts a builder holding a copy of base's contents (base may be NULL).
+ * Person indices of base stay the same; new persons are appended. CC_EINVAL
+ * if base was loaded with CC_STORE_QUERY_ONLY. */
 int cc_store_builder_new(const cc_store *base, cc_store_builder **out);
 void cc_store_builder_free(cc_store_builder *b);
 
 /* Area reference data: replaces any previous areas. Codes must form a strict
- * hierarchy (CC_EINVAL otherwise). The builder copies everything. */
+ * hierarchy (CC_EINVAL otherwise; also for an empty or duplicate code, a
+ * zero postcode key, or one postcode given two LSOAs). The builder copies
+ * everything and sorts each level and the postcodes, so read indices back
+ * from cc_store_builder_columns() or cc_store_builder_postcode_lsoa(), not
+ * from the input order. Persons already held keep their LSOA by code (one
+ * missing from the new areas becomes unknown). Set areas before adding
+ * persons: a person's LSOA must be below the current n_lsoa. */
 struct cc_area_input {
     uint32_t n_lsoa, n_lad, n_icb, n_region;
     const char (*lsoa_code)[CC_AREA_CODE_BYTES];
@@ -189,11 +199,15 @@ int cc_store_builder_set_areas(cc_store_builder *b, const struct cc_area_input *
  * are not sorted until finish). */
 const struct cc_store_columns *cc_store_builder_columns(const cc_store_builder *b);
 
-/* Interns a practice code; returns its index or a negative CC_E* code. */
+/* Interns a practice code (1-7 characters); returns its index in the
+ * builder or a negative CC_E* code. finish() sorts the practices and renumbers
+ * persons' practice indices to match. */
 int32_t cc_store_builder_practice(cc_store_builder *b, const char *code);
 
 /* Adds a person or updates an existing one with the same pseudonym; returns
- * the person's index or a negative CC_E* code. */
+ * the person's index or a negative CC_E* code (CC_EINVAL for a date of
+ * birth outside cc_day's span, an unknown sex code, or an LSOA or practice
+ * index the builder does not hold). */
 struct cc_person_input {
     cc_pseudonym pseudonym;
     cc_pseudonym postcode_pseudonym;
@@ -213,7 +227,10 @@ int64_t cc_store_builder_find_person(const cc_store_builder *b, const cc_pseudon
 int32_t cc_store_builder_postcode_lsoa(const cc_store_builder *b, const char *canonical,
                                        size_t len);
 
-/* Adds one record of a person with its codes (n_codes >= 1). */
+/* Adds one record of a person with its codes (1 <= n_codes <= 255; code
+ * texts of 1-19 characters). A code given twice in one record is kept once,
+ * with the lower-numbered role. CC_EINVAL for an unknown person, setting,
+ * system or role, or a date outside cc_day's span. */
 struct cc_code_input {
     uint8_t system; /* enum cc_code_system */
     uint8_t role;   /* enum cc_code_role */
@@ -222,8 +239,9 @@ struct cc_code_input {
 int cc_store_builder_record(cc_store_builder *b, uint32_t person, uint8_t setting, cc_day date,
                             uint8_t flags, const struct cc_code_input *codes, size_t n_codes);
 
-/* Removes every record of the given setting belonging to person (used when a
- * type 1 opt-out means GP-sourced data must leave the store). */
+/* Removes every record of the given setting belonging to person that the
+ * builder holds now (records added later stay) (used when a type 1 opt-out
+ * means GP-sourced data must leave the store). O(1): applied by finish. */
 int cc_store_builder_drop_records(cc_store_builder *b, uint32_t person, uint8_t setting);
 
 /* Sorts, indexes and validates; on success *out owns everything and the

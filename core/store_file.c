@@ -246,7 +246,7 @@ int cc_store_save(const cc_store *store, const char *path)
 
     uint64_t file_bytes = layout(&store->counts, table);
     rc = CC_EIO;
-    fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         goto fail;
     /* sections first, each hashed chunk by chunk just before it is written,
