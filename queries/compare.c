@@ -387,7 +387,9 @@ void cc_compare_counts_free(struct cc_compare_counts *counts)
     free(counts->count);
     free(counts->denominator);
     free(counts->flags);
-    memset(counts, 0, sizeof *counts);
+    counts->count = counts->denominator = NULL;
+    counts->flags = NULL;
+    counts->n_units = counts->n_bands = 0;
 }
 
 /* ---- funnels ----------------------------------------------------------------------------- */
