@@ -95,7 +95,8 @@ if [ "$with_duckdb" = 1 ]; then
     if [ ! -d "$here/peers/duckdb/node_modules/@duckdb/node-api" ]; then
         (cd "$here/peers/duckdb" && npm install --no-audit --no-fund > "$work/npm.log")
     fi
-    node "$here/peers/duckdb/bench.mjs" --csv "$work/csv" --runs "$runs" | tee "$work/duckdb.txt"
+    node "$here/peers/duckdb/bench.mjs" --csv "$work/csv" --runs "$runs" \
+        --explain "$work/duckdb-explain.txt" | tee "$work/duckdb.txt"
     cat "$work/duckdb.txt" >> "$results"
 fi
 

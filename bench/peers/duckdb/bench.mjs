@@ -1,6 +1,6 @@
 // bench/peers/duckdb/bench.mjs: the DuckDB peer of the carecount benchmark.
 //
-//   node bench.mjs --csv DIR [--runs R] [--threads T]
+//   node bench.mjs --csv DIR [--runs R] [--threads T] [--explain FILE]
 //
 // Loads the CSV files that `bench_queries --export DIR` wrote (persons,
 // records and codes of the opted-in persons only, so no opt-out filter is
@@ -10,18 +10,22 @@
 // in the same format as bench_queries, so bench/run.sh can pair them. The
 // load time is printed separately and is not part of any query's time.
 // total is the sum of the counts and cells the number of result rows with a
-// non-zero count: they must equal the engine's.
+// non-zero count: they must equal the engine's. cpu_ms_per_run is the CPU
+// time of this process (all threads) per run, which depends less on the
+// machine's load than the wall time. --explain writes DuckDB's EXPLAIN
+// ANALYZE of each query to FILE after the timed runs.
 //
-// Must never: write anything (the database is in memory).
+// Must never: write anything but FILE (the database is in memory).
 import { DuckDBInstance } from '@duckdb/node-api';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 
 function parseArgs(argv) {
-    const options = { csv: null, runs: 5, threads: 2 };
+    const options = { csv: null, runs: 5, threads: 2, explain: null };
     for (let i = 2; i < argv.length; i++) {
         if (argv[i] === '--csv') options.csv = argv[++i];
         else if (argv[i] === '--runs') options.runs = Number(argv[++i]);
         else if (argv[i] === '--threads') options.threads = Number(argv[++i]);
+        else if (argv[i] === '--explain') options.explain = argv[++i];
         else throw new Error(`unknown argument ${argv[i]}`);
     }
     if (!options.csv || !(options.runs >= 1)) {
@@ -97,6 +101,7 @@ async function runQuery(connection, name, statements, runs) {
     const times = [];
     let totals = null, cells = 0;
     const load0 = loadAverage();
+    const cpu0 = process.cpuUsage();
     for (let run = 0; run < runs; run++) {
         const start = performance.now();
         const results = [];
@@ -110,10 +115,13 @@ async function runQuery(connection, name, statements, runs) {
             cells = results.reduce((sum, rows) => sum + rows.filter((row) => Number(row[row.length - 1]) !== 0).length, 0);
         }
     }
+    const cpu = process.cpuUsage(cpu0);
+    const cpuPerRun = (cpu.user + cpu.system) / 1000 / runs;
     const sorted = [...times].sort((a, b) => a - b);
     const median = runs % 2 ? sorted[(runs - 1) / 2] : (sorted[runs / 2 - 1] + sorted[runs / 2]) / 2;
     console.log(`RESULT duckdb ${name} median_ms=${median.toFixed(2)} min_ms=${sorted[0].toFixed(2)} ` +
-                `total=${totals.join('/')} cells=${cells} runs=${runs} load=${load0}`);
+                `total=${totals.join('/')} cells=${cells} cpu_ms_per_run=${cpuPerRun.toFixed(1)} ` +
+                `runs=${runs} load=${load0}`);
 }
 
 async function main() {
@@ -125,6 +133,16 @@ async function main() {
     await load(connection, options.csv);
     for (const [name, statements] of Object.entries(QUERIES)) {
         await runQuery(connection, name, statements, options.runs);
+    }
+    if (options.explain) {
+        writeFileSync(options.explain, '');
+        for (const [name, statements] of Object.entries(QUERIES)) {
+            for (const sql of statements) {
+                const reader = await connection.runAndReadAll(`EXPLAIN ANALYZE ${sql}`);
+                const plan = reader.getRows().map((row) => row[row.length - 1]).join('\n');
+                appendFileSync(options.explain, `-- ${name}\n${sql}\n${plan}\n\n`);
+            }
+        }
     }
     connection.closeSync();
     instance.closeSync?.();
