@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -341,6 +342,90 @@ static int read_section(int fd, const struct table_entry *e, int section, void *
     return 0;
 }
 
+/* The sections one thread reads, and the first failure it met. */
+struct section_job {
+    int fd;
+    const struct table_entry *table;
+    struct cc_store *store;
+    uint8_t mine[STORE_N_SECTIONS];
+    int rc, failed_section;
+    char reason[160];
+};
+
+static void run_section_job(struct section_job *job)
+{
+    for (int i = 0; i < STORE_N_SECTIONS; i++) {
+        if (!job->mine[i])
+            continue;
+        int rc = read_section(job->fd, &job->table[i], i, &job->store->section[i], job->reason,
+                              sizeof job->reason);
+        if (rc) {
+            job->rc = rc;
+            job->failed_section = i;
+            return;
+        }
+        job->store->section_alloc_bytes[i] = job->table[i].length ? (size_t)job->table[i].length
+                                                                  : 1;
+    }
+}
+
+static void *section_job_thread(void *arg)
+{
+    run_section_job(arg);
+    return NULL;
+}
+
+/* Reads and checks every section the flags ask for. Hashing costs about as
+ * much as reading, so the sections are shared between this thread and one
+ * more (largest first, to whichever has less so far): each thread writes
+ * only its own entries of store->section. If the thread cannot be started
+ * the work is done here. When several sections fail, the one with the
+ * lowest id is reported, so the reason does not depend on timing. */
+static int read_sections(int fd, const struct table_entry *table, struct cc_store *store,
+                         int flags, char *errbuf, size_t errlen)
+{
+    struct section_job jobs[2];
+    memset(jobs, 0, sizeof jobs);
+    uint64_t assigned[2] = {0, 0};
+    uint8_t taken[STORE_N_SECTIONS] = {0};
+    if (flags & CC_STORE_QUERY_ONLY)
+        taken[STORE_SECTION_PERSON_POSTCODE_PSEUDONYM] = 1;
+    for (;;) {
+        int largest = -1;
+        for (int i = 0; i < STORE_N_SECTIONS; i++)
+            if (!taken[i] && (largest < 0 || table[i].length > table[largest].length))
+                largest = i;
+        if (largest < 0)
+            break;
+        taken[largest] = 1;
+        int to = assigned[1] < assigned[0];
+        jobs[to].mine[largest] = 1;
+        assigned[to] += table[largest].length;
+    }
+    for (int j = 0; j < 2; j++) {
+        jobs[j].fd = fd;
+        jobs[j].table = table;
+        jobs[j].store = store;
+        jobs[j].failed_section = STORE_N_SECTIONS;
+    }
+    pthread_t helper;
+    int threaded = pthread_create(&helper, NULL, section_job_thread, &jobs[1]) == 0;
+    run_section_job(&jobs[0]);
+    if (threaded)
+        pthread_join(helper, NULL);
+    else
+        run_section_job(&jobs[1]);
+    struct section_job *failed = NULL;
+    for (int j = 0; j < 2; j++)
+        if (jobs[j].rc && (!failed || jobs[j].failed_section < failed->failed_section))
+            failed = &jobs[j];
+    if (!failed)
+        return 0;
+    if (errbuf && errlen)
+        snprintf(errbuf, errlen, "%s", failed->reason);
+    return failed->rc;
+}
+
 int cc_store_load(const char *path, int flags, cc_store **out, char *errbuf, size_t errlen)
 {
     struct table_entry table[STORE_N_SECTIONS], expected[STORE_N_SECTIONS];
@@ -437,14 +522,10 @@ int cc_store_load(const char *path, int flags, cc_store **out, char *errbuf, siz
             goto fail;
         }
     }
-    for (int i = 0; i < STORE_N_SECTIONS; i++) {
-        uint64_t end = table[i].offset + table[i].length;
-        uint64_t next = i + 1 < STORE_N_SECTIONS ? table[i + 1].offset : end;
-        if (!(flags & CC_STORE_QUERY_ONLY) || i != STORE_SECTION_PERSON_POSTCODE_PSEUDONYM) {
-            if ((rc = read_section(fd, &table[i], i, &s->section[i], errbuf, errlen)))
-                goto fail;
-            s->section_alloc_bytes[i] = table[i].length ? (size_t)table[i].length : 1;
-        }
+    if ((rc = read_sections(fd, table, s, flags, errbuf, errlen)))
+        goto fail;
+    for (int i = 0; i + 1 < STORE_N_SECTIONS; i++) {
+        uint64_t end = table[i].offset + table[i].length, next = table[i + 1].offset;
         if (next > end) {
             uint8_t pad[8];
             if ((rc = read_all_at(fd, pad, next - end, end))) {
