@@ -73,22 +73,22 @@ enum cc_compare_comparator {
 
 /* Why a unit has no value, or that it has one. */
 enum cc_compare_status {
-    CC_COMPARE_OK = 0,           /* value and intervals computed */
-    CC_COMPARE_SUPPRESSED,       /* a count or denominator was suppressed */
-    CC_COMPARE_NO_DENOMINATOR,   /* denominator (or expected count) is zero */
-    CC_COMPARE_TOO_FEW_EVENTS,   /* DSR with fewer than 10 events (PHE does not publish) */
-    CC_COMPARE_INCONSISTENT,     /* count above its denominator (proportion), or events
-                                  * in an age band with no population */
+    CC_COMPARE_OK = 0,         /* value and intervals computed */
+    CC_COMPARE_SUPPRESSED,     /* a count or denominator was suppressed */
+    CC_COMPARE_NO_DENOMINATOR, /* denominator (or expected count) is zero */
+    CC_COMPARE_TOO_FEW_EVENTS, /* DSR with fewer than 10 events (PHE does not publish) */
+    CC_COMPARE_INCONSISTENT,   /* count above its denominator (proportion), or events
+                                * in an age band with no population */
 };
 
 /* Confidence levels of the two intervals every row carries. */
-#define CC_COMPARE_LEVEL_95 0.95
+#define CC_COMPARE_LEVEL_95  0.95
 #define CC_COMPARE_LEVEL_998 0.998
 
 /* England's code in units[] (ONS GSS code of the country). */
 #define CC_COMPARE_ENGLAND_CODE "E92000001"
-#define CC_COMPARE_NO_UNIT UINT32_MAX
-#define CC_COMPARE_NAME_BYTES 96
+#define CC_COMPARE_NO_UNIT      UINT32_MAX
+#define CC_COMPARE_NAME_BYTES   96
 
 /*
  * A comparison request. numerator is a validated query (measure persons or
@@ -130,12 +130,12 @@ struct cc_compare_layout {
     /* units[0, n_areas) are the areas compared, in the store's order; then
      * the parents (for CC_COMPARE_PARENT below region level); England last. */
     uint32_t n_areas, n_units;
-    uint32_t n_bands; /* 1, or CC_N_AGE_BANDS_5Y for DSR and ISR */
+    uint32_t n_bands;              /* 1, or CC_N_AGE_BANDS_5Y for DSR and ISR */
     struct cc_compare_unit *units; /* [n_units] */
 };
 
 /* Flags of one (unit, band) cell in struct cc_compare_counts. */
-#define CC_COMPARE_COUNT_SUPPRESSED 1u
+#define CC_COMPARE_COUNT_SUPPRESSED       1u
 #define CC_COMPARE_DENOMINATOR_SUPPRESSED 2u
 
 /*
@@ -224,8 +224,8 @@ void cc_compare_counts_free(struct cc_compare_counts *counts);
  * unit whose comparator has no value. Returns 0, CC_EINVAL (counts of
  * another shape, a negative count), CC_ESTATS or CC_ENOMEM.
  */
-int cc_compare_finish(const struct cc_compare_layout *layout, const struct cc_compare_counts *counts,
-                      struct cc_compare_result *out);
+int cc_compare_finish(const struct cc_compare_layout *layout,
+                      const struct cc_compare_counts *counts, struct cc_compare_result *out);
 
 void cc_compare_result_free(struct cc_compare_result *result);
 

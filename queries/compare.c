@@ -25,7 +25,7 @@
 #define FUNNEL_EXACT_MAX_EVENTS 100000.0
 /* Bisection stops when the bracket is this small relative to the count. */
 #define FUNNEL_RELATIVE_TOLERANCE 1e-10
-#define FUNNEL_MAX_ITERATIONS 200
+#define FUNNEL_MAX_ITERATIONS     200
 
 static int fail(char *errbuf, size_t errlen, int rc, const char *message)
 {
@@ -167,8 +167,8 @@ static int population_query(const struct cc_query *numerator, int source, struct
         return rc;
     struct cc_query *q = *out;
     q->measure = CC_MEASURE_POPULATION;
-    q->population_source =
-        (uint8_t)(source == CC_COMPARE_ESTIMATE ? CC_POPULATION_ESTIMATE : CC_POPULATION_REGISTERED);
+    q->population_source = (uint8_t)(source == CC_COMPARE_ESTIMATE ? CC_POPULATION_ESTIMATE
+                                                                   : CC_POPULATION_REGISTERED);
     q->events_of = -1;
     q->filters.n_conditions = 0;
     q->filters.setting_mask = 0;
@@ -208,8 +208,8 @@ static int add_result(const struct cc_compare_layout *layout, const struct cc_st
     return 0;
 }
 
-static int build_layout(const struct cc_compare_request *request,
-                        const struct cc_store_columns *c, struct cc_compare_layout *layout)
+static int build_layout(const struct cc_compare_request *request, const struct cc_store_columns *c,
+                        struct cc_compare_layout *layout)
 {
     layout->method = request->method;
     layout->denominator = request->denominator;
@@ -270,7 +270,8 @@ int cc_compare_run(const struct cc_dataversion *version, const struct cc_compare
     if (!isfinite(request->multiplier) || request->multiplier < 0)
         return fail(errbuf, errlen, CC_EINVAL, "multiplier: must be a positive number");
     if (request->denominator == CC_COMPARE_QUERY &&
-        (rc = check_base_query(request->denominator_query, "denominator_query", errbuf, errlen)) < 0)
+        (rc = check_base_query(request->denominator_query, "denominator_query", errbuf, errlen)) <
+            0)
         return rc;
 
     struct cc_compare_request resolved = *request;
@@ -294,8 +295,7 @@ int cc_compare_run(const struct cc_dataversion *version, const struct cc_compare
         0)
         goto fail;
 
-    if ((rc = cc_exec_run(version, numerator, options, &out->numerator_result, errbuf, errlen)) <
-        0)
+    if ((rc = cc_exec_run(version, numerator, options, &out->numerator_result, errbuf, errlen)) < 0)
         goto fail;
     if ((rc = cc_exec_run(version, denominator, options, &out->denominator_result, errbuf,
                           errlen)) < 0)
@@ -417,8 +417,7 @@ static int count_limits(double count, double confidence, double *lower, double *
 
 /* Finds the count O >= lo at which limit (0: lower, 1: upper) of O's
  * interval equals mean, by bisection; f(lo) < mean <= f(hi) must hold. */
-static int solve_count(double mean, double confidence, int which, double lo, double hi,
-                       double *out)
+static int solve_count(double mean, double confidence, int which, double lo, double hi, double *out)
 {
     for (int i = 0; i < FUNNEL_MAX_ITERATIONS && hi - lo > FUNNEL_RELATIVE_TOLERANCE * (1 + hi);
          i++) {
@@ -493,8 +492,7 @@ static int unit_interval(const struct cc_compare_layout *layout,
             row->status = CC_COMPARE_INCONSISTENT;
             return 0;
         }
-        rc = cc_stats_proportion(row->count, row->denominator, confidence, layout->multiplier,
-                                 out);
+        rc = cc_stats_proportion(row->count, row->denominator, confidence, layout->multiplier, out);
         break;
     case CC_COMPARE_CRUDE_RATE:
         rc = cc_stats_rate(row->count, row->denominator, confidence, layout->multiplier, out);
@@ -531,8 +529,7 @@ static int unit_interval(const struct cc_compare_layout *layout,
 /* Fills status, count, denominator, expected, value and intervals of one unit. */
 static int unit_figures(const struct cc_compare_layout *layout,
                         const struct cc_compare_counts *counts, uint32_t unit,
-                        const double *reference_rate, int reference_ok,
-                        struct cc_compare_row *row)
+                        const double *reference_rate, int reference_ok, struct cc_compare_row *row)
 {
     uint32_t n_bands = layout->n_bands;
     size_t first = (size_t)unit * n_bands;
@@ -631,8 +628,8 @@ static int unit_funnel(const struct cc_compare_layout *layout, const struct cc_c
     return 0;
 }
 
-int cc_compare_finish(const struct cc_compare_layout *layout, const struct cc_compare_counts *counts,
-                      struct cc_compare_result *out)
+int cc_compare_finish(const struct cc_compare_layout *layout,
+                      const struct cc_compare_counts *counts, struct cc_compare_result *out)
 {
     int rc = 0;
     memset(out, 0, sizeof *out);
@@ -661,8 +658,7 @@ int cc_compare_finish(const struct cc_compare_layout *layout, const struct cc_co
 
     for (uint32_t u = 0; u < layout->n_units; u++) {
         row_clear(&out->rows[u]);
-        if ((rc = unit_figures(layout, counts, u, reference_rate, reference_ok, &out->rows[u])) <
-            0)
+        if ((rc = unit_figures(layout, counts, u, reference_rate, reference_ok, &out->rows[u])) < 0)
             goto fail;
         if (out->rows[u].status != CC_COMPARE_OK) {
             /* no value: nothing derived from a count that is not shown */

@@ -159,8 +159,7 @@ static int set_field(struct decode_state *s, const char *key, size_t key_len,
         return refuse_name(s, "method", v, "proportion, crude_rate, dsr or isr");
     }
     if (KEY_IS("multiplier")) {
-        if (v->type != VALUE_NUMBER || !isfinite(v->number) || v->number <= 0 ||
-            v->number > 1e9)
+        if (v->type != VALUE_NUMBER || !isfinite(v->number) || v->number <= 0 || v->number > 1e9)
             return refuse(s, CC_EPARSE, "multiplier", "must be a number above 0, at most 1e9");
         r->multiplier = v->number;
         return 0;

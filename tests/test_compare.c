@@ -39,8 +39,8 @@
 
 #define N_PERSONS 6000
 #define N_RECORDS 30000
-#define DIABETES "44054006"
-#define ENGLAND CC_COMPARE_ENGLAND_CODE
+#define DIABETES  "44054006"
+#define ENGLAND   CC_COMPARE_ENGLAND_CODE
 
 static cc_store *store;
 static struct cc_dataversion *version;
@@ -54,13 +54,15 @@ static uint64_t rnd(void)
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
 }
-static uint32_t rnd_below(uint32_t n) { return (uint32_t)(rnd() % n); }
+static uint32_t rnd_below(uint32_t n)
+{
+    return (uint32_t)(rnd() % n);
+}
 
 static void exec_sql(const char *sql)
 {
     char *err = NULL;
-    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, &err), SQLITE_OK, "%s: %s", sql,
-                 err ? err : "");
+    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, &err), SQLITE_OK, "%s: %s", sql, err ? err : "");
 }
 
 /* 2 regions, 4 ICBs, 8 districts, 16 LSOAs; ICB 0 has three times the
@@ -103,15 +105,25 @@ static void build_fixture(void)
         population[i] = 20 + rnd_below(80);
     postcode_key[0] = cc_postcode_pack("LS1 4AP", 7);
     struct cc_area_input areas = {
-        .n_lsoa = N_LSOA, .n_lad = N_LAD, .n_icb = N_ICB, .n_region = N_REGION,
+        .n_lsoa = N_LSOA,
+        .n_lad = N_LAD,
+        .n_icb = N_ICB,
+        .n_region = N_REGION,
         .lsoa_code = (const char(*)[CC_AREA_CODE_BYTES])lsoa,
         .lad_code = (const char(*)[CC_AREA_CODE_BYTES])lad,
         .icb_code = (const char(*)[CC_AREA_CODE_BYTES])icb,
         .region_code = (const char(*)[CC_AREA_CODE_BYTES])region,
-        .lsoa_name = lsoa_name, .lad_name = lad_name, .icb_name = icb_name,
-        .region_name = region_name, .lsoa_lad = lsoa_lad, .lad_icb = lad_icb,
-        .icb_region = icb_region, .population = population, .n_postcodes = 1,
-        .postcode_key = postcode_key, .postcode_lsoa = postcode_lsoa,
+        .lsoa_name = lsoa_name,
+        .lad_name = lad_name,
+        .icb_name = icb_name,
+        .region_name = region_name,
+        .lsoa_lad = lsoa_lad,
+        .lad_icb = lad_icb,
+        .icb_region = icb_region,
+        .population = population,
+        .n_postcodes = 1,
+        .postcode_key = postcode_key,
+        .postcode_lsoa = postcode_lsoa,
     };
     cr_assert_eq(cc_store_builder_set_areas(b, &areas), 0);
     char practice[8];
@@ -127,12 +139,12 @@ static void build_fixture(void)
              " code TEXT);"
              "CREATE TABLE pop(lad TEXT, icb TEXT, region TEXT, sex INT, band INT, n INT);");
     sqlite3_stmt *ins_person, *ins_record;
-    cr_assert_eq(sqlite3_prepare_v2(db, "INSERT INTO person VALUES(?,?,?,?,?,?,?,?)", -1,
-                                    &ins_person, NULL),
-                 SQLITE_OK);
-    cr_assert_eq(sqlite3_prepare_v2(db, "INSERT INTO record VALUES(?,?,?,?,?)", -1, &ins_record,
-                                    NULL),
-                 SQLITE_OK);
+    cr_assert_eq(
+        sqlite3_prepare_v2(db, "INSERT INTO person VALUES(?,?,?,?,?,?,?,?)", -1, &ins_person, NULL),
+        SQLITE_OK);
+    cr_assert_eq(
+        sqlite3_prepare_v2(db, "INSERT INTO record VALUES(?,?,?,?,?)", -1, &ins_record, NULL),
+        SQLITE_OK);
     exec_sql("BEGIN");
     for (int l = 0; l < N_LSOA; l++)
         for (int s = 0; s < 2; s++)
@@ -202,8 +214,7 @@ static void build_fixture(void)
                                           diabetes ? DIABETES : "38341003"};
         } else {
             static const char *diagnoses[] = {"E119", "I10", "J459", "N390"};
-            code = (struct cc_code_input){CC_CODE_ICD10, CC_ROLE_PRIMARY,
-                                          diagnoses[rnd_below(4)]};
+            code = (struct cc_code_input){CC_CODE_ICD10, CC_ROLE_PRIMARY, diagnoses[rnd_below(4)]};
         }
         cr_assert_eq(cc_store_builder_record(b, person, setting, date, 0, &code, 1), 0);
         char day[11];
@@ -294,8 +305,8 @@ static void sql_counts(const struct cc_compare_layout *layout, const char *sql, 
 static void oracle(const struct cc_compare_layout *layout, const char *numerator_sql,
                    const char *denominator_sql, double *count, double *denominator)
 {
-    static const char *column[] = {[CC_AREA_LAD] = "lad", [CC_AREA_ICB] = "icb",
-                                   [CC_AREA_REGION] = "region"};
+    static const char *column[] = {
+        [CC_AREA_LAD] = "lad", [CC_AREA_ICB] = "icb", [CC_AREA_REGION] = "region"};
     const char *levels[3] = {column[layout->area_level], "'" ENGLAND "'", NULL};
     if (layout->comparator == CC_COMPARE_PARENT && layout->area_level != CC_AREA_REGION)
         levels[2] = column[layout->area_level + 1];
@@ -314,8 +325,8 @@ static void expect_close(double got, double want, const char *what, uint32_t uni
         cr_expect(isnan(got), "%s of unit %u: %g, expected NaN", what, unit, got);
         return;
     }
-    cr_expect(fabs(got - want) <= 1e-9 * fmax(1.0, fabs(want)), "%s of unit %u: %.12g, expected %.12g",
-              what, unit, got, want);
+    cr_expect(fabs(got - want) <= 1e-9 * fmax(1.0, fabs(want)),
+              "%s of unit %u: %.12g, expected %.12g", what, unit, got, want);
 }
 
 /* Checks every unit's figures against the statistic computed by
@@ -363,11 +374,13 @@ static void check_against_oracle(const struct cc_compare_raw *raw, const char *n
             continue;
         }
         expect_close(row->comparator_value, want95[c].value, "comparator", u);
-        cr_expect_eq(row->comparison95, cc_stats_compare(&want95[u], want95[c].value), "unit %u", u);
+        cr_expect_eq(row->comparison95, cc_stats_compare(&want95[u], want95[c].value), "unit %u",
+                     u);
         cr_expect_eq(row->comparison998, cc_stats_compare(&want998[u], want95[c].value), "unit %u",
                      u);
         n_significant += row->comparison95 != CC_STATS_SIMILAR;
-        cr_expect(row->funnel95_lower <= row->funnel998_upper && row->funnel998_lower <= row->funnel95_lower &&
+        cr_expect(row->funnel95_lower <= row->funnel998_upper &&
+                      row->funnel998_lower <= row->funnel95_lower &&
                       row->funnel95_upper <= row->funnel998_upper,
                   "unit %u: the 99.8%% funnel contains the 95%% one", u);
         cr_expect(row->funnel95_lower <= row->comparator_value &&
@@ -386,9 +399,9 @@ static void proportion_statistic(const struct cc_compare_layout *layout, const d
                                  const double *denominator, uint32_t unit, double confidence,
                                  struct cc_interval *out)
 {
-    cr_assert_eq(cc_stats_proportion(count[unit], denominator[unit], confidence,
-                                     layout->multiplier, out),
-                 0);
+    cr_assert_eq(
+        cc_stats_proportion(count[unit], denominator[unit], confidence, layout->multiplier, out),
+        0);
 }
 
 static void rate_statistic(const struct cc_compare_layout *layout, const double *count,
@@ -427,17 +440,17 @@ static void isr_statistic(const struct cc_compare_layout *layout, const double *
 
 /* ---- per method ------------------------------------------------------------------------- */
 
-#define GP_DIABETES_SQL                                                                        \
-    "SELECT %s, 0, COUNT(DISTINCT p.id) FROM p JOIN r ON r.person = p.id WHERE r.setting = 1" \
+#define GP_DIABETES_SQL                                                                            \
+    "SELECT %s, 0, COUNT(DISTINCT p.id) FROM p JOIN r ON r.person = p.id WHERE r.setting = 1"      \
     " AND r.code = '" DIABETES "' AND p.region IS NOT NULL GROUP BY 1"
-#define REGISTERED_SQL \
+#define REGISTERED_SQL                                                                             \
     "SELECT %s, 0, COUNT(*) FROM p WHERE p.registered = 1 AND p.region IS NOT NULL GROUP BY 1"
 
 Test(compare, proportion_per_icb_against_england_is_wilson_on_sql_counts)
 {
     struct cc_query *q = persons_with(CC_CODE_SNOMED, DIABETES, 1u << CC_SETTING_GP);
-    struct cc_compare_request request = {.numerator = q, .area_level = CC_AREA_ICB,
-                                         .method = CC_COMPARE_PROPORTION};
+    struct cc_compare_request request = {
+        .numerator = q, .area_level = CC_AREA_ICB, .method = CC_COMPARE_PROPORTION};
     struct cc_compare_raw raw;
     run(&request, &raw);
     cr_assert_eq(raw.layout.n_areas, N_ICB);
@@ -459,9 +472,11 @@ Test(compare, proportion_per_icb_against_england_is_wilson_on_sql_counts)
 Test(compare, proportion_per_district_against_its_icb)
 {
     struct cc_query *q = persons_with(CC_CODE_SNOMED, DIABETES, 1u << CC_SETTING_GP);
-    struct cc_compare_request request = {.numerator = q, .area_level = CC_AREA_LAD,
+    struct cc_compare_request request = {.numerator = q,
+                                         .area_level = CC_AREA_LAD,
                                          .comparator = CC_COMPARE_PARENT,
-                                         .method = CC_COMPARE_PROPORTION, .multiplier = 1};
+                                         .method = CC_COMPARE_PROPORTION,
+                                         .multiplier = 1};
     struct cc_compare_raw raw;
     run(&request, &raw);
     cr_assert_eq(raw.layout.n_units, N_LAD + N_ICB + 1, "districts, ICBs and England");
@@ -482,11 +497,13 @@ Test(compare, crude_rate_of_hospital_episodes_per_district_against_its_icb)
     cr_assert_eq(cc_query_new(&q), 0);
     q->measure = CC_MEASURE_EVENTS;
     q->filters.setting_mask = 1u << CC_SETTING_HOSPITAL;
-    q->filters.date_range = (struct cc_query_months){true, cc_query_month(2023, 1),
-                                                     cc_query_month(2023, 12)};
-    struct cc_compare_request request = {.numerator = q, .area_level = CC_AREA_LAD,
+    q->filters.date_range =
+        (struct cc_query_months){true, cc_query_month(2023, 1), cc_query_month(2023, 12)};
+    struct cc_compare_request request = {.numerator = q,
+                                         .area_level = CC_AREA_LAD,
                                          .comparator = CC_COMPARE_PARENT,
-                                         .method = CC_COMPARE_CRUDE_RATE, .multiplier = 1000};
+                                         .method = CC_COMPARE_CRUDE_RATE,
+                                         .multiplier = 1000};
     struct cc_compare_raw raw;
     run(&request, &raw);
     check_against_oracle(
@@ -504,7 +521,8 @@ Test(compare, crude_rate_over_population_estimates_per_region)
     q->filters.sex_mask = 1u << CC_SEX_FEMALE;
     q->has_as_of = true;
     q->as_of = cc_query_month(2026, 1);
-    struct cc_compare_request request = {.numerator = q, .area_level = CC_AREA_REGION,
+    struct cc_compare_request request = {.numerator = q,
+                                         .area_level = CC_AREA_REGION,
                                          .denominator = CC_COMPARE_ESTIMATE,
                                          .method = CC_COMPARE_CRUDE_RATE};
     struct cc_compare_raw raw;
@@ -522,7 +540,7 @@ Test(compare, crude_rate_over_population_estimates_per_region)
 /* Ages by whole calendar years only hold on 1 January: the queries take
  * ages on 2026-01-01, when a person born in year Y is 2025 - Y unless born
  * on 1 January (then 2026 - Y). The SQL below counts that exactly. */
-#define EXACT_AGE \
+#define EXACT_AGE                                                                                  \
     "(2025 - CAST(strftime('%%Y', p.dob) AS INT) + (strftime('%%m-%%d', p.dob) = '01-01'))"
 #define EXACT_BAND "(CASE WHEN " EXACT_AGE " >= 90 THEN 18 ELSE " EXACT_AGE " / 5 END)"
 
@@ -531,8 +549,8 @@ Test(compare, directly_standardised_rate_per_region_matches_dobson_on_sql_band_c
     struct cc_query *q = persons_with(CC_CODE_SNOMED, DIABETES, 1u << CC_SETTING_GP);
     q->has_as_of = true;
     q->as_of = cc_query_month(2026, 1);
-    struct cc_compare_request request = {.numerator = q, .area_level = CC_AREA_REGION,
-                                         .method = CC_COMPARE_DSR};
+    struct cc_compare_request request = {
+        .numerator = q, .area_level = CC_AREA_REGION, .method = CC_COMPARE_DSR};
     struct cc_compare_raw raw;
     run(&request, &raw);
     cr_assert_eq(raw.layout.n_bands, CC_N_AGE_BANDS_5Y);
@@ -552,7 +570,8 @@ Test(compare, indirectly_standardised_ratio_per_icb_against_its_region)
     struct cc_query *q = persons_with(CC_CODE_SNOMED, DIABETES, 1u << CC_SETTING_GP);
     q->has_as_of = true;
     q->as_of = cc_query_month(2026, 1);
-    struct cc_compare_request request = {.numerator = q, .area_level = CC_AREA_ICB,
+    struct cc_compare_request request = {.numerator = q,
+                                         .area_level = CC_AREA_ICB,
                                          .comparator = CC_COMPARE_PARENT,
                                          .method = CC_COMPARE_ISR};
     struct cc_compare_raw raw;
@@ -582,8 +601,8 @@ Test(compare, indirectly_standardised_ratio_per_icb_against_its_region)
 Test(compare, a_suppressed_count_gives_not_compared_and_no_value)
 {
     struct cc_query *q = persons_with(CC_CODE_SNOMED, DIABETES, 1u << CC_SETTING_GP);
-    struct cc_compare_request request = {.numerator = q, .area_level = CC_AREA_ICB,
-                                         .method = CC_COMPARE_PROPORTION};
+    struct cc_compare_request request = {
+        .numerator = q, .area_level = CC_AREA_ICB, .method = CC_COMPARE_PROPORTION};
     struct cc_compare_raw raw;
     run(&request, &raw);
     struct cc_compare_result exact, protected_result;
@@ -628,8 +647,8 @@ Test(compare, a_suppressed_count_gives_not_compared_and_no_value)
 Test(compare, figures_come_from_the_counts_given_not_the_exact_ones)
 {
     struct cc_query *q = persons_with(CC_CODE_SNOMED, DIABETES, 1u << CC_SETTING_GP);
-    struct cc_compare_request request = {.numerator = q, .area_level = CC_AREA_ICB,
-                                         .method = CC_COMPARE_PROPORTION};
+    struct cc_compare_request request = {
+        .numerator = q, .area_level = CC_AREA_ICB, .method = CC_COMPARE_PROPORTION};
     struct cc_compare_raw raw;
     run(&request, &raw);
     struct cc_compare_counts counts;
@@ -657,11 +676,13 @@ Test(compare, figures_come_from_the_counts_given_not_the_exact_ones)
 
 Test(compare, a_dsr_below_ten_events_and_an_empty_denominator_are_not_compared)
 {
-    struct cc_compare_layout layout = {.method = CC_COMPARE_DSR, .multiplier = 100000,
-                                       .n_areas = 2, .n_units = 3,
+    struct cc_compare_layout layout = {.method = CC_COMPARE_DSR,
+                                       .multiplier = 100000,
+                                       .n_areas = 2,
+                                       .n_units = 3,
                                        .n_bands = CC_N_AGE_BANDS_5Y};
-    struct cc_compare_unit units[3] = {{.comparator = 2}, {.comparator = 2},
-                                       {.comparator = CC_COMPARE_NO_UNIT}};
+    struct cc_compare_unit units[3] = {
+        {.comparator = 2}, {.comparator = 2}, {.comparator = CC_COMPARE_NO_UNIT}};
     layout.units = units;
     struct cc_compare_counts counts;
     cr_assert_eq(cc_compare_counts_new(&layout, &counts), 0);
@@ -713,8 +734,8 @@ Test(compare, poisson_funnel_counts_invert_the_exact_limits)
 Test(compare, proportion_funnel_limits_are_cc_stats_limits_at_the_area_denominator)
 {
     struct cc_query *q = persons_with(CC_CODE_SNOMED, DIABETES, 1u << CC_SETTING_GP);
-    struct cc_compare_request request = {.numerator = q, .area_level = CC_AREA_LAD,
-                                         .method = CC_COMPARE_PROPORTION};
+    struct cc_compare_request request = {
+        .numerator = q, .area_level = CC_AREA_LAD, .method = CC_COMPARE_PROPORTION};
     struct cc_compare_raw raw;
     run(&request, &raw);
     struct cc_compare_result result;
@@ -723,12 +744,11 @@ Test(compare, proportion_funnel_limits_are_cc_stats_limits_at_the_area_denominat
     for (uint32_t a = 0; a < raw.layout.n_areas; a++) {
         const struct cc_compare_row *row = &result.rows[a];
         struct cc_funnel_point p95, p998;
-        cr_assert_eq(cc_stats_funnel_proportion(england->value / 100, row->denominator, 0.95, 100,
-                                                &p95),
-                     0);
-        cr_assert_eq(cc_stats_funnel_proportion(england->value / 100, row->denominator, 0.998, 100,
-                                                &p998),
-                     0);
+        cr_assert_eq(
+            cc_stats_funnel_proportion(england->value / 100, row->denominator, 0.95, 100, &p95), 0);
+        cr_assert_eq(
+            cc_stats_funnel_proportion(england->value / 100, row->denominator, 0.998, 100, &p998),
+            0);
         cr_assert_float_eq(row->funnel95_lower, p95.lower_limit, 1e-12);
         cr_assert_float_eq(row->funnel95_upper, p95.upper_limit, 1e-12);
         cr_assert_float_eq(row->funnel998_lower, p998.lower_limit, 1e-12);
@@ -744,8 +764,8 @@ Test(compare, proportion_funnel_limits_are_cc_stats_limits_at_the_area_denominat
 Test(compare, requests_the_comparison_cannot_run_are_refused_with_the_field)
 {
     struct cc_query *q = persons_with(CC_CODE_SNOMED, DIABETES, 1u << CC_SETTING_GP);
-    struct cc_compare_request request = {.numerator = q, .area_level = CC_AREA_ICB,
-                                         .method = CC_COMPARE_PROPORTION};
+    struct cc_compare_request request = {
+        .numerator = q, .area_level = CC_AREA_ICB, .method = CC_COMPARE_PROPORTION};
     struct cc_compare_raw raw;
     char err[256];
 
@@ -791,10 +811,12 @@ Test(compare, a_second_query_can_be_the_denominator)
     struct cc_query *numerator = persons_with(CC_CODE_ICD10, "E11", 1u << CC_SETTING_HOSPITAL);
     struct cc_query *denominator = NULL;
     cr_assert_eq(cc_query_new(&denominator), 0);
-    denominator->filters.conditions = cc_query_alloc(denominator, sizeof(struct cc_query_condition));
+    denominator->filters.conditions =
+        cc_query_alloc(denominator, sizeof(struct cc_query_condition));
     denominator->filters.n_conditions = 1;
     denominator->filters.conditions[0].setting_mask = 1u << CC_SETTING_HOSPITAL;
-    struct cc_compare_request request = {.numerator = numerator, .area_level = CC_AREA_ICB,
+    struct cc_compare_request request = {.numerator = numerator,
+                                         .area_level = CC_AREA_ICB,
                                          .denominator = CC_COMPARE_QUERY,
                                          .denominator_query = denominator,
                                          .method = CC_COMPARE_PROPORTION};
@@ -833,9 +855,11 @@ Test(compare, a_json_request_decodes_to_the_same_comparison)
 
     struct cc_query *q = persons_with(CC_CODE_SNOMED, DIABETES, 1u << CC_SETTING_GP);
     cr_assert(cc_query_equal(decoded.request.numerator, q));
-    struct cc_compare_request by_hand = {.numerator = q, .area_level = CC_AREA_LAD,
+    struct cc_compare_request by_hand = {.numerator = q,
+                                         .area_level = CC_AREA_LAD,
                                          .comparator = CC_COMPARE_PARENT,
-                                         .method = CC_COMPARE_PROPORTION, .multiplier = 1000};
+                                         .method = CC_COMPARE_PROPORTION,
+                                         .multiplier = 1000};
     struct cc_compare_raw from_wire, from_c;
     run(&decoded.request, &from_wire);
     run(&by_hand, &from_c);
@@ -876,8 +900,8 @@ Test(compare, a_msgpack_request_with_a_query_denominator_decodes)
                  MSGPACK_UNPACK_SUCCESS);
     struct cc_compare_decoded decoded;
     char err[256] = "";
-    cr_assert_eq(cc_compare_decode_object(&unpacked.data, NULL, &decoded, err, sizeof err), 0,
-                 "%s", err);
+    cr_assert_eq(cc_compare_decode_object(&unpacked.data, NULL, &decoded, err, sizeof err), 0, "%s",
+                 err);
     cr_assert_eq(decoded.request.denominator, CC_COMPARE_QUERY);
     cr_assert(cc_query_equal(decoded.request.denominator_query, denominator));
     cr_assert(cc_query_equal(decoded.request.numerator, numerator));
@@ -931,7 +955,8 @@ Test(compare, bad_requests_are_refused_with_the_field_and_reason)
     }
 }
 
-/* ---- the planted effects of the generated data -------------------------------------------------- */
+/* ---- the planted effects of the generated data --------------------------------------------------
+ */
 
 /*
  * 24,000 patients: at this size the planted ICB (one of the six most
@@ -956,8 +981,8 @@ static void planted_init(void)
     snprintf(data, sizeof data, "%s/data", planted_root);
     snprintf(key, sizeof key, "%s/key", planted_root);
 
-    struct cc_gen_options gen = {.seed = 1, .n_patients = PLANTED_PATIENTS, .out_dir = feeds,
-                                 .n_threads = 2};
+    struct cc_gen_options gen = {
+        .seed = 1, .n_patients = PLANTED_PATIENTS, .out_dir = feeds, .n_threads = 2};
     cr_assert_eq(cc_gen_run(&gen, NULL), 0);
     cr_assert_eq(cc_pseudo_keygen(key), 0);
 
@@ -975,8 +1000,8 @@ static void planted_init(void)
     uint64_t store_version = 0;
     cr_assert_eq(cc_ingest_current_store(data, &store_version, path, sizeof path, err, sizeof err),
                  0, "%s", err);
-    cr_assert_eq(cc_store_load(path, CC_STORE_QUERY_ONLY, &planted_store, err, sizeof err), 0,
-                 "%s", err);
+    cr_assert_eq(cc_store_load(path, CC_STORE_QUERY_ONLY, &planted_store, err, sizeof err), 0, "%s",
+                 err);
     sqlite3 *state = NULL;
     cc_optout *optouts = NULL;
     cr_assert_eq(cc_db_open(data, 0, &state, err, sizeof err), 0, "%s", err);
@@ -1034,8 +1059,8 @@ static void planted_run(const struct cc_compare_request *request, struct cc_comp
 Test(planted, the_planted_icb_has_significantly_higher_diabetes_prevalence, .timeout = 600)
 {
     struct cc_query *q = persons_with(CC_CODE_SNOMED, DIABETES, 1u << CC_SETTING_GP);
-    struct cc_compare_request request = {.numerator = q, .area_level = CC_AREA_ICB,
-                                         .method = CC_COMPARE_PROPORTION};
+    struct cc_compare_request request = {
+        .numerator = q, .area_level = CC_AREA_ICB, .method = CC_COMPARE_PROPORTION};
     struct cc_compare_raw raw;
     struct cc_compare_result result;
     planted_run(&request, &raw, &result);
@@ -1074,8 +1099,10 @@ Test(planted, the_planted_region_has_a_significantly_lower_admission_rate, .time
     cr_assert_eq(cc_query_new(&q), 0);
     q->measure = CC_MEASURE_EVENTS;
     q->filters.setting_mask = 1u << CC_SETTING_HOSPITAL;
-    struct cc_compare_request request = {.numerator = q, .area_level = CC_AREA_REGION,
-                                         .method = CC_COMPARE_CRUDE_RATE, .multiplier = 1000};
+    struct cc_compare_request request = {.numerator = q,
+                                         .area_level = CC_AREA_REGION,
+                                         .method = CC_COMPARE_CRUDE_RATE,
+                                         .multiplier = 1000};
     struct cc_compare_raw raw;
     struct cc_compare_result result;
     planted_run(&request, &raw, &result);
@@ -1121,8 +1148,9 @@ Test(planted, the_operators_compare_tool_finds_the_planted_icb, .timeout = 600)
     cr_assert_eq(pclose(p), 0);
     cr_assert(says_operators_only, "--help says the tool is for operators only");
 
-    snprintf(command, sizeof command, "%s/carecount compare --data %s/data --on 2025-12-31 %s 2>/dev/null",
-             CC_BIN_DIR, planted_root, request);
+    snprintf(command, sizeof command,
+             "%s/carecount compare --data %s/data --on 2025-12-31 %s 2>/dev/null", CC_BIN_DIR,
+             planted_root, request);
     p = popen(command, "r");
     cr_assert(p);
     int n_rows = 0, planted_higher = 0;

@@ -33,22 +33,21 @@ const char cc_cmd_compare_summary[] =
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: carecount compare --data DIR [--on YYYY-MM-DD] [--codelists DIR]\n"
-            "                         REQUEST.json|-\n"
-            "\n"
-            "FOR OPERATORS ONLY: checks the comparison method on a local data\n"
-            "directory. It prints EXACT counts with no disclosure control\n"
-            "(no suppression, rounding or perturbation), so its output must never\n"
-            "be given to a researcher or published. Researchers ask the server,\n"
-            "whose figures pass disclosure control.\n"
-            "\n"
-            "Runs the comparison REQUEST.json (see docs/comparisons.md) on the\n"
-            "current store of DIR with the opt-outs in force on --on (default:\n"
-            "today) excluded, and prints one CSV row per area, parent area and\n"
-            "England: codes, names, count, denominator, value, 95%% and 99.8%%\n"
-            "limits, the comparator's value, both comparisons and the funnel\n"
-            "limits. --codelists DIR loads the named codelists the queries use.\n");
+    fprintf(out, "usage: carecount compare --data DIR [--on YYYY-MM-DD] [--codelists DIR]\n"
+                 "                         REQUEST.json|-\n"
+                 "\n"
+                 "FOR OPERATORS ONLY: checks the comparison method on a local data\n"
+                 "directory. It prints EXACT counts with no disclosure control\n"
+                 "(no suppression, rounding or perturbation), so its output must never\n"
+                 "be given to a researcher or published. Researchers ask the server,\n"
+                 "whose figures pass disclosure control.\n"
+                 "\n"
+                 "Runs the comparison REQUEST.json (see docs/comparisons.md) on the\n"
+                 "current store of DIR with the opt-outs in force on --on (default:\n"
+                 "today) excluded, and prints one CSV row per area, parent area and\n"
+                 "England: codes, names, count, denominator, value, 95%% and 99.8%%\n"
+                 "limits, the comparator's value, both comparisons and the funnel\n"
+                 "limits. --codelists DIR loads the named codelists the queries use.\n");
 }
 
 /* Reads at most limit + 1 bytes of path ("-": standard input) into a
