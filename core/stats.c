@@ -118,8 +118,19 @@ int cc_stats_exact_poisson(double count, double confidence,
     double alpha = 1.0 - confidence;
     /* Exact limits from the chi-square distribution (Ulm 1990):
      * lower = chisq(alpha/2; 2O)/2, upper = chisq(1 - alpha/2; 2O + 2)/2. */
+    /* The upper limit is an upper-tail quantile: GSL's Qinv computes it
+     * directly, where Pinv(1 - alpha/2) loses precision and fails to
+     * converge for tens of thousands of counts between 1,000 and 100,000. */
     double lower = count > 0 ? gsl_cdf_chisq_Pinv(alpha / 2.0, 2.0 * count) / 2.0 : 0.0;
-    double upper = gsl_cdf_chisq_Pinv(1.0 - alpha / 2.0, 2.0 * count + 2.0) / 2.0;
+    double upper = gsl_cdf_chisq_Qinv(alpha / 2.0, 2.0 * count + 2.0) / 2.0;
+    if (!isfinite(lower) && count >= CC_STATS_SMALL_COUNT) {
+        /* Pinv still fails for a few dozen large counts (out of 800,000
+         * tried); there Byar's lower limit agrees with the exact one far
+         * beyond the figures published. */
+        struct cc_interval byars;
+        if (cc_stats_byars(count, confidence, &byars) == 0)
+            lower = byars.lower;
+    }
     if (!isfinite(lower) || !isfinite(upper))
         return CC_ESTATS;
     out->value = count;

@@ -917,3 +917,20 @@ Test(stats, tool_reads_spreadsheet_csv_with_byte_order_mark_and_crlf)
     cr_assert_str_eq(out, "observed,expected,value,significance\n"
                           "8,6.239860227,1.28208000003,Not significant\n");
 }
+
+/* GSL's chi-square Pinv fails to converge for many upper-tail quantiles in
+ * the thousands; the exact interval must not. */
+Test(stats, exact_poisson_limits_exist_for_every_count_up_to_100000)
+{
+    static const double levels[] = {0.95, 0.998};
+    for (size_t l = 0; l < 2; l++)
+        for (int x = 1; x <= 100000; x += (x < 2000 ? 1 : 7)) {
+            struct cc_interval iv;
+            cr_assert_eq(cc_stats_exact_poisson(x, levels[l], &iv), 0, "count %d", x);
+            cr_assert(iv.lower < x && iv.upper > x, "count %d: %g..%g", x, iv.lower, iv.upper);
+        }
+    struct cc_funnel_point fp;
+    cr_assert_eq(cc_stats_funnel_ratio(1159, 0.998, &fp), 0);
+    cr_assert_lt(fp.lower_limit, 1.0);
+    cr_assert_gt(fp.upper_limit, 1.0);
+}
