@@ -110,6 +110,57 @@ int cc_stats_byars(double count, double confidence, struct cc_interval *out)
     return 0;
 }
 
+/*
+ * Exact Poisson limits. GSL's chi-square quantiles fail to converge, or
+ * return a wrong value, for some large degrees of freedom (for instance the
+ * 99.8% upper limit of 4,716 events), so every quantile is checked against
+ * GSL's gamma CDF, which is reliable there, and found by bisection on that
+ * CDF when the check fails.
+ *
+ * upper u: Pr(Poisson(u) <= count) = tail, i.e. gamma_Q(u; count + 1) = tail;
+ * lower l: Pr(Poisson(l) >= count) = tail, i.e. gamma_P(l; count) = tail.
+ */
+static int close_enough(double got, double want)
+{
+    return isfinite(got) && fabs(got - want) <= 1e-9 * want + 1e-300;
+}
+
+static double poisson_upper_limit(double count, double tail)
+{
+    double u = gsl_cdf_chisq_Qinv(tail, 2.0 * count + 2.0) / 2.0;
+    if (isfinite(u) && u > count && close_enough(gsl_cdf_gamma_Q(u, count + 1.0, 1.0), tail))
+        return u;
+    double lo = count, hi = count + 10.0 * sqrt(count + 1.0) + 20.0;
+    while (gsl_cdf_gamma_Q(hi, count + 1.0, 1.0) > tail)
+        hi = count + 2.0 * (hi - count);
+    for (int i = 0; i < 200 && hi - lo > 1e-12 * hi; i++) {
+        double mid = 0.5 * (lo + hi);
+        if (gsl_cdf_gamma_Q(mid, count + 1.0, 1.0) > tail)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return 0.5 * (lo + hi);
+}
+
+static double poisson_lower_limit(double count, double tail)
+{
+    double l = gsl_cdf_chisq_Pinv(tail, 2.0 * count) / 2.0;
+    if (isfinite(l) && l < count && close_enough(gsl_cdf_gamma_P(l, count, 1.0), tail))
+        return l;
+    double hi = count, lo = count - 10.0 * sqrt(count) - 20.0;
+    if (lo < 0)
+        lo = 0;
+    for (int i = 0; i < 200 && hi - lo > 1e-12 * hi; i++) {
+        double mid = 0.5 * (lo + hi);
+        if (gsl_cdf_gamma_P(mid, count, 1.0) < tail)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return 0.5 * (lo + hi);
+}
+
 int cc_stats_exact_poisson(double count, double confidence,
                            struct cc_interval *out)
 {
@@ -118,19 +169,8 @@ int cc_stats_exact_poisson(double count, double confidence,
     double alpha = 1.0 - confidence;
     /* Exact limits from the chi-square distribution (Ulm 1990):
      * lower = chisq(alpha/2; 2O)/2, upper = chisq(1 - alpha/2; 2O + 2)/2. */
-    /* The upper limit is an upper-tail quantile: GSL's Qinv computes it
-     * directly, where Pinv(1 - alpha/2) loses precision and fails to
-     * converge for tens of thousands of counts between 1,000 and 100,000. */
-    double lower = count > 0 ? gsl_cdf_chisq_Pinv(alpha / 2.0, 2.0 * count) / 2.0 : 0.0;
-    double upper = gsl_cdf_chisq_Qinv(alpha / 2.0, 2.0 * count + 2.0) / 2.0;
-    if (!isfinite(lower) && count >= CC_STATS_SMALL_COUNT) {
-        /* Pinv still fails for a few dozen large counts (out of 800,000
-         * tried); there Byar's lower limit agrees with the exact one far
-         * beyond the figures published. */
-        struct cc_interval byars;
-        if (cc_stats_byars(count, confidence, &byars) == 0)
-            lower = byars.lower;
-    }
+    double lower = count > 0 ? poisson_lower_limit(count, alpha / 2.0) : 0.0;
+    double upper = poisson_upper_limit(count, alpha / 2.0);
     if (!isfinite(lower) || !isfinite(upper))
         return CC_ESTATS;
     out->value = count;

@@ -928,6 +928,13 @@ Test(stats, exact_poisson_limits_exist_for_every_count_up_to_100000)
             struct cc_interval iv;
             cr_assert_eq(cc_stats_exact_poisson(x, levels[l], &iv), 0, "count %d", x);
             cr_assert(iv.lower < x && iv.upper > x, "count %d: %g..%g", x, iv.lower, iv.upper);
+            if (x >= 1000) {
+                /* Byar's approximation is within 0.01% of the exact limits here */
+                struct cc_interval byars;
+                cr_assert_eq(cc_stats_byars(x, levels[l], &byars), 0);
+                cr_assert_lt(fabs(iv.upper - byars.upper) / iv.upper, 1e-4, "count %d", x);
+                cr_assert_lt(fabs(iv.lower - byars.lower) / iv.lower, 1e-4, "count %d", x);
+            }
         }
     struct cc_funnel_point fp;
     cr_assert_eq(cc_stats_funnel_ratio(1159, 0.998, &fp), 0);
