@@ -1127,39 +1127,3 @@ Test(planted, the_planted_region_has_a_significantly_lower_admission_rate, .time
     cc_query_free(q);
 }
 
-Test(planted, the_operators_compare_tool_finds_the_planted_icb, .timeout = 600)
-{
-    char request[128], command[512], line[1024];
-    snprintf(request, sizeof request, "%s/request.json", planted_root);
-    FILE *f = fopen(request, "w");
-    cr_assert(f);
-    fputs("{\"v\": 1, \"numerator\": {\"v\": 1, \"measure\": \"persons\", \"filters\": "
-          "{\"conditions\": [{\"codes\": [\"" DIABETES "\"], \"system\": \"snomed\", "
-          "\"settings\": [\"gp\"]}]}}, \"level\": \"icb\", \"method\": \"proportion\"}\n",
-          f);
-    cr_assert_eq(fclose(f), 0);
-
-    snprintf(command, sizeof command, "%s/carecount compare --help", CC_BIN_DIR);
-    FILE *p = popen(command, "r");
-    cr_assert(p);
-    int says_operators_only = 0;
-    while (fgets(line, sizeof line, p))
-        says_operators_only |= strstr(line, "FOR OPERATORS ONLY") != NULL;
-    cr_assert_eq(pclose(p), 0);
-    cr_assert(says_operators_only, "--help says the tool is for operators only");
-
-    snprintf(command, sizeof command,
-             "%s/carecount compare --data %s/data --on 2025-12-31 %s 2>/dev/null", CC_BIN_DIR,
-             planted_root, request);
-    p = popen(command, "r");
-    cr_assert(p);
-    int n_rows = 0, planted_higher = 0;
-    while (fgets(line, sizeof line, p)) {
-        n_rows++;
-        if (strstr(line, planted_icb))
-            planted_higher = strstr(line, ",significantly higher,significantly higher,") != NULL;
-    }
-    cr_assert_eq(pclose(p), 0);
-    cr_assert_eq(n_rows, 1 + 42 + 1, "a header, 42 ICBs and England");
-    cr_assert(planted_higher, "the planted ICB is significantly higher at 95%% and 99.8%%");
-}
