@@ -192,7 +192,7 @@ static void report_memory(const cc_store *store, const struct cc_dataversion *ve
         per_person += sizeof(cc_pseudonym);
     size_t per_record = sizeof *c->record_person + sizeof *c->record_date +
                         sizeof *c->record_flags;
-    size_t per_posting = sizeof *c->posting_records + sizeof *c->posting_role;
+    size_t per_posting = sizeof *c->posting_records; /* the role is packed in */
     size_t person_bytes = per_person * c->n_persons;
     size_t record_bytes = per_record * c->n_records + per_posting * n_postings;
     size_t version_bytes = (c->n_persons + 63) / 64 * sizeof(uint64_t);
@@ -487,7 +487,7 @@ static int export_csv(const struct cc_dataversion *version, const char *dir)
     }
     for (uint32_t code = 0; code < c->n_codes; code++) {
         for (uint64_t k = c->code_first[code]; k < c->code_first[code + 1]; k++) {
-            uint32_t r = c->posting_records[k];
+            uint32_t r = CC_POSTING_RECORD(c->posting_records[k]);
             if (cc_dataversion_is_excluded(version, c->record_person[r]))
                 continue;
             put_unsigned(r, codes);
@@ -496,7 +496,7 @@ static int export_csv(const struct cc_dataversion *version, const char *dir)
             fputc(',', codes);
             fputs(c->code_text[code], codes);
             fputc(',', codes);
-            put_unsigned(c->posting_role[k], codes);
+            put_unsigned(CC_POSTING_ROLE(c->posting_records[k]), codes);
             fputc('\n', codes);
             n_codes++;
         }

@@ -290,7 +290,7 @@ int main(int argc, char **argv)
     /* the per-row widths of the columns (cc_store.h), checked against the
      * total the store reports: what is left is the reference data */
     const uint64_t person_all = 16 + 16 + 2 + 1 + 2 + 2 + 4 + 4, person_query = person_all - 16;
-    const uint64_t record = 4 + 2 + 1, posting = 4 + 1;
+    const uint64_t record = 4 + 2 + 1, posting = 4; /* the role is packed into the posting */
     uint64_t rows = n_persons * person_query + n_records * record + n_postings * posting;
     printf("  codes %u, postings %" PRIu64 " (%.2f per record)\n", v->n_codes, n_postings,
            (double)n_postings / (double)(n_records ? n_records : 1));

@@ -63,7 +63,6 @@ static const struct section_info section_info[STORE_N_SECTIONS] = {
     [STORE_SECTION_CODE_TEXT] = {"codes.text", CC_CODE_TEXT_BYTES},
     [STORE_SECTION_CODE_FIRST] = {"codes.first", 8},
     [STORE_SECTION_POSTING_RECORDS] = {"postings.record", 4},
-    [STORE_SECTION_POSTING_ROLE] = {"postings.role", 1},
 };
 
 const char *store_section_name(int section)
@@ -127,7 +126,6 @@ static uint64_t section_elements(const struct store_counts *c, int section)
     case STORE_SECTION_CODE_FIRST:
         return (uint64_t)c->n_codes + 1;
     case STORE_SECTION_POSTING_RECORDS:
-    case STORE_SECTION_POSTING_ROLE:
         return c->n_postings;
     default:
         return 0;
@@ -192,7 +190,6 @@ void store_bind_columns(struct cc_store *s)
     v->code_text = sec[STORE_SECTION_CODE_TEXT];
     v->code_first = sec[STORE_SECTION_CODE_FIRST];
     v->posting_records = sec[STORE_SECTION_POSTING_RECORDS];
-    v->posting_role = sec[STORE_SECTION_POSTING_ROLE];
     s->person_by_pseudonym = sec[STORE_SECTION_PERSON_BY_PSEUDONYM];
 }
 
@@ -704,14 +701,15 @@ static int validate_codes(const struct cc_store *s, char *errbuf, size_t errlen)
         if (begin > end)
             return store_corrupt(errbuf, errlen, "code %u posting range is negative", c);
         for (uint64_t k = begin; k < end; k++) {
-            if (v->posting_records[k] >= v->n_records)
+            if (CC_POSTING_RECORD(v->posting_records[k]) >= v->n_records)
                 return store_corrupt(errbuf, errlen, "code %u posting %llu out of range", c,
                                      (unsigned long long)k);
-            if (k > begin && v->posting_records[k - 1] >= v->posting_records[k])
+            if (k > begin && CC_POSTING_RECORD(v->posting_records[k - 1]) >=
+                                 CC_POSTING_RECORD(v->posting_records[k]))
                 return store_corrupt(errbuf, errlen,
                                      "code %u postings not strictly ascending at %llu", c,
                                      (unsigned long long)k);
-            if (v->posting_role[k] > CC_ROLE_PROCEDURE)
+            if (CC_POSTING_ROLE(v->posting_records[k]) > CC_ROLE_PROCEDURE)
                 return store_corrupt(errbuf, errlen, "code %u posting %llu has an invalid role",
                                      c, (unsigned long long)k);
         }

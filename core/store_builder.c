@@ -219,8 +219,8 @@ static int reserve_records(cc_store_builder *b, uint64_t need)
 {
     if (need <= b->record_cap)
         return 0;
-    if (need > UINT32_MAX)
-        return CC_ETOOBIG; /* postings hold 32-bit record indices */
+    if (need > CC_POSTING_MAX_RECORDS)
+        return CC_ETOOBIG; /* postings hold 30-bit record indices */
     int rc = 0;
     uint64_t cap = next_capacity(b->record_cap, need);
     if (grow_array(&b->record_person, cap, 4) || grow_array(&b->record_date, cap, 2) ||
@@ -875,7 +875,7 @@ static int copy_base(cc_store_builder *b, const cc_store *base)
             b->record_setting[r] = (uint8_t)setting;
     /* turn postings (records per code) back into codes per record */
     for (uint64_t k = 0; k < n_postings; k++) {
-        uint32_t r = v->posting_records[k];
+        uint32_t r = CC_POSTING_RECORD(v->posting_records[k]);
         if (b->record_n_codes[r] == MAX_CODES_PER_RECORD) {
             rc = CC_ECORRUPT;
             goto fail;
@@ -891,9 +891,9 @@ static int copy_base(cc_store_builder *b, const cc_store *base)
     }
     for (uint32_t c = 0; c < v->n_codes; c++)
         for (uint64_t k = v->code_first[c]; k < v->code_first[c + 1]; k++) {
-            uint32_t slot = next[v->posting_records[k]]++;
+            uint32_t slot = next[CC_POSTING_RECORD(v->posting_records[k])]++;
             b->occurrence_code[slot] = c;
-            b->occurrence_role[slot] = v->posting_role[k];
+            b->occurrence_role[slot] = (uint8_t)CC_POSTING_ROLE(v->posting_records[k]);
         }
     b->n_records = n_records;
     b->n_occurrences = n_postings;
@@ -1206,15 +1206,12 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
     free(sort_buffer);
     sort_buffer = NULL;
     uint32_t *posting_records = store_alloc(n_postings * 4);
-    uint8_t *posting_role = store_alloc(n_postings);
     s->section[STORE_SECTION_POSTING_RECORDS] = posting_records;
-    s->section[STORE_SECTION_POSTING_ROLE] = posting_role;
-    if (!posting_records || !posting_role)
+    if (!posting_records)
         goto fail;
-    for (uint64_t k = 0; k < n_postings; k++) {
-        posting_records[k] = (uint32_t)(postings[k] >> 8);
-        posting_role[k] = (uint8_t)postings[k];
-    }
+    for (uint64_t k = 0; k < n_postings; k++)
+        posting_records[k] = (uint32_t)(postings[k] >> 8) |
+                             (uint32_t)(postings[k] & 0xff) << CC_POSTING_RECORD_BITS;
     free(postings);
     postings = NULL;
 

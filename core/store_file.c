@@ -30,7 +30,7 @@
 #include "store_internal.h"
 
 #define STORE_MAGIC "CCSTORE\0"
-#define STORE_FORMAT_VERSION 1
+#define STORE_FORMAT_VERSION 2 /* 2: roles packed into the postings */
 #define STORE_CHECKSUM_BYTES 32
 #define STORE_FIXED_HEADER_BYTES 128
 #define STORE_TABLE_ENTRY_BYTES (4 + 4 + 8 + 8 + STORE_CHECKSUM_BYTES)

@@ -297,8 +297,8 @@ static void each_matching_record(const struct exec *e, const struct condition_pl
         for (uint32_t k = 0; k < p->n_ranges; k++)
             for (uint64_t i = c->code_first[p->ranges[k].first];
                  i < c->code_first[p->ranges[k].last]; i++) {
-                uint64_t r = c->posting_records[i];
-                if (record_matches(e, p, r, c->posting_role[i]))
+                uint64_t r = CC_POSTING_RECORD(c->posting_records[i]);
+                if (record_matches(e, p, r, (int)CC_POSTING_ROLE(c->posting_records[i])))
                     visit(ctx, r);
             }
         return;

@@ -311,8 +311,8 @@ Test(store, finish_assigns_code_ids_in_order_and_builds_postings)
     for (int c = 0; c <= 6; c++)
         cr_assert_eq(v->code_first[c], code_first[c], "code_first[%d]", c);
     for (int k = 0; k < 9; k++) {
-        cr_assert_eq(v->posting_records[k], records[k], "posting %d", k);
-        cr_assert_eq(v->posting_role[k], role[k], "posting %d", k);
+        cr_assert_eq(CC_POSTING_RECORD(v->posting_records[k]), records[k], "posting %d", k);
+        cr_assert_eq(CC_POSTING_ROLE(v->posting_records[k]), role[k], "posting %d", k);
     }
     char reason[160];
     cr_assert_eq(cc_store_validate(s, reason, sizeof reason), 0);
@@ -326,7 +326,7 @@ Test(store, a_code_given_twice_in_a_record_is_posted_once_with_the_first_role)
     const struct cc_store_columns *v = cc_store_columns(s);
     cr_assert_geq(e119, 0);
     cr_assert_eq(v->code_first[e119 + 1] - v->code_first[e119], 1);
-    cr_assert_eq(v->posting_role[v->code_first[e119]], CC_ROLE_PRIMARY);
+    cr_assert_eq(CC_POSTING_ROLE(v->posting_records[v->code_first[e119]]), CC_ROLE_PRIMARY);
     cc_store_free(s);
 }
 
@@ -387,12 +387,12 @@ Test(store, builder_from_a_base_adds_records_and_keeps_person_indices)
     /* the base's postings survive the round trip through the builder */
     int64_t k401 = cc_store_find_code(s, CC_CODE_OPCS4, "K401");
     cr_assert_geq(k401, 0);
-    cr_assert_eq(v->posting_records[v->code_first[k401]], 5);
-    cr_assert_eq(v->posting_role[v->code_first[k401]], CC_ROLE_PROCEDURE);
+    cr_assert_eq(CC_POSTING_RECORD(v->posting_records[v->code_first[k401]]), 5);
+    cr_assert_eq(CC_POSTING_ROLE(v->posting_records[v->code_first[k401]]), CC_ROLE_PROCEDURE);
     int64_t e110_id = cc_store_find_code(s, CC_CODE_ICD10, "E110");
     cr_assert_eq(v->code_first[e110_id + 1] - v->code_first[e110_id], 2);
-    cr_assert_eq(v->posting_records[v->code_first[e110_id]], 3);
-    cr_assert_eq(v->posting_records[v->code_first[e110_id] + 1], 6);
+    cr_assert_eq(CC_POSTING_RECORD(v->posting_records[v->code_first[e110_id]]), 3);
+    cr_assert_eq(CC_POSTING_RECORD(v->posting_records[v->code_first[e110_id] + 1]), 6);
     cc_store_free(s);
     cc_store_free(base);
 }
@@ -788,7 +788,7 @@ Test(store, validate_catches_crafted_invariant_violations, .init = make_tmp_dir,
         {STORE_SECTION_PERSON_BY_PSEUDONYM, 0, 0, "not unique"},
         {STORE_SECTION_PERSON_PSEUDONYM, 0, 0x20, "not unique"},
         {STORE_SECTION_PERSON_LSOA, 0, 8, "LSOA out of range"},
-        {STORE_SECTION_POSTING_ROLE, 0, 9, "invalid role"},
+        {STORE_SECTION_POSTING_RECORDS, 3, 0xc0, "invalid role"}, /* role 3 in the top bits */
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         uint8_t *file = malloc(len);
