@@ -177,6 +177,70 @@ void cc_seen_set_free(struct cc_seen_set *set)
     set->n = set->mask = 0;
 }
 
+/* ---- the pseudonym memo ------------------------------------------------------------ */
+
+static int memo_grow(struct cc_pseudo_memo *memo)
+{
+    uint64_t cap = memo->mask ? (memo->mask + 1) * 2 : 1 << 16;
+    uint64_t *keys = calloc(cap, sizeof *keys);
+    cc_pseudonym *values = malloc(cap * sizeof *values);
+    if (!keys || !values) {
+        free(keys);
+        free(values);
+        return CC_ENOMEM;
+    }
+    for (uint64_t i = 0; memo->keys && i <= memo->mask; i++) {
+        if (!memo->keys[i])
+            continue;
+        uint64_t j = mix64(memo->keys[i]) & (cap - 1);
+        while (keys[j])
+            j = (j + 1) & (cap - 1);
+        keys[j] = memo->keys[i];
+        values[j] = memo->values[i];
+    }
+    cc_pseudo_memo_free(memo);
+    memo->keys = keys;
+    memo->values = values;
+    memo->mask = cap - 1;
+    return 0;
+}
+
+void cc_pseudo_memo_get(struct cc_pseudo_memo *memo, uint64_t packed,
+                        void (*compute)(const cc_pseudo_key *key, const void *arg,
+                                        cc_pseudonym *out),
+                        const cc_pseudo_key *key, const void *arg, cc_pseudonym *out)
+{
+    if (!packed || ((memo->n + 1) * 2 > memo->mask + 1 && memo_grow(memo) < 0)) {
+        compute(key, arg, out); /* no memo: correct, only slower */
+        return;
+    }
+    uint64_t i = mix64(packed) & memo->mask;
+    while (memo->keys[i]) {
+        if (memo->keys[i] == packed) {
+            *out = memo->values[i];
+            return;
+        }
+        i = (i + 1) & memo->mask;
+    }
+    compute(key, arg, out);
+    memo->keys[i] = packed;
+    memo->values[i] = *out;
+    memo->n++;
+}
+
+void cc_pseudo_memo_free(struct cc_pseudo_memo *memo)
+{
+    if (memo->keys) {
+        sodium_memzero(memo->keys, (memo->mask + 1) * sizeof *memo->keys);
+        sodium_memzero(memo->values, (memo->mask + 1) * sizeof *memo->values);
+    }
+    free(memo->keys);
+    free(memo->values);
+    memo->keys = NULL;
+    memo->values = NULL;
+    memo->n = memo->mask = 0;
+}
+
 /* ---- rejects, progress, kill points ------------------------------------------------ */
 
 void cc_ingest_reject(struct cc_ingest_ctx *ctx, struct cc_feed_report *feed, uint64_t line,
@@ -677,6 +741,9 @@ out:
     cc_store_free(base);
     cc_store_builder_free(ctx.builder);
     cc_seen_set_free(&ctx.type1);
+    cc_pseudo_memo_free(&ctx.postcode_memo);
+    sodium_memzero(ctx.nhs_recent_key, sizeof ctx.nhs_recent_key);
+    sodium_memzero(ctx.nhs_recent, sizeof ctx.nhs_recent);
     free(ctx.latest_registration);
     free(ctx.pending);
     free(ctx.pending_codes);

@@ -62,6 +62,45 @@ static void row_done(struct cc_ingest_ctx *ctx)
 
 #define FIELD(f, c) ((f)[c].data), ((f)[c].len)
 
+/* ---- pseudonyms, memoised per run ------------------------------------------- */
+
+/* The pseudonym of 10 valid NHS number digits. */
+static void pseudo_nhs(struct cc_ingest_ctx *ctx, const char digits[CC_NHS_NUMBER_DIGITS],
+                       cc_pseudonym *out)
+{
+    uint64_t packed = 1; /* non-zero: 0 marks an empty slot */
+    for (int i = 0; i < CC_NHS_NUMBER_DIGITS; i++)
+        packed = packed * 10 + (uint64_t)(digits[i] - '0');
+    uint64_t slot = (packed * 0x9e3779b97f4a7c15ULL) >> 52; /* 12 bits: CC_NHS_RECENT */
+    if (ctx->nhs_recent_key[slot] == packed) {
+        *out = ctx->nhs_recent[slot];
+        return;
+    }
+    cc_pseudo_nhs(ctx->key, digits, out);
+    ctx->nhs_recent_key[slot] = packed;
+    ctx->nhs_recent[slot] = *out;
+}
+
+struct postcode_arg {
+    const char *canonical;
+    size_t len;
+};
+
+static void compute_postcode(const cc_pseudo_key *key, const void *arg, cc_pseudonym *out)
+{
+    const struct postcode_arg *p = arg;
+    cc_pseudo_postcode(key, p->canonical, p->len, out);
+}
+
+/* The pseudonym of a canonical postcode. */
+static void pseudo_postcode(struct cc_ingest_ctx *ctx, const char *canonical, size_t len,
+                            cc_pseudonym *out)
+{
+    struct postcode_arg arg = {canonical, len};
+    cc_pseudo_memo_get(&ctx->postcode_memo, cc_postcode_pack(canonical, len), compute_postcode,
+                       ctx->key, &arg, out);
+}
+
 /* ---- field validation with reasons ----------------------------------------- */
 
 /* NHS number: 0 with digits, or the reject reason (positive). */
@@ -246,7 +285,7 @@ int cc_ingest_optout_feed(struct cc_ingest_ctx *ctx, const char *path, struct cc
             cc_ingest_reject(ctx, feed, line, reason - 1);
             continue;
         }
-        cc_pseudo_nhs(ctx->key, digits, &ev.person);
+        pseudo_nhs(ctx, digits, &ev.person);
         ev.source = CC_OPTOUT_SOURCE_FEED;
         int added = cc_optout_record(ctx->optouts, &ev);
         if (added == CC_EINVAL) {
@@ -337,7 +376,7 @@ int cc_ingest_registration_optouts(struct cc_ingest_ctx *ctx, const char *path,
             check_nhs(&f[cols[R_NHS]], digits) || check_date(&f[cols[R_DATE]], ctx->today, &day))
             continue; /* rejected, with its reason, in pass 2 */
         struct cc_optout_event ev = {0};
-        cc_pseudo_nhs(ctx->key, digits, &ev.person);
+        pseudo_nhs(ctx, digits, &ev.person);
         struct cc_optout_event *history = NULL;
         size_t n_history = 0;
         if ((rc = cc_optout_history(ctx->optouts, &ev.person, &history, &n_history)) < 0)
@@ -427,7 +466,7 @@ int cc_ingest_registrations(struct cc_ingest_ctx *ctx, const char *path,
         }
 
         cc_pseudonym person;
-        cc_pseudo_nhs(ctx->key, digits, &person);
+        pseudo_nhs(ctx, digits, &person);
         if (optout_type == CC_OPTOUT_TYPE1 || is_type1(ctx, &person)) {
             feed->dropped_type1++;
             continue;
@@ -449,7 +488,7 @@ int cc_ingest_registrations(struct cc_ingest_ctx *ctx, const char *path,
         }
         struct cc_person_input in = {0};
         in.pseudonym = person;
-        cc_pseudo_postcode(ctx->key, postcode, postcode_len, &in.postcode_pseudonym);
+        pseudo_postcode(ctx, postcode, postcode_len, &in.postcode_pseudonym);
         in.dob = dob;
         in.sex = sex;
         in.lsoa = (uint16_t)lsoa;
@@ -529,7 +568,7 @@ int cc_ingest_gp_events(struct cc_ingest_ctx *ctx, const char *path, struct cc_f
             continue;
         }
         cc_pseudonym person;
-        cc_pseudo_nhs(ctx->key, digits, &person);
+        pseudo_nhs(ctx, digits, &person);
         if (is_type1(ctx, &person)) {
             feed->dropped_type1++;
             continue;
@@ -602,12 +641,12 @@ static int check_row_person(struct cc_ingest_ctx *ctx, const struct cc_csv_field
     if (!reason && postcode->len) {
         reason = check_postcode(postcode, canonical, &canonical_len);
         if (!reason) {
-            cc_pseudo_postcode(ctx->key, canonical, canonical_len, &out->postcode);
+            pseudo_postcode(ctx, canonical, canonical_len, &out->postcode);
             out->lsoa = postcode_lsoa(ctx, canonical, canonical_len);
         }
     }
     if (!reason && out->has_nhs)
-        cc_pseudo_nhs(ctx->key, digits, &out->person);
+        pseudo_nhs(ctx, digits, &out->person);
     return reason;
 }
 

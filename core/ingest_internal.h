@@ -29,6 +29,24 @@ int cc_seen_set_add(struct cc_seen_set *set, uint64_t a, uint64_t b);
 int cc_seen_set_has(const struct cc_seen_set *set, uint64_t a, uint64_t b);
 void cc_seen_set_free(struct cc_seen_set *set);
 
+/* A per-run memo of pseudonyms: the keyed hash of an identifier seen before
+ * in this run is looked up instead of computed again (a person has about
+ * six rows; a postcode hundreds). It lives in this process's memory only,
+ * is wiped when the run ends, and holds nothing the process did not hold
+ * anyway (the key and the identifiers of the rows being parsed). */
+struct cc_pseudo_memo {
+    uint64_t *keys; /* 0: empty slot; else the packed identifier */
+    cc_pseudonym *values;
+    uint64_t n, mask;
+};
+/* The pseudonym of the identifier packed as `packed` (non-zero), computing
+ * it with compute(key, arg) the first time. */
+void cc_pseudo_memo_get(struct cc_pseudo_memo *memo, uint64_t packed,
+                        void (*compute)(const cc_pseudo_key *key, const void *arg,
+                                        cc_pseudonym *out),
+                        const cc_pseudo_key *key, const void *arg, cc_pseudonym *out);
+void cc_pseudo_memo_free(struct cc_pseudo_memo *memo);
+
 /* A fast non-cryptographic 64-bit hash of bytes (used for duplicate
  * detection only, never for anything secret). */
 uint64_t cc_ingest_hash64(const void *data, size_t len, uint64_t seed);
@@ -47,6 +65,8 @@ struct cc_pending_row {
     uint32_t feed; /* index into the report's feeds */
     uint32_t code_offset; /* into the pending code arrays */
 };
+
+#define CC_NHS_RECENT 4096
 
 /* The state of one ingest run. */
 struct cc_ingest_ctx {
@@ -77,6 +97,12 @@ struct cc_ingest_ctx {
 
     double progress_started, progress_last; /* seconds, for rows/s */
     char error[512]; /* why the run stopped: file and reason, no identifiers */
+    struct cc_pseudo_memo postcode_memo;
+    /* NHS numbers: a small direct-mapped memo (rows of one patient tend to
+     * come together; a table of every patient would cost a cache miss per
+     * row, as much as the hash it saves) */
+    uint64_t nhs_recent_key[CC_NHS_RECENT];
+    cc_pseudonym nhs_recent[CC_NHS_RECENT];
     uint64_t rows_total; /* for the test kill point */
     uint64_t kill_at_rows;
 };
