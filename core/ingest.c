@@ -604,6 +604,7 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
         memcpy(&a, type1[i].bytes, 8);
         memcpy(&b, type1[i].bytes + 8, 8);
         cc_seen_set_add(&ctx.type1, a, b);
+        ctx.type1_filter[(a >> 44) / 64] |= 1ULL << ((a >> 44) % 64);
     }
 
     /* Then registrations (which define persons), GP events, hospital and
@@ -742,6 +743,8 @@ out:
     cc_store_builder_free(ctx.builder);
     cc_seen_set_free(&ctx.type1);
     cc_pseudo_memo_free(&ctx.postcode_memo);
+    free(ctx.lsoa_memo_key);
+    free(ctx.lsoa_memo_value);
     sodium_memzero(ctx.nhs_recent_key, sizeof ctx.nhs_recent_key);
     sodium_memzero(ctx.nhs_recent, sizeof ctx.nhs_recent);
     free(ctx.latest_registration);

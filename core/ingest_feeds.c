@@ -142,11 +142,10 @@ static int check_postcode(const struct cc_csv_field *f, char out[CC_POSTCODE_BYT
     return cc_validate_postcode(f->data, f->len, out, len) < 0 ? CC_REJECT_POSTCODE + 1 : 0;
 }
 
-/* The LSOA of a canonical postcode from the builder's lookup, or -1. */
-static int32_t postcode_lsoa(struct cc_ingest_ctx *ctx, const char *canonical, size_t len)
+/* The LSOA of a packed postcode by binary search of the builder's lookup. */
+static int32_t search_lsoa(struct cc_ingest_ctx *ctx, uint64_t key)
 {
     const struct cc_store_columns *cols = cc_store_builder_columns(ctx->builder);
-    uint64_t key = cc_postcode_pack(canonical, len);
     if (!key || !cols->n_postcodes)
         return -1;
     uint32_t lo = 0, hi = cols->n_postcodes;
@@ -160,6 +159,52 @@ static int32_t postcode_lsoa(struct cc_ingest_ctx *ctx, const char *canonical, s
     if (lo < cols->n_postcodes && cols->postcode_key[lo] == key)
         return cols->postcode_lsoa[lo];
     return -1;
+}
+
+static uint64_t mix_key(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+}
+
+/* The LSOA of a canonical postcode, or -1: searched once per postcode per
+ * run, then remembered (the lookup never changes during a run). */
+static int32_t postcode_lsoa(struct cc_ingest_ctx *ctx, const char *canonical, size_t len)
+{
+    uint64_t key = cc_postcode_pack(canonical, len);
+    if (!key)
+        return -1;
+    if (!ctx->lsoa_memo_key) {
+        uint64_t cap = 1024;
+        while (cap < 2 * (uint64_t)cc_store_builder_columns(ctx->builder)->n_postcodes + 1024)
+            cap <<= 1;
+        ctx->lsoa_memo_key = calloc(cap, sizeof *ctx->lsoa_memo_key);
+        ctx->lsoa_memo_value = malloc(cap * sizeof *ctx->lsoa_memo_value);
+        if (!ctx->lsoa_memo_key || !ctx->lsoa_memo_value) {
+            free(ctx->lsoa_memo_key);
+            free(ctx->lsoa_memo_value);
+            ctx->lsoa_memo_key = NULL;
+            ctx->lsoa_memo_value = NULL;
+            return search_lsoa(ctx, key);
+        }
+        ctx->lsoa_memo_mask = cap - 1;
+    }
+    uint64_t i = mix_key(key) & ctx->lsoa_memo_mask;
+    while (ctx->lsoa_memo_key[i]) {
+        if (ctx->lsoa_memo_key[i] == key)
+            return ctx->lsoa_memo_value[i];
+        i = (i + 1) & ctx->lsoa_memo_mask;
+    }
+    int32_t lsoa = search_lsoa(ctx, key);
+    if ((ctx->lsoa_memo_n + 1) * 2 <= ctx->lsoa_memo_mask + 1) {
+        /* full enough: further postcodes (misspelt ones, say) are searched */
+        ctx->lsoa_memo_key[i] = key;
+        ctx->lsoa_memo_value[i] = lsoa;
+        ctx->lsoa_memo_n++;
+    }
+    return lsoa;
 }
 
 /* ---- per-person bookkeeping ---------------------------------------------------- */
@@ -186,6 +231,8 @@ static int is_type1(const struct cc_ingest_ctx *ctx, const cc_pseudonym *p)
     uint64_t a, b;
     memcpy(&a, p->bytes, 8);
     memcpy(&b, p->bytes + 8, 8);
+    if (!(ctx->type1_filter[(a >> 44) / 64] >> ((a >> 44) % 64) & 1))
+        return 0;
     return cc_seen_set_has(&ctx->type1, a, b);
 }
 

@@ -83,6 +83,9 @@ struct cc_ingest_ctx {
     /* persons with a type 1 opt-out in force today (their GP-sourced data is
      * never taken in) */
     struct cc_seen_set type1;
+    /* a 2^20-bit filter in front of it (L2-resident): most persons have no
+     * type 1 opt-out, and the filter says so without touching the set */
+    uint64_t type1_filter[(1u << 20) / 64];
     /* per builder person index: the latest GP registration day seen in this
      * run (UINT16_MAX none), which decides area and practice */
     uint16_t *latest_registration;
@@ -98,6 +101,11 @@ struct cc_ingest_ctx {
     double progress_started, progress_last; /* seconds, for rows/s */
     char error[512]; /* why the run stopped: file and reason, no identifiers */
     struct cc_pseudo_memo postcode_memo;
+    /* the LSOA of each postcode looked up in this run (-1: not in the
+     * lookup), so the sorted lookup is searched once per postcode */
+    uint64_t *lsoa_memo_key;
+    int32_t *lsoa_memo_value;
+    uint64_t lsoa_memo_n, lsoa_memo_mask;
     /* NHS numbers: a small direct-mapped memo (rows of one patient tend to
      * come together; a table of every patient would cost a cache miss per
      * row, as much as the hash it saves) */
