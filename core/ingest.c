@@ -294,6 +294,51 @@ void cc_ingest_progress(struct cc_ingest_ctx *ctx, const struct cc_feed_report *
         ctx->progress_started = 0;
 }
 
+int cc_ingest_open_feed(struct cc_ingest_ctx *ctx, const char *path, cc_csv **out)
+{
+    int rc = cc_csv_open(path, out);
+    if (rc < 0)
+        snprintf(ctx->error, sizeof ctx->error, "%s: cannot read the header row (%s)", path,
+                 cc_strerror(rc));
+    return rc;
+}
+
+int cc_ingest_map_columns(struct cc_ingest_ctx *ctx, cc_csv *csv, const char *path,
+                          const char *const *names, size_t n, int *cols)
+{
+    for (size_t i = 0; i < n; i++) {
+        cols[i] = cc_csv_column(csv, names[i]);
+        if (cols[i] < 0) {
+            snprintf(ctx->error, sizeof ctx->error, "%s: required column '%s' missing", path,
+                     names[i]);
+            return CC_EPARSE;
+        }
+    }
+    return 0;
+}
+
+int cc_ingest_next_row(struct cc_ingest_ctx *ctx, cc_csv *csv, struct cc_feed_report *feed,
+                       const struct cc_csv_field **fields, uint64_t *line)
+{
+    for (;;) {
+        int rc = cc_csv_next(csv, fields, line);
+        if (rc == 0)
+            return 0;
+        feed->rows_read++;
+        ctx->rows_total++;
+        if (ctx->kill_at_rows && ctx->rows_total == ctx->kill_at_rows)
+            raise(SIGKILL);
+        if (rc == CC_EPARSE) {
+            cc_ingest_reject(ctx, feed, *line, CC_REJECT_MALFORMED_ROW);
+            continue;
+        }
+        if (rc < 0)
+            return rc;
+        cc_ingest_progress(ctx, feed, csv, 0);
+        return 1;
+    }
+}
+
 void cc_ingest_kill_point(struct cc_ingest_ctx *ctx, const char *point)
 {
     (void)ctx;

@@ -85,29 +85,14 @@ static int read_areas(struct cc_ingest_ctx *ctx, const char *path, struct cc_fee
     static const char *const names[] = {"code", "name", "level", "parent_code"};
     cc_csv *csv = NULL;
     int cols[4];
-    int rc = cc_csv_open(path, &csv);
-    if (rc < 0) {
-        snprintf(ctx->error, sizeof ctx->error, "%s: cannot read the header row (%s)", path,
-                 cc_strerror(rc));
+    int rc = cc_ingest_open_feed(ctx, path, &csv);
+    if (rc < 0)
         return rc;
-    }
-    for (int i = 0; i < 4; i++)
-        if ((cols[i] = cc_csv_column(csv, names[i])) < 0) {
-            snprintf(ctx->error, sizeof ctx->error, "%s: required column '%s' missing", path,
-                     names[i]);
-            rc = CC_EPARSE;
-            goto out;
-        }
+    if ((rc = cc_ingest_map_columns(ctx, csv, path, names, 4, cols)) < 0)
+        goto out;
     const struct cc_csv_field *f;
     uint64_t line;
-    while ((rc = cc_csv_next(csv, &f, &line)) != 0) {
-        feed->rows_read++;
-        if (rc == CC_EPARSE) {
-            cc_ingest_reject(ctx, feed, line, CC_REJECT_MALFORMED_ROW);
-            continue;
-        }
-        if (rc < 0)
-            goto out;
+    while ((rc = cc_ingest_next_row(ctx, csv, feed, &f, &line)) > 0) {
         int level = -1;
         for (int l = 0; l < 4; l++)
             if (f[cols[2]].len == strlen(level_names[l]) &&
@@ -145,6 +130,8 @@ static int read_areas(struct cc_ingest_ctx *ctx, const char *path, struct cc_fee
         l->n++;
         feed->rows_accepted++;
     }
+    if (rc < 0)
+        goto out;
     rc = 0;
 out:
     cc_csv_close(csv);
@@ -200,29 +187,14 @@ static int read_postcodes(struct cc_ingest_ctx *ctx, const char *path, struct cc
     int cols[5];
     struct postcode_row *rows = NULL;
     uint32_t n = 0, cap = 0;
-    int rc = cc_csv_open(path, &csv);
-    if (rc < 0) {
-        snprintf(ctx->error, sizeof ctx->error, "%s: cannot read the header row (%s)", path,
-                 cc_strerror(rc));
+    int rc = cc_ingest_open_feed(ctx, path, &csv);
+    if (rc < 0)
         return rc;
-    }
-    for (int i = 0; i < 5; i++)
-        if ((cols[i] = cc_csv_column(csv, names[i])) < 0) {
-            snprintf(ctx->error, sizeof ctx->error, "%s: required column '%s' missing", path,
-                     names[i]);
-            rc = CC_EPARSE;
-            goto fail;
-        }
+    if ((rc = cc_ingest_map_columns(ctx, csv, path, names, 5, cols)) < 0)
+        goto fail;
     const struct cc_csv_field *f;
     uint64_t line;
-    while ((rc = cc_csv_next(csv, &f, &line)) != 0) {
-        feed->rows_read++;
-        if (rc == CC_EPARSE) {
-            cc_ingest_reject(ctx, feed, line, CC_REJECT_MALFORMED_ROW);
-            continue;
-        }
-        if (rc < 0)
-            goto fail;
+    while ((rc = cc_ingest_next_row(ctx, csv, feed, &f, &line)) > 0) {
         char canonical[CC_POSTCODE_BYTES], code[CC_AREA_CODE_BYTES];
         size_t len = 0;
         if (cc_validate_postcode(f[cols[0]].data, f[cols[0]].len, canonical, &len) < 0) {
@@ -263,6 +235,8 @@ static int read_postcodes(struct cc_ingest_ctx *ctx, const char *path, struct cc
         n++;
         feed->rows_accepted++;
     }
+    if (rc < 0)
+        goto fail;
     qsort(rows, n, sizeof *rows, postcode_cmp);
     uint32_t kept = 0;
     for (uint32_t i = 0; i < n; i++) {
@@ -309,29 +283,14 @@ static int read_population(struct cc_ingest_ctx *ctx, const char *path,
     static const char *const names[] = {"lsoa21cd", "sex", "age_band", "population"};
     cc_csv *csv = NULL;
     int cols[4];
-    int rc = cc_csv_open(path, &csv);
-    if (rc < 0) {
-        snprintf(ctx->error, sizeof ctx->error, "%s: cannot read the header row (%s)", path,
-                 cc_strerror(rc));
+    int rc = cc_ingest_open_feed(ctx, path, &csv);
+    if (rc < 0)
         return rc;
-    }
-    for (int i = 0; i < 4; i++)
-        if ((cols[i] = cc_csv_column(csv, names[i])) < 0) {
-            snprintf(ctx->error, sizeof ctx->error, "%s: required column '%s' missing", path,
-                     names[i]);
-            rc = CC_EPARSE;
-            goto out;
-        }
+    if ((rc = cc_ingest_map_columns(ctx, csv, path, names, 4, cols)) < 0)
+        goto out;
     const struct cc_csv_field *f;
     uint64_t line;
-    while ((rc = cc_csv_next(csv, &f, &line)) != 0) {
-        feed->rows_read++;
-        if (rc == CC_EPARSE) {
-            cc_ingest_reject(ctx, feed, line, CC_REJECT_MALFORMED_ROW);
-            continue;
-        }
-        if (rc < 0)
-            goto out;
+    while ((rc = cc_ingest_next_row(ctx, csv, feed, &f, &line)) > 0) {
         char code[CC_AREA_CODE_BYTES] = {0};
         int64_t lsoa = -1;
         if (f[cols[0]].len == 9) {
@@ -356,6 +315,8 @@ static int read_population(struct cc_ingest_ctx *ctx, const char *path,
             (uint32_t)value;
         feed->rows_accepted++;
     }
+    if (rc < 0)
+        goto out;
     rc = 0;
 out:
     cc_csv_close(csv);

@@ -14,7 +14,6 @@
  */
 #include "ingest_internal.h"
 
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,39 +25,6 @@
 #define NO_REGISTRATION UINT16_MAX
 
 /* ---- columns -------------------------------------------------------------- */
-
-/* Maps the required column names of a feed to their indices; a missing
- * column refuses the whole file. */
-static int map_columns(struct cc_ingest_ctx *ctx, cc_csv *csv, const char *path,
-                       const char *const *names, size_t n, int *cols)
-{
-    for (size_t i = 0; i < n; i++) {
-        cols[i] = cc_csv_column(csv, names[i]);
-        if (cols[i] < 0) {
-            snprintf(ctx->error, sizeof ctx->error, "%s: required column '%s' missing", path,
-                     names[i]);
-            return CC_EPARSE;
-        }
-    }
-    return 0;
-}
-
-static int open_feed(struct cc_ingest_ctx *ctx, const char *path, cc_csv **out)
-{
-    int rc = cc_csv_open(path, out);
-    if (rc < 0)
-        snprintf(ctx->error, sizeof ctx->error, "%s: cannot read the header row (%s)", path,
-                 cc_strerror(rc));
-    return rc;
-}
-
-/* Counts a row and honours the test kill point. */
-static void row_done(struct cc_ingest_ctx *ctx)
-{
-    ctx->rows_total++;
-    if (ctx->kill_at_rows && ctx->rows_total == ctx->kill_at_rows)
-        raise(SIGKILL);
-}
 
 #define FIELD(f, c) ((f)[c].data), ((f)[c].len)
 
@@ -268,29 +234,17 @@ int cc_ingest_optout_feed(struct cc_ingest_ctx *ctx, const char *path, struct cc
     enum { C_NHS, C_TYPE, C_ACTION, C_DATE, C_PRACTICE, C_N };
     int cols[C_N];
     cc_csv *csv = NULL;
-    int rc = open_feed(ctx, path, &csv);
+    int rc = cc_ingest_open_feed(ctx, path, &csv);
     if (rc < 0)
         return rc;
-    if ((rc = map_columns(ctx, csv, path, names, C_N, cols)) < 0)
+    if ((rc = cc_ingest_map_columns(ctx, csv, path, names, C_N, cols)) < 0)
         goto out;
     if ((rc = cc_db_begin(ctx->db)) < 0)
         goto out;
 
     const struct cc_csv_field *f;
     uint64_t line;
-    for (;;) {
-        rc = cc_csv_next(csv, &f, &line);
-        if (rc == 0)
-            break;
-        feed->rows_read++;
-        row_done(ctx);
-        if (rc == CC_EPARSE) {
-            cc_ingest_reject(ctx, feed, line, CC_REJECT_MALFORMED_ROW);
-            continue;
-        }
-        if (rc < 0)
-            goto rollback;
-        cc_ingest_progress(ctx, feed, csv, 0);
+    while ((rc = cc_ingest_next_row(ctx, csv, feed, &f, &line)) > 0) {
 
         char digits[CC_NHS_NUMBER_DIGITS];
         int reason = check_nhs(&f[cols[C_NHS]], digits);
@@ -347,6 +301,8 @@ int cc_ingest_optout_feed(struct cc_ingest_ctx *ctx, const char *path, struct cc
             feed->optout_events_added++;
         feed->rows_accepted++;
     }
+    if (rc < 0)
+        goto rollback;
     /* The feed's events become durable together, before the store is built
      * (a replay after a crash finds them already recorded). */
     if ((rc = cc_db_commit(ctx->db)) < 0)
@@ -373,14 +329,14 @@ enum { R_NHS, R_DOB, R_SEX, R_POSTCODE, R_PRACTICE, R_DATE, R_OPTOUT, R_N };
 static int open_registrations(struct cc_ingest_ctx *ctx, const char *path, cc_csv **csv,
                               int cols[R_N])
 {
-    int rc = open_feed(ctx, path, csv);
+    int rc = cc_ingest_open_feed(ctx, path, csv);
     if (rc < 0)
         return rc;
     /* Names are never given to this code, and are wiped from the reader's
      * buffers after each row. */
     cc_csv_drop_column(*csv, "given_name");
     cc_csv_drop_column(*csv, "family_name");
-    rc = map_columns(ctx, *csv, path, registration_columns, R_N, cols);
+    rc = cc_ingest_map_columns(ctx, *csv, path, registration_columns, R_N, cols);
     if (rc < 0) {
         cc_csv_close(*csv);
         *csv = NULL;
@@ -471,19 +427,7 @@ int cc_ingest_registrations(struct cc_ingest_ctx *ctx, const char *path,
         return rc;
     const struct cc_csv_field *f;
     uint64_t line;
-    for (;;) {
-        rc = cc_csv_next(csv, &f, &line);
-        if (rc == 0)
-            break;
-        feed->rows_read++;
-        row_done(ctx);
-        if (rc == CC_EPARSE) {
-            cc_ingest_reject(ctx, feed, line, CC_REJECT_MALFORMED_ROW);
-            continue;
-        }
-        if (rc < 0)
-            goto fail;
-        cc_ingest_progress(ctx, feed, csv, 0);
+    while ((rc = cc_ingest_next_row(ctx, csv, feed, &f, &line)) > 0) {
 
         char digits[CC_NHS_NUMBER_DIGITS], postcode[CC_POSTCODE_BYTES];
         char practice[CC_PRACTICE_CODE_BYTES];
@@ -554,6 +498,8 @@ int cc_ingest_registrations(struct cc_ingest_ctx *ctx, const char *path,
         feed->rows_accepted++;
         feed->linked_stage1++;
     }
+    if (rc < 0)
+        goto fail;
     cc_ingest_progress(ctx, feed, csv, 1);
     rc = 0;
     goto out;
@@ -574,29 +520,17 @@ int cc_ingest_gp_events(struct cc_ingest_ctx *ctx, const char *path, struct cc_f
     int cols[C_N];
     cc_csv *csv = NULL;
     struct cc_seen_set seen = {0};
-    int rc = open_feed(ctx, path, &csv);
+    int rc = cc_ingest_open_feed(ctx, path, &csv);
     if (rc < 0)
         return rc;
-    if ((rc = map_columns(ctx, csv, path, names, C_N, cols)) < 0)
+    if ((rc = cc_ingest_map_columns(ctx, csv, path, names, C_N, cols)) < 0)
         goto out;
     if ((rc = cc_seen_set_init(&seen, cc_csv_file_bytes(csv) / 40 + 1024)) < 0)
         goto fail;
 
     const struct cc_csv_field *f;
     uint64_t line;
-    for (;;) {
-        rc = cc_csv_next(csv, &f, &line);
-        if (rc == 0)
-            break;
-        feed->rows_read++;
-        row_done(ctx);
-        if (rc == CC_EPARSE) {
-            cc_ingest_reject(ctx, feed, line, CC_REJECT_MALFORMED_ROW);
-            continue;
-        }
-        if (rc < 0)
-            goto fail;
-        cc_ingest_progress(ctx, feed, csv, 0);
+    while ((rc = cc_ingest_next_row(ctx, csv, feed, &f, &line)) > 0) {
 
         char digits[CC_NHS_NUMBER_DIGITS], practice[CC_PRACTICE_CODE_BYTES];
         char code[CC_CODE_TEXT_BYTES];
@@ -646,6 +580,8 @@ int cc_ingest_gp_events(struct cc_ingest_ctx *ctx, const char *path, struct cc_f
         feed->rows_accepted++;
         feed->linked_stage1++;
     }
+    if (rc < 0)
+        goto fail;
     cc_ingest_progress(ctx, feed, csv, 1);
     rc = 0;
     goto out;
@@ -816,10 +752,10 @@ int cc_ingest_hospital(struct cc_ingest_ctx *ctx, const char *path, struct cc_fe
     size_t n_diag = 0, n_opertn = 0;
     cc_csv *csv = NULL;
     struct cc_seen_set seen = {0};
-    int rc = open_feed(ctx, path, &csv);
+    int rc = cc_ingest_open_feed(ctx, path, &csv);
     if (rc < 0)
         return rc;
-    if ((rc = map_columns(ctx, csv, path, names, C_N, cols)) < 0)
+    if ((rc = cc_ingest_map_columns(ctx, csv, path, names, C_N, cols)) < 0)
         goto out;
     /* Every diag_NN and opertn_NN column, in header order (HES has up to 20
      * and 24); diag_01 is the primary diagnosis and must be there. */
@@ -841,19 +777,7 @@ int cc_ingest_hospital(struct cc_ingest_ctx *ctx, const char *path, struct cc_fe
 
     const struct cc_csv_field *f;
     uint64_t line;
-    for (;;) {
-        rc = cc_csv_next(csv, &f, &line);
-        if (rc == 0)
-            break;
-        feed->rows_read++;
-        row_done(ctx);
-        if (rc == CC_EPARSE) {
-            cc_ingest_reject(ctx, feed, line, CC_REJECT_MALFORMED_ROW);
-            continue;
-        }
-        if (rc < 0)
-            goto fail;
-        cc_ingest_progress(ctx, feed, csv, 0);
+    while ((rc = cc_ingest_next_row(ctx, csv, feed, &f, &line)) > 0) {
 
         struct row_person rp;
         char provider[CC_PROVIDER_CODE_BYTES];
@@ -926,6 +850,8 @@ int cc_ingest_hospital(struct cc_ingest_ctx *ctx, const char *path, struct cc_fe
                                                       codes, n_codes)) < 0)
             goto fail;
     }
+    if (rc < 0)
+        goto fail;
     cc_ingest_progress(ctx, feed, csv, 1);
     rc = 0;
     goto out;
@@ -946,29 +872,17 @@ int cc_ingest_community(struct cc_ingest_ctx *ctx, const char *path, struct cc_f
     int cols[C_N];
     cc_csv *csv = NULL;
     struct cc_seen_set seen = {0};
-    int rc = open_feed(ctx, path, &csv);
+    int rc = cc_ingest_open_feed(ctx, path, &csv);
     if (rc < 0)
         return rc;
-    if ((rc = map_columns(ctx, csv, path, names, C_N, cols)) < 0)
+    if ((rc = cc_ingest_map_columns(ctx, csv, path, names, C_N, cols)) < 0)
         goto out;
     if ((rc = cc_seen_set_init(&seen, cc_csv_file_bytes(csv) / 80 + 1024)) < 0)
         goto fail;
 
     const struct cc_csv_field *f;
     uint64_t line;
-    for (;;) {
-        rc = cc_csv_next(csv, &f, &line);
-        if (rc == 0)
-            break;
-        feed->rows_read++;
-        row_done(ctx);
-        if (rc == CC_EPARSE) {
-            cc_ingest_reject(ctx, feed, line, CC_REJECT_MALFORMED_ROW);
-            continue;
-        }
-        if (rc < 0)
-            goto fail;
-        cc_ingest_progress(ctx, feed, csv, 0);
+    while ((rc = cc_ingest_next_row(ctx, csv, feed, &f, &line)) > 0) {
 
         struct row_person rp;
         char provider[CC_PROVIDER_CODE_BYTES], code[CC_CODE_TEXT_BYTES];
@@ -1017,6 +931,8 @@ int cc_ingest_community(struct cc_ingest_ctx *ctx, const char *path, struct cc_f
                                                       CC_SETTING_COMMUNITY, date, 0, &ci, 1)) < 0)
             goto fail;
     }
+    if (rc < 0)
+        goto fail;
     cc_ingest_progress(ctx, feed, csv, 1);
     rc = 0;
     goto out;

@@ -115,6 +115,22 @@ struct cc_ingest_ctx {
     uint64_t kill_at_rows;
 };
 
+/* Opens a feed and reads its header; the error (file and reason) goes to
+ * ctx->error. */
+int cc_ingest_open_feed(struct cc_ingest_ctx *ctx, const char *path, cc_csv **out);
+
+/* Maps the required column names of a feed to their indices; a missing
+ * column refuses the whole file (CC_EPARSE, with the column named). */
+int cc_ingest_map_columns(struct cc_ingest_ctx *ctx, cc_csv *csv, const char *path,
+                          const char *const *names, size_t n, int *cols);
+
+/* The next well-formed row of a feed: 1 (with *fields and *line), 0 at the
+ * end, or a CC_E* code that stops the file. Counts every row read, rejects
+ * malformed ones with their line, shows progress and honours the test kill
+ * point, so each feed's loop holds only its own checks. */
+int cc_ingest_next_row(struct cc_ingest_ctx *ctx, cc_csv *csv, struct cc_feed_report *feed,
+                       const struct cc_csv_field **fields, uint64_t *line);
+
 /* Writes one reject line (file, line, reason name) and counts it. */
 void cc_ingest_reject(struct cc_ingest_ctx *ctx, struct cc_feed_report *feed, uint64_t line,
                       int reason);
