@@ -70,6 +70,19 @@ Test(serverdata, status_reports_the_data_version_served)
     cr_assert_null(cc_reply_get(&reply, "n_persons"));
     cc_reply_free(&reply);
     cc_client_close(client);
+
+    /* the client tool says which version it is talking to */
+    char cmd[600], line[512];
+    snprintf(cmd, sizeof cmd, "'%s/carecount' ping --port %u", CC_BIN_DIR,
+             (unsigned)cc_harness_port(h));
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    int says_version = 0;
+    while (fgets(line, sizeof line, p))
+        says_version |= strstr(line, "store version 1, publication 1") != NULL;
+    cr_assert_eq(pclose(p), 0);
+    cr_assert(says_version, "carecount ping names the data version");
+
     int exit_status = -1;
     cr_assert_eq(cc_harness_stop(h, &exit_status), 0);
     cr_assert_eq(exit_status, 0);

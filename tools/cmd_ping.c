@@ -125,6 +125,15 @@ int cc_cmd_ping(int argc, char **argv)
            " requests served\n",
            reply_uint(&reply, "uptime_s"), reply_uint(&reply, "connections"),
            reply_uint(&reply, "requests_served"));
+    if (reply_uint(&reply, "data_version")) {
+        char day[16];
+        reply_string(&reply, "data_published_on", day, sizeof(day));
+        printf("data: store version %" PRIu64 ", publication %" PRIu64
+               ", opt-outs in force on %s applied\n",
+               reply_uint(&reply, "data_version"), reply_uint(&reply, "data_publication"), day);
+    } else {
+        printf("data: none (the server was started without --data)\n");
+    }
     cc_reply_free(&reply);
     status = 0;
 out:
