@@ -17,6 +17,7 @@
  *
  * Must never: abort or grow without bound on hostile input.
  */
+#include "cc_msgpack.h"
 #include "cc_query.h"
 
 #include <ctype.h>
@@ -804,107 +805,36 @@ int cc_query_decode_object(const msgpack_object *obj, const struct cc_query_limi
 
 /* ---- bounding raw msgpack before unpacking ---- */
 
-static uint64_t read_be(const unsigned char *p, size_t n)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 /*
- * Walks the msgpack encoding of one object in data[0..len) without
- * allocating: every container's element count must fit in the bytes left
- * (each element takes at least one), nesting must stay within max_depth,
- * and the object must end exactly at len. 0 or CC_EPARSE / CC_ETOOBIG.
+ * Checks the msgpack encoding of one object in data[0..len) without
+ * allocating (cc_msgpack_check): every container's element count must fit
+ * in the bytes left, nesting must stay within max_depth, and the object must
+ * end exactly at len. 0, or CC_EPARSE / CC_ETOOBIG with the reason.
  */
 static int skim_msgpack(const unsigned char *data, size_t len, uint32_t max_depth,
                         struct decoder *d)
 {
-    uint64_t pending[64] = {0}; /* elements left to read in each open container */
-    uint32_t depth = 0;
-    size_t at = 0;
-    uint64_t objects_left = 1;
-    if (max_depth >= sizeof pending / sizeof pending[0])
-        max_depth = sizeof pending / sizeof pending[0] - 1;
-    for (;;) {
-        while (depth > 0 && pending[depth - 1] == 0)
-            depth--;
-        if (depth == 0 && objects_left == 0)
-            break;
-        if (at >= len)
-            return fail(d, CC_EPARSE, "malformed msgpack: truncated");
-        if (depth > 0)
-            pending[depth - 1]--;
-        else
-            objects_left--;
-        unsigned char b = data[at++];
-        uint64_t skip = 0, elements = 0;
-        bool container = false;
-        size_t header = 0; /* bytes of length field */
-        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-            skip = 0;
-        } else if (b >= 0x80 && b <= 0x8f) {
-            container = true;
-            elements = (uint64_t)(b & 0x0f) * 2;
-        } else if (b >= 0x90 && b <= 0x9f) {
-            container = true;
-            elements = b & 0x0f;
-        } else if (b >= 0xa0 && b <= 0xbf) {
-            skip = b & 0x1f;
-        } else {
-            switch (b) {
-            case 0xc4: case 0xd9: header = 1; break;
-            case 0xc5: case 0xda: header = 2; break;
-            case 0xc6: case 0xdb: header = 4; break;
-            case 0xc7: header = 1; skip = 1; break;
-            case 0xc8: header = 2; skip = 1; break;
-            case 0xc9: header = 4; skip = 1; break;
-            case 0xca: skip = 4; break;
-            case 0xcb: skip = 8; break;
-            case 0xcc: case 0xd0: skip = 1; break;
-            case 0xcd: case 0xd1: skip = 2; break;
-            case 0xce: case 0xd2: skip = 4; break;
-            case 0xcf: case 0xd3: skip = 8; break;
-            case 0xd4: skip = 2; break;
-            case 0xd5: skip = 3; break;
-            case 0xd6: skip = 5; break;
-            case 0xd7: skip = 9; break;
-            case 0xd8: skip = 17; break;
-            case 0xdc: container = true; header = 2; break;
-            case 0xdd: container = true; header = 4; break;
-            case 0xde: container = true; header = 2; break;
-            case 0xdf: container = true; header = 4; break;
-            default: return fail(d, CC_EPARSE, "malformed msgpack: byte 0x%02x at %zu", b, at - 1);
-            }
-            if (header) {
-                if (len - at < header)
-                    return fail(d, CC_EPARSE, "malformed msgpack: truncated");
-                uint64_t n = read_be(data + at, header);
-                at += header;
-                if (container)
-                    elements = (b == 0xde || b == 0xdf) ? n * 2 : n;
-                else
-                    skip += n;
-            }
-        }
-        if (container) {
-            if (elements > len - at)
-                return fail(d, CC_EPARSE,
-                            "malformed msgpack: a container declares %llu elements in %zu bytes",
-                            (unsigned long long)elements, len - at);
-            if (depth >= max_depth)
-                return fail(d, CC_ETOOBIG, "nested deeper than %u levels", max_depth);
-            pending[depth++] = elements;
-        } else {
-            if (skip > len - at)
-                return fail(d, CC_EPARSE, "malformed msgpack: truncated");
-            at += skip;
-        }
+    struct cc_msgpack_fault fault;
+    if (max_depth > CC_MSGPACK_DEPTH_LIMIT - 1)
+        max_depth = CC_MSGPACK_DEPTH_LIMIT - 1;
+    switch (cc_msgpack_check(data, len, max_depth, &fault)) {
+    case CC_MSGPACK_OK:
+        return 0;
+    case CC_MSGPACK_BAD_BYTE:
+        return fail(d, CC_EPARSE, "malformed msgpack: byte 0x%02x at %zu", data[fault.at],
+                    fault.at);
+    case CC_MSGPACK_OVERLONG:
+        return fail(d, CC_EPARSE,
+                    "malformed msgpack: a container declares %llu elements in %zu bytes",
+                    (unsigned long long)fault.elements, fault.bytes_left);
+    case CC_MSGPACK_TOO_DEEP:
+        return fail(d, CC_ETOOBIG, "nested deeper than %u levels", max_depth);
+    case CC_MSGPACK_TRAILING:
+        return fail(d, CC_EPARSE, "malformed msgpack: %zu bytes after the query",
+                    fault.bytes_left);
+    default:
+        return fail(d, CC_EPARSE, "malformed msgpack: truncated");
     }
-    if (at != len)
-        return fail(d, CC_EPARSE, "malformed msgpack: %zu bytes after the query", len - at);
-    return 0;
 }
 
 int cc_query_decode(const char *data, size_t len, const struct cc_query_limits *limits,

@@ -1,4 +1,4 @@
-/* Tests for server/cc_msgpack.c: the bounds check run on untrusted msgpack
+/* Tests for queries/msgpack_bounds.c: the bounds check run on untrusted msgpack
  * before msgpack-c unpacks it. */
 #include <criterion/criterion.h>
 #include <string.h>
@@ -86,4 +86,24 @@ Test(msgpack, empty_containers_pass)
     const uint8_t map_of_empty_array[] = {0x81, 0xa1, 0x61, 0x90};
     cr_assert(CHECK(empty_map, 32));
     cr_assert(CHECK(map_of_empty_array, 32));
+}
+
+Test(msgpack, check_says_why_a_value_fails)
+{
+    struct cc_msgpack_fault fault;
+    static const uint8_t overlong[] = {0xdf, 0xff, 0xff, 0xff, 0xff}; /* map32 of 4G pairs */
+    cr_assert_eq(cc_msgpack_check(overlong, sizeof overlong, 32, &fault), CC_MSGPACK_OVERLONG);
+    cr_assert_eq(fault.elements, 2ULL * 0xffffffffULL);
+    cr_assert_eq(fault.bytes_left, 0);
+    static const uint8_t bad[] = {0x91, 0xc1};
+    cr_assert_eq(cc_msgpack_check(bad, sizeof bad, 32, &fault), CC_MSGPACK_BAD_BYTE);
+    cr_assert_eq(fault.at, 1);
+    static const uint8_t trailing[] = {0x01, 0x02, 0x03};
+    cr_assert_eq(cc_msgpack_check(trailing, sizeof trailing, 32, &fault), CC_MSGPACK_TRAILING);
+    cr_assert_eq(fault.bytes_left, 2);
+    static const uint8_t deep[] = {0x91, 0x91, 0x91, 0x01};
+    cr_assert_eq(cc_msgpack_check(deep, sizeof deep, 2, NULL), CC_MSGPACK_TOO_DEEP);
+    cr_assert_eq(cc_msgpack_check(deep, sizeof deep, 3, NULL), CC_MSGPACK_OK);
+    static const uint8_t truncated[] = {0xa5, 'a', 'b'};
+    cr_assert_eq(cc_msgpack_check(truncated, sizeof truncated, 32, NULL), CC_MSGPACK_TRUNCATED);
 }

@@ -1,5 +1,5 @@
 /*
- * cc_msgpack.c: checks raw msgpack against size bounds before msgpack-c
+ * msgpack_bounds.c: checks raw msgpack against size bounds before msgpack-c
  * unpacks it (see cc_msgpack.h).
  *
  * Must never: allocate, or read outside data[0..len).
@@ -15,7 +15,25 @@ static uint64_t read_big_endian(const uint8_t *bytes, size_t n)
     return value;
 }
 
+static int verdict(struct cc_msgpack_fault *fault, int v, size_t at, uint64_t elements,
+                   size_t bytes_left)
+{
+    if (fault) {
+        fault->verdict = v;
+        fault->at = at;
+        fault->elements = elements;
+        fault->bytes_left = bytes_left;
+    }
+    return v;
+}
+
 bool cc_msgpack_within_bounds(const uint8_t *body, size_t len, size_t max_depth)
+{
+    return cc_msgpack_check(body, len, max_depth, NULL) == CC_MSGPACK_OK;
+}
+
+int cc_msgpack_check(const uint8_t *body, size_t len, size_t max_depth,
+                     struct cc_msgpack_fault *fault)
 {
     uint64_t left_in[CC_MSGPACK_DEPTH_LIMIT]; /* elements left in each open container */
     size_t depth = 0, at = 0;
@@ -28,9 +46,10 @@ bool cc_msgpack_within_bounds(const uint8_t *body, size_t len, size_t max_depth)
         while (depth > 0 && left_in[depth - 1] == 0)
             depth--;
         if (depth == 0 && read_top_value)
-            return at == len;
+            return at == len ? verdict(fault, CC_MSGPACK_OK, at, 0, 0)
+                             : verdict(fault, CC_MSGPACK_TRAILING, at, 0, len - at);
         if (at >= len)
-            return false;
+            return verdict(fault, CC_MSGPACK_TRUNCATED, at, 0, 0);
         if (depth > 0)
             left_in[depth - 1]--;
         read_top_value = true;
@@ -70,11 +89,12 @@ bool cc_msgpack_within_bounds(const uint8_t *body, size_t len, size_t max_depth)
             case 0xd8: skip = 17; break;                               /* fixext16 */
             case 0xdc: case 0xde: container = true; length_bytes = 2; break; /* array16, map16 */
             case 0xdd: case 0xdf: container = true; length_bytes = 4; break; /* array32, map32 */
-            default: return false;                                     /* 0xc1: never used */
+            default:                                                   /* 0xc1: never used */
+                return verdict(fault, CC_MSGPACK_BAD_BYTE, at - 1, 0, 0);
             }
             if (length_bytes) {
                 if (len - at < length_bytes)
-                    return false;
+                    return verdict(fault, CC_MSGPACK_TRUNCATED, at, 0, 0);
                 uint64_t n = read_big_endian(body + at, length_bytes);
                 at += length_bytes;
                 if (!container)
@@ -84,12 +104,14 @@ bool cc_msgpack_within_bounds(const uint8_t *body, size_t len, size_t max_depth)
             }
         }
         if (container) {
-            if (elements > len - at || depth == max_depth)
-                return false;
+            if (elements > len - at)
+                return verdict(fault, CC_MSGPACK_OVERLONG, at, elements, len - at);
+            if (depth == max_depth)
+                return verdict(fault, CC_MSGPACK_TOO_DEEP, at, 0, 0);
             left_in[depth++] = elements;
         } else {
             if (skip > len - at)
-                return false;
+                return verdict(fault, CC_MSGPACK_TRUNCATED, at, 0, 0);
             at += skip;
         }
     }
