@@ -80,7 +80,7 @@ const char *cc_reject_reason_text(int reason)
 
 /* ---- the seen set and the duplicate hash ---------------------------------------- */
 
-static uint64_t mix64(uint64_t h)
+uint64_t cc_ingest_mix64(uint64_t h)
 {
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
@@ -93,17 +93,17 @@ static uint64_t mix64(uint64_t h)
 uint64_t cc_ingest_hash64(const void *data, size_t len, uint64_t seed)
 {
     const unsigned char *p = data;
-    uint64_t h = mix64(seed ^ (len * 0x9e3779b97f4a7c15ULL));
+    uint64_t h = cc_ingest_mix64(seed ^ (len * 0x9e3779b97f4a7c15ULL));
     while (len >= 8) {
         uint64_t w;
         memcpy(&w, p, 8);
-        h = mix64(h ^ w) + 0x9e3779b97f4a7c15ULL;
+        h = cc_ingest_mix64(h ^ w) + 0x9e3779b97f4a7c15ULL;
         p += 8;
         len -= 8;
     }
     uint64_t tail = 0;
     memcpy(&tail, p, len);
-    return mix64(h ^ tail ^ (uint64_t)len << 56);
+    return cc_ingest_mix64(h ^ tail ^ (uint64_t)len << 56);
 }
 
 int cc_seen_set_init(struct cc_seen_set *set, uint64_t expected)
@@ -142,7 +142,8 @@ int cc_seen_set_add(struct cc_seen_set *set, uint64_t a, uint64_t b)
         if (rc < 0)
             return rc;
     }
-    for (uint64_t i = mix64(a ^ mix64(b)) & set->mask;; i = (i + 1) & set->mask) {
+    uint64_t first = cc_ingest_mix64(a ^ cc_ingest_mix64(b)) & set->mask;
+    for (uint64_t i = first;; i = (i + 1) & set->mask) {
         uint64_t *slot = &set->keys[2 * i];
         if (!(slot[0] | slot[1])) {
             slot[0] = a;
@@ -161,7 +162,8 @@ int cc_seen_set_has(const struct cc_seen_set *set, uint64_t a, uint64_t b)
         return 0;
     if (!(a | b))
         b = 1;
-    for (uint64_t i = mix64(a ^ mix64(b)) & set->mask;; i = (i + 1) & set->mask) {
+    uint64_t first = cc_ingest_mix64(a ^ cc_ingest_mix64(b)) & set->mask;
+    for (uint64_t i = first;; i = (i + 1) & set->mask) {
         const uint64_t *slot = &set->keys[2 * i];
         if (!(slot[0] | slot[1]))
             return 0;
@@ -192,7 +194,7 @@ static int memo_grow(struct cc_pseudo_memo *memo)
     for (uint64_t i = 0; memo->keys && i <= memo->mask; i++) {
         if (!memo->keys[i])
             continue;
-        uint64_t j = mix64(memo->keys[i]) & (cap - 1);
+        uint64_t j = cc_ingest_mix64(memo->keys[i]) & (cap - 1);
         while (keys[j])
             j = (j + 1) & (cap - 1);
         keys[j] = memo->keys[i];
@@ -214,7 +216,7 @@ void cc_pseudo_memo_get(struct cc_pseudo_memo *memo, uint64_t packed,
         compute(key, arg, out); /* no memo: correct, only slower */
         return;
     }
-    uint64_t i = mix64(packed) & memo->mask;
+    uint64_t i = cc_ingest_mix64(packed) & memo->mask;
     while (memo->keys[i]) {
         if (memo->keys[i] == packed) {
             *out = memo->values[i];

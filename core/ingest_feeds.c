@@ -127,14 +127,6 @@ static int32_t search_lsoa(struct cc_ingest_ctx *ctx, uint64_t key)
     return -1;
 }
 
-static uint64_t mix_key(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    return h;
-}
-
 /* The LSOA of a canonical postcode, or -1: searched once per postcode per
  * run, then remembered (the lookup never changes during a run). */
 static int32_t postcode_lsoa(struct cc_ingest_ctx *ctx, const char *canonical, size_t len)
@@ -157,7 +149,7 @@ static int32_t postcode_lsoa(struct cc_ingest_ctx *ctx, const char *canonical, s
         }
         ctx->lsoa_memo_mask = cap - 1;
     }
-    uint64_t i = mix_key(key) & ctx->lsoa_memo_mask;
+    uint64_t i = cc_ingest_mix64(key) & ctx->lsoa_memo_mask;
     while (ctx->lsoa_memo_key[i]) {
         if (ctx->lsoa_memo_key[i] == key)
             return ctx->lsoa_memo_value[i];

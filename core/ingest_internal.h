@@ -47,6 +47,9 @@ void cc_pseudo_memo_get(struct cc_pseudo_memo *memo, uint64_t packed,
                         const cc_pseudo_key *key, const void *arg, cc_pseudonym *out);
 void cc_pseudo_memo_free(struct cc_pseudo_memo *memo);
 
+/* A 64-bit finaliser (murmur3's): spreads a key over a hash table's slots. */
+uint64_t cc_ingest_mix64(uint64_t h);
+
 /* A fast non-cryptographic 64-bit hash of bytes (used for duplicate
  * detection only, never for anything secret). */
 uint64_t cc_ingest_hash64(const void *data, size_t len, uint64_t seed);

@@ -748,11 +748,13 @@ static int count_population_estimate(struct exec *e, struct filter_sets *f)
 
 /* ---- the run ------------------------------------------------------------------------------ */
 
-static uint32_t key_sum_of(const struct exec *e, const uint64_t *set)
+/* The sum (mod 2^32) of the record keys of the persons in set, leaving out
+ * those in `without` (NULL: none). */
+static uint32_t key_sum_of(const struct exec *e, const uint64_t *set, const uint64_t *without)
 {
     uint32_t sum = 0;
     for (uint64_t w = 0; w < e->words; w++) {
-        uint64_t bits = set[w];
+        uint64_t bits = without ? set[w] & ~without[w] : set[w];
         while (bits) {
             uint32_t p = (uint32_t)(w * 64 + (uint64_t)__builtin_ctzll(bits));
             bits &= bits - 1;
@@ -1056,23 +1058,14 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
                 build_cohort(&e, cond_sets, &f, res->kind, (int)res->condition, NULL);
         if (res->kind == CC_RESTRICT_CONDITION && res->condition < flt->n_conditions) {
             /* the persons the condition picks out, among those not opted out */
-            uint64_t *set = e.plans[res->condition].persons;
-            uint32_t sum = 0;
-            for (uint64_t w = 0; w < e.words; w++) {
-                uint64_t bits = set[w] & ~version->excluded[w];
-                while (bits) {
-                    uint32_t p = (uint32_t)(w * 64 + (uint64_t)__builtin_ctzll(bits));
-                    bits &= bits - 1;
-                    sum += c->person_record_key[p];
-                }
-            }
-            out->condition_key[r] = sum;
+            out->condition_key[r] =
+                key_sum_of(&e, e.plans[res->condition].persons, version->excluded);
         }
     }
     free(cond_sets);
     if (rc < 0)
         goto out;
-    out->cohort_key = key_sum_of(&e, e.cohort);
+    out->cohort_key = key_sum_of(&e, e.cohort, NULL);
 
     /* Counting. */
     for (unsigned t = 0; t < e.n_threads; t++) {
