@@ -244,7 +244,7 @@ const char *cc_compare_denominator_name(int denominator);
 const char *cc_compare_comparator_name(int comparator);
 const char *cc_compare_status_name(int status);
 
-/* ---- the wire form (compare_codec.c; docs/comparisons.md) ---- */
+/* ---- the wire form (cc_compare_codec.c; docs/comparisons.md) ---- */
 
 #define CC_COMPARE_VERSION 1 /* the "v" key of the request map */
 

@@ -236,7 +236,7 @@ void cc_query_extent_default(struct cc_query_extent *extent);
 void cc_query_extent_from_store(const struct cc_store_columns *columns,
                                 struct cc_query_extent *extent);
 
-/* ---- lifetime (query.c) ---- */
+/* ---- lifetime (cc_query.c) ---- */
 
 /* Makes an empty query in a new arena: version 1, measure persons, no
  * dimensions, no filters, events_of -1. The caller frees with
@@ -306,7 +306,7 @@ cc_day cc_query_month_last_day(cc_month month);
 /* The month a day falls in. */
 cc_month cc_query_month_of_day(cc_day day);
 
-/* ---- codec (codec.c) ---- */
+/* ---- codec (cc_query_codec.c) ---- */
 
 /*
  * Decodes a query from msgpack bytes. Checks len against
@@ -341,7 +341,7 @@ int cc_query_encode(const struct cc_query *query, char **out, size_t *out_len);
  * malloc'd NUL-terminated string the caller frees with free(). */
 int cc_query_encode_json(const struct cc_query *query, char **out);
 
-/* ---- validation (validate.c) ---- */
+/* ---- validation (cc_query_validate.c) ---- */
 
 /* The code systems whose format a code fits: bits 1u << enum cc_code_system.
  * SNOMED CT: a concept id, 6-18 digits, no leading zero, partition 00 or

@@ -1,4 +1,4 @@
-/* Tests for queries/codelist.c: loading OpenCodelists-shaped CSV, inferring
+/* Tests for queries/cc_codelist.c: loading OpenCodelists-shaped CSV, inferring
  * the code system, refusing mixed lists, the registry. */
 #include <criterion/criterion.h>
 #include <stdio.h>

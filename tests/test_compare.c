@@ -1,5 +1,5 @@
 /*
- * Tests for area comparisons (queries/compare.c).
+ * Tests for area comparisons (queries/cc_compare.c).
  *
  * Suite "compare": a small hand-built store, mirrored in SQLite. For each
  * method the comparison's figures are checked against the same statistic

@@ -1,4 +1,4 @@
-/* Tests for core/csv.c: quoting, line ends, BOM, line numbers, malformed
+/* Tests for core/cc_csv.c: quoting, line ends, BOM, line numbers, malformed
  * rows, and the wiping of dropped columns. */
 #include <criterion/criterion.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /*
- * Tests for data versions (core/dataversion.c): an opt-out committed to the
+ * Tests for data versions (core/cc_dataversion.c): an opt-out committed to the
  * register excludes the person from every figure of the next published
  * version, with no restart and no re-ingest; a withdrawal brings them back;
  * an opt-out effective in the future is not yet applied. Runs on data made

@@ -1,4 +1,4 @@
-/* Tests for core/db.c: opening state.db durably, schema versions,
+/* Tests for core/cc_db.c: opening state.db durably, schema versions,
  * all-or-nothing transactions, and a clear error for a corrupt file. */
 #define _XOPEN_SOURCE 700 /* nftw */
 #include <criterion/criterion.h>

@@ -1,5 +1,5 @@
 /*
- * Tests for the query engine (queries/exec.c) against an independent
+ * Tests for the query engine (queries/cc_exec.c) against an independent
  * oracle: the same linked records loaded into SQLite, the same counts
  * computed in SQL, compared cell by cell (before disclosure control).
  *

@@ -1,5 +1,5 @@
 /*
- * Tests for the ingest stage (core/ingest*.c, core/link.c): validation with
+ * Tests for the ingest stage (core/cc_ingest*.c, core/cc_link.c): validation with
  * rejects by line and reason, names never stored, idempotent re-ingest, a
  * later feed adding to the store, type 1 and national opt-outs before and
  * after ingest, withdrawal, both linkage stages, and crash safety under

@@ -1,4 +1,4 @@
-/* Tests for queries/msgpack_bounds.c: the bounds check run on untrusted msgpack
+/* Tests for queries/cc_msgpack.c: the bounds check run on untrusted msgpack
  * before msgpack-c unpacks it. */
 #include <criterion/criterion.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* Tests for core/optout.c: the status rule, history, idempotent replay,
+/* Tests for core/cc_optout.c: the status rule, history, idempotent replay,
  * withdrawals, the in-force sets, batches, and that a committed event
  * survives a process killed without closing the database. */
 #define _XOPEN_SOURCE 700 /* nftw */

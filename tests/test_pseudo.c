@@ -1,4 +1,4 @@
-/* Tests for core/pseudo.c and `carecount keygen`: the key file (mode,
+/* Tests for core/cc_pseudo.c and `carecount keygen`: the key file (mode,
  * refusal, format), and the pseudonyms (construction, determinism, key and
  * domain separation). */
 #include <criterion/criterion.h>

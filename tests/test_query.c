@@ -1,4 +1,4 @@
-/* Tests for queries/query.c and queries/validate.c: a query's lifetime,
+/* Tests for queries/cc_query.c and queries/cc_query_validate.c: a query's lifetime,
  * months, restrictions, validation errors and binding to a store's
  * vocabulary. */
 #include <criterion/criterion.h>

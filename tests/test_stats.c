@@ -1,5 +1,5 @@
 /*
- * Tests for core/stats.c: each method against the reference values of the R
+ * Tests for core/cc_stats.c: each method against the reference values of the R
  * package PHEindicatormethods (ukhsa-collaboration/PHEindicatormethods,
  * commit 093fd288d8f8949dbcfbed70049dbbf385b6141d, 2024-12-13). "PHE xlsx
  * SHEET row N" means tests/testthat/testdata_*.xlsx in that package, the

@@ -1,5 +1,5 @@
 /*
- * Tests for the columnar store (core/store.c, store_builder.c, store_file.c):
+ * Tests for the columnar store (core/cc_store.c, cc_store_builder.c, cc_store_file.c):
  * building by hand and checking every column, look-ups, the snapshot file's
  * round trip and its refusal of corrupt, truncated and crafted files.
  */
@@ -14,7 +14,7 @@
 #include "cc_error.h"
 #include "cc_model.h"
 #include "cc_store.h"
-#include "store_internal.h"
+#include "cc_store_internal.h"
 
 /* ---- fixtures --------------------------------------------------------- */
 

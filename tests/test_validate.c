@@ -1,4 +1,4 @@
-/* Tests for core/validate.c: every validation rule of the feeds, with good
+/* Tests for core/cc_validate.c: every validation rule of the feeds, with good
  * and bad values. */
 #include <criterion/criterion.h>
 #include <string.h>

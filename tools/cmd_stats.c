@@ -3,7 +3,7 @@
  * so an analyst can check a figure by hand.
  *
  * Reads CSV (with a header row) on standard input, computes each row's or
- * each group's figure with core/stats.c and writes CSV to standard output
+ * each group's figure with core/cc_stats.c and writes CSV to standard output
  * with value, lowercl, uppercl, confidence, statistic and method added.
  * Methods and their input columns are documented in usage() below and in
  * docs/statistics.md.

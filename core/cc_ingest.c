@@ -1,5 +1,5 @@
 /*
- * ingest.c: runs the ingest stage (see cc_ingest.h): opens the data
+ * cc_ingest.c: runs the ingest stage (see cc_ingest.h): opens the data
  * directory and its state.db, skips files already ingested, reads the feeds
  * in a fixed order, links, leaves out type 1 opt-outs' GP-sourced data,
  * writes the new snapshot and makes it current in one transaction together
@@ -25,7 +25,7 @@
 #include "cc_db.h"
 #include "cc_error.h"
 #include "cc_model.h"
-#include "ingest_internal.h"
+#include "cc_ingest_internal.h"
 
 /* ---- names -------------------------------------------------------------------- */
 

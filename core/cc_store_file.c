@@ -1,5 +1,5 @@
 /*
- * store_file.c: the snapshot file of a store (format in docs/store-format.md).
+ * cc_store_file.c: the snapshot file of a store (format in docs/store-format.md).
  *
  * A snapshot is a fixed header (magic, version, counts), a table with one
  * entry per section (id, offset, length, BLAKE2b-256 checksum), a BLAKE2b-256
@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #include "cc_error.h"
-#include "store_internal.h"
+#include "cc_store_internal.h"
 
 #define STORE_MAGIC "CCSTORE\0"
 #define STORE_FORMAT_VERSION 2 /* 2: roles packed into the postings */

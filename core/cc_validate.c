@@ -1,5 +1,5 @@
 /*
- * validate.c: field validation and normalisation for the feeds (see
+ * cc_validate.c: field validation and normalisation for the feeds (see
  * cc_validate.h and docs/data-formats.md).
  *
  * Every function is pure: it reads its input bytes and writes only its

@@ -1,5 +1,5 @@
 /*
- * stats.c: the statistics of area comparisons (see cc_stats.h and
+ * cc_stats.c: the statistics of area comparisons (see cc_stats.h and
  * docs/statistics.md for each formula and its source).
  *
  * Pure functions over plain numbers. Nothing here allocates, logs or keeps

@@ -1,5 +1,5 @@
 /*
- * codec.c: a query to and from its wire form, a msgpack map (and the same map
+ * cc_query_codec.c: a query to and from its wire form, a msgpack map (and the same map
  * written as JSON for people and dashboards). docs/query-model.md documents
  * every key.
  *

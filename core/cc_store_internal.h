@@ -1,6 +1,6 @@
 /*
- * store_internal.h: what the store's own files share (store.c, store_builder.c,
- * store_file.c) and nobody else may include.
+ * cc_store_internal.h: what the store's own files share (cc_store.c, cc_store_builder.c,
+ * cc_store_file.c) and nobody else may include.
  *
  * A finished store is a set of sections: one flat, owned array per column,
  * exactly the arrays the snapshot file holds (docs/store-format.md). The

@@ -1,5 +1,5 @@
 /*
- * msgpack_bounds.c: checks raw msgpack against size bounds before msgpack-c
+ * cc_msgpack.c: checks raw msgpack against size bounds before msgpack-c
  * unpacks it (see cc_msgpack.h).
  *
  * Must never: allocate, or read outside data[0..len).

@@ -1,5 +1,5 @@
 /*
- * link.c: the stage-2 linkage index (see cc_link.h): an open-addressing hash
+ * cc_link.c: the stage-2 linkage index (see cc_link.h): an open-addressing hash
  * table from (date of birth, sex, postcode pseudonym) to the one person with
  * that combination, or a mark that the combination is ambiguous.
  */

@@ -1,5 +1,5 @@
 /*
- * optout.c: the opt-out register in state.db (see cc_optout.h for the rules:
+ * cc_optout.c: the opt-out register in state.db (see cc_optout.h for the rules:
  * status, idempotence, withdrawals, durability).
  *
  * Table optout_event is append-only: triggers refuse UPDATE and DELETE, so

@@ -1,5 +1,5 @@
 /*
- * dataversion.c: publishing a data version (see cc_dataversion.h): the
+ * cc_dataversion.c: publishing a data version (see cc_dataversion.h): the
  * store plus the bitset of persons excluded by an opt-out in force.
  */
 #include "cc_dataversion.h"

@@ -1,5 +1,5 @@
 /*
- * pseudo.c: keyed pseudonyms of NHS numbers and postcodes, and record keys
+ * cc_pseudo.c: keyed pseudonyms of NHS numbers and postcodes, and record keys
  * (see cc_pseudo.h), with libsodium's keyed BLAKE2b.
  *
  * pseudonym   = BLAKE2b-128(key; "carecount-nhs-v1" || 0x00 || 10 digits)

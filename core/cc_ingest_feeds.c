@@ -1,5 +1,5 @@
 /*
- * ingest_feeds.c: the patient-level feeds of the ingest stage: the opt-out
+ * cc_ingest_feeds.c: the patient-level feeds of the ingest stage: the opt-out
  * register feed, GP registrations, GP events, hospital episodes and
  * community contacts (columns in docs/data-formats.md, linkage rules in
  * docs/linkage.md).
@@ -12,7 +12,7 @@
  *
  * Must never: print, log or store a name, NHS number or postcode of a person.
  */
-#include "ingest_internal.h"
+#include "cc_ingest_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /*
- * db.c: opening state.db with durable settings, transactions, and the
+ * cc_db.c: opening state.db with durable settings, transactions, and the
  * per-module schema-version table (see cc_db.h).
  *
  * Durability argument. A change that must survive a crash is committed in a

@@ -1,5 +1,5 @@
 /*
- * store_builder.c: filling a store and turning it into the immutable,
+ * cc_store_builder.c: filling a store and turning it into the immutable,
  * indexed form (see cc_store.h).
  *
  * While building, persons and records are appended to growable column arrays
@@ -27,7 +27,7 @@
 
 #include "cc_error.h"
 #include "cc_model.h"
-#include "store_internal.h"
+#include "cc_store_internal.h"
 
 #define MAX_CODES_PER_RECORD 255
 

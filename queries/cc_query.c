@@ -1,5 +1,5 @@
 /*
- * query.c: the lifetime of a query (its one arena), copying and comparing
+ * cc_query.c: the lifetime of a query (its one arena), copying and comparing
  * queries, the list of cohort restrictions, the names of enum values, months.
  *
  * The arena is a chain of malloc'd blocks; allocation bumps a pointer and

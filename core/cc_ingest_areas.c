@@ -1,5 +1,5 @@
 /*
- * ingest_areas.c: the reference data of the ingest stage: area names and
+ * cc_ingest_areas.c: the reference data of the ingest stage: area names and
  * the hierarchy (areas.csv), the postcode lookup (postcodes.csv) and the
  * population denominators (population.csv). See docs/data-formats.md.
  *
@@ -9,7 +9,7 @@
  *
  * This is public reference data: nothing here is about a person.
  */
-#include "ingest_internal.h"
+#include "cc_ingest_internal.h"
 
 #include <stdlib.h>
 #include <string.h>

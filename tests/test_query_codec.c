@@ -1,4 +1,4 @@
-/* Tests for queries/codec.c: msgpack and JSON decoding, canonical encoding,
+/* Tests for queries/cc_query_codec.c: msgpack and JSON decoding, canonical encoding,
  * round trips, and the bounds the decoder applies to hostile input. */
 #include <criterion/criterion.h>
 #include <msgpack.h>

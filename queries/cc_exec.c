@@ -1,5 +1,5 @@
 /*
- * exec.c: the query engine (see cc_exec.h and docs/engine.md).
+ * cc_exec.c: the query engine (see cc_exec.h and docs/engine.md).
  *
  * Persons are sets of bits over person indices (one bit each: 1.25 MB for
  * 10 million persons). A condition's set comes from the posting lists of its

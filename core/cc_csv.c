@@ -1,5 +1,5 @@
 /*
- * csv.c: the streaming CSV reader (see cc_csv.h), over libcsv.
+ * cc_csv.c: the streaming CSV reader (see cc_csv.h), over libcsv.
  *
  * How a row travels: read(2) fills a 1 MiB read buffer, which is split into
  * lines at unquoted line feeds. A line with no quote and no carriage return

@@ -1,7 +1,7 @@
 /*
- * ingest_internal.h: what the files of the ingest stage share (ingest.c runs
- * the stage, ingest_areas.c reads the reference data, ingest_feeds.c the
- * patient-level feeds). Not a public header: nothing outside core/ingest*.c
+ * cc_ingest_internal.h: what the files of the ingest stage share (cc_ingest.c runs
+ * the stage, cc_ingest_areas.c reads the reference data, cc_ingest_feeds.c the
+ * patient-level feeds). Not a public header: nothing outside core/cc_ingest*.c
  * includes it.
  */
 #ifndef CC_INGEST_INTERNAL_H

@@ -1,5 +1,5 @@
 /*
- * compare.c: area comparisons (cc_compare.h): run the numerator and
+ * cc_compare.c: area comparisons (cc_compare.h): run the numerator and
  * denominator queries by area (and age band), lay the counts out per area,
  * parent area and England, then compute values, intervals, comparisons and
  * funnel limits from whichever counts the caller passes in.

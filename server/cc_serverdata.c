@@ -1,5 +1,5 @@
 /*
- * serverdata.c: loading a data directory for serving (see cc_serverdata.h).
+ * cc_serverdata.c: loading a data directory for serving (see cc_serverdata.h).
  */
 #include "cc_serverdata.h"
 

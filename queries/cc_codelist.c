@@ -1,5 +1,5 @@
 /*
- * codelist.c: the registry of named codelists (see cc_codelist.h).
+ * cc_codelist.c: the registry of named codelists (see cc_codelist.h).
  *
  * A codelist file is small public reference data (OpenCodelists CSV: a
  * header with a `code` column, usually `code,term`), so it is read whole

@@ -1,7 +1,7 @@
 /*
- * store.c: the finished, immutable store: its column view, invariant checks,
+ * cc_store.c: the finished, immutable store: its column view, invariant checks,
  * look-ups (persons, codes, code prefixes, postcodes) and memory accounting.
- * The builder is in store_builder.c, the snapshot file in store_file.c.
+ * The builder is in cc_store_builder.c, the snapshot file in cc_store_file.c.
  *
  * A finished store is never written to, so every function here that takes a
  * const cc_store * is safe to call from many threads at once.
@@ -19,10 +19,10 @@
 
 #include "cc_error.h"
 #include "cc_model.h"
-#include "store_internal.h"
+#include "cc_store_internal.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "the snapshot format maps little-endian arrays directly; port store_file.c first"
+#error "the snapshot format maps little-endian arrays directly; port cc_store_file.c first"
 #endif
 
 struct section_info {

@@ -1,5 +1,5 @@
 /*
- * compare_codec.c: the wire form of a comparison request (cc_compare.h,
+ * cc_compare_codec.c: the wire form of a comparison request (cc_compare.h,
  * docs/comparisons.md): one map holding the numerator query, the
  * denominator, the area level, the comparator, the method and the
  * multiplier, as msgpack (the server) or JSON (the tools, HTTP).

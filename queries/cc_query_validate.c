@@ -1,5 +1,5 @@
 /*
- * validate.c: what a query means, checked before it runs, with errors that
+ * cc_query_validate.c: what a query means, checked before it runs, with errors that
  * name the field and the reason ("filters.conditions[0].codes[1]: 'E11' is
  * ICD-10 or OPCS-4 but the condition's system is SNOMED CT").
  *
