@@ -1,6 +1,7 @@
 /*
  * cc_query.c: the lifetime of a query (its one arena), copying and comparing
- * queries, the list of cohort restrictions, the names of enum values, months.
+ * queries, the list of cohort restrictions, the names of enum values, months,
+ * and the error writer the module's codec files share.
  *
  * The arena is a chain of malloc'd blocks; allocation bumps a pointer and
  * nothing is freed until cc_query_free() frees every block at once. The
@@ -12,10 +13,13 @@
 #include "cc_query.h"
 
 #include <stdalign.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cc_error.h"
+#include "cc_query_internal.h"
 
 #define ARENA_BLOCK_BYTES 4096
 #define ARENA_ALIGN alignof(max_align_t)
@@ -82,6 +86,15 @@ void cc_query_limits_default(struct cc_query_limits *limits)
     limits->max_codes_per_condition = 500;
     limits->max_areas = 500;
     limits->max_anchor_days = 3660;
+}
+
+const struct cc_query_limits *cc_query_limits_or_default(const struct cc_query_limits *limits,
+                                                         struct cc_query_limits *defaults)
+{
+    if (limits)
+        return limits;
+    cc_query_limits_default(defaults);
+    return defaults;
 }
 
 void cc_query_extent_default(struct cc_query_extent *extent)
@@ -425,4 +438,27 @@ cc_month cc_query_month_of_day(cc_day day)
     int year, month, day_of_month;
     cc_day_to_ymd(day, &year, &month, &day_of_month);
     return cc_query_month(year, month);
+}
+
+/* ---- errors (cc_query_internal.h) ---- */
+
+int cc_query_vfail(char *errbuf, size_t errlen, int rc, const char *field, const char *fmt,
+                   va_list ap)
+{
+    if (!errbuf || !errlen)
+        return rc;
+    int n = snprintf(errbuf, errlen, "%s: ", field && field[0] ? field : "query");
+    if (n < 0 || (size_t)n >= errlen)
+        return rc;
+    vsnprintf(errbuf + n, errlen - (size_t)n, fmt, ap);
+    return rc;
+}
+
+int cc_query_fail(char *errbuf, size_t errlen, int rc, const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cc_query_vfail(errbuf, errlen, rc, field, fmt, ap);
+    va_end(ap);
+    return rc;
 }

@@ -306,7 +306,7 @@ cc_day cc_query_month_last_day(cc_month month);
 /* The month a day falls in. */
 cc_month cc_query_month_of_day(cc_day day);
 
-/* ---- codec (cc_query_codec.c) ---- */
+/* ---- codec (cc_query_decode.c, cc_query_encode.c, cc_query_json.c) ---- */
 
 /*
  * Decodes a query from msgpack bytes. Checks len against

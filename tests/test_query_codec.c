@@ -1,5 +1,6 @@
-/* Tests for queries/cc_query_codec.c: msgpack and JSON decoding, canonical encoding,
- * round trips, and the bounds the decoder applies to hostile input. */
+/* Tests for queries/cc_query_decode.c, cc_query_encode.c and cc_query_json.c: msgpack and
+ * JSON decoding, canonical encoding, round trips, and the bounds the decoder applies to hostile
+ * input. */
 #include <criterion/criterion.h>
 #include <msgpack.h>
 #include <stdlib.h>

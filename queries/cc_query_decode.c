@@ -1,7 +1,6 @@
 /*
- * cc_query_codec.c: a query to and from its wire form, a msgpack map (and the same map
- * written as JSON for people and dashboards). docs/query-model.md documents
- * every key.
+ * cc_query_decode.c: a query from its wire form, a msgpack map.
+ * docs/query-model.md documents every key.
  *
  * Decoding untrusted bytes is bounded before anything is allocated for them:
  * the length against max_query_bytes, then a skim of the msgpack structure
@@ -26,9 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "cc_error.h"
+#include "cc_query_internal.h"
 
 /* ---- error context ---- */
 
@@ -91,14 +89,9 @@ __attribute__((format(printf, 3, 4)))
 #endif
 static int fail(struct decoder *d, int rc, const char *fmt, ...)
 {
-    if (!d->errbuf || !d->errlen)
-        return rc;
-    int n = snprintf(d->errbuf, d->errlen, "%s: ", d->path_len ? d->path : "query");
-    if (n < 0 || (size_t)n >= d->errlen)
-        return rc;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(d->errbuf + n, d->errlen - (size_t)n, fmt, ap);
+    cc_query_vfail(d->errbuf, d->errlen, rc, d->path, fmt, ap);
     va_end(ap);
     return rc;
 }
@@ -286,6 +279,49 @@ static int read_map(struct decoder *d, const msgpack_object *obj, const char *co
     return 0;
 }
 
+/* An array of the query's elements, read into the query's arena. */
+typedef int (*element_fn)(struct decoder *d, const msgpack_object *obj, void *element);
+
+struct array_spec {
+    const char *type;     /* what the array must be: "an array of codes" */
+    const char *plural;   /* what it holds, in "600 codes, the limit is 500" */
+    const char *if_empty; /* the reason an empty array is refused; NULL: allowed */
+    uint32_t max;         /* the most elements allowed */
+    size_t element_bytes;
+    element_fn read;
+};
+
+/* Reads obj, an array of at most spec->max elements, each with spec->read,
+ * into *elements (in the query's arena; NULL when empty) and *n_out. */
+static int read_array(struct decoder *d, const msgpack_object *obj, const struct array_spec *spec,
+                      void **elements, uint32_t *n_out)
+{
+    int rc = want(d, obj, MSGPACK_OBJECT_ARRAY, spec->type);
+    if (rc)
+        return rc;
+    uint32_t n = obj->via.array.size;
+    if (n == 0 && spec->if_empty)
+        return fail(d, CC_EPARSE, "%s", spec->if_empty);
+    if (n > spec->max)
+        return fail(d, CC_ETOOBIG, "%u %s, the limit is %u", n, spec->plural, spec->max);
+    unsigned char *array = NULL;
+    if (n) {
+        array = cc_query_alloc(d->query, (size_t)n * spec->element_bytes);
+        if (!array)
+            return fail(d, CC_ENOMEM, "out of memory");
+    }
+    *elements = array;
+    *n_out = n;
+    for (uint32_t i = 0; i < n; i++) {
+        size_t old = path_index(d, i);
+        rc = spec->read(d, &obj->via.array.ptr[i], array + (size_t)i * spec->element_bytes);
+        if (rc)
+            return rc;
+        path_set(d, old);
+    }
+    return 0;
+}
+
 /* ---- the parts of a query ---- */
 
 static int read_date_range_field(struct decoder *d, void *target, int key,
@@ -358,9 +394,9 @@ static int read_dimension_field(struct decoder *d, void *target, int key,
     return read_age_bands(d, value, dim);
 }
 
-static int read_dimension(struct decoder *d, const msgpack_object *obj,
-                          struct cc_query_dimension *dim)
+static int read_dimension(struct decoder *d, const msgpack_object *obj, void *element)
 {
+    struct cc_query_dimension *dim = element;
     static const char *const keys[] = {"name", "bands"};
     int rc;
     if (obj->type == MSGPACK_OBJECT_STR) {
@@ -384,8 +420,9 @@ static int read_dimension(struct decoder *d, const msgpack_object *obj,
 }
 
 /* Normalises a clinical code: upper case, one dot removed. */
-static int read_code(struct decoder *d, const msgpack_object *obj, struct cc_query_code *code)
+static int read_code(struct decoder *d, const msgpack_object *obj, void *element)
 {
+    struct cc_query_code *code = element;
     int rc = want(d, obj, MSGPACK_OBJECT_STR, "a code");
     if (rc)
         return rc;
@@ -441,27 +478,18 @@ static int read_condition_field(struct decoder *d, void *target, int key,
     uint32_t mask = 0;
     switch (key) {
     case 0: { /* codes */
-        rc = want(d, value, MSGPACK_OBJECT_ARRAY, "an array of codes");
-        if (rc)
-            return rc;
-        uint32_t n = value->via.array.size;
-        if (n == 0)
-            return fail(d, CC_EPARSE, "empty (leave the key out to match any record)");
-        if (n > d->limits->max_codes_per_condition)
-            return fail(d, CC_ETOOBIG, "%u codes, the limit is %u", n,
-                        d->limits->max_codes_per_condition);
-        condition->codes = cc_query_alloc(d->query, (size_t)n * sizeof *condition->codes);
-        if (!condition->codes)
-            return fail(d, CC_ENOMEM, "out of memory");
-        condition->n_codes = n;
-        for (uint32_t i = 0; i < n; i++) {
-            size_t old = path_index(d, i);
-            rc = read_code(d, &value->via.array.ptr[i], &condition->codes[i]);
-            if (rc)
-                return rc;
-            path_set(d, old);
-        }
-        return 0;
+        const struct array_spec spec = {
+            .type = "an array of codes",
+            .plural = "codes",
+            .if_empty = "empty (leave the key out to match any record)",
+            .max = d->limits->max_codes_per_condition,
+            .element_bytes = sizeof *condition->codes,
+            .read = read_code,
+        };
+        void *codes = NULL;
+        rc = read_array(d, value, &spec, &codes, &condition->n_codes);
+        condition->codes = codes;
+        return rc;
     }
     case 1: /* system */
         rc = read_name(d, value, cc_query_system_name, CC_CODE_OPCS4, "code system", &v);
@@ -511,9 +539,9 @@ static int read_condition_field(struct decoder *d, void *target, int key,
     }
 }
 
-static int read_condition(struct decoder *d, const msgpack_object *obj,
-                          struct cc_query_condition *condition)
+static int read_condition(struct decoder *d, const msgpack_object *obj, void *element)
 {
+    struct cc_query_condition *condition = element;
     static const char *const keys[] = {"codes",      "system", "codelist", "settings",
                                        "roles",      "date_range", "anchor", "exclude"};
     int rc = read_map(d, obj, keys, 8, condition, read_condition_field, NULL);
@@ -540,6 +568,23 @@ static int compare_area_codes(const void *a, const void *b)
     return strcmp(a, b);
 }
 
+/* An area code, upper case (its level is checked by cc_query_validate()). */
+static int read_area_code(struct decoder *d, const msgpack_object *obj, void *element)
+{
+    char *code = element; /* char[CC_AREA_CODE_BYTES], zeroed by the arena */
+    int rc = want(d, obj, MSGPACK_OBJECT_STR, "an area code");
+    if (rc)
+        return rc;
+    char buf[40];
+    if (obj->via.str.size != CC_AREA_CODE_BYTES - 1)
+        return fail(d, CC_EPARSE, "'%s' is not an area code (9 characters, as E08000035)",
+                    shown(obj->via.str.ptr, obj->via.str.size, buf));
+    for (size_t c = 0; c < obj->via.str.size; c++)
+        code[c] = (char)toupper((unsigned char)obj->via.str.ptr[c]);
+    code[CC_AREA_CODE_BYTES - 1] = '\0';
+    return 0;
+}
+
 static int read_areas_field(struct decoder *d, void *target, int key,
                             const msgpack_object *value)
 {
@@ -553,34 +598,21 @@ static int read_areas_field(struct decoder *d, void *target, int key,
         areas->level = (uint8_t)v;
         return rc;
     }
-    rc = want(d, value, MSGPACK_OBJECT_ARRAY, "an array of area codes");
+    const struct array_spec spec = {
+        .type = "an array of area codes",
+        .plural = "areas",
+        .if_empty = "empty (leave \"areas\" out for every area)",
+        .max = d->limits->max_areas,
+        .element_bytes = sizeof *areas->codes,
+        .read = read_area_code,
+    };
+    void *codes = NULL;
+    rc = read_array(d, value, &spec, &codes, &areas->n_codes);
+    areas->codes = codes;
     if (rc)
         return rc;
-    uint32_t n = value->via.array.size;
-    if (n == 0)
-        return fail(d, CC_EPARSE, "empty (leave \"areas\" out for every area)");
-    if (n > d->limits->max_areas)
-        return fail(d, CC_ETOOBIG, "%u areas, the limit is %u", n, d->limits->max_areas);
-    areas->codes = cc_query_alloc(d->query, (size_t)n * sizeof *areas->codes);
-    if (!areas->codes)
-        return fail(d, CC_ENOMEM, "out of memory");
-    for (uint32_t i = 0; i < n; i++) {
-        size_t old = path_index(d, i);
-        const msgpack_object *code = &value->via.array.ptr[i];
-        rc = want(d, code, MSGPACK_OBJECT_STR, "an area code");
-        if (rc)
-            return rc;
-        char buf[40];
-        if (code->via.str.size != CC_AREA_CODE_BYTES - 1)
-            return fail(d, CC_EPARSE, "'%s' is not an area code (9 characters, as E08000035)",
-                        shown(code->via.str.ptr, code->via.str.size, buf));
-        for (size_t c = 0; c < code->via.str.size; c++)
-            areas->codes[i][c] = (char)toupper((unsigned char)code->via.str.ptr[c]);
-        path_set(d, old);
-    }
-    areas->n_codes = n;
-    qsort(areas->codes, n, sizeof *areas->codes, compare_area_codes);
-    for (uint32_t i = 1; i < n; i++)
+    qsort(areas->codes, areas->n_codes, sizeof *areas->codes, compare_area_codes);
+    for (uint32_t i = 1; i < areas->n_codes; i++)
         if (!strcmp(areas->codes[i - 1], areas->codes[i]))
             return fail(d, CC_EPARSE, "'%s' appears twice", areas->codes[i]);
     return 0;
@@ -606,27 +638,17 @@ static int read_filters_field(struct decoder *d, void *target, int key,
     uint32_t mask = 0;
     switch (key) {
     case 0: { /* conditions */
-        rc = want(d, value, MSGPACK_OBJECT_ARRAY, "an array of conditions");
-        if (rc)
-            return rc;
-        uint32_t n = value->via.array.size;
-        if (n > d->limits->max_conditions)
-            return fail(d, CC_ETOOBIG, "%u conditions, the limit is %u", n,
-                        d->limits->max_conditions);
-        if (n) {
-            filters->conditions = cc_query_alloc(d->query, (size_t)n * sizeof *filters->conditions);
-            if (!filters->conditions)
-                return fail(d, CC_ENOMEM, "out of memory");
-        }
-        filters->n_conditions = n;
-        for (uint32_t i = 0; i < n; i++) {
-            size_t old = path_index(d, i);
-            rc = read_condition(d, &value->via.array.ptr[i], &filters->conditions[i]);
-            if (rc)
-                return rc;
-            path_set(d, old);
-        }
-        return 0;
+        const struct array_spec spec = {
+            .type = "an array of conditions",
+            .plural = "conditions",
+            .max = d->limits->max_conditions,
+            .element_bytes = sizeof *filters->conditions,
+            .read = read_condition,
+        };
+        void *conditions = NULL;
+        rc = read_array(d, value, &spec, &conditions, &filters->n_conditions);
+        filters->conditions = conditions;
+        return rc;
     }
     case 1:
         return read_date_range(d, value, &filters->date_range);
@@ -697,29 +719,18 @@ static int read_query_field(struct decoder *d, void *target, int key,
         query->has_as_of = true;
         return read_month(d, value, &query->as_of);
     case 5: { /* dimensions */
-        rc = want(d, value, MSGPACK_OBJECT_ARRAY, "an array of dimensions");
-        if (rc)
-            return rc;
-        uint32_t count = value->via.array.size;
-        uint32_t limit = d->limits->max_dimensions < CC_QUERY_DIMENSIONS_CAP
-                             ? d->limits->max_dimensions
-                             : CC_QUERY_DIMENSIONS_CAP;
-        if (count > limit)
-            return fail(d, CC_ETOOBIG, "%u dimensions, the limit is %u", count, limit);
-        if (count) {
-            query->dimensions = cc_query_alloc(d->query, (size_t)count * sizeof *query->dimensions);
-            if (!query->dimensions)
-                return fail(d, CC_ENOMEM, "out of memory");
-        }
-        query->n_dimensions = count;
-        for (uint32_t i = 0; i < count; i++) {
-            size_t old = path_index(d, i);
-            rc = read_dimension(d, &value->via.array.ptr[i], &query->dimensions[i]);
-            if (rc)
-                return rc;
-            path_set(d, old);
-        }
-        return 0;
+        const struct array_spec spec = {
+            .type = "an array of dimensions",
+            .plural = "dimensions",
+            .max = d->limits->max_dimensions < CC_QUERY_DIMENSIONS_CAP ? d->limits->max_dimensions
+                                                                       : CC_QUERY_DIMENSIONS_CAP,
+            .element_bytes = sizeof *query->dimensions,
+            .read = read_dimension,
+        };
+        void *dimensions = NULL;
+        rc = read_array(d, value, &spec, &dimensions, &query->n_dimensions);
+        query->dimensions = dimensions;
+        return rc;
     }
     default: {
         static const char *const keys[] = {"conditions", "date_range", "age",
@@ -781,10 +792,7 @@ int cc_query_decode_object(const msgpack_object *obj, const struct cc_query_limi
                            struct cc_query **out, char *errbuf, size_t errlen)
 {
     struct cc_query_limits defaults;
-    if (!limits) {
-        cc_query_limits_default(&defaults);
-        limits = &defaults;
-    }
+    limits = cc_query_limits_or_default(limits, &defaults);
     struct decoder d = {.limits = limits, .errbuf = errbuf, .errlen = errlen};
     *out = NULL;
     if (errbuf && errlen)
@@ -841,10 +849,7 @@ int cc_query_decode(const char *data, size_t len, const struct cc_query_limits *
                     struct cc_query **out, char *errbuf, size_t errlen)
 {
     struct cc_query_limits defaults;
-    if (!limits) {
-        cc_query_limits_default(&defaults);
-        limits = &defaults;
-    }
+    limits = cc_query_limits_or_default(limits, &defaults);
     struct decoder d = {.limits = limits, .errbuf = errbuf, .errlen = errlen};
     *out = NULL;
     if (len > limits->max_query_bytes)
@@ -866,421 +871,3 @@ int cc_query_decode(const char *data, size_t len, const struct cc_query_limits *
     return rc;
 }
 
-/* ---- JSON ---- */
-
-/* Packs a JSON value as msgpack, refusing nesting deeper than depth_left. */
-static int pack_json(msgpack_packer *pk, const json_t *value, uint32_t depth_left,
-                     struct decoder *d)
-{
-    switch (json_typeof(value)) {
-    case JSON_OBJECT: {
-        if (depth_left == 0)
-            return fail(d, CC_ETOOBIG, "nested deeper than %u levels", d->limits->max_nesting_depth);
-        const char *key;
-        json_t *member;
-        if (msgpack_pack_map(pk, json_object_size(value)))
-            return CC_ENOMEM;
-        json_object_foreach((json_t *)value, key, member) {
-            size_t key_len = strlen(key);
-            if (msgpack_pack_str(pk, key_len) || msgpack_pack_str_body(pk, key, key_len))
-                return CC_ENOMEM;
-            int rc = pack_json(pk, member, depth_left - 1, d);
-            if (rc)
-                return rc;
-        }
-        return 0;
-    }
-    case JSON_ARRAY: {
-        if (depth_left == 0)
-            return fail(d, CC_ETOOBIG, "nested deeper than %u levels", d->limits->max_nesting_depth);
-        size_t n = json_array_size(value);
-        if (msgpack_pack_array(pk, n))
-            return CC_ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-            int rc = pack_json(pk, json_array_get(value, i), depth_left - 1, d);
-            if (rc)
-                return rc;
-        }
-        return 0;
-    }
-    case JSON_STRING:
-        return msgpack_pack_str(pk, json_string_length(value)) ||
-                       msgpack_pack_str_body(pk, json_string_value(value), json_string_length(value))
-                   ? CC_ENOMEM
-                   : 0;
-    case JSON_INTEGER:
-        return msgpack_pack_int64(pk, json_integer_value(value)) ? CC_ENOMEM : 0;
-    case JSON_REAL:
-        return msgpack_pack_double(pk, json_real_value(value)) ? CC_ENOMEM : 0;
-    case JSON_TRUE:
-        return msgpack_pack_true(pk) ? CC_ENOMEM : 0;
-    case JSON_FALSE:
-        return msgpack_pack_false(pk) ? CC_ENOMEM : 0;
-    case JSON_NULL:
-        return msgpack_pack_nil(pk) ? CC_ENOMEM : 0;
-    }
-    return CC_EINTERNAL;
-}
-
-int cc_query_decode_json(const char *text, size_t len, const struct cc_query_limits *limits,
-                         struct cc_query **out, char *errbuf, size_t errlen)
-{
-    struct cc_query_limits defaults;
-    if (!limits) {
-        cc_query_limits_default(&defaults);
-        limits = &defaults;
-    }
-    struct decoder d = {.limits = limits, .errbuf = errbuf, .errlen = errlen};
-    *out = NULL;
-    if (len > limits->max_query_bytes)
-        return fail(&d, CC_ETOOBIG, "%zu bytes, the limit is %u", len, limits->max_query_bytes);
-    json_error_t error;
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES,
-                              &error);
-    if (!root)
-        return fail(&d, CC_EPARSE, "malformed JSON at line %d, column %d: %s", error.line,
-                    error.column, error.text);
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init(&buffer);
-    msgpack_packer packer;
-    msgpack_packer_init(&packer, &buffer, msgpack_sbuffer_write);
-    int rc = pack_json(&packer, root, limits->max_nesting_depth, &d);
-    if (rc == CC_ENOMEM)
-        fail(&d, rc, "out of memory");
-    json_decref(root);
-    if (!rc) {
-        /* The msgpack form may be a little larger than the JSON was; the
-         * byte limit has been applied to the text. */
-        struct cc_query_limits relaxed = *limits;
-        relaxed.max_query_bytes = buffer.size > relaxed.max_query_bytes
-                                      ? (uint32_t)buffer.size
-                                      : relaxed.max_query_bytes;
-        rc = cc_query_decode(buffer.data, buffer.size, &relaxed, out, errbuf, errlen);
-    }
-    msgpack_sbuffer_destroy(&buffer);
-    return rc;
-}
-
-/* ---- encoding ---- */
-
-#define PACK_(call)                                                                                \
-    do {                                                                                           \
-        if ((call) != 0)                                                                           \
-            return CC_ENOMEM;                                                                      \
-    } while (0)
-
-static int pack_cstr(msgpack_packer *pk, const char *s)
-{
-    if (!s)
-        return CC_EINVAL;
-    size_t len = strlen(s);
-    PACK_(msgpack_pack_str(pk, len));
-    PACK_(msgpack_pack_str_body(pk, s, len));
-    return 0;
-}
-
-#define PACK_STR_(pk, s)                                                                           \
-    do {                                                                                           \
-        int rc_ = pack_cstr((pk), (s));                                                            \
-        if (rc_)                                                                                   \
-            return rc_;                                                                            \
-    } while (0)
-
-static int pack_month(msgpack_packer *pk, cc_month month)
-{
-    char buf[8];
-    cc_query_month_format(month, buf);
-    return pack_cstr(pk, buf);
-}
-
-static int pack_date_range(msgpack_packer *pk, const struct cc_query_months *range)
-{
-    PACK_(msgpack_pack_map(pk, 2));
-    PACK_STR_(pk, "from");
-    int rc = pack_month(pk, range->from);
-    if (rc)
-        return rc;
-    PACK_STR_(pk, "to");
-    return pack_month(pk, range->to);
-}
-
-static unsigned popcount32(uint32_t mask)
-{
-    unsigned n = 0;
-    for (; mask; mask &= mask - 1)
-        n++;
-    return n;
-}
-
-static int pack_name_set(msgpack_packer *pk, uint32_t mask, const char *(*name_of)(int))
-{
-    PACK_(msgpack_pack_array(pk, popcount32(mask)));
-    for (int v = 0; v < 32; v++)
-        if (mask & (1u << v))
-            PACK_STR_(pk, name_of(v));
-    return 0;
-}
-
-static int pack_dimension(msgpack_packer *pk, const struct cc_query_dimension *dim)
-{
-    if (dim->kind != CC_DIM_AGE_BAND) {
-        PACK_STR_(pk, cc_query_dimension_name(dim->kind));
-        return 0;
-    }
-    PACK_(msgpack_pack_map(pk, 2));
-    PACK_STR_(pk, "name");
-    PACK_STR_(pk, "age_band");
-    PACK_STR_(pk, "bands");
-    if (dim->age_banding == CC_AGE_BANDS_5Y)
-        PACK_STR_(pk, "5y");
-    else if (dim->age_banding == CC_AGE_BANDS_10Y)
-        PACK_STR_(pk, "10y");
-    else if (dim->age_banding == CC_AGE_BANDS_CUSTOM) {
-        PACK_(msgpack_pack_array(pk, dim->n_age_bounds));
-        for (uint32_t i = 0; i < dim->n_age_bounds; i++)
-            PACK_(msgpack_pack_uint8(pk, dim->age_bounds[i]));
-    } else
-        return CC_EINVAL;
-    return 0;
-}
-
-static int pack_condition(msgpack_packer *pk, const struct cc_query_condition *c)
-{
-    int rc;
-    uint32_t n = (c->n_codes > 0) + (c->system != 0) + (c->codelist[0] != 0) +
-                 (c->setting_mask != 0) + (c->role_mask != 0) + c->date_range.present +
-                 c->anchor.present + c->exclude;
-    PACK_(msgpack_pack_map(pk, n));
-    if (c->n_codes) {
-        PACK_STR_(pk, "codes");
-        PACK_(msgpack_pack_array(pk, c->n_codes));
-        for (uint32_t i = 0; i < c->n_codes; i++)
-            PACK_STR_(pk, c->codes[i].text);
-    }
-    if (c->system) {
-        PACK_STR_(pk, "system");
-        PACK_STR_(pk, cc_query_system_name(c->system));
-    }
-    if (c->codelist[0]) {
-        PACK_STR_(pk, "codelist");
-        PACK_STR_(pk, c->codelist);
-    }
-    if (c->setting_mask) {
-        PACK_STR_(pk, "settings");
-        if ((rc = pack_name_set(pk, c->setting_mask, cc_query_setting_name)))
-            return rc;
-    }
-    if (c->role_mask) {
-        PACK_STR_(pk, "roles");
-        if ((rc = pack_name_set(pk, c->role_mask, cc_query_role_name)))
-            return rc;
-    }
-    if (c->date_range.present) {
-        PACK_STR_(pk, "date_range");
-        if ((rc = pack_date_range(pk, &c->date_range)))
-            return rc;
-    }
-    if (c->anchor.present) {
-        PACK_STR_(pk, "anchor");
-        PACK_(msgpack_pack_map(pk, 3));
-        PACK_STR_(pk, "condition");
-        PACK_(msgpack_pack_uint32(pk, c->anchor.condition));
-        PACK_STR_(pk, "from_days");
-        PACK_(msgpack_pack_int32(pk, c->anchor.from_days));
-        PACK_STR_(pk, "to_days");
-        PACK_(msgpack_pack_int32(pk, c->anchor.to_days));
-    }
-    if (c->exclude) {
-        PACK_STR_(pk, "exclude");
-        PACK_(msgpack_pack_true(pk));
-    }
-    return 0;
-}
-
-static int pack_filters(msgpack_packer *pk, const struct cc_query_filters *f)
-{
-    int rc;
-    uint32_t n = (f->n_conditions > 0) + f->date_range.present + f->age.present +
-                 (f->sex_mask != 0) + (f->setting_mask != 0) + (f->areas.n_codes > 0);
-    PACK_(msgpack_pack_map(pk, n));
-    if (f->n_conditions) {
-        PACK_STR_(pk, "conditions");
-        PACK_(msgpack_pack_array(pk, f->n_conditions));
-        for (uint32_t i = 0; i < f->n_conditions; i++)
-            if ((rc = pack_condition(pk, &f->conditions[i])))
-                return rc;
-    }
-    if (f->date_range.present) {
-        PACK_STR_(pk, "date_range");
-        if ((rc = pack_date_range(pk, &f->date_range)))
-            return rc;
-    }
-    if (f->age.present) {
-        PACK_STR_(pk, "age");
-        PACK_(msgpack_pack_map(pk, 2));
-        PACK_STR_(pk, "min");
-        PACK_(msgpack_pack_uint8(pk, f->age.min_years));
-        PACK_STR_(pk, "max");
-        PACK_(msgpack_pack_uint8(pk, f->age.max_years));
-    }
-    if (f->sex_mask) {
-        PACK_STR_(pk, "sex");
-        if ((rc = pack_name_set(pk, f->sex_mask, cc_query_sex_name)))
-            return rc;
-    }
-    if (f->setting_mask) {
-        PACK_STR_(pk, "settings");
-        if ((rc = pack_name_set(pk, f->setting_mask, cc_query_setting_name)))
-            return rc;
-    }
-    if (f->areas.n_codes) {
-        PACK_STR_(pk, "areas");
-        PACK_(msgpack_pack_map(pk, 2));
-        PACK_STR_(pk, "level");
-        PACK_STR_(pk, cc_query_area_level_name(f->areas.level));
-        PACK_STR_(pk, "codes");
-        PACK_(msgpack_pack_array(pk, f->areas.n_codes));
-        for (uint32_t i = 0; i < f->areas.n_codes; i++)
-            PACK_STR_(pk, f->areas.codes[i]);
-    }
-    return 0;
-}
-
-static bool filters_present(const struct cc_query_filters *f)
-{
-    return f->n_conditions || f->date_range.present || f->age.present || f->sex_mask ||
-           f->setting_mask || f->areas.n_codes;
-}
-
-int cc_query_pack(const struct cc_query *q, msgpack_packer *pk)
-{
-    int rc;
-    bool population = q->measure == CC_MEASURE_POPULATION &&
-                      q->population_source != CC_POPULATION_REGISTERED;
-    uint32_t n = 2 + population + (q->events_of >= 0) + q->has_as_of + (q->n_dimensions > 0) +
-                 filters_present(&q->filters);
-    PACK_(msgpack_pack_map(pk, n));
-    PACK_STR_(pk, "v");
-    PACK_(msgpack_pack_uint32(pk, q->version));
-    PACK_STR_(pk, "measure");
-    PACK_STR_(pk, cc_query_measure_name(q->measure));
-    if (population) {
-        PACK_STR_(pk, "population");
-        PACK_STR_(pk, cc_query_population_source_name(q->population_source));
-    }
-    if (q->events_of >= 0) {
-        PACK_STR_(pk, "events_of");
-        PACK_(msgpack_pack_int32(pk, q->events_of));
-    }
-    if (q->has_as_of) {
-        PACK_STR_(pk, "as_of");
-        if ((rc = pack_month(pk, q->as_of)))
-            return rc;
-    }
-    if (q->n_dimensions) {
-        PACK_STR_(pk, "dimensions");
-        PACK_(msgpack_pack_array(pk, q->n_dimensions));
-        for (uint32_t i = 0; i < q->n_dimensions; i++)
-            if ((rc = pack_dimension(pk, &q->dimensions[i])))
-                return rc;
-    }
-    if (filters_present(&q->filters)) {
-        PACK_STR_(pk, "filters");
-        if ((rc = pack_filters(pk, &q->filters)))
-            return rc;
-    }
-    return 0;
-}
-
-int cc_query_encode(const struct cc_query *query, char **out, size_t *out_len)
-{
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init(&buffer);
-    msgpack_packer packer;
-    msgpack_packer_init(&packer, &buffer, msgpack_sbuffer_write);
-    *out = NULL;
-    *out_len = 0;
-    int rc = cc_query_pack(query, &packer);
-    if (rc) {
-        msgpack_sbuffer_destroy(&buffer);
-        return rc;
-    }
-    *out_len = buffer.size;
-    *out = msgpack_sbuffer_release(&buffer);
-    if (!*out) {
-        /* an empty buffer is never produced: the map header is one byte */
-        return CC_EINTERNAL;
-    }
-    return 0;
-}
-
-/* Converts an unpacked msgpack object to JSON (the query's own canonical
- * form holds only maps, arrays, strings, integers and booleans). */
-static json_t *object_to_json(const msgpack_object *obj)
-{
-    switch (obj->type) {
-    case MSGPACK_OBJECT_NIL: return json_null();
-    case MSGPACK_OBJECT_BOOLEAN: return json_boolean(obj->via.boolean);
-    case MSGPACK_OBJECT_POSITIVE_INTEGER: return json_integer((json_int_t)obj->via.u64);
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return json_integer((json_int_t)obj->via.i64);
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: return json_real(obj->via.f64);
-    case MSGPACK_OBJECT_STR: return json_stringn(obj->via.str.ptr, obj->via.str.size);
-    case MSGPACK_OBJECT_ARRAY: {
-        json_t *array = json_array();
-        for (uint32_t i = 0; array && i < obj->via.array.size; i++) {
-            json_t *item = object_to_json(&obj->via.array.ptr[i]);
-            if (!item || json_array_append_new(array, item)) {
-                json_decref(array);
-                return NULL;
-            }
-        }
-        return array;
-    }
-    case MSGPACK_OBJECT_MAP: {
-        json_t *map = json_object();
-        for (uint32_t i = 0; map && i < obj->via.map.size; i++) {
-            const msgpack_object *key = &obj->via.map.ptr[i].key;
-            json_t *value = object_to_json(&obj->via.map.ptr[i].val);
-            if (!value || key->type != MSGPACK_OBJECT_STR ||
-                json_object_setn_new(map, key->via.str.ptr, key->via.str.size, value)) {
-                json_decref(map);
-                return NULL;
-            }
-        }
-        return map;
-    }
-    default: return NULL;
-    }
-}
-
-int cc_query_encode_json(const struct cc_query *query, char **out)
-{
-    char *bytes = NULL;
-    size_t len = 0;
-    *out = NULL;
-    int rc = cc_query_encode(query, &bytes, &len);
-    if (rc)
-        return rc;
-    msgpack_unpacked unpacked;
-    msgpack_unpacked_init(&unpacked);
-    size_t offset = 0;
-    json_t *json = NULL;
-    if (msgpack_unpack_next(&unpacked, bytes, len, &offset) != MSGPACK_UNPACK_SUCCESS) {
-        rc = CC_EINTERNAL;
-        goto fail;
-    }
-    json = object_to_json(&unpacked.data);
-    if (!json) {
-        rc = CC_ENOMEM;
-        goto fail;
-    }
-    *out = json_dumps(json, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (!*out)
-        rc = CC_ENOMEM;
-fail:
-    json_decref(json);
-    msgpack_unpacked_destroy(&unpacked);
-    free(bytes);
-    return rc;
-}
