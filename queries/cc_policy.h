@@ -1,0 +1,127 @@
+/*
+ * cc_policy.h: the disclosure policy: every setting of disclosure control in
+ * one structure, with its default, loaded from a JSON policy file.
+ *
+ * The policy says how counts are protected (suppression threshold, whether
+ * true zeros are shown, the rounding base, the cell key perturbation's
+ * maximum noise and variance, the condition noise layer), which queries are
+ * refused (minimum population, too-fine dimensions, cells per query,
+ * low-effect conditions), and names itself with a version string that every
+ * release carries. docs/privacy.md lists every key with its default.
+ *
+ * A policy is only ever obtained from cc_policy_default() or
+ * cc_policy_load*(), which check it; cc_policy_check() states the
+ * invariants and the release layer checks them again before it answers, so
+ * a policy edited in memory into something unsafe is refused, not used.
+ *
+ * Must never: be loosened by a request. A query cannot name a policy or
+ * change one of its settings; only the operator's policy file can.
+ */
+#ifndef CC_POLICY_H
+#define CC_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CC_POLICY_VERSION_BYTES 64
+
+/* Largest maximum noise D of a perturbation layer, and largest threshold
+ * and rounding base, so the perturbation table stays small and every check
+ * below has a bound. */
+#define CC_POLICY_MAX_NOISE_CAP 10
+#define CC_POLICY_THRESHOLD_CAP 100
+#define CC_POLICY_ROUNDING_BASE_CAP 100
+
+/* Defaults. */
+#define CC_POLICY_DEFAULT_VERSION "carecount-default-1"
+#define CC_POLICY_DEFAULT_THRESHOLD 8
+#define CC_POLICY_DEFAULT_SHOW_ZEROS true
+#define CC_POLICY_DEFAULT_ROUNDING_BASE 5
+#define CC_POLICY_DEFAULT_MAX_NOISE 3
+#define CC_POLICY_DEFAULT_NOISE_VARIANCE 2.0
+#define CC_POLICY_DEFAULT_CONDITION_MAX_NOISE 2
+#define CC_POLICY_DEFAULT_CONDITION_NOISE_VARIANCE 1.0
+#define CC_POLICY_DEFAULT_MIN_POPULATION 100
+#define CC_POLICY_DEFAULT_MIN_MEAN_CELL_POPULATION 20
+#define CC_POLICY_DEFAULT_MAX_CELLS 10000
+#define CC_POLICY_DEFAULT_LOW_EFFECT_SPREAD 2
+
+struct cc_policy {
+    /* Names this policy in every release ("version"); 1-63 printable ASCII
+     * characters. */
+    char version[CC_POLICY_VERSION_BYTES];
+    /* No released count lies in 1..threshold-1 ("threshold", 8). */
+    uint32_t threshold;
+    /* A cell released as 0 is shown as 0 (true) or suppressed (false)
+     * ("show_zeros", true). */
+    bool show_zeros;
+    /* Released counts are multiples of this ("rounding_base", 5; 1: no
+     * rounding). */
+    uint32_t rounding_base;
+    /* The cell key layer: noise in -max_noise..max_noise with this variance
+     * ("max_noise", 3; "noise_variance", 2.0), from the perturbation table. */
+    uint32_t max_noise;
+    double noise_variance;
+    /* The condition layer (DESIGN, Disclosure control 9): a second draw
+     * from a table of its own, seeded by the cell key and the person set of
+     * every condition ("condition_max_noise", 2; "condition_noise_variance",
+     * 1.0). 0 and 0.0 turn the layer off. */
+    uint32_t condition_max_noise;
+    double condition_noise_variance;
+    /* Queries over a universe whose public population (ONS estimates of
+     * the query's areas, ages and sexes) is below this are refused
+     * ("min_population", 100). */
+    uint64_t min_population;
+    /* Dimensions too fine together: refused when the universe's public
+     * population divided by the number of person cells (areas, practices,
+     * age bands, sexes) is below this ("min_mean_cell_population", 20). */
+    uint64_t min_mean_cell_population;
+    /* Cells per query at most ("max_cells", 10000). */
+    uint64_t max_cells;
+    /* Every restriction must change the cohort by at least this many
+     * persons, decided against a sticky noisy threshold in
+     * low_effect_persons +- low_effect_spread ("low_effect_persons",
+     * default: the threshold; "low_effect_spread", 2). */
+    uint32_t low_effect_persons;
+    uint32_t low_effect_spread;
+
+    /* Switches for the attack suite's control runs, so each attack is shown
+     * to work without the protection it is defeated by. A policy file
+     * cannot set them; they default to on. */
+    bool perturb;            /* both noise layers */
+    bool refuse_low_effect;  /* the low-effect rule */
+    bool restrict_queries;   /* minimum population, fine dimensions, cells */
+};
+
+/* Fills *policy with the defaults above. */
+void cc_policy_default(struct cc_policy *policy);
+
+/* Checks the invariants: version non-empty printable ASCII; 1 <= threshold
+ * <= 100; 1 <= rounding_base <= 100; max_noise <= 10 and 0 <= noise_variance
+ * <= the variance the table can reach for max_noise ((D+1)(2D+1)/6), and 0
+ * exactly when max_noise is 0; the same for the condition layer;
+ * low_effect_spread < low_effect_persons (so a condition that changes
+ * nothing is always refused); max_cells >= 1. Returns 0 or CC_EINVAL with
+ * "key: reason" in errbuf. */
+int cc_policy_check(const struct cc_policy *policy, char *errbuf, size_t errlen);
+
+/* Reads a policy from JSON text: an object whose keys are the quoted names
+ * above, each optional (absent keys keep their defaults). An unknown key, a
+ * wrong type, a value out of range or a duplicate key is refused. Returns 0,
+ * CC_EPARSE (malformed JSON, a wrong type or an unknown key) or CC_EINVAL
+ * (a value out of range), with "key: reason" (or the line and column of a
+ * JSON error) in errbuf. */
+int cc_policy_parse(const char *text, size_t len, struct cc_policy *policy, char *errbuf,
+                    size_t errlen);
+
+/* Reads a policy file (at most 64 KiB) as cc_policy_parse(). CC_EIO if it
+ * cannot be read, CC_ETOOBIG if larger. */
+int cc_policy_load(const char *path, struct cc_policy *policy, char *errbuf, size_t errlen);
+
+/* The largest variance a symmetric table over -max_noise..max_noise can
+ * have with the mass spread evenly over its non-zero values:
+ * (D+1)(2D+1)/6. */
+double cc_policy_max_variance(uint32_t max_noise);
+
+#endif
