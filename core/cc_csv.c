@@ -34,6 +34,7 @@
  * Must never: print, log or keep a field's value.
  */
 #include "cc_csv.h"
+#include "cc_array.h"
 #include "cc_error.h"
 
 #include <csv.h>
@@ -234,21 +235,6 @@ static uint64_t scan_field(const unsigned char *s, size_t len, int *all_ascii)
 
 /* --- the batch ------------------------------------------------------------ */
 
-static int grow(void **array, size_t *cap, size_t need, size_t element_bytes)
-{
-    if (need <= *cap)
-        return 0;
-    size_t new_cap = *cap ? *cap : 64;
-    while (new_cap < need)
-        new_cap *= 2;
-    void *p = realloc(*array, new_cap * element_bytes);
-    if (!p)
-        return CC_ENOMEM;
-    *array = p;
-    *cap = new_cap;
-    return 0;
-}
-
 static void open_row(cc_csv *csv)
 {
     csv->row_open = 1;
@@ -263,7 +249,7 @@ static void open_row(cc_csv *csv)
  * keeps its capacity from one read buffer to the next). */
 static int grow_batch_data(cc_csv *csv, size_t need)
 {
-    return grow((void **)&csv->batch_data, &csv->batch_cap, need, 1);
+    return cc_array_reserve(&csv->batch_data, &csv->batch_cap, need, 1);
 }
 
 /* The bytes of a span that is not SPAN_DROPPED. */
@@ -287,7 +273,7 @@ static void add_field(cc_csv *csv, char *field, size_t len)
         return;
     }
     if (csv->n_spans == csv->spans_cap &&
-        grow((void **)&csv->spans, &csv->spans_cap, csv->n_spans + 1, sizeof *csv->spans)) {
+        cc_array_reserve(&csv->spans, &csv->spans_cap, csv->n_spans + 1, sizeof *csv->spans)) {
         csv->error = CC_ENOMEM;
         return;
     }
@@ -378,7 +364,7 @@ static void close_row(cc_csv *csv)
         csv->row_open = 0;
         return;
     }
-    if (grow((void **)&csv->rows, &csv->rows_cap, csv->n_rows + 1, sizeof *csv->rows)) {
+    if (cc_array_reserve(&csv->rows, &csv->rows_cap, csv->n_rows + 1, sizeof *csv->rows)) {
         csv->error = CC_ENOMEM;
         return;
     }
@@ -535,7 +521,7 @@ static void parse_plain_line(cc_csv *csv, char *start, const char *end, int all_
     open_row(csv);
     int reserved = csv->header_done &&
                    (csv->spans_cap >= csv->n_spans + csv->n_columns ||
-                    grow((void **)&csv->spans, &csv->spans_cap, csv->n_spans + csv->n_columns,
+                    cc_array_reserve(&csv->spans, &csv->spans_cap, csv->n_spans + csv->n_columns,
                          sizeof *csv->spans) == 0);
     for (;;) {
         char *field_end = p;
@@ -628,7 +614,7 @@ static int finish_parse(cc_csv *csv)
         if (!csv->header_done)
             return csv->error = CC_EPARSE;
         uint64_t line = csv->row_open ? csv->row_line : csv->line;
-        if (grow((void **)&csv->rows, &csv->rows_cap, csv->n_rows + 1, sizeof *csv->rows))
+        if (cc_array_reserve(&csv->rows, &csv->rows_cap, csv->n_rows + 1, sizeof *csv->rows))
             return csv->error = CC_ENOMEM;
         csv->rows[csv->n_rows++] = (struct row){csv->n_spans, line, 1};
         csv->row_open = 0;

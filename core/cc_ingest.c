@@ -78,39 +78,13 @@ const char *cc_reject_reason_text(int reason)
     return reason >= 0 && reason < CC_N_REJECT_REASONS ? reason_texts[reason] : "unknown";
 }
 
-/* ---- the seen set and the duplicate hash ---------------------------------------- */
-
-uint64_t cc_ingest_mix64(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
-}
-
-uint64_t cc_ingest_hash64(const void *data, size_t len, uint64_t seed)
-{
-    const unsigned char *p = data;
-    uint64_t h = cc_ingest_mix64(seed ^ (len * 0x9e3779b97f4a7c15ULL));
-    while (len >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = cc_ingest_mix64(h ^ w) + 0x9e3779b97f4a7c15ULL;
-        p += 8;
-        len -= 8;
-    }
-    uint64_t tail = 0;
-    memcpy(&tail, p, len);
-    return cc_ingest_mix64(h ^ tail ^ (uint64_t)len << 56);
-}
+/* ---- the seen set ---------------------------------------- */
 
 int cc_seen_set_init(struct cc_seen_set *set, uint64_t expected)
 {
-    uint64_t cap = 64;
-    while (cap < expected * 2)
-        cap <<= 1;
+    uint64_t cap = cc_hash_slots_for(expected, 64);
+    if (!cap || cap > SIZE_MAX / (2 * sizeof *set->keys))
+        return CC_ENOMEM;
     set->keys = calloc(cap * 2, sizeof *set->keys);
     if (!set->keys)
         return CC_ENOMEM;
@@ -142,7 +116,7 @@ int cc_seen_set_add(struct cc_seen_set *set, uint64_t a, uint64_t b)
         if (rc < 0)
             return rc;
     }
-    uint64_t first = cc_ingest_mix64(a ^ cc_ingest_mix64(b)) & set->mask;
+    uint64_t first = cc_hash_mix64(a ^ cc_hash_mix64(b)) & set->mask;
     for (uint64_t i = first;; i = (i + 1) & set->mask) {
         uint64_t *slot = &set->keys[2 * i];
         if (!(slot[0] | slot[1])) {
@@ -162,7 +136,7 @@ int cc_seen_set_has(const struct cc_seen_set *set, uint64_t a, uint64_t b)
         return 0;
     if (!(a | b))
         b = 1;
-    uint64_t first = cc_ingest_mix64(a ^ cc_ingest_mix64(b)) & set->mask;
+    uint64_t first = cc_hash_mix64(a ^ cc_hash_mix64(b)) & set->mask;
     for (uint64_t i = first;; i = (i + 1) & set->mask) {
         const uint64_t *slot = &set->keys[2 * i];
         if (!(slot[0] | slot[1]))
@@ -181,66 +155,24 @@ void cc_seen_set_free(struct cc_seen_set *set)
 
 /* ---- the pseudonym memo ------------------------------------------------------------ */
 
-static int memo_grow(struct cc_pseudo_memo *memo)
-{
-    uint64_t cap = memo->mask ? (memo->mask + 1) * 2 : 1 << 16;
-    uint64_t *keys = calloc(cap, sizeof *keys);
-    cc_pseudonym *values = malloc(cap * sizeof *values);
-    if (!keys || !values) {
-        free(keys);
-        free(values);
-        return CC_ENOMEM;
-    }
-    for (uint64_t i = 0; memo->keys && i <= memo->mask; i++) {
-        if (!memo->keys[i])
-            continue;
-        uint64_t j = cc_ingest_mix64(memo->keys[i]) & (cap - 1);
-        while (keys[j])
-            j = (j + 1) & (cap - 1);
-        keys[j] = memo->keys[i];
-        values[j] = memo->values[i];
-    }
-    cc_pseudo_memo_free(memo);
-    memo->keys = keys;
-    memo->values = values;
-    memo->mask = cap - 1;
-    return 0;
-}
-
-void cc_pseudo_memo_get(struct cc_pseudo_memo *memo, uint64_t packed,
+void cc_pseudo_memo_get(struct cc_u64_map *memo, uint64_t packed,
                         void (*compute)(const cc_pseudo_key *key, const void *arg,
                                         cc_pseudonym *out),
                         const cc_pseudo_key *key, const void *arg, cc_pseudonym *out)
 {
-    if (!packed || ((memo->n + 1) * 2 > memo->mask + 1 && memo_grow(memo) < 0)) {
+    if (!packed ||
+        (cc_u64_map_full(memo) && cc_u64_map_reserve(memo, memo->n + 1, 1 << 16) < 0)) {
         compute(key, arg, out); /* no memo: correct, only slower */
         return;
     }
-    uint64_t i = cc_ingest_mix64(packed) & memo->mask;
-    while (memo->keys[i]) {
-        if (memo->keys[i] == packed) {
-            *out = memo->values[i];
-            return;
-        }
-        i = (i + 1) & memo->mask;
+    uint64_t at = cc_u64_map_slot(memo, packed);
+    if (memo->keys[at]) {
+        memcpy(out, cc_u64_map_value(memo, at), sizeof *out);
+        return;
     }
     compute(key, arg, out);
-    memo->keys[i] = packed;
-    memo->values[i] = *out;
-    memo->n++;
-}
-
-void cc_pseudo_memo_free(struct cc_pseudo_memo *memo)
-{
-    if (memo->keys) {
-        sodium_memzero(memo->keys, (memo->mask + 1) * sizeof *memo->keys);
-        sodium_memzero(memo->values, (memo->mask + 1) * sizeof *memo->values);
-    }
-    free(memo->keys);
-    free(memo->values);
-    memo->keys = NULL;
-    memo->values = NULL;
-    memo->n = memo->mask = 0;
+    cc_u64_map_put(memo, at, packed);
+    memcpy(cc_u64_map_value(memo, at), out, sizeof *out);
 }
 
 /* ---- rejects, progress, kill points ------------------------------------------------ */
@@ -493,7 +425,8 @@ static void remove_old_snapshots(const char *dir, const char *keep)
 int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *report,
                   char *errbuf, size_t errlen)
 {
-    struct cc_ingest_ctx ctx = {0};
+    struct cc_ingest_ctx ctx = {.postcode_memo = cc_pseudo_memo_empty(),
+                                .lsoa_memo = cc_u64_map_empty(sizeof(int32_t))};
     cc_store *base = NULL, *store = NULL;
     char hashes[CC_INGEST_MAX_FILES][65];
     const char *by_kind[CC_N_FEED_KINDS] = {NULL};
@@ -789,9 +722,8 @@ out:
     cc_store_free(base);
     cc_store_builder_free(ctx.builder);
     cc_seen_set_free(&ctx.type1);
-    cc_pseudo_memo_free(&ctx.postcode_memo);
-    free(ctx.lsoa_memo_key);
-    free(ctx.lsoa_memo_value);
+    cc_u64_map_free(&ctx.postcode_memo, 1);
+    cc_u64_map_free(&ctx.lsoa_memo, 0);
     sodium_memzero(ctx.nhs_recent_key, sizeof ctx.nhs_recent_key);
     sodium_memzero(ctx.nhs_recent, sizeof ctx.nhs_recent);
     free(ctx.latest_registration);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cc_array.h"
 #include "cc_error.h"
 #include "cc_model.h"
 #include "cc_validate.h"
@@ -28,7 +29,8 @@ struct area {
 
 struct level {
     struct area *areas;
-    uint32_t n, cap;
+    uint32_t n;
+    size_t cap;
 };
 
 static int area_cmp(const void *a, const void *b)
@@ -106,15 +108,9 @@ static int read_areas(struct cc_ingest_ctx *ctx, const char *path, struct cc_fee
             continue;
         }
         struct level *l = &levels[level];
-        if (l->n == l->cap) {
-            uint32_t cap = l->cap ? l->cap * 2 : 256;
-            struct area *grown = realloc(l->areas, cap * sizeof *grown);
-            if (!grown) {
-                rc = CC_ENOMEM;
-                goto out;
-            }
-            l->areas = grown;
-            l->cap = cap;
+        if (cc_array_reserve(&l->areas, &l->cap, (size_t)l->n + 1, sizeof *l->areas)) {
+            rc = CC_ENOMEM;
+            goto out;
         }
         struct area *a = &l->areas[l->n];
         memset(a, 0, sizeof *a);
@@ -186,7 +182,8 @@ static int read_postcodes(struct cc_ingest_ctx *ctx, const char *path, struct cc
     cc_csv *csv = NULL;
     int cols[5];
     struct postcode_row *rows = NULL;
-    uint32_t n = 0, cap = 0;
+    uint32_t n = 0;
+    size_t cap = 0;
     int rc = cc_ingest_open_feed(ctx, path, &csv);
     if (rc < 0)
         return rc;
@@ -221,14 +218,9 @@ static int read_postcodes(struct cc_ingest_ctx *ctx, const char *path, struct cc
             cc_ingest_reject(ctx, feed, line, CC_REJECT_AREA);
             continue;
         }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 4096;
-            struct postcode_row *grown = realloc(rows, cap * sizeof *grown);
-            if (!grown) {
-                rc = CC_ENOMEM;
-                goto fail;
-            }
-            rows = grown;
+        if (cc_array_reserve(&rows, &cap, (size_t)n + 1, sizeof *rows)) {
+            rc = CC_ENOMEM;
+            goto fail;
         }
         rows[n].key = cc_postcode_pack(canonical, len);
         rows[n].lsoa = (uint16_t)index[0];

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cc_array.h"
 #include "cc_db.h"
 #include "cc_error.h"
 #include "cc_model.h"
@@ -134,33 +135,22 @@ static int32_t postcode_lsoa(struct cc_ingest_ctx *ctx, const char *canonical, s
     uint64_t key = cc_postcode_pack(canonical, len);
     if (!key)
         return -1;
-    if (!ctx->lsoa_memo_key) {
-        uint64_t cap = 1024;
-        while (cap < 2 * (uint64_t)cc_store_builder_columns(ctx->builder)->n_postcodes + 1024)
-            cap <<= 1;
-        ctx->lsoa_memo_key = calloc(cap, sizeof *ctx->lsoa_memo_key);
-        ctx->lsoa_memo_value = malloc(cap * sizeof *ctx->lsoa_memo_value);
-        if (!ctx->lsoa_memo_key || !ctx->lsoa_memo_value) {
-            free(ctx->lsoa_memo_key);
-            free(ctx->lsoa_memo_value);
-            ctx->lsoa_memo_key = NULL;
-            ctx->lsoa_memo_value = NULL;
-            return search_lsoa(ctx, key);
-        }
-        ctx->lsoa_memo_mask = cap - 1;
+    struct cc_u64_map *memo = &ctx->lsoa_memo;
+    if (!memo->keys &&
+        cc_u64_map_reserve(memo, (uint64_t)cc_store_builder_columns(ctx->builder)->n_postcodes + 512,
+                           1024) < 0)
+        return search_lsoa(ctx, key);
+    uint64_t at = cc_u64_map_slot(memo, key);
+    int32_t lsoa;
+    if (memo->keys[at]) {
+        memcpy(&lsoa, cc_u64_map_value(memo, at), sizeof lsoa);
+        return lsoa;
     }
-    uint64_t i = cc_ingest_mix64(key) & ctx->lsoa_memo_mask;
-    while (ctx->lsoa_memo_key[i]) {
-        if (ctx->lsoa_memo_key[i] == key)
-            return ctx->lsoa_memo_value[i];
-        i = (i + 1) & ctx->lsoa_memo_mask;
-    }
-    int32_t lsoa = search_lsoa(ctx, key);
-    if ((ctx->lsoa_memo_n + 1) * 2 <= ctx->lsoa_memo_mask + 1) {
+    lsoa = search_lsoa(ctx, key);
+    if (!cc_u64_map_full(memo)) {
         /* full enough: further postcodes (misspelt ones, say) are searched */
-        ctx->lsoa_memo_key[i] = key;
-        ctx->lsoa_memo_value[i] = lsoa;
-        ctx->lsoa_memo_n++;
+        cc_u64_map_put(memo, at, key);
+        memcpy(cc_u64_map_value(memo, at), &lsoa, sizeof lsoa);
     }
     return lsoa;
 }
@@ -169,18 +159,15 @@ static int32_t postcode_lsoa(struct cc_ingest_ctx *ctx, const char *canonical, s
 
 static int ensure_registration_slots(struct cc_ingest_ctx *ctx, uint64_t person)
 {
-    if (person < ctx->latest_registration_cap)
+    size_t old_cap = ctx->latest_registration_cap;
+    if (person < old_cap)
         return 0;
-    uint64_t cap = ctx->latest_registration_cap ? ctx->latest_registration_cap : 1024;
-    while (cap <= person)
-        cap *= 2;
-    uint16_t *grown = realloc(ctx->latest_registration, cap * sizeof *grown);
-    if (!grown)
+    if (person >= SIZE_MAX || cc_array_reserve(&ctx->latest_registration,
+                                               &ctx->latest_registration_cap, (size_t)person + 1,
+                                               sizeof *ctx->latest_registration))
         return CC_ENOMEM;
-    for (uint64_t i = ctx->latest_registration_cap; i < cap; i++)
-        grown[i] = NO_REGISTRATION;
-    ctx->latest_registration = grown;
-    ctx->latest_registration_cap = cap;
+    for (size_t i = old_cap; i < ctx->latest_registration_cap; i++)
+        ctx->latest_registration[i] = NO_REGISTRATION;
     return 0;
 }
 
@@ -556,7 +543,7 @@ int cc_ingest_gp_events(struct cc_ingest_ctx *ctx, const char *path, struct cc_f
         /* The same coded entry sent twice (same patient, day and code) is a
          * duplicate row. */
         int added = cc_seen_set_add(&seen, (uint64_t)idx << 32 | (uint64_t)date,
-                                    cc_ingest_hash64(code, strlen(code), 0x6770));
+                                    cc_hash_bytes(code, strlen(code), 0x6770));
         if (added < 0) {
             rc = added;
             goto fail;
@@ -645,26 +632,15 @@ static int64_t link_or_hold(struct cc_ingest_ctx *ctx, uint32_t feed_index,
         feed->linked_stage1++;
         return idx;
     }
-    if (ctx->n_pending == ctx->pending_cap) {
-        uint64_t cap = ctx->pending_cap ? ctx->pending_cap * 2 : 4096;
-        struct cc_pending_row *grown = realloc(ctx->pending, cap * sizeof *grown);
-        if (!grown)
+    if (cc_array_reserve(&ctx->pending, &ctx->pending_cap, ctx->n_pending + 1,
+                         sizeof *ctx->pending))
+        return CC_ENOMEM;
+    if (ctx->n_pending_codes + n_codes > ctx->pending_codes_cap) {
+        /* two columns of one capacity */
+        size_t cap = cc_array_next_capacity(ctx->pending_codes_cap, ctx->n_pending_codes + n_codes);
+        if (cc_array_resize(&ctx->pending_codes, cap, sizeof *ctx->pending_codes) ||
+            cc_array_resize(&ctx->pending_code_text, cap, sizeof *ctx->pending_code_text))
             return CC_ENOMEM;
-        ctx->pending = grown;
-        ctx->pending_cap = cap;
-    }
-    while (ctx->n_pending_codes + n_codes > ctx->pending_codes_cap) {
-        uint64_t cap = ctx->pending_codes_cap ? ctx->pending_codes_cap * 2 : 8192;
-        struct cc_code_input *grown_codes =
-            realloc(ctx->pending_codes, cap * sizeof *grown_codes);
-        if (!grown_codes)
-            return CC_ENOMEM;
-        ctx->pending_codes = grown_codes;
-        char(*grown_text)[CC_CODE_TEXT_BYTES] =
-            realloc(ctx->pending_code_text, cap * sizeof *grown_text);
-        if (!grown_text)
-            return CC_ENOMEM;
-        ctx->pending_code_text = grown_text;
         ctx->pending_codes_cap = cap;
     }
     struct cc_pending_row *p = &ctx->pending[ctx->n_pending++];
@@ -820,8 +796,8 @@ int cc_ingest_hospital(struct cc_ingest_ctx *ctx, const char *path, struct cc_fe
             cc_ingest_reject(ctx, feed, line, reason - 1);
             continue;
         }
-        int added = cc_seen_set_add(&seen, cc_ingest_hash64(FIELD(f, cols[C_KEY]), 0x68),
-                                    cc_ingest_hash64(FIELD(f, cols[C_KEY]), 0x6573));
+        int added = cc_seen_set_add(&seen, cc_hash_bytes(FIELD(f, cols[C_KEY]), 0x68),
+                                    cc_hash_bytes(FIELD(f, cols[C_KEY]), 0x6573));
         if (added < 0) {
             rc = added;
             goto fail;
@@ -901,8 +877,8 @@ int cc_ingest_community(struct cc_ingest_ctx *ctx, const char *path, struct cc_f
             cc_ingest_reject(ctx, feed, line, reason - 1);
             continue;
         }
-        int added = cc_seen_set_add(&seen, cc_ingest_hash64(FIELD(f, cols[C_KEY]), 0x63),
-                                    cc_ingest_hash64(FIELD(f, cols[C_KEY]), 0x6f6d));
+        int added = cc_seen_set_add(&seen, cc_hash_bytes(FIELD(f, cols[C_KEY]), 0x63),
+                                    cc_hash_bytes(FIELD(f, cols[C_KEY]), 0x6f6d));
         if (added < 0) {
             rc = added;
             goto fail;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "cc_csv.h"
+#include "cc_hash.h"
 #include "cc_ingest.h"
 #include "cc_link.h"
 #include "cc_optout.h"
@@ -29,30 +30,23 @@ int cc_seen_set_add(struct cc_seen_set *set, uint64_t a, uint64_t b);
 int cc_seen_set_has(const struct cc_seen_set *set, uint64_t a, uint64_t b);
 void cc_seen_set_free(struct cc_seen_set *set);
 
-/* A per-run memo of pseudonyms: the keyed hash of an identifier seen before
- * in this run is looked up instead of computed again (a person has about
- * six rows; a postcode hundreds). It lives in this process's memory only,
- * is wiped when the run ends, and holds nothing the process did not hold
- * anyway (the key and the identifiers of the rows being parsed). */
-struct cc_pseudo_memo {
-    uint64_t *keys; /* 0: empty slot; else the packed identifier */
-    cc_pseudonym *values;
-    uint64_t n, mask;
-};
+/* A per-run memo of pseudonyms (a cc_u64_map of cc_pseudonym values keyed by
+ * the packed identifier, cc_pseudo_memo_empty() to start): the keyed hash of
+ * an identifier seen before in this run is looked up instead of computed
+ * again (a person has about six rows; a postcode hundreds). It lives in this
+ * process's memory only, is wiped when the run ends (cc_u64_map_free with
+ * wipe), and holds nothing the process did not hold anyway (the key and the
+ * identifiers of the rows being parsed). */
+static inline struct cc_u64_map cc_pseudo_memo_empty(void)
+{
+    return cc_u64_map_empty(sizeof(cc_pseudonym));
+}
 /* The pseudonym of the identifier packed as `packed` (non-zero), computing
  * it with compute(key, arg) the first time. */
-void cc_pseudo_memo_get(struct cc_pseudo_memo *memo, uint64_t packed,
+void cc_pseudo_memo_get(struct cc_u64_map *memo, uint64_t packed,
                         void (*compute)(const cc_pseudo_key *key, const void *arg,
                                         cc_pseudonym *out),
                         const cc_pseudo_key *key, const void *arg, cc_pseudonym *out);
-void cc_pseudo_memo_free(struct cc_pseudo_memo *memo);
-
-/* A 64-bit finaliser (murmur3's): spreads a key over a hash table's slots. */
-uint64_t cc_ingest_mix64(uint64_t h);
-
-/* A fast non-cryptographic 64-bit hash of bytes (used for duplicate
- * detection only, never for anything secret). */
-uint64_t cc_ingest_hash64(const void *data, size_t len, uint64_t seed);
 
 /* A row held back for stage-2 linkage: no valid NHS number, so it waits until
  * every stage-1 person is known (then the result does not depend on the order
@@ -92,23 +86,23 @@ struct cc_ingest_ctx {
     /* per builder person index: the latest GP registration day seen in this
      * run (UINT16_MAX none), which decides area and practice */
     uint16_t *latest_registration;
-    uint64_t latest_registration_cap;
+    size_t latest_registration_cap;
 
     /* rows waiting for stage-2 linkage */
     struct cc_pending_row *pending;
-    uint64_t n_pending, pending_cap;
+    uint64_t n_pending;
+    size_t pending_cap;
     struct cc_code_input *pending_codes;
     char (*pending_code_text)[CC_CODE_TEXT_BYTES];
-    uint64_t n_pending_codes, pending_codes_cap;
+    uint64_t n_pending_codes;
+    size_t pending_codes_cap;
 
     double progress_started, progress_last; /* seconds, for rows/s */
     char error[512]; /* why the run stopped: file and reason, no identifiers */
-    struct cc_pseudo_memo postcode_memo;
+    struct cc_u64_map postcode_memo;
     /* the LSOA of each postcode looked up in this run (-1: not in the
      * lookup), so the sorted lookup is searched once per postcode */
-    uint64_t *lsoa_memo_key;
-    int32_t *lsoa_memo_value;
-    uint64_t lsoa_memo_n, lsoa_memo_mask;
+    struct cc_u64_map lsoa_memo; /* int32_t values */
     /* NHS numbers: a small direct-mapped memo (rows of one patient tend to
      * come together; a table of every patient would cost a cache miss per
      * row, as much as the hash it saves) */

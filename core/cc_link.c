@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cc_error.h"
+#include "cc_hash.h"
 
 #define SLOT_EMPTY UINT32_MAX
 #define SLOT_AMBIGUOUS (UINT32_MAX - 1)
@@ -32,11 +33,7 @@ static uint64_t key_hash(cc_day dob, uint8_t sex, const cc_pseudonym *postcode)
      * in the date and sex and spread with a 64-bit finaliser. */
     uint64_t h;
     memcpy(&h, postcode->bytes, sizeof h);
-    h ^= ((uint64_t)(uint16_t)dob << 8 | sex) * 0x9e3779b97f4a7c15ULL;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    return h;
+    return cc_hash_mix64(h ^ ((uint64_t)(uint16_t)dob << 8 | sex) * 0x9e3779b97f4a7c15ULL);
 }
 
 static int is_unknown(const cc_pseudonym *p)
@@ -50,10 +47,10 @@ int cc_link_index_build(const struct cc_store_columns *cols, cc_link_index **out
     cc_link_index *index = calloc(1, sizeof *index);
     if (!index)
         return CC_ENOMEM;
-    uint64_t cap = 16;
-    while (cap < (uint64_t)cols->n_persons * 2)
-        cap <<= 1;
-    index->slots = malloc(cap * sizeof *index->slots);
+    uint64_t cap = cc_hash_slots_for(cols->n_persons, 16);
+    index->slots = cap && cap <= SIZE_MAX / sizeof *index->slots
+                       ? malloc((size_t)cap * sizeof *index->slots)
+                       : NULL;
     if (!index->slots) {
         free(index);
         return CC_ENOMEM;

@@ -20,6 +20,7 @@
  * Must never: accept or store an NHS number, or print or log a pseudonym.
  */
 #include "cc_optout.h"
+#include "cc_array.h"
 #include "cc_db.h"
 #include "cc_error.h"
 
@@ -323,25 +324,6 @@ int cc_optout_status(cc_optout *register_, const cc_pseudonym *person, cc_day on
     return 0;
 }
 
-/* Grows *array (of element_size elements, *capacity of them) to hold at
- * least needed elements. */
-static int grow(void **array, size_t *capacity, size_t needed, size_t element_size)
-{
-    if (needed <= *capacity)
-        return 0;
-    size_t new_capacity = *capacity ? *capacity * 2 : 16;
-    while (new_capacity < needed)
-        new_capacity *= 2;
-    if (new_capacity > SIZE_MAX / element_size)
-        return CC_ENOMEM;
-    void *grown = realloc(*array, new_capacity * element_size);
-    if (!grown)
-        return CC_ENOMEM;
-    *array = grown;
-    *capacity = new_capacity;
-    return 0;
-}
-
 int cc_optout_history(cc_optout *register_, const cc_pseudonym *person,
                       struct cc_optout_event **events, size_t *n_events)
 {
@@ -358,7 +340,7 @@ int cc_optout_history(cc_optout *register_, const cc_pseudonym *person,
     if ((rc = bind_person(stmt, 1, person)) != SQLITE_OK)
         goto fail_sqlite;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if ((err = grow((void **)&list, &capacity, n + 1, sizeof *list)) != 0)
+        if ((err = cc_array_reserve(&list, &capacity, n + 1, sizeof *list)) != 0)
             goto fail;
         struct cc_optout_event *e = &list[n++];
         memset(e, 0, sizeof *e);
@@ -470,7 +452,7 @@ int cc_optout_persons_in_force(cc_optout *register_, cc_day on, unsigned type_ma
             valid_type(current_type) && (type_mask & CC_OPTOUT_MASK(current_type)))
             current_in_force = 1;
         if (have_current && new_person && current_in_force) {
-            if ((err = grow((void **)&list, &capacity, n + 1, sizeof *list)) != 0)
+            if ((err = cc_array_reserve(&list, &capacity, n + 1, sizeof *list)) != 0)
                 goto fail;
             list[n++] = current;
         }

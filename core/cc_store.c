@@ -143,12 +143,9 @@ uint64_t store_section_bytes(const struct store_counts *counts, int section)
     return n * size;
 }
 
-void store_bind_columns(struct cc_store *s)
+void store_bind_view(struct cc_store_columns *v, const struct store_counts *c,
+                     void *const sec[STORE_N_SECTIONS])
 {
-    struct cc_store_columns *v = &s->view;
-    const struct store_counts *c = &s->counts;
-    void *const *sec = s->section;
-
     memset(v, 0, sizeof *v);
     v->n_lsoa = c->n_lsoa;
     v->n_lad = c->n_lad;
@@ -190,7 +187,12 @@ void store_bind_columns(struct cc_store *s)
     v->code_text = sec[STORE_SECTION_CODE_TEXT];
     v->code_first = sec[STORE_SECTION_CODE_FIRST];
     v->posting_records = sec[STORE_SECTION_POSTING_RECORDS];
-    s->person_by_pseudonym = sec[STORE_SECTION_PERSON_BY_PSEUDONYM];
+}
+
+void store_bind_columns(struct cc_store *s)
+{
+    store_bind_view(&s->view, &s->counts, s->section);
+    s->person_by_pseudonym = s->section[STORE_SECTION_PERSON_BY_PSEUDONYM];
 }
 
 /* Arrays this large are backed by transparent huge pages where the kernel

@@ -25,18 +25,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cc_array.h"
 #include "cc_error.h"
+#include "cc_hash.h"
 #include "cc_model.h"
 #include "cc_store_internal.h"
 
 #define MAX_CODES_PER_RECORD 255
-
-/* An open-addressing table of indices: slot holds index + 1, 0 is empty.
- * Capacity is a power of two and at least twice the entries. */
-struct index_table {
-    uint32_t *slots;
-    uint64_t mask; /* capacity - 1 */
-};
 
 struct cc_store_builder {
     /* area reference data: exactly the area and postcode sections of a store */
@@ -45,14 +40,14 @@ struct cc_store_builder {
 
     uint32_t n_practices, practice_cap;
     char (*practice_code)[CC_PRACTICE_CODE_BYTES];
-    struct index_table practice_table;
+    struct cc_index_table practice_table;
 
     uint32_t n_persons, person_cap;
     cc_pseudonym *person_pseudonym, *person_postcode_pseudonym;
     uint16_t *person_dob, *person_lsoa, *person_practice;
     uint8_t *person_sex;
     uint32_t *person_record_key;
-    struct index_table person_table;
+    struct cc_index_table person_table;
 
     uint64_t n_records, record_cap;
     uint32_t *record_person;
@@ -67,54 +62,35 @@ struct cc_store_builder {
     uint32_t n_codes, code_cap;
     uint8_t *code_system;
     char (*code_text)[CC_CODE_TEXT_BYTES];
-    struct index_table code_table;
+    struct cc_index_table code_table;
 
     /* pending drop_records calls: key (person << 2 | setting) + 1, and the
      * record count at the time of the call (records below it are dropped) */
-    uint64_t n_drops, drop_mask;
-    uint64_t *drop_key, *drop_mark;
+    struct cc_u64_map drops; /* uint64_t values */
 
     struct cc_store_columns view;
 };
 
 /* ---- hashing ---------------------------------------------------------- */
 
-static uint64_t mix64(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
-}
-
-static uint64_t hash_bytes(uint64_t seed, const char *text, size_t width)
-{
-    uint64_t h = 0xcbf29ce484222325ULL ^ seed;
-    for (size_t i = 0; i < width && text[i]; i++) {
-        h ^= (uint8_t)text[i];
-        h *= 0x100000001b3ULL;
-    }
-    return mix64(h);
-}
-
 static uint64_t hash_pseudonym(const cc_pseudonym *p)
 {
     uint64_t a, c;
     memcpy(&a, p->bytes, 8);
     memcpy(&c, p->bytes + 8, 8);
-    return mix64(a ^ (c * 0x9e3779b97f4a7c15ULL));
+    return cc_hash_mix64(a ^ (c * 0x9e3779b97f4a7c15ULL));
 }
 
-static uint64_t hash_person(const cc_store_builder *b, uint32_t i)
+static uint64_t hash_person(const void *builder, uint32_t i)
 {
+    const cc_store_builder *b = builder;
     return hash_pseudonym(&b->person_pseudonym[i]);
 }
 
-static uint64_t hash_practice(const cc_store_builder *b, uint32_t i)
+static uint64_t hash_practice(const void *builder, uint32_t i)
 {
-    return hash_bytes(0, b->practice_code[i], CC_PRACTICE_CODE_BYTES);
+    const cc_store_builder *b = builder;
+    return cc_hash_text(b->practice_code[i], CC_PRACTICE_CODE_BYTES, 0);
 }
 
 /* A code's hash over its NUL-padded fixed-width text, read as words. */
@@ -125,70 +101,23 @@ static uint64_t hash_code_text(uint8_t system, const char text[CC_CODE_TEXT_BYTE
     memcpy(&w0, text, 8);
     memcpy(&w1, text + 8, 8);
     memcpy(&w2, text + 16, 4);
-    return mix64(w0 ^ mix64(w1 ^ ((uint64_t)w2 << 8 | system)));
+    return cc_hash_mix64(w0 ^ cc_hash_mix64(w1 ^ ((uint64_t)w2 << 8 | system)));
 }
 
-static uint64_t hash_code(const cc_store_builder *b, uint32_t i)
+static uint64_t hash_code(const void *builder, uint32_t i)
 {
+    const cc_store_builder *b = builder;
     return hash_code_text(b->code_system[i], b->code_text[i]);
-}
-
-/* Makes room for one more entry of n, rehashing every index 0..n-1. */
-static int table_reserve(struct index_table *t, const cc_store_builder *b, uint64_t n,
-                         uint64_t (*hash_of)(const cc_store_builder *, uint32_t))
-{
-    uint64_t capacity = t->slots ? t->mask + 1 : 0;
-    if ((n + 1) * 2 <= capacity)
-        return 0;
-    uint64_t new_capacity = capacity ? capacity * 2 : 64;
-    while ((n + 1) * 2 > new_capacity)
-        new_capacity *= 2;
-    if (new_capacity > SIZE_MAX / sizeof(uint32_t))
-        return CC_ENOMEM;
-    uint32_t *slots = calloc((size_t)new_capacity, sizeof *slots);
-    if (!slots)
-        return CC_ENOMEM;
-    free(t->slots);
-    t->slots = slots;
-    t->mask = new_capacity - 1;
-    for (uint64_t i = 0; i < n; i++) {
-        uint64_t at = hash_of(b, (uint32_t)i) & t->mask;
-        while (t->slots[at])
-            at = (at + 1) & t->mask;
-        t->slots[at] = (uint32_t)i + 1;
-    }
-    return 0;
-}
-
-/* Stores index at the first empty slot of its probe sequence. */
-static void table_insert(struct index_table *t, uint64_t hash, uint32_t index)
-{
-    uint64_t at = hash & t->mask;
-    while (t->slots[at])
-        at = (at + 1) & t->mask;
-    t->slots[at] = index + 1;
 }
 
 /* ---- growable arrays -------------------------------------------------- */
 
-/* Grows *array to hold capacity elements of size bytes; 0 or CC_ENOMEM
- * (the old array stays valid on failure). */
-static int grow_array(void *array_pointer, uint64_t capacity, size_t size)
-{
-    void **array = array_pointer;
-    if (capacity > SIZE_MAX / size)
-        return CC_ENOMEM;
-    void *grown = realloc(*array, (size_t)(capacity * size));
-    if (!grown)
-        return CC_ENOMEM;
-    *array = grown;
-    return 0;
-}
+/* Column arrays start at 1024 entries and grow by half (cc_array.h). */
+#define COLUMN_MIN_CAPACITY 1024
 
 static uint64_t next_capacity(uint64_t capacity, uint64_t need)
 {
-    uint64_t grown = capacity < 1024 ? 1024 : capacity + capacity / 2;
-    return grown < need ? need : grown;
+    return cc_array_next_capacity(capacity, need < COLUMN_MIN_CAPACITY ? COLUMN_MIN_CAPACITY : need);
 }
 
 static void refresh_view(cc_store_builder *b);
@@ -203,11 +132,11 @@ static int reserve_persons(cc_store_builder *b, uint64_t need)
     uint64_t cap = next_capacity(b->person_cap, need);
     if (cap > UINT32_MAX)
         cap = UINT32_MAX;
-    if (grow_array(&b->person_pseudonym, cap, sizeof(cc_pseudonym)) ||
-        grow_array(&b->person_postcode_pseudonym, cap, sizeof(cc_pseudonym)) ||
-        grow_array(&b->person_dob, cap, 2) || grow_array(&b->person_lsoa, cap, 2) ||
-        grow_array(&b->person_practice, cap, 2) || grow_array(&b->person_sex, cap, 1) ||
-        grow_array(&b->person_record_key, cap, 4))
+    if (cc_array_resize(&b->person_pseudonym, cap, sizeof(cc_pseudonym)) ||
+        cc_array_resize(&b->person_postcode_pseudonym, cap, sizeof(cc_pseudonym)) ||
+        cc_array_resize(&b->person_dob, cap, 2) || cc_array_resize(&b->person_lsoa, cap, 2) ||
+        cc_array_resize(&b->person_practice, cap, 2) || cc_array_resize(&b->person_sex, cap, 1) ||
+        cc_array_resize(&b->person_record_key, cap, 4))
         rc = CC_ENOMEM;
     else
         b->person_cap = (uint32_t)cap;
@@ -223,9 +152,9 @@ static int reserve_records(cc_store_builder *b, uint64_t need)
         return CC_ETOOBIG; /* postings hold 30-bit record indices */
     int rc = 0;
     uint64_t cap = next_capacity(b->record_cap, need);
-    if (grow_array(&b->record_person, cap, 4) || grow_array(&b->record_date, cap, 2) ||
-        grow_array(&b->record_flags, cap, 1) || grow_array(&b->record_setting, cap, 1) ||
-        grow_array(&b->record_n_codes, cap, 1))
+    if (cc_array_resize(&b->record_person, cap, 4) || cc_array_resize(&b->record_date, cap, 2) ||
+        cc_array_resize(&b->record_flags, cap, 1) || cc_array_resize(&b->record_setting, cap, 1) ||
+        cc_array_resize(&b->record_n_codes, cap, 1))
         rc = CC_ENOMEM;
     else
         b->record_cap = cap;
@@ -240,7 +169,7 @@ static int reserve_occurrences(cc_store_builder *b, uint64_t need)
     if (need > UINT32_MAX)
         return CC_ETOOBIG;
     uint64_t cap = next_capacity(b->occurrence_cap, need);
-    if (grow_array(&b->occurrence_code, cap, 4) || grow_array(&b->occurrence_role, cap, 1))
+    if (cc_array_resize(&b->occurrence_code, cap, 4) || cc_array_resize(&b->occurrence_role, cap, 1))
         return CC_ENOMEM;
     b->occurrence_cap = cap;
     return 0;
@@ -249,62 +178,42 @@ static int reserve_occurrences(cc_store_builder *b, uint64_t need)
 /* Points the builder's column view at what it holds now. */
 static void refresh_view(cc_store_builder *b)
 {
-    struct cc_store_columns *v = &b->view;
-    void *const *sec = b->area_section;
-    memset(v, 0, sizeof *v);
-    v->n_lsoa = b->area_counts.n_lsoa;
-    v->n_lad = b->area_counts.n_lad;
-    v->n_icb = b->area_counts.n_icb;
-    v->n_region = b->area_counts.n_region;
-    v->lsoa_code = sec[STORE_SECTION_LSOA_CODE];
-    v->lad_code = sec[STORE_SECTION_LAD_CODE];
-    v->icb_code = sec[STORE_SECTION_ICB_CODE];
-    v->region_code = sec[STORE_SECTION_REGION_CODE];
-    v->lsoa_lad = sec[STORE_SECTION_LSOA_LAD];
-    v->lad_icb = sec[STORE_SECTION_LAD_ICB];
-    v->icb_region = sec[STORE_SECTION_ICB_REGION];
-    v->name_blob = sec[STORE_SECTION_NAME_BLOB];
-    v->lsoa_name_offset = sec[STORE_SECTION_LSOA_NAME_OFFSET];
-    v->lad_name_offset = sec[STORE_SECTION_LAD_NAME_OFFSET];
-    v->icb_name_offset = sec[STORE_SECTION_ICB_NAME_OFFSET];
-    v->region_name_offset = sec[STORE_SECTION_REGION_NAME_OFFSET];
-    v->population = sec[STORE_SECTION_POPULATION];
-    v->n_postcodes = b->area_counts.n_postcodes;
-    v->postcode_key = sec[STORE_SECTION_POSTCODE_KEY];
-    v->postcode_lsoa = sec[STORE_SECTION_POSTCODE_LSOA];
-    v->n_practices = b->n_practices;
-    v->practice_code = (const char(*)[CC_PRACTICE_CODE_BYTES])b->practice_code;
-    v->n_persons = b->n_persons;
-    v->person_pseudonym = b->person_pseudonym;
-    v->person_postcode_pseudonym = b->person_postcode_pseudonym;
-    v->person_dob = b->person_dob;
-    v->person_sex = b->person_sex;
-    v->person_lsoa = b->person_lsoa;
-    v->person_practice = b->person_practice;
-    v->person_record_key = b->person_record_key;
-    v->n_records = b->n_records;
-    v->record_person = b->record_person;
-    v->record_date = b->record_date;
-    v->record_flags = b->record_flags;
-    v->n_codes = b->n_codes;
-    v->code_system = b->code_system;
-    v->code_text = (const char(*)[CC_CODE_TEXT_BYTES])b->code_text;
+    void *sections[STORE_N_SECTIONS];
+    memcpy(sections, b->area_section, sizeof sections);
+    sections[STORE_SECTION_PRACTICE_CODE] = b->practice_code;
+    sections[STORE_SECTION_PERSON_PSEUDONYM] = b->person_pseudonym;
+    sections[STORE_SECTION_PERSON_POSTCODE_PSEUDONYM] = b->person_postcode_pseudonym;
+    sections[STORE_SECTION_PERSON_DOB] = b->person_dob;
+    sections[STORE_SECTION_PERSON_SEX] = b->person_sex;
+    sections[STORE_SECTION_PERSON_LSOA] = b->person_lsoa;
+    sections[STORE_SECTION_PERSON_PRACTICE] = b->person_practice;
+    sections[STORE_SECTION_PERSON_RECORD_KEY] = b->person_record_key;
+    sections[STORE_SECTION_RECORD_PERSON] = b->record_person;
+    sections[STORE_SECTION_RECORD_DATE] = b->record_date;
+    sections[STORE_SECTION_RECORD_FLAGS] = b->record_flags;
+    sections[STORE_SECTION_CODE_SYSTEM] = b->code_system;
+    sections[STORE_SECTION_CODE_TEXT] = b->code_text;
+    struct store_counts counts = b->area_counts;
+    counts.n_practices = b->n_practices;
+    counts.n_persons = b->n_persons;
+    counts.n_records = b->n_records;
+    counts.n_codes = b->n_codes;
+    memset(counts.setting_first, 0, sizeof counts.setting_first);
+    store_bind_view(&b->view, &counts, sections);
 }
 
 /* ---- interning -------------------------------------------------------- */
 
+static int practice_matches(const void *builder, uint32_t i, const void *code)
+{
+    const cc_store_builder *b = builder;
+    return strncmp(b->practice_code[i], code, CC_PRACTICE_CODE_BYTES) == 0;
+}
+
 static int64_t find_practice(const cc_store_builder *b, const char *code)
 {
-    if (!b->practice_table.slots)
-        return -1;
-    const struct index_table *t = &b->practice_table;
-    uint64_t at = hash_bytes(0, code, CC_PRACTICE_CODE_BYTES) & t->mask;
-    for (; t->slots[at]; at = (at + 1) & t->mask) {
-        uint32_t i = t->slots[at] - 1;
-        if (strncmp(b->practice_code[i], code, CC_PRACTICE_CODE_BYTES) == 0)
-            return i;
-    }
-    return -1;
+    return cc_index_table_find(&b->practice_table, cc_hash_text(code, CC_PRACTICE_CODE_BYTES, 0),
+                               practice_matches, b, code);
 }
 
 int32_t cc_store_builder_practice(cc_store_builder *b, const char *code)
@@ -319,18 +228,31 @@ int32_t cc_store_builder_practice(cc_store_builder *b, const char *code)
         return CC_ETOOBIG;
     if (b->n_practices == b->practice_cap) {
         uint32_t cap = b->practice_cap ? b->practice_cap * 2 : 64;
-        if (grow_array(&b->practice_code, cap, CC_PRACTICE_CODE_BYTES))
+        if (cc_array_resize(&b->practice_code, cap, CC_PRACTICE_CODE_BYTES))
             return CC_ENOMEM;
         b->practice_cap = cap;
     }
-    if (table_reserve(&b->practice_table, b, b->n_practices, hash_practice))
+    if (cc_index_table_reserve(&b->practice_table, b->n_practices, hash_practice, b))
         return CC_ENOMEM;
     uint32_t index = b->n_practices++;
     memset(b->practice_code[index], 0, CC_PRACTICE_CODE_BYTES);
     memcpy(b->practice_code[index], code, len);
-    table_insert(&b->practice_table, hash_practice(b, index), index);
+    cc_index_table_insert(&b->practice_table, hash_practice(b, index), index);
     refresh_view(b);
     return (int32_t)index;
+}
+
+struct code_key {
+    uint8_t system;
+    const char *padded; /* CC_CODE_TEXT_BYTES, NUL-padded */
+};
+
+static int code_matches(const void *builder, uint32_t i, const void *code_key)
+{
+    const cc_store_builder *b = builder;
+    const struct code_key *key = code_key;
+    return b->code_system[i] == key->system &&
+           memcmp(b->code_text[i], key->padded, CC_CODE_TEXT_BYTES) == 0;
 }
 
 /* Interns a code (already checked); its builder id or a negative code. */
@@ -341,50 +263,43 @@ static int64_t intern_code(cc_store_builder *b, uint8_t system, const char *text
     char padded[CC_CODE_TEXT_BYTES] = {0};
     memcpy(padded, text, strlen(text));
     uint64_t hash = hash_code_text(system, padded);
-    if (b->code_table.slots) {
-        const struct index_table *t = &b->code_table;
-        for (uint64_t at = hash & t->mask; t->slots[at]; at = (at + 1) & t->mask) {
-            uint32_t i = t->slots[at] - 1;
-            if (b->code_system[i] == system &&
-                memcmp(b->code_text[i], padded, CC_CODE_TEXT_BYTES) == 0)
-                return i;
-        }
-    }
+    struct code_key key = {system, padded};
+    int64_t found = cc_index_table_find(&b->code_table, hash, code_matches, b, &key);
+    if (found >= 0)
+        return found;
     if (b->n_codes == UINT32_MAX - 1)
         return CC_ETOOBIG;
     if (b->n_codes == b->code_cap) {
         uint64_t cap = next_capacity(b->code_cap, (uint64_t)b->n_codes + 1);
         if (cap > UINT32_MAX - 1)
             cap = UINT32_MAX - 1;
-        int grown = grow_array(&b->code_system, cap, 1) == 0 &&
-                    grow_array(&b->code_text, cap, CC_CODE_TEXT_BYTES) == 0;
+        int grown = cc_array_resize(&b->code_system, cap, 1) == 0 &&
+                    cc_array_resize(&b->code_text, cap, CC_CODE_TEXT_BYTES) == 0;
         refresh_view(b); /* the arrays may have moved, even on failure */
         if (!grown)
             return CC_ENOMEM;
         b->code_cap = (uint32_t)cap;
     }
-    if (table_reserve(&b->code_table, b, b->n_codes, hash_code))
+    if (cc_index_table_reserve(&b->code_table, b->n_codes, hash_code, b))
         return CC_ENOMEM;
     uint32_t index = b->n_codes++;
     b->code_system[index] = system;
     memcpy(b->code_text[index], padded, CC_CODE_TEXT_BYTES);
-    table_insert(&b->code_table, hash, index);
+    cc_index_table_insert(&b->code_table, hash, index);
     return index;
 }
 
 /* ---- persons ---------------------------------------------------------- */
 
+static int person_matches(const void *builder, uint32_t i, const void *pseudonym)
+{
+    const cc_store_builder *b = builder;
+    return store_pseudonym_compare(&b->person_pseudonym[i], pseudonym) == 0;
+}
+
 int64_t cc_store_builder_find_person(const cc_store_builder *b, const cc_pseudonym *p)
 {
-    if (!b->person_table.slots)
-        return -1;
-    const struct index_table *t = &b->person_table;
-    for (uint64_t at = hash_pseudonym(p) & t->mask; t->slots[at]; at = (at + 1) & t->mask) {
-        uint32_t i = t->slots[at] - 1;
-        if (store_pseudonym_compare(&b->person_pseudonym[i], p) == 0)
-            return i;
-    }
-    return -1;
+    return cc_index_table_find(&b->person_table, hash_pseudonym(p), person_matches, b, p);
 }
 
 int64_t cc_store_builder_person(cc_store_builder *b, const struct cc_person_input *p)
@@ -402,11 +317,11 @@ int64_t cc_store_builder_person(cc_store_builder *b, const struct cc_person_inpu
     if (index < 0) {
         int rc;
         if ((rc = reserve_persons(b, (uint64_t)b->n_persons + 1)) ||
-            (rc = table_reserve(&b->person_table, b, b->n_persons, hash_person)))
+            (rc = cc_index_table_reserve(&b->person_table, b->n_persons, hash_person, b)))
             return rc;
         index = b->n_persons++;
         b->person_pseudonym[index] = p->pseudonym;
-        table_insert(&b->person_table, hash_pseudonym(&p->pseudonym), (uint32_t)index);
+        cc_index_table_insert(&b->person_table, hash_pseudonym(&p->pseudonym), (uint32_t)index);
     }
     b->person_postcode_pseudonym[index] = p->postcode_pseudonym;
     b->person_dob[index] = (uint16_t)p->dob;
@@ -473,63 +388,30 @@ int cc_store_builder_record(cc_store_builder *b, uint32_t person, uint8_t settin
     return 0;
 }
 
-static uint64_t drop_hash(uint64_t key)
-{
-    return mix64(key);
-}
-
 int cc_store_builder_drop_records(cc_store_builder *b, uint32_t person, uint8_t setting)
 {
     if (person >= b->n_persons || setting < CC_SETTING_GP || setting > CC_SETTING_COMMUNITY)
         return CC_EINVAL;
     uint64_t key = ((uint64_t)person << 2 | setting) + 1;
-    uint64_t capacity = b->drop_key ? b->drop_mask + 1 : 0;
-    if ((b->n_drops + 1) * 2 > capacity) {
-        uint64_t new_capacity = capacity ? capacity * 2 : 64;
-        uint64_t *keys = calloc(new_capacity, sizeof *keys);
-        uint64_t *marks = calloc(new_capacity, sizeof *marks);
-        if (!keys || !marks) {
-            free(keys);
-            free(marks);
-            return CC_ENOMEM;
-        }
-        for (uint64_t i = 0; i < capacity; i++) {
-            if (!b->drop_key[i])
-                continue;
-            uint64_t at = drop_hash(b->drop_key[i]) & (new_capacity - 1);
-            while (keys[at])
-                at = (at + 1) & (new_capacity - 1);
-            keys[at] = b->drop_key[i];
-            marks[at] = b->drop_mark[i];
-        }
-        free(b->drop_key);
-        free(b->drop_mark);
-        b->drop_key = keys;
-        b->drop_mark = marks;
-        b->drop_mask = new_capacity - 1;
-    }
-    uint64_t at = drop_hash(key) & b->drop_mask;
-    while (b->drop_key[at] && b->drop_key[at] != key)
-        at = (at + 1) & b->drop_mask;
-    if (!b->drop_key[at]) {
-        b->drop_key[at] = key;
-        b->n_drops++;
-    }
+    if (cc_u64_map_full(&b->drops) && cc_u64_map_reserve(&b->drops, b->drops.n + 1, 64))
+        return CC_ENOMEM;
+    uint64_t at = cc_u64_map_slot(&b->drops, key);
+    if (!b->drops.keys[at])
+        cc_u64_map_put(&b->drops, at, key);
     /* every record of this person and setting added so far goes; records
      * added after this call stay */
-    b->drop_mark[at] = b->n_records;
+    memcpy(cc_u64_map_value(&b->drops, at), &b->n_records, sizeof b->n_records);
     return 0;
 }
 
 /* The record count at the last drop of (person, setting), or 0. */
 static uint64_t drop_mark_of(const cc_store_builder *b, uint32_t person, uint8_t setting)
 {
-    uint64_t key = ((uint64_t)person << 2 | setting) + 1;
-    for (uint64_t at = drop_hash(key) & b->drop_mask; b->drop_key[at];
-         at = (at + 1) & b->drop_mask)
-        if (b->drop_key[at] == key)
-            return b->drop_mark[at];
-    return 0;
+    uint64_t key = ((uint64_t)person << 2 | setting) + 1, mark = 0;
+    uint64_t at = cc_u64_map_slot(&b->drops, key);
+    if (b->drops.keys[at])
+        memcpy(&mark, cc_u64_map_value(&b->drops, at), sizeof mark);
+    return mark;
 }
 
 /* ---- areas ------------------------------------------------------------ */
@@ -782,7 +664,7 @@ void cc_store_builder_free(cc_store_builder *b)
     for (int s = 0; s < STORE_N_SECTIONS; s++)
         free(b->area_section[s]);
     free(b->practice_code);
-    free(b->practice_table.slots);
+    cc_index_table_free(&b->practice_table);
     free(b->person_pseudonym);
     free(b->person_postcode_pseudonym);
     free(b->person_dob);
@@ -790,7 +672,7 @@ void cc_store_builder_free(cc_store_builder *b)
     free(b->person_practice);
     free(b->person_sex);
     free(b->person_record_key);
-    free(b->person_table.slots);
+    cc_index_table_free(&b->person_table);
     free(b->record_person);
     free(b->record_date);
     free(b->record_flags);
@@ -800,9 +682,8 @@ void cc_store_builder_free(cc_store_builder *b)
     free(b->occurrence_role);
     free(b->code_system);
     free(b->code_text);
-    free(b->code_table.slots);
-    free(b->drop_key);
-    free(b->drop_mark);
+    cc_index_table_free(&b->code_table);
+    cc_u64_map_free(&b->drops, 0);
     free(b);
 }
 
@@ -848,7 +729,7 @@ static int copy_base(cc_store_builder *b, const cc_store *base)
         memcpy(b->person_record_key, v->person_record_key, n * 4);
     }
     b->n_persons = n;
-    if ((rc = table_reserve(&b->person_table, b, n, hash_person)))
+    if ((rc = cc_index_table_reserve(&b->person_table, n, hash_person, b)))
         goto fail;
     for (uint32_t c = 0; c < v->n_codes; c++) {
         char text[CC_CODE_TEXT_BYTES + 1] = {0};
@@ -909,6 +790,7 @@ int cc_store_builder_new(const cc_store *base, cc_store_builder **out)
     cc_store_builder *b = calloc(1, sizeof *b);
     if (!b)
         return CC_ENOMEM;
+    b->drops = cc_u64_map_empty(sizeof(uint64_t));
     int rc;
     if (base) {
         if ((rc = copy_base(b, base)))
@@ -1138,7 +1020,7 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
     s->counts.n_codes = b->n_codes;
 
     /* pending drops tombstone their records (setting 0) */
-    if (b->n_drops)
+    if (b->drops.n)
         for (uint64_t r = 0; r < b->n_records; r++)
             if (b->record_setting[r] &&
                 r < drop_mark_of(b, b->record_person[r], b->record_setting[r]))

@@ -86,6 +86,12 @@ uint32_t store_section_element_bytes(int section);
  * counts overflow. */
 uint64_t store_section_bytes(const struct store_counts *counts, int section);
 
+/* Points view at the sections (NULL where a section is absent) and copies
+ * the counts into it: the one place that maps sections to columns, used by
+ * the builder while it fills its arrays and by finished and loaded stores. */
+void store_bind_view(struct cc_store_columns *view, const struct store_counts *counts,
+                     void *const sections[STORE_N_SECTIONS]);
+
 /* Points store->view and store->person_by_pseudonym at the sections and
  * copies the counts into the view. */
 void store_bind_columns(struct cc_store *store);
