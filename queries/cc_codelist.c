@@ -21,13 +21,15 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "cc_array.h"
 #include "cc_error.h"
 
 #define CODELIST_MAX_FILE_BYTES (32u << 20)
 
 struct cc_codelists {
     struct cc_codelist **lists; /* [n_lists], sorted by name */
-    uint32_t n_lists, capacity;
+    uint32_t n_lists;
+    size_t capacity;
 };
 
 int cc_codelists_new(cc_codelists **out)
@@ -122,7 +124,8 @@ struct parse {
     uint64_t first_row_of[4]; /* a row whose code fits only ... for mixed-list errors */
 
     struct cc_query_code *codes;
-    uint32_t n_codes, capacity;
+    uint32_t n_codes;
+    size_t capacity;
 };
 
 #if defined(__GNUC__)
@@ -143,21 +146,6 @@ static void parse_fail(struct parse *p, int rc, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(p->errbuf + n, p->errlen - (size_t)n, fmt, ap);
     va_end(ap);
-}
-
-static void systems_text(unsigned systems, char *buf, size_t len)
-{
-    buf[0] = '\0';
-    size_t used = 0;
-    for (int s = CC_CODE_SNOMED; s <= CC_CODE_OPCS4; s++) {
-        if (!(systems & (1u << s)))
-            continue;
-        int n = snprintf(buf + used, len - used, "%s%s", used ? " or " : "",
-                         cc_query_system_title(s));
-        if (n < 0 || (size_t)n >= len - used)
-            return;
-        used += (size_t)n;
-    }
 }
 
 static void add_code(struct parse *p, const char *data, size_t len)
@@ -191,7 +179,7 @@ static void add_code(struct parse *p, const char *data, size_t len)
                           code.text);
     if (p->system && !(fits & (1u << p->system))) {
         char text[48];
-        systems_text(fits, text, sizeof text);
+        cc_query_systems_text(fits, text, sizeof text);
         return parse_fail(p, CC_EINVAL, "'%s' is %s but the list's system is %s", code.text, text,
                           cc_query_system_title(p->system));
     }
@@ -205,7 +193,7 @@ static void add_code(struct parse *p, const char *data, size_t len)
             if ((p->systems & (1u << s)) && p->first_row_of[s])
                 other = s;
         char text[48];
-        systems_text(fits, text, sizeof text);
+        cc_query_systems_text(fits, text, sizeof text);
         return parse_fail(p, CC_EINVAL,
                           "'%s' is %s but row %llu holds a %s code; a list has one system",
                           code.text, text, (unsigned long long)p->first_row_of[other],
@@ -214,14 +202,8 @@ static void add_code(struct parse *p, const char *data, size_t len)
     p->systems &= fits;
     if (p->n_codes == CC_CODELIST_MAX_CODES)
         return parse_fail(p, CC_ETOOBIG, "more than %u codes", CC_CODELIST_MAX_CODES);
-    if (p->n_codes == p->capacity) {
-        uint32_t capacity = p->capacity ? p->capacity * 2 : 64;
-        struct cc_query_code *grown = realloc(p->codes, (size_t)capacity * sizeof *grown);
-        if (!grown)
-            return parse_fail(p, CC_ENOMEM, "out of memory");
-        p->codes = grown;
-        p->capacity = capacity;
-    }
+    if (cc_array_reserve(&p->codes, &p->capacity, (size_t)p->n_codes + 1, sizeof *p->codes))
+        return parse_fail(p, CC_ENOMEM, "out of memory");
     p->codes[p->n_codes++] = code;
 }
 
@@ -350,7 +332,7 @@ int cc_codelists_add_csv(cc_codelists *codelists, const char *name, const char *
             ; /* "asthma_icd10": the name says which of the systems it fits */
         else {
             char text[48];
-            systems_text(p.systems, text, sizeof text);
+            cc_query_systems_text(p.systems, text, sizeof text);
             p.rc = CC_EINVAL;
             snprintf(errbuf, errlen,
                      "codelist '%s': every code fits %s, so the system is ambiguous; name the "
@@ -379,16 +361,10 @@ int cc_codelists_add_csv(cc_codelists *codelists, const char *name, const char *
     list->n_codes = unique;
     list->codes = p.codes;
     p.codes = NULL;
-    if (codelists->n_lists == codelists->capacity) {
-        uint32_t capacity = codelists->capacity ? codelists->capacity * 2 : 8;
-        struct cc_codelist **grown =
-            realloc(codelists->lists, (size_t)capacity * sizeof *grown);
-        if (!grown) {
-            p.rc = CC_ENOMEM;
-            goto fail;
-        }
-        codelists->lists = grown;
-        codelists->capacity = capacity;
+    if (cc_array_reserve(&codelists->lists, &codelists->capacity,
+                         (size_t)codelists->n_lists + 1, sizeof *codelists->lists)) {
+        p.rc = CC_ENOMEM;
+        goto fail;
     }
     memmove(codelists->lists + at + 1, codelists->lists + at,
             (size_t)(codelists->n_lists - at) * sizeof *codelists->lists);
@@ -483,14 +459,9 @@ int cc_codelists_load_dir(cc_codelists *codelists, const char *dir, char *errbuf
         size_t len = strlen(entry->d_name);
         if (len <= 4 || strcmp(entry->d_name + len - 4, ".csv") || entry->d_name[0] == '.')
             continue;
-        if (n_names == capacity) {
-            capacity = capacity ? capacity * 2 : 16;
-            char **grown = realloc(names, capacity * sizeof *grown);
-            if (!grown) {
-                rc = CC_ENOMEM;
-                goto fail;
-            }
-            names = grown;
+        if (cc_array_reserve(&names, &capacity, n_names + 1, sizeof *names)) {
+            rc = CC_ENOMEM;
+            goto fail;
         }
         names[n_names] = strdup(entry->d_name);
         if (!names[n_names]) {

@@ -341,6 +341,23 @@ const char *cc_query_system_title(int system)
     return NAME_IN_(names, system);
 }
 
+void cc_query_systems_text(unsigned systems, char *buf, size_t len)
+{
+    if (len == 0)
+        return;
+    buf[0] = '\0';
+    size_t used = 0;
+    for (int s = CC_CODE_SNOMED; s <= CC_CODE_OPCS4; s++) {
+        if (!(systems & (1u << s)))
+            continue;
+        int n = snprintf(buf + used, len - used, "%s%s", used ? " or " : "",
+                         cc_query_system_title(s));
+        if (n < 0 || (size_t)n >= len - used)
+            return;
+        used += (size_t)n;
+    }
+}
+
 const char *cc_query_sex_name(int sex)
 {
     static const char *const names[] = {"not_known", "male", "female", NULL, NULL,

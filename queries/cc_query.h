@@ -292,6 +292,10 @@ const char *cc_query_population_source_name(int source);
 /* The display name of a code system: "SNOMED CT", "ICD-10", "OPCS-4". */
 const char *cc_query_system_title(int system);
 
+/* Writes the display names of the systems in a mask of 1u << system bits to
+ * buf (NUL-terminated, cut short to fit len): "ICD-10", "ICD-10 or OPCS-4". */
+void cc_query_systems_text(unsigned systems, char *buf, size_t len);
+
 /* Months. cc_query_month(2024, 3) is March 2024. */
 cc_month cc_query_month(int year, int month);
 /* Parses exactly "YYYY-MM" (len bytes). 0, or CC_EPARSE for another shape

@@ -85,22 +85,6 @@ static const char *system_shape(int system)
     return "unknown system";
 }
 
-/* Names the systems in a mask: "ICD-10", "ICD-10 or OPCS-4". */
-static void systems_text(unsigned systems, char *buf, size_t len)
-{
-    buf[0] = '\0';
-    size_t used = 0;
-    for (int s = CC_CODE_SNOMED; s <= CC_CODE_OPCS4; s++) {
-        if (!(systems & (1u << s)))
-            continue;
-        int n = snprintf(buf + used, len - used, "%s%s", used ? " or " : "",
-                         cc_query_system_title(s));
-        if (n < 0 || (size_t)n >= len - used)
-            return;
-        used += (size_t)n;
-    }
-}
-
 /* ---- errors ---- */
 
 #if defined(__GNUC__)
@@ -305,7 +289,7 @@ static int check_code(const struct cc_query_condition *c, uint32_t ci, uint32_t 
         return 0;
     if (systems) {
         char fits[48];
-        systems_text(systems, fits, sizeof fits);
+        cc_query_systems_text(systems, fits, sizeof fits);
         return fail(errbuf, errlen, CC_EINVAL,
                     "filters.conditions[%u].codes[%u]: '%s' is %s but the condition's system "
                     "is %s",

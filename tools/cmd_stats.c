@@ -24,7 +24,9 @@
 #include <csv.h>
 #include <gsl/gsl_errno.h>
 
+#include "cc_array.h"
 #include "cc_error.h"
+#include "cc_hash.h"
 #include "cc_stats.h"
 
 const char cc_cmd_stats_summary[] =
@@ -398,40 +400,25 @@ struct group {
     uint32_t band_mask; /* dsr with ESP 2013: bands seen */
 };
 
-/* Groups in order of first appearance, found by name through an
- * open-addressing hash table of indices + 1 (0 = empty slot). */
+/* Groups in order of first appearance, found by name through an index
+ * table (cc_hash.h). */
 struct group_table {
     struct group *groups;
     size_t n_groups;
     size_t capacity;
-    size_t *slots;
-    size_t n_slots;
+    struct cc_index_table index;
 };
 
-static uint64_t hash_name(const char *s)
+static uint64_t hash_group(const void *table, uint32_t i)
 {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
+    const struct group_table *t = table;
+    return cc_hash_text(t->groups[i].name, SIZE_MAX, 0);
 }
 
-static int table_grow(struct group_table *t)
+static int group_matches(const void *table, uint32_t i, const void *name)
 {
-    size_t n_slots = t->n_slots ? t->n_slots * 2 : 64;
-    size_t *slots = calloc(n_slots, sizeof *slots);
-    if (!slots)
-        return CC_ENOMEM;
-    for (size_t i = 0; i < t->n_groups; i++) {
-        size_t at = hash_name(t->groups[i].name) & (n_slots - 1);
-        while (slots[at])
-            at = (at + 1) & (n_slots - 1);
-        slots[at] = i + 1;
-    }
-    free(t->slots);
-    t->slots = slots;
-    t->n_slots = n_slots;
-    return 0;
+    const struct group_table *t = table;
+    return !strcmp(t->groups[i].name, name);
 }
 
 /* Finds or adds the group called name; *out points into the table until the
@@ -439,46 +426,31 @@ static int table_grow(struct group_table *t)
 static int table_find(struct group_table *t, const char *name, size_t line,
                       struct group **out)
 {
-    int rc;
-    if (2 * (t->n_groups + 1) > t->n_slots && (rc = table_grow(t)) < 0)
-        return rc;
-    size_t at = hash_name(name) & (t->n_slots - 1);
-    while (t->slots[at]) {
-        struct group *g = &t->groups[t->slots[at] - 1];
-        if (!strcmp(g->name, name)) {
-            *out = g;
-            return 0;
-        }
-        at = (at + 1) & (t->n_slots - 1);
+    uint64_t hash = cc_hash_text(name, SIZE_MAX, 0);
+    int64_t found = cc_index_table_find(&t->index, hash, group_matches, t, name);
+    if (found >= 0) {
+        *out = &t->groups[found];
+        return 0;
     }
-    if (t->n_groups == t->capacity) {
-        size_t capacity = t->capacity ? t->capacity * 2 : 16;
-        struct group *groups = realloc(t->groups, capacity * sizeof *groups);
-        if (!groups)
-            return CC_ENOMEM;
-        t->groups = groups;
-        t->capacity = capacity;
-    }
+    if (t->n_groups >= UINT32_MAX - 1 ||
+        cc_index_table_reserve(&t->index, t->n_groups, hash_group, t) ||
+        cc_array_reserve(&t->groups, &t->capacity, t->n_groups + 1, sizeof *t->groups))
+        return CC_ENOMEM;
     struct group *g = &t->groups[t->n_groups];
     memset(g, 0, sizeof *g);
     if (!(g->name = strdup(name)))
         return CC_ENOMEM;
     g->first_line = line;
-    t->slots[at] = ++t->n_groups;
+    cc_index_table_insert(&t->index, hash, (uint32_t)t->n_groups++);
     *out = g;
     return 0;
 }
 
 static int group_add_row(struct group *g, const double numbers[ROW_STRIDE])
 {
-    if (g->n_rows == g->capacity) {
-        size_t capacity = g->capacity ? g->capacity * 2 : 32;
-        double *grown = realloc(g->numbers, capacity * ROW_STRIDE * sizeof *grown);
-        if (!grown)
-            return CC_ENOMEM;
-        g->numbers = grown;
-        g->capacity = capacity;
-    }
+    if (cc_array_reserve(&g->numbers, &g->capacity, g->n_rows + 1,
+                         ROW_STRIDE * sizeof *g->numbers))
+        return CC_ENOMEM;
     memcpy(g->numbers + g->n_rows * ROW_STRIDE, numbers, ROW_STRIDE * sizeof *numbers);
     g->n_rows++;
     return 0;
@@ -491,7 +463,7 @@ static void table_free(struct group_table *t)
         free(t->groups[i].numbers);
     }
     free(t->groups);
-    free(t->slots);
+    cc_index_table_free(&t->index);
 }
 
 /* ---- reading ------------------------------------------------------------ */
@@ -780,15 +752,9 @@ static int take_funnel_row(struct run *run)
     if (run->opt->method->method == METHOD_FUNNEL_PROPORTION &&
         row.numerator > row.denominator)
         return fail_line(run, "a proportion needs numerator <= denominator");
-    if (run->n_funnel_rows == run->funnel_capacity) {
-        size_t capacity = run->funnel_capacity ? run->funnel_capacity * 2 : 64;
-        struct funnel_row *grown =
-            realloc(run->funnel_rows, capacity * sizeof *grown);
-        if (!grown)
-            return CC_ENOMEM;
-        run->funnel_rows = grown;
-        run->funnel_capacity = capacity;
-    }
+    if (cc_array_reserve(&run->funnel_rows, &run->funnel_capacity, run->n_funnel_rows + 1,
+                         sizeof *run->funnel_rows))
+        return CC_ENOMEM;
     FILE *stream = open_memstream(&echo, &echo_len);
     if (!stream)
         return CC_ENOMEM;
