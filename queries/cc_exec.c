@@ -84,10 +84,14 @@ static void par_for(unsigned n_threads, uint64_t n, uint64_t align,
 
 struct dim {
     uint8_t kind;
-    uint32_t size;
+    uint32_t size;   /* the dimension's own values */
+    uint32_t total;  /* margins: the total's value (== size); NO_VALUE without */
+    uint32_t extent; /* values in the result: size, and the total with margins */
     uint64_t stride;
     int32_t first; /* period dims: value 0's month, quarter or year */
     uint8_t age_band[256]; /* age band dims: band of each age */
+    uint8_t sex_value[256]; /* sex dims: value of each sex code, 0xff for none */
+    uint8_t sex_code[4];    /* sex dims: the sex code of each value */
 };
 
 struct code_range {
@@ -122,6 +126,7 @@ struct exec {
     uint32_t n_dims;
     struct dim dims[CC_QUERY_DIMENSIONS_CAP];
     uint64_t n_cells;
+    int margins; /* every cell adds to its margins too (cc_exec.h) */
     int record_dims; /* a dimension belongs to records (setting or period) */
 
     struct condition_plan *plans; /* [n_conditions] */
@@ -437,9 +442,23 @@ static int plan_dimensions(struct exec *e, cc_day data_first, cc_day data_last)
         case CC_DIM_PRACTICE:
             d->size = c->n_practices;
             break;
-        case CC_DIM_SEX:
-            d->size = 2;
+        case CC_DIM_SEX: {
+            /* the sexes of the filter, else all four; estimates have two */
+            static const uint8_t sexes[] = {CC_SEX_NOT_KNOWN, CC_SEX_MALE, CC_SEX_FEMALE,
+                                            CC_SEX_INDETERMINATE};
+            unsigned mask = q->filters.sex_mask ? q->filters.sex_mask : 0xffff;
+            if (q->measure == CC_MEASURE_POPULATION &&
+                q->population_source == CC_POPULATION_ESTIMATE)
+                mask &= 1u << CC_SEX_MALE | 1u << CC_SEX_FEMALE;
+            memset(d->sex_value, 0xff, sizeof d->sex_value);
+            d->size = 0;
+            for (unsigned k = 0; k < 4; k++)
+                if (mask & (1u << sexes[k])) {
+                    d->sex_value[sexes[k]] = (uint8_t)d->size;
+                    d->sex_code[d->size++] = sexes[k];
+                }
             break;
+        }
         case CC_DIM_SETTING:
             d->size = 3;
             e->record_dims = 1;
@@ -465,6 +484,8 @@ static int plan_dimensions(struct exec *e, cc_day data_first, cc_day data_last)
                 uint32_t band;
                 if (qd->age_banding == CC_AGE_BANDS_10Y)
                     band = age >= 90 ? 9 : (uint32_t)age / 10;
+                else if (qd->age_banding == CC_AGE_BANDS_1Y)
+                    band = age >= 120 ? 120 : (uint32_t)age;
                 else if (qd->age_banding == CC_AGE_BANDS_CUSTOM) {
                     band = 0;
                     for (uint32_t k = 0; k < qd->n_age_bounds; k++)
@@ -484,11 +505,13 @@ static int plan_dimensions(struct exec *e, cc_day data_first, cc_day data_last)
         }
         if (d->size == 0)
             d->size = 1;
+        d->total = e->margins ? d->size : NO_VALUE;
+        d->extent = d->size + (e->margins != 0);
     }
     e->n_cells = 1;
     for (int i = (int)e->n_dims - 1; i >= 0; i--) {
         e->dims[i].stride = e->n_cells;
-        e->n_cells *= e->dims[i].size;
+        e->n_cells *= e->dims[i].extent;
         if (e->n_cells > 10000000)
             return CC_ETOOBIG;
     }
@@ -520,9 +543,8 @@ static uint64_t cell_of(const struct exec *e, uint32_t person, uint64_t record, 
             v = c->person_practice[person] == UINT16_MAX ? NO_VALUE : c->person_practice[person];
             break;
         case CC_DIM_SEX:
-            v = c->person_sex[person] == CC_SEX_MALE     ? 0
-                : c->person_sex[person] == CC_SEX_FEMALE ? 1
-                                                         : NO_VALUE;
+            v = d->sex_value[c->person_sex[person]];
+            v = v == 0xff ? NO_VALUE : v;
             break;
         case CC_DIM_AGE_BAND: {
             int age = age_between(e->ymd, c->person_dob[person], age_day);
@@ -555,6 +577,48 @@ static uint64_t cell_of(const struct exec *e, uint32_t person, uint64_t record, 
 
 /* ---- counting ------------------------------------------------------------------------- */
 
+/* The cells a thing counted in `cell` adds to: with margins, the cell and
+ * every cell with some of its coordinates replaced by their dimension's
+ * total (1 << n_dims cells, written to out); without, the cell alone. */
+static unsigned cells_of(const struct exec *e, uint64_t cell, uint64_t *out)
+{
+    out[0] = cell;
+    if (!e->margins)
+        return 1;
+    uint64_t to_total[CC_QUERY_DIMENSIONS_CAP];
+    for (uint32_t i = 0; i < e->n_dims; i++) {
+        const struct dim *d = &e->dims[i];
+        uint64_t v = cell / d->stride % d->extent;
+        to_total[i] = (d->total - v) * d->stride;
+    }
+    unsigned n = 1u << e->n_dims;
+    for (unsigned subset = 1; subset < n; subset++) {
+        uint64_t c = cell;
+        for (uint32_t i = 0; i < e->n_dims; i++)
+            if (subset & (1u << i))
+                c += to_total[i];
+        out[subset] = c;
+    }
+    return n;
+}
+
+/* Counts one thing with record key `key` in cell (and its margins). */
+static inline void count_in(const struct exec *e, uint64_t *counts, uint32_t *keys, uint64_t cell,
+                            uint32_t key)
+{
+    if (!e->margins) {
+        counts[cell]++;
+        keys[cell] += key;
+        return;
+    }
+    uint64_t cells[1u << CC_QUERY_DIMENSIONS_CAP];
+    unsigned n = cells_of(e, cell, cells);
+    for (unsigned i = 0; i < n; i++) {
+        counts[cells[i]]++;
+        keys[cells[i]] += key;
+    }
+}
+
 static void count_cohort_range(void *arg, unsigned thread, uint64_t begin, uint64_t end)
 {
     struct exec *e = arg;
@@ -567,10 +631,8 @@ static void count_cohort_range(void *arg, unsigned thread, uint64_t begin, uint6
             bits &= bits - 1;
             int ok;
             uint64_t cell = cell_of(e, person, 0, (uint16_t)e->reference_day, &ok);
-            if (ok) {
-                counts[cell]++;
-                keys[cell] += e->c->person_record_key[person];
-            }
+            if (ok)
+                count_in(e, counts, keys, cell, e->c->person_record_key[person]);
         }
     }
 }
@@ -667,11 +729,13 @@ static void count_records_range(void *arg, unsigned thread, uint64_t begin, uint
         if (!ok)
             continue;
         if (x->events) {
-            counts[cell]++;
-            keys[cell] += c->person_record_key[person];
+            count_in(e, counts, keys, cell, c->person_record_key[person]);
             continue;
         }
-        if (x->n_pairs[thread] == x->cap_pairs[thread]) {
+        /* persons: (cell, person) pairs, made distinct after the pass */
+        uint64_t cells[1u << CC_QUERY_DIMENSIONS_CAP];
+        unsigned n_cells = cells_of(e, cell, cells);
+        if (x->n_pairs[thread] + n_cells > x->cap_pairs[thread]) {
             uint64_t cap = x->cap_pairs[thread] ? x->cap_pairs[thread] * 2 : 4096;
             uint64_t *grown = realloc(x->pairs[thread], cap * sizeof *grown);
             if (!grown) {
@@ -681,7 +745,8 @@ static void count_records_range(void *arg, unsigned thread, uint64_t begin, uint
             x->pairs[thread] = grown;
             x->cap_pairs[thread] = cap;
         }
-        x->pairs[thread][x->n_pairs[thread]++] = cell << 32 | person;
+        for (unsigned k = 0; k < n_cells; k++)
+            x->pairs[thread][x->n_pairs[thread]++] = cells[k] << 32 | person;
     }
 }
 
@@ -725,7 +790,7 @@ static int count_population_estimate(struct exec *e, struct filter_sets *f)
                         v = e->lsoa_lad[lsoa];
                         break;
                     case CC_DIM_SEX:
-                        v = (uint32_t)sex - 1;
+                        v = d->sex_value[sex]; /* a value: the filter and mask agree */
                         break;
                     case CC_DIM_AGE_BAND:
                         /* estimates come in 5-year bands: a band that does
@@ -737,9 +802,13 @@ static int count_population_estimate(struct exec *e, struct filter_sets *f)
                     }
                     cell += v * d->stride;
                 }
-                counts[cell] +=
-                    c->population[((uint64_t)lsoa * 2 + (uint64_t)(sex - 1)) * CC_N_AGE_BANDS_5Y +
-                                  (uint64_t)band];
+                uint32_t n = c->population[((uint64_t)lsoa * 2 + (uint64_t)(sex - 1)) *
+                                               CC_N_AGE_BANDS_5Y +
+                                           (uint64_t)band];
+                uint64_t cells[1u << CC_QUERY_DIMENSIONS_CAP];
+                unsigned n_cells = cells_of(e, cell, cells);
+                for (unsigned k = 0; k < n_cells; k++)
+                    counts[cells[k]] += n;
             }
         }
     }
@@ -908,6 +977,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
     e.version = version;
     e.c = cc_store_columns(version->store);
     e.q = query;
+    e.margins = query->margins && query->n_dimensions > 0;
     e.n_threads = options && options->n_threads ? options->n_threads : online_cpus();
     if (e.n_threads > 8)
         e.n_threads = 8;
@@ -1151,8 +1221,10 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
     out->n_dimensions = e.n_dims;
     for (uint32_t i = 0; i < e.n_dims; i++) {
         out->dimensions[i].kind = e.dims[i].kind;
-        out->dimensions[i].n_values = e.dims[i].size;
+        out->dimensions[i].n_values = e.dims[i].extent;
+        out->dimensions[i].total = e.dims[i].total == NO_VALUE ? CC_RAW_NO_TOTAL : e.dims[i].total;
         out->dimensions[i].first = e.dims[i].first;
+        memcpy(out->dimensions[i].sex_code, e.dims[i].sex_code, sizeof e.dims[i].sex_code);
         if (e.dims[i].kind == CC_DIM_AGE_BAND)
             for (int age = 255; age >= 0; age--)
                 if (e.dims[i].age_band[age] < CC_EXEC_MAX_AGE_BANDS)
@@ -1193,6 +1265,10 @@ void cc_raw_result_label(const struct cc_raw_result *result, uint32_t d, uint32_
     const struct cc_raw_dimension *dim = &result->dimensions[d];
     int32_t value = dim->first + (int32_t)v;
     static const char *const settings[] = {"gp", "hospital", "community"};
+    if (v == dim->total) {
+        snprintf(buf, len, "total");
+        return;
+    }
     switch (dim->kind) {
     case CC_DIM_REGION:
         snprintf(buf, len, "%s", c->region_code[v]);
@@ -1207,7 +1283,9 @@ void cc_raw_result_label(const struct cc_raw_result *result, uint32_t d, uint32_
         snprintf(buf, len, "%s", c->practice_code[v]);
         break;
     case CC_DIM_SEX:
-        snprintf(buf, len, "%s", v == 0 ? "male" : "female");
+        snprintf(buf, len, "%s", v < 4 && cc_query_sex_name(dim->sex_code[v])
+                                     ? cc_query_sex_name(dim->sex_code[v])
+                                     : "?");
         break;
     case CC_DIM_SETTING:
         snprintf(buf, len, "%s", v < 3 ? settings[v] : "?");
@@ -1222,7 +1300,10 @@ void cc_raw_result_label(const struct cc_raw_result *result, uint32_t d, uint32_
         snprintf(buf, len, "%04d-%02d", value / 12, value % 12 + 1);
         break;
     case CC_DIM_AGE_BAND:
-        if (v + 1 < dim->n_values)
+        if (v + 1 < dim->n_values - (dim->total != CC_RAW_NO_TOTAL) &&
+            dim->age_lower[v + 1] == dim->age_lower[v] + 1)
+            snprintf(buf, len, "%u", dim->age_lower[v]);
+        else if (v + 1 < dim->n_values - (dim->total != CC_RAW_NO_TOTAL))
             snprintf(buf, len, "%u-%u", dim->age_lower[v], dim->age_lower[v + 1] - 1u);
         else
             snprintf(buf, len, "%u+", dim->age_lower[v]);
@@ -1231,6 +1312,15 @@ void cc_raw_result_label(const struct cc_raw_result *result, uint32_t d, uint32_
         snprintf(buf, len, "?");
         break;
     }
+}
+
+bool cc_raw_result_is_margin(const struct cc_raw_result *result, uint64_t cell)
+{
+    for (uint32_t d = 0; d < result->n_dimensions; d++)
+        if (result->dimensions[d].total != CC_RAW_NO_TOTAL &&
+            cc_raw_result_coordinate(result, cell, d) == result->dimensions[d].total)
+            return true;
+    return false;
 }
 
 void cc_raw_result_free(struct cc_raw_result *result)

@@ -22,6 +22,7 @@
 #ifndef CC_EXEC_H
 #define CC_EXEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,22 +32,50 @@
 /* The restrictions of a query (cc_query_restrictions), at most this many. */
 #define CC_EXEC_MAX_RESTRICTIONS 32
 
-#define CC_EXEC_MAX_AGE_BANDS (CC_QUERY_AGE_BOUNDS_CAP + 1)
+/* The most values an age band dimension has: single years 0 to 119 and
+ * 120+ (CC_AGE_BANDS_1Y). */
+#define CC_EXEC_MAX_AGE_BANDS 121
+
+/* dimensions[d].total of a result without margins. */
+#define CC_RAW_NO_TOTAL UINT32_MAX
 
 /* One dimension of a result: its kind and how many values it has. */
 struct cc_raw_dimension {
-    uint8_t kind;   /* enum cc_query_dimension_kind */
+    uint8_t kind; /* enum cc_query_dimension_kind */
+    /* The number of values, the total included when the query asks for
+     * margins. */
     uint32_t n_values;
+    /* Margins: the index of the value that stands for every value of the
+     * dimension, always the last (n_values - 1); CC_RAW_NO_TOTAL without
+     * margins. */
+    uint32_t total;
     /* internal: what value 0 means (the first month, year or quarter) */
     int32_t first;
     /* age bands: the lowest age of each band */
     uint8_t age_lower[CC_EXEC_MAX_AGE_BANDS];
+    /* sex: the enum cc_sex of each value (the sexes of filters.sex, or all
+     * four, in code order) */
+    uint8_t sex_code[4];
 };
 
 /*
  * The raw result. Cells are dense, in row-major order over the dimensions
  * (the last dimension varies fastest); a query without dimensions has one
  * cell.
+ *
+ * Margins (cc_query.margins). Every dimension d then has one more value
+ * after its own, its total, at index dimensions[d].total (== n_values - 1).
+ * A cell whose coordinate on d is the total counts what the cells with
+ * every value of d (and the same other coordinates) count, each counted
+ * thing once: for events, the sum of those cells; for persons, the distinct
+ * persons among them (a person counted in several settings or periods
+ * counts once in their total, so a persons margin can be less than the sum
+ * of its cells). The cell whose every coordinate is a total is the grand
+ * total. A person or record with no value on a dimension (no known area or
+ * practice, a date outside the periods) is in no cell and in no margin, so
+ * the grand total can be less than cohort_persons. A margin cell is a cell
+ * like any other: it has its count and cell_key, and disclosure control
+ * protects it as one. cc_raw_result_is_margin() tells margin cells apart.
  */
 struct cc_raw_result {
     uint32_t n_dimensions;
@@ -87,9 +116,13 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
 /* The coordinate of cell along dimension d. */
 uint32_t cc_raw_result_coordinate(const struct cc_raw_result *result, uint64_t cell, uint32_t d);
 
+/* True if cell is a margin: one of its coordinates is a dimension's total. */
+bool cc_raw_result_is_margin(const struct cc_raw_result *result, uint64_t cell);
+
 /* The label of value v of dimension d: an area code ("E12000001"), a
- * practice code, "40-44", "90+", "female", "hospital", "2023", "2023-Q2",
- * "2023-05". Writes a NUL-terminated string into buf. */
+ * practice code, "40-44", "37" (a band of one year), "90+", "female",
+ * "hospital", "2023", "2023-Q2", "2023-05", and "total" for a dimension's
+ * total. Writes a NUL-terminated string into buf. */
 void cc_raw_result_label(const struct cc_raw_result *result, uint32_t d, uint32_t v, char *buf,
                          size_t len);
 

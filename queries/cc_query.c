@@ -246,7 +246,7 @@ bool cc_query_equal(const struct cc_query *a, const struct cc_query *b)
     if (a->version != b->version || a->measure != b->measure ||
         a->population_source != b->population_source || a->events_of != b->events_of ||
         a->has_as_of != b->has_as_of || (a->has_as_of && a->as_of != b->as_of) ||
-        a->n_dimensions != b->n_dimensions)
+        a->n_dimensions != b->n_dimensions || a->margins != b->margins)
         return false;
     for (uint32_t i = 0; i < a->n_dimensions; i++)
         if (!dimension_equal(&a->dimensions[i], &b->dimensions[i]))

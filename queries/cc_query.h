@@ -91,6 +91,7 @@ enum cc_query_age_banding {
     CC_AGE_BANDS_5Y = 1,     /* 0-4, 5-9, ..., 85-89, 90+ (19 bands, as ONS) */
     CC_AGE_BANDS_10Y = 2,    /* 0-9, ..., 80-89, 90+ (10 bands) */
     CC_AGE_BANDS_CUSTOM = 3, /* age_bounds: ascending lower bounds from 0 */
+    CC_AGE_BANDS_1Y = 4,     /* single years 0, 1, ..., 119, then 120+ (121 bands) */
 };
 
 /* An inclusive range of months; absent unless present is true. */
@@ -198,6 +199,10 @@ struct cc_query {
     cc_month as_of;
     uint32_t n_dimensions;
     struct cc_query_dimension *dimensions; /* [n_dimensions] */
+    /* Margins: every total of the dimensions (each dimension's values summed
+     * out, in every combination, the grand total included) comes with the
+     * table, each as a cell (cc_exec.h says how a result holds them). */
+    bool margins;
     struct cc_query_filters filters;
 
     void *arena_; /* private: the arena everything above lives in */

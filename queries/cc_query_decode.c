@@ -353,15 +353,19 @@ static int read_age_bands(struct decoder *d, const msgpack_object *obj,
             dim->age_banding = CC_AGE_BANDS_5Y;
         else if (obj->via.str.size == 3 && !memcmp(obj->via.str.ptr, "10y", 3))
             dim->age_banding = CC_AGE_BANDS_10Y;
+        else if (obj->via.str.size == 2 && !memcmp(obj->via.str.ptr, "1y", 2))
+            dim->age_banding = CC_AGE_BANDS_1Y;
         else {
             char buf[40];
             return fail(d, CC_EPARSE,
-                        "unknown age banding '%s' (\"5y\", \"10y\" or an array of lower bounds)",
+                        "unknown age banding '%s' (\"1y\", \"5y\", \"10y\" or an array of "
+                        "lower bounds)",
                         shown(obj->via.str.ptr, obj->via.str.size, buf));
         }
         return 0;
     }
-    int rc = want(d, obj, MSGPACK_OBJECT_ARRAY, "\"5y\", \"10y\" or an array of lower bounds");
+    int rc = want(d, obj, MSGPACK_OBJECT_ARRAY,
+                  "\"1y\", \"5y\", \"10y\" or an array of lower bounds");
     if (rc)
         return rc;
     if (obj->via.array.size > CC_QUERY_AGE_BOUNDS_CAP)
@@ -377,6 +381,18 @@ static int read_age_bands(struct decoder *d, const msgpack_object *obj,
             return rc;
         dim->age_bounds[i] = (uint8_t)v;
         path_set(d, old);
+    }
+    /* Bounds that are a named banding are that banding (one canonical form). */
+    for (int step = 5; step <= 10; step += 5) {
+        uint32_t n_named = 90 / (uint32_t)step + 1; /* 0, step, ..., 90 */
+        bool same = dim->n_age_bounds == n_named;
+        for (uint32_t i = 0; same && i < n_named; i++)
+            same = dim->age_bounds[i] == i * (uint32_t)step;
+        if (same) {
+            dim->age_banding = step == 5 ? CC_AGE_BANDS_5Y : CC_AGE_BANDS_10Y;
+            dim->n_age_bounds = 0;
+            memset(dim->age_bounds, 0, sizeof dim->age_bounds);
+        }
     }
     return 0;
 }
@@ -732,6 +748,8 @@ static int read_query_field(struct decoder *d, void *target, int key,
         query->dimensions = dimensions;
         return rc;
     }
+    case 6:
+        return read_bool(d, value, &query->margins);
     default: {
         static const char *const keys[] = {"conditions", "date_range", "age",
                                            "sex",        "settings",   "areas"};
@@ -742,13 +760,13 @@ static int read_query_field(struct decoder *d, void *target, int key,
 
 static int decode_root(struct decoder *d, const msgpack_object *obj)
 {
-    static const char *const keys[] = {"v",     "measure",    "population", "events_of",
-                                       "as_of", "dimensions", "filters"};
+    static const char *const keys[] = {"v",          "measure", "population", "events_of",
+                                       "as_of",      "dimensions", "margins", "filters"};
     struct cc_query *query = d->query;
     query->version = 0;
     query->measure = 0;
     query->population_source = 0;
-    int rc = read_map(d, obj, keys, 7, query, read_query_field, NULL);
+    int rc = read_map(d, obj, keys, 8, query, read_query_field, NULL);
     if (rc)
         return rc;
     if (!query->version)

@@ -139,6 +139,7 @@ static int age_band_entries(struct map_out *m, const void *value)
     switch (dim->age_banding) {
     case CC_AGE_BANDS_5Y: return pack_cstr(m->pk, "5y");
     case CC_AGE_BANDS_10Y: return pack_cstr(m->pk, "10y");
+    case CC_AGE_BANDS_1Y: return pack_cstr(m->pk, "1y");
     case CC_AGE_BANDS_CUSTOM:
         PACK_(msgpack_pack_array(m->pk, dim->n_age_bounds));
         for (uint32_t i = 0; i < dim->n_age_bounds; i++)
@@ -285,6 +286,10 @@ static int query_entries(struct map_out *m, const void *value)
         PACK_(msgpack_pack_array(m->pk, q->n_dimensions));
         for (uint32_t i = 0; i < q->n_dimensions; i++)
             TRY_(pack_dimension(m->pk, &q->dimensions[i]));
+    }
+    if (q->margins) {
+        TRY_(key(m, "margins"));
+        PACK_(msgpack_pack_true(m->pk));
     }
     /* An empty filters map is the default, so it is left out. */
     uint32_t n_filter_keys = 0;

@@ -169,6 +169,7 @@ static uint64_t dimension_size(const struct cc_query *q, const struct cc_query_d
     case CC_DIM_AGE_BAND:
         return dim->age_banding == CC_AGE_BANDS_5Y    ? CC_N_AGE_BANDS_5Y
                : dim->age_banding == CC_AGE_BANDS_10Y ? 10
+               : dim->age_banding == CC_AGE_BANDS_1Y  ? 121
                                                       : dim->n_age_bounds;
     case CC_DIM_SEX:
         if (q->measure == CC_MEASURE_POPULATION && q->population_source == CC_POPULATION_ESTIMATE)
@@ -192,7 +193,8 @@ uint64_t cc_query_n_cells(const struct cc_query *query, const struct cc_query_ex
     }
     uint64_t cells = 1;
     for (uint32_t i = 0; i < query->n_dimensions; i++) {
-        uint64_t size = dimension_size(query, &query->dimensions[i], extent);
+        /* with margins, each dimension has its total as one more value */
+        uint64_t size = dimension_size(query, &query->dimensions[i], extent) + query->margins;
         if (size && cells > UINT64_MAX / size)
             return UINT64_MAX;
         cells *= size;
@@ -219,6 +221,9 @@ static int check_dimensions(const struct cc_query *q, const struct cc_query_limi
     if (q->n_dimensions > limits->max_dimensions || q->n_dimensions > CC_QUERY_DIMENSIONS_CAP)
         return fail(errbuf, errlen, CC_ETOOBIG, "dimensions: %u dimensions, the limit is %u",
                     q->n_dimensions, limits->max_dimensions);
+    if (q->margins && q->n_dimensions == 0)
+        return fail(errbuf, errlen, CC_EINVAL,
+                    "margins: the query has no dimensions, so its one cell is the total");
     uint32_t seen = 0;
     int period = 0;
     for (uint32_t i = 0; i < q->n_dimensions; i++) {
@@ -227,6 +232,11 @@ static int check_dimensions(const struct cc_query *q, const struct cc_query_limi
         if (!name)
             return fail(errbuf, errlen, CC_EINVAL, "dimensions[%u]: unknown dimension %d", i,
                         dim->kind);
+        if (seen & (1u << dim->kind) && dim->kind == CC_DIM_AGE_BAND)
+            return fail(errbuf, errlen, CC_EINVAL,
+                        "dimensions[%u]: 'age_band' appears twice; a table has one banding (two "
+                        "would cross into bands finer than either: ask for each in its own query)",
+                        i);
         if (seen & (1u << dim->kind))
             return fail(errbuf, errlen, CC_EINVAL, "dimensions[%u]: '%s' appears twice", i, name);
         seen |= 1u << dim->kind;
@@ -248,6 +258,15 @@ static int check_dimensions(const struct cc_query *q, const struct cc_query_limi
             continue;
         if (dim->age_banding == CC_AGE_BANDS_5Y || dim->age_banding == CC_AGE_BANDS_10Y)
             continue;
+        if (dim->age_banding == CC_AGE_BANDS_1Y) {
+            if (q->measure == CC_MEASURE_POPULATION &&
+                q->population_source == CC_POPULATION_ESTIMATE)
+                return fail(errbuf, errlen, CC_EINVAL,
+                            "dimensions[%u].bands: population estimates come in 5-year bands, "
+                            "not single years",
+                            i);
+            continue;
+        }
         if (dim->age_banding != CC_AGE_BANDS_CUSTOM)
             return fail(errbuf, errlen, CC_EINVAL, "dimensions[%u].bands: unknown banding %d", i,
                         dim->age_banding);

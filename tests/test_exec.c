@@ -391,7 +391,9 @@ static uint64_t compare(struct cc_query *q, const char *sql)
     "(CASE WHEN " age " >= 90 THEN '90+' ELSE ((" age ")/5*5) || '-' || ((" age ")/5*5+4) END)"
 #define BAND10(age) \
     "(CASE WHEN " age " >= 90 THEN '90+' ELSE ((" age ")/10*10) || '-' || ((" age ")/10*10+9) END)"
-#define SEXLABEL "(CASE p.sex WHEN 1 THEN 'male' WHEN 2 THEN 'female' END)"
+#define SEXLABEL                                                                                   \
+    "(CASE p.sex WHEN 0 THEN 'not_known' WHEN 1 THEN 'male' WHEN 2 THEN 'female' WHEN 9 THEN "    \
+    "'indeterminate' END)"
 #define SETTINGLABEL "(CASE r.setting WHEN 1 THEN 'gp' WHEN 2 THEN 'hospital' ELSE 'community' END)"
 
 /* ---- the tests ----------------------------------------------------------------------------- */
@@ -428,7 +430,7 @@ Test(exec, hospital_episodes_in_a_year_per_lad_age_band_and_sex)
     uint64_t total = compare(
         q, "SELECT p.lad, " BAND5(AGE_AT_COL("r.date")) ", " SEXLABEL ", COUNT(*) FROM p JOIN r ON "
            "r.person = p.id WHERE r.setting = 2 AND r.date BETWEEN '2023-01-01' AND '2023-12-31' "
-           "AND p.lad IS NOT NULL AND p.sex IN (1,2) AND " AGE_AT_COL("r.date") " >= 0 GROUP BY 1, 2, 3");
+           "AND p.lad IS NOT NULL AND " AGE_AT_COL("r.date") " >= 0 GROUP BY 1, 2, 3");
     cr_assert_gt(total, 300);
 }
 
@@ -453,7 +455,7 @@ Test(exec, persons_with_a_but_not_b)
     q_dim(q, CC_DIM_SEX, 0);
     q_cond(q, CC_CODE_ICD10, "I10", 0, 0);
     q_cond(q, CC_CODE_ICD10, "E11", 0, 1);
-    compare(q, "SELECT " SEXLABEL ", COUNT(*) FROM p WHERE p.sex IN (1,2) AND EXISTS (SELECT 1 FROM"
+    compare(q, "SELECT " SEXLABEL ", COUNT(*) FROM p WHERE EXISTS (SELECT 1 FROM"
                " record r JOIN code c ON c.record = r.id WHERE r.person = p.id AND c.system = 2 AND c.text "
                "LIKE 'I10%') AND NOT EXISTS (SELECT 1 FROM record r JOIN code c ON c.record = r.id WHERE "
                "r.person = p.id AND c.system = 2 AND c.text LIKE 'E11%') GROUP BY 1");
@@ -557,7 +559,7 @@ Test(exec, registered_population_and_estimates_per_icb_and_sex)
     q_dim(q, CC_DIM_ICB, 0);
     q_dim(q, CC_DIM_SEX, 0);
     compare(q, "SELECT p.icb, " SEXLABEL ", COUNT(*) FROM p WHERE p.registered = 1 AND p.icb IS NOT"
-               " NULL AND p.sex IN (1,2) GROUP BY 1, 2");
+               " NULL GROUP BY 1, 2");
     q = q_new(CC_MEASURE_POPULATION);
     q->population_source = CC_POPULATION_ESTIMATE;
     q_dim(q, CC_DIM_REGION, 0);
@@ -707,4 +709,132 @@ Test(exec, persons_per_month_of_their_matching_records_in_a_region)
                "= p.id JOIN code c ON c.record = r.id WHERE c.text = '38341003' AND r.setting IN "
                "(1,3) AND r.date BETWEEN '2024-01-01' AND '2024-06-30' AND p.region = 'E12000002' "
                "GROUP BY 1");
+}
+
+/* ---- sex values, single years, margins ------------------------------------------------------ */
+
+Test(exec, the_sex_dimension_has_the_four_codes_or_those_of_the_filter)
+{
+    struct cc_query *q = q_new(CC_MEASURE_PERSONS);
+    q_dim(q, CC_DIM_SEX, 0);
+    uint64_t total = compare(q, "SELECT " SEXLABEL ", COUNT(*) FROM p GROUP BY 1");
+    cr_assert_eq(total, cc_store_columns(store)->n_persons - version->n_excluded,
+                 "every person has one of the four sex codes");
+    q = q_new(CC_MEASURE_PERSONS);
+    q_dim(q, CC_DIM_SEX, 0);
+    q->filters.sex_mask = 1u << CC_SEX_NOT_KNOWN | 1u << CC_SEX_INDETERMINATE;
+    total = compare(q, "SELECT " SEXLABEL ", COUNT(*) FROM p WHERE p.sex IN (0, 9) GROUP BY 1");
+    cr_assert_gt(total, 0);
+}
+
+Test(exec, single_years_of_age_up_to_120_plus)
+{
+    struct cc_query *q = q_new(CC_MEASURE_PERSONS);
+    q_dim(q, CC_DIM_AGE_BAND, CC_AGE_BANDS_1Y);
+    q->has_as_of = true;
+    q->as_of = cc_query_month(2024, 7);
+    uint64_t total = compare(q, "SELECT CASE WHEN " AGE_AT("2024-07-01") " >= 120 THEN '120+' ELSE "
+                                "CAST(" AGE_AT("2024-07-01") " AS TEXT) END, COUNT(*) FROM p WHERE "
+                                AGE_AT("2024-07-01") " >= 0 GROUP BY 1");
+    cr_assert_gt(total, 1000);
+}
+
+/* The oracle's SQL for a table with margins: one GROUP BY per subset of the
+ * dimensions, 'total' in place of those summed out, all in one UNION ALL.
+ * labels[i] is dimension i's label; body is "FROM ... WHERE ...". */
+static const char *margins_sql(unsigned n, const char *const *labels, const char *count,
+                               const char *body)
+{
+    static char sql[32768];
+    size_t used = 0;
+    for (unsigned subset = 0; subset < 1u << n; subset++) {
+        used += (size_t)snprintf(sql + used, sizeof sql - used, "%sSELECT ",
+                                 subset ? " UNION ALL " : "");
+        for (unsigned i = 0; i < n; i++)
+            used += (size_t)snprintf(sql + used, sizeof sql - used, "%s, ",
+                                     subset & (1u << i) ? "'total'" : labels[i]);
+        used += (size_t)snprintf(sql + used, sizeof sql - used, "%s %s", count, body);
+        const char *sep = " GROUP BY ";
+        for (unsigned i = 0; i < n; i++)
+            if (!(subset & (1u << i))) {
+                used += (size_t)snprintf(sql + used, sizeof sql - used, "%s%u", sep, i + 1);
+                sep = ", ";
+            }
+        cr_assert_lt(used, sizeof sql);
+    }
+    return sql;
+}
+
+Test(exec, events_with_margins_sum_their_cells)
+{
+    struct cc_query *q = q_new(CC_MEASURE_EVENTS);
+    q_dim(q, CC_DIM_LAD, 0);
+    q_dim(q, CC_DIM_AGE_BAND, CC_AGE_BANDS_10Y);
+    q_dim(q, CC_DIM_SEX, 0);
+    q->margins = true;
+    q->filters.setting_mask = S(CC_SETTING_HOSPITAL);
+    q_months(&q->filters.date_range, 2023, 1, 2023, 12);
+    const char *labels[] = {"p.lad", BAND10(AGE_AT_COL("r.date")), SEXLABEL};
+    uint64_t total = compare(
+        q, margins_sql(3, labels, "COUNT(*)",
+                       "FROM p JOIN r ON r.person = p.id WHERE r.setting = 2 AND r.date BETWEEN "
+                       "'2023-01-01' AND '2023-12-31' AND p.lad IS NOT NULL AND " AGE_AT_COL(
+                           "r.date") " >= 0"));
+    cr_assert_gt(total, 300);
+}
+
+Test(exec, persons_margins_over_a_record_dimension_count_each_person_once)
+{
+    struct cc_query *q = q_new(CC_MEASURE_PERSONS);
+    q_dim(q, CC_DIM_REGION, 0);
+    q_dim(q, CC_DIM_SETTING, 0);
+    q->margins = true;
+    q_months(&q->filters.date_range, 2022, 1, 2022, 12);
+    const char *labels[] = {"p.region", SETTINGLABEL};
+    const char *body = "FROM p JOIN r ON r.person = p.id WHERE r.date BETWEEN '2022-01-01' AND "
+                       "'2022-12-31' AND p.region IS NOT NULL";
+    char err[256];
+    struct cc_query *copy = NULL;
+    cr_assert_eq(cc_query_clone(q, &copy), 0);
+    uint64_t total = compare(q, margins_sql(2, labels, "COUNT(DISTINCT p.id)", body));
+    cr_assert_gt(total, 100);
+
+    /* the margin cells are told apart, and the grand total is less than the
+     * sum of the cells (persons with records in several settings) */
+    cr_assert_eq(cc_query_bind(copy, cc_store_columns(store), NULL, err, sizeof err), 0);
+    struct cc_raw_result res;
+    cr_assert_eq(cc_exec_run(version, copy, NULL, &res, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(res.dimensions[0].total, res.dimensions[0].n_values - 1);
+    cr_assert_eq(res.dimensions[1].total, 3);
+    uint64_t n_margins = 0, inner_sum = 0, grand = 0;
+    for (uint64_t cell = 0; cell < res.n_cells; cell++) {
+        if (!cc_raw_result_is_margin(&res, cell)) {
+            inner_sum += res.count[cell];
+            continue;
+        }
+        n_margins++;
+        if (cc_raw_result_coordinate(&res, cell, 0) == res.dimensions[0].total &&
+            cc_raw_result_coordinate(&res, cell, 1) == res.dimensions[1].total)
+            grand = res.count[cell];
+    }
+    cr_assert_eq(n_margins, res.n_cells - (uint64_t)(res.dimensions[0].n_values - 1) * 3);
+    cr_assert_gt(grand, 0);
+    cr_assert_lt(grand, inner_sum);
+    char label[16];
+    cc_raw_result_label(&res, 1, 3, label, sizeof label);
+    cr_assert_str_eq(label, "total");
+    cc_raw_result_free(&res);
+    cc_query_free(copy);
+}
+
+Test(exec, population_estimates_with_margins)
+{
+    struct cc_query *q = q_new(CC_MEASURE_POPULATION);
+    q->population_source = CC_POPULATION_ESTIMATE;
+    q_dim(q, CC_DIM_ICB, 0);
+    q_dim(q, CC_DIM_SEX, 0);
+    q->margins = true;
+    const char *labels[] = {"icb", "(CASE sex WHEN 1 THEN 'male' ELSE 'female' END)"};
+    uint64_t total = compare(q, margins_sql(2, labels, "SUM(n)", "FROM pop"));
+    cr_assert_gt(total, 0);
 }

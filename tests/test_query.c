@@ -608,3 +608,67 @@ Test(query, extent_from_store_takes_its_area_and_practice_counts)
     cr_assert_eq(cc_query_n_cells(q, &extent), 3 * 17);
     cc_query_free(q);
 }
+
+/* ---- issue 20: margins, single years, sex values ---- */
+
+/* The canonical JSON form of a query given as JSON (which must decode). */
+static char *canonical(const char *json)
+{
+    struct cc_query *q = from_json(json);
+    char *out = NULL;
+    cr_assert_eq(cc_query_encode_json(q, &out), 0);
+    cc_query_free(q);
+    return out;
+}
+
+Test(query, margins_and_single_years_round_trip_in_the_canonical_form)
+{
+    const char *json = "{\"v\":1,\"measure\":\"persons\",\"dimensions\":[\"sex\",{\"name\":"
+                       "\"age_band\",\"bands\":\"1y\"}],\"margins\":true}";
+    char *out = canonical("{\"margins\":true,\"v\":1,\"measure\":\"persons\",\"dimensions\":"
+                          "[\"sex\",{\"bands\":\"1y\",\"name\":\"age_band\"}]}");
+    cr_assert_str_eq(out, json);
+    free(out);
+    out = canonical(PERSONS "\"dimensions\":[\"sex\"],\"margins\":false}");
+    cr_assert_str_eq(out, "{\"v\":1,\"measure\":\"persons\",\"dimensions\":[\"sex\"]}");
+    free(out);
+}
+
+Test(query, custom_bounds_that_are_a_named_banding_are_that_banding)
+{
+    char *out = canonical(PERSONS "\"dimensions\":[{\"name\":\"age_band\",\"bands\":"
+                                  "[0,10,20,30,40,50,60,70,80,90]}]}");
+    cr_assert_str_eq(out, "{\"v\":1,\"measure\":\"persons\",\"dimensions\":[{\"name\":"
+                          "\"age_band\",\"bands\":\"10y\"}]}");
+    free(out);
+    out = canonical(PERSONS "\"dimensions\":[{\"name\":\"age_band\",\"bands\":[0,10,20]}]}");
+    cr_assert(strstr(out, "[0,10,20]"), "%s", out);
+    free(out);
+}
+
+Test(validate, margins_need_dimensions_and_count_as_cells)
+{
+    cr_assert_eq(validate_json(PERSONS "\"margins\":true}"), CC_EINVAL);
+    cr_assert_str_eq(errbuf, "margins: the query has no dimensions, so its one cell is the total");
+    struct cc_query *q =
+        from_json("{\"v\":1,\"measure\":\"events\",\"dimensions\":[\"lad\",\"age_band\",\"sex\"],"
+                  "\"margins\":true,\"filters\":{\"sex\":[\"male\",\"female\"]}}");
+    cr_assert_eq(cc_query_n_cells(q, NULL), 297u * 20u * 3u);
+    cc_query_free(q);
+    q = from_json(PERSONS "\"dimensions\":[{\"name\":\"age_band\",\"bands\":\"1y\"}]}");
+    cr_assert_eq(cc_query_n_cells(q, NULL), 121);
+    cc_query_free(q);
+}
+
+Test(validate, two_age_bandings_in_one_table_are_refused_with_the_reason)
+{
+    cr_assert_eq(validate_json(PERSONS "\"dimensions\":[\"age_band\",{\"name\":\"age_band\","
+                                       "\"bands\":\"10y\"}]}"),
+                 CC_EINVAL);
+    cr_assert(strstr(errbuf, "dimensions[1]: 'age_band' appears twice; a table has one banding"),
+              "%s", errbuf);
+    cr_assert_eq(validate_json("{\"v\":1,\"measure\":\"population\",\"population\":\"estimate\","
+                               "\"dimensions\":[{\"name\":\"age_band\",\"bands\":\"1y\"}]}"),
+                 CC_EINVAL);
+    cr_assert(strstr(errbuf, "not single years"), "%s", errbuf);
+}
