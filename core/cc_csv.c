@@ -26,6 +26,15 @@
  * which wipes the old block instead of leaving it to realloc(3); the batch
  * never receives them.
  *
+ * Strict quoting: libcsv runs with CSV_STRICT, so it stops at a stray
+ * quote. The row it was in is rejected (reject_quoted_row) and reading
+ * resumes after the line feed of the line the row began on: in the read
+ * buffer when those bytes are still there, otherwise by reading the source
+ * again from that line (rewind_source) once the rows before it are handed
+ * out. A quote left open thus costs one rejected row, never the rows it
+ * swallowed. Each rewind resumes past the rejected row's first line, so
+ * reading always moves forward.
+ *
  * Line numbers: libcsv does not report positions, so the reader counts line
  * feeds itself: CSV_REPALL_NL makes libcsv report every unquoted line end
  * (row_done() with c == '\n', also for the LF of a CRLF and for blank lines),
@@ -67,13 +76,37 @@ struct span {
 struct row {
     size_t first_span; /* index into spans */
     uint64_t line;     /* physical line the row starts on */
-    int malformed;     /* field count, UTF-8 */
+    size_t n_fields;   /* as read (a malformed row's count may differ) */
+    int problem;       /* 0, or the enum cc_csv_problem that makes it malformed */
 };
 
+/* libcsv runs in strict mode: a quote in an unquoted field, or anything but
+ * a delimiter, a line end or blanks after a closing quote, stops it. */
+#define LIBCSV_OPTIONS (CSV_REPALL_NL | CSV_STRICT)
+
 struct cc_csv {
+    /* the source: a file descriptor, or a block of memory */
     int fd;
+    int owns_fd;
+    int seekable;
+    uint64_t fd_start; /* the fd's offset when the reader took it */
+    const unsigned char *memory;
+    size_t memory_len;
     uint64_t file_bytes;
-    uint64_t bytes_read;
+    uint64_t bytes_read; /* the source's position: bytes read so far */
+
+    /* A malformed quoted field rejects its row and reading resumes at the
+     * line after the row's first line, where the fields it swallowed begin:
+     * chunk_offset is the source offset of the bytes given to libcsv now,
+     * row_chunk_offset that of the bytes its current row began in. When
+     * those bytes have left the read buffer, the source is read again from
+     * rewind_offset once the batch is handed out, skipping to the next line
+     * feed. */
+    uint64_t chunk_offset, row_chunk_offset, rewind_offset;
+    int rewind_pending;
+    int skip_to_line_feed;
+    int problem;          /* of the last malformed row handed out */
+    size_t problem_fields;
     int end_of_file; /* read(2) returned 0 and csv_fini() has run */
     int error;       /* sticky stop error (CC_ENOMEM, CC_ETOOBIG, CC_EPARSE header) */
 
@@ -110,7 +143,7 @@ struct cc_csv {
     size_t row_data_start;
     size_t row_n_fields;
     uint64_t row_line;
-    int row_malformed;
+    int row_bad_utf8;
 
     uint64_t line; /* 1-based physical line the parser is on */
 
@@ -242,7 +275,7 @@ static void open_row(cc_csv *csv)
     csv->row_data_start = csv->batch_len;
     csv->row_n_fields = 0;
     csv->row_line = csv->line;
-    csv->row_malformed = 0;
+    csv->row_bad_utf8 = 0;
 }
 
 /* Grows the batch's byte array to hold need bytes (rarely taken: the batch
@@ -269,8 +302,7 @@ static void add_field(cc_csv *csv, char *field, size_t len)
         open_row(csv);
     size_t index = csv->row_n_fields++;
     if (csv->header_done && index >= csv->n_columns) {
-        csv->row_malformed = 1; /* too many fields: nothing more to keep */
-        return;
+        return; /* too many fields (close_row says so): nothing more to keep */
     }
     if (csv->n_spans == csv->spans_cap &&
         cc_array_reserve(&csv->spans, &csv->spans_cap, csv->n_spans + 1, sizeof *csv->spans)) {
@@ -313,14 +345,14 @@ static void field_done(void *field, size_t len, void *context)
     int all_ascii;
     csv->line += scan_field(field, len, &all_ascii);
     if (!all_ascii && !utf8_valid(field, len))
-        csv->row_malformed = 1;
+        csv->row_bad_utf8 = 1;
     add_field(csv, field, len);
 }
 
 /* Takes the completed first row as the header. */
 static int take_header(cc_csv *csv)
 {
-    if (csv->row_malformed || csv->row_n_fields == 0)
+    if (csv->row_bad_utf8 || csv->row_n_fields == 0)
         return CC_EPARSE;
     size_t n = csv->row_n_fields;
     size_t names_bytes = 0;
@@ -368,8 +400,11 @@ static void close_row(cc_csv *csv)
         csv->error = CC_ENOMEM;
         return;
     }
-    int malformed = csv->row_malformed || csv->row_n_fields != csv->n_columns;
-    csv->rows[csv->n_rows++] = (struct row){csv->row_first_span, csv->row_line, malformed};
+    int problem = csv->row_n_fields != csv->n_columns ? CC_CSV_FIELD_COUNT
+                  : csv->row_bad_utf8                 ? CC_CSV_BAD_UTF8
+                                                      : 0;
+    csv->rows[csv->n_rows++] =
+        (struct row){csv->row_first_span, csv->row_line, csv->row_n_fields, problem};
     csv->row_open = 0;
 }
 
@@ -382,6 +417,8 @@ static void row_done(int c, void *context)
         return;
     if (csv->row_open)
         close_row(csv);
+    /* the next row begins in the bytes libcsv is reading now */
+    csv->row_chunk_offset = csv->chunk_offset;
     if (c == '\n') {
         csv->line++;
         csv->saw_unquoted_line_feed = 1;
@@ -414,8 +451,27 @@ static void compact_batch(cc_csv *csv)
 
 /* --- reading -------------------------------------------------------------- */
 
+/* Reads up to len bytes of the source into dst: the count, 0 at its end, or
+ * CC_EIO. */
+static long read_source(cc_csv *csv, unsigned char *dst, size_t len)
+{
+    if (csv->memory) {
+        uint64_t left = csv->memory_len - csv->bytes_read;
+        size_t n = left < len ? (size_t)left : len;
+        memcpy(dst, csv->memory + csv->bytes_read, n);
+        return (long)n;
+    }
+    for (;;) {
+        ssize_t n = read(csv->fd, dst, len);
+        if (n >= 0)
+            return (long)n;
+        if (errno != EINTR)
+            return CC_EIO;
+    }
+}
+
 /* Moves the unparsed tail of the read buffer to its front and fills the rest
- * from the file. Returns the number of new bytes (0 at end of file) or
+ * from the source. Returns the number of new bytes (0 at end of file) or
  * CC_EIO. */
 static long fill_read_buffer(cc_csv *csv)
 {
@@ -429,25 +485,106 @@ static long fill_read_buffer(cc_csv *csv)
     csv->read_len = tail;
     size_t filled = 0;
     while (tail + filled < CC_CSV_READ_BUFFER_BYTES) {
-        ssize_t n = read(csv->fd, csv->read_buffer + tail + filled,
-                         CC_CSV_READ_BUFFER_BYTES - tail - filled);
-        if (n < 0 && errno == EINTR)
-            continue;
+        long n = read_source(csv, csv->read_buffer + tail + filled,
+                             CC_CSV_READ_BUFFER_BYTES - tail - filled);
         if (n < 0)
-            return CC_EIO;
+            return n;
         if (n == 0)
             break;
         filled += (size_t)n;
+        csv->bytes_read += (uint64_t)n;
     }
     csv->read_len = tail + filled;
-    csv->bytes_read += filled;
     return (long)filled;
 }
 
-/* Gives read_buffer[read_pos, read_pos + len) to libcsv. */
-static int parse_with_libcsv(cc_csv *csv, size_t len)
+/* The source offset of read_buffer[0]. */
+static uint64_t buffer_offset(const cc_csv *csv)
+{
+    return csv->bytes_read - csv->read_len;
+}
+
+/* Returns libcsv to the start of a row, wiping its field buffer (it may
+ * hold part of a dropped field). */
+static void reset_libcsv(cc_csv *csv)
+{
+    csv_set_opts(&csv->parser, LIBCSV_OPTIONS);
+    (void)csv_fini(&csv->parser, NULL, NULL, NULL); /* no callbacks: only resets */
+    if (csv->parser.entry_buf)
+        sodium_memzero(csv->parser.entry_buf,
+                       ((const struct block_header *)csv->parser.entry_buf - 1)->capacity);
+}
+
+/* libcsv stopped at a malformed quoted field (a stray quote, or a quote
+ * still open at the end of the file) in the row it was reading: that row is
+ * rejected on the line it starts on, and reading resumes at the line after
+ * it, so a quote left open cannot swallow the rows that follow. Returns 0
+ * or a stop error (a malformed header stops the read). */
+static int reject_quoted_row(cc_csv *csv)
+{
+    uint64_t line = csv->row_open ? csv->row_line : csv->line;
+    if (csv->row_open) { /* forget the fields it had so far */
+        csv->n_spans = csv->row_first_span;
+        csv->batch_len = csv->row_data_start;
+        csv->row_open = 0;
+    }
+    reset_libcsv(csv);
+    if (!csv->header_done)
+        return csv->error = CC_EPARSE;
+    if (cc_array_reserve(&csv->rows, &csv->rows_cap, csv->n_rows + 1, sizeof *csv->rows))
+        return csv->error = CC_ENOMEM;
+    csv->rows[csv->n_rows++] = (struct row){csv->n_spans, line, 0, CC_CSV_BAD_QUOTE};
+    csv->line = line + 1;
+    csv->libcsv_in_row = 0;
+    /* The row began on one line of the read buffer (or before it); resume
+     * after that line's line feed. Bytes up to read_pos went to libcsv and
+     * may have been wiped, so a resume point before read_pos reads the
+     * source again. */
+    uint64_t start = buffer_offset(csv);
+    if (csv->row_chunk_offset >= start) {
+        size_t from = (size_t)(csv->row_chunk_offset - start);
+        const unsigned char *line_feed =
+            memchr(csv->read_buffer + from, '\n', csv->read_len - from);
+        size_t resume = line_feed ? (size_t)(line_feed - csv->read_buffer) + 1 : csv->read_len;
+        if (resume >= csv->read_pos) {
+            if (csv->any_dropped)
+                sodium_memzero(csv->read_buffer + csv->read_pos, resume - csv->read_pos);
+            csv->read_pos = resume;
+            csv->skip_to_line_feed = !line_feed; /* the line goes on past the buffer */
+            return 0;
+        }
+    }
+    csv->rewind_offset = csv->row_chunk_offset;
+    csv->rewind_pending = 1;
+    return 0;
+}
+
+/* Reads the source again from rewind_offset (every row of the batch has
+ * been handed out), skipping to the next line feed. A source that cannot
+ * seek (a pipe) stops the read with CC_EUNSUPPORTED. */
+static int rewind_source(cc_csv *csv)
+{
+    csv->rewind_pending = 0;
+    if (!csv->memory &&
+        (!csv->seekable || lseek(csv->fd, (off_t)(csv->fd_start + csv->rewind_offset), SEEK_SET) < 0))
+        return csv->error = CC_EUNSUPPORTED;
+    if (csv->any_dropped)
+        sodium_memzero(csv->read_buffer, csv->read_len);
+    csv->read_len = csv->read_pos = 0;
+    csv->bytes_read = csv->rewind_offset;
+    csv->skip_to_line_feed = 1;
+    csv->end_of_file = 0;
+    return 0;
+}
+
+/* Gives read_buffer[read_pos, read_pos + len) to libcsv; partial: the
+ * bytes end inside a line (a line longer than the read buffer). */
+static int parse_with_libcsv(cc_csv *csv, size_t len, int partial)
 {
     const unsigned char *start = csv->read_buffer + csv->read_pos;
+    csv->chunk_offset = buffer_offset(csv) + csv->read_pos;
+    if (!csv->libcsv_in_row)
+        csv->row_chunk_offset = csv->chunk_offset;
     csv->saw_unquoted_line_feed = 0;
     size_t consumed = csv_parse(&csv->parser, start, len, field_done, row_done, csv);
     csv->read_pos += consumed;
@@ -457,12 +594,15 @@ static int parse_with_libcsv(cc_csv *csv, size_t len)
         sodium_memzero(csv->read_buffer + csv->read_pos - consumed, consumed);
     /* The row goes on past these bytes unless libcsv saw an unquoted LF (a
      * row end, or the LF after a row ended by CR) as the last byte. */
-    csv->libcsv_in_row = !(csv->saw_unquoted_line_feed && start[len - 1] == '\n');
+    csv->libcsv_in_row = partial || !(csv->saw_unquoted_line_feed && start[len - 1] == '\n');
     if (csv->error)
         return csv->error;
     if (consumed < len) {
-        /* libcsv stops only when its field buffer cannot grow: buffer_realloc
-         * refuses beyond CC_CSV_MAX_ROW_BYTES, or memory ran out. */
+        if (csv_error(&csv->parser) == CSV_EPARSE)
+            return reject_quoted_row(csv);
+        /* Otherwise libcsv stopped because its field buffer cannot grow:
+         * buffer_realloc refuses beyond CC_CSV_MAX_ROW_BYTES, or memory ran
+         * out. */
         csv->error = csv_get_buffer_size(&csv->parser) + ENTRY_GROWTH_BYTES > CC_CSV_MAX_ROW_BYTES
                          ? CC_ETOOBIG
                          : CC_ENOMEM;
@@ -535,7 +675,7 @@ static void parse_plain_line(cc_csv *csv, char *start, const char *end, int all_
             last--;
         size_t len = (size_t)(last - first);
         if (!all_ascii && !utf8_valid((unsigned char *)first, len))
-            csv->row_malformed = 1;
+            csv->row_bad_utf8 = 1;
         size_t index = csv->row_n_fields;
         if (reserved && index < csv->n_columns) {
             /* add_field() without its checks: the spans are reserved and
@@ -568,19 +708,27 @@ static void parse_plain_line(cc_csv *csv, char *start, const char *end, int all_
 static int parse_lines(cc_csv *csv, int stop_after_header)
 {
     int rc = csv->error;
-    while (!rc && csv->read_pos < csv->read_len) {
+    while (!rc && !csv->rewind_pending && csv->read_pos < csv->read_len) {
         if (stop_after_header && csv->header_done)
             break;
         char *start = (char *)csv->read_buffer + csv->read_pos;
         size_t available = csv->read_len - csv->read_pos;
         char *line_feed = memchr(start, '\n', available);
+        if (csv->skip_to_line_feed) {
+            /* the rest of a rejected row's first line */
+            size_t skip = line_feed ? (size_t)(line_feed - start) + 1 : available;
+            if (csv->any_dropped)
+                sodium_memzero(start, skip);
+            csv->read_pos += skip;
+            csv->skip_to_line_feed = !line_feed;
+            continue;
+        }
         if (!line_feed) {
             /* A partial line: wait for more bytes, unless it fills the
              * whole buffer (a huge quoted field), which libcsv takes as is. */
             if (csv->read_pos > 0)
                 break;
-            rc = parse_with_libcsv(csv, available);
-            csv->libcsv_in_row = 1;
+            rc = parse_with_libcsv(csv, available, 1);
             continue;
         }
         size_t line_len = (size_t)(line_feed - start) + 1;
@@ -593,31 +741,33 @@ static int parse_lines(cc_csv *csv, int stop_after_header)
             csv->read_pos += line_len;
             rc = csv->error;
         } else {
-            rc = parse_with_libcsv(csv, line_len);
+            rc = parse_with_libcsv(csv, line_len, 0);
         }
     }
     return rc;
 }
 
 /* End of file: parses the last line if it has no line end, then closes the
- * last row. A quoted field still open is reported as a malformed row starting
- * where that row started. */
+ * last row. A quoted field still open rejects its row (reject_quoted_row),
+ * and the lines after the row's first are read again. */
 static int finish_parse(cc_csv *csv)
 {
-    if (csv->read_pos < csv->read_len) {
-        int rc = parse_with_libcsv(csv, csv->read_len - csv->read_pos);
-        if (rc)
+    size_t rest = csv->read_len - csv->read_pos;
+    if (rest && csv->skip_to_line_feed) {
+        if (csv->any_dropped)
+            sodium_memzero(csv->read_buffer + csv->read_pos, rest);
+        csv->read_pos = csv->read_len;
+    } else if (rest) {
+        int rc = parse_with_libcsv(csv, rest, 1);
+        if (rc || csv->rewind_pending)
             return rc;
     }
-    csv_set_opts(&csv->parser, CSV_REPALL_NL | CSV_STRICT | CSV_STRICT_FINI);
+    csv->skip_to_line_feed = 0;
+    csv_set_opts(&csv->parser, LIBCSV_OPTIONS | CSV_STRICT_FINI);
     if (csv_fini(&csv->parser, field_done, row_done, csv) != 0) {
-        if (!csv->header_done)
-            return csv->error = CC_EPARSE;
-        uint64_t line = csv->row_open ? csv->row_line : csv->line;
-        if (cc_array_reserve(&csv->rows, &csv->rows_cap, csv->n_rows + 1, sizeof *csv->rows))
-            return csv->error = CC_ENOMEM;
-        csv->rows[csv->n_rows++] = (struct row){csv->n_spans, line, 1};
-        csv->row_open = 0;
+        int rc = reject_quoted_row(csv);
+        if (rc || csv->rewind_pending)
+            return rc;
     }
     csv->end_of_file = 1;
     return csv->error;
@@ -654,32 +804,40 @@ static int read_header(cc_csv *csv)
     return 0;
 }
 
-int cc_csv_open(const char *path, cc_csv **out)
+int cc_csv_open_file(const char *path, uint64_t *size)
+{
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused
+     * below, and a regular file's reads never block anyway. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return errno == ENOENT ? CC_ENOTFOUND : CC_EIO;
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) != 0)
+        rc = CC_EIO;
+    else if (!S_ISREG(st.st_mode))
+        rc = CC_EINVAL; /* a directory, FIFO, socket or device */
+    else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0)
+        rc = CC_EIO;
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    if (size)
+        *size = (uint64_t)st.st_size;
+    return fd;
+}
+
+/* Makes a reader over a source the caller has set up (fd or memory), reads
+ * its header and sets *out; on failure frees it (closing an owned fd). */
+static int open_reader(cc_csv *csv, cc_csv **out)
 {
     int rc;
-    *out = NULL;
-    cc_csv *csv = calloc(1, sizeof *csv);
-    if (!csv)
-        return CC_ENOMEM;
-    csv->fd = -1;
     csv->line = 1;
     if (sodium_init() < 0) {
         rc = CC_ECRYPTO;
         goto fail;
     }
-    csv->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (csv->fd < 0) {
-        rc = CC_EIO;
-        goto fail;
-    }
-    struct stat st;
-    if (fstat(csv->fd, &st) != 0 || S_ISDIR(st.st_mode)) {
-        rc = CC_EIO;
-        goto fail;
-    }
-    csv->file_bytes = (uint64_t)st.st_size;
-    (void)posix_fadvise(csv->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-
     csv->read_buffer = calloc(1, CC_CSV_READ_BUFFER_BYTES);
     /* Allocated from the start so that an empty field's data is never NULL
      * (NULL marks a dropped column). */
@@ -689,7 +847,7 @@ int cc_csv_open(const char *path, cc_csv **out)
         rc = CC_ENOMEM;
         goto fail;
     }
-    if (csv_init(&csv->parser, CSV_REPALL_NL) != 0) {
+    if (csv_init(&csv->parser, LIBCSV_OPTIONS) != 0) {
         rc = CC_ENOMEM;
         goto fail;
     }
@@ -707,6 +865,54 @@ int cc_csv_open(const char *path, cc_csv **out)
 fail:
     cc_csv_close(csv);
     return rc;
+}
+
+int cc_csv_open(const char *path, cc_csv **out)
+{
+    *out = NULL;
+    cc_csv *csv = calloc(1, sizeof *csv);
+    if (!csv)
+        return CC_ENOMEM;
+    int fd = cc_csv_open_file(path, &csv->file_bytes);
+    if (fd < 0) {
+        free(csv);
+        return fd == CC_ENOTFOUND ? CC_EIO : fd;
+    }
+    csv->fd = fd;
+    csv->owns_fd = 1;
+    csv->seekable = 1;
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    return open_reader(csv, out);
+}
+
+int cc_csv_open_fd(int fd, cc_csv **out)
+{
+    *out = NULL;
+    cc_csv *csv = calloc(1, sizeof *csv);
+    if (!csv)
+        return CC_ENOMEM;
+    csv->fd = fd;
+    struct stat st;
+    off_t at = lseek(fd, 0, SEEK_CUR);
+    if (at >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        csv->seekable = 1;
+        csv->fd_start = (uint64_t)at;
+        csv->file_bytes = st.st_size > at ? (uint64_t)(st.st_size - at) : 0;
+    }
+    return open_reader(csv, out);
+}
+
+int cc_csv_open_memory(const void *data, size_t len, cc_csv **out)
+{
+    *out = NULL;
+    cc_csv *csv = calloc(1, sizeof *csv);
+    if (!csv)
+        return CC_ENOMEM;
+    csv->fd = -1;
+    csv->memory = len ? data : (const unsigned char *)"";
+    csv->memory_len = len;
+    csv->file_bytes = len;
+    return open_reader(csv, out);
 }
 
 int cc_csv_column(const cc_csv *csv, const char *name)
@@ -747,8 +953,11 @@ int cc_csv_next(cc_csv *csv, const struct cc_csv_field **fields, uint64_t *line)
         if (csv->row_cursor < csv->n_rows) {
             const struct row *r = &csv->rows[csv->row_cursor++];
             *line = r->line;
-            if (r->malformed)
+            if (r->problem) {
+                csv->problem = r->problem;
+                csv->problem_fields = r->n_fields;
                 return CC_EPARSE;
+            }
             for (size_t i = 0; i < csv->n_columns; i++) {
                 const struct span *sp = &csv->spans[r->first_span + i];
                 if (sp->offset == SPAN_DROPPED)
@@ -762,14 +971,35 @@ int cc_csv_next(cc_csv *csv, const struct cc_csv_field **fields, uint64_t *line)
         }
         if (csv->error)
             return csv->error;
+        if (csv->rewind_pending && rewind_source(csv))
+            return csv->error;
         if (csv->end_of_file)
             return 0;
         compact_batch(csv);
         int rc = parse_lines(csv, 0); /* lines left after the header */
-        if (!rc && csv->n_rows == 0)
+        if (!rc && csv->n_rows == 0 && !csv->rewind_pending)
             rc = parse_more(csv, 0);
         if (rc && csv->row_cursor >= csv->n_rows)
             return rc;
+    }
+}
+
+int cc_csv_problem(const cc_csv *csv, size_t *n_fields)
+{
+    if (n_fields)
+        *n_fields = csv->problem_fields;
+    return csv->problem;
+}
+
+const char *cc_csv_problem_text(int problem)
+{
+    switch (problem) {
+    case CC_CSV_FIELD_COUNT: return "a number of fields other than the header's";
+    case CC_CSV_BAD_UTF8: return "a field that is not valid UTF-8";
+    case CC_CSV_BAD_QUOTE:
+        return "a malformed quoted field (a quote inside an unquoted field, text after a "
+               "closing quote, or a quote never closed)";
+    default: return "well-formed";
     }
 }
 
@@ -824,7 +1054,7 @@ void cc_csv_close(cc_csv *csv)
         sodium_memzero(csv->batch_data, csv->batch_cap);
         free(csv->batch_data);
     }
-    if (csv->fd >= 0)
+    if (csv->owns_fd && csv->fd >= 0)
         close(csv->fd);
     free(csv->spans);
     free(csv->rows);

@@ -6,7 +6,15 @@
  * with an optional byte order mark at the start of the file. The first row
  * is the header; columns are found by name. Rows are handed out one at a
  * time from a large read buffer, so a file of any size is read in constant
- * memory (bounded by the longest row).
+ * memory (bounded by the longest row). The source is a regular file named
+ * by path, a file descriptor, or a block of memory.
+ *
+ * Quoting is strict: a quote inside an unquoted field, anything but blanks
+ * before the delimiter or line end after a closing quote, or a quote still
+ * open at the end of the file makes the row malformed. Such a row is handed
+ * out as malformed on the line it starts on, and reading resumes at the
+ * next line, so a stray quote never merges rows or swallows the rows after
+ * it: every row is handed out exactly once, as well-formed or as malformed.
  *
  * Columns holding names are dropped (cc_csv_drop_column): their bytes are
  * never given to the caller and are wiped from every buffer the reader owns
@@ -36,11 +44,37 @@ struct cc_csv_field {
     size_t len;
 };
 
-/* Opens path and reads its header row (a leading UTF-8 BOM is skipped).
- * Returns 0 and sets *out, CC_EIO if the file cannot be opened or read,
+/* Why cc_csv_next() said a row is malformed (cc_csv_problem()). */
+enum cc_csv_problem {
+    CC_CSV_FIELD_COUNT = 1, /* a number of fields other than the header's */
+    CC_CSV_BAD_UTF8,        /* a field that is not valid UTF-8 */
+    CC_CSV_BAD_QUOTE,       /* a stray quote, or a quote never closed */
+};
+
+/* Opens path for reading if it is a regular file (a FIFO or device is
+ * refused at once, without waiting for a writer or reading it). Returns the
+ * open file descriptor (the caller closes it) and sets *size if size is not
+ * NULL; or CC_ENOTFOUND (no such file), CC_EINVAL (not a regular file),
+ * CC_EIO (cannot be opened). */
+int cc_csv_open_file(const char *path, uint64_t *size);
+
+/* Opens path (a regular file, as cc_csv_open_file) and reads its header row
+ * (a leading UTF-8 BOM is skipped). Returns 0 and sets *out, CC_EINVAL if
+ * path is not a regular file, CC_EIO if it cannot be opened or read,
  * CC_EPARSE if the header is missing, malformed, not UTF-8 or names a column
  * twice, CC_ENOMEM. The caller frees with cc_csv_close(). */
 int cc_csv_open(const char *path, cc_csv **out);
+
+/* As cc_csv_open(), reading fd from its current offset (standard input, a
+ * pipe). fd stays the caller's: cc_csv_close() does not close it. A
+ * malformed quoted field on an fd that cannot seek (a pipe) is handed out
+ * as a malformed row, and the next call stops with CC_EUNSUPPORTED: resuming
+ * at the next line would need the bytes the field swallowed again. */
+int cc_csv_open_fd(int fd, cc_csv **out);
+
+/* As cc_csv_open(), reading data[0..len), which must stay valid and
+ * unchanged until cc_csv_close(). */
+int cc_csv_open_memory(const void *data, size_t len, cc_csv **out);
 
 /* Returns the index of the header column called name (exact match), or -1. */
 int cc_csv_column(const cc_csv *csv, const char *name);
@@ -64,13 +98,22 @@ int cc_csv_drop_column(cc_csv *csv, const char *name);
  *   break makes later rows start further down; the header is line 1).
  * Returns 0: end of file.
  * Returns CC_EPARSE: the row starting on *line is malformed (a number of
- *   fields other than n_columns, invalid UTF-8 in any field, a quoted field
- *   still open at end of file); the caller counts it as rejected and calls
- *   cc_csv_next() again to continue. *fields is set to NULL.
+ *   fields other than n_columns, invalid UTF-8 in any field, a malformed
+ *   quoted field: cc_csv_problem() says which); the caller counts it as
+ *   rejected and calls cc_csv_next() again to continue. *fields is set to
+ *   NULL.
  * Returns another negative code: stop (CC_EIO read error, CC_ETOOBIG a row
- *   over CC_CSV_MAX_ROW_BYTES, CC_ENOMEM). Lines holding only a line break
- *   are skipped. */
+ *   over CC_CSV_MAX_ROW_BYTES, CC_ENOMEM, CC_EUNSUPPORTED see
+ *   cc_csv_open_fd()). Lines holding only a line break are skipped. */
 int cc_csv_next(cc_csv *csv, const struct cc_csv_field **fields, uint64_t *line);
+
+/* The enum cc_csv_problem of the row cc_csv_next() last returned CC_EPARSE
+ * for (0 before any), and in *n_fields (if not NULL) how many fields it
+ * had (for CC_CSV_FIELD_COUNT). */
+int cc_csv_problem(const cc_csv *csv, size_t *n_fields);
+
+/* A reason for a problem, fit for an error message (it names no content). */
+const char *cc_csv_problem_text(int problem);
 
 /* Bytes of the file consumed so far (including the header), for progress. */
 uint64_t cc_csv_bytes_read(const cc_csv *csv);
@@ -84,7 +127,8 @@ uint64_t cc_csv_file_bytes(const cc_csv *csv);
  * wiped; it never reveals where or what. */
 int cc_csv_buffers_contain(const cc_csv *csv, const void *needle, size_t len);
 
-/* Wipes the reader's buffers, closes the file and frees (NULL is allowed). */
+/* Wipes the reader's buffers, closes the file it opened and frees (NULL is
+ * allowed). */
 void cc_csv_close(cc_csv *csv);
 
 #endif

@@ -232,8 +232,9 @@ int cc_ingest_open_feed(struct cc_ingest_ctx *ctx, const char *path, cc_csv **ou
 {
     int rc = cc_csv_open(path, out);
     if (rc < 0)
-        snprintf(ctx->error, sizeof ctx->error, "%s: cannot read the header row (%s)", path,
-                 cc_strerror(rc));
+        snprintf(ctx->error, sizeof ctx->error, "%s: %s%s%s", path,
+                 rc == CC_EINVAL ? "not a regular file" : "cannot read the header row (",
+                 rc == CC_EINVAL ? "" : cc_strerror(rc), rc == CC_EINVAL ? "" : ")");
     return rc;
 }
 
@@ -263,7 +264,10 @@ int cc_ingest_next_row(struct cc_ingest_ctx *ctx, cc_csv *csv, struct cc_feed_re
         if (ctx->kill_at_rows && ctx->rows_total == ctx->kill_at_rows)
             raise(SIGKILL);
         if (rc == CC_EPARSE) {
-            cc_ingest_reject(ctx, feed, *line, CC_REJECT_MALFORMED_ROW);
+            cc_ingest_reject(ctx, feed, *line,
+                             cc_csv_problem(csv, NULL) == CC_CSV_BAD_QUOTE
+                                 ? CC_REJECT_MALFORMED_QUOTE
+                                 : CC_REJECT_MALFORMED_ROW);
             continue;
         }
         if (rc < 0)
@@ -302,9 +306,9 @@ static const char *const manifest_schema[] = {
 /* Hex BLAKE2b-256 of a file's content: the file's identity in the manifest. */
 static int hash_file(const char *path, char hex[65])
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = cc_csv_open_file(path, NULL); /* a FIFO or device would never end */
     if (fd < 0)
-        return errno == ENOENT ? CC_ENOTFOUND : CC_EIO;
+        return fd;
     crypto_generichash_state st;
     unsigned char digest[32];
     size_t cap = 1 << 20;
@@ -486,7 +490,10 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
             goto out;
         }
         if ((rc = hash_file(feed->path, hashes[i])) < 0) {
-            snprintf(errbuf, errlen, "%s: cannot read (%s)", feed->path, cc_strerror(rc));
+            snprintf(errbuf, errlen, "%s: %s%s%s", feed->path,
+                     rc == CC_EINVAL ? "not a regular file: only files are read as feeds"
+                                     : "cannot read (",
+                     rc == CC_EINVAL ? "" : cc_strerror(rc), rc == CC_EINVAL ? "" : ")");
             goto out;
         }
         int found = 0;

@@ -100,7 +100,8 @@ struct cc_ingest_options {
     X(POPULATION, "population row malformed")                                  \
     X(FIELD_MISSING, "required field empty")                                   \
     X(ADMISSION_METHOD, "admission method not a HES code")                     \
-    X(SERVICE_TYPE, "service type not a 2-digit code")
+    X(SERVICE_TYPE, "service type not a 2-digit code")                         \
+    X(MALFORMED_QUOTE, "malformed quoted field (stray or unclosed quote)")
 
 enum cc_reject_reason {
 #define CC_REJECT_ENUM_(id, text) CC_REJECT_##id,

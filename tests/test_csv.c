@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <csv.h>
@@ -197,6 +199,13 @@ Test(csv, quote_left_open_at_end_of_file_is_malformed)
     cr_assert_eq(cc_csv_next(csv, &f, &line), 1);
     cr_assert_eq(cc_csv_next(csv, &f, &line), CC_EPARSE);
     cr_assert_eq(line, 3);
+    cr_assert_eq(cc_csv_problem(csv, NULL), CC_CSV_BAD_QUOTE);
+    /* the line the open quote swallowed is read again, as a row of its own */
+    cr_assert_eq(cc_csv_next(csv, &f, &line), CC_EPARSE);
+    cr_assert_eq(line, 4);
+    size_t n_fields = 0;
+    cr_assert_eq(cc_csv_problem(csv, &n_fields), CC_CSV_FIELD_COUNT);
+    cr_assert_eq(n_fields, 1);
     cr_assert_eq(cc_csv_next(csv, &f, &line), 0);
     done(csv, path);
 }
@@ -374,16 +383,22 @@ Test(csv, quoted_field_longer_than_the_read_buffer)
     done(csv, path);
 }
 
-/* The reader splits plain lines itself and hands the rest to libcsv; over
- * many random documents of commas, quotes, blanks, CR and LF it must give
- * exactly the rows libcsv alone gives. */
+/* The reader splits plain lines itself and hands the rest to libcsv, and
+ * resumes after a malformed quoted field; over many random documents of
+ * commas, quotes, blanks, CR and LF it must give exactly the rows, line
+ * numbers and malformed rows of a plain driver of strict libcsv that feeds
+ * the whole document a byte at a time and, at a strict error, rejects the
+ * row on its first line and starts again after that line's line feed. */
 struct reference {
     char fields[64][256];
     size_t lens[64];
     size_t n_fields;
-    char rows[64][4][256];
-    size_t row_lens[64][4];
-    size_t row_n_fields[64];
+    int row_ended;
+    char rows[128][4][256];
+    size_t row_lens[128][4];
+    size_t row_n_fields[128];
+    int row_bad_quote[128];
+    uint64_t row_line[128];
     size_t n_rows;
 };
 
@@ -401,10 +416,11 @@ static void reference_row(int c, void *data)
 {
     (void)c;
     struct reference *r = data;
+    r->row_ended = 1;
     if (r->n_fields == 0)
         return; /* a blank line */
     size_t row = r->n_rows++;
-    cr_assert_lt(row, 64);
+    cr_assert_lt(row, 128);
     r->row_n_fields[row] = r->n_fields;
     for (size_t i = 0; i < r->n_fields && i < 4; i++) {
         memcpy(r->rows[row][i], r->fields[i], r->lens[i]);
@@ -413,11 +429,62 @@ static void reference_row(int c, void *data)
     r->n_fields = 0;
 }
 
-Test(csv, agrees_with_libcsv_on_random_documents)
+static uint64_t line_of(const char *text, size_t offset)
+{
+    uint64_t line = 1;
+    for (size_t i = 0; i < offset; i++)
+        line += text[i] == '\n';
+    return line;
+}
+
+static void reference_parse(const char *text, size_t len, struct reference *ref)
+{
+    struct csv_parser parser;
+    cr_assert_eq(csv_init(&parser, CSV_REPALL_NL | CSV_STRICT), 0);
+    size_t pos = 0, row_start = 0;
+    for (;;) {
+        int bad_quote = 0;
+        while (pos < len) {
+            ref->row_ended = 0;
+            size_t before = ref->n_rows;
+            if (csv_parse(&parser, text + pos, 1, reference_field, reference_row, ref) != 1) {
+                bad_quote = 1;
+                break;
+            }
+            pos++;
+            for (size_t r = before; r < ref->n_rows; r++)
+                ref->row_line[r] = line_of(text, row_start);
+            if (ref->row_ended)
+                row_start = pos;
+        }
+        if (!bad_quote) {
+            size_t before = ref->n_rows;
+            csv_set_opts(&parser, CSV_REPALL_NL | CSV_STRICT | CSV_STRICT_FINI);
+            bad_quote = csv_fini(&parser, reference_field, reference_row, ref) != 0;
+            for (size_t r = before; r < ref->n_rows; r++)
+                ref->row_line[r] = line_of(text, row_start);
+            if (!bad_quote)
+                break;
+        }
+        size_t row = ref->n_rows++;
+        cr_assert_lt(row, 128);
+        ref->row_bad_quote[row] = 1;
+        ref->row_line[row] = line_of(text, row_start);
+        ref->n_fields = 0;
+        csv_set_opts(&parser, CSV_REPALL_NL | CSV_STRICT);
+        csv_fini(&parser, NULL, NULL, NULL);
+        const char *line_feed = memchr(text + row_start, '\n', len - row_start);
+        pos = row_start = line_feed ? (size_t)(line_feed - text) + 1 : len;
+    }
+    csv_free(&parser);
+}
+
+Test(csv, agrees_with_strict_libcsv_on_random_documents)
 {
     static const char alphabet[] = "ab ,,\"\"\r\n\n\t";
     uint64_t state = 0x9E3779B97F4A7C15ull;
     static struct reference ref;
+    size_t n_bad_quote = 0, n_rows = 0;
     for (int doc = 0; doc < 3000; doc++) {
         char text[256];
         size_t len = (size_t)sprintf(text, "h1,h2,h3\n");
@@ -430,12 +497,7 @@ Test(csv, agrees_with_libcsv_on_random_documents)
         text[len] = '\0';
 
         memset(&ref, 0, sizeof ref);
-        struct csv_parser parser;
-        cr_assert_eq(csv_init(&parser, CSV_REPALL_NL), 0);
-        cr_assert_eq(csv_parse(&parser, text, len, reference_field, reference_row, &ref), len);
-        csv_set_opts(&parser, CSV_REPALL_NL | CSV_STRICT | CSV_STRICT_FINI);
-        int open_quote_at_end = csv_fini(&parser, reference_field, reference_row, &ref) != 0;
-        csv_free(&parser);
+        reference_parse(text, len, &ref);
 
         char *path = write_temp(text, len);
         cc_csv *csv = NULL;
@@ -444,8 +506,19 @@ Test(csv, agrees_with_libcsv_on_random_documents)
         uint64_t line;
         for (size_t row = 1; row < ref.n_rows; row++) {
             int rc = cc_csv_next(csv, &f, &line);
+            n_rows++;
+            cr_assert_eq(line, ref.row_line[row], "doc %d row %zu: line %llu, expected %llu", doc,
+                         row, (unsigned long long)line, (unsigned long long)ref.row_line[row]);
+            if (ref.row_bad_quote[row]) {
+                n_bad_quote++;
+                cr_assert_eq(rc, CC_EPARSE, "doc %d row %zu", doc, row);
+                cr_assert_eq(cc_csv_problem(csv, NULL), CC_CSV_BAD_QUOTE, "doc %d row %zu", doc,
+                             row);
+                continue;
+            }
             if (ref.row_n_fields[row] != 3) {
                 cr_assert_eq(rc, CC_EPARSE, "doc %d row %zu", doc, row);
+                cr_assert_eq(cc_csv_problem(csv, NULL), CC_CSV_FIELD_COUNT, "doc %d", doc);
                 continue;
             }
             cr_assert_eq(rc, 1, "doc %d row %zu", doc, row);
@@ -454,13 +527,14 @@ Test(csv, agrees_with_libcsv_on_random_documents)
                 cr_assert_eq(memcmp(f[i].data, ref.rows[row][i], f[i].len), 0, "doc %d", doc);
             }
         }
-        if (open_quote_at_end)
-            cr_assert_eq(cc_csv_next(csv, &f, &line), CC_EPARSE, "doc %d", doc);
         cr_assert_eq(cc_csv_next(csv, &f, &line), 0, "doc %d", doc);
         cc_csv_close(csv);
         unlink(path);
         free(path);
     }
+    /* the documents exercise both kinds of row */
+    cr_assert_gt(n_bad_quote, 100);
+    cr_assert_gt(n_rows, n_bad_quote + 100);
 }
 
 Test(csv, runaway_quote_stops_at_the_row_limit)
@@ -481,4 +555,162 @@ Test(csv, runaway_quote_stops_at_the_row_limit)
     cr_assert_eq(cc_csv_next(csv, &f, &line), CC_ETOOBIG);
     cr_assert_eq(cc_csv_next(csv, &f, &line), CC_ETOOBIG, "the stop is final");
     done(csv, path);
+}
+
+/* Every shape of malformed quote rejects its own row, on the line it starts
+ * on, and the next line is read as the row it is: nothing is merged into
+ * the bad row and nothing after it is lost. */
+Test(csv, every_malformed_quote_rejects_its_row_and_the_next_line_is_read)
+{
+    static const char *const shapes[] = {
+        "\"Bob\"by,2,3",       /* text after the closing quote */
+        "1,\"Bob\"by,3",       /* the same in a middle field */
+        "1,2,\"3\"x",          /* and in the last field */
+        "x\"y,2,3",            /* a quote inside an unquoted field */
+        "xy\",2,3",            /* a quote ending an unquoted field */
+        "1,x\"\",3",           /* a doubled quote in an unquoted field */
+        "\"a\" \"b\",2,3",     /* a second quoted part after a blank */
+        "\"a\"\"b\"c,2,3",     /* text after a quote that holds a doubled quote */
+        "\"Bob,2,3",           /* a quote never closed, swallowing what follows */
+        "1,\"Bob,3",           /* the same in a middle field */
+        "1,2,\"",              /* a lone quote at the end of a line */
+    };
+    static const char *const line_ends[] = {"\n", "\r\n"};
+    for (size_t e = 0; e < 2; e++) {
+        for (size_t k = 0; k < sizeof shapes / sizeof *shapes; k++) {
+            const char *nl = line_ends[e];
+            char text[256];
+            snprintf(text, sizeof text, "a,b,c%s1,2,3%s%s%s7,8,9%s10,\"11\",12%s", nl, nl,
+                     shapes[k], nl, nl, nl);
+            char *path;
+            cc_csv *csv = open_text(text, &path);
+            const struct cc_csv_field *f;
+            uint64_t line;
+            cr_assert_eq(cc_csv_next(csv, &f, &line), 1, "shape %zu", k);
+            cr_assert_eq(line, 2);
+            cr_assert_eq(cc_csv_next(csv, &f, &line), CC_EPARSE, "shape %zu end %zu", k, e);
+            cr_assert_eq(line, 3, "shape %zu", k);
+            cr_assert_eq(cc_csv_problem(csv, NULL), CC_CSV_BAD_QUOTE, "shape %zu", k);
+            cr_assert_eq(cc_csv_next(csv, &f, &line), 1, "shape %zu: the next row survives", k);
+            cr_assert_eq(line, 4, "shape %zu", k);
+            cr_assert(field_is(&f[0], "7") && field_is(&f[1], "8") && field_is(&f[2], "9"),
+                      "shape %zu", k);
+            cr_assert_eq(cc_csv_next(csv, &f, &line), 1, "shape %zu", k);
+            cr_assert_eq(line, 5);
+            cr_assert(field_is(&f[1], "11"), "shape %zu", k);
+            cr_assert_eq(cc_csv_next(csv, &f, &line), 0, "shape %zu", k);
+            done(csv, path);
+        }
+    }
+}
+
+Test(csv, blanks_after_a_closing_quote_are_not_malformed)
+{
+    char *path;
+    cc_csv *csv = open_text("a,b\n\"x\"  ,\"y\" \n", &path);
+    const struct cc_csv_field *f;
+    uint64_t line;
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 1);
+    cr_assert(field_is(&f[0], "x"));
+    cr_assert(field_is(&f[1], "y"));
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 0);
+    done(csv, path);
+}
+
+/* A quote left open far before the end of the file: the bytes it swallowed
+ * have left the read buffer, so the reader reads them again, and every row
+ * after the bad one comes back with its line number; the dropped column of
+ * the rows read twice is still never kept. */
+Test(csv, a_quote_left_open_for_megabytes_costs_one_row)
+{
+    size_t n_after = 300000, cap = 64 + n_after * 32, len = 0;
+    char *text = malloc(cap);
+    cr_assert_not_null(text);
+    len += (size_t)sprintf(text + len, "id,name,v\n1,Secretname,ok\n2,\"Secretname,open\n");
+    for (size_t i = 0; i < n_after; i++)
+        len += (size_t)sprintf(text + len, "%zu,Secretname,v%zu\n", i + 3, i);
+    char *path = write_temp(text, len);
+    free(text);
+    cc_csv *csv = NULL;
+    cr_assert_eq(cc_csv_open(path, &csv), 0);
+    cr_assert_eq(cc_csv_drop_column(csv, "name"), 0);
+    const struct cc_csv_field *f;
+    uint64_t line;
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 1);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), CC_EPARSE);
+    cr_assert_eq(line, 3);
+    cr_assert_eq(cc_csv_problem(csv, NULL), CC_CSV_BAD_QUOTE);
+    for (size_t i = 0; i < n_after; i++) {
+        cr_assert_eq(cc_csv_next(csv, &f, &line), 1, "row %zu", i);
+        cr_assert_eq(line, i + 4, "row %zu", i);
+        cr_assert_null(f[1].data);
+        char expect[32];
+        snprintf(expect, sizeof expect, "v%zu", i);
+        cr_assert(field_is(&f[2], expect), "row %zu", i);
+    }
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 0);
+    cr_assert_eq(cc_csv_buffers_contain(csv, "Secretname", 10), 0);
+    done(csv, path);
+}
+
+Test(csv, reads_from_memory_and_from_a_file_descriptor)
+{
+    const char text[] = "a,b\n1,\"x\"y\n3,4\n";
+    cc_csv *csv = NULL;
+    const struct cc_csv_field *f;
+    uint64_t line;
+    cr_assert_eq(cc_csv_open_memory(text, sizeof text - 1, &csv), 0);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), CC_EPARSE);
+    cr_assert_eq(line, 2);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 1);
+    cr_assert(field_is(&f[1], "4"));
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 0);
+    cc_csv_close(csv);
+
+    /* a quote left open in memory: read again from the memory */
+    const char open_quote[] = "a,b\n1,\"x\n3,4\n";
+    cr_assert_eq(cc_csv_open_memory(open_quote, sizeof open_quote - 1, &csv), 0);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), CC_EPARSE);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 1);
+    cr_assert_eq(line, 3);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 0);
+    cc_csv_close(csv);
+
+    /* a pipe: a stray quote on one line is skipped in the buffer; a quote
+     * left open would need the swallowed bytes again, which a pipe cannot
+     * give, so the read stops */
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    const char piped[] = "a,b\n1,\"x\"y\n3,4\n5,\"open\n6,7\n";
+    cr_assert_eq(write(fds[1], piped, sizeof piped - 1), (ssize_t)(sizeof piped - 1));
+    close(fds[1]);
+    cr_assert_eq(cc_csv_open_fd(fds[0], &csv), 0);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), CC_EPARSE);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 1);
+    cr_assert(field_is(&f[0], "3"));
+    cr_assert_eq(cc_csv_next(csv, &f, &line), CC_EPARSE);
+    cr_assert_eq(line, 4);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), CC_EUNSUPPORTED);
+    cc_csv_close(csv);
+    cr_assert_neq(fcntl(fds[0], F_GETFD), -1, "the reader leaves the caller's fd open");
+    close(fds[0]);
+}
+
+Test(csv, only_regular_files_are_read)
+{
+    cc_csv *csv = NULL;
+    cr_assert_eq(cc_csv_open("/dev/zero", &csv), CC_EINVAL);
+    cr_assert_null(csv);
+    cr_assert_eq(cc_csv_open("/tmp", &csv), CC_EINVAL);
+    char fifo[] = "/tmp/cc_test_fifo_XXXXXX";
+    int fd = mkstemp(fifo);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    unlink(fifo);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    /* no writer: a blocking open would wait forever */
+    cr_assert_eq(cc_csv_open(fifo, &csv), CC_EINVAL);
+    cr_assert_eq(cc_csv_open_file(fifo, NULL), CC_EINVAL);
+    unlink(fifo);
+    cr_assert_eq(cc_csv_open_file("/nonexistent/cc_test.csv", NULL), CC_ENOTFOUND);
 }

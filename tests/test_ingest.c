@@ -135,6 +135,16 @@ static int run_ingest(struct cc_ingest_report *report, const char *const *kinds)
     return rc;
 }
 
+/* Reads the rejects report of an ingest into text (NUL-terminated). */
+static void read_rejects(const struct cc_ingest_report *report, char *text, size_t cap)
+{
+    FILE *f = fopen(report->rejects_path, "r");
+    cr_assert(f, "no rejects report");
+    size_t n = fread(text, 1, cap - 1, f);
+    text[n] = '\0';
+    fclose(f);
+}
+
 static const char *const BASE_KINDS[] = {"areas", "postcodes", "population", "gp_registrations",
                                          "gp_events", NULL};
 
@@ -265,12 +275,8 @@ Test(ingest, rejects_bad_rows_with_line_and_reason_and_goes_on)
     cr_assert_eq(hes->rejected_by_reason[CC_REJECT_POSTCODE], 1);
 
     /* The rejects report lists file, line and reason for each. */
-    FILE *f = fopen(report.rejects_path, "r");
-    cr_assert(f, "no rejects report");
     char text[8192];
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    text[n] = '\0';
-    fclose(f);
+    read_rejects(&report, text, sizeof text);
     cr_assert(strstr(text, "gp_events.csv,3,NHS_NUMBER_CHECK"));
     cr_assert(strstr(text, "gp_events.csv,4,DATE_INVALID"));
     cr_assert(strstr(text, "gp_events.csv,7,MALFORMED_ROW"));
@@ -285,6 +291,147 @@ Test(ingest, rejects_bad_rows_with_line_and_reason_and_goes_on)
     cr_assert_geq(cc_store_find_code(store, CC_CODE_ICD10, "E119"), 0);
     cr_assert_geq(cc_store_find_code(store, CC_CODE_OPCS4, "K401"), 0);
     cc_store_free(store);
+}
+
+/* The feeds of issue 19's stray-quote case and one malformed quote of another
+ * shape in every feed: each bad row is rejected on its own line as
+ * MALFORMED_QUOTE, the row after it is read as itself, and rows read always
+ * equal rows accepted + rejected + duplicate. */
+Test(ingest, a_stray_quote_rejects_its_row_in_every_feed_and_merges_nothing)
+{
+    write_file(feeds, "areas.csv",
+               "code,name,level,parent_code\n"
+               "E12000003,Yorkshire and The Humber,region,\n"
+               "E54000054,West Yorkshire ICB,icb,E12000003\n"
+               "E08000035,Leeds,lad,E54000054\n"
+               "E01000009,\"Leeds 009\"z,lsoa,E08000035\n" /* line 5 */
+               "E01000001,Leeds 001A,lsoa,E08000035\n"
+               "E01000008,\"Leeds 008,lsoa,E08000035\n"   /* line 7: never closed */
+               "E01000002,Leeds 001B,lsoa,E08000035\n");
+    write_file(feeds, "postcodes.csv",
+               "pcds,lsoa21cd,lad23cd,icb23cd,rgn23cd\n"
+               "LS1 4AP,E01000001,E08000035,E54000054,E12000003\n"
+               "\"LS9 9ZZ\"x,E01000001,E08000035,E54000054,E12000003\n" /* line 3 */
+               "LS2 9JT,E01000002,E08000035,E54000054,E12000003\n");
+    write_file(feeds, "population.csv",
+               "lsoa21cd,sex,age_band,population\n"
+               "E01000001,1,40-44,120\n"
+               "E01000001,2\",40-44,130\n" /* line 3: a quote in an unquoted field */
+               "E01000002,1,40-44,90\n");
+    /* line 2: A's given name opens a quote that an older reader kept open up
+     * to B's quoted given name, storing A with B's date of birth and sex and
+     * losing B */
+    write_file(feeds, "gp_registrations.csv",
+               "nhs_number,given_name,family_name,date_of_birth,sex,postcode,practice_code,"
+               "registration_date,optout_code\n"
+               NHS_A ",\"Zeb\"by,Quuxworth,1980-05-01,1,LS1 4AP,B86001,2010-01-01,\n"
+               NHS_B ",\"Zoe\",Quuxworth,1975-02-03,2,LS2 9JT,B86001,2011-01-01,\n"
+               NHS_C ",Ann,Quuxworth,1960-07-07,2,LS2 9JT,B86002,2012-01-01,\n");
+    write_file(feeds, "gp_events.csv",
+               "nhs_number,practice_code,event_date,snomed_code\n"
+               NHS_B ",B86001,\"2021-03-04\"x,44054006\n" /* line 2 */
+               NHS_B ",B86001,2022-01-01,38341003\n"
+               NHS_C ",B86002,2022-02-02,\"44054006\n"    /* line 4: never closed */
+               NHS_C ",B86002,2022-02-03,44054006\n");
+    write_file(feeds, "hes_apc.csv",
+               "epikey,nhs_number,date_of_birth,sex,postcode,provider_code,admission_date,"
+               "discharge_date,admission_method,diag_01,diag_02,opertn_01\n"
+               "E1," NHS_B ",1975-02-03,2,\"LS2 9JT,RR8,2022-05-05,2022-05-06,21,E119,,\n"
+               "E2," NHS_B ",1975-02-03,2,LS2 9JT,RR8,2022-05-05,2022-05-06,21,\"I10\"X,,\n"
+               "E3," NHS_B ",1975-02-03,2,LS2 9JT,RR8,2022-05-05,2022-05-06,21,I10X,,\n");
+    write_file(feeds, "community_contacts.csv",
+               "contact_id,nhs_number,date_of_birth,sex,postcode,provider_code,contact_date,"
+               "service_type,snomed_code\n"
+               "C1," NHS_C ",1960-07-07,2,LS2 9JT,\"RR8\" \"x\",2022-01-01,01,44054006\n"
+               "C2," NHS_C ",1960-07-07,2,LS2 9JT,RR8,2022-01-02,01,44054006\n");
+    write_file(feeds, "optout_register.csv",
+               "nhs_number,optout_type,action,effective_date,practice_code\n"
+               NHS_D ",ndop,register,2020-01-01,\"\n" /* line 2: a lone quote, never closed */
+               NHS_C ",ndop,\"withdraw\"\"x,2020-01-01,\n" /* line 3 */
+               NHS_D ",ndop,register,2020-02-01,\n");
+    const char *const kinds[] = {"areas",     "postcodes", "population", "gp_registrations",
+                                 "gp_events", "hes_apc",   "community",  "optouts",
+                                 NULL};
+    struct cc_ingest_report report;
+    cr_assert_eq(run_ingest(&report, kinds), 0);
+    static const struct {
+        int kind;
+        uint64_t read, bad_quotes;
+    } expect[] = {
+        {CC_FEED_AREAS, 7, 2},      {CC_FEED_POSTCODES, 3, 1},  {CC_FEED_POPULATION, 3, 1},
+        {CC_FEED_GP_REGISTRATIONS, 3, 1}, {CC_FEED_GP_EVENTS, 4, 2}, {CC_FEED_HOSPITAL, 3, 2},
+        {CC_FEED_COMMUNITY, 2, 1},  {CC_FEED_OPTOUTS, 3, 2},
+    };
+    for (size_t i = 0; i < sizeof expect / sizeof *expect; i++) {
+        const struct cc_feed_report *feed = feed_of(&report, expect[i].kind);
+        cr_assert_not_null(feed, "feed %d", expect[i].kind);
+        cr_assert_eq(feed->rows_read, expect[i].read, "feed %d read %llu", expect[i].kind,
+                     (unsigned long long)feed->rows_read);
+        cr_assert_eq(feed->rejected_by_reason[CC_REJECT_MALFORMED_QUOTE], expect[i].bad_quotes,
+                     "feed %d", expect[i].kind);
+        cr_assert_eq(feed->rows_read,
+                     feed->rows_accepted + feed->rows_rejected + feed->rows_duplicate,
+                     "feed %d", expect[i].kind);
+        cr_assert_eq(feed->rows_accepted, expect[i].read - expect[i].bad_quotes, "feed %d",
+                     expect[i].kind);
+    }
+
+    /* B was not swallowed by A's row: B is stored with B's own date of birth
+     * and sex, and A (whose only registration was the bad row) is not there */
+    cc_store *store = load_current(NULL);
+    int64_t b = person_of(store, NHS_B);
+    cr_assert_geq(b, 0);
+    const struct cc_store_columns *c = cc_store_columns(store);
+    cr_assert_eq(c->person_dob[b], cc_day_from_ymd(1975, 2, 3));
+    cr_assert_eq(c->person_sex[b], CC_SEX_FEMALE);
+    cr_assert_lt(person_of(store, NHS_A), 0);
+    cr_assert_eq(records_of(store, b, CC_SETTING_GP), 1);
+    cr_assert_eq(records_of(store, b, CC_SETTING_HOSPITAL), 1);
+    cc_store_free(store);
+
+    char text[8192];
+    read_rejects(&report, text, sizeof text);
+    static const char *const lines[] = {
+        "areas.csv,5,MALFORMED_QUOTE",          "areas.csv,7,MALFORMED_QUOTE",
+        "postcodes.csv,3,MALFORMED_QUOTE",      "population.csv,3,MALFORMED_QUOTE",
+        "gp_registrations.csv,2,MALFORMED_QUOTE", "gp_events.csv,2,MALFORMED_QUOTE",
+        "gp_events.csv,4,MALFORMED_QUOTE",      "hes_apc.csv,2,MALFORMED_QUOTE",
+        "hes_apc.csv,3,MALFORMED_QUOTE",        "community_contacts.csv,2,MALFORMED_QUOTE",
+        "optout_register.csv,2,MALFORMED_QUOTE", "optout_register.csv,3,MALFORMED_QUOTE",
+    };
+    for (size_t i = 0; i < sizeof lines / sizeof *lines; i++)
+        cr_assert(strstr(text, lines[i]), "missing %s in\n%s", lines[i], text);
+    cr_assert_null(strstr(text, "Zeb"), "a reject names no content");
+    cr_assert_null(strstr(text, NHS_A));
+}
+
+/* A named pipe or a device given as a feed is refused at once, with its
+ * name: the real `carecount ingest` runs under timeout(1), so a reader that
+ * waited for a writer or read /dev/zero forever fails this test instead of
+ * hanging it. */
+Test(ingest, a_fifo_or_a_device_as_a_feed_is_refused_at_once)
+{
+    char fifo[600];
+    snprintf(fifo, sizeof fifo, "%s/events.fifo", feeds);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    const char *const bad[] = {fifo, "/dev/zero", "/dev/null", feeds};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char command[2400], out[4096];
+        snprintf(command, sizeof command,
+                 "timeout 60 %s/carecount ingest --data %s --key %s --today 2026-01-01 --quiet "
+                 "areas=%s/areas.csv postcodes=%s/postcodes.csv gp_events=%s 2>&1",
+                 CC_BIN_DIR, data, key_path, feeds, feeds, bad[i]);
+        FILE *pipe = popen(command, "r");
+        cr_assert_not_null(pipe);
+        size_t used = fread(out, 1, sizeof out - 1, pipe);
+        out[used] = '\0';
+        int status = pclose(pipe);
+        cr_assert(WIFEXITED(status), "%s", bad[i]);
+        cr_assert_neq(WEXITSTATUS(status), 124, "ingest of %s hung until the timeout", bad[i]);
+        cr_assert_eq(WEXITSTATUS(status), 1, "%s: %s", bad[i], out);
+        cr_assert(strstr(out, bad[i]) && strstr(out, "not a regular file"), "%s: %s", bad[i],
+                  out);
+    }
 }
 
 /* Searches every file under dir for needle; returns the first path found. */
