@@ -3,7 +3,8 @@
  *
  * A codelist file is small public reference data (OpenCodelists CSV: a
  * header with a `code` column, usually `code,term`), so it is read whole
- * (at most CODELIST_MAX_FILE_BYTES) and parsed with libcsv. Terms are never
+ * (at most CODELIST_MAX_FILE_BYTES) and parsed with the feeds' CSV reader
+ * (core/cc_csv.h, the same dialect and strict quoting). Terms are never
  * kept. The registry is an array of lists kept in name order, so lookups
  * are a binary search and listing is in a stable order.
  *
@@ -11,7 +12,6 @@
  */
 #include "cc_codelist.h"
 
-#include <csv.h>
 #include <ctype.h>
 #include <dirent.h>
 #include <stdarg.h>
@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 
 #include "cc_array.h"
+#include "cc_csv.h"
 #include "cc_error.h"
 
 #define CODELIST_MAX_FILE_BYTES (32u << 20)
@@ -108,17 +109,14 @@ const struct cc_codelist *cc_codelists_at(const cc_codelists *codelists, uint32_
 
 /* ---- parsing ---- */
 
-/* What libcsv's callbacks fill while a file is parsed. */
+/* What is known while a file is parsed. */
 struct parse {
     const char *name; /* the list's name, for errors */
     char *errbuf;
     size_t errlen;
     int rc; /* first error, or 0 */
 
-    uint64_t row;         /* rows seen, the header being row 1 */
-    uint32_t field;       /* field index within the current row */
-    int code_column;      /* -1 until the header names it */
-    bool row_has_code;
+    uint64_t row;         /* the line of the row being read (the header is 1) */
     int system;           /* given (nonzero) or 0 to infer */
     unsigned systems;     /* systems every code so far fits */
     uint64_t first_row_of[4]; /* a row whose code fits only ... for mixed-list errors */
@@ -207,43 +205,54 @@ static void add_code(struct parse *p, const char *data, size_t len)
     p->codes[p->n_codes++] = code;
 }
 
-static void on_field(void *data, size_t len, void *user)
+/* 1 if data[0..len) holds nothing but a byte order mark and blank lines. */
+static bool is_empty_text(const char *data, size_t len)
 {
-    struct parse *p = user;
-    if (p->rc)
-        return;
-    if (p->row == 1) {
-        /* header: the `code` column, case-insensitive, after a UTF-8 BOM */
-        const char *s = data;
-        if (p->field == 0 && len >= 3 && !memcmp(s, "\xef\xbb\xbf", 3)) {
-            s += 3;
-            len -= 3;
-        }
-        if (len == 4 && !strncasecmp(s, "code", 4)) {
-            if (p->code_column >= 0)
-                parse_fail(p, CC_EPARSE, "two `code` columns");
-            p->code_column = (int)p->field;
-        }
-    } else if ((int)p->field == p->code_column) {
-        p->row_has_code = true;
-        add_code(p, data, len);
-    }
-    p->field++;
+    size_t i = len >= 3 && !memcmp(data, "\xef\xbb\xbf", 3) ? 3 : 0;
+    for (; i < len; i++)
+        if (!isspace((unsigned char)data[i]))
+            return false;
+    return true;
 }
 
-static void on_row(int terminator, void *user)
+/* Reads the rows of data with the feeds' CSV reader (core/cc_csv.h), adding
+ * each row's code. */
+static void parse_rows(struct parse *p, const char *data, size_t len)
 {
-    (void)terminator;
-    struct parse *p = user;
-    if (p->rc)
-        return;
-    if (p->row == 1 && p->code_column < 0)
+    cc_csv *csv = NULL;
+    int rc = cc_csv_open_memory(data, len, &csv);
+    if (rc == CC_EPARSE && is_empty_text(data, len)) {
+        p->row = 0;
+        return parse_fail(p, CC_EPARSE, "empty file (expected a code,term header)");
+    }
+    if (rc < 0)
+        return parse_fail(p, rc, "%s", rc == CC_EPARSE ? "malformed header (not UTF-8, a column "
+                                                         "named twice or an empty name)"
+                                                       : cc_strerror(rc));
+    /* the `code` column, case-insensitive */
+    int code_column = -1;
+    for (size_t i = 0; i < cc_csv_n_columns(csv) && !p->rc; i++) {
+        if (strcasecmp(cc_csv_column_name(csv, i), "code"))
+            continue;
+        if (code_column >= 0)
+            parse_fail(p, CC_EPARSE, "two `code` columns");
+        code_column = (int)i;
+    }
+    if (code_column < 0)
         parse_fail(p, CC_EPARSE, "no `code` column in the header (expected code,term)");
-    else if (p->row > 1 && !p->row_has_code)
-        parse_fail(p, CC_EPARSE, "no code on this row");
-    p->row++;
-    p->field = 0;
-    p->row_has_code = false;
+    const struct cc_csv_field *f;
+    uint64_t line;
+    while (!p->rc && (rc = cc_csv_next(csv, &f, &line)) != 0) {
+        p->row = line;
+        if (rc == CC_EPARSE)
+            parse_fail(p, CC_EPARSE, "malformed CSV (%s)",
+                       cc_csv_problem_text(cc_csv_problem(csv, NULL)));
+        else if (rc < 0)
+            parse_fail(p, rc, "%s", cc_strerror(rc));
+        else
+            add_code(p, f[code_column].data, f[code_column].len);
+    }
+    cc_csv_close(csv);
 }
 
 static int compare_codes(const void *a, const void *b)
@@ -272,12 +281,10 @@ int cc_codelists_add_csv(cc_codelists *codelists, const char *name, const char *
                          size_t len, int system, char *errbuf, size_t errlen)
 {
     struct parse p = {.name = name, .errbuf = errbuf, .errlen = errlen, .row = 1,
-                      .code_column = -1, .system = system,
+                      .system = system,
                       .systems = (1u << CC_CODE_SNOMED) | (1u << CC_CODE_ICD10) |
                                  (1u << CC_CODE_OPCS4)};
     struct cc_codelist *list = NULL;
-    struct csv_parser parser;
-    bool parser_ready = false;
     if (errbuf && errlen)
         errbuf[0] = '\0';
     if (!cc_codelists_name_valid(name)) {
@@ -299,24 +306,9 @@ int cc_codelists_add_csv(cc_codelists *codelists, const char *name, const char *
         snprintf(errbuf, errlen, "codelist '%s': already loaded", name);
         goto fail;
     }
-    if (csv_init(&parser, CSV_STRICT | CSV_STRICT_FINI) != 0) {
-        p.rc = CC_ENOMEM;
-        goto fail;
-    }
-    parser_ready = true;
-    if (csv_parse(&parser, data, len, on_field, on_row, &p) != len ||
-        csv_fini(&parser, on_field, on_row, &p) != 0) {
-        if (!p.rc)
-            parse_fail(&p, csv_error(&parser) == CSV_ENOMEM ? CC_ENOMEM : CC_EPARSE,
-                       "malformed CSV (%s)", csv_strerror(csv_error(&parser)));
-    }
+    parse_rows(&p, data, len);
     if (p.rc)
         goto fail;
-    if (p.row == 1) {
-        p.row = 0;
-        parse_fail(&p, CC_EPARSE, "empty file (expected a code,term header)");
-        goto fail;
-    }
     if (p.n_codes == 0) {
         parse_fail(&p, CC_EINVAL, "no codes");
         goto fail;
@@ -370,11 +362,8 @@ int cc_codelists_add_csv(cc_codelists *codelists, const char *name, const char *
             (size_t)(codelists->n_lists - at) * sizeof *codelists->lists);
     codelists->lists[at] = list;
     codelists->n_lists++;
-    csv_free(&parser);
     return 0;
 fail:
-    if (parser_ready)
-        csv_free(&parser);
     codelist_free(list);
     free(p.codes);
     return p.rc ? p.rc : CC_EINTERNAL;

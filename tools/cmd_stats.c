@@ -10,9 +10,9 @@
  *
  * It must never echo an input cell in an error message: messages name the
  * line, the column and the reason only, so a file that holds something it
- * should not cannot leak it through stderr. Lines are counted as CSV records
- * (the header is line 1), which is the file's line number unless a quoted
- * field spans lines.
+ * should not cannot leak it through stderr. Line numbers are the physical
+ * lines records start on (the header is line 1), as the CSV reader
+ * (core/cc_csv.h) counts them; its dialect is the feeds' (strict quoting).
  */
 #include <errno.h>
 #include <math.h>
@@ -20,11 +20,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include <csv.h>
 #include <gsl/gsl_errno.h>
 
 #include "cc_array.h"
+#include "cc_csv.h"
 #include "cc_error.h"
 #include "cc_hash.h"
 #include "cc_stats.h"
@@ -500,36 +501,23 @@ static const char *field(const struct run *run, size_t i)
     return run->row_bytes + run->field_offsets[i];
 }
 
-static void on_field(void *s, size_t len, void *data)
+/* Appends one field of the current record to run->row_bytes, NUL-terminated. */
+static void keep_field(struct run *run, const char *s, size_t len)
 {
-    struct run *run = data;
     if (run->rc)
         return;
-    if (run->row_used + len + 1 > run->row_capacity) {
-        size_t capacity = (run->row_used + len + 1) * 2;
-        char *grown = realloc(run->row_bytes, capacity);
-        if (!grown)
-            goto nomem;
-        run->row_bytes = grown;
-        run->row_capacity = capacity;
-    }
-    if (run->n_fields == run->fields_capacity) {
-        size_t capacity = run->fields_capacity ? run->fields_capacity * 2 : 16;
-        size_t *grown = realloc(run->field_offsets, capacity * sizeof *grown);
-        if (!grown)
-            goto nomem;
-        run->field_offsets = grown;
-        run->fields_capacity = capacity;
+    if (cc_array_reserve(&run->row_bytes, &run->row_capacity, run->row_used + len + 1, 1) ||
+        cc_array_reserve(&run->field_offsets, &run->fields_capacity, run->n_fields + 1,
+                         sizeof *run->field_offsets)) {
+        fprintf(stderr, "carecount stats: out of memory at line %zu\n", run->line);
+        run->rc = CC_ENOMEM;
+        return;
     }
     run->field_offsets[run->n_fields++] = run->row_used;
     if (len)
         memcpy(run->row_bytes + run->row_used, s, len);
     run->row_bytes[run->row_used + len] = '\0';
     run->row_used += len + 1;
-    return;
-nomem:
-    fprintf(stderr, "carecount stats: out of memory at line %zu\n", run->line);
-    run->rc = CC_ENOMEM;
 }
 
 static int fail_line(struct run *run, const char *reason)
@@ -710,21 +698,15 @@ static int take_group_row(struct run *run)
 
 static int take_funnel_row(struct run *run);
 
-static void on_record(int terminator, void *data)
+/* Handles the record whose fields are in run->row_bytes (the header first),
+ * then forgets them. */
+static void take_record(struct run *run)
 {
-    struct run *run = data;
-    (void)terminator;
     if (run->rc)
         return;
-    run->line++;
-    if (run->line == 1)
+    if (!run->header)
         run->rc = take_header(run);
-    else if (run->n_fields != run->n_columns) {
-        char reason[96];
-        snprintf(reason, sizeof reason, "has %zu fields, the header has %zu",
-                 run->n_fields, run->n_columns);
-        run->rc = fail_line(run, reason);
-    } else if (run->opt->method->shape == SHAPE_GROUPS)
+    else if (run->opt->method->shape == SHAPE_GROUPS)
         run->rc = take_group_row(run);
     else if (run->opt->method->shape == SHAPE_FUNNEL)
         run->rc = take_funnel_row(run);
@@ -997,49 +979,56 @@ static int write_groups(struct run *run)
     return 0;
 }
 
-/* Reads all of `in`, writing results to run->out as it goes (row methods)
- * or at the end (grouped and funnel methods). */
-static int run_stats(struct run *run, FILE *in)
+/* Reads all of fd through the CSV reader (core/cc_csv.h), writing results
+ * to run->out as it goes (row methods) or at the end (grouped and funnel
+ * methods). */
+static int run_stats(struct run *run, int fd)
 {
-    struct csv_parser parser;
-    char buf[65536];
-    size_t n;
-    int rc = 0;
-
-    if (csv_init(&parser, CSV_STRICT | CSV_STRICT_FINI) != 0)
-        return CC_ENOMEM;
-    while (!run->rc && (n = fread(buf, 1, sizeof buf, in)) > 0) {
-        if (csv_parse(&parser, buf, n, on_field, on_record, run) != n && !run->rc) {
-            fprintf(stderr, "carecount stats: line %zu: %s\n", run->line + 1,
-                    csv_strerror(csv_error(&parser)));
-            rc = CC_EPARSE;
-            goto fail;
+    cc_csv *csv = NULL;
+    int rc = cc_csv_open_fd(fd, &csv);
+    if (rc == CC_EPARSE) {
+        fprintf(stderr, "carecount stats: line 1: no header row, or a header that is not "
+                        "UTF-8, names a column twice or leaves a name empty\n");
+        return rc;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "carecount stats: cannot read standard input (%s)\n", cc_strerror(rc));
+        return rc;
+    }
+    run->line = 1;
+    for (size_t i = 0; i < cc_csv_n_columns(csv); i++)
+        keep_field(run, cc_csv_column_name(csv, i), strlen(cc_csv_column_name(csv, i)));
+    take_record(run);
+    const struct cc_csv_field *f;
+    uint64_t line;
+    while (!run->rc && (rc = cc_csv_next(csv, &f, &line)) != 0) {
+        run->line = (size_t)line;
+        if (rc == CC_EPARSE) {
+            size_t n_fields;
+            int problem = cc_csv_problem(csv, &n_fields);
+            char reason[160];
+            if (problem == CC_CSV_FIELD_COUNT)
+                snprintf(reason, sizeof reason, "has %zu fields, the header has %zu", n_fields,
+                         run->n_columns);
+            else
+                snprintf(reason, sizeof reason, "%s", cc_csv_problem_text(problem));
+            run->rc = fail_line(run, reason);
+        } else if (rc < 0) {
+            fprintf(stderr, "carecount stats: line %zu: %s\n", run->line, cc_strerror(rc));
+            run->rc = rc;
+        } else {
+            for (size_t i = 0; i < run->n_columns; i++)
+                keep_field(run, f[i].data, f[i].len);
+            take_record(run);
         }
     }
-    if (!run->rc && ferror(in)) {
-        fprintf(stderr, "carecount stats: cannot read standard input\n");
-        rc = CC_EIO;
-        goto fail;
-    }
-    if (!run->rc && csv_fini(&parser, on_field, on_record, run) != 0) {
-        fprintf(stderr, "carecount stats: line %zu: %s\n", run->line + 1,
-                csv_strerror(csv_error(&parser)));
-        rc = CC_EPARSE;
-        goto fail;
-    }
+    cc_csv_close(csv);
     if ((rc = run->rc) < 0)
-        goto fail;
-    if (run->line == 0) {
-        fprintf(stderr, "carecount stats: no header row on standard input\n");
-        rc = CC_EPARSE;
-        goto fail;
-    }
+        return rc;
     if (run->opt->method->shape == SHAPE_GROUPS)
         rc = write_groups(run);
     else if (run->opt->method->shape == SHAPE_FUNNEL)
         rc = write_funnel(run);
-fail:
-    csv_free(&parser);
     return rc;
 }
 
@@ -1061,7 +1050,7 @@ int cc_cmd_stats(int argc, char **argv)
     memset(&run, 0, sizeof run);
     run.opt = &opt;
     run.out = stdout;
-    rc = run_stats(&run, stdin);
+    rc = run_stats(&run, STDIN_FILENO);
     table_free(&run.groups);
     for (size_t i = 0; i < run.n_funnel_rows; i++)
         free(run.funnel_rows[i].echo);
