@@ -867,10 +867,19 @@ fail:
     return rc;
 }
 
-int cc_csv_open(const char *path, cc_csv **out)
+/* An empty reader for a source (*out is NULL until it opens), or NULL. */
+static cc_csv *new_reader(cc_csv **out)
 {
     *out = NULL;
     cc_csv *csv = calloc(1, sizeof *csv);
+    if (csv)
+        csv->fd = -1;
+    return csv;
+}
+
+int cc_csv_open(const char *path, cc_csv **out)
+{
+    cc_csv *csv = new_reader(out);
     if (!csv)
         return CC_ENOMEM;
     int fd = cc_csv_open_file(path, &csv->file_bytes);
@@ -887,8 +896,7 @@ int cc_csv_open(const char *path, cc_csv **out)
 
 int cc_csv_open_fd(int fd, cc_csv **out)
 {
-    *out = NULL;
-    cc_csv *csv = calloc(1, sizeof *csv);
+    cc_csv *csv = new_reader(out);
     if (!csv)
         return CC_ENOMEM;
     csv->fd = fd;
@@ -904,11 +912,9 @@ int cc_csv_open_fd(int fd, cc_csv **out)
 
 int cc_csv_open_memory(const void *data, size_t len, cc_csv **out)
 {
-    *out = NULL;
-    cc_csv *csv = calloc(1, sizeof *csv);
+    cc_csv *csv = new_reader(out);
     if (!csv)
         return CC_ENOMEM;
-    csv->fd = -1;
     csv->memory = len ? data : (const unsigned char *)"";
     csv->memory_len = len;
     csv->file_bytes = len;

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cc_array.h"
 #include "cc_csv.h"
@@ -374,9 +375,14 @@ static int read_file(const char *path, char **out, size_t *out_len)
 {
     int rc = 0;
     char *data = NULL;
-    FILE *file = fopen(path, "rb");
-    if (!file)
+    int fd = cc_csv_open_file(path, NULL); /* fopen would wait on a FIFO for a writer */
+    if (fd < 0)
         return CC_EIO;
+    FILE *file = fdopen(fd, "rb");
+    if (!file) {
+        close(fd);
+        return CC_EIO;
+    }
     struct stat st;
     if (fstat(fileno(file), &st) != 0 || !S_ISREG(st.st_mode)) {
         rc = CC_EIO;

@@ -195,6 +195,24 @@ Test(codelist, missing_file_is_an_io_error_naming_the_path)
     cc_codelists_free(lists);
 }
 
+/* A FIFO named like a codelist is refused at once (opening it for reading
+ * would wait for a writer forever; the timeout fails a regression). */
+Test(codelist, a_fifo_in_the_directory_is_refused_without_waiting, .timeout = 20)
+{
+    char dir[] = "/tmp/cc_codelist_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/asthma.csv", dir);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    cc_codelists *lists = registry();
+    cr_assert_eq(cc_codelists_load_dir(lists, dir, errbuf, sizeof errbuf), CC_EIO);
+    cr_assert(strstr(errbuf, "asthma.csv"), "the error names the file: %s", errbuf);
+    cr_assert_eq(cc_codelists_count(lists), 0);
+    cc_codelists_free(lists);
+    unlink(path);
+    rmdir(dir);
+}
+
 Test(codelist, a_name_ending_in_a_system_settles_letter_codes)
 {
     cc_codelists *lists = registry();
