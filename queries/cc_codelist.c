@@ -334,10 +334,12 @@ int cc_codelists_add_csv(cc_codelists *codelists, const char *name, const char *
             goto fail;
         }
     }
-    if (system == CC_CODE_ICD10) /* the store keeps I10X as I10 */
-        for (uint32_t i = 0; i < p.n_codes; i++)
-            if (strlen(p.codes[i].text) == 4 && p.codes[i].text[3] == 'X')
-                p.codes[i].text[3] = '\0';
+    for (uint32_t i = 0; i < p.n_codes; i++) {
+        p.codes[i].system = (uint8_t)system;
+        /* the store keeps I10X as I10 */
+        if (system == CC_CODE_ICD10 && strlen(p.codes[i].text) == 4 && p.codes[i].text[3] == 'X')
+            p.codes[i].text[3] = '\0';
+    }
     qsort(p.codes, p.n_codes, sizeof *p.codes, compare_codes);
     uint32_t unique = 0;
     for (uint32_t i = 0; i < p.n_codes; i++)

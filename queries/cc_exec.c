@@ -215,14 +215,17 @@ static int plan_condition(struct exec *e, uint32_t index)
     p->anchor = -1;
     if (cond->codelist_ref) {
         const struct cc_codelist *list = cond->codelist_ref;
-        for (uint32_t i = 0; i < list->n_codes; i++)
-            if ((rc = plan_code(e, p, list->system, list->codes[i].text, &cap)) < 0)
+        for (uint32_t i = 0; i < list->n_codes; i++) {
+            int system = list->codes[i].system ? list->codes[i].system : list->system;
+            if ((rc = plan_code(e, p, system, list->codes[i].text, &cap)) < 0)
                 return rc;
+        }
         if (!p->ranges && (rc = add_range(p, 0, 0, &cap)) < 0)
             return rc;
     } else if (cond->n_codes) {
         for (uint32_t i = 0; i < cond->n_codes; i++)
-            if ((rc = plan_code(e, p, cond->system, cond->codes[i].text, &cap)) < 0)
+            if ((rc = plan_code(e, p, cc_query_code_system(cond, i), cond->codes[i].text, &cap)) <
+                0)
                 return rc;
     }
     if ((cond->codelist_ref || cond->n_codes) && !p->ranges) {
@@ -833,6 +836,34 @@ static uint32_t key_sum_of(const struct exec *e, const uint64_t *set, const uint
     return sum;
 }
 
+/* Word w of the persons for whom the subtree at node holds, with condition
+ * skip (-1: none) left out: its leaf removed, and an operator left without
+ * operands removed in turn (*present false: the subtree says nothing). */
+static uint64_t combine_word(const struct cc_query_filters *flt, uint64_t *const *cond_sets,
+                             uint32_t node, uint64_t w, int skip, bool *present)
+{
+    const struct cc_query_node *n = &flt->nodes[node];
+    if (n->op == CC_NODE_CONDITION) {
+        *present = (int)n->condition != skip;
+        return *present ? cond_sets[n->condition][w] : 0;
+    }
+    if (n->op == CC_NODE_NOT) {
+        uint64_t bits = combine_word(flt, cond_sets, n->children[0], w, skip, present);
+        return ~bits;
+    }
+    uint64_t bits = n->op == CC_NODE_AND ? ~0ULL : 0;
+    *present = false;
+    for (uint32_t i = 0; i < n->n_children; i++) {
+        bool child_present;
+        uint64_t child = combine_word(flt, cond_sets, n->children[i], w, skip, &child_present);
+        if (!child_present)
+            continue;
+        bits = n->op == CC_NODE_AND ? bits & child : bits | child;
+        *present = true;
+    }
+    return bits;
+}
+
 /* The cohort, leaving out restriction `skip` (-1: none), into out; returns
  * its size. cond_sets are the condition sets to use. */
 static uint64_t build_cohort(const struct exec *e, uint64_t *const *cond_sets,
@@ -850,12 +881,21 @@ static uint64_t build_cohort(const struct exec *e, uint64_t *const *cond_sets,
             bits &= f->sex[w];
         if (f->areas && skip_kind != CC_RESTRICT_AREAS)
             bits &= f->areas[w];
-        if (!registered_only)
+        int skip = skip_kind == CC_RESTRICT_CONDITION ? skip_condition : -1;
+        if (registered_only) {
+            /* no conditions */
+        } else if (flt->n_nodes) {
+            bool present;
+            uint64_t combined = combine_word(flt, cond_sets, 0, w, skip, &present);
+            if (present)
+                bits &= combined;
+        } else {
             for (uint32_t i = 0; i < flt->n_conditions; i++) {
-                if (skip_kind == CC_RESTRICT_CONDITION && (int)i == skip_condition)
+                if ((int)i == skip)
                     continue;
                 bits &= flt->conditions[i].exclude ? ~cond_sets[i][w] : cond_sets[i][w];
             }
+        }
         if (w == e->words - 1 && e->c->n_persons % 64)
             bits &= ~(~0ULL << (e->c->n_persons % 64));
         if (out)

@@ -79,7 +79,7 @@ static void arena_free(struct arena *arena)
 void cc_query_limits_default(struct cc_query_limits *limits)
 {
     limits->max_query_bytes = 65536;
-    limits->max_nesting_depth = 6;
+    limits->max_nesting_depth = 12;
     limits->max_dimensions = 4;
     limits->max_cells = 100000;
     limits->max_conditions = 16;
@@ -192,6 +192,9 @@ int cc_query_clone(const struct cc_query *query, struct cc_query **out)
         if (rc)
             goto fail;
     }
+    rc = cc_query_combine_clone(copy, &query->filters);
+    if (rc)
+        goto fail;
     filters->areas.index = NULL;
     rc = copy_array(copy, &filters->areas.codes, query->filters.areas.codes,
                     filters->areas.n_codes, sizeof *filters->areas.codes);
@@ -236,7 +239,8 @@ static bool condition_equal(const struct cc_query_condition *a, const struct cc_
          a->anchor.to_days != b->anchor.to_days))
         return false;
     for (uint32_t i = 0; i < a->n_codes; i++)
-        if (strcmp(a->codes[i].text, b->codes[i].text))
+        if (strcmp(a->codes[i].text, b->codes[i].text) ||
+            cc_query_code_system(a, i) != cc_query_code_system(b, i))
             return false;
     return true;
 }
@@ -263,6 +267,8 @@ bool cc_query_equal(const struct cc_query *a, const struct cc_query *b)
     for (uint32_t i = 0; i < fa->n_conditions; i++)
         if (!condition_equal(&fa->conditions[i], &fb->conditions[i]))
             return false;
+    if (!cc_query_combine_equal(fa, fb))
+        return false;
     for (uint32_t i = 0; i < fa->areas.n_codes; i++)
         if (strcmp(fa->areas.codes[i], fb->areas.codes[i]))
             return false;
@@ -321,6 +327,12 @@ const char *cc_query_dimension_name(int kind)
                                         "practice", "age_band", "sex", "setting",
                                         "year", "quarter", "month"};
     return NAME_IN_(names, kind);
+}
+
+const char *cc_query_node_op_name(int op)
+{
+    static const char *const names[] = {NULL, "and", "or", "not"};
+    return NAME_IN_(names, op);
 }
 
 const char *cc_query_setting_name(int setting)

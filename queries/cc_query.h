@@ -116,7 +116,11 @@ struct cc_query_dimension {
  * (their ids carry no hierarchy: use a codelist for descendants). */
 struct cc_query_code {
     char text[CC_CODE_TEXT_BYTES];
+    /* enum cc_code_system: a code matches codes of its own system only; 0:
+     * the condition's (or the codelist's) system. The decoder sets it. */
+    uint8_t system;
 };
+
 
 /* "Within N days of the first date of another condition": a record matches
  * only if its date d satisfies first + from_days <= d <= first + to_days,
@@ -133,15 +137,20 @@ struct cc_query_anchor {
  * matches all its parts (codes or codelist, settings, roles, date range,
  * anchor), and is within filters.date_range and filters.setting_mask; with
  * exclude set, a person meets it if they have none. A condition with no codes
- * and no codelist matches any record of its settings and date range.
+ * and no codelist matches any record of its settings and date range. Codes
+ * may be of several systems: each matches the records that carry a code of
+ * its own system (a SNOMED CT code the GP and community records, ICD-10 and
+ * OPCS-4 codes the hospital episodes), and a record matches if any code does.
  */
 struct cc_query_condition {
-    /* enum cc_code_system of codes. For a codelist, the system the query
-     * gave (0: none; cc_query_bind() checks it) - the engine reads
-     * codelist_ref->system. */
+    /* enum cc_code_system shared by every code; 0 when the codes are of
+     * several systems (each code says its own). For a codelist, the system
+     * the query gave (0: none; cc_query_bind() checks it). */
     uint8_t system;
     uint32_t n_codes;
-    struct cc_query_code *codes;           /* [n_codes], in the query's arena */
+    /* [n_codes], in the query's arena, grouped by system in enum order (the
+     * order of each system's codes is the query's) */
+    struct cc_query_code *codes;
     char codelist[CC_CODELIST_NAME_BYTES]; /* "" when none; else n_codes == 0 */
     uint8_t setting_mask;                  /* bits 1u << enum cc_setting; 0: any */
     uint8_t role_mask;                     /* bits 1u << enum cc_code_role; 0: any */
@@ -152,6 +161,12 @@ struct cc_query_condition {
     /* Resolved by cc_query_bind(); NULL before. */
     const struct cc_codelist *codelist_ref;
 };
+
+/* The system of code i of condition c: its own, else the condition's. */
+static inline int cc_query_code_system(const struct cc_query_condition *c, uint32_t i)
+{
+    return c->codes[i].system ? c->codes[i].system : c->system;
+}
 
 struct cc_query_age_range {
     bool present;
@@ -168,9 +183,37 @@ struct cc_query_areas {
     uint32_t *index;
 };
 
+/* How conditions combine: a node of the tree in filters.nodes. */
+enum cc_query_node_op {
+    CC_NODE_CONDITION = 0, /* a leaf: filters.conditions[condition] */
+    CC_NODE_AND = 1,       /* every child holds (2 or more children) */
+    CC_NODE_OR = 2,        /* at least one child holds (2 or more children) */
+    CC_NODE_NOT = 3,       /* the one child does not hold */
+};
+
+/* The most levels of and/or/not in a tree (a leaf under them is not a level). */
+#define CC_QUERY_COMBINE_DEPTH_CAP 4
+
+struct cc_query_node {
+    uint8_t op;         /* enum cc_query_node_op */
+    uint32_t condition; /* CC_NODE_CONDITION: the condition's index */
+    uint32_t n_children;
+    uint32_t *children; /* [n_children]: indices into filters.nodes, in the query's arena */
+};
+
 struct cc_query_filters {
     uint32_t n_conditions;
-    struct cc_query_condition *conditions; /* [n_conditions]; combined with AND */
+    struct cc_query_condition *conditions; /* [n_conditions] */
+    /*
+     * How the conditions combine into the cohort: a tree whose root is
+     * nodes[0] and whose leaves name every condition exactly once (so each
+     * condition keeps its index and can be left out: see
+     * cc_query_restrictions()). n_nodes == 0: every condition must hold (AND),
+     * each negated by its own exclude. In a tree, exclude is false (the
+     * decoder moves it into a NOT node).
+     */
+    uint32_t n_nodes;
+    struct cc_query_node *nodes; /* [n_nodes] */
     struct cc_query_months date_range;     /* every record the query looks at */
     struct cc_query_age_range age;
     uint16_t sex_mask;    /* bits 1u << enum cc_sex; 0: any */
@@ -213,7 +256,7 @@ struct cc_query {
  */
 struct cc_query_limits {
     uint32_t max_query_bytes;         /* 65536: encoded size */
-    uint32_t max_nesting_depth;       /* 6: msgpack/JSON container depth */
+    uint32_t max_nesting_depth;       /* 12: msgpack/JSON container depth */
     uint32_t max_dimensions;          /* 4 (at most CC_QUERY_DIMENSIONS_CAP) */
     uint64_t max_cells;               /* 100000: product of dimension sizes */
     uint32_t max_conditions;          /* 16 */
@@ -277,6 +320,11 @@ struct cc_query_restriction {
     uint32_t condition; /* CC_RESTRICT_CONDITION: the condition's index */
 };
 
+/* True if condition i counts against a person: negated by an odd number of
+ * NOTs in filters.nodes, or, without a tree, its exclude flag. Such a
+ * condition has no first date to anchor to and no events to count. */
+bool cc_query_condition_negated(const struct cc_query_filters *filters, uint32_t condition);
+
 /* Lists the query's cohort restrictions: every condition in index order,
  * then each other filter that is present. Writes at most cap entries and
  * returns how many there are (at most max_conditions + 5). */
@@ -293,6 +341,7 @@ const char *cc_query_sex_name(int sex);
 const char *cc_query_role_name(int role);
 const char *cc_query_area_level_name(int level);
 const char *cc_query_population_source_name(int source);
+const char *cc_query_node_op_name(int op); /* "and", "or", "not"; NULL for a condition */
 
 /* The display name of a code system: "SNOMED CT", "ICD-10", "OPCS-4". */
 const char *cc_query_system_title(int system);

@@ -486,6 +486,70 @@ static int read_anchor_field(struct decoder *d, void *target, int key,
     }
 }
 
+/* The codes of one system in a map of codes by system. */
+struct codes_by_system {
+    struct cc_query_code *codes[CC_CODE_OPCS4 + 1];
+    uint32_t n[CC_CODE_OPCS4 + 1];
+};
+
+static int read_system_codes_field(struct decoder *d, void *target, int key,
+                                   const msgpack_object *value)
+{
+    struct codes_by_system *by = target;
+    const struct array_spec spec = {
+        .type = "an array of codes",
+        .plural = "codes",
+        .if_empty = "empty (leave the system out)",
+        .max = d->limits->max_codes_per_condition,
+        .element_bytes = sizeof **by->codes,
+        .read = read_code,
+    };
+    void *codes = NULL;
+    int rc = read_array(d, value, &spec, &codes, &by->n[key + 1]);
+    by->codes[key + 1] = codes;
+    return rc;
+}
+
+/* "codes": {"snomed": [...], "icd10": [...]}: codes of several systems, each
+ * code taking the system it is listed under; kept grouped by system in enum
+ * order, so the order of the map's keys does not matter. */
+static int read_codes_by_system(struct decoder *d, const msgpack_object *value,
+                                struct cc_query_condition *condition)
+{
+    /* in enum cc_code_system order, from CC_CODE_SNOMED */
+    static const char *const keys[] = {"snomed", "icd10", "opcs4"};
+    struct codes_by_system by = {0};
+    int rc = read_map(d, value, keys, 3, &by, read_system_codes_field, NULL);
+    if (rc)
+        return rc;
+    uint32_t n = 0, n_systems = 0;
+    for (int s = CC_CODE_SNOMED; s <= CC_CODE_OPCS4; s++) {
+        n += by.n[s];
+        n_systems += by.n[s] > 0;
+    }
+    if (n == 0)
+        return fail(d, CC_EPARSE, "empty (leave the key out to match any record)");
+    if (n > d->limits->max_codes_per_condition)
+        return fail(d, CC_ETOOBIG, "%u codes, the limit is %u", n,
+                    d->limits->max_codes_per_condition);
+    condition->codes = cc_query_alloc(d->query, (size_t)n * sizeof *condition->codes);
+    if (!condition->codes)
+        return fail(d, CC_ENOMEM, "out of memory");
+    condition->n_codes = 0;
+    for (int s = CC_CODE_SNOMED; s <= CC_CODE_OPCS4; s++)
+        for (uint32_t i = 0; i < by.n[s]; i++) {
+            struct cc_query_code *code = &condition->codes[condition->n_codes++];
+            *code = by.codes[s][i];
+            code->system = (uint8_t)s;
+        }
+    /* one system is the plain form: an array and "system" */
+    condition->system = 0;
+    for (int s = CC_CODE_SNOMED; n_systems == 1 && s <= CC_CODE_OPCS4; s++)
+        if (by.n[s])
+            condition->system = (uint8_t)s;
+    return 0;
+}
+
 static int read_condition_field(struct decoder *d, void *target, int key,
                                  const msgpack_object *value)
 {
@@ -494,8 +558,10 @@ static int read_condition_field(struct decoder *d, void *target, int key,
     uint32_t mask = 0;
     switch (key) {
     case 0: { /* codes */
+        if (value->type == MSGPACK_OBJECT_MAP)
+            return read_codes_by_system(d, value, condition);
         const struct array_spec spec = {
-            .type = "an array of codes",
+            .type = "an array of codes, or a map from code system to codes",
             .plural = "codes",
             .if_empty = "empty (leave the key out to match any record)",
             .max = d->limits->max_codes_per_condition,
@@ -508,6 +574,9 @@ static int read_condition_field(struct decoder *d, void *target, int key,
         return rc;
     }
     case 1: /* system */
+        if (condition->n_codes && condition->codes[0].system)
+            return fail(d, CC_EPARSE,
+                        "codes listed by system take no \"system\" (each has its own)");
         rc = read_name(d, value, cc_query_system_name, CC_CODE_OPCS4, "code system", &v);
         condition->system = (uint8_t)v;
         return rc;
@@ -565,17 +634,21 @@ static int read_condition(struct decoder *d, const msgpack_object *obj, void *el
         return rc;
     if (condition->n_codes && condition->codelist[0])
         return fail(d, CC_EPARSE, "has both \"codes\" and \"codelist\" (give one)");
-    if (condition->n_codes && !condition->system)
-        return fail(d, CC_EPARSE, "\"codes\" need a \"system\" (snomed, icd10 or opcs4)");
+    bool by_system = condition->n_codes && condition->codes[0].system;
+    if (condition->n_codes && !condition->system && !by_system)
+        return fail(d, CC_EPARSE,
+                    "\"codes\" need a \"system\" (snomed, icd10 or opcs4), or list them by "
+                    "system ({\"snomed\": [...], \"icd10\": [...]})");
     if (!condition->n_codes && !condition->codelist[0] && condition->system)
         return fail(d, CC_EPARSE, "\"system\" without \"codes\" or \"codelist\"");
-    /* The store keeps ICD-10 codes without HES's filler ("I10X" is I10). */
-    if (condition->system == CC_CODE_ICD10)
-        for (uint32_t i = 0; i < condition->n_codes; i++) {
-            char *text = condition->codes[i].text;
-            if (strlen(text) == 4 && (text[3] == 'X'))
-                text[3] = '\0';
-        }
+    for (uint32_t i = 0; i < condition->n_codes; i++) {
+        struct cc_query_code *code = &condition->codes[i];
+        if (!by_system)
+            code->system = condition->system;
+        /* The store keeps ICD-10 codes without HES's filler ("I10X" is I10). */
+        if (code->system == CC_CODE_ICD10 && strlen(code->text) == 4 && code->text[3] == 'X')
+            code->text[3] = '\0';
+    }
     return 0;
 }
 
@@ -646,6 +719,91 @@ static int read_age_field(struct decoder *d, void *target, int key, const msgpac
     return rc;
 }
 
+/* ---- the combine tree ---- */
+
+#define COMBINE_NODES_CAP 128 /* nodes a tree may have while it is read */
+
+struct tree_reader {
+    struct cc_query_node *nodes; /* [COMBINE_NODES_CAP] */
+    uint32_t n;
+};
+
+/* Reads a node: a condition index, {"and": [...]}, {"or": [...]} or
+ * {"not": node}; *index_out gets its place in nodes. */
+static int read_node(struct decoder *d, const msgpack_object *obj, struct tree_reader *t,
+                     uint32_t depth, uint32_t *index_out)
+{
+    if (t->n == COMBINE_NODES_CAP)
+        return fail(d, CC_ETOOBIG, "more than %d nodes", COMBINE_NODES_CAP);
+    uint32_t index = t->n++;
+    struct cc_query_node *node = &t->nodes[index];
+    *index_out = index;
+    if (obj->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        obj->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        int64_t v = 0;
+        int rc = read_int(d, obj, 0, (int64_t)d->limits->max_conditions - 1, &v);
+        node->op = CC_NODE_CONDITION;
+        node->condition = (uint32_t)v;
+        return rc;
+    }
+    if (obj->type != MSGPACK_OBJECT_MAP || obj->via.map.size != 1)
+        return fail(d, CC_EPARSE,
+                    "must be a condition index or a map of one key: \"and\", \"or\" or \"not\"");
+    const msgpack_object *key = &obj->via.map.ptr[0].key;
+    const msgpack_object *value = &obj->via.map.ptr[0].val;
+    int op = 0, rc = read_name(d, key, cc_query_node_op_name, CC_NODE_NOT, "operator", &op);
+    if (rc)
+        return rc;
+    size_t old = path_key(d, cc_query_node_op_name(op));
+    if (depth >= CC_QUERY_COMBINE_DEPTH_CAP)
+        return fail(d, CC_ETOOBIG, "more than %d levels of and, or and not",
+                    CC_QUERY_COMBINE_DEPTH_CAP);
+    node->op = (uint8_t)op;
+    if (op == CC_NODE_NOT) {
+        node->children = cc_query_alloc(d->query, sizeof *node->children);
+        if (!node->children)
+            return fail(d, CC_ENOMEM, "out of memory");
+        node->n_children = 1;
+        rc = read_node(d, value, t, depth + 1, &node->children[0]);
+    } else {
+        rc = want(d, value, MSGPACK_OBJECT_ARRAY, "an array of operands");
+        if (rc)
+            return rc;
+        uint32_t n = value->via.array.size;
+        if (n == 0)
+            return fail(d, CC_EPARSE, "empty (give the operands)");
+        if (n > COMBINE_NODES_CAP)
+            return fail(d, CC_ETOOBIG, "more than %d nodes", COMBINE_NODES_CAP);
+        node->children = cc_query_alloc(d->query, n * sizeof *node->children);
+        if (!node->children)
+            return fail(d, CC_ENOMEM, "out of memory");
+        node->n_children = n;
+        for (uint32_t i = 0; i < n && !rc; i++) {
+            size_t before = path_index(d, i);
+            rc = read_node(d, &value->via.array.ptr[i], t, depth + 1, &node->children[i]);
+            if (!rc)
+                path_set(d, before);
+        }
+    }
+    if (!rc)
+        path_set(d, old);
+    return rc;
+}
+
+static int read_combine(struct decoder *d, const msgpack_object *obj,
+                        struct cc_query_filters *filters)
+{
+    struct tree_reader t = {.nodes = cc_query_alloc(d->query, COMBINE_NODES_CAP *
+                                                                  sizeof *filters->nodes)};
+    if (!t.nodes)
+        return fail(d, CC_ENOMEM, "out of memory");
+    uint32_t root = 0;
+    int rc = read_node(d, obj, &t, 0, &root);
+    filters->nodes = t.nodes;
+    filters->n_nodes = t.n;
+    return rc;
+}
+
 static int read_filters_field(struct decoder *d, void *target, int key,
                               const msgpack_object *value)
 {
@@ -680,6 +838,8 @@ static int read_filters_field(struct decoder *d, void *target, int key,
         filters->age.present = true;
         return 0;
     }
+    case 6:
+        return read_combine(d, value, filters);
     case 3:
         rc = read_name_set(d, value, cc_query_sex_name, CC_SEX_INDETERMINATE, "sex", &mask);
         filters->sex_mask = (uint16_t)mask;
@@ -751,9 +911,17 @@ static int read_query_field(struct decoder *d, void *target, int key,
     case 6:
         return read_bool(d, value, &query->margins);
     default: {
-        static const char *const keys[] = {"conditions", "date_range", "age",
-                                           "sex",        "settings",   "areas"};
-        return read_map(d, value, keys, 6, &query->filters, read_filters_field, NULL);
+        static const char *const keys[] = {"conditions", "date_range", "age",    "sex",
+                                           "settings",   "areas",      "combine"};
+        rc = read_map(d, value, keys, 7, &query->filters, read_filters_field, NULL);
+        if (rc || !query->filters.n_nodes)
+            return rc;
+        /* the tree names every condition once; then its one canonical form */
+        rc = cc_query_combine_check(&query->filters, true, d->errbuf, d->errlen);
+        if (rc)
+            return rc;
+        rc = cc_query_combine_canonicalise(query);
+        return rc ? fail(d, rc, "out of memory") : 0;
     }
     }
 }

@@ -15,6 +15,7 @@
  */
 #include "cc_query.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "cc_error.h"
@@ -168,14 +169,43 @@ static int anchor_entries(struct map_out *m, const void *value)
     return 0;
 }
 
+static int pack_codes_of(msgpack_packer *pk, const struct cc_query_condition *c, int system)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < c->n_codes; i++)
+        n += !system || c->codes[i].system == system;
+    PACK_(msgpack_pack_array(pk, n));
+    for (uint32_t i = 0; i < c->n_codes; i++)
+        if (!system || c->codes[i].system == system)
+            TRY_(pack_cstr(pk, c->codes[i].text));
+    return 0;
+}
+
+/* Codes of several systems: a map from each system to its codes. */
+static int codes_by_system_entries(struct map_out *m, const void *value)
+{
+    const struct cc_query_condition *c = value;
+    for (int s = CC_CODE_SNOMED; s <= CC_CODE_OPCS4; s++) {
+        bool any = false;
+        for (uint32_t i = 0; i < c->n_codes && !any; i++)
+            any = c->codes[i].system == s;
+        if (!any)
+            continue;
+        TRY_(key(m, cc_query_system_name(s)));
+        TRY_(pack_codes_of(m->pk, c, s));
+    }
+    return 0;
+}
+
 static int condition_entries(struct map_out *m, const void *value)
 {
     const struct cc_query_condition *c = value;
     if (c->n_codes) {
         TRY_(key(m, "codes"));
-        PACK_(msgpack_pack_array(m->pk, c->n_codes));
-        for (uint32_t i = 0; i < c->n_codes; i++)
-            TRY_(pack_cstr(m->pk, c->codes[i].text));
+        if (c->system) /* one system: an array, with "system" below */
+            TRY_(pack_codes_of(m->pk, c, 0));
+        else
+            TRY_(pack_map(m->pk, codes_by_system_entries, c));
     }
     if (c->system) {
         TRY_(key(m, "system"));
@@ -230,6 +260,41 @@ static int areas_entries(struct map_out *m, const void *value)
     return 0;
 }
 
+/* A node of the combine tree and the filters it belongs to. */
+struct node_ref {
+    const struct cc_query_filters *filters;
+    uint32_t node;
+};
+
+static int pack_node(msgpack_packer *pk, const struct cc_query_filters *f, uint32_t node);
+
+static int operator_entries(struct map_out *m, const void *value)
+{
+    const struct node_ref *ref = value;
+    const struct cc_query_node *n = &ref->filters->nodes[ref->node];
+    TRY_(key(m, cc_query_node_op_name(n->op)));
+    if (n->op == CC_NODE_NOT)
+        return pack_node(m->pk, ref->filters, n->children[0]);
+    PACK_(msgpack_pack_array(m->pk, n->n_children));
+    for (uint32_t i = 0; i < n->n_children; i++)
+        TRY_(pack_node(m->pk, ref->filters, n->children[i]));
+    return 0;
+}
+
+/* A condition as its index; an operator as {"and": [...]}, {"or": [...]} or
+ * {"not": node}. */
+static int pack_node(msgpack_packer *pk, const struct cc_query_filters *f, uint32_t node)
+{
+    if (node >= f->n_nodes)
+        return CC_EINVAL;
+    if (f->nodes[node].op == CC_NODE_CONDITION) {
+        PACK_(msgpack_pack_uint32(pk, f->nodes[node].condition));
+        return 0;
+    }
+    const struct node_ref ref = {f, node};
+    return pack_map(pk, operator_entries, &ref);
+}
+
 static int filters_entries(struct map_out *m, const void *value)
 {
     const struct cc_query_filters *f = value;
@@ -238,6 +303,10 @@ static int filters_entries(struct map_out *m, const void *value)
         PACK_(msgpack_pack_array(m->pk, f->n_conditions));
         for (uint32_t i = 0; i < f->n_conditions; i++)
             TRY_(pack_map(m->pk, condition_entries, &f->conditions[i]));
+    }
+    if (f->n_nodes) {
+        TRY_(key(m, "combine"));
+        TRY_(pack_node(m->pk, f, 0));
     }
     if (f->date_range.present) {
         TRY_(key(m, "date_range"));

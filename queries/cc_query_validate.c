@@ -19,6 +19,7 @@
 
 #include "cc_codelist.h"
 #include "cc_error.h"
+#include "cc_query_internal.h"
 
 /* ---- code formats ---- */
 
@@ -303,20 +304,21 @@ static int check_code(const struct cc_query_condition *c, uint32_t ci, uint32_t 
                       size_t errlen)
 {
     const char *text = c->codes[k].text;
+    int system = cc_query_code_system(c, k);
     unsigned systems = cc_query_code_systems(text);
-    if (systems & (1u << c->system))
+    if (systems & (1u << system))
         return 0;
     if (systems) {
         char fits[48];
         cc_query_systems_text(systems, fits, sizeof fits);
         return fail(errbuf, errlen, CC_EINVAL,
-                    "filters.conditions[%u].codes[%u]: '%s' is %s but the condition's system "
-                    "is %s",
-                    ci, k, text, fits, cc_query_system_title(c->system));
+                    "filters.conditions[%u].codes[%u]: '%s' is %s but %s is %s", ci, k, text,
+                    fits, c->system ? "the condition's system" : "the system it is listed under",
+                    cc_query_system_title(system));
     }
     return fail(errbuf, errlen, CC_EINVAL,
                 "filters.conditions[%u].codes[%u]: '%s' is not a valid %s code (%s)", ci, k, text,
-                cc_query_system_title(c->system), system_shape(c->system));
+                cc_query_system_title(system), system_shape(system));
 }
 
 static int check_condition(const struct cc_query *q, uint32_t ci,
@@ -332,9 +334,10 @@ static int check_condition(const struct cc_query *q, uint32_t ci,
     if (c->n_codes && c->codelist[0])
         return fail(errbuf, errlen, CC_EINVAL, "%s: has both codes and a codelist (give one)",
                     field);
-    if (c->n_codes && !cc_query_system_name(c->system))
-        return fail(errbuf, errlen, CC_EINVAL, "%s.system: codes need a system (snomed, icd10 or opcs4)",
-                    field);
+    for (uint32_t k = 0; k < c->n_codes; k++)
+        if (!cc_query_system_name(cc_query_code_system(c, k)))
+            return fail(errbuf, errlen, CC_EINVAL,
+                        "%s.system: codes need a system (snomed, icd10 or opcs4)", field);
     if (c->system && !cc_query_system_name(c->system))
         return fail(errbuf, errlen, CC_EINVAL, "%s.system: unknown system %d", field, c->system);
     if (c->codelist[0] && !cc_codelists_name_valid(c->codelist))
@@ -347,7 +350,8 @@ static int check_condition(const struct cc_query *q, uint32_t ci,
         if (rc)
             return rc;
         for (uint32_t j = 0; j < k; j++)
-            if (!strcmp(c->codes[j].text, c->codes[k].text))
+            if (!strcmp(c->codes[j].text, c->codes[k].text) &&
+                cc_query_code_system(c, j) == cc_query_code_system(c, k))
                 return fail(errbuf, errlen, CC_EINVAL, "%s.codes[%u]: '%s' appears twice", field,
                             k, c->codes[k].text);
     }
@@ -384,7 +388,7 @@ static int check_condition(const struct cc_query *q, uint32_t ci,
                         "%s.anchor.condition: %u is not an earlier condition (an anchor is one "
                         "of conditions 0 to %d)",
                         field, a->condition, (int)ci - 1);
-        if (f->conditions[a->condition].exclude)
+        if (cc_query_condition_negated(f, a->condition))
             return fail(errbuf, errlen, CC_EINVAL,
                         "%s.anchor.condition: condition %u is excluded, so it has no first date",
                         field, a->condition);
@@ -526,7 +530,7 @@ static int check_measure(const struct cc_query *q, char *errbuf, size_t errlen)
             return fail(errbuf, errlen, CC_EINVAL,
                         "events_of: %d is not a condition (the query has %u)", q->events_of,
                         f->n_conditions);
-        if (f->conditions[q->events_of].exclude)
+        if (cc_query_condition_negated(f, (uint32_t)q->events_of))
             return fail(errbuf, errlen, CC_EINVAL,
                         "events_of: condition %d is excluded, so it has no events to count",
                         q->events_of);
@@ -562,7 +566,10 @@ int cc_query_validate(const struct cc_query *query, const struct cc_query_limits
     if (query->version != CC_QUERY_VERSION)
         return fail(errbuf, errlen, CC_EUNSUPPORTED, "v: version %u is not supported (this is %d)",
                     query->version, CC_QUERY_VERSION);
-    int rc = check_measure(query, errbuf, errlen);
+    /* the tree first: the other checks walk it */
+    int rc = cc_query_combine_check(&query->filters, false, errbuf, errlen);
+    if (!rc)
+        rc = check_measure(query, errbuf, errlen);
     if (!rc)
         rc = check_dimensions(query, limits, errbuf, errlen);
     if (!rc)

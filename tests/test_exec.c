@@ -838,3 +838,117 @@ Test(exec, population_estimates_with_margins)
     uint64_t total = compare(q, margins_sql(2, labels, "SUM(n)", "FROM pop"));
     cr_assert_gt(total, 0);
 }
+
+/* ---- conditions across code systems, OR and NOT --------------------------------------------- */
+
+/* A query from its JSON form (which must decode and validate). */
+static struct cc_query *q_json(const char *json)
+{
+    struct cc_query *q = NULL;
+    char err[256];
+    cr_assert_eq(cc_query_decode_json(json, strlen(json), NULL, &q, err, sizeof err), 0, "%s: %s",
+                 json, err);
+    cr_assert_eq(cc_query_validate(q, NULL, NULL, err, sizeof err), 0, "%s: %s", json, err);
+    return q;
+}
+
+/* SQL: the person has a record matching `match` (on r and c). */
+#define HAS(match)                                                                                 \
+    "EXISTS (SELECT 1 FROM record r JOIN code c ON c.record = r.id WHERE r.person = p.id AND ("  \
+        match "))"
+
+Test(exec, one_condition_with_codes_of_two_systems_matches_each_against_its_own)
+{
+    /* SNOMED CT 44054006 in GP or community records, or ICD-10 E11 in a
+     * hospital episode: one condition, each code against its own system */
+    struct cc_query *q = q_json("{\"v\":1,\"measure\":\"persons\",\"dimensions\":[\"icb\"],"
+                                "\"filters\":{\"conditions\":[{\"codes\":{\"snomed\":"
+                                "[\"44054006\"],\"icd10\":[\"E11\"]}}]}}");
+    uint64_t total = compare(q, "SELECT p.icb, COUNT(*) FROM p WHERE p.icb IS NOT NULL AND " HAS(
+                                    "(c.system = 1 AND c.text = '44054006') OR (c.system = 2 AND "
+                                    "c.text LIKE 'E11%')") " GROUP BY 1");
+    cr_assert_gt(total, 1000);
+}
+
+Test(exec, conditions_combined_with_or_across_settings)
+{
+    struct cc_query *q = q_json(
+        "{\"v\":1,\"measure\":\"persons\",\"dimensions\":[\"region\",\"sex\"],\"filters\":{"
+        "\"conditions\":[{\"codes\":[\"44054006\"],\"system\":\"snomed\",\"settings\":\"gp\"},"
+        "{\"codes\":[\"E11\"],\"system\":\"icd10\",\"settings\":\"hospital\"}],"
+        "\"combine\":{\"or\":[0,1]}}}");
+    uint64_t total = compare(
+        q, "SELECT p.region, " SEXLABEL ", COUNT(*) FROM p WHERE p.region IS NOT NULL AND (" HAS(
+               "r.setting = 1 AND c.text = '44054006'") " OR " HAS("r.setting = 2 AND c.system = "
+                                                              "2 AND c.text LIKE 'E11%'") ") "
+                                                              "GROUP BY 1, 2");
+    cr_assert_gt(total, 1000);
+}
+
+static const char *const nested_sql[] = {
+    /* A: I10; B: snomed 38341003 in community; C: K40 procedure */
+    HAS("c.system = 2 AND c.text LIKE 'I10%'"),
+    HAS("r.setting = 3 AND c.text = '38341003'"),
+    HAS("c.system = 3 AND c.text LIKE 'K40%'"),
+};
+
+Test(exec, nested_and_or_not_and_the_cohort_without_each_condition)
+{
+    /* A and (B or not C), as a tree; then the cohort without each condition:
+     * without A: B or not C; without B: A and not C; without C: A and B */
+    const char *json = "{\"v\":1,\"measure\":\"persons\",\"dimensions\":[\"lad\"],\"filters\":{"
+                       "\"conditions\":[{\"codes\":[\"I10\"],\"system\":\"icd10\"},"
+                       "{\"codes\":[\"38341003\"],\"system\":\"snomed\",\"settings\":"
+                       "\"community\"},{\"codes\":[\"K40\"],\"system\":\"opcs4\"}],"
+                       "\"combine\":{\"and\":[0,{\"or\":[1,{\"not\":2}]}]}}}";
+    char sql[2048];
+    snprintf(sql, sizeof sql,
+             "SELECT p.lad, COUNT(*) FROM p WHERE p.lad IS NOT NULL AND %s AND (%s OR NOT %s) "
+             "GROUP BY 1",
+             nested_sql[0], nested_sql[1], nested_sql[2]);
+    uint64_t total = compare(q_json(json), sql);
+    cr_assert_gt(total, 100);
+
+    struct cc_query *q = q_json(json);
+    char err[256];
+    cr_assert_eq(cc_query_bind(q, cc_store_columns(store), NULL, err, sizeof err), 0);
+    struct cc_raw_result res;
+    cr_assert_eq(cc_exec_run(version, q, NULL, &res, err, sizeof err), 0, "%s", err);
+    const char *without[3] = {"(%2$s OR NOT %3$s)", "(%1$s AND NOT %3$s)", "(%1$s AND %2$s)"};
+    uint32_t checked = 0;
+    for (uint32_t r = 0; r < res.n_restrictions; r++) {
+        if (res.restrictions[r].kind != CC_RESTRICT_CONDITION)
+            continue;
+        uint32_t i = res.restrictions[r].condition;
+        char where[1536];
+        snprintf(where, sizeof where, without[i], nested_sql[0], nested_sql[1], nested_sql[2]);
+        snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM p WHERE %s", where);
+        sqlite3_stmt *st;
+        cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s", sql);
+        cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+        uint64_t expected = (uint64_t)sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        cr_expect_eq(res.cohort_without[r], expected, "without condition %u", i);
+        cr_assert_gt(expected, 0);
+        checked++;
+    }
+    cr_assert_eq(checked, 3);
+    cc_raw_result_free(&res);
+    cc_query_free(q);
+}
+
+Test(exec, events_of_a_condition_in_an_or_cohort)
+{
+    /* hospital episodes with I10, by year, of persons with I10 or with a
+     * GP record of 195967001 */
+    struct cc_query *q = q_json(
+        "{\"v\":1,\"measure\":\"events\",\"events_of\":0,\"dimensions\":[\"year\"],\"filters\":{"
+        "\"conditions\":[{\"codes\":[\"I10\"],\"system\":\"icd10\",\"settings\":\"hospital\"},"
+        "{\"codes\":[\"195967001\"],\"system\":\"snomed\",\"settings\":\"gp\"}],"
+        "\"combine\":{\"or\":[0,1]},\"date_range\":{\"from\":\"2020-01\",\"to\":\"2024-12\"}}}");
+    uint64_t total = compare(
+        q, "SELECT strftime('%Y', r.date), COUNT(DISTINCT r.id) FROM p JOIN r ON r.person = p.id "
+           "JOIN code c ON c.record = r.id WHERE r.setting = 2 AND c.system = 2 AND c.text LIKE "
+           "'I10%' AND r.date BETWEEN '2020-01-01' AND '2024-12-31' GROUP BY 1");
+    cr_assert_gt(total, 100);
+}

@@ -672,3 +672,148 @@ Test(validate, two_age_bandings_in_one_table_are_refused_with_the_reason)
                  CC_EINVAL);
     cr_assert(strstr(errbuf, "not single years"), "%s", errbuf);
 }
+
+/* ---- issue 20: codes of several systems, and/or/not ---- */
+
+#define THREE_CONDITIONS                                                                           \
+    "\"conditions\":[{\"codes\":[\"E11\"],\"system\":\"icd10\"},{\"codes\":[\"I10\"],"            \
+    "\"system\":\"icd10\"},{\"codes\":[\"K40\"],\"system\":\"opcs4\"}]"
+
+/* The canonical "filters" of a persons query with THREE_CONDITIONS and the
+ * given combine tree (and extra filter keys), from its "combine" on. */
+static char *canonical_combine(const char *combine)
+{
+    char json[1024];
+    snprintf(json, sizeof json, PERSONS "\"filters\":{" THREE_CONDITIONS ",%s}}", combine);
+    char *out = canonical(json);
+    /* keep what follows the conditions */
+    const char *tail = strstr(out, "}]");
+    cr_assert_not_null(tail, "%s", out);
+    char *result = strdup(tail + 2);
+    free(out);
+    return result;
+}
+
+Test(query, equivalent_combinations_have_one_canonical_form)
+{
+    static const struct {
+        const char *given, *canonical;
+    } cases[] = {
+        /* operands in order of their conditions */
+        {"\"combine\":{\"or\":[2,{\"and\":[1,0]}]}", ",\"combine\":{\"or\":[{\"and\":[0,1]},2]}}}"},
+        /* an or inside an or is one or */
+        {"\"combine\":{\"or\":[0,{\"or\":[2,1]}]}", ",\"combine\":{\"or\":[0,1,2]}}}"},
+        /* a not of a not cancels; an and of one operand is the operand */
+        {"\"combine\":{\"or\":[{\"not\":{\"not\":1}},{\"and\":[0]},2]}",
+         ",\"combine\":{\"or\":[0,1,2]}}}"},
+        /* an and of conditions (some negated) is the plain form with exclude */
+        {"\"combine\":{\"and\":[{\"not\":1},{\"and\":[2,0]}]}", "}}"},
+        /* the tree comes before the other filters */
+        {"\"combine\":{\"or\":[0,1,2]},\"date_range\":{\"from\":\"2020-01\",\"to\":\"2020-12\"}",
+         ",\"combine\":{\"or\":[0,1,2]},\"date_range\":{\"from\":\"2020-01\",\"to\":\"2020-12\"}}}"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *out = canonical_combine(cases[i].given);
+        cr_expect_str_eq(out, cases[i].canonical, "case %zu", i);
+        free(out);
+    }
+    /* and/not as a tree equals the same with exclude flags */
+    char *a = canonical(PERSONS "\"filters\":{\"conditions\":[{\"codes\":[\"E11\"],\"system\":"
+                                "\"icd10\"},{\"codes\":[\"I10\"],\"system\":\"icd10\"}],"
+                                "\"combine\":{\"and\":[{\"not\":1},0]}}}");
+    char *b = canonical(PERSONS "\"filters\":{\"conditions\":[{\"codes\":[\"E11\"],\"system\":"
+                                "\"icd10\"},{\"codes\":[\"I10\"],\"system\":\"icd10\","
+                                "\"exclude\":true}]}}");
+    cr_assert_str_eq(a, b);
+    free(a);
+    free(b);
+    /* an excluded condition under an or becomes a not */
+    a = canonical(PERSONS "\"filters\":{\"conditions\":[{\"codes\":[\"E11\"],\"system\":"
+                          "\"icd10\"},{\"codes\":[\"I10\"],\"system\":\"icd10\",\"exclude\":true}"
+                          "],\"combine\":{\"or\":[1,0]}}}");
+    cr_assert(strstr(a, "\"combine\":{\"or\":[0,{\"not\":1}]}"), "%s", a);
+    cr_assert_null(strstr(a, "exclude"), "%s", a);
+    free(a);
+}
+
+Test(query, codes_listed_by_system_are_grouped_in_system_order)
+{
+    char *out = canonical(PERSONS "\"filters\":{\"conditions\":[{\"codes\":{\"icd10\":[\"E11\","
+                                  "\"e10\"],\"snomed\":[\"44054006\"]}}]}}");
+    cr_assert_str_eq(out, "{\"v\":1,\"measure\":\"persons\",\"filters\":{\"conditions\":[{"
+                          "\"codes\":{\"snomed\":[\"44054006\"],\"icd10\":[\"E11\",\"E10\"]}}]}}");
+    free(out);
+    /* one system listed as a map is the plain form */
+    out = canonical(PERSONS "\"filters\":{\"conditions\":[{\"codes\":{\"icd10\":[\"I10X\"]}}]}}");
+    cr_assert_str_eq(out, "{\"v\":1,\"measure\":\"persons\",\"filters\":{\"conditions\":[{"
+                          "\"codes\":[\"I10\"],\"system\":\"icd10\"}]}}");
+    free(out);
+}
+
+/* The error decoding json gives (it must fail to decode). */
+static int decode_error(const char *json)
+{
+    struct cc_query *q = NULL;
+    errbuf[0] = '\0';
+    int rc = cc_query_decode_json(json, strlen(json), NULL, &q, errbuf, sizeof errbuf);
+    cr_assert_null(q);
+    return rc;
+}
+
+Test(validate, combine_and_system_map_errors_name_the_reason)
+{
+    cr_assert_eq(decode_error(PERSONS "\"filters\":{" THREE_CONDITIONS ",\"combine\":{\"or\":[0,1,"
+                                      "1]}}}"),
+                 CC_EINVAL);
+    cr_assert(strstr(errbuf, "filters.combine: condition 1 appears twice"), "%s", errbuf);
+    cr_assert_eq(decode_error(PERSONS "\"filters\":{" THREE_CONDITIONS
+                                      ",\"combine\":{\"or\":[0,1]}}}"),
+                 CC_EINVAL);
+    cr_assert_str_eq(errbuf,
+                     "filters.combine: condition 2 is not in the tree (name every condition once)");
+    cr_assert_eq(decode_error(PERSONS "\"filters\":{" THREE_CONDITIONS
+                                      ",\"combine\":{\"xor\":[0,1,2]}}}"),
+                 CC_EPARSE);
+    cr_assert_str_eq(errbuf, "filters.combine: unknown operator 'xor'");
+    cr_assert_eq(decode_error(PERSONS "\"filters\":{" THREE_CONDITIONS
+                                      ",\"combine\":{\"not\":{\"not\":{\"not\":{\"not\":{\"or\":"
+                                      "[0,1,2]}}}}}}}"),
+                 CC_ETOOBIG);
+    cr_assert(strstr(errbuf, "more than 4 levels of and, or and not"), "%s", errbuf);
+    cr_assert_eq(decode_error(PERSONS "\"filters\":{\"conditions\":[{\"codes\":{\"icd10\":"
+                                      "[\"E11\"]},\"system\":\"icd10\"}]}}"),
+                 CC_EPARSE);
+    cr_assert(strstr(errbuf, "codes listed by system take no \"system\""), "%s", errbuf);
+    cr_assert_eq(validate_json(PERSONS "\"filters\":{\"conditions\":[{\"codes\":{\"snomed\":"
+                                       "[\"E11\"],\"icd10\":[\"I10\"]}}]}}"),
+                 CC_EINVAL);
+    cr_assert_str_eq(errbuf, "filters.conditions[0].codes[0]: 'E11' is ICD-10 or OPCS-4 but the "
+                             "system it is listed under is SNOMED CT");
+    /* a negated condition has no first date and no events */
+    cr_assert_eq(validate_json("{\"v\":1,\"measure\":\"events\",\"events_of\":1,\"filters\":{"
+                               THREE_CONDITIONS ",\"combine\":{\"or\":[0,{\"not\":1},2]}}}"),
+                 CC_EINVAL);
+    cr_assert(strstr(errbuf, "condition 1 is excluded"), "%s", errbuf);
+}
+
+Test(query, a_tree_survives_clone_equal_and_the_msgpack_round_trip)
+{
+    struct cc_query *q = from_json(PERSONS "\"filters\":{" THREE_CONDITIONS
+                                           ",\"combine\":{\"and\":[0,{\"or\":[1,{\"not\":2}]}]}}}");
+    struct cc_query *copy = NULL, *back = NULL;
+    cr_assert_eq(cc_query_clone(q, &copy), 0);
+    cr_assert(cc_query_equal(q, copy));
+    char *bytes = NULL;
+    size_t len = 0;
+    cr_assert_eq(cc_query_encode(q, &bytes, &len), 0);
+    cr_assert_eq(cc_query_decode(bytes, len, NULL, &back, errbuf, sizeof errbuf), 0, "%s", errbuf);
+    cr_assert(cc_query_equal(q, back));
+    copy->filters.nodes[0].op = CC_NODE_OR;
+    cr_assert_not(cc_query_equal(q, copy));
+    cr_assert(cc_query_condition_negated(&q->filters, 2));
+    cr_assert_not(cc_query_condition_negated(&q->filters, 1));
+    free(bytes);
+    cc_query_free(q);
+    cc_query_free(copy);
+    cc_query_free(back);
+}
