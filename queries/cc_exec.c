@@ -368,8 +368,9 @@ static uint32_t area_of(const struct exec *e, int level, uint32_t person)
 }
 
 struct filter_sets {
-    uint64_t *age, *sex, *areas; /* NULL when the filter is absent */
-    uint8_t *area_selected;      /* [n areas at the level] */
+    uint64_t *age, *sex, *areas, *practices; /* NULL when the filter is absent */
+    uint8_t *area_selected;                  /* [n areas at the level] */
+    uint8_t *practice_selected;              /* [n_practices] */
 };
 
 struct person_filter_ctx {
@@ -385,7 +386,7 @@ static void person_filter_range(void *arg, unsigned thread, uint64_t begin, uint
     const struct cc_query_filters *flt = &e->q->filters;
     const struct cc_store_columns *c = e->c;
     for (uint64_t w = begin; w < end; w++) {
-        uint64_t age = 0, sex = 0, area = 0, ok = ~e->version->excluded[w];
+        uint64_t age = 0, sex = 0, area = 0, practice = 0, ok = ~e->version->excluded[w];
         for (unsigned b = 0; b < 64; b++) {
             uint64_t p = w * 64 + b;
             if (p >= c->n_persons) {
@@ -404,6 +405,9 @@ static void person_filter_range(void *arg, unsigned thread, uint64_t begin, uint
                 if (a != NO_VALUE && x->f->area_selected[a])
                     area |= 1ULL << b;
             }
+            if (x->f->practices && c->person_practice[p] != UINT16_MAX &&
+                x->f->practice_selected[c->person_practice[p]])
+                practice |= 1ULL << b;
         }
         if (x->f->age)
             x->f->age[w] = age;
@@ -411,6 +415,8 @@ static void person_filter_range(void *arg, unsigned thread, uint64_t begin, uint
             x->f->sex[w] = sex;
         if (x->f->areas)
             x->f->areas[w] = area;
+        if (x->f->practices)
+            x->f->practices[w] = practice;
         e->person_filter[w] = ok;
     }
 }
@@ -444,6 +450,9 @@ static int plan_dimensions(struct exec *e, cc_day data_first, cc_day data_last)
             break;
         case CC_DIM_PRACTICE:
             d->size = c->n_practices;
+            break;
+        case CC_DIM_LSOA:
+            d->size = c->n_lsoa;
             break;
         case CC_DIM_SEX: {
             /* the sexes of the filter, else all four; estimates have two */
@@ -521,9 +530,9 @@ static int plan_dimensions(struct exec *e, cc_day data_first, cc_day data_last)
     return 0;
 }
 
-/* The cell of a person (and, for record dims, a record); NO_VALUE in *ok if a
- * coordinate is unknown (no area, no practice, sex not male or female, a date
- * outside the period). age_day is the day ages are taken on. */
+/* The cell of a person (and, for record dims, a record); 0 in *ok if a
+ * coordinate is unknown (no area, no practice, a sex outside the dimension's
+ * values, a date outside the period). age_day is the day ages are taken on. */
 static uint64_t cell_of(const struct exec *e, uint32_t person, uint64_t record, uint16_t age_day,
                         int *ok)
 {
@@ -541,6 +550,9 @@ static uint64_t cell_of(const struct exec *e, uint32_t person, uint64_t record, 
             break;
         case CC_DIM_LAD:
             v = area_of(e, CC_AREA_LAD, person);
+            break;
+        case CC_DIM_LSOA:
+            v = area_of(e, CC_AREA_LSOA, person);
             break;
         case CC_DIM_PRACTICE:
             v = c->person_practice[person] == UINT16_MAX ? NO_VALUE : c->person_practice[person];
@@ -760,12 +772,15 @@ static int count_population_estimate(struct exec *e, struct filter_sets *f)
     const struct cc_store_columns *c = e->c;
     const struct cc_query_filters *flt = &e->q->filters;
     uint64_t *counts = e->thread_counts[0];
+    if (flt->practices.n_codes) /* estimates are by area, not practice */
+        return CC_EINVAL;
     for (uint32_t i = 0; i < e->n_dims; i++)
         if (e->dims[i].kind == CC_DIM_PRACTICE || e->record_dims)
             return CC_EINVAL;
     for (uint32_t lsoa = 0; lsoa < c->n_lsoa; lsoa++) {
         if (flt->areas.n_codes) {
-            uint32_t a = flt->areas.level == CC_AREA_LAD   ? e->lsoa_lad[lsoa]
+            uint32_t a = flt->areas.level == CC_AREA_LSOA  ? lsoa
+                         : flt->areas.level == CC_AREA_LAD ? e->lsoa_lad[lsoa]
                          : flt->areas.level == CC_AREA_ICB ? e->lsoa_icb[lsoa]
                                                            : e->lsoa_region[lsoa];
             if (!f->area_selected[a])
@@ -791,6 +806,9 @@ static int count_population_estimate(struct exec *e, struct filter_sets *f)
                         break;
                     case CC_DIM_LAD:
                         v = e->lsoa_lad[lsoa];
+                        break;
+                    case CC_DIM_LSOA:
+                        v = lsoa;
                         break;
                     case CC_DIM_SEX:
                         v = d->sex_value[sex]; /* a value: the filter and mask agree */
@@ -881,6 +899,8 @@ static uint64_t build_cohort(const struct exec *e, uint64_t *const *cond_sets,
             bits &= f->sex[w];
         if (f->areas && skip_kind != CC_RESTRICT_AREAS)
             bits &= f->areas[w];
+        if (f->practices && skip_kind != CC_RESTRICT_PRACTICES)
+            bits &= f->practices[w];
         int skip = skip_kind == CC_RESTRICT_CONDITION ? skip_condition : -1;
         if (registered_only) {
             /* no conditions */
@@ -1025,12 +1045,13 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
     const struct cc_store_columns *c = e.c;
     const struct cc_query_filters *flt = &query->filters;
 
-    if (flt->n_conditions > CC_EXEC_MAX_RESTRICTIONS - 6) {
+    if (flt->n_conditions > CC_EXEC_MAX_RESTRICTIONS - 7) {
         snprintf(errbuf, errlen, "filters.conditions: too many for the engine");
         return CC_EINVAL;
     }
-    if (flt->areas.n_codes && !flt->areas.index) {
-        snprintf(errbuf, errlen, "filters.areas: the query is not bound to the store");
+    if ((flt->areas.n_codes && !flt->areas.index) ||
+        (flt->practices.n_codes && !flt->practices.index)) {
+        snprintf(errbuf, errlen, "filters: the query is not bound to the store");
         return CC_EINVAL;
     }
     for (uint32_t i = 0; i < flt->n_conditions; i++)
@@ -1091,7 +1112,9 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
     cc_day data_first = CC_DAY_MAX, data_last = CC_DAY_MIN;
     int periods = 0;
     for (uint32_t i = 0; i < query->n_dimensions; i++)
-        periods |= query->dimensions[i].kind >= CC_DIM_YEAR;
+        periods |= query->dimensions[i].kind == CC_DIM_YEAR ||
+                   query->dimensions[i].kind == CC_DIM_QUARTER ||
+                   query->dimensions[i].kind == CC_DIM_MONTH;
     if (periods && !flt->date_range.present) {
         for (uint64_t r = 0; r < c->n_records; r++) {
             if (c->record_date[r] < data_first)
@@ -1128,7 +1151,8 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
     if (flt->sex_mask && !(f.sex = malloc(e.words * sizeof *f.sex + 8)))
         goto nomem;
     if (flt->areas.n_codes) {
-        uint32_t n_level = flt->areas.level == CC_AREA_LAD   ? c->n_lad
+        uint32_t n_level = flt->areas.level == CC_AREA_LSOA  ? c->n_lsoa
+                           : flt->areas.level == CC_AREA_LAD ? c->n_lad
                            : flt->areas.level == CC_AREA_ICB ? c->n_icb
                                                              : c->n_region;
         f.areas = malloc(e.words * sizeof *f.areas + 8);
@@ -1138,6 +1162,15 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
         for (uint32_t i = 0; i < flt->areas.n_codes; i++)
             if (flt->areas.index[i] < n_level)
                 f.area_selected[flt->areas.index[i]] = 1;
+    }
+    if (flt->practices.n_codes) {
+        f.practices = malloc(e.words * sizeof *f.practices + 8);
+        f.practice_selected = calloc(c->n_practices + 1, 1);
+        if (!f.practices || !f.practice_selected)
+            goto nomem;
+        for (uint32_t i = 0; i < flt->practices.n_codes; i++)
+            if (flt->practices.index[i] < c->n_practices)
+                f.practice_selected[flt->practices.index[i]] = 1;
     }
     struct person_filter_ctx pf = {&e, &f};
     par_for(e.n_threads, e.words, 1, person_filter_range, &pf);
@@ -1284,6 +1317,8 @@ out:
     free(f.sex);
     free(f.areas);
     free(f.area_selected);
+    free(f.practices);
+    free(f.practice_selected);
     free_exec(&e);
     if (rc < 0)
         cc_raw_result_free(out);
@@ -1318,6 +1353,9 @@ void cc_raw_result_label(const struct cc_raw_result *result, uint32_t d, uint32_
         break;
     case CC_DIM_LAD:
         snprintf(buf, len, "%s", c->lad_code[v]);
+        break;
+    case CC_DIM_LSOA:
+        snprintf(buf, len, "%s", c->lsoa_code[v]);
         break;
     case CC_DIM_PRACTICE:
         snprintf(buf, len, "%s", c->practice_code[v]);

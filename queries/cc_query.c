@@ -85,6 +85,7 @@ void cc_query_limits_default(struct cc_query_limits *limits)
     limits->max_conditions = 16;
     limits->max_codes_per_condition = 500;
     limits->max_areas = 500;
+    limits->max_practices = 500;
     limits->max_anchor_days = 3660;
 }
 
@@ -103,6 +104,7 @@ void cc_query_extent_default(struct cc_query_extent *extent)
     extent->n_icb = 42;
     extent->n_lad = 296;
     extent->n_practices = 6500;
+    extent->n_lsoa = 33755; /* England's 2021 LSOAs */
     extent->first_month = cc_query_month(2000, 1);
     extent->last_month = cc_query_month_of_day(cc_day_today());
 }
@@ -115,6 +117,7 @@ void cc_query_extent_from_store(const struct cc_store_columns *columns,
     extent->n_icb = columns->n_icb;
     extent->n_lad = columns->n_lad;
     extent->n_practices = columns->n_practices;
+    extent->n_lsoa = columns->n_lsoa;
 }
 
 int cc_query_new(struct cc_query **out)
@@ -195,6 +198,11 @@ int cc_query_clone(const struct cc_query *query, struct cc_query **out)
     rc = cc_query_combine_clone(copy, &query->filters);
     if (rc)
         goto fail;
+    filters->practices.index = NULL;
+    rc = copy_array(copy, &filters->practices.codes, query->filters.practices.codes,
+                    filters->practices.n_codes, sizeof *filters->practices.codes);
+    if (rc)
+        goto fail;
     filters->areas.index = NULL;
     rc = copy_array(copy, &filters->areas.codes, query->filters.areas.codes,
                     filters->areas.n_codes, sizeof *filters->areas.codes);
@@ -272,6 +280,11 @@ bool cc_query_equal(const struct cc_query *a, const struct cc_query *b)
     for (uint32_t i = 0; i < fa->areas.n_codes; i++)
         if (strcmp(fa->areas.codes[i], fb->areas.codes[i]))
             return false;
+    if (fa->practices.n_codes != fb->practices.n_codes)
+        return false;
+    for (uint32_t i = 0; i < fa->practices.n_codes; i++)
+        if (strcmp(fa->practices.codes[i], fb->practices.codes[i]))
+            return false;
     return true;
 }
 
@@ -300,6 +313,8 @@ uint32_t cc_query_restrictions(const struct cc_query *query, struct cc_query_res
         PUSH_(CC_RESTRICT_SETTINGS, 0);
     if (filters->areas.n_codes)
         PUSH_(CC_RESTRICT_AREAS, 0);
+    if (filters->practices.n_codes)
+        PUSH_(CC_RESTRICT_PRACTICES, 0);
 #undef PUSH_
     return n;
 }
@@ -325,7 +340,7 @@ const char *cc_query_dimension_name(int kind)
 {
     static const char *const names[] = {NULL,  "region",   "icb",     "lad",
                                         "practice", "age_band", "sex", "setting",
-                                        "year", "quarter", "month"};
+                                        "year", "quarter", "month", "lsoa"};
     return NAME_IN_(names, kind);
 }
 

@@ -85,6 +85,7 @@ enum cc_query_dimension_kind {
     CC_DIM_YEAR = 8,    /* calendar year of the record */
     CC_DIM_QUARTER = 9, /* calendar quarter of the record (year and quarter) */
     CC_DIM_MONTH = 10,  /* calendar month of the record */
+    CC_DIM_LSOA = 11,   /* lower layer super output area of residence */
 };
 
 enum cc_query_age_banding {
@@ -175,7 +176,7 @@ struct cc_query_age_range {
 
 /* A set of areas at one level; absent when n_codes == 0. */
 struct cc_query_areas {
-    uint8_t level; /* enum cc_area_level: CC_AREA_LAD, CC_AREA_ICB or CC_AREA_REGION */
+    uint8_t level; /* enum cc_area_level: CC_AREA_LSOA, _LAD, _ICB or _REGION */
     uint32_t n_codes;
     char (*codes)[CC_AREA_CODE_BYTES]; /* [n_codes], sorted, unique */
     /* Resolved by cc_query_bind(): the index of codes[i] in the store's
@@ -201,6 +202,15 @@ struct cc_query_node {
     uint32_t *children; /* [n_children]: indices into filters.nodes, in the query's arena */
 };
 
+/* A set of GP practices (ODS codes); absent when n_codes == 0. */
+struct cc_query_practices {
+    uint32_t n_codes;
+    char (*codes)[CC_PRACTICE_CODE_BYTES]; /* [n_codes], upper case, sorted, unique */
+    /* Resolved by cc_query_bind(): the index of codes[i] in the store's
+     * practice column; NULL before. */
+    uint32_t *index;
+};
+
 struct cc_query_filters {
     uint32_t n_conditions;
     struct cc_query_condition *conditions; /* [n_conditions] */
@@ -219,6 +229,7 @@ struct cc_query_filters {
     uint16_t sex_mask;    /* bits 1u << enum cc_sex; 0: any */
     uint8_t setting_mask; /* bits 1u << enum cc_setting; every record; 0: any */
     struct cc_query_areas areas;
+    struct cc_query_practices practices; /* persons registered at these practices */
 };
 
 /*
@@ -262,6 +273,7 @@ struct cc_query_limits {
     uint32_t max_conditions;          /* 16 */
     uint32_t max_codes_per_condition; /* 500 */
     uint32_t max_areas;               /* 500 */
+    uint32_t max_practices;           /* 500: filters.practices */
     uint32_t max_anchor_days;         /* 3660: |from_days|, |to_days| */
 };
 
@@ -275,7 +287,7 @@ void cc_query_limits_default(struct cc_query_limits *limits);
  * 2000-01 to this month); the server uses the store's.
  */
 struct cc_query_extent {
-    uint32_t n_region, n_icb, n_lad, n_practices;
+    uint32_t n_region, n_icb, n_lad, n_practices, n_lsoa;
     cc_month first_month, last_month;
 };
 void cc_query_extent_default(struct cc_query_extent *extent);
@@ -314,6 +326,7 @@ enum cc_query_restriction_kind {
     CC_RESTRICT_SEX = 4,       /* filters.sex_mask */
     CC_RESTRICT_SETTINGS = 5,  /* filters.setting_mask */
     CC_RESTRICT_AREAS = 6,     /* filters.areas */
+    CC_RESTRICT_PRACTICES = 7, /* filters.practices */
 };
 struct cc_query_restriction {
     uint8_t kind; /* enum cc_query_restriction_kind */
@@ -327,7 +340,7 @@ bool cc_query_condition_negated(const struct cc_query_filters *filters, uint32_t
 
 /* Lists the query's cohort restrictions: every condition in index order,
  * then each other filter that is present. Writes at most cap entries and
- * returns how many there are (at most max_conditions + 5). */
+ * returns how many there are (at most max_conditions + 6). */
 uint32_t cc_query_restrictions(const struct cc_query *query, struct cc_query_restriction *out,
                                uint32_t cap);
 

@@ -402,7 +402,7 @@ static int read_dimension_field(struct decoder *d, void *target, int key,
 {
     struct cc_query_dimension *dim = target;
     if (key == 0) {
-        int kind = 0, rc = read_name(d, value, cc_query_dimension_name, CC_DIM_MONTH, "dimension",
+        int kind = 0, rc = read_name(d, value, cc_query_dimension_name, CC_DIM_LSOA, "dimension",
                                  &kind);
         dim->kind = (uint8_t)kind;
         return rc;
@@ -417,7 +417,7 @@ static int read_dimension(struct decoder *d, const msgpack_object *obj, void *el
     int rc;
     if (obj->type == MSGPACK_OBJECT_STR) {
         int kind = 0;
-        rc = read_name(d, obj, cc_query_dimension_name, CC_DIM_MONTH, "dimension", &kind);
+        rc = read_name(d, obj, cc_query_dimension_name, CC_DIM_LSOA, "dimension", &kind);
         dim->kind = (uint8_t)kind;
     } else {
         if (obj->type != MSGPACK_OBJECT_MAP)
@@ -681,8 +681,9 @@ static int read_areas_field(struct decoder *d, void *target, int key,
     int rc, v = 0;
     if (key == 0) {
         rc = read_name(d, value, cc_query_area_level_name, CC_AREA_NATION, "area level", &v);
-        if (!rc && v != CC_AREA_LAD && v != CC_AREA_ICB && v != CC_AREA_REGION)
-            return fail(d, CC_EPARSE, "areas are filtered at lad, icb or region level, not %s",
+        if (!rc && v == CC_AREA_NATION)
+            return fail(d, CC_EPARSE,
+                        "areas are filtered at lsoa, lad, icb or region level, not %s",
                         cc_query_area_level_name(v));
         areas->level = (uint8_t)v;
         return rc;
@@ -804,6 +805,55 @@ static int read_combine(struct decoder *d, const msgpack_object *obj,
     return rc;
 }
 
+/* A GP practice's ODS code: 1 to 7 letters and digits, upper case. */
+static int read_practice_code(struct decoder *d, const msgpack_object *obj, void *element)
+{
+    char *code = element; /* char[CC_PRACTICE_CODE_BYTES], zeroed by the arena */
+    int rc = want(d, obj, MSGPACK_OBJECT_STR, "a practice code");
+    if (rc)
+        return rc;
+    char buf[40];
+    size_t len = obj->via.str.size;
+    bool ok = len > 0 && len < CC_PRACTICE_CODE_BYTES;
+    for (size_t c = 0; ok && c < len; c++)
+        ok = isalnum((unsigned char)obj->via.str.ptr[c]);
+    if (!ok)
+        return fail(d, CC_EPARSE,
+                    "'%s' is not a practice code (1 to %d letters and digits, as B86001)",
+                    shown(obj->via.str.ptr, len, buf), CC_PRACTICE_CODE_BYTES - 1);
+    for (size_t c = 0; c < len; c++)
+        code[c] = (char)toupper((unsigned char)obj->via.str.ptr[c]);
+    return 0;
+}
+
+static int compare_practice_codes(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static int read_practices(struct decoder *d, const msgpack_object *value,
+                          struct cc_query_practices *practices)
+{
+    const struct array_spec spec = {
+        .type = "an array of practice codes",
+        .plural = "practices",
+        .if_empty = "empty (leave \"practices\" out for every practice)",
+        .max = d->limits->max_practices,
+        .element_bytes = sizeof *practices->codes,
+        .read = read_practice_code,
+    };
+    void *codes = NULL;
+    int rc = read_array(d, value, &spec, &codes, &practices->n_codes);
+    practices->codes = codes;
+    if (rc)
+        return rc;
+    qsort(practices->codes, practices->n_codes, sizeof *practices->codes, compare_practice_codes);
+    for (uint32_t i = 1; i < practices->n_codes; i++)
+        if (!strcmp(practices->codes[i - 1], practices->codes[i]))
+            return fail(d, CC_EPARSE, "'%s' appears twice", practices->codes[i]);
+    return 0;
+}
+
 static int read_filters_field(struct decoder *d, void *target, int key,
                               const msgpack_object *value)
 {
@@ -840,6 +890,8 @@ static int read_filters_field(struct decoder *d, void *target, int key,
     }
     case 6:
         return read_combine(d, value, filters);
+    case 7:
+        return read_practices(d, value, &filters->practices);
     case 3:
         rc = read_name_set(d, value, cc_query_sex_name, CC_SEX_INDETERMINATE, "sex", &mask);
         filters->sex_mask = (uint16_t)mask;
@@ -856,7 +908,7 @@ static int read_filters_field(struct decoder *d, void *target, int key,
         if (rc)
             return rc;
         if (!(seen & 1))
-            return fail(d, CC_EPARSE, "needs a \"level\" (lad, icb or region)");
+            return fail(d, CC_EPARSE, "needs a \"level\" (lsoa, lad, icb or region)");
         if (!(seen & 2))
             return fail(d, CC_EPARSE, "needs \"codes\"");
         return 0;
@@ -912,8 +964,8 @@ static int read_query_field(struct decoder *d, void *target, int key,
         return read_bool(d, value, &query->margins);
     default: {
         static const char *const keys[] = {"conditions", "date_range", "age",    "sex",
-                                           "settings",   "areas",      "combine"};
-        rc = read_map(d, value, keys, 7, &query->filters, read_filters_field, NULL);
+                                           "settings",   "areas",      "combine", "practices"};
+        rc = read_map(d, value, keys, 8, &query->filters, read_filters_field, NULL);
         if (rc || !query->filters.n_nodes)
             return rc;
         /* the tree names every condition once; then its one canonical form */

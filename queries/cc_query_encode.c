@@ -328,6 +328,12 @@ static int filters_entries(struct map_out *m, const void *value)
         TRY_(key(m, "areas"));
         TRY_(pack_map(m->pk, areas_entries, &f->areas));
     }
+    if (f->practices.n_codes) {
+        TRY_(key(m, "practices"));
+        PACK_(msgpack_pack_array(m->pk, f->practices.n_codes));
+        for (uint32_t i = 0; i < f->practices.n_codes; i++)
+            TRY_(pack_cstr(m->pk, f->practices.codes[i]));
+    }
     return 0;
 }
 

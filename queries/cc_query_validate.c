@@ -166,7 +166,10 @@ static uint64_t dimension_size(const struct cc_query *q, const struct cc_query_d
         return areas->n_codes && areas->level == CC_AREA_ICB ? areas->n_codes : extent->n_icb;
     case CC_DIM_LAD:
         return areas->n_codes && areas->level == CC_AREA_LAD ? areas->n_codes : extent->n_lad;
-    case CC_DIM_PRACTICE: return extent->n_practices;
+    case CC_DIM_PRACTICE:
+        return q->filters.practices.n_codes ? q->filters.practices.n_codes : extent->n_practices;
+    case CC_DIM_LSOA:
+        return areas->n_codes && areas->level == CC_AREA_LSOA ? areas->n_codes : extent->n_lsoa;
     case CC_DIM_AGE_BAND:
         return dim->age_banding == CC_AGE_BANDS_5Y    ? CC_N_AGE_BANDS_5Y
                : dim->age_banding == CC_AGE_BANDS_10Y ? 10
@@ -462,9 +465,30 @@ static int check_filters(const struct cc_query *q, const struct cc_query_limits 
     if (f->areas.n_codes > limits->max_areas)
         return fail(errbuf, errlen, CC_ETOOBIG, "filters.areas.codes: %u areas, the limit is %u",
                     f->areas.n_codes, limits->max_areas);
-    if (f->areas.n_codes && f->areas.level != CC_AREA_LAD && f->areas.level != CC_AREA_ICB &&
-        f->areas.level != CC_AREA_REGION)
-        return fail(errbuf, errlen, CC_EINVAL, "filters.areas.level: lad, icb or region only");
+    if (f->areas.n_codes && f->areas.level != CC_AREA_LSOA && f->areas.level != CC_AREA_LAD &&
+        f->areas.level != CC_AREA_ICB && f->areas.level != CC_AREA_REGION)
+        return fail(errbuf, errlen, CC_EINVAL,
+                    "filters.areas.level: lsoa, lad, icb or region only");
+    if (f->practices.n_codes > limits->max_practices)
+        return fail(errbuf, errlen, CC_ETOOBIG,
+                    "filters.practices: %u practices, the limit is %u", f->practices.n_codes,
+                    limits->max_practices);
+    for (uint32_t i = 0; i < f->practices.n_codes; i++) {
+        const char *code = f->practices.codes[i];
+        size_t len = strnlen(code, CC_PRACTICE_CODE_BYTES);
+        bool ok = len > 0 && len < CC_PRACTICE_CODE_BYTES;
+        for (size_t c = 0; ok && c < len; c++)
+            ok = (code[c] >= 'A' && code[c] <= 'Z') || (code[c] >= '0' && code[c] <= '9');
+        if (!ok)
+            return fail(errbuf, errlen, CC_EINVAL,
+                        "filters.practices[%u]: not a practice code (1 to %d upper-case letters "
+                        "and digits)",
+                        i, CC_PRACTICE_CODE_BYTES - 1);
+    }
+    if (f->practices.n_codes && q->measure == CC_MEASURE_POPULATION &&
+        q->population_source == CC_POPULATION_ESTIMATE)
+        return fail(errbuf, errlen, CC_EINVAL,
+                    "filters.practices: population estimates are by area, not by practice");
     for (uint32_t i = 0; i < f->areas.n_codes; i++) {
         const char *code = f->areas.codes[i];
         int level = area_code_level(code);
@@ -478,9 +502,10 @@ static int check_filters(const struct cc_query *q, const struct cc_query_limits 
         return fail(errbuf, errlen, CC_EINVAL,
                     "filters.areas.codes[%u]: '%.12s' is not a %s code (%s)", i, code,
                     cc_query_area_level_name(f->areas.level),
-                    f->areas.level == CC_AREA_LAD   ? "E06, E07, E08, E09 or W06, then 6 digits"
-                    : f->areas.level == CC_AREA_ICB ? "E54, then 6 digits"
-                                                    : "E12, then 6 digits");
+                    f->areas.level == CC_AREA_LAD    ? "E06, E07, E08, E09 or W06, then 6 digits"
+                    : f->areas.level == CC_AREA_ICB  ? "E54, then 6 digits"
+                    : f->areas.level == CC_AREA_LSOA ? "E01 or W01, then 6 digits"
+                                                     : "E12, then 6 digits");
     }
     return 0;
 }
@@ -605,10 +630,13 @@ int cc_query_bind(struct cc_query *query, const struct cc_store_columns *columns
         const char(*table)[CC_AREA_CODE_BYTES];
         uint32_t n_table;
         switch (f->areas.level) {
+        case CC_AREA_LSOA: table = columns->lsoa_code; n_table = columns->n_lsoa; break;
         case CC_AREA_LAD: table = columns->lad_code; n_table = columns->n_lad; break;
         case CC_AREA_ICB: table = columns->icb_code; n_table = columns->n_icb; break;
         case CC_AREA_REGION: table = columns->region_code; n_table = columns->n_region; break;
-        default: return fail(errbuf, errlen, CC_EINVAL, "filters.areas.level: lad, icb or region only");
+        default:
+            return fail(errbuf, errlen, CC_EINVAL,
+                        "filters.areas.level: lsoa, lad, icb or region only");
         }
         uint32_t *index = cc_query_alloc(query, (size_t)f->areas.n_codes * sizeof *index);
         if (!index)
@@ -624,6 +652,24 @@ int cc_query_bind(struct cc_query *query, const struct cc_store_columns *columns
             index[i] = (uint32_t)(found - table);
         }
         f->areas.index = index;
+    }
+    if (f->practices.n_codes && columns) {
+        uint32_t *index = cc_query_alloc(query, (size_t)f->practices.n_codes * sizeof *index);
+        if (!index)
+            return fail(errbuf, errlen, CC_ENOMEM, "filters.practices: out of memory");
+        for (uint32_t i = 0; i < f->practices.n_codes; i++) {
+            const char(*found)[CC_PRACTICE_CODE_BYTES] =
+                columns->n_practices
+                    ? bsearch(f->practices.codes[i], columns->practice_code, columns->n_practices,
+                              sizeof *columns->practice_code, compare_code)
+                    : NULL;
+            if (!found)
+                return fail(errbuf, errlen, CC_ENOTFOUND,
+                            "filters.practices[%u]: unknown practice '%s'", i,
+                            f->practices.codes[i]);
+            index[i] = (uint32_t)(found - columns->practice_code);
+        }
+        f->practices.index = index;
     }
     for (uint32_t i = 0; i < f->n_conditions; i++) {
         struct cc_query_condition *c = &f->conditions[i];

@@ -848,7 +848,9 @@ static struct cc_query *q_json(const char *json)
     char err[256];
     cr_assert_eq(cc_query_decode_json(json, strlen(json), NULL, &q, err, sizeof err), 0, "%s: %s",
                  json, err);
-    cr_assert_eq(cc_query_validate(q, NULL, NULL, err, sizeof err), 0, "%s: %s", json, err);
+    struct cc_query_extent extent; /* the store's areas, as the server checks */
+    cc_query_extent_from_store(cc_store_columns(store), &extent);
+    cr_assert_eq(cc_query_validate(q, NULL, &extent, err, sizeof err), 0, "%s: %s", json, err);
     return q;
 }
 
@@ -951,4 +953,79 @@ Test(exec, events_of_a_condition_in_an_or_cohort)
            "JOIN code c ON c.record = r.id WHERE r.setting = 2 AND c.system = 2 AND c.text LIKE "
            "'I10%' AND r.date BETWEEN '2020-01-01' AND '2024-12-31' GROUP BY 1");
     cr_assert_gt(total, 100);
+}
+
+/* ---- small areas and practices ----------------------------------------------------------------- */
+
+/* SQL: the LSOA code of a person (the fixture's LSOA i is E010000(i+1)). */
+#define LSOALABEL "('E010000' || printf('%02d', p.lsoa + 1))"
+
+Test(exec, persons_per_lsoa_within_an_lsoa_list)
+{
+    struct cc_query *q = q_json("{\"v\":1,\"measure\":\"persons\",\"dimensions\":[\"lsoa\"],"
+                                "\"filters\":{\"conditions\":[{\"codes\":[\"I10\"],\"system\":"
+                                "\"icd10\"}],\"areas\":{\"level\":\"lsoa\",\"codes\":"
+                                "[\"E01000007\",\"E01000003\",\"E01000024\"]}}}");
+    uint64_t total = compare(q, "SELECT " LSOALABEL ", COUNT(*) FROM p WHERE p.lsoa IN (2, 6, 23) "
+                                "AND " HAS("c.system = 2 AND c.text LIKE 'I10%'") " GROUP BY 1");
+    cr_assert_gt(total, 50);
+}
+
+Test(exec, events_per_lsoa_and_sex_with_margins_at_some_practices)
+{
+    const char *json = "{\"v\":1,\"measure\":\"events\",\"dimensions\":[\"lsoa\",\"sex\"],"
+                       "\"margins\":true,\"filters\":{\"settings\":\"gp\",\"practices\":"
+                       "[\"B86003\",\"b86010\",\"B86021\"]}}";
+    const char *labels[] = {LSOALABEL, SEXLABEL};
+    uint64_t total = compare(
+        q_json(json),
+        margins_sql(2, labels, "COUNT(*)",
+                    "FROM p JOIN r ON r.person = p.id WHERE r.setting = 1 AND p.lsoa IS NOT NULL "
+                    "AND p.practice IN ('B86003', 'B86010', 'B86021')"));
+    cr_assert_gt(total, 100);
+
+    /* the practice filter is a restriction the cohort can be weighed without */
+    struct cc_query *q = q_json(json);
+    char err[256];
+    cr_assert_eq(cc_query_bind(q, cc_store_columns(store), NULL, err, sizeof err), 0, "%s", err);
+    struct cc_raw_result res;
+    cr_assert_eq(cc_exec_run(version, q, NULL, &res, err, sizeof err), 0, "%s", err);
+    int seen = 0;
+    for (uint32_t r = 0; r < res.n_restrictions; r++)
+        if (res.restrictions[r].kind == CC_RESTRICT_PRACTICES) {
+            seen = 1;
+            cr_assert_eq(res.cohort_without[r],
+                         cc_store_columns(store)->n_persons - version->n_excluded);
+            cr_assert_lt(res.cohort_persons, res.cohort_without[r]);
+            cr_assert_gt(res.cohort_persons, 0);
+        }
+    cr_assert(seen);
+    cc_raw_result_free(&res);
+    cc_query_free(q);
+}
+
+Test(exec, persons_per_practice_within_a_practice_list_and_an_unknown_practice)
+{
+    struct cc_query *q = q_json("{\"v\":1,\"measure\":\"persons\",\"dimensions\":[\"practice\"],"
+                                "\"filters\":{\"practices\":[\"B86001\",\"B86029\"],\"age\":"
+                                "{\"min\":40}}}");
+    uint64_t total = compare(q, "SELECT p.practice, COUNT(*) FROM p WHERE p.practice IN "
+                                "('B86001', 'B86029') AND " AGE_AT("2026-01-01") " >= 40 "
+                                "GROUP BY 1");
+    cr_assert_gt(total, 10);
+    q = q_json("{\"v\":1,\"measure\":\"persons\",\"filters\":{\"practices\":[\"Y99999\"]}}");
+    char err[256];
+    cr_assert_eq(cc_query_bind(q, cc_store_columns(store), NULL, err, sizeof err), CC_ENOTFOUND);
+    cr_assert_str_eq(err, "filters.practices[0]: unknown practice 'Y99999'");
+    cc_query_free(q);
+}
+
+Test(exec, population_estimates_per_lsoa_in_an_lsoa_list)
+{
+    struct cc_query *q = q_json("{\"v\":1,\"measure\":\"population\",\"population\":"
+                                "\"estimate\",\"dimensions\":[\"lsoa\"],\"filters\":{\"areas\":"
+                                "{\"level\":\"lsoa\",\"codes\":[\"E01000002\",\"E01000005\"]}}}");
+    uint64_t total = compare(q, "SELECT 'E010000' || printf('%02d', lsoa + 1), SUM(n) FROM pop "
+                                "WHERE lsoa IN (1, 4) GROUP BY 1");
+    cr_assert_gt(total, 0);
 }

@@ -817,3 +817,45 @@ Test(query, a_tree_survives_clone_equal_and_the_msgpack_round_trip)
     cc_query_free(copy);
     cc_query_free(back);
 }
+
+/* ---- issue 20: small areas and practices ---- */
+
+Test(query, lsoa_and_practice_filters_in_the_canonical_form)
+{
+    char *out = canonical(PERSONS "\"dimensions\":[\"lsoa\"],\"filters\":{\"practices\":"
+                                  "[\"b86002\",\"B86001\"],\"areas\":{\"level\":\"lsoa\","
+                                  "\"codes\":[\"E01000002\",\"e01000001\"]}}}");
+    cr_assert_str_eq(out, "{\"v\":1,\"measure\":\"persons\",\"dimensions\":[\"lsoa\"],\"filters\":"
+                          "{\"areas\":{\"level\":\"lsoa\",\"codes\":[\"E01000001\","
+                          "\"E01000002\"]},\"practices\":[\"B86001\",\"B86002\"]}}");
+    free(out);
+    struct cc_query *q = from_json(PERSONS "\"dimensions\":[\"lsoa\"],\"filters\":{\"practices\":"
+                                           "[\"B86001\"],\"sex\":\"male\"}}");
+    struct cc_query_restriction r[8];
+    cr_assert_eq(cc_query_restrictions(q, r, 8), 2);
+    cr_assert_eq(r[0].kind, CC_RESTRICT_SEX);
+    cr_assert_eq(r[1].kind, CC_RESTRICT_PRACTICES);
+    cr_assert_eq(cc_query_n_cells(q, NULL), 33755);
+    cc_query_free(q);
+}
+
+Test(validate, lsoa_codes_and_practice_codes_are_checked)
+{
+    cr_assert_eq(validate_json(PERSONS "\"filters\":{\"areas\":{\"level\":\"lsoa\",\"codes\":"
+                                       "[\"E08000035\"]}}}"),
+                 CC_EINVAL);
+    cr_assert_str_eq(errbuf,
+                     "filters.areas.codes[0]: 'E08000035' is a lad code but the level is lsoa");
+    cr_assert_eq(decode_error(PERSONS "\"filters\":{\"practices\":[\"B86-01\"]}}"), CC_EPARSE);
+    cr_assert(strstr(errbuf, "filters.practices[0]: 'B86-01' is not a practice code"), "%s",
+              errbuf);
+    cr_assert_eq(decode_error(PERSONS "\"filters\":{\"practices\":[\"B86001\",\"b86001\"]}}"),
+                 CC_EPARSE);
+    cr_assert_str_eq(errbuf, "filters.practices: 'B86001' appears twice");
+    cr_assert_eq(validate_json("{\"v\":1,\"measure\":\"population\",\"population\":\"estimate\","
+                               "\"filters\":{\"practices\":[\"B86001\"]}}"),
+                 CC_EINVAL);
+    cr_assert(strstr(errbuf, "population estimates are by area"), "%s", errbuf);
+    cr_assert_eq(validate_json(PERSONS "\"dimensions\":[\"lsoa\",\"sex\"]}"), CC_ETOOBIG);
+    cr_assert(strstr(errbuf, "135,020 cells"), "%s", errbuf);
+}

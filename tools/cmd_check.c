@@ -47,10 +47,12 @@ static void print_limits(const struct cc_query_limits *limits)
            "max_conditions %u\n"
            "max_codes_per_condition %u\n"
            "max_areas %u\n"
+           "max_practices %u\n"
            "max_anchor_days %u\n",
            limits->max_query_bytes, limits->max_nesting_depth, limits->max_dimensions,
            (unsigned long long)limits->max_cells, limits->max_conditions,
-           limits->max_codes_per_condition, limits->max_areas, limits->max_anchor_days);
+           limits->max_codes_per_condition, limits->max_areas, limits->max_practices,
+           limits->max_anchor_days);
 }
 
 /* Reads at most limit + 1 bytes of path ("-": standard input) into a
