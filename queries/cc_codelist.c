@@ -278,6 +278,42 @@ static int system_from_name_suffix(const char *name, unsigned fits)
     return 0;
 }
 
+/* Adds n codes of system (sorted, unique) to list, which must hold none of
+ * that system: the list then holds several systems (system 0), its codes
+ * grouped by system in enum order. */
+static int merge_into(struct cc_codelist *list, const struct cc_query_code *codes, uint32_t n,
+                      int system, char *errbuf, size_t errlen)
+{
+    for (uint32_t i = 0; i < list->n_codes; i++)
+        if (list->codes[i].system == system) {
+            snprintf(errbuf, errlen, "codelist '%s': already loaded with %s codes", list->name,
+                     cc_query_system_title(system));
+            return CC_EEXISTS;
+        }
+    if ((uint64_t)list->n_codes + n > CC_CODELIST_MAX_CODES) {
+        snprintf(errbuf, errlen, "codelist '%s': more than %u codes", list->name,
+                 CC_CODELIST_MAX_CODES);
+        return CC_ETOOBIG;
+    }
+    struct cc_query_code *merged = malloc(((size_t)list->n_codes + n) * sizeof *merged);
+    if (!merged)
+        return CC_ENOMEM;
+    uint32_t k = 0;
+    for (int s = CC_CODE_SNOMED; s <= CC_CODE_OPCS4; s++) {
+        for (uint32_t i = 0; i < list->n_codes; i++)
+            if (list->codes[i].system == s)
+                merged[k++] = list->codes[i];
+        if (s == system)
+            for (uint32_t i = 0; i < n; i++)
+                merged[k++] = codes[i];
+    }
+    free((void *)list->codes);
+    list->codes = merged;
+    list->n_codes = k;
+    list->system = 0;
+    return 0;
+}
+
 int cc_codelists_add_csv(cc_codelists *codelists, const char *name, const char *data,
                          size_t len, int system, char *errbuf, size_t errlen)
 {
@@ -302,11 +338,6 @@ int cc_codelists_add_csv(cc_codelists *codelists, const char *name, const char *
     }
     bool exists;
     uint32_t at = find_position(codelists, name, &exists);
-    if (exists) {
-        p.rc = CC_EEXISTS;
-        snprintf(errbuf, errlen, "codelist '%s': already loaded", name);
-        goto fail;
-    }
     parse_rows(&p, data, len);
     if (p.rc)
         goto fail;
@@ -345,6 +376,14 @@ int cc_codelists_add_csv(cc_codelists *codelists, const char *name, const char *
     for (uint32_t i = 0; i < p.n_codes; i++)
         if (unique == 0 || strcmp(p.codes[unique - 1].text, p.codes[i].text))
             p.codes[unique++] = p.codes[i];
+    if (exists) {
+        /* a list of another system under the same name joins it */
+        p.rc = merge_into(codelists->lists[at], p.codes, unique, system, errbuf, errlen);
+        if (p.rc)
+            goto fail;
+        free(p.codes);
+        return 0;
+    }
 
     list = calloc(1, sizeof *list);
     if (!list) {

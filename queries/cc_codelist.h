@@ -4,9 +4,12 @@
  * The operator loads codelists from CSV files in the shape OpenCodelists
  * publishes (a header row with a `code` column, usually `code,term`; other
  * columns are ignored and terms are not kept). The code system is given or
- * inferred from the codes: all SNOMED CT, all ICD-10 or all OPCS-4; a list
+ * inferred from the codes: all SNOMED CT, all ICD-10 or all OPCS-4; a file
  * that mixes systems, or whose codes fit ICD-10 and OPCS-4 alike with no
- * system given, is refused. Codes are normalised (upper case, no dot),
+ * system given, is refused. Lists of different systems added under one name
+ * make one list of several systems (OpenCodelists publishes one list per
+ * system: diabetes.snomed.csv and diabetes.icd10.csv are one "diabetes"), whose
+ * codes each match the records of their own system. Codes are normalised (upper case, no dot),
  * sorted and made unique, and match records like a query's codes do
  * (ICD-10 and OPCS-4 by prefix, SNOMED CT exactly).
  *
@@ -32,9 +35,11 @@
 /* One codelist; valid as long as its registry. */
 struct cc_codelist {
     char name[CC_CODELIST_NAME_BYTES];
-    uint8_t system; /* enum cc_code_system */
+    uint8_t system; /* enum cc_code_system; 0: several (each code has its system) */
     uint32_t n_codes;
-    const struct cc_query_code *codes; /* [n_codes], sorted, unique */
+    /* [n_codes], grouped by system in enum order, each group sorted and
+     * unique; every code's system is set */
+    const struct cc_query_code *codes;
 };
 
 typedef struct cc_codelists cc_codelists;
@@ -56,7 +61,7 @@ bool cc_codelists_name_valid(const char *name);
  * (no `code` column, malformed CSV, a code of no system: errbuf names the
  * row, the header being row 1), CC_EINVAL (a bad name, a mixed or
  * ambiguous list, a code of another system than the one given, an empty
- * list), CC_EEXISTS,
+ * list), CC_EEXISTS (the name already holds codes of this system),
  * CC_ETOOBIG (more than CC_CODELIST_MAX_CODES codes), CC_ENOMEM.
  */
 int cc_codelists_add_csv(cc_codelists *codelists, const char *name, const char *data,

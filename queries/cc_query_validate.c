@@ -683,6 +683,11 @@ int cc_query_bind(struct cc_query *query, const struct cc_store_columns *columns
                         c->codelist,
                         codelists && cc_codelists_count(codelists) ? ""
                                                                    : " (no codelists are loaded)");
+        if (c->system && !list->system)
+            return fail(errbuf, errlen, CC_EINVAL,
+                        "filters.conditions[%u].codelist: '%.32s' holds codes of several "
+                        "systems; leave \"system\" out",
+                        i, c->codelist);
         if (c->system && c->system != list->system)
             return fail(errbuf, errlen, CC_EINVAL,
                         "filters.conditions[%u].codelist: '%.32s' is a %s list but the "

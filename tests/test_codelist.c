@@ -225,3 +225,36 @@ Test(codelist, a_name_ending_in_a_system_settles_letter_codes)
     cr_assert_neq(add(lists, "odd_snomed", "code,term\nJ45,Asthma\n", 0), 0);
     cc_codelists_free(lists);
 }
+
+Test(codelist, per_system_files_of_one_name_make_one_list_of_several_systems)
+{
+    char dir[] = "/tmp/cc_codelist_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/diabetes.snomed.csv", dir);
+    write_file(path, "code,term\n73211009,Diabetes mellitus\n44054006,Type 2\n");
+    snprintf(path, sizeof path, "%s/diabetes.icd10.csv", dir);
+    write_file(path, "code,term\nE11,Type 2 diabetes\nE10,Type 1 diabetes\n");
+    cc_codelists *lists = registry();
+    cr_assert_eq(cc_codelists_load_dir(lists, dir, errbuf, sizeof errbuf), 0, "%s", errbuf);
+    cr_assert_eq(cc_codelists_count(lists), 1);
+    const struct cc_codelist *list = cc_codelists_find(lists, "diabetes");
+    cr_assert_eq(list->system, 0, "several systems");
+    cr_assert_eq(list->n_codes, 4);
+    /* grouped by system in enum order, each group sorted */
+    static const struct {
+        int system;
+        const char *text;
+    } want[] = {{CC_CODE_SNOMED, "44054006"}, {CC_CODE_SNOMED, "73211009"},
+                {CC_CODE_ICD10, "E10"}, {CC_CODE_ICD10, "E11"}};
+    for (uint32_t i = 0; i < 4; i++) {
+        cr_assert_eq(list->codes[i].system, want[i].system, "code %u", i);
+        cr_assert_str_eq(list->codes[i].text, want[i].text);
+    }
+    cc_codelists_free(lists);
+    snprintf(path, sizeof path, "%s/diabetes.snomed.csv", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/diabetes.icd10.csv", dir);
+    unlink(path);
+    rmdir(dir);
+}

@@ -1029,3 +1029,36 @@ Test(exec, population_estimates_per_lsoa_in_an_lsoa_list)
                                 "WHERE lsoa IN (1, 4) GROUP BY 1");
     cr_assert_gt(total, 0);
 }
+
+Test(exec, a_codelist_of_two_systems_matches_each_code_against_its_own)
+{
+    cc_codelists *lists = NULL;
+    char err[256];
+    cr_assert_eq(cc_codelists_new(&lists), 0);
+    const char *snomed = "code,term\n44054006,Type 2 diabetes\n";
+    const char *icd10 = "code,term\nE11,Type 2 diabetes\n";
+    cr_assert_eq(cc_codelists_add_csv(lists, "dm2", snomed, strlen(snomed), 0, err, sizeof err), 0,
+                 "%s", err);
+    cr_assert_eq(cc_codelists_add_csv(lists, "dm2", icd10, strlen(icd10), CC_CODE_ICD10, err,
+                                      sizeof err),
+                 0, "%s", err);
+    cr_assert_eq(cc_codelists_find(lists, "dm2")->system, 0);
+    cr_assert_eq(cc_codelists_find(lists, "dm2")->n_codes, 2);
+    struct cc_query *q = q_new(CC_MEASURE_PERSONS);
+    q_dim(q, CC_DIM_REGION, 0);
+    struct cc_query_condition *c = q_cond(q, 0, NULL, 0, 0);
+    snprintf(c->codelist, sizeof c->codelist, "dm2");
+    uint64_t total = compare_with(
+        q, lists,
+        "SELECT p.region, COUNT(*) FROM p WHERE p.region IS NOT NULL AND " HAS(
+            "(c.system = 1 AND c.text = '44054006') OR (c.system = 2 AND c.text LIKE 'E11%')") " "
+                                                                                              "GROUP "
+                                                                                              "BY 1");
+    cr_assert_gt(total, 1000);
+    /* a third list of a system already there is refused */
+    cr_assert_eq(cc_codelists_add_csv(lists, "dm2", icd10, strlen(icd10), CC_CODE_ICD10, err,
+                                      sizeof err),
+                 CC_EEXISTS);
+    cr_assert_str_eq(err, "codelist 'dm2': already loaded with ICD-10 codes");
+    cc_codelists_free(lists);
+}
