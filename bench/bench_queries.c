@@ -336,14 +336,14 @@ static int run_query(const struct cc_dataversion *version, int number,
     int rc = CC_ENOMEM;
     int n_queries = build_queries(number, queries);
     if (n_queries == 0)
-        goto fail;
+        goto out;
     for (int i = 0; i < n_queries; i++) {
         rc = cc_query_validate(queries[i], NULL, NULL, err, sizeof err);
         if (rc == 0)
             rc = cc_query_bind(queries[i], cc_store_columns(version->store), NULL, err,
                                sizeof err);
         if (rc < 0)
-            goto fail;
+            goto out;
     }
     struct cc_exec_options exec_options = {.n_threads = o->n_threads,
                                            .reference_day = cc_day_from_ymd(2025, 6, 30)};
@@ -353,7 +353,7 @@ static int run_query(const struct cc_dataversion *version, int number,
         for (int i = 0; i < n_queries; i++) {
             rc = cc_exec_run(version, queries[i], &exec_options, &result, err, sizeof err);
             if (rc < 0)
-                goto fail;
+                goto out;
             if (run == 0) {
                 for (uint64_t cell = 0; cell < result.n_cells; cell++) {
                     totals[i] += result.count[cell];
@@ -381,7 +381,7 @@ static int run_query(const struct cc_dataversion *version, int number,
            number, median, min, total, cells, cpu_per_run, o->n_runs, load);
     fflush(stdout);
     rc = 0;
-fail:
+out:
     if (rc < 0)
         fprintf(stderr, "bench_queries: query %d: %s (%s)\n", number, cc_strerror(rc), err);
     cc_query_free(queries[0]);
@@ -438,14 +438,14 @@ static int export_csv(const struct cc_dataversion *version, const char *dir)
 
     if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
         fprintf(stderr, "bench_queries: cannot create %s\n", dir);
-        goto fail;
+        goto out;
     }
     persons = open_csv(dir, "persons.csv", "id,dob,sex,lsoa,lad,icb,region,practice\n",
                        buffer[0], BUFFER_BYTES);
     records = open_csv(dir, "records.csv", "id,person,setting,date\n", buffer[1], BUFFER_BYTES);
     codes = open_csv(dir, "codes.csv", "record,system,text,role\n", buffer[2], BUFFER_BYTES);
     if (!persons || !records || !codes)
-        goto fail;
+        goto out;
 
     for (uint32_t p = 0; p < c->n_persons; p++) {
         if (cc_dataversion_is_excluded(version, p))
@@ -502,7 +502,7 @@ static int export_csv(const struct cc_dataversion *version, const char *dir)
         }
     }
     rc = 0;
-fail:
+out:
     if (persons && fclose(persons) != 0)
         rc = CC_EIO;
     if (records && fclose(records) != 0)

@@ -1065,7 +1065,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
     e.ymd = malloc(65536 * sizeof *e.ymd);
     e.age_at_reference = malloc(65536);
     if (!e.ymd || !e.age_at_reference)
-        goto nomem;
+        goto fail_nomem;
     for (uint32_t d = 0; d < 65536; d++) {
         int y, m, dd;
         cc_day_to_ymd((cc_day)d, &y, &m, &dd);
@@ -1092,7 +1092,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
     e.lsoa_icb = malloc((c->n_lsoa + 1) * sizeof *e.lsoa_icb);
     e.lsoa_region = malloc((c->n_lsoa + 1) * sizeof *e.lsoa_region);
     if (!e.lsoa_lad || !e.lsoa_icb || !e.lsoa_region)
-        goto nomem;
+        goto fail_nomem;
     for (uint32_t i = 0; i < c->n_lsoa; i++) {
         e.lsoa_lad[i] = c->lsoa_lad[i];
         e.lsoa_icb[i] = c->lad_icb[c->lsoa_lad[i]];
@@ -1134,10 +1134,10 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
     /* Conditions: a plan and a set of persons each. */
     e.plans = calloc(flt->n_conditions ? flt->n_conditions : 1, sizeof *e.plans);
     if (!e.plans)
-        goto nomem;
+        goto fail_nomem;
     if ((rc = build_plans(&e, e.plans, errbuf, errlen)) < 0) {
         if (rc == CC_ENOMEM)
-            goto nomem;
+            goto fail_nomem;
         goto out;
     }
 
@@ -1145,11 +1145,11 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
     e.person_filter = malloc(e.words * sizeof *e.person_filter + 8);
     e.cohort = malloc(e.words * sizeof *e.cohort + 8);
     if (!e.person_filter || !e.cohort)
-        goto nomem;
+        goto fail_nomem;
     if (flt->age.present && !(f.age = malloc(e.words * sizeof *f.age + 8)))
-        goto nomem;
+        goto fail_nomem;
     if (flt->sex_mask && !(f.sex = malloc(e.words * sizeof *f.sex + 8)))
-        goto nomem;
+        goto fail_nomem;
     if (flt->areas.n_codes) {
         uint32_t n_level = flt->areas.level == CC_AREA_LSOA  ? c->n_lsoa
                            : flt->areas.level == CC_AREA_LAD ? c->n_lad
@@ -1158,7 +1158,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
         f.areas = malloc(e.words * sizeof *f.areas + 8);
         f.area_selected = calloc(n_level + 1, 1);
         if (!f.areas || !f.area_selected)
-            goto nomem;
+            goto fail_nomem;
         for (uint32_t i = 0; i < flt->areas.n_codes; i++)
             if (flt->areas.index[i] < n_level)
                 f.area_selected[flt->areas.index[i]] = 1;
@@ -1167,7 +1167,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
         f.practices = malloc(e.words * sizeof *f.practices + 8);
         f.practice_selected = calloc(c->n_practices + 1, 1);
         if (!f.practices || !f.practice_selected)
-            goto nomem;
+            goto fail_nomem;
         for (uint32_t i = 0; i < flt->practices.n_codes; i++)
             if (flt->practices.index[i] < c->n_practices)
                 f.practice_selected[flt->practices.index[i]] = 1;
@@ -1185,7 +1185,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
     /* The cohort, and its size without each restriction. */
     uint64_t **cond_sets = calloc(flt->n_conditions ? flt->n_conditions : 1, sizeof *cond_sets);
     if (!cond_sets)
-        goto nomem;
+        goto fail_nomem;
     for (uint32_t i = 0; i < flt->n_conditions; i++)
         cond_sets[i] = e.plans[i].persons;
     out->cohort_persons = build_cohort(&e, cond_sets, &f, 0, -1, e.cohort);
@@ -1215,7 +1215,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
         e.thread_counts[t] = calloc(e.n_cells, sizeof *e.thread_counts[t]);
         e.thread_keys[t] = calloc(e.n_cells, sizeof *e.thread_keys[t]);
         if (!e.thread_counts[t] || !e.thread_keys[t])
-            goto nomem;
+            goto fail_nomem;
     }
     if (query->measure == CC_MEASURE_POPULATION &&
         query->population_source == CC_POPULATION_ESTIMATE) {
@@ -1236,7 +1236,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
              * codes is one event */
             each_matching_record(&e, &e.plans[query->events_of], collect_record, &list);
             if (list.oom)
-                goto nomem;
+                goto fail_nomem;
             if (list.n)
                 qsort(list.records, list.n, sizeof *list.records, u64_cmp);
             uint64_t kept = 0;
@@ -1251,7 +1251,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
         }
         par_for(e.n_threads, n_items, 4096, count_records_range, &rc_ctx);
         if (rc_ctx.oom)
-            goto nomem;
+            goto fail_nomem;
         if (!rc_ctx.events) {
             /* a person counts once per cell */
             uint64_t n_pairs = 0;
@@ -1259,7 +1259,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
                 n_pairs += rc_ctx.n_pairs[t];
             uint64_t *pairs = malloc((n_pairs + 1) * sizeof *pairs);
             if (!pairs)
-                goto nomem;
+                goto fail_nomem;
             uint64_t k = 0;
             for (unsigned t = 0; t < e.n_threads; t++) {
                 if (rc_ctx.n_pairs[t])
@@ -1306,7 +1306,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
     out->columns_ = c;
     rc = 0;
     goto out;
-nomem:
+fail_nomem:
     rc = CC_ENOMEM;
     snprintf(errbuf, errlen, "out of memory");
 out:
