@@ -170,7 +170,7 @@ fail:
     fprintf(stderr, "bench_queries: %s: %s (%s)\n", data_dir, cc_strerror(rc), err);
     cc_optout_detach(optouts);
     cc_db_close(db);
-    cc_dataversion_free(*version);
+    cc_dataversion_release(*version);
     cc_store_free(*store);
     *version = NULL;
     *store = NULL;
@@ -212,7 +212,7 @@ static void report_memory(const cc_store *store, const struct cc_dataversion *ve
            "all bytes over persons %.2f, over records %.2f\n",
            (double)per_person, c->n_records ? (double)record_bytes / (double)c->n_records : 0.0,
            (double)total / (double)c->n_persons, (double)total / (double)c->n_records);
-    printf("excluded by opt-outs in this version: %" PRIu64 " persons\n", version->n_excluded);
+    printf("excluded by opt-outs in this version: %" PRIu64 " persons\n", cc_dataversion_n_excluded(version));
 }
 
 /* ---- the four queries ------------------------------------------------------------- */
@@ -340,7 +340,7 @@ static int run_query(const struct cc_dataversion *version, int number,
     for (int i = 0; i < n_queries; i++) {
         rc = cc_query_validate(queries[i], NULL, NULL, err, sizeof err);
         if (rc == 0)
-            rc = cc_query_bind(queries[i], cc_store_columns(version->store), NULL, err,
+            rc = cc_query_bind(queries[i], cc_store_columns(cc_dataversion_store(version)), NULL, err,
                                sizeof err);
         if (rc < 0)
             goto out;
@@ -428,7 +428,7 @@ static void put_unsigned(uint64_t value, FILE *f)
 /* Writes persons.csv, records.csv and codes.csv of the opted-in persons. */
 static int export_csv(const struct cc_dataversion *version, const char *dir)
 {
-    const struct cc_store_columns *c = cc_store_columns(version->store);
+    const struct cc_store_columns *c = cc_store_columns(cc_dataversion_store(version));
     enum { BUFFER_BYTES = 1 << 20 };
     static char buffer[3][BUFFER_BYTES];
     FILE *persons = NULL, *records = NULL, *codes = NULL;
@@ -533,7 +533,7 @@ int main(int argc, char **argv)
         rc = run_query(version, number, &o);
     if (rc == 0 && o.export_dir)
         rc = export_csv(version, o.export_dir);
-    cc_dataversion_free(version);
+    cc_dataversion_release(version);
     cc_store_free(store);
     return rc < 0 ? 1 : 0;
 }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <sodium.h>
+#include <sqlite3.h>
 
 #include "cc_db.h"
 #include "cc_error.h"

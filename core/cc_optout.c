@@ -31,6 +31,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sqlite3.h>
+
 #define OPTOUT_SCHEMA_VERSION 1
 
 static const char *const optout_schema_sql[] = {

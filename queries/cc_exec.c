@@ -26,6 +26,7 @@
 
 #include "cc_codelist.h"
 #include "cc_error.h"
+#include "cc_store.h"
 
 #define NO_VALUE UINT32_MAX
 #define NO_FIRST_DATE UINT16_MAX
@@ -112,6 +113,7 @@ struct condition_plan {
 
 struct exec {
     const struct cc_dataversion *version;
+    const uint64_t *excluded; /* the version's opt-out bitset, one bit per person */
     const struct cc_store_columns *c;
     const struct cc_query *q;
     unsigned n_threads;
@@ -196,7 +198,7 @@ static int range_cmp(const void *a, const void *b)
 static int plan_code(struct exec *e, struct condition_plan *p, int system, const char *text,
                      uint32_t *cap)
 {
-    const cc_store *store = e->version->store;
+    const cc_store *store = cc_dataversion_store(e->version);
     if (system == CC_CODE_SNOMED) {
         int64_t id = cc_store_find_code(store, system, text);
         return id >= 0 ? add_range(p, (uint32_t)id, (uint32_t)id + 1, cap) : 0;
@@ -386,7 +388,7 @@ static void person_filter_range(void *arg, unsigned thread, uint64_t begin, uint
     const struct cc_query_filters *flt = &e->q->filters;
     const struct cc_store_columns *c = e->c;
     for (uint64_t w = begin; w < end; w++) {
-        uint64_t age = 0, sex = 0, area = 0, practice = 0, ok = ~e->version->excluded[w];
+        uint64_t age = 0, sex = 0, area = 0, practice = 0, ok = ~e->excluded[w];
         for (unsigned b = 0; b < 64; b++) {
             uint64_t p = w * 64 + b;
             if (p >= c->n_persons) {
@@ -1035,7 +1037,8 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
     memset(out, 0, sizeof *out);
     errbuf[0] = '\0';
     e.version = version;
-    e.c = cc_store_columns(version->store);
+    e.c = cc_store_columns(cc_dataversion_store(version));
+    e.excluded = cc_dataversion_excluded_bits(version);
     e.q = query;
     e.margins = query->margins && query->n_dimensions > 0;
     e.n_threads = options && options->n_threads ? options->n_threads : online_cpus();
@@ -1202,7 +1205,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
         if (res->kind == CC_RESTRICT_CONDITION && res->condition < flt->n_conditions) {
             /* the persons the condition picks out, among those not opted out */
             out->condition_key[r] =
-                key_sum_of(&e, e.plans[res->condition].persons, version->excluded);
+                key_sum_of(&e, e.plans[res->condition].persons, e.excluded);
         }
     }
     free(cond_sets);

@@ -19,10 +19,6 @@
  */
 #include "cc_server.h"
 
-#include "cc_date.h"
-#include "cc_error.h"
-#include "cc_serverdata.h"
-
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -33,10 +29,13 @@
 
 #include <uv.h>
 
+#include "cc_dataversion.h"
+#include "cc_date.h"
 #include "cc_error.h"
 #include "cc_frame.h"
 #include "cc_log.h"
 #include "cc_request.h"
+#include "cc_serverdata.h"
 
 #define READ_BUFFER_BYTES 65536
 #define LISTEN_BACKLOG 511
@@ -381,12 +380,12 @@ static void server_stats(const struct cc_server *server, struct cc_server_stats 
 
 static void note_version(struct cc_server *server)
 {
-    const struct cc_dataversion *v = cc_serverdata_version(server->data);
+    const cc_dataversion *v = cc_serverdata_version(server->data);
     char day[11];
-    server->data_version = v->store_version;
-    server->data_published_on = v->published_on;
+    server->data_version = cc_dataversion_store_version(v);
+    server->data_published_on = cc_dataversion_published_on(v);
     server->data_publication = cc_serverdata_publication(server->data);
-    cc_day_format(v->published_on, day);
+    cc_day_format(server->data_published_on, day);
     cc_log("serving store version %llu, publication %llu: opt-outs in force on %s applied",
            (unsigned long long)server->data_version,
            (unsigned long long)server->data_publication, day);

@@ -24,8 +24,9 @@ struct cc_serverdata;
 int cc_serverdata_open(const char *dir, struct cc_serverdata **out, char *errbuf, size_t errlen);
 
 /* The version in force (valid until the next cc_serverdata_commit() or
- * until the data is freed). */
-const struct cc_dataversion *cc_serverdata_version(const struct cc_serverdata *data);
+ * until the data is freed; a caller that keeps it longer, such as a query
+ * on the thread pool, takes a reference with cc_dataversion_retain()). */
+cc_dataversion *cc_serverdata_version(const struct cc_serverdata *data);
 
 /* How many versions have been published since start (1 after open). */
 uint64_t cc_serverdata_publication(const struct cc_serverdata *data);
