@@ -27,6 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <gsl/gsl_errno.h>
 #include <uv.h>
 
 #include "cc_dataversion.h"
@@ -754,6 +755,10 @@ int cc_server_new(const struct cc_config *config, struct cc_server **out)
     int rc;
     if (!server)
         return CC_ENOMEM;
+    /* GSL's default error handler aborts the process on a domain error; a
+     * server must get GSL's error code (a NaN) and answer with an error
+     * instead. Process-wide, and set before any pool thread runs. */
+    gsl_set_error_handler_off();
     server->config = *config;
     rc = uv_loop_init(&server->loop);
     if (rc < 0)

@@ -26,7 +26,9 @@
 struct cc_server;
 
 /* Creates a server with its own loop and installs its SIGINT/SIGTERM
- * handlers (active once cc_server_run starts). config is copied (its
+ * handlers (active once cc_server_run starts). It also turns GSL's
+ * aborting error handler off for the whole process, so a GSL domain error
+ * in a statistic gives an error code, never an abort. config is copied (its
  * strings must outlive the server). Returns 0 and sets *out (free with
  * cc_server_free), or CC_ENOMEM / CC_EIO. */
 int cc_server_new(const struct cc_config *config, struct cc_server **out);
