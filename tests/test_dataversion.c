@@ -61,7 +61,8 @@ static uint64_t persons_counted(const struct cc_dataversion *v)
     struct cc_query *q = NULL;
     char err[256];
     cr_assert_eq(cc_query_new(&q), 0);
-    cr_assert_eq(cc_query_bind(q, cc_store_columns(cc_dataversion_store(v)), NULL, err, sizeof err), 0);
+    cr_assert_eq(cc_query_bind(q, cc_store_columns(cc_dataversion_store(v)), NULL, err, sizeof err),
+                 0);
     struct cc_raw_result res;
     cr_assert_eq(cc_exec_run(v, q, NULL, &res, err, sizeof err), 0, "%s", err);
     uint64_t n = res.count[0];
@@ -70,19 +71,27 @@ static uint64_t persons_counted(const struct cc_dataversion *v)
     return n;
 }
 
-Test(dataversion, an_optout_reaches_the_next_version_and_a_withdrawal_undoes_it)
+/* Loads the directory's current store as a server does, and attaches its
+ * opt-out register on a connection of its own. */
+static void open_current(cc_store **store, uint64_t *store_version, sqlite3 **db,
+                         cc_optout **optouts)
 {
     char path[600], err[512];
-    uint64_t store_version;
-    cr_assert_eq(cc_ingest_current_store(data_dir, &store_version, path, sizeof path, err,
+    cr_assert_eq(cc_ingest_current_store(data_dir, store_version, path, sizeof path, err,
                                          sizeof err),
                  0, "%s", err);
+    cr_assert_eq(cc_store_load(path, CC_STORE_QUERY_ONLY, store, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(cc_db_open(data_dir, 0, db, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(cc_optout_attach(*db, optouts), 0);
+}
+
+Test(dataversion, an_optout_reaches_the_next_version_and_a_withdrawal_undoes_it)
+{
+    uint64_t store_version;
     cc_store *store = NULL;
-    cr_assert_eq(cc_store_load(path, CC_STORE_QUERY_ONLY, &store, err, sizeof err), 0, "%s", err);
     sqlite3 *db = NULL;
     cc_optout *optouts = NULL;
-    cr_assert_eq(cc_db_open(data_dir, 0, &db, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(cc_optout_attach(db, &optouts), 0);
+    open_current(&store, &store_version, &db, &optouts);
     cc_pseudo_key *key = NULL;
     cr_assert_eq(cc_pseudo_key_load(key_path, &key), 0);
     cc_day today = cc_day_today();
@@ -200,17 +209,11 @@ static void *hold_and_count(void *arg)
 
 Test(dataversion, an_owned_store_lives_until_the_last_version_sharing_it_is_released)
 {
-    char path[600], err[512];
     uint64_t store_version;
-    cr_assert_eq(cc_ingest_current_store(data_dir, &store_version, path, sizeof path, err,
-                                         sizeof err),
-                 0, "%s", err);
     cc_store *store = NULL;
-    cr_assert_eq(cc_store_load(path, CC_STORE_QUERY_ONLY, &store, err, sizeof err), 0, "%s", err);
     sqlite3 *db = NULL;
     cc_optout *optouts = NULL;
-    cr_assert_eq(cc_db_open(data_dir, 0, &db, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(cc_optout_attach(db, &optouts), 0);
+    open_current(&store, &store_version, &db, &optouts);
 
     cc_dataversion *v1 = NULL, *v2 = NULL;
     cr_assert_eq(cc_dataversion_publish_owning(store, store_version, optouts, cc_day_today(), &v1),
