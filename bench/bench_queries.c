@@ -170,7 +170,7 @@ fail:
     fprintf(stderr, "bench_queries: %s: %s (%s)\n", data_dir, cc_strerror(rc), err);
     cc_optout_detach(optouts);
     cc_db_close(db);
-    cc_dataversion_free(*version);
+    cc_dataversion_release(*version);
     cc_store_free(*store);
     *version = NULL;
     *store = NULL;
@@ -212,7 +212,7 @@ static void report_memory(const cc_store *store, const struct cc_dataversion *ve
            "all bytes over persons %.2f, over records %.2f\n",
            (double)per_person, c->n_records ? (double)record_bytes / (double)c->n_records : 0.0,
            (double)total / (double)c->n_persons, (double)total / (double)c->n_records);
-    printf("excluded by opt-outs in this version: %" PRIu64 " persons\n", version->n_excluded);
+    printf("excluded by opt-outs in this version: %" PRIu64 " persons\n", cc_dataversion_n_excluded(version));
 }
 
 /* ---- the four queries ------------------------------------------------------------- */
@@ -336,14 +336,14 @@ static int run_query(const struct cc_dataversion *version, int number,
     int rc = CC_ENOMEM;
     int n_queries = build_queries(number, queries);
     if (n_queries == 0)
-        goto fail;
+        goto out;
     for (int i = 0; i < n_queries; i++) {
         rc = cc_query_validate(queries[i], NULL, NULL, err, sizeof err);
         if (rc == 0)
-            rc = cc_query_bind(queries[i], cc_store_columns(version->store), NULL, err,
+            rc = cc_query_bind(queries[i], cc_store_columns(cc_dataversion_store(version)), NULL, err,
                                sizeof err);
         if (rc < 0)
-            goto fail;
+            goto out;
     }
     struct cc_exec_options exec_options = {.n_threads = o->n_threads,
                                            .reference_day = cc_day_from_ymd(2025, 6, 30)};
@@ -353,7 +353,7 @@ static int run_query(const struct cc_dataversion *version, int number,
         for (int i = 0; i < n_queries; i++) {
             rc = cc_exec_run(version, queries[i], &exec_options, &result, err, sizeof err);
             if (rc < 0)
-                goto fail;
+                goto out;
             if (run == 0) {
                 for (uint64_t cell = 0; cell < result.n_cells; cell++) {
                     totals[i] += result.count[cell];
@@ -381,7 +381,7 @@ static int run_query(const struct cc_dataversion *version, int number,
            number, median, min, total, cells, cpu_per_run, o->n_runs, load);
     fflush(stdout);
     rc = 0;
-fail:
+out:
     if (rc < 0)
         fprintf(stderr, "bench_queries: query %d: %s (%s)\n", number, cc_strerror(rc), err);
     cc_query_free(queries[0]);
@@ -428,7 +428,7 @@ static void put_unsigned(uint64_t value, FILE *f)
 /* Writes persons.csv, records.csv and codes.csv of the opted-in persons. */
 static int export_csv(const struct cc_dataversion *version, const char *dir)
 {
-    const struct cc_store_columns *c = cc_store_columns(version->store);
+    const struct cc_store_columns *c = cc_store_columns(cc_dataversion_store(version));
     enum { BUFFER_BYTES = 1 << 20 };
     static char buffer[3][BUFFER_BYTES];
     FILE *persons = NULL, *records = NULL, *codes = NULL;
@@ -438,14 +438,14 @@ static int export_csv(const struct cc_dataversion *version, const char *dir)
 
     if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
         fprintf(stderr, "bench_queries: cannot create %s\n", dir);
-        goto fail;
+        goto out;
     }
     persons = open_csv(dir, "persons.csv", "id,dob,sex,lsoa,lad,icb,region,practice\n",
                        buffer[0], BUFFER_BYTES);
     records = open_csv(dir, "records.csv", "id,person,setting,date\n", buffer[1], BUFFER_BYTES);
     codes = open_csv(dir, "codes.csv", "record,system,text,role\n", buffer[2], BUFFER_BYTES);
     if (!persons || !records || !codes)
-        goto fail;
+        goto out;
 
     for (uint32_t p = 0; p < c->n_persons; p++) {
         if (cc_dataversion_is_excluded(version, p))
@@ -502,7 +502,7 @@ static int export_csv(const struct cc_dataversion *version, const char *dir)
         }
     }
     rc = 0;
-fail:
+out:
     if (persons && fclose(persons) != 0)
         rc = CC_EIO;
     if (records && fclose(records) != 0)
@@ -533,7 +533,7 @@ int main(int argc, char **argv)
         rc = run_query(version, number, &o);
     if (rc == 0 && o.export_dir)
         rc = export_csv(version, o.export_dir);
-    cc_dataversion_free(version);
+    cc_dataversion_release(version);
     cc_store_free(store);
     return rc < 0 ? 1 : 0;
 }

@@ -1,16 +1,49 @@
 /*
  * cc_dataversion.c: publishing a data version (see cc_dataversion.h): the
- * store plus the bitset of persons excluded by an opt-out in force.
+ * store plus the bitset of persons excluded by an opt-out in force, with
+ * the reference counts that let queries finish on the version they began.
  */
 #include "cc_dataversion.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "cc_error.h"
+#include "cc_optout.h"
+#include "cc_store.h"
 
-static int version_new(const cc_store *store, struct cc_dataversion **out)
+/* A store owned jointly by the versions published from it. */
+struct shared_store {
+    atomic_uint_fast64_t refs;
+    cc_store *store;
+};
+
+struct cc_dataversion {
+    atomic_uint_fast64_t refs;
+    const cc_store *store;
+    struct shared_store *owner; /* NULL: the store is not ours */
+    uint64_t store_version;
+    uint64_t optout_sequence;
+    cc_day published_on;
+    uint64_t n_excluded;
+    uint64_t *excluded; /* (n_persons + 63) / 64 words */
+};
+
+/* Reference counts: an increment needs no ordering (the caller already holds
+ * a reference, so nothing can free the object meanwhile); the decrement is
+ * acq_rel so that every thread's reads of the object happen before the
+ * thread whose decrement reaches zero frees it. */
+static void shared_store_release(struct shared_store *owner)
 {
-    struct cc_dataversion *v = calloc(1, sizeof *v);
+    if (owner && atomic_fetch_sub_explicit(&owner->refs, 1, memory_order_acq_rel) == 1) {
+        cc_store_free(owner->store);
+        free(owner);
+    }
+}
+
+static int version_new(const cc_store *store, cc_dataversion **out)
+{
+    cc_dataversion *v = calloc(1, sizeof *v);
     if (!v)
         return CC_ENOMEM;
     uint64_t words = ((uint64_t)cc_store_columns(store)->n_persons + 63) / 64;
@@ -19,12 +52,20 @@ static int version_new(const cc_store *store, struct cc_dataversion **out)
         free(v);
         return CC_ENOMEM;
     }
+    atomic_init(&v->refs, 1);
     v->store = store;
     *out = v;
     return 0;
 }
 
-static void exclude(struct cc_dataversion *v, uint32_t person)
+static void version_free(cc_dataversion *v)
+{
+    shared_store_release(v->owner);
+    free(v->excluded);
+    free(v);
+}
+
+static void exclude(cc_dataversion *v, uint32_t person)
 {
     uint64_t bit = 1ULL << (person & 63);
     if (!(v->excluded[person >> 6] & bit)) {
@@ -33,44 +74,86 @@ static void exclude(struct cc_dataversion *v, uint32_t person)
     }
 }
 
-int cc_dataversion_publish(const cc_store *store, uint64_t store_version, cc_optout *optouts,
-                           cc_day on, struct cc_dataversion **out)
+/* Marks the persons with an opt-out in force on `on`. */
+static int apply_optouts(cc_dataversion *v, cc_optout *optouts, cc_day on)
 {
-    struct cc_dataversion *v = NULL;
     cc_pseudonym *persons = NULL;
     size_t n = 0;
-    int rc = version_new(store, &v);
+    int rc = cc_optout_persons_in_force(optouts, on, CC_OPTOUT_MASK_ANY, &persons, &n,
+                                        &v->optout_sequence);
     if (rc < 0)
         return rc;
-    rc = cc_optout_persons_in_force(optouts, on, CC_OPTOUT_MASK_ANY, &persons, &n,
-                                    &v->optout_sequence);
-    if (rc < 0) {
-        cc_dataversion_free(v);
-        return rc;
-    }
     for (size_t i = 0; i < n; i++) {
-        int64_t p = cc_store_find_person(store, &persons[i]);
+        int64_t p = cc_store_find_person(v->store, &persons[i]);
         if (p >= 0)
             exclude(v, (uint32_t)p);
     }
     free(persons);
-    v->store_version = store_version;
     v->published_on = on;
+    return 0;
+}
+
+int cc_dataversion_publish(const cc_store *store, uint64_t store_version, cc_optout *optouts,
+                           cc_day on, cc_dataversion **out)
+{
+    cc_dataversion *v = NULL;
+    int rc = version_new(store, &v);
+    if (rc < 0)
+        return rc;
+    if ((rc = apply_optouts(v, optouts, on)) < 0) {
+        version_free(v);
+        return rc;
+    }
+    v->store_version = store_version;
+    *out = v;
+    return 0;
+}
+
+int cc_dataversion_publish_owning(cc_store *store, uint64_t store_version, cc_optout *optouts,
+                                  cc_day on, cc_dataversion **out)
+{
+    struct shared_store *owner = malloc(sizeof *owner);
+    if (!owner)
+        return CC_ENOMEM;
+    cc_dataversion *v = NULL;
+    int rc = cc_dataversion_publish(store, store_version, optouts, on, &v);
+    if (rc < 0) {
+        free(owner);
+        return rc;
+    }
+    atomic_init(&owner->refs, 1);
+    owner->store = store;
+    v->owner = owner;
+    *out = v;
+    return 0;
+}
+
+int cc_dataversion_republish(const cc_dataversion *base, cc_optout *optouts, cc_day on,
+                             cc_dataversion **out)
+{
+    cc_dataversion *v = NULL;
+    int rc = cc_dataversion_publish(base->store, base->store_version, optouts, on, &v);
+    if (rc < 0)
+        return rc;
+    if (base->owner) {
+        atomic_fetch_add_explicit(&base->owner->refs, 1, memory_order_relaxed);
+        v->owner = base->owner;
+    }
     *out = v;
     return 0;
 }
 
 int cc_dataversion_from_indices(const cc_store *store, const uint32_t *excluded,
-                                uint64_t n_excluded, struct cc_dataversion **out)
+                                uint64_t n_excluded, cc_dataversion **out)
 {
-    struct cc_dataversion *v = NULL;
+    cc_dataversion *v = NULL;
     int rc = version_new(store, &v);
     if (rc < 0)
         return rc;
     uint32_t n_persons = cc_store_columns(store)->n_persons;
     for (uint64_t i = 0; i < n_excluded; i++) {
         if (excluded[i] >= n_persons) {
-            cc_dataversion_free(v);
+            version_free(v);
             return CC_ERANGE;
         }
         exclude(v, excluded[i]);
@@ -79,10 +162,49 @@ int cc_dataversion_from_indices(const cc_store *store, const uint32_t *excluded,
     return 0;
 }
 
-void cc_dataversion_free(struct cc_dataversion *version)
+cc_dataversion *cc_dataversion_retain(cc_dataversion *version)
 {
-    if (!version)
-        return;
-    free(version->excluded);
-    free(version);
+    atomic_fetch_add_explicit(&version->refs, 1, memory_order_relaxed);
+    return version;
+}
+
+void cc_dataversion_release(cc_dataversion *version)
+{
+    if (version && atomic_fetch_sub_explicit(&version->refs, 1, memory_order_acq_rel) == 1)
+        version_free(version);
+}
+
+const cc_store *cc_dataversion_store(const cc_dataversion *version)
+{
+    return version->store;
+}
+
+uint64_t cc_dataversion_store_version(const cc_dataversion *version)
+{
+    return version->store_version;
+}
+
+uint64_t cc_dataversion_optout_sequence(const cc_dataversion *version)
+{
+    return version->optout_sequence;
+}
+
+cc_day cc_dataversion_published_on(const cc_dataversion *version)
+{
+    return version->published_on;
+}
+
+uint64_t cc_dataversion_n_excluded(const cc_dataversion *version)
+{
+    return version->n_excluded;
+}
+
+const uint64_t *cc_dataversion_excluded_bits(const cc_dataversion *version)
+{
+    return version->excluded;
+}
+
+int cc_dataversion_is_excluded(const cc_dataversion *version, uint32_t person)
+{
+    return (int)(version->excluded[person >> 6] >> (person & 63) & 1);
 }

@@ -25,6 +25,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 int cc_db_error(int sqlite_rc)
 {
     switch (sqlite_rc & 0xff) {

@@ -29,7 +29,8 @@
 
 #include <stddef.h>
 
-#include <sqlite3.h>
+/* A SQLite connection. Only the .c files that call SQLite include <sqlite3.h>. */
+typedef struct sqlite3 sqlite3;
 
 /* The file name of the database inside the data directory. */
 #define CC_DB_FILE_NAME "state.db"

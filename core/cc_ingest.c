@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <sodium.h>
+#include <sqlite3.h>
 
 #include "cc_db.h"
 #include "cc_error.h"
@@ -576,14 +577,14 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
     if (by_kind[CC_FEED_OPTOUTS] &&
         (rc = cc_ingest_optout_feed(&ctx, by_kind[CC_FEED_OPTOUTS],
                                     report_by_kind[CC_FEED_OPTOUTS])) < 0)
-        goto feed_failed;
+        goto fail_feed;
     if (by_kind[CC_FEED_GP_REGISTRATIONS] &&
         (rc = cc_ingest_registration_optouts(&ctx, by_kind[CC_FEED_GP_REGISTRATIONS],
                                              report_by_kind[CC_FEED_GP_REGISTRATIONS])) < 0)
-        goto feed_failed;
+        goto fail_feed;
     if ((rc = cc_optout_persons_in_force(ctx.optouts, ctx.today, CC_OPTOUT_MASK_TYPE1, &type1,
                                          &n_type1, NULL)) < 0)
-        goto feed_failed;
+        goto fail_feed;
     if ((rc = cc_seen_set_init(&ctx.type1, n_type1 + 16)) < 0)
         goto out;
     for (size_t i = 0; i < n_type1; i++) {
@@ -617,10 +618,10 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
             break;
         }
         if (rc < 0)
-            goto feed_failed;
+            goto fail_feed;
     }
     if ((rc = cc_ingest_link_pending(&ctx)) < 0)
-        goto feed_failed;
+        goto fail_feed;
 
     /* A type 1 opt-out registered after a patient's GP data was stored: that
      * data leaves the store in this version. */
@@ -654,7 +655,7 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
 
     const struct cc_store_columns *cols = cc_store_columns(store);
     if ((rc = cc_db_begin(ctx.db)) < 0)
-        goto db_failed;
+        goto fail_db;
     sqlite3_stmt *st = NULL;
     rc = sqlite3_prepare_v2(ctx.db,
                             "INSERT INTO store_version(version, file_name, n_persons, n_records,"
@@ -698,12 +699,12 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
     if (rc != SQLITE_OK) {
         rc = cc_db_error(rc);
         cc_db_rollback(ctx.db);
-        goto db_failed;
+        goto fail_db;
     }
     /* The commit point: when this returns 0 the new version is current and
      * durable (WAL, synchronous=FULL), with the manifest of its files. */
     if ((rc = cc_db_commit(ctx.db)) < 0)
-        goto db_failed;
+        goto fail_db;
     cc_ingest_kill_point(&ctx, "after-commit");
     remove_old_snapshots(opt->data_dir, new_file);
     report->store_version = version + 1;
@@ -712,12 +713,12 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
     rc = 0;
     goto out;
 
-db_failed:
+fail_db:
     unlink(new_path);
     snprintf(errbuf, errlen, "%s: recording the new version failed (%s)", opt->data_dir,
              cc_strerror(rc));
     goto out;
-feed_failed:
+fail_feed:
     snprintf(errbuf, errlen, "%s", ctx.error[0] ? ctx.error : cc_strerror(rc));
 out:
     if (ctx.rejects) {

@@ -338,24 +338,24 @@ int cc_ingest_areas(struct cc_ingest_ctx *ctx, const char *areas_path, struct cc
         return CC_EINVAL;
     }
     if ((rc = read_areas(ctx, areas_path, areas, levels)) < 0)
-        goto fail;
+        goto out;
     resolve_hierarchy(ctx, areas, levels);
     if (levels[0].n == 0 || levels[0].n > UINT16_MAX - 1 || levels[1].n > UINT16_MAX ||
         levels[2].n > UINT16_MAX) {
         snprintf(errbuf, errlen, "%s: %u LSOAs usable (need 1 to 65534)", areas_path,
                  levels[0].n);
         rc = CC_EINVAL;
-        goto fail;
+        goto out;
     }
     if ((rc = read_postcodes(ctx, postcodes_path, postcodes, levels, &rows, &n_rows)) < 0)
-        goto fail;
+        goto out;
     population = calloc((size_t)levels[0].n * 2 * CC_N_AGE_BANDS_5Y, sizeof *population);
     if (!population) {
         rc = CC_ENOMEM;
-        goto fail;
+        goto out;
     }
     if ((rc = read_population(ctx, population_path, population_feed, &levels[0], population)) < 0)
-        goto fail;
+        goto out;
 
     struct cc_area_input in = {0};
     uint32_t *counts[4] = {&in.n_lsoa, &in.n_lad, &in.n_icb, &in.n_region};
@@ -365,7 +365,7 @@ int cc_ingest_areas(struct cc_ingest_ctx *ctx, const char *areas_path, struct cc
         names[l] = calloc(levels[l].n + 1, sizeof *names[l]);
         if (!codes[l] || !names[l]) {
             rc = CC_ENOMEM;
-            goto fail;
+            goto out;
         }
         for (uint32_t i = 0; i < levels[l].n; i++) {
             memcpy(codes[l][i], levels[l].areas[i].code, CC_AREA_CODE_BYTES);
@@ -375,7 +375,7 @@ int cc_ingest_areas(struct cc_ingest_ctx *ctx, const char *areas_path, struct cc
             parents[l] = calloc(levels[l].n + 1, sizeof *parents[l]);
             if (!parents[l]) {
                 rc = CC_ENOMEM;
-                goto fail;
+                goto out;
             }
             for (uint32_t i = 0; i < levels[l].n; i++)
                 parents[l][i] = (uint16_t)levels[l].areas[i].parent_index;
@@ -385,7 +385,7 @@ int cc_ingest_areas(struct cc_ingest_ctx *ctx, const char *areas_path, struct cc
     key_lsoa = malloc(((size_t)n_rows + 1) * sizeof *key_lsoa);
     if (!keys || !key_lsoa) {
         rc = CC_ENOMEM;
-        goto fail;
+        goto out;
     }
     for (uint32_t i = 0; i < n_rows; i++) {
         keys[i] = rows[i].key;
@@ -408,7 +408,7 @@ int cc_ingest_areas(struct cc_ingest_ctx *ctx, const char *areas_path, struct cc
     in.postcode_lsoa = key_lsoa;
     if ((rc = cc_store_builder_set_areas(ctx->builder, &in)) < 0)
         snprintf(errbuf, errlen, "the area lookup was refused by the store (%s)", cc_strerror(rc));
-fail:
+out:
     if (rc < 0 && !errbuf[0])
         snprintf(errbuf, errlen, "%s", ctx->error[0] ? ctx->error : cc_strerror(rc));
     for (int l = 0; l < 4; l++) {

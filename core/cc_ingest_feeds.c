@@ -274,22 +274,22 @@ int cc_ingest_optout_feed(struct cc_ingest_ctx *ctx, const char *path, struct cc
         }
         if (added < 0) {
             rc = added;
-            goto rollback;
+            goto fail;
         }
         if (added != CC_OPTOUT_ALREADY_RECORDED)
             feed->optout_events_added++;
         feed->rows_accepted++;
     }
     if (rc < 0)
-        goto rollback;
+        goto fail;
     /* The feed's events become durable together, before the store is built
      * (a replay after a crash finds them already recorded). */
     if ((rc = cc_db_commit(ctx->db)) < 0)
-        goto rollback;
+        goto fail;
     cc_ingest_progress(ctx, feed, csv, 1);
     rc = 0;
     goto out;
-rollback:
+fail:
     cc_db_rollback(ctx->db);
     if (!ctx->error[0])
         snprintf(ctx->error, sizeof ctx->error, "%s: %s", path, cc_strerror(rc));
@@ -348,7 +348,7 @@ int cc_ingest_registration_optouts(struct cc_ingest_ctx *ctx, const char *path,
         if (rc == CC_EPARSE)
             continue; /* counted in pass 2 */
         if (rc < 0)
-            goto rollback;
+            goto fail;
         if (f[cols[R_OPTOUT]].len == 0)
             continue;
         int type = 0;
@@ -362,7 +362,7 @@ int cc_ingest_registration_optouts(struct cc_ingest_ctx *ctx, const char *path,
         struct cc_optout_event *history = NULL;
         size_t n_history = 0;
         if ((rc = cc_optout_history(ctx->optouts, &ev.person, &history, &n_history)) < 0)
-            goto rollback;
+            goto fail;
         int known = 0;
         for (size_t i = 0; i < n_history; i++)
             known |= history[i].type == type;
@@ -379,15 +379,15 @@ int cc_ingest_registration_optouts(struct cc_ingest_ctx *ctx, const char *path,
         int added = cc_optout_record(ctx->optouts, &ev);
         if (added < 0 && added != CC_EINVAL) {
             rc = added;
-            goto rollback;
+            goto fail;
         }
         if (added > 0)
             feed->optout_events_added++;
     }
     if ((rc = cc_db_commit(ctx->db)) < 0)
-        goto rollback;
+        goto fail;
     goto out;
-rollback:
+fail:
     cc_db_rollback(ctx->db);
     snprintf(ctx->error, sizeof ctx->error, "%s: %s", path, cc_strerror(rc));
 out:

@@ -31,6 +31,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sqlite3.h>
+
 #define OPTOUT_SCHEMA_VERSION 1
 
 static const char *const optout_schema_sql[] = {
@@ -171,17 +173,17 @@ static int latest_action(cc_optout *r, const cc_pseudonym *person, unsigned type
     int rc;
     *action = 0;
     if ((rc = bind_person(stmt, 1, person)) != SQLITE_OK)
-        goto done;
+        goto out;
     if ((rc = sqlite3_bind_int(stmt, 2, (int)type)) != SQLITE_OK)
-        goto done;
+        goto out;
     if ((rc = sqlite3_bind_int(stmt, 3, on)) != SQLITE_OK)
-        goto done;
+        goto out;
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
         *action = sqlite3_column_int(stmt, 0);
         rc = SQLITE_DONE;
     }
-done:
+out:
     release(stmt);
     return cc_db_error(rc);
 }
@@ -192,19 +194,19 @@ static int event_exists(cc_optout *r, const struct cc_optout_event *e, int *exis
     int rc;
     *exists = 0;
     if ((rc = bind_person(stmt, 1, &e->person)) != SQLITE_OK)
-        goto done;
+        goto out;
     if ((rc = sqlite3_bind_int(stmt, 2, e->type)) != SQLITE_OK)
-        goto done;
+        goto out;
     if ((rc = sqlite3_bind_int(stmt, 3, e->action)) != SQLITE_OK)
-        goto done;
+        goto out;
     if ((rc = sqlite3_bind_int(stmt, 4, e->effective_day)) != SQLITE_OK)
-        goto done;
+        goto out;
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
         *exists = 1;
         rc = SQLITE_DONE;
     }
-done:
+out:
     release(stmt);
     return cc_db_error(rc);
 }
@@ -217,26 +219,26 @@ static int insert_event(cc_optout *r, const struct cc_optout_event *e, int *adde
     int64_t recorded_at = e->recorded_at ? e->recorded_at : (int64_t)time(NULL);
     int rc;
     if ((rc = bind_person(stmt, 1, &e->person)) != SQLITE_OK)
-        goto done;
+        goto out;
     if ((rc = sqlite3_bind_int(stmt, 2, e->type)) != SQLITE_OK)
-        goto done;
+        goto out;
     if ((rc = sqlite3_bind_int(stmt, 3, e->action)) != SQLITE_OK)
-        goto done;
+        goto out;
     if ((rc = sqlite3_bind_int(stmt, 4, e->effective_day)) != SQLITE_OK)
-        goto done;
+        goto out;
     if (e->practice_code[0])
         rc = sqlite3_bind_text(stmt, 5, e->practice_code, -1, SQLITE_STATIC);
     else
         rc = sqlite3_bind_null(stmt, 5);
     if (rc != SQLITE_OK)
-        goto done;
+        goto out;
     if ((rc = sqlite3_bind_int(stmt, 6, e->source)) != SQLITE_OK)
-        goto done;
+        goto out;
     if ((rc = sqlite3_bind_int64(stmt, 7, recorded_at)) != SQLITE_OK)
-        goto done;
+        goto out;
     rc = sqlite3_step(stmt);
     *added = rc == SQLITE_DONE && sqlite3_changes(r->db) == 1;
-done:
+out:
     release(stmt);
     return cc_db_error(rc);
 }
@@ -274,7 +276,7 @@ int cc_optout_record(cc_optout *register_, const struct cc_optout_event *event)
             goto fail;
         if (exists) {
             result = CC_OPTOUT_ALREADY_RECORDED;
-            goto finish;
+            goto out;
         }
         if ((err = latest_action(r, &e->person, e->type, e->effective_day, &action)) != 0)
             goto fail;
@@ -291,7 +293,7 @@ int cc_optout_record(cc_optout *register_, const struct cc_optout_event *event)
         goto fail;
     if (!added)
         result = CC_OPTOUT_ALREADY_RECORDED;
-finish:
+out:
     if (own && (err = cc_db_commit(r->db)) != 0)
         goto fail;
     return result;

@@ -37,7 +37,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <sqlite3.h>
+/* A SQLite connection. Only the .c files that call SQLite include <sqlite3.h>. */
+typedef struct sqlite3 sqlite3;
 
 #include "cc_date.h"
 #include "cc_model.h"  /* enum cc_optout_type */

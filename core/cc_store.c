@@ -474,7 +474,7 @@ int store_sort_persons_by_pseudonym(uint32_t *idx, uint32_t n, const cc_pseudony
     uint32_t *tmp = NULL;
     int rc = CC_ENOMEM;
     if (!keys || !values)
-        goto fail;
+        goto out;
     for (uint32_t i = 0; i < n; i++) {
         uint64_t key = 0;
         for (int k = 0; k < 8; k++)
@@ -485,7 +485,7 @@ int store_sort_persons_by_pseudonym(uint32_t *idx, uint32_t n, const cc_pseudony
     /* the pseudonyms are uniformly random, so the top 32 bits nearly
      * always decide; equal runs are finished below */
     if ((rc = store_radix_sort(&keys, &values, n, 32, 64)))
-        goto fail;
+        goto out;
     rc = CC_ENOMEM;
     for (uint32_t begin = 0; begin < n;) {
         uint32_t end = begin + 1;
@@ -493,7 +493,7 @@ int store_sort_persons_by_pseudonym(uint32_t *idx, uint32_t n, const cc_pseudony
             end++;
         if (end - begin > 1) {
             if (!tmp && !(tmp = malloc((size_t)n * sizeof *tmp)))
-                goto fail;
+                goto out;
             merge_sort_by_pseudonym(values + begin, tmp, end - begin, ps);
         }
         begin = end;
@@ -501,7 +501,7 @@ int store_sort_persons_by_pseudonym(uint32_t *idx, uint32_t n, const cc_pseudony
     if (n)
         memcpy(idx, values, (size_t)n * sizeof *idx);
     rc = 0;
-fail:
+out:
     free(keys);
     free(values);
     free(tmp);

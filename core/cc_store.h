@@ -23,7 +23,7 @@
  *    record indices in ascending order, each record at most once per code.
  *
  * Opt-outs are not in the store: which persons are excluded from figures is
- * decided per published data version (see cc_version.h when it lands), so a
+ * decided per published data version (see cc_dataversion.h), so a
  * store is immutable once loaded and can be shared by every query thread.
  *
  * Must never: hold a name, an NHS number or a postcode of a person.

@@ -494,7 +494,7 @@ int cc_store_builder_set_areas(cc_store_builder *b, const struct cc_area_input *
     if (in->n_lsoa >= UINT16_MAX || in->n_lad > UINT16_MAX || in->n_icb > UINT16_MAX ||
         in->n_region > UINT16_MAX) {
         rc = CC_ETOOBIG;
-        goto fail;
+        goto out;
     }
     struct store_counts counts = {.n_lsoa = in->n_lsoa,
                                   .n_lad = in->n_lad,
@@ -504,19 +504,19 @@ int cc_store_builder_set_areas(cc_store_builder *b, const struct cc_area_input *
         order[level] = malloc(((size_t)n[level] + 1) * sizeof(uint32_t));
         rank[level] = malloc(((size_t)n[level] + 1) * sizeof(uint32_t));
         if (!order[level] || !rank[level])
-            goto fail;
+            goto out;
         if ((rc = sort_level(codes[level], n[level], order[level], rank[level])))
-            goto fail;
+            goto out;
     }
     for (int level = 0; level < 3; level++) {
         if (n[level] && !parent[level]) {
             rc = CC_EINVAL;
-            goto fail;
+            goto out;
         }
         for (uint32_t i = 0; i < n[level]; i++)
             if (parent[level][i] >= n[level + 1]) {
                 rc = CC_EINVAL;
-                goto fail;
+                goto out;
             }
     }
     /* names: one blob, each level in its new order */
@@ -526,7 +526,7 @@ int cc_store_builder_set_areas(cc_store_builder *b, const struct cc_area_input *
             blob_bytes += (names[level] && names[level][i] ? strlen(names[level][i]) : 0) + 1;
     if (blob_bytes > UINT32_MAX) {
         rc = CC_ETOOBIG;
-        goto fail;
+        goto out;
     }
     counts.name_blob_bytes = blob_bytes;
 
@@ -534,12 +534,12 @@ int cc_store_builder_set_areas(cc_store_builder *b, const struct cc_area_input *
     postcodes = malloc(((size_t)in->n_postcodes + 1) * sizeof *postcodes);
     if (!postcodes) {
         rc = CC_ENOMEM;
-        goto fail;
+        goto out;
     }
     for (uint32_t i = 0; i < in->n_postcodes; i++) {
         if (in->postcode_key[i] == 0 || in->postcode_lsoa[i] >= in->n_lsoa) {
             rc = CC_EINVAL;
-            goto fail;
+            goto out;
         }
         postcodes[i].key = in->postcode_key[i];
         postcodes[i].lsoa = (uint16_t)rank[0][in->postcode_lsoa[i]];
@@ -550,7 +550,7 @@ int cc_store_builder_set_areas(cc_store_builder *b, const struct cc_area_input *
         if (n_unique > 0 && postcodes[n_unique - 1].key == postcodes[i].key) {
             if (postcodes[n_unique - 1].lsoa != postcodes[i].lsoa) {
                 rc = CC_EINVAL;
-                goto fail;
+                goto out;
             }
             continue;
         }
@@ -561,7 +561,7 @@ int cc_store_builder_set_areas(cc_store_builder *b, const struct cc_area_input *
     rc = CC_ENOMEM;
     for (int s = 0; s <= STORE_SECTION_POSTCODE_LSOA; s++)
         if (!(section[s] = store_alloc_zeroed(store_section_bytes(&counts, s))))
-            goto fail;
+            goto out;
     char *blob = section[STORE_SECTION_NAME_BLOB];
     uint32_t blob_at = 0;
     for (int level = 0; level < 4; level++) {
@@ -601,7 +601,7 @@ int cc_store_builder_set_areas(cc_store_builder *b, const struct cc_area_input *
     if (b->n_persons && b->area_counts.n_lsoa) {
         uint16_t *remap = malloc(b->area_counts.n_lsoa * sizeof *remap);
         if (!remap)
-            goto fail;
+            goto out;
         for (uint32_t i = 0; i < b->area_counts.n_lsoa; i++) {
             remap[i] = UINT16_MAX;
             uint32_t lo = 0, hi = in->n_lsoa;
@@ -631,7 +631,7 @@ int cc_store_builder_set_areas(cc_store_builder *b, const struct cc_area_input *
     b->area_counts = counts;
     refresh_view(b);
     rc = 0;
-fail:
+out:
     for (int s = 0; s < STORE_N_SECTIONS; s++)
         free(section[s]);
     for (int level = 0; level < 4; level++) {
@@ -702,7 +702,7 @@ static int copy_base(cc_store_builder *b, const cc_store *base)
     for (int s = 0; s <= STORE_SECTION_POSTCODE_LSOA; s++) {
         uint64_t bytes = store_section_bytes(&base->counts, s);
         if (!(b->area_section[s] = store_alloc_zeroed(bytes)))
-            goto fail;
+            goto out;
         if (bytes)
             memcpy(b->area_section[s], base->section[s], bytes);
     }
@@ -712,12 +712,12 @@ static int copy_base(cc_store_builder *b, const cc_store *base)
         int32_t index = cc_store_builder_practice(b, code);
         if (index < 0) {
             rc = index;
-            goto fail;
+            goto out;
         }
     }
     uint32_t n = v->n_persons;
     if ((rc = reserve_persons(b, n)))
-        goto fail;
+        goto out;
     if (n) {
         memcpy(b->person_pseudonym, v->person_pseudonym, n * sizeof(cc_pseudonym));
         memcpy(b->person_postcode_pseudonym, v->person_postcode_pseudonym,
@@ -730,20 +730,20 @@ static int copy_base(cc_store_builder *b, const cc_store *base)
     }
     b->n_persons = n;
     if ((rc = cc_index_table_reserve(&b->person_table, n, hash_person, b)))
-        goto fail;
+        goto out;
     for (uint32_t c = 0; c < v->n_codes; c++) {
         char text[CC_CODE_TEXT_BYTES + 1] = {0};
         memcpy(text, v->code_text[c], CC_CODE_TEXT_BYTES);
         int64_t id = intern_code(b, v->code_system[c], text);
         if (id < 0) {
             rc = (int)id;
-            goto fail;
+            goto out;
         }
     }
 
     uint64_t n_records = v->n_records, n_postings = v->code_first[v->n_codes];
     if ((rc = reserve_records(b, n_records)) || (rc = reserve_occurrences(b, n_postings)))
-        goto fail;
+        goto out;
     rc = CC_ENOMEM;
     if (n_records) {
         memcpy(b->record_person, v->record_person, n_records * 4);
@@ -759,12 +759,12 @@ static int copy_base(cc_store_builder *b, const cc_store *base)
         uint32_t r = CC_POSTING_RECORD(v->posting_records[k]);
         if (b->record_n_codes[r] == MAX_CODES_PER_RECORD) {
             rc = CC_ECORRUPT;
-            goto fail;
+            goto out;
         }
         b->record_n_codes[r]++;
     }
     if (!(next = malloc((n_records ? n_records : 1) * sizeof *next)))
-        goto fail;
+        goto out;
     uint32_t at = 0;
     for (uint64_t r = 0; r < n_records; r++) {
         next[r] = at;
@@ -779,7 +779,7 @@ static int copy_base(cc_store_builder *b, const cc_store *base)
     b->n_records = n_records;
     b->n_occurrences = n_postings;
     rc = 0;
-fail:
+out:
     free(next);
     return rc;
 }
@@ -934,7 +934,7 @@ static int order_records(cc_store_builder *b, struct cc_store *s, uint32_t **new
     uint32_t *values = store_alloc(n * sizeof *values);
     int rc = CC_ENOMEM;
     if (!keys || !values)
-        goto fail;
+        goto out;
     uint64_t per_setting[4] = {0};
     for (uint64_t r = 0; r < n; r++) {
         uint8_t setting = b->record_setting[r];
@@ -947,7 +947,7 @@ static int order_records(cc_store_builder *b, struct cc_store *s, uint32_t **new
         values[n_kept++] = (uint32_t)r;
     }
     if ((rc = store_radix_sort(&keys, &values, n_kept, 0, 16 + bits_for(3 * (uint64_t)b->n_persons))))
-        goto fail;
+        goto out;
     rc = CC_ENOMEM;
     counts->n_records = n_kept;
     counts->setting_first[0] = counts->setting_first[1] = 0;
@@ -960,7 +960,7 @@ static int order_records(cc_store_builder *b, struct cc_store *s, uint32_t **new
     s->section[STORE_SECTION_RECORD_PERSON] = person;
     s->section[STORE_SECTION_RECORD_FLAGS] = flags;
     if (!date || !person || !flags)
-        goto fail;
+        goto out;
     for (int setting = 1; setting <= 3; setting++) {
         uint64_t base = (uint64_t)(setting - 1) * b->n_persons;
         for (uint64_t i = counts->setting_first[setting]; i < counts->setting_first[setting + 1];
@@ -974,7 +974,7 @@ static int order_records(cc_store_builder *b, struct cc_store *s, uint32_t **new
      * scattered reads) do not stall on each other */
     uint32_t *new_index = store_alloc(n * sizeof *new_index);
     if (!new_index)
-        goto fail;
+        goto out;
     for (uint64_t i = 0; i < n_kept; i++)
         new_index[values[i]] = (uint32_t)i;
     free(values);
@@ -988,7 +988,7 @@ static int order_records(cc_store_builder *b, struct cc_store *s, uint32_t **new
     *new_index_out = values;
     values = NULL;
     rc = 0;
-fail:
+out:
     free(keys);
     free(values);
     return rc;
@@ -1013,7 +1013,7 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
     int rc = CC_ENOMEM;
     *out = NULL;
     if (!s)
-        goto fail;
+        goto out;
     s->counts = b->area_counts;
     s->counts.n_practices = b->n_practices;
     s->counts.n_persons = b->n_persons;
@@ -1028,17 +1028,17 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
 
     if ((rc = finish_practices(b, s)) || (rc = finish_codes(b, s, &code_rank)) ||
         (rc = order_records(b, s, &new_index)))
-        goto fail;
+        goto out;
 
     /* count postings per code in one sequential pass over the side array */
     rc = CC_ENOMEM;
     uint32_t n_codes = b->n_codes;
     if (n_codes >= (1u << 24)) {
         rc = CC_ETOOBIG; /* the posting sort key holds 24 bits of code id */
-        goto fail;
+        goto out;
     }
     if (!(code_first = calloc((size_t)n_codes + 1, sizeof *code_first)))
-        goto fail;
+        goto out;
     s->section[STORE_SECTION_CODE_FIRST] = code_first;
     uint64_t at = 0;
     for (uint64_t r = 0; r < b->n_records; r++) {
@@ -1057,7 +1057,7 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
      * cache: the lists come out in ascending record order (codes are already
      * unique within a record). */
     if (!(postings = store_alloc(n_postings * sizeof *postings)))
-        goto fail;
+        goto out;
     uint64_t emitted = 0;
     at = 0;
     for (uint64_t r = 0; r < b->n_records; r++) {
@@ -1074,14 +1074,14 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
     new_index = NULL;
     uint64_t n_kept = s->counts.n_records;
     if ((rc = store_radix_sort(&postings, NULL, n_postings, 40, 40 + bits_for(n_codes))))
-        goto fail;
+        goto out;
     rc = CC_ENOMEM;
     uint64_t longest = 0;
     for (uint32_t c = 0; c < n_codes; c++)
         if (code_first[c + 1] - code_first[c] > longest)
             longest = code_first[c + 1] - code_first[c];
     if (!(sort_buffer = store_alloc(longest * sizeof *sort_buffer)))
-        goto fail;
+        goto out;
     for (uint32_t c = 0; c < n_codes; c++)
         store_sort_keys_small(postings + code_first[c], sort_buffer,
                               code_first[c + 1] - code_first[c], 8, 8 + bits_for(n_kept));
@@ -1090,7 +1090,7 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
     uint32_t *posting_records = store_alloc(n_postings * 4);
     s->section[STORE_SECTION_POSTING_RECORDS] = posting_records;
     if (!posting_records)
-        goto fail;
+        goto out;
     for (uint64_t k = 0; k < n_postings; k++)
         posting_records[k] = (uint32_t)(postings[k] >> 8) |
                              (uint32_t)(postings[k] & 0xff) << CC_POSTING_RECORD_BITS;
@@ -1113,12 +1113,12 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
     uint32_t *by_pseudonym = store_alloc(n_persons * 4);
     s->section[STORE_SECTION_PERSON_BY_PSEUDONYM] = by_pseudonym;
     if (!by_pseudonym)
-        goto fail;
+        goto out;
     for (uint32_t p = 0; p < n_persons; p++)
         by_pseudonym[p] = p;
     if ((rc = store_sort_persons_by_pseudonym(by_pseudonym, (uint32_t)n_persons,
                                               s->section[STORE_SECTION_PERSON_PSEUDONYM])))
-        goto fail;
+        goto out;
 
     for (int sec = 0; sec <= STORE_SECTION_POSTCODE_LSOA; sec++) {
         s->section[sec] = b->area_section[sec];
@@ -1127,18 +1127,18 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
     rc = CC_ENOMEM;
     for (int sec = 0; sec < STORE_N_SECTIONS; sec++) {
         if (!s->section[sec])
-            goto fail;
+            goto out;
         uint64_t bytes = store_section_bytes(&s->counts, sec);
         s->section_alloc_bytes[sec] = bytes ? (size_t)bytes : 1;
     }
     store_bind_columns(s);
     char reason[160];
     if ((rc = cc_store_validate(s, reason, sizeof reason)))
-        goto fail;
+        goto out;
     *out = s;
     s = NULL;
     rc = 0;
-fail:
+out:
     free(code_rank);
     free(new_index);
     free(postings);

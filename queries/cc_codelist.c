@@ -497,12 +497,12 @@ int cc_codelists_load_dir(cc_codelists *codelists, const char *dir, char *errbuf
             continue;
         if (cc_array_reserve(&names, &capacity, n_names + 1, sizeof *names)) {
             rc = CC_ENOMEM;
-            goto fail;
+            goto out;
         }
         names[n_names] = strdup(entry->d_name);
         if (!names[n_names]) {
             rc = CC_ENOMEM;
-            goto fail;
+            goto out;
         }
         n_names++;
     }
@@ -514,7 +514,7 @@ int cc_codelists_load_dir(cc_codelists *codelists, const char *dir, char *errbuf
         if (len >= sizeof stem) {
             snprintf(errbuf, errlen, "%s/%s: the name is too long for a codelist", dir, names[i]);
             rc = CC_EINVAL;
-            goto fail;
+            goto out;
         }
         memcpy(stem, names[i], len);
         stem[len] = '\0';
@@ -531,15 +531,15 @@ int cc_codelists_load_dir(cc_codelists *codelists, const char *dir, char *errbuf
         char *path = malloc(path_len);
         if (!path) {
             rc = CC_ENOMEM;
-            goto fail;
+            goto out;
         }
         snprintf(path, path_len, "%s/%s", dir, names[i]);
         rc = cc_codelists_load_file(codelists, stem, path, system, errbuf, errlen);
         free(path);
         if (rc)
-            goto fail;
+            goto out;
     }
-fail:
+out:
     for (size_t i = 0; i < n_names; i++)
         free(names[i]);
     free(names);

@@ -19,6 +19,7 @@
 
 #include "cc_error.h"
 #include "cc_model.h"
+#include "cc_store.h"
 
 /* Above this many events GSL's chi-square quantile can fail; Byar's limits
  * agree with the exact ones to better than 1e-9 there (docs/statistics.md). */
@@ -279,7 +280,7 @@ int cc_compare_run(const struct cc_dataversion *version, const struct cc_compare
         resolved.denominator = CC_COMPARE_REGISTERED;
     if (!resolved.comparator)
         resolved.comparator = CC_COMPARE_NATIONAL;
-    const struct cc_store_columns *c = cc_store_columns(version->store);
+    const struct cc_store_columns *c = cc_store_columns(cc_dataversion_store(version));
 
     if ((rc = cc_query_clone(resolved.numerator, &numerator)) < 0)
         goto fail;

@@ -26,6 +26,7 @@
 
 #include "cc_codelist.h"
 #include "cc_error.h"
+#include "cc_store.h"
 
 #define NO_VALUE UINT32_MAX
 #define NO_FIRST_DATE UINT16_MAX
@@ -112,6 +113,7 @@ struct condition_plan {
 
 struct exec {
     const struct cc_dataversion *version;
+    const uint64_t *excluded; /* the version's opt-out bitset, one bit per person */
     const struct cc_store_columns *c;
     const struct cc_query *q;
     unsigned n_threads;
@@ -196,7 +198,7 @@ static int range_cmp(const void *a, const void *b)
 static int plan_code(struct exec *e, struct condition_plan *p, int system, const char *text,
                      uint32_t *cap)
 {
-    const cc_store *store = e->version->store;
+    const cc_store *store = cc_dataversion_store(e->version);
     if (system == CC_CODE_SNOMED) {
         int64_t id = cc_store_find_code(store, system, text);
         return id >= 0 ? add_range(p, (uint32_t)id, (uint32_t)id + 1, cap) : 0;
@@ -386,7 +388,7 @@ static void person_filter_range(void *arg, unsigned thread, uint64_t begin, uint
     const struct cc_query_filters *flt = &e->q->filters;
     const struct cc_store_columns *c = e->c;
     for (uint64_t w = begin; w < end; w++) {
-        uint64_t age = 0, sex = 0, area = 0, practice = 0, ok = ~e->version->excluded[w];
+        uint64_t age = 0, sex = 0, area = 0, practice = 0, ok = ~e->excluded[w];
         for (unsigned b = 0; b < 64; b++) {
             uint64_t p = w * 64 + b;
             if (p >= c->n_persons) {
@@ -1035,7 +1037,8 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
     memset(out, 0, sizeof *out);
     errbuf[0] = '\0';
     e.version = version;
-    e.c = cc_store_columns(version->store);
+    e.c = cc_store_columns(cc_dataversion_store(version));
+    e.excluded = cc_dataversion_excluded_bits(version);
     e.q = query;
     e.margins = query->margins && query->n_dimensions > 0;
     e.n_threads = options && options->n_threads ? options->n_threads : online_cpus();
@@ -1065,7 +1068,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
     e.ymd = malloc(65536 * sizeof *e.ymd);
     e.age_at_reference = malloc(65536);
     if (!e.ymd || !e.age_at_reference)
-        goto nomem;
+        goto fail_nomem;
     for (uint32_t d = 0; d < 65536; d++) {
         int y, m, dd;
         cc_day_to_ymd((cc_day)d, &y, &m, &dd);
@@ -1092,7 +1095,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
     e.lsoa_icb = malloc((c->n_lsoa + 1) * sizeof *e.lsoa_icb);
     e.lsoa_region = malloc((c->n_lsoa + 1) * sizeof *e.lsoa_region);
     if (!e.lsoa_lad || !e.lsoa_icb || !e.lsoa_region)
-        goto nomem;
+        goto fail_nomem;
     for (uint32_t i = 0; i < c->n_lsoa; i++) {
         e.lsoa_lad[i] = c->lsoa_lad[i];
         e.lsoa_icb[i] = c->lad_icb[c->lsoa_lad[i]];
@@ -1134,10 +1137,10 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
     /* Conditions: a plan and a set of persons each. */
     e.plans = calloc(flt->n_conditions ? flt->n_conditions : 1, sizeof *e.plans);
     if (!e.plans)
-        goto nomem;
+        goto fail_nomem;
     if ((rc = build_plans(&e, e.plans, errbuf, errlen)) < 0) {
         if (rc == CC_ENOMEM)
-            goto nomem;
+            goto fail_nomem;
         goto out;
     }
 
@@ -1145,11 +1148,11 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
     e.person_filter = malloc(e.words * sizeof *e.person_filter + 8);
     e.cohort = malloc(e.words * sizeof *e.cohort + 8);
     if (!e.person_filter || !e.cohort)
-        goto nomem;
+        goto fail_nomem;
     if (flt->age.present && !(f.age = malloc(e.words * sizeof *f.age + 8)))
-        goto nomem;
+        goto fail_nomem;
     if (flt->sex_mask && !(f.sex = malloc(e.words * sizeof *f.sex + 8)))
-        goto nomem;
+        goto fail_nomem;
     if (flt->areas.n_codes) {
         uint32_t n_level = flt->areas.level == CC_AREA_LSOA  ? c->n_lsoa
                            : flt->areas.level == CC_AREA_LAD ? c->n_lad
@@ -1158,7 +1161,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
         f.areas = malloc(e.words * sizeof *f.areas + 8);
         f.area_selected = calloc(n_level + 1, 1);
         if (!f.areas || !f.area_selected)
-            goto nomem;
+            goto fail_nomem;
         for (uint32_t i = 0; i < flt->areas.n_codes; i++)
             if (flt->areas.index[i] < n_level)
                 f.area_selected[flt->areas.index[i]] = 1;
@@ -1167,7 +1170,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
         f.practices = malloc(e.words * sizeof *f.practices + 8);
         f.practice_selected = calloc(c->n_practices + 1, 1);
         if (!f.practices || !f.practice_selected)
-            goto nomem;
+            goto fail_nomem;
         for (uint32_t i = 0; i < flt->practices.n_codes; i++)
             if (flt->practices.index[i] < c->n_practices)
                 f.practice_selected[flt->practices.index[i]] = 1;
@@ -1185,7 +1188,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
     /* The cohort, and its size without each restriction. */
     uint64_t **cond_sets = calloc(flt->n_conditions ? flt->n_conditions : 1, sizeof *cond_sets);
     if (!cond_sets)
-        goto nomem;
+        goto fail_nomem;
     for (uint32_t i = 0; i < flt->n_conditions; i++)
         cond_sets[i] = e.plans[i].persons;
     out->cohort_persons = build_cohort(&e, cond_sets, &f, 0, -1, e.cohort);
@@ -1202,7 +1205,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
         if (res->kind == CC_RESTRICT_CONDITION && res->condition < flt->n_conditions) {
             /* the persons the condition picks out, among those not opted out */
             out->condition_key[r] =
-                key_sum_of(&e, e.plans[res->condition].persons, version->excluded);
+                key_sum_of(&e, e.plans[res->condition].persons, e.excluded);
         }
     }
     free(cond_sets);
@@ -1215,7 +1218,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
         e.thread_counts[t] = calloc(e.n_cells, sizeof *e.thread_counts[t]);
         e.thread_keys[t] = calloc(e.n_cells, sizeof *e.thread_keys[t]);
         if (!e.thread_counts[t] || !e.thread_keys[t])
-            goto nomem;
+            goto fail_nomem;
     }
     if (query->measure == CC_MEASURE_POPULATION &&
         query->population_source == CC_POPULATION_ESTIMATE) {
@@ -1236,7 +1239,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
              * codes is one event */
             each_matching_record(&e, &e.plans[query->events_of], collect_record, &list);
             if (list.oom)
-                goto nomem;
+                goto fail_nomem;
             if (list.n)
                 qsort(list.records, list.n, sizeof *list.records, u64_cmp);
             uint64_t kept = 0;
@@ -1251,7 +1254,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
         }
         par_for(e.n_threads, n_items, 4096, count_records_range, &rc_ctx);
         if (rc_ctx.oom)
-            goto nomem;
+            goto fail_nomem;
         if (!rc_ctx.events) {
             /* a person counts once per cell */
             uint64_t n_pairs = 0;
@@ -1259,7 +1262,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
                 n_pairs += rc_ctx.n_pairs[t];
             uint64_t *pairs = malloc((n_pairs + 1) * sizeof *pairs);
             if (!pairs)
-                goto nomem;
+                goto fail_nomem;
             uint64_t k = 0;
             for (unsigned t = 0; t < e.n_threads; t++) {
                 if (rc_ctx.n_pairs[t])
@@ -1306,7 +1309,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
     out->columns_ = c;
     rc = 0;
     goto out;
-nomem:
+fail_nomem:
     rc = CC_ENOMEM;
     snprintf(errbuf, errlen, "out of memory");
 out:

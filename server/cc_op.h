@@ -26,6 +26,8 @@
 
 #include <msgpack.h>
 
+#include "cc_dataversion.h"
+
 struct cc_request;
 
 /* A snapshot of the server's counters, taken when a request is dispatched. */
@@ -72,6 +74,11 @@ const msgpack_object *cc_request_map_get(const msgpack_object *map, const char *
 
 /* True if the server runs with --test-mode (test-only fields allowed). */
 bool cc_request_test_mode(const struct cc_request *request);
+
+/* The data version the request was dispatched with (NULL when the server
+ * serves no data). Valid until the request is freed, whatever is published
+ * meanwhile. */
+const cc_dataversion *cc_request_data(const struct cc_request *request);
 
 /* The server's counters when the request was dispatched. */
 const struct cc_server_stats *cc_request_server_stats(const struct cc_request *request);

@@ -1,6 +1,6 @@
 /*
  * cc_op_ping.c: the "ping" op: proves the server is up and says which
- * version it is.
+ * version it is, and which store version it answered from.
  *
  * In test mode a ping may carry "delay_ms"; it then runs on the thread pool
  * and sleeps that long first, so that tests can show that a slow request does
@@ -44,6 +44,11 @@ static int ping_run(struct cc_request *request)
     msgpack_pack_str_with_body(packer, "carecountd", strlen("carecountd"));
     packer = cc_reply_field(request, "version");
     msgpack_pack_str_with_body(packer, CC_VERSION_STRING, strlen(CC_VERSION_STRING));
+    /* Read after the test delay: the version this request held throughout. */
+    const cc_dataversion *data = cc_request_data(request);
+    if (data)
+        msgpack_pack_uint64(cc_reply_field(request, "data_version"),
+                            cc_dataversion_store_version(data));
     return 0;
 }
 

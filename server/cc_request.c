@@ -31,6 +31,7 @@ struct cc_request {
     const struct cc_op *op;
     bool test_mode;
     struct cc_server_stats stats;
+    cc_dataversion *version; /* one reference, or NULL */
     /* Reply fields as packed key/value pairs; the envelope is added at
      * encoding time, when the count of fields is known. */
     msgpack_sbuffer reply_fields;
@@ -77,6 +78,7 @@ void cc_request_free(struct cc_request *request)
     if (request->unpacked_ready)
         msgpack_unpacked_destroy(&request->unpacked);
     msgpack_sbuffer_destroy(&request->reply_fields);
+    cc_dataversion_release(request->version);
     free(request->body);
     free(request);
 }
@@ -198,10 +200,17 @@ uint64_t cc_request_id(const struct cc_request *request)
 }
 
 void cc_request_set_context(struct cc_request *request, bool test_mode,
-                            const struct cc_server_stats *stats)
+                            const struct cc_server_stats *stats, cc_dataversion *version)
 {
     request->test_mode = test_mode;
     request->stats = *stats;
+    cc_dataversion_release(request->version);
+    request->version = version ? cc_dataversion_retain(version) : NULL;
+}
+
+const cc_dataversion *cc_request_data(const struct cc_request *request)
+{
+    return request->version;
 }
 
 bool cc_request_test_mode(const struct cc_request *request)

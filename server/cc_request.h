@@ -53,9 +53,12 @@ const struct cc_op *cc_request_op(const struct cc_request *request);
 /* True if an error has been recorded. */
 bool cc_request_failed(const struct cc_request *request);
 
-/* Gives the request what the op may read about the server. */
+/* Gives the request what the op may read about the server, and the data
+ * version in force (NULL: no data), on which the request takes a reference
+ * that cc_request_free() gives back: a request finishes on the version it
+ * was dispatched with, even if a newer one is published meanwhile. */
 void cc_request_set_context(struct cc_request *request, bool test_mode,
-                            const struct cc_server_stats *stats);
+                            const struct cc_server_stats *stats, cc_dataversion *version);
 
 /* Runs the op (on whichever thread calls it) and records its outcome. */
 void cc_request_execute(struct cc_request *request);

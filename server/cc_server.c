@@ -19,10 +19,6 @@
  */
 #include "cc_server.h"
 
-#include "cc_date.h"
-#include "cc_error.h"
-#include "cc_serverdata.h"
-
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -31,12 +27,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <gsl/gsl_errno.h>
 #include <uv.h>
 
+#include "cc_dataversion.h"
+#include "cc_date.h"
 #include "cc_error.h"
 #include "cc_frame.h"
 #include "cc_log.h"
 #include "cc_request.h"
+#include "cc_serverdata.h"
 
 #define READ_BUFFER_BYTES 65536
 #define LISTEN_BACKLOG 511
@@ -67,7 +67,7 @@ struct cc_server {
     bool loop_open;
     struct cc_config config;
     uv_tcp_t listener;
-    uv_signal_t sigint_handle, sigterm_handle;
+    uv_signal_t sigint_handle, sigterm_handle, sighup_handle;
     uv_timer_t shutdown_timer;
     bool listener_open, signals_open, shutdown_timer_open;
     bool stopping;
@@ -76,13 +76,17 @@ struct cc_server {
     uint64_t data_version;
     int32_t data_published_on;
 
-    /* Publishing data versions: a timer checks the opt-out register on the
-     * policy's schedule; building a version runs on the thread pool. */
+    /* Publishing data versions: a timer checks the data directory (a new
+     * store version) and the opt-out register on the policy's schedule, and
+     * SIGHUP checks at once; building a version runs on the thread pool and
+     * the swap happens here, on the loop. */
     struct cc_serverdata *data;
     uv_timer_t publish_timer;
     bool publish_timer_open, publishing;
+    bool publish_again; /* SIGHUP arrived while publishing: check once more */
     uv_work_t publish_work;
     int publish_result;
+    char publish_error[512];
     uint64_t data_publication;
     struct connection *connections; /* every connection not yet freed */
     uint64_t n_connections_open;    /* counted connections */
@@ -381,12 +385,12 @@ static void server_stats(const struct cc_server *server, struct cc_server_stats 
 
 static void note_version(struct cc_server *server)
 {
-    const struct cc_dataversion *v = cc_serverdata_version(server->data);
+    const cc_dataversion *v = cc_serverdata_version(server->data);
     char day[11];
-    server->data_version = v->store_version;
-    server->data_published_on = v->published_on;
+    server->data_version = cc_dataversion_store_version(v);
+    server->data_published_on = cc_dataversion_published_on(v);
     server->data_publication = cc_serverdata_publication(server->data);
-    cc_day_format(v->published_on, day);
+    cc_day_format(server->data_published_on, day);
     cc_log("serving store version %llu, publication %llu: opt-outs in force on %s applied",
            (unsigned long long)server->data_version,
            (unsigned long long)server->data_publication, day);
@@ -395,26 +399,41 @@ static void note_version(struct cc_server *server)
 static void on_publish_work(uv_work_t *work)
 {
     struct cc_server *server = work->data;
-    server->publish_result = cc_serverdata_prepare(server->data, cc_day_today());
+    server->publish_result = cc_serverdata_prepare(server->data, cc_day_today(),
+                                                   server->publish_error,
+                                                   sizeof server->publish_error);
 }
+
+static void start_publishing(struct cc_server *server);
 
 static void on_publish_done(uv_work_t *work, int status)
 {
     struct cc_server *server = work->data;
     server->publishing = false;
+    if (status == 0 && server->publish_error[0])
+        cc_log("publishing: %s", server->publish_error);
     if (status == 0 && server->publish_result == 1 && !server->stopping) {
         cc_serverdata_commit(server->data);
         note_version(server);
-    } else if (status == 0 && server->publish_result < 0) {
+    } else if (status == 0 && server->publish_result < 0 && !server->publish_error[0]) {
         cc_log("publishing a data version failed (%s); the version in force stays",
                cc_strerror(server->publish_result));
+    }
+    if (server->publish_again && !server->stopping) {
+        server->publish_again = false;
+        start_publishing(server);
     }
     server_maybe_finish(server);
 }
 
 static void on_publish_timer(uv_timer_t *timer)
 {
-    struct cc_server *server = timer->data;
+    start_publishing(timer->data);
+}
+
+/* Queues a publication check on the pool, unless one is running. */
+static void start_publishing(struct cc_server *server)
+{
     if (server->stopping || server->publishing)
         return;
     server->publishing = true;
@@ -501,7 +520,8 @@ static void handle_frame(struct connection *connection, uint8_t *body, size_t le
         const struct cc_op *op = cc_request_op(request);
         struct cc_server_stats stats;
         server_stats(server, &stats);
-        cc_request_set_context(request, server->config.test_mode, &stats);
+        cc_request_set_context(request, server->config.test_mode, &stats,
+                               server->data ? cc_serverdata_version(server->data) : NULL);
         if (op->runs_on_pool && op->runs_on_pool(request)) {
             if (connection->n_pending >= server->config.max_pending_requests_per_connection) {
                 cc_request_fail(request, CC_EBUSY,
@@ -698,6 +718,7 @@ static void server_maybe_finish(struct cc_server *server)
         server->signals_open = false;
         uv_close((uv_handle_t *)&server->sigint_handle, on_server_handle_closed);
         uv_close((uv_handle_t *)&server->sigterm_handle, on_server_handle_closed);
+        uv_close((uv_handle_t *)&server->sighup_handle, on_server_handle_closed);
     }
     if (server->shutdown_timer_open) {
         server->shutdown_timer_open = false;
@@ -747,6 +768,25 @@ static void on_signal(uv_signal_t *handle, int signum)
     begin_shutdown(handle->data, signum);
 }
 
+/* SIGHUP: publish now, off the schedule (a new store version written by an
+ * ingest, and the register's changes). Never stops the server. */
+static void on_sighup(uv_signal_t *handle, int signum)
+{
+    struct cc_server *server = handle->data;
+    (void)signum;
+    if (server->stopping)
+        return;
+    if (!server->data) {
+        cc_log("SIGHUP: no data directory is served; nothing to publish");
+        return;
+    }
+    cc_log("SIGHUP: checking for a new data version now");
+    if (server->publishing)
+        server->publish_again = true;
+    else
+        start_publishing(server);
+}
+
 /* ---- public ------------------------------------------------------------- */
 
 int cc_server_new(const struct cc_config *config, struct cc_server **out)
@@ -755,6 +795,10 @@ int cc_server_new(const struct cc_config *config, struct cc_server **out)
     int rc;
     if (!server)
         return CC_ENOMEM;
+    /* GSL's default error handler aborts the process on a domain error; a
+     * server must get GSL's error code (a NaN) and answer with an error
+     * instead. Process-wide, and set before any pool thread runs. */
+    gsl_set_error_handler_off();
     server->config = *config;
     rc = uv_loop_init(&server->loop);
     if (rc < 0)
@@ -778,13 +822,23 @@ int cc_server_new(const struct cc_config *config, struct cc_server **out)
         uv_close((uv_handle_t *)&server->sigint_handle, NULL);
         goto fail;
     }
+    rc = uv_signal_init(&server->loop, &server->sighup_handle);
+    if (rc < 0) {
+        uv_close((uv_handle_t *)&server->sigint_handle, NULL);
+        uv_close((uv_handle_t *)&server->sigterm_handle, NULL);
+        goto fail;
+    }
     server->signals_open = true;
     server->sigint_handle.data = server;
     server->sigterm_handle.data = server;
+    server->sighup_handle.data = server;
     rc = uv_signal_start(&server->sigint_handle, on_signal, SIGINT);
     if (rc < 0)
         goto fail;
     rc = uv_signal_start(&server->sigterm_handle, on_signal, SIGTERM);
+    if (rc < 0)
+        goto fail;
+    rc = uv_signal_start(&server->sighup_handle, on_sighup, SIGHUP);
     if (rc < 0)
         goto fail;
     /* A signal that kills the server before the handles exist leaves no

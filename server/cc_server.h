@@ -26,7 +26,11 @@
 struct cc_server;
 
 /* Creates a server with its own loop and installs its SIGINT/SIGTERM
- * handlers (active once cc_server_run starts). config is copied (its
+ * handlers (shut down) and its SIGHUP handler (publish now: a new store
+ * version and the register's changes; never stops the server), active once
+ * cc_server_run starts. It also turns GSL's
+ * aborting error handler off for the whole process, so a GSL domain error
+ * in a statistic gives an error code, never an abort. config is copied (its
  * strings must outlive the server). Returns 0 and sets *out (free with
  * cc_server_free), or CC_ENOMEM / CC_EIO. */
 int cc_server_new(const struct cc_config *config, struct cc_server **out);
@@ -47,7 +51,10 @@ int cc_server_run(struct cc_server *server);
 struct cc_serverdata;
 
 /* Gives the server the data it serves (not owned: free it after the server)
- * and starts publishing new data versions on the configured schedule. */
+ * and starts publishing new data versions on the configured schedule: each
+ * check loads the directory's new store version if an ingest wrote one, or
+ * publishes the register's changes, on the thread pool, and swaps the new
+ * version in on the loop (see cc_serverdata.h). */
 int cc_server_set_data(struct cc_server *server, struct cc_serverdata *data);
 
 /* Frees the server, closing anything still open. NULL is allowed. */

@@ -3,9 +3,11 @@
  */
 #include "cc_serverdata.h"
 
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cc_db.h"
 #include "cc_error.h"
@@ -14,13 +16,13 @@
 #include "cc_store.h"
 
 struct cc_serverdata {
-    cc_store *store;
-    uint64_t store_version;
+    char *dir;
     sqlite3 *db;
     cc_optout *optouts;
-    struct cc_dataversion *version;  /* in force */
-    struct cc_dataversion *prepared; /* built by prepare, not yet in force */
+    cc_dataversion *version;  /* in force: one reference held here; owns its store */
+    cc_dataversion *prepared; /* built by prepare, not yet in force */
     uint64_t publication;
+    uint64_t corrupt_store_version; /* refused as corrupt: not loaded again */
 };
 
 int cc_serverdata_open(const char *dir, struct cc_serverdata **out, char *errbuf, size_t errlen)
@@ -28,12 +30,17 @@ int cc_serverdata_open(const char *dir, struct cc_serverdata **out, char *errbuf
     struct cc_serverdata *d = calloc(1, sizeof *d);
     char path[PATH_MAX], why[256] = "";
     uint64_t store_version = 0;
+    cc_store *store = NULL;
     int rc;
     if (!d)
         return CC_ENOMEM;
+    if (!(d->dir = strdup(dir))) {
+        rc = CC_ENOMEM;
+        goto fail;
+    }
     if ((rc = cc_ingest_current_store(dir, &store_version, path, sizeof path, errbuf, errlen)) < 0)
         goto fail;
-    if ((rc = cc_store_load(path, CC_STORE_QUERY_ONLY, &d->store, why, sizeof why)) < 0) {
+    if ((rc = cc_store_load(path, CC_STORE_QUERY_ONLY, &store, why, sizeof why)) < 0) {
         snprintf(errbuf, errlen, "%s: %s", path, why[0] ? why : cc_strerror(rc));
         goto fail;
     }
@@ -44,21 +51,22 @@ int cc_serverdata_open(const char *dir, struct cc_serverdata **out, char *errbuf
                  cc_strerror(rc));
         goto fail;
     }
-    if ((rc = cc_dataversion_publish(d->store, store_version, d->optouts, cc_day_today(),
-                                     &d->version)) < 0) {
+    if ((rc = cc_dataversion_publish_owning(store, store_version, d->optouts, cc_day_today(),
+                                            &d->version)) < 0) {
         snprintf(errbuf, errlen, "%s: cannot publish a data version (%s)", dir, cc_strerror(rc));
         goto fail;
     }
-    d->store_version = store_version;
+    store = NULL; /* the version owns it now */
     d->publication = 1;
     *out = d;
     return 0;
 fail:
+    cc_store_free(store);
     cc_serverdata_free(d);
     return rc;
 }
 
-const struct cc_dataversion *cc_serverdata_version(const struct cc_serverdata *data)
+cc_dataversion *cc_serverdata_version(const struct cc_serverdata *data)
 {
     return data->version;
 }
@@ -68,18 +76,61 @@ uint64_t cc_serverdata_publication(const struct cc_serverdata *data)
     return data->publication;
 }
 
-int cc_serverdata_prepare(struct cc_serverdata *data, cc_day on)
+/* Loads the directory's current store if its version is not the one in
+ * force. Returns 1 (*out set, owned by the caller), 0 if there is nothing
+ * new to load, or a CC_E* code with the reason in errbuf. */
+static int load_new_store(struct cc_serverdata *data, cc_store **out, uint64_t *out_version,
+                          char *errbuf, size_t errlen)
 {
-    uint64_t sequence = 0;
-    int rc = cc_optout_last_sequence(data->optouts, &sequence);
+    char path[PATH_MAX], why[256] = "";
+    uint64_t current = 0;
+    int rc = cc_ingest_current_store(data->dir, &current, path, sizeof path, errbuf, errlen);
     if (rc < 0)
         return rc;
-    if (sequence == data->version->optout_sequence && on == data->version->published_on)
+    if (current == cc_dataversion_store_version(data->version) ||
+        current == data->corrupt_store_version)
         return 0;
-    cc_dataversion_free(data->prepared);
+    if ((rc = cc_store_load(path, CC_STORE_QUERY_ONLY, out, why, sizeof why)) < 0) {
+        /* A corrupt file stays corrupt; anything else (a snapshot replaced
+         * by a newer ingest while we read, no memory) may pass next time. */
+        if (rc == CC_ECORRUPT)
+            data->corrupt_store_version = current;
+        snprintf(errbuf, errlen, "store version %" PRIu64 " cannot be loaded: %s: %s", current,
+                 path, why[0] ? why : cc_strerror(rc));
+        return rc;
+    }
+    *out_version = current;
+    return 1;
+}
+
+int cc_serverdata_prepare(struct cc_serverdata *data, cc_day on, char *errbuf, size_t errlen)
+{
+    cc_store *store = NULL;
+    uint64_t store_version = 0, sequence = 0;
+    errbuf[0] = '\0';
+    cc_dataversion_release(data->prepared);
     data->prepared = NULL;
-    rc = cc_dataversion_publish(data->store, data->store_version, data->optouts, on,
-                                &data->prepared);
+    int rc = load_new_store(data, &store, &store_version, errbuf, errlen);
+    if (rc == 1) {
+        rc = cc_dataversion_publish_owning(store, store_version, data->optouts, on,
+                                           &data->prepared);
+        if (rc < 0) {
+            cc_store_free(store);
+            snprintf(errbuf, errlen, "store version %" PRIu64 " cannot be published: %s",
+                     store_version, cc_strerror(rc));
+            return rc;
+        }
+        return 1;
+    }
+    /* No new store (or one that failed to load, reported in errbuf): the
+     * register's changes are still published on the store in force. */
+    rc = cc_optout_last_sequence(data->optouts, &sequence);
+    if (rc < 0)
+        return rc;
+    if (sequence == cc_dataversion_optout_sequence(data->version) &&
+        on == cc_dataversion_published_on(data->version))
+        return 0;
+    rc = cc_dataversion_republish(data->version, data->optouts, on, &data->prepared);
     return rc < 0 ? rc : 1;
 }
 
@@ -87,10 +138,9 @@ void cc_serverdata_commit(struct cc_serverdata *data)
 {
     if (!data->prepared)
         return;
-    /* No query holds a version across this call yet; when queries run on
-     * the thread pool, each will hold a reference and the old version will
-     * be freed by the last one. */
-    cc_dataversion_free(data->version);
+    /* A query still running on the old version holds its own reference, so
+     * the old version (and its store) is freed by whichever of us is last. */
+    cc_dataversion_release(data->version);
     data->version = data->prepared;
     data->prepared = NULL;
     data->publication++;
@@ -100,10 +150,10 @@ void cc_serverdata_free(struct cc_serverdata *data)
 {
     if (!data)
         return;
-    cc_dataversion_free(data->prepared);
-    cc_dataversion_free(data->version);
+    cc_dataversion_release(data->prepared);
+    cc_dataversion_release(data->version);
     cc_optout_detach(data->optouts);
     cc_db_close(data->db);
-    cc_store_free(data->store);
+    free(data->dir);
     free(data);
 }

@@ -1,7 +1,16 @@
 /*
  * cc_serverdata.h: the data a server serves: the current store snapshot of
  * a data directory, loaded for queries only, its opt-out register, and the
- * data version published from them at start.
+ * data version in force, published from them at start and again at each
+ * publication: with the register's changes, and with the directory's new
+ * store version when an ingest has written one since (no restart).
+ *
+ * Lifetime: the version in force is reference-counted (cc_dataversion.h).
+ * A publication swaps in the new version and gives back this module's
+ * reference to the old one; whoever still holds the old one (a request
+ * dispatched before the swap) finishes on it, and the last release frees it
+ * with its store. A new store that fails to load leaves the version in
+ * force serving: the server is never left without data.
  *
  * Must never: log a figure or anything about a person; it logs versions and
  * dates only.
@@ -24,19 +33,26 @@ struct cc_serverdata;
 int cc_serverdata_open(const char *dir, struct cc_serverdata **out, char *errbuf, size_t errlen);
 
 /* The version in force (valid until the next cc_serverdata_commit() or
- * until the data is freed). */
-const struct cc_dataversion *cc_serverdata_version(const struct cc_serverdata *data);
+ * until the data is freed; a caller that keeps it longer, such as a query
+ * on the thread pool, takes a reference with cc_dataversion_retain()). */
+cc_dataversion *cc_serverdata_version(const struct cc_serverdata *data);
 
 /* How many versions have been published since start (1 after open). */
 uint64_t cc_serverdata_publication(const struct cc_serverdata *data);
 
 /* Publishing, in two steps so the slow one runs off the event loop:
  * cc_serverdata_prepare() (any one thread at a time; it uses the register's
- * connection) builds the next version if the register changed since the
- * version in force, or the day did, and returns 1; 0 if nothing changed; or
- * a CC_E* code. cc_serverdata_commit() (the loop's thread) then makes the
- * prepared version the one in force. */
-int cc_serverdata_prepare(struct cc_serverdata *data, cc_day on);
+ * connection) builds the next version and returns 1 if the directory's
+ * current store version differs from the one in force (it then loads that
+ * snapshot: memory for two stores is needed until the old one is released),
+ * or else if the register changed since the version in force, or the day
+ * did; 0 if nothing changed; or a CC_E* code. errbuf says what could not be
+ * done, or is "": a new store that cannot be loaded is reported there while
+ * the register's changes are still published on the store in force (a
+ * corrupt snapshot is not tried again; a newer store version is).
+ * cc_serverdata_commit() (the loop's thread) then makes the prepared version
+ * the one in force. */
+int cc_serverdata_prepare(struct cc_serverdata *data, cc_day on, char *errbuf, size_t errlen);
 void cc_serverdata_commit(struct cc_serverdata *data);
 
 void cc_serverdata_free(struct cc_serverdata *data);

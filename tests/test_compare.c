@@ -238,7 +238,7 @@ static void build_fixture(void)
 
 static void fixture_fini(void)
 {
-    cc_dataversion_free(version);
+    cc_dataversion_release(version);
     cc_store_free(store);
     sqlite3_close(db);
 }
@@ -1009,7 +1009,7 @@ static void planted_init(void)
     cr_assert_eq(cc_dataversion_publish(planted_store, store_version, optouts,
                                         cc_day_from_ymd(2025, 12, 31), &planted_version),
                  0);
-    cr_assert_gt(planted_version->n_excluded, 0, "the opt-outs are applied");
+    cr_assert_gt(cc_dataversion_n_excluded(planted_version), 0, "the opt-outs are applied");
     cc_optout_detach(optouts);
     cr_assert_eq(cc_db_close(state), 0);
 
@@ -1035,7 +1035,7 @@ static void planted_init(void)
 
 static void planted_fini(void)
 {
-    cc_dataversion_free(planted_version);
+    cc_dataversion_release(planted_version);
     cc_store_free(planted_store);
     char command[128];
     snprintf(command, sizeof command, "rm -rf '%s'", planted_root);

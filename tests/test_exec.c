@@ -255,7 +255,7 @@ static void fixture_init(void)
 
 static void fixture_fini(void)
 {
-    cc_dataversion_free(version);
+    cc_dataversion_release(version);
     cc_store_free(store);
     sqlite3_close(db);
 }
@@ -575,8 +575,9 @@ Test(exec, opted_out_persons_count_nowhere)
     cr_assert_eq(cc_query_bind(q, cc_store_columns(store), NULL, err, sizeof err), 0);
     struct cc_raw_result res;
     cr_assert_eq(cc_exec_run(version, q, NULL, &res, err, sizeof err), 0, "%s", err);
-    cr_assert_eq(res.count[0], cc_store_columns(store)->n_persons - version->n_excluded);
-    cr_assert_gt(version->n_excluded, 0);
+    cr_assert_eq(res.count[0],
+                 cc_store_columns(store)->n_persons - cc_dataversion_n_excluded(version));
+    cr_assert_gt(cc_dataversion_n_excluded(version), 0);
     cc_raw_result_free(&res);
     cc_query_free(q);
 }
@@ -718,7 +719,7 @@ Test(exec, the_sex_dimension_has_the_four_codes_or_those_of_the_filter)
     struct cc_query *q = q_new(CC_MEASURE_PERSONS);
     q_dim(q, CC_DIM_SEX, 0);
     uint64_t total = compare(q, "SELECT " SEXLABEL ", COUNT(*) FROM p GROUP BY 1");
-    cr_assert_eq(total, cc_store_columns(store)->n_persons - version->n_excluded,
+    cr_assert_eq(total, cc_store_columns(store)->n_persons - cc_dataversion_n_excluded(version),
                  "every person has one of the four sex codes");
     q = q_new(CC_MEASURE_PERSONS);
     q_dim(q, CC_DIM_SEX, 0);
@@ -995,7 +996,7 @@ Test(exec, events_per_lsoa_and_sex_with_margins_at_some_practices)
         if (res.restrictions[r].kind == CC_RESTRICT_PRACTICES) {
             seen = 1;
             cr_assert_eq(res.cohort_without[r],
-                         cc_store_columns(store)->n_persons - version->n_excluded);
+                         cc_store_columns(store)->n_persons - cc_dataversion_n_excluded(version));
             cr_assert_lt(res.cohort_persons, res.cohort_without[r]);
             cr_assert_gt(res.cohort_persons, 0);
         }

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include "cc_db.h"

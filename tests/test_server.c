@@ -1,6 +1,8 @@
 /* Integration tests for carecountd (server/): the real server, real sockets,
  * started through the harness (tests/support/cc_harness.h). */
 #include <criterion/criterion.h>
+#include <gsl/gsl_cdf.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -16,6 +18,7 @@
 #include "cc_error.h"
 #include "cc_frame.h"
 #include "cc_harness.h"
+#include "cc_server.h"
 #include "cc_version.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -943,4 +946,21 @@ Test(config, bad_options_are_refused_with_a_reason)
     cc_config_defaults(&config);
     cr_assert_eq(cc_config_parse_args(&config, 3, remote_allowed, error, sizeof(error)), 0);
     cr_assert_str_eq(config.listen_host, "192.0.2.1");
+}
+
+/* ---- unit-level: GSL never aborts a server ------------------------------- */
+
+/* Without cc_server_new's gsl_set_error_handler_off(), this domain error
+ * (a chi-squared quantile with negative degrees of freedom, the function
+ * the exact Poisson limits use) calls GSL's default handler, which aborts
+ * the process, and the test crashes. */
+Test(server, a_gsl_domain_error_after_server_start_returns_nan_instead_of_aborting)
+{
+    struct cc_config config;
+    struct cc_server *server = NULL;
+    cc_config_defaults(&config);
+    cr_assert_eq(cc_server_new(&config, &server), 0);
+    double x = gsl_cdf_chisq_Pinv(0.5, -1.0);
+    cr_assert(isnan(x), "a domain error gives NaN");
+    cc_server_free(server);
 }

@@ -67,7 +67,7 @@ static int read_input(const char *path, size_t limit, char **out, size_t *out_le
     size_t len = 0;
     if (!data) {
         rc = CC_ENOMEM;
-        goto fail;
+        goto out;
     }
     while (len < limit + 1) {
         size_t n = fread(data + len, 1, limit + 1 - len, file);
@@ -77,12 +77,12 @@ static int read_input(const char *path, size_t limit, char **out, size_t *out_le
     }
     if (ferror(file)) {
         rc = CC_EIO;
-        goto fail;
+        goto out;
     }
     *out = data;
     *out_len = len;
     data = NULL;
-fail:
+out:
     free(data);
     if (file != stdin)
         fclose(file);
@@ -134,7 +134,7 @@ int cc_cmd_check(int argc, char **argv)
     if (rc) {
         fprintf(stderr, "carecount check: %s: %s\n", path,
                 rc == CC_EIO ? strerror(errno) : cc_strerror(rc));
-        goto fail;
+        goto out;
     }
     if (codelist_dir) {
         rc = cc_codelists_new(&codelists);
@@ -142,7 +142,7 @@ int cc_cmd_check(int argc, char **argv)
             rc = cc_codelists_load_dir(codelists, codelist_dir, errbuf, sizeof errbuf);
         if (rc) {
             fprintf(stderr, "carecount check: %s\n", errbuf[0] ? errbuf : cc_strerror(rc));
-            goto fail;
+            goto out;
         }
     }
     errbuf[0] = '\0';
@@ -153,7 +153,7 @@ int cc_cmd_check(int argc, char **argv)
         rc = cc_query_bind(query, NULL, codelists, errbuf, sizeof errbuf);
     if (rc) {
         fprintf(stderr, "carecount check: %s\n", errbuf[0] ? errbuf : cc_strerror(rc));
-        goto fail;
+        goto out;
     }
     if (as_msgpack) {
         rc = cc_query_encode(query, &bytes, &n_bytes);
@@ -168,10 +168,10 @@ int cc_cmd_check(int argc, char **argv)
         rc = CC_EIO;
     if (rc) {
         fprintf(stderr, "carecount check: writing the query: %s\n", cc_strerror(rc));
-        goto fail;
+        goto out;
     }
     status = 0;
-fail:
+out:
     free(json);
     free(bytes);
     cc_query_free(query);

@@ -854,11 +854,11 @@ static int write_dsr(struct run *run, const struct group *g)
     if (run->role_column[4] < 0 && g->n_rows != CC_STATS_ESP2013_BANDS) {
         rc = fail_group(g, "needs all 19 bands of the 2013 European Standard "
                            "Population (0-4, 5-9, ..., 85-89, 90+)");
-        goto fail;
+        goto out;
     }
     if (!(counts = group_column(g, 0)) || !(populations = group_column(g, 1)) ||
         !(weights = group_column(g, 2)))
-        goto fail;
+        goto out;
     for (size_t i = 0; i < g->n_rows; i++)
         total_population += populations[i];
     rc = cc_stats_dsr(g->n_rows, counts, populations, weights, opt->confidence,
@@ -866,7 +866,7 @@ static int write_dsr(struct run *run, const struct group *g)
     if (rc == CC_EINVAL) {
         rc = fail_group(g, "a dsr needs counts >= 0, populations > 0 and "
                            "standard populations >= 0, not all 0");
-        goto fail;
+        goto out;
     }
     if (rc == CC_ERANGE)
         snprintf(statistic, sizeof statistic, "dsr NA for total count < 10");
@@ -874,14 +874,14 @@ static int write_dsr(struct run *run, const struct group *g)
         snprintf(statistic, sizeof statistic, "dsr per %.12g", opt->multiplier);
     else {
         rc = fail_group(g, cc_strerror(rc));
-        goto fail;
+        goto out;
     }
     put_group_name(run->out, run->role_column[0] >= 0, g->name);
     fprintf(run->out, "%.12g", total_count);
     put_number(run->out, total_population);
     put_interval(run->out, run->opt, &ci, statistic);
     rc = 0;
-fail:
+out:
     free(counts);
     free(populations);
     free(weights);
@@ -899,7 +899,7 @@ static int write_isr(struct run *run, const struct group *g)
 
     if (!(populations = group_column(g, 1)) || !(reference_counts = group_column(g, 2)) ||
         !(reference_populations = group_column(g, 3)))
-        goto fail;
+        goto out;
     for (size_t i = 0; i < g->n_rows; i++)
         observed += g->numbers[i * ROW_STRIDE];
     rc = cc_stats_expected(g->n_rows, populations, reference_counts,
@@ -909,11 +909,11 @@ static int write_isr(struct run *run, const struct group *g)
     if (rc == CC_EINVAL) {
         rc = fail_group(g, "an isr needs counts and populations >= 0, reference "
                            "populations > 0 and an expected count > 0");
-        goto fail;
+        goto out;
     }
     if (rc < 0) {
         rc = fail_group(g, cc_strerror(rc));
-        goto fail;
+        goto out;
     }
     snprintf(statistic, sizeof statistic, "indirectly standardised ratio x %.12g",
              opt->multiplier);
@@ -922,7 +922,7 @@ static int write_isr(struct run *run, const struct group *g)
     put_number(run->out, expected);
     put_interval(run->out, run->opt, &ci, statistic);
     rc = 0;
-fail:
+out:
     free(populations);
     free(reference_counts);
     free(reference_populations);
@@ -936,14 +936,14 @@ static int write_mean(struct run *run, const struct group *g)
     int rc = CC_ENOMEM;
 
     if (!(values = group_column(g, 0)))
-        goto fail;
+        goto out;
     for (size_t i = 0; i < g->n_rows; i++)
         sum += values[i];
     rc = cc_stats_mean(g->n_rows, values, run->opt->confidence, &ci, &sd);
     if (rc < 0) {
         rc = fail_group(g, rc == CC_EINVAL ? "a mean needs at least 2 values"
                                            : cc_strerror(rc));
-        goto fail;
+        goto out;
     }
     put_group_name(run->out, run->role_column[0] >= 0, g->name);
     fprintf(run->out, "%.12g", sum);
@@ -951,7 +951,7 @@ static int write_mean(struct run *run, const struct group *g)
     put_number(run->out, sd);
     put_interval(run->out, run->opt, &ci, "mean");
     rc = 0;
-fail:
+out:
     free(values);
     return rc;
 }

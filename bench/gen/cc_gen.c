@@ -231,7 +231,7 @@ static int write_reference(struct run *run)
         }
     }
     if ((rc = write_file(run, "postcodes.csv", &buf)))
-        goto done;
+        goto out;
 
     buf.len = 0;
     char line[256];
@@ -259,14 +259,14 @@ static int write_reference(struct run *run)
         }
     }
     if ((rc = write_file(run, "areas.csv", &buf)))
-        goto done;
+        goto out;
 
     char dir[MAX_PATH_BYTES];
     if (snprintf(dir, sizeof dir, "%s/codelists", run->opts->out_dir) >= (int)sizeof dir ||
         make_dirs(dir)) {
         report(run, dir, "cannot create directory");
         rc = CC_EIO;
-        goto done;
+        goto out;
     }
     for (size_t i = 0; i < sizeof codelists / sizeof codelists[0]; i++) {
         char name[128];
@@ -275,9 +275,9 @@ static int write_reference(struct run *run)
         cc_gen_puts(&buf, codelists[i].rows);
         snprintf(name, sizeof name, "codelists/%s.csv", codelists[i].name);
         if ((rc = write_file(run, name, &buf)))
-            goto done;
+            goto out;
     }
-done:
+out:
     free(buf.data);
     return rc;
 }
@@ -552,21 +552,21 @@ int cc_gen_run(const struct cc_gen_options *opts, struct cc_gen_summary *summary
         return CC_EEXISTS;
     }
     if ((rc = init_context(&run.ctx, opts)))
-        goto fail;
+        goto out;
     const struct cc_gen_geo *geo = &run.ctx.geo;
     size_t n_cells = (size_t)geo->n_lsoas * 2 * CC_N_AGE_BANDS_5Y;
     population = calloc(n_cells * (size_t)n_threads, sizeof *population);
     if (!population) {
         rc = CC_ENOMEM;
-        goto fail;
+        goto out;
     }
     if ((rc = write_reference(&run)))
-        goto fail;
+        goto out;
     for (int f = 0; f < CC_GEN_N_FILES; f++) {
         if ((rc = open_output(&run, file_names[f], &run.fds[f])))
-            goto fail;
+            goto out;
         if ((rc = write_all(&run, run.fds[f], file_headers[f], strlen(file_headers[f]), file_names[f])))
-            goto fail;
+            goto out;
     }
 
     /* Rounds of n_threads blocks, double-buffered: while the workers fill
@@ -604,12 +604,12 @@ int cc_gen_run(const struct cc_gen_options *opts, struct cc_gen_summary *summary
             writer_main(&writer);
         if (writer.rc) {
             rc = writer.rc;
-            goto fail;
+            goto out;
         }
         for (int t = 0; t < n_jobs; t++)
             if (round[t].rc) {
                 rc = round[t].rc;
-                goto fail;
+                goto out;
             }
         previous_jobs = n_jobs;
         current = 1 - current;
@@ -624,18 +624,18 @@ int cc_gen_run(const struct cc_gen_options *opts, struct cc_gen_summary *summary
     }
     for (int f = 0; f < CC_GEN_N_FILES; f++)
         if ((rc = close_output(&run, &run.fds[f], file_names[f])))
-            goto fail;
+            goto out;
 
     for (int t = 1; t < n_threads; t++)
         for (size_t i = 0; i < n_cells; i++)
             population[i] += population[n_cells * (size_t)t + i];
     if ((rc = write_population(&run, population)))
-        goto fail;
+        goto out;
     int64_t reference_rows[3] = {(int64_t)geo->n_postcodes,
                                  CC_GEN_N_REGIONS + CC_GEN_N_ICBS + geo->n_lads + geo->n_lsoas,
                                  (int64_t)n_cells};
     if ((rc = write_manifest(&run, reference_rows)))
-        goto fail;
+        goto out;
 
     if (summary) {
         memset(summary, 0, sizeof *summary);
@@ -650,7 +650,7 @@ int cc_gen_run(const struct cc_gen_options *opts, struct cc_gen_summary *summary
         summary->bytes_written = run.bytes_written;
     }
     rc = 0;
-fail:
+out:
     for (int f = 0; f < CC_GEN_N_FILES; f++)
         if (run.fds[f] >= 0)
             close(run.fds[f]);

@@ -2,7 +2,8 @@
  * carecountd.c: the carecount server program.
  *
  * Parses the command line into a struct cc_config, listens, serves until
- * SIGTERM or SIGINT, and exits 0 after a clean shutdown (every handle closed,
+ * SIGTERM or SIGINT (SIGHUP publishes a new data version now, see
+ * cc_server.h), and exits 0 after a clean shutdown (every handle closed,
  * the loop closed). Exit status 2 means a usage error, 1 a failure to start
  * or to shut down cleanly.
  *
@@ -26,7 +27,8 @@ static void usage(FILE *out)
             "\n"
             "carecountd serves disclosure-controlled aggregate figures over the\n"
             "carecount protocol (docs/protocol.md). It stops cleanly on SIGTERM or\n"
-            "SIGINT, letting requests in progress finish.\n"
+            "SIGINT, letting requests in progress finish. SIGHUP makes it publish at\n"
+            "once: a new store version written by an ingest, and opt-out changes.\n"
             "\n");
     cc_config_usage(out);
 }

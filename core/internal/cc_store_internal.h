@@ -8,8 +8,9 @@
  * points the public column view into them, so the in-memory layout and the
  * file layout cannot drift apart.
  *
- * Must never: be included outside core/store*.c; hold anything but the
- * columns listed in cc_store.h (no name, NHS number or postcode of a person).
+ * Must never: be included outside core/cc_store*.c (core/internal/ is private
+ * to core; test_store alone is let in, see CMakeLists.txt); hold anything but
+ * the columns listed in cc_store.h (no name, NHS number or postcode of a person).
  */
 #ifndef CC_STORE_INTERNAL_H
 #define CC_STORE_INTERNAL_H
