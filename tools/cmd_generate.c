@@ -1,7 +1,7 @@
 /*
  * cmd_generate.c: `carecount generate`, the synthetic data set.
  *
- * Parses the options and calls cc_gen_run() (bench/gen/cc_gen.h). It prints
+ * Parses the options and calls cc_gen_run() (gen/cc_gen.h). It prints
  * counts and paths only, never a generated record.
  */
 #include <errno.h>

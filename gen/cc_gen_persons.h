@@ -1,5 +1,5 @@
 /*
- * cc_gen_persons.h: the generator's person model, internal to bench/gen.
+ * cc_gen_persons.h: the generator's person model, internal to gen/.
  *
  * The run (cc_gen.c) builds one read-only cc_gen_context, then asks for
  * blocks of CC_GEN_BLOCK_PERSONS persons, each written into its own buffers

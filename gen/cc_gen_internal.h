@@ -3,7 +3,7 @@
  * cc_gen_geo.c, cc_gen_codes.c): the random number generator, the output
  * buffer and the synthetic geography.
  *
- * Nothing outside bench/gen includes this; the contract is cc_gen.h. Nothing
+ * Nothing outside gen/ includes this; the contract is cc_gen.h. Nothing
  * here may hold global mutable state: every stream of random numbers is a
  * value owned by its caller, so that blocks of persons can be generated on
  * any thread and still give the same bytes.
