@@ -1,5 +1,5 @@
 /*
- * Tests for bench/gen (carecount generate): the generated data set at 10,000
+ * Tests for gen/ (carecount generate): the generated data set at 10,000
  * patients, read back from the CSV files with independent checks (Modulus
  * 11, Verhoeff, the area hierarchy, the planted effects, determinism).
  *
@@ -21,40 +21,19 @@
 #include "cc_error.h"
 #include "cc_gen.h"
 #include "cc_validate.h"
+#include "cc_testfs.h"
+#include "cc_testtool.h"
 
 #define N_PATIENTS 10000
 #define MAX_FIELDS 32
 
 /* ---- helpers ---- */
 
-/* Removes a generated directory (files and one level of subdirectories). */
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *entry;
-    while ((entry = readdir(d))) {
-        if (!strcmp(entry->d_name, ".") || !strcmp(entry->d_name, ".."))
-            continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, entry->d_name);
-        struct stat st;
-        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            remove_tree(path);
-        else
-            unlink(path);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 /* Generates a data set into a new temporary directory; returns its path
  * (caller frees and removes). */
 static char *generate(uint64_t seed, int64_t n_patients, int n_threads)
 {
-    char *dir = strdup("/tmp/cc_test_generate_XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    char *dir = cc_testfs_new_dir("generate");
     struct cc_gen_options opts = {0};
     opts.seed = seed;
     opts.n_patients = n_patients;
@@ -66,7 +45,7 @@ static char *generate(uint64_t seed, int64_t n_patients, int n_threads)
 
 static void discard(char *dir)
 {
-    remove_tree(dir);
+    cc_testfs_remove_tree(dir);
     free(dir);
 }
 
@@ -74,20 +53,8 @@ static void discard(char *dir)
 static char *slurp(const char *dir, const char *name, size_t *len)
 {
     char path[512];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", name);
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *data = malloc((size_t)size + 1);
-    cr_assert_not_null(data);
-    cr_assert_eq(fread(data, 1, (size_t)size, f), (size_t)size);
-    fclose(f);
-    data[size] = '\0';
-    if (len)
-        *len = (size_t)size;
-    return data;
+    cc_testfs_path(path, sizeof path, dir, name);
+    return cc_testfs_read(path, len);
 }
 
 /* A file split into rows of fields (RFC 4180 quotes undone in place; no
@@ -851,10 +818,7 @@ Test(generate, ingest_validators_reject_only_the_documented_bad_rows)
 /* Runs the carecount binary with arguments; returns its exit status. */
 static int run_carecount(const char *args)
 {
-    char command[1024];
-    snprintf(command, sizeof command, "%s/carecount %s >/dev/null 2>&1", CC_BIN_DIR, args);
-    int status = system(command);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return cc_testtool_run(args, NULL, NULL, 0);
 }
 
 Test(generate, command_line_documents_and_checks_its_options)
@@ -863,8 +827,8 @@ Test(generate, command_line_documents_and_checks_its_options)
     cr_assert_eq(run_carecount("generate --patients 999 --out /tmp/cc_test_generate_never_created"), 2);
     cr_assert_eq(run_carecount("generate --patients 1000 --seed -1 --out /tmp/cc_test_generate_never_created"), 2);
     cr_assert_eq(run_carecount("generate --seed 1"), 2, "--patients and --out are required");
-    char dir[] = "/tmp/cc_test_generate_cli_XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
+    char dir[64];
+    cc_testfs_make_dir(dir, sizeof dir, "generate_cli");
     char args[256];
     snprintf(args, sizeof args, "generate --patients 1000 --seed 3 --out %s --quiet", dir);
     cr_assert_eq(run_carecount(args), 0);
@@ -873,5 +837,5 @@ Test(generate, command_line_documents_and_checks_its_options)
     cr_assert_eq(json_integer_value(json_object_get(manifest, "seed")), 3);
     cr_assert_eq(json_integer_value(json_object_get(manifest, "patients")), 1000);
     json_decref(manifest);
-    remove_tree(dir);
+    cc_testfs_remove_tree(dir);
 }
