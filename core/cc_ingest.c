@@ -286,6 +286,20 @@ void cc_ingest_kill_point(struct cc_ingest_ctx *ctx, const char *point)
         raise(SIGKILL);
 }
 
+void cc_ingest_trace_link(struct cc_ingest_ctx *ctx, const struct cc_feed_report *feed,
+                          uint64_t line, int outcome, int64_t person)
+{
+    static const char *const outcomes[] = {"no_match", "1", "2", "ambiguous"};
+    if (!ctx->link_trace)
+        return;
+    const char *base = strrchr(feed->path, '/');
+    fprintf(ctx->link_trace, "%s,%llu,%s,", base ? base + 1 : feed->path, (unsigned long long)line,
+            outcomes[outcome]);
+    if (person >= 0)
+        fprintf(ctx->link_trace, "%lld", (long long)person);
+    fputc('\n', ctx->link_trace);
+}
+
 /* ---- the manifest in state.db ----------------------------------------------------- */
 
 static const char *const manifest_schema[] = {
@@ -450,6 +464,9 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
     const char *kill = getenv("CC_TEST_KILL_AT");
     if (kill && !strncmp(kill, "rows:", 5))
         ctx.kill_at_rows = strtoull(kill + 5, NULL, 10);
+    const char *trace = getenv("CC_TEST_LINK_TRACE");
+    if (trace && *trace && (ctx.link_trace = fopen(trace, "w")))
+        fputs("feed,line,outcome,person\n", ctx.link_trace);
 
     if (opt->n_files > CC_INGEST_MAX_FILES) {
         snprintf(errbuf, errlen, "too many files (at most %d)", CC_INGEST_MAX_FILES);
@@ -721,6 +738,9 @@ fail_db:
 fail_feed:
     snprintf(errbuf, errlen, "%s", ctx.error[0] ? ctx.error : cc_strerror(rc));
 out:
+    if (ctx.link_trace)
+        fclose(ctx.link_trace);
+    free(ctx.earlier);
     if (ctx.rejects) {
         fclose(ctx.rejects);
         snprintf(report->rejects_path, sizeof report->rejects_path, "%s", ctx.rejects_path);

@@ -396,6 +396,28 @@ out:
 }
 
 /* Pass 2: persons, their demographics, area and practice. */
+/* Remembers that the person was known at postcode, when it is not the
+ * postcode `current` (NULL: the one the builder holds for them now), so
+ * that stage 2 finds them there too: a patient who moved and appears with
+ * the old postcode and no NHS number links to them, and nobody who lives
+ * there now links in their place. */
+static int remember_address(struct cc_ingest_ctx *ctx, int64_t person, const cc_pseudonym *postcode,
+                            const cc_pseudonym *current)
+{
+    static const cc_pseudonym zero;
+    const struct cc_store_columns *cols = cc_store_builder_columns(ctx->builder);
+    if ((uint64_t)person >= cols->n_persons)
+        return 0;
+    if (!current)
+        current = &cols->person_postcode_pseudonym[person];
+    if (!memcmp(postcode, &zero, sizeof zero) || !memcmp(postcode, current, sizeof *postcode))
+        return 0;
+    if (cc_array_reserve(&ctx->earlier, &ctx->earlier_cap, ctx->n_earlier + 1, sizeof *ctx->earlier))
+        return CC_ENOMEM;
+    ctx->earlier[ctx->n_earlier++] = (struct cc_link_address){(uint32_t)person, *postcode};
+    return 0;
+}
+
 int cc_ingest_registrations(struct cc_ingest_ctx *ctx, const char *path,
                             struct cc_feed_report *feed)
 {
@@ -446,9 +468,15 @@ int cc_ingest_registrations(struct cc_ingest_ctx *ctx, const char *path,
             ctx->latest_registration[idx] != NO_REGISTRATION &&
             ctx->latest_registration[idx] > registered) {
             /* An older registration than one already seen: the latest one
-             * gives the area of residence and the practice. */
+             * gives the area of residence and the practice; this one an
+             * earlier address. */
+            cc_pseudonym earlier;
+            pseudo_postcode(ctx, postcode, postcode_len, &earlier);
+            if ((rc = remember_address(ctx, idx, &earlier, NULL)) < 0)
+                goto fail;
             feed->rows_accepted++;
             feed->linked_stage1++;
+            cc_ingest_trace_link(ctx, feed, line, CC_TRACE_STAGE1, idx);
             continue;
         }
         int32_t practice_index = cc_store_builder_practice(ctx->builder, practice);
@@ -466,6 +494,11 @@ int cc_ingest_registrations(struct cc_ingest_ctx *ctx, const char *path,
         in.record_key = cc_pseudo_record_key(ctx->key, &person);
         if (idx < 0)
             feed->persons_created++;
+        else if ((rc = remember_address(ctx, idx,
+                                        &cc_store_builder_columns(ctx->builder)
+                                             ->person_postcode_pseudonym[idx],
+                                        &in.postcode_pseudonym)) < 0)
+            goto fail; /* the address this newer registration replaces */
         idx = cc_store_builder_person(ctx->builder, &in);
         if (idx < 0) {
             rc = (int)idx;
@@ -476,6 +509,7 @@ int cc_ingest_registrations(struct cc_ingest_ctx *ctx, const char *path,
         ctx->latest_registration[idx] = (uint16_t)registered;
         feed->rows_accepted++;
         feed->linked_stage1++;
+        cc_ingest_trace_link(ctx, feed, line, CC_TRACE_STAGE1, idx);
     }
     if (rc < 0)
         goto fail;
@@ -538,6 +572,7 @@ int cc_ingest_gp_events(struct cc_ingest_ctx *ctx, const char *path, struct cc_f
             /* A GP event names a registered patient; without a registration
              * there are no demographics to link it to. */
             feed->unlinked_no_match++;
+            cc_ingest_trace_link(ctx, feed, line, CC_TRACE_NO_MATCH, -1);
             continue;
         }
         /* The same coded entry sent twice (same patient, day and code) is a
@@ -558,6 +593,7 @@ int cc_ingest_gp_events(struct cc_ingest_ctx *ctx, const char *path, struct cc_f
             goto fail;
         feed->rows_accepted++;
         feed->linked_stage1++;
+        cc_ingest_trace_link(ctx, feed, line, CC_TRACE_STAGE1, idx);
     }
     if (rc < 0)
         goto fail;
@@ -628,6 +664,10 @@ static int64_t link_or_hold(struct cc_ingest_ctx *ctx, uint32_t feed_index,
             if (idx < 0)
                 return idx;
             feed->persons_created++;
+        } else {
+            int rc = remember_address(ctx, idx, &rp->postcode, NULL);
+            if (rc < 0)
+                return rc;
         }
         feed->linked_stage1++;
         return idx;
@@ -812,6 +852,10 @@ int cc_ingest_hospital(struct cc_ingest_ctx *ctx, const char *path, struct cc_fe
             rc = (int)idx;
             goto fail;
         }
+        if (idx >= 0)
+            cc_ingest_trace_link(ctx, feed, line, CC_TRACE_STAGE1, idx);
+        else
+            ctx->pending[ctx->n_pending - 1].line = line;
         feed->rows_accepted++;
         if (idx >= 0 && (rc = cc_store_builder_record(ctx->builder, (uint32_t)idx,
                                                       CC_SETTING_HOSPITAL, admitted, method,
@@ -894,6 +938,10 @@ int cc_ingest_community(struct cc_ingest_ctx *ctx, const char *path, struct cc_f
             rc = (int)idx;
             goto fail;
         }
+        if (idx >= 0)
+            cc_ingest_trace_link(ctx, feed, line, CC_TRACE_STAGE1, idx);
+        else
+            ctx->pending[ctx->n_pending - 1].line = line;
         feed->rows_accepted++;
         if (idx >= 0 && (rc = cc_store_builder_record(ctx->builder, (uint32_t)idx,
                                                       CC_SETTING_COMMUNITY, date, 0, &ci, 1)) < 0)
@@ -919,7 +967,8 @@ int cc_ingest_link_pending(struct cc_ingest_ctx *ctx)
     if (!ctx->n_pending)
         return 0;
     cc_link_index *index = NULL;
-    int rc = cc_link_index_build(cc_store_builder_columns(ctx->builder), &index);
+    int rc = cc_link_index_build(cc_store_builder_columns(ctx->builder), ctx->earlier,
+                                 ctx->n_earlier, &index);
     if (rc < 0)
         return rc;
     for (uint64_t i = 0; i < ctx->n_pending; i++) {
@@ -928,10 +977,12 @@ int cc_ingest_link_pending(struct cc_ingest_ctx *ctx)
         int64_t person = cc_link_find(index, p->dob, p->sex, &p->postcode);
         if (person == CC_LINK_AMBIGUOUS) {
             feed->unlinked_ambiguous++;
+            cc_ingest_trace_link(ctx, feed, p->line, CC_TRACE_AMBIGUOUS, -1);
             continue;
         }
         if (person < 0) {
             feed->unlinked_no_match++;
+            cc_ingest_trace_link(ctx, feed, p->line, CC_TRACE_NO_MATCH, -1);
             continue;
         }
         struct cc_code_input *codes = &ctx->pending_codes[p->code_offset];
@@ -942,6 +993,7 @@ int cc_ingest_link_pending(struct cc_ingest_ctx *ctx)
         if (rc < 0)
             break;
         feed->linked_stage2++;
+        cc_ingest_trace_link(ctx, feed, p->line, CC_TRACE_STAGE2, person);
     }
     cc_link_index_free(index);
     return rc < 0 ? rc : 0;

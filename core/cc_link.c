@@ -42,12 +42,38 @@ static int is_unknown(const cc_pseudonym *p)
     return memcmp(p, &zero, sizeof zero) == 0;
 }
 
-int cc_link_index_build(const struct cc_store_columns *cols, cc_link_index **out)
+/* Adds person p at (dob, sex, postcode): a second person there makes the
+ * combination ambiguous. */
+static void index_add(cc_link_index *index, uint32_t p, cc_day dob, uint8_t sex,
+                      const cc_pseudonym *pc)
+{
+    uint64_t h = key_hash(dob, sex, pc);
+    for (uint64_t i = h & index->mask;; i = (i + 1) & index->mask) {
+        struct slot *s = &index->slots[i];
+        if (s->person == SLOT_EMPTY) {
+            s->hash = h;
+            s->person = p;
+            s->dob = (uint16_t)dob;
+            s->sex = sex;
+            s->postcode = *pc;
+            return;
+        }
+        if (s->hash == h && s->dob == (uint16_t)dob && s->sex == sex &&
+            !memcmp(&s->postcode, pc, sizeof *pc)) {
+            if (s->person != p)
+                s->person = SLOT_AMBIGUOUS;
+            return;
+        }
+    }
+}
+
+int cc_link_index_build(const struct cc_store_columns *cols, const struct cc_link_address *earlier,
+                        size_t n_earlier, cc_link_index **out)
 {
     cc_link_index *index = calloc(1, sizeof *index);
     if (!index)
         return CC_ENOMEM;
-    uint64_t cap = cc_hash_slots_for(cols->n_persons, 16);
+    uint64_t cap = cc_hash_slots_for((uint64_t)cols->n_persons + n_earlier, 16);
     index->slots = cap && cap <= SIZE_MAX / sizeof *index->slots
                        ? malloc((size_t)cap * sizeof *index->slots)
                        : NULL;
@@ -64,26 +90,14 @@ int cc_link_index_build(const struct cc_store_columns *cols, cc_link_index **out
             const cc_pseudonym *pc = &cols->person_postcode_pseudonym[p];
             if (is_unknown(pc) || cols->person_sex[p] == 0)
                 continue;
-            cc_day dob = cols->person_dob[p];
-            uint8_t sex = cols->person_sex[p];
-            uint64_t h = key_hash(dob, sex, pc);
-            for (uint64_t i = h & index->mask;; i = (i + 1) & index->mask) {
-                struct slot *s = &index->slots[i];
-                if (s->person == SLOT_EMPTY) {
-                    s->hash = h;
-                    s->person = p;
-                    s->dob = (uint16_t)dob;
-                    s->sex = sex;
-                    s->postcode = *pc;
-                    break;
-                }
-                if (s->hash == h && s->dob == (uint16_t)dob && s->sex == sex &&
-                    !memcmp(&s->postcode, pc, sizeof *pc)) {
-                    s->person = SLOT_AMBIGUOUS;
-                    break;
-                }
-            }
+            index_add(index, p, cols->person_dob[p], cols->person_sex[p], pc);
         }
+    }
+    for (size_t i = 0; i < n_earlier; i++) {
+        uint32_t p = earlier[i].person;
+        if (p >= cols->n_persons || is_unknown(&earlier[i].postcode) || cols->person_sex[p] == 0)
+            continue;
+        index_add(index, p, cols->person_dob[p], cols->person_sex[p], &earlier[i].postcode);
     }
     *out = index;
     return 0;

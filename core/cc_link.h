@@ -22,10 +22,22 @@ typedef struct cc_link_index cc_link_index;
 #define CC_LINK_NONE (-1)
 #define CC_LINK_AMBIGUOUS (-2)
 
+/* An earlier address of a person: a postcode (pseudonym) they were known at
+ * besides the current one in cols, from a registration that a newer one
+ * replaced or a hospital or community row linked by NHS number. */
+struct cc_link_address {
+    uint32_t person;
+    cc_pseudonym postcode;
+};
+
 /* Builds the stage-2 index over every person in cols that has a known date
- * of birth, sex and postcode pseudonym (an all-zero pseudonym means unknown).
- * The caller frees with cc_link_index_free(). */
-int cc_link_index_build(const struct cc_store_columns *cols, cc_link_index **out);
+ * of birth, sex and postcode pseudonym (an all-zero pseudonym means unknown),
+ * at their current postcode and at each of the n_earlier earlier addresses
+ * (may be NULL when n_earlier is 0). A combination that leads to two
+ * persons is ambiguous; one person known twice at the same postcode is
+ * still one. The caller frees with cc_link_index_free(). */
+int cc_link_index_build(const struct cc_store_columns *cols, const struct cc_link_address *earlier,
+                        size_t n_earlier, cc_link_index **out);
 
 /* The person with exactly this date of birth, sex and postcode, or
  * CC_LINK_NONE, or CC_LINK_AMBIGUOUS when several persons share them. */

@@ -9,6 +9,7 @@
 
 #include "cc_codelist.h"
 #include "cc_error.h"
+#include "cc_testfs.h"
 
 static char errbuf[256];
 
@@ -142,25 +143,17 @@ Test(codelist, registry_lists_in_name_order)
     cc_codelists_free(lists);
 }
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *file = fopen(path, "w");
-    cr_assert_not_null(file);
-    fputs(text, file);
-    fclose(file);
-}
-
 Test(codelist, directory_loads_every_csv_and_takes_the_system_from_the_name)
 {
-    char dir[] = "/tmp/cc_codelist_XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
+    char dir[64];
+    cc_testfs_make_dir(dir, sizeof dir, "codelist");
     char path[256];
     snprintf(path, sizeof path, "%s/asthma.csv", dir);
-    write_file(path, "code,term\n195967001,Asthma\n");
+    cc_testfs_write_text(path, "code,term\n195967001,Asthma\n");
     snprintf(path, sizeof path, "%s/hernia-repair.opcs4.csv", dir);
-    write_file(path, "code,term\nT20,Primary repair of inguinal hernia\n");
+    cc_testfs_write_text(path, "code,term\nT20,Primary repair of inguinal hernia\n");
     snprintf(path, sizeof path, "%s/notes.txt", dir);
-    write_file(path, "not a codelist");
+    cc_testfs_write_text(path, "not a codelist");
 
     cc_codelists *lists = registry();
     cr_assert_eq(cc_codelists_load_dir(lists, dir, errbuf, sizeof errbuf), 0, "%s", errbuf);
@@ -169,7 +162,7 @@ Test(codelist, directory_loads_every_csv_and_takes_the_system_from_the_name)
     cr_assert_eq(cc_codelists_find(lists, "hernia-repair")->system, CC_CODE_OPCS4);
 
     snprintf(path, sizeof path, "%s/zz-bad.csv", dir);
-    write_file(path, "code,term\nK40,x\n");
+    cc_testfs_write_text(path, "code,term\nK40,x\n");
     cc_codelists *again = registry();
     cr_assert_eq(cc_codelists_load_dir(again, dir, errbuf, sizeof errbuf), CC_EINVAL);
     cr_assert(strstr(errbuf, "zz-bad.csv: codelist 'zz-bad'"), "the error names the file: %s",
@@ -177,12 +170,7 @@ Test(codelist, directory_loads_every_csv_and_takes_the_system_from_the_name)
 
     cc_codelists_free(again);
     cc_codelists_free(lists);
-    const char *names[] = {"asthma.csv", "hernia-repair.opcs4.csv", "notes.txt", "zz-bad.csv"};
-    for (size_t i = 0; i < 4; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        unlink(path);
-    }
-    rmdir(dir);
+    cc_testfs_remove_tree(dir);
 }
 
 Test(codelist, missing_file_is_an_io_error_naming_the_path)

@@ -8,7 +8,7 @@
  * national and the parent comparator; suppressed counts give "not
  * compared"; the funnel limits agree with cc_stats' funnels.
  *
- * Suite "planted": 24,000 generated patients (bench/gen) ingested and
+ * Suite "planted": 24,000 generated patients (gen/) ingested and
  * published with the opt-out register applied; the generator's planted
  * effects (one ICB with type 2 diabetes prevalence x 1.6, one region with
  * hospital admissions x 0.7) must come out significantly higher and lower
@@ -28,6 +28,7 @@
 #include "cc_dataversion.h"
 #include "cc_db.h"
 #include "cc_error.h"
+#include "cc_fixture.h"
 #include "cc_gen.h"
 #include "cc_ingest.h"
 #include "cc_model.h"
@@ -36,34 +37,17 @@
 #include "cc_query.h"
 #include "cc_stats.h"
 #include "cc_store.h"
+#include "cc_testfs.h"
 
 #define N_PERSONS 6000
 #define N_RECORDS 30000
 #define DIABETES  "44054006"
 #define ENGLAND   CC_COMPARE_ENGLAND_CODE
 
+static struct cc_fixture fixture;
 static cc_store *store;
 static struct cc_dataversion *version;
 static sqlite3 *db;
-
-static uint64_t rng_state = 0x2545f4914f6cdd1dULL;
-static uint64_t rnd(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-static uint32_t rnd_below(uint32_t n)
-{
-    return (uint32_t)(rnd() % n);
-}
-
-static void exec_sql(const char *sql)
-{
-    char *err = NULL;
-    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, &err), SQLITE_OK, "%s: %s", sql, err ? err : "");
-}
 
 /* 2 regions, 4 ICBs, 8 districts, 16 LSOAs; ICB 0 has three times the
  * diabetes prevalence of the others, so something is significant. */
@@ -72,175 +56,53 @@ enum { N_LSOA = 16, N_LAD = 8, N_ICB = 4, N_REGION = 2 };
 static void build_fixture(void)
 {
     gsl_set_error_handler_off();
-    cc_store_builder *b = NULL;
-    cr_assert_eq(cc_store_builder_new(NULL, &b), 0);
-    static char lsoa[N_LSOA][CC_AREA_CODE_BYTES], lad[N_LAD][CC_AREA_CODE_BYTES],
-        icb[N_ICB][CC_AREA_CODE_BYTES], region[N_REGION][CC_AREA_CODE_BYTES];
-    static const char *lsoa_name[N_LSOA], *lad_name[N_LAD], *icb_name[N_ICB],
-        *region_name[N_REGION];
-    static uint16_t lsoa_lad[N_LSOA], lad_icb[N_LAD], icb_region[N_ICB];
-    static uint32_t population[N_LSOA * 2 * CC_N_AGE_BANDS_5Y];
-    static uint64_t postcode_key[1];
-    static uint16_t postcode_lsoa[1];
-    for (int i = 0; i < N_REGION; i++) {
-        snprintf(region[i], sizeof region[i], "E1200000%u", (unsigned)(i + 1) % 10u);
-        region_name[i] = "Region";
-    }
-    for (int i = 0; i < N_ICB; i++) {
-        snprintf(icb[i], sizeof icb[i], "E5400000%u", (unsigned)(i + 1) % 10u);
-        icb_name[i] = "Board";
-        icb_region[i] = (uint16_t)(i % N_REGION);
-    }
-    for (int i = 0; i < N_LAD; i++) {
-        snprintf(lad[i], sizeof lad[i], "E0600000%u", (unsigned)(i + 1) % 10u);
-        lad_name[i] = "District";
-        lad_icb[i] = (uint16_t)(i % N_ICB);
-    }
-    for (int i = 0; i < N_LSOA; i++) {
-        snprintf(lsoa[i], sizeof lsoa[i], "E010000%02u", (unsigned)(i + 1) % 100u);
-        lsoa_name[i] = "Neighbourhood";
-        lsoa_lad[i] = (uint16_t)(i % N_LAD);
-    }
-    for (int i = 0; i < N_LSOA * 2 * CC_N_AGE_BANDS_5Y; i++)
-        population[i] = 20 + rnd_below(80);
-    postcode_key[0] = cc_postcode_pack("LS1 4AP", 7);
-    struct cc_area_input areas = {
-        .n_lsoa = N_LSOA,
-        .n_lad = N_LAD,
-        .n_icb = N_ICB,
-        .n_region = N_REGION,
-        .lsoa_code = (const char(*)[CC_AREA_CODE_BYTES])lsoa,
-        .lad_code = (const char(*)[CC_AREA_CODE_BYTES])lad,
-        .icb_code = (const char(*)[CC_AREA_CODE_BYTES])icb,
-        .region_code = (const char(*)[CC_AREA_CODE_BYTES])region,
-        .lsoa_name = lsoa_name,
-        .lad_name = lad_name,
-        .icb_name = icb_name,
-        .region_name = region_name,
-        .lsoa_lad = lsoa_lad,
-        .lad_icb = lad_icb,
-        .icb_region = icb_region,
-        .population = population,
-        .n_postcodes = 1,
-        .postcode_key = postcode_key,
-        .postcode_lsoa = postcode_lsoa,
+    static const uint8_t sexes[] = {1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 9, 0};
+    static const struct cc_fixture_spec spec = {
+        .seed = 0x2545f4914f6cdd1dULL,
+        .n_lsoa = N_LSOA, .n_lad = N_LAD, .n_icb = N_ICB, .n_region = N_REGION,
+        .lsoa_name = "Neighbourhood", .lad_name = "District", .icb_name = "Board",
+        .region_name = "Region",
+        .population_min = 20, .population_span = 80,
+        .n_practices = 20,
+        .n_persons = N_PERSONS,
+        .first_birth_year = 1924, .birth_years = 100,
+        .sexes = sexes, .n_sexes = sizeof sexes,
+        .no_lsoa_one_in = 100, .no_practice_one_in = 20, .excluded_one_in = 10,
     };
-    cr_assert_eq(cc_store_builder_set_areas(b, &areas), 0);
-    char practice[8];
-    for (int i = 0; i < 20; i++) {
-        snprintf(practice, sizeof practice, "B%05u", (86000u + (unsigned)i) % 100000u);
-        cr_assert_geq(cc_store_builder_practice(b, practice), 0);
-    }
-
-    cr_assert_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
-    exec_sql("CREATE TABLE person(id INTEGER PRIMARY KEY, dob TEXT, sex INT, lad TEXT, icb TEXT,"
-             " region TEXT, excluded INT, registered INT);"
-             "CREATE TABLE record(id INTEGER PRIMARY KEY, person INT, setting INT, date TEXT,"
-             " code TEXT);"
-             "CREATE TABLE pop(lad TEXT, icb TEXT, region TEXT, sex INT, band INT, n INT);");
-    sqlite3_stmt *ins_person, *ins_record;
-    cr_assert_eq(
-        sqlite3_prepare_v2(db, "INSERT INTO person VALUES(?,?,?,?,?,?,?,?)", -1, &ins_person, NULL),
-        SQLITE_OK);
-    cr_assert_eq(
-        sqlite3_prepare_v2(db, "INSERT INTO record VALUES(?,?,?,?,?)", -1, &ins_record, NULL),
-        SQLITE_OK);
-    exec_sql("BEGIN");
-    for (int l = 0; l < N_LSOA; l++)
-        for (int s = 0; s < 2; s++)
-            for (int band = 0; band < CC_N_AGE_BANDS_5Y; band++) {
-                char sql[256];
-                snprintf(sql, sizeof sql, "INSERT INTO pop VALUES('%s','%s','%s',%d,%d,%u)",
-                         lad[lsoa_lad[l]], icb[lad_icb[lsoa_lad[l]]],
-                         region[icb_region[lad_icb[lsoa_lad[l]]]], s + 1, band,
-                         population[(l * 2 + s) * CC_N_AGE_BANDS_5Y + band]);
-                exec_sql(sql);
-            }
-
-    static uint32_t excluded[N_PERSONS];
-    static uint8_t person_icb[N_PERSONS], person_registered[N_PERSONS];
-    uint64_t n_excluded = 0;
-    for (uint32_t p = 0; p < N_PERSONS; p++) {
-        struct cc_person_input in = {0};
-        for (int k = 0; k < CC_PSEUDONYM_BYTES; k += 8) {
-            uint64_t r = rnd();
-            memcpy(in.pseudonym.bytes + k, &r, 8);
-        }
-        in.dob = cc_day_from_ymd(1924 + (int)rnd_below(100), 1 + (int)rnd_below(12),
-                                 1 + (int)rnd_below(28));
-        static const uint8_t sexes[] = {1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 9, 0};
-        in.sex = sexes[rnd_below(sizeof sexes)];
-        in.lsoa = rnd_below(100) == 0 ? UINT16_MAX : (uint16_t)rnd_below(N_LSOA);
-        in.practice = rnd_below(20) == 0 ? UINT16_MAX : (uint16_t)rnd_below(20);
-        in.record_key = (uint32_t)rnd();
-        cr_assert_eq(cc_store_builder_person(b, &in), (int64_t)p);
-        int is_excluded = rnd_below(10) == 0;
-        if (is_excluded)
-            excluded[n_excluded++] = p;
-        person_icb[p] = in.lsoa == UINT16_MAX ? 255 : (uint8_t)lad_icb[lsoa_lad[in.lsoa]];
-        person_registered[p] = in.practice != UINT16_MAX;
-        char dob[11];
-        cc_day_format(in.dob, dob);
-        sqlite3_reset(ins_person);
-        sqlite3_bind_int(ins_person, 1, (int)p);
-        sqlite3_bind_text(ins_person, 2, dob, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int(ins_person, 3, in.sex);
-        if (in.lsoa == UINT16_MAX) {
-            for (int k = 4; k <= 6; k++)
-                sqlite3_bind_null(ins_person, k);
-        } else {
-            sqlite3_bind_text(ins_person, 4, lad[lsoa_lad[in.lsoa]], -1, SQLITE_STATIC);
-            sqlite3_bind_text(ins_person, 5, icb[lad_icb[lsoa_lad[in.lsoa]]], -1, SQLITE_STATIC);
-            sqlite3_bind_text(ins_person, 6, region[icb_region[lad_icb[lsoa_lad[in.lsoa]]]], -1,
-                              SQLITE_STATIC);
-        }
-        sqlite3_bind_int(ins_person, 7, is_excluded);
-        sqlite3_bind_int(ins_person, 8, person_registered[p]);
-        cr_assert_eq(sqlite3_step(ins_person), SQLITE_DONE);
-    }
+    struct cc_fixture *f = &fixture;
+    cc_fixture_begin(f, &spec);
     /* GP records only for registered persons (as in real extracts), so a
      * GP-recorded condition is a subset of the registered population. */
     for (uint32_t r = 0; r < N_RECORDS; r++) {
-        uint32_t person = rnd_below(N_PERSONS);
-        uint8_t setting = (uint8_t)(1 + rnd_below(2));
-        if (!person_registered[person])
+        uint32_t person = cc_fixture_below(f, N_PERSONS);
+        uint8_t setting = (uint8_t)(1 + cc_fixture_below(f, 2));
+        if (f->person_practice[person] == CC_FIXTURE_NO_AREA)
             setting = CC_SETTING_HOSPITAL;
-        cc_day date = cc_day_from_ymd(2019 + (int)rnd_below(7), 1 + (int)rnd_below(12),
-                                      1 + (int)rnd_below(28));
+        cc_day date = cc_day_from_ymd(2019 + (int)cc_fixture_below(f, 7), 1 + (int)cc_fixture_below(f, 12),
+                                      1 + (int)cc_fixture_below(f, 28));
         struct cc_code_input code;
         if (setting == CC_SETTING_GP) {
-            int diabetes = rnd_below(person_icb[person] == 0 ? 20 : 60) == 0;
+            uint16_t lsoa = f->person_lsoa[person];
+            int in_icb0 = lsoa != CC_FIXTURE_NO_AREA && f->lad_icb[f->lsoa_lad[lsoa]] == 0;
+            int diabetes = cc_fixture_below(f, in_icb0 ? 20 : 60) == 0;
             code = (struct cc_code_input){CC_CODE_SNOMED, CC_ROLE_PRIMARY,
                                           diabetes ? DIABETES : "38341003"};
         } else {
             static const char *diagnoses[] = {"E119", "I10", "J459", "N390"};
-            code = (struct cc_code_input){CC_CODE_ICD10, CC_ROLE_PRIMARY, diagnoses[rnd_below(4)]};
+            code = (struct cc_code_input){CC_CODE_ICD10, CC_ROLE_PRIMARY,
+                                          diagnoses[cc_fixture_below(f, 4)]};
         }
-        cr_assert_eq(cc_store_builder_record(b, person, setting, date, 0, &code, 1), 0);
-        char day[11];
-        cc_day_format(date, day);
-        sqlite3_reset(ins_record);
-        sqlite3_bind_int(ins_record, 1, (int)r);
-        sqlite3_bind_int(ins_record, 2, (int)person);
-        sqlite3_bind_int(ins_record, 3, setting);
-        sqlite3_bind_text(ins_record, 4, day, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(ins_record, 5, code.text, -1, SQLITE_STATIC);
-        cr_assert_eq(sqlite3_step(ins_record), SQLITE_DONE);
+        cc_fixture_record(f, person, setting, date, &code, 1);
     }
-    exec_sql("COMMIT");
-    sqlite3_finalize(ins_person);
-    sqlite3_finalize(ins_record);
-    exec_sql("CREATE VIEW p AS SELECT * FROM person WHERE excluded = 0;"
-             "CREATE VIEW r AS SELECT record.* FROM record JOIN p ON p.id = record.person;");
-    cr_assert_eq(cc_store_builder_finish(b, &store), 0);
-    cr_assert_eq(cc_dataversion_from_indices(store, excluded, n_excluded, &version), 0);
+    cc_fixture_finish(f);
+    store = f->store;
+    version = f->version;
+    db = f->db;
 }
 
 static void fixture_fini(void)
 {
-    cc_dataversion_release(version);
-    cc_store_free(store);
-    sqlite3_close(db);
+    cc_fixture_free(&fixture);
 }
 
 TestSuite(compare, .init = build_fixture, .fini = fixture_fini);
@@ -974,8 +836,7 @@ static char planted_icb[CC_AREA_CODE_BYTES], planted_region[CC_AREA_CODE_BYTES];
 static void planted_init(void)
 {
     gsl_set_error_handler_off();
-    snprintf(planted_root, sizeof planted_root, "/tmp/cc-test-compare-XXXXXX");
-    cr_assert(mkdtemp(planted_root));
+    cc_testfs_make_dir(planted_root, sizeof planted_root, "compare");
     char feeds[128], data[128], key[128], path[256], err[512];
     snprintf(feeds, sizeof feeds, "%s/feeds", planted_root);
     snprintf(data, sizeof data, "%s/data", planted_root);
@@ -1037,9 +898,7 @@ static void planted_fini(void)
 {
     cc_dataversion_release(planted_version);
     cc_store_free(planted_store);
-    char command[128];
-    snprintf(command, sizeof command, "rm -rf '%s'", planted_root);
-    cr_assert_eq(system(command), 0);
+    cc_testfs_remove_tree(planted_root);
 }
 
 TestSuite(planted, .init = planted_init, .fini = planted_fini);

@@ -22,6 +22,7 @@
 #include "cc_pseudo.h"
 #include "cc_store.h"
 #include "cc_validate.h"
+#include "cc_testfs.h"
 
 static char root[256], data_dir[300], key_path[300];
 
@@ -34,8 +35,7 @@ static void run(const char *cmd)
 static void setup(void)
 {
     char cmd[2048];
-    snprintf(root, sizeof root, "/tmp/cc-test-dataversion-XXXXXX");
-    cr_assert(mkdtemp(root));
+    cc_testfs_make_dir(root, sizeof root, "dataversion");
     snprintf(data_dir, sizeof data_dir, "%s/data", root);
     snprintf(key_path, sizeof key_path, "%s/key", root);
     snprintf(cmd, sizeof cmd,
@@ -48,9 +48,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    run(cmd);
+    cc_testfs_remove_tree(root);
 }
 
 TestSuite(dataversion, .init = setup, .fini = teardown, .timeout = 300);

@@ -1,10 +1,8 @@
 /* Tests for core/cc_db.c: opening state.db durably, schema versions,
  * all-or-nothing transactions, and a clear error for a corrupt file. */
-#define _XOPEN_SOURCE 700 /* nftw */
 #include <criterion/criterion.h>
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +13,7 @@
 
 #include "cc_db.h"
 #include "cc_error.h"
+#include "cc_testfs.h"
 
 struct temp_dir {
     char path[64];
@@ -23,20 +22,13 @@ struct temp_dir {
 
 static void make_temp_dir(struct temp_dir *t)
 {
-    snprintf(t->path, sizeof t->path, "/tmp/cc_test_db_XXXXXX");
-    cr_assert_not_null(mkdtemp(t->path));
+    cc_testfs_make_dir(t->path, sizeof t->path, "db");
     snprintf(t->db_path, sizeof t->db_path, "%s/%s", t->path, CC_DB_FILE_NAME);
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
 }
 
 static void remove_temp_dir(struct temp_dir *t)
 {
-    nftw(t->path, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    cc_testfs_remove_tree(t->path);
 }
 
 static void query_text(sqlite3 *db, const char *sql, char *out, size_t len)

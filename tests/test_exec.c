@@ -19,6 +19,7 @@
 #include "cc_dataversion.h"
 #include "cc_error.h"
 #include "cc_exec.h"
+#include "cc_fixture.h"
 #include "cc_model.h"
 #include "cc_query.h"
 #include "cc_store.h"
@@ -26,19 +27,10 @@
 #define N_PERSONS 4000
 #define N_RECORDS 24000
 
+static struct cc_fixture fixture;
 static cc_store *store;
 static struct cc_dataversion *version;
 static sqlite3 *db;
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-static uint64_t rnd(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-static uint32_t rnd_below(uint32_t n) { return (uint32_t)(rnd() % n); }
 
 static const struct {
     uint8_t system;
@@ -52,212 +44,66 @@ static const struct {
 };
 #define N_VOCAB (sizeof vocabulary / sizeof *vocabulary)
 
-static void exec_sql(const char *sql)
+/* 2 regions, 3 ICBs, 6 districts, 24 LSOAs, 30 practices; one person in 50
+ * without an LSOA, one in 20 without a practice, one in 10 opted out. */
+static void fixture_init(void)
 {
-    char *err = NULL;
-    cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, &err), SQLITE_OK, "%s: %s", sql,
-                 err ? err : "");
-}
-
-static void build_fixture(void)
-{
-    cc_store_builder *b = NULL;
-    cr_assert_eq(cc_store_builder_new(NULL, &b), 0);
-
-    /* 2 regions, 3 ICBs, 6 districts, 24 LSOAs */
-    enum { N_LSOA = 24, N_LAD = 6, N_ICB = 3, N_REGION = 2 };
-    static char lsoa[N_LSOA][CC_AREA_CODE_BYTES], lad[N_LAD][CC_AREA_CODE_BYTES],
-        icb[N_ICB][CC_AREA_CODE_BYTES], region[N_REGION][CC_AREA_CODE_BYTES];
-    static const char *lsoa_name[N_LSOA], *lad_name[N_LAD], *icb_name[N_ICB],
-        *region_name[N_REGION];
-    static uint16_t lsoa_lad[N_LSOA], lad_icb[N_LAD], icb_region[N_ICB];
-    static uint32_t population[N_LSOA * 2 * CC_N_AGE_BANDS_5Y];
-    static uint64_t postcode_key[1];
-    static uint16_t postcode_lsoa[1];
-    for (int i = 0; i < N_REGION; i++) {
-        snprintf(region[i], sizeof region[i], "E1200000%u", (unsigned)(i + 1) % 10u);
-        region_name[i] = "region";
-    }
-    for (int i = 0; i < N_ICB; i++) {
-        snprintf(icb[i], sizeof icb[i], "E5400000%u", (unsigned)(i + 1) % 10u);
-        icb_name[i] = "icb";
-        icb_region[i] = (uint16_t)(i % N_REGION);
-    }
-    for (int i = 0; i < N_LAD; i++) {
-        snprintf(lad[i], sizeof lad[i], "E0600000%u", (unsigned)(i + 1) % 10u);
-        lad_name[i] = "lad";
-        lad_icb[i] = (uint16_t)(i % N_ICB);
-    }
-    for (int i = 0; i < N_LSOA; i++) {
-        snprintf(lsoa[i], sizeof lsoa[i], "E010000%02u", (unsigned)(i + 1) % 100u);
-        lsoa_name[i] = "lsoa";
-        lsoa_lad[i] = (uint16_t)(i % N_LAD);
-    }
-    for (int i = 0; i < N_LSOA * 2 * CC_N_AGE_BANDS_5Y; i++)
-        population[i] = 10 + rnd_below(90);
-    postcode_key[0] = cc_postcode_pack("LS1 4AP", 7);
-    struct cc_area_input areas = {
-        .n_lsoa = N_LSOA, .n_lad = N_LAD, .n_icb = N_ICB, .n_region = N_REGION,
-        .lsoa_code = (const char(*)[CC_AREA_CODE_BYTES])lsoa,
-        .lad_code = (const char(*)[CC_AREA_CODE_BYTES])lad,
-        .icb_code = (const char(*)[CC_AREA_CODE_BYTES])icb,
-        .region_code = (const char(*)[CC_AREA_CODE_BYTES])region,
-        .lsoa_name = lsoa_name, .lad_name = lad_name, .icb_name = icb_name,
-        .region_name = region_name, .lsoa_lad = lsoa_lad, .lad_icb = lad_icb,
-        .icb_region = icb_region, .population = population, .n_postcodes = 1,
-        .postcode_key = postcode_key, .postcode_lsoa = postcode_lsoa,
+    static const uint8_t sexes[] = {1, 2, 1, 2, 1, 2, 1, 2, 9, 0};
+    static const struct cc_fixture_spec spec = {
+        .seed = 0x9e3779b97f4a7c15ULL,
+        .n_lsoa = 24, .n_lad = 6, .n_icb = 3, .n_region = 2,
+        .lsoa_name = "lsoa", .lad_name = "lad", .icb_name = "icb", .region_name = "region",
+        .population_min = 10, .population_span = 90,
+        .n_practices = 30,
+        .n_persons = N_PERSONS,
+        .first_birth_year = 1925, .birth_years = 98,
+        .sexes = sexes, .n_sexes = sizeof sexes,
+        .no_lsoa_one_in = 50, .no_practice_one_in = 20, .excluded_one_in = 10,
     };
-    cr_assert_eq(cc_store_builder_set_areas(b, &areas), 0);
-    char practice[16];
-    for (int i = 0; i < 30; i++) {
-        snprintf(practice, sizeof practice, "B%05d", 86000 + i);
-        cr_assert_geq(cc_store_builder_practice(b, practice), 0);
-    }
-
-    cr_assert_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
-    exec_sql("CREATE TABLE person(id INTEGER PRIMARY KEY, dob TEXT, sex INT, lsoa INT,"
-             " lad TEXT, icb TEXT, region TEXT, practice TEXT, excluded INT, registered INT);"
-             "CREATE TABLE record(id INTEGER PRIMARY KEY, person INT, setting INT, date TEXT);"
-             "CREATE TABLE code(record INT, system INT, text TEXT, role INT);"
-             "CREATE TABLE pop(lsoa INT, lad TEXT, icb TEXT, region TEXT, sex INT, band INT,"
-             " n INT);");
-    sqlite3_stmt *ins_person, *ins_record, *ins_code;
-    cr_assert_eq(sqlite3_prepare_v2(db, "INSERT INTO person VALUES(?,?,?,?,?,?,?,?,?,?)", -1,
-                                    &ins_person, NULL),
-                 SQLITE_OK);
-    cr_assert_eq(sqlite3_prepare_v2(db, "INSERT INTO record VALUES(?,?,?,?)", -1, &ins_record,
-                                    NULL),
-                 SQLITE_OK);
-    cr_assert_eq(sqlite3_prepare_v2(db, "INSERT INTO code VALUES(?,?,?,?)", -1, &ins_code, NULL),
-                 SQLITE_OK);
-    exec_sql("BEGIN");
-    for (int l = 0; l < N_LSOA; l++)
-        for (int s = 0; s < 2; s++)
-            for (int band = 0; band < CC_N_AGE_BANDS_5Y; band++) {
-                char sql[256];
-                snprintf(sql, sizeof sql, "INSERT INTO pop VALUES(%d,'%s','%s','%s',%d,%d,%u)", l,
-                         lad[lsoa_lad[l]], icb[lad_icb[lsoa_lad[l]]],
-                         region[icb_region[lad_icb[lsoa_lad[l]]]], s + 1, band,
-                         population[(l * 2 + s) * CC_N_AGE_BANDS_5Y + band]);
-                exec_sql(sql);
-            }
-
-    static uint32_t excluded[N_PERSONS];
-    uint64_t n_excluded = 0;
-    for (uint32_t p = 0; p < N_PERSONS; p++) {
-        struct cc_person_input in = {0};
-        for (int k = 0; k < CC_PSEUDONYM_BYTES; k += 8) {
-            uint64_t r = rnd();
-            memcpy(in.pseudonym.bytes + k, &r, 8);
-        }
-        in.dob = cc_day_from_ymd(1925 + (int)rnd_below(98), 1 + (int)rnd_below(12),
-                                 1 + (int)rnd_below(28));
-        static const uint8_t sexes[] = {1, 2, 1, 2, 1, 2, 1, 2, 9, 0};
-        in.sex = sexes[rnd_below(10)];
-        in.lsoa = rnd_below(50) == 0 ? UINT16_MAX : (uint16_t)rnd_below(N_LSOA);
-        in.practice = rnd_below(20) == 0 ? UINT16_MAX : (uint16_t)rnd_below(30);
-        in.record_key = (uint32_t)rnd();
-        int64_t idx = cc_store_builder_person(b, &in);
-        cr_assert_eq(idx, (int64_t)p);
-        int is_excluded = rnd_below(10) == 0;
-        if (is_excluded)
-            excluded[n_excluded++] = p;
-        char dob[11];
-        cc_day_format(in.dob, dob);
-        sqlite3_reset(ins_person);
-        sqlite3_bind_int(ins_person, 1, (int)p);
-        sqlite3_bind_text(ins_person, 2, dob, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int(ins_person, 3, in.sex);
-        if (in.lsoa == UINT16_MAX) {
-            for (int k = 4; k <= 7; k++)
-                sqlite3_bind_null(ins_person, k);
-        } else {
-            sqlite3_bind_int(ins_person, 4, in.lsoa);
-            sqlite3_bind_text(ins_person, 5, lad[lsoa_lad[in.lsoa]], -1, SQLITE_STATIC);
-            sqlite3_bind_text(ins_person, 6, icb[lad_icb[lsoa_lad[in.lsoa]]], -1, SQLITE_STATIC);
-            sqlite3_bind_text(ins_person, 7, region[icb_region[lad_icb[lsoa_lad[in.lsoa]]]], -1,
-                              SQLITE_STATIC);
-        }
-        if (in.practice == UINT16_MAX) {
-            sqlite3_bind_null(ins_person, 8);
-        } else {
-            snprintf(practice, sizeof practice, "B%05d", 86000 + in.practice);
-            sqlite3_bind_text(ins_person, 8, practice, -1, SQLITE_TRANSIENT);
-        }
-        sqlite3_bind_int(ins_person, 9, is_excluded);
-        sqlite3_bind_int(ins_person, 10, in.practice != UINT16_MAX);
-        cr_assert_eq(sqlite3_step(ins_person), SQLITE_DONE);
-    }
-    /* Records. The store numbers them after sorting; the oracle keeps its
-     * own ids, which is all it needs. */
+    struct cc_fixture *f = &fixture;
+    cc_fixture_begin(f, &spec);
+    /* Records in every setting with codes from a small vocabulary. */
     for (uint32_t r = 0; r < N_RECORDS; r++) {
-        uint32_t person = rnd_below(N_PERSONS);
-        uint8_t setting = (uint8_t)(1 + rnd_below(3));
-        cc_day date = cc_day_from_ymd(2019 + (int)rnd_below(7), 1 + (int)rnd_below(12),
-                                      1 + (int)rnd_below(28));
+        uint32_t person = cc_fixture_below(f, N_PERSONS);
+        uint8_t setting = (uint8_t)(1 + cc_fixture_below(f, 3));
+        cc_day date = cc_day_from_ymd(2019 + (int)cc_fixture_below(f, 7), 1 + (int)cc_fixture_below(f, 12),
+                                      1 + (int)cc_fixture_below(f, 28));
         struct cc_code_input codes[4];
         size_t n_codes = 0;
         if (setting == CC_SETTING_HOSPITAL) {
             /* 1-3 diagnoses and maybe a procedure, no repeats */
-            size_t n_diag = 1 + rnd_below(3);
+            size_t n_diag = 1 + cc_fixture_below(f, 3);
             for (size_t k = 0; k < n_diag; k++) {
-                const char *text = vocabulary[rnd_below(7)].text;
+                const char *text = vocabulary[cc_fixture_below(f, 7)].text;
                 int dup = 0;
                 for (size_t j = 0; j < n_codes; j++)
                     dup |= !strcmp(codes[j].text, text);
-                if (!dup)
-                    codes[n_codes++] = (struct cc_code_input){
-                        CC_CODE_ICD10, (uint8_t)(n_codes ? CC_ROLE_SECONDARY : CC_ROLE_PRIMARY),
-                        text};
+                if (dup)
+                    continue;
+                /* the role is read before the index moves on (in one
+                 * statement the two were unsequenced, and every diagnosis
+                 * came out secondary) */
+                uint8_t role = n_codes ? CC_ROLE_SECONDARY : CC_ROLE_PRIMARY;
+                codes[n_codes++] = (struct cc_code_input){CC_CODE_ICD10, role, text};
             }
-            if (rnd_below(3) == 0)
+            if (cc_fixture_below(f, 3) == 0)
                 codes[n_codes++] = (struct cc_code_input){
-                    CC_CODE_OPCS4, CC_ROLE_PROCEDURE, vocabulary[7 + rnd_below(3)].text};
+                    CC_CODE_OPCS4, CC_ROLE_PROCEDURE, vocabulary[7 + cc_fixture_below(f, 3)].text};
         } else {
             codes[n_codes++] = (struct cc_code_input){CC_CODE_SNOMED, CC_ROLE_PRIMARY,
-                                                      vocabulary[10 + rnd_below(3)].text};
+                                                      vocabulary[10 + cc_fixture_below(f, 3)].text};
         }
-        cr_assert_eq(cc_store_builder_record(b, person, setting, date, 0, codes, n_codes), 0);
-        char day[11];
-        cc_day_format(date, day);
-        sqlite3_reset(ins_record);
-        sqlite3_bind_int(ins_record, 1, (int)r);
-        sqlite3_bind_int(ins_record, 2, (int)person);
-        sqlite3_bind_int(ins_record, 3, setting);
-        sqlite3_bind_text(ins_record, 4, day, -1, SQLITE_TRANSIENT);
-        cr_assert_eq(sqlite3_step(ins_record), SQLITE_DONE);
-        for (size_t k = 0; k < n_codes; k++) {
-            sqlite3_reset(ins_code);
-            sqlite3_bind_int(ins_code, 1, (int)r);
-            sqlite3_bind_int(ins_code, 2, codes[k].system);
-            sqlite3_bind_text(ins_code, 3, codes[k].text, -1, SQLITE_STATIC);
-            sqlite3_bind_int(ins_code, 4, codes[k].role);
-            cr_assert_eq(sqlite3_step(ins_code), SQLITE_DONE);
-        }
+        cc_fixture_record(f, person, setting, date, codes, n_codes);
     }
-    exec_sql("COMMIT");
-    exec_sql("CREATE INDEX record_person ON record(person);"
-             "CREATE INDEX code_record ON code(record);");
-    sqlite3_finalize(ins_person);
-    sqlite3_finalize(ins_record);
-    sqlite3_finalize(ins_code);
-    /* views the oracle's SQL uses: opted-in persons and their records */
-    exec_sql("CREATE VIEW p AS SELECT * FROM person WHERE excluded = 0;"
-             "CREATE VIEW r AS SELECT record.* FROM record JOIN p ON p.id = record.person;");
-    cr_assert_eq(cc_store_builder_finish(b, &store), 0);
-    cr_assert_eq(cc_dataversion_from_indices(store, excluded, n_excluded, &version), 0);
-}
-
-static void fixture_init(void)
-{
-    build_fixture();
+    cc_fixture_finish(f);
+    store = f->store;
+    version = f->version;
+    db = f->db;
 }
 
 static void fixture_fini(void)
 {
-    cc_dataversion_release(version);
-    cc_store_free(store);
-    sqlite3_close(db);
+    cc_fixture_free(&fixture);
 }
 
 TestSuite(exec, .init = fixture_init, .fini = fixture_fini);
@@ -324,8 +170,9 @@ static void q_areas(struct cc_query *q, int level, const char *code1, const char
 /* ---- comparison -------------------------------------------------------------------------- */
 
 /* Runs q on the engine and sql on the oracle (rows: one label column per
- * dimension, then the count) and compares every cell both ways. Returns the
- * engine's total, so tests can also check that a query found something. */
+ * dimension, then the count) and compares every cell both ways. Both sides
+ * must find something (two empty answers agree and prove nothing). Returns
+ * the engine's total, so tests can also check for more. */
 static uint64_t compare_with(struct cc_query *q, const cc_codelists *lists, const char *sql)
 {
     char err[256];
@@ -338,9 +185,10 @@ static uint64_t compare_with(struct cc_query *q, const cc_codelists *lists, cons
     sqlite3_stmt *st;
     cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK, "%s: %s", sql,
                  sqlite3_errmsg(db));
-    uint64_t matched = 0, total = 0;
+    uint64_t matched = 0, total = 0, n_rows = 0;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        n_rows++;
         /* find the engine's cell with these labels */
         uint64_t expected = (uint64_t)sqlite3_column_int64(st, (int)res.n_dimensions);
         int found = 0;
@@ -370,6 +218,9 @@ static uint64_t compare_with(struct cc_query *q, const cc_codelists *lists, cons
         total += res.count[cell];
     cr_expect_eq(total, matched, "engine total %llu, SQL total %llu (%s)",
                  (unsigned long long)total, (unsigned long long)matched, sql);
+    cr_assert_gt(n_rows, 0, "the oracle found no rows (%s)", sql);
+    cr_assert_gt(matched, 0, "the oracle counted nothing (%s)", sql);
+    cr_assert_gt(total, 0, "the engine counted nothing (%s)", sql);
     cc_raw_result_free(&res);
     cc_query_free(q);
     return total;
@@ -594,6 +445,7 @@ Test(exec, cohort_sizes_without_each_restriction)
     struct cc_raw_result res;
     cr_assert_eq(cc_exec_run(version, q, NULL, &res, err, sizeof err), 0, "%s", err);
     cr_assert_eq(res.count[0], res.cohort_persons);
+    cr_assert_gt(res.cohort_persons, 0, "the cohort is not empty");
     int seen_sex = 0, seen_dates = 0;
     for (uint32_t r = 0; r < res.n_restrictions; r++) {
         const char *sql = NULL;
@@ -630,6 +482,8 @@ Test(exec, cohort_sizes_without_each_restriction)
         cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
         cr_expect_eq(res.cohort_without[r], (uint64_t)sqlite3_column_int64(st, 0),
                      "restriction %u (kind %d)", r, res.restrictions[r].kind);
+        cr_expect_gt(res.cohort_without[r], res.cohort_persons,
+                     "lifting restriction %u (kind %d) widens the cohort", r, res.restrictions[r].kind);
         sqlite3_finalize(st);
     }
     cr_assert(seen_sex && seen_dates);

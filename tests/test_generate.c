@@ -1,5 +1,5 @@
 /*
- * Tests for bench/gen (carecount generate): the generated data set at 10,000
+ * Tests for gen/ (carecount generate): the generated data set at 10,000
  * patients, read back from the CSV files with independent checks (Modulus
  * 11, Verhoeff, the area hierarchy, the planted effects, determinism).
  *
@@ -20,41 +20,21 @@
 #include "cc_date.h"
 #include "cc_error.h"
 #include "cc_gen.h"
+#include "cc_model.h"
 #include "cc_validate.h"
+#include "cc_testfs.h"
+#include "cc_testtool.h"
 
 #define N_PATIENTS 10000
 #define MAX_FIELDS 32
 
 /* ---- helpers ---- */
 
-/* Removes a generated directory (files and one level of subdirectories). */
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *entry;
-    while ((entry = readdir(d))) {
-        if (!strcmp(entry->d_name, ".") || !strcmp(entry->d_name, ".."))
-            continue;
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, entry->d_name);
-        struct stat st;
-        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
-            remove_tree(path);
-        else
-            unlink(path);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 /* Generates a data set into a new temporary directory; returns its path
  * (caller frees and removes). */
 static char *generate(uint64_t seed, int64_t n_patients, int n_threads)
 {
-    char *dir = strdup("/tmp/cc_test_generate_XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
+    char *dir = cc_testfs_new_dir("generate");
     struct cc_gen_options opts = {0};
     opts.seed = seed;
     opts.n_patients = n_patients;
@@ -66,7 +46,7 @@ static char *generate(uint64_t seed, int64_t n_patients, int n_threads)
 
 static void discard(char *dir)
 {
-    remove_tree(dir);
+    cc_testfs_remove_tree(dir);
     free(dir);
 }
 
@@ -74,20 +54,8 @@ static void discard(char *dir)
 static char *slurp(const char *dir, const char *name, size_t *len)
 {
     char path[512];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", name);
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *data = malloc((size_t)size + 1);
-    cr_assert_not_null(data);
-    cr_assert_eq(fread(data, 1, (size_t)size, f), (size_t)size);
-    fclose(f);
-    data[size] = '\0';
-    if (len)
-        *len = (size_t)size;
-    return data;
+    cc_testfs_path(path, sizeof path, dir, name);
+    return cc_testfs_read(path, len);
 }
 
 /* A file split into rows of fields (RFC 4180 quotes undone in place; no
@@ -848,13 +816,184 @@ Test(generate, ingest_validators_reject_only_the_documented_bad_rows)
     discard(dir);
 }
 
+/* ---- the long tail of codes ---- */
+
+static int compare_text(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The codes of the generated codelists whose name ends in suffix: SNOMED
+ * CT codes whole, ICD-10 and OPCS-4 codes as their 3-character category. */
+static int codelist_codes(const char *dir, const char *suffix, char codes[][24], int max)
+{
+    static const char *lists[] = {
+        "diabetes_snomed", "diabetes_icd10", "hypertension_snomed", "hypertension_icd10",
+        "asthma_snomed", "asthma_icd10", "copd_snomed", "copd_icd10", "depression_snomed",
+        "chd_snomed", "chd_icd10", "breast_cancer_icd10", "coronary_angioplasty_opcs4",
+        "hip_replacement_opcs4"};
+    int n = 0;
+    for (size_t l = 0; l < sizeof lists / sizeof lists[0]; l++) {
+        size_t len = strlen(lists[l]), suffix_len = strlen(suffix);
+        if (len < suffix_len || strcmp(lists[l] + len - suffix_len, suffix))
+            continue;
+        char name[64];
+        snprintf(name, sizeof name, "codelists/%s.csv", lists[l]);
+        struct table t = read_table(dir, name);
+        int code = column(&t, "code");
+        for (int i = 0; i < t.n_rows && n < max; i++) {
+            const char *c = t.rows[i][code];
+            int is_letter = c[0] >= 'A' && c[0] <= 'Z';
+            snprintf(codes[n++], 24, "%.*s", is_letter ? 3 : 23, c);
+        }
+        free_table(&t);
+    }
+    return n;
+}
+
+Test(generate, tail_vocabulary_holds_thousands_of_distinct_valid_codes_per_system)
+{
+    char *dir = generate(1, 1000, 0);
+    static const int systems[] = {CC_CODE_SNOMED, CC_CODE_ICD10, CC_CODE_OPCS4};
+    static const char *suffixes[] = {"_snomed", "_icd10", "_opcs4"};
+    for (size_t s = 0; s < 3; s++) {
+        int system = systems[s];
+        static char named[512][24];
+        int n_named = codelist_codes(dir, suffixes[s], named, 512);
+        cr_assert_geq(n_named, 4, "codelists of %s", suffixes[s]);
+        char(*codes)[CC_GEN_TAIL_CODE_BYTES] = NULL;
+        int64_t n = 0;
+        cr_assert_eq(cc_gen_tail_codes(system, &codes, &n), 0);
+        cr_assert_eq(n, cc_gen_tail_size(system));
+        cr_assert_geq(n, 5000, "system %d has %lld codes", system, (long long)n);
+        const char **sorted = malloc((size_t)n * sizeof *sorted);
+        cr_assert_not_null(sorted);
+        for (int64_t i = 0; i < n; i++) {
+            const char *c = codes[i];
+            size_t len = strlen(c);
+            char out[CC_CODE_TEXT_BYTES];
+            if (system == CC_CODE_SNOMED) {
+                cr_assert(verhoeff_is_valid(c), "%s", c);
+                cr_assert_eq(cc_validate_snomed(c, len, out), 0, "%s", c);
+            } else if (system == CC_CODE_ICD10) {
+                cr_assert_eq(cc_validate_icd10(c, len, out), 0, "%s", c);
+            } else {
+                cr_assert_eq(cc_validate_opcs4(c, len, out), 0, "%s", c);
+            }
+            /* never a code, or an ICD-10/OPCS-4 category, of a codelist */
+            for (int k = 0; k < n_named; k++) {
+                if (system == CC_CODE_SNOMED)
+                    cr_assert_str_neq(c, named[k]);
+                else
+                    cr_assert(strncmp(c, named[k], 3), "%s shares a codelist's category", c);
+            }
+            sorted[i] = c;
+        }
+        qsort(sorted, (size_t)n, sizeof *sorted, compare_text);
+        for (int64_t i = 1; i < n; i++)
+            cr_assert_str_neq(sorted[i - 1], sorted[i], "a code appears twice");
+        free(sorted);
+        free(codes);
+    }
+    char(*codes)[CC_GEN_TAIL_CODE_BYTES] = NULL;
+    int64_t n = 0;
+    cr_assert_eq(cc_gen_tail_codes(99, &codes, &n), CC_EINVAL);
+    cr_assert_null(codes);
+    discard(dir);
+}
+
+/* Occurrences of each distinct code, most frequent first. */
+struct code_counts {
+    int n_distinct;
+    long total;
+    long *count; /* descending */
+};
+
+static int compare_long_desc(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+    return (x < y) - (x > y);
+}
+
+static struct code_counts count_codes(const char **codes, long n)
+{
+    struct code_counts cc = {0, n, calloc((size_t)n + 1, sizeof(long))};
+    cr_assert_not_null(cc.count);
+    qsort(codes, (size_t)n, sizeof *codes, compare_text);
+    for (long i = 0; i < n; i++) {
+        if (i == 0 || strcmp(codes[i], codes[i - 1]))
+            cc.n_distinct++;
+        cc.count[cc.n_distinct - 1]++;
+    }
+    qsort(cc.count, (size_t)cc.n_distinct, sizeof *cc.count, compare_long_desc);
+    return cc;
+}
+
+/* A long tail: the most frequent 1% of codes carry a large share of the
+ * occurrences, and many codes are rare (seen at most twice). */
+static void assert_long_tail(const char *what, struct code_counts cc, int min_distinct)
+{
+    int top = cc.n_distinct / 100 > 0 ? cc.n_distinct / 100 : 1;
+    long top_share = 0;
+    for (int i = 0; i < top; i++)
+        top_share += cc.count[i];
+    int rare = 0;
+    for (int i = 0; i < cc.n_distinct; i++)
+        rare += cc.count[i] <= 2;
+    cr_log_info("%s: %d distinct codes in %ld occurrences; top 1%% carry %.1f%%, %d seen at most twice",
+                what, cc.n_distinct, cc.total, 100.0 * top_share / cc.total, rare);
+    cr_assert_geq(cc.n_distinct, min_distinct, "%s: %d distinct codes", what, cc.n_distinct);
+    cr_assert_gt(top_share, cc.total / 4, "%s: the top 1%% of codes carry %ld of %ld", what, top_share,
+                 cc.total);
+    cr_assert_gt(rare, cc.n_distinct / 5, "%s: %d of %d codes seen at most twice", what, rare,
+                 cc.n_distinct);
+    free(cc.count);
+}
+
+Test(generate, codes_in_the_feeds_are_many_with_a_long_tail)
+{
+    char *dir = generate(1, N_PATIENTS, 0);
+    struct table gp = read_table(dir, "gp_events.csv");
+    int snomed = column(&gp, "snomed_code");
+    const char **codes = malloc((size_t)gp.n_rows * sizeof *codes);
+    for (int i = 0; i < gp.n_rows; i++)
+        codes[i] = gp.rows[i][snomed];
+    assert_long_tail("SNOMED CT in gp_events.csv", count_codes(codes, gp.n_rows), 1500);
+    free(codes);
+
+    struct table hes = read_table(dir, "hes_apc.csv");
+    const char **diag = malloc((size_t)hes.n_rows * 6 * sizeof *diag);
+    const char **opertn = malloc((size_t)hes.n_rows * 4 * sizeof *opertn);
+    long n_diag = 0, n_opertn = 0;
+    for (int d = 1; d <= 6; d++) {
+        char name[32];
+        snprintf(name, sizeof name, "diag_%02d", d);
+        int c = column(&hes, name);
+        for (int i = 0; i < hes.n_rows; i++)
+            if (hes.rows[i][c][0] && strlen(hes.rows[i][c]) >= 3)
+                diag[n_diag++] = hes.rows[i][c];
+    }
+    for (int o = 1; o <= 4; o++) {
+        char name[32];
+        snprintf(name, sizeof name, "opertn_%02d", o);
+        int c = column(&hes, name);
+        for (int i = 0; i < hes.n_rows; i++)
+            if (hes.rows[i][c][0])
+                opertn[n_opertn++] = hes.rows[i][c];
+    }
+    assert_long_tail("ICD-10 in hes_apc.csv", count_codes(diag, n_diag), 1500);
+    assert_long_tail("OPCS-4 in hes_apc.csv", count_codes(opertn, n_opertn), 500);
+    free(diag);
+    free(opertn);
+    free_table(&gp);
+    free_table(&hes);
+    discard(dir);
+}
+
 /* Runs the carecount binary with arguments; returns its exit status. */
 static int run_carecount(const char *args)
 {
-    char command[1024];
-    snprintf(command, sizeof command, "%s/carecount %s >/dev/null 2>&1", CC_BIN_DIR, args);
-    int status = system(command);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return cc_testtool_run(args, NULL, NULL, 0);
 }
 
 Test(generate, command_line_documents_and_checks_its_options)
@@ -863,8 +1002,8 @@ Test(generate, command_line_documents_and_checks_its_options)
     cr_assert_eq(run_carecount("generate --patients 999 --out /tmp/cc_test_generate_never_created"), 2);
     cr_assert_eq(run_carecount("generate --patients 1000 --seed -1 --out /tmp/cc_test_generate_never_created"), 2);
     cr_assert_eq(run_carecount("generate --seed 1"), 2, "--patients and --out are required");
-    char dir[] = "/tmp/cc_test_generate_cli_XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
+    char dir[64];
+    cc_testfs_make_dir(dir, sizeof dir, "generate_cli");
     char args[256];
     snprintf(args, sizeof args, "generate --patients 1000 --seed 3 --out %s --quiet", dir);
     cr_assert_eq(run_carecount(args), 0);
@@ -873,5 +1012,5 @@ Test(generate, command_line_documents_and_checks_its_options)
     cr_assert_eq(json_integer_value(json_object_get(manifest, "seed")), 3);
     cr_assert_eq(json_integer_value(json_object_get(manifest, "patients")), 1000);
     json_decref(manifest);
-    remove_tree(dir);
+    cc_testfs_remove_tree(dir);
 }

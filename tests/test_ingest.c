@@ -23,18 +23,9 @@
 #include "cc_model.h"
 #include "cc_pseudo.h"
 #include "cc_store.h"
+#include "cc_testfs.h"
 
 static char root[256], feeds[300], data[300], key_path[300];
-
-static void write_file(const char *dir, const char *name, const char *text)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    cr_assert(f, "cannot write %s", path);
-    fputs(text, f);
-    fclose(f);
-}
 
 static const char *AREAS = "code,name,level,parent_code\n"
                            "E12000003,Yorkshire and The Humber,region,\n"
@@ -84,25 +75,22 @@ static const char *OPTOUTS_HEADER = "nhs_number,optout_type,action,effective_dat
 
 static void setup(void)
 {
-    snprintf(root, sizeof root, "/tmp/cc-test-ingest-XXXXXX");
-    cr_assert(mkdtemp(root));
+    cc_testfs_make_dir(root, sizeof root, "ingest");
     snprintf(feeds, sizeof feeds, "%s/feeds", root);
     snprintf(data, sizeof data, "%s/data", root);
     snprintf(key_path, sizeof key_path, "%s/key", root);
     cr_assert(mkdir(feeds, 0700) == 0);
     cr_assert_eq(cc_pseudo_keygen(key_path), 0);
-    write_file(feeds, "areas.csv", AREAS);
-    write_file(feeds, "postcodes.csv", POSTCODES);
-    write_file(feeds, "population.csv", POPULATION);
-    write_file(feeds, "gp_registrations.csv", REGISTRATIONS);
-    write_file(feeds, "gp_events.csv", GP_EVENTS);
+    cc_testfs_write_text_in(feeds, "areas.csv", AREAS);
+    cc_testfs_write_text_in(feeds, "postcodes.csv", POSTCODES);
+    cc_testfs_write_text_in(feeds, "population.csv", POPULATION);
+    cc_testfs_write_text_in(feeds, "gp_registrations.csv", REGISTRATIONS);
+    cc_testfs_write_text_in(feeds, "gp_events.csv", GP_EVENTS);
 }
 
 static void teardown(void)
 {
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    cr_assert_eq(system(cmd), 0);
+    cc_testfs_remove_tree(root);
 }
 
 TestSuite(ingest, .init = setup, .fini = teardown);
@@ -218,7 +206,7 @@ Test(ingest, links_registrations_and_events_and_counts_duplicates)
 
 Test(ingest, rejects_bad_rows_with_line_and_reason_and_goes_on)
 {
-    write_file(feeds, "gp_events.csv",
+    cc_testfs_write_text_in(feeds, "gp_events.csv",
                "nhs_number,practice_code,event_date,snomed_code\n"
                /* line 2: fine */
                NHS_A ",B86001,2021-03-04,44054006\n"
@@ -236,7 +224,7 @@ Test(ingest, rejects_bad_rows_with_line_and_reason_and_goes_on)
                "99900000,B86001,2021-03-04,44054006\n"
                /* line 9: practice code malformed */
                NHS_A ",86001,2021-03-04,44054006\n");
-    write_file(feeds, "hes_apc.csv",
+    cc_testfs_write_text_in(feeds, "hes_apc.csv",
                "epikey,nhs_number,date_of_birth,sex,postcode,provider_code,admission_date,"
                "discharge_date,admission_method,diag_01,diag_02,opertn_01\n"
                /* line 2: discharge before admission */
@@ -299,7 +287,7 @@ Test(ingest, rejects_bad_rows_with_line_and_reason_and_goes_on)
  * equal rows accepted + rejected + duplicate. */
 Test(ingest, a_stray_quote_rejects_its_row_in_every_feed_and_merges_nothing)
 {
-    write_file(feeds, "areas.csv",
+    cc_testfs_write_text_in(feeds, "areas.csv",
                "code,name,level,parent_code\n"
                "E12000003,Yorkshire and The Humber,region,\n"
                "E54000054,West Yorkshire ICB,icb,E12000003\n"
@@ -308,12 +296,12 @@ Test(ingest, a_stray_quote_rejects_its_row_in_every_feed_and_merges_nothing)
                "E01000001,Leeds 001A,lsoa,E08000035\n"
                "E01000008,\"Leeds 008,lsoa,E08000035\n"   /* line 7: never closed */
                "E01000002,Leeds 001B,lsoa,E08000035\n");
-    write_file(feeds, "postcodes.csv",
+    cc_testfs_write_text_in(feeds, "postcodes.csv",
                "pcds,lsoa21cd,lad23cd,icb23cd,rgn23cd\n"
                "LS1 4AP,E01000001,E08000035,E54000054,E12000003\n"
                "\"LS9 9ZZ\"x,E01000001,E08000035,E54000054,E12000003\n" /* line 3 */
                "LS2 9JT,E01000002,E08000035,E54000054,E12000003\n");
-    write_file(feeds, "population.csv",
+    cc_testfs_write_text_in(feeds, "population.csv",
                "lsoa21cd,sex,age_band,population\n"
                "E01000001,1,40-44,120\n"
                "E01000001,2\",40-44,130\n" /* line 3: a quote in an unquoted field */
@@ -321,30 +309,30 @@ Test(ingest, a_stray_quote_rejects_its_row_in_every_feed_and_merges_nothing)
     /* line 2: A's given name opens a quote that an older reader kept open up
      * to B's quoted given name, storing A with B's date of birth and sex and
      * losing B */
-    write_file(feeds, "gp_registrations.csv",
+    cc_testfs_write_text_in(feeds, "gp_registrations.csv",
                "nhs_number,given_name,family_name,date_of_birth,sex,postcode,practice_code,"
                "registration_date,optout_code\n"
                NHS_A ",\"Zeb\"by,Quuxworth,1980-05-01,1,LS1 4AP,B86001,2010-01-01,\n"
                NHS_B ",\"Zoe\",Quuxworth,1975-02-03,2,LS2 9JT,B86001,2011-01-01,\n"
                NHS_C ",Ann,Quuxworth,1960-07-07,2,LS2 9JT,B86002,2012-01-01,\n");
-    write_file(feeds, "gp_events.csv",
+    cc_testfs_write_text_in(feeds, "gp_events.csv",
                "nhs_number,practice_code,event_date,snomed_code\n"
                NHS_B ",B86001,\"2021-03-04\"x,44054006\n" /* line 2 */
                NHS_B ",B86001,2022-01-01,38341003\n"
                NHS_C ",B86002,2022-02-02,\"44054006\n"    /* line 4: never closed */
                NHS_C ",B86002,2022-02-03,44054006\n");
-    write_file(feeds, "hes_apc.csv",
+    cc_testfs_write_text_in(feeds, "hes_apc.csv",
                "epikey,nhs_number,date_of_birth,sex,postcode,provider_code,admission_date,"
                "discharge_date,admission_method,diag_01,diag_02,opertn_01\n"
                "E1," NHS_B ",1975-02-03,2,\"LS2 9JT,RR8,2022-05-05,2022-05-06,21,E119,,\n"
                "E2," NHS_B ",1975-02-03,2,LS2 9JT,RR8,2022-05-05,2022-05-06,21,\"I10\"X,,\n"
                "E3," NHS_B ",1975-02-03,2,LS2 9JT,RR8,2022-05-05,2022-05-06,21,I10X,,\n");
-    write_file(feeds, "community_contacts.csv",
+    cc_testfs_write_text_in(feeds, "community_contacts.csv",
                "contact_id,nhs_number,date_of_birth,sex,postcode,provider_code,contact_date,"
                "service_type,snomed_code\n"
                "C1," NHS_C ",1960-07-07,2,LS2 9JT,\"RR8\" \"x\",2022-01-01,01,44054006\n"
                "C2," NHS_C ",1960-07-07,2,LS2 9JT,RR8,2022-01-02,01,44054006\n");
-    write_file(feeds, "optout_register.csv",
+    cc_testfs_write_text_in(feeds, "optout_register.csv",
                "nhs_number,optout_type,action,effective_date,practice_code\n"
                NHS_D ",ndop,register,2020-01-01,\"\n" /* line 2: a lone quote, never closed */
                NHS_C ",ndop,\"withdraw\"\"x,2020-01-01,\n" /* line 3 */
@@ -475,7 +463,7 @@ static int tree_contains(const char *dir, const char *needle, char *found, size_
 Test(ingest, stores_no_name_nhs_number_or_postcode)
 {
     struct cc_ingest_report report;
-    write_file(feeds, "hes_apc.csv",
+    cc_testfs_write_text_in(feeds, "hes_apc.csv",
                "epikey,nhs_number,date_of_birth,sex,postcode,provider_code,admission_date,"
                "discharge_date,admission_method,diag_01,diag_02,opertn_01\n"
                "E1," NHS_B ",1975-02-03,2,LS2 9JT,RR8,2022-05-05,2022-05-06,21,E119,,\n");
@@ -511,7 +499,7 @@ Test(ingest, a_later_feed_adds_to_the_store)
 {
     struct cc_ingest_report first, second;
     cr_assert_eq(run_ingest(&first, BASE_KINDS), 0);
-    write_file(feeds, "gp_events_2.csv",
+    cc_testfs_write_text_in(feeds, "gp_events_2.csv",
                "nhs_number,practice_code,event_date,snomed_code\n" NHS_B
                ",B86001,2024-01-01,44054006\n" NHS_C ",B86002,2024-02-02,195967001\n");
     const char *const later[] = {"gp_events=gp_events_2.csv", NULL};
@@ -531,11 +519,11 @@ Test(ingest, type1_before_ingest_keeps_gp_data_out_but_not_hospital_data)
 {
     char text[2048];
     snprintf(text, sizeof text, "%s" NHS_A ",type1,register,2019-01-01,B86001\n", OPTOUTS_HEADER);
-    write_file(feeds, "optout_register.csv", text);
+    cc_testfs_write_text_in(feeds, "optout_register.csv", text);
     snprintf(text, sizeof text,
              "%sE1," NHS_A ",1980-05-01,1,LS1 4AP,RR8,2022-05-05,2022-05-06,21,E119,,\n",
              HES_HEADER);
-    write_file(feeds, "hes_apc.csv", text);
+    cc_testfs_write_text_in(feeds, "hes_apc.csv", text);
     const char *const kinds[] = {"areas",     "postcodes", "population", "optouts",
                                  "gp_registrations", "gp_events", "hes_apc", NULL};
     struct cc_ingest_report report;
@@ -554,7 +542,7 @@ Test(ingest, type1_before_ingest_keeps_gp_data_out_but_not_hospital_data)
 
 Test(ingest, type1_code_on_a_registration_row_counts_too)
 {
-    write_file(feeds, "gp_registrations.csv",
+    cc_testfs_write_text_in(feeds, "gp_registrations.csv",
                "nhs_number,given_name,family_name,date_of_birth,sex,postcode,practice_code,"
                "registration_date,optout_code\n" NHS_A
                ",Zebedee,Quuxworth,1980-05-01,1,LS1 4AP,B86001,2010-01-01,9Nu0\n" NHS_B
@@ -575,7 +563,7 @@ Test(ingest, type1_registered_after_ingest_removes_gp_records)
     char text[2048];
     snprintf(text, sizeof text, "%sE1," NHS_C ",1960-07-07,2,LS2 9JT,RR8,2022-05-05,,21,J45,,\n",
              HES_HEADER);
-    write_file(feeds, "hes_apc.csv", text);
+    cc_testfs_write_text_in(feeds, "hes_apc.csv", text);
     const char *const kinds[] = {"areas", "postcodes", "population", "gp_registrations",
                                  "gp_events", "hes_apc", NULL};
     cr_assert_eq(run_ingest(&first, kinds), 0);
@@ -584,7 +572,7 @@ Test(ingest, type1_registered_after_ingest_removes_gp_records)
     cc_store_free(store);
 
     snprintf(text, sizeof text, "%s" NHS_C ",type1,register,2025-06-01,B86002\n", OPTOUTS_HEADER);
-    write_file(feeds, "optout_register.csv", text);
+    cc_testfs_write_text_in(feeds, "optout_register.csv", text);
     const char *const optouts[] = {"optouts", NULL};
     cr_assert_eq(run_ingest(&second, optouts), 0);
     cr_assert_eq(second.store_version, 2);
@@ -604,7 +592,7 @@ Test(ingest, withdrawn_type1_is_not_in_force)
              "%s" NHS_A ",type1,register,2019-01-01,B86001\n" NHS_A
              ",type1,withdraw,2020-01-01,B86001\n",
              OPTOUTS_HEADER);
-    write_file(feeds, "optout_register.csv", text);
+    cc_testfs_write_text_in(feeds, "optout_register.csv", text);
     const char *const kinds[] = {"areas", "postcodes", "population", "optouts",
                                  "gp_registrations", "gp_events", NULL};
     struct cc_ingest_report report;
@@ -618,7 +606,7 @@ Test(ingest, withdrawn_type1_is_not_in_force)
 Test(ingest, stage2_links_unique_demographics_and_refuses_ambiguous_ones)
 {
     /* Two registered persons share date of birth, sex and postcode. */
-    write_file(feeds, "gp_registrations.csv",
+    cc_testfs_write_text_in(feeds, "gp_registrations.csv",
                "nhs_number,given_name,family_name,date_of_birth,sex,postcode,practice_code,"
                "registration_date,optout_code\n" NHS_A
                ",Zebedee,Quuxworth,1980-05-01,1,LS1 4AP,B86001,2010-01-01,\n" NHS_B
@@ -636,7 +624,7 @@ Test(ingest, stage2_links_unique_demographics_and_refuses_ambiguous_ones)
              /* no match at all */
              "C4,,2001-01-01,2,LS2 9JT,RR8,2022-05-05,05,44054006\n",
              COMMUNITY_HEADER);
-    write_file(feeds, "community_contacts.csv", text);
+    cc_testfs_write_text_in(feeds, "community_contacts.csv", text);
     const char *const kinds[] = {"areas", "postcodes", "population", "gp_registrations",
                                  "community", NULL};
     struct cc_ingest_report report;
@@ -693,12 +681,12 @@ Test(ingest, a_killed_ingest_leaves_the_store_before_or_fully_after)
     struct cc_ingest_report report;
     cr_assert_eq(run_ingest(&report, BASE_KINDS), 0);
     uint64_t records_before = report.n_records;
-    write_file(feeds, "gp_events_2.csv",
+    cc_testfs_write_text_in(feeds, "gp_events_2.csv",
                "nhs_number,practice_code,event_date,snomed_code\n" NHS_B
                ",B86001,2024-01-01,44054006\n" NHS_C ",B86002,2024-02-02,195967001\n");
     char text[2048];
     snprintf(text, sizeof text, "%s" NHS_D ",ndop,register,2025-01-01,\n", OPTOUTS_HEADER);
-    write_file(feeds, "optout_register.csv", text);
+    cc_testfs_write_text_in(feeds, "optout_register.csv", text);
     const char *const later[] = {"optouts", "gp_events=gp_events_2.csv", NULL};
 
     static const char *const points[] = {"rows:1", "rows:2", "before-finish", "before-commit"};
@@ -737,7 +725,7 @@ Test(ingest, a_corrupt_current_store_stops_the_ingest_with_a_clear_error)
     fclose(f);
     cc_store *store = NULL;
     cr_assert_eq(cc_store_load(path, CC_STORE_LOAD_ALL, &store, err, sizeof err), CC_ECORRUPT);
-    write_file(feeds, "gp_events_2.csv",
+    cc_testfs_write_text_in(feeds, "gp_events_2.csv",
                "nhs_number,practice_code,event_date,snomed_code\n" NHS_B
                ",B86001,2024-01-01,44054006\n");
     const char *const later[] = {"gp_events=gp_events_2.csv", NULL};

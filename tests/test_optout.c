@@ -1,10 +1,8 @@
 /* Tests for core/cc_optout.c: the status rule, history, idempotent replay,
  * withdrawals, the in-force sets, batches, and that a committed event
  * survives a process killed without closing the database. */
-#define _XOPEN_SOURCE 700 /* nftw */
 #include <criterion/criterion.h>
 
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +15,8 @@
 #include "cc_db.h"
 #include "cc_error.h"
 #include "cc_optout.h"
+#include "cc_testfs.h"
+#include "cc_testtool.h"
 
 struct fixture {
     char dir[64];
@@ -42,22 +42,15 @@ static void close_register(struct fixture *f)
 static void setup(struct fixture *f)
 {
     memset(f, 0, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/cc_test_optout_XXXXXX");
-    cr_assert_not_null(mkdtemp(f->dir));
+    cc_testfs_make_dir(f->dir, sizeof f->dir, "optout");
     open_register(f);
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
 }
 
 static void teardown(struct fixture *f)
 {
     if (f->db)
         close_register(f);
-    nftw(f->dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    cc_testfs_remove_tree(f->dir);
 }
 
 /* A pseudonym whose bytes all come from n, so that person(1) < person(2) in
@@ -636,7 +629,6 @@ Test(optout, a_committed_event_is_visible_at_once_to_another_connection)
 
 /* ---- the command line: `carecount optout` ---- */
 
-#define CARECOUNT CC_BIN_DIR "/carecount"
 #define NHS_NUMBER "9434765919" /* a valid Modulus 11 number of the test range */
 
 struct tool_dir {
@@ -647,15 +639,10 @@ struct tool_dir {
 static void tool_setup(struct tool_dir *t)
 {
     char command[256], output[4096];
-    snprintf(t->path, sizeof t->path, "/tmp/cc_test_optout_tool_XXXXXX");
-    cr_assert_not_null(mkdtemp(t->path));
+    cc_testfs_make_dir(t->path, sizeof t->path, "optout_tool");
     snprintf(t->args, sizeof t->args, "--data %s/data --key %s/key", t->path, t->path);
-    snprintf(command, sizeof command, "%s keygen %s/key", CARECOUNT, t->path);
-    FILE *p = popen(command, "r");
-    cr_assert_not_null(p);
-    while (fgets(output, sizeof output, p))
-        ;
-    cr_assert_eq(pclose(p), 0, "keygen failed");
+    snprintf(command, sizeof command, "keygen %s/key", t->path);
+    cr_assert_eq(cc_testtool_run(command, NULL, output, sizeof output), 0, "keygen failed: %s", output);
 }
 
 /* Runs `carecount optout ARGS` (stdin_text, if not NULL, on its standard
@@ -663,22 +650,16 @@ static void tool_setup(struct tool_dir *t)
 static int run_tool(const struct tool_dir *t, const char *args, const char *stdin_text,
                     char *output, size_t output_len)
 {
-    char command[1024];
-    snprintf(command, sizeof command, "%s%s%s optout %s %s 2>&1",
-             stdin_text ? "printf '%s\\n' '" : "", stdin_text ? stdin_text : "",
-             stdin_text ? "' | " CARECOUNT : CARECOUNT, args, t->args);
-    FILE *p = popen(command, "r");
-    cr_assert_not_null(p);
-    size_t n = fread(output, 1, output_len - 1, p);
-    output[n] = '\0';
-    int wstatus = pclose(p);
-    cr_assert(WIFEXITED(wstatus));
-    return WEXITSTATUS(wstatus);
+    char command[1024], input[1024];
+    snprintf(command, sizeof command, "optout %s %s", args, t->args);
+    if (stdin_text)
+        snprintf(input, sizeof input, "%s\n", stdin_text);
+    return cc_testtool_run(command, stdin_text ? input : NULL, output, output_len);
 }
 
 static void tool_teardown(struct tool_dir *t)
 {
-    nftw(t->path, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    cc_testfs_remove_tree(t->path);
 }
 
 static int file_contains(const char *path, const char *needle)

@@ -13,15 +13,7 @@
 
 #include "cc_error.h"
 #include "cc_pseudo.h"
-
-/* A fresh temporary directory per test; the caller frees the string. */
-static char *temp_dir(void)
-{
-    char *dir = strdup("/tmp/cc_test_pseudo_XXXXXX");
-    cr_assert_not_null(dir);
-    cr_assert_not_null(mkdtemp(dir));
-    return dir;
-}
+#include "cc_testfs.h"
 
 static char *join(const char *dir, const char *name)
 {
@@ -29,13 +21,6 @@ static char *join(const char *dir, const char *name)
     cr_assert_not_null(path);
     sprintf(path, "%s/%s", dir, name);
     return path;
-}
-
-static void remove_tree(const char *dir)
-{
-    char command[512];
-    snprintf(command, sizeof command, "rm -rf '%s'", dir);
-    cr_assert_eq(system(command), 0);
 }
 
 static cc_pseudo_key *new_key(const char *dir, const char *name)
@@ -49,18 +34,9 @@ static cc_pseudo_key *new_key(const char *dir, const char *name)
     return key;
 }
 
-static void write_file(const char *path, const char *content, mode_t mode)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
-    cr_assert_geq(fd, 0);
-    cr_assert_eq(write(fd, content, strlen(content)), (ssize_t)strlen(content));
-    close(fd);
-    cr_assert_eq(chmod(path, mode), 0);
-}
-
 Test(pseudo, keygen_creates_a_file_of_mode_0600)
 {
-    char *dir = temp_dir();
+    char *dir = cc_testfs_new_dir("pseudo");
     char *path = join(dir, "key");
     cr_assert_eq(cc_pseudo_keygen(path), 0);
     struct stat st;
@@ -69,14 +45,14 @@ Test(pseudo, keygen_creates_a_file_of_mode_0600)
     cc_pseudo_key *key = NULL;
     cr_assert_eq(cc_pseudo_key_load(path, &key), 0);
     cc_pseudo_key_free(key);
-    remove_tree(dir);
+    cc_testfs_remove_tree(dir);
     free(path);
     free(dir);
 }
 
 Test(pseudo, keygen_never_replaces_an_existing_file)
 {
-    char *dir = temp_dir();
+    char *dir = cc_testfs_new_dir("pseudo");
     char *path = join(dir, "key");
     cr_assert_eq(cc_pseudo_keygen(path), 0);
     struct stat before, after;
@@ -84,14 +60,14 @@ Test(pseudo, keygen_never_replaces_an_existing_file)
     cr_assert_eq(cc_pseudo_keygen(path), CC_EEXISTS);
     cr_assert_eq(stat(path, &after), 0);
     cr_assert_eq(before.st_ino, after.st_ino, "the existing key is kept");
-    remove_tree(dir);
+    cc_testfs_remove_tree(dir);
     free(path);
     free(dir);
 }
 
 Test(pseudo, load_refuses_a_key_readable_by_others)
 {
-    char *dir = temp_dir();
+    char *dir = cc_testfs_new_dir("pseudo");
     char *path = join(dir, "key");
     cr_assert_eq(cc_pseudo_keygen(path), 0);
     cc_pseudo_key *key = NULL;
@@ -105,20 +81,20 @@ Test(pseudo, load_refuses_a_key_readable_by_others)
     cr_assert_eq(chmod(path, 0400), 0);
     cr_assert_eq(cc_pseudo_key_load(path, &key), 0, "owner-only modes are fine");
     cc_pseudo_key_free(key);
-    remove_tree(dir);
+    cc_testfs_remove_tree(dir);
     free(path);
     free(dir);
 }
 
 Test(pseudo, load_refuses_files_that_are_not_carecount_keys)
 {
-    char *dir = temp_dir();
+    char *dir = cc_testfs_new_dir("pseudo");
     char *path = join(dir, "key");
     cc_pseudo_key *key = NULL;
     const char *hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
     char good[128];
     snprintf(good, sizeof good, "carecount-key-v1\n%s\n", hex);
-    write_file(path, good, 0600);
+    cc_testfs_write(path, good, strlen(good), 0600);
     cr_assert_eq(cc_pseudo_key_load(path, &key), 0, "a well-formed file loads");
     cc_pseudo_key_free(key);
     key = NULL;
@@ -133,7 +109,7 @@ Test(pseudo, load_refuses_files_that_are_not_carecount_keys)
         "-----BEGIN OPENSSH PRIVATE KEY-----\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        write_file(path, bad[i], 0600);
+        cc_testfs_write(path, bad[i], strlen(bad[i]), 0600);
         cr_assert_eq(cc_pseudo_key_load(path, &key), CC_ECORRUPT, "case %zu", i);
         cr_assert_null(key);
     }
@@ -141,19 +117,19 @@ Test(pseudo, load_refuses_files_that_are_not_carecount_keys)
     char *missing = join(dir, "missing");
     cr_assert_eq(cc_pseudo_key_load(missing, &key), CC_ENOTFOUND);
     free(missing);
-    remove_tree(dir);
+    cc_testfs_remove_tree(dir);
     free(path);
     free(dir);
 }
 
 Test(pseudo, nhs_pseudonym_is_keyed_blake2b_over_tag_and_digits)
 {
-    char *dir = temp_dir();
+    char *dir = cc_testfs_new_dir("pseudo");
     char *path = join(dir, "key");
     const char *hex = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
     char text[128];
     snprintf(text, sizeof text, "carecount-key-v1\n%s\n", hex);
-    write_file(path, text, 0600);
+    cc_testfs_write(path, text, strlen(text), 0600);
     cc_pseudo_key *key = NULL;
     cr_assert_eq(cc_pseudo_key_load(path, &key), 0);
 
@@ -180,14 +156,14 @@ Test(pseudo, nhs_pseudonym_is_keyed_blake2b_over_tag_and_digits)
     cr_assert_eq(cc_pseudo_record_key(key, &got), record_key);
 
     cc_pseudo_key_free(key);
-    remove_tree(dir);
+    cc_testfs_remove_tree(dir);
     free(path);
     free(dir);
 }
 
 Test(pseudo, pseudonyms_are_deterministic_under_one_key)
 {
-    char *dir = temp_dir();
+    char *dir = cc_testfs_new_dir("pseudo");
     cc_pseudo_key *key = new_key(dir, "key");
     cc_pseudonym a, b, c;
     cc_pseudo_nhs(key, "9434765919", &a);
@@ -203,13 +179,13 @@ Test(pseudo, pseudonyms_are_deterministic_under_one_key)
     cr_assert_eq(memcmp(a.bytes, b.bytes, 16), 0);
     cr_assert_neq(memcmp(a.bytes, c.bytes, 16), 0);
     cc_pseudo_key_free(key);
-    remove_tree(dir);
+    cc_testfs_remove_tree(dir);
     free(dir);
 }
 
 Test(pseudo, another_key_gives_other_pseudonyms)
 {
-    char *dir = temp_dir();
+    char *dir = cc_testfs_new_dir("pseudo");
     cc_pseudo_key *first = new_key(dir, "first");
     cc_pseudo_key *second = new_key(dir, "second");
     cc_pseudonym a, b;
@@ -222,13 +198,13 @@ Test(pseudo, another_key_gives_other_pseudonyms)
     cr_assert_neq(memcmp(a.bytes, b.bytes, 16), 0);
     cc_pseudo_key_free(first);
     cc_pseudo_key_free(second);
-    remove_tree(dir);
+    cc_testfs_remove_tree(dir);
     free(dir);
 }
 
 Test(pseudo, domain_tags_separate_the_same_bytes)
 {
-    char *dir = temp_dir();
+    char *dir = cc_testfs_new_dir("pseudo");
     cc_pseudo_key *key = new_key(dir, "key");
     cc_pseudonym as_nhs, as_postcode, record_key_input;
     cc_pseudo_nhs(key, "9434765919", &as_nhs);
@@ -244,7 +220,7 @@ Test(pseudo, domain_tags_separate_the_same_bytes)
     cr_assert_neq(memcmp(record_key_input.bytes, as_nhs_again.bytes, 16), 0,
                   "a pseudonym is not the identifier");
     cc_pseudo_key_free(key);
-    remove_tree(dir);
+    cc_testfs_remove_tree(dir);
     free(dir);
 }
 
@@ -271,7 +247,7 @@ static int file_contains(const char *path, const char *needle)
 
 Test(pseudo, keygen_command_creates_key_and_refuses_existing_path)
 {
-    char *dir = temp_dir();
+    char *dir = cc_testfs_new_dir("pseudo");
     char *path = join(dir, "key");
     char *err = join(dir, "stderr");
     cr_assert_eq(run_keygen(path, err), 0);
@@ -280,7 +256,7 @@ Test(pseudo, keygen_command_creates_key_and_refuses_existing_path)
     cr_assert_eq(st.st_mode & 07777, 0600);
     cr_assert_neq(run_keygen(path, err), 0);
     cr_assert(file_contains(err, "already exists"));
-    remove_tree(dir);
+    cc_testfs_remove_tree(dir);
     free(err);
     free(path);
     free(dir);
@@ -288,11 +264,11 @@ Test(pseudo, keygen_command_creates_key_and_refuses_existing_path)
 
 Test(pseudo, keygen_command_refuses_the_data_directory)
 {
-    char *dir = temp_dir();
+    char *dir = cc_testfs_new_dir("pseudo");
     char *data = join(dir, "data");
     cr_assert_eq(mkdir(data, 0700), 0);
     char *state = join(data, "state.db");
-    write_file(state, "", 0600);
+    cc_testfs_write(state, "", strlen(""), 0600);
     char *err = join(dir, "stderr");
     char *inside = join(data, "key");
     cr_assert_neq(run_keygen(inside, err), 0);
@@ -305,7 +281,7 @@ Test(pseudo, keygen_command_refuses_the_data_directory)
     cr_assert_neq(access(deeper, F_OK), 0);
     char *outside = join(dir, "key");
     cr_assert_eq(run_keygen(outside, err), 0, "beside the data directory is fine");
-    remove_tree(dir);
+    cc_testfs_remove_tree(dir);
     free(outside);
     free(deeper);
     free(sub);

@@ -12,21 +12,16 @@
 #include "cc_codelist.h"
 #include "cc_error.h"
 #include "cc_query.h"
+#include "cc_testfs.h"
+#include "cc_testquery.h"
+#include "cc_testtool.h"
 
 static char errbuf[256];
-
-static struct cc_query *from_json(const char *json)
-{
-    struct cc_query *q = NULL;
-    int rc = cc_query_decode_json(json, strlen(json), NULL, &q, errbuf, sizeof errbuf);
-    cr_assert_eq(rc, 0, "decode failed: %s (%s) in %s", cc_err_name(rc), errbuf, json);
-    return q;
-}
 
 /* Decodes json (which must decode) and returns what validation says. */
 static int validate_json(const char *json)
 {
-    struct cc_query *q = from_json(json);
+    struct cc_query *q = cc_testquery_from_json(json);
     errbuf[0] = '\0';
     int rc = cc_query_validate(q, NULL, NULL, errbuf, sizeof errbuf);
     cc_query_free(q);
@@ -68,7 +63,7 @@ Test(query, arena_allocations_are_zeroed_aligned_and_any_size)
 
 Test(query, clone_is_equal_and_independent)
 {
-    struct cc_query *q = from_json(
+    struct cc_query *q = cc_testquery_from_json(
         PERSONS "\"dimensions\":[\"region\"],\"filters\":{\"conditions\":[{\"codes\":[\"E11\"],"
                 "\"system\":\"icd10\"}],\"areas\":{\"level\":\"region\",\"codes\":[\"E12000001\"]}}}");
     struct cc_query *copy = NULL;
@@ -84,9 +79,9 @@ Test(query, clone_is_equal_and_independent)
 
 Test(query, equal_tells_apart_queries_that_differ_in_one_field)
 {
-    struct cc_query *a = from_json(PERSONS "\"filters\":{\"age\":{\"min\":18,\"max\":64}}}");
-    struct cc_query *b = from_json(PERSONS "\"filters\":{\"age\":{\"min\":18,\"max\":65}}}");
-    struct cc_query *c = from_json(PERSONS "\"filters\":{\"age\":{\"max\":64,\"min\":18}}}");
+    struct cc_query *a = cc_testquery_from_json(PERSONS "\"filters\":{\"age\":{\"min\":18,\"max\":64}}}");
+    struct cc_query *b = cc_testquery_from_json(PERSONS "\"filters\":{\"age\":{\"min\":18,\"max\":65}}}");
+    struct cc_query *c = cc_testquery_from_json(PERSONS "\"filters\":{\"age\":{\"max\":64,\"min\":18}}}");
     cr_assert_not(cc_query_equal(a, b));
     cr_assert(cc_query_equal(a, c), "key order does not matter");
     cc_query_free(a);
@@ -96,7 +91,7 @@ Test(query, equal_tells_apart_queries_that_differ_in_one_field)
 
 Test(query, restrictions_list_conditions_by_index_then_other_filters)
 {
-    struct cc_query *q = from_json(
+    struct cc_query *q = cc_testquery_from_json(
         PERSONS "\"filters\":{\"conditions\":[{\"settings\":[\"gp\"]},{\"settings\":"
                 "[\"hospital\"],\"exclude\":true}],\"sex\":[\"female\"],"
                 "\"areas\":{\"level\":\"lad\",\"codes\":[\"E08000035\"]},"
@@ -211,7 +206,7 @@ Test(validate, empty_date_range_names_both_ends)
 
 Test(validate, too_many_cells_gives_the_count_and_the_limit)
 {
-    struct cc_query *q = from_json(
+    struct cc_query *q = cc_testquery_from_json(
         PERSONS "\"dimensions\":[\"practice\",{\"name\":\"age_band\",\"bands\":\"10y\"},\"sex\","
                 "\"year\"],\"filters\":{\"date_range\":{\"from\":\"2019-01\",\"to\":\"2023-12\"}}}");
     struct cc_query_extent extent;
@@ -226,7 +221,7 @@ Test(validate, too_many_cells_gives_the_count_and_the_limit)
 
 Test(validate, cells_shrink_with_the_filters_that_bound_a_dimension)
 {
-    struct cc_query *q = from_json(
+    struct cc_query *q = cc_testquery_from_json(
         PERSONS "\"dimensions\":[\"lad\",\"sex\",\"month\"],\"filters\":{\"sex\":[\"male\","
                 "\"female\"],\"areas\":{\"level\":\"lad\",\"codes\":[\"E08000035\",\"E06000001\","
                 "\"E09000001\"]},\"date_range\":{\"from\":\"2023-01\",\"to\":\"2023-06\"}}}");
@@ -236,7 +231,7 @@ Test(validate, cells_shrink_with_the_filters_that_bound_a_dimension)
 
 Test(validate, benchmark_two_has_about_eleven_thousand_cells)
 {
-    struct cc_query *q = from_json(
+    struct cc_query *q = cc_testquery_from_json(
         "{\"v\":1,\"measure\":\"events\",\"events_of\":0,\"dimensions\":[\"lad\",{\"name\":"
         "\"age_band\",\"bands\":\"5y\"},\"sex\"],\"filters\":{\"conditions\":[{\"settings\":"
         "[\"hospital\"],\"date_range\":{\"from\":\"2023-01\",\"to\":\"2023-12\"}}],\"sex\":"
@@ -431,7 +426,7 @@ static struct cc_store_columns small_columns(void)
 
 Test(bind, area_codes_resolve_to_store_indices)
 {
-    struct cc_query *q = from_json(PERSONS "\"filters\":{\"areas\":{\"level\":\"lad\",\"codes\":"
+    struct cc_query *q = cc_testquery_from_json(PERSONS "\"filters\":{\"areas\":{\"level\":\"lad\",\"codes\":"
                                            "[\"E09000001\",\"E06000001\"]}}}");
     struct cc_store_columns columns = small_columns();
     cr_assert_eq(cc_query_bind(q, &columns, NULL, errbuf, sizeof errbuf), 0, "%s", errbuf);
@@ -443,7 +438,7 @@ Test(bind, area_codes_resolve_to_store_indices)
 
 Test(bind, unknown_area_is_not_found)
 {
-    struct cc_query *q = from_json(PERSONS "\"filters\":{\"areas\":{\"level\":\"lad\",\"codes\":"
+    struct cc_query *q = cc_testquery_from_json(PERSONS "\"filters\":{\"areas\":{\"level\":\"lad\",\"codes\":"
                                            "[\"E08000099\"]}}}");
     struct cc_store_columns columns = small_columns();
     cr_assert_eq(cc_query_bind(q, &columns, NULL, errbuf, sizeof errbuf), CC_ENOTFOUND);
@@ -462,7 +457,7 @@ Test(bind, codelists_resolve_by_name_and_system)
                  0, "%s", errbuf);
     struct cc_store_columns columns = small_columns();
 
-    struct cc_query *q = from_json(PERSONS "\"filters\":{\"conditions\":[{\"codelist\":"
+    struct cc_query *q = cc_testquery_from_json(PERSONS "\"filters\":{\"conditions\":[{\"codelist\":"
                                            "\"diabetes\"}]}}");
     cr_assert_eq(cc_query_validate(q, NULL, NULL, errbuf, sizeof errbuf), 0, "%s", errbuf);
     cr_assert_eq(cc_query_bind(q, &columns, lists, errbuf, sizeof errbuf), 0, "%s", errbuf);
@@ -470,12 +465,12 @@ Test(bind, codelists_resolve_by_name_and_system)
     cr_assert_eq(q->filters.conditions[0].codelist_ref->system, CC_CODE_SNOMED);
     cc_query_free(q);
 
-    q = from_json(PERSONS "\"filters\":{\"conditions\":[{\"codelist\":\"asthma\"}]}}");
+    q = cc_testquery_from_json(PERSONS "\"filters\":{\"conditions\":[{\"codelist\":\"asthma\"}]}}");
     cr_assert_eq(cc_query_bind(q, &columns, lists, errbuf, sizeof errbuf), CC_ENOTFOUND);
     cr_assert_str_eq(errbuf, "filters.conditions[0].codelist: unknown codelist 'asthma'");
     cc_query_free(q);
 
-    q = from_json(PERSONS "\"filters\":{\"conditions\":[{\"codelist\":\"diabetes\","
+    q = cc_testquery_from_json(PERSONS "\"filters\":{\"conditions\":[{\"codelist\":\"diabetes\","
                           "\"system\":\"icd10\"}]}}");
     cr_assert_eq(cc_query_bind(q, &columns, lists, errbuf, sizeof errbuf), CC_EINVAL);
     cr_assert_str_eq(errbuf, "filters.conditions[0].codelist: 'diabetes' is a SNOMED CT list but "
@@ -520,22 +515,9 @@ Test(docs, every_json_example_in_the_query_model_doc_is_valid)
  * exit status and the combined output in out. */
 static int run_check(const char *args, const char *input, char *out, size_t out_len)
 {
-    char in_path[] = "/tmp/cc_check_XXXXXX";
-    int fd = mkstemp(in_path);
-    cr_assert_geq(fd, 0);
-    FILE *in = fdopen(fd, "w");
-    fputs(input, in);
-    fclose(in);
     char command[1024];
-    snprintf(command, sizeof command, "%s/carecount check %s < %s 2>&1", CC_BIN_DIR, args,
-             in_path);
-    FILE *pipe = popen(command, "r");
-    cr_assert_not_null(pipe);
-    size_t len = fread(out, 1, out_len - 1, pipe);
-    out[len] = '\0';
-    int status = pclose(pipe);
-    remove(in_path);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    snprintf(command, sizeof command, "check %s", args);
+    return cc_testtool_run(command, input, out, out_len);
 }
 
 Test(check, prints_the_canonical_form_of_a_valid_query)
@@ -570,14 +552,9 @@ Test(check, writes_canonical_msgpack_on_request)
 
 Test(check, checks_codelist_names_against_a_directory)
 {
-    char dir[] = "/tmp/cc_check_lists_XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
-    char path[256];
-    snprintf(path, sizeof path, "%s/asthma.csv", dir);
-    FILE *file = fopen(path, "w");
-    cr_assert_not_null(file);
-    fputs("code,term\n195967001,Asthma\n", file);
-    fclose(file);
+    char dir[64];
+    cc_testfs_make_dir(dir, sizeof dir, "check_lists");
+    cc_testfs_write_text_in(dir, "asthma.csv", "code,term\n195967001,Asthma\n");
     char args[128], out[1024];
     snprintf(args, sizeof args, "--codelists %s -", dir);
     int status = run_check(args, PERSONS "\"filters\":{\"conditions\":[{\"codelist\":\"asthma\"}]}}",
@@ -588,8 +565,7 @@ Test(check, checks_codelist_names_against_a_directory)
     cr_assert_eq(status, 1);
     cr_assert_str_eq(out, "carecount check: filters.conditions[0].codelist: unknown codelist "
                           "'copd'\n");
-    remove(path);
-    rmdir(dir);
+    cc_testfs_remove_tree(dir);
 }
 
 Test(query, extent_from_store_takes_its_area_and_practice_counts)
@@ -604,7 +580,7 @@ Test(query, extent_from_store_takes_its_area_and_practice_counts)
     cr_assert_eq(extent.n_icb, 2);
     cr_assert_eq(extent.n_practices, 17);
     cr_assert_lt(extent.first_month, extent.last_month);
-    struct cc_query *q = from_json(PERSONS "\"dimensions\":[\"lad\",\"practice\"]}");
+    struct cc_query *q = cc_testquery_from_json(PERSONS "\"dimensions\":[\"lad\",\"practice\"]}");
     cr_assert_eq(cc_query_n_cells(q, &extent), 3 * 17);
     cc_query_free(q);
 }
@@ -614,7 +590,7 @@ Test(query, extent_from_store_takes_its_area_and_practice_counts)
 /* The canonical JSON form of a query given as JSON (which must decode). */
 static char *canonical(const char *json)
 {
-    struct cc_query *q = from_json(json);
+    struct cc_query *q = cc_testquery_from_json(json);
     char *out = NULL;
     cr_assert_eq(cc_query_encode_json(q, &out), 0);
     cc_query_free(q);
@@ -651,11 +627,11 @@ Test(validate, margins_need_dimensions_and_count_as_cells)
     cr_assert_eq(validate_json(PERSONS "\"margins\":true}"), CC_EINVAL);
     cr_assert_str_eq(errbuf, "margins: the query has no dimensions, so its one cell is the total");
     struct cc_query *q =
-        from_json("{\"v\":1,\"measure\":\"events\",\"dimensions\":[\"lad\",\"age_band\",\"sex\"],"
+        cc_testquery_from_json("{\"v\":1,\"measure\":\"events\",\"dimensions\":[\"lad\",\"age_band\",\"sex\"],"
                   "\"margins\":true,\"filters\":{\"sex\":[\"male\",\"female\"]}}");
     cr_assert_eq(cc_query_n_cells(q, NULL), 297u * 20u * 3u);
     cc_query_free(q);
-    q = from_json(PERSONS "\"dimensions\":[{\"name\":\"age_band\",\"bands\":\"1y\"}]}");
+    q = cc_testquery_from_json(PERSONS "\"dimensions\":[{\"name\":\"age_band\",\"bands\":\"1y\"}]}");
     cr_assert_eq(cc_query_n_cells(q, NULL), 121);
     cc_query_free(q);
 }
@@ -798,7 +774,7 @@ Test(validate, combine_and_system_map_errors_name_the_reason)
 
 Test(query, a_tree_survives_clone_equal_and_the_msgpack_round_trip)
 {
-    struct cc_query *q = from_json(PERSONS "\"filters\":{" THREE_CONDITIONS
+    struct cc_query *q = cc_testquery_from_json(PERSONS "\"filters\":{" THREE_CONDITIONS
                                            ",\"combine\":{\"and\":[0,{\"or\":[1,{\"not\":2}]}]}}}");
     struct cc_query *copy = NULL, *back = NULL;
     cr_assert_eq(cc_query_clone(q, &copy), 0);
@@ -829,7 +805,7 @@ Test(query, lsoa_and_practice_filters_in_the_canonical_form)
                           "{\"areas\":{\"level\":\"lsoa\",\"codes\":[\"E01000001\","
                           "\"E01000002\"]},\"practices\":[\"B86001\",\"B86002\"]}}");
     free(out);
-    struct cc_query *q = from_json(PERSONS "\"dimensions\":[\"lsoa\"],\"filters\":{\"practices\":"
+    struct cc_query *q = cc_testquery_from_json(PERSONS "\"dimensions\":[\"lsoa\"],\"filters\":{\"practices\":"
                                            "[\"B86001\"],\"sex\":\"male\"}}");
     struct cc_query_restriction r[8];
     cr_assert_eq(cc_query_restrictions(q, r, 8), 2);

@@ -8,16 +8,9 @@
 
 #include "cc_error.h"
 #include "cc_query.h"
+#include "cc_testquery.h"
 
 static char errbuf[256];
-
-static struct cc_query *from_json(const char *json)
-{
-    struct cc_query *q = NULL;
-    int rc = cc_query_decode_json(json, strlen(json), NULL, &q, errbuf, sizeof errbuf);
-    cr_assert_eq(rc, 0, "decode failed: %s (%s)", cc_err_name(rc), errbuf);
-    return q;
-}
 
 static int json_error(const char *json)
 {
@@ -64,7 +57,7 @@ static const char *const full_query =
 
 Test(codec, decodes_every_field_of_a_full_query)
 {
-    struct cc_query *q = from_json(full_query);
+    struct cc_query *q = cc_testquery_from_json(full_query);
     cr_assert_eq(q->version, 1);
     cr_assert_eq(q->measure, CC_MEASURE_EVENTS);
     cr_assert_eq(q->events_of, 1);
@@ -102,27 +95,27 @@ Test(codec, decodes_every_field_of_a_full_query)
 
 Test(codec, encode_then_decode_gives_an_equal_query)
 {
-    struct cc_query *q = from_json(full_query);
+    struct cc_query *q = cc_testquery_from_json(full_query);
     assert_round_trip(q);
     cc_query_free(q);
-    q = from_json("{\"v\":1,\"measure\":\"population\",\"population\":\"estimate\","
+    q = cc_testquery_from_json("{\"v\":1,\"measure\":\"population\",\"population\":\"estimate\","
                   "\"dimensions\":[\"icb\",{\"name\":\"age_band\",\"bands\":\"10y\"}]}");
     assert_round_trip(q);
     cc_query_free(q);
-    q = from_json("{\"v\":1,\"measure\":\"persons\"}");
+    q = cc_testquery_from_json("{\"v\":1,\"measure\":\"persons\"}");
     assert_round_trip(q);
     cc_query_free(q);
 }
 
 Test(codec, json_form_is_canonical_and_round_trips)
 {
-    struct cc_query *q = from_json("{\"measure\":\"persons\",\"v\":1,"
+    struct cc_query *q = cc_testquery_from_json("{\"measure\":\"persons\",\"v\":1,"
                                    "\"dimensions\":[\"region\",\"age_band\"]}");
     char *json = NULL;
     cr_assert_eq(cc_query_encode_json(q, &json), 0);
     cr_assert_str_eq(json, "{\"v\":1,\"measure\":\"persons\",\"dimensions\":[\"region\","
                            "{\"name\":\"age_band\",\"bands\":\"5y\"}]}");
-    struct cc_query *back = from_json(json);
+    struct cc_query *back = cc_testquery_from_json(json);
     cr_assert(cc_query_equal(q, back));
     free(json);
     cc_query_free(back);
@@ -276,7 +269,7 @@ Test(codec, a_container_claiming_more_elements_than_bytes_is_refused)
 
 Test(codec, truncated_and_trailing_bytes_are_refused)
 {
-    struct cc_query *q = from_json("{\"v\":1,\"measure\":\"persons\",\"dimensions\":[\"sex\"]}");
+    struct cc_query *q = cc_testquery_from_json("{\"v\":1,\"measure\":\"persons\",\"dimensions\":[\"sex\"]}");
     char *bytes = NULL;
     size_t len = 0;
     cr_assert_eq(cc_query_encode(q, &bytes, &len), 0);
@@ -299,7 +292,7 @@ Test(codec, every_single_byte_corruption_fails_cleanly_or_decodes)
 {
     /* Flipping each byte of a valid encoding must never crash or leak: the
      * sanitizer build checks that; here each result is an error or a query. */
-    struct cc_query *q = from_json(full_query);
+    struct cc_query *q = cc_testquery_from_json(full_query);
     char *bytes = NULL;
     size_t len = 0;
     cr_assert_eq(cc_query_encode(q, &bytes, &len), 0);
@@ -355,7 +348,7 @@ Test(codec, malformed_json_reports_line_and_column)
 
 Test(codec, decodes_an_embedded_object)
 {
-    struct cc_query *q = from_json(full_query);
+    struct cc_query *q = cc_testquery_from_json(full_query);
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init(&buffer);
     msgpack_packer pk;
@@ -381,7 +374,7 @@ Test(codec, decodes_an_embedded_object)
 
 Test(codec, icd10_filler_x_is_dropped_as_the_store_drops_it)
 {
-    struct cc_query *q = from_json("{\"v\":1,\"measure\":\"persons\",\"filters\":{\"conditions\":"
+    struct cc_query *q = cc_testquery_from_json("{\"v\":1,\"measure\":\"persons\",\"filters\":{\"conditions\":"
                                    "[{\"codes\":[\"R69X\",\"i10.x\"],\"system\":\"icd10\"}]}}");
     cr_assert_str_eq(q->filters.conditions[0].codes[0].text, "R69");
     cr_assert_str_eq(q->filters.conditions[0].codes[1].text, "I10");
@@ -414,10 +407,10 @@ Test(codec, random_bytes_never_crash_the_decoder)
 
 Test(codec, equal_queries_written_differently_encode_to_the_same_bytes)
 {
-    struct cc_query *a = from_json(
+    struct cc_query *a = cc_testquery_from_json(
         "{\"v\":1,\"measure\":\"persons\",\"filters\":{\"sex\":[\"male\",\"female\"],\"areas\":"
         "{\"codes\":[\"E12000002\",\"E12000001\"],\"level\":\"region\"}}}");
-    struct cc_query *b = from_json(
+    struct cc_query *b = cc_testquery_from_json(
         "{\"filters\":{\"areas\":{\"level\":\"region\",\"codes\":[\"E12000001\",\"E12000002\"]},"
         "\"sex\":[\"female\",\"male\"]},\"measure\":\"persons\",\"v\":1}");
     char *bytes_a = NULL, *bytes_b = NULL;
@@ -434,7 +427,7 @@ Test(codec, equal_queries_written_differently_encode_to_the_same_bytes)
 
 Test(codec, negative_anchor_days_round_trip)
 {
-    struct cc_query *q = from_json(
+    struct cc_query *q = cc_testquery_from_json(
         "{\"v\":1,\"measure\":\"persons\",\"filters\":{\"conditions\":[{\"settings\":\"gp\"},"
         "{\"settings\":\"hospital\",\"anchor\":{\"condition\":0,\"from_days\":-30,\"to_days\":-1}}]}}");
     cr_assert_eq(q->filters.conditions[1].anchor.from_days, -30);

@@ -22,6 +22,7 @@
 #include "cc_frame.h"
 #include "cc_harness.h"
 #include "cc_ingest.h"
+#include "cc_testfs.h"
 
 static char root[256], data_dir[300];
 
@@ -34,8 +35,7 @@ static void run(const char *cmd)
 static void setup(void)
 {
     char cmd[2048];
-    snprintf(root, sizeof root, "/tmp/cc-test-serverdata-XXXXXX");
-    cr_assert(mkdtemp(root));
+    cc_testfs_make_dir(root, sizeof root, "serverdata");
     snprintf(data_dir, sizeof data_dir, "%s/data", root);
     snprintf(cmd, sizeof cmd,
              "'%s/carecount' generate --quiet --patients 2000 --seed 3 --out '%s/feeds' && "
@@ -47,9 +47,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    run(cmd);
+    cc_testfs_remove_tree(root);
 }
 
 TestSuite(serverdata, .init = setup, .fini = teardown, .timeout = 300);

@@ -18,6 +18,7 @@
 
 #include "cc_error.h"
 #include "cc_stats.h"
+#include "cc_testtool.h"
 
 static void gsl_quiet(void)
 {
@@ -710,23 +711,9 @@ Test(stats, rate_compared_with_national_value_end_to_end)
  * standard output followed by its standard error in out. */
 static int run_tool(const char *args, const char *input, char *out, size_t capacity)
 {
-    char input_path[] = "/tmp/cc_test_stats_XXXXXX";
-    int fd = mkstemp(input_path);
-    cr_assert(fd >= 0);
-    size_t len = strlen(input);
-    cr_assert_eq(write(fd, input, len), (ssize_t)len);
-    close(fd);
     char command[1024];
-    snprintf(command, sizeof command, "%s/carecount stats %s < %s 2>&1", CC_BIN_DIR,
-             args, input_path);
-    FILE *pipe = popen(command, "r");
-    cr_assert_not_null(pipe);
-    size_t used = fread(out, 1, capacity - 1, pipe);
-    out[used] = '\0';
-    int status = pclose(pipe);
-    unlink(input_path);
-    cr_assert(WIFEXITED(status));
-    return WEXITSTATUS(status);
+    snprintf(command, sizeof command, "stats %s", args);
+    return cc_testtool_run(command, input, out, capacity);
 }
 
 Test(stats, tool_adds_interval_columns_to_each_proportion_row)

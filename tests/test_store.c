@@ -15,6 +15,7 @@
 #include "cc_model.h"
 #include "cc_store.h"
 #include "cc_store_internal.h"
+#include "cc_testfs.h"
 
 /* ---- fixtures --------------------------------------------------------- */
 
@@ -130,42 +131,19 @@ static char tmp_dir[64];
 
 static void make_tmp_dir(void)
 {
-    strcpy(tmp_dir, "/tmp/cc_test_store_XXXXXX");
-    cr_assert_not_null(mkdtemp(tmp_dir));
+    cc_testfs_make_dir(tmp_dir, sizeof tmp_dir, "store");
 }
 
 static void remove_tmp_dir(void)
 {
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
-    cr_assert_eq(system(cmd), 0);
+    cc_testfs_remove_tree(tmp_dir);
 }
 
 static void tmp_path(char *out, size_t len, const char *name)
 {
-    snprintf(out, len, "%s/%s", tmp_dir, name);
+    cc_testfs_path(out, len, tmp_dir, name);
 }
 
-static uint8_t *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f);
-    fseek(f, 0, SEEK_END);
-    *len = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *data = malloc(*len);
-    cr_assert_eq(fread(data, 1, *len, f), *len);
-    fclose(f);
-    return data;
-}
-
-static void write_file(const char *path, const uint8_t *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f);
-    cr_assert_eq(fwrite(data, 1, len, f), len);
-    fclose(f);
-}
 
 /* The documented layout (docs/store-format.md). */
 #define FIXED_HEADER 128
@@ -636,7 +614,7 @@ Test(store, flipping_a_byte_in_any_section_names_that_section, .init = make_tmp_
     cc_store *s = finish_sample();
     cr_assert_eq(cc_store_save(s, path), 0);
     size_t len;
-    uint8_t *file = read_file(path, &len);
+    uint8_t *file = (uint8_t *)cc_testfs_read(path, &len);
     for (int sec = 0; sec < STORE_N_SECTIONS; sec++) {
         uint64_t offset, length;
         section_span(file, sec, &offset, &length);
@@ -644,7 +622,7 @@ Test(store, flipping_a_byte_in_any_section_names_that_section, .init = make_tmp_
         uint8_t *copy = malloc(len);
         memcpy(copy, file, len);
         copy[offset + length / 2] ^= 0x40;
-        write_file(bad, copy, len);
+        cc_testfs_write(bad, copy, len, 0600);
         free(copy);
         cc_store *loaded = NULL;
         cr_assert_eq(cc_store_load(bad, CC_STORE_LOAD_ALL, &loaded, reason, sizeof reason),
@@ -667,9 +645,9 @@ Test(store, flipping_a_header_or_padding_byte_is_corrupt, .init = make_tmp_dir,
     cc_store *s = finish_sample(), *loaded;
     cr_assert_eq(cc_store_save(s, path), 0);
     size_t len;
-    uint8_t *file = read_file(path, &len);
+    uint8_t *file = (uint8_t *)cc_testfs_read(path, &len);
     file[60] ^= 1; /* n_codes */
-    write_file(path, file, len);
+    cc_testfs_write(path, file, len, 0600);
     cr_assert_eq(cc_store_load(path, 0, &loaded, reason, sizeof reason), CC_ECORRUPT);
     cr_assert_not_null(strstr(reason, "header checksum mismatch"), "got: %s", reason);
     file[60] ^= 1;
@@ -677,7 +655,7 @@ Test(store, flipping_a_header_or_padding_byte_is_corrupt, .init = make_tmp_dir,
     uint64_t offset, length;
     section_span(file, STORE_SECTION_PERSON_SEX, &offset, &length);
     file[offset + length] = 0x7f;
-    write_file(path, file, len);
+    cc_testfs_write(path, file, len, 0600);
     cr_assert_eq(cc_store_load(path, 0, &loaded, reason, sizeof reason), CC_ECORRUPT);
     cr_assert_not_null(strstr(reason, "padding after section 'persons.sex'"), "got: %s", reason);
     free(file);
@@ -692,10 +670,10 @@ Test(store, truncation_anywhere_is_corrupt, .init = make_tmp_dir, .fini = remove
     cc_store *s = finish_sample();
     cr_assert_eq(cc_store_save(s, path), 0);
     size_t len;
-    uint8_t *file = read_file(path, &len);
+    uint8_t *file = (uint8_t *)cc_testfs_read(path, &len);
     const size_t cuts[] = {0, 4, 8, 100, HEADER_COVERED, HEADER_COVERED + 40, len / 2, len - 1};
     for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
-        write_file(bad, file, cuts[i]);
+        cc_testfs_write(bad, file, cuts[i], 0600);
         cc_store *loaded = NULL;
         cr_assert_eq(cc_store_load(bad, 0, &loaded, reason, sizeof reason), CC_ECORRUPT,
                      "cut at %zu", cuts[i]);
@@ -704,7 +682,7 @@ Test(store, truncation_anywhere_is_corrupt, .init = make_tmp_dir, .fini = remove
             cr_assert_not_null(strstr(reason, "truncated"), "cut at %zu: %s", cuts[i], reason);
     }
     /* the message gives both sizes */
-    write_file(bad, file, len - 1);
+    cc_testfs_write(bad, file, len - 1, 0600);
     cr_assert_eq(cc_store_load(bad, 0, &(cc_store *){0}, reason, sizeof reason), CC_ECORRUPT);
     char expect[96];
     snprintf(expect, sizeof expect, "expected %zu bytes, found %zu", len, len - 1);
@@ -712,7 +690,7 @@ Test(store, truncation_anywhere_is_corrupt, .init = make_tmp_dir, .fini = remove
     /* and trailing bytes are refused too */
     uint8_t *longer = calloc(1, len + 8);
     memcpy(longer, file, len);
-    write_file(bad, longer, len + 8);
+    cc_testfs_write(bad, longer, len + 8, 0600);
     cr_assert_eq(cc_store_load(bad, 0, &(cc_store *){0}, reason, sizeof reason), CC_ECORRUPT);
     free(longer);
     free(file);
@@ -726,9 +704,9 @@ Test(store, wrong_magic_is_corrupt, .init = make_tmp_dir, .fini = remove_tmp_dir
     cc_store *s = finish_sample(), *loaded;
     cr_assert_eq(cc_store_save(s, path), 0);
     size_t len;
-    uint8_t *file = read_file(path, &len);
+    uint8_t *file = (uint8_t *)cc_testfs_read(path, &len);
     file[0] = 'X';
-    write_file(path, file, len);
+    cc_testfs_write(path, file, len, 0600);
     cr_assert_eq(cc_store_load(path, 0, &loaded, reason, sizeof reason), CC_ECORRUPT);
     cr_assert_not_null(strstr(reason, "wrong magic"), "got: %s", reason);
     free(file);
@@ -753,13 +731,13 @@ Test(store, validate_catches_unsorted_records_behind_a_good_checksum, .init = ma
     cc_store *s = finish_sample(), *loaded;
     cr_assert_eq(cc_store_save(s, path), 0);
     size_t len;
-    uint8_t *file = read_file(path, &len);
+    uint8_t *file = (uint8_t *)cc_testfs_read(path, &len);
     uint64_t offset, length;
     section_span(file, STORE_SECTION_RECORD_DATE, &offset, &length);
     uint16_t late = 500; /* GP record 0 of person A now after record 1 */
     memcpy(file + offset, &late, 2);
     reseal(file, STORE_SECTION_RECORD_DATE);
-    write_file(path, file, len);
+    cc_testfs_write(path, file, len, 0600);
     cr_assert_eq(cc_store_load(path, 0, &loaded, reason, sizeof reason), CC_ECORRUPT);
     cr_assert_not_null(strstr(reason, "not sorted"), "got: %s", reason);
     free(file);
@@ -774,7 +752,7 @@ Test(store, validate_catches_crafted_invariant_violations, .init = make_tmp_dir,
     cc_store *s = finish_sample(), *loaded;
     cr_assert_eq(cc_store_save(s, path), 0);
     size_t len;
-    uint8_t *original = read_file(path, &len);
+    uint8_t *original = (uint8_t *)cc_testfs_read(path, &len);
     struct {
         int section;
         size_t at;
@@ -800,7 +778,7 @@ Test(store, validate_catches_crafted_invariant_violations, .init = make_tmp_dir,
         else
             file[offset + cases[i].at] = cases[i].value;
         reseal(file, cases[i].section);
-        write_file(path, file, len);
+        cc_testfs_write(path, file, len, 0600);
         free(file);
         cr_assert_eq(cc_store_load(path, 0, &loaded, reason, sizeof reason), CC_ECORRUPT,
                      "case %zu", i);

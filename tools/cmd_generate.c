@@ -1,7 +1,7 @@
 /*
  * cmd_generate.c: `carecount generate`, the synthetic data set.
  *
- * Parses the options and calls cc_gen_run() (bench/gen/cc_gen.h). It prints
+ * Parses the options and calls cc_gen_run() (gen/cc_gen.h). It prints
  * counts and paths only, never a generated record.
  */
 #include <errno.h>
@@ -20,7 +20,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: carecount generate --patients N [--seed S] --out DIR [--force] [--quiet]\n"
-            "                          [--threads T]\n"
+            "                          [--threads T] [--truth FILE]\n"
             "\n"
             "Writes a synthetic data set in the formats of docs/data-formats.md into DIR:\n"
             "postcodes.csv, areas.csv, population.csv, gp_registrations.csv, gp_events.csv,\n"
@@ -33,6 +33,9 @@ static void usage(FILE *out)
             "  --out DIR      output directory, created if missing; must be empty\n"
             "  --force        write into DIR even if it is not empty\n"
             "  --threads T    worker threads (default 2)\n"
+            "  --truth FILE   also write the linkage ground truth (which generated person\n"
+            "                 each feed row belongs to; no identifiers) to FILE, which\n"
+            "                 ingest never reads: keep it outside DIR\n"
             "  --quiet        print nothing but errors\n"
             "  --help         show this text\n",
             CC_GEN_MIN_PATIENTS, CC_GEN_MAX_PATIENTS);
@@ -55,7 +58,8 @@ int cc_cmd_generate(int argc, char **argv)
         {"patients", required_argument, NULL, 'n'}, {"seed", required_argument, NULL, 's'},
         {"out", required_argument, NULL, 'o'},      {"force", no_argument, NULL, 'f'},
         {"threads", required_argument, NULL, 't'},  {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"truth", required_argument, NULL, 'r'},    {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     struct cc_gen_options opts;
     memset(&opts, 0, sizeof opts);
@@ -95,6 +99,7 @@ int cc_cmd_generate(int argc, char **argv)
             opts.n_threads = (int)value;
             break;
         case 'q': quiet = 1; break;
+        case 'r': opts.truth_path = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

@@ -61,6 +61,7 @@ struct cc_pending_row {
     uint8_t n_codes;
     uint32_t feed; /* index into the report's feeds */
     uint32_t code_offset; /* into the pending code arrays */
+    uint64_t line; /* in its feed, for the linkage trace */
 };
 
 #define CC_NHS_RECENT 4096
@@ -110,6 +111,12 @@ struct cc_ingest_ctx {
     cc_pseudonym nhs_recent[CC_NHS_RECENT];
     uint64_t rows_total; /* for the test kill point */
     uint64_t kill_at_rows;
+    FILE *link_trace; /* CC_TEST_LINK_TRACE (cc_ingest_trace_link), else NULL */
+    /* earlier addresses of persons seen in this run, for stage 2: a
+     * registration replaced by a newer one, a hospital or community row
+     * linked by NHS number at another postcode than the person's current */
+    struct cc_link_address *earlier;
+    size_t n_earlier, earlier_cap;
 };
 
 /* Opens a feed and reads its header; the error (file and reason) goes to
@@ -138,6 +145,15 @@ void cc_ingest_progress(struct cc_ingest_ctx *ctx, const struct cc_feed_report *
 
 /* Testing hook: raise SIGKILL at a named point when CC_TEST_KILL_AT says so. */
 void cc_ingest_kill_point(struct cc_ingest_ctx *ctx, const char *point);
+
+/* Testing hook: when CC_TEST_LINK_TRACE names a file, each row that took
+ * part in linkage is written there as feed,line,outcome,person: outcome 1
+ * or 2 (the stage that linked it) with the builder's person index, or
+ * no_match / ambiguous with no person. Only internal indices, never an
+ * identifier; a no-op otherwise. */
+enum { CC_TRACE_NO_MATCH = 0, CC_TRACE_STAGE1 = 1, CC_TRACE_STAGE2 = 2, CC_TRACE_AMBIGUOUS = 3 };
+void cc_ingest_trace_link(struct cc_ingest_ctx *ctx, const struct cc_feed_report *feed,
+                          uint64_t line, int outcome, int64_t person);
 
 /* Reads areas.csv, postcodes.csv and population.csv (any given) into the
  * builder. */

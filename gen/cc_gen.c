@@ -101,6 +101,9 @@ struct run {
     const struct cc_gen_options *opts;
     struct cc_gen_context ctx;
     int fds[CC_GEN_N_FILES];
+    int truth_fd;                        /* -1: no ground truth asked for */
+    uint64_t truth_lines[CC_GEN_N_FILES]; /* lines written so far, header included */
+    struct cc_gen_buf truth_buf;
     int64_t bytes_written;
     struct cc_gen_counts totals;
 };
@@ -411,6 +414,12 @@ static int write_manifest(struct run *run, int64_t reference_rows[3])
     malformed = NULL;
     json_object_set_new(root, "area_variation", variation);
     json_object_set_new(root, "planted_effects", planted);
+    json_object_set_new(root, "code_vocabulary",
+                        json_pack("{s:s, s:f, s:{s:I, s:I, s:I}}", "distribution",
+                                  "Zipf: the code of rank r has weight 1 / r^exponent", "exponent",
+                                  CC_GEN_TAIL_ZIPF_EXPONENT, "codes", "snomed",
+                                  (json_int_t)CC_GEN_TAIL_SNOMED, "icd10", (json_int_t)CC_GEN_TAIL_ICD10,
+                                  "opcs4", (json_int_t)CC_GEN_TAIL_OPCS4));
 
     char path[MAX_PATH_BYTES];
     snprintf(path, sizeof path, "%s/manifest.json", run->opts->out_dir);
@@ -467,6 +476,46 @@ struct writer {
     int rc;
 };
 
+static void put_u64(struct cc_gen_buf *buf, uint64_t v)
+{
+    char digits[20];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        cc_gen_putc(buf, digits[--n]);
+}
+
+/* The ground truth of one block's rows of file f (CC_GEN_TRUTH_HEADER),
+ * numbered on from the lines already written. */
+static int write_truth(struct run *run, const struct worker *job, int f)
+{
+    static const char *const nhs[] = {"valid", "invalid", "missing"};
+    static const char *const postcode[] = {"none", "current", "old"};
+    const struct cc_gen_truth *t = &job->out.truth[f];
+    struct cc_gen_buf *buf = &run->truth_buf;
+    buf->len = 0;
+    int64_t first_person = job->block * CC_GEN_BLOCK_PERSONS;
+    for (size_t i = 0; i < t->n; i++) {
+        uint32_t row = t->rows[i];
+        cc_gen_puts(buf, file_names[f]);
+        cc_gen_putc(buf, ',');
+        put_u64(buf, ++run->truth_lines[f]);
+        cc_gen_putc(buf, ',');
+        put_u64(buf, (uint64_t)first_person + (row >> 4));
+        cc_gen_putc(buf, ',');
+        cc_gen_puts(buf, nhs[row >> 2 & 3]);
+        cc_gen_putc(buf, ',');
+        cc_gen_puts(buf, postcode[row & 3]);
+        cc_gen_putc(buf, '\n');
+    }
+    if (buf->failed)
+        return CC_ENOMEM;
+    return write_all(run, run->truth_fd, buf->data, buf->len, run->opts->truth_path);
+}
+
 static void *writer_main(void *arg)
 {
     struct writer *w = arg;
@@ -474,6 +523,9 @@ static void *writer_main(void *arg)
         for (int f = 0; f < CC_GEN_N_FILES && !w->rc; f++)
             w->rc = write_all(w->run, w->run->fds[f], w->jobs[t].out.buf[f].data, w->jobs[t].out.buf[f].len,
                               file_names[f]);
+        for (int f = 0; f < CC_GEN_N_FILES && !w->rc && w->run->truth_fd >= 0; f++)
+            if (f != CC_GEN_FILE_OPTOUT)
+                w->rc = write_truth(w->run, &w->jobs[t], f);
         add_counts(&w->run->totals, &w->jobs[t].out.counts);
     }
     return NULL;
@@ -521,6 +573,12 @@ static int init_context(struct cc_gen_context *ctx, const struct cc_gen_options 
         ctx->nhs_first_base = 900000000ULL;
         ctx->nhs_slot = 100000000ULL / (uint64_t)n_blocks;
     }
+    static const int systems[] = {CC_CODE_SNOMED, CC_CODE_ICD10, CC_CODE_OPCS4};
+    for (size_t i = 0; i < sizeof systems / sizeof systems[0]; i++) {
+        int rc = cc_gen_vocabulary_build(&ctx->tail[systems[i]], systems[i]);
+        if (rc)
+            return rc;
+    }
     return cc_gen_geo_build(&ctx->geo, ctx->seed, ctx->n_patients);
 }
 
@@ -529,8 +587,11 @@ int cc_gen_run(const struct cc_gen_options *opts, struct cc_gen_summary *summary
     struct run run;
     memset(&run, 0, sizeof run);
     run.opts = opts;
-    for (int f = 0; f < CC_GEN_N_FILES; f++)
+    run.truth_fd = -1;
+    for (int f = 0; f < CC_GEN_N_FILES; f++) {
         run.fds[f] = -1;
+        run.truth_lines[f] = 1; /* the header */
+    }
     struct worker workers[2][MAX_THREADS];
     memset(workers, 0, sizeof workers);
     uint32_t *population = NULL;
@@ -553,6 +614,18 @@ int cc_gen_run(const struct cc_gen_options *opts, struct cc_gen_summary *summary
     }
     if ((rc = init_context(&run.ctx, opts)))
         goto out;
+    if (opts->truth_path) {
+        run.ctx.truth = 1;
+        run.truth_fd = open(opts->truth_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (run.truth_fd < 0) {
+            report(&run, opts->truth_path, strerror(errno));
+            rc = CC_EIO;
+            goto out;
+        }
+        if ((rc = write_all(&run, run.truth_fd, CC_GEN_TRUTH_HEADER, strlen(CC_GEN_TRUTH_HEADER),
+                            opts->truth_path)))
+            goto out;
+    }
     const struct cc_gen_geo *geo = &run.ctx.geo;
     size_t n_cells = (size_t)geo->n_lsoas * 2 * CC_N_AGE_BANDS_5Y;
     population = calloc(n_cells * (size_t)n_threads, sizeof *population);
@@ -625,6 +698,8 @@ int cc_gen_run(const struct cc_gen_options *opts, struct cc_gen_summary *summary
     for (int f = 0; f < CC_GEN_N_FILES; f++)
         if ((rc = close_output(&run, &run.fds[f], file_names[f])))
             goto out;
+    if (run.truth_fd >= 0 && (rc = close_output(&run, &run.truth_fd, opts->truth_path)))
+        goto out;
 
     for (int t = 1; t < n_threads; t++)
         for (size_t i = 0; i < n_cells; i++)
@@ -654,12 +729,19 @@ out:
     for (int f = 0; f < CC_GEN_N_FILES; f++)
         if (run.fds[f] >= 0)
             close(run.fds[f]);
+    if (run.truth_fd >= 0)
+        close(run.truth_fd);
+    free(run.truth_buf.data);
     for (int set = 0; set < 2; set++)
         for (int t = 0; t < MAX_THREADS; t++)
-            for (int f = 0; f < CC_GEN_N_FILES; f++)
+            for (int f = 0; f < CC_GEN_N_FILES; f++) {
                 free(workers[set][t].out.buf[f].data);
+                free(workers[set][t].out.truth[f].rows);
+            }
     free(population);
     free(run.ctx.dates);
+    for (int i = 0; i < 4; i++)
+        cc_gen_vocabulary_free(&run.ctx.tail[i]);
     cc_gen_geo_free(&run.ctx.geo);
     return rc;
 }

@@ -192,6 +192,10 @@ struct block {
     struct cc_gen_block *out;
     struct cc_gen_rng rng;
     uint64_t next_nhs_base;
+    /* the ground truth of the row being written */
+    uint32_t person_offset;
+    enum cc_gen_truth_nhs row_nhs;
+    enum cc_gen_truth_postcode row_postcode;
 };
 
 static inline void write_date(struct cc_gen_buf *buf, const struct cc_gen_context *ctx, cc_day day)
@@ -243,6 +247,7 @@ static void write_nhs(struct block *b, enum cc_gen_file file, const struct perso
     struct cc_gen_buf *buf = &b->out->buf[file];
     if (may_be_missing && cc_gen_chance(&b->rng, CC_GEN_RATE_MISSING_NHS)) {
         b->out->counts.missing_nhs[file]++;
+        b->row_nhs = CC_GEN_TRUTH_NHS_MISSING;
         return;
     }
     cc_gen_put(buf, p->nhs, 9);
@@ -250,8 +255,10 @@ static void write_nhs(struct block *b, enum cc_gen_file file, const struct perso
         int wrong = (p->nhs[9] - '0' + 1 + (int)cc_gen_below(&b->rng, 9)) % 10;
         cc_gen_putc(buf, (char)('0' + wrong));
         b->out->counts.invalid_nhs[file]++;
+        b->row_nhs = CC_GEN_TRUTH_NHS_INVALID;
     } else {
         cc_gen_putc(buf, p->nhs[9]);
+        b->row_nhs = CC_GEN_TRUTH_NHS_VALID;
     }
 }
 
@@ -307,12 +314,32 @@ static void write_snomed(struct block *b, struct cc_gen_buf *buf, const char *co
         cc_gen_putc(buf, code[n - 1]);
 }
 
+/* Records the ground truth of the row just written. */
+static void add_truth(struct block *b, enum cc_gen_file file)
+{
+    struct cc_gen_truth *t = &b->out->truth[file];
+    if (t->n == t->cap && !t->failed) {
+        size_t cap = t->cap ? t->cap * 2 : 1 << 16;
+        uint32_t *rows = realloc(t->rows, cap * sizeof *rows);
+        if (!rows) {
+            t->failed = 1;
+            return;
+        }
+        t->rows = rows;
+        t->cap = cap;
+    }
+    if (!t->failed)
+        t->rows[t->n++] = b->person_offset << 4 | (uint32_t)b->row_nhs << 2 | (uint32_t)b->row_postcode;
+}
+
 /* Ends a row, and copies it once more at the duplicate rate. */
 static void end_row(struct block *b, enum cc_gen_file file, size_t row_start)
 {
     struct cc_gen_buf *buf = &b->out->buf[file];
     cc_gen_putc(buf, '\n');
     b->out->counts.rows[file]++;
+    if (b->ctx->truth)
+        add_truth(b, file);
     if (cc_gen_chance(&b->rng, CC_GEN_RATE_DUPLICATE) && !buf->failed) {
         size_t n = buf->len - row_start;
         if (cc_gen_buf_reserve(buf, n))
@@ -321,6 +348,8 @@ static void end_row(struct block *b, enum cc_gen_file file, size_t row_start)
         buf->len += n;
         b->out->counts.rows[file]++;
         b->out->counts.duplicates[file]++;
+        if (b->ctx->truth)
+            add_truth(b, file);
     }
 }
 
@@ -479,6 +508,7 @@ static void write_registrations(struct block *b, const struct person *p)
         cc_gen_putc(buf, ',');
         write_sex(buf, p->sex, bad == CC_GEN_MALFORMED_UNKNOWN_SEX);
         cc_gen_putc(buf, ',');
+        b->row_postcode = r == p->n_regs - 1 ? CC_GEN_TRUTH_POSTCODE_CURRENT : CC_GEN_TRUTH_POSTCODE_OLD;
         write_postcode(b, CC_GEN_FILE_REGISTRATIONS, p->postcode[r]);
         cc_gen_putc(buf, ',');
         cc_gen_puts(buf, geo->practices[p->practice[r]].code);
@@ -497,6 +527,8 @@ static void write_gp_event(struct block *b, const struct person *p, cc_day day, 
     size_t start = buf->len;
     int bad = pick_malformed(b, 1u << CC_GEN_MALFORMED_BAD_DATE | 1u << CC_GEN_MALFORMED_BAD_CODE);
     cc_gen_put(buf, p->nhs, 10);
+    b->row_nhs = CC_GEN_TRUTH_NHS_VALID;
+    b->row_postcode = CC_GEN_TRUTH_POSTCODE_NONE;
     cc_gen_putc(buf, ',');
     cc_gen_puts(buf, b->ctx->geo.practices[p->practice[residence_on(p, day)]].code);
     cc_gen_putc(buf, ',');
@@ -553,6 +585,11 @@ static void write_gp_events(struct block *b, const struct person *p)
         }
         write_gp_event(b, p, uniform_day(b, lo, ctx->period_end), code);
     }
+    /* The long tail: findings, diagnoses and procedures of every kind. */
+    n = cc_gen_poisson(rng, CC_GEN_TAIL_GP_BASE + CC_GEN_TAIL_GP_PER_YEAR * p->age);
+    for (int i = 0; i < n; i++)
+        write_gp_event(b, p, uniform_day(b, lo, ctx->period_end),
+                       cc_gen_vocabulary_pick(&ctx->tail[CC_CODE_SNOMED], cc_gen_uniform(rng)));
 }
 
 /* Generic admissions per person over the period, by age and sex. */
@@ -600,6 +637,19 @@ static void pick_generic_reason(struct block *b, const struct person *p, struct 
     e->procedure[0] = chosen->procedure;
     e->procedure[1] = chosen->procedure2;
     e->admission = chosen->admission;
+    e->primary_condition = -1;
+}
+
+/* A generic admission for a reason from the long tail of ICD-10 codes. */
+static void pick_tail_reason(struct block *b, struct episode *e)
+{
+    struct cc_gen_rng *rng = &b->rng;
+    const struct cc_gen_context *ctx = b->ctx;
+    e->diag[0] = cc_gen_vocabulary_pick(&ctx->tail[CC_CODE_ICD10], cc_gen_uniform(rng));
+    e->admission = cc_gen_chance(rng, 0.4) ? ADMIT_ELECTIVE : ADMIT_EMERGENCY;
+    if (cc_gen_chance(rng, e->admission == ADMIT_ELECTIVE ? CC_GEN_TAIL_PROCEDURE_ELECTIVE
+                                                          : CC_GEN_TAIL_PROCEDURE_EMERGENCY))
+        e->procedure[0] = cc_gen_vocabulary_pick(&ctx->tail[CC_CODE_OPCS4], cc_gen_uniform(rng));
     e->primary_condition = -1;
 }
 
@@ -670,6 +720,25 @@ static void write_episode(struct block *b, const struct person *p, int ordinal, 
         if ((p->conditions & (1u << c)) && c != e->primary_condition &&
             cc_gen_chance(rng, conditions[c].secondary))
             e->diag[n_diag++] = conditions[c].secondary_icd10;
+    /* Other secondary diagnoses and procedures from the long tail (never a
+     * code already on the episode). */
+    int n_tail = cc_gen_poisson(rng, CC_GEN_TAIL_SECONDARY_MEAN);
+    for (int i = 0; i < n_tail && n_diag < 6; i++) {
+        const char *code = cc_gen_vocabulary_pick(&ctx->tail[CC_CODE_ICD10], cc_gen_uniform(rng));
+        int repeated = 0;
+        for (int k = 0; k < n_diag; k++)
+            repeated |= !strcmp(e->diag[k], code);
+        if (!repeated)
+            e->diag[n_diag++] = code;
+    }
+    if (cc_gen_chance(rng, CC_GEN_TAIL_EXTRA_PROCEDURE)) {
+        const char *code = cc_gen_vocabulary_pick(&ctx->tail[CC_CODE_OPCS4], cc_gen_uniform(rng));
+        int slot = 0, repeated = 0;
+        for (; slot < 4 && e->procedure[slot]; slot++)
+            repeated |= !strcmp(e->procedure[slot], code);
+        if (slot < 4 && !repeated)
+            e->procedure[slot] = code;
+    }
 
     cc_day lo = p->born > ctx->period_start ? p->born : ctx->period_start;
     cc_day admitted = uniform_day(b, lo, ctx->period_end);
@@ -699,6 +768,7 @@ static void write_episode(struct block *b, const struct person *p, int ordinal, 
     cc_gen_putc(buf, ',');
     write_sex(buf, p->sex, bad == CC_GEN_MALFORMED_UNKNOWN_SEX);
     cc_gen_putc(buf, ',');
+    b->row_postcode = home == p->n_regs - 1 ? CC_GEN_TRUTH_POSTCODE_CURRENT : CC_GEN_TRUTH_POSTCODE_OLD;
     write_postcode(b, CC_GEN_FILE_HES_APC, p->postcode[home]);
     cc_gen_putc(buf, ',');
     cc_gen_puts(buf, geo->providers[provider]);
@@ -744,7 +814,10 @@ static void write_hospital(struct block *b, const struct person *p)
     int n = cc_gen_poisson(rng, generic_admission_mean(p) * rate);
     for (int i = 0; i < n && ordinal < 16; i++) {
         struct episode e = {{NULL}, {NULL}, ADMIT_EMERGENCY, -1};
-        pick_generic_reason(b, p, &e);
+        if (cc_gen_chance(rng, CC_GEN_TAIL_EPISODE_SHARE))
+            pick_tail_reason(b, &e);
+        else
+            pick_generic_reason(b, p, &e);
         write_episode(b, p, ordinal++, &e);
     }
     for (int c = 0; c < N_CONDITIONS; c++) {
@@ -789,6 +862,8 @@ static void write_community(struct block *b, const struct person *p)
             cc_gen_putc(buf, ',');
             write_sex(buf, p->sex, bad == CC_GEN_MALFORMED_UNKNOWN_SEX);
             cc_gen_putc(buf, ',');
+            b->row_postcode =
+                home == p->n_regs - 1 ? CC_GEN_TRUTH_POSTCODE_CURRENT : CC_GEN_TRUTH_POSTCODE_OLD;
             write_postcode(b, CC_GEN_FILE_COMMUNITY, p->postcode[home]);
             cc_gen_putc(buf, ',');
             cc_gen_puts(buf, geo->providers[icb->community_provider]);
@@ -889,7 +964,10 @@ static void write_optouts(struct block *b, struct person *p)
 int cc_gen_block_generate(const struct cc_gen_context *ctx, int64_t block_index,
                           struct cc_gen_block *out, uint32_t *population)
 {
-    struct block b = {ctx, out, {{0}}, 0};
+    struct block b;
+    memset(&b, 0, sizeof b);
+    b.ctx = ctx;
+    b.out = out;
     cc_gen_rng_seed(&b.rng, ctx->seed, (uint64_t)block_index + 1);
     /* The block's slice of the NHS number range; its start moves with the
      * seed inside the slack so different seeds give different numbers. */
@@ -903,6 +981,8 @@ int cc_gen_block_generate(const struct cc_gen_context *ctx, int64_t block_index,
     for (int f = 0; f < CC_GEN_N_FILES; f++) {
         out->buf[f].len = 0;
         out->buf[f].failed = 0;
+        out->truth[f].n = 0;
+        out->truth[f].failed = 0;
     }
     int64_t first = block_index * CC_GEN_BLOCK_PERSONS;
     int64_t last = first + CC_GEN_BLOCK_PERSONS;
@@ -912,6 +992,7 @@ int cc_gen_block_generate(const struct cc_gen_context *ctx, int64_t block_index,
         struct person p;
         memset(&p, 0, sizeof p);
         p.index = i;
+        b.person_offset = (uint32_t)(i - first);
         make_person(&b, &p);
         write_optouts(&b, &p);
         write_registrations(&b, &p);
@@ -923,7 +1004,7 @@ int cc_gen_block_generate(const struct cc_gen_context *ctx, int64_t block_index,
         b.out->counts.persons_moved += p.n_regs > 1;
     }
     for (int f = 0; f < CC_GEN_N_FILES; f++)
-        if (out->buf[f].failed)
+        if (out->buf[f].failed || out->truth[f].failed)
             return CC_ENOMEM;
     return 0;
 }

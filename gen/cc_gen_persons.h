@@ -1,5 +1,5 @@
 /*
- * cc_gen_persons.h: the generator's person model, internal to bench/gen.
+ * cc_gen_persons.h: the generator's person model, internal to gen/.
  *
  * The run (cc_gen.c) builds one read-only cc_gen_context, then asks for
  * blocks of CC_GEN_BLOCK_PERSONS persons, each written into its own buffers
@@ -45,6 +45,20 @@
 
 #define CC_GEN_N_CONDITIONS 7
 
+/* The long tail of codes (cc_gen.h, cc_gen_tail_codes): GP entries per
+ * person over the period, Poisson with mean base + per_year x age; the share
+ * of generic admissions whose primary diagnosis comes from the tail, and
+ * how often such an episode has a tail procedure (elective, emergency);
+ * tail secondary diagnoses per episode (Poisson); the chance any episode
+ * has one more tail procedure. */
+#define CC_GEN_TAIL_GP_BASE 0.5
+#define CC_GEN_TAIL_GP_PER_YEAR 0.01
+#define CC_GEN_TAIL_EPISODE_SHARE 0.5
+#define CC_GEN_TAIL_PROCEDURE_ELECTIVE 0.7
+#define CC_GEN_TAIL_PROCEDURE_EMERGENCY 0.2
+#define CC_GEN_TAIL_SECONDARY_MEAN 0.6
+#define CC_GEN_TAIL_EXTRA_PROCEDURE 0.1
+
 enum cc_gen_malformed {
     CC_GEN_MALFORMED_NONE = 0,
     CC_GEN_MALFORMED_BAD_DATE,                   /* "2023-02-30" */
@@ -86,11 +100,28 @@ struct cc_gen_context {
     uint64_t nhs_first_base;    /* first 9-digit base of the range used */
     uint64_t nhs_slot;          /* bases per block */
     uint64_t nhs_stride;        /* bases a block can consume at most */
+    struct cc_gen_vocabulary tail[4]; /* by CC_CODE_SNOMED, CC_CODE_ICD10, CC_CODE_OPCS4 */
+    int truth;                  /* record each row's ground truth */
+};
+
+/* The ground truth of one row (cc_gen.h, CC_GEN_TRUTH_HEADER), packed:
+ * person offset in the block << 4 | nhs << 2 | postcode. */
+enum cc_gen_truth_nhs { CC_GEN_TRUTH_NHS_VALID, CC_GEN_TRUTH_NHS_INVALID, CC_GEN_TRUTH_NHS_MISSING };
+enum cc_gen_truth_postcode {
+    CC_GEN_TRUTH_POSTCODE_NONE,
+    CC_GEN_TRUTH_POSTCODE_CURRENT,
+    CC_GEN_TRUTH_POSTCODE_OLD
+};
+struct cc_gen_truth {
+    uint32_t *rows;
+    size_t n, cap;
+    int failed;
 };
 
 /* One block's output. The buffers are reused from block to block. */
 struct cc_gen_block {
     struct cc_gen_buf buf[CC_GEN_N_FILES];
+    struct cc_gen_truth truth[CC_GEN_N_FILES]; /* only when the context's truth is set */
     struct cc_gen_counts counts;
 };
 

@@ -3,7 +3,7 @@
  * cc_gen_geo.c, cc_gen_codes.c): the random number generator, the output
  * buffer and the synthetic geography.
  *
- * Nothing outside bench/gen includes this; the contract is cc_gen.h. Nothing
+ * Nothing outside gen/ includes this; the contract is cc_gen.h. Nothing
  * here may hold global mutable state: every stream of random numbers is a
  * value owned by its caller, so that blocks of persons can be generated on
  * any thread and still give the same bytes.
@@ -171,6 +171,31 @@ void cc_gen_geo_free(struct cc_gen_geo *geo);
 
 /* Index of the LSOA holding the cumulative weight u in [0, 1). */
 int cc_gen_geo_pick_lsoa(const struct cc_gen_geo *geo, double u);
+
+/* ---- the long tail of codes (cc_gen_vocabulary.c) ---- */
+
+#define CC_GEN_TAIL_ZIPF_EXPONENT 1.05
+
+/* One system's ranked vocabulary and its cumulative Zipf weights. Built once
+ * per run, then read-only. */
+#define CC_GEN_TAIL_GUIDE 4096
+struct cc_gen_vocabulary {
+    char (*codes)[20]; /* CC_GEN_TAIL_CODE_BYTES */
+    double *cumulative;
+    uint32_t n;
+    /* guide[g]: the first rank whose cumulative weight exceeds g / GUIDE, so
+     * a draw starts its search there (a step or two instead of a binary
+     * search over the whole table) */
+    uint32_t guide[CC_GEN_TAIL_GUIDE];
+};
+
+/* Builds system's vocabulary (cc_gen_tail_codes) and weights. Returns 0,
+ * CC_EINVAL or CC_ENOMEM; free with cc_gen_vocabulary_free in any case. */
+int cc_gen_vocabulary_build(struct cc_gen_vocabulary *v, int system);
+void cc_gen_vocabulary_free(struct cc_gen_vocabulary *v);
+
+/* The code whose cumulative weight interval holds u in [0, 1). */
+const char *cc_gen_vocabulary_pick(const struct cc_gen_vocabulary *v, double u);
 
 /* ---- the output buffer ---- */
 
