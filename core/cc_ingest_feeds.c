@@ -92,8 +92,14 @@ static int check_date(const struct cc_csv_field *f, cc_day today, cc_day *out)
         return CC_REJECT_DATE_SHAPE + 1;
     if (rc == CC_EINVAL)
         return CC_REJECT_DATE_INVALID + 1;
-    if (rc < 0)
-        return CC_REJECT_DATE_FUTURE + 1;
+    if (rc < 0) {
+        /* out of range: before 1900-01-01 or beyond what the store can
+         * hold, whatever today is; otherwise after today */
+        cc_day ignored;
+        return cc_validate_date(f->data, f->len, CC_DAY_MAX, &ignored) < 0
+                   ? CC_REJECT_DATE_RANGE + 1
+                   : CC_REJECT_DATE_FUTURE + 1;
+    }
     return 0;
 }
 
@@ -286,6 +292,7 @@ int cc_ingest_optout_feed(struct cc_ingest_ctx *ctx, const char *path, struct cc
      * (a replay after a crash finds them already recorded). */
     if ((rc = cc_db_commit(ctx->db)) < 0)
         goto rollback;
+    ctx->report->optout_events_committed += feed->optout_events_added;
     cc_ingest_progress(ctx, feed, csv, 1);
     rc = 0;
     goto out;
@@ -386,6 +393,7 @@ int cc_ingest_registration_optouts(struct cc_ingest_ctx *ctx, const char *path,
     }
     if ((rc = cc_db_commit(ctx->db)) < 0)
         goto rollback;
+    ctx->report->optout_events_committed += feed->optout_events_added;
     goto out;
 rollback:
     cc_db_rollback(ctx->db);

@@ -3,10 +3,10 @@
  */
 #include "cc_serverdata.h"
 
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "cc_datadir.h"
 #include "cc_db.h"
 #include "cc_error.h"
 #include "cc_ingest.h"
@@ -23,20 +23,17 @@ struct cc_serverdata {
     uint64_t publication;
 };
 
-int cc_serverdata_open(const char *dir, struct cc_serverdata **out, char *errbuf, size_t errlen)
+int cc_serverdata_open(const char *dir, const char *key_path, struct cc_serverdata **out,
+                       char *errbuf, size_t errlen)
 {
     struct cc_serverdata *d = calloc(1, sizeof *d);
-    char path[PATH_MAX], why[256] = "";
     uint64_t store_version = 0;
     int rc;
     if (!d)
         return CC_ENOMEM;
-    if ((rc = cc_ingest_current_store(dir, &store_version, path, sizeof path, errbuf, errlen)) < 0)
+    if ((rc = cc_datadir_load_current(dir, key_path, CC_STORE_QUERY_ONLY, &d->store,
+                                      &store_version, errbuf, errlen)) < 0)
         goto fail;
-    if ((rc = cc_store_load(path, CC_STORE_QUERY_ONLY, &d->store, why, sizeof why)) < 0) {
-        snprintf(errbuf, errlen, "%s: %s", path, why[0] ? why : cc_strerror(rc));
-        goto fail;
-    }
     if ((rc = cc_db_open(dir, 0, &d->db, errbuf, errlen)) < 0)
         goto fail;
     if ((rc = cc_optout_attach(d->db, &d->optouts)) < 0) {

@@ -667,8 +667,8 @@ Test(ingest, refuses_a_key_inside_the_data_directory)
     opt.files[0].kind = CC_FEED_AREAS;
     opt.files[0].path = "/nonexistent";
     char err[512];
-    cr_assert_eq(cc_ingest_run(&opt, &report, err, sizeof err), CC_EINVAL);
-    cr_assert(strstr(err, "key"), "error names the problem: %s", err);
+    cr_assert_eq(cc_ingest_run(&opt, &report, err, sizeof err), CC_EWEAKKEY);
+    cr_assert(strstr(err, "inside the data directory"), "error names the problem: %s", err);
 }
 
 /* Runs an ingest in a child killed by SIGKILL at `point`; returns whether it
@@ -744,4 +744,183 @@ Test(ingest, a_corrupt_current_store_stops_the_ingest_with_a_clear_error)
     struct cc_ingest_options opt = {0};
     (void)opt;
     cr_assert_lt(run_ingest(&report, later), 0);
+}
+
+/* ---- issue 19, item 7: the smaller defects ------------------------------------------- */
+
+Test(ingest, a_date_of_birth_before_1900_is_out_of_range_not_in_the_future)
+{
+    write_file(feeds, "gp_registrations.csv",
+               "nhs_number,given_name,family_name,date_of_birth,sex,postcode,practice_code,"
+               "registration_date,optout_code\n" NHS_A
+               ",Ann,Quuxworth,1899-12-31,1,LS1 4AP,B86001,2010-01-01,\n" NHS_B
+               ",Ann,Quuxworth,2030-01-01,1,LS1 4AP,B86001,2010-01-01,\n");
+    struct cc_ingest_report report;
+    cr_assert_eq(run_ingest(&report, BASE_KINDS), 0);
+    const struct cc_feed_report *reg = feed_of(&report, CC_FEED_GP_REGISTRATIONS);
+    cr_assert_eq(reg->rejected_by_reason[CC_REJECT_DATE_RANGE], 1);
+    cr_assert_eq(reg->rejected_by_reason[CC_REJECT_DATE_FUTURE], 1, "only the 2030 one");
+    cr_assert(strstr(cc_reject_reason_text(CC_REJECT_DATE_RANGE), "1900-01-01"));
+}
+
+Test(ingest, permission_and_link_loop_errors_have_their_own_messages)
+{
+    cr_assert_eq(cc_error_from_errno(EACCES), CC_EACCESS);
+    cr_assert_str_eq(cc_strerror(CC_EACCESS), "permission denied");
+    cr_assert_eq(cc_error_from_errno(ELOOP), CC_ELOOP);
+    cr_assert_str_eq(cc_err_name(CC_ELOOP), "LOOP");
+    cr_assert_eq(cc_error_from_errno(ENOENT), CC_ENOTFOUND);
+    cr_assert_eq(cc_error_from_errno(EIO), CC_EIO);
+
+    struct cc_ingest_report report;
+    cr_assert_eq(run_ingest(&report, BASE_KINDS), 0);
+    char a[600], b[600];
+    snprintf(a, sizeof a, "%s/loop_a.csv", feeds);
+    snprintf(b, sizeof b, "%s/loop_b.csv", feeds);
+    cr_assert_eq(symlink(b, a), 0);
+    cr_assert_eq(symlink(a, b), 0);
+    static char path[700];
+    snprintf(path, sizeof path, "%s", a);
+    struct cc_ingest_options opt = {0};
+    opt.data_dir = data;
+    opt.key_path = key_path;
+    opt.n_files = 1;
+    opt.files[0].kind = CC_FEED_GP_EVENTS;
+    opt.files[0].path = path;
+    char err[1024];
+    cr_assert_eq(cc_ingest_run(&opt, &report, err, sizeof err), CC_ELOOP);
+    cr_assert(strstr(err, "too many levels of symbolic links"), "%s", err);
+    cr_assert_null(strstr(err, "input/output"), "%s", err);
+}
+
+static uint64_t current_version_number(void)
+{
+    uint64_t version = 0;
+    cc_store_free(load_current(&version));
+    return version;
+}
+
+Test(ingest, a_header_only_or_all_rejected_feed_publishes_no_new_version)
+{
+    struct cc_ingest_report report;
+    cr_assert_eq(run_ingest(&report, BASE_KINDS), 0);
+    write_file(feeds, "empty_events.csv", "nhs_number,practice_code,event_date,snomed_code\n");
+    const char *const empty[] = {"gp_events=empty_events.csv", NULL};
+    cr_assert_eq(run_ingest(&report, empty), 0);
+    cr_assert_eq(report.store_version, 0);
+    cr_assert(report.nothing_accepted);
+    cr_assert_eq(current_version_number(), 1);
+
+    write_file(feeds, "bad_events.csv",
+               "nhs_number,practice_code,event_date,snomed_code\n"
+               "9990000019,B86001,2021-03-04,44054006\n" NHS_A ",B86001,2023-02-30,44054006\n");
+    const char *const bad[] = {"gp_events=bad_events.csv", NULL};
+    cr_assert_eq(run_ingest(&report, bad), 0);
+    cr_assert_eq(report.store_version, 0);
+    cr_assert_eq(feed_of(&report, CC_FEED_GP_EVENTS)->rows_rejected, 2);
+    cr_assert_eq(current_version_number(), 1);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    cc_ingest_report_print(&report, out);
+    fclose(out);
+    cr_assert(strstr(text, "no row was accepted"), "%s", text);
+    free(text);
+}
+
+Test(ingest, a_failed_first_ingest_leaves_nothing_behind)
+{
+    write_file(feeds, "gp_events.csv", "nhs_number,practice_code,event_date\n" NHS_A
+                                       ",B86001,2021-03-04\n");
+    /* a row rejected before the failure, so a rejects report was started */
+    write_file(feeds, "gp_registrations.csv",
+               "nhs_number,given_name,family_name,date_of_birth,sex,postcode,practice_code,"
+               "registration_date,optout_code\n"
+               "9990000019,A,B,1980-05-01,1,LS1 4AP,B86001,2010-01-01,\n" NHS_A
+               ",A,B,1980-05-01,1,LS1 4AP,B86001,2010-01-01,\n");
+    struct cc_ingest_report report;
+    cr_assert_lt(run_ingest(&report, BASE_KINDS), 0);
+    struct stat st;
+    cr_assert_neq(stat(data, &st), 0, "the data directory this run made is gone");
+
+    /* into a directory the operator made: it stays, empty of our files */
+    cr_assert_eq(mkdir(data, 0700), 0);
+    cr_assert_lt(run_ingest(&report, BASE_KINDS), 0);
+    char path[700];
+    snprintf(path, sizeof path, "%s/state.db", data);
+    cr_assert_neq(stat(path, &st), 0, "no state.db after a failed first ingest");
+    snprintf(path, sizeof path, "%s/rejects", data);
+    cr_assert_neq(stat(path, &st), 0, "no rejects/ after a failed first ingest");
+}
+
+Test(ingest, a_failure_after_optout_events_were_committed_says_so)
+{
+    char text[2048];
+    snprintf(text, sizeof text, "%s" NHS_D ",ndop,register,2025-01-01,\n" NHS_C
+             ",type1,register,2025-01-01,\n",
+             OPTOUTS_HEADER);
+    write_file(feeds, "optout_register.csv", text);
+    write_file(feeds, "gp_events.csv", "nhs_number,practice_code,event_date\n");
+    const char *const kinds[] = {"areas", "postcodes", "population", "optouts",
+                                 "gp_registrations", "gp_events", NULL};
+    struct cc_ingest_report report;
+    char err[2048];
+    static char paths[8][600];
+    struct cc_ingest_options opt = {0};
+    opt.data_dir = data;
+    opt.key_path = key_path;
+    opt.today = cc_day_from_ymd(2026, 1, 1);
+    for (size_t i = 0; kinds[i]; i++) {
+        int kind = cc_feed_kind_from_name(kinds[i]);
+        snprintf(paths[i], sizeof paths[i], "%s/%s", feeds, cc_feed_kind_file(kind));
+        opt.files[opt.n_files].kind = kind;
+        opt.files[opt.n_files].path = paths[i];
+        opt.n_files++;
+    }
+    cr_assert_lt(cc_ingest_run(&opt, &report, err, sizeof err), 0);
+    cr_assert_eq(report.optout_events_committed, 2);
+    cr_assert(strstr(err, "2 opt-out events") && strstr(err, "committed to the register"),
+              "%s", err);
+    cr_assert_null(strstr(err, "nothing changed"), "%s", err);
+    /* they are in the register: state.db stays */
+    char path[700];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/state.db", data);
+    cr_assert_eq(stat(path, &st), 0);
+}
+
+Test(ingest, the_rejects_report_is_readable_by_its_owner_only)
+{
+    write_file(feeds, "gp_events.csv", "nhs_number,practice_code,event_date,snomed_code\n"
+                                       "9990000019,B86001,2021-03-04,44054006\n");
+    mode_t old = umask(022);
+    struct cc_ingest_report report;
+    int rc = run_ingest(&report, BASE_KINDS);
+    umask(old);
+    cr_assert_eq(rc, 0);
+    cr_assert(report.rejects_path[0]);
+    struct stat st;
+    cr_assert_eq(stat(report.rejects_path, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0600, "mode %o", (unsigned)(st.st_mode & 0777));
+}
+
+Test(ingest, a_summary_of_skipped_files_prints_no_empty_linkage_table)
+{
+    struct cc_ingest_report report;
+    cr_assert_eq(run_ingest(&report, BASE_KINDS), 0);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    cc_ingest_report_print(&report, out);
+    fclose(out);
+    cr_assert(strstr(text, "linkage report"), "a real ingest has one: %s", text);
+    free(text);
+
+    cr_assert_eq(run_ingest(&report, BASE_KINDS), 0);
+    out = open_memstream(&text, &len);
+    cc_ingest_report_print(&report, out);
+    fclose(out);
+    cr_assert(strstr(text, "already ingested"), "%s", text);
+    cr_assert_null(strstr(text, "linkage report"), "%s", text);
+    free(text);
 }
