@@ -177,6 +177,55 @@ void cc_pseudo_memo_get(struct cc_u64_map *memo, uint64_t packed,
     memcpy(cc_u64_map_value(memo, at), out, sizeof *out);
 }
 
+/* ---- what the store held before the run ----------------------------------------- */
+
+uint64_t cc_ingest_gp_event_hash(const char *code, size_t len)
+{
+    return cc_hash_bytes(code, len, 0x6770);
+}
+
+int cc_ingest_seen_from_base(struct cc_ingest_ctx *ctx, const cc_store *base, int gp_events,
+                             int feed_identities)
+{
+    const struct cc_store_columns *v = cc_store_columns(base);
+    int rc;
+    if (feed_identities) {
+        if ((rc = cc_seen_set_init(&ctx->stored_feed_identities, v->n_feed_identities + 16)) < 0)
+            return rc;
+        for (uint64_t i = 0; i < v->n_feed_identities; i++) {
+            uint64_t a, b;
+            memcpy(&a, v->feed_identity[i], 8);
+            memcpy(&b, v->feed_identity[i] + 8, 8);
+            if ((rc = cc_seen_set_add(&ctx->stored_feed_identities, a, b)) < 0)
+                return rc;
+        }
+    }
+    if (gp_events) {
+        /* A GP event's identity is its content (person, date, code): the
+         * store holds exactly that, so it is read back from the postings of
+         * the SNOMED CT codes, keeping those of GP records. */
+        uint64_t first = v->setting_first[CC_SETTING_GP], last = v->setting_first[CC_SETTING_GP + 1];
+        if ((rc = cc_seen_set_init(&ctx->stored_gp_events, last - first + 16)) < 0)
+            return rc;
+        for (uint32_t c = 0; c < v->n_codes; c++) {
+            if (v->code_system[c] != CC_CODE_SNOMED)
+                continue;
+            uint64_t h = cc_ingest_gp_event_hash(v->code_text[c],
+                                                 strnlen(v->code_text[c], CC_CODE_TEXT_BYTES));
+            for (uint64_t k = v->code_first[c]; k < v->code_first[c + 1]; k++) {
+                uint32_t r = CC_POSTING_RECORD(v->posting_records[k]);
+                if (r < first || r >= last)
+                    continue;
+                if ((rc = cc_seen_set_add(&ctx->stored_gp_events,
+                                          (uint64_t)v->record_person[r] << 32 | v->record_date[r],
+                                          h)) < 0)
+                    return rc;
+            }
+        }
+    }
+    return 0;
+}
+
 /* ---- rejects, progress, kill points ------------------------------------------------ */
 
 void cc_ingest_reject(struct cc_ingest_ctx *ctx, struct cc_feed_report *feed, uint64_t line,
@@ -594,6 +643,7 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
     for (int k = 0; k < CC_N_FEED_KINDS; k++)
         anything_new |= by_kind[k] != NULL;
     if (!anything_new) {
+        /* every file was ingested before */
         report->store_version = 0;
         if (base) {
             report->n_persons = cc_store_columns(base)->n_persons;
@@ -605,6 +655,12 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
     if (base) {
         base_persons = cc_store_columns(base)->n_persons;
         base_records = cc_store_columns(base)->n_records;
+        if ((rc = cc_ingest_seen_from_base(&ctx, base, by_kind[CC_FEED_GP_EVENTS] != NULL,
+                                           by_kind[CC_FEED_HOSPITAL] || by_kind[CC_FEED_COMMUNITY])) <
+            0) {
+            snprintf(errbuf, errlen, "indexing the stored records failed (%s)", cc_strerror(rc));
+            goto out;
+        }
     }
     if ((rc = cc_store_builder_new(base, &ctx.builder)) < 0)
         goto out;
@@ -702,12 +758,20 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
         report->n_persons_removed_gp_records++;
     }
 
-    /* A run that accepted no row (header-only feeds, every row rejected or
-     * a duplicate) and removed nothing publishes no new version: the store
-     * would be the same, under a new number. */
+    /* A run that took in nothing (header-only feeds, every row rejected,
+     * already stored or unlinked, opt-out events already recorded) and
+     * removed nothing publishes no new version: the store would be the
+     * same, under a new number. */
     uint64_t accepted = report->n_persons_removed_gp_records;
-    for (size_t i = 0; i < report->n_feeds; i++)
-        accepted += report->feeds[i].rows_accepted;
+    for (size_t i = 0; i < report->n_feeds; i++) {
+        const struct cc_feed_report *f = &report->feeds[i];
+        if (f->kind == CC_FEED_OPTOUTS)
+            accepted += f->optout_events_added;
+        else if (f->kind == CC_FEED_HOSPITAL || f->kind == CC_FEED_COMMUNITY)
+            accepted += f->linked_stage1 + f->linked_stage2;
+        else
+            accepted += f->rows_accepted;
+    }
     if (!accepted) {
         report->store_version = 0;
         report->n_persons = base_persons;
@@ -829,6 +893,8 @@ out:
     cc_store_free(base);
     cc_store_builder_free(ctx.builder);
     cc_seen_set_free(&ctx.type1);
+    cc_seen_set_free(&ctx.stored_gp_events);
+    cc_seen_set_free(&ctx.stored_feed_identities);
     cc_u64_map_free(&ctx.postcode_memo, 1);
     cc_u64_map_free(&ctx.lsoa_memo, 0);
     sodium_memzero(ctx.nhs_recent_key, sizeof ctx.nhs_recent_key);
@@ -863,8 +929,8 @@ static int linked_feed(const struct cc_feed_report *f)
 
 void cc_ingest_report_print(const struct cc_ingest_report *report, FILE *out)
 {
-    fprintf(out, "%-18s %12s %12s %10s %10s\n", "feed", "rows read", "accepted", "rejected",
-            "duplicate");
+    fprintf(out, "%-18s %12s %12s %10s %10s %13s\n", "feed", "rows read", "accepted", "rejected",
+            "duplicate", "stored before");
     for (size_t i = 0; i < report->n_feeds; i++) {
         const struct cc_feed_report *f = &report->feeds[i];
         if (f->skipped_already_ingested) {
@@ -872,9 +938,10 @@ void cc_ingest_report_print(const struct cc_ingest_report *report, FILE *out)
                     feed_names[f->kind]);
             continue;
         }
-        fprintf(out, "%-18s %12llu %12llu %10llu %10llu\n", feed_names[f->kind],
+        fprintf(out, "%-18s %12llu %12llu %10llu %10llu %13llu\n", feed_names[f->kind],
                 (unsigned long long)f->rows_read, (unsigned long long)f->rows_accepted,
-                (unsigned long long)f->rows_rejected, (unsigned long long)f->rows_duplicate);
+                (unsigned long long)f->rows_rejected, (unsigned long long)f->rows_duplicate,
+                (unsigned long long)f->rows_already_stored);
         for (int r = 0; r < CC_N_REJECT_REASONS; r++)
             if (f->rejected_by_reason[r])
                 fprintf(out, "    rejected %-20s %10llu  %s\n", reason_names[r],

@@ -19,7 +19,14 @@
  * built (they are idempotent, so a replay after a crash adds nothing).
  *
  * Idempotence: every file is identified by the BLAKE2b hash of its content;
- * a file whose hash is in the manifest is skipped.
+ * a file whose hash is in the manifest is skipped. A file that differs only
+ * in bytes (a blank line, CRLF) or overlaps an earlier one (a monthly
+ * refresh) is read, and each record is identified by its content instead
+ * (docs/data-formats.md, "What identifies a record"): a GP event by person,
+ * date and code; a hospital episode by its episode key, a community contact
+ * by its contact id (their keyed identities are kept in the snapshot). A
+ * record the store already holds is counted as already stored and not
+ * added again.
  *
  * Must never: copy a name beyond the row being parsed; write an NHS number,
  * a postcode of a person or a name to the store, the reports or the log.
@@ -120,7 +127,9 @@ struct cc_feed_report {
     int kind;
     char path[512];
     int skipped_already_ingested;
-    uint64_t rows_read, rows_accepted, rows_rejected, rows_duplicate;
+    uint64_t rows_read, rows_accepted, rows_rejected;
+    uint64_t rows_duplicate;      /* the same record twice in this run's files */
+    uint64_t rows_already_stored; /* a record the store held before this run */
     uint64_t rejected_by_reason[CC_N_REJECT_REASONS];
     /* linkage (patient-level feeds) */
     uint64_t linked_stage1, linked_stage2, unlinked_no_match, unlinked_ambiguous;

@@ -68,6 +68,11 @@ struct cc_store_builder {
      * record count at the time of the call (records below it are dropped) */
     struct cc_u64_map drops; /* uint64_t values */
 
+    /* feed identities of stored records, unsorted until finish */
+    uint64_t n_feed_identities;
+    size_t feed_identity_cap;
+    uint8_t (*feed_identity)[CC_FEED_IDENTITY_BYTES];
+
     struct cc_store_columns view;
 };
 
@@ -388,6 +393,21 @@ int cc_store_builder_record(cc_store_builder *b, uint32_t person, uint8_t settin
     return 0;
 }
 
+int cc_store_builder_feed_identity(cc_store_builder *b,
+                                   const uint8_t identity[CC_FEED_IDENTITY_BYTES])
+{
+    if (cc_array_reserve(&b->feed_identity, &b->feed_identity_cap, b->n_feed_identities + 1,
+                         CC_FEED_IDENTITY_BYTES))
+        return CC_ENOMEM;
+    memcpy(b->feed_identity[b->n_feed_identities++], identity, CC_FEED_IDENTITY_BYTES);
+    return 0;
+}
+
+static int compare_feed_identity(const void *a, const void *b)
+{
+    return memcmp(a, b, CC_FEED_IDENTITY_BYTES);
+}
+
 int cc_store_builder_drop_records(cc_store_builder *b, uint32_t person, uint8_t setting)
 {
     if (person >= b->n_persons || setting < CC_SETTING_GP || setting > CC_SETTING_COMMUNITY)
@@ -684,6 +704,7 @@ void cc_store_builder_free(cc_store_builder *b)
     free(b->code_text);
     cc_index_table_free(&b->code_table);
     cc_u64_map_free(&b->drops, 0);
+    free(b->feed_identity);
     free(b);
 }
 
@@ -694,10 +715,17 @@ static int copy_base(cc_store_builder *b, const cc_store *base)
     uint32_t *next = NULL;
     int rc = CC_ENOMEM;
 
-    /* a store loaded for queries lacks the postcode pseudonyms, and a store
-     * built from it would silently lose them */
-    if (!v->person_postcode_pseudonym)
+    /* a store loaded for queries lacks the postcode pseudonyms and the feed
+     * identities, and a store built from it would silently lose them */
+    if (!v->person_postcode_pseudonym || !v->feed_identity)
         return CC_EINVAL;
+    if (v->n_feed_identities) {
+        if (cc_array_reserve(&b->feed_identity, &b->feed_identity_cap, v->n_feed_identities,
+                             CC_FEED_IDENTITY_BYTES))
+            return CC_ENOMEM;
+        memcpy(b->feed_identity, v->feed_identity, v->n_feed_identities * CC_FEED_IDENTITY_BYTES);
+        b->n_feed_identities = v->n_feed_identities;
+    }
     b->area_counts = base->counts;
     for (int s = 0; s <= STORE_SECTION_POSTCODE_LSOA; s++) {
         uint64_t bytes = store_section_bytes(&base->counts, s);
@@ -1124,6 +1152,21 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
         s->section[sec] = b->area_section[sec];
         b->area_section[sec] = NULL;
     }
+
+    /* feed identities: sorted, each once (a base's are sorted already, and
+     * a run adds few compared with them, but one sort keeps this simple) */
+    uint64_t n_ids = b->n_feed_identities;
+    if (n_ids > 1) {
+        qsort(b->feed_identity, n_ids, CC_FEED_IDENTITY_BYTES, compare_feed_identity);
+        uint64_t kept = 1;
+        for (uint64_t i = 1; i < n_ids; i++)
+            if (memcmp(b->feed_identity[i], b->feed_identity[kept - 1], CC_FEED_IDENTITY_BYTES))
+                memcpy(b->feed_identity[kept++], b->feed_identity[i], CC_FEED_IDENTITY_BYTES);
+        n_ids = kept;
+    }
+    s->counts.n_feed_identities = n_ids;
+    s->section[STORE_SECTION_FEED_IDENTITY] =
+        take_column((void **)&b->feed_identity, n_ids * CC_FEED_IDENTITY_BYTES);
     rc = CC_ENOMEM;
     for (int sec = 0; sec < STORE_N_SECTIONS; sec++) {
         if (!s->section[sec])

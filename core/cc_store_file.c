@@ -30,9 +30,9 @@
 #include "cc_store_internal.h"
 
 #define STORE_MAGIC "CCSTORE\0"
-#define STORE_FORMAT_VERSION 2 /* 2: roles packed into the postings */
+#define STORE_FORMAT_VERSION 3 /* 2: roles packed into the postings; 3: feed identities */
 #define STORE_CHECKSUM_BYTES 32
-#define STORE_FIXED_HEADER_BYTES 128
+#define STORE_FIXED_HEADER_BYTES 136
 #define STORE_TABLE_ENTRY_BYTES (4 + 4 + 8 + 8 + STORE_CHECKSUM_BYTES)
 #define STORE_HEADER_BYTES                                                     \
     (STORE_FIXED_HEADER_BYTES + STORE_N_SECTIONS * STORE_TABLE_ENTRY_BYTES +   \
@@ -122,6 +122,7 @@ static void encode_header(uint8_t *h, const struct store_counts *c, uint64_t fil
     put64(h + 80, c->name_blob_bytes);
     for (int i = 0; i < 5; i++)
         put64(h + 88 + 8 * i, c->setting_first[i]);
+    put64(h + 128, c->n_feed_identities);
     for (int s = 0; s < STORE_N_SECTIONS; s++) {
         uint8_t *e = h + STORE_FIXED_HEADER_BYTES + s * STORE_TABLE_ENTRY_BYTES;
         put32(e, table[s].id);
@@ -151,6 +152,7 @@ static void decode_header(const uint8_t *h, struct store_counts *c, uint64_t *fi
     c->name_blob_bytes = get64(h + 80);
     for (int i = 0; i < 5; i++)
         c->setting_first[i] = get64(h + 88 + 8 * i);
+    c->n_feed_identities = get64(h + 128);
     for (int s = 0; s < STORE_N_SECTIONS; s++) {
         const uint8_t *e = h + STORE_FIXED_HEADER_BYTES + s * STORE_TABLE_ENTRY_BYTES;
         table[s].id = get32(e);
@@ -235,7 +237,7 @@ int cc_store_save(const cc_store *store, const char *path)
 
     /* a store loaded without the postcode pseudonyms cannot be saved: the
      * snapshot would lose a column that linkage needs */
-    if (!store->view.person_postcode_pseudonym)
+    if (!store->view.person_postcode_pseudonym || !store->view.feed_identity)
         return CC_EINVAL;
     if (sodium_init() < 0)
         return CC_ECRYPTO;
@@ -388,8 +390,10 @@ static int read_sections(int fd, const struct table_entry *table, struct cc_stor
     memset(jobs, 0, sizeof jobs);
     uint64_t assigned[2] = {0, 0};
     uint8_t taken[STORE_N_SECTIONS] = {0};
-    if (flags & CC_STORE_QUERY_ONLY)
+    if (flags & CC_STORE_QUERY_ONLY) {
         taken[STORE_SECTION_PERSON_POSTCODE_PSEUDONYM] = 1;
+        taken[STORE_SECTION_FEED_IDENTITY] = 1;
+    }
     for (;;) {
         int largest = -1;
         for (int i = 0; i < STORE_N_SECTIONS; i++)
@@ -471,8 +475,13 @@ int cc_store_load(const char *path, int flags, cc_store **out, char *errbuf, siz
     }
     uint32_t version = get32(header + 8);
     if (version != STORE_FORMAT_VERSION) {
-        rc = store_corrupt(errbuf, errlen, "%s: unsupported format version %u (expected %d)",
-                           path, version, STORE_FORMAT_VERSION);
+        rc = store_corrupt(errbuf, errlen,
+                           "%s: unsupported format version %u (expected %d)%s", path, version,
+                           STORE_FORMAT_VERSION,
+                           version < STORE_FORMAT_VERSION
+                               ? ": written by an older carecount; ingest the feeds into a new "
+                                 "data directory"
+                               : ": written by a newer carecount");
         goto fail;
     }
     uint8_t sum[STORE_CHECKSUM_BYTES];
@@ -483,8 +492,9 @@ int cc_store_load(const char *path, int flags, cc_store **out, char *errbuf, siz
         goto fail;
     }
     if (get32(header + 12) != STORE_HEADER_BYTES || get32(header + 16) != STORE_N_SECTIONS) {
-        rc = store_corrupt(errbuf, errlen, "%s: header size or section count does not match "
-                                           "format version 1", path);
+        rc = store_corrupt(errbuf, errlen,
+                           "%s: header size or section count does not match format version %d",
+                           path, STORE_FORMAT_VERSION);
         goto fail;
     }
     rc = CC_ENOMEM;

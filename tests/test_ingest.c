@@ -924,3 +924,150 @@ Test(ingest, a_summary_of_skipped_files_prints_no_empty_linkage_table)
     cr_assert_null(strstr(text, "linkage report"), "%s", text);
     free(text);
 }
+
+/* ---- issue 19, item 4: a record is counted once, whatever file brings it ----------- */
+
+static const char *HES_ROWS =
+    "E100," NHS_A ",1980-05-01,1,LS1 4AP,RR8,2022-05-05,2022-05-06,21,E119,I10X,\n"
+    "E101," NHS_B ",1975-02-03,2,LS2 9JT,RR8,2022-06-01,2022-06-03,11,K40,,K401\n"
+    /* no NHS number: linked in stage 2 (unique date of birth, sex, postcode) */
+    "E102,,1960-07-07,2,LS2 9JT,RR8,2022-07-01,2022-07-02,21,J45,,\n"
+    /* no NHS number and no match: never stored */
+    "E103,,1961-01-01,1,LS1 4AP,RR8,2022-07-01,2022-07-02,21,J45,,\n";
+
+static const char *COMMUNITY_ROWS = "C1," NHS_A ",1980-05-01,1,LS1 4AP,RY6,2023-01-01,01,38341003\n"
+                                    "C2," NHS_C ",1960-07-07,2,LS2 9JT,RY6,2023-01-02,05,44054006\n";
+
+/* Writes feeds/NAME from text with every LF turned into CRLF. */
+static void write_crlf(const char *name, const char *text)
+{
+    char crlf[8192];
+    size_t n = 0;
+    for (const char *p = text; *p && n + 2 < sizeof crlf; p++) {
+        if (*p == '\n')
+            crlf[n++] = '\r';
+        crlf[n++] = *p;
+    }
+    crlf[n] = '\0';
+    write_file(feeds, name, crlf);
+}
+
+static uint64_t n_records_now(void)
+{
+    cc_store *store = load_current(NULL);
+    uint64_t n = cc_store_columns(store)->n_records;
+    cc_store_free(store);
+    return n;
+}
+
+Test(ingest, gp_events_with_a_blank_line_appended_are_not_counted_twice)
+{
+    struct cc_ingest_report report;
+    cr_assert_eq(run_ingest(&report, BASE_KINDS), 0);
+    uint64_t records = n_records_now();
+    char text[4096];
+    snprintf(text, sizeof text, "%s\n", GP_EVENTS);
+    write_file(feeds, "gp_events_blank.csv", text);
+    const char *const again[] = {"gp_events=gp_events_blank.csv", NULL};
+    cr_assert_eq(run_ingest(&report, again), 0);
+    const struct cc_feed_report *f = feed_of(&report, CC_FEED_GP_EVENTS);
+    cr_assert_not(f->skipped_already_ingested, "a byte-different file is read");
+    cr_assert_eq(f->rows_accepted, 0);
+    cr_assert_eq(f->rows_already_stored + f->rows_duplicate, 5, "%llu + %llu",
+                 (unsigned long long)f->rows_already_stored,
+                 (unsigned long long)f->rows_duplicate);
+    cr_assert_geq(f->rows_already_stored, 4);
+    cr_assert_eq(report.store_version, 0, "nothing new, no new version");
+    cr_assert_eq(n_records_now(), records);
+
+    char *summary = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&summary, &len);
+    cc_ingest_report_print(&report, out);
+    fclose(out);
+    cr_assert(strstr(summary, "stored before"), "the summary says so: %s", summary);
+    free(summary);
+}
+
+Test(ingest, hospital_episodes_converted_to_crlf_are_not_counted_twice)
+{
+    struct cc_ingest_report report;
+    char text[4096];
+    snprintf(text, sizeof text, "%s%s", HES_HEADER, HES_ROWS);
+    write_file(feeds, "hes_apc.csv", text);
+    const char *kinds[] = {"areas", "postcodes", "population", "gp_registrations", "gp_events",
+                           "hes_apc", NULL};
+    cr_assert_eq(run_ingest(&report, kinds), 0);
+    const struct cc_feed_report *h = feed_of(&report, CC_FEED_HOSPITAL);
+    cr_assert_eq(h->linked_stage1, 2);
+    cr_assert_eq(h->linked_stage2, 1);
+    cr_assert_eq(h->unlinked_no_match, 1);
+    uint64_t records = n_records_now();
+
+    write_crlf("hes_apc_crlf.csv", text);
+    const char *const again[] = {"hes_apc=hes_apc_crlf.csv", NULL};
+    cr_assert_eq(run_ingest(&report, again), 0);
+    h = feed_of(&report, CC_FEED_HOSPITAL);
+    cr_assert_not(h->skipped_already_ingested);
+    /* the three stored episodes are known by their keys; the unlinked one
+     * was never stored, so it is tried again (and still finds no match) */
+    cr_assert_eq(h->rows_already_stored, 3);
+    cr_assert_eq(h->unlinked_no_match, 1);
+    cr_assert_eq(h->linked_stage1 + h->linked_stage2, 0);
+    cr_assert_eq(n_records_now(), records);
+    cr_assert_eq(report.store_version, 0);
+
+    /* and the same keys in the community feed are other records */
+    snprintf(text, sizeof text, "%s%s", COMMUNITY_HEADER, COMMUNITY_ROWS);
+    write_file(feeds, "community_contacts.csv", text);
+    const char *const community[] = {"community", NULL};
+    cr_assert_eq(run_ingest(&report, community), 0);
+    cr_assert_eq(feed_of(&report, CC_FEED_COMMUNITY)->rows_accepted, 2);
+    cr_assert_eq(n_records_now(), records + 2);
+    write_crlf("community_crlf.csv", text);
+    const char *const community_again[] = {"community=community_crlf.csv", NULL};
+    cr_assert_eq(run_ingest(&report, community_again), 0);
+    cr_assert_eq(feed_of(&report, CC_FEED_COMMUNITY)->rows_already_stored, 2);
+    cr_assert_eq(n_records_now(), records + 2);
+}
+
+Test(ingest, an_overlapping_monthly_refresh_adds_only_the_new_records)
+{
+    struct cc_ingest_report report;
+    char text[4096];
+    snprintf(text, sizeof text, "%s%s", HES_HEADER, HES_ROWS);
+    write_file(feeds, "hes_apc.csv", text);
+    const char *kinds[] = {"areas", "postcodes", "population", "gp_registrations", "gp_events",
+                           "hes_apc", NULL};
+    cr_assert_eq(run_ingest(&report, kinds), 0);
+    uint64_t records = n_records_now();
+
+    /* June's extract: May's rows again (one re-sent, one re-ordered) and
+     * two new ones */
+    snprintf(text, sizeof text,
+             "nhs_number,practice_code,event_date,snomed_code\n" NHS_D
+             ",B86002,2023-03-03,38341003\n" NHS_A ",B86001,2021-03-04,44054006\n" NHS_B
+             ",B86001,2022-01-01,38341003\n" NHS_C ",B86002,2022-02-02,44054006\n"
+             /* new: */
+             NHS_A ",B86001,2023-06-01,44054006\n" NHS_B ",B86001,2023-06-02,195967001\n");
+    write_file(feeds, "gp_events_june.csv", text);
+    snprintf(text, sizeof text, "%s%s%s", HES_HEADER, HES_ROWS,
+             "E104," NHS_C ",1960-07-07,2,LS2 9JT,RR8,2023-06-01,2023-06-02,21,E119,,\n");
+    write_file(feeds, "hes_apc_june.csv", text);
+    const char *const june[] = {"gp_events=gp_events_june.csv", "hes_apc=hes_apc_june.csv",
+                                NULL};
+    cr_assert_eq(run_ingest(&report, june), 0);
+    const struct cc_feed_report *g = feed_of(&report, CC_FEED_GP_EVENTS);
+    const struct cc_feed_report *h = feed_of(&report, CC_FEED_HOSPITAL);
+    cr_assert_eq(g->rows_accepted, 2);
+    cr_assert_eq(g->rows_already_stored, 4);
+    cr_assert_eq(h->rows_accepted, 2, "E104, and E103 (tried again, held for stage 2)");
+    cr_assert_eq(h->rows_already_stored, 3);
+    cr_assert_eq(report.store_version, 2);
+    cr_assert_eq(n_records_now(), records + 3, "two GP events and one episode");
+
+    /* the same refresh once more: skipped by content hash */
+    cr_assert_eq(run_ingest(&report, june), 0);
+    cr_assert(feed_of(&report, CC_FEED_GP_EVENTS)->skipped_already_ingested);
+    cr_assert_eq(n_records_now(), records + 3);
+}

@@ -116,6 +116,10 @@ static cc_store_builder *build_sample(void)
     add_record(b, 2, CC_SETTING_COMMUNITY, 70, 0, &diabetes, 1);           /* r3 */
     add_record(b, 0, CC_SETTING_HOSPITAL, 60, CC_ADMIT_ELECTIVE, r4, 2);   /* r4 */
     add_record(b, 1, CC_SETTING_GP, 10, 0, &asthma, 1);                    /* r5 */
+    /* the feed identities of r1, r3 and r4, given out of order and one twice */
+    static const uint8_t ids[4][CC_FEED_IDENTITY_BYTES] = {{9}, {3}, {9}, {5}};
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(cc_store_builder_feed_identity(b, ids[i]), 0);
     return b;
 }
 
@@ -168,7 +172,7 @@ static void write_file(const char *path, const uint8_t *data, size_t len)
 }
 
 /* The documented layout (docs/store-format.md). */
-#define FIXED_HEADER 128
+#define FIXED_HEADER 136
 #define ENTRY 56
 #define HEADER_COVERED (FIXED_HEADER + STORE_N_SECTIONS * ENTRY)
 
@@ -197,6 +201,27 @@ static void reseal(uint8_t *file, int section)
 }
 
 /* ---- building ---------------------------------------------------------- */
+
+Test(store, feed_identities_are_kept_sorted_once_and_carried_to_the_next_store)
+{
+    cc_store *s = finish_sample();
+    const struct cc_store_columns *v = cc_store_columns(s);
+    cr_assert_eq(v->n_feed_identities, 3);
+    cr_assert_eq(v->feed_identity[0][0], 3);
+    cr_assert_eq(v->feed_identity[1][0], 5);
+    cr_assert_eq(v->feed_identity[2][0], 9);
+    cc_store_builder *b = NULL;
+    cr_assert_eq(cc_store_builder_new(s, &b), 0);
+    static const uint8_t more[CC_FEED_IDENTITY_BYTES] = {4};
+    cr_assert_eq(cc_store_builder_feed_identity(b, more), 0);
+    cc_store *next = NULL;
+    cr_assert_eq(cc_store_builder_finish(b, &next), 0);
+    v = cc_store_columns(next);
+    cr_assert_eq(v->n_feed_identities, 4);
+    cr_assert_eq(v->feed_identity[1][0], 4);
+    cc_store_free(next);
+    cc_store_free(s);
+}
 
 Test(store, builder_sorts_areas_and_remaps_the_hierarchy)
 {
@@ -554,7 +579,8 @@ Test(store, postcode_pack_preserves_sort_order)
 static void assert_same_columns(const cc_store *x, const cc_store *y, int with_postcodes)
 {
     for (int sec = 0; sec < STORE_N_SECTIONS; sec++) {
-        if (!with_postcodes && sec == STORE_SECTION_PERSON_POSTCODE_PSEUDONYM)
+        if (!with_postcodes && (sec == STORE_SECTION_PERSON_POSTCODE_PSEUDONYM ||
+                                sec == STORE_SECTION_FEED_IDENTITY))
             continue;
         uint64_t bytes = store_section_bytes(&x->counts, sec);
         cr_assert_eq(bytes, store_section_bytes(&y->counts, sec));
@@ -594,8 +620,9 @@ Test(store, query_only_load_leaves_out_postcode_pseudonyms, .init = make_tmp_dir
     cr_assert_eq(cc_store_save(s, path), 0);
     cr_assert_eq(cc_store_load(path, CC_STORE_QUERY_ONLY, &loaded, reason, sizeof reason), 0);
     cr_assert_null(cc_store_columns(loaded)->person_postcode_pseudonym);
+    cr_assert_null(cc_store_columns(loaded)->feed_identity);
     cr_assert_eq(cc_store_memory_bytes(s) - cc_store_memory_bytes(loaded),
-                 3 * sizeof(cc_pseudonym));
+                 3 * sizeof(cc_pseudonym) + 3 * CC_FEED_IDENTITY_BYTES);
     assert_same_columns(s, loaded, 0);
     /* such a store cannot seed a builder or be saved: it would lose a column */
     cc_store_builder *b;
