@@ -436,7 +436,7 @@ int cc_datadir_load_current(const char *dir, const char *key_path, int flags,
         goto out;
     if ((rc = cc_datadir_check_file(path, errbuf, errlen)) < 0)
         goto out;
-    if ((rc = cc_store_load(path, flags, store, why, sizeof why)) < 0)
+    if ((rc = cc_store_load(path, flags, cc_pseudo_store_mac_key(key), store, why, sizeof why)) < 0)
         snprintf(errbuf, errlen, "%s: %s", path, why[0] ? why : cc_strerror(rc));
 out:
     cc_pseudo_key_free(key);

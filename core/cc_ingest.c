@@ -634,7 +634,10 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
     if (version) {
         snprintf(base_path, sizeof base_path, "%s/%s", opt->data_dir, base_file);
         char why[256] = "";
-        if ((rc = cc_store_load(base_path, CC_STORE_LOAD_ALL, &base, why, sizeof why)) < 0) {
+        if ((rc = cc_datadir_check_file(base_path, errbuf, errlen)) < 0)
+            goto out;
+        if ((rc = cc_store_load(base_path, CC_STORE_LOAD_ALL, cc_pseudo_store_mac_key(ctx.key),
+                                &base, why, sizeof why)) < 0) {
             snprintf(errbuf, errlen, "%s: %s", base_path, why[0] ? why : cc_strerror(rc));
             goto out;
         }
@@ -794,7 +797,7 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
      * unreferenced file, removed by the next successful ingest. */
     new_snapshot_name(version + 1, new_file, sizeof new_file);
     snprintf(new_path, sizeof new_path, "%s/%s", opt->data_dir, new_file);
-    if ((rc = cc_store_save(store, new_path)) < 0) {
+    if ((rc = cc_store_save(store, new_path, cc_pseudo_store_mac_key(ctx.key))) < 0) {
         snprintf(errbuf, errlen, "%s: cannot write the snapshot (%s)", new_path, cc_strerror(rc));
         goto out;
     }

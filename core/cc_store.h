@@ -136,22 +136,29 @@ const struct cc_store_columns *cc_store_columns(const cc_store *store);
 #define CC_STORE_LOAD_ALL 0
 #define CC_STORE_QUERY_ONLY 1
 
-/* Loads the snapshot file at path. Returns CC_ECORRUPT (with a reason in
- * errbuf) for a file whose magic, version, lengths or checksums do not match,
- * or whose invariants do not hold; CC_EIO if it cannot be read. The caller
- * frees with cc_store_free(). */
-int cc_store_load(const char *path, int flags, cc_store **out, char *errbuf, size_t errlen);
+/* The key of a snapshot's checksums (the data directory's
+ * cc_pseudo_store_mac_key()): every checksum of the file is BLAKE2b keyed
+ * with it, so only its holder can write a snapshot that loads. */
+#define CC_STORE_KEY_BYTES 32
+
+/* Loads the snapshot file at path, checking it with key. Returns
+ * CC_EWRONGKEY (with a reason in errbuf) for a snapshot written with
+ * another key, CC_ECORRUPT for a file whose magic, version, lengths or
+ * checksums do not match, or whose invariants do not hold; CC_EIO if it
+ * cannot be read. The caller frees with cc_store_free(). */
+int cc_store_load(const char *path, int flags, const uint8_t key[CC_STORE_KEY_BYTES],
+                  cc_store **out, char *errbuf, size_t errlen);
 
 /* Bytes of memory the store holds (for the memory budget: at most 40 per
  * person and 12 per record, measured in bench/). */
 size_t cc_store_memory_bytes(const cc_store *store);
 
-/* Writes a snapshot atomically: to path.tmp, fsync, rename over path, fsync
+/* Writes a snapshot, its checksums keyed with key, atomically: to path.tmp, fsync, rename over path, fsync
  * the directory. A crash at any point leaves either the old file or the new
  * one at path. CC_EINVAL for a store loaded with CC_STORE_QUERY_ONLY (it
  * lacks a column); CC_EIO if any step fails (path.tmp is removed). The
  * format is in docs/store-format.md. */
-int cc_store_save(const cc_store *store, const char *path);
+int cc_store_save(const cc_store *store, const char *path, const uint8_t key[CC_STORE_KEY_BYTES]);
 
 /* Checks every invariant listed above; 0 or CC_ECORRUPT with a reason. */
 int cc_store_validate(const cc_store *store, char *errbuf, size_t errlen);

@@ -90,12 +90,11 @@ static void first_ingest(void)
 /* The current version; asserts its snapshot loads. */
 static uint64_t loadable_version(void)
 {
-    char path[600], err[512];
+    char err[1024];
     uint64_t version = 0;
-    cr_assert_eq(cc_ingest_current_store(data, &version, path, sizeof path, err, sizeof err), 0,
-                 "%s", err);
     cc_store *store = NULL;
-    int rc = cc_store_load(path, CC_STORE_LOAD_ALL, &store, err, sizeof err);
+    int rc = cc_datadir_load_current(data, key, CC_STORE_LOAD_ALL, &store, &version, err,
+                                     sizeof err);
     cr_assert_eq(rc, 0, "the current version %llu does not load: %s",
                  (unsigned long long)version, err);
     cc_store_free(store);
@@ -412,4 +411,35 @@ Test(datadir, a_directory_or_file_others_could_change_is_refused)
                     CC_BIN_DIR, data, key, feeds),
                  0);
     cr_assert_eq(loadable_version(), 2);
+}
+
+/* A snapshot swapped in from another data directory (a valid store, written
+ * with another key) is refused by the server and by ingest. */
+Test(datadir, a_snapshot_not_written_with_this_directorys_key_is_refused)
+{
+    first_ingest();
+    char other_data[400], other_key[400], snap[600], other_snap[600], err[1024], log[600];
+    snprintf(other_data, sizeof other_data, "%s/other-data", root);
+    snprintf(other_key, sizeof other_key, "%s/other.key", root);
+    cr_assert_eq(sh("'%s/carecount' keygen '%s' >/dev/null && '%s/carecount' ingest --quiet "
+                    "--data '%s' --key '%s' '%s' >/dev/null",
+                    CC_BIN_DIR, other_key, CC_BIN_DIR, other_data, other_key, feeds),
+                 0);
+    uint64_t v;
+    cr_assert_eq(cc_ingest_current_store(data, &v, snap, sizeof snap, err, sizeof err), 0);
+    cr_assert_eq(cc_ingest_current_store(other_data, &v, other_snap, sizeof other_snap, err,
+                                         sizeof err),
+                 0);
+    cr_assert_eq(sh("cp '%s' '%s' && chmod 600 '%s'", other_snap, snap, snap), 0);
+
+    snprintf(log, sizeof log, "%s/server.log", root);
+    cr_assert_neq(sh("'%s/carecountd' --listen 127.0.0.1:0 --data '%s' --key '%s' 2>'%s'",
+                     CC_BIN_DIR, data, key, log),
+                  0);
+    cr_assert(strstr(slurp(log), "not written with this data directory's key"), "%s", slurp(log));
+    cr_assert_eq(sh("'%s/carecount' ingest --quiet --data '%s' --key '%s' "
+                    "gp_events='%s/gp_events.csv' >/dev/null 2>'%s'",
+                    CC_BIN_DIR, data, key, feeds, log),
+                 1);
+    cr_assert(strstr(slurp(log), "not written with this data directory's key"), "%s", slurp(log));
 }

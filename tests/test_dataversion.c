@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 
 #include "cc_csv.h"
+#include "cc_datadir.h"
 #include "cc_db.h"
 #include "cc_error.h"
 #include "cc_exec.h"
@@ -71,13 +72,12 @@ static uint64_t persons_counted(const struct cc_dataversion *v)
 
 Test(dataversion, an_optout_reaches_the_next_version_and_a_withdrawal_undoes_it)
 {
-    char path[600], err[512];
+    char err[1024];
     uint64_t store_version;
-    cr_assert_eq(cc_ingest_current_store(data_dir, &store_version, path, sizeof path, err,
-                                         sizeof err),
-                 0, "%s", err);
     cc_store *store = NULL;
-    cr_assert_eq(cc_store_load(path, CC_STORE_QUERY_ONLY, &store, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(cc_datadir_load_current(data_dir, key_path, CC_STORE_QUERY_ONLY, &store,
+                                         &store_version, err, sizeof err),
+                 0, "%s", err);
     sqlite3 *db = NULL;
     cc_optout *optouts = NULL;
     cr_assert_eq(cc_db_open(data_dir, 0, &db, err, sizeof err), 0, "%s", err);

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cc_datadir.h"
 #include "cc_date.h"
 #include "cc_error.h"
 #include "cc_ingest.h"
@@ -150,12 +151,12 @@ static const char *const BASE_KINDS[] = {"areas", "postcodes", "population", "gp
 
 static cc_store *load_current(uint64_t *version)
 {
-    char path[600], err[256];
+    char err[1024];
     uint64_t v = 0;
-    cr_assert_eq(cc_ingest_current_store(data, &v, path, sizeof path, err, sizeof err), 0, "%s",
-                 err);
     cc_store *store = NULL;
-    cr_assert_eq(cc_store_load(path, CC_STORE_LOAD_ALL, &store, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(cc_datadir_load_current(data, key_path, CC_STORE_LOAD_ALL, &store, &v, err,
+                                         sizeof err),
+                 0, "%s", err);
     if (version)
         *version = v;
     return store;
@@ -736,7 +737,9 @@ Test(ingest, a_corrupt_current_store_stops_the_ingest_with_a_clear_error)
     fputc(0xa5, f);
     fclose(f);
     cc_store *store = NULL;
-    cr_assert_eq(cc_store_load(path, CC_STORE_LOAD_ALL, &store, err, sizeof err), CC_ECORRUPT);
+    cr_assert_eq(cc_datadir_load_current(data, key_path, CC_STORE_LOAD_ALL, &store, &v, err,
+                                         sizeof err),
+                 CC_ECORRUPT);
     write_file(feeds, "gp_events_2.csv",
                "nhs_number,practice_code,event_date,snomed_code\n" NHS_B
                ",B86001,2024-01-01,44054006\n");
