@@ -403,9 +403,65 @@ int cc_store_builder_feed_identity(cc_store_builder *b,
     return 0;
 }
 
-static int compare_feed_identity(const void *a, const void *b)
+/* The first 8 bytes of an identity as a number whose order is memcmp's. */
+static uint64_t identity_prefix(const uint8_t *id)
 {
-    return memcmp(a, b, CC_FEED_IDENTITY_BYTES);
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | id[i];
+    return v;
+}
+
+/* Sorts the builder's feed identities (memcmp order) and keeps each once;
+ * returns the number kept or CC_ENOMEM. A radix sort on the first 8 bytes
+ * (qsort with memcmp cost ~0.6 s at 2 million, a tenth of an ingest's
+ * extra work), then runs with an equal prefix (in practice none: the
+ * identities are keyed hashes) by insertion on the whole 16 bytes. */
+static int64_t sort_feed_identities(cc_store_builder *b)
+{
+    uint64_t n = b->n_feed_identities;
+    if (n < 2)
+        return (int64_t)n;
+    uint64_t *prefix = store_alloc(n * sizeof *prefix);
+    uint32_t *order = store_alloc(n * sizeof *order);
+    uint8_t(*sorted)[CC_FEED_IDENTITY_BYTES] = store_alloc(n * CC_FEED_IDENTITY_BYTES);
+    if (!prefix || !order || !sorted || n > UINT32_MAX) {
+        free(prefix);
+        free(order);
+        free(sorted);
+        return CC_ENOMEM;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        prefix[i] = identity_prefix(b->feed_identity[i]);
+        order[i] = (uint32_t)i;
+    }
+    if (store_radix_sort(&prefix, &order, n, 0, 64)) {
+        free(prefix);
+        free(order);
+        free(sorted);
+        return CC_ENOMEM;
+    }
+    for (uint64_t i = 0; i < n; i++)
+        memcpy(sorted[i], b->feed_identity[order[i]], CC_FEED_IDENTITY_BYTES);
+    for (uint64_t i = 1; i < n; i++)
+        for (uint64_t j = i; j > 0 && prefix[j - 1] == prefix[j] &&
+                             memcmp(sorted[j - 1], sorted[j], CC_FEED_IDENTITY_BYTES) > 0;
+             j--) {
+            uint8_t t[CC_FEED_IDENTITY_BYTES];
+            memcpy(t, sorted[j], sizeof t);
+            memcpy(sorted[j], sorted[j - 1], sizeof t);
+            memcpy(sorted[j - 1], t, sizeof t);
+        }
+    free(prefix);
+    free(order);
+    uint64_t kept = 1;
+    for (uint64_t i = 1; i < n; i++)
+        if (memcmp(sorted[i], sorted[kept - 1], CC_FEED_IDENTITY_BYTES))
+            memcpy(sorted[kept++], sorted[i], CC_FEED_IDENTITY_BYTES);
+    free(b->feed_identity);
+    b->feed_identity = sorted;
+    b->feed_identity_cap = n;
+    return (int64_t)kept;
 }
 
 int cc_store_builder_drop_records(cc_store_builder *b, uint32_t person, uint8_t setting)
@@ -1153,17 +1209,13 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
         b->area_section[sec] = NULL;
     }
 
-    /* feed identities: sorted, each once (a base's are sorted already, and
-     * a run adds few compared with them, but one sort keeps this simple) */
-    uint64_t n_ids = b->n_feed_identities;
-    if (n_ids > 1) {
-        qsort(b->feed_identity, n_ids, CC_FEED_IDENTITY_BYTES, compare_feed_identity);
-        uint64_t kept = 1;
-        for (uint64_t i = 1; i < n_ids; i++)
-            if (memcmp(b->feed_identity[i], b->feed_identity[kept - 1], CC_FEED_IDENTITY_BYTES))
-                memcpy(b->feed_identity[kept++], b->feed_identity[i], CC_FEED_IDENTITY_BYTES);
-        n_ids = kept;
+    /* feed identities: sorted, each once */
+    int64_t sorted_ids = sort_feed_identities(b);
+    if (sorted_ids < 0) {
+        rc = (int)sorted_ids;
+        goto fail;
     }
+    uint64_t n_ids = (uint64_t)sorted_ids;
     s->counts.n_feed_identities = n_ids;
     s->section[STORE_SECTION_FEED_IDENTITY] =
         take_column((void **)&b->feed_identity, n_ids * CC_FEED_IDENTITY_BYTES);

@@ -216,13 +216,19 @@ Test(store, feed_identities_are_kept_sorted_once_and_carried_to_the_next_store)
     cr_assert_eq(v->feed_identity[2][0], 9);
     cc_store_builder *b = NULL;
     cr_assert_eq(cc_store_builder_new(s, &b), 0);
-    static const uint8_t more[CC_FEED_IDENTITY_BYTES] = {4};
-    cr_assert_eq(cc_store_builder_feed_identity(b, more), 0);
+    static const uint8_t more[3][CC_FEED_IDENTITY_BYTES] = {
+        {4}, {7, 0, 0, 0, 0, 0, 0, 0, 2}, {7, 0, 0, 0, 0, 0, 0, 0, 1}};
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(cc_store_builder_feed_identity(b, more[i]), 0);
     cc_store *next = NULL;
     cr_assert_eq(cc_store_builder_finish(b, &next), 0);
     v = cc_store_columns(next);
-    cr_assert_eq(v->n_feed_identities, 4);
+    cr_assert_eq(v->n_feed_identities, 6);
     cr_assert_eq(v->feed_identity[1][0], 4);
+    /* the same first 8 bytes: ordered by the rest */
+    cr_assert_eq(v->feed_identity[3][0], 7);
+    cr_assert_eq(v->feed_identity[3][8], 1);
+    cr_assert_eq(v->feed_identity[4][8], 2);
     cc_store_free(next);
     cc_store_free(s);
 }
