@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "cc_datadir.h"
 #include "cc_error.h"
 #include "cc_gen.h"
 #include "cc_ingest.h"
@@ -111,11 +112,10 @@ int main(int argc, char **argv)
     cc_gen_linkage_print(stdout, &score);
 
     /* The codes the store holds, per system. */
-    char path[4096];
     uint64_t version = 0;
     cc_store *store = NULL;
-    if (cc_ingest_current_store(data, &version, path, sizeof path, err, sizeof err) ||
-        cc_store_load(path, CC_STORE_QUERY_ONLY, &store, err, sizeof err)) {
+    if (cc_datadir_load_current(data, key, CC_STORE_QUERY_ONLY, &store, &version, err,
+                                sizeof err)) {
         fprintf(stderr, "bench_linkage: store: %s\n", err);
         return 1;
     }

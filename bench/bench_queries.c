@@ -38,6 +38,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "cc_datadir.h"
 #include "cc_dataversion.h"
 #include "cc_db.h"
 #include "cc_error.h"
@@ -52,6 +53,7 @@
 
 struct bench_options {
     const char *data_dir;
+    const char *key_path; /* the data directory's key (its snapshot is keyed) */
     const char *export_dir; /* NULL: no export */
     unsigned n_runs;
     unsigned n_threads;
@@ -95,12 +97,15 @@ static double peak_rss_mib(void)
 static int parse_options(int argc, char **argv, struct bench_options *o)
 {
     o->data_dir = NULL;
+    o->key_path = getenv("CARECOUNT_KEY");
     o->export_dir = NULL;
     o->n_runs = 5;
     o->n_threads = 0;
     for (int i = 1; i < argc; i++) {
         if (i + 1 < argc && strcmp(argv[i], "--data") == 0)
             o->data_dir = argv[++i];
+        else if (i + 1 < argc && strcmp(argv[i], "--key") == 0)
+            o->key_path = argv[++i];
         else if (i + 1 < argc && strcmp(argv[i], "--export") == 0)
             o->export_dir = argv[++i];
         else if (i + 1 < argc && strcmp(argv[i], "--runs") == 0)
@@ -110,12 +115,12 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
         else
             goto usage;
     }
-    if (!o->data_dir || o->n_runs < 1 || o->n_runs > BENCH_MAX_RUNS)
+    if (!o->data_dir || !o->key_path || o->n_runs < 1 || o->n_runs > BENCH_MAX_RUNS)
         goto usage;
     return 0;
 usage:
     fprintf(stderr,
-            "usage: %s --data DIR [--runs R (1..%d, default 5)] [--threads T] "
+            "usage: %s --data DIR --key KEYFILE [--runs R (1..%d, default 5)] [--threads T] "
             "[--export CSVDIR]\n",
             argv[0], BENCH_MAX_RUNS);
     return -1;
@@ -126,9 +131,10 @@ usage:
 /* Loads the current store of data_dir and publishes a version with the
  * opt-outs in force today. On success the caller frees *version, then
  * *store. */
-static int restart(const char *data_dir, cc_store **store, struct cc_dataversion **version)
+static int restart(const char *data_dir, const char *key_path, cc_store **store,
+                   struct cc_dataversion **version)
 {
-    char path[4096], err[512];
+    char err[1024];
     uint64_t store_version = 0;
     sqlite3 *db = NULL;
     cc_optout *optouts = NULL;
@@ -136,10 +142,8 @@ static int restart(const char *data_dir, cc_store **store, struct cc_dataversion
     *version = NULL;
 
     double wall0 = wall_seconds(), cpu0 = cpu_seconds(), load0 = load_average();
-    int rc = cc_ingest_current_store(data_dir, &store_version, path, sizeof path, err, sizeof err);
-    if (rc < 0)
-        goto fail;
-    rc = cc_store_load(path, CC_STORE_QUERY_ONLY, store, err, sizeof err);
+    int rc = cc_datadir_load_current(data_dir, key_path, CC_STORE_QUERY_ONLY, store,
+                                     &store_version, err, sizeof err);
     if (rc < 0)
         goto fail;
     double wall_loaded = wall_seconds(), cpu_loaded = cpu_seconds();
@@ -526,7 +530,7 @@ int main(int argc, char **argv)
     int rc = 0;
     if (parse_options(argc, argv, &o) < 0)
         return 2;
-    if (restart(o.data_dir, &store, &version) < 0)
+    if (restart(o.data_dir, o.key_path, &store, &version) < 0)
         return 1;
     report_memory(store, version);
     for (int number = 1; number <= 4 && rc == 0; number++)

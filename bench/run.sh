@@ -88,7 +88,7 @@ export_args=()
 if [ "$with_duckdb" = 1 ] || [ "$with_sqlite" = 1 ]; then
     export_args=(--export "$work/csv")
 fi
-"$build/bench_queries" --data "$work/data" --runs "$runs" "${export_args[@]}" | tee "$work/engine.txt"
+"$build/bench_queries" --data "$work/data" --key "$work/key" --runs "$runs" "${export_args[@]}" | tee "$work/engine.txt"
 cat "$work/engine.txt" >> "$results"
 
 if [ "$with_duckdb" = 1 ]; then

@@ -810,7 +810,7 @@ int cc_csv_open_file(const char *path, uint64_t *size)
      * below, and a regular file's reads never block anyway. */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
-        return errno == ENOENT ? CC_ENOTFOUND : CC_EIO;
+        return cc_error_from_errno(errno); /* EACCES and ELOOP keep their names */
     struct stat st;
     int rc = 0;
     if (fstat(fd, &st) != 0)

@@ -55,7 +55,8 @@ enum cc_csv_problem {
  * refused at once, without waiting for a writer or reading it). Returns the
  * open file descriptor (the caller closes it) and sets *size if size is not
  * NULL; or CC_ENOTFOUND (no such file), CC_EINVAL (not a regular file),
- * CC_EIO (cannot be opened). */
+ * CC_EACCESS (permission denied), CC_ELOOP (a loop of symbolic links),
+ * CC_EIO (cannot be opened otherwise). */
 int cc_csv_open_file(const char *path, uint64_t *size);
 
 /* Opens path (a regular file, as cc_csv_open_file) and reads its header row

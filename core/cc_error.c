@@ -4,6 +4,8 @@
  */
 #include "cc_error.h"
 
+#include <errno.h>
+
 const char *cc_strerror(int err)
 {
     switch (err) {
@@ -31,5 +33,25 @@ const char *cc_err_name(int err)
 #undef CC_ERROR_NAME_
     default:
         return "UNKNOWN";
+    }
+}
+
+int cc_error_from_errno(int errno_value)
+{
+    switch (errno_value) {
+    case ENOENT:
+    case ENOTDIR:
+        return CC_ENOTFOUND;
+    case EACCES:
+    case EPERM:
+        return CC_EACCESS;
+    case ELOOP:
+        return CC_ELOOP;
+    case ENOMEM:
+        return CC_ENOMEM;
+    case EEXIST:
+        return CC_EEXISTS;
+    default:
+        return CC_EIO;
     }
 }

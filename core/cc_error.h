@@ -30,7 +30,12 @@
     X(BUSY, "server busy, try again later")                                    \
     X(TIMEDOUT, "timed out")                                                   \
     X(STATS, "statistical computation failed")                                 \
-    X(INTERNAL, "internal error")
+    X(INTERNAL, "internal error")                                              \
+    X(ACCESS, "permission denied")                                             \
+    X(LOOP, "too many levels of symbolic links")                               \
+    X(LOCKED, "the data directory is in use by another writer")                \
+    X(WRONGKEY, "the key does not match the data directory's key")             \
+    X(WEAKKEY, "key refused: all zero bytes, or a file in the data directory")
 
 enum cc_error {
     CC_OK = 0,
@@ -43,6 +48,11 @@ enum cc_error {
 
 /* Returns a static, human-readable message for a code (never NULL). */
 const char *cc_strerror(int err);
+
+/* The CC_E* code for an errno value from a failed file operation: ENOENT
+ * is CC_ENOTFOUND, EACCES and EPERM CC_EACCESS, ELOOP CC_ELOOP, ENOMEM
+ * CC_ENOMEM, EEXIST CC_EEXISTS, and anything else CC_EIO. */
+int cc_error_from_errno(int errno_value);
 
 /* Returns the code's name without the CC_E prefix ("NOMEM"), as used in the
  * protocol; "OK" for 0 and "UNKNOWN" for anything not in the table. */

@@ -9,6 +9,7 @@
  */
 #include "cc_ingest.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -23,6 +24,7 @@
 #include <sodium.h>
 #include <sqlite3.h>
 
+#include "cc_datadir.h"
 #include "cc_db.h"
 #include "cc_error.h"
 #include "cc_model.h"
@@ -176,6 +178,55 @@ void cc_pseudo_memo_get(struct cc_u64_map *memo, uint64_t packed,
     memcpy(cc_u64_map_value(memo, at), out, sizeof *out);
 }
 
+/* ---- what the store held before the run ----------------------------------------- */
+
+uint64_t cc_ingest_gp_event_hash(const char *code, size_t len)
+{
+    return cc_hash_bytes(code, len, 0x6770);
+}
+
+int cc_ingest_seen_from_base(struct cc_ingest_ctx *ctx, const cc_store *base, int gp_events,
+                             int feed_identities)
+{
+    const struct cc_store_columns *v = cc_store_columns(base);
+    int rc;
+    if (feed_identities) {
+        if ((rc = cc_seen_set_init(&ctx->stored_feed_identities, v->n_feed_identities + 16)) < 0)
+            return rc;
+        for (uint64_t i = 0; i < v->n_feed_identities; i++) {
+            uint64_t a, b;
+            memcpy(&a, v->feed_identity[i], 8);
+            memcpy(&b, v->feed_identity[i] + 8, 8);
+            if ((rc = cc_seen_set_add(&ctx->stored_feed_identities, a, b)) < 0)
+                return rc;
+        }
+    }
+    if (gp_events) {
+        /* A GP event's identity is its content (person, date, code): the
+         * store holds exactly that, so it is read back from the postings of
+         * the SNOMED CT codes, keeping those of GP records. */
+        uint64_t first = v->setting_first[CC_SETTING_GP], last = v->setting_first[CC_SETTING_GP + 1];
+        if ((rc = cc_seen_set_init(&ctx->stored_gp_events, last - first + 16)) < 0)
+            return rc;
+        for (uint32_t c = 0; c < v->n_codes; c++) {
+            if (v->code_system[c] != CC_CODE_SNOMED)
+                continue;
+            uint64_t h = cc_ingest_gp_event_hash(v->code_text[c],
+                                                 strnlen(v->code_text[c], CC_CODE_TEXT_BYTES));
+            for (uint64_t k = v->code_first[c]; k < v->code_first[c + 1]; k++) {
+                uint32_t r = CC_POSTING_RECORD(v->posting_records[k]);
+                if (r < first || r >= last)
+                    continue;
+                if ((rc = cc_seen_set_add(&ctx->stored_gp_events,
+                                          (uint64_t)v->record_person[r] << 32 | v->record_date[r],
+                                          h)) < 0)
+                    return rc;
+            }
+        }
+    }
+    return 0;
+}
+
 /* ---- rejects, progress, kill points ------------------------------------------------ */
 
 void cc_ingest_reject(struct cc_ingest_ctx *ctx, struct cc_feed_report *feed, uint64_t line,
@@ -184,7 +235,14 @@ void cc_ingest_reject(struct cc_ingest_ctx *ctx, struct cc_feed_report *feed, ui
     feed->rows_rejected++;
     feed->rejected_by_reason[reason]++;
     if (!ctx->rejects && ctx->rejects_path[0]) {
-        ctx->rejects = fopen(ctx->rejects_path, "w");
+        /* mode 0600 like everything in the data directory: line numbers
+         * and reasons say which rows of which feed were bad */
+        int fd = open(ctx->rejects_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+                      0600);
+        if (fd >= 0 && fchmod(fd, 0600) == 0)
+            ctx->rejects = fdopen(fd, "w");
+        if (!ctx->rejects && fd >= 0)
+            close(fd);
         if (ctx->rejects)
             fprintf(ctx->rejects, "file,line,reason,description\n");
     }
@@ -336,10 +394,11 @@ static int hash_file(const char *path, char hex[65])
     ssize_t n;
     while ((n = read(fd, buf, cap)) > 0)
         crypto_generichash_update(&st, buf, (unsigned long long)n);
+    int read_errno = errno;
     free(buf);
     close(fd);
     if (n < 0)
-        return CC_EIO;
+        return cc_error_from_errno(read_errno);
     crypto_generichash_final(&st, digest, sizeof digest);
     sodium_bin2hex(hex, 65, digest, sizeof digest);
     return 0;
@@ -403,41 +462,78 @@ int cc_ingest_current_store(const char *data_dir, uint64_t *version, char *path,
 
 /* ---- the run ------------------------------------------------------------------------ */
 
-/* Is `path` inside `dir` (after resolving both)? */
-static int path_inside(const char *path, const char *dir)
+/* Is `name` a snapshot file name, or a snapshot being written (.tmp)? */
+static int snapshot_name(const char *name)
 {
-    char rp[PATH_MAX], rd[PATH_MAX];
-    char parent[PATH_MAX];
-    if (!realpath(dir, rd))
-        return 0;
-    if (!realpath(path, rp)) {
-        /* a key file that does not exist yet: judge by its directory */
-        snprintf(parent, sizeof parent, "%s", path);
-        char *slash = strrchr(parent, '/');
-        if (slash)
-            *slash = '\0';
-        else
-            snprintf(parent, sizeof parent, ".");
-        if (!realpath(parent, rp))
-            return 0;
-    }
-    size_t n = strlen(rd);
-    return !strncmp(rp, rd, n) && (rp[n] == '/' || rp[n] == '\0');
+    size_t n = strlen(name);
+    return !strncmp(name, "store-", 6) &&
+           ((n > 11 && !strcmp(name + n - 5, ".snap")) ||
+            (n > 15 && !strcmp(name + n - 9, ".snap.tmp")));
 }
 
-static void remove_old_snapshots(const char *dir, const char *keep)
+/* Removes every snapshot file except `keep` and `previous` (either may be
+ * ""). Called with the writer lock held and after the commit that made
+ * `keep` current: no other writer exists, so every other snapshot (and a
+ * .tmp left by a crash) is unreferenced. The previous snapshot stays until
+ * the next ingest, so a server that read its name from state.db just
+ * before the commit can still open it. Housekeeping only: failures are
+ * harmless. */
+static void remove_old_snapshots(const char *dir, const char *keep, const char *previous)
 {
-    /* Snapshots other than the current one are no longer referenced by
-     * state.db; removing them is housekeeping and may fail harmlessly. */
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
     char path[PATH_MAX];
-    for (uint64_t v = 1; v < 100000; v++) {
-        char name[64];
-        snprintf(name, sizeof name, "store-%06llu.snap", (unsigned long long)v);
-        if (!strcmp(name, keep))
+    while ((e = readdir(d))) {
+        if (!snapshot_name(e->d_name) || !strcmp(e->d_name, keep) ||
+            !strcmp(e->d_name, previous))
             continue;
-        snprintf(path, sizeof path, "%s/%s", dir, name);
-        if (unlink(path) < 0 && errno == ENOENT && strcmp(name, keep) > 0)
-            break;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+}
+
+/* A snapshot name no other run can choose: the version and 64 random
+ * bits. Under the writer lock the version alone would do; the random part
+ * means that even a writer that ignored the lock could not overwrite (or,
+ * on its failure path, remove) another's snapshot. */
+static void new_snapshot_name(uint64_t version, char *name, size_t len)
+{
+    uint8_t nonce[8];
+    char hex[17];
+    randombytes_buf(nonce, sizeof nonce);
+    sodium_bin2hex(hex, sizeof hex, nonce, sizeof nonce);
+    snprintf(name, len, "store-%06llu-%s.snap", (unsigned long long)version, hex);
+}
+
+/* After a failed first ingest: removes what this run created (state.db,
+ * its -wal and -shm, the rejects report and its directory, the lock file,
+ * the data directory itself if this run made it), so the directory is as
+ * it was. Called with the lock held and the database closed. */
+static void remove_first_ingest_files(const char *dir, int made_dir, int made_rejects_dir,
+                                      const char *rejects_path)
+{
+    static const char *const names[] = {CC_DB_FILE_NAME, CC_DB_FILE_NAME "-wal",
+                                        CC_DB_FILE_NAME "-shm"};
+    char path[PATH_MAX];
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    if (rejects_path[0])
+        unlink(rejects_path);
+    if (made_rejects_dir) {
+        snprintf(path, sizeof path, "%s/rejects", dir);
+        rmdir(path);
+    }
+    if (made_dir) {
+        /* the lock file goes last, just before its directory: a process
+         * waiting for it finds it gone and gives up (cc_datadir_lock) */
+        snprintf(path, sizeof path, "%s/%s", dir, CC_DATADIR_LOCK_FILE);
+        unlink(path);
+        rmdir(dir);
     }
 }
 
@@ -454,6 +550,8 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
     uint64_t version = 0;
     cc_pseudonym *type1 = NULL;
     size_t n_type1 = 0;
+    int lock_fd = -1, made_dir = 0, made_rejects_dir = 0, first_ingest = 0;
+    uint64_t base_persons = 0, base_records = 0;
     int rc;
 
     memset(report, 0, sizeof *report);
@@ -472,21 +570,34 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
         snprintf(errbuf, errlen, "too many files (at most %d)", CC_INGEST_MAX_FILES);
         return CC_EINVAL;
     }
-    if (mkdir(opt->data_dir, 0700) < 0 && errno != EEXIST) {
-        snprintf(errbuf, errlen, "%s: cannot create the data directory", opt->data_dir);
-        return CC_EIO;
+    /* The directory, then its writer lock, before anything else is
+     * written: from here to the end no other ingest or opt-out writer can
+     * change this directory. */
+    struct stat dir_st;
+    if (stat(opt->data_dir, &dir_st) != 0) {
+        if (mkdir(opt->data_dir, 0700) != 0 && errno != EEXIST) {
+            rc = cc_error_from_errno(errno);
+            snprintf(errbuf, errlen, "%s: cannot create the data directory (%s)", opt->data_dir,
+                     cc_strerror(rc));
+            return rc;
+        }
+        made_dir = 1;
     }
-    if (path_inside(opt->key_path, opt->data_dir)) {
-        snprintf(errbuf, errlen,
-                 "the key file must not live inside the data directory (keep it elsewhere)");
-        return CC_EINVAL;
-    }
-    if ((rc = cc_pseudo_key_load(opt->key_path, &ctx.key)) < 0) {
-        snprintf(errbuf, errlen, "%s: cannot load the key (%s)", opt->key_path,
-                 rc == CC_EPERM ? "its permissions are too open: chmod 600 it" : cc_strerror(rc));
+    if ((rc = cc_datadir_lock(opt->data_dir, opt->wait_for_lock ? CC_DATADIR_WAIT : 0, &lock_fd,
+                              errbuf, errlen)) < 0)
         return rc;
-    }
+    char db_path[PATH_MAX];
+    snprintf(db_path, sizeof db_path, "%s/%s", opt->data_dir, CC_DB_FILE_NAME);
+    first_ingest = access(db_path, F_OK) != 0;
+    if ((rc = cc_datadir_check_permissions(opt->data_dir, errbuf, errlen)) < 0)
+        goto out;
+    if ((rc = cc_datadir_load_key(opt->data_dir, opt->key_path, &ctx.key, errbuf, errlen)) < 0)
+        goto out;
     if ((rc = cc_db_open(opt->data_dir, CC_DB_CREATE, &ctx.db, errbuf, errlen)) < 0)
+        goto out;
+    uint8_t fingerprint[CC_KEY_FINGERPRINT_BYTES];
+    cc_pseudo_key_fingerprint(ctx.key, fingerprint);
+    if ((rc = cc_datadir_bind_key(ctx.db, fingerprint, 1, errbuf, errlen)) < 0)
         goto out;
     if ((rc = cc_db_schema_ensure(ctx.db, "ingest", 1, manifest_schema,
                                   sizeof manifest_schema / sizeof *manifest_schema)) < 0 ||
@@ -511,7 +622,10 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
             snprintf(errbuf, errlen, "%s: %s%s%s", feed->path,
                      rc == CC_EINVAL ? "not a regular file: only files are read as feeds"
                                      : "cannot read (",
-                     rc == CC_EINVAL ? "" : cc_strerror(rc), rc == CC_EINVAL ? "" : ")");
+                     rc == CC_EINVAL ? ""
+                     : rc == CC_ENOTFOUND ? "no such file"
+                                          : cc_strerror(rc),
+                     rc == CC_EINVAL ? "" : ")");
             goto out;
         }
         int found = 0;
@@ -538,7 +652,10 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
     if (version) {
         snprintf(base_path, sizeof base_path, "%s/%s", opt->data_dir, base_file);
         char why[256] = "";
-        if ((rc = cc_store_load(base_path, CC_STORE_LOAD_ALL, &base, why, sizeof why)) < 0) {
+        if ((rc = cc_datadir_check_file(base_path, errbuf, errlen)) < 0)
+            goto out;
+        if ((rc = cc_store_load(base_path, CC_STORE_LOAD_ALL, cc_pseudo_store_mac_key(ctx.key),
+                                &base, why, sizeof why)) < 0) {
             snprintf(errbuf, errlen, "%s: %s", base_path, why[0] ? why : cc_strerror(rc));
             goto out;
         }
@@ -547,6 +664,7 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
     for (int k = 0; k < CC_N_FEED_KINDS; k++)
         anything_new |= by_kind[k] != NULL;
     if (!anything_new) {
+        /* every file was ingested before */
         report->store_version = 0;
         if (base) {
             report->n_persons = cc_store_columns(base)->n_persons;
@@ -555,13 +673,23 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
         rc = 0;
         goto out;
     }
+    if (base) {
+        base_persons = cc_store_columns(base)->n_persons;
+        base_records = cc_store_columns(base)->n_records;
+        if ((rc = cc_ingest_seen_from_base(&ctx, base, by_kind[CC_FEED_GP_EVENTS] != NULL,
+                                           by_kind[CC_FEED_HOSPITAL] || by_kind[CC_FEED_COMMUNITY])) <
+            0) {
+            snprintf(errbuf, errlen, "indexing the stored records failed (%s)", cc_strerror(rc));
+            goto out;
+        }
+    }
     if ((rc = cc_store_builder_new(base, &ctx.builder)) < 0)
         goto out;
     cc_store_free(base);
     base = NULL;
 
     snprintf(ctx.rejects_path, sizeof ctx.rejects_path, "%s/rejects", opt->data_dir);
-    mkdir(ctx.rejects_path, 0700);
+    made_rejects_dir = mkdir(ctx.rejects_path, 0700) == 0;
     snprintf(ctx.rejects_path, sizeof ctx.rejects_path, "%s/rejects/ingest-%06llu.csv",
              opt->data_dir, (unsigned long long)version + 1);
 
@@ -651,6 +779,29 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
         report->n_persons_removed_gp_records++;
     }
 
+    /* A run that took in nothing (header-only feeds, every row rejected,
+     * already stored or unlinked, opt-out events already recorded) and
+     * removed nothing publishes no new version: the store would be the
+     * same, under a new number. */
+    uint64_t accepted = report->n_persons_removed_gp_records;
+    for (size_t i = 0; i < report->n_feeds; i++) {
+        const struct cc_feed_report *f = &report->feeds[i];
+        if (f->kind == CC_FEED_OPTOUTS)
+            accepted += f->optout_events_added;
+        else if (f->kind == CC_FEED_HOSPITAL || f->kind == CC_FEED_COMMUNITY)
+            accepted += f->linked_stage1 + f->linked_stage2;
+        else
+            accepted += f->rows_accepted;
+    }
+    if (!accepted) {
+        report->store_version = 0;
+        report->n_persons = base_persons;
+        report->n_records = base_records;
+        report->nothing_accepted = 1;
+        rc = 0;
+        goto out;
+    }
+
     cc_ingest_kill_point(&ctx, "before-finish");
     rc = cc_store_builder_finish(ctx.builder, &store);
     ctx.builder = NULL;
@@ -662,9 +813,9 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
     /* Write the new snapshot under a new name; it becomes current only when
      * the transaction below commits. A crash before then leaves an
      * unreferenced file, removed by the next successful ingest. */
-    snprintf(new_file, sizeof new_file, "store-%06llu.snap", (unsigned long long)version + 1);
+    new_snapshot_name(version + 1, new_file, sizeof new_file);
     snprintf(new_path, sizeof new_path, "%s/%s", opt->data_dir, new_file);
-    if ((rc = cc_store_save(store, new_path)) < 0) {
+    if ((rc = cc_store_save(store, new_path, cc_pseudo_store_mac_key(ctx.key))) < 0) {
         snprintf(errbuf, errlen, "%s: cannot write the snapshot (%s)", new_path, cc_strerror(rc));
         goto out;
     }
@@ -723,7 +874,7 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
     if ((rc = cc_db_commit(ctx.db)) < 0)
         goto fail_db;
     cc_ingest_kill_point(&ctx, "after-commit");
-    remove_old_snapshots(opt->data_dir, new_file);
+    remove_old_snapshots(opt->data_dir, new_file, base_file);
     report->store_version = version + 1;
     report->n_persons = cols->n_persons;
     report->n_records = cols->n_records;
@@ -731,7 +882,7 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
     goto out;
 
 fail_db:
-    unlink(new_path);
+    unlink(new_path); /* this run's own snapshot, never referenced */
     snprintf(errbuf, errlen, "%s: recording the new version failed (%s)", opt->data_dir,
              cc_strerror(rc));
     goto out;
@@ -743,13 +894,31 @@ out:
     free(ctx.earlier);
     if (ctx.rejects) {
         fclose(ctx.rejects);
-        snprintf(report->rejects_path, sizeof report->rejects_path, "%s", ctx.rejects_path);
+        ctx.rejects = NULL;
+        if (rc < 0)
+            unlink(ctx.rejects_path); /* the report of a run that published nothing */
+        else
+            snprintf(report->rejects_path, sizeof report->rejects_path, "%s", ctx.rejects_path);
+    }
+    if (rc < 0 && report->optout_events_committed) {
+        /* The register is durable and commits before the store is built:
+         * say exactly what stays. */
+        size_t used = strlen(errbuf);
+        snprintf(errbuf + used, errlen - used,
+                 "; before the failure %llu opt-out event%s from the feeds %s committed to the "
+                 "register and stay%s recorded (the store is unchanged)",
+                 (unsigned long long)report->optout_events_committed,
+                 report->optout_events_committed == 1 ? "" : "s",
+                 report->optout_events_committed == 1 ? "was" : "were",
+                 report->optout_events_committed == 1 ? "s" : "");
     }
     free(type1);
     cc_store_free(store);
     cc_store_free(base);
     cc_store_builder_free(ctx.builder);
     cc_seen_set_free(&ctx.type1);
+    cc_seen_set_free(&ctx.stored_gp_events);
+    cc_seen_set_free(&ctx.stored_feed_identities);
     cc_u64_map_free(&ctx.postcode_memo, 1);
     cc_u64_map_free(&ctx.lsoa_memo, 0);
     sodium_memzero(ctx.nhs_recent_key, sizeof ctx.nhs_recent_key);
@@ -761,6 +930,9 @@ out:
     cc_optout_detach(ctx.optouts);
     cc_db_close(ctx.db);
     cc_pseudo_key_free(ctx.key);
+    if (rc < 0 && first_ingest && !report->optout_events_committed)
+        remove_first_ingest_files(opt->data_dir, made_dir, made_rejects_dir, ctx.rejects_path);
+    cc_datadir_unlock(lock_fd);
     return rc;
 }
 
@@ -771,10 +943,18 @@ static double percent(uint64_t part, uint64_t whole)
     return whole ? 100.0 * (double)part / (double)whole : 0.0;
 }
 
+/* Is f a patient-level feed that was read (so it has a linkage line)? */
+static int linked_feed(const struct cc_feed_report *f)
+{
+    return !f->skipped_already_ingested &&
+           (f->kind == CC_FEED_GP_REGISTRATIONS || f->kind == CC_FEED_GP_EVENTS ||
+            f->kind == CC_FEED_HOSPITAL || f->kind == CC_FEED_COMMUNITY);
+}
+
 void cc_ingest_report_print(const struct cc_ingest_report *report, FILE *out)
 {
-    fprintf(out, "%-18s %12s %12s %10s %10s\n", "feed", "rows read", "accepted", "rejected",
-            "duplicate");
+    fprintf(out, "%-18s %12s %12s %10s %10s %13s\n", "feed", "rows read", "accepted", "rejected",
+            "duplicate", "stored before");
     for (size_t i = 0; i < report->n_feeds; i++) {
         const struct cc_feed_report *f = &report->feeds[i];
         if (f->skipped_already_ingested) {
@@ -782,9 +962,10 @@ void cc_ingest_report_print(const struct cc_ingest_report *report, FILE *out)
                     feed_names[f->kind]);
             continue;
         }
-        fprintf(out, "%-18s %12llu %12llu %10llu %10llu\n", feed_names[f->kind],
+        fprintf(out, "%-18s %12llu %12llu %10llu %10llu %13llu\n", feed_names[f->kind],
                 (unsigned long long)f->rows_read, (unsigned long long)f->rows_accepted,
-                (unsigned long long)f->rows_rejected, (unsigned long long)f->rows_duplicate);
+                (unsigned long long)f->rows_rejected, (unsigned long long)f->rows_duplicate,
+                (unsigned long long)f->rows_already_stored);
         for (int r = 0; r < CC_N_REJECT_REASONS; r++)
             if (f->rejected_by_reason[r])
                 fprintf(out, "    rejected %-20s %10llu  %s\n", reason_names[r],
@@ -796,13 +977,15 @@ void cc_ingest_report_print(const struct cc_ingest_report *report, FILE *out)
             fprintf(out, "    opt-out events recorded %18llu\n",
                     (unsigned long long)f->optout_events_added);
     }
-    fprintf(out, "\nlinkage report\n%-18s %12s %12s %12s %12s %12s %8s\n", "source", "records",
-            "stage 1", "stage 2", "no match", "ambiguous", "linked");
+    int linkage_rows = 0; /* the table only when a patient-level feed was read */
+    for (size_t i = 0; i < report->n_feeds; i++)
+        linkage_rows |= linked_feed(&report->feeds[i]);
+    if (linkage_rows)
+        fprintf(out, "\nlinkage report\n%-18s %12s %12s %12s %12s %12s %8s\n", "source",
+                "records", "stage 1", "stage 2", "no match", "ambiguous", "linked");
     for (size_t i = 0; i < report->n_feeds; i++) {
         const struct cc_feed_report *f = &report->feeds[i];
-        if (f->skipped_already_ingested ||
-            (f->kind != CC_FEED_GP_REGISTRATIONS && f->kind != CC_FEED_GP_EVENTS &&
-             f->kind != CC_FEED_HOSPITAL && f->kind != CC_FEED_COMMUNITY))
+        if (!linked_feed(f))
             continue;
         uint64_t linked = f->linked_stage1 + f->linked_stage2;
         uint64_t total = linked + f->unlinked_no_match + f->unlinked_ambiguous;
@@ -818,6 +1001,11 @@ void cc_ingest_report_print(const struct cc_ingest_report *report, FILE *out)
         fprintf(out, "\nstore version %llu: %llu persons, %llu records\n",
                 (unsigned long long)report->store_version, (unsigned long long)report->n_persons,
                 (unsigned long long)report->n_records);
+    else if (report->nothing_accepted)
+        fprintf(out,
+                "\nno row was accepted: no new version; the store is unchanged (%llu persons, "
+                "%llu records)\n",
+                (unsigned long long)report->n_persons, (unsigned long long)report->n_records);
     else
         fprintf(out, "\nnothing new: the store is unchanged (%llu persons, %llu records)\n",
                 (unsigned long long)report->n_persons, (unsigned long long)report->n_records);

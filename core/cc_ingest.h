@@ -19,7 +19,14 @@
  * built (they are idempotent, so a replay after a crash adds nothing).
  *
  * Idempotence: every file is identified by the BLAKE2b hash of its content;
- * a file whose hash is in the manifest is skipped.
+ * a file whose hash is in the manifest is skipped. A file that differs only
+ * in bytes (a blank line, CRLF) or overlaps an earlier one (a monthly
+ * refresh) is read, and each record is identified by its content instead
+ * (docs/data-formats.md, "What identifies a record"): a GP event by person,
+ * date and code; a hospital episode by its episode key, a community contact
+ * by its contact id (their keyed identities are kept in the snapshot). A
+ * record the store already holds is counted as already stored and not
+ * added again.
  *
  * Must never: copy a name beyond the row being parsed; write an NHS number,
  * a postcode of a person or a name to the store, the reports or the log.
@@ -71,6 +78,7 @@ struct cc_ingest_options {
     FILE *progress;        /* progress lines (rows/s, percent), or NULL */
     FILE *log;             /* summary and notices, or NULL */
     int fail_after_rows;   /* testing only: abort (exit) after this many rows; 0 = off */
+    int wait_for_lock;     /* another writer holds the lock: wait (1) or refuse (0) */
 };
 
 /* Why rows were rejected: names are stable and appear in reports. */
@@ -101,7 +109,8 @@ struct cc_ingest_options {
     X(FIELD_MISSING, "required field empty")                                   \
     X(ADMISSION_METHOD, "admission method not a HES code")                     \
     X(SERVICE_TYPE, "service type not a 2-digit code")                         \
-    X(MALFORMED_QUOTE, "malformed quoted field (stray or unclosed quote)")
+    X(MALFORMED_QUOTE, "malformed quoted field (stray or unclosed quote)")      \
+    X(DATE_RANGE, "date outside the supported range (1900-01-01 to 2079-06-06)")
 
 enum cc_reject_reason {
 #define CC_REJECT_ENUM_(id, text) CC_REJECT_##id,
@@ -118,7 +127,9 @@ struct cc_feed_report {
     int kind;
     char path[512];
     int skipped_already_ingested;
-    uint64_t rows_read, rows_accepted, rows_rejected, rows_duplicate;
+    uint64_t rows_read, rows_accepted, rows_rejected;
+    uint64_t rows_duplicate;      /* the same record twice in this run's files */
+    uint64_t rows_already_stored; /* a record the store held before this run */
     uint64_t rejected_by_reason[CC_N_REJECT_REASONS];
     /* linkage (patient-level feeds) */
     uint64_t linked_stage1, linked_stage2, unlinked_no_match, unlinked_ambiguous;
@@ -133,12 +144,24 @@ struct cc_ingest_report {
     uint64_t store_version;     /* the version now current (0: nothing new) */
     uint64_t n_persons, n_records;
     uint64_t n_persons_removed_gp_records; /* type 1 registered after storing */
+    /* opt-out events committed to the register by this run: they stay
+     * committed even when the run fails later */
+    uint64_t optout_events_committed;
+    int nothing_accepted; /* new files, but no row accepted: no new version */
     char rejects_path[512];     /* the rejects report written, or "" */
 };
 
-/* Runs one ingest. Returns 0 (rows may still have been rejected: see the
- * report), or a negative CC_E* code for a failure that stopped the ingest
- * (nothing new is published then); errbuf says why without identifiers. */
+/* Runs one ingest, holding the data directory's writer lock (cc_datadir.h)
+ * from before anything is written to the end. Returns 0 (rows may still
+ * have been rejected: see the report), or a negative CC_E* code for a
+ * failure that stopped the ingest: CC_ELOCKED if another writer holds the
+ * lock (and wait_for_lock is 0), CC_EWRONGKEY for a key that is not the
+ * directory's, CC_EWEAKKEY, CC_EPERM for a directory others could change.
+ * After a failure no new version is published, this run's snapshot and
+ * rejects report are removed, a first ingest leaves no state.db behind,
+ * and report->optout_events_committed (also named in errbuf) says which
+ * opt-out events were committed before it; errbuf says why without
+ * identifiers. */
 int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *report,
                   char *errbuf, size_t errlen);
 

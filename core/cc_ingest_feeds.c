@@ -92,8 +92,14 @@ static int check_date(const struct cc_csv_field *f, cc_day today, cc_day *out)
         return CC_REJECT_DATE_SHAPE + 1;
     if (rc == CC_EINVAL)
         return CC_REJECT_DATE_INVALID + 1;
-    if (rc < 0)
-        return CC_REJECT_DATE_FUTURE + 1;
+    if (rc < 0) {
+        /* out of range: before 1900-01-01 or beyond what the store can
+         * hold, whatever today is; otherwise after today */
+        cc_day ignored;
+        return cc_validate_date(f->data, f->len, CC_DAY_MAX, &ignored) < 0
+                   ? CC_REJECT_DATE_RANGE + 1
+                   : CC_REJECT_DATE_FUTURE + 1;
+    }
     return 0;
 }
 
@@ -286,6 +292,7 @@ int cc_ingest_optout_feed(struct cc_ingest_ctx *ctx, const char *path, struct cc
      * (a replay after a crash finds them already recorded). */
     if ((rc = cc_db_commit(ctx->db)) < 0)
         goto fail;
+    ctx->report->optout_events_committed += feed->optout_events_added;
     cc_ingest_progress(ctx, feed, csv, 1);
     rc = 0;
     goto out;
@@ -386,6 +393,7 @@ int cc_ingest_registration_optouts(struct cc_ingest_ctx *ctx, const char *path,
     }
     if ((rc = cc_db_commit(ctx->db)) < 0)
         goto fail;
+    ctx->report->optout_events_committed += feed->optout_events_added;
     goto out;
 fail:
     cc_db_rollback(ctx->db);
@@ -575,10 +583,16 @@ int cc_ingest_gp_events(struct cc_ingest_ctx *ctx, const char *path, struct cc_f
             cc_ingest_trace_link(ctx, feed, line, CC_TRACE_NO_MATCH, -1);
             continue;
         }
-        /* The same coded entry sent twice (same patient, day and code) is a
-         * duplicate row. */
-        int added = cc_seen_set_add(&seen, (uint64_t)idx << 32 | (uint64_t)date,
-                                    cc_hash_bytes(code, strlen(code), 0x6770));
+        /* A GP event is identified by its content: the same coded entry
+         * (same patient, day and code) sent again, in this run or an
+         * earlier one, is the same record. */
+        uint64_t event_key = (uint64_t)idx << 32 | (uint64_t)date;
+        uint64_t code_hash = cc_ingest_gp_event_hash(code, strlen(code));
+        if (cc_seen_set_has(&ctx->stored_gp_events, event_key, code_hash)) {
+            feed->rows_already_stored++;
+            continue;
+        }
+        int added = cc_seen_set_add(&seen, event_key, code_hash);
         if (added < 0) {
             rc = added;
             goto fail;
@@ -654,7 +668,8 @@ static int check_row_person(struct cc_ingest_ctx *ctx, const struct cc_csv_field
 static int64_t link_or_hold(struct cc_ingest_ctx *ctx, uint32_t feed_index,
                             struct cc_feed_report *feed, const struct row_person *rp,
                             uint8_t setting, cc_day date, uint8_t flags,
-                            const struct cc_code_input *codes, size_t n_codes)
+                            const struct cc_code_input *codes, size_t n_codes,
+                            const uint8_t identity[CC_FEED_IDENTITY_BYTES])
 {
     if (rp->has_nhs) {
         int64_t idx = cc_store_builder_find_person(ctx->builder, &rp->person);
@@ -693,6 +708,7 @@ static int64_t link_or_hold(struct cc_ingest_ctx *ctx, uint32_t feed_index,
     p->n_codes = (uint8_t)n_codes;
     p->feed = feed_index;
     p->code_offset = (uint32_t)ctx->n_pending_codes;
+    memcpy(p->identity, identity, CC_FEED_IDENTITY_BYTES);
     for (size_t i = 0; i < n_codes; i++) {
         uint64_t k = ctx->n_pending_codes++;
         ctx->pending_codes[k] = codes[i];
@@ -700,6 +716,29 @@ static int64_t link_or_hold(struct cc_ingest_ctx *ctx, uint32_t feed_index,
         ctx->pending_codes[k].text = NULL; /* set when linked: the array may move */
     }
     return -1;
+}
+
+/* A hospital or community record is identified by its feed's own key
+ * (source and key, as a keyed hash in identity): 1 if it is new (then
+ * remembered for this run), 0 if the store held it before this run or this
+ * run saw it already (each counted), or CC_ENOMEM. The key is taken as the
+ * CSV reader gives it, so line ends and quoting do not change it. */
+static int seen_identity(struct cc_ingest_ctx *ctx, struct cc_seen_set *seen,
+                         struct cc_feed_report *feed, uint8_t source,
+                         const struct cc_csv_field *key, uint8_t identity[CC_FEED_IDENTITY_BYTES])
+{
+    uint64_t a, b;
+    cc_pseudo_record_identity(ctx->key, source, key->data, key->len, identity);
+    memcpy(&a, identity, 8);
+    memcpy(&b, identity + 8, 8);
+    if (cc_seen_set_has(&ctx->stored_feed_identities, a, b)) {
+        feed->rows_already_stored++;
+        return 0;
+    }
+    int added = cc_seen_set_add(seen, a, b);
+    if (added == 0)
+        feed->rows_duplicate++;
+    return added;
 }
 
 static uint32_t feed_index_of(struct cc_ingest_ctx *ctx, const struct cc_feed_report *feed)
@@ -836,18 +875,16 @@ int cc_ingest_hospital(struct cc_ingest_ctx *ctx, const char *path, struct cc_fe
             cc_ingest_reject(ctx, feed, line, reason - 1);
             continue;
         }
-        int added = cc_seen_set_add(&seen, cc_hash_bytes(FIELD(f, cols[C_KEY]), 0x68),
-                                    cc_hash_bytes(FIELD(f, cols[C_KEY]), 0x6573));
+        uint8_t identity[CC_FEED_IDENTITY_BYTES];
+        int added = seen_identity(ctx, &seen, feed, 'H', &f[cols[C_KEY]], identity);
         if (added < 0) {
             rc = added;
             goto fail;
         }
-        if (!added) {
-            feed->rows_duplicate++;
+        if (!added)
             continue;
-        }
         int64_t idx = link_or_hold(ctx, feed_index_of(ctx, feed), feed, &rp, CC_SETTING_HOSPITAL,
-                                   admitted, method, codes, n_codes);
+                                   admitted, method, codes, n_codes, identity);
         if (idx < -1) {
             rc = (int)idx;
             goto fail;
@@ -857,9 +894,10 @@ int cc_ingest_hospital(struct cc_ingest_ctx *ctx, const char *path, struct cc_fe
         else
             ctx->pending[ctx->n_pending - 1].line = line;
         feed->rows_accepted++;
-        if (idx >= 0 && (rc = cc_store_builder_record(ctx->builder, (uint32_t)idx,
-                                                      CC_SETTING_HOSPITAL, admitted, method,
-                                                      codes, n_codes)) < 0)
+        if (idx >= 0 && ((rc = cc_store_builder_record(ctx->builder, (uint32_t)idx,
+                                                       CC_SETTING_HOSPITAL, admitted, method,
+                                                       codes, n_codes)) < 0 ||
+                         (rc = cc_store_builder_feed_identity(ctx->builder, identity)) < 0))
             goto fail;
     }
     if (rc < 0)
@@ -921,19 +959,17 @@ int cc_ingest_community(struct cc_ingest_ctx *ctx, const char *path, struct cc_f
             cc_ingest_reject(ctx, feed, line, reason - 1);
             continue;
         }
-        int added = cc_seen_set_add(&seen, cc_hash_bytes(FIELD(f, cols[C_KEY]), 0x63),
-                                    cc_hash_bytes(FIELD(f, cols[C_KEY]), 0x6f6d));
+        uint8_t identity[CC_FEED_IDENTITY_BYTES];
+        int added = seen_identity(ctx, &seen, feed, 'C', &f[cols[C_KEY]], identity);
         if (added < 0) {
             rc = added;
             goto fail;
         }
-        if (!added) {
-            feed->rows_duplicate++;
+        if (!added)
             continue;
-        }
         struct cc_code_input ci = {CC_CODE_SNOMED, CC_ROLE_PRIMARY, code};
         int64_t idx = link_or_hold(ctx, feed_index_of(ctx, feed), feed, &rp, CC_SETTING_COMMUNITY,
-                                   date, 0, &ci, 1);
+                                   date, 0, &ci, 1, identity);
         if (idx < -1) {
             rc = (int)idx;
             goto fail;
@@ -943,8 +979,10 @@ int cc_ingest_community(struct cc_ingest_ctx *ctx, const char *path, struct cc_f
         else
             ctx->pending[ctx->n_pending - 1].line = line;
         feed->rows_accepted++;
-        if (idx >= 0 && (rc = cc_store_builder_record(ctx->builder, (uint32_t)idx,
-                                                      CC_SETTING_COMMUNITY, date, 0, &ci, 1)) < 0)
+        if (idx >= 0 &&
+            ((rc = cc_store_builder_record(ctx->builder, (uint32_t)idx, CC_SETTING_COMMUNITY, date,
+                                           0, &ci, 1)) < 0 ||
+             (rc = cc_store_builder_feed_identity(ctx->builder, identity)) < 0))
             goto fail;
     }
     if (rc < 0)
@@ -990,6 +1028,8 @@ int cc_ingest_link_pending(struct cc_ingest_ctx *ctx)
             codes[k].text = ctx->pending_code_text[p->code_offset + k];
         rc = cc_store_builder_record(ctx->builder, (uint32_t)person, p->setting, p->date,
                                      p->flags, codes, p->n_codes);
+        if (rc == 0)
+            rc = cc_store_builder_feed_identity(ctx->builder, p->identity);
         if (rc < 0)
             break;
         feed->linked_stage2++;

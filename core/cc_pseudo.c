@@ -6,6 +6,10 @@
  *               (or "carecount-postcode-v1" || 0x00 || canonical postcode)
  * record key  = first 4 bytes, little-endian, of
  *               BLAKE2b-128(key; "carecount-recordkey-v1" || 0x00 || pseudonym)
+ * record identity = BLAKE2b-128(key; "carecount-record-id-v1" || 0x00 ||
+ *               source || feed identifier)
+ * fingerprint = BLAKE2b-256(key; "carecount-key-fingerprint-v1" || 0x00)
+ * store MAC key = BLAKE2b-256(key; "carecount-store-mac-v1" || 0x00)
  * The tag ends with a NUL so that no tag is a prefix of another's input.
  *
  * Speed: BLAKE2b absorbs the key as a whole first block. The key holds one
@@ -43,6 +47,9 @@
 static const char tag_nhs[] = "carecount-nhs-v1";
 static const char tag_postcode[] = "carecount-postcode-v1";
 static const char tag_record_key[] = "carecount-recordkey-v1";
+static const char tag_record_identity[] = "carecount-record-id-v1";
+static const char tag_fingerprint[] = "carecount-key-fingerprint-v1";
+static const char tag_store_mac[] = "carecount-store-mac-v1";
 
 /* Lives in sodium_malloc'd memory: guarded, locked where the system allows,
  * wiped by sodium_free. Its size is a multiple of the states' 64-byte
@@ -51,6 +58,9 @@ struct cc_pseudo_key {
     crypto_generichash_state nhs;        /* key and tag_nhs absorbed */
     crypto_generichash_state postcode;   /* key and tag_postcode absorbed */
     crypto_generichash_state record_key; /* key and tag_record_key absorbed */
+    crypto_generichash_state record_identity; /* key and tag_record_identity */
+    uint8_t fingerprint[CC_KEY_FINGERPRINT_BYTES];
+    uint8_t store_mac_key[32];
 };
 
 /* Starts a keyed hash of 16 bytes with the domain tag (and its NUL). */
@@ -175,7 +185,7 @@ int cc_pseudo_key_load(const char *path, cc_pseudo_key **out)
         return CC_ECRYPTO;
     fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
-        rc = errno == ENOENT ? CC_ENOTFOUND : CC_EIO;
+        rc = cc_error_from_errno(errno);
         goto fail;
     }
     struct stat st;
@@ -221,10 +231,26 @@ int cc_pseudo_key_load(const char *path, cc_pseudo_key **out)
         rc = CC_ECORRUPT;
         goto fail;
     }
+    static const uint8_t zero_key[CC_KEY_BYTES];
+    if (sodium_memcmp(raw, zero_key, CC_KEY_BYTES) == 0) {
+        rc = CC_EWEAKKEY;
+        goto fail;
+    }
     if ((rc = start_domain(&key->nhs, raw, tag_nhs, sizeof tag_nhs)) ||
         (rc = start_domain(&key->postcode, raw, tag_postcode, sizeof tag_postcode)) ||
-        (rc = start_domain(&key->record_key, raw, tag_record_key, sizeof tag_record_key)))
+        (rc = start_domain(&key->record_key, raw, tag_record_key, sizeof tag_record_key)) ||
+        (rc = start_domain(&key->record_identity, raw, tag_record_identity,
+                           sizeof tag_record_identity)))
         goto fail;
+    if (crypto_generichash(key->fingerprint, sizeof key->fingerprint,
+                           (const unsigned char *)tag_fingerprint, sizeof tag_fingerprint, raw,
+                           CC_KEY_BYTES) != 0 ||
+        crypto_generichash(key->store_mac_key, sizeof key->store_mac_key,
+                           (const unsigned char *)tag_store_mac, sizeof tag_store_mac, raw,
+                           CC_KEY_BYTES) != 0) {
+        rc = CC_ECRYPTO;
+        goto fail;
+    }
     close(fd);
     sodium_free(text);
     sodium_free(raw);
@@ -238,6 +264,27 @@ fail:
     sodium_free(raw);
     sodium_free(key);
     return rc;
+}
+
+void cc_pseudo_key_fingerprint(const cc_pseudo_key *key, uint8_t out[CC_KEY_FINGERPRINT_BYTES])
+{
+    memcpy(out, key->fingerprint, CC_KEY_FINGERPRINT_BYTES);
+}
+
+const uint8_t *cc_pseudo_store_mac_key(const cc_pseudo_key *key)
+{
+    return key->store_mac_key;
+}
+
+void cc_pseudo_record_identity(const cc_pseudo_key *key, uint8_t source, const void *id,
+                               size_t len, uint8_t out[CC_PSEUDONYM_BYTES])
+{
+    crypto_generichash_state state;
+    memcpy(&state, &key->record_identity, sizeof state);
+    (void)crypto_generichash_update(&state, &source, 1);
+    (void)crypto_generichash_update(&state, id, len);
+    (void)crypto_generichash_final(&state, out, CC_PSEUDONYM_BYTES);
+    sodium_memzero(&state, sizeof state);
 }
 
 void cc_pseudo_key_free(cc_pseudo_key *key)

@@ -37,9 +37,30 @@ typedef struct cc_pseudo_key cc_pseudo_key;
 int cc_pseudo_keygen(const char *path);
 
 /* Loads a key file. Fails with CC_EPERM if the file is readable or writable
- * by group or others, CC_ECORRUPT if it is not a carecount key. The caller
- * frees with cc_pseudo_key_free(). */
+ * by group or others, CC_ECORRUPT if it is not a carecount key, CC_EWEAKKEY
+ * if its 32 bytes are all zero (no generator makes that key; a file of
+ * zeros is a placeholder or a mistake, and would pseudonymise with a key
+ * everyone knows). The caller frees with cc_pseudo_key_free(). */
 int cc_pseudo_key_load(const char *path, cc_pseudo_key **out);
+
+/* The key's fingerprint: BLAKE2b-256(key; "carecount-key-fingerprint-v1").
+ * A data directory records it to recognise its key: it tells keys apart
+ * and reveals nothing about the key (finding a key from it is as hard as
+ * breaking the keyed hash). */
+#define CC_KEY_FINGERPRINT_BYTES 32
+void cc_pseudo_key_fingerprint(const cc_pseudo_key *key, uint8_t out[CC_KEY_FINGERPRINT_BYTES]);
+
+/* The subkey that keys the checksums of store snapshots (cc_store_save,
+ * cc_store_load): BLAKE2b-256(key; "carecount-store-mac-v1"). Valid while
+ * the key is. Whoever holds it can write a snapshot the store accepts, so it
+ * is secret like the key; it cannot be turned back into the key. */
+const uint8_t *cc_pseudo_store_mac_key(const cc_pseudo_key *key);
+
+/* The 16-byte keyed identity of a feed record's own identifier (the source
+ * tag, then HES's episode key or a contact id): what the store keeps to
+ * recognise a record sent again, without keeping the identifier. */
+void cc_pseudo_record_identity(const cc_pseudo_key *key, uint8_t source, const void *id,
+                               size_t len, uint8_t out[CC_PSEUDONYM_BYTES]);
 
 /* Wipes and frees a key (NULL is allowed). */
 void cc_pseudo_key_free(cc_pseudo_key *key);

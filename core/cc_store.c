@@ -63,6 +63,7 @@ static const struct section_info section_info[STORE_N_SECTIONS] = {
     [STORE_SECTION_CODE_TEXT] = {"codes.text", CC_CODE_TEXT_BYTES},
     [STORE_SECTION_CODE_FIRST] = {"codes.first", 8},
     [STORE_SECTION_POSTING_RECORDS] = {"postings.record", 4},
+    [STORE_SECTION_FEED_IDENTITY] = {"records.feed_identity", CC_FEED_IDENTITY_BYTES},
 };
 
 const char *store_section_name(int section)
@@ -127,6 +128,8 @@ static uint64_t section_elements(const struct store_counts *c, int section)
         return (uint64_t)c->n_codes + 1;
     case STORE_SECTION_POSTING_RECORDS:
         return c->n_postings;
+    case STORE_SECTION_FEED_IDENTITY:
+        return c->n_feed_identities;
     default:
         return 0;
     }
@@ -187,6 +190,8 @@ void store_bind_view(struct cc_store_columns *v, const struct store_counts *c,
     v->code_text = sec[STORE_SECTION_CODE_TEXT];
     v->code_first = sec[STORE_SECTION_CODE_FIRST];
     v->posting_records = sec[STORE_SECTION_POSTING_RECORDS];
+    v->n_feed_identities = c->n_feed_identities;
+    v->feed_identity = sec[STORE_SECTION_FEED_IDENTITY];
 }
 
 void store_bind_columns(struct cc_store *s)
@@ -727,6 +732,13 @@ int cc_store_validate(const cc_store *store, char *errbuf, size_t errlen)
         (rc = validate_records(store, errbuf, errlen)) ||
         (rc = validate_codes(store, errbuf, errlen)))
         return rc;
+    const struct cc_store_columns *v = &store->view;
+    if (v->feed_identity)
+        for (uint64_t i = 1; i < v->n_feed_identities; i++)
+            if (memcmp(v->feed_identity[i - 1], v->feed_identity[i], CC_FEED_IDENTITY_BYTES) >= 0)
+                return store_corrupt(errbuf, errlen,
+                                     "feed identities not strictly ascending at %llu",
+                                     (unsigned long long)i);
     return 0;
 }
 

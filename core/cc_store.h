@@ -40,6 +40,7 @@
 #define CC_AREA_CODE_BYTES 10 /* "E01000001" and a NUL */
 #define CC_PRACTICE_CODE_BYTES 8
 #define CC_CODE_TEXT_BYTES 20 /* longest SNOMED CT id is 18 digits */
+#define CC_FEED_IDENTITY_BYTES 16
 
 /* record_flags: bits of a record's flags byte */
 #define CC_RECORD_ADMIT_MASK 0x0f /* hospital: admission method class (below) */
@@ -107,6 +108,14 @@ struct cc_store_columns {
      * CC_POSTING_RECORD() and CC_POSTING_ROLE(). Packing the role saves a
      * byte per posting (the store's budget is 12 bytes per record). */
     const uint32_t *posting_records;
+
+    /* the keyed identities (cc_pseudo_record_identity) of the stored
+     * records that their feed identifies by a key of its own (HES episode
+     * key, community contact id), strictly ascending (memcmp): how ingest
+     * recognises a record sent again in a later file. NULL when loaded with
+     * CC_STORE_QUERY_ONLY (queries never need them). */
+    uint64_t n_feed_identities;
+    const uint8_t (*feed_identity)[CC_FEED_IDENTITY_BYTES];
 };
 
 #define CC_POSTING_RECORD_BITS 30
@@ -120,27 +129,36 @@ typedef struct cc_store cc_store;
 const struct cc_store_columns *cc_store_columns(const cc_store *store);
 
 /* Load flags. A query server does not need the postcode pseudonyms (they
- * serve stage-2 linkage at ingest only), so it passes CC_STORE_QUERY_ONLY and
- * that column is then NULL in the view, saving 16 bytes per person. */
+ * serve stage-2 linkage at ingest only) or the feed identities (duplicate
+ * detection at ingest only), so it passes CC_STORE_QUERY_ONLY and those
+ * columns are then NULL in the view, saving 16 bytes per person and per
+ * keyed record. */
 #define CC_STORE_LOAD_ALL 0
 #define CC_STORE_QUERY_ONLY 1
 
-/* Loads the snapshot file at path. Returns CC_ECORRUPT (with a reason in
- * errbuf) for a file whose magic, version, lengths or checksums do not match,
- * or whose invariants do not hold; CC_EIO if it cannot be read. The caller
- * frees with cc_store_free(). */
-int cc_store_load(const char *path, int flags, cc_store **out, char *errbuf, size_t errlen);
+/* The key of a snapshot's checksums (the data directory's
+ * cc_pseudo_store_mac_key()): every checksum of the file is BLAKE2b keyed
+ * with it, so only its holder can write a snapshot that loads. */
+#define CC_STORE_KEY_BYTES 32
+
+/* Loads the snapshot file at path, checking it with key. Returns
+ * CC_EWRONGKEY (with a reason in errbuf) for a snapshot written with
+ * another key, CC_ECORRUPT for a file whose magic, version, lengths or
+ * checksums do not match, or whose invariants do not hold; CC_EIO if it
+ * cannot be read. The caller frees with cc_store_free(). */
+int cc_store_load(const char *path, int flags, const uint8_t key[CC_STORE_KEY_BYTES],
+                  cc_store **out, char *errbuf, size_t errlen);
 
 /* Bytes of memory the store holds (for the memory budget: at most 40 per
  * person and 12 per record, measured in bench/). */
 size_t cc_store_memory_bytes(const cc_store *store);
 
-/* Writes a snapshot atomically: to path.tmp, fsync, rename over path, fsync
+/* Writes a snapshot, its checksums keyed with key, atomically: to path.tmp, fsync, rename over path, fsync
  * the directory. A crash at any point leaves either the old file or the new
  * one at path. CC_EINVAL for a store loaded with CC_STORE_QUERY_ONLY (it
  * lacks a column); CC_EIO if any step fails (path.tmp is removed). The
  * format is in docs/store-format.md. */
-int cc_store_save(const cc_store *store, const char *path);
+int cc_store_save(const cc_store *store, const char *path, const uint8_t key[CC_STORE_KEY_BYTES]);
 
 /* Checks every invariant listed above; 0 or CC_ECORRUPT with a reason. */
 int cc_store_validate(const cc_store *store, char *errbuf, size_t errlen);
@@ -246,6 +264,11 @@ struct cc_code_input {
 };
 int cc_store_builder_record(cc_store_builder *b, uint32_t person, uint8_t setting, cc_day date,
                             uint8_t flags, const struct cc_code_input *codes, size_t n_codes);
+
+/* Records that the store holds a record with this feed identity (kept
+ * once; finish sorts them). 0 or CC_ENOMEM. */
+int cc_store_builder_feed_identity(cc_store_builder *b,
+                                   const uint8_t identity[CC_FEED_IDENTITY_BYTES]);
 
 /* Removes every record of the given setting belonging to person that the
  * builder holds now (records added later stay) (used when a type 1 opt-out

@@ -1,10 +1,15 @@
 /*
  * cc_store_file.c: the snapshot file of a store (format in docs/store-format.md).
  *
- * A snapshot is a fixed header (magic, version, counts), a table with one
- * entry per section (id, offset, length, BLAKE2b-256 checksum), a BLAKE2b-256
- * checksum of header and table, then each section's bytes at an 8-byte
- * aligned offset with zero padding between. Every byte of the file is
+ * A snapshot is a fixed header (magic, version, counts, key id), a table
+ * with one entry per section (id, offset, length, checksum), a checksum of
+ * header and table, then each section's bytes at an 8-byte aligned offset
+ * with zero padding between. Every checksum is BLAKE2b-256 keyed with the
+ * store key (a subkey of the data directory's pseudonymisation key), so only
+ * a holder of the key can write a snapshot that loads: a file swapped in by
+ * someone without it is refused, even if its content is a valid store. The
+ * key id (a keyed hash of a fixed string) tells "another key" apart from
+ * "damaged". Every byte of the file is
  * covered: by the header checksum, by a section checksum, or by the rule
  * that padding is zero. A section is read and hashed in chunks, so its bytes
  * are hashed while still in the cache.
@@ -30,9 +35,11 @@
 #include "cc_store_internal.h"
 
 #define STORE_MAGIC "CCSTORE\0"
-#define STORE_FORMAT_VERSION 2 /* 2: roles packed into the postings */
+/* 2: roles packed into the postings; 3: feed identities; 4: keyed checksums */
+#define STORE_FORMAT_VERSION 4
 #define STORE_CHECKSUM_BYTES 32
-#define STORE_FIXED_HEADER_BYTES 128
+#define STORE_FIXED_HEADER_BYTES 152
+#define STORE_KEY_ID_BYTES 16
 #define STORE_TABLE_ENTRY_BYTES (4 + 4 + 8 + 8 + STORE_CHECKSUM_BYTES)
 #define STORE_HEADER_BYTES                                                     \
     (STORE_FIXED_HEADER_BYTES + STORE_N_SECTIONS * STORE_TABLE_ENTRY_BYTES +   \
@@ -99,8 +106,16 @@ static uint64_t layout(const struct store_counts *c, struct table_entry *table)
     return at;
 }
 
+/* The key id: BLAKE2b-128(store key; "carecount-store-key-id"). */
+static void key_id(const uint8_t key[CC_STORE_KEY_BYTES], uint8_t id[STORE_KEY_ID_BYTES])
+{
+    static const char tag[] = "carecount-store-key-id";
+    crypto_generichash(id, STORE_KEY_ID_BYTES, (const unsigned char *)tag, sizeof tag, key,
+                       CC_STORE_KEY_BYTES);
+}
+
 static void encode_header(uint8_t *h, const struct store_counts *c, uint64_t file_bytes,
-                          const struct table_entry *table)
+                          const struct table_entry *table, const uint8_t key[CC_STORE_KEY_BYTES])
 {
     memset(h, 0, STORE_HEADER_BYTES);
     memcpy(h, STORE_MAGIC, 8);
@@ -122,6 +137,8 @@ static void encode_header(uint8_t *h, const struct store_counts *c, uint64_t fil
     put64(h + 80, c->name_blob_bytes);
     for (int i = 0; i < 5; i++)
         put64(h + 88 + 8 * i, c->setting_first[i]);
+    put64(h + 128, c->n_feed_identities);
+    key_id(key, h + 136);
     for (int s = 0; s < STORE_N_SECTIONS; s++) {
         uint8_t *e = h + STORE_FIXED_HEADER_BYTES + s * STORE_TABLE_ENTRY_BYTES;
         put32(e, table[s].id);
@@ -131,7 +148,7 @@ static void encode_header(uint8_t *h, const struct store_counts *c, uint64_t fil
         memcpy(e + 24, table[s].checksum, STORE_CHECKSUM_BYTES);
     }
     size_t covered = STORE_HEADER_BYTES - STORE_CHECKSUM_BYTES;
-    crypto_generichash(h + covered, STORE_CHECKSUM_BYTES, h, covered, NULL, 0);
+    crypto_generichash(h + covered, STORE_CHECKSUM_BYTES, h, covered, key, CC_STORE_KEY_BYTES);
 }
 
 static void decode_header(const uint8_t *h, struct store_counts *c, uint64_t *file_bytes,
@@ -151,6 +168,7 @@ static void decode_header(const uint8_t *h, struct store_counts *c, uint64_t *fi
     c->name_blob_bytes = get64(h + 80);
     for (int i = 0; i < 5; i++)
         c->setting_first[i] = get64(h + 88 + 8 * i);
+    c->n_feed_identities = get64(h + 128);
     for (int s = 0; s < STORE_N_SECTIONS; s++) {
         const uint8_t *e = h + STORE_FIXED_HEADER_BYTES + s * STORE_TABLE_ENTRY_BYTES;
         table[s].id = get32(e);
@@ -224,7 +242,7 @@ static int sync_parent_directory(const char *path)
     return rc;
 }
 
-int cc_store_save(const cc_store *store, const char *path)
+int cc_store_save(const cc_store *store, const char *path, const uint8_t key[CC_STORE_KEY_BYTES])
 {
     struct table_entry table[STORE_N_SECTIONS];
     uint8_t header[STORE_HEADER_BYTES];
@@ -235,7 +253,7 @@ int cc_store_save(const cc_store *store, const char *path)
 
     /* a store loaded without the postcode pseudonyms cannot be saved: the
      * snapshot would lose a column that linkage needs */
-    if (!store->view.person_postcode_pseudonym)
+    if (!store->view.person_postcode_pseudonym || !store->view.feed_identity)
         return CC_EINVAL;
     if (sodium_init() < 0)
         return CC_ECRYPTO;
@@ -258,7 +276,7 @@ int cc_store_save(const cc_store *store, const char *path)
             (rc = write_all_at(fd, zeros, table[s].offset - end, end)))
             goto fail;
         crypto_generichash_state state;
-        crypto_generichash_init(&state, NULL, 0, STORE_CHECKSUM_BYTES);
+        crypto_generichash_init(&state, key, CC_STORE_KEY_BYTES, STORE_CHECKSUM_BYTES);
         const uint8_t *data = store->section[s];
         for (uint64_t done = 0; done < table[s].length; done += STORE_IO_CHUNK_BYTES) {
             uint64_t chunk = table[s].length - done;
@@ -271,7 +289,7 @@ int cc_store_save(const cc_store *store, const char *path)
         crypto_generichash_final(&state, table[s].checksum, STORE_CHECKSUM_BYTES);
         end = table[s].offset + table[s].length;
     }
-    encode_header(header, &store->counts, file_bytes, table);
+    encode_header(header, &store->counts, file_bytes, table, key);
     if ((rc = write_all_at(fd, header, STORE_HEADER_BYTES, 0)))
         goto fail;
 
@@ -310,14 +328,15 @@ fail:
 /* ---- load ------------------------------------------------------------- */
 
 /* Reads one section into a new buffer, hashing as it goes. */
-static int read_section(int fd, const struct table_entry *e, int section, void **out,
-                        char *errbuf, size_t errlen)
+static int read_section(int fd, const struct table_entry *e, int section,
+                        const uint8_t key[CC_STORE_KEY_BYTES], void **out, char *errbuf,
+                        size_t errlen)
 {
     uint8_t *data = store_alloc(e->length); /* every byte is read into */
     if (!data)
         return CC_ENOMEM;
     crypto_generichash_state state;
-    crypto_generichash_init(&state, NULL, 0, STORE_CHECKSUM_BYTES);
+    crypto_generichash_init(&state, key, CC_STORE_KEY_BYTES, STORE_CHECKSUM_BYTES);
     for (uint64_t done = 0; done < e->length; done += STORE_IO_CHUNK_BYTES) {
         uint64_t chunk = e->length - done;
         if (chunk > STORE_IO_CHUNK_BYTES)
@@ -345,6 +364,7 @@ static int read_section(int fd, const struct table_entry *e, int section, void *
 /* The sections one thread reads, and the first failure it met. */
 struct section_job {
     int fd;
+    const uint8_t *key;
     const struct table_entry *table;
     struct cc_store *store;
     uint8_t mine[STORE_N_SECTIONS];
@@ -357,8 +377,8 @@ static void run_section_job(struct section_job *job)
     for (int i = 0; i < STORE_N_SECTIONS; i++) {
         if (!job->mine[i])
             continue;
-        int rc = read_section(job->fd, &job->table[i], i, &job->store->section[i], job->reason,
-                              sizeof job->reason);
+        int rc = read_section(job->fd, &job->table[i], i, job->key, &job->store->section[i],
+                              job->reason, sizeof job->reason);
         if (rc) {
             job->rc = rc;
             job->failed_section = i;
@@ -382,14 +402,17 @@ static void *section_job_thread(void *arg)
  * the work is done here. When several sections fail, the one with the
  * lowest id is reported, so the reason does not depend on timing. */
 static int read_sections(int fd, const struct table_entry *table, struct cc_store *store,
-                         int flags, char *errbuf, size_t errlen)
+                         int flags, const uint8_t key[CC_STORE_KEY_BYTES], char *errbuf,
+                         size_t errlen)
 {
     struct section_job jobs[2];
     memset(jobs, 0, sizeof jobs);
     uint64_t assigned[2] = {0, 0};
     uint8_t taken[STORE_N_SECTIONS] = {0};
-    if (flags & CC_STORE_QUERY_ONLY)
+    if (flags & CC_STORE_QUERY_ONLY) {
         taken[STORE_SECTION_PERSON_POSTCODE_PSEUDONYM] = 1;
+        taken[STORE_SECTION_FEED_IDENTITY] = 1;
+    }
     for (;;) {
         int largest = -1;
         for (int i = 0; i < STORE_N_SECTIONS; i++)
@@ -404,6 +427,7 @@ static int read_sections(int fd, const struct table_entry *table, struct cc_stor
     }
     for (int j = 0; j < 2; j++) {
         jobs[j].fd = fd;
+        jobs[j].key = key;
         jobs[j].table = table;
         jobs[j].store = store;
         jobs[j].failed_section = STORE_N_SECTIONS;
@@ -426,7 +450,8 @@ static int read_sections(int fd, const struct table_entry *table, struct cc_stor
     return failed->rc;
 }
 
-int cc_store_load(const char *path, int flags, cc_store **out, char *errbuf, size_t errlen)
+int cc_store_load(const char *path, int flags, const uint8_t key[CC_STORE_KEY_BYTES],
+                  cc_store **out, char *errbuf, size_t errlen)
 {
     struct table_entry table[STORE_N_SECTIONS], expected[STORE_N_SECTIONS];
     uint8_t header[STORE_HEADER_BYTES];
@@ -471,20 +496,42 @@ int cc_store_load(const char *path, int flags, cc_store **out, char *errbuf, siz
     }
     uint32_t version = get32(header + 8);
     if (version != STORE_FORMAT_VERSION) {
-        rc = store_corrupt(errbuf, errlen, "%s: unsupported format version %u (expected %d)",
-                           path, version, STORE_FORMAT_VERSION);
+        rc = store_corrupt(errbuf, errlen,
+                           "%s: unsupported format version %u (expected %d)%s", path, version,
+                           STORE_FORMAT_VERSION,
+                           version < STORE_FORMAT_VERSION
+                               ? ": written by an older carecount; ingest the feeds into a new "
+                                 "data directory"
+                               : ": written by a newer carecount");
+        goto fail;
+    }
+    /* The key id first: a snapshot of another data directory (or swapped
+     * in by someone without the key) is named as such, not as damage. */
+    uint8_t id[STORE_KEY_ID_BYTES];
+    key_id(key, id);
+    if (sodium_memcmp(id, header + 136, STORE_KEY_ID_BYTES) != 0) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen,
+                     "%s: not written with this data directory's key (its checksums are keyed "
+                     "with another key): refused",
+                     path);
+        rc = CC_EWRONGKEY;
         goto fail;
     }
     uint8_t sum[STORE_CHECKSUM_BYTES];
     size_t covered = STORE_HEADER_BYTES - STORE_CHECKSUM_BYTES;
-    crypto_generichash(sum, sizeof sum, header, covered, NULL, 0);
+    crypto_generichash(sum, sizeof sum, header, covered, key, CC_STORE_KEY_BYTES);
     if (sodium_memcmp(sum, header + covered, STORE_CHECKSUM_BYTES) != 0) {
-        rc = store_corrupt(errbuf, errlen, "%s: header checksum mismatch", path);
+        rc = store_corrupt(errbuf, errlen,
+                           "%s: header checksum mismatch (damaged, or altered by someone "
+                           "without the key)",
+                           path);
         goto fail;
     }
     if (get32(header + 12) != STORE_HEADER_BYTES || get32(header + 16) != STORE_N_SECTIONS) {
-        rc = store_corrupt(errbuf, errlen, "%s: header size or section count does not match "
-                                           "format version 1", path);
+        rc = store_corrupt(errbuf, errlen,
+                           "%s: header size or section count does not match format version %d",
+                           path, STORE_FORMAT_VERSION);
         goto fail;
     }
     rc = CC_ENOMEM;
@@ -522,7 +569,7 @@ int cc_store_load(const char *path, int flags, cc_store **out, char *errbuf, siz
             goto fail;
         }
     }
-    if ((rc = read_sections(fd, table, s, flags, errbuf, errlen)))
+    if ((rc = read_sections(fd, table, s, flags, key, errbuf, errlen)))
         goto fail;
     for (int i = 0; i + 1 < STORE_N_SECTIONS; i++) {
         uint64_t end = table[i].offset + table[i].length, next = table[i + 1].offset;

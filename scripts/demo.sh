@@ -58,7 +58,7 @@ echo "$nhs" | "$bin/carecount" optout history --data demo/data --key demo/secret
 
 step "start carecountd on a free loopback port"
 "$bin/carecountd" --listen 127.0.0.1:0 --port-file demo/port --data demo/data \
-  2> demo/carecountd.log &
+  --key demo/secrets/carecount.key 2> demo/carecountd.log &
 server=$!
 trap 'kill "$server" 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [ -s demo/port ] && break; sleep 0.1; done

@@ -106,6 +106,7 @@ void cc_config_usage(FILE *out)
             "  --shutdown-timeout-ms N   time allowed for in-flight work at shutdown\n"
             "                            (default %d)\n"
             "  --data DIR                serve the current store version of data directory DIR\n"
+            "  --key KEYFILE             DIR's key (default $CARECOUNT_KEY); needed with --data\n"
             "  --publish-interval-s N    publish opt-out changes every N s (default 86400;\n"
             "                            0: at once)\n"
             "  --test-mode               enable test-only request fields (never in production)\n",
@@ -182,6 +183,15 @@ int cc_config_parse_args(struct cc_config *config, int argc, char **argv, char *
             i++;
             continue;
         }
+        if (!strcmp(arg, "--key")) {
+            if (!value || !*value) {
+                snprintf(error, error_bytes, "--key needs a key file");
+                return CC_EINVAL;
+            }
+            config->key_path = value;
+            i++;
+            continue;
+        }
         if (!strcmp(arg, "--data")) {
             if (!value || !*value) {
                 snprintf(error, error_bytes, "--data needs a data directory");
@@ -229,6 +239,13 @@ int cc_config_parse_args(struct cc_config *config, int argc, char **argv, char *
     if (!config->allow_remote && !cc_config_host_is_loopback(config->listen_host)) {
         snprintf(error, error_bytes,
                  "refusing to listen on a non-loopback address without --allow-remote");
+        return CC_EINVAL;
+    }
+    if (config->data_dir && !config->key_path)
+        config->key_path = getenv("CARECOUNT_KEY");
+    if (config->data_dir && (!config->key_path || !*config->key_path)) {
+        snprintf(error, error_bytes,
+                 "--data needs the data directory's key: --key KEYFILE (or CARECOUNT_KEY)");
         return CC_EINVAL;
     }
     return 0;

@@ -62,6 +62,10 @@ struct cc_config {
     /* The data directory whose current store version is served (NULL: the
      * server starts without data and answers only ping and status). */
     const char *data_dir;
+    /* The data directory's key file (or $CARECOUNT_KEY), required with
+     * data_dir: the server refuses a key that is not the directory's. It
+     * is read at start and wiped; the path is not a secret. */
+    const char *key_path;
     /* How often the opt-out register is checked and, if it changed (or the
      * day did), a new data version is published: the policy's schedule
      * (DESIGN, Disclosure control 11). 0 publishes at once (checked every

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cc_datadir.h"
 #include "cc_db.h"
 #include "cc_error.h"
 #include "cc_ingest.h"
@@ -17,6 +18,7 @@
 
 struct cc_serverdata {
     char *dir;
+    char *key_path; /* read again at each new store: the key is never kept */
     sqlite3 *db;
     cc_optout *optouts;
     cc_dataversion *version;  /* in force: one reference held here; owns its store */
@@ -25,25 +27,22 @@ struct cc_serverdata {
     uint64_t corrupt_store_version; /* refused as corrupt: not loaded again */
 };
 
-int cc_serverdata_open(const char *dir, struct cc_serverdata **out, char *errbuf, size_t errlen)
+int cc_serverdata_open(const char *dir, const char *key_path, struct cc_serverdata **out,
+                       char *errbuf, size_t errlen)
 {
     struct cc_serverdata *d = calloc(1, sizeof *d);
-    char path[PATH_MAX], why[256] = "";
     uint64_t store_version = 0;
     cc_store *store = NULL;
     int rc;
     if (!d)
         return CC_ENOMEM;
-    if (!(d->dir = strdup(dir))) {
+    if (!(d->dir = strdup(dir)) || !(d->key_path = strdup(key_path))) {
         rc = CC_ENOMEM;
         goto fail;
     }
-    if ((rc = cc_ingest_current_store(dir, &store_version, path, sizeof path, errbuf, errlen)) < 0)
+    if ((rc = cc_datadir_load_current(dir, key_path, CC_STORE_QUERY_ONLY, &store,
+                                      &store_version, errbuf, errlen)) < 0)
         goto fail;
-    if ((rc = cc_store_load(path, CC_STORE_QUERY_ONLY, &store, why, sizeof why)) < 0) {
-        snprintf(errbuf, errlen, "%s: %s", path, why[0] ? why : cc_strerror(rc));
-        goto fail;
-    }
     if ((rc = cc_db_open(dir, 0, &d->db, errbuf, errlen)) < 0)
         goto fail;
     if ((rc = cc_optout_attach(d->db, &d->optouts)) < 0) {
@@ -82,7 +81,7 @@ uint64_t cc_serverdata_publication(const struct cc_serverdata *data)
 static int load_new_store(struct cc_serverdata *data, cc_store **out, uint64_t *out_version,
                           char *errbuf, size_t errlen)
 {
-    char path[PATH_MAX], why[256] = "";
+    char path[PATH_MAX];
     uint64_t current = 0;
     int rc = cc_ingest_current_store(data->dir, &current, path, sizeof path, errbuf, errlen);
     if (rc < 0)
@@ -90,13 +89,17 @@ static int load_new_store(struct cc_serverdata *data, cc_store **out, uint64_t *
     if (current == cc_dataversion_store_version(data->version) ||
         current == data->corrupt_store_version)
         return 0;
-    if ((rc = cc_store_load(path, CC_STORE_QUERY_ONLY, out, why, sizeof why)) < 0) {
+    /* The same checks as at start (permissions, the key's fingerprint, the
+     * keyed checksums): a snapshot swapped in by someone else is refused. */
+    char why[512] = "";
+    if ((rc = cc_datadir_load_current(data->dir, data->key_path, CC_STORE_QUERY_ONLY, out,
+                                      &current, why, sizeof why)) < 0) {
         /* A corrupt file stays corrupt; anything else (a snapshot replaced
          * by a newer ingest while we read, no memory) may pass next time. */
         if (rc == CC_ECORRUPT)
             data->corrupt_store_version = current;
-        snprintf(errbuf, errlen, "store version %" PRIu64 " cannot be loaded: %s: %s", current,
-                 path, why[0] ? why : cc_strerror(rc));
+        snprintf(errbuf, errlen, "store version %" PRIu64 " cannot be loaded: %s", current,
+                 why[0] ? why : cc_strerror(rc));
         return rc;
     }
     *out_version = current;
@@ -155,5 +158,6 @@ void cc_serverdata_free(struct cc_serverdata *data)
     cc_optout_detach(data->optouts);
     cc_db_close(data->db);
     free(data->dir);
+    free(data->key_path);
     free(data);
 }

@@ -25,12 +25,14 @@
 
 struct cc_serverdata;
 
-/* Loads DIR's current store (CC_STORE_QUERY_ONLY), opens state.db and the
- * register, and publishes a version with the opt-outs in force today.
- * Returns 0, or a CC_E* code with the reason in errbuf (a corrupt snapshot
- * is CC_ECORRUPT and names the damaged section). Free with
- * cc_serverdata_free(). */
-int cc_serverdata_open(const char *dir, struct cc_serverdata **out, char *errbuf, size_t errlen);
+/* Loads DIR's current store (CC_STORE_QUERY_ONLY) with the directory's key
+ * at key_path (cc_datadir_load_current: permissions, key fingerprint),
+ * opens state.db and the register, and publishes a version with the
+ * opt-outs in force today. Returns 0, or a CC_E* code with the reason in
+ * errbuf (a corrupt snapshot is CC_ECORRUPT and names the damaged section).
+ * Free with cc_serverdata_free(). */
+int cc_serverdata_open(const char *dir, const char *key_path, struct cc_serverdata **out,
+                       char *errbuf, size_t errlen);
 
 /* The version in force (valid until the next cc_serverdata_commit() or
  * until the data is freed; a caller that keeps it longer, such as a query

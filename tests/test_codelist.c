@@ -220,9 +220,9 @@ Test(codelist, per_system_files_of_one_name_make_one_list_of_several_systems)
     cr_assert_not_null(mkdtemp(dir));
     char path[256];
     snprintf(path, sizeof path, "%s/diabetes.snomed.csv", dir);
-    write_file(path, "code,term\n73211009,Diabetes mellitus\n44054006,Type 2\n");
+    cc_testfs_write_text(path, "code,term\n73211009,Diabetes mellitus\n44054006,Type 2\n");
     snprintf(path, sizeof path, "%s/diabetes.icd10.csv", dir);
-    write_file(path, "code,term\nE11,Type 2 diabetes\nE10,Type 1 diabetes\n");
+    cc_testfs_write_text(path, "code,term\nE11,Type 2 diabetes\nE10,Type 1 diabetes\n");
     cc_codelists *lists = registry();
     cr_assert_eq(cc_codelists_load_dir(lists, dir, errbuf, sizeof errbuf), 0, "%s", errbuf);
     cr_assert_eq(cc_codelists_count(lists), 1);

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "cc_compare.h"
+#include "cc_datadir.h"
 #include "cc_dataversion.h"
 #include "cc_db.h"
 #include "cc_error.h"
@@ -859,10 +860,9 @@ static void planted_init(void)
     cr_assert_eq(cc_ingest_run(&ingest, &report, err, sizeof err), 0, "%s", err);
 
     uint64_t store_version = 0;
-    cr_assert_eq(cc_ingest_current_store(data, &store_version, path, sizeof path, err, sizeof err),
+    cr_assert_eq(cc_datadir_load_current(data, key, CC_STORE_QUERY_ONLY, &planted_store,
+                                         &store_version, err, sizeof err),
                  0, "%s", err);
-    cr_assert_eq(cc_store_load(path, CC_STORE_QUERY_ONLY, &planted_store, err, sizeof err), 0, "%s",
-                 err);
     sqlite3 *state = NULL;
     cc_optout *optouts = NULL;
     cr_assert_eq(cc_db_open(data, 0, &state, err, sizeof err), 0, "%s", err);

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 
 #include "cc_csv.h"
+#include "cc_datadir.h"
 #include "cc_db.h"
 #include "cc_error.h"
 #include "cc_exec.h"
@@ -74,11 +75,10 @@ static uint64_t persons_counted(const struct cc_dataversion *v)
 static void open_current(cc_store **store, uint64_t *store_version, sqlite3 **db,
                          cc_optout **optouts)
 {
-    char path[600], err[512];
-    cr_assert_eq(cc_ingest_current_store(data_dir, store_version, path, sizeof path, err,
-                                         sizeof err),
+    char err[1024];
+    cr_assert_eq(cc_datadir_load_current(data_dir, key_path, CC_STORE_QUERY_ONLY, store,
+                                         store_version, err, sizeof err),
                  0, "%s", err);
-    cr_assert_eq(cc_store_load(path, CC_STORE_QUERY_ONLY, store, err, sizeof err), 0, "%s", err);
     cr_assert_eq(cc_db_open(data_dir, 0, db, err, sizeof err), 0, "%s", err);
     cr_assert_eq(cc_optout_attach(*db, optouts), 0);
 }

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cc_datadir.h"
 #include "cc_date.h"
 #include "cc_error.h"
 #include "cc_ingest.h"
@@ -138,12 +139,12 @@ static const char *const BASE_KINDS[] = {"areas", "postcodes", "population", "gp
 
 static cc_store *load_current(uint64_t *version)
 {
-    char path[600], err[256];
+    char err[1024];
     uint64_t v = 0;
-    cr_assert_eq(cc_ingest_current_store(data, &v, path, sizeof path, err, sizeof err), 0, "%s",
-                 err);
     cc_store *store = NULL;
-    cr_assert_eq(cc_store_load(path, CC_STORE_LOAD_ALL, &store, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(cc_datadir_load_current(data, key_path, CC_STORE_LOAD_ALL, &store, &v, err,
+                                         sizeof err),
+                 0, "%s", err);
     if (version)
         *version = v;
     return store;
@@ -655,8 +656,8 @@ Test(ingest, refuses_a_key_inside_the_data_directory)
     opt.files[0].kind = CC_FEED_AREAS;
     opt.files[0].path = "/nonexistent";
     char err[512];
-    cr_assert_eq(cc_ingest_run(&opt, &report, err, sizeof err), CC_EINVAL);
-    cr_assert(strstr(err, "key"), "error names the problem: %s", err);
+    cr_assert_eq(cc_ingest_run(&opt, &report, err, sizeof err), CC_EWEAKKEY);
+    cr_assert(strstr(err, "inside the data directory"), "error names the problem: %s", err);
 }
 
 /* Runs an ingest in a child killed by SIGKILL at `point`; returns whether it
@@ -724,7 +725,9 @@ Test(ingest, a_corrupt_current_store_stops_the_ingest_with_a_clear_error)
     fputc(0xa5, f);
     fclose(f);
     cc_store *store = NULL;
-    cr_assert_eq(cc_store_load(path, CC_STORE_LOAD_ALL, &store, err, sizeof err), CC_ECORRUPT);
+    cr_assert_eq(cc_datadir_load_current(data, key_path, CC_STORE_LOAD_ALL, &store, &v, err,
+                                         sizeof err),
+                 CC_ECORRUPT);
     cc_testfs_write_text_in(feeds, "gp_events_2.csv",
                "nhs_number,practice_code,event_date,snomed_code\n" NHS_B
                ",B86001,2024-01-01,44054006\n");
@@ -732,4 +735,330 @@ Test(ingest, a_corrupt_current_store_stops_the_ingest_with_a_clear_error)
     struct cc_ingest_options opt = {0};
     (void)opt;
     cr_assert_lt(run_ingest(&report, later), 0);
+}
+
+/* ---- issue 19, item 7: the smaller defects ------------------------------------------- */
+
+Test(ingest, a_date_of_birth_before_1900_is_out_of_range_not_in_the_future)
+{
+    cc_testfs_write_text_in(feeds, "gp_registrations.csv",
+               "nhs_number,given_name,family_name,date_of_birth,sex,postcode,practice_code,"
+               "registration_date,optout_code\n" NHS_A
+               ",Ann,Quuxworth,1899-12-31,1,LS1 4AP,B86001,2010-01-01,\n" NHS_B
+               ",Ann,Quuxworth,2030-01-01,1,LS1 4AP,B86001,2010-01-01,\n");
+    struct cc_ingest_report report;
+    cr_assert_eq(run_ingest(&report, BASE_KINDS), 0);
+    const struct cc_feed_report *reg = feed_of(&report, CC_FEED_GP_REGISTRATIONS);
+    cr_assert_eq(reg->rejected_by_reason[CC_REJECT_DATE_RANGE], 1);
+    cr_assert_eq(reg->rejected_by_reason[CC_REJECT_DATE_FUTURE], 1, "only the 2030 one");
+    cr_assert(strstr(cc_reject_reason_text(CC_REJECT_DATE_RANGE), "1900-01-01"));
+}
+
+Test(ingest, permission_and_link_loop_errors_have_their_own_messages)
+{
+    cr_assert_eq(cc_error_from_errno(EACCES), CC_EACCESS);
+    cr_assert_str_eq(cc_strerror(CC_EACCESS), "permission denied");
+    cr_assert_eq(cc_error_from_errno(ELOOP), CC_ELOOP);
+    cr_assert_str_eq(cc_err_name(CC_ELOOP), "LOOP");
+    cr_assert_eq(cc_error_from_errno(ENOENT), CC_ENOTFOUND);
+    cr_assert_eq(cc_error_from_errno(EIO), CC_EIO);
+
+    struct cc_ingest_report report;
+    cr_assert_eq(run_ingest(&report, BASE_KINDS), 0);
+    char a[600], b[600];
+    snprintf(a, sizeof a, "%s/loop_a.csv", feeds);
+    snprintf(b, sizeof b, "%s/loop_b.csv", feeds);
+    cr_assert_eq(symlink(b, a), 0);
+    cr_assert_eq(symlink(a, b), 0);
+    static char path[700];
+    snprintf(path, sizeof path, "%s", a);
+    struct cc_ingest_options opt = {0};
+    opt.data_dir = data;
+    opt.key_path = key_path;
+    opt.n_files = 1;
+    opt.files[0].kind = CC_FEED_GP_EVENTS;
+    opt.files[0].path = path;
+    char err[1024];
+    cr_assert_eq(cc_ingest_run(&opt, &report, err, sizeof err), CC_ELOOP);
+    cr_assert(strstr(err, "too many levels of symbolic links"), "%s", err);
+    cr_assert_null(strstr(err, "input/output"), "%s", err);
+}
+
+static uint64_t current_version_number(void)
+{
+    uint64_t version = 0;
+    cc_store_free(load_current(&version));
+    return version;
+}
+
+Test(ingest, a_header_only_or_all_rejected_feed_publishes_no_new_version)
+{
+    struct cc_ingest_report report;
+    cr_assert_eq(run_ingest(&report, BASE_KINDS), 0);
+    cc_testfs_write_text_in(feeds, "empty_events.csv", "nhs_number,practice_code,event_date,snomed_code\n");
+    const char *const empty[] = {"gp_events=empty_events.csv", NULL};
+    cr_assert_eq(run_ingest(&report, empty), 0);
+    cr_assert_eq(report.store_version, 0);
+    cr_assert(report.nothing_accepted);
+    cr_assert_eq(current_version_number(), 1);
+
+    cc_testfs_write_text_in(feeds, "bad_events.csv",
+               "nhs_number,practice_code,event_date,snomed_code\n"
+               "9990000019,B86001,2021-03-04,44054006\n" NHS_A ",B86001,2023-02-30,44054006\n");
+    const char *const bad[] = {"gp_events=bad_events.csv", NULL};
+    cr_assert_eq(run_ingest(&report, bad), 0);
+    cr_assert_eq(report.store_version, 0);
+    cr_assert_eq(feed_of(&report, CC_FEED_GP_EVENTS)->rows_rejected, 2);
+    cr_assert_eq(current_version_number(), 1);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    cc_ingest_report_print(&report, out);
+    fclose(out);
+    cr_assert(strstr(text, "no row was accepted"), "%s", text);
+    free(text);
+}
+
+Test(ingest, a_failed_first_ingest_leaves_nothing_behind)
+{
+    cc_testfs_write_text_in(feeds, "gp_events.csv", "nhs_number,practice_code,event_date\n" NHS_A
+                                       ",B86001,2021-03-04\n");
+    /* a row rejected before the failure, so a rejects report was started */
+    cc_testfs_write_text_in(feeds, "gp_registrations.csv",
+               "nhs_number,given_name,family_name,date_of_birth,sex,postcode,practice_code,"
+               "registration_date,optout_code\n"
+               "9990000019,A,B,1980-05-01,1,LS1 4AP,B86001,2010-01-01,\n" NHS_A
+               ",A,B,1980-05-01,1,LS1 4AP,B86001,2010-01-01,\n");
+    struct cc_ingest_report report;
+    cr_assert_lt(run_ingest(&report, BASE_KINDS), 0);
+    struct stat st;
+    cr_assert_neq(stat(data, &st), 0, "the data directory this run made is gone");
+
+    /* into a directory the operator made: it stays, empty of our files */
+    cr_assert_eq(mkdir(data, 0700), 0);
+    cr_assert_lt(run_ingest(&report, BASE_KINDS), 0);
+    char path[700];
+    snprintf(path, sizeof path, "%s/state.db", data);
+    cr_assert_neq(stat(path, &st), 0, "no state.db after a failed first ingest");
+    snprintf(path, sizeof path, "%s/rejects", data);
+    cr_assert_neq(stat(path, &st), 0, "no rejects/ after a failed first ingest");
+}
+
+Test(ingest, a_failure_after_optout_events_were_committed_says_so)
+{
+    char text[2048];
+    snprintf(text, sizeof text, "%s" NHS_D ",ndop,register,2025-01-01,\n" NHS_C
+             ",type1,register,2025-01-01,\n",
+             OPTOUTS_HEADER);
+    cc_testfs_write_text_in(feeds, "optout_register.csv", text);
+    cc_testfs_write_text_in(feeds, "gp_events.csv", "nhs_number,practice_code,event_date\n");
+    const char *const kinds[] = {"areas", "postcodes", "population", "optouts",
+                                 "gp_registrations", "gp_events", NULL};
+    struct cc_ingest_report report;
+    char err[2048];
+    static char paths[8][600];
+    struct cc_ingest_options opt = {0};
+    opt.data_dir = data;
+    opt.key_path = key_path;
+    opt.today = cc_day_from_ymd(2026, 1, 1);
+    for (size_t i = 0; kinds[i]; i++) {
+        int kind = cc_feed_kind_from_name(kinds[i]);
+        snprintf(paths[i], sizeof paths[i], "%s/%s", feeds, cc_feed_kind_file(kind));
+        opt.files[opt.n_files].kind = kind;
+        opt.files[opt.n_files].path = paths[i];
+        opt.n_files++;
+    }
+    cr_assert_lt(cc_ingest_run(&opt, &report, err, sizeof err), 0);
+    cr_assert_eq(report.optout_events_committed, 2);
+    cr_assert(strstr(err, "2 opt-out events") && strstr(err, "committed to the register"),
+              "%s", err);
+    cr_assert_null(strstr(err, "nothing changed"), "%s", err);
+    /* they are in the register: state.db stays */
+    char path[700];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/state.db", data);
+    cr_assert_eq(stat(path, &st), 0);
+}
+
+Test(ingest, the_rejects_report_is_readable_by_its_owner_only)
+{
+    cc_testfs_write_text_in(feeds, "gp_events.csv", "nhs_number,practice_code,event_date,snomed_code\n"
+                                       "9990000019,B86001,2021-03-04,44054006\n");
+    mode_t old = umask(022);
+    struct cc_ingest_report report;
+    int rc = run_ingest(&report, BASE_KINDS);
+    umask(old);
+    cr_assert_eq(rc, 0);
+    cr_assert(report.rejects_path[0]);
+    struct stat st;
+    cr_assert_eq(stat(report.rejects_path, &st), 0);
+    cr_assert_eq(st.st_mode & 0777, 0600, "mode %o", (unsigned)(st.st_mode & 0777));
+}
+
+Test(ingest, a_summary_of_skipped_files_prints_no_empty_linkage_table)
+{
+    struct cc_ingest_report report;
+    cr_assert_eq(run_ingest(&report, BASE_KINDS), 0);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    cc_ingest_report_print(&report, out);
+    fclose(out);
+    cr_assert(strstr(text, "linkage report"), "a real ingest has one: %s", text);
+    free(text);
+
+    cr_assert_eq(run_ingest(&report, BASE_KINDS), 0);
+    out = open_memstream(&text, &len);
+    cc_ingest_report_print(&report, out);
+    fclose(out);
+    cr_assert(strstr(text, "already ingested"), "%s", text);
+    cr_assert_null(strstr(text, "linkage report"), "%s", text);
+    free(text);
+}
+
+/* ---- issue 19, item 4: a record is counted once, whatever file brings it ----------- */
+
+static const char *HES_ROWS =
+    "E100," NHS_A ",1980-05-01,1,LS1 4AP,RR8,2022-05-05,2022-05-06,21,E119,I10X,\n"
+    "E101," NHS_B ",1975-02-03,2,LS2 9JT,RR8,2022-06-01,2022-06-03,11,K40,,K401\n"
+    /* no NHS number: linked in stage 2 (unique date of birth, sex, postcode) */
+    "E102,,1960-07-07,2,LS2 9JT,RR8,2022-07-01,2022-07-02,21,J45,,\n"
+    /* no NHS number and no match: never stored */
+    "E103,,1961-01-01,1,LS1 4AP,RR8,2022-07-01,2022-07-02,21,J45,,\n";
+
+static const char *COMMUNITY_ROWS = "C1," NHS_A ",1980-05-01,1,LS1 4AP,RY6,2023-01-01,01,38341003\n"
+                                    "C2," NHS_C ",1960-07-07,2,LS2 9JT,RY6,2023-01-02,05,44054006\n";
+
+/* Writes feeds/NAME from text with every LF turned into CRLF. */
+static void write_crlf(const char *name, const char *text)
+{
+    char crlf[8192];
+    size_t n = 0;
+    for (const char *p = text; *p && n + 2 < sizeof crlf; p++) {
+        if (*p == '\n')
+            crlf[n++] = '\r';
+        crlf[n++] = *p;
+    }
+    crlf[n] = '\0';
+    cc_testfs_write_text_in(feeds, name, crlf);
+}
+
+static uint64_t n_records_now(void)
+{
+    cc_store *store = load_current(NULL);
+    uint64_t n = cc_store_columns(store)->n_records;
+    cc_store_free(store);
+    return n;
+}
+
+Test(ingest, gp_events_with_a_blank_line_appended_are_not_counted_twice)
+{
+    struct cc_ingest_report report;
+    cr_assert_eq(run_ingest(&report, BASE_KINDS), 0);
+    uint64_t records = n_records_now();
+    char text[4096];
+    snprintf(text, sizeof text, "%s\n", GP_EVENTS);
+    cc_testfs_write_text_in(feeds, "gp_events_blank.csv", text);
+    const char *const again[] = {"gp_events=gp_events_blank.csv", NULL};
+    cr_assert_eq(run_ingest(&report, again), 0);
+    const struct cc_feed_report *f = feed_of(&report, CC_FEED_GP_EVENTS);
+    cr_assert_not(f->skipped_already_ingested, "a byte-different file is read");
+    cr_assert_eq(f->rows_accepted, 0);
+    cr_assert_eq(f->rows_already_stored + f->rows_duplicate, 5, "%llu + %llu",
+                 (unsigned long long)f->rows_already_stored,
+                 (unsigned long long)f->rows_duplicate);
+    cr_assert_geq(f->rows_already_stored, 4);
+    cr_assert_eq(report.store_version, 0, "nothing new, no new version");
+    cr_assert_eq(n_records_now(), records);
+
+    char *summary = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&summary, &len);
+    cc_ingest_report_print(&report, out);
+    fclose(out);
+    cr_assert(strstr(summary, "stored before"), "the summary says so: %s", summary);
+    free(summary);
+}
+
+Test(ingest, hospital_episodes_converted_to_crlf_are_not_counted_twice)
+{
+    struct cc_ingest_report report;
+    char text[4096];
+    snprintf(text, sizeof text, "%s%s", HES_HEADER, HES_ROWS);
+    cc_testfs_write_text_in(feeds, "hes_apc.csv", text);
+    const char *kinds[] = {"areas", "postcodes", "population", "gp_registrations", "gp_events",
+                           "hes_apc", NULL};
+    cr_assert_eq(run_ingest(&report, kinds), 0);
+    const struct cc_feed_report *h = feed_of(&report, CC_FEED_HOSPITAL);
+    cr_assert_eq(h->linked_stage1, 2);
+    cr_assert_eq(h->linked_stage2, 1);
+    cr_assert_eq(h->unlinked_no_match, 1);
+    uint64_t records = n_records_now();
+
+    write_crlf("hes_apc_crlf.csv", text);
+    const char *const again[] = {"hes_apc=hes_apc_crlf.csv", NULL};
+    cr_assert_eq(run_ingest(&report, again), 0);
+    h = feed_of(&report, CC_FEED_HOSPITAL);
+    cr_assert_not(h->skipped_already_ingested);
+    /* the three stored episodes are known by their keys; the unlinked one
+     * was never stored, so it is tried again (and still finds no match) */
+    cr_assert_eq(h->rows_already_stored, 3);
+    cr_assert_eq(h->unlinked_no_match, 1);
+    cr_assert_eq(h->linked_stage1 + h->linked_stage2, 0);
+    cr_assert_eq(n_records_now(), records);
+    cr_assert_eq(report.store_version, 0);
+
+    /* and the same keys in the community feed are other records */
+    snprintf(text, sizeof text, "%s%s", COMMUNITY_HEADER, COMMUNITY_ROWS);
+    cc_testfs_write_text_in(feeds, "community_contacts.csv", text);
+    const char *const community[] = {"community", NULL};
+    cr_assert_eq(run_ingest(&report, community), 0);
+    cr_assert_eq(feed_of(&report, CC_FEED_COMMUNITY)->rows_accepted, 2);
+    cr_assert_eq(n_records_now(), records + 2);
+    write_crlf("community_crlf.csv", text);
+    const char *const community_again[] = {"community=community_crlf.csv", NULL};
+    cr_assert_eq(run_ingest(&report, community_again), 0);
+    cr_assert_eq(feed_of(&report, CC_FEED_COMMUNITY)->rows_already_stored, 2);
+    cr_assert_eq(n_records_now(), records + 2);
+}
+
+Test(ingest, an_overlapping_monthly_refresh_adds_only_the_new_records)
+{
+    struct cc_ingest_report report;
+    char text[4096];
+    snprintf(text, sizeof text, "%s%s", HES_HEADER, HES_ROWS);
+    cc_testfs_write_text_in(feeds, "hes_apc.csv", text);
+    const char *kinds[] = {"areas", "postcodes", "population", "gp_registrations", "gp_events",
+                           "hes_apc", NULL};
+    cr_assert_eq(run_ingest(&report, kinds), 0);
+    uint64_t records = n_records_now();
+
+    /* June's extract: May's rows again (one re-sent, one re-ordered) and
+     * two new ones */
+    snprintf(text, sizeof text,
+             "nhs_number,practice_code,event_date,snomed_code\n" NHS_D
+             ",B86002,2023-03-03,38341003\n" NHS_A ",B86001,2021-03-04,44054006\n" NHS_B
+             ",B86001,2022-01-01,38341003\n" NHS_C ",B86002,2022-02-02,44054006\n"
+             /* new: */
+             NHS_A ",B86001,2023-06-01,44054006\n" NHS_B ",B86001,2023-06-02,195967001\n");
+    cc_testfs_write_text_in(feeds, "gp_events_june.csv", text);
+    snprintf(text, sizeof text, "%s%s%s", HES_HEADER, HES_ROWS,
+             "E104," NHS_C ",1960-07-07,2,LS2 9JT,RR8,2023-06-01,2023-06-02,21,E119,,\n");
+    cc_testfs_write_text_in(feeds, "hes_apc_june.csv", text);
+    const char *const june[] = {"gp_events=gp_events_june.csv", "hes_apc=hes_apc_june.csv",
+                                NULL};
+    cr_assert_eq(run_ingest(&report, june), 0);
+    const struct cc_feed_report *g = feed_of(&report, CC_FEED_GP_EVENTS);
+    const struct cc_feed_report *h = feed_of(&report, CC_FEED_HOSPITAL);
+    cr_assert_eq(g->rows_accepted, 2);
+    cr_assert_eq(g->rows_already_stored, 4);
+    cr_assert_eq(h->rows_accepted, 2, "E104, and E103 (tried again, held for stage 2)");
+    cr_assert_eq(h->rows_already_stored, 3);
+    cr_assert_eq(report.store_version, 2);
+    cr_assert_eq(n_records_now(), records + 3, "two GP events and one episode");
+
+    /* the same refresh once more: skipped by content hash */
+    cr_assert_eq(run_ingest(&report, june), 0);
+    cr_assert(feed_of(&report, CC_FEED_GP_EVENTS)->skipped_already_ingested);
+    cr_assert_eq(n_records_now(), records + 3);
 }

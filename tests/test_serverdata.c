@@ -24,7 +24,7 @@
 #include "cc_ingest.h"
 #include "cc_testfs.h"
 
-static char root[256], data_dir[300];
+static char root[256], data_dir[300], key_path[300];
 
 static void run(const char *cmd)
 {
@@ -37,6 +37,7 @@ static void setup(void)
     char cmd[2048];
     cc_testfs_make_dir(root, sizeof root, "serverdata");
     snprintf(data_dir, sizeof data_dir, "%s/data", root);
+    snprintf(key_path, sizeof key_path, "%s/key", root);
     snprintf(cmd, sizeof cmd,
              "'%s/carecount' generate --quiet --patients 2000 --seed 3 --out '%s/feeds' && "
              "'%s/carecount' keygen '%s/key' >/dev/null && "
@@ -54,7 +55,7 @@ TestSuite(serverdata, .init = setup, .fini = teardown, .timeout = 300);
 
 Test(serverdata, status_reports_the_data_version_served)
 {
-    const char *args[] = {"--data", data_dir, NULL};
+    const char *args[] = {"--data", data_dir, "--key", key_path, NULL};
     struct cc_harness *h = NULL;
     cr_assert_eq(cc_harness_start(args, &h), 0);
     struct cc_client *client = NULL;
@@ -108,7 +109,8 @@ static uint64_t status_field(struct cc_client *client, const char *key)
 
 Test(serverdata, an_optout_is_published_without_restart_or_reingest)
 {
-    const char *args[] = {"--data", data_dir, "--publish-interval-s", "0", NULL};
+    const char *args[] = {"--data", data_dir, "--key", key_path, "--publish-interval-s", "0",
+                          NULL};
     struct cc_harness *h = NULL;
     cr_assert_eq(cc_harness_start(args, &h), 0);
     struct cc_client *client = NULL;
@@ -155,8 +157,9 @@ Test(serverdata, a_corrupt_snapshot_stops_the_server_at_start)
 
     char cmd[1200], log_path[400];
     snprintf(log_path, sizeof log_path, "%s/server.log", root);
-    snprintf(cmd, sizeof cmd, "'%s/carecountd' --listen 127.0.0.1:0 --data '%s' 2>'%s'",
-             CC_BIN_DIR, data_dir, log_path);
+    snprintf(cmd, sizeof cmd,
+             "'%s/carecountd' --listen 127.0.0.1:0 --data '%s' --key '%s' 2>'%s'", CC_BIN_DIR,
+             data_dir, key_path, log_path);
     int status = system(cmd);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "carecountd should refuse to start");
     FILE *log = fopen(log_path, "r");

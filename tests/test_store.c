@@ -117,6 +117,10 @@ static cc_store_builder *build_sample(void)
     add_record(b, 2, CC_SETTING_COMMUNITY, 70, 0, &diabetes, 1);           /* r3 */
     add_record(b, 0, CC_SETTING_HOSPITAL, 60, CC_ADMIT_ELECTIVE, r4, 2);   /* r4 */
     add_record(b, 1, CC_SETTING_GP, 10, 0, &asthma, 1);                    /* r5 */
+    /* the feed identities of r1, r3 and r4, given out of order and one twice */
+    static const uint8_t ids[4][CC_FEED_IDENTITY_BYTES] = {{9}, {3}, {9}, {5}};
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(cc_store_builder_feed_identity(b, ids[i]), 0);
     return b;
 }
 
@@ -145,8 +149,11 @@ static void tmp_path(char *out, size_t len, const char *name)
 }
 
 
+/* The key the tests' snapshots are written with. */
+static const uint8_t TEST_KEY[CC_STORE_KEY_BYTES] = {0x5e, 0xc2, 0xe7, 0x01, 0x17};
+
 /* The documented layout (docs/store-format.md). */
-#define FIXED_HEADER 128
+#define FIXED_HEADER 152
 #define ENTRY 56
 #define HEADER_COVERED (FIXED_HEADER + STORE_N_SECTIONS * ENTRY)
 
@@ -170,11 +177,39 @@ static void reseal(uint8_t *file, int section)
     uint64_t offset, length;
     section_span(file, section, &offset, &length);
     uint8_t *e = file + FIXED_HEADER + section * ENTRY;
-    crypto_generichash(e + 24, 32, file + offset, length, NULL, 0);
-    crypto_generichash(file + HEADER_COVERED, 32, file, HEADER_COVERED, NULL, 0);
+    crypto_generichash(e + 24, 32, file + offset, length, TEST_KEY, CC_STORE_KEY_BYTES);
+    crypto_generichash(file + HEADER_COVERED, 32, file, HEADER_COVERED, TEST_KEY,
+                       CC_STORE_KEY_BYTES);
 }
 
 /* ---- building ---------------------------------------------------------- */
+
+Test(store, feed_identities_are_kept_sorted_once_and_carried_to_the_next_store)
+{
+    cc_store *s = finish_sample();
+    const struct cc_store_columns *v = cc_store_columns(s);
+    cr_assert_eq(v->n_feed_identities, 3);
+    cr_assert_eq(v->feed_identity[0][0], 3);
+    cr_assert_eq(v->feed_identity[1][0], 5);
+    cr_assert_eq(v->feed_identity[2][0], 9);
+    cc_store_builder *b = NULL;
+    cr_assert_eq(cc_store_builder_new(s, &b), 0);
+    static const uint8_t more[3][CC_FEED_IDENTITY_BYTES] = {
+        {4}, {7, 0, 0, 0, 0, 0, 0, 0, 2}, {7, 0, 0, 0, 0, 0, 0, 0, 1}};
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(cc_store_builder_feed_identity(b, more[i]), 0);
+    cc_store *next = NULL;
+    cr_assert_eq(cc_store_builder_finish(b, &next), 0);
+    v = cc_store_columns(next);
+    cr_assert_eq(v->n_feed_identities, 6);
+    cr_assert_eq(v->feed_identity[1][0], 4);
+    /* the same first 8 bytes: ordered by the rest */
+    cr_assert_eq(v->feed_identity[3][0], 7);
+    cr_assert_eq(v->feed_identity[3][8], 1);
+    cr_assert_eq(v->feed_identity[4][8], 2);
+    cc_store_free(next);
+    cc_store_free(s);
+}
 
 Test(store, builder_sorts_areas_and_remaps_the_hierarchy)
 {
@@ -532,7 +567,8 @@ Test(store, postcode_pack_preserves_sort_order)
 static void assert_same_columns(const cc_store *x, const cc_store *y, int with_postcodes)
 {
     for (int sec = 0; sec < STORE_N_SECTIONS; sec++) {
-        if (!with_postcodes && sec == STORE_SECTION_PERSON_POSTCODE_PSEUDONYM)
+        if (!with_postcodes && (sec == STORE_SECTION_PERSON_POSTCODE_PSEUDONYM ||
+                                sec == STORE_SECTION_FEED_IDENTITY))
             continue;
         uint64_t bytes = store_section_bytes(&x->counts, sec);
         cr_assert_eq(bytes, store_section_bytes(&y->counts, sec));
@@ -552,8 +588,8 @@ Test(store, save_and_load_round_trip_every_column, .init = make_tmp_dir,
     char path[128], reason[256];
     tmp_path(path, sizeof path, "store.ccs");
     cc_store *s = finish_sample(), *loaded;
-    cr_assert_eq(cc_store_save(s, path), 0);
-    cr_assert_eq(cc_store_load(path, CC_STORE_LOAD_ALL, &loaded, reason, sizeof reason), 0,
+    cr_assert_eq(cc_store_save(s, path, TEST_KEY), 0);
+    cr_assert_eq(cc_store_load(path, CC_STORE_LOAD_ALL, TEST_KEY, &loaded, reason, sizeof reason), 0,
                  "%s", reason);
     assert_same_columns(s, loaded, 1);
     cc_pseudonym c = pseudonym_of(0x20);
@@ -569,16 +605,17 @@ Test(store, query_only_load_leaves_out_postcode_pseudonyms, .init = make_tmp_dir
     char path[128], reason[256];
     tmp_path(path, sizeof path, "store.ccs");
     cc_store *s = finish_sample(), *loaded;
-    cr_assert_eq(cc_store_save(s, path), 0);
-    cr_assert_eq(cc_store_load(path, CC_STORE_QUERY_ONLY, &loaded, reason, sizeof reason), 0);
+    cr_assert_eq(cc_store_save(s, path, TEST_KEY), 0);
+    cr_assert_eq(cc_store_load(path, CC_STORE_QUERY_ONLY, TEST_KEY, &loaded, reason, sizeof reason), 0);
     cr_assert_null(cc_store_columns(loaded)->person_postcode_pseudonym);
+    cr_assert_null(cc_store_columns(loaded)->feed_identity);
     cr_assert_eq(cc_store_memory_bytes(s) - cc_store_memory_bytes(loaded),
-                 3 * sizeof(cc_pseudonym));
+                 3 * sizeof(cc_pseudonym) + 3 * CC_FEED_IDENTITY_BYTES);
     assert_same_columns(s, loaded, 0);
     /* such a store cannot seed a builder or be saved: it would lose a column */
     cc_store_builder *b;
     cr_assert_eq(cc_store_builder_new(loaded, &b), CC_EINVAL);
-    cr_assert_eq(cc_store_save(loaded, path), CC_EINVAL);
+    cr_assert_eq(cc_store_save(loaded, path, TEST_KEY), CC_EINVAL);
     cc_store_free(loaded);
     cc_store_free(s);
 }
@@ -589,8 +626,8 @@ Test(store, save_leaves_no_temporary_file, .init = make_tmp_dir, .fini = remove_
     tmp_path(path, sizeof path, "store.ccs");
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     cc_store *s = finish_sample();
-    cr_assert_eq(cc_store_save(s, path), 0);
-    cr_assert_eq(cc_store_save(s, path), 0); /* replacing an existing snapshot */
+    cr_assert_eq(cc_store_save(s, path, TEST_KEY), 0);
+    cr_assert_eq(cc_store_save(s, path, TEST_KEY), 0); /* replacing an existing snapshot */
     struct stat st;
     cr_assert_eq(stat(path, &st), 0);
     cr_assert_eq(st.st_mode & 077, 0, "snapshot readable by others");
@@ -601,7 +638,7 @@ Test(store, save_leaves_no_temporary_file, .init = make_tmp_dir, .fini = remove_
 Test(store, save_into_a_missing_directory_fails_with_eio)
 {
     cc_store *s = finish_sample();
-    cr_assert_eq(cc_store_save(s, "/nonexistent-dir-for-carecount/store.ccs"), CC_EIO);
+    cr_assert_eq(cc_store_save(s, "/nonexistent-dir-for-carecount/store.ccs", TEST_KEY), CC_EIO);
     cc_store_free(s);
 }
 
@@ -612,7 +649,7 @@ Test(store, flipping_a_byte_in_any_section_names_that_section, .init = make_tmp_
     tmp_path(path, sizeof path, "store.ccs");
     tmp_path(bad, sizeof bad, "bad.ccs");
     cc_store *s = finish_sample();
-    cr_assert_eq(cc_store_save(s, path), 0);
+    cr_assert_eq(cc_store_save(s, path, TEST_KEY), 0);
     size_t len;
     uint8_t *file = (uint8_t *)cc_testfs_read(path, &len);
     for (int sec = 0; sec < STORE_N_SECTIONS; sec++) {
@@ -625,7 +662,7 @@ Test(store, flipping_a_byte_in_any_section_names_that_section, .init = make_tmp_
         cc_testfs_write(bad, copy, len, 0600);
         free(copy);
         cc_store *loaded = NULL;
-        cr_assert_eq(cc_store_load(bad, CC_STORE_LOAD_ALL, &loaded, reason, sizeof reason),
+        cr_assert_eq(cc_store_load(bad, CC_STORE_LOAD_ALL, TEST_KEY, &loaded, reason, sizeof reason),
                      CC_ECORRUPT, "section %s", store_section_name(sec));
         cr_assert_null(loaded);
         char expect[96];
@@ -643,12 +680,12 @@ Test(store, flipping_a_header_or_padding_byte_is_corrupt, .init = make_tmp_dir,
     char path[128], reason[256];
     tmp_path(path, sizeof path, "store.ccs");
     cc_store *s = finish_sample(), *loaded;
-    cr_assert_eq(cc_store_save(s, path), 0);
+    cr_assert_eq(cc_store_save(s, path, TEST_KEY), 0);
     size_t len;
     uint8_t *file = (uint8_t *)cc_testfs_read(path, &len);
     file[60] ^= 1; /* n_codes */
     cc_testfs_write(path, file, len, 0600);
-    cr_assert_eq(cc_store_load(path, 0, &loaded, reason, sizeof reason), CC_ECORRUPT);
+    cr_assert_eq(cc_store_load(path, 0, TEST_KEY, &loaded, reason, sizeof reason), CC_ECORRUPT);
     cr_assert_not_null(strstr(reason, "header checksum mismatch"), "got: %s", reason);
     file[60] ^= 1;
     /* persons.sex is 3 bytes (3 persons), so the byte after it is padding */
@@ -656,7 +693,7 @@ Test(store, flipping_a_header_or_padding_byte_is_corrupt, .init = make_tmp_dir,
     section_span(file, STORE_SECTION_PERSON_SEX, &offset, &length);
     file[offset + length] = 0x7f;
     cc_testfs_write(path, file, len, 0600);
-    cr_assert_eq(cc_store_load(path, 0, &loaded, reason, sizeof reason), CC_ECORRUPT);
+    cr_assert_eq(cc_store_load(path, 0, TEST_KEY, &loaded, reason, sizeof reason), CC_ECORRUPT);
     cr_assert_not_null(strstr(reason, "padding after section 'persons.sex'"), "got: %s", reason);
     free(file);
     cc_store_free(s);
@@ -668,14 +705,14 @@ Test(store, truncation_anywhere_is_corrupt, .init = make_tmp_dir, .fini = remove
     tmp_path(path, sizeof path, "store.ccs");
     tmp_path(bad, sizeof bad, "short.ccs");
     cc_store *s = finish_sample();
-    cr_assert_eq(cc_store_save(s, path), 0);
+    cr_assert_eq(cc_store_save(s, path, TEST_KEY), 0);
     size_t len;
     uint8_t *file = (uint8_t *)cc_testfs_read(path, &len);
     const size_t cuts[] = {0, 4, 8, 100, HEADER_COVERED, HEADER_COVERED + 40, len / 2, len - 1};
     for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
         cc_testfs_write(bad, file, cuts[i], 0600);
         cc_store *loaded = NULL;
-        cr_assert_eq(cc_store_load(bad, 0, &loaded, reason, sizeof reason), CC_ECORRUPT,
+        cr_assert_eq(cc_store_load(bad, 0, TEST_KEY, &loaded, reason, sizeof reason), CC_ECORRUPT,
                      "cut at %zu", cuts[i]);
         cr_assert_null(loaded);
         if (cuts[i] >= 8)
@@ -683,7 +720,7 @@ Test(store, truncation_anywhere_is_corrupt, .init = make_tmp_dir, .fini = remove
     }
     /* the message gives both sizes */
     cc_testfs_write(bad, file, len - 1, 0600);
-    cr_assert_eq(cc_store_load(bad, 0, &(cc_store *){0}, reason, sizeof reason), CC_ECORRUPT);
+    cr_assert_eq(cc_store_load(bad, 0, TEST_KEY, &(cc_store *){0}, reason, sizeof reason), CC_ECORRUPT);
     char expect[96];
     snprintf(expect, sizeof expect, "expected %zu bytes, found %zu", len, len - 1);
     cr_assert_not_null(strstr(reason, expect), "got: %s", reason);
@@ -691,7 +728,7 @@ Test(store, truncation_anywhere_is_corrupt, .init = make_tmp_dir, .fini = remove
     uint8_t *longer = calloc(1, len + 8);
     memcpy(longer, file, len);
     cc_testfs_write(bad, longer, len + 8, 0600);
-    cr_assert_eq(cc_store_load(bad, 0, &(cc_store *){0}, reason, sizeof reason), CC_ECORRUPT);
+    cr_assert_eq(cc_store_load(bad, 0, TEST_KEY, &(cc_store *){0}, reason, sizeof reason), CC_ECORRUPT);
     free(longer);
     free(file);
     cc_store_free(s);
@@ -702,12 +739,12 @@ Test(store, wrong_magic_is_corrupt, .init = make_tmp_dir, .fini = remove_tmp_dir
     char path[128], reason[256];
     tmp_path(path, sizeof path, "store.ccs");
     cc_store *s = finish_sample(), *loaded;
-    cr_assert_eq(cc_store_save(s, path), 0);
+    cr_assert_eq(cc_store_save(s, path, TEST_KEY), 0);
     size_t len;
     uint8_t *file = (uint8_t *)cc_testfs_read(path, &len);
     file[0] = 'X';
     cc_testfs_write(path, file, len, 0600);
-    cr_assert_eq(cc_store_load(path, 0, &loaded, reason, sizeof reason), CC_ECORRUPT);
+    cr_assert_eq(cc_store_load(path, 0, TEST_KEY, &loaded, reason, sizeof reason), CC_ECORRUPT);
     cr_assert_not_null(strstr(reason, "wrong magic"), "got: %s", reason);
     free(file);
     cc_store_free(s);
@@ -717,7 +754,7 @@ Test(store, a_missing_file_is_not_found)
 {
     char reason[256];
     cc_store *loaded = (cc_store *)1;
-    cr_assert_eq(cc_store_load("/nonexistent-dir-for-carecount/store.ccs", 0, &loaded, reason,
+    cr_assert_eq(cc_store_load("/nonexistent-dir-for-carecount/store.ccs", 0, TEST_KEY, &loaded, reason,
                                sizeof reason),
                  CC_ENOTFOUND);
     cr_assert_null(loaded);
@@ -729,7 +766,7 @@ Test(store, validate_catches_unsorted_records_behind_a_good_checksum, .init = ma
     char path[128], reason[256];
     tmp_path(path, sizeof path, "store.ccs");
     cc_store *s = finish_sample(), *loaded;
-    cr_assert_eq(cc_store_save(s, path), 0);
+    cr_assert_eq(cc_store_save(s, path, TEST_KEY), 0);
     size_t len;
     uint8_t *file = (uint8_t *)cc_testfs_read(path, &len);
     uint64_t offset, length;
@@ -738,7 +775,7 @@ Test(store, validate_catches_unsorted_records_behind_a_good_checksum, .init = ma
     memcpy(file + offset, &late, 2);
     reseal(file, STORE_SECTION_RECORD_DATE);
     cc_testfs_write(path, file, len, 0600);
-    cr_assert_eq(cc_store_load(path, 0, &loaded, reason, sizeof reason), CC_ECORRUPT);
+    cr_assert_eq(cc_store_load(path, 0, TEST_KEY, &loaded, reason, sizeof reason), CC_ECORRUPT);
     cr_assert_not_null(strstr(reason, "not sorted"), "got: %s", reason);
     free(file);
     cc_store_free(s);
@@ -750,7 +787,7 @@ Test(store, validate_catches_crafted_invariant_violations, .init = make_tmp_dir,
     char path[128], reason[256];
     tmp_path(path, sizeof path, "store.ccs");
     cc_store *s = finish_sample(), *loaded;
-    cr_assert_eq(cc_store_save(s, path), 0);
+    cr_assert_eq(cc_store_save(s, path, TEST_KEY), 0);
     size_t len;
     uint8_t *original = (uint8_t *)cc_testfs_read(path, &len);
     struct {
@@ -780,7 +817,7 @@ Test(store, validate_catches_crafted_invariant_violations, .init = make_tmp_dir,
         reseal(file, cases[i].section);
         cc_testfs_write(path, file, len, 0600);
         free(file);
-        cr_assert_eq(cc_store_load(path, 0, &loaded, reason, sizeof reason), CC_ECORRUPT,
+        cr_assert_eq(cc_store_load(path, 0, TEST_KEY, &loaded, reason, sizeof reason), CC_ECORRUPT,
                      "case %zu", i);
         cr_assert_not_null(strstr(reason, cases[i].reason), "case %zu got: %s", i, reason);
     }
@@ -796,8 +833,8 @@ Test(store, an_empty_store_round_trips, .init = make_tmp_dir, .fini = remove_tmp
     cr_assert_eq(cc_store_builder_new(NULL, &b), 0);
     cc_store *s, *loaded;
     cr_assert_eq(cc_store_builder_finish(b, &s), 0);
-    cr_assert_eq(cc_store_save(s, path), 0);
-    cr_assert_eq(cc_store_load(path, 0, &loaded, reason, sizeof reason), 0, "%s", reason);
+    cr_assert_eq(cc_store_save(s, path, TEST_KEY), 0);
+    cr_assert_eq(cc_store_load(path, 0, TEST_KEY, &loaded, reason, sizeof reason), 0, "%s", reason);
     cr_assert_eq(cc_store_columns(loaded)->n_records, 0);
     cr_assert_eq(cc_store_columns(loaded)->code_first[0], 0);
     cc_pseudonym any = pseudonym_of(1);
@@ -902,4 +939,72 @@ Test(store, radix_sort_is_stable_and_sorts_only_the_requested_bits)
     cr_assert_eq(check, 12345 + 10);
     free(keys);
     free(values);
+}
+
+/* ---- keyed checksums (format 4) ------------------------------------------------------- */
+
+Test(store, a_snapshot_written_with_another_key_is_refused, .init = make_tmp_dir,
+     .fini = remove_tmp_dir)
+{
+    static const uint8_t other[CC_STORE_KEY_BYTES] = {0x01, 0x02};
+    char path[128], reason[256];
+    tmp_path(path, sizeof path, "store.ccs");
+    cc_store *s = finish_sample(), *loaded = NULL;
+    cr_assert_eq(cc_store_save(s, path, other), 0);
+    cr_assert_eq(cc_store_load(path, CC_STORE_LOAD_ALL, TEST_KEY, &loaded, reason, sizeof reason),
+                 CC_EWRONGKEY);
+    cr_assert_null(loaded);
+    cr_assert(strstr(reason, "not written with this data directory's key"), "%s", reason);
+    cr_assert_eq(cc_store_load(path, CC_STORE_LOAD_ALL, other, &loaded, reason, sizeof reason), 0,
+                 "%s", reason);
+    cc_store_free(loaded);
+
+    /* a forger who copies our key id into their file still fails: the
+     * checksums need the key itself */
+    size_t len;
+    uint8_t *file = (uint8_t *)cc_testfs_read(path, &len);
+    uint8_t *ours = NULL;
+    size_t ours_len;
+    char ours_path[128];
+    tmp_path(ours_path, sizeof ours_path, "ours.ccs");
+    cr_assert_eq(cc_store_save(s, ours_path, TEST_KEY), 0);
+    ours = (uint8_t *)cc_testfs_read(ours_path, &ours_len);
+    memcpy(file + 136, ours + 136, 16);
+    cc_testfs_write(path, file, len, 0600);
+    cr_assert_eq(cc_store_load(path, CC_STORE_LOAD_ALL, TEST_KEY, &loaded, reason, sizeof reason),
+                 CC_ECORRUPT);
+    cr_assert(strstr(reason, "header checksum mismatch"), "%s", reason);
+    /* and one with an honest header but a section rewritten without the key */
+    file = memcpy(file, ours, len < ours_len ? len : ours_len);
+    uint64_t offset, length;
+    section_span(file, STORE_SECTION_RECORD_DATE, &offset, &length);
+    file[offset] ^= 1;
+    uint8_t *e = file + FIXED_HEADER + STORE_SECTION_RECORD_DATE * ENTRY;
+    crypto_generichash(e + 24, 32, file + offset, length, NULL, 0); /* unkeyed, as before */
+    cc_testfs_write(path, file, ours_len, 0600);
+    cr_assert_eq(cc_store_load(path, CC_STORE_LOAD_ALL, TEST_KEY, &loaded, reason, sizeof reason),
+                 CC_ECORRUPT);
+    free(file);
+    free(ours);
+    cc_store_free(s);
+}
+
+Test(store, an_older_format_is_refused_with_a_clear_error, .init = make_tmp_dir,
+     .fini = remove_tmp_dir)
+{
+    char path[128], reason[256];
+    tmp_path(path, sizeof path, "store.ccs");
+    cc_store *s = finish_sample(), *loaded = NULL;
+    cr_assert_eq(cc_store_save(s, path, TEST_KEY), 0);
+    size_t len;
+    uint8_t *file = (uint8_t *)cc_testfs_read(path, &len);
+    file[8] = 2; /* format version 2 */
+    cc_testfs_write(path, file, len, 0600);
+    cr_assert_eq(cc_store_load(path, CC_STORE_LOAD_ALL, TEST_KEY, &loaded, reason, sizeof reason),
+                 CC_ECORRUPT);
+    cr_assert(strstr(reason, "unsupported format version 2 (expected 4)") &&
+                  strstr(reason, "older carecount"),
+              "%s", reason);
+    free(file);
+    cc_store_free(s);
 }

@@ -35,11 +35,14 @@ static void usage(FILE *out)
             "                      mode 0600; or the environment variable CARECOUNT_KEY\n"
             "  --today YYYY-MM-DD  reject dates after this day (default: today)\n"
             "  --quiet             no progress lines\n"
+            "  --wait              if another ingest or opt-out writer holds DIR's lock,\n"
+            "                      wait for it to finish (default: refuse at once)\n"
             "  --help              this text\n"
             "\n"
             "Rejected rows are listed with file, line and reason (never their content)\n"
             "in DIR/rejects/. Exit status: 0 done (some rows may have been rejected),\n"
-            "1 the ingest failed and nothing changed, 2 usage error.\n");
+            "1 the ingest failed: the store is unchanged (opt-out events committed\n"
+            "before the failure, if any, are named and stay), 2 usage error.\n");
 }
 
 static int add_file(struct cc_ingest_options *opt, int kind, const char *path)
@@ -59,7 +62,8 @@ int cc_cmd_ingest(int argc, char **argv)
     static const struct option longopts[] = {
         {"data", required_argument, NULL, 'd'}, {"key", required_argument, NULL, 'k'},
         {"today", required_argument, NULL, 't'}, {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
+        {"wait", no_argument, NULL, 'w'},       {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     struct cc_ingest_options opt = {0};
     char paths[CC_N_FEED_KINDS][4096];
@@ -82,6 +86,9 @@ int cc_cmd_ingest(int argc, char **argv)
             break;
         case 'q':
             quiet = 1;
+            break;
+        case 'w':
+            opt.wait_for_lock = 1;
             break;
         case 'h':
             usage(stdout);
@@ -145,7 +152,7 @@ int cc_cmd_ingest(int argc, char **argv)
         fprintf(stderr, "carecount ingest: out of memory\n");
         return 1;
     }
-    char err[1024];
+    char err[2048];
     int rc = cc_ingest_run(&opt, report, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "carecount ingest: %s\n", err[0] ? err : cc_strerror(rc));

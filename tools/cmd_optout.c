@@ -14,6 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+#include <sys/stat.h>
+
+#include "cc_datadir.h"
 #include "cc_date.h"
 #include "cc_db.h"
 #include "cc_error.h"
@@ -58,6 +62,8 @@ static void usage(FILE *out)
             "  --date YYYY-MM-DD   effective date (register, withdraw) or the day asked\n"
             "                      about (status); default today (UTC)\n"
             "  --practice CODE     the recording GP practice (ODS code, e.g. B86001)\n"
+            "  --wait              register, withdraw: if an ingest or another writer holds\n"
+            "                      the data directory's lock, wait for it (default: refuse)\n"
             "  -h, --help          this text\n"
             "\n"
             "Every change is committed durably before the command returns. Recording\n"
@@ -76,6 +82,7 @@ struct options {
     const char *type;
     const char *date;
     const char *practice;
+    int wait;
 };
 
 static int parse_type(const char *text, uint8_t *type);
@@ -121,6 +128,10 @@ static int parse_options(int argc, char **argv, struct options *opt)
     memset(opt, 0, sizeof *opt);
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
+        if (!strcmp(arg, "--wait")) {
+            opt->wait = 1;
+            continue;
+        }
         if (arg[0] != '-') {
             if (opt->action) {
                 fprintf(stderr, "carecount optout: more than one action given\n");
@@ -174,9 +185,10 @@ static int parse_options(int argc, char **argv, struct options *opt)
 }
 
 /* Reads the NHS number (from the option, or stdin for "-"), validates it and
- * replaces it by its pseudonym. Every copy of the number is wiped. Returns 0,
- * or 1 after printing why. */
-static int patient_pseudonym(const struct options *opt, cc_pseudonym *person)
+ * replaces it by its pseudonym; the key's fingerprint goes to fingerprint.
+ * Every copy of the number is wiped. Returns 0, or 1 after printing why. */
+static int patient_pseudonym(const struct options *opt, cc_pseudonym *person,
+                             uint8_t fingerprint[CC_KEY_FINGERPRINT_BYTES])
 {
     char line[64];
     const char *text = opt->nhs_number;
@@ -199,12 +211,13 @@ static int patient_pseudonym(const struct options *opt, cc_pseudonym *person)
                 cc_validate_reason(CC_VALIDATE_NHS_NUMBER, rc));
         goto out;
     }
-    if ((rc = cc_pseudo_key_load(opt->key_path, &key)) != 0) {
-        fprintf(stderr, "carecount optout: cannot use key file %s: %s\n", opt->key_path,
-                cc_strerror(rc));
+    char why[1024];
+    if ((rc = cc_datadir_load_key(opt->data_dir, opt->key_path, &key, why, sizeof why)) != 0) {
+        fprintf(stderr, "carecount optout: %s\n", why);
         goto out;
     }
     cc_pseudo_nhs(key, digits, person);
+    cc_pseudo_key_fingerprint(key, fingerprint);
     status = 0;
 out:
     cc_pseudo_key_free(key);
@@ -338,9 +351,10 @@ int cc_cmd_optout(int argc, char **argv)
     cc_pseudonym person;
     sqlite3 *db = NULL;
     cc_optout *register_ = NULL;
-    char errbuf[512];
+    char errbuf[1024];
+    uint8_t fingerprint[CC_KEY_FINGERPRINT_BYTES];
     cc_day on;
-    int status;
+    int status, lock_fd = -1;
 
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -370,11 +384,32 @@ int cc_cmd_optout(int argc, char **argv)
         fprintf(stderr, "carecount optout: --type must be type1 or ndop\n");
         return 2;
     }
-    if (patient_pseudonym(&opt, &person) != 0)
+    if (patient_pseudonym(&opt, &person, fingerprint) != 0)
         return 1;
 
+    /* A writer takes the data directory's writer lock before it writes
+     * anything (cc_datadir.h); every action checks the directory's
+     * permissions and that the key is the directory's own. */
     int writing = !strcmp(opt.action, "register") || !strcmp(opt.action, "withdraw");
-    int rc = cc_db_open(opt.data_dir, writing ? CC_DB_CREATE : 0, &db, errbuf, sizeof errbuf);
+    int rc = 0;
+    struct stat dir_st;
+    if (writing && stat(opt.data_dir, &dir_st) != 0 && mkdir(opt.data_dir, 0700) != 0 &&
+        errno != EEXIST) {
+        rc = cc_error_from_errno(errno);
+        snprintf(errbuf, sizeof errbuf, "%s: cannot create the data directory (%s)",
+                 opt.data_dir, cc_strerror(rc));
+    }
+    if (!rc && writing)
+        rc = cc_datadir_lock(opt.data_dir, opt.wait ? CC_DATADIR_WAIT : 0, &lock_fd, errbuf,
+                             sizeof errbuf);
+    if (!rc)
+        rc = cc_datadir_check_permissions(opt.data_dir, errbuf, sizeof errbuf);
+    if (rc == CC_ENOTFOUND && !writing)
+        snprintf(errbuf, sizeof errbuf, "%s: no such data directory", opt.data_dir);
+    if (!rc)
+        rc = cc_db_open(opt.data_dir, writing ? CC_DB_CREATE : 0, &db, errbuf, sizeof errbuf);
+    if (!rc)
+        rc = cc_datadir_bind_key(db, fingerprint, writing, errbuf, sizeof errbuf);
     if (rc) {
         fprintf(stderr, "carecount optout: %s\n", errbuf);
         status = 1;
@@ -399,5 +434,6 @@ out:
         fprintf(stderr, "carecount optout: cannot close %s/%s\n", opt.data_dir, CC_DB_FILE_NAME);
         status = 1;
     }
+    cc_datadir_unlock(lock_fd);
     return status;
 }

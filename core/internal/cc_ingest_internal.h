@@ -62,6 +62,7 @@ struct cc_pending_row {
     uint32_t feed; /* index into the report's feeds */
     uint32_t code_offset; /* into the pending code arrays */
     uint64_t line; /* in its feed, for the linkage trace */
+    uint8_t identity[CC_FEED_IDENTITY_BYTES]; /* its feed identity, kept if it links */
 };
 
 #define CC_NHS_RECENT 4096
@@ -88,6 +89,12 @@ struct cc_ingest_ctx {
      * run (UINT16_MAX none), which decides area and practice */
     uint16_t *latest_registration;
     size_t latest_registration_cap;
+
+    /* what the store held before this run, for duplicate detection across
+     * files and ingests: GP events by (person << 32 | date, code hash), and
+     * the feed identities of hospital and community records */
+    struct cc_seen_set stored_gp_events;
+    struct cc_seen_set stored_feed_identities;
 
     /* rows waiting for stage-2 linkage */
     struct cc_pending_row *pending;
@@ -171,6 +178,15 @@ int cc_ingest_registrations(struct cc_ingest_ctx *ctx, const char *path,
 int cc_ingest_gp_events(struct cc_ingest_ctx *ctx, const char *path, struct cc_feed_report *feed);
 int cc_ingest_hospital(struct cc_ingest_ctx *ctx, const char *path, struct cc_feed_report *feed);
 int cc_ingest_community(struct cc_ingest_ctx *ctx, const char *path, struct cc_feed_report *feed);
+/* The key of a GP event in the duplicate sets: person and date in the first
+ * word, a hash of the canonical code text in the second. */
+uint64_t cc_ingest_gp_event_hash(const char *code, size_t len);
+
+/* Fills the stored_* sets from the store the run grows from (the feeds
+ * that need them only). */
+int cc_ingest_seen_from_base(struct cc_ingest_ctx *ctx, const cc_store *base, int gp_events,
+                             int feed_identities);
+
 /* Links the rows held back for stage 2. */
 int cc_ingest_link_pending(struct cc_ingest_ctx *ctx);
 

@@ -54,6 +54,7 @@ enum store_section {
     STORE_SECTION_CODE_TEXT,
     STORE_SECTION_CODE_FIRST,
     STORE_SECTION_POSTING_RECORDS,
+    STORE_SECTION_FEED_IDENTITY, /* format 3 */
     STORE_N_SECTIONS
 };
 
@@ -62,6 +63,7 @@ struct store_counts {
     uint32_t n_lsoa, n_lad, n_icb, n_region;
     uint32_t n_postcodes, n_practices, n_persons, n_codes;
     uint64_t n_records, n_postings, name_blob_bytes;
+    uint64_t n_feed_identities;
     uint64_t setting_first[5];
 };
 
@@ -72,7 +74,8 @@ struct cc_store {
      * cc_store_find_person; strictly ascending proves pseudonyms unique */
     const uint32_t *person_by_pseudonym;
     /* owned arrays, one per section; every one is non-NULL except the
-     * postcode pseudonyms of a store loaded with CC_STORE_QUERY_ONLY */
+     * postcode pseudonyms and the feed identities of a store loaded with
+     * CC_STORE_QUERY_ONLY */
     void *section[STORE_N_SECTIONS];
     size_t section_alloc_bytes[STORE_N_SECTIONS];
 };

@@ -64,7 +64,7 @@ int main(int argc, char **argv)
     if (config.data_dir) {
         /* Load before listening: a server that cannot serve its data does
          * not start (a corrupt snapshot is reported, never half-loaded). */
-        if (cc_serverdata_open(config.data_dir, &data, error, sizeof(error)) < 0) {
+        if (cc_serverdata_open(config.data_dir, config.key_path, &data, error, sizeof(error)) < 0) {
             cc_log("cannot serve %s: %s", config.data_dir, error);
             return 1;
         }

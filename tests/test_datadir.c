@@ -1,0 +1,445 @@
+/*
+ * Tests for the guards of a data directory (core/cc_datadir.c, and their
+ * use by `carecount ingest`, `carecount optout` and carecountd): two real
+ * ingests at once never break the store; a second writer is refused with
+ * the lock named, or waits with --wait; a key that is not the directory's,
+ * an all-zero key, and a key file hard-linked into the directory are
+ * refused; a directory, state.db or snapshot that others could change is
+ * refused with the path and the reason.
+ */
+#include <criterion/criterion.h>
+
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cc_datadir.h"
+#include "cc_error.h"
+#include "cc_harness.h"
+#include "cc_ingest.h"
+#include "cc_store.h"
+
+static char root[256], data[300], feeds[300], key[300];
+
+static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Runs a shell command; returns its exit status (or 128 + signal). */
+static int sh(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int status = system(cmd);
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+}
+
+/* The whole of a small file, NUL-terminated (static buffer). */
+static const char *slurp(const char *path)
+{
+    static char text[16384];
+    text[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return text;
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    return text;
+}
+
+static void setup(void)
+{
+    snprintf(root, sizeof root, "/tmp/cc-test-datadir-XXXXXX");
+    cr_assert(mkdtemp(root));
+    snprintf(data, sizeof data, "%s/data", root);
+    snprintf(feeds, sizeof feeds, "%s/feeds", root);
+    snprintf(key, sizeof key, "%s/key", root);
+    cr_assert_eq(sh("'%s/carecount' generate --quiet --patients 1500 --seed 11 --out '%s' && "
+                    "'%s/carecount' keygen '%s' >/dev/null",
+                    CC_BIN_DIR, feeds, CC_BIN_DIR, key),
+                 0);
+}
+
+static void teardown(void)
+{
+    sh("chmod -R u+rwX '%s' 2>/dev/null; rm -rf '%s'", root, root);
+}
+
+TestSuite(datadir, .init = setup, .fini = teardown, .timeout = 600);
+
+/* The first ingest: the reference data and the registrations. */
+static void first_ingest(void)
+{
+    cr_assert_eq(sh("'%s/carecount' ingest --quiet --data '%s' --key '%s' areas='%s/areas.csv' "
+                    "postcodes='%s/postcodes.csv' population='%s/population.csv' "
+                    "gp_registrations='%s/gp_registrations.csv' >/dev/null",
+                    CC_BIN_DIR, data, key, feeds, feeds, feeds, feeds),
+                 0);
+}
+
+/* The current version; asserts its snapshot loads. */
+static uint64_t loadable_version(void)
+{
+    char err[1024];
+    uint64_t version = 0;
+    cc_store *store = NULL;
+    int rc = cc_datadir_load_current(data, key, CC_STORE_LOAD_ALL, &store, &version, err,
+                                     sizeof err);
+    cr_assert_eq(rc, 0, "the current version %llu does not load: %s",
+                 (unsigned long long)version, err);
+    cc_store_free(store);
+    return version;
+}
+
+/* Writes feeds/NAME: the header of feeds/FROM and its lines first..last. */
+static void slice_feed(const char *from, const char *name, int first, int last)
+{
+    cr_assert_eq(sh("sed -n '1p;%d,%dp' '%s/%s' > '%s/%s'", first, last, feeds, from, feeds, name),
+                 0);
+}
+
+/* Starts `carecount ingest` in the background; its stderr goes to err_path. */
+static pid_t start_ingest(const char *kind_path, const char *err_path, int wait)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        char program[400];
+        snprintf(program, sizeof program, "%s/carecount", CC_BIN_DIR);
+        int fd = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int out = open("/dev/null", O_WRONLY);
+        if (fd < 0 || out < 0)
+            _exit(99);
+        dup2(fd, 2);
+        dup2(out, 1);
+        if (wait)
+            execl(program, program, "ingest", "--quiet", "--wait", "--data", data, "--key", key,
+                  kind_path, (char *)NULL);
+        else
+            execl(program, program, "ingest", "--quiet", "--data", data, "--key", key,
+                  kind_path, (char *)NULL);
+        _exit(98);
+    }
+    return pid;
+}
+
+static int exit_code(pid_t pid)
+{
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* Two ingests at once, several rounds: each either succeeds or is refused
+ * naming the lock; after every round the current version loads, and it
+ * moved by exactly the number that succeeded. */
+Test(datadir, two_ingests_at_once_never_break_the_store)
+{
+    first_ingest();
+    uint64_t version = loadable_version();
+    int refused = 0;
+    for (int round = 0; round < 5; round++) {
+        char a[600], b[600], name_a[64], name_b[64], err_a[600], err_b[600];
+        snprintf(name_a, sizeof name_a, "gp_events_%d.csv", round);
+        snprintf(name_b, sizeof name_b, "hes_apc_%d.csv", round);
+        slice_feed("gp_events.csv", name_a, 2 + round * 400, 401 + round * 400);
+        slice_feed("hes_apc.csv", name_b, 2 + round * 100, 101 + round * 100);
+        snprintf(a, sizeof a, "gp_events=%s/%s", feeds, name_a);
+        snprintf(b, sizeof b, "hes_apc=%s/%s", feeds, name_b);
+        snprintf(err_a, sizeof err_a, "%s/err_a", root);
+        snprintf(err_b, sizeof err_b, "%s/err_b", root);
+        pid_t pa = start_ingest(a, err_a, 0), pb = start_ingest(b, err_b, 0);
+        int ca = exit_code(pa), cb = exit_code(pb);
+        int succeeded = 0;
+        const int codes[2] = {ca, cb};
+        const char *errs[2] = {err_a, err_b};
+        for (int i = 0; i < 2; i++) {
+            if (codes[i] == 0) {
+                succeeded++;
+                continue;
+            }
+            const char *text = slurp(errs[i]);
+            cr_assert_eq(codes[i], 1, "round %d: exit %d: %s", round, codes[i], text);
+            cr_assert(strstr(text, CC_DATADIR_LOCK_FILE) && strstr(text, "held by"),
+                      "round %d: a refusal names the lock: %s", round, text);
+            refused++;
+        }
+        cr_assert_geq(succeeded, 1, "round %d: one of them must get the lock", round);
+        uint64_t now = loadable_version();
+        cr_assert_eq(now, version + (uint64_t)succeeded, "round %d", round);
+        version = now;
+    }
+    cr_log_info("%d of 10 ingests were refused for the lock", refused);
+
+    /* and the server starts on what is left */
+    const char *args[] = {"--data", data, "--key", key, NULL};
+    struct cc_harness *h = NULL;
+    cr_assert_eq(cc_harness_start(args, &h), 0);
+    int status = -1;
+    cr_assert_eq(cc_harness_stop(h, &status), 0);
+    cr_assert_eq(status, 0);
+    cc_harness_free(h);
+}
+
+/* With --wait both ingests of every round succeed, one after the other. */
+Test(datadir, with_wait_two_ingests_at_once_both_succeed)
+{
+    first_ingest();
+    uint64_t version = loadable_version();
+    for (int round = 0; round < 3; round++) {
+        char a[600], b[600], name_a[64], name_b[64], err_a[600], err_b[600];
+        snprintf(name_a, sizeof name_a, "gp_events_%d.csv", round);
+        snprintf(name_b, sizeof name_b, "community_%d.csv", round);
+        slice_feed("gp_events.csv", name_a, 2 + round * 400, 401 + round * 400);
+        slice_feed("community_contacts.csv", name_b, 2 + round * 100, 101 + round * 100);
+        snprintf(a, sizeof a, "gp_events=%s/%s", feeds, name_a);
+        snprintf(b, sizeof b, "community=%s/%s", feeds, name_b);
+        snprintf(err_a, sizeof err_a, "%s/err_a", root);
+        snprintf(err_b, sizeof err_b, "%s/err_b", root);
+        pid_t pa = start_ingest(a, err_a, 1), pb = start_ingest(b, err_b, 1);
+        cr_assert_eq(exit_code(pa), 0, "%s", slurp(err_a));
+        cr_assert_eq(exit_code(pb), 0, "%s", slurp(err_b));
+        uint64_t now = loadable_version();
+        cr_assert_eq(now, version + 2, "round %d", round);
+        version = now;
+    }
+}
+
+Test(datadir, a_writer_holding_the_lock_refuses_ingest_and_optout_writers)
+{
+    first_ingest();
+    int fd = -1;
+    char err[1024];
+    cr_assert_eq(cc_datadir_lock(data, 0, &fd, err, sizeof err), 0, "%s", err);
+    /* a second taker in this process's child is refused at once */
+    char err_path[600];
+    snprintf(err_path, sizeof err_path, "%s/err", root);
+    cr_assert_eq(sh("'%s/carecount' ingest --quiet --data '%s' --key '%s' "
+                    "gp_events='%s/gp_events.csv' >/dev/null 2>'%s'",
+                    CC_BIN_DIR, data, key, feeds, err_path),
+                 1);
+    const char *text = slurp(err_path);
+    cr_assert(strstr(text, "writer.lock") && strstr(text, "--wait"), "%s", text);
+    char pid[32];
+    snprintf(pid, sizeof pid, "process %ld", (long)getpid());
+    cr_assert(strstr(text, pid), "names the holder: %s", text);
+    cr_assert_eq(sh("echo 9990000018 | '%s/carecount' optout register --data '%s' --key '%s' "
+                    "--nhs-number - --type ndop >/dev/null 2>'%s'",
+                    CC_BIN_DIR, data, key, err_path),
+                 1);
+    cr_assert(strstr(slurp(err_path), "writer.lock"), "%s", slurp(err_path));
+    /* readers are not writers: status still answers */
+    cr_assert_eq(sh("echo 9990000018 | '%s/carecount' optout status --data '%s' --key '%s' "
+                    "--nhs-number - >/dev/null 2>'%s'",
+                    CC_BIN_DIR, data, key, err_path),
+                 0, "%s", slurp(err_path));
+    cr_assert_eq(loadable_version(), 1);
+    cc_datadir_unlock(fd);
+    cr_assert_eq(sh("'%s/carecount' ingest --quiet --data '%s' --key '%s' "
+                    "gp_events='%s/gp_events.csv' >/dev/null",
+                    CC_BIN_DIR, data, key, feeds),
+                 0);
+    cr_assert_eq(loadable_version(), 2);
+}
+
+/* ---- the key -------------------------------------------------------------------------- */
+
+Test(datadir, a_key_that_is_not_the_directorys_is_refused_everywhere)
+{
+    first_ingest();
+    char other[400], err_path[600];
+    snprintf(other, sizeof other, "%s/other.key", root);
+    snprintf(err_path, sizeof err_path, "%s/err", root);
+    cr_assert_eq(sh("'%s/carecount' keygen '%s' >/dev/null", CC_BIN_DIR, other), 0);
+    /* a type 1 opt-out recorded with the right key */
+    cr_assert_eq(sh("echo 9990000018 | '%s/carecount' optout register --data '%s' --key '%s' "
+                    "--nhs-number - --type type1 --date 2020-01-01 >/dev/null",
+                    CC_BIN_DIR, data, key),
+                 0);
+
+    cr_assert_eq(sh("'%s/carecount' ingest --quiet --data '%s' --key '%s' "
+                    "gp_events='%s/gp_events.csv' >/dev/null 2>'%s'",
+                    CC_BIN_DIR, data, other, feeds, err_path),
+                 1);
+    cr_assert(strstr(slurp(err_path), "not the data directory's key"), "%s", slurp(err_path));
+    cr_assert_eq(loadable_version(), 1, "nothing was ingested under the other key");
+
+    /* practice staff asking with the wrong key get a refusal, not "no
+     * opt-out in force" */
+    cr_assert_eq(sh("echo 9990000018 | '%s/carecount' optout status --data '%s' --key '%s' "
+                    "--nhs-number - >'%s' 2>&1",
+                    CC_BIN_DIR, data, other, err_path),
+                 1);
+    const char *text = slurp(err_path);
+    cr_assert(strstr(text, "not the data directory's key"), "%s", text);
+    cr_assert_null(strstr(text, "no opt-out"), "%s", text);
+    cr_assert_eq(sh("echo 9990000018 | '%s/carecount' optout register --data '%s' --key '%s' "
+                    "--nhs-number - --type ndop >/dev/null 2>'%s'",
+                    CC_BIN_DIR, data, other, err_path),
+                 1);
+    cr_assert(strstr(slurp(err_path), "not the data directory's key"), "%s", slurp(err_path));
+
+    /* and the server */
+    char log[600];
+    snprintf(log, sizeof log, "%s/server.log", root);
+    cr_assert_neq(sh("'%s/carecountd' --listen 127.0.0.1:0 --data '%s' --key '%s' 2>'%s'",
+                     CC_BIN_DIR, data, other, log),
+                  0);
+    cr_assert(strstr(slurp(log), "not the data directory's key"), "%s", slurp(log));
+
+    /* the right key still works */
+    cr_assert_eq(sh("echo 9990000018 | '%s/carecount' optout status --data '%s' --key '%s' "
+                    "--nhs-number - >'%s' 2>&1",
+                    CC_BIN_DIR, data, key, err_path),
+                 0);
+    cr_assert(strstr(slurp(err_path), "type 1 opt-out"), "%s", slurp(err_path));
+}
+
+Test(datadir, an_all_zero_key_is_refused)
+{
+    char zero[400], err_path[600];
+    snprintf(zero, sizeof zero, "%s/zero.key", root);
+    snprintf(err_path, sizeof err_path, "%s/err", root);
+    cr_assert_eq(sh("printf 'carecount-key-v1\\n%%064d\\n' 0 > '%s' && chmod 600 '%s'", zero, zero),
+                 0);
+    cr_assert_eq(sh("'%s/carecount' ingest --quiet --data '%s' --key '%s' '%s' >/dev/null 2>'%s'",
+                    CC_BIN_DIR, data, zero, feeds, err_path),
+                 1);
+    cr_assert(strstr(slurp(err_path), "all zero"), "%s", slurp(err_path));
+    struct stat st;
+    cr_assert_neq(stat(data, &st), 0, "a refused first ingest leaves no data directory");
+    cr_assert_eq(sh("echo 9990000018 | '%s/carecount' optout register --data '%s' --key '%s' "
+                    "--nhs-number - --type ndop >/dev/null 2>'%s'",
+                    CC_BIN_DIR, data, zero, err_path),
+                 1);
+    cr_assert(strstr(slurp(err_path), "all zero"), "%s", slurp(err_path));
+}
+
+Test(datadir, a_key_file_hard_linked_into_the_directory_is_refused)
+{
+    first_ingest();
+    char link[600], err_path[600];
+    snprintf(link, sizeof link, "%s/rejects/spare", data);
+    snprintf(err_path, sizeof err_path, "%s/err", root);
+    cr_assert_eq(sh("mkdir -p '%s/rejects' && ln '%s' '%s'", data, key, link), 0);
+    cr_assert_eq(sh("'%s/carecount' ingest --quiet --data '%s' --key '%s' "
+                    "gp_events='%s/gp_events.csv' >/dev/null 2>'%s'",
+                    CC_BIN_DIR, data, key, feeds, err_path),
+                 1);
+    cr_assert(strstr(slurp(err_path), "hard link"), "%s", slurp(err_path));
+    cr_assert_eq(sh("echo 9990000018 | '%s/carecount' optout status --data '%s' --key '%s' "
+                    "--nhs-number - >/dev/null 2>'%s'",
+                    CC_BIN_DIR, data, key, err_path),
+                 1);
+    cr_assert(strstr(slurp(err_path), "hard link"), "%s", slurp(err_path));
+    unlink(link);
+    cr_assert_eq(sh("'%s/carecount' ingest --quiet --data '%s' --key '%s' "
+                    "gp_events='%s/gp_events.csv' >/dev/null",
+                    CC_BIN_DIR, data, key, feeds),
+                 0);
+}
+
+/* ---- permissions ---------------------------------------------------------------------- */
+
+/* An ingest of one more file must fail naming `what`; then the damage is
+ * undone with `undo` and it succeeds. */
+static void refused_until(const char *what, const char *undo)
+{
+    char err_path[600];
+    snprintf(err_path, sizeof err_path, "%s/err", root);
+    cr_assert_eq(sh("'%s/carecount' ingest --quiet --data '%s' --key '%s' "
+                    "gp_events='%s/gp_events.csv' >/dev/null 2>'%s'",
+                    CC_BIN_DIR, data, key, feeds, err_path),
+                 1);
+    const char *text = slurp(err_path);
+    cr_assert(strstr(text, what), "names %s: %s", what, text);
+    cr_assert_eq(sh("echo 9990000018 | '%s/carecount' optout status --data '%s' --key '%s' "
+                    "--nhs-number - >/dev/null 2>'%s'",
+                    CC_BIN_DIR, data, key, err_path),
+                 1);
+    cr_assert(strstr(slurp(err_path), what), "optout names %s: %s", what, slurp(err_path));
+    cr_assert_eq(sh("%s", undo), 0);
+}
+
+Test(datadir, a_directory_or_file_others_could_change_is_refused)
+{
+    first_ingest();
+    char undo[800], snap[600], err[512];
+    uint64_t v;
+    cr_assert_eq(cc_ingest_current_store(data, &v, snap, sizeof snap, err, sizeof err), 0);
+
+    cr_assert_eq(sh("chmod 0777 '%s'", data), 0);
+    snprintf(undo, sizeof undo, "chmod 0700 '%s'", data);
+    refused_until("writable by group or others (mode 0777)", undo);
+
+    cr_assert_eq(sh("chmod 0666 '%s/state.db'", data), 0);
+    snprintf(undo, sizeof undo, "chmod 0600 '%s/state.db'", data);
+    refused_until("state.db: writable by group or others", undo);
+
+    cr_assert_eq(sh("chmod 0664 '%s'", snap), 0);
+    snprintf(undo, sizeof undo, "chmod 0600 '%s'", snap);
+    refused_until(".snap: writable by group or others", undo);
+
+    /* the server refuses too */
+    cr_assert_eq(sh("chmod 0770 '%s'", data), 0);
+    char log[600];
+    snprintf(log, sizeof log, "%s/server.log", root);
+    cr_assert_neq(sh("'%s/carecountd' --listen 127.0.0.1:0 --data '%s' --key '%s' 2>'%s'",
+                     CC_BIN_DIR, data, key, log),
+                  0);
+    cr_assert(strstr(slurp(log), "writable by group or others"), "%s", slurp(log));
+    cr_assert_eq(sh("chmod 0700 '%s'", data), 0);
+
+    if (geteuid() == 0) {
+        /* owned by another user (only root can arrange that) */
+        cr_assert_eq(sh("chown 65534 '%s/state.db'", data), 0);
+        snprintf(undo, sizeof undo, "chown 0 '%s/state.db'", data);
+        refused_until("state.db: owned by another user", undo);
+    }
+    cr_assert_eq(sh("'%s/carecount' ingest --quiet --data '%s' --key '%s' "
+                    "gp_events='%s/gp_events.csv' >/dev/null",
+                    CC_BIN_DIR, data, key, feeds),
+                 0);
+    cr_assert_eq(loadable_version(), 2);
+}
+
+/* A snapshot swapped in from another data directory (a valid store, written
+ * with another key) is refused by the server and by ingest. */
+Test(datadir, a_snapshot_not_written_with_this_directorys_key_is_refused)
+{
+    first_ingest();
+    char other_data[400], other_key[400], snap[600], other_snap[600], err[1024], log[600];
+    snprintf(other_data, sizeof other_data, "%s/other-data", root);
+    snprintf(other_key, sizeof other_key, "%s/other.key", root);
+    cr_assert_eq(sh("'%s/carecount' keygen '%s' >/dev/null && '%s/carecount' ingest --quiet "
+                    "--data '%s' --key '%s' '%s' >/dev/null",
+                    CC_BIN_DIR, other_key, CC_BIN_DIR, other_data, other_key, feeds),
+                 0);
+    uint64_t v;
+    cr_assert_eq(cc_ingest_current_store(data, &v, snap, sizeof snap, err, sizeof err), 0);
+    cr_assert_eq(cc_ingest_current_store(other_data, &v, other_snap, sizeof other_snap, err,
+                                         sizeof err),
+                 0);
+    cr_assert_eq(sh("cp '%s' '%s' && chmod 600 '%s'", other_snap, snap, snap), 0);
+
+    snprintf(log, sizeof log, "%s/server.log", root);
+    cr_assert_neq(sh("'%s/carecountd' --listen 127.0.0.1:0 --data '%s' --key '%s' 2>'%s'",
+                     CC_BIN_DIR, data, key, log),
+                  0);
+    cr_assert(strstr(slurp(log), "not written with this data directory's key"), "%s", slurp(log));
+    cr_assert_eq(sh("'%s/carecount' ingest --quiet --data '%s' --key '%s' "
+                    "gp_events='%s/gp_events.csv' >/dev/null 2>'%s'",
+                    CC_BIN_DIR, data, key, feeds, log),
+                 1);
+    cr_assert(strstr(slurp(log), "not written with this data directory's key"), "%s", slurp(log));
+}
