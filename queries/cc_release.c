@@ -1,0 +1,481 @@
+/*
+ * cc_release.c: disclosure control: from a query to a release of protected
+ * counts (cc_release.h says what is applied, in which order).
+ *
+ * The raw result lives only inside cc_release_answer(): it is read once,
+ * cell by cell, into protected values and freed before the function
+ * returns, so nothing that holds a release can reach an exact count, a cell
+ * key or a cohort size.
+ *
+ * Must never: copy a raw count, a cell key or a cohort size into a release
+ * or an error message.
+ */
+#include "cc_release.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cc_error.h"
+#include "cc_release_internal.h"
+
+struct cc_release {
+    struct cc_release_summary summary;
+    uint32_t n_dimensions;
+    struct cc_raw_dimension dimensions[CC_QUERY_DIMENSIONS_CAP];
+    const struct cc_store_columns *columns; /* for labels; not owned */
+    struct cc_released_count *cells;        /* [summary.n_cells] */
+};
+
+/* ---- the perturbation table ---- */
+
+void cc_ptable_build(uint32_t max_noise, double variance, struct cc_ptable *t)
+{
+    memset(t, 0, sizeof *t);
+    t->max_noise = max_noise;
+    t->variance = variance;
+    for (uint32_t r = 0; r <= max_noise; r++) {
+        double *p = t->probability[r];
+        uint32_t m = r < max_noise ? r : max_noise;
+        double reach = cc_policy_max_variance(m); /* of an even spread over -m..m, 0 excluded */
+        double v = m == 0 ? 0 : variance < reach ? variance : reach;
+        double p0 = m == 0 ? 1 : 1 - v / reach;
+        p[max_noise] = p0;
+        for (uint32_t k = 1; k <= m; k++)
+            p[max_noise - k] = p[max_noise + k] = (1 - p0) / (2.0 * m);
+        /* cumulative in units of 2^-32, the last column exactly 2^32, so a
+         * row sums to 1 whatever rounding did to the others */
+        double sum = 0;
+        for (uint32_t c = 0; c <= 2 * max_noise; c++) {
+            sum += p[c];
+            uint64_t units = (uint64_t)llround(sum * (double)CC_PTABLE_UNITS);
+            t->cumulative[r][c] = c == 2 * max_noise || units > CC_PTABLE_UNITS
+                                      ? CC_PTABLE_UNITS
+                                      : units;
+        }
+    }
+}
+
+int32_t cc_ptable_noise(const struct cc_ptable *t, uint64_t count, uint32_t draw)
+{
+    uint32_t r = count < t->max_noise ? (uint32_t)count : t->max_noise;
+    for (uint32_t c = 0; c < 2 * t->max_noise; c++)
+        if (draw < t->cumulative[r][c])
+            return (int32_t)c - (int32_t)t->max_noise;
+    return (int32_t)t->max_noise;
+}
+
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+uint32_t cc_release_draw(uint64_t a, uint64_t b)
+{
+    return (uint32_t)(mix64(mix64(a + 0x9e3779b97f4a7c15ULL) ^ (b * 0xd6e8feb86659fd93ULL)) >> 32);
+}
+
+uint64_t cc_release_round(uint64_t value, uint32_t base, uint32_t threshold)
+{
+    uint64_t rounded = (value + base / 2) / base * base;
+    if (rounded < threshold)
+        rounded = ((uint64_t)threshold + base - 1) / base * base;
+    return rounded;
+}
+
+uint32_t cc_release_low_effect_threshold(const struct cc_policy *policy, uint64_t seed)
+{
+    uint32_t s = policy->low_effect_spread;
+    uint32_t draw = cc_release_draw(seed, 0x6c6f772d65666665ULL); /* "low-effe" */
+    return policy->low_effect_persons - s + (uint32_t)((uint64_t)draw * (2 * s + 1) >> 32);
+}
+
+const char *cc_release_reason_name(int reason)
+{
+    switch (reason) {
+#define CC_RELEASE_REASON_NAME_(name, value, text)                                                 \
+    case value:                                                                                    \
+        return text;
+        CC_RELEASE_REASON_MAP(CC_RELEASE_REASON_NAME_)
+#undef CC_RELEASE_REASON_NAME_
+    }
+    return NULL;
+}
+
+static int refuse(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+    if (errbuf && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errbuf, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return CC_EREFUSED;
+}
+
+/* ---- query restrictions, on public figures only ---- */
+
+/* The public (ONS estimate) population of the query's universe: its areas,
+ * ages (bands overlapping the age range count in proportion) and sexes, and
+ * the number of person cells its dimensions split that universe into. */
+static void public_universe(const struct cc_store_columns *c, const struct cc_query *q,
+                            const struct cc_raw_result *raw, double *population,
+                            double *person_cells)
+{
+    const struct cc_query_filters *f = &q->filters;
+    uint8_t *area_in = NULL;
+    uint32_t n_level = 0;
+    if (f->areas.n_codes && f->areas.index) {
+        n_level = f->areas.level == CC_AREA_LAD   ? c->n_lad
+                  : f->areas.level == CC_AREA_ICB ? c->n_icb
+                                                  : c->n_region;
+        area_in = calloc(n_level + 1, 1);
+        for (uint32_t i = 0; area_in && i < f->areas.n_codes; i++)
+            if (f->areas.index[i] < n_level)
+                area_in[f->areas.index[i]] = 1;
+    }
+    uint8_t *seen_lad = calloc(c->n_lad + 1, 1), *seen_icb = calloc(c->n_icb + 1, 1),
+            *seen_region = calloc(c->n_region + 1, 1);
+    double band_weight[CC_N_AGE_BANDS_5Y];
+    for (int b = 0; b < CC_N_AGE_BANDS_5Y; b++) {
+        int lo = b * 5, hi = b == CC_N_AGE_BANDS_5Y - 1 ? 104 : b * 5 + 4;
+        if (!f->age.present) {
+            band_weight[b] = 1;
+            continue;
+        }
+        int from = lo > f->age.min_years ? lo : f->age.min_years;
+        int to = hi < f->age.max_years ? hi : f->age.max_years;
+        band_weight[b] = to < from ? 0 : (double)(to - from + 1) / (hi - lo + 1);
+    }
+    double total = 0;
+    uint32_t n_lad = 0, n_icb = 0, n_region = 0;
+    for (uint32_t l = 0; l < c->n_lsoa; l++) {
+        uint32_t lad = c->lsoa_lad[l], icb = c->lad_icb[lad], region = c->icb_region[icb];
+        if (area_in) {
+            uint32_t a = f->areas.level == CC_AREA_LAD ? lad
+                         : f->areas.level == CC_AREA_ICB ? icb
+                                                           : region;
+            if (!area_in[a])
+                continue;
+        }
+        double here = 0;
+        for (int sex = 1; sex <= 2; sex++) {
+            if (f->sex_mask && !(f->sex_mask & (1u << sex)))
+                continue;
+            for (int b = 0; b < CC_N_AGE_BANDS_5Y; b++)
+                here += band_weight[b] *
+                        c->population[((uint64_t)l * 2 + (uint64_t)(sex - 1)) * CC_N_AGE_BANDS_5Y +
+                                      (uint64_t)b];
+        }
+        if (here <= 0)
+            continue;
+        total += here;
+        if (seen_lad && !seen_lad[lad]++)
+            n_lad++;
+        if (seen_icb && !seen_icb[icb]++)
+            n_icb++;
+        if (seen_region && !seen_region[region]++)
+            n_region++;
+    }
+    double cells = 1;
+    for (uint32_t d = 0; d < raw->n_dimensions; d++) {
+        const struct cc_raw_dimension *dim = &raw->dimensions[d];
+        switch (dim->kind) {
+        case CC_DIM_REGION:
+            cells *= n_region ? n_region : 1;
+            break;
+        case CC_DIM_ICB:
+            cells *= n_icb ? n_icb : 1;
+            break;
+        case CC_DIM_LAD:
+            cells *= n_lad ? n_lad : 1;
+            break;
+        case CC_DIM_PRACTICE:
+            cells *= dim->n_values ? dim->n_values : 1;
+            break;
+        case CC_DIM_SEX: {
+            unsigned n = 0;
+            for (int sex = 1; sex <= 2; sex++)
+                n += !f->sex_mask || (f->sex_mask & (1u << sex));
+            cells *= n ? n : 1;
+            break;
+        }
+        case CC_DIM_AGE_BAND: {
+            unsigned n = 0;
+            for (uint32_t v = 0; v < dim->n_values; v++) {
+                int lo = dim->age_lower[v];
+                int hi = v + 1 < dim->n_values ? dim->age_lower[v + 1] - 1 : 150;
+                n += !f->age.present || (lo <= f->age.max_years && hi >= f->age.min_years);
+            }
+            cells *= n ? n : 1;
+            break;
+        }
+        default: /* settings and periods do not split persons */
+            break;
+        }
+    }
+    free(area_in);
+    free(seen_lad);
+    free(seen_icb);
+    free(seen_region);
+    *population = total;
+    *person_cells = cells;
+}
+
+/* ---- seeds of restrictions ---- */
+
+static const char *restriction_name(const struct cc_query_restriction *r, char *buf, size_t len)
+{
+    switch (r->kind) {
+    case CC_RESTRICT_CONDITION:
+        snprintf(buf, len, "filters.conditions[%u]", r->condition);
+        return buf;
+    case CC_RESTRICT_DATE_RANGE:
+        return "filters.date_range";
+    case CC_RESTRICT_AGE:
+        return "filters.age";
+    case CC_RESTRICT_SEX:
+        return "filters.sex";
+    case CC_RESTRICT_SETTINGS:
+        return "filters.settings";
+    case CC_RESTRICT_AREAS:
+        return "filters.areas";
+    }
+    return "filters";
+}
+
+/* The seed of restriction r: for a condition, the key sum of the persons it
+ * matches (so equivalent wordings agree, and the seed follows the persons,
+ * not the text) with whether it is excluded; for the other filters, their
+ * canonical value (an area list as its sorted area indices, an age range
+ * with its upper bound capped where no one is older). */
+static uint64_t restriction_seed(const struct cc_query *q, const struct cc_raw_result *raw,
+                                 uint32_t r)
+{
+    const struct cc_query_restriction *res = &raw->restrictions[r];
+    const struct cc_query_filters *f = &q->filters;
+    uint64_t seed = mix64((uint64_t)res->kind << 56);
+    switch (res->kind) {
+    case CC_RESTRICT_CONDITION:
+        return mix64(seed ^ raw->condition_key[r] ^
+                     ((uint64_t)(res->condition < f->n_conditions &&
+                                 f->conditions[res->condition].exclude)
+                      << 40));
+    case CC_RESTRICT_DATE_RANGE:
+        return mix64(seed ^ (uint64_t)(uint32_t)f->date_range.from ^
+                     (uint64_t)(uint32_t)f->date_range.to << 32);
+    case CC_RESTRICT_AGE: {
+        uint64_t max = f->age.max_years > 120 ? 120 : f->age.max_years;
+        return mix64(seed ^ f->age.min_years ^ max << 8);
+    }
+    case CC_RESTRICT_SEX:
+        return mix64(seed ^ f->sex_mask);
+    case CC_RESTRICT_SETTINGS:
+        return mix64(seed ^ f->setting_mask);
+    case CC_RESTRICT_AREAS:
+        seed ^= f->areas.level;
+        for (uint32_t i = 0; i < f->areas.n_codes; i++)
+            seed = mix64(seed ^ (f->areas.index ? f->areas.index[i] : i) ^ (uint64_t)i << 32);
+        return seed;
+    }
+    return seed;
+}
+
+/* ---- the answer ---- */
+
+static void release_cell(const struct cc_policy *policy, const struct cc_ptable *cell_layer,
+                         const struct cc_ptable *condition_layer, uint64_t layer_seed,
+                         uint64_t measure, uint64_t count, uint32_t cell_key,
+                         struct cc_released_count *out, struct cc_release_summary *summary)
+{
+    uint64_t value = count;
+    if (policy->perturb) {
+        int32_t j = cc_ptable_noise(cell_layer, value, cc_release_draw(cell_key, measure));
+        value = (uint64_t)((int64_t)value + j);
+        j = cc_ptable_noise(condition_layer, value,
+                            cc_release_draw(cell_key ^ (uint64_t)cell_key << 32, layer_seed));
+        value = (uint64_t)((int64_t)value + j);
+    }
+    uint8_t done = policy->perturb              ? CC_CELL_PERTURBED
+                   : policy->rounding_base > 1 ? CC_CELL_ROUNDED
+                                               : CC_CELL_SHOWN;
+    if ((value == 0 && !policy->show_zeros) || (value > 0 && value < policy->threshold)) {
+        *out = (struct cc_released_count){0, 0, CC_CELL_SUPPRESSED_PRIMARY};
+        summary->n_suppressed_primary++;
+        return;
+    }
+    if (value > 0)
+        value = cc_release_round(value, policy->rounding_base, policy->threshold);
+    *out = (struct cc_released_count){value, 1, done};
+    if (done == CC_CELL_PERTURBED)
+        summary->n_perturbed++;
+    else if (done == CC_CELL_ROUNDED)
+        summary->n_rounded++;
+    else
+        summary->n_shown++;
+}
+
+int cc_release_answer(const struct cc_policy *policy, struct cc_ledger *ledger,
+                      const struct cc_dataversion *version, const struct cc_query *query,
+                      const struct cc_exec_options *options, cc_release **out, char *errbuf,
+                      size_t errlen)
+{
+    (void)ledger; /* the ledger is not built yet */
+    *out = NULL;
+    int rc = cc_policy_check(policy, errbuf, errlen);
+    if (rc)
+        return rc;
+    const struct cc_store_columns *columns = cc_store_columns(version->store);
+    if (policy->restrict_queries) {
+        struct cc_query_extent extent;
+        cc_query_extent_default(&extent);
+        cc_query_extent_from_store(columns, &extent);
+        if (cc_query_n_cells(query, &extent) > policy->max_cells)
+            return refuse(errbuf, errlen, "dimensions: more than %llu cells (max_cells)",
+                          (unsigned long long)policy->max_cells);
+    }
+
+    struct cc_raw_result raw;
+    memset(&raw, 0, sizeof raw);
+    if ((rc = cc_exec_run(version, query, options, &raw, errbuf, errlen)) != 0)
+        return rc;
+
+    if (policy->restrict_queries) {
+        double population, person_cells;
+        public_universe(columns, query, &raw, &population, &person_cells);
+        if (population < (double)policy->min_population) {
+            rc = refuse(errbuf, errlen,
+                        "filters: the population of the query's areas, ages and sexes is below "
+                        "the minimum of %llu (min_population)",
+                        (unsigned long long)policy->min_population);
+            goto out;
+        }
+        if (population < (double)policy->min_mean_cell_population * person_cells) {
+            rc = refuse(errbuf, errlen,
+                        "dimensions: too fine together for the query's population "
+                        "(min_mean_cell_population %llu)",
+                        (unsigned long long)policy->min_mean_cell_population);
+            goto out;
+        }
+    }
+
+    /* Low-effect refusal, and the seed of the condition layer: a
+     * commutative sum, so reordering restrictions changes nothing. */
+    uint64_t layer_seed = mix64(query->measure);
+    for (uint32_t r = 0; r < raw.n_restrictions; r++) {
+        uint64_t seed = restriction_seed(query, &raw, r);
+        layer_seed += mix64(seed);
+        if (!policy->refuse_low_effect)
+            continue;
+        uint64_t without = raw.cohort_without[r];
+        uint64_t effect = without > raw.cohort_persons ? without - raw.cohort_persons : 0;
+        if (effect < cc_release_low_effect_threshold(policy, seed)) {
+            char name[48];
+            rc = refuse(errbuf, errlen,
+                        "%s: changes the cohort by too few persons (low-effect rule)",
+                        restriction_name(&raw.restrictions[r], name, sizeof name));
+            goto out;
+        }
+    }
+
+    cc_release *release = calloc(1, sizeof *release);
+    if (!release || !(release->cells = calloc(raw.n_cells ? raw.n_cells : 1,
+                                              sizeof *release->cells))) {
+        free(release);
+        rc = CC_ENOMEM;
+        goto out;
+    }
+    struct cc_release_summary *s = &release->summary;
+    snprintf(s->policy_version, sizeof s->policy_version, "%s", policy->version);
+    s->threshold = policy->threshold;
+    s->rounding_base = policy->rounding_base;
+    s->perturbed = policy->perturb;
+    s->max_noise = policy->perturb ? policy->max_noise : 0;
+    s->condition_max_noise = policy->perturb ? policy->condition_max_noise : 0;
+    s->zeros_shown = policy->show_zeros;
+    s->n_cells = raw.n_cells;
+    release->n_dimensions = raw.n_dimensions;
+    memcpy(release->dimensions, raw.dimensions, sizeof release->dimensions);
+    release->columns = raw.columns_;
+
+    struct cc_ptable cell_layer, condition_layer;
+    cc_ptable_build(policy->max_noise, policy->noise_variance, &cell_layer);
+    cc_ptable_build(policy->condition_max_noise, policy->condition_noise_variance,
+                    &condition_layer);
+    for (uint64_t i = 0; i < raw.n_cells; i++)
+        release_cell(policy, &cell_layer, &condition_layer, layer_seed, query->measure,
+                     raw.count[i], raw.cell_key[i], &release->cells[i], s);
+    *out = release;
+out:
+    cc_raw_result_free(&raw);
+    return rc;
+}
+
+void cc_release_free(cc_release *release)
+{
+    if (!release)
+        return;
+    free(release->cells);
+    free(release);
+}
+
+/* ---- reading ---- */
+
+const struct cc_release_summary *cc_release_summary(const cc_release *release)
+{
+    return &release->summary;
+}
+
+uint64_t cc_release_n_cells(const cc_release *release)
+{
+    return release->summary.n_cells;
+}
+
+uint32_t cc_release_n_dimensions(const cc_release *release)
+{
+    return release->n_dimensions;
+}
+
+int cc_release_dimension_kind(const cc_release *release, uint32_t d)
+{
+    return d < release->n_dimensions ? release->dimensions[d].kind : 0;
+}
+
+uint32_t cc_release_dimension_size(const cc_release *release, uint32_t d)
+{
+    return d < release->n_dimensions ? release->dimensions[d].n_values : 0;
+}
+
+void cc_release_label(const cc_release *release, uint32_t d, uint32_t v, char *buf, size_t len)
+{
+    /* the engine's labeller reads only the dimensions and the columns */
+    struct cc_raw_result shell;
+    memset(&shell, 0, sizeof shell);
+    shell.n_dimensions = release->n_dimensions;
+    memcpy(shell.dimensions, release->dimensions, sizeof shell.dimensions);
+    shell.columns_ = release->columns;
+    if (d >= release->n_dimensions || v >= release->dimensions[d].n_values) {
+        snprintf(buf, len, "?");
+        return;
+    }
+    cc_raw_result_label(&shell, d, v, buf, len);
+}
+
+uint32_t cc_release_coordinate(const cc_release *release, uint64_t cell, uint32_t d)
+{
+    uint64_t stride = 1;
+    for (uint32_t i = release->n_dimensions; i-- > d + 1;)
+        stride *= release->dimensions[i].n_values;
+    return (uint32_t)(cell / stride % release->dimensions[d].n_values);
+}
+
+struct cc_released_count cc_release_cell(const cc_release *release, uint64_t cell)
+{
+    if (cell >= release->summary.n_cells)
+        return (struct cc_released_count){0, 0, CC_CELL_SUPPRESSED_PRIMARY};
+    return release->cells[cell];
+}
