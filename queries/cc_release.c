@@ -371,6 +371,14 @@ int cc_release_answer(const struct cc_policy *policy, struct cc_ledger *ledger,
         layer_seed += mix64(seed);
         if (!policy->refuse_low_effect)
             continue;
+        /* Without conditions, a date range or settings choose which records
+         * are counted and cannot change the cohort of persons: their effect
+         * on it is 0 by construction, not by the data, so the rule does not
+         * apply (their seed still enters the condition layer above). */
+        uint8_t kind = raw.restrictions[r].kind;
+        if ((kind == CC_RESTRICT_DATE_RANGE || kind == CC_RESTRICT_SETTINGS) &&
+            query->filters.n_conditions == 0)
+            continue;
         uint64_t without = raw.cohort_without[r];
         uint64_t effect = without > raw.cohort_persons ? without - raw.cohort_persons : 0;
         if (effect < cc_release_low_effect_threshold(policy, seed)) {

@@ -15,7 +15,9 @@
  *     sex, settings, date range) must change the cohort by at least a noisy
  *     threshold around low_effect_persons, drawn from a seed of the
  *     restriction's person set (conditions) or its canonical value (the
- *     others), so the same restriction always gets the same decision.
+ *     others), so the same restriction always gets the same decision. A
+ *     date range or settings in a query without conditions only choose the
+ *     records counted (they cannot change the cohort) and are not checked.
  *  3. Cell key perturbation (4): noise from a perturbation table indexed by
  *     the count and the cell key (the sum of the record keys of the persons,
  *     or for events of the records, in the cell), so a cell gets the same

@@ -403,6 +403,32 @@ Test(release_answer, a_low_effect_condition_is_refused_by_name)
     cc_query_free(q);
 }
 
+Test(release_answer, a_date_range_without_conditions_chooses_records_and_is_not_refused)
+{
+    struct cc_policy p;
+    cc_policy_default(&p);
+    struct cc_query *q = query(CC_MEASURE_EVENTS);
+    dim(q, CC_DIM_LAD, 0);
+    q->filters.setting_mask = 1u << CC_SETTING_HOSPITAL;
+    q->filters.date_range.present = true;
+    q->filters.date_range.from = cc_query_month(2023, 1);
+    q->filters.date_range.to = cc_query_month(2023, 12);
+    cc_release *r = NULL;
+    char err[256];
+    cr_assert_eq(answer(&p, q, &r, err, sizeof err), 0, "%s", err);
+    check_values(&p, r);
+    cr_assert_eq(cc_release_summary(r)->n_perturbed, CC_ATTACK_N_LADS);
+    cc_release_free(r);
+    /* with a condition, the same date range must change its cohort */
+    cr_assert_eq(cc_attack_condition(q, CC_ATTACK_EPISODE_CODE, 0, 0, 0), 0);
+    q->events_of = 0;
+    q->filters.date_range.from = cc_query_month(2010, 1);
+    q->filters.date_range.to = cc_query_month(2030, 12);
+    cr_assert_eq(answer(&p, q, &r, err, sizeof err), CC_EREFUSED);
+    cr_assert(strstr(err, "filters.date_range: changes the cohort by too few"), "%s", err);
+    cc_query_free(q);
+}
+
 Test(release_answer, the_encoders_write_only_protected_values)
 {
     struct cc_policy p;

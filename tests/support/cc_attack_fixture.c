@@ -82,21 +82,21 @@ int cc_attack_fixture_build(struct cc_attack_fixture *fx)
     static uint32_t population[CC_ATTACK_N_LSOAS * 2 * CC_N_AGE_BANDS_5Y];
     memset(population, 0, sizeof population);
     for (int i = 0; i < CC_ATTACK_N_REGIONS; i++) {
-        snprintf(region_code[i], sizeof region_code[i], "E120000%02d", i + 1);
+        snprintf(region_code[i], sizeof region_code[i], "E120000%02u", (unsigned)(i + 1) % 100u);
         region_name[i] = "region";
     }
     for (int i = 0; i < CC_ATTACK_N_ICBS; i++) {
-        snprintf(icb_code[i], sizeof icb_code[i], "E540000%02d", i + 1);
+        snprintf(icb_code[i], sizeof icb_code[i], "E540000%02u", (unsigned)(i + 1) % 100u);
         icb_name[i] = "icb";
         icb_region[i] = (uint16_t)(i / 2);
     }
     for (int i = 0; i < CC_ATTACK_N_LADS; i++) {
-        snprintf(lad_code[i], sizeof lad_code[i], "E060000%02d", i + 1);
+        snprintf(lad_code[i], sizeof lad_code[i], "E060000%02u", (unsigned)(i + 1) % 100u);
         lad_name[i] = "district";
         lad_icb[i] = (uint16_t)(i / 4);
     }
     for (int i = 0; i < CC_ATTACK_N_LSOAS; i++) {
-        snprintf(lsoa_code[i], sizeof lsoa_code[i], "E010000%02d", i + 1);
+        snprintf(lsoa_code[i], sizeof lsoa_code[i], "E010000%02u", (unsigned)(i + 1) % 100u);
         lsoa_name[i] = "lsoa";
         lsoa_lad[i] = (uint16_t)(i / 4);
     }
