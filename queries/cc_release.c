@@ -119,111 +119,120 @@ static int refuse(char *errbuf, size_t errlen, const char *fmt, ...)
 
 /* ---- query restrictions, on public figures only ---- */
 
-/* The public (ONS estimate) population of the query's universe: its areas,
- * ages (bands overlapping the age range count in proportion) and sexes, and
- * the number of person cells its dimensions split that universe into. */
-static void public_universe(const struct cc_store_columns *c, const struct cc_query *q,
-                            const struct cc_raw_result *raw, double *population,
-                            double *person_cells)
+/* Years of [lo, hi] inside [from, to]. */
+static int overlap_years(int lo, int hi, int from, int to)
+{
+    int a = lo > from ? lo : from, b = hi < to ? hi : to;
+    return b < a ? 0 : b - a + 1;
+}
+
+/*
+ * The public (ONS estimate) population of the query's universe (its areas,
+ * ages and sexes; a 5-year estimate band that the age range or an age band
+ * covers in part counts in proportion), and the smallest public population
+ * of a person cell: one value of each of the query's area, age band and sex
+ * dimensions, within the universe (a practice dimension divides it by the
+ * number of practices, as practices have no estimates). Settings and
+ * periods do not split persons. Returns 0 or CC_ENOMEM.
+ */
+static int public_universe(const struct cc_store_columns *c, const struct cc_query *q,
+                           const struct cc_raw_result *raw, double *population,
+                           double *smallest_cell)
 {
     const struct cc_query_filters *f = &q->filters;
-    uint8_t *area_in = NULL;
-    uint32_t n_level = 0;
-    if (f->areas.n_codes && f->areas.index) {
-        n_level = f->areas.level == CC_AREA_LAD   ? c->n_lad
-                  : f->areas.level == CC_AREA_ICB ? c->n_icb
-                                                  : c->n_region;
-        area_in = calloc(n_level + 1, 1);
-        for (uint32_t i = 0; area_in && i < f->areas.n_codes; i++)
-            if (f->areas.index[i] < n_level)
-                area_in[f->areas.index[i]] = 1;
+    int age_from = f->age.present ? f->age.min_years : 0;
+    int age_to = f->age.present ? f->age.max_years : 150;
+    /* the person dimensions, as a mixed-radix cell index */
+    uint32_t kinds[CC_QUERY_DIMENSIONS_CAP], radix[CC_QUERY_DIMENSIONS_CAP], n_person_dims = 0;
+    const struct cc_raw_dimension *age_dim = NULL;
+    uint64_t n_cells = 1;
+    double practices = 1;
+    for (uint32_t d = 0; d < raw->n_dimensions; d++) {
+        const struct cc_raw_dimension *dim = &raw->dimensions[d];
+        if (dim->kind == CC_DIM_PRACTICE)
+            practices *= dim->n_values ? dim->n_values : 1;
+        if (dim->kind != CC_DIM_REGION && dim->kind != CC_DIM_ICB && dim->kind != CC_DIM_LAD &&
+            dim->kind != CC_DIM_AGE_BAND && dim->kind != CC_DIM_SEX)
+            continue;
+        if (dim->kind == CC_DIM_AGE_BAND)
+            age_dim = dim;
+        kinds[n_person_dims] = dim->kind;
+        radix[n_person_dims++] = dim->n_values ? dim->n_values : 1;
+        n_cells *= dim->n_values ? dim->n_values : 1;
     }
-    uint8_t *seen_lad = calloc(c->n_lad + 1, 1), *seen_icb = calloc(c->n_icb + 1, 1),
-            *seen_region = calloc(c->n_region + 1, 1);
-    double band_weight[CC_N_AGE_BANDS_5Y];
+    uint32_t n_bands = age_dim ? age_dim->n_values : 1;
+    uint32_t n_level = f->areas.level == CC_AREA_LAD   ? c->n_lad
+                       : f->areas.level == CC_AREA_ICB ? c->n_icb
+                                                       : c->n_region;
+    uint8_t *area_in = f->areas.n_codes && f->areas.index ? calloc(n_level + 1, 1) : NULL;
+    double *cell_population = calloc(n_cells, sizeof *cell_population);
+    uint8_t *cell_in = calloc(n_cells, 1);
+    /* fraction[b][v]: the share of estimate band b inside age band v and
+     * the age range */
+    double(*fraction)[CC_EXEC_MAX_AGE_BANDS] = calloc(CC_N_AGE_BANDS_5Y, sizeof *fraction);
+    int rc = CC_ENOMEM;
+    if ((f->areas.n_codes && f->areas.index && !area_in) || !cell_population || !cell_in ||
+        !fraction)
+        goto out;
+    for (uint32_t i = 0; area_in && i < f->areas.n_codes; i++)
+        if (f->areas.index[i] < n_level)
+            area_in[f->areas.index[i]] = 1;
     for (int b = 0; b < CC_N_AGE_BANDS_5Y; b++) {
         int lo = b * 5, hi = b == CC_N_AGE_BANDS_5Y - 1 ? 104 : b * 5 + 4;
-        if (!f->age.present) {
-            band_weight[b] = 1;
-            continue;
+        for (uint32_t v = 0; v < n_bands; v++) {
+            int band_lo = age_dim ? age_dim->age_lower[v] : 0;
+            int band_hi = age_dim && v + 1 < n_bands ? age_dim->age_lower[v + 1] - 1 : 150;
+            int from = band_lo > age_from ? band_lo : age_from;
+            int to = band_hi < age_to ? band_hi : age_to;
+            fraction[b][v] = (double)overlap_years(lo, hi, from, to) / (hi - lo + 1);
         }
-        int from = lo > f->age.min_years ? lo : f->age.min_years;
-        int to = hi < f->age.max_years ? hi : f->age.max_years;
-        band_weight[b] = to < from ? 0 : (double)(to - from + 1) / (hi - lo + 1);
     }
     double total = 0;
-    uint32_t n_lad = 0, n_icb = 0, n_region = 0;
     for (uint32_t l = 0; l < c->n_lsoa; l++) {
         uint32_t lad = c->lsoa_lad[l], icb = c->lad_icb[lad], region = c->icb_region[icb];
-        if (area_in) {
-            uint32_t a = f->areas.level == CC_AREA_LAD ? lad
-                         : f->areas.level == CC_AREA_ICB ? icb
-                                                           : region;
-            if (!area_in[a])
-                continue;
-        }
-        double here = 0;
+        if (area_in && !area_in[f->areas.level == CC_AREA_LAD   ? lad
+                                : f->areas.level == CC_AREA_ICB ? icb
+                                                                : region])
+            continue;
         for (int sex = 1; sex <= 2; sex++) {
             if (f->sex_mask && !(f->sex_mask & (1u << sex)))
                 continue;
-            for (int b = 0; b < CC_N_AGE_BANDS_5Y; b++)
-                here += band_weight[b] *
-                        c->population[((uint64_t)l * 2 + (uint64_t)(sex - 1)) * CC_N_AGE_BANDS_5Y +
-                                      (uint64_t)b];
-        }
-        if (here <= 0)
-            continue;
-        total += here;
-        if (seen_lad && !seen_lad[lad]++)
-            n_lad++;
-        if (seen_icb && !seen_icb[icb]++)
-            n_icb++;
-        if (seen_region && !seen_region[region]++)
-            n_region++;
-    }
-    double cells = 1;
-    for (uint32_t d = 0; d < raw->n_dimensions; d++) {
-        const struct cc_raw_dimension *dim = &raw->dimensions[d];
-        switch (dim->kind) {
-        case CC_DIM_REGION:
-            cells *= n_region ? n_region : 1;
-            break;
-        case CC_DIM_ICB:
-            cells *= n_icb ? n_icb : 1;
-            break;
-        case CC_DIM_LAD:
-            cells *= n_lad ? n_lad : 1;
-            break;
-        case CC_DIM_PRACTICE:
-            cells *= dim->n_values ? dim->n_values : 1;
-            break;
-        case CC_DIM_SEX: {
-            unsigned n = 0;
-            for (int sex = 1; sex <= 2; sex++)
-                n += !f->sex_mask || (f->sex_mask & (1u << sex));
-            cells *= n ? n : 1;
-            break;
-        }
-        case CC_DIM_AGE_BAND: {
-            unsigned n = 0;
-            for (uint32_t v = 0; v < dim->n_values; v++) {
-                int lo = dim->age_lower[v];
-                int hi = v + 1 < dim->n_values ? dim->age_lower[v + 1] - 1 : 150;
-                n += !f->age.present || (lo <= f->age.max_years && hi >= f->age.min_years);
+            for (int b = 0; b < CC_N_AGE_BANDS_5Y; b++) {
+                double estimate =
+                    c->population[((uint64_t)l * 2 + (uint64_t)(sex - 1)) * CC_N_AGE_BANDS_5Y +
+                                  (uint64_t)b];
+                for (uint32_t v = 0; v < n_bands; v++) {
+                    if (fraction[b][v] <= 0)
+                        continue;
+                    uint64_t cell = 0;
+                    for (uint32_t k = 0; k < n_person_dims; k++) {
+                        uint32_t value = kinds[k] == CC_DIM_REGION ? region
+                                         : kinds[k] == CC_DIM_ICB  ? icb
+                                         : kinds[k] == CC_DIM_LAD  ? lad
+                                         : kinds[k] == CC_DIM_SEX  ? (uint32_t)sex - 1
+                                                                   : v;
+                        cell = cell * radix[k] + (value < radix[k] ? value : radix[k] - 1);
+                    }
+                    cell_in[cell] = 1;
+                    cell_population[cell] += estimate * fraction[b][v];
+                    total += estimate * fraction[b][v];
+                }
             }
-            cells *= n ? n : 1;
-            break;
-        }
-        default: /* settings and periods do not split persons */
-            break;
         }
     }
-    free(area_in);
-    free(seen_lad);
-    free(seen_icb);
-    free(seen_region);
+    double smallest = -1;
+    for (uint64_t i = 0; i < n_cells; i++)
+        if (cell_in[i] && (smallest < 0 || cell_population[i] < smallest))
+            smallest = cell_population[i];
     *population = total;
-    *person_cells = cells;
+    *smallest_cell = smallest < 0 ? 0 : smallest / practices;
+    rc = 0;
+out:
+    free(area_in);
+    free(cell_population);
+    free(cell_in);
+    free(fraction);
+    return rc;
 }
 
 /* ---- seeds of restrictions ---- */
@@ -251,7 +260,7 @@ static const char *restriction_name(const struct cc_query_restriction *r, char *
 /* The seed of restriction r: for a condition, the key sum of the persons it
  * matches (so equivalent wordings agree, and the seed follows the persons,
  * not the text) with whether it is excluded; for the other filters, their
- * canonical value (an area list as its sorted area indices, an age range
+ * canonical value (an area list as the districts it covers, an age range
  * with its upper bound capped where no one is older). */
 static uint64_t restriction_seed(const struct cc_query *q, const struct cc_raw_result *raw,
                                  uint32_t r)
@@ -276,11 +285,23 @@ static uint64_t restriction_seed(const struct cc_query *q, const struct cc_raw_r
         return mix64(seed ^ f->sex_mask);
     case CC_RESTRICT_SETTINGS:
         return mix64(seed ^ f->setting_mask);
-    case CC_RESTRICT_AREAS:
-        seed ^= f->areas.level;
-        for (uint32_t i = 0; i < f->areas.n_codes; i++)
-            seed = mix64(seed ^ (f->areas.index ? f->areas.index[i] : i) ^ (uint64_t)i << 32);
+    case CC_RESTRICT_AREAS: {
+        /* the districts the list covers, whatever the level it names, so
+         * a region and the list of its ICBs agree */
+        const struct cc_store_columns *c = raw->columns_;
+        for (uint32_t lad = 0; c && f->areas.index && lad < c->n_lad; lad++) {
+            uint32_t icb = c->lad_icb[lad];
+            uint32_t area = f->areas.level == CC_AREA_LAD   ? lad
+                            : f->areas.level == CC_AREA_ICB ? icb
+                                                            : c->icb_region[icb];
+            for (uint32_t i = 0; i < f->areas.n_codes; i++)
+                if (f->areas.index[i] == area) {
+                    seed = mix64(seed ^ ((uint64_t)lad + 1));
+                    break;
+                }
+        }
         return seed;
+    }
     }
     return seed;
 }
@@ -345,8 +366,9 @@ int cc_release_answer(const struct cc_policy *policy, struct cc_ledger *ledger,
         return rc;
 
     if (policy->restrict_queries) {
-        double population, person_cells;
-        public_universe(columns, query, &raw, &population, &person_cells);
+        double population, smallest_cell;
+        if ((rc = public_universe(columns, query, &raw, &population, &smallest_cell)) != 0)
+            goto out;
         if (population < (double)policy->min_population) {
             rc = refuse(errbuf, errlen,
                         "filters: the population of the query's areas, ages and sexes is below "
@@ -354,11 +376,11 @@ int cc_release_answer(const struct cc_policy *policy, struct cc_ledger *ledger,
                         (unsigned long long)policy->min_population);
             goto out;
         }
-        if (population < (double)policy->min_mean_cell_population * person_cells) {
+        if (smallest_cell < (double)policy->min_cell_population) {
             rc = refuse(errbuf, errlen,
-                        "dimensions: too fine together for the query's population "
-                        "(min_mean_cell_population %llu)",
-                        (unsigned long long)policy->min_mean_cell_population);
+                        "dimensions: too fine together: a cell's population is below %llu "
+                        "(min_cell_population)",
+                        (unsigned long long)policy->min_cell_population);
             goto out;
         }
     }

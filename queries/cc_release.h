@@ -10,7 +10,7 @@
  *  1. Query restrictions (DESIGN, Disclosure control 5): the universe's
  *     public population (ONS estimates of the query's areas, ages and sexes,
  *     never a health count) must reach min_population; that population per
- *     person cell must reach min_mean_cell_population; at most max_cells.
+ *     person cell must reach min_cell_population; at most max_cells.
  *  2. Low-effect refusal (8): every restriction (condition, area list, age,
  *     sex, settings, date range) must change the cohort by at least a noisy
  *     threshold around low_effect_persons, drawn from a seed of the

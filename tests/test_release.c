@@ -341,18 +341,33 @@ Test(release_answer, dimensions_too_fine_together_are_refused)
     cr_assert_eq(cc_attack_condition(q, "E11", 0, 0, 0), 0);
     cc_release *r = NULL;
     char err[256];
-    /* 24,048 persons over 40 x 19 x 2 cells: 15.8 per cell, below 20 */
+    /* 24,048 persons over 40 practices: the smallest band (90+, only the
+     * planted targets) has nobody per practice */
     cr_assert_eq(answer(&p, q, &r, err, sizeof err), CC_EREFUSED);
-    cr_assert(strstr(err, "min_mean_cell_population"), "%s", err);
+    cr_assert(strstr(err, "min_cell_population"), "%s", err);
     cc_query_free(q);
+    /* 16 districts x 5-year bands x sex: ~40 persons in most cells, but
+     * the 90+ band holds only the 3 planted targets of each district */
     q = query(CC_MEASURE_PERSONS);
     dim(q, CC_DIM_LAD, 0);
     dim(q, CC_DIM_AGE_BAND, CC_AGE_BANDS_5Y);
     dim(q, CC_DIM_SEX, 0);
     cr_assert_eq(cc_attack_condition(q, "E11", 0, 0, 0), 0);
-    /* 16 x 19 x 2 cells: 39.6 per cell */
+    cr_assert_eq(answer(&p, q, &r, err, sizeof err), CC_EREFUSED);
+    cr_assert(strstr(err, "min_cell_population"), "%s", err);
+    cc_query_free(q);
+    /* bands from 0, 20, 40, 60, 80: ~80 or more in every cell */
+    q = query(CC_MEASURE_PERSONS);
+    dim(q, CC_DIM_LAD, 0);
+    dim(q, CC_DIM_AGE_BAND, CC_AGE_BANDS_CUSTOM);
+    static const uint8_t bounds[] = {0, 20, 40, 60, 80};
+    q->dimensions[1].n_age_bounds = 5;
+    memcpy(q->dimensions[1].age_bounds, bounds, sizeof bounds);
+    dim(q, CC_DIM_SEX, 0);
+    cr_assert_eq(cc_attack_condition(q, "E11", 0, 0, 0), 0);
     cr_assert_eq(answer(&p, q, &r, err, sizeof err), 0, "%s", err);
     check_values(&p, r);
+    cr_assert_eq(cc_release_n_cells(r), 16 * 5 * 2);
     cc_release_free(r);
     cc_query_free(q);
 }
@@ -528,7 +543,13 @@ static struct cc_query *random_query(uint64_t seed, int reorder)
         if ((kinds[k] == CC_DIM_SETTING || kinds[k] == CC_DIM_YEAR) &&
             q->measure != CC_MEASURE_EVENTS)
             continue;
-        dim(q, kinds[k], kinds[k] == CC_DIM_AGE_BAND ? CC_AGE_BANDS_10Y : 0);
+        dim(q, kinds[k], kinds[k] == CC_DIM_AGE_BAND ? CC_AGE_BANDS_CUSTOM : 0);
+        if (kinds[k] == CC_DIM_AGE_BAND) {
+            /* 20-year bands: the fixture's 90+ persons are the few targets */
+            static const uint8_t bounds[] = {0, 20, 40, 60, 80};
+            q->dimensions[q->n_dimensions - 1].n_age_bounds = 5;
+            memcpy(q->dimensions[q->n_dimensions - 1].age_bounds, bounds, sizeof bounds);
+        }
     }
     uint32_t n_conditions = 1 + prop_below(2);
     const char *codes[2];
