@@ -20,7 +20,7 @@
  * With --release, each query is also run R times through cc_release_answer
  * (the default disclosure policy: the engine, then restrictions, low-effect
  * refusal, both noise layers, suppression and rounding), printed as
- *   RESULT carecount-release qN median_ms=X min_ms=Y released=T refused=K
+ *   RESULT carecount-release qN median_ms=X min_ms=Y released=T refused=K cpu_ms_per_run=C
  * so the cost of disclosure control is the difference of the two lines.
  *
  * The export holds only persons without an opt-out in force in the published
@@ -354,6 +354,7 @@ static int time_release(const struct cc_dataversion *version, int number,
     uint64_t released = 0;
     unsigned refused = 0;
     char err[256] = "";
+    double cpu0 = cpu_seconds();
     for (unsigned run = 0; run < o->n_runs; run++) {
         double start = wall_seconds();
         for (int i = 0; i < n_queries; i++) {
@@ -378,12 +379,14 @@ static int time_release(const struct cc_dataversion *version, int number,
         }
         times[run] = (wall_seconds() - start) * 1e3;
     }
+    double cpu_per_run = (cpu_seconds() - cpu0) * 1e3 / o->n_runs;
     double min = times[0];
     for (unsigned run = 1; run < o->n_runs; run++)
         min = times[run] < min ? times[run] : min;
     printf("RESULT carecount-release q%d median_ms=%.2f min_ms=%.2f released=%" PRIu64
-           " refused=%u\n",
-           number, median_of(times, o->n_runs), min, released, refused);
+           " refused=%u cpu_ms_per_run=%.1f runs=%u load=%.1f\n",
+           number, median_of(times, o->n_runs), min, released, refused, cpu_per_run, o->n_runs,
+           load_average());
     fflush(stdout);
     return 0;
 }

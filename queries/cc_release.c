@@ -308,36 +308,55 @@ static uint64_t restriction_seed(const struct cc_query *q, const struct cc_raw_r
 
 /* ---- the answer ---- */
 
-static void release_cell(const struct cc_policy *policy, const struct cc_ptable *cell_layer,
-                         const struct cc_ptable *condition_layer, uint64_t layer_seed,
-                         uint64_t measure, uint64_t count, uint32_t cell_key,
-                         struct cc_released_count *out, struct cc_release_summary *summary)
+void cc_release_tables_build(const struct cc_policy *policy, struct cc_release_tables *tables)
+{
+    cc_ptable_build(policy->max_noise, policy->noise_variance, &tables->cell_layer);
+    cc_ptable_build(policy->condition_max_noise, policy->condition_noise_variance,
+                    &tables->condition_layer);
+}
+
+struct cc_released_count cc_release_protect(const struct cc_policy *policy,
+                                            const struct cc_release_tables *tables,
+                                            uint64_t layer_seed, uint64_t measure, uint64_t count,
+                                            uint32_t cell_key)
 {
     uint64_t value = count;
     if (policy->perturb) {
-        int32_t j = cc_ptable_noise(cell_layer, value, cc_release_draw(cell_key, measure));
+        int32_t j = cc_ptable_noise(&tables->cell_layer, value, cc_release_draw(cell_key, measure));
         value = (uint64_t)((int64_t)value + j);
-        j = cc_ptable_noise(condition_layer, value,
+        j = cc_ptable_noise(&tables->condition_layer, value,
                             cc_release_draw(cell_key ^ (uint64_t)cell_key << 32, layer_seed));
         value = (uint64_t)((int64_t)value + j);
     }
     uint8_t done = policy->perturb              ? CC_CELL_PERTURBED
                    : policy->rounding_base > 1 ? CC_CELL_ROUNDED
                                                : CC_CELL_SHOWN;
-    if ((value == 0 && !policy->show_zeros) || (value > 0 && value < policy->threshold)) {
-        *out = (struct cc_released_count){0, 0, CC_CELL_SUPPRESSED_PRIMARY};
-        summary->n_suppressed_primary++;
-        return;
-    }
+    if ((value == 0 && !policy->show_zeros) || (value > 0 && value < policy->threshold))
+        return (struct cc_released_count){0, 0, CC_CELL_SUPPRESSED_PRIMARY};
     if (value > 0)
         value = cc_release_round(value, policy->rounding_base, policy->threshold);
-    *out = (struct cc_released_count){value, 1, done};
-    if (done == CC_CELL_PERTURBED)
-        summary->n_perturbed++;
-    else if (done == CC_CELL_ROUNDED)
-        summary->n_rounded++;
-    else
-        summary->n_shown++;
+    return (struct cc_released_count){value, 1, done};
+}
+
+static void count_reason(struct cc_release_summary *s, uint8_t reason)
+{
+    switch (reason) {
+    case CC_CELL_SHOWN:
+        s->n_shown++;
+        break;
+    case CC_CELL_SUPPRESSED_PRIMARY:
+        s->n_suppressed_primary++;
+        break;
+    case CC_CELL_SUPPRESSED_SECONDARY:
+        s->n_suppressed_secondary++;
+        break;
+    case CC_CELL_PERTURBED:
+        s->n_perturbed++;
+        break;
+    case CC_CELL_ROUNDED:
+        s->n_rounded++;
+        break;
+    }
 }
 
 int cc_release_answer(const struct cc_policy *policy, struct cc_ledger *ledger,
@@ -432,13 +451,13 @@ int cc_release_answer(const struct cc_policy *policy, struct cc_ledger *ledger,
     memcpy(release->dimensions, raw.dimensions, sizeof release->dimensions);
     release->columns = raw.columns_;
 
-    struct cc_ptable cell_layer, condition_layer;
-    cc_ptable_build(policy->max_noise, policy->noise_variance, &cell_layer);
-    cc_ptable_build(policy->condition_max_noise, policy->condition_noise_variance,
-                    &condition_layer);
-    for (uint64_t i = 0; i < raw.n_cells; i++)
-        release_cell(policy, &cell_layer, &condition_layer, layer_seed, query->measure,
-                     raw.count[i], raw.cell_key[i], &release->cells[i], s);
+    struct cc_release_tables tables;
+    cc_release_tables_build(policy, &tables);
+    for (uint64_t i = 0; i < raw.n_cells; i++) {
+        release->cells[i] = cc_release_protect(policy, &tables, layer_seed, query->measure,
+                                               raw.count[i], raw.cell_key[i]);
+        count_reason(s, release->cells[i].reason);
+    }
     *out = release;
 out:
     cc_raw_result_free(&raw);

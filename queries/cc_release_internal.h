@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "cc_policy.h"
+#include "cc_release.h"
 
 #define CC_PTABLE_ROWS (CC_POLICY_MAX_NOISE_CAP + 1)
 #define CC_PTABLE_COLUMNS (2 * CC_POLICY_MAX_NOISE_CAP + 1)
@@ -57,5 +58,20 @@ uint64_t cc_release_round(uint64_t value, uint32_t base, uint32_t threshold);
  * low_effect_persons - low_effect_spread .. low_effect_persons +
  * low_effect_spread, the same for the same seed. */
 uint32_t cc_release_low_effect_threshold(const struct cc_policy *policy, uint64_t seed);
+
+/* Both layers' tables for a checked policy. */
+struct cc_release_tables {
+    struct cc_ptable cell_layer, condition_layer;
+};
+void cc_release_tables_build(const struct cc_policy *policy, struct cc_release_tables *tables);
+
+/* One count protected: the cell key layer (drawn from cell_key and the
+ * measure), the condition layer (from cell_key and layer_seed), then
+ * suppression and rounding, as policy says. The one place a count becomes
+ * a released count. */
+struct cc_released_count cc_release_protect(const struct cc_policy *policy,
+                                            const struct cc_release_tables *tables,
+                                            uint64_t layer_seed, uint64_t measure, uint64_t count,
+                                            uint32_t cell_key);
 
 #endif

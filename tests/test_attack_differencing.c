@@ -16,6 +16,12 @@
  * every target. Protected: the release layer refuses Q2 (the known-episode
  * condition changes the cohort by 0 or 1 persons: the low-effect rule), and
  * narrow universes on their public population, so no target is recovered.
+ *
+ * The same without a filter: an area list with and without the target's
+ * district (the other districts of the list vary over 36 universes), at the
+ * target's age and sex, where the target is the only person of their
+ * district: the two cohorts differ by the target exactly when they have the
+ * secret.
  */
 #include <criterion/criterion.h>
 
@@ -68,6 +74,34 @@ static struct cc_query *attack_query(const struct cc_attack_target *t, unsigned 
     return q;
 }
 
+/* The area-list pair: the target's age and sex, persons with the secret,
+ * in a list of other districts of the region (subset u + 1 of them, as a
+ * bit mask over the region's other 7) with or without the target's. */
+static struct cc_query *area_list_query(const struct cc_attack_target *t, unsigned u,
+                                        int with_target)
+{
+    struct cc_query *q;
+    cr_assert_eq(cc_attack_query(CC_MEASURE_PERSONS, &q), 0);
+    cr_assert_eq(cc_attack_condition(q, CC_ATTACK_SECRET_CODE, 0, 0, 0), 0);
+    const struct cc_store_columns *c = cc_store_columns(fx.store);
+    unsigned other = 0, mask = (u * 37 + 5) % 127 + 1; /* 36 distinct non-empty subsets */
+    for (uint32_t lad = 0; lad < c->n_lad; lad++) {
+        if (c->icb_region[c->lad_icb[lad]] != t->region)
+            continue;
+        if (lad == t->lad) {
+            if (with_target)
+                cr_assert_eq(cc_attack_area(q, CC_AREA_LAD, cc_attack_lad_code(&fx, lad)), 0);
+            continue;
+        }
+        if (mask >> other++ & 1)
+            cr_assert_eq(cc_attack_area(q, CC_AREA_LAD, cc_attack_lad_code(&fx, lad)), 0);
+    }
+    cc_attack_age(q, t->age, t->age);
+    cc_attack_sex(q, t->sex);
+    cr_assert_eq(cc_attack_bind(&fx, q), 0);
+    return q;
+}
+
 /* What the attacker sees of one query: an exact count (control), a
  * released value, "suppressed" (UINT64_MAX - 1) or "refused" (UINT64_MAX). */
 #define SEEN_REFUSED UINT64_MAX
@@ -101,14 +135,16 @@ struct outcome {
 };
 
 /* Runs the attack on every target; policy NULL: exact counts. */
-static struct outcome run_attack(const struct cc_policy *policy)
+static struct outcome run_attack_with(const struct cc_policy *policy,
+                                      struct cc_query *(*make)(const struct cc_attack_target *,
+                                                               unsigned, int))
 {
     struct outcome o = {0};
     for (uint32_t i = 0; i < fx.n_targets; i++) {
         const struct cc_attack_target *t = &fx.targets[i];
         unsigned pairs = 0, differ = 0;
         for (unsigned u = 0; u < N_UNIVERSES; u++) {
-            struct cc_query *q1 = attack_query(t, u, 0), *q2 = attack_query(t, u, 1);
+            struct cc_query *q1 = make(t, u, 0), *q2 = make(t, u, 1);
             uint64_t a = policy ? ask_released(policy, q1) : ask_exact(q1);
             uint64_t b = policy ? ask_released(policy, q2) : ask_exact(q2);
             if (a != SEEN_REFUSED && b != SEEN_REFUSED) {
@@ -134,6 +170,11 @@ static struct outcome run_attack(const struct cc_policy *policy)
     return o;
 }
 
+static struct outcome run_attack(const struct cc_policy *policy)
+{
+    return run_attack_with(policy, attack_query);
+}
+
 Test(attack_differencing, the_attack_recovers_most_targets_from_exact_counts)
 {
     cr_assert_geq(fx.n_targets, 40);
@@ -150,6 +191,25 @@ Test(attack_differencing, the_attack_recovers_no_target_from_releases)
     cc_policy_default(&p);
     struct outcome o = run_attack(&p);
     cr_log_info("releases: %u recovered, %u wrong, %u undecided of %u (%u pairs answered)",
+                o.recovered, o.wrong, o.undecided, fx.n_targets, o.answered_pairs);
+    cr_assert_eq(o.recovered, 0, "recovered %u of %u", o.recovered, fx.n_targets);
+}
+
+Test(attack_differencing, the_area_list_attack_recovers_most_targets_from_exact_counts)
+{
+    struct outcome o = run_attack_with(NULL, area_list_query);
+    cr_log_info("area lists, exact counts: %u recovered, %u wrong, %u undecided of %u",
+                o.recovered, o.wrong, o.undecided, fx.n_targets);
+    cr_assert_geq(o.recovered, fx.n_targets * 9 / 10, "recovered %u of %u", o.recovered,
+                  fx.n_targets);
+}
+
+Test(attack_differencing, the_area_list_attack_recovers_no_target_from_releases)
+{
+    struct cc_policy p;
+    cc_policy_default(&p);
+    struct outcome o = run_attack_with(&p, area_list_query);
+    cr_log_info("area lists, releases: %u recovered, %u wrong, %u undecided of %u (%u pairs)",
                 o.recovered, o.wrong, o.undecided, fx.n_targets, o.answered_pairs);
     cr_assert_eq(o.recovered, 0, "recovered %u of %u", o.recovered, fx.n_targets);
 }

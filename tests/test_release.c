@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cc_attack_fixture.h"
+#include "cc_compare.h"
 #include "cc_error.h"
 #include "cc_policy.h"
 #include "cc_release.h"
@@ -623,4 +624,69 @@ Test(release_answer, properties_hold_over_2000_random_queries)
     cr_assert_gt(refused, 50, "%u answered, %u refused", answered, refused);
     cr_assert_gt(reworded, 50);
     cr_assert_gt(released_cells, 5000);
+}
+
+/* ---- comparisons take released counts only ---- */
+
+static void compare_released(struct cc_query *numerator, unsigned *n_compared,
+                             unsigned *n_not_compared)
+{
+    struct cc_policy p;
+    cc_policy_default(&p);
+    cr_assert_eq(cc_attack_bind(&fx, numerator), 0);
+    struct cc_compare_request request = {.numerator = numerator,
+                                         .area_level = CC_AREA_LAD,
+                                         .method = CC_COMPARE_CRUDE_RATE};
+    struct cc_compare_raw raw;
+    char err[256];
+    cr_assert_eq(cc_compare_run(fx.version, &request, NULL, &fx.options, &raw, err, sizeof err),
+                 0, "%s", err);
+    struct cc_compare_released released;
+    cr_assert_eq(cc_release_compare(&p, &raw, &released, err, sizeof err), 0, "%s", err);
+    struct cc_compare_result result;
+    cr_assert_eq(cc_compare_finish(&raw.layout, &released, &result), 0);
+    *n_compared = *n_not_compared = 0;
+    for (uint32_t u = 0; u < result.n_rows; u++) {
+        const struct cc_released_count *c = &released.count[u], *d = &released.denominator[u];
+        const struct cc_compare_row *row = &result.rows[u];
+        if (!c->released || !d->released) {
+            cr_assert_eq(row->status, CC_COMPARE_SUPPRESSED, "unit %u", u);
+            cr_assert(isnan(row->value) && isnan(row->count));
+            ++*n_not_compared;
+            continue;
+        }
+        /* the figures come from the released values */
+        cr_assert_eq(row->count, (double)c->value, "unit %u", u);
+        cr_assert_eq(row->denominator, (double)d->value, "unit %u", u);
+        cr_assert(c->value == 0 || (c->value >= p.threshold && c->value % p.rounding_base == 0));
+        if (row->status == CC_COMPARE_OK)
+            cr_assert_float_eq(row->value, (double)c->value / (double)d->value * 100000, 1e-6);
+        ++*n_compared;
+    }
+    cc_compare_result_free(&result);
+    cc_compare_released_free(&released);
+    cc_compare_raw_free(&raw);
+}
+
+Test(release_answer, comparisons_are_computed_from_released_counts_and_suppressed_ones_not_compared)
+{
+    unsigned compared, not_compared;
+    struct cc_query *q = query(CC_MEASURE_PERSONS);
+    cr_assert_eq(cc_attack_condition(q, "E11", 0, 0, 0), 0);
+    compare_released(q, &compared, &not_compared);
+    cc_query_free(q);
+    /* 16 districts and England, ~150 persons with E11 in each district */
+    cr_assert_eq(compared, 17);
+    cr_assert_eq(not_compared, 0);
+
+    q = query(CC_MEASURE_PERSONS);
+    cr_assert_eq(cc_attack_condition(q, CC_ATTACK_SECRET_CODE, 0, 0, 0), 0);
+    cc_attack_age(q, 60, 89);
+    cc_attack_sex(q, CC_SEX_FEMALE);
+    compare_released(q, &compared, &not_compared);
+    cc_query_free(q);
+    /* ~2 such persons per district: most districts are not compared, and
+     * England (~40) is */
+    cr_assert_gt(not_compared, 8, "%u not compared", not_compared);
+    cr_assert_geq(compared, 1);
 }

@@ -1,0 +1,48 @@
+/*
+ * cc_release_compare.c: disclosure control for area comparisons: the raw
+ * comparison's exact counts and denominators become released counts, the
+ * only input cc_compare_finish() accepts.
+ *
+ * Must never: copy an exact count into the released counts other than
+ * through cc_release_protect().
+ */
+#include "cc_release.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cc_error.h"
+#include "cc_release_internal.h"
+
+int cc_release_compare(const struct cc_policy *policy, const struct cc_compare_raw *raw,
+                       struct cc_compare_released *out, char *errbuf, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    int rc = cc_policy_check(policy, errbuf, errlen);
+    if (rc)
+        return rc;
+    const struct cc_compare_counts *exact = &raw->exact;
+    size_t n = (size_t)exact->n_units * exact->n_bands;
+    out->count = calloc(n ? n : 1, sizeof *out->count);
+    out->denominator = calloc(n ? n : 1, sizeof *out->denominator);
+    if (!out->count || !out->denominator) {
+        cc_compare_released_free(out);
+        return CC_ENOMEM;
+    }
+    out->n_units = exact->n_units;
+    out->n_bands = exact->n_bands;
+    struct cc_release_tables tables;
+    cc_release_tables_build(policy, &tables);
+    /* the layers' seeds follow the persons of each query's cohort */
+    uint64_t numerator_seed = raw->numerator_result.cohort_key ^ 0x6e756d6572ULL;
+    uint64_t denominator_seed = raw->denominator_result.cohort_key ^ 0x64656e6f6dULL;
+    for (size_t i = 0; i < n; i++) {
+        double c = exact->count[i], d = exact->denominator[i];
+        out->count[i] = cc_release_protect(policy, &tables, numerator_seed, 1,
+                                           c > 0 ? (uint64_t)c : 0, raw->count_key[i]);
+        out->denominator[i] = cc_release_protect(policy, &tables, denominator_seed, 3,
+                                                 d > 0 ? (uint64_t)d : 0,
+                                                 raw->denominator_key[i]);
+    }
+    return 0;
+}
