@@ -144,6 +144,7 @@ static int public_universe(const struct cc_store_columns *c, const struct cc_que
     int age_to = f->age.present ? f->age.max_years : 150;
     /* the person dimensions, as a mixed-radix cell index */
     uint32_t kinds[CC_QUERY_DIMENSIONS_CAP], radix[CC_QUERY_DIMENSIONS_CAP], n_person_dims = 0;
+    uint32_t sex_value[3] = {UINT32_MAX, UINT32_MAX, UINT32_MAX}; /* of male (1), female (2) */
     const struct cc_raw_dimension *age_dim = NULL;
     uint64_t n_cells = 1;
     double practices = 1;
@@ -156,6 +157,11 @@ static int public_universe(const struct cc_store_columns *c, const struct cc_que
             continue;
         if (dim->kind == CC_DIM_AGE_BAND)
             age_dim = dim;
+        if (dim->kind == CC_DIM_SEX)
+            for (uint32_t v = 0; v < dim->n_values && v < 4; v++)
+                if (v != dim->total && (dim->sex_code[v] == CC_SEX_MALE ||
+                                        dim->sex_code[v] == CC_SEX_FEMALE))
+                    sex_value[dim->sex_code[v]] = v;
         kinds[n_person_dims] = dim->kind;
         radix[n_person_dims++] = dim->n_values ? dim->n_values : 1;
         n_cells *= dim->n_values ? dim->n_values : 1;
@@ -180,8 +186,11 @@ static int public_universe(const struct cc_store_columns *c, const struct cc_que
     for (int b = 0; b < CC_N_AGE_BANDS_5Y; b++) {
         int lo = b * 5, hi = b == CC_N_AGE_BANDS_5Y - 1 ? 104 : b * 5 + 4;
         for (uint32_t v = 0; v < n_bands; v++) {
+            if (age_dim && v == age_dim->total)
+                continue; /* a margin: larger than the cells it totals */
+            uint32_t n_own = age_dim && age_dim->total != CC_RAW_NO_TOTAL ? n_bands - 1 : n_bands;
             int band_lo = age_dim ? age_dim->age_lower[v] : 0;
-            int band_hi = age_dim && v + 1 < n_bands ? age_dim->age_lower[v + 1] - 1 : 150;
+            int band_hi = age_dim && v + 1 < n_own ? age_dim->age_lower[v + 1] - 1 : 150;
             int from = band_lo > age_from ? band_lo : age_from;
             int to = band_hi < age_to ? band_hi : age_to;
             fraction[b][v] = (double)overlap_years(lo, hi, from, to) / (hi - lo + 1);
@@ -205,14 +214,18 @@ static int public_universe(const struct cc_store_columns *c, const struct cc_que
                     if (fraction[b][v] <= 0)
                         continue;
                     uint64_t cell = 0;
+                    int in_table = 1;
                     for (uint32_t k = 0; k < n_person_dims; k++) {
                         uint32_t value = kinds[k] == CC_DIM_REGION ? region
                                          : kinds[k] == CC_DIM_ICB  ? icb
                                          : kinds[k] == CC_DIM_LAD  ? lad
-                                         : kinds[k] == CC_DIM_SEX  ? (uint32_t)sex - 1
+                                         : kinds[k] == CC_DIM_SEX  ? sex_value[sex]
                                                                    : v;
-                        cell = cell * radix[k] + (value < radix[k] ? value : radix[k] - 1);
+                        in_table &= value < radix[k];
+                        cell = cell * radix[k] + (value < radix[k] ? value : 0);
                     }
+                    if (!in_table)
+                        continue;
                     cell_in[cell] = 1;
                     cell_population[cell] += estimate * fraction[b][v];
                     total += estimate * fraction[b][v];

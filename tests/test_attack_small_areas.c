@@ -69,7 +69,8 @@ static struct cc_query *attack_query(const struct cc_attack_target *t, int as_ta
  * of the filter. */
 static uint64_t target_cell(const struct cc_attack_target *t, int as_table)
 {
-    return as_table ? ((uint64_t)t->lad * 3 + 1) * 2 + (t->sex == CC_SEX_MALE ? 0 : 1) : 0;
+    /* the sex dimension's values are the four NHS codes 0, 1, 2, 9 */
+    return as_table ? ((uint64_t)t->lad * 3 + 1) * 4 + t->sex : 0;
 }
 
 #define SEEN_REFUSED UINT64_MAX

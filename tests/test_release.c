@@ -237,25 +237,57 @@ Test(release_answer, a_table_is_protected_and_says_what_was_done)
     cr_assert_eq(s->max_noise, 3);
     cr_assert_eq(s->condition_max_noise, 2);
     cr_assert(s->perturbed && s->zeros_shown);
-    cr_assert_eq(cc_release_n_cells(r), 32);
+    /* the sex dimension has the four NHS codes: not known, male, female,
+     * indeterminate (the fixture has only the middle two) */
+    cr_assert_eq(cc_release_n_cells(r), 64);
     cr_assert_eq(cc_release_n_dimensions(r), 2);
     cr_assert_eq(cc_release_dimension_kind(r, 0), CC_DIM_LAD);
-    cr_assert_eq(cc_release_dimension_size(r, 1), 2);
+    cr_assert_eq(cc_release_dimension_size(r, 1), 4);
     char label[64];
     cc_release_label(r, 0, 3, label, sizeof label);
     cr_assert_str_eq(label, cc_attack_lad_code(&fx, 3));
-    cc_release_label(r, 1, 1, label, sizeof label);
+    cc_release_label(r, 1, 2, label, sizeof label);
     cr_assert_str_eq(label, "female");
-    cr_assert_eq(cc_release_coordinate(r, 7, 0), 3);
-    cr_assert_eq(cc_release_coordinate(r, 7, 1), 1);
+    cr_assert_eq(cc_release_coordinate(r, 14, 0), 3);
+    cr_assert_eq(cc_release_coordinate(r, 14, 1), 2);
     check_values(&p, r);
     /* about 10% of 1,500 persons per district have E11: every cell is
-     * released, perturbed */
-    cr_assert_eq(s->n_perturbed, 32);
+     * perturbed (the empty ones too: the reason never tells them apart) */
+    cr_assert_eq(s->n_perturbed, 64);
     uint64_t total = 0;
-    for (uint64_t i = 0; i < 32; i++)
+    for (uint64_t i = 0; i < 64; i++)
         total += cc_release_cell(r, i).value;
     cr_assert_gt(total, 500);
+    cc_release_free(r);
+    cc_query_free(q);
+}
+
+Test(release_answer, margins_are_cells_of_their_own_perturbed_independently)
+{
+    struct cc_policy p;
+    cc_policy_default(&p);
+    struct cc_query *q = query(CC_MEASURE_PERSONS);
+    dim(q, CC_DIM_LAD, 0);
+    dim(q, CC_DIM_SEX, 0);
+    q->margins = true;
+    cr_assert_eq(cc_attack_condition(q, "E11", 0, 0, 0), 0);
+    cc_release *r = NULL;
+    char err[256];
+    cr_assert_eq(answer(&p, q, &r, err, sizeof err), 0, "%s", err);
+    /* 16 districts and their total; the four sexes and their total */
+    cr_assert_eq(cc_release_n_cells(r), 17 * 5);
+    check_values(&p, r);
+    cr_assert_eq(cc_release_summary(r)->n_perturbed, 17 * 5);
+    /* each margin has noise of its own: over 17 rows, some margin differs
+     * from the sum of its released cells */
+    unsigned differ = 0;
+    for (uint32_t lad = 0; lad <= 16; lad++) {
+        uint64_t sum = 0;
+        for (uint32_t sex = 0; sex < 4; sex++)
+            sum += cc_release_cell(r, lad * 5 + sex).value;
+        differ += sum != cc_release_cell(r, lad * 5 + 4).value;
+    }
+    cr_assert_gt(differ, 0, "every margin is the sum of its cells");
     cc_release_free(r);
     cc_query_free(q);
 }
@@ -368,7 +400,7 @@ Test(release_answer, dimensions_too_fine_together_are_refused)
     cr_assert_eq(cc_attack_condition(q, "E11", 0, 0, 0), 0);
     cr_assert_eq(answer(&p, q, &r, err, sizeof err), 0, "%s", err);
     check_values(&p, r);
-    cr_assert_eq(cc_release_n_cells(r), 16 * 5 * 2);
+    cr_assert_eq(cc_release_n_cells(r), 16 * 5 * 4);
     cc_release_free(r);
     cc_query_free(q);
 }
