@@ -372,6 +372,57 @@ static void count_reason(struct cc_release_summary *s, uint8_t reason)
     }
 }
 
+int cc_release_check(const struct cc_policy *policy, const struct cc_store_columns *columns,
+                     const struct cc_query *query, const struct cc_raw_result *raw,
+                     uint64_t *layer_seed_out, char *errbuf, size_t errlen)
+{
+    if (policy->restrict_queries) {
+        double population, smallest_cell;
+        int rc = public_universe(columns, query, raw, &population, &smallest_cell);
+        if (rc != 0)
+            return rc;
+        if (population < (double)policy->min_population)
+            return refuse(errbuf, errlen,
+                          "filters: the population of the query's areas, ages and sexes is below "
+                          "the minimum of %llu (min_population)",
+                          (unsigned long long)policy->min_population);
+        if (smallest_cell < (double)policy->min_cell_population)
+            return refuse(errbuf, errlen,
+                          "dimensions: too fine together: a cell's population is below %llu "
+                          "(min_cell_population)",
+                          (unsigned long long)policy->min_cell_population);
+    }
+
+    /* Low-effect refusal, and the seed of the condition layer: a
+     * commutative sum, so reordering restrictions changes nothing. */
+    uint64_t layer_seed = mix64(query->measure);
+    *layer_seed_out = 0;
+    for (uint32_t r = 0; r < raw->n_restrictions; r++) {
+        uint64_t seed = restriction_seed(query, raw, r);
+        layer_seed += mix64(seed);
+        if (!policy->refuse_low_effect)
+            continue;
+        /* Without conditions, a date range or settings choose which records
+         * are counted and cannot change the cohort of persons: their effect
+         * on it is 0 by construction, not by the data, so the rule does not
+         * apply (their seed still enters the condition layer above). */
+        uint8_t kind = raw->restrictions[r].kind;
+        if ((kind == CC_RESTRICT_DATE_RANGE || kind == CC_RESTRICT_SETTINGS) &&
+            query->filters.n_conditions == 0)
+            continue;
+        uint64_t without = raw->cohort_without[r];
+        uint64_t effect = without > raw->cohort_persons ? without - raw->cohort_persons : 0;
+        char name[48];
+        if (effect < cc_release_low_effect_threshold(policy, seed))
+            return refuse(errbuf, errlen,
+                          "%s: changes the cohort by too few persons (low-effect rule)",
+                          restriction_name(&raw->restrictions[r], name, sizeof name));
+    }
+
+    *layer_seed_out = layer_seed;
+    return 0;
+}
+
 int cc_release_answer(const struct cc_policy *policy, struct cc_ledger *ledger,
                       const struct cc_dataversion *version, const struct cc_query *query,
                       const struct cc_exec_options *options, cc_release **out, char *errbuf,
@@ -397,52 +448,9 @@ int cc_release_answer(const struct cc_policy *policy, struct cc_ledger *ledger,
     if ((rc = cc_exec_run(version, query, options, &raw, errbuf, errlen)) != 0)
         return rc;
 
-    if (policy->restrict_queries) {
-        double population, smallest_cell;
-        if ((rc = public_universe(columns, query, &raw, &population, &smallest_cell)) != 0)
-            goto out;
-        if (population < (double)policy->min_population) {
-            rc = refuse(errbuf, errlen,
-                        "filters: the population of the query's areas, ages and sexes is below "
-                        "the minimum of %llu (min_population)",
-                        (unsigned long long)policy->min_population);
-            goto out;
-        }
-        if (smallest_cell < (double)policy->min_cell_population) {
-            rc = refuse(errbuf, errlen,
-                        "dimensions: too fine together: a cell's population is below %llu "
-                        "(min_cell_population)",
-                        (unsigned long long)policy->min_cell_population);
-            goto out;
-        }
-    }
-
-    /* Low-effect refusal, and the seed of the condition layer: a
-     * commutative sum, so reordering restrictions changes nothing. */
-    uint64_t layer_seed = mix64(query->measure);
-    for (uint32_t r = 0; r < raw.n_restrictions; r++) {
-        uint64_t seed = restriction_seed(query, &raw, r);
-        layer_seed += mix64(seed);
-        if (!policy->refuse_low_effect)
-            continue;
-        /* Without conditions, a date range or settings choose which records
-         * are counted and cannot change the cohort of persons: their effect
-         * on it is 0 by construction, not by the data, so the rule does not
-         * apply (their seed still enters the condition layer above). */
-        uint8_t kind = raw.restrictions[r].kind;
-        if ((kind == CC_RESTRICT_DATE_RANGE || kind == CC_RESTRICT_SETTINGS) &&
-            query->filters.n_conditions == 0)
-            continue;
-        uint64_t without = raw.cohort_without[r];
-        uint64_t effect = without > raw.cohort_persons ? without - raw.cohort_persons : 0;
-        if (effect < cc_release_low_effect_threshold(policy, seed)) {
-            char name[48];
-            rc = refuse(errbuf, errlen,
-                        "%s: changes the cohort by too few persons (low-effect rule)",
-                        restriction_name(&raw.restrictions[r], name, sizeof name));
-            goto out;
-        }
-    }
+    uint64_t layer_seed;
+    if ((rc = cc_release_check(policy, columns, query, &raw, &layer_seed, errbuf, errlen)) != 0)
+        goto out;
 
     cc_release *release = calloc(1, sizeof *release);
     if (!release || !(release->cells = calloc(raw.n_cells ? raw.n_cells : 1,

@@ -120,16 +120,19 @@ int cc_release_answer(const struct cc_policy *policy, struct cc_ledger *ledger,
 void cc_release_free(cc_release *release);
 
 /*
- * Protects a raw comparison (cc_compare.h): every count and denominator of
- * every unit and band through the same layers, suppression and rounding as
- * a release's cells, each with its own cell key (so comparator units such
- * as England are protected as cells of their own), into *out, which the
- * caller frees with cc_compare_released_free(). The condition layer is
- * seeded by the numerator's (and denominator's) cohort. Returns 0, CC_EINVAL
- * (a policy that fails cc_policy_check()) or CC_ENOMEM.
+ * Protects a raw comparison (cc_compare.h) made from request: the numerator
+ * must pass the same rules as any query (public populations, with the
+ * comparison's area and age band dimensions as its table, and the
+ * low-effect rule), then every count and denominator of every unit and band
+ * goes through the same layers, suppression and rounding as a release's
+ * cells, each with its own cell key (so comparator units such as England
+ * are protected as cells of their own), into *out, which the caller frees
+ * with cc_compare_released_free(). Returns 0, CC_EREFUSED ("rule: why" in
+ * errbuf), CC_EINVAL (a policy that fails cc_policy_check()) or CC_ENOMEM.
  */
-int cc_release_compare(const struct cc_policy *policy, const struct cc_compare_raw *raw,
-                       struct cc_compare_released *out, char *errbuf, size_t errlen);
+int cc_release_compare(const struct cc_policy *policy, const struct cc_compare_request *request,
+                       const struct cc_compare_raw *raw, struct cc_compare_released *out,
+                       char *errbuf, size_t errlen);
 
 /* ---- reading a release ---- */
 

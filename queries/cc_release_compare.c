@@ -14,12 +14,19 @@
 #include "cc_error.h"
 #include "cc_release_internal.h"
 
-int cc_release_compare(const struct cc_policy *policy, const struct cc_compare_raw *raw,
-                       struct cc_compare_released *out, char *errbuf, size_t errlen)
+int cc_release_compare(const struct cc_policy *policy, const struct cc_compare_request *request,
+                       const struct cc_compare_raw *raw, struct cc_compare_released *out,
+                       char *errbuf, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     int rc = cc_policy_check(policy, errbuf, errlen);
     if (rc)
+        return rc;
+    /* the numerator meets the rules of any query, with the comparison's
+     * area (and age band) dimensions as its table */
+    uint64_t numerator_seed;
+    if ((rc = cc_release_check(policy, raw->numerator_result.columns_, request->numerator,
+                               &raw->numerator_result, &numerator_seed, errbuf, errlen)) != 0)
         return rc;
     const struct cc_compare_counts *exact = &raw->exact;
     size_t n = (size_t)exact->n_units * exact->n_bands;
@@ -33,8 +40,7 @@ int cc_release_compare(const struct cc_policy *policy, const struct cc_compare_r
     out->n_bands = exact->n_bands;
     struct cc_release_tables tables;
     cc_release_tables_build(policy, &tables);
-    /* the layers' seeds follow the persons of each query's cohort */
-    uint64_t numerator_seed = raw->numerator_result.cohort_key ^ 0x6e756d6572ULL;
+    /* the denominator's layer follows the persons of its cohort */
     uint64_t denominator_seed = raw->denominator_result.cohort_key ^ 0x64656e6f6dULL;
     for (size_t i = 0; i < n; i++) {
         double c = exact->count[i], d = exact->denominator[i];

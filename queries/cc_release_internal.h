@@ -59,6 +59,18 @@ uint64_t cc_release_round(uint64_t value, uint32_t base, uint32_t threshold);
  * low_effect_spread, the same for the same seed. */
 uint32_t cc_release_low_effect_threshold(const struct cc_policy *policy, uint64_t seed);
 
+/* The rules that refuse a query, after the engine ran it (raw): the
+ * public-population rules (unless policy->restrict_queries is off) and the
+ * low-effect rule (unless refuse_low_effect is off); on success sets
+ * *layer_seed, the condition layer's seed from every restriction. Returns
+ * 0, CC_EREFUSED with "rule: why" in errbuf, or CC_ENOMEM. */
+struct cc_store_columns;
+struct cc_raw_result;
+struct cc_query;
+int cc_release_check(const struct cc_policy *policy, const struct cc_store_columns *columns,
+                     const struct cc_query *query, const struct cc_raw_result *raw,
+                     uint64_t *layer_seed, char *errbuf, size_t errlen);
+
 /* Both layers' tables for a checked policy. */
 struct cc_release_tables {
     struct cc_ptable cell_layer, condition_layer;

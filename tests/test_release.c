@@ -674,7 +674,8 @@ static void compare_released(struct cc_query *numerator, unsigned *n_compared,
     cr_assert_eq(cc_compare_run(fx.version, &request, NULL, &fx.options, &raw, err, sizeof err),
                  0, "%s", err);
     struct cc_compare_released released;
-    cr_assert_eq(cc_release_compare(&p, &raw, &released, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(cc_release_compare(&p, &request, &raw, &released, err, sizeof err), 0, "%s",
+                 err);
     struct cc_compare_result result;
     cr_assert_eq(cc_compare_finish(&raw.layout, &released, &result), 0);
     *n_compared = *n_not_compared = 0;
