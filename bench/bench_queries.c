@@ -17,6 +17,12 @@
  * total is the sum of the cells and cells the number of non-zero cells, so
  * the peers' answers can be checked against the engine's.
  *
+ * With --release, each query is also run R times through cc_release_answer
+ * (the default disclosure policy: the engine, then restrictions, low-effect
+ * refusal, both noise layers, suppression and rounding), printed as
+ *   RESULT carecount-release qN median_ms=X min_ms=Y released=T refused=K cpu_ms_per_run=C
+ * so the cost of disclosure control is the difference of the two lines.
+ *
  * The export holds only persons without an opt-out in force in the published
  * version, and their records and codes, so a peer needs no opt-out logic:
  *   persons.csv  id,dob,sex,lsoa,lad,icb,region,practice (empty: unknown)
@@ -46,7 +52,9 @@
 #include "cc_ingest.h"
 #include "cc_model.h"
 #include "cc_optout.h"
+#include "cc_policy.h"
 #include "cc_query.h"
+#include "cc_release.h"
 #include "cc_store.h"
 
 #define BENCH_MAX_RUNS 101
@@ -57,6 +65,7 @@ struct bench_options {
     const char *export_dir; /* NULL: no export */
     unsigned n_runs;
     unsigned n_threads;
+    int release; /* also time cc_release_answer */
 };
 
 static double wall_seconds(void)
@@ -101,6 +110,7 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
     o->export_dir = NULL;
     o->n_runs = 5;
     o->n_threads = 0;
+    o->release = 0;
     for (int i = 1; i < argc; i++) {
         if (i + 1 < argc && strcmp(argv[i], "--data") == 0)
             o->data_dir = argv[++i];
@@ -112,6 +122,8 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
             o->n_runs = (unsigned)strtoul(argv[++i], NULL, 10);
         else if (i + 1 < argc && strcmp(argv[i], "--threads") == 0)
             o->n_threads = (unsigned)strtoul(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--release") == 0)
+            o->release = 1;
         else
             goto usage;
     }
@@ -121,7 +133,7 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
 usage:
     fprintf(stderr,
             "usage: %s --data DIR --key KEYFILE [--runs R (1..%d, default 5)] [--threads T] "
-            "[--export CSVDIR]\n",
+            "[--export CSVDIR] [--release]\n",
             argv[0], BENCH_MAX_RUNS);
     return -1;
 }
@@ -328,6 +340,61 @@ static int compare_doubles(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static double median_of(double *times, unsigned n)
+{
+    qsort(times, n, sizeof *times, compare_doubles);
+    return n % 2 ? times[n / 2] : (times[n / 2 - 1] + times[n / 2]) / 2;
+}
+
+/* Runs the bound queries n_runs times through disclosure control and
+ * prints the carecount-release RESULT line. */
+static int time_release(const struct cc_dataversion *version, int number,
+                        struct cc_query *const *queries, int n_queries,
+                        const struct cc_exec_options *exec_options, const struct bench_options *o)
+{
+    struct cc_policy policy;
+    cc_policy_default(&policy);
+    double times[BENCH_MAX_RUNS];
+    uint64_t released = 0;
+    unsigned refused = 0;
+    char err[256] = "";
+    double cpu0 = cpu_seconds();
+    for (unsigned run = 0; run < o->n_runs; run++) {
+        double start = wall_seconds();
+        for (int i = 0; i < n_queries; i++) {
+            cc_release *release = NULL;
+            int rc = cc_release_answer(&policy, NULL, version, queries[i], exec_options, &release,
+                                       err, sizeof err);
+            if (rc == CC_EREFUSED) {
+                if (run == 0) {
+                    refused++;
+                    fprintf(stderr, "bench_queries: query %d: refused: %s\n", number, err);
+                }
+                continue;
+            }
+            if (rc < 0) {
+                fprintf(stderr, "bench_queries: query %d: %s (%s)\n", number, cc_strerror(rc),
+                        err);
+                return rc;
+            }
+            for (uint64_t cell = 0; run == 0 && cell < cc_release_n_cells(release); cell++)
+                released += cc_release_cell(release, cell).value;
+            cc_release_free(release);
+        }
+        times[run] = (wall_seconds() - start) * 1e3;
+    }
+    double cpu_per_run = (cpu_seconds() - cpu0) * 1e3 / o->n_runs;
+    double min = times[0];
+    for (unsigned run = 1; run < o->n_runs; run++)
+        min = times[run] < min ? times[run] : min;
+    printf("RESULT carecount-release q%d median_ms=%.2f min_ms=%.2f released=%" PRIu64
+           " refused=%u cpu_ms_per_run=%.1f runs=%u load=%.1f\n",
+           number, median_of(times, o->n_runs), min, released, refused, cpu_per_run, o->n_runs,
+           load_average());
+    fflush(stdout);
+    return 0;
+}
+
 /* Runs benchmark query `number` n_runs times and prints its RESULT line. */
 static int run_query(const struct cc_dataversion *version, int number,
                      const struct bench_options *o)
@@ -384,7 +451,7 @@ static int run_query(const struct cc_dataversion *version, int number,
            " cpu_ms_per_run=%.1f runs=%u load=%.1f\n",
            number, median, min, total, cells, cpu_per_run, o->n_runs, load);
     fflush(stdout);
-    rc = 0;
+    rc = o->release ? time_release(version, number, queries, n_queries, &exec_options, o) : 0;
 out:
     if (rc < 0)
         fprintf(stderr, "bench_queries: query %d: %s (%s)\n", number, cc_strerror(rc), err);

@@ -11,6 +11,8 @@
  * them.
  */
 #include "cc_compare.h"
+#include "cc_compare_internal.h"
+#include "cc_release.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -629,8 +631,41 @@ static int unit_funnel(const struct cc_compare_layout *layout, const struct cc_c
     return 0;
 }
 
+void cc_compare_released_free(struct cc_compare_released *released)
+{
+    if (!released)
+        return;
+    free(released->count);
+    free(released->denominator);
+    released->count = released->denominator = NULL;
+}
+
 int cc_compare_finish(const struct cc_compare_layout *layout,
-                      const struct cc_compare_counts *counts, struct cc_compare_result *out)
+                      const struct cc_compare_released *released, struct cc_compare_result *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!layout || !released || released->n_units != layout->n_units ||
+        released->n_bands != layout->n_bands || !released->count || !released->denominator)
+        return CC_EINVAL;
+    struct cc_compare_counts counts;
+    int rc = cc_compare_counts_new(layout, &counts);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < (size_t)layout->n_units * layout->n_bands; i++) {
+        const struct cc_released_count *c = &released->count[i], *d = &released->denominator[i];
+        counts.count[i] = c->released ? (double)c->value : 0;
+        counts.denominator[i] = d->released ? (double)d->value : 0;
+        counts.flags[i] = (uint8_t)((c->released ? 0 : CC_COMPARE_COUNT_SUPPRESSED) |
+                                    (d->released ? 0 : CC_COMPARE_DENOMINATOR_SUPPRESSED));
+    }
+    rc = cc_compare_finish_counts(layout, &counts, out);
+    cc_compare_counts_free(&counts);
+    return rc;
+}
+
+int cc_compare_finish_counts(const struct cc_compare_layout *layout,
+                             const struct cc_compare_counts *counts,
+                             struct cc_compare_result *out)
 {
     int rc = 0;
     memset(out, 0, sizeof *out);

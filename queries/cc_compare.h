@@ -18,13 +18,14 @@
  *      exact counts are the input of disclosure control and nothing else:
  *      no code path that answers a researcher may read them.
  *
- *   2. cc_compare_finish() computes values, intervals, comparisons and
- *      funnel limits FROM THE COUNTS IT IS GIVEN, never from the raw
- *      comparison's exact counts: the disclosure layer passes the
- *      protected counts (rounded, perturbed, with suppressed cells marked)
- *      in a struct cc_compare_counts of the same shape. A unit with a
+ *   2. cc_release_compare() (cc_release.h) protects every count and
+ *      denominator of the raw comparison into a struct cc_compare_released,
+ *      and cc_compare_finish() computes values, intervals, comparisons and
+ *      funnel limits FROM THOSE RELEASED COUNTS only: it takes no other
+ *      type, so an exact count cannot reach it by mistake. A unit with a
  *      suppressed count or denominator gets no value and is "not
- *      compared". Tests and the operator's method check pass raw->exact.
+ *      compared". Tests of the statistics themselves use
+ *      cc_compare_finish_counts() (cc_compare_internal.h) on raw->exact.
  *
  * Comparator units (England and, for the parent comparator, every parent
  * area) are units of their own with their own counts, so disclosure control
@@ -217,15 +218,31 @@ int cc_compare_counts_copy(const struct cc_compare_counts *from, struct cc_compa
 void cc_compare_counts_free(struct cc_compare_counts *counts);
 
 /*
+ * Released counts of a comparison (the shape of struct cc_compare_counts),
+ * made by disclosure control only (cc_release_compare() in cc_release.h):
+ * the one input cc_compare_finish() accepts. Freed with
+ * cc_compare_released_free().
+ */
+struct cc_released_count; /* cc_release.h */
+struct cc_compare_released {
+    uint32_t n_units, n_bands;
+    struct cc_released_count *count;       /* [n_units * n_bands] */
+    struct cc_released_count *denominator; /* [n_units * n_bands] */
+};
+
+void cc_compare_released_free(struct cc_compare_released *released);
+
+/*
  * Computes every unit's value, intervals, comparison and funnel limits from
- * counts (which must have the layout's shape) and fills *out, which the
- * caller frees with cc_compare_result_free(). Units that cannot be computed
- * get a status other than CC_COMPARE_OK and are not compared; neither is a
- * unit whose comparator has no value. Returns 0, CC_EINVAL (counts of
- * another shape, a negative count), CC_ESTATS or CC_ENOMEM.
+ * released counts (which must have the layout's shape) and fills *out, which
+ * the caller frees with cc_compare_result_free(). A unit whose count or
+ * denominator is suppressed is CC_COMPARE_SUPPRESSED ("not compared");
+ * other units that cannot be computed get another status other than
+ * CC_COMPARE_OK; neither is a unit whose comparator has no value. Returns
+ * 0, CC_EINVAL (counts of another shape), CC_ESTATS or CC_ENOMEM.
  */
 int cc_compare_finish(const struct cc_compare_layout *layout,
-                      const struct cc_compare_counts *counts, struct cc_compare_result *out);
+                      const struct cc_compare_released *released, struct cc_compare_result *out);
 
 void cc_compare_result_free(struct cc_compare_result *result);
 

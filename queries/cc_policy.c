@@ -38,7 +38,7 @@ void cc_policy_default(struct cc_policy *policy)
     policy->condition_max_noise = CC_POLICY_DEFAULT_CONDITION_MAX_NOISE;
     policy->condition_noise_variance = CC_POLICY_DEFAULT_CONDITION_NOISE_VARIANCE;
     policy->min_population = CC_POLICY_DEFAULT_MIN_POPULATION;
-    policy->min_mean_cell_population = CC_POLICY_DEFAULT_MIN_MEAN_CELL_POPULATION;
+    policy->min_cell_population = CC_POLICY_DEFAULT_MIN_CELL_POPULATION;
     policy->max_cells = CC_POLICY_DEFAULT_MAX_CELLS;
     policy->low_effect_persons = CC_POLICY_DEFAULT_THRESHOLD;
     policy->low_effect_spread = CC_POLICY_DEFAULT_LOW_EFFECT_SPREAD;
@@ -145,7 +145,7 @@ static const struct key keys[] = {
     {"condition_max_noise", KEY_UINT, FIELD_(condition_max_noise), CC_POLICY_MAX_NOISE_CAP},
     {"condition_noise_variance", KEY_REAL, FIELD_(condition_noise_variance), 0},
     {"min_population", KEY_UINT, FIELD_(min_population), UINT32_MAX},
-    {"min_mean_cell_population", KEY_UINT, FIELD_(min_mean_cell_population), UINT32_MAX},
+    {"min_cell_population", KEY_UINT, FIELD_(min_cell_population), UINT32_MAX},
     {"max_cells", KEY_UINT, FIELD_(max_cells), 100000000},
     {"low_effect_persons", KEY_UINT, FIELD_(low_effect_persons), 1000},
     {"low_effect_spread", KEY_UINT, FIELD_(low_effect_spread), 1000},

@@ -43,7 +43,7 @@
 #define CC_POLICY_DEFAULT_CONDITION_MAX_NOISE 2
 #define CC_POLICY_DEFAULT_CONDITION_NOISE_VARIANCE 1.0
 #define CC_POLICY_DEFAULT_MIN_POPULATION 100
-#define CC_POLICY_DEFAULT_MIN_MEAN_CELL_POPULATION 20
+#define CC_POLICY_DEFAULT_MIN_CELL_POPULATION 20
 #define CC_POLICY_DEFAULT_MAX_CELLS 10000
 #define CC_POLICY_DEFAULT_LOW_EFFECT_SPREAD 2
 
@@ -73,10 +73,11 @@ struct cc_policy {
      * the query's areas, ages and sexes) is below this are refused
      * ("min_population", 100). */
     uint64_t min_population;
-    /* Dimensions too fine together: refused when the universe's public
-     * population divided by the number of person cells (areas, practices,
-     * age bands, sexes) is below this ("min_mean_cell_population", 20). */
-    uint64_t min_mean_cell_population;
+    /* Dimensions too fine together: refused when the public population of
+     * the smallest person cell (one value of each area, age band and sex
+     * dimension, within the universe; divided by the number of practices
+     * for a practice dimension) is below this ("min_cell_population", 20). */
+    uint64_t min_cell_population;
     /* Cells per query at most ("max_cells", 10000). */
     uint64_t max_cells;
     /* Every restriction must change the cohort by at least this many

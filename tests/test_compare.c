@@ -26,6 +26,7 @@
 
 #include "cc_compare.h"
 #include "cc_datadir.h"
+#include "cc_compare_internal.h"
 #include "cc_dataversion.h"
 #include "cc_db.h"
 #include "cc_error.h"
@@ -212,7 +213,7 @@ static void check_against_oracle(const struct cc_compare_raw *raw, const char *n
     }
 
     struct cc_compare_result result;
-    cr_assert_eq(cc_compare_finish(layout, &raw->exact, &result), 0);
+    cr_assert_eq(cc_compare_finish_counts(layout, &raw->exact, &result), 0);
     cr_assert_eq(result.n_rows, layout->n_units);
     struct cc_interval *want95 = calloc(layout->n_units, sizeof *want95);
     struct cc_interval *want998 = calloc(layout->n_units, sizeof *want998);
@@ -324,7 +325,7 @@ Test(compare, proportion_per_icb_against_england_is_wilson_on_sql_counts)
 
     /* ICB 1 (E54000001) has three times the prevalence: significantly higher */
     struct cc_compare_result result;
-    cr_assert_eq(cc_compare_finish(&raw.layout, &raw.exact, &result), 0);
+    cr_assert_eq(cc_compare_finish_counts(&raw.layout, &raw.exact, &result), 0);
     cr_assert_eq(result.rows[unit_of(&raw.layout, "E54000001")].comparison95, CC_STATS_HIGHER);
     cr_assert_eq(result.rows[unit_of(&raw.layout, "E54000001")].comparison998, CC_STATS_HIGHER);
     cc_compare_result_free(&result);
@@ -450,7 +451,7 @@ Test(compare, indirectly_standardised_ratio_per_icb_against_its_region)
         isr_statistic);
     /* England against its own band rates is 100 exactly */
     struct cc_compare_result result;
-    cr_assert_eq(cc_compare_finish(&raw.layout, &raw.exact, &result), 0);
+    cr_assert_eq(cc_compare_finish_counts(&raw.layout, &raw.exact, &result), 0);
     const struct cc_compare_row *england = &result.rows[raw.layout.n_units - 1];
     cr_assert_float_eq(england->value, 100.0, 1e-9);
     cr_assert_float_eq(england->expected, england->count, 1e-6);
@@ -469,13 +470,13 @@ Test(compare, a_suppressed_count_gives_not_compared_and_no_value)
     struct cc_compare_raw raw;
     run(&request, &raw);
     struct cc_compare_result exact, protected_result;
-    cr_assert_eq(cc_compare_finish(&raw.layout, &raw.exact, &exact), 0);
+    cr_assert_eq(cc_compare_finish_counts(&raw.layout, &raw.exact, &exact), 0);
 
     struct cc_compare_counts counts;
     cr_assert_eq(cc_compare_counts_copy(&raw.exact, &counts), 0);
     counts.flags[2] = CC_COMPARE_COUNT_SUPPRESSED;
     counts.count[2] = 123456; /* a suppressed cell's number is never read */
-    cr_assert_eq(cc_compare_finish(&raw.layout, &counts, &protected_result), 0);
+    cr_assert_eq(cc_compare_finish_counts(&raw.layout, &counts, &protected_result), 0);
     const struct cc_compare_row *row = &protected_result.rows[2];
     cr_assert_eq(row->status, CC_COMPARE_SUPPRESSED);
     cr_assert_eq(row->comparison95, CC_STATS_NOT_COMPARED);
@@ -494,7 +495,7 @@ Test(compare, a_suppressed_count_gives_not_compared_and_no_value)
     counts.flags[2] = 0;
     counts.count[2] = raw.exact.count[2];
     counts.flags[raw.layout.n_units - 1] = CC_COMPARE_DENOMINATOR_SUPPRESSED;
-    cr_assert_eq(cc_compare_finish(&raw.layout, &counts, &protected_result), 0);
+    cr_assert_eq(cc_compare_finish_counts(&raw.layout, &counts, &protected_result), 0);
     for (uint32_t u = 0; u < raw.layout.n_areas; u++) {
         cr_assert_eq(protected_result.rows[u].status, CC_COMPARE_OK);
         cr_assert_eq(protected_result.rows[u].comparison95, CC_STATS_NOT_COMPARED);
@@ -522,7 +523,7 @@ Test(compare, figures_come_from_the_counts_given_not_the_exact_ones)
         counts.denominator[u] = 5 * round(counts.denominator[u] / 5);
     }
     struct cc_compare_result result;
-    cr_assert_eq(cc_compare_finish(&raw.layout, &counts, &result), 0);
+    cr_assert_eq(cc_compare_finish_counts(&raw.layout, &counts, &result), 0);
     for (uint32_t u = 0; u < counts.n_units; u++) {
         struct cc_interval want;
         cr_assert_eq(cc_stats_proportion(counts.count[u], counts.denominator[u], 0.95, 100, &want),
@@ -556,7 +557,7 @@ Test(compare, a_dsr_below_ten_events_and_an_empty_denominator_are_not_compared)
         counts.denominator[2 * CC_N_AGE_BANDS_5Y + b] = 1000;
     }
     struct cc_compare_result result;
-    cr_assert_eq(cc_compare_finish(&layout, &counts, &result), 0);
+    cr_assert_eq(cc_compare_finish_counts(&layout, &counts, &result), 0);
     cr_assert_eq(result.rows[0].status, CC_COMPARE_TOO_FEW_EVENTS);
     cr_assert_eq(result.rows[0].comparison95, CC_STATS_NOT_COMPARED);
     cr_assert_eq(result.rows[1].status, CC_COMPARE_NO_DENOMINATOR);
@@ -564,7 +565,7 @@ Test(compare, a_dsr_below_ten_events_and_an_empty_denominator_are_not_compared)
     cc_compare_result_free(&result);
     /* counts of another shape are refused */
     counts.n_bands = 1;
-    cr_assert_eq(cc_compare_finish(&layout, &counts, &result), CC_EINVAL);
+    cr_assert_eq(cc_compare_finish_counts(&layout, &counts, &result), CC_EINVAL);
     counts.n_bands = CC_N_AGE_BANDS_5Y;
     cc_compare_counts_free(&counts);
 }
@@ -602,7 +603,7 @@ Test(compare, proportion_funnel_limits_are_cc_stats_limits_at_the_area_denominat
     struct cc_compare_raw raw;
     run(&request, &raw);
     struct cc_compare_result result;
-    cr_assert_eq(cc_compare_finish(&raw.layout, &raw.exact, &result), 0);
+    cr_assert_eq(cc_compare_finish_counts(&raw.layout, &raw.exact, &result), 0);
     const struct cc_compare_row *england = &result.rows[raw.layout.n_units - 1];
     for (uint32_t a = 0; a < raw.layout.n_areas; a++) {
         const struct cc_compare_row *row = &result.rows[a];
@@ -911,7 +912,7 @@ static void planted_run(const struct cc_compare_request *request, struct cc_comp
                                       .reference_day = cc_day_from_ymd(2025, 6, 30)};
     cr_assert_eq(cc_compare_run(planted_version, request, NULL, &options, raw, err, sizeof err), 0,
                  "%s", err);
-    int rc = cc_compare_finish(&raw->layout, &raw->exact, result);
+    int rc = cc_compare_finish_counts(&raw->layout, &raw->exact, result);
     cr_assert_eq(rc, 0, "finish: %s", cc_strerror(rc));
 }
 

@@ -31,7 +31,7 @@ Test(policy, defaults_are_documented_values_and_pass_the_check)
     cr_assert_eq(p.condition_max_noise, 2);
     cr_assert_float_eq(p.condition_noise_variance, 1.0, 1e-12);
     cr_assert_eq(p.min_population, 100);
-    cr_assert_eq(p.min_mean_cell_population, 20);
+    cr_assert_eq(p.min_cell_population, 20);
     cr_assert_eq(p.max_cells, 10000);
     cr_assert_eq(p.low_effect_persons, 8);
     cr_assert_eq(p.low_effect_spread, 2);
@@ -54,7 +54,7 @@ Test(policy, every_key_is_read)
     const char *text = "{\"version\": \"trust-2026-03\", \"threshold\": 10, \"show_zeros\": false,"
                        " \"rounding_base\": 10, \"max_noise\": 4, \"noise_variance\": 3.5,"
                        " \"condition_max_noise\": 1, \"condition_noise_variance\": 0.5,"
-                       " \"min_population\": 500, \"min_mean_cell_population\": 30,"
+                       " \"min_population\": 500, \"min_cell_population\": 30,"
                        " \"max_cells\": 2000, \"low_effect_persons\": 12,"
                        " \"low_effect_spread\": 3}";
     struct cc_policy p;
@@ -69,7 +69,7 @@ Test(policy, every_key_is_read)
     cr_assert_eq(p.condition_max_noise, 1);
     cr_assert_float_eq(p.condition_noise_variance, 0.5, 1e-12);
     cr_assert_eq(p.min_population, 500);
-    cr_assert_eq(p.min_mean_cell_population, 30);
+    cr_assert_eq(p.min_cell_population, 30);
     cr_assert_eq(p.max_cells, 2000);
     cr_assert_eq(p.low_effect_persons, 12);
     cr_assert_eq(p.low_effect_spread, 3);
@@ -136,8 +136,8 @@ static const struct {
      "condition_noise_variance: must be a number"},
     {"{\"min_population\": -1}", CC_EINVAL, "min_population: must be 0 to"},
     {"{\"min_population\": 1.5}", CC_EPARSE, "min_population: must be a whole number"},
-    {"{\"min_mean_cell_population\": {}}", CC_EPARSE,
-     "min_mean_cell_population: must be a whole number"},
+    {"{\"min_cell_population\": {}}", CC_EPARSE,
+     "min_cell_population: must be a whole number"},
     {"{\"max_cells\": 0}", CC_EINVAL, "max_cells: must be 1 or more"},
     {"{\"max_cells\": 1000000000}", CC_EINVAL, "max_cells: must be 0 to 100000000"},
     {"{\"low_effect_persons\": 0}", CC_EINVAL, "low_effect_persons: must be 1 or more"},

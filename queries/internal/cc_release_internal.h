@@ -1,0 +1,89 @@
+/*
+ * cc_release_internal.h: the pieces of disclosure control that tests check
+ * one by one: the perturbation table, the hash that turns keys into draws,
+ * rounding and the low-effect threshold. Internal to queries/ (and its
+ * tests); nothing here is part of the release contract.
+ *
+ * Must never: be included outside queries/ and tests/.
+ */
+#ifndef CC_RELEASE_INTERNAL_H
+#define CC_RELEASE_INTERNAL_H
+
+#include <stdint.h>
+
+#include "cc_policy.h"
+#include "cc_release.h"
+
+#define CC_PTABLE_ROWS (CC_POLICY_MAX_NOISE_CAP + 1)
+#define CC_PTABLE_COLUMNS (2 * CC_POLICY_MAX_NOISE_CAP + 1)
+#define CC_PTABLE_UNITS (UINT64_C(1) << 32) /* a row's probabilities sum to this */
+
+/*
+ * A perturbation table (the ABS/ONS cell key method). Row r gives the noise
+ * distribution for a count of r (r < max_noise) or of max_noise or more
+ * (the last row). Column c is the noise c - max_noise. Derived, not typed
+ * in, from the documented constraints:
+ *   - the noise never takes a count below 0: row r has support -m..m with
+ *     m = min(r, max_noise), so every row is symmetric and unbiased (mean 0);
+ *   - a row puts probability p0 on no noise and spreads 1 - p0 evenly over
+ *     the non-zero noises, with p0 chosen so the variance is the policy's
+ *     (rows too short to reach it get the most they can: p0 = 0);
+ *   - row 0 is all no noise: a cell with nobody in it stays 0.
+ * cumulative[r][c] is the probability of a noise at most c - max_noise, in
+ * units of 2^-32, so a 32-bit draw u picks the first c with u < cumulative.
+ */
+struct cc_ptable {
+    uint32_t max_noise;
+    double variance;
+    double probability[CC_PTABLE_ROWS][CC_PTABLE_COLUMNS];
+    uint64_t cumulative[CC_PTABLE_ROWS][CC_PTABLE_COLUMNS];
+};
+
+/* Builds the table for a checked policy layer (max_noise may be 0: no
+ * noise). */
+void cc_ptable_build(uint32_t max_noise, double variance, struct cc_ptable *table);
+
+/* The noise for a count and a uniform 32-bit draw. */
+int32_t cc_ptable_noise(const struct cc_ptable *table, uint64_t count, uint32_t draw);
+
+/* A 32-bit draw from two 64-bit inputs (splitmix64 finaliser over both):
+ * the same inputs always give the same draw. */
+uint32_t cc_release_draw(uint64_t a, uint64_t b);
+
+/* A value at or above the threshold rounded to the nearest multiple of base
+ * (halves up), and never to a value below the threshold. */
+uint64_t cc_release_round(uint64_t value, uint32_t base, uint32_t threshold);
+
+/* The low-effect threshold for a restriction whose seed is seed: in
+ * low_effect_persons - low_effect_spread .. low_effect_persons +
+ * low_effect_spread, the same for the same seed. */
+uint32_t cc_release_low_effect_threshold(const struct cc_policy *policy, uint64_t seed);
+
+/* The rules that refuse a query, after the engine ran it (raw): the
+ * public-population rules (unless policy->restrict_queries is off) and the
+ * low-effect rule (unless refuse_low_effect is off); on success sets
+ * *layer_seed, the condition layer's seed from every restriction. Returns
+ * 0, CC_EREFUSED with "rule: why" in errbuf, or CC_ENOMEM. */
+struct cc_store_columns;
+struct cc_raw_result;
+struct cc_query;
+int cc_release_check(const struct cc_policy *policy, const struct cc_store_columns *columns,
+                     const struct cc_query *query, const struct cc_raw_result *raw,
+                     uint64_t *layer_seed, char *errbuf, size_t errlen);
+
+/* Both layers' tables for a checked policy. */
+struct cc_release_tables {
+    struct cc_ptable cell_layer, condition_layer;
+};
+void cc_release_tables_build(const struct cc_policy *policy, struct cc_release_tables *tables);
+
+/* One count protected: the cell key layer (drawn from cell_key and the
+ * measure), the condition layer (from cell_key and layer_seed), then
+ * suppression and rounding, as policy says. The one place a count becomes
+ * a released count. */
+struct cc_released_count cc_release_protect(const struct cc_policy *policy,
+                                            const struct cc_release_tables *tables,
+                                            uint64_t layer_seed, uint64_t measure, uint64_t count,
+                                            uint32_t cell_key);
+
+#endif
