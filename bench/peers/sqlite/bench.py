@@ -181,6 +181,7 @@ def load(db, directory):
 def run_query(db, system, name, statements, runs):
     times, totals, cells = [], [], 0
     load0 = load_average()
+    cpu0 = time.process_time()
     for run in range(runs):
         start = time.monotonic()
         results = [db.execute(sql).fetchall() for sql in statements]
@@ -190,6 +191,7 @@ def run_query(db, system, name, statements, runs):
             cells = sum(1 for rows in results for row in rows if row[-1])
     print(f"RESULT {system} {name} median_ms={statistics.median(times):.2f}"
           f" min_ms={min(times):.2f} total={'/'.join(map(str, totals))} cells={cells}"
+          f" cpu_ms_per_run={(time.process_time() - cpu0) * 1e3 / runs:.1f}"
           f" runs={runs} load={load0}", flush=True)
 
 
