@@ -652,9 +652,21 @@ static int read_condition(struct decoder *d, const msgpack_object *obj, void *el
     return 0;
 }
 
-static int compare_area_codes(const void *a, const void *b)
+static int compare_codes(const void *a, const void *b)
 {
     return strcmp(a, b);
+}
+
+/* Sorts n NUL-terminated codes of size bytes each (the canonical order of a
+ * set) and refuses one given twice. */
+static int sort_unique_codes(struct decoder *d, void *codes, uint32_t n, size_t size)
+{
+    char *base = codes;
+    qsort(base, n, size, compare_codes);
+    for (uint32_t i = 1; i < n; i++)
+        if (!strcmp(base + (i - 1) * size, base + i * size))
+            return fail(d, CC_EPARSE, "'%s' appears twice", base + i * size);
+    return 0;
 }
 
 /* An area code, upper case (its level is checked by cc_query_validate()). */
@@ -701,11 +713,7 @@ static int read_areas_field(struct decoder *d, void *target, int key,
     areas->codes = codes;
     if (rc)
         return rc;
-    qsort(areas->codes, areas->n_codes, sizeof *areas->codes, compare_area_codes);
-    for (uint32_t i = 1; i < areas->n_codes; i++)
-        if (!strcmp(areas->codes[i - 1], areas->codes[i]))
-            return fail(d, CC_EPARSE, "'%s' appears twice", areas->codes[i]);
-    return 0;
+    return sort_unique_codes(d, areas->codes, areas->n_codes, sizeof *areas->codes);
 }
 
 static int read_age_field(struct decoder *d, void *target, int key, const msgpack_object *value)
@@ -826,11 +834,6 @@ static int read_practice_code(struct decoder *d, const msgpack_object *obj, void
     return 0;
 }
 
-static int compare_practice_codes(const void *a, const void *b)
-{
-    return strcmp(a, b);
-}
-
 static int read_practices(struct decoder *d, const msgpack_object *value,
                           struct cc_query_practices *practices)
 {
@@ -847,11 +850,7 @@ static int read_practices(struct decoder *d, const msgpack_object *value,
     practices->codes = codes;
     if (rc)
         return rc;
-    qsort(practices->codes, practices->n_codes, sizeof *practices->codes, compare_practice_codes);
-    for (uint32_t i = 1; i < practices->n_codes; i++)
-        if (!strcmp(practices->codes[i - 1], practices->codes[i]))
-            return fail(d, CC_EPARSE, "'%s' appears twice", practices->codes[i]);
-    return 0;
+    return sort_unique_codes(d, practices->codes, practices->n_codes, sizeof *practices->codes);
 }
 
 static int read_filters_field(struct decoder *d, void *target, int key,
