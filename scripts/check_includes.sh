@@ -17,9 +17,6 @@ while IFS= read -r hit; do
 done < <(cd "$src" && grep -rlE '^\s*#\s*include\s*<sqlite3\.h>' --include='*.h' \
            core queries server tools bench tests 2>/dev/null)
 for dir in "$@"; do
-  # The generator's internal header moves to internal/ when the generator
-  # leaves bench/ (issue 13 item 6).
-  [ "$dir" = bench/gen ] && continue
   for header in "$src/$dir"/cc_*_internal.h; do
     [ -e "$header" ] || continue
     echo "include hygiene: $dir/${header##*/} is reachable from other layers: move it to $dir/internal/"
