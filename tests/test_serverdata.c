@@ -211,7 +211,7 @@ static uint64_t wait_for_store_version(struct cc_client *client, uint64_t versio
 
 Test(serverdata, a_new_store_version_is_served_at_the_next_publication_without_restart)
 {
-    const char *args[] = {"--data", data_dir, "--publish-interval-s", "0", NULL};
+    const char *args[] = {"--data", data_dir, "--key", key_path, "--publish-interval-s", "0", NULL};
     struct cc_harness *h = NULL;
     cr_assert_eq(cc_harness_start(args, &h), 0);
     struct cc_client *client = NULL;
@@ -244,7 +244,7 @@ Test(serverdata, a_new_store_version_is_served_at_the_next_publication_without_r
 Test(serverdata, sighup_publishes_a_new_store_now_and_a_request_in_flight_finishes_on_the_old)
 {
     /* The daily schedule: only SIGHUP can bring the new store today. */
-    const char *args[] = {"--data", data_dir, "--test-mode", NULL};
+    const char *args[] = {"--data", data_dir, "--key", key_path, "--test-mode", NULL};
     struct cc_harness *h = NULL;
     cr_assert_eq(cc_harness_start(args, &h), 0);
     struct cc_client *slow = NULL, *client = NULL;
