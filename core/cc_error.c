@@ -5,6 +5,8 @@
 #include "cc_error.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 
 const char *cc_strerror(int err)
 {
@@ -54,4 +56,15 @@ int cc_error_from_errno(int errno_value)
     default:
         return CC_EIO;
     }
+}
+
+int cc_errorf(char *errbuf, size_t errlen, int rc, const char *fmt, ...)
+{
+    if (errbuf && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errbuf, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
 }

@@ -10,6 +10,8 @@
 #ifndef CC_ERROR_H
 #define CC_ERROR_H
 
+#include <stddef.h>
+
 #define CC_ERRNO_MAP(X)                                                        \
     X(NOMEM, "out of memory")                                                  \
     X(INVAL, "invalid argument")                                               \
@@ -57,5 +59,13 @@ int cc_error_from_errno(int errno_value);
 /* Returns the code's name without the CC_E prefix ("NOMEM"), as used in the
  * protocol; "OK" for 0 and "UNKNOWN" for anything not in the table. */
 const char *cc_err_name(int err);
+
+/* Writes a message into errbuf (if errbuf and errlen are set; truncated to
+ * fit, always terminated) and returns rc: the one way a function fails with
+ * a reason, `return cc_errorf(errbuf, errlen, CC_EINVAL, "...", ...)`. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 4, 5)))
+#endif
+int cc_errorf(char *errbuf, size_t errlen, int rc, const char *fmt, ...);
 
 #endif

@@ -233,17 +233,6 @@ int store_pseudonym_compare(const cc_pseudonym *a, const cc_pseudonym *b)
     return memcmp(a->bytes, b->bytes, CC_PSEUDONYM_BYTES);
 }
 
-int store_corrupt(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    if (errbuf && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return CC_ECORRUPT;
-}
-
 /* Merge sort of person indices by pseudonym; tmp has room for n indices. */
 static void merge_sort_by_pseudonym(uint32_t *idx, uint32_t *tmp, uint32_t n,
                                     const cc_pseudonym *ps)

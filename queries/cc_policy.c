@@ -53,33 +53,22 @@ double cc_policy_max_variance(uint32_t max_noise)
     return (d + 1) * (2 * d + 1) / 6;
 }
 
-static int fail(char *errbuf, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (errbuf && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 static int check_layer(const char *noise_key, const char *variance_key, uint32_t max_noise,
                        double variance, char *errbuf, size_t errlen)
 {
     if (max_noise > CC_POLICY_MAX_NOISE_CAP)
-        return fail(errbuf, errlen, CC_EINVAL, "%s: %u is above the limit %d", noise_key,
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "%s: %u is above the limit %d", noise_key,
                     max_noise, CC_POLICY_MAX_NOISE_CAP);
     if (!(variance >= 0)) /* also NaN */
-        return fail(errbuf, errlen, CC_EINVAL, "%s: must be 0 or more", variance_key);
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "%s: must be 0 or more", variance_key);
     if (max_noise == 0 && variance != 0)
-        return fail(errbuf, errlen, CC_EINVAL, "%s: must be 0 when %s is 0", variance_key,
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "%s: must be 0 when %s is 0", variance_key,
                     noise_key);
     if (max_noise > 0 && variance == 0)
-        return fail(errbuf, errlen, CC_EINVAL, "%s: must be above 0 when %s is above 0",
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "%s: must be above 0 when %s is above 0",
                     variance_key, noise_key);
     if (variance > cc_policy_max_variance(max_noise) + 1e-12)
-        return fail(errbuf, errlen, CC_EINVAL,
+        return cc_errorf(errbuf, errlen, CC_EINVAL,
                     "%s: %g cannot be reached with %s %u (at most %g)", variance_key, variance,
                     noise_key, max_noise, cc_policy_max_variance(max_noise));
     return 0;
@@ -89,16 +78,16 @@ int cc_policy_check(const struct cc_policy *policy, char *errbuf, size_t errlen)
 {
     size_t len = strnlen(policy->version, sizeof policy->version);
     if (len == 0 || len == sizeof policy->version)
-        return fail(errbuf, errlen, CC_EINVAL, "version: must be 1 to %d characters",
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "version: must be 1 to %d characters",
                     CC_POLICY_VERSION_BYTES - 1);
     for (size_t i = 0; i < len; i++)
         if (policy->version[i] < 0x20 || policy->version[i] > 0x7e)
-            return fail(errbuf, errlen, CC_EINVAL, "version: printable ASCII only");
+            return cc_errorf(errbuf, errlen, CC_EINVAL, "version: printable ASCII only");
     if (policy->threshold < 1 || policy->threshold > CC_POLICY_THRESHOLD_CAP)
-        return fail(errbuf, errlen, CC_EINVAL, "threshold: must be 1 to %d",
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "threshold: must be 1 to %d",
                     CC_POLICY_THRESHOLD_CAP);
     if (policy->rounding_base < 1 || policy->rounding_base > CC_POLICY_ROUNDING_BASE_CAP)
-        return fail(errbuf, errlen, CC_EINVAL, "rounding_base: must be 1 to %d",
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "rounding_base: must be 1 to %d",
                     CC_POLICY_ROUNDING_BASE_CAP);
     int rc = check_layer("max_noise", "noise_variance", policy->max_noise, policy->noise_variance,
                          errbuf, errlen);
@@ -110,11 +99,11 @@ int cc_policy_check(const struct cc_policy *policy, char *errbuf, size_t errlen)
     if (rc)
         return rc;
     if (policy->max_cells < 1)
-        return fail(errbuf, errlen, CC_EINVAL, "max_cells: must be 1 or more");
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "max_cells: must be 1 or more");
     if (policy->low_effect_persons < 1)
-        return fail(errbuf, errlen, CC_EINVAL, "low_effect_persons: must be 1 or more");
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "low_effect_persons: must be 1 or more");
     if (policy->low_effect_spread >= policy->low_effect_persons)
-        return fail(errbuf, errlen, CC_EINVAL,
+        return cc_errorf(errbuf, errlen, CC_EINVAL,
                     "low_effect_spread: must be below low_effect_persons (%u), so that a "
                     "condition changing nothing is always refused",
                     policy->low_effect_persons);
@@ -159,10 +148,10 @@ static int read_key(const struct key *k, json_t *value, struct cc_policy *policy
     switch (k->type) {
     case KEY_STRING: {
         if (!json_is_string(value))
-            return fail(errbuf, errlen, CC_EPARSE, "%s: must be a string", k->name);
+            return cc_errorf(errbuf, errlen, CC_EPARSE, "%s: must be a string", k->name);
         size_t len = json_string_length(value);
         if (len == 0 || len >= k->size || memchr(json_string_value(value), 0, len))
-            return fail(errbuf, errlen, CC_EINVAL, "%s: must be 1 to %zu characters", k->name,
+            return cc_errorf(errbuf, errlen, CC_EINVAL, "%s: must be 1 to %zu characters", k->name,
                         k->size - 1);
         memcpy(field, json_string_value(value), len);
         field[len] = 0;
@@ -170,15 +159,15 @@ static int read_key(const struct key *k, json_t *value, struct cc_policy *policy
     }
     case KEY_BOOL:
         if (!json_is_boolean(value))
-            return fail(errbuf, errlen, CC_EPARSE, "%s: must be true or false", k->name);
+            return cc_errorf(errbuf, errlen, CC_EPARSE, "%s: must be true or false", k->name);
         *(bool *)field = json_is_true(value);
         return 0;
     case KEY_UINT: {
         if (!json_is_integer(value))
-            return fail(errbuf, errlen, CC_EPARSE, "%s: must be a whole number", k->name);
+            return cc_errorf(errbuf, errlen, CC_EPARSE, "%s: must be a whole number", k->name);
         json_int_t v = json_integer_value(value);
         if (v < 0 || (uint64_t)v > k->max)
-            return fail(errbuf, errlen, CC_EINVAL, "%s: must be 0 to %llu", k->name,
+            return cc_errorf(errbuf, errlen, CC_EINVAL, "%s: must be 0 to %llu", k->name,
                         (unsigned long long)k->max);
         if (k->size == sizeof(uint32_t))
             *(uint32_t *)field = (uint32_t)v;
@@ -188,7 +177,7 @@ static int read_key(const struct key *k, json_t *value, struct cc_policy *policy
     }
     case KEY_REAL:
         if (!json_is_number(value))
-            return fail(errbuf, errlen, CC_EPARSE, "%s: must be a number", k->name);
+            return cc_errorf(errbuf, errlen, CC_EPARSE, "%s: must be a number", k->name);
         *(double *)field = json_number_value(value);
         return 0;
     }
@@ -203,11 +192,11 @@ int cc_policy_parse(const char *text, size_t len, struct cc_policy *policy, char
     json_error_t error;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &error);
     if (!root)
-        return fail(errbuf, errlen, CC_EPARSE, "malformed JSON at line %d, column %d: %s",
+        return cc_errorf(errbuf, errlen, CC_EPARSE, "malformed JSON at line %d, column %d: %s",
                     error.line, error.column, error.text);
     int rc = 0;
     if (!json_is_object(root)) {
-        rc = fail(errbuf, errlen, CC_EPARSE, "policy: must be a JSON object");
+        rc = cc_errorf(errbuf, errlen, CC_EPARSE, "policy: must be a JSON object");
         goto out;
     }
     /* low_effect_persons defaults to the threshold the file gives */
@@ -222,7 +211,7 @@ int cc_policy_parse(const char *text, size_t len, struct cc_policy *policy, char
                 k = &keys[i];
         if (!k) {
             /* the key is the operator's own text, not data about a person */
-            rc = fail(errbuf, errlen, CC_EPARSE, "%.64s: unknown key", name);
+            rc = cc_errorf(errbuf, errlen, CC_EPARSE, "%.64s: unknown key", name);
             goto out;
         }
         if ((rc = read_key(k, value, &p, errbuf, errlen)) != 0)
@@ -241,16 +230,16 @@ int cc_policy_load(const char *path, struct cc_policy *policy, char *errbuf, siz
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return fail(errbuf, errlen, CC_EIO, "policy file: cannot open: %s", strerror(errno));
+        return cc_errorf(errbuf, errlen, CC_EIO, "policy file: cannot open: %s", strerror(errno));
     struct stat st;
     char *text = NULL;
     int rc = CC_EIO;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        rc = fail(errbuf, errlen, CC_EIO, "policy file: not a regular file");
+        rc = cc_errorf(errbuf, errlen, CC_EIO, "policy file: not a regular file");
         goto out;
     }
     if (st.st_size > POLICY_FILE_MAX_BYTES) {
-        rc = fail(errbuf, errlen, CC_ETOOBIG, "policy file: %lld bytes, at most %d",
+        rc = cc_errorf(errbuf, errlen, CC_ETOOBIG, "policy file: %lld bytes, at most %d",
                   (long long)st.st_size, POLICY_FILE_MAX_BYTES);
         goto out;
     }
@@ -265,7 +254,7 @@ int cc_policy_load(const char *path, struct cc_policy *policy, char *errbuf, siz
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
-            rc = fail(errbuf, errlen, CC_EIO, "policy file: read failed");
+            rc = cc_errorf(errbuf, errlen, CC_EIO, "policy file: read failed");
             goto out;
         }
         got += (size_t)n;

@@ -88,20 +88,6 @@ static const char *system_shape(int system)
 
 /* ---- errors ---- */
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 4, 5)))
-#endif
-static int fail(char *errbuf, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (errbuf && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 /* Writes n with thousands separators ("1,250,000"). */
 static void with_commas(uint64_t n, char buf[32])
 {
@@ -216,17 +202,17 @@ static int check_range(const struct cc_query_months *range, const char *field, c
     char from[8], to[8];
     cc_query_month_format(range->from, from);
     cc_query_month_format(range->to, to);
-    return fail(errbuf, errlen, CC_EINVAL, "%s: empty (from %s after to %s)", field, from, to);
+    return cc_errorf(errbuf, errlen, CC_EINVAL, "%s: empty (from %s after to %s)", field, from, to);
 }
 
 static int check_dimensions(const struct cc_query *q, const struct cc_query_limits *limits,
                             char *errbuf, size_t errlen)
 {
     if (q->n_dimensions > limits->max_dimensions || q->n_dimensions > CC_QUERY_DIMENSIONS_CAP)
-        return fail(errbuf, errlen, CC_ETOOBIG, "dimensions: %u dimensions, the limit is %u",
+        return cc_errorf(errbuf, errlen, CC_ETOOBIG, "dimensions: %u dimensions, the limit is %u",
                     q->n_dimensions, limits->max_dimensions);
     if (q->margins && q->n_dimensions == 0)
-        return fail(errbuf, errlen, CC_EINVAL,
+        return cc_errorf(errbuf, errlen, CC_EINVAL,
                     "margins: the query has no dimensions, so its one cell is the total");
     uint32_t seen = 0;
     int period = 0;
@@ -234,19 +220,19 @@ static int check_dimensions(const struct cc_query *q, const struct cc_query_limi
         const struct cc_query_dimension *dim = &q->dimensions[i];
         const char *name = cc_query_dimension_name(dim->kind);
         if (!name)
-            return fail(errbuf, errlen, CC_EINVAL, "dimensions[%u]: unknown dimension %d", i,
+            return cc_errorf(errbuf, errlen, CC_EINVAL, "dimensions[%u]: unknown dimension %d", i,
                         dim->kind);
         if (seen & (1u << dim->kind) && dim->kind == CC_DIM_AGE_BAND)
-            return fail(errbuf, errlen, CC_EINVAL,
+            return cc_errorf(errbuf, errlen, CC_EINVAL,
                         "dimensions[%u]: 'age_band' appears twice; a table has one banding (two "
                         "would cross into bands finer than either: ask for each in its own query)",
                         i);
         if (seen & (1u << dim->kind))
-            return fail(errbuf, errlen, CC_EINVAL, "dimensions[%u]: '%s' appears twice", i, name);
+            return cc_errorf(errbuf, errlen, CC_EINVAL, "dimensions[%u]: '%s' appears twice", i, name);
         seen |= 1u << dim->kind;
         if (is_period(dim->kind)) {
             if (period)
-                return fail(errbuf, errlen, CC_EINVAL,
+                return cc_errorf(errbuf, errlen, CC_EINVAL,
                             "dimensions[%u]: '%s' and '%s' are both periods; use one", i,
                             cc_query_dimension_name(period), name);
             period = dim->kind;
@@ -254,7 +240,7 @@ static int check_dimensions(const struct cc_query *q, const struct cc_query_limi
         if (q->measure == CC_MEASURE_POPULATION &&
             (is_event_dimension(dim->kind) ||
              (dim->kind == CC_DIM_PRACTICE && q->population_source == CC_POPULATION_ESTIMATE)))
-            return fail(errbuf, errlen, CC_EINVAL,
+            return cc_errorf(errbuf, errlen, CC_EINVAL,
                         "dimensions[%u]: the %s population has no '%s' (it is a count of "
                         "persons at one date)",
                         i, cc_query_population_source_name(q->population_source), name);
@@ -265,37 +251,37 @@ static int check_dimensions(const struct cc_query *q, const struct cc_query_limi
         if (dim->age_banding == CC_AGE_BANDS_1Y) {
             if (q->measure == CC_MEASURE_POPULATION &&
                 q->population_source == CC_POPULATION_ESTIMATE)
-                return fail(errbuf, errlen, CC_EINVAL,
+                return cc_errorf(errbuf, errlen, CC_EINVAL,
                             "dimensions[%u].bands: population estimates come in 5-year bands, "
                             "not single years",
                             i);
             continue;
         }
         if (dim->age_banding != CC_AGE_BANDS_CUSTOM)
-            return fail(errbuf, errlen, CC_EINVAL, "dimensions[%u].bands: unknown banding %d", i,
+            return cc_errorf(errbuf, errlen, CC_EINVAL, "dimensions[%u].bands: unknown banding %d", i,
                         dim->age_banding);
         if (dim->n_age_bounds < 2 || dim->n_age_bounds > CC_QUERY_AGE_BOUNDS_CAP)
-            return fail(errbuf, errlen, CC_EINVAL,
+            return cc_errorf(errbuf, errlen, CC_EINVAL,
                         "dimensions[%u].bands: %u bounds; give 2 to %d lower bounds, from 0", i,
                         dim->n_age_bounds, CC_QUERY_AGE_BOUNDS_CAP);
         if (dim->age_bounds[0] != 0)
-            return fail(errbuf, errlen, CC_EINVAL,
+            return cc_errorf(errbuf, errlen, CC_EINVAL,
                         "dimensions[%u].bands[0]: the first band must start at age 0, not %u", i,
                         dim->age_bounds[0]);
         for (uint32_t b = 1; b < dim->n_age_bounds; b++) {
             if (dim->age_bounds[b] <= dim->age_bounds[b - 1])
-                return fail(errbuf, errlen, CC_EINVAL,
+                return cc_errorf(errbuf, errlen, CC_EINVAL,
                             "dimensions[%u].bands[%u]: %u is not above the previous bound %u", i,
                             b, dim->age_bounds[b], dim->age_bounds[b - 1]);
             if (dim->age_bounds[b] > 120)
-                return fail(errbuf, errlen, CC_EINVAL,
+                return cc_errorf(errbuf, errlen, CC_EINVAL,
                             "dimensions[%u].bands[%u]: %u is above 120", i, b,
                             dim->age_bounds[b]);
         }
         if (q->measure == CC_MEASURE_POPULATION && q->population_source == CC_POPULATION_ESTIMATE)
             for (uint32_t b = 0; b < dim->n_age_bounds; b++)
                 if (dim->age_bounds[b] % 5 || dim->age_bounds[b] > 90)
-                    return fail(errbuf, errlen, CC_EINVAL,
+                    return cc_errorf(errbuf, errlen, CC_EINVAL,
                                 "dimensions[%u].bands[%u]: population estimates come in 5-year "
                                 "bands to 90+, so bounds are multiples of 5 up to 90, not %u",
                                 i, b, dim->age_bounds[b]);
@@ -314,12 +300,12 @@ static int check_code(const struct cc_query_condition *c, uint32_t ci, uint32_t 
     if (systems) {
         char fits[48];
         cc_query_systems_text(systems, fits, sizeof fits);
-        return fail(errbuf, errlen, CC_EINVAL,
+        return cc_errorf(errbuf, errlen, CC_EINVAL,
                     "filters.conditions[%u].codes[%u]: '%s' is %s but %s is %s", ci, k, text,
                     fits, c->system ? "the condition's system" : "the system it is listed under",
                     cc_query_system_title(system));
     }
-    return fail(errbuf, errlen, CC_EINVAL,
+    return cc_errorf(errbuf, errlen, CC_EINVAL,
                 "filters.conditions[%u].codes[%u]: '%s' is not a valid %s code (%s)", ci, k, text,
                 cc_query_system_title(system), system_shape(system));
 }
@@ -332,19 +318,19 @@ static int check_condition(const struct cc_query *q, uint32_t ci,
     char field[64];
     snprintf(field, sizeof field, "filters.conditions[%u]", ci);
     if (c->n_codes > limits->max_codes_per_condition)
-        return fail(errbuf, errlen, CC_ETOOBIG, "%s.codes: %u codes, the limit is %u", field,
+        return cc_errorf(errbuf, errlen, CC_ETOOBIG, "%s.codes: %u codes, the limit is %u", field,
                     c->n_codes, limits->max_codes_per_condition);
     if (c->n_codes && c->codelist[0])
-        return fail(errbuf, errlen, CC_EINVAL, "%s: has both codes and a codelist (give one)",
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "%s: has both codes and a codelist (give one)",
                     field);
     for (uint32_t k = 0; k < c->n_codes; k++)
         if (!cc_query_system_name(cc_query_code_system(c, k)))
-            return fail(errbuf, errlen, CC_EINVAL,
+            return cc_errorf(errbuf, errlen, CC_EINVAL,
                         "%s.system: codes need a system (snomed, icd10 or opcs4)", field);
     if (c->system && !cc_query_system_name(c->system))
-        return fail(errbuf, errlen, CC_EINVAL, "%s.system: unknown system %d", field, c->system);
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "%s.system: unknown system %d", field, c->system);
     if (c->codelist[0] && !cc_codelists_name_valid(c->codelist))
-        return fail(errbuf, errlen, CC_EINVAL,
+        return cc_errorf(errbuf, errlen, CC_EINVAL,
                     "%s.codelist: '%.32s' is not a codelist name (letters a-z, digits, '-', '_' "
                     "and '.')",
                     field, c->codelist);
@@ -355,16 +341,16 @@ static int check_condition(const struct cc_query *q, uint32_t ci,
         for (uint32_t j = 0; j < k; j++)
             if (!strcmp(c->codes[j].text, c->codes[k].text) &&
                 cc_query_code_system(c, j) == cc_query_code_system(c, k))
-                return fail(errbuf, errlen, CC_EINVAL, "%s.codes[%u]: '%s' appears twice", field,
+                return cc_errorf(errbuf, errlen, CC_EINVAL, "%s.codes[%u]: '%s' appears twice", field,
                             k, c->codes[k].text);
     }
     if (c->setting_mask & ~((1u << CC_SETTING_GP) | (1u << CC_SETTING_HOSPITAL) |
                             (1u << CC_SETTING_COMMUNITY)))
-        return fail(errbuf, errlen, CC_EINVAL, "%s.settings: unknown setting", field);
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "%s.settings: unknown setting", field);
     if (c->role_mask & ~7u)
-        return fail(errbuf, errlen, CC_EINVAL, "%s.roles: unknown role", field);
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "%s.roles: unknown role", field);
     if (c->setting_mask && f->setting_mask && !(c->setting_mask & f->setting_mask))
-        return fail(errbuf, errlen, CC_EINVAL,
+        return cc_errorf(errbuf, errlen, CC_EINVAL,
                     "%s.settings: none of them is in filters.settings, so nothing can match",
                     field);
     char range_field[96];
@@ -379,7 +365,7 @@ static int check_condition(const struct cc_query *q, uint32_t ci,
         cc_query_month_format(c->date_range.to, b);
         cc_query_month_format(f->date_range.from, x);
         cc_query_month_format(f->date_range.to, y);
-        return fail(errbuf, errlen, CC_EINVAL,
+        return cc_errorf(errbuf, errlen, CC_EINVAL,
                     "%s: %s to %s lies outside filters.date_range (%s to %s), so nothing can "
                     "match",
                     range_field, a, b, x, y);
@@ -387,27 +373,27 @@ static int check_condition(const struct cc_query *q, uint32_t ci,
     if (c->anchor.present) {
         const struct cc_query_anchor *a = &c->anchor;
         if (a->condition >= ci)
-            return fail(errbuf, errlen, CC_EINVAL,
+            return cc_errorf(errbuf, errlen, CC_EINVAL,
                         "%s.anchor.condition: %u is not an earlier condition (an anchor is one "
                         "of conditions 0 to %d)",
                         field, a->condition, (int)ci - 1);
         if (cc_query_condition_negated(f, a->condition))
-            return fail(errbuf, errlen, CC_EINVAL,
+            return cc_errorf(errbuf, errlen, CC_EINVAL,
                         "%s.anchor.condition: condition %u is excluded, so it has no first date",
                         field, a->condition);
         if (a->from_days > a->to_days)
-            return fail(errbuf, errlen, CC_EINVAL,
+            return cc_errorf(errbuf, errlen, CC_EINVAL,
                         "%s.anchor: empty window (from_days %d after to_days %d)", field,
                         a->from_days, a->to_days);
         int64_t max_days = limits->max_anchor_days;
         if (a->from_days < -max_days || a->to_days > max_days)
-            return fail(errbuf, errlen, CC_EINVAL,
+            return cc_errorf(errbuf, errlen, CC_EINVAL,
                         "%s.anchor: the window reaches beyond %lld days", field,
                         (long long)max_days);
     }
     if (!c->n_codes && !c->codelist[0] && !c->setting_mask && !c->role_mask &&
         !c->date_range.present && !c->anchor.present)
-        return fail(errbuf, errlen, CC_EINVAL,
+        return cc_errorf(errbuf, errlen, CC_EINVAL,
                     "%s: matches every record; give codes, a codelist, settings, a date range "
                     "or an anchor",
                     field);
@@ -443,7 +429,7 @@ static int check_filters(const struct cc_query *q, const struct cc_query_limits 
 {
     const struct cc_query_filters *f = &q->filters;
     if (f->n_conditions > limits->max_conditions)
-        return fail(errbuf, errlen, CC_ETOOBIG,
+        return cc_errorf(errbuf, errlen, CC_ETOOBIG,
                     "filters.conditions: %u conditions, the limit is %u", f->n_conditions,
                     limits->max_conditions);
     int rc = check_range(&f->date_range, "filters.date_range", errbuf, errlen);
@@ -453,24 +439,24 @@ static int check_filters(const struct cc_query *q, const struct cc_query_limits 
         if ((rc = check_condition(q, i, limits, errbuf, errlen)))
             return rc;
     if (f->age.present && (f->age.min_years > f->age.max_years || f->age.max_years > 120))
-        return fail(errbuf, errlen, CC_EINVAL, "filters.age: empty (min %u above max %u)",
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "filters.age: empty (min %u above max %u)",
                     f->age.min_years, f->age.max_years);
     uint32_t sexes = (1u << CC_SEX_NOT_KNOWN) | (1u << CC_SEX_MALE) | (1u << CC_SEX_FEMALE) |
                      (1u << CC_SEX_INDETERMINATE);
     if (f->sex_mask & ~sexes)
-        return fail(errbuf, errlen, CC_EINVAL, "filters.sex: unknown sex code");
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "filters.sex: unknown sex code");
     if (f->setting_mask & ~((1u << CC_SETTING_GP) | (1u << CC_SETTING_HOSPITAL) |
                             (1u << CC_SETTING_COMMUNITY)))
-        return fail(errbuf, errlen, CC_EINVAL, "filters.settings: unknown setting");
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "filters.settings: unknown setting");
     if (f->areas.n_codes > limits->max_areas)
-        return fail(errbuf, errlen, CC_ETOOBIG, "filters.areas.codes: %u areas, the limit is %u",
+        return cc_errorf(errbuf, errlen, CC_ETOOBIG, "filters.areas.codes: %u areas, the limit is %u",
                     f->areas.n_codes, limits->max_areas);
     if (f->areas.n_codes && f->areas.level != CC_AREA_LSOA && f->areas.level != CC_AREA_LAD &&
         f->areas.level != CC_AREA_ICB && f->areas.level != CC_AREA_REGION)
-        return fail(errbuf, errlen, CC_EINVAL,
+        return cc_errorf(errbuf, errlen, CC_EINVAL,
                     "filters.areas.level: lsoa, lad, icb or region only");
     if (f->practices.n_codes > limits->max_practices)
-        return fail(errbuf, errlen, CC_ETOOBIG,
+        return cc_errorf(errbuf, errlen, CC_ETOOBIG,
                     "filters.practices: %u practices, the limit is %u", f->practices.n_codes,
                     limits->max_practices);
     for (uint32_t i = 0; i < f->practices.n_codes; i++) {
@@ -480,14 +466,14 @@ static int check_filters(const struct cc_query *q, const struct cc_query_limits 
         for (size_t c = 0; ok && c < len; c++)
             ok = (code[c] >= 'A' && code[c] <= 'Z') || (code[c] >= '0' && code[c] <= '9');
         if (!ok)
-            return fail(errbuf, errlen, CC_EINVAL,
+            return cc_errorf(errbuf, errlen, CC_EINVAL,
                         "filters.practices[%u]: not a practice code (1 to %d upper-case letters "
                         "and digits)",
                         i, CC_PRACTICE_CODE_BYTES - 1);
     }
     if (f->practices.n_codes && q->measure == CC_MEASURE_POPULATION &&
         q->population_source == CC_POPULATION_ESTIMATE)
-        return fail(errbuf, errlen, CC_EINVAL,
+        return cc_errorf(errbuf, errlen, CC_EINVAL,
                     "filters.practices: population estimates are by area, not by practice");
     for (uint32_t i = 0; i < f->areas.n_codes; i++) {
         const char *code = f->areas.codes[i];
@@ -495,11 +481,11 @@ static int check_filters(const struct cc_query *q, const struct cc_query_limits 
         if (level == f->areas.level)
             continue;
         if (level >= 0)
-            return fail(errbuf, errlen, CC_EINVAL,
+            return cc_errorf(errbuf, errlen, CC_EINVAL,
                         "filters.areas.codes[%u]: '%s' is %s %s code but the level is %s", i,
                         code, level == CC_AREA_ICB ? "an" : "a", cc_query_area_level_name(level),
                         cc_query_area_level_name(f->areas.level));
-        return fail(errbuf, errlen, CC_EINVAL,
+        return cc_errorf(errbuf, errlen, CC_EINVAL,
                     "filters.areas.codes[%u]: '%.12s' is not a %s code (%s)", i, code,
                     cc_query_area_level_name(f->areas.level),
                     f->areas.level == CC_AREA_LAD    ? "E06, E07, E08, E09 or W06, then 6 digits"
@@ -514,17 +500,17 @@ static int check_measure(const struct cc_query *q, char *errbuf, size_t errlen)
 {
     const struct cc_query_filters *f = &q->filters;
     if (!cc_query_measure_name(q->measure))
-        return fail(errbuf, errlen, CC_EINVAL, "measure: unknown measure %d", q->measure);
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "measure: unknown measure %d", q->measure);
     if (q->measure == CC_MEASURE_POPULATION) {
         if (!cc_query_population_source_name(q->population_source))
-            return fail(errbuf, errlen, CC_EINVAL, "population: unknown source %d",
+            return cc_errorf(errbuf, errlen, CC_EINVAL, "population: unknown source %d",
                         q->population_source);
         if (f->n_conditions)
-            return fail(errbuf, errlen, CC_EINVAL,
+            return cc_errorf(errbuf, errlen, CC_EINVAL,
                         "filters.conditions: the population measure takes no conditions (use the "
                         "persons measure)");
         if (f->date_range.present || f->setting_mask || q->events_of >= 0)
-            return fail(errbuf, errlen, CC_EINVAL,
+            return cc_errorf(errbuf, errlen, CC_EINVAL,
                         "%s: the population measure counts persons at one date (as_of); it "
                         "looks at no records",
                         f->date_range.present ? "filters.date_range"
@@ -532,31 +518,31 @@ static int check_measure(const struct cc_query *q, char *errbuf, size_t errlen)
                                               : "events_of");
         if (q->population_source == CC_POPULATION_ESTIMATE) {
             if (f->sex_mask & ~((1u << CC_SEX_MALE) | (1u << CC_SEX_FEMALE)))
-                return fail(errbuf, errlen, CC_EINVAL,
+                return cc_errorf(errbuf, errlen, CC_EINVAL,
                             "filters.sex: population estimates have male and female only");
             if (f->age.present &&
                 (f->age.min_years % 5 || f->age.min_years > 90 ||
                  (f->age.max_years < 120 && (f->age.max_years % 5 != 4 || f->age.max_years > 89))))
-                return fail(errbuf, errlen, CC_EINVAL,
+                return cc_errorf(errbuf, errlen, CC_EINVAL,
                             "filters.age: population estimates come in 5-year bands to 90+ "
                             "(min 0, 5, ... 90; max 4, 9, ... 89 or 120)");
         }
         return 0;
     }
     if (q->measure == CC_MEASURE_EVENTS && q->has_as_of)
-        return fail(errbuf, errlen, CC_EINVAL,
+        return cc_errorf(errbuf, errlen, CC_EINVAL,
                     "as_of: the events measure takes each person's age on the date of each "
                     "event, so as_of does not apply");
     if (q->events_of < -1)
-        return fail(errbuf, errlen, CC_EINVAL, "events_of: %d is not a condition index",
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "events_of: %d is not a condition index",
                     q->events_of);
     if (q->events_of >= 0) {
         if ((uint32_t)q->events_of >= f->n_conditions)
-            return fail(errbuf, errlen, CC_EINVAL,
+            return cc_errorf(errbuf, errlen, CC_EINVAL,
                         "events_of: %d is not a condition (the query has %u)", q->events_of,
                         f->n_conditions);
         if (cc_query_condition_negated(f, (uint32_t)q->events_of))
-            return fail(errbuf, errlen, CC_EINVAL,
+            return cc_errorf(errbuf, errlen, CC_EINVAL,
                         "events_of: condition %d is excluded, so it has no events to count",
                         q->events_of);
         if (q->measure == CC_MEASURE_PERSONS) {
@@ -564,7 +550,7 @@ static int check_measure(const struct cc_query *q, char *errbuf, size_t errlen)
             for (uint32_t i = 0; i < q->n_dimensions; i++)
                 event_dimension |= is_event_dimension(q->dimensions[i].kind);
             if (!event_dimension)
-                return fail(errbuf, errlen, CC_EINVAL,
+                return cc_errorf(errbuf, errlen, CC_EINVAL,
                             "events_of: with the persons measure it says which records place a "
                             "person in a setting or period cell, and the query has no such "
                             "dimension");
@@ -589,7 +575,7 @@ int cc_query_validate(const struct cc_query *query, const struct cc_query_limits
     if (errbuf && errlen)
         errbuf[0] = '\0';
     if (query->version != CC_QUERY_VERSION)
-        return fail(errbuf, errlen, CC_EUNSUPPORTED, "v: version %u is not supported (this is %d)",
+        return cc_errorf(errbuf, errlen, CC_EUNSUPPORTED, "v: version %u is not supported (this is %d)",
                     query->version, CC_QUERY_VERSION);
     /* the tree first: the other checks walk it */
     int rc = cc_query_combine_check(&query->filters, false, errbuf, errlen);
@@ -606,7 +592,7 @@ int cc_query_validate(const struct cc_query *query, const struct cc_query_limits
         char n[32], limit[32];
         with_commas(cells, n);
         with_commas(limits->max_cells, limit);
-        return fail(errbuf, errlen, CC_ETOOBIG,
+        return cc_errorf(errbuf, errlen, CC_ETOOBIG,
                     "dimensions: too many cells: %u dimensions give %s cells, the limit is %s",
                     query->n_dimensions, n, limit);
     }
@@ -635,18 +621,18 @@ int cc_query_bind(struct cc_query *query, const struct cc_store_columns *columns
         case CC_AREA_ICB: table = columns->icb_code; n_table = columns->n_icb; break;
         case CC_AREA_REGION: table = columns->region_code; n_table = columns->n_region; break;
         default:
-            return fail(errbuf, errlen, CC_EINVAL,
+            return cc_errorf(errbuf, errlen, CC_EINVAL,
                         "filters.areas.level: lsoa, lad, icb or region only");
         }
         uint32_t *index = cc_query_alloc(query, (size_t)f->areas.n_codes * sizeof *index);
         if (!index)
-            return fail(errbuf, errlen, CC_ENOMEM, "filters.areas: out of memory");
+            return cc_errorf(errbuf, errlen, CC_ENOMEM, "filters.areas: out of memory");
         for (uint32_t i = 0; i < f->areas.n_codes; i++) {
             const char(*found)[CC_AREA_CODE_BYTES] =
                 n_table ? bsearch(f->areas.codes[i], table, n_table, sizeof *table, compare_code)
                         : NULL;
             if (!found)
-                return fail(errbuf, errlen, CC_ENOTFOUND,
+                return cc_errorf(errbuf, errlen, CC_ENOTFOUND,
                             "filters.areas.codes[%u]: unknown %s '%s' (not in the area lookup)",
                             i, cc_query_area_level_name(f->areas.level), f->areas.codes[i]);
             index[i] = (uint32_t)(found - table);
@@ -656,7 +642,7 @@ int cc_query_bind(struct cc_query *query, const struct cc_store_columns *columns
     if (f->practices.n_codes && columns) {
         uint32_t *index = cc_query_alloc(query, (size_t)f->practices.n_codes * sizeof *index);
         if (!index)
-            return fail(errbuf, errlen, CC_ENOMEM, "filters.practices: out of memory");
+            return cc_errorf(errbuf, errlen, CC_ENOMEM, "filters.practices: out of memory");
         for (uint32_t i = 0; i < f->practices.n_codes; i++) {
             const char(*found)[CC_PRACTICE_CODE_BYTES] =
                 columns->n_practices
@@ -664,7 +650,7 @@ int cc_query_bind(struct cc_query *query, const struct cc_store_columns *columns
                               sizeof *columns->practice_code, compare_code)
                     : NULL;
             if (!found)
-                return fail(errbuf, errlen, CC_ENOTFOUND,
+                return cc_errorf(errbuf, errlen, CC_ENOTFOUND,
                             "filters.practices[%u]: unknown practice '%s'", i,
                             f->practices.codes[i]);
             index[i] = (uint32_t)(found - columns->practice_code);
@@ -678,18 +664,18 @@ int cc_query_bind(struct cc_query *query, const struct cc_store_columns *columns
         const struct cc_codelist *list = codelists ? cc_codelists_find(codelists, c->codelist)
                                                    : NULL;
         if (!list)
-            return fail(errbuf, errlen, CC_ENOTFOUND,
+            return cc_errorf(errbuf, errlen, CC_ENOTFOUND,
                         "filters.conditions[%u].codelist: unknown codelist '%.32s'%s", i,
                         c->codelist,
                         codelists && cc_codelists_count(codelists) ? ""
                                                                    : " (no codelists are loaded)");
         if (c->system && !list->system)
-            return fail(errbuf, errlen, CC_EINVAL,
+            return cc_errorf(errbuf, errlen, CC_EINVAL,
                         "filters.conditions[%u].codelist: '%.32s' holds codes of several "
                         "systems; leave \"system\" out",
                         i, c->codelist);
         if (c->system && c->system != list->system)
-            return fail(errbuf, errlen, CC_EINVAL,
+            return cc_errorf(errbuf, errlen, CC_EINVAL,
                         "filters.conditions[%u].codelist: '%.32s' is a %s list but the "
                         "condition's system is %s",
                         i, c->codelist, cc_query_system_title(list->system),

@@ -106,16 +106,8 @@ const char *cc_release_reason_name(int reason)
     return NULL;
 }
 
-static int refuse(char *errbuf, size_t errlen, const char *fmt, ...)
-{
-    if (errbuf && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errbuf, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return CC_EREFUSED;
-}
+/* A refusal with its reason. */
+#define refuse(errbuf, errlen, ...) cc_errorf(errbuf, errlen, CC_EREFUSED, __VA_ARGS__)
 
 /* ---- query restrictions, on public figures only ---- */
 

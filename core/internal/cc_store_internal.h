@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cc_error.h"
 #include "cc_store.h"
 
 /* Section ids: persisted in snapshot files, so never renumber, only append
@@ -130,7 +131,6 @@ int store_radix_sort(uint64_t **keys, uint32_t **values, uint64_t n, int low_bit
 void store_sort_keys_small(uint64_t *keys, uint64_t *tmp, uint64_t n, int low_bit, int high_bit);
 
 /* Writes a formatted reason into errbuf (if any) and returns CC_ECORRUPT. */
-int store_corrupt(char *errbuf, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+#define store_corrupt(errbuf, errlen, ...) cc_errorf(errbuf, errlen, CC_ECORRUPT, __VA_ARGS__)
 
 #endif
