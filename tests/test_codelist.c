@@ -187,8 +187,8 @@ Test(codelist, missing_file_is_an_io_error_naming_the_path)
  * would wait for a writer forever; the timeout fails a regression). */
 Test(codelist, a_fifo_in_the_directory_is_refused_without_waiting, .timeout = 20)
 {
-    char dir[] = "/tmp/cc_codelist_XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
+    char dir[64];
+    cc_testfs_make_dir(dir, sizeof dir, "codelist");
     char path[256];
     snprintf(path, sizeof path, "%s/asthma.csv", dir);
     cr_assert_eq(mkfifo(path, 0600), 0);
@@ -216,8 +216,8 @@ Test(codelist, a_name_ending_in_a_system_settles_letter_codes)
 
 Test(codelist, per_system_files_of_one_name_make_one_list_of_several_systems)
 {
-    char dir[] = "/tmp/cc_codelist_XXXXXX";
-    cr_assert_not_null(mkdtemp(dir));
+    char dir[64];
+    cc_testfs_make_dir(dir, sizeof dir, "codelist");
     char path[256];
     snprintf(path, sizeof path, "%s/diabetes.snomed.csv", dir);
     cc_testfs_write_text(path, "code,term\n73211009,Diabetes mellitus\n44054006,Type 2\n");

@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cc_testfs.h"
 #include "cc_datadir.h"
 #include "cc_error.h"
 #include "cc_harness.h"
@@ -59,8 +60,7 @@ static const char *slurp(const char *path)
 
 static void setup(void)
 {
-    snprintf(root, sizeof root, "/tmp/cc-test-datadir-XXXXXX");
-    cr_assert(mkdtemp(root));
+    cc_testfs_make_dir(root, sizeof root, "datadir");
     snprintf(data, sizeof data, "%s/data", root);
     snprintf(feeds, sizeof feeds, "%s/feeds", root);
     snprintf(key, sizeof key, "%s/key", root);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cc_testfs.h"
 #include "cc_error.h"
 #include "cc_policy.h"
 
@@ -187,28 +188,20 @@ Test(policy, max_variance_is_that_of_an_even_spread_over_nonzero_noise)
     cr_assert_float_eq(cc_policy_max_variance(3), 28.0 / 6, 1e-12);
 }
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    cr_assert_eq(fputs(text, f) >= 0, 1);
-    cr_assert_eq(fclose(f), 0);
-}
-
 Test(policy, load_reads_a_file_and_refuses_missing_large_and_non_regular_ones)
 {
-    char dir[] = "/tmp/cc_policy_XXXXXX";
-    cr_assert(mkdtemp(dir));
+    char dir[64];
+    cc_testfs_make_dir(dir, sizeof dir, "policy");
     char path[256];
     snprintf(path, sizeof path, "%s/policy.json", dir);
-    write_file(path, "{\"version\": \"from-file\", \"rounding_base\": 10}\n");
+    cc_testfs_write_text(path, "{\"version\": \"from-file\", \"rounding_base\": 10}\n");
     struct cc_policy p;
     char err[256];
     cr_assert_eq(cc_policy_load(path, &p, err, sizeof err), 0, "%s", err);
     cr_assert_str_eq(p.version, "from-file");
     cr_assert_eq(p.rounding_base, 10);
 
-    write_file(path, "{\"rounding_base\": 0}");
+    cc_testfs_write_text(path, "{\"rounding_base\": 0}");
     cr_assert_eq(cc_policy_load(path, &p, err, sizeof err), CC_EINVAL);
     cr_assert(strstr(err, "rounding_base"));
 
@@ -216,7 +209,7 @@ Test(policy, load_reads_a_file_and_refuses_missing_large_and_non_regular_ones)
     cr_assert(big);
     memset(big, ' ', 70 * 1024 - 3);
     memcpy(big + 70 * 1024 - 3, "{}", 3);
-    write_file(path, big);
+    cc_testfs_write_text(path, big);
     free(big);
     cr_assert_eq(cc_policy_load(path, &p, err, sizeof err), CC_ETOOBIG);
     cr_assert(strstr(err, "policy file"));
