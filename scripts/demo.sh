@@ -74,8 +74,8 @@ for q in examples/queries/*.json; do
   fi
 done
 echo
-echo "The server answers queries once disclosure control lands (the next stage):"
-echo "no figure leaves it before it is protected."
+echo "Disclosure control (the release layer) is built; the server answers queries once its"
+echo "count and compare operations land. No figure leaves it unprotected."
 
 step "a planner's check by hand: Wilson intervals for two proportions"
 printf 'area,numerator,denominator\nA,120,1500\nB,45,1400\n' | "$bin/carecount" stats proportion
