@@ -37,6 +37,7 @@
 #include <sodium.h>
 
 #include "cc_error.h"
+#include "cc_http_internal.h"
 
 /* Header names we keep (anything else is parsed and dropped). */
 enum kept_header { HEADER_OTHER, HEADER_AUTHORIZATION, HEADER_ORIGIN, HEADER_CONTENT_TYPE,
@@ -303,13 +304,6 @@ int cc_http_error_response(int status, const char *code, const char *message,
     free(body.data);
     return rc;
 }
-
-/* Internal to the module (cc_http_translate.c): a response with a body
- * that is already JSON, or a 204 preflight. */
-int cc_http_build_json_response(int status, const char *json, size_t json_len,
-                                const struct cc_http_request *request,
-                                const struct cc_http_cors *cors, const char *allow,
-                                bool preflight, struct cc_http_response *out);
 
 int cc_http_build_json_response(int status, const char *json, size_t json_len,
                                 const struct cc_http_request *request,

@@ -124,7 +124,8 @@ void cc_http_conn_free(struct cc_http_conn *conn);
  * 100-continue" request passes, an error is found, or the input is used up;
  * sets *used to the bytes consumed (the rest belongs to later requests and
  * must be fed again, after cc_http_conn_next() for CC_HTTP_REQUEST).
- * Returns a cc_http_feed_result, or CC_ENOMEM. Once it returns
+ * Returns a cc_http_feed_result (running out of memory for a body is a
+ * CC_HTTP_ERROR whose response is a 500 NOMEM). Once it returns
  * CC_HTTP_REQUEST it returns it again, consuming nothing, until
  * cc_http_conn_next(); once CC_HTTP_ERROR, always CC_HTTP_ERROR. */
 int cc_http_feed(struct cc_http_conn *conn, const uint8_t *data, size_t len, size_t *used);
@@ -187,7 +188,10 @@ int cc_http_error_response(int status, const char *code, const char *message,
 
 /* JSON <-> msgpack, as the translation does them (exposed for the tests
  * and for clients): integers stay integers, reals floats, strings str,
- * null nil; containers nest at most max_depth deep. */
+ * null nil; containers nest at most max_depth deep. Packs one value into
+ * packer (whose write failures are the caller's to see). Returns 0,
+ * CC_EPARSE (not one strict JSON value: see cc_http_to_request) or
+ * CC_ETOOBIG (nested deeper). */
 int cc_http_json_to_msgpack(const char *json, size_t len, size_t max_depth,
                             msgpack_packer *packer);
 /* A msgpack value to compact JSON text (malloc'd, NUL-terminated; the

@@ -23,13 +23,8 @@
 #include <jansson.h>
 
 #include "cc_error.h"
+#include "cc_http_internal.h"
 #include "cc_msgpack.h"
-
-/* In cc_http.c. */
-int cc_http_build_json_response(int status, const char *json, size_t json_len,
-                                const struct cc_http_request *request,
-                                const struct cc_http_cors *cors, const char *allow,
-                                bool preflight, struct cc_http_response *out);
 
 #define OP_NAME_MAX_BYTES 32
 #define ALLOW_GET "GET, OPTIONS"
