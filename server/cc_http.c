@@ -40,8 +40,14 @@
 #include "cc_http_internal.h"
 
 /* Header names we keep (anything else is parsed and dropped). */
-enum kept_header { HEADER_OTHER, HEADER_AUTHORIZATION, HEADER_ORIGIN, HEADER_CONTENT_TYPE,
-                   HEADER_EXPECT, N_KEPT_HEADERS };
+enum kept_header {
+    HEADER_OTHER,
+    HEADER_AUTHORIZATION,
+    HEADER_ORIGIN,
+    HEADER_CONTENT_TYPE,
+    HEADER_EXPECT,
+    N_KEPT_HEADERS
+};
 
 static const char *const kept_header_names[N_KEPT_HEADERS] = {
     [HEADER_AUTHORIZATION] = "authorization",
@@ -60,9 +66,9 @@ struct cc_http_conn {
     struct cc_http_cors cors;
     http_parser parser;
     enum phase phase;
-    bool started;       /* a byte of the current request has been parsed */
-    size_t head_bytes;  /* bytes of the current request's head parsed */
-    bool continue_due;  /* report CC_HTTP_CONTINUE once the head is in */
+    bool started;      /* a byte of the current request has been parsed */
+    size_t head_bytes; /* bytes of the current request's head parsed */
+    bool continue_due; /* report CC_HTTP_CONTINUE once the head is in */
     bool expect_continue;
 
     /* The header store: the target, then kept values, each NUL-ended. */
@@ -74,7 +80,7 @@ struct cc_http_conn {
     char field[FIELD_NAME_BYTES];
     size_t field_len;
     bool field_too_long;
-    bool in_value;              /* the last callback was a header value */
+    bool in_value;               /* the last callback was a header value */
     enum kept_header value_kind; /* of the value being read */
     size_t value_offset;
     size_t kept_offset[N_KEPT_HEADERS];
@@ -104,27 +110,33 @@ void cc_http_response_free(struct cc_http_response *response)
 
 static const char *reason_phrase(int status)
 {
-    switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 422: return "Unprocessable Content";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Error";
-    }
+    static const struct {
+        int status;
+        const char *reason;
+    } reasons[] = {
+        {100, "Continue"},
+        {200, "OK"},
+        {204, "No Content"},
+        {400, "Bad Request"},
+        {401, "Unauthorized"},
+        {403, "Forbidden"},
+        {404, "Not Found"},
+        {405, "Method Not Allowed"},
+        {408, "Request Timeout"},
+        {411, "Length Required"},
+        {413, "Content Too Large"},
+        {415, "Unsupported Media Type"},
+        {417, "Expectation Failed"},
+        {422, "Unprocessable Content"},
+        {431, "Request Header Fields Too Large"},
+        {500, "Internal Server Error"},
+        {503, "Service Unavailable"},
+        {505, "HTTP Version Not Supported"},
+    };
+    for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+        if (reasons[i].status == status)
+            return reasons[i].reason;
+    return "Error";
 }
 
 /* The allowed origin the request comes from, or NULL. */
@@ -178,10 +190,10 @@ struct response_head {
     bool close;
     int http_minor; /* of the request: 1.0 keep-alive must be said */
     const char *allow;
-    const char *origin;     /* the allowed origin to echo, or NULL */
-    bool vary_origin;       /* CORS is configured: responses vary by Origin */
-    bool preflight;         /* add the preflight answers */
-    const char *extra;      /* whole header lines ("Name: value\r\n"), or NULL */
+    const char *origin; /* the allowed origin to echo, or NULL */
+    bool vary_origin;   /* CORS is configured: responses vary by Origin */
+    bool preflight;     /* add the preflight answers */
+    const char *extra;  /* whole header lines ("Name: value\r\n"), or NULL */
 };
 
 /* Builds status line + headers + body into out. */
@@ -251,8 +263,8 @@ static const char *status_headers(int status)
 
 /* Fills the CORS and connection fields of head from the request. */
 static void head_for_request(struct response_head *head, int status,
-                             const struct cc_http_request *request,
-                             const struct cc_http_cors *cors, bool close)
+                             const struct cc_http_request *request, const struct cc_http_cors *cors,
+                             bool close)
 {
     memset(head, 0, sizeof *head);
     head->status = status;
@@ -307,8 +319,8 @@ int cc_http_error_response(int status, const char *code, const char *message,
 
 int cc_http_build_json_response(int status, const char *json, size_t json_len,
                                 const struct cc_http_request *request,
-                                const struct cc_http_cors *cors, const char *allow,
-                                bool preflight, struct cc_http_response *out)
+                                const struct cc_http_cors *cors, const char *allow, bool preflight,
+                                struct cc_http_response *out)
 {
     struct response_head head;
     head_for_request(&head, status, request, cors, false);
@@ -487,10 +499,18 @@ static int on_headers_complete(http_parser *parser)
     if (fill_request(conn) < 0)
         return -1;
     switch (parser->method) {
-    case HTTP_GET: request->method = CC_HTTP_GET; break;
-    case HTTP_POST: request->method = CC_HTTP_POST; break;
-    case HTTP_OPTIONS: request->method = CC_HTTP_OPTIONS; break;
-    default: request->method = CC_HTTP_OTHER; break;
+    case HTTP_GET:
+        request->method = CC_HTTP_GET;
+        break;
+    case HTTP_POST:
+        request->method = CC_HTTP_POST;
+        break;
+    case HTTP_OPTIONS:
+        request->method = CC_HTTP_OPTIONS;
+        break;
+    default:
+        request->method = CC_HTTP_OTHER;
+        break;
     }
     request->http_minor = parser->http_minor;
 
@@ -578,9 +598,8 @@ int cc_http_conn_new(const struct cc_http_limits *limits, const struct cc_http_c
     conn->limits.max_header_bytes = limits && limits->max_header_bytes
                                         ? limits->max_header_bytes
                                         : CC_HTTP_DEFAULT_MAX_HEADER_BYTES;
-    conn->limits.max_body_bytes = limits && limits->max_body_bytes
-                                      ? limits->max_body_bytes
-                                      : CC_HTTP_DEFAULT_MAX_BODY_BYTES;
+    conn->limits.max_body_bytes =
+        limits && limits->max_body_bytes ? limits->max_body_bytes : CC_HTTP_DEFAULT_MAX_BODY_BYTES;
     if (cors)
         conn->cors = *cors;
     if (conn->limits.max_header_bytes < 16) {
@@ -638,8 +657,8 @@ int cc_http_feed(struct cc_http_conn *conn, const uint8_t *data, size_t len, siz
             if (chunk > room)
                 chunk = room;
         }
-        size_t n = http_parser_execute(&conn->parser, &parser_settings,
-                                       (const char *)data + *used, chunk);
+        size_t n =
+            http_parser_execute(&conn->parser, &parser_settings, (const char *)data + *used, chunk);
         enum http_errno err = HTTP_PARSER_ERRNO(&conn->parser);
         *used += n;
         if (in_head)
@@ -698,7 +717,8 @@ int cc_http_conn_error_response(const struct cc_http_conn *conn, struct cc_http_
 {
     int status = conn->error_status ? conn->error_status : 400;
     const char *code = conn->error_code ? conn->error_code : "PARSE";
-    const char *message = conn->error_message ? conn->error_message : "the request is not valid HTTP";
+    const char *message =
+        conn->error_message ? conn->error_message : "the request is not valid HTTP";
     /* The request is incomplete: only its Origin (if read) is used, for
      * CORS, so a browser can see the error. */
     struct cc_http_request partial = {0};

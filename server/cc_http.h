@@ -192,8 +192,7 @@ int cc_http_error_response(int status, const char *code, const char *message,
  * packer (whose write failures are the caller's to see). Returns 0,
  * CC_EPARSE (not one strict JSON value: see cc_http_to_request) or
  * CC_ETOOBIG (nested deeper). */
-int cc_http_json_to_msgpack(const char *json, size_t len, size_t max_depth,
-                            msgpack_packer *packer);
+int cc_http_json_to_msgpack(const char *json, size_t len, size_t max_depth, msgpack_packer *packer);
 /* A msgpack value to compact JSON text (malloc'd, NUL-terminated; the
  * caller frees). NaN and infinities become null; binary, extension types,
  * non-string keys, invalid UTF-8 and integers beyond int64 are refused

@@ -27,8 +27,8 @@
 #include "cc_msgpack.h"
 
 #define OP_NAME_MAX_BYTES 32
-#define ALLOW_GET "GET, OPTIONS"
-#define ALLOW_POST "POST, OPTIONS"
+#define ALLOW_GET         "GET, OPTIONS"
+#define ALLOW_POST        "POST, OPTIONS"
 
 /* The ops read with GET (no fields); every other op is POST /v1/OP. */
 static const char *const get_ops[] = {"ping", "status", "schema", "codelists"};
@@ -51,7 +51,8 @@ static int pack_json(const json_t *value, size_t depth, size_t max_depth, msgpac
         const char *key;
         json_t *member;
         msgpack_pack_map(packer, json_object_size(value));
-        json_object_foreach((json_t *)value, key, member) {
+        json_object_foreach((json_t *)value, key, member)
+        {
             pack_string(packer, key, strlen(key));
             int rc = pack_json(member, depth + 1, max_depth, packer);
             if (rc < 0)
@@ -65,7 +66,8 @@ static int pack_json(const json_t *value, size_t depth, size_t max_depth, msgpac
         size_t i;
         json_t *element;
         msgpack_pack_array(packer, json_array_size(value));
-        json_array_foreach(value, i, element) {
+        json_array_foreach(value, i, element)
+        {
             int rc = pack_json(element, depth + 1, max_depth, packer);
             if (rc < 0)
                 return rc;
@@ -102,8 +104,7 @@ static json_t *parse_json(const char *json, size_t len)
     return json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &error);
 }
 
-int cc_http_json_to_msgpack(const char *json, size_t len, size_t max_depth,
-                            msgpack_packer *packer)
+int cc_http_json_to_msgpack(const char *json, size_t len, size_t max_depth, msgpack_packer *packer)
 {
     json_t *value = parse_json(json, len);
     if (!value)
@@ -156,8 +157,8 @@ static json_t *to_json(const msgpack_object *value, size_t depth)
             json_t *member = NULL;
             if (key->type == MSGPACK_OBJECT_STR)
                 member = to_json(&value->via.map.ptr[i].val, depth + 1);
-            if (!member || json_object_setn_new(object, key->via.str.ptr, key->via.str.size,
-                                                member) < 0) {
+            if (!member ||
+                json_object_setn_new(object, key->via.str.ptr, key->via.str.size, member) < 0) {
                 json_decref(object);
                 return NULL;
             }
@@ -270,8 +271,9 @@ static int translate_body(const struct cc_http_request *request, uint64_t id, co
 {
     json_t *body = parse_json((const char *)request->body, request->body_bytes);
     if (!body)
-        return answer_error(400, "PARSE", "the body is not valid JSON (UTF-8, one value, no "
-                                          "repeated key, integers within 64 bits)",
+        return answer_error(400, "PARSE",
+                            "the body is not valid JSON (UTF-8, one value, no "
+                            "repeated key, integers within 64 bits)",
                             request, cors, NULL, response);
     if (!json_is_object(body)) {
         json_decref(body);
@@ -281,8 +283,8 @@ static int translate_body(const struct cc_http_request *request, uint64_t id, co
     if (json_object_get(body, "v") || json_object_get(body, "id") || json_object_get(body, "op")) {
         json_decref(body);
         return answer_error(400, "INVAL",
-                            "the body must not hold v, id or op: the path names the op",
-                            request, cors, NULL, response);
+                            "the body must not hold v, id or op: the path names the op", request,
+                            cors, NULL, response);
     }
     struct map_writer writer = {map, false};
     msgpack_packer packer;
@@ -291,7 +293,8 @@ static int translate_body(const struct cc_http_request *request, uint64_t id, co
     const char *key;
     json_t *member;
     int rc = 0;
-    json_object_foreach(body, key, member) {
+    json_object_foreach(body, key, member)
+    {
         pack_string(&packer, key, strlen(key));
         rc = pack_json(member, 2, CC_HTTP_MAX_JSON_DEPTH, &packer);
         if (rc < 0)
@@ -323,8 +326,8 @@ int cc_http_to_request(const struct cc_http_request *request, uint64_t id,
     }
     if ((kind == ROUTE_GET && request->method != CC_HTTP_GET) ||
         (kind == ROUTE_POST && request->method != CC_HTTP_POST))
-        return answer_error(405, "UNSUPPORTED", "this endpoint does not take this method",
-                            request, cors, allow, response);
+        return answer_error(405, "UNSUPPORTED", "this endpoint does not take this method", request,
+                            cors, allow, response);
     if (kind == ROUTE_GET) {
         struct map_writer writer = {map, false};
         msgpack_packer packer;
@@ -346,9 +349,9 @@ int cc_http_status_for_code(const char *code)
         const char *code;
         int status;
     } table[] = {
-        {"PARSE", 400},    {"INVAL", 400},       {"RANGE", 400},   {"AUTH", 401},
-        {"DENIED", 403},   {"NOTFOUND", 404},    {"UNSUPPORTED", 404},
-        {"REFUSED", 422},  {"TOOBIG", 413},      {"BUSY", 503},    {"TIMEDOUT", 408},
+        {"PARSE", 400},  {"INVAL", 400},    {"RANGE", 400},       {"AUTH", 401},
+        {"DENIED", 403}, {"NOTFOUND", 404}, {"UNSUPPORTED", 404}, {"REFUSED", 422},
+        {"TOOBIG", 413}, {"BUSY", 503},     {"TIMEDOUT", 408},
     };
     if (!code)
         return 200;

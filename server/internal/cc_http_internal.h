@@ -17,7 +17,7 @@
  * closes after it if the request does not keep it. Returns 0 or CC_ENOMEM. */
 int cc_http_build_json_response(int status, const char *json, size_t json_len,
                                 const struct cc_http_request *request,
-                                const struct cc_http_cors *cors, const char *allow,
-                                bool preflight, struct cc_http_response *out);
+                                const struct cc_http_cors *cors, const char *allow, bool preflight,
+                                struct cc_http_response *out);
 
 #endif
