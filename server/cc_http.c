@@ -193,6 +193,7 @@ struct response_head {
     const char *origin; /* the allowed origin to echo, or NULL */
     bool vary_origin;   /* CORS is configured: responses vary by Origin */
     bool preflight;     /* add the preflight answers */
+    bool omit_body;     /* the answer to HEAD: headers only */
     const char *extra;  /* whole header lines ("Name: value\r\n"), or NULL */
 };
 
@@ -238,7 +239,7 @@ static int build_response(const struct response_head *head, const char *body, si
     else if (head->http_minor == 0)
         text_put(&t, "Connection: keep-alive\r\n");
     text_put(&t, "\r\n");
-    if (head->status != 204)
+    if (head->status != 204 && !head->omit_body)
         text_append(&t, body, body_len);
     if (t.failed) {
         free(t.data);
@@ -273,6 +274,7 @@ static void head_for_request(struct response_head *head, int status,
     head->origin = allowed_origin(request, cors);
     head->vary_origin = cors && cors->n_origins > 0;
     head->extra = status_headers(status);
+    head->omit_body = request && request->method == CC_HTTP_HEAD;
 }
 
 /* The messages here are fixed texts, but JSON-escape them anyway. */
@@ -507,6 +509,9 @@ static int on_headers_complete(http_parser *parser)
         break;
     case HTTP_OPTIONS:
         request->method = CC_HTTP_OPTIONS;
+        break;
+    case HTTP_HEAD:
+        request->method = CC_HTTP_HEAD;
         break;
     default:
         request->method = CC_HTTP_OTHER;

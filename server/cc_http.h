@@ -59,6 +59,7 @@ enum cc_http_method {
     CC_HTTP_GET,
     CC_HTTP_POST,
     CC_HTTP_OPTIONS,
+    CC_HTTP_HEAD,  /* answered 405, without a body (as HEAD requires) */
     CC_HTTP_OTHER, /* any other method: answered 405 */
 };
 

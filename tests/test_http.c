@@ -743,6 +743,20 @@ Test(http, unknown_paths_are_404_and_wrong_methods_405_with_allow)
     }
 }
 
+Test(http, head_is_405_without_a_body)
+{
+    msgpack_sbuffer map;
+    struct parsed_response answer;
+    cr_assert_eq(translate("HEAD /v1/ping HTTP/1.1\r\n\r\n", NULL, &map, &answer), 1);
+    cr_assert_eq(answer.status, 405);
+    cr_assert_str_eq(header(&answer, "Allow"), "GET, OPTIONS");
+    /* The length a GET would have had, and no body: a pipelined response
+     * after it is read from the right place. */
+    cr_assert_not_null(header(&answer, "Content-Length"));
+    cr_assert_str_eq(answer.body, "");
+    msgpack_sbuffer_destroy(&map);
+}
+
 Test(http, a_post_body_must_be_application_json)
 {
     const char *types[] = {"text/plain", "application/x-www-form-urlencoded", "application/jsonx",
