@@ -27,7 +27,36 @@ struct cc_frame_reader {
     uint32_t body_bytes;  /* declared length of the current frame */
     size_t body_filled;   /* bytes of body[] received, 0..body_bytes */
     uint8_t *body;        /* owned; NULL until the header has been checked */
+    uint64_t n_frames_taken;
+    bool refused_http; /* the refused header was an HTTP request's start */
 };
+
+/* The first 4 bytes of the request lines of HTTP/1.x methods (and of
+ * HTTP/2's preface, "PRI * HTTP/2.0"). */
+static const char http_starts[][CC_FRAME_HEADER_BYTES] = {
+    {'G', 'E', 'T', ' '}, {'P', 'O', 'S', 'T'}, {'P', 'U', 'T', ' '},
+    {'H', 'E', 'A', 'D'}, {'O', 'P', 'T', 'I'}, {'D', 'E', 'L', 'E'},
+    {'P', 'A', 'T', 'C'}, {'C', 'O', 'N', 'N'}, {'P', 'R', 'I', ' '},
+};
+
+#define HTTP_REFUSAL_BODY                                                                          \
+    "this port speaks the carecount msgpack protocol (docs/protocol.md); "                         \
+    "HTTP/JSON is served on the HTTP port\n"
+
+/* Content-Length is written out by hand: the test checks it. */
+static const char http_refusal[] = "HTTP/1.1 400 Bad Request\r\n"
+                                   "Content-Type: text/plain; charset=utf-8\r\n"
+                                   "Content-Length: 105\r\n"
+                                   "Connection: close\r\n"
+                                   "\r\n" HTTP_REFUSAL_BODY;
+
+static bool is_http_start(const uint8_t header[CC_FRAME_HEADER_BYTES])
+{
+    for (size_t i = 0; i < sizeof http_starts / sizeof http_starts[0]; i++)
+        if (memcmp(header, http_starts[i], CC_FRAME_HEADER_BYTES) == 0)
+            return true;
+    return false;
+}
 
 int cc_frame_reader_new(uint32_t max_body_bytes, struct cc_frame_reader **out)
 {
@@ -55,6 +84,7 @@ static int start_body(struct cc_frame_reader *reader)
     reader->body_bytes = cc_frame_header_decode(reader->header);
     if (reader->body_bytes > reader->max_body_bytes) {
         reader->state = FRAME_REFUSED;
+        reader->refused_http = reader->n_frames_taken == 0 && is_http_start(reader->header);
         return CC_ETOOBIG;
     }
     /* One spare byte so that an empty body still has a non-NULL buffer. */
@@ -113,6 +143,7 @@ void cc_frame_reader_take(struct cc_frame_reader *reader, uint8_t **body, size_t
     *len = reader->body_bytes;
     reader->body = NULL;
     reader->body_filled = 0;
+    reader->n_frames_taken++;
     reader->header_filled = 0;
     reader->state = READING_HEADER;
 }
@@ -125,6 +156,17 @@ bool cc_frame_reader_mid_frame(const struct cc_frame_reader *reader)
 uint32_t cc_frame_reader_declared_bytes(const struct cc_frame_reader *reader)
 {
     return reader->body_bytes;
+}
+
+bool cc_frame_reader_refused_http(const struct cc_frame_reader *reader)
+{
+    return reader->state == FRAME_REFUSED && reader->refused_http;
+}
+
+const char *cc_frame_http_refusal(size_t *len)
+{
+    *len = sizeof http_refusal - 1;
+    return http_refusal;
 }
 
 int cc_frame_header_encode(size_t len, uint8_t out[CC_FRAME_HEADER_BYTES])

@@ -56,6 +56,19 @@ bool cc_frame_reader_mid_frame(const struct cc_frame_reader *reader);
 /* The length declared by the last header read (for TOOBIG reporting). */
 uint32_t cc_frame_reader_declared_bytes(const struct cc_frame_reader *reader);
 
+/* After feed returned CC_ETOOBIG: true if the refused header was the first
+ * of the stream and its 4 bytes are the start of an HTTP request line
+ * ("GET ", "POST", "PUT ", "HEAD", "OPTI", "DELE", "PATC", "CONN", "PRI "
+ * of HTTP/2's preface). Such bytes read as a length of over 1.1 GB, so only
+ * a header already over the limit is taken for HTTP: a frame within the
+ * limit is never misread. The caller then writes
+ * cc_frame_http_refusal() instead of a TOOBIG frame, and closes. */
+bool cc_frame_reader_refused_http(const struct cc_frame_reader *reader);
+
+/* A complete HTTP/1.1 400 response (plain text, Connection: close) telling
+ * an HTTP client that this port speaks msgpack frames. Static; sets *len. */
+const char *cc_frame_http_refusal(size_t *len);
+
 /* Writes the header of a frame whose body is len bytes. Returns 0, or
  * CC_ETOOBIG if len does not fit the 32-bit length field. */
 int cc_frame_header_encode(size_t len, uint8_t out[CC_FRAME_HEADER_BYTES]);

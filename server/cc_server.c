@@ -579,6 +579,18 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             size_t len;
             cc_frame_reader_take(connection->reader, &body, &len);
             handle_frame(connection, body, len);
+        } else if (rc == CC_ETOOBIG && cc_frame_reader_refused_http(connection->reader)) {
+            /* An HTTP client on this port: tell it so in HTTP, then close. */
+            msgpack_sbuffer text;
+            size_t text_len;
+            const char *refusal = cc_frame_http_refusal(&text_len);
+            msgpack_sbuffer_init(&text);
+            cc_log("refused an HTTP request on the msgpack port");
+            if (msgpack_sbuffer_write(&text, refusal, text_len) == 0)
+                connection_send(connection, &text);
+            else
+                msgpack_sbuffer_destroy(&text);
+            connection_drain(connection);
         } else if (rc == CC_ETOOBIG) {
             cc_log("refused a frame declaring %" PRIu32 " bytes (limit %" PRIu32 ")",
                    cc_frame_reader_declared_bytes(connection->reader),

@@ -224,3 +224,74 @@ Test(frame, sbuffer_begin_refuses_a_buffer_that_is_not_empty)
     cr_assert_eq(cc_frame_sbuffer_begin(&buffer), CC_EINVAL);
     msgpack_sbuffer_destroy(&buffer);
 }
+
+/* Feeds a first header; returns the reader (refused or not). */
+static struct cc_frame_reader *first_header(const char *bytes, uint32_t limit, int *rc)
+{
+    struct cc_frame_reader *reader;
+    size_t used;
+    cr_assert_eq(cc_frame_reader_new(limit, &reader), 0);
+    *rc = cc_frame_reader_feed(reader, (const uint8_t *)bytes, 4, &used);
+    return reader;
+}
+
+Test(frame, an_http_request_line_first_is_recognised)
+{
+    const char *starts[] = {"GET ", "POST", "PUT ", "HEAD", "OPTI", "DELE", "PATC", "CONN",
+                            "PRI "};
+    for (size_t i = 0; i < sizeof starts / sizeof starts[0]; i++) {
+        int rc;
+        struct cc_frame_reader *reader = first_header(starts[i], 1048576, &rc);
+        cr_assert_eq(rc, CC_ETOOBIG, "%s", starts[i]);
+        cr_assert(cc_frame_reader_refused_http(reader), "%s", starts[i]);
+        cc_frame_reader_free(reader);
+    }
+    /* Other over-long lengths are plain TOOBIG. */
+    const char *others[] = {"\x7f\xff\xff\xff", "GETX", "get ", "HTTP"};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        int rc;
+        struct cc_frame_reader *reader = first_header(others[i], 1048576, &rc);
+        cr_assert_eq(rc, CC_ETOOBIG);
+        cr_assert_not(cc_frame_reader_refused_http(reader), "%s", others[i]);
+        cc_frame_reader_free(reader);
+    }
+}
+
+Test(frame, http_bytes_within_the_limit_or_after_a_frame_are_a_length)
+{
+    /* A limit above "GET " read as a length: it is a length, not HTTP. */
+    int rc;
+    struct cc_frame_reader *reader = first_header("GET ", UINT32_MAX, &rc);
+    cr_assert_eq(rc, 0);
+    cr_assert_not(cc_frame_reader_refused_http(reader));
+    cc_frame_reader_free(reader);
+
+    /* After one frame, "GET " is an over-long length like any other. */
+    uint8_t wire[16];
+    size_t n = make_frame("\x80", 1, wire), used;
+    uint8_t *body;
+    size_t len;
+    cr_assert_eq(cc_frame_reader_new(1024, &reader), 0);
+    cr_assert_eq(cc_frame_reader_feed(reader, wire, n, &used), 1);
+    cc_frame_reader_take(reader, &body, &len);
+    free(body);
+    cr_assert_eq(cc_frame_reader_feed(reader, (const uint8_t *)"GET ", 4, &used), CC_ETOOBIG);
+    cr_assert_not(cc_frame_reader_refused_http(reader));
+    cc_frame_reader_free(reader);
+}
+
+Test(frame, the_http_refusal_is_a_complete_response)
+{
+    size_t len;
+    const char *text = cc_frame_http_refusal(&len);
+    cr_assert_eq(strlen(text), len);
+    cr_assert(strncmp(text, "HTTP/1.1 400 Bad Request\r\n", 26) == 0);
+    const char *body = strstr(text, "\r\n\r\n");
+    cr_assert_not_null(body);
+    body += 4;
+    const char *length = strstr(text, "Content-Length: ");
+    cr_assert_not_null(length);
+    cr_assert_eq(strtoul(length + 16, NULL, 10), strlen(body), "Content-Length is wrong");
+    cr_assert_not_null(strstr(text, "Connection: close\r\n"));
+    cr_assert_not_null(strstr(body, "docs/protocol.md"));
+}

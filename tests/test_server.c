@@ -422,6 +422,99 @@ Test(server, delay_ms_is_refused_outside_test_mode)
 
 /* ---- framing over the socket --------------------------------------------- */
 
+/* Reads from fd until the peer closes (or cap - 1 bytes, or 30 s). Returns
+ * the bytes read, NUL-terminated in buf. */
+static size_t read_until_closed(int fd, char *buf, size_t cap)
+{
+    size_t got = 0;
+    while (got + 1 < cap) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        cr_assert_eq(poll(&p, 1, CC_HARNESS_CLIENT_TIMEOUT_MS), 1, "the server did not close");
+        ssize_t n = recv(fd, buf + got, cap - 1 - got, 0);
+        cr_assert_geq(n, 0, "recv failed");
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    return got;
+}
+
+/* Checks that text is the msgpack port's plain HTTP 400: status line,
+ * Content-Length matching the body, the explanation. */
+static void expect_http_refusal(const char *text)
+{
+    cr_assert(strncmp(text, "HTTP/1.1 400 Bad Request\r\n", 26) == 0, "got: %.80s", text);
+    const char *body = strstr(text, "\r\n\r\n");
+    cr_assert_not_null(body);
+    body += 4;
+    const char *length = strstr(text, "Content-Length: ");
+    cr_assert_not_null(length);
+    cr_assert_eq(strtoul(length + 16, NULL, 10), strlen(body));
+    cr_assert_not_null(strstr(text, "Connection: close\r\n"));
+    cr_assert_not_null(strstr(body, "carecount msgpack protocol (docs/protocol.md)"));
+}
+
+Test(server, an_http_request_on_the_msgpack_port_gets_a_plain_http_400)
+{
+    struct cc_harness *harness = start(NULL);
+    struct cc_client *bystander = connect_to(harness);
+    ping_ok(bystander, 1);
+    const char *methods[] = {"GET / HTTP/1.1", "POST /v1/count HTTP/1.1", "HEAD / HTTP/1.0",
+                             "OPTIONS * HTTP/1.1", "PRI * HTTP/2.0"};
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        struct cc_client *browser = connect_to(harness);
+        char request[256], response[4096];
+        int len = snprintf(request, sizeof request, "%s\r\nHost: localhost\r\n\r\n",
+                           methods[i]);
+        cr_assert_eq(cc_client_send_raw(browser, request, (size_t)len), 0);
+        read_until_closed(cc_client_fd(browser), response, sizeof response);
+        expect_http_refusal(response);
+        cc_client_close(browser);
+    }
+    /* The same bytes after a first frame are a length like any other: TOOBIG. */
+    struct cc_client *later = connect_to(harness);
+    ping_ok(later, 2);
+    cr_assert_eq(cc_client_send_raw(later, "GET / HTTP/1.1\r\n\r\n", 18), 0);
+    struct cc_reply reply;
+    receive(later, &reply);
+    expect_error(&reply, "TOOBIG");
+    cc_reply_free(&reply);
+    expect_closed(later);
+    cc_client_close(later);
+
+    ping_ok(bystander, 3);
+    char *log = cc_harness_log(harness);
+    cr_assert_not_null(log);
+    cr_assert_not_null(strstr(log, "refused an HTTP request on the msgpack port"));
+    cr_assert_null(strstr(log, "localhost"), "the log carries no request content");
+    free(log);
+    cc_client_close(bystander);
+    stop_cleanly(harness);
+}
+
+Test(server, curl_on_the_msgpack_port_is_told_what_the_port_speaks)
+{
+    /* curl is a build dependency (scripts/deps.sh) for this test. */
+    cr_assert_eq(system("command -v curl >/dev/null 2>&1"), 0, "curl is not installed");
+    struct cc_harness *harness = start(NULL);
+    char command[256], output[4096];
+    snprintf(command, sizeof command,
+             "curl -sS -i --max-time 30 -w '\\nexit-status:%%{http_code}' "
+             "http://127.0.0.1:%u/v1/ping 2>&1",
+             (unsigned)cc_harness_port(harness));
+    FILE *curl = popen(command, "r");
+    cr_assert_not_null(curl);
+    size_t got = fread(output, 1, sizeof output - 1, curl);
+    output[got] = '\0';
+    int status = pclose(curl);
+    cr_assert_eq(status, 0, "curl failed: %s", output);
+    cr_assert(strncmp(output, "HTTP/1.1 400 Bad Request", 24) == 0, "got: %s", output);
+    cr_assert_not_null(strstr(output, "this port speaks the carecount msgpack protocol"));
+    cr_assert_not_null(strstr(output, "exit-status:400"));
+    stop_cleanly(harness);
+}
+
 Test(server, oversize_declared_length_gets_toobig_then_close_and_others_are_served)
 {
     const char *const args[] = {"--max-frame-bytes", "1024", NULL};
