@@ -109,6 +109,8 @@ void cc_config_usage(FILE *out)
             "  --key KEYFILE             DIR's key (default $CARECOUNT_KEY); needed with --data\n"
             "  --publish-interval-s N    publish opt-out changes every N s (default 86400;\n"
             "                            0: at once)\n"
+            "  --policy FILE             the disclosure policy (default: built-in defaults)\n"
+            "  --codelists DIR           codelists queries may name (default DIR/codelists)\n"
             "  --test-mode               enable test-only request fields (never in production)\n",
             CC_CONFIG_DEFAULT_HOST, CC_CONFIG_DEFAULT_PORT, CC_CONFIG_DEFAULT_MAX_FRAME_BYTES,
             CC_CONFIG_DEFAULT_MAX_CONNECTIONS,
@@ -189,6 +191,19 @@ int cc_config_parse_args(struct cc_config *config, int argc, char **argv, char *
                 return CC_EINVAL;
             }
             config->key_path = value;
+            i++;
+            continue;
+        }
+        if (!strcmp(arg, "--policy") || !strcmp(arg, "--codelists")) {
+            if (!value || !*value) {
+                snprintf(error, error_bytes, "%s needs a %s", arg,
+                         arg[2] == 'p' ? "policy file" : "directory");
+                return CC_EINVAL;
+            }
+            if (arg[2] == 'p')
+                config->policy_path = value;
+            else
+                config->codelists_dir = value;
             i++;
             continue;
         }

@@ -71,6 +71,12 @@ struct cc_config {
      * (DESIGN, Disclosure control 11). 0 publishes at once (checked every
      * second). */
     uint64_t publish_interval_s;
+    /* The disclosure policy file (docs/privacy.md; NULL: the built-in
+     * defaults). A policy file that fails its checks stops the start. */
+    const char *policy_path;
+    /* A directory of codelists (NAME.csv or NAME.SYSTEM.csv) that queries
+     * may name (NULL: DIR/codelists when it exists, else none). */
+    const char *codelists_dir;
 };
 
 /* Fills *config with the defaults. */

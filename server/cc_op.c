@@ -13,6 +13,11 @@
 static const struct cc_op *const ops[] = {
     &cc_op_ping,
     &cc_op_status,
+    &cc_op_hello,
+    &cc_op_schema,
+    &cc_op_codelists,
+    &cc_op_count,
+    &cc_op_compare,
 };
 
 const struct cc_op *cc_op_find(const char *name, size_t len)

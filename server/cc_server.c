@@ -37,6 +37,7 @@
 #include "cc_log.h"
 #include "cc_request.h"
 #include "cc_serverdata.h"
+#include "cc_services.h"
 
 #define READ_BUFFER_BYTES 65536
 #define LISTEN_BACKLOG 511
@@ -60,6 +61,9 @@ struct connection {
     bool counted;             /* counts towards max_connections */
     bool paused;              /* not read because its write queue is full */
     bool shutdown_started;
+    bool has_account; /* hello succeeded: requests run as account */
+    struct cc_account account;
+    char peer[64]; /* the client's address, for the audit log */
 };
 
 struct cc_server {
@@ -81,6 +85,8 @@ struct cc_server {
      * SIGHUP checks at once; building a version runs on the thread pool and
      * the swap happens here, on the loop. */
     struct cc_serverdata *data;
+    const struct cc_services *services; /* what the ops share */
+    struct cc_services no_services;     /* before cc_server_set_services() */
     uv_timer_t publish_timer;
     bool publish_timer_open, publishing;
     bool publish_again; /* SIGHUP arrived while publishing: check once more */
@@ -446,6 +452,11 @@ static void start_publishing(struct cc_server *server)
     }
 }
 
+void cc_server_set_services(struct cc_server *server, const struct cc_services *services)
+{
+    server->services = services;
+}
+
 int cc_server_set_data(struct cc_server *server, struct cc_serverdata *data)
 {
     server->data = data;
@@ -476,6 +487,11 @@ static void on_work_done(uv_work_t *work, int status)
     connection->server->n_requests_in_progress--;
     if (status < 0)
         cc_request_fail(job->request, CC_EINTERNAL, "the request was cancelled");
+    const struct cc_account *account = cc_request_authenticated(job->request);
+    if (account) {
+        connection->account = *account;
+        connection->has_account = true;
+    }
     if (connection->state != CLOSING)
         connection_reply(connection, job->request);
     cc_request_free(job->request);
@@ -518,11 +534,19 @@ static void handle_frame(struct connection *connection, uint8_t *body, size_t le
     }
     if (cc_request_decode(request) == 0) {
         const struct cc_op *op = cc_request_op(request);
-        struct cc_server_stats stats;
-        server_stats(server, &stats);
-        cc_request_set_context(request, server->config.test_mode, &stats,
-                               server->data ? cc_serverdata_version(server->data) : NULL);
-        if (op->runs_on_pool && op->runs_on_pool(request)) {
+        struct cc_request_context context = {
+            .test_mode = server->config.test_mode,
+            .version = server->data ? cc_serverdata_version(server->data) : NULL,
+            .services = server->services,
+            .account = connection->has_account ? &connection->account : NULL,
+            .peer = connection->peer,
+        };
+        server_stats(server, &context.stats);
+        cc_request_set_context(request, &context);
+        if (op->roles && !connection->has_account) {
+            /* answered on the loop: nothing to look up, nobody to audit */
+            cc_request_fail(request, CC_EAUTH, "this op needs an account: send hello first");
+        } else if (op->audited || (op->runs_on_pool && op->runs_on_pool(request))) {
             if (connection->n_pending >= server->config.max_pending_requests_per_connection) {
                 cc_request_fail(request, CC_EBUSY,
                                 "too many requests in progress on this connection");
@@ -623,6 +647,21 @@ static void on_idle_timer(uv_timer_t *timer)
 
 /* ---- accepting ---------------------------------------------------------- */
 
+/* Remembers the client's address for the audit log (never logged per
+ * request). */
+static void note_peer(struct connection *connection)
+{
+    struct sockaddr_storage peer;
+    int len = sizeof peer;
+    connection->peer[0] = '\0';
+    if (uv_tcp_getpeername(&connection->tcp, (struct sockaddr *)&peer, &len) < 0)
+        return;
+    if (peer.ss_family == AF_INET)
+        uv_ip4_name((struct sockaddr_in *)&peer, connection->peer, sizeof connection->peer);
+    else if (peer.ss_family == AF_INET6)
+        uv_ip6_name((struct sockaddr_in6 *)&peer, connection->peer, sizeof connection->peer);
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     struct cc_server *server = listener->data;
@@ -682,6 +721,7 @@ link:
     }
     connection->counted = true;
     server->n_connections_open++;
+    note_peer(connection);
     rc = uv_tcp_nodelay(&connection->tcp, 1);
     if (rc < 0)
         cc_log("uv_tcp_nodelay failed: %s", uv_strerror(rc));
@@ -812,6 +852,8 @@ int cc_server_new(const struct cc_config *config, struct cc_server **out)
      * instead. Process-wide, and set before any pool thread runs. */
     gsl_set_error_handler_off();
     server->config = *config;
+    cc_policy_default(&server->no_services.policy);
+    server->services = &server->no_services;
     rc = uv_loop_init(&server->loop);
     if (rc < 0)
         goto fail;

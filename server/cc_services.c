@@ -1,0 +1,82 @@
+/*
+ * cc_services.c: opening and closing what the ops share (cc_services.h).
+ *
+ * Must never: start with a policy that fails its checks or a codelist that
+ * does not load: a server that cannot apply its configuration does not
+ * serve.
+ */
+#include "cc_services.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "cc_datadir.h"
+#include "cc_error.h"
+
+int cc_services_open(const struct cc_config *config, struct cc_services **out, char *errbuf,
+                     size_t errlen)
+{
+    struct cc_services *s = calloc(1, sizeof *s);
+    char why[512] = "";
+    int rc;
+    *out = NULL;
+    if (!s)
+        return CC_ENOMEM;
+    if (config->policy_path) {
+        if ((rc = cc_policy_load(config->policy_path, &s->policy, why, sizeof why)) != 0) {
+            cc_errorf(errbuf, errlen, rc, "policy %s: %s", config->policy_path, why);
+            goto fail;
+        }
+    } else {
+        cc_policy_default(&s->policy);
+    }
+    if ((rc = cc_codelists_new(&s->codelists)) != 0)
+        goto fail;
+    char default_dir[4096];
+    const char *codelists_dir = config->codelists_dir;
+    if (!codelists_dir && config->data_dir) {
+        struct stat st;
+        snprintf(default_dir, sizeof default_dir, "%s/codelists", config->data_dir);
+        if (stat(default_dir, &st) == 0 && S_ISDIR(st.st_mode))
+            codelists_dir = default_dir;
+    }
+    if (codelists_dir &&
+        (rc = cc_codelists_load_dir(s->codelists, codelists_dir, why, sizeof why)) != 0) {
+        cc_errorf(errbuf, errlen, rc, "codelists %s: %s", codelists_dir, why);
+        goto fail;
+    }
+    if (config->data_dir) {
+        if ((rc = cc_datadir_load_key(config->data_dir, config->key_path, &s->key, why,
+                                      sizeof why)) != 0) {
+            cc_errorf(errbuf, errlen, rc, "key: %s", why);
+            goto fail;
+        }
+        if ((rc = cc_accounts_open(config->data_dir, &s->accounts, why, sizeof why)) != 0) {
+            cc_errorf(errbuf, errlen, rc, "accounts: %s", why);
+            goto fail;
+        }
+        if ((rc = cc_audit_open(config->data_dir, s->key, &s->audit, why, sizeof why)) != 0) {
+            cc_errorf(errbuf, errlen, rc, "audit log: %s", why);
+            goto fail;
+        }
+    }
+    *out = s;
+    return 0;
+fail:
+    if (rc == CC_ENOMEM && !errbuf[0])
+        cc_errorf(errbuf, errlen, rc, "out of memory");
+    cc_services_free(s);
+    return rc;
+}
+
+void cc_services_free(struct cc_services *s)
+{
+    if (!s)
+        return;
+    cc_audit_close(s->audit);
+    cc_accounts_close(s->accounts);
+    cc_pseudo_key_free(s->key);
+    cc_codelists_free(s->codelists);
+    free(s);
+}

@@ -1,0 +1,43 @@
+/*
+ * cc_services.h: what the ops of a server share, opened once at start from
+ * the configuration: the disclosure policy, the codelists, the data
+ * directory's key, its accounts and its audit log.
+ *
+ * Every handle here is safe to use from several threads at once (the
+ * accounts and the audit log lock their own connections; the policy, the
+ * codelists and the key are read-only after start), so ops on the thread
+ * pool use them without the loop's help.
+ *
+ * Must never: hold a token or an NHS number; log anything but file names
+ * and reasons.
+ */
+#ifndef CC_SERVICES_H
+#define CC_SERVICES_H
+
+#include <stddef.h>
+
+#include "cc_account.h"
+#include "cc_audit.h"
+#include "cc_codelist.h"
+#include "cc_config.h"
+#include "cc_policy.h"
+#include "cc_pseudo.h"
+
+struct cc_services {
+    struct cc_policy policy;
+    cc_codelists *codelists; /* never NULL (may be empty) */
+    cc_pseudo_key *key;      /* NULL without a data directory */
+    cc_accounts *accounts;   /* NULL without a data directory */
+    cc_audit *audit;         /* NULL without a data directory */
+};
+
+/* Opens what config names: the policy file (or the defaults), the codelists
+ * directory (or DIR/codelists if it exists), and, with a data directory,
+ * its key, accounts and audit log. Returns 0, or a CC_E* code with "what:
+ * why" in errbuf. Free with cc_services_free(). */
+int cc_services_open(const struct cc_config *config, struct cc_services **out, char *errbuf,
+                     size_t errlen);
+
+void cc_services_free(struct cc_services *services);
+
+#endif
