@@ -27,6 +27,8 @@ void cc_config_defaults(struct cc_config *config)
     config->max_pending_requests = CC_CONFIG_DEFAULT_MAX_PENDING_REQUESTS;
     config->max_write_queue_bytes = CC_CONFIG_DEFAULT_MAX_WRITE_QUEUE_BYTES;
     config->idle_timeout_ms = CC_CONFIG_DEFAULT_IDLE_TIMEOUT_MS;
+    config->frame_timeout_ms = CC_CONFIG_DEFAULT_FRAME_TIMEOUT_MS;
+    config->max_total_write_queue_bytes = CC_CONFIG_DEFAULT_MAX_TOTAL_WRITE_QUEUE_BYTES;
     config->shutdown_timeout_ms = CC_CONFIG_DEFAULT_SHUTDOWN_TIMEOUT_MS;
     config->publish_interval_s = 86400;
 }
@@ -102,7 +104,12 @@ void cc_config_usage(FILE *out)
             "  --max-pending-requests-per-connection N   (default %u)\n"
             "  --max-pending-requests N  on the thread pool, all clients (default %u)\n"
             "  --max-write-queue-bytes N reply bytes queued per client (default %zu)\n"
+            "  --max-total-write-queue-bytes N   over all clients; above it, new work is\n"
+            "                            answered BUSY (default %zu)\n"
             "  --idle-timeout-ms N       close idle connections after N ms (default %d)\n"
+            "  --frame-timeout-ms N      a request frame must arrive whole within N ms of\n"
+            "                            its first byte, the first within N ms of connecting\n"
+            "                            (default %d)\n"
             "  --shutdown-timeout-ms N   time allowed for in-flight work at shutdown\n"
             "                            (default %d)\n"
             "  --data DIR                serve the current store version of data directory DIR\n"
@@ -115,8 +122,9 @@ void cc_config_usage(FILE *out)
             CC_CONFIG_DEFAULT_HOST, CC_CONFIG_DEFAULT_PORT, CC_CONFIG_DEFAULT_MAX_FRAME_BYTES,
             CC_CONFIG_DEFAULT_MAX_CONNECTIONS,
             CC_CONFIG_DEFAULT_MAX_PENDING_REQUESTS_PER_CONNECTION,
-            CC_CONFIG_DEFAULT_MAX_PENDING_REQUESTS, CC_CONFIG_DEFAULT_MAX_WRITE_QUEUE_BYTES, CC_CONFIG_DEFAULT_IDLE_TIMEOUT_MS,
-            CC_CONFIG_DEFAULT_SHUTDOWN_TIMEOUT_MS);
+            CC_CONFIG_DEFAULT_MAX_PENDING_REQUESTS, CC_CONFIG_DEFAULT_MAX_WRITE_QUEUE_BYTES,
+            CC_CONFIG_DEFAULT_MAX_TOTAL_WRITE_QUEUE_BYTES, CC_CONFIG_DEFAULT_IDLE_TIMEOUT_MS,
+            CC_CONFIG_DEFAULT_FRAME_TIMEOUT_MS, CC_CONFIG_DEFAULT_SHUTDOWN_TIMEOUT_MS);
 }
 
 /* The numeric options: name, range, and where the value goes. */
@@ -137,7 +145,9 @@ static const struct number_option number_options[] = {
                   1, 1000000),
     NUMBER_OPTION("--max-pending-requests", max_pending_requests, 1, 1000000),
     NUMBER_OPTION("--max-write-queue-bytes", max_write_queue_bytes, 1024, SIZE_MAX),
+    NUMBER_OPTION("--max-total-write-queue-bytes", max_total_write_queue_bytes, 1024, SIZE_MAX),
     NUMBER_OPTION("--idle-timeout-ms", idle_timeout_ms, 1, UINT64_MAX / 2),
+    NUMBER_OPTION("--frame-timeout-ms", frame_timeout_ms, 1, UINT64_MAX / 2),
     NUMBER_OPTION("--shutdown-timeout-ms", shutdown_timeout_ms, 1, UINT64_MAX / 2),
 };
 

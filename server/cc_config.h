@@ -26,6 +26,8 @@
 #define CC_CONFIG_DEFAULT_MAX_WRITE_QUEUE_BYTES ((size_t)8 << 20)     /* 8 MiB */
 #define CC_CONFIG_DEFAULT_IDLE_TIMEOUT_MS 300000                      /* 5 min */
 #define CC_CONFIG_DEFAULT_SHUTDOWN_TIMEOUT_MS 30000
+#define CC_CONFIG_DEFAULT_FRAME_TIMEOUT_MS 10000
+#define CC_CONFIG_DEFAULT_MAX_TOTAL_WRITE_QUEUE_BYTES ((size_t)256 << 20) /* 256 MiB */
 
 struct cc_config {
     /* Where to listen: a numeric IPv4 or IPv6 address and a port (0 picks a
@@ -50,9 +52,17 @@ struct cc_config {
     /* Reply bytes queued for one client; above this the server stops
      * reading that client's requests until the queue halves. */
     size_t max_write_queue_bytes;
+    /* Reply bytes queued over all clients; above this, requests that would
+     * run on the thread pool are answered BUSY until clients read. */
+    size_t max_total_write_queue_bytes;
     /* A connection with no request in progress and no traffic for this long
      * is told TIMEDOUT and closed. */
     uint64_t idle_timeout_ms;
+    /* A request frame must arrive whole within this long of its first byte
+     * (and a connection's first frame within this long of the accept),
+     * however its bytes trickle in; else TIMEDOUT and the connection is
+     * closed. */
+    uint64_t frame_timeout_ms;
     /* After SIGTERM/SIGINT, in-flight work gets this long to finish before
      * the remaining connections are closed without their replies. */
     uint64_t shutdown_timeout_ms;

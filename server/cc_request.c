@@ -118,6 +118,11 @@ bool cc_request_failed(const struct cc_request *request)
     return request->error != 0;
 }
 
+int cc_request_error(const struct cc_request *request)
+{
+    return request->error;
+}
+
 static bool key_equals(const msgpack_object *key, const char *name)
 {
     size_t len = strlen(name);

@@ -53,6 +53,9 @@ const struct cc_op *cc_request_op(const struct cc_request *request);
 /* True if an error has been recorded. */
 bool cc_request_failed(const struct cc_request *request);
 
+/* The CC_E* code recorded (0: none). */
+int cc_request_error(const struct cc_request *request);
+
 /* What a request runs with, set by the server when it dispatches it. */
 struct cc_request_context {
     bool test_mode;

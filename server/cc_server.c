@@ -21,6 +21,7 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,7 @@
 #include "cc_error.h"
 #include "cc_frame.h"
 #include "cc_log.h"
+#include "cc_peers.h"
 #include "cc_request.h"
 #include "cc_serverdata.h"
 #include "cc_services.h"
@@ -48,6 +50,12 @@ struct connection {
     struct cc_server *server;
     uv_tcp_t tcp;
     uv_timer_t idle_timer; /* idle timeout while SERVING, drain deadline after */
+    /* The frame deadline: a frame must arrive whole within frame_timeout_ms
+     * of its first byte, and the first frame within frame_timeout_ms of
+     * the accept, however slowly its bytes trickle in (activity re-arms the
+     * idle timer, never this one). */
+    uv_timer_t frame_timer;
+    bool frame_timer_armed;
     uv_shutdown_t shutdown_request;
     msgpack_sbuffer outbox; /* reply frames not yet given to uv_write */
     bool batching;          /* inside on_read: collect replies in the outbox */
@@ -95,10 +103,13 @@ struct cc_server {
     char publish_error[512];
     uint64_t data_publication;
     struct connection *connections; /* every connection not yet freed */
+    struct pool_work *jobs;         /* every request on the thread pool */
+    struct cc_peers *peers;         /* rate limits per client address */
     uint64_t n_connections_open;    /* counted connections */
     uint64_t n_connections_accepted, n_connections_refused;
     uint64_t n_requests_served, n_requests_in_progress;
     uint64_t n_connections_paused;
+    size_t write_queue_bytes; /* reply bytes queued over all connections */
     /* Reads are handled to completion inside the read callback, so one
      * buffer serves every connection. */
     char read_buffer[READ_BUFFER_BYTES];
@@ -115,13 +126,37 @@ struct pool_work {
     uv_work_t work;
     struct connection *connection;
     struct cc_request *request;
+    struct pool_work *prev, *next; /* server->jobs */
 };
 
 static void connection_close(struct connection *connection);
 static void set_paused(struct connection *connection, bool paused);
 static void connection_flush(struct connection *connection);
 static void connection_drain(struct connection *connection);
+static void frame_deadline(struct connection *connection, bool arm);
 static void server_maybe_finish(struct cc_server *server);
+
+/* Logs a line about a connection, at most CC_PEERS_LOG_LINES per client
+ * address per window (a flood of bad connections must not flood the log);
+ * the address itself is never logged. */
+static void connection_log(struct connection *connection, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void connection_log(struct connection *connection, const char *fmt, ...)
+{
+    struct cc_server *server = connection->server;
+    uint32_t suppressed = 0;
+    if (server->peers && !cc_peers_may_log(server->peers, connection->peer,
+                                           uv_now(&server->loop), &suppressed))
+        return;
+    if (suppressed)
+        cc_log("(%" PRIu32 " more lines about one client address were not logged)", suppressed);
+    char line[512];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(line, sizeof line, fmt, args);
+    va_end(args);
+    cc_log("%s", line);
+}
 
 /* ---- connection lifetime ---------------------------------------------- */
 
@@ -162,6 +197,7 @@ static void connection_close(struct connection *connection)
     set_paused(connection, false);
     uv_close((uv_handle_t *)&connection->tcp, on_connection_handle_closed);
     uv_close((uv_handle_t *)&connection->idle_timer, on_connection_handle_closed);
+    uv_close((uv_handle_t *)&connection->frame_timer, on_connection_handle_closed);
 }
 
 static void on_shutdown_done(uv_shutdown_t *request, int status)
@@ -259,6 +295,7 @@ static void on_write_done(uv_write_t *request, int status)
     size_t max_queue = connection->server->config.max_write_queue_bytes;
 
     connection->write_queue_bytes -= write->len;
+    connection->server->write_queue_bytes -= write->len;
     free(write->data);
     free(write);
     if (status < 0) {
@@ -299,6 +336,7 @@ static void write_buffer(struct connection *connection, char *data, size_t len)
         return;
     }
     connection->write_queue_bytes += write->len;
+    connection->server->write_queue_bytes += write->len;
     if (connection->write_queue_bytes > connection->server->config.max_write_queue_bytes &&
         connection->state == SERVING && connection->reading) {
         /* Backpressure: the client is not reading its replies, so stop
@@ -483,10 +521,20 @@ static void on_work_done(uv_work_t *work, int status)
     struct pool_work *job = work->data;
     struct connection *connection = job->connection;
 
+    struct cc_server *server = connection->server;
+    if (job->prev)
+        job->prev->next = job->next;
+    else
+        server->jobs = job->next;
+    if (job->next)
+        job->next->prev = job->prev;
     connection->n_pending--;
-    connection->server->n_requests_in_progress--;
+    server->n_requests_in_progress--;
     if (status < 0)
         cc_request_fail(job->request, CC_EINTERNAL, "the request was cancelled");
+    if (cc_request_op(job->request) == &cc_op_hello && cc_request_error(job->request) == CC_EAUTH &&
+        server->peers)
+        cc_peers_auth_failed(server->peers, connection->peer, uv_now(&server->loop));
     const struct cc_account *account = cc_request_authenticated(job->request);
     if (account) {
         connection->account = *account;
@@ -518,6 +566,10 @@ static int queue_on_pool(struct connection *connection, struct cc_request *reque
     }
     connection->n_pending++;
     connection->server->n_requests_in_progress++;
+    job->next = connection->server->jobs;
+    if (job->next)
+        job->next->prev = job;
+    connection->server->jobs = job;
     return 0;
 }
 
@@ -543,7 +595,13 @@ static void handle_frame(struct connection *connection, uint8_t *body, size_t le
         };
         server_stats(server, &context.stats);
         cc_request_set_context(request, &context);
-        if (op->roles && !connection->has_account) {
+        if (op == &cc_op_hello && server->peers &&
+            cc_peers_auth_blocked(server->peers, connection->peer, uv_now(&server->loop))) {
+            connection_log(connection, "refused a hello: too many failed authentications "
+                                       "from one address");
+            cc_request_fail(request, CC_EBUSY,
+                            "too many failed authentications from this address; try later");
+        } else if (op->roles && !connection->has_account) {
             /* answered on the loop: nothing to look up, nobody to audit */
             cc_request_fail(request, CC_EAUTH, "this op needs an account: send hello first");
         } else if (op->audited || (op->runs_on_pool && op->runs_on_pool(request))) {
@@ -552,6 +610,10 @@ static void handle_frame(struct connection *connection, uint8_t *body, size_t le
                                 "too many requests in progress on this connection");
             } else if (server->n_requests_in_progress >= server->config.max_pending_requests) {
                 cc_request_fail(request, CC_EBUSY, "the server has too many requests in progress");
+            } else if (server->write_queue_bytes >= server->config.max_total_write_queue_bytes) {
+                /* replies nobody is reading: take no more work until they drain */
+                cc_request_fail(request, CC_EBUSY,
+                                "the server holds too many unread replies; try again later");
             } else {
                 int rc = queue_on_pool(connection, request);
                 if (rc == 0)
@@ -593,6 +655,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     /* Every byte already read is handled even if backpressure has paused
      * reading: the frames are in memory anyway. */
     connection->batching = true;
+    bool completed = false;
     while (offset < (size_t)nread && connection->state == SERVING) {
         size_t used;
         int rc = cc_frame_reader_feed(connection->reader, (const uint8_t *)buf->base + offset,
@@ -602,6 +665,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             uint8_t *body;
             size_t len;
             cc_frame_reader_take(connection->reader, &body, &len);
+            completed = true;
             handle_frame(connection, body, len);
         } else if (rc == CC_ETOOBIG && cc_frame_reader_refused_http(connection->reader)) {
             /* An HTTP client on this port: tell it so in HTTP, then close. */
@@ -616,7 +680,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
                 msgpack_sbuffer_destroy(&text);
             connection_drain(connection);
         } else if (rc == CC_ETOOBIG) {
-            cc_log("refused a frame declaring %" PRIu32 " bytes (limit %" PRIu32 ")",
+            connection_log(connection, "refused a frame declaring %" PRIu32 " bytes (limit %" PRIu32 ")",
                    cc_frame_reader_declared_bytes(connection->reader),
                    connection->server->config.max_frame_bytes);
             connection_send_error(connection, CC_ETOOBIG, "the frame is longer than max_frame_bytes");
@@ -626,7 +690,47 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         }
     }
     connection->batching = false;
+    /* A frame begun in this read gets its deadline; one still arriving
+     * keeps the deadline it had; none pending needs none. */
+    if (connection->state == SERVING) {
+        if (!cc_frame_reader_mid_frame(connection->reader))
+            frame_deadline(connection, false);
+        else if (completed || !connection->frame_timer_armed)
+            frame_deadline(connection, true);
+    }
     connection_flush(connection);
+}
+
+static void on_frame_timer(uv_timer_t *timer)
+{
+    struct connection *connection = timer->data;
+    connection->frame_timer_armed = false;
+    if (connection->state != SERVING)
+        return;
+    connection_log(connection, "closing a connection whose frame did not arrive whole within %" PRIu64 " ms",
+           connection->server->config.frame_timeout_ms);
+    connection_send_error(connection, CC_ETIMEDOUT,
+                          "a request frame did not arrive whole in time");
+    connection_drain(connection);
+}
+
+/* Arms the frame deadline (from now) or disarms it. */
+static void frame_deadline(struct connection *connection, bool arm)
+{
+    if (connection->state == CLOSING)
+        return;
+    if (!arm) {
+        if (connection->frame_timer_armed)
+            uv_timer_stop(&connection->frame_timer);
+        connection->frame_timer_armed = false;
+        return;
+    }
+    if (uv_timer_start(&connection->frame_timer, on_frame_timer,
+                       connection->server->config.frame_timeout_ms, 0) < 0) {
+        connection_close(connection);
+        return;
+    }
+    connection->frame_timer_armed = true;
 }
 
 static void on_idle_timer(uv_timer_t *timer)
@@ -682,6 +786,8 @@ static void on_connection(uv_stream_t *listener, int status)
     if (rc < 0)
         goto fail;
     rc = uv_timer_init(&server->loop, &connection->idle_timer);
+    if (rc == 0)
+        rc = uv_timer_init(&server->loop, &connection->frame_timer);
     if (rc < 0) {
         /* The tcp handle exists: it must be closed through the loop. */
         connection->server = server;
@@ -694,7 +800,8 @@ static void on_connection(uv_stream_t *listener, int status)
     connection->server = server;
     connection->tcp.data = connection;
     connection->idle_timer.data = connection;
-    connection->n_open_handles = 2;
+    connection->frame_timer.data = connection;
+    connection->n_open_handles = 3;
     connection->state = SERVING;
 link:
     connection->next = server->connections;
@@ -711,17 +818,17 @@ link:
         return;
     }
     server->n_connections_accepted++;
+    note_peer(connection);
     if (server->n_connections_open >= server->config.max_connections) {
         server->n_connections_refused++;
-        cc_log("refused a connection: %" PRIu64 " open (max_connections)",
-               server->n_connections_open);
+        connection_log(connection, "refused a connection: %" PRIu64 " open (max_connections)",
+                       server->n_connections_open);
         connection_send_error(connection, CC_EBUSY, "the server has too many connections");
         connection_drain(connection);
         return;
     }
     connection->counted = true;
     server->n_connections_open++;
-    note_peer(connection);
     rc = uv_tcp_nodelay(&connection->tcp, 1);
     if (rc < 0)
         cc_log("uv_tcp_nodelay failed: %s", uv_strerror(rc));
@@ -730,6 +837,7 @@ link:
         return;
     }
     connection_arm_timer(connection);
+    frame_deadline(connection, true); /* the first frame: the handshake's deadline */
     return;
 fail:
     /* Known limit: without memory for a handle the connection cannot be
@@ -785,17 +893,33 @@ static void close_every_connection(struct cc_server *server)
         connection_close(c);
 }
 
+/* Cancels the requests still waiting for a pool thread (their done
+ * callbacks run with UV_ECANCELED); returns how many. */
+static unsigned cancel_queued(struct cc_server *server)
+{
+    unsigned cancelled = 0;
+    for (struct pool_work *job = server->jobs; job; job = job->next)
+        cancelled += uv_cancel((uv_req_t *)&job->work) == 0;
+    return cancelled;
+}
+
 static void on_shutdown_timer(uv_timer_t *timer)
 {
     struct cc_server *server = timer->data;
-    cc_log("shutdown: closing connections whose work has not finished");
+    unsigned cancelled = cancel_queued(server);
+    cc_log("shutdown: closing connections whose work has not finished (%u queued requests "
+           "cancelled)", cancelled);
     close_every_connection(server);
 }
 
 static void begin_shutdown(struct cc_server *server, int signum)
 {
     if (server->stopping) {
-        cc_log("signal %d again: closing every connection now", signum);
+        /* Requests still waiting for a pool thread are cancelled (those
+         * running finish, but their replies go nowhere). */
+        unsigned cancelled = cancel_queued(server);
+        cc_log("signal %d again: closing every connection now (%u queued requests cancelled)",
+               signum, cancelled);
         close_every_connection(server);
         return;
     }
@@ -854,6 +978,10 @@ int cc_server_new(const struct cc_config *config, struct cc_server **out)
     server->config = *config;
     cc_policy_default(&server->no_services.policy);
     server->services = &server->no_services;
+    if (cc_peers_new(&server->peers) < 0) {
+        free(server);
+        return CC_ENOMEM;
+    }
     rc = uv_loop_init(&server->loop);
     if (rc < 0)
         goto fail;
@@ -1024,5 +1152,6 @@ void cc_server_free(struct cc_server *server)
     if (!server)
         return;
     close_loop(server);
+    cc_peers_free(server->peers);
     free(server);
 }
