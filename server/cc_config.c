@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "cc_error.h"
 
 void cc_config_defaults(struct cc_config *config)
@@ -94,7 +96,8 @@ int cc_config_parse_listen(const char *text, char host[CC_CONFIG_HOST_BYTES], ui
 void cc_config_usage(FILE *out)
 {
     fprintf(out,
-            "options:\n"
+            "options (each can also be a key of the --config file, without \"--\"):\n"
+            "  --config FILE             a JSON file of these options, applied first\n"
             "  --listen ADDR:PORT        numeric address and port (default %s:%d;\n"
             "                            port 0 picks a free port; [::1]:PORT for IPv6)\n"
             "  --allow-remote            permit a non-loopback listen address\n"
@@ -169,13 +172,31 @@ static void store_number(struct cc_config *config, const struct number_option *o
     }
 }
 
+static int check_config(struct cc_config *config, char *error, size_t error_bytes);
+
 int cc_config_parse_args(struct cc_config *config, int argc, char **argv, char *error,
                          size_t error_bytes)
+{
+    int rc = cc_config_parse_args_partial(config, argc, argv, error, error_bytes);
+    return rc < 0 ? rc : check_config(config, error, error_bytes);
+}
+
+int cc_config_parse_args_partial(struct cc_config *config, int argc, char **argv, char *error,
+                                 size_t error_bytes)
 {
     _Static_assert(sizeof(size_t) == sizeof(uint64_t), "store_number assumes a 64-bit size_t");
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
         const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(arg, "--config")) {
+            /* applied before every other option by cc_config_load_file() */
+            if (!value || !*value) {
+                snprintf(error, error_bytes, "--config needs a configuration file");
+                return CC_EINVAL;
+            }
+            i++;
+            continue;
+        }
         if (!strcmp(arg, "--allow-remote")) {
             config->allow_remote = true;
             continue;
@@ -261,6 +282,12 @@ int cc_config_parse_args(struct cc_config *config, int argc, char **argv, char *
         store_number(config, option, number);
         i++;
     }
+    return 0;
+}
+
+/* The checks that need every option: loopback, and a key with the data. */
+static int check_config(struct cc_config *config, char *error, size_t error_bytes)
+{
     if (!config->allow_remote && !cc_config_host_is_loopback(config->listen_host)) {
         snprintf(error, error_bytes,
                  "refusing to listen on a non-loopback address without --allow-remote");
@@ -274,4 +301,90 @@ int cc_config_parse_args(struct cc_config *config, int argc, char **argv, char *
         return CC_EINVAL;
     }
     return 0;
+}
+
+/* Strings of a configuration file, kept for the process's life (the
+ * configuration points at them). */
+static char *file_strings[256];
+static size_t n_file_strings;
+
+static char *keep(const char *text)
+{
+    if (n_file_strings == sizeof file_strings / sizeof file_strings[0])
+        return NULL;
+    char *copy = strdup(text);
+    if (copy)
+        file_strings[n_file_strings++] = copy;
+    return copy;
+}
+
+int cc_config_load_file(struct cc_config *config, const char *path, char *error,
+                        size_t error_bytes)
+{
+    json_error_t jerr;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        snprintf(error, error_bytes, "%s: line %d column %d: %s", path, jerr.line, jerr.column,
+                 jerr.text);
+        return CC_EPARSE;
+    }
+    int rc = 0;
+    if (!json_is_object(root)) {
+        snprintf(error, error_bytes, "%s: the configuration must be a JSON object", path);
+        rc = CC_EPARSE;
+        goto out;
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(root, key, value)
+    {
+        char flag[80], number[32];
+        char *argv[2];
+        int argc = 1;
+        if (!strcmp(key, "config")) {
+            snprintf(error, error_bytes, "%s: a configuration file cannot name another", path);
+            rc = CC_EINVAL;
+            goto out;
+        }
+        snprintf(flag, sizeof flag, "--%s", key);
+        if (json_is_true(value) || json_is_false(value)) {
+            if (strcmp(key, "allow-remote") && strcmp(key, "test-mode")) {
+                snprintf(error, error_bytes, "%s: %.40s: needs a value, not true or false", path,
+                         key);
+                rc = CC_EINVAL;
+                goto out;
+            }
+            if (json_is_false(value))
+                continue;
+        } else if (json_is_string(value)) {
+            argv[1] = (char *)json_string_value(value);
+            argc = 2;
+        } else if (json_is_integer(value) && json_integer_value(value) >= 0) {
+            snprintf(number, sizeof number, "%lld", (long long)json_integer_value(value));
+            argv[1] = number;
+            argc = 2;
+        } else {
+            snprintf(error, error_bytes, "%s: %.40s: must be a string, a whole number or true",
+                     path, key);
+            rc = CC_EINVAL;
+            goto out;
+        }
+        argv[0] = keep(flag);
+        if (argc == 2)
+            argv[1] = keep(argv[1]);
+        if (!argv[0] || (argc == 2 && !argv[1])) {
+            snprintf(error, error_bytes, "%s: too many options", path);
+            rc = CC_ENOMEM;
+            goto out;
+        }
+        char why[256];
+        if (cc_config_parse_args_partial(config, argc, argv, why, sizeof why) < 0) {
+            snprintf(error, error_bytes, "%s: %s", path, why);
+            rc = CC_EINVAL;
+            goto out;
+        }
+    }
+out:
+    json_decref(root);
+    return rc;
 }

@@ -99,6 +99,24 @@ void cc_config_defaults(struct cc_config *config);
 int cc_config_parse_args(struct cc_config *config, int argc, char **argv, char *error,
                          size_t error_bytes);
 
+/*
+ * Applies a configuration file: a JSON object whose keys are the option
+ * names without the leading "--" ("listen", "max-connections", "data",
+ * "policy", ...) and whose values are strings or whole numbers, or true for
+ * the options that take no value ("allow-remote", "test-mode"; false
+ * leaves them off). It is applied as if its options had been given on the
+ * command line before the real ones, so a flag overrides the file. At most
+ * 64 KiB. Returns 0, or CC_EINVAL / CC_EIO / CC_EPARSE with the key (or the
+ * line and column) and the reason in error.
+ */
+/* As cc_config_parse_args() without the checks that need every option
+ * (loopback address, key with data): for applying options in parts. */
+int cc_config_parse_args_partial(struct cc_config *config, int argc, char **argv, char *error,
+                                 size_t error_bytes);
+
+int cc_config_load_file(struct cc_config *config, const char *path, char *error,
+                        size_t error_bytes);
+
 /* Parses "HOST:PORT" or "[IPV6]:PORT" into host and port. Returns 0 or
  * CC_EINVAL. */
 int cc_config_parse_listen(const char *text, char host[CC_CONFIG_HOST_BYTES], uint16_t *port);

@@ -43,7 +43,7 @@ struct cc_request {
     bool test_mode;
     struct cc_server_stats stats;
     cc_dataversion *version; /* one reference, or NULL */
-    const struct cc_services *services;
+    struct cc_services *services; /* one reference */
     bool has_account;
     struct cc_account account;       /* the connection's, when has_account */
     bool authenticated;              /* hello succeeded: */
@@ -98,6 +98,7 @@ void cc_request_free(struct cc_request *request)
         msgpack_unpacked_destroy(&request->unpacked);
     msgpack_sbuffer_destroy(&request->reply_fields);
     cc_dataversion_release(request->version);
+    cc_services_release(request->services);
     free(request->audit_canonical);
     free(request->body);
     free(request);
@@ -230,7 +231,8 @@ void cc_request_set_context(struct cc_request *request, const struct cc_request_
     request->stats = context->stats;
     cc_dataversion_release(request->version);
     request->version = context->version ? cc_dataversion_retain(context->version) : NULL;
-    request->services = context->services;
+    cc_services_release(request->services);
+    request->services = cc_services_retain(context->services);
     request->has_account = context->account != NULL;
     if (context->account)
         request->account = *context->account;

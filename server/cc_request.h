@@ -65,7 +65,7 @@ struct cc_request_context {
      * the version it was dispatched with, even if a newer one is published
      * meanwhile */
     cc_dataversion *version;
-    const struct cc_services *services;
+    struct cc_services *services; /* the request takes a reference */
     const struct cc_account *account; /* the connection's, or NULL (copied) */
     const char *peer;                 /* the peer's address (copied), or NULL */
 };

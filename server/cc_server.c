@@ -93,8 +93,15 @@ struct cc_server {
      * SIGHUP checks at once; building a version runs on the thread pool and
      * the swap happens here, on the loop. */
     struct cc_serverdata *data;
-    const struct cc_services *services; /* what the ops share */
-    struct cc_services no_services;     /* before cc_server_set_services() */
+    struct cc_services *services;   /* what the ops share: one reference */
+    struct cc_services no_services; /* before cc_server_set_services() (never freed) */
+    /* SIGHUP reloads the policy and the codelists on the pool; the new
+     * services replace these on the loop, requests in flight keep theirs */
+    uv_work_t reload_work;
+    bool reloading;
+    struct cc_services *reloaded;
+    int reload_result;
+    char reload_error[512];
     uv_timer_t publish_timer;
     bool publish_timer_open, publishing;
     bool publish_again; /* SIGHUP arrived while publishing: check once more */
@@ -490,9 +497,57 @@ static void start_publishing(struct cc_server *server)
     }
 }
 
-void cc_server_set_services(struct cc_server *server, const struct cc_services *services)
+void cc_server_set_services(struct cc_server *server, struct cc_services *services)
 {
-    server->services = services;
+    if (server->services != &server->no_services)
+        cc_services_release(server->services);
+    server->services = cc_services_retain(services);
+}
+
+static void cc_set_services_reloaded(struct cc_server *server)
+{
+    cc_services_release(server->services);
+    server->services = server->reloaded;
+    server->reloaded = NULL;
+}
+
+static void on_reload_work(uv_work_t *work)
+{
+    struct cc_server *server = work->data;
+    server->reload_error[0] = '\0';
+    server->reload_result = cc_services_reload(server->services, &server->config,
+                                               &server->reloaded, server->reload_error,
+                                               sizeof server->reload_error);
+}
+
+static void on_reload_done(uv_work_t *work, int status)
+{
+    struct cc_server *server = work->data;
+    server->reloading = false;
+    if (status == 0 && server->reload_result == 0) {
+        const struct cc_policy *p = &server->reloaded->policy;
+        cc_set_services_reloaded(server);
+        cc_log("SIGHUP: policy %s and %u codelists in force", p->version,
+               (unsigned)cc_codelists_count(server->services->codelists));
+    } else {
+        cc_log("SIGHUP: the policy and codelists in force stay: %s",
+               server->reload_error[0] ? server->reload_error : "the reload was cancelled");
+    }
+    server_maybe_finish(server);
+}
+
+/* Reloads the policy and the codelists, off the loop, unless the server
+ * has none to reload (no services) or a reload is running. */
+static void start_reload(struct cc_server *server)
+{
+    if (server->reloading || server->stopping || server->services == &server->no_services)
+        return;
+    server->reloading = true;
+    server->reload_work.data = server;
+    if (uv_queue_work(&server->loop, &server->reload_work, on_reload_work, on_reload_done) < 0) {
+        server->reloading = false;
+        cc_log("SIGHUP: cannot queue the reload");
+    }
 }
 
 int cc_server_set_data(struct cc_server *server, struct cc_serverdata *data)
@@ -868,7 +923,8 @@ static void on_listener_closed(uv_handle_t *handle)
  * that uv_run returns. */
 static void server_maybe_finish(struct cc_server *server)
 {
-    if (!server->stopping || server->connections || server->listener_open || server->publishing)
+    if (!server->stopping || server->connections || server->listener_open || server->publishing ||
+        server->reloading)
         return;
     if (server->publish_timer_open) {
         server->publish_timer_open = false;
@@ -953,10 +1009,11 @@ static void on_sighup(uv_signal_t *handle, int signum)
     if (server->stopping)
         return;
     if (!server->data) {
-        cc_log("SIGHUP: no data directory is served; nothing to publish");
+        cc_log("SIGHUP: no data directory is served; nothing to reload or publish");
         return;
     }
-    cc_log("SIGHUP: checking for a new data version now");
+    start_reload(server);
+    cc_log("SIGHUP: reloading the policy and codelists, checking for a new data version now");
     if (server->publishing)
         server->publish_again = true;
     else
@@ -977,6 +1034,7 @@ int cc_server_new(const struct cc_config *config, struct cc_server **out)
     gsl_set_error_handler_off();
     server->config = *config;
     cc_policy_default(&server->no_services.policy);
+    server->no_services.refs_ = 1; /* the server's, never given back */
     server->services = &server->no_services;
     if (cc_peers_new(&server->peers) < 0) {
         free(server);
@@ -1152,6 +1210,8 @@ void cc_server_free(struct cc_server *server)
     if (!server)
         return;
     close_loop(server);
+    if (server->services != &server->no_services)
+        cc_services_release(server->services);
     cc_peers_free(server->peers);
     free(server);
 }

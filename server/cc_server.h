@@ -52,9 +52,11 @@ struct cc_serverdata;
 struct cc_services;
 
 /* Gives the server what its ops share (cc_services.h: policy, codelists,
- * key, accounts, audit log; not owned: free it after the server). Without
- * it the server answers only ping, status and errors. */
-void cc_server_set_services(struct cc_server *server, const struct cc_services *services);
+ * key, accounts, audit log); the server takes its own reference, and on
+ * SIGHUP replaces them with a reload (cc_services_reload) while requests in
+ * flight finish with the ones they started with. Without it the server
+ * answers only ping, status and errors. */
+void cc_server_set_services(struct cc_server *server, struct cc_services *services);
 
 /* Gives the server the data it serves (not owned: free it after the server)
  * and starts publishing new data versions on the configured schedule: each

@@ -14,25 +14,20 @@
 #include "cc_datadir.h"
 #include "cc_error.h"
 
-int cc_services_open(const struct cc_config *config, struct cc_services **out, char *errbuf,
-                     size_t errlen)
+/* Reads the policy and the codelists config names into s. */
+static int load_rules(struct cc_services *s, const struct cc_config *config, char *errbuf,
+                      size_t errlen)
 {
-    struct cc_services *s = calloc(1, sizeof *s);
     char why[512] = "";
     int rc;
-    *out = NULL;
-    if (!s)
-        return CC_ENOMEM;
     if (config->policy_path) {
-        if ((rc = cc_policy_load(config->policy_path, &s->policy, why, sizeof why)) != 0) {
-            cc_errorf(errbuf, errlen, rc, "policy %s: %s", config->policy_path, why);
-            goto fail;
-        }
+        if ((rc = cc_policy_load(config->policy_path, &s->policy, why, sizeof why)) != 0)
+            return cc_errorf(errbuf, errlen, rc, "policy %s: %s", config->policy_path, why);
     } else {
         cc_policy_default(&s->policy);
     }
     if ((rc = cc_codelists_new(&s->codelists)) != 0)
-        goto fail;
+        return cc_errorf(errbuf, errlen, rc, "codelists: out of memory");
     char default_dir[4096];
     const char *codelists_dir = config->codelists_dir;
     if (!codelists_dir && config->data_dir) {
@@ -42,10 +37,23 @@ int cc_services_open(const struct cc_config *config, struct cc_services **out, c
             codelists_dir = default_dir;
     }
     if (codelists_dir &&
-        (rc = cc_codelists_load_dir(s->codelists, codelists_dir, why, sizeof why)) != 0) {
-        cc_errorf(errbuf, errlen, rc, "codelists %s: %s", codelists_dir, why);
+        (rc = cc_codelists_load_dir(s->codelists, codelists_dir, why, sizeof why)) != 0)
+        return cc_errorf(errbuf, errlen, rc, "codelists %s: %s", codelists_dir, why);
+    return 0;
+}
+
+int cc_services_open(const struct cc_config *config, struct cc_services **out, char *errbuf,
+                     size_t errlen)
+{
+    struct cc_services *s = calloc(1, sizeof *s);
+    char why[512] = "";
+    int rc;
+    *out = NULL;
+    if (!s)
+        return cc_errorf(errbuf, errlen, CC_ENOMEM, "out of memory");
+    s->refs_ = 1;
+    if ((rc = load_rules(s, config, errbuf, errlen)) != 0)
         goto fail;
-    }
     if (config->data_dir) {
         if ((rc = cc_datadir_load_key(config->data_dir, config->key_path, &s->key, why,
                                       sizeof why)) != 0) {
@@ -64,19 +72,55 @@ int cc_services_open(const struct cc_config *config, struct cc_services **out, c
     *out = s;
     return 0;
 fail:
-    if (rc == CC_ENOMEM && !errbuf[0])
-        cc_errorf(errbuf, errlen, rc, "out of memory");
-    cc_services_free(s);
+    cc_services_release(s);
     return rc;
+}
+
+int cc_services_reload(struct cc_services *current, const struct cc_config *config,
+                       struct cc_services **out, char *errbuf, size_t errlen)
+{
+    struct cc_services *s = calloc(1, sizeof *s);
+    *out = NULL;
+    if (!s)
+        return cc_errorf(errbuf, errlen, CC_ENOMEM, "out of memory");
+    s->refs_ = 1;
+    struct cc_services *base = current->base_ ? current->base_ : current;
+    s->base_ = cc_services_retain(base);
+    s->key = base->key;
+    s->accounts = base->accounts;
+    s->audit = base->audit;
+    int rc = load_rules(s, config, errbuf, errlen);
+    if (rc) {
+        cc_services_release(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+struct cc_services *cc_services_retain(struct cc_services *s)
+{
+    if (s)
+        __atomic_add_fetch(&s->refs_, 1, __ATOMIC_RELAXED);
+    return s;
+}
+
+void cc_services_release(struct cc_services *s)
+{
+    if (!s || __atomic_sub_fetch(&s->refs_, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    if (s->base_) {
+        cc_services_release(s->base_);
+    } else {
+        cc_audit_close(s->audit);
+        cc_accounts_close(s->accounts);
+        cc_pseudo_key_free(s->key);
+    }
+    cc_codelists_free(s->codelists);
+    free(s);
 }
 
 void cc_services_free(struct cc_services *s)
 {
-    if (!s)
-        return;
-    cc_audit_close(s->audit);
-    cc_accounts_close(s->accounts);
-    cc_pseudo_key_free(s->key);
-    cc_codelists_free(s->codelists);
-    free(s);
+    cc_services_release(s);
 }

@@ -29,6 +29,12 @@ struct cc_services {
     cc_pseudo_key *key;      /* NULL without a data directory */
     cc_accounts *accounts;   /* NULL without a data directory */
     cc_audit *audit;         /* NULL without a data directory */
+
+    /* private: references (a request holds one while it runs), and the
+     * services whose key, accounts and audit log these share (NULL: these
+     * own them) */
+    unsigned refs_;
+    struct cc_services *base_;
 };
 
 /* Opens what config names: the policy file (or the defaults), the codelists
@@ -38,6 +44,20 @@ struct cc_services {
 int cc_services_open(const struct cc_config *config, struct cc_services **out, char *errbuf,
                      size_t errlen);
 
+/* SIGHUP: reads the policy file and the codelists again into new services
+ * that share current's key, accounts and audit log. Returns 0, or a CC_E*
+ * code with "what: why" in errbuf (the caller keeps current). Release
+ * with cc_services_release(). Any thread. */
+int cc_services_reload(struct cc_services *current, const struct cc_config *config,
+                       struct cc_services **out, char *errbuf, size_t errlen);
+
+/* References: the opener and cc_services_reload() hold one; a request
+ * takes one for its life. The last release frees (NULL allowed). Atomic:
+ * any thread. */
+struct cc_services *cc_services_retain(struct cc_services *services);
+void cc_services_release(struct cc_services *services);
+
+/* The same as cc_services_release(). */
 void cc_services_free(struct cc_services *services);
 
 #endif

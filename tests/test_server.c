@@ -18,6 +18,7 @@
 #include "cc_error.h"
 #include "cc_frame.h"
 #include "cc_harness.h"
+#include "cc_testfs.h"
 #include "cc_server.h"
 #include "cc_version.h"
 
@@ -1144,4 +1145,42 @@ Test(server, a_gsl_domain_error_after_server_start_returns_nan_instead_of_aborti
     double x = gsl_cdf_chisq_Pinv(0.5, -1.0);
     cr_assert(isnan(x), "a domain error gives NaN");
     cc_server_free(server);
+}
+
+Test(config, a_config_file_sets_options_and_flags_override_it)
+{
+    char *dir = cc_testfs_new_dir("config");
+    char path[512];
+    cc_testfs_path(path, sizeof path, dir, "carecountd.json");
+    cc_testfs_write_text(path, "{\"listen\": \"127.0.0.1:7999\", \"max-connections\": 12,\n"
+                               " \"frame-timeout-ms\": 2500, \"test-mode\": true,\n"
+                               " \"policy\": \"/etc/carecount/policy.json\"}\n");
+    struct cc_config config;
+    char error[300];
+    cc_config_defaults(&config);
+    cr_assert_eq(cc_config_load_file(&config, path, error, sizeof error), 0, "%s", error);
+    char *argv[] = {"--max-connections", "40"};
+    cr_assert_eq(cc_config_parse_args(&config, 2, argv, error, sizeof error), 0, "%s", error);
+    cr_assert_eq(config.listen_port, 7999);
+    cr_assert_eq(config.max_connections, 40, "the flag overrides the file");
+    cr_assert_eq(config.frame_timeout_ms, 2500);
+    cr_assert(config.test_mode);
+    cr_assert_str_eq(config.policy_path, "/etc/carecount/policy.json");
+
+    /* an unknown key, a wrong type, malformed JSON: refused with the reason */
+    cc_testfs_write_text(path, "{\"max-conections\": 3}");
+    cc_config_defaults(&config);
+    cr_assert_eq(cc_config_load_file(&config, path, error, sizeof error), CC_EINVAL);
+    cr_assert(strstr(error, "max-conections"), "%s", error);
+    cc_testfs_write_text(path, "{\"max-connections\": [3]}");
+    cr_assert_eq(cc_config_load_file(&config, path, error, sizeof error), CC_EINVAL);
+    cr_assert(strstr(error, "max-connections"), "%s", error);
+    cc_testfs_write_text(path, "{\"listen\": \"127.0.0.1:1\",");
+    cr_assert_eq(cc_config_load_file(&config, path, error, sizeof error), CC_EPARSE);
+    cr_assert(strstr(error, "line"), "%s", error);
+    cc_testfs_write_text(path, "{\"listen\": \"127.0.0.1:1\", \"listen\": \"127.0.0.1:2\"}");
+    cr_assert_eq(cc_config_load_file(&config, path, error, sizeof error), CC_EPARSE,
+                 "a repeated key is refused");
+    cc_testfs_remove_tree(dir);
+    free(dir);
 }

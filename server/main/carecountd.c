@@ -54,6 +54,13 @@ int main(int argc, char **argv)
         }
     }
     cc_config_defaults(&config);
+    for (int i = 1; i + 1 < argc; i++) {
+        if (!strcmp(argv[i], "--config") &&
+            cc_config_load_file(&config, argv[i + 1], error, sizeof(error)) < 0) {
+            fprintf(stderr, "carecountd: %s\n", error);
+            return 2;
+        }
+    }
     if (cc_config_parse_args(&config, argc - 1, argv + 1, error, sizeof(error)) < 0) {
         fprintf(stderr, "carecountd: %s\n", error);
         return 2;
@@ -88,6 +95,6 @@ int main(int argc, char **argv)
 out:
     cc_server_free(server);
     cc_serverdata_free(data);
-    cc_services_free(services);
+    cc_services_release(services);
     return status;
 }
