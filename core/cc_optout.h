@@ -55,6 +55,7 @@ enum cc_optout_source {
     CC_OPTOUT_SOURCE_FEED = 1,            /* the opt-out register feed */
     CC_OPTOUT_SOURCE_OPERATOR = 2,        /* `carecount optout`, admin operations */
     CC_OPTOUT_SOURCE_GP_REGISTRATION = 3, /* an opt-out code on a GP registration row */
+    CC_OPTOUT_SOURCE_PRACTICE = 4,        /* practice staff, through the server (optout_register) */
 };
 
 /* Positive results of cc_optout_record(). */
@@ -85,6 +86,12 @@ struct cc_optout_event {
     int64_t recorded_at; /* unix seconds */
     uint64_t sequence;   /* assigned by the register, increasing, never reused */
 };
+
+/* Names: "type1", "ndop"; "register", "withdraw"; "feed", "operator",
+ * "gp_registration", "practice". NULL for a value outside the enum. */
+const char *cc_optout_type_name(int type);
+const char *cc_optout_action_name(int action);
+const char *cc_optout_source_name(int source);
 
 /* The register, bound to one connection (opaque: it holds prepared
  * statements). */

@@ -18,6 +18,10 @@ static const struct cc_op *const ops[] = {
     &cc_op_codelists,
     &cc_op_count,
     &cc_op_compare,
+    &cc_op_optout_status,
+    &cc_op_optout_history,
+    &cc_op_optout_register,
+    &cc_op_optout_withdraw,
 };
 
 const struct cc_op *cc_op_find(const char *name, size_t len)

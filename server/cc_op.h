@@ -81,6 +81,10 @@ extern const struct cc_op cc_op_schema;
 extern const struct cc_op cc_op_codelists;
 extern const struct cc_op cc_op_count;
 extern const struct cc_op cc_op_compare;
+extern const struct cc_op cc_op_optout_status;
+extern const struct cc_op cc_op_optout_history;
+extern const struct cc_op cc_op_optout_register;
+extern const struct cc_op cc_op_optout_withdraw;
 
 /* The request's id (0 if it had none; such requests never reach an op). */
 uint64_t cc_request_id(const struct cc_request *request);

@@ -7,11 +7,13 @@
  */
 #include "cc_services.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
 #include "cc_datadir.h"
+#include "cc_db.h"
 #include "cc_error.h"
 
 /* Reads the policy and the codelists config names into s. */
@@ -68,6 +70,18 @@ int cc_services_open(const struct cc_config *config, struct cc_services **out, c
             cc_errorf(errbuf, errlen, rc, "audit log: %s", why);
             goto fail;
         }
+        if ((rc = cc_db_open(config->data_dir, 0, &s->register_db_, why, sizeof why)) != 0 ||
+            (rc = cc_optout_attach(s->register_db_, &s->optout)) != 0) {
+            cc_errorf(errbuf, errlen, rc, "opt-out register: %s", why[0] ? why : cc_strerror(rc));
+            goto fail;
+        }
+        pthread_mutex_t *lock = malloc(sizeof *lock);
+        if (!lock || pthread_mutex_init(lock, NULL) != 0) {
+            free(lock);
+            rc = cc_errorf(errbuf, errlen, CC_ENOMEM, "out of memory");
+            goto fail;
+        }
+        s->register_lock_ = lock;
     }
     *out = s;
     return 0;
@@ -89,6 +103,7 @@ int cc_services_reload(struct cc_services *current, const struct cc_config *conf
     s->key = base->key;
     s->accounts = base->accounts;
     s->audit = base->audit;
+    s->optout = base->optout;
     int rc = load_rules(s, config, errbuf, errlen);
     if (rc) {
         cc_services_release(s);
@@ -96,6 +111,18 @@ int cc_services_reload(struct cc_services *current, const struct cc_config *conf
     }
     *out = s;
     return 0;
+}
+
+void cc_services_register_lock(const struct cc_services *s)
+{
+    const struct cc_services *base = s->base_ ? s->base_ : s;
+    pthread_mutex_lock(base->register_lock_);
+}
+
+void cc_services_register_unlock(const struct cc_services *s)
+{
+    const struct cc_services *base = s->base_ ? s->base_ : s;
+    pthread_mutex_unlock(base->register_lock_);
 }
 
 struct cc_services *cc_services_retain(struct cc_services *s)
@@ -112,6 +139,12 @@ void cc_services_release(struct cc_services *s)
     if (s->base_) {
         cc_services_release(s->base_);
     } else {
+        cc_optout_detach(s->optout);
+        cc_db_close(s->register_db_);
+        if (s->register_lock_) {
+            pthread_mutex_destroy(s->register_lock_);
+            free(s->register_lock_);
+        }
         cc_audit_close(s->audit);
         cc_accounts_close(s->accounts);
         cc_pseudo_key_free(s->key);

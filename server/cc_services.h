@@ -20,6 +20,7 @@
 #include "cc_audit.h"
 #include "cc_codelist.h"
 #include "cc_config.h"
+#include "cc_optout.h"
 #include "cc_policy.h"
 #include "cc_pseudo.h"
 
@@ -29,12 +30,18 @@ struct cc_services {
     cc_pseudo_key *key;      /* NULL without a data directory */
     cc_accounts *accounts;   /* NULL without a data directory */
     cc_audit *audit;         /* NULL without a data directory */
+    /* The opt-out register, for the practice and operator ops: one
+     * connection, so one caller at a time (cc_services_register_lock()).
+     * NULL without a data directory. */
+    cc_optout *optout;
 
     /* private: references (a request holds one while it runs), and the
      * services whose key, accounts and audit log these share (NULL: these
      * own them) */
     unsigned refs_;
     struct cc_services *base_;
+    sqlite3 *register_db_;
+    void *register_lock_; /* pthread_mutex_t */
 };
 
 /* Opens what config names: the policy file (or the defaults), the codelists
@@ -43,6 +50,10 @@ struct cc_services {
  * why" in errbuf. Free with cc_services_free(). */
 int cc_services_open(const struct cc_config *config, struct cc_services **out, char *errbuf,
                      size_t errlen);
+
+/* Takes and gives back the register's connection (a pthread mutex). */
+void cc_services_register_lock(const struct cc_services *services);
+void cc_services_register_unlock(const struct cc_services *services);
 
 /* SIGHUP: reads the policy file and the codelists again into new services
  * that share current's key, accounts and audit log. Returns 0, or a CC_E*

@@ -9,6 +9,7 @@
  * is tried against every op, and the audit log the requests wrote is read
  * back and verified with `carecount audit`.
  */
+#define _GNU_SOURCE /* memmem */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,9 @@
 #include "cc_testquery.h"
 
 static char root[256], data_dir[300], key_path[300];
+/* Two patients registered once, at different practices, with no opt-out
+ * in the generated register: the practice account is for the first's. */
+static char nhs_own[16], practice_own[16], nhs_other[16];
 
 static void run(const char *cmd)
 {
@@ -67,6 +71,29 @@ static void setup(void)
     cr_assert_eq(mkdir(path, 0700), 0);
     cc_testfs_write_text_in(path, "diabetes.icd10.csv",
                             "code,term\nE10,Type 1 diabetes\nE11,Type 2 diabetes\n");
+    /* first patient: registered once, not in the opt-out feed */
+    snprintf(cmd, sizeof cmd,
+             "cd '%s/feeds' && awk -F, 'FNR==1{next} FILENAME==\"optout_register.csv\"{o[$1]=1;next}"
+             " {c[$1]++; p[$1]=$7} END{for(n in c) if(c[n]==1 && !o[n]) print n\",\"p[n]}' "
+             "optout_register.csv gp_registrations.csv | sort > '%s/patients.txt'",
+             root, root);
+    run(cmd);
+    snprintf(path, sizeof path, "%s/patients.txt", root);
+    size_t len;
+    char *list = cc_testfs_read(path, &len);
+    cr_assert(sscanf(list, "%15[0-9],%15[A-Z0-9]", nhs_own, practice_own) == 2);
+    for (char *line = strchr(list, '\n'); line && *++line; line = strchr(line, '\n')) {
+        char practice[16];
+        if (sscanf(line, "%15[0-9],%15[A-Z0-9]", nhs_other, practice) == 2 &&
+            strcmp(practice, practice_own) != 0)
+            break;
+        nhs_other[0] = '\0';
+    }
+    cr_assert_neq(nhs_other[0], '\0', "a patient of another practice");
+    free(list);
+    char practice_flag[64];
+    snprintf(practice_flag, sizeof practice_flag, "--practice %s", practice_own);
+    make_account("gp", "practice", practice_flag);
     make_account("rita", "researcher", NULL);
     make_account("paul", "planner", NULL);
     make_account("olga", "operator", NULL);
@@ -617,4 +644,141 @@ Test(ops, every_data_request_is_audited_and_the_log_verifies)
     snprintf(cmd, sizeof cmd, "'%s/carecount' audit verify --data '%s' --key '%s' >/dev/null 2>&1",
              CC_BIN_DIR, data_dir, key_path);
     cr_assert_eq(status_of(cmd), 0, "the chain verifies");
+}
+
+/* ---- opt-outs through the server ----------------------------------------- */
+
+struct optout_arg {
+    const char *nhs;
+    const char *type; /* NULL: not given */
+};
+
+static void pack_optout(msgpack_packer *pk, const void *arg)
+{
+    const struct optout_arg *o = arg;
+    pack_text(pk, "nhs_number");
+    pack_text(pk, o->nhs);
+    if (o->type) {
+        pack_text(pk, "type");
+        pack_text(pk, o->type);
+    }
+}
+
+static void optout_call(struct cc_client *client, uint64_t id, const char *op, const char *nhs,
+                        const char *type, struct cc_reply *reply)
+{
+    struct optout_arg arg = {nhs, type};
+    call(client, id, op, type ? 2 : 1, pack_optout, &arg, reply);
+    /* whatever the answer, it never carries the NHS number */
+    cr_assert_null(memmem(reply->body, reply->body_bytes, nhs, strlen(nhs)),
+                   "%s's reply contains the NHS number", op);
+}
+
+static size_t n_in_force(const struct cc_reply *reply)
+{
+    const msgpack_object *in_force = cc_reply_get(reply, "in_force");
+    cr_assert(in_force && in_force->type == MSGPACK_OBJECT_ARRAY);
+    return in_force->via.array.size;
+}
+
+Test(ops, a_practice_registers_confirms_and_withdraws_its_patients_type1_optout)
+{
+    struct cc_harness *harness = start();
+    struct cc_client *gp = login(harness, "gp");
+    struct cc_reply reply;
+
+    optout_call(gp, 70, "optout_status", nhs_own, NULL, &reply);
+    cr_assert(reply.ok, "%s: %s", reply.error_code, reply.error_message);
+    cr_assert_eq(n_in_force(&reply), 0);
+    cc_reply_free(&reply);
+
+    optout_call(gp, 71, "optout_register", nhs_own, "type1", &reply);
+    cr_assert(reply.ok, "%s: %s", reply.error_code, reply.error_message);
+    cr_assert(is_str(cc_reply_get(&reply, "recorded"), "added"));
+    cc_reply_free(&reply);
+    optout_call(gp, 72, "optout_register", nhs_own, NULL, &reply);
+    cr_assert(reply.ok);
+    cr_assert(is_str(cc_reply_get(&reply, "recorded"), "already_recorded"), "idempotent");
+    cc_reply_free(&reply);
+
+    optout_call(gp, 73, "optout_status", nhs_own, NULL, &reply);
+    cr_assert(reply.ok);
+    cr_assert_eq(n_in_force(&reply), 1);
+    cr_assert(is_str(&cc_reply_get(&reply, "in_force")->via.array.ptr[0], "type1"));
+    cc_reply_free(&reply);
+
+    optout_call(gp, 74, "optout_history", nhs_own, NULL, &reply);
+    cr_assert(reply.ok);
+    const msgpack_object *events = cc_reply_get(&reply, "events");
+    cr_assert_eq(events->via.array.size, 1);
+    cr_assert(is_str(get(&events->via.array.ptr[0], "source"), "practice"));
+    cr_assert(is_str(get(&events->via.array.ptr[0], "practice"), practice_own));
+    cc_reply_free(&reply);
+
+    /* the National Data Opt-out is not the practice's to record */
+    optout_call(gp, 75, "optout_register", nhs_own, "ndop", &reply);
+    expect_error(&reply, "DENIED");
+    cc_reply_free(&reply);
+    /* a patient of another practice: not found, whatever the register says */
+    optout_call(gp, 76, "optout_status", nhs_other, NULL, &reply);
+    expect_error(&reply, "NOTFOUND");
+    cc_reply_free(&reply);
+    optout_call(gp, 77, "optout_register", nhs_other, NULL, &reply);
+    expect_error(&reply, "NOTFOUND");
+    cc_reply_free(&reply);
+    /* not an NHS number */
+    optout_call(gp, 78, "optout_status", "1234567890", NULL, &reply);
+    expect_error(&reply, "INVAL");
+    cc_reply_free(&reply);
+
+    optout_call(gp, 79, "optout_withdraw", nhs_own, NULL, &reply);
+    cr_assert(reply.ok, "%s: %s", reply.error_code, reply.error_message);
+    cc_reply_free(&reply);
+    optout_call(gp, 80, "optout_status", nhs_own, NULL, &reply);
+    cr_assert_eq(n_in_force(&reply), 0, "withdrawn");
+    cc_reply_free(&reply);
+    optout_call(gp, 81, "optout_withdraw", nhs_own, NULL, &reply);
+    expect_error(&reply, "INVAL");
+    cc_reply_free(&reply);
+    /* counts are not the practice's */
+    call(gp, 82, "count", 1, pack_query_field, BY_REGION_E11, &reply);
+    expect_error(&reply, "DENIED");
+    cc_reply_free(&reply);
+    cc_client_close(gp);
+
+    /* an operator may look up anyone; a researcher may not */
+    struct cc_client *op = login(harness, "olga");
+    optout_call(op, 83, "optout_status", nhs_other, NULL, &reply);
+    cr_assert(reply.ok, "%s: %s", reply.error_code, reply.error_message);
+    cc_reply_free(&reply);
+    cc_client_close(op);
+    struct cc_client *researcher = login(harness, "rita");
+    optout_call(researcher, 84, "optout_status", nhs_own, NULL, &reply);
+    expect_error(&reply, "DENIED");
+    cc_reply_free(&reply);
+    cc_client_close(researcher);
+    stop(harness);
+
+    /* the register kept both events, durably, for the command line too; and
+     * the audit log names the person by pseudonym, never by NHS number */
+    char cmd[2048], out_path[400];
+    snprintf(out_path, sizeof out_path, "%s/history.txt", root);
+    snprintf(cmd, sizeof cmd,
+             "echo %s | '%s/carecount' optout history --data '%s' --key '%s' --nhs-number - "
+             "> '%s' 2>&1",
+             nhs_own, CC_BIN_DIR, data_dir, key_path, out_path);
+    run(cmd);
+    size_t len;
+    char *history = cc_testfs_read(out_path, &len);
+    cr_assert(strstr(history, "withdrawn") && strstr(history, "registered"), "%s", history);
+    free(history);
+    snprintf(cmd, sizeof cmd, "'%s/carecount' audit show --data '%s' --key '%s' > '%s' 2>&1",
+             CC_BIN_DIR, data_dir, key_path, out_path);
+    run(cmd);
+    char *log = cc_testfs_read(out_path, &len);
+    cr_assert(strstr(log, "optout_register"), "%s", log);
+    cr_assert(strstr(log, "person"), "audited by pseudonym:\n%s", log);
+    cr_assert_null(strstr(log, nhs_own), "never the NHS number");
+    cr_assert_null(strstr(log, nhs_other), "never the NHS number");
+    free(log);
 }
