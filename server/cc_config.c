@@ -121,6 +121,8 @@ void cc_config_usage(FILE *out)
             "                            0: at once)\n"
             "  --policy FILE             the disclosure policy (default: built-in defaults)\n"
             "  --codelists DIR           codelists queries may name (default DIR/codelists)\n"
+            "  --saved DIR               operator-approved saved queries, NAME.json, the only\n"
+            "                            thing dashboard accounts run (default DIR/saved)\n"
             "  --test-mode               enable test-only request fields (never in production)\n",
             CC_CONFIG_DEFAULT_HOST, CC_CONFIG_DEFAULT_PORT, CC_CONFIG_DEFAULT_MAX_FRAME_BYTES,
             CC_CONFIG_DEFAULT_MAX_CONNECTIONS,
@@ -225,7 +227,7 @@ int cc_config_parse_args_partial(struct cc_config *config, int argc, char **argv
             i++;
             continue;
         }
-        if (!strcmp(arg, "--policy") || !strcmp(arg, "--codelists")) {
+        if (!strcmp(arg, "--policy") || !strcmp(arg, "--codelists") || !strcmp(arg, "--saved")) {
             if (!value || !*value) {
                 snprintf(error, error_bytes, "%s needs a %s", arg,
                          arg[2] == 'p' ? "policy file" : "directory");
@@ -233,8 +235,10 @@ int cc_config_parse_args_partial(struct cc_config *config, int argc, char **argv
             }
             if (arg[2] == 'p')
                 config->policy_path = value;
-            else
+            else if (arg[2] == 'c')
                 config->codelists_dir = value;
+            else
+                config->saved_dir = value;
             i++;
             continue;
         }

@@ -87,6 +87,10 @@ struct cc_config {
     /* A directory of codelists (NAME.csv or NAME.SYSTEM.csv) that queries
      * may name (NULL: DIR/codelists when it exists, else none). */
     const char *codelists_dir;
+    /* A directory of operator-approved saved queries and comparisons
+     * (NAME.json), the only thing a dashboard account may run (NULL:
+     * DIR/saved when it exists, else none). */
+    const char *saved_dir;
 };
 
 /* Fills *config with the defaults. */

@@ -22,6 +22,8 @@ static const struct cc_op *const ops[] = {
     &cc_op_optout_history,
     &cc_op_optout_register,
     &cc_op_optout_withdraw,
+    &cc_op_saved_list,
+    &cc_op_saved,
 };
 
 const struct cc_op *cc_op_find(const char *name, size_t len)

@@ -20,15 +20,9 @@ static bool count_runs_on_pool(const struct cc_request *request)
     return true;
 }
 
-static int count_run(struct cc_request *request)
+int cc_op_count_query(struct cc_request *request, struct cc_query *query)
 {
     const struct cc_services *services = cc_request_services(request);
-    if (!cc_request_data(request))
-        return cc_request_fail(request, CC_EUNSUPPORTED, "this server serves no data");
-    struct cc_query *query = NULL;
-    int rc = cc_op_prepare_query(request, cc_request_field(request, "query"), "query", &query);
-    if (rc)
-        return rc;
     char *canonical = NULL;
     if (cc_query_encode_json(query, &canonical) != 0) {
         cc_query_free(query);
@@ -39,8 +33,8 @@ static int count_run(struct cc_request *request)
     struct cc_exec_options options = {.n_threads = CC_OP_ENGINE_THREADS};
     cc_release *release = NULL;
     char why[200];
-    rc = cc_release_answer(&services->policy, NULL, cc_request_data(request), query, &options,
-                           &release, why, sizeof why);
+    int rc = cc_release_answer(&services->policy, NULL, cc_request_data(request), query, &options,
+                               &release, why, sizeof why);
     cc_query_free(query);
     if (rc)
         return cc_request_fail(request, rc, why);
@@ -51,6 +45,15 @@ static int count_run(struct cc_request *request)
     rc = cc_release_pack(release, cc_reply_field(request, "release"));
     cc_release_free(release);
     return rc ? cc_request_fail(request, rc, NULL) : 0;
+}
+
+static int count_run(struct cc_request *request)
+{
+    if (!cc_request_data(request))
+        return cc_request_fail(request, CC_EUNSUPPORTED, "this server serves no data");
+    struct cc_query *query = NULL;
+    int rc = cc_op_prepare_query(request, cc_request_field(request, "query"), "query", &query);
+    return rc ? rc : cc_op_count_query(request, query);
 }
 
 const struct cc_op cc_op_count = {"count", count_run, count_runs_on_pool,

@@ -1,7 +1,8 @@
 /*
  * cc_services.h: what the ops of a server share, opened once at start from
- * the configuration: the disclosure policy, the codelists, the data
- * directory's key, its accounts and its audit log.
+ * the configuration: the disclosure policy, the codelists, the saved
+ * queries, the data directory's key, its accounts, its audit log and its
+ * opt-out register.
  *
  * Every handle here is safe to use from several threads at once (the
  * accounts and the audit log lock their own connections; the policy, the
@@ -14,6 +15,7 @@
 #ifndef CC_SERVICES_H
 #define CC_SERVICES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "cc_account.h"
@@ -23,6 +25,16 @@
 #include "cc_optout.h"
 #include "cc_policy.h"
 #include "cc_pseudo.h"
+
+/* An operator-approved saved query or comparison (DIR/saved/NAME.json):
+ * what a dashboard account may run, by name. */
+#define CC_SAVED_NAME_BYTES 64
+struct cc_saved {
+    char name[CC_SAVED_NAME_BYTES];
+    bool comparison; /* a comparison request, else a query */
+    char *json;      /* the file's text (checked to decode at load) */
+    size_t json_len;
+};
 
 struct cc_services {
     struct cc_policy policy;
@@ -34,6 +46,9 @@ struct cc_services {
      * connection, so one caller at a time (cc_services_register_lock()).
      * NULL without a data directory. */
     cc_optout *optout;
+    /* The saved queries, in name order (reloaded with the policy). */
+    struct cc_saved *saved;
+    uint32_t n_saved;
 
     /* private: references (a request holds one while it runs), and the
      * services whose key, accounts and audit log these share (NULL: these
@@ -50,6 +65,10 @@ struct cc_services {
  * why" in errbuf. Free with cc_services_free(). */
 int cc_services_open(const struct cc_config *config, struct cc_services **out, char *errbuf,
                      size_t errlen);
+
+/* The saved query called name, or NULL. */
+const struct cc_saved *cc_services_saved(const struct cc_services *services, const char *name,
+                                         size_t len);
 
 /* Takes and gives back the register's connection (a pthread mutex). */
 void cc_services_register_lock(const struct cc_services *services);

@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <sys/wait.h>
 
 #include "cc_client.h"
@@ -23,6 +25,10 @@
 #include "cc_query.h"
 #include "cc_testfs.h"
 #include "cc_testquery.h"
+
+#define BY_REGION_E11                                                                              \
+    "{\"v\":1,\"measure\":\"persons\",\"dimensions\":[\"region\"],"                                \
+    "\"filters\":{\"conditions\":[{\"codes\":[\"E11\"],\"system\":\"icd10\"}]}}"
 
 static char root[256], data_dir[300], key_path[300];
 /* Two patients registered once, at different practices, with no opt-out
@@ -71,6 +77,13 @@ static void setup(void)
     cr_assert_eq(mkdir(path, 0700), 0);
     cc_testfs_write_text_in(path, "diabetes.icd10.csv",
                             "code,term\nE10,Type 1 diabetes\nE11,Type 2 diabetes\n");
+    snprintf(path, sizeof path, "%s/saved", data_dir);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    cc_testfs_write_text_in(path, "diabetes-by-region.json", BY_REGION_E11);
+    cc_testfs_write_text_in(path, "diabetes-by-icb.json",
+                            "{\"v\":1,\"numerator\":{\"v\":1,\"measure\":\"persons\","
+                            "\"filters\":{\"conditions\":[{\"codelist\":\"diabetes\"}]}},"
+                            "\"level\":\"icb\",\"method\":\"proportion\"}");
     /* first patient: registered once, not in the opt-out feed */
     snprintf(cmd, sizeof cmd,
              "cd '%s/feeds' && awk -F, 'FNR==1{next} FILENAME==\"optout_register.csv\"{o[$1]=1;next}"
@@ -292,9 +305,6 @@ static unsigned check_release(const msgpack_object *release)
     return positive;
 }
 
-#define BY_REGION_E11                                                                              \
-    "{\"v\":1,\"measure\":\"persons\",\"dimensions\":[\"region\"],"                                \
-    "\"filters\":{\"conditions\":[{\"codes\":[\"E11\"],\"system\":\"icd10\"}]}}"
 
 /* ---- authentication ----------------------------------------------------- */
 
@@ -781,4 +791,119 @@ Test(ops, a_practice_registers_confirms_and_withdraws_its_patients_type1_optout)
     cr_assert_null(strstr(log, nhs_own), "never the NHS number");
     cr_assert_null(strstr(log, nhs_other), "never the NHS number");
     free(log);
+}
+
+/* ---- saved queries: all a dashboard may run ------------------------------- */
+
+static void pack_name(msgpack_packer *pk, const void *arg)
+{
+    pack_text(pk, "name");
+    pack_text(pk, arg);
+}
+
+Test(ops, a_dashboard_runs_saved_queries_by_name_and_nothing_else)
+{
+    struct cc_harness *harness = start();
+    struct cc_client *dash = login(harness, "dash");
+    struct cc_reply reply;
+    call(dash, 90, "saved_list", 0, NULL, NULL, &reply);
+    cr_assert(reply.ok, "%s: %s", reply.error_code, reply.error_message);
+    const msgpack_object *saved = cc_reply_get(&reply, "saved");
+    cr_assert_eq(saved->via.array.size, 2);
+    cr_assert(is_str(get(&saved->via.array.ptr[0], "name"), "diabetes-by-icb"), "name order");
+    cr_assert(is_str(get(&saved->via.array.ptr[0], "kind"), "compare"));
+    cc_reply_free(&reply);
+
+    call(dash, 91, "saved", 1, pack_name, "diabetes-by-region", &reply);
+    cr_assert(reply.ok, "%s: %s", reply.error_code, reply.error_message);
+    cr_assert(is_str(cc_reply_get(&reply, "kind"), "count"));
+    check_release(cc_reply_get(&reply, "release"));
+    cc_reply_free(&reply);
+    call(dash, 92, "saved", 1, pack_name, "diabetes-by-icb", &reply);
+    cr_assert(reply.ok, "%s: %s", reply.error_code, reply.error_message);
+    cr_assert_not_null(get(cc_reply_get(&reply, "comparison"), "rows"));
+    cc_reply_free(&reply);
+    call(dash, 93, "saved", 1, pack_name, "no-such-query", &reply);
+    expect_error(&reply, "NOTFOUND");
+    cc_reply_free(&reply);
+    call(dash, 94, "schema", 0, NULL, NULL, &reply);
+    expect_error(&reply, "DENIED");
+    cc_reply_free(&reply);
+
+    /* the same saved query for a researcher gives the same release as the
+     * query itself */
+    struct cc_client *rita = login(harness, "rita");
+    struct cc_reply direct;
+    call(rita, 95, "saved", 1, pack_name, "diabetes-by-region", &reply);
+    call(rita, 96, "count", 1, pack_query_field, BY_REGION_E11, &direct);
+    cr_assert(reply.ok && direct.ok);
+    const msgpack_object *a = get(cc_reply_get(&reply, "release"), "cells");
+    const msgpack_object *b = get(cc_reply_get(&direct, "release"), "cells");
+    cr_assert_eq(a->via.array.size, b->via.array.size);
+    for (uint32_t i = 0; i < a->via.array.size; i++) {
+        const msgpack_object *x = &a->via.array.ptr[i].via.array.ptr[0];
+        const msgpack_object *y = &b->via.array.ptr[i].via.array.ptr[0];
+        cr_assert(x->type == y->type && (x->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+                                         x->via.u64 == y->via.u64));
+    }
+    cc_reply_free(&reply);
+    cc_reply_free(&direct);
+    cc_client_close(rita);
+    cc_client_close(dash);
+    stop(harness);
+}
+
+Test(ops, sighup_reloads_the_policy_and_a_bad_policy_file_keeps_the_old_one)
+{
+    char policy_path[400];
+    snprintf(policy_path, sizeof policy_path, "%s/policy.json", root);
+    cc_testfs_write_text(policy_path, "{\"version\": \"test-policy-1\", \"threshold\": 10}");
+    const char *args[] = {"--data", data_dir, "--key", key_path, "--policy", policy_path, NULL};
+    struct cc_harness *harness = NULL;
+    cr_assert_eq(cc_harness_start(args, &harness), 0);
+    struct cc_client *client = login(harness, "rita");
+    struct cc_reply reply;
+    call(client, 100, "schema", 0, NULL, NULL, &reply);
+    cr_assert(is_str(get(cc_reply_get(&reply, "policy"), "version"), "test-policy-1"));
+    cc_reply_free(&reply);
+
+    cc_testfs_write_text(policy_path, "{\"version\": \"test-policy-2\", \"threshold\": 12}");
+    cr_assert_eq(cc_harness_signal(harness, SIGHUP), 0);
+    bool reloaded = false;
+    for (int tries = 0; tries < 200 && !reloaded; tries++) {
+        call(client, 101 + tries, "schema", 0, NULL, NULL, &reply);
+        reloaded = is_str(get(cc_reply_get(&reply, "policy"), "version"), "test-policy-2");
+        if (reloaded)
+            cr_assert_eq(uint_of(get(cc_reply_get(&reply, "policy"), "threshold")), 12);
+        cc_reply_free(&reply);
+        if (!reloaded) {
+            struct timespec pause = {0, 20 * 1000000L};
+            nanosleep(&pause, NULL);
+        }
+    }
+    cr_assert(reloaded, "SIGHUP put the new policy in force");
+
+    /* a policy file that fails its checks: the one in force stays */
+    cc_testfs_write_text(policy_path, "{\"version\": \"test-policy-3\", \"threshold\": 0}");
+    cr_assert_eq(cc_harness_signal(harness, SIGHUP), 0);
+    bool said_so = false;
+    for (int tries = 0; tries < 200 && !said_so; tries++) {
+        char *log = cc_harness_log(harness);
+        said_so = strstr(log, "stay") != NULL;
+        free(log);
+        if (!said_so) {
+            struct timespec pause = {0, 20 * 1000000L};
+            nanosleep(&pause, NULL);
+        }
+    }
+    cr_assert(said_so, "the log says the policy in force stays");
+    call(client, 400, "schema", 0, NULL, NULL, &reply);
+    cr_assert(is_str(get(cc_reply_get(&reply, "policy"), "version"), "test-policy-2"));
+    cc_reply_free(&reply);
+    call(client, 401, "count", 1, pack_query_field, BY_REGION_E11, &reply);
+    cr_assert(reply.ok, "still serving: %s %s", reply.error_code, reply.error_message);
+    cr_assert_eq(uint_of(get(get(cc_reply_get(&reply, "release"), "policy"), "threshold")), 12);
+    cc_reply_free(&reply);
+    cc_client_close(client);
+    stop(harness);
 }

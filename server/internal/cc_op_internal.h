@@ -27,6 +27,14 @@ int cc_op_prepare_query(struct cc_request *request, const msgpack_object *obj, c
 /* Binds and validates an already decoded query the same way. */
 int cc_op_bind_query(struct cc_request *request, struct cc_query *query, const char *field);
 
+/* Answers a prepared query (taken and freed) as count does: through
+ * disclosure control, audited, into the "release" reply field. */
+int cc_op_count_query(struct cc_request *request, struct cc_query *query);
+
+/* Answers a decoded comparison (taken and freed) as compare does. */
+struct cc_compare_decoded;
+int cc_op_compare_request(struct cc_request *request, struct cc_compare_decoded *decoded);
+
 /* The data version's store version, as the "data_version" reply field. */
 void cc_op_reply_data_version(struct cc_request *request);
 
