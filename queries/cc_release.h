@@ -175,6 +175,32 @@ const struct cc_release_summary *cc_comparison_summary(const cc_comparison *comp
  */
 int cc_comparison_pack(const cc_comparison *comparison, msgpack_packer *packer);
 
+/*
+ * The transparency report (docs/privacy.md): per area of level (CC_AREA_
+ * REGION, ICB or LAD), the persons registered, those with each type of
+ * opt-out in force in the version's publication, those in every figure
+ * (opted in), each released like any cell (its own cell key, perturbed,
+ * suppressed, rounded), with the area's public ONS estimate and the opted-in
+ * coverage derived from the released count. register_ is read (the caller
+ * serialises access to its connection). Returns 0, CC_EINVAL (a level
+ * other than those; a policy that fails its checks), CC_ENOMEM or a
+ * register error. Free with cc_transparency_free().
+ */
+typedef struct cc_transparency cc_transparency;
+struct cc_optout;
+int cc_release_transparency(const struct cc_policy *policy, const cc_dataversion *version,
+                            struct cc_optout *register_, int level, cc_transparency **out,
+                            char *errbuf, size_t errlen);
+void cc_transparency_free(cc_transparency *report);
+const struct cc_release_summary *cc_transparency_summary(const cc_transparency *report);
+
+/* Packs a report: {"policy", "counts" (as a release), "level",
+ * "published_on", "rows": [{"code", "name", "estimate", "registered",
+ * "optout_type1", "optout_ndop", "opted_in" (each a released count or
+ * nil), "coverage_percent" (or nil), "reasons": [4 reason names]}]}.
+ * 0 or CC_ENOMEM. */
+int cc_transparency_pack(const cc_transparency *report, msgpack_packer *packer);
+
 /* ---- reading a release ---- */
 
 const struct cc_release_summary *cc_release_summary(const cc_release *release);

@@ -43,7 +43,7 @@ static int pack_bool(msgpack_packer *pk, int value)
 }
 
 /* The "policy" and "counts" maps of a release or a comparison. */
-static int pack_summary(const struct cc_release_summary *s, msgpack_packer *pk)
+int cc_release_pack_summary(const struct cc_release_summary *s, msgpack_packer *pk)
 {
     PACK_STR_(pk, "policy");
     PACK_(msgpack_pack_map(pk, 7));
@@ -82,7 +82,7 @@ static int pack_summary(const struct cc_release_summary *s, msgpack_packer *pk)
 int cc_release_pack(const cc_release *release, msgpack_packer *pk)
 {
     PACK_(msgpack_pack_map(pk, 4));
-    PACK_(pack_summary(cc_release_summary(release), pk));
+    PACK_(cc_release_pack_summary(cc_release_summary(release), pk));
 
     PACK_STR_(pk, "dimensions");
     uint32_t n_dims = cc_release_n_dimensions(release);
@@ -212,7 +212,7 @@ int cc_comparison_pack(const cc_comparison *comparison, msgpack_packer *pk)
     const struct cc_compare_layout *layout = cc_comparison_layout_(comparison);
     const struct cc_compare_result *result = cc_comparison_result_(comparison);
     PACK_(msgpack_pack_map(pk, 8));
-    PACK_(pack_summary(cc_comparison_summary(comparison), pk));
+    PACK_(cc_release_pack_summary(cc_comparison_summary(comparison), pk));
     PACK_STR_(pk, "method");
     PACK_STR_(pk, cc_compare_method_name(layout->method));
     PACK_STR_(pk, "denominator");

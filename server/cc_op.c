@@ -24,6 +24,7 @@ static const struct cc_op *const ops[] = {
     &cc_op_optout_withdraw,
     &cc_op_saved_list,
     &cc_op_saved,
+    &cc_op_transparency,
 };
 
 const struct cc_op *cc_op_find(const char *name, size_t len)

@@ -87,6 +87,7 @@ extern const struct cc_op cc_op_optout_register;
 extern const struct cc_op cc_op_optout_withdraw;
 extern const struct cc_op cc_op_saved_list;
 extern const struct cc_op cc_op_saved;
+extern const struct cc_op cc_op_transparency;
 
 /* The request's id (0 if it had none; such requests never reach an op). */
 uint64_t cc_request_id(const struct cc_request *request);

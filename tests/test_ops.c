@@ -907,3 +907,63 @@ Test(ops, sighup_reloads_the_policy_and_a_bad_policy_file_keeps_the_old_one)
     cc_client_close(client);
     stop(harness);
 }
+
+/* ---- the transparency report ------------------------------------------------ */
+
+static void pack_level(msgpack_packer *pk, const void *arg)
+{
+    pack_text(pk, "level");
+    pack_text(pk, arg);
+}
+
+Test(ops, the_transparency_report_releases_protected_optout_counts_by_area)
+{
+    struct cc_harness *harness = start();
+    const char *accounts[] = {"rita", "paul", "dash", "gp", "olga"};
+    struct cc_reply first;
+    bool have_first = false;
+    for (size_t k = 0; k < sizeof accounts / sizeof accounts[0]; k++) {
+        struct cc_client *client = login(harness, accounts[k]);
+        struct cc_reply reply;
+        call(client, 110, "transparency", 1, pack_level, "region", &reply);
+        cr_assert(reply.ok, "%s: %s %s", accounts[k], reply.error_code, reply.error_message);
+        const msgpack_object *report = cc_reply_get(&reply, "report");
+        const msgpack_object *rows = get(report, "rows");
+        cr_assert_gt(rows->via.array.size, 0);
+        uint64_t threshold = uint_of(get(get(report, "policy"), "threshold"));
+        unsigned released_optouts = 0;
+        for (uint32_t i = 0; i < rows->via.array.size; i++) {
+            const msgpack_object *row = &rows->via.array.ptr[i];
+            const char *figures[] = {"registered", "optout_type1", "optout_ndop", "opted_in"};
+            for (int f = 0; f < 4; f++) {
+                const msgpack_object *v = get(row, figures[f]);
+                if (v->type == MSGPACK_OBJECT_NIL)
+                    continue;
+                uint64_t x = uint_of(v);
+                cr_assert(x == 0 || x >= threshold, "%s %llu in 1..threshold-1", figures[f],
+                          (unsigned long long)x);
+                cr_assert_eq(x % 5, 0);
+                released_optouts += f == 2 && x > 0;
+            }
+            const msgpack_object *coverage = get(row, "coverage_percent");
+            if (coverage->type == MSGPACK_OBJECT_FLOAT64)
+                cr_assert_float_eq(coverage->via.f64,
+                                   100.0 * (double)uint_of(get(row, "opted_in")) /
+                                       (double)uint_of(get(row, "estimate")),
+                                   1e-9, "coverage from the released count");
+        }
+        cr_assert_gt(released_optouts, 0, "the generated register has National Data Opt-outs");
+        if (!have_first) {
+            first = reply;
+            have_first = true;
+        } else {
+            /* everyone gets the same report */
+            cr_assert(reply.body_bytes == first.body_bytes &&
+                      !memcmp(reply.body, first.body, first.body_bytes));
+            cc_reply_free(&reply);
+        }
+        cc_client_close(client);
+    }
+    cc_reply_free(&first);
+    stop(harness);
+}

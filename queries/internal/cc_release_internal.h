@@ -95,4 +95,8 @@ void cc_release_summary_count(struct cc_release_summary *s, uint8_t reason);
 const struct cc_compare_layout *cc_comparison_layout_(const cc_comparison *comparison);
 const struct cc_compare_result *cc_comparison_result_(const cc_comparison *comparison);
 
+/* Packs the "policy" and "counts" entries (two key/value pairs of the
+ * caller's map) of a summary. 0 or CC_ENOMEM. */
+int cc_release_pack_summary(const struct cc_release_summary *s, msgpack_packer *pk);
+
 #endif
