@@ -25,6 +25,13 @@ static const struct cc_op *const ops[] = {
     &cc_op_saved_list,
     &cc_op_saved,
     &cc_op_transparency,
+    &cc_op_account_add,
+    &cc_op_account_disable,
+    &cc_op_account_list,
+    &cc_op_token_issue,
+    &cc_op_token_revoke,
+    &cc_op_token_list,
+    &cc_op_reload,
 };
 
 const struct cc_op *cc_op_find(const char *name, size_t len)

@@ -88,6 +88,13 @@ extern const struct cc_op cc_op_optout_withdraw;
 extern const struct cc_op cc_op_saved_list;
 extern const struct cc_op cc_op_saved;
 extern const struct cc_op cc_op_transparency;
+extern const struct cc_op cc_op_account_add;
+extern const struct cc_op cc_op_account_disable;
+extern const struct cc_op cc_op_account_list;
+extern const struct cc_op cc_op_token_issue;
+extern const struct cc_op cc_op_token_revoke;
+extern const struct cc_op cc_op_token_list;
+extern const struct cc_op cc_op_reload;
 
 /* The request's id (0 if it had none; such requests never reach an op). */
 uint64_t cc_request_id(const struct cc_request *request);
@@ -127,6 +134,10 @@ void cc_request_authenticate(struct cc_request *request, const struct cc_account
  * and suppressed. Ops that release figures call it before returning. */
 void cc_request_audit_detail(struct cc_request *request, char *canonical, uint64_t released,
                              uint64_t suppressed);
+
+/* reload: asks the server to reload its policy, codelists and saved
+ * queries and publish new data, as on SIGHUP, once the reply is sent. */
+void cc_request_want_reload(struct cc_request *request);
 
 /* The peer's address ("127.0.0.1"), or "" if unknown. */
 const char *cc_request_peer(const struct cc_request *request);

@@ -49,6 +49,7 @@ struct cc_request {
     bool authenticated;              /* hello succeeded: */
     struct cc_account authenticated_as;
     char peer[64];
+    bool want_reload;
     char *audit_canonical; /* owned, or NULL */
     uint64_t audit_released, audit_suppressed;
     /* Reply fields as packed key/value pairs; the envelope is added at
@@ -268,6 +269,16 @@ void cc_request_audit_detail(struct cc_request *request, char *canonical, uint64
     request->audit_canonical = canonical;
     request->audit_released = released;
     request->audit_suppressed = suppressed;
+}
+
+void cc_request_want_reload(struct cc_request *request)
+{
+    request->want_reload = true;
+}
+
+bool cc_request_wants_reload(const struct cc_request *request)
+{
+    return request->want_reload && !request->error;
 }
 
 const char *cc_request_peer(const struct cc_request *request)

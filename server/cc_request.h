@@ -77,6 +77,9 @@ void cc_request_set_context(struct cc_request *request, const struct cc_request_
  * succeeded (the server makes it the connection's); NULL otherwise. */
 const struct cc_account *cc_request_authenticated(const struct cc_request *request);
 
+/* reload: the op asked for a reload (cc_request_want_reload) and succeeded. */
+bool cc_request_wants_reload(const struct cc_request *request);
+
 /* Runs the op (on whichever thread calls it): checks the account's role
  * against the op's (CC_EAUTH without one, CC_EDENIED for another role),
  * runs it, records the outcome, and for an audited op appends the audit

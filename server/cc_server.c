@@ -447,6 +447,8 @@ static void note_version(struct cc_server *server)
            (unsigned long long)server->data_publication, day);
 }
 
+static void start_reload(struct cc_server *server);
+
 static void on_publish_work(uv_work_t *work)
 {
     struct cc_server *server = work->data;
@@ -590,6 +592,16 @@ static void on_work_done(uv_work_t *work, int status)
     if (cc_request_op(job->request) == &cc_op_hello && cc_request_error(job->request) == CC_EAUTH &&
         server->peers)
         cc_peers_auth_failed(server->peers, connection->peer, uv_now(&server->loop));
+    if (cc_request_wants_reload(job->request) && !server->stopping) {
+        cc_log("reload asked by an operator");
+        start_reload(server);
+        if (server->data) {
+            if (server->publishing)
+                server->publish_again = true;
+            else
+                start_publishing(server);
+        }
+    }
     const struct cc_account *account = cc_request_authenticated(job->request);
     if (account) {
         connection->account = *account;
