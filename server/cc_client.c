@@ -76,16 +76,20 @@ static int connect_address(const struct addrinfo *address, uint64_t deadline_ms)
     if (fd < 0)
         return CC_EIO;
     if (connect(fd, address->ai_addr, address->ai_addrlen) != 0) {
-        if (errno != EINPROGRESS)
+        if (errno != EINPROGRESS) {
+            rc = errno == ECONNREFUSED ? CC_ECONNREFUSED : CC_EIO;
             goto fail;
+        }
         rc = wait_for(fd, POLLOUT, deadline_ms);
         if (rc < 0)
             goto fail;
         int error = 0;
         socklen_t error_len = sizeof(error);
         rc = CC_EIO;
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &error_len) != 0 || error != 0)
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &error_len) != 0 || error != 0) {
+            rc = error == ECONNREFUSED ? CC_ECONNREFUSED : CC_EIO;
             goto fail;
+        }
     }
     return fd;
 fail:

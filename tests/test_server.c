@@ -1019,9 +1019,10 @@ Test(server, carecount_ping_fails_when_nothing_listens)
 
     stop_cleanly(harness); /* the port is now free */
     cc_harness_tool_path(tool, sizeof(tool));
-    snprintf(command, sizeof(command), "'%s' ping --port %u --timeout-ms 5000 2>/dev/null", tool,
+    snprintf(command, sizeof(command), "'%s' ping --port %u --timeout-ms 5000 2>&1", tool,
              (unsigned)port);
     cr_assert_eq(run_command(command, output, sizeof(output)), 1);
+    cr_assert(strstr(output, "connection refused"), "says why: %s", output);
 }
 
 Test(server, carecountd_refuses_a_remote_address_without_allow_remote)

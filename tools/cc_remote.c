@@ -98,8 +98,7 @@ int cc_remote_open(const struct cc_remote_options *o, const char *command, struc
     rc = cc_client_connect(o->host, (uint16_t)o->port, (int)o->timeout_ms, out);
     if (rc < 0) {
         fprintf(stderr, "carecount %s: cannot connect to %s port %lu: %s\n", command, o->host,
-                o->port, rc == CC_EIO && errno == ECONNREFUSED ? "connection refused"
-                                                               : cc_strerror(rc));
+                o->port, cc_strerror(rc));
         return CC_REMOTE_EXIT_FAILED;
     }
     rc = cc_client_hello(*out, token, why, sizeof why);
