@@ -261,7 +261,7 @@ int cc_optout_record(cc_optout *register_, const struct cc_optout_event *event)
     if (!r || !e || !valid_type(e->type) ||
         (e->action != CC_OPTOUT_REGISTER && e->action != CC_OPTOUT_WITHDRAW) ||
         (e->source != CC_OPTOUT_SOURCE_FEED && e->source != CC_OPTOUT_SOURCE_OPERATOR &&
-         e->source != CC_OPTOUT_SOURCE_GP_REGISTRATION && e->source != CC_OPTOUT_SOURCE_PRACTICE) ||
+         e->source != CC_OPTOUT_SOURCE_GP_REGISTRATION) ||
         e->effective_day < CC_DAY_MIN || e->effective_day > CC_DAY_MAX ||
         !valid_practice_code(e->practice_code) || e->recorded_at < 0)
         return CC_EINVAL;
@@ -521,8 +521,6 @@ const char *cc_optout_source_name(int source)
         return "operator";
     case CC_OPTOUT_SOURCE_GP_REGISTRATION:
         return "gp_registration";
-    case CC_OPTOUT_SOURCE_PRACTICE:
-        return "practice";
     default:
         return NULL;
     }

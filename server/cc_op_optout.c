@@ -209,8 +209,7 @@ static int record(struct cc_request *request, int action)
         .person = person,
         .type = (uint8_t)type,
         .action = (uint8_t)action,
-        .source = account->role == CC_ROLE_PRACTICE ? CC_OPTOUT_SOURCE_PRACTICE
-                                                    : CC_OPTOUT_SOURCE_OPERATOR,
+        .source = CC_OPTOUT_SOURCE_OPERATOR, /* a practice's carries its code */
         .effective_day = effective,
         .recorded_at = (int64_t)time(NULL),
     };
