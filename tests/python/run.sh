@@ -8,6 +8,10 @@
 set -euo pipefail
 bin="$1"
 src="$2"
+# Debian's python3 (with python3-msgpack from scripts/deps.sh), not another
+# python3 that may come first on PATH
+py=/usr/bin/python3
+[ -x "$py" ] || py=python3
 work=$(mktemp -d /tmp/cc-python.XXXXXX)
 server=""
 cleanup() {
@@ -28,15 +32,15 @@ server=$!
 for _ in $(seq 200); do [ -s "$work/port" ] && break; sleep 0.05; done
 port=$(cat "$work/port")
 
-client="python3 $src/tests/python/carecount_client.py --port $port --token-file $work/token"
+client="$py $src/tests/python/carecount_client.py --port $port --token-file $work/token"
 $client count "$src/examples/queries/diabetes_by_region.json" > "$work/count.json"
 $client compare "$src/examples/comparisons/diabetes_by_icb.json" > "$work/compare.json"
-python3 "$src/tests/python/check_answers.py" "$work/count.json" "$work/compare.json"
+"$py" "$src/tests/python/check_answers.py" "$work/count.json" "$work/compare.json"
 
 # a bad token is refused with AUTH and exit status 1
 printf 'cc1_not_a_token\n' > "$work/bad"
 chmod 600 "$work/bad"
-if python3 "$src/tests/python/carecount_client.py" --port "$port" --token-file "$work/bad" \
+if "$py" "$src/tests/python/carecount_client.py" --port "$port" --token-file "$work/bad" \
      count "$src/examples/queries/diabetes_by_region.json" 2>"$work/err"; then
   echo "a bad token was accepted" >&2; exit 1
 fi
