@@ -37,7 +37,8 @@
     X(LOOP, "too many levels of symbolic links")                               \
     X(LOCKED, "the data directory is in use by another writer")                \
     X(WRONGKEY, "the key does not match the data directory's key")             \
-    X(WEAKKEY, "key refused: all zero bytes, or a file in the data directory")
+    X(WEAKKEY, "key refused: all zero bytes, or a file in the data directory") \
+    X(CONNREFUSED, "connection refused (is the server running on that port?)")
 
 enum cc_error {
     CC_OK = 0,

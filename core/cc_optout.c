@@ -499,3 +499,29 @@ fail:
         *as_of_sequence = 0;
     return err;
 }
+
+const char *cc_optout_type_name(int type)
+{
+    return type == CC_OPTOUT_TYPE1 ? "type1" : type == CC_OPTOUT_NDOP ? "ndop" : NULL;
+}
+
+const char *cc_optout_action_name(int action)
+{
+    return action == CC_OPTOUT_REGISTER   ? "register"
+           : action == CC_OPTOUT_WITHDRAW ? "withdraw"
+                                          : NULL;
+}
+
+const char *cc_optout_source_name(int source)
+{
+    switch (source) {
+    case CC_OPTOUT_SOURCE_FEED:
+        return "feed";
+    case CC_OPTOUT_SOURCE_OPERATOR:
+        return "operator";
+    case CC_OPTOUT_SOURCE_GP_REGISTRATION:
+        return "gp_registration";
+    default:
+        return NULL;
+    }
+}

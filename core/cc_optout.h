@@ -53,7 +53,9 @@ enum cc_optout_action {
 /* Where an event came from. Values are stored in state.db: never renumber. */
 enum cc_optout_source {
     CC_OPTOUT_SOURCE_FEED = 1,            /* the opt-out register feed */
-    CC_OPTOUT_SOURCE_OPERATOR = 2,        /* `carecount optout`, admin operations */
+    CC_OPTOUT_SOURCE_OPERATOR = 2,        /* `carecount optout`, and the server's
+                                             optout_register / optout_withdraw (by a
+                                             practice account: with its practice code) */
     CC_OPTOUT_SOURCE_GP_REGISTRATION = 3, /* an opt-out code on a GP registration row */
 };
 
@@ -85,6 +87,12 @@ struct cc_optout_event {
     int64_t recorded_at; /* unix seconds */
     uint64_t sequence;   /* assigned by the register, increasing, never reused */
 };
+
+/* Names: "type1", "ndop"; "register", "withdraw"; "feed", "operator",
+ * "gp_registration". NULL for a value outside the enum. */
+const char *cc_optout_type_name(int type);
+const char *cc_optout_action_name(int action);
+const char *cc_optout_source_name(int source);
 
 /* The register, bound to one connection (opaque: it holds prepared
  * statements). */

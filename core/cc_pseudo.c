@@ -10,6 +10,7 @@
  *               source || feed identifier)
  * fingerprint = BLAKE2b-256(key; "carecount-key-fingerprint-v1" || 0x00)
  * store MAC key = BLAKE2b-256(key; "carecount-store-mac-v1" || 0x00)
+ * audit chain key = BLAKE2b-256(key; "carecount-audit-chain-v1" || 0x00)
  * The tag ends with a NUL so that no tag is a prefix of another's input.
  *
  * Speed: BLAKE2b absorbs the key as a whole first block. The key holds one
@@ -50,6 +51,7 @@ static const char tag_record_key[] = "carecount-recordkey-v1";
 static const char tag_record_identity[] = "carecount-record-id-v1";
 static const char tag_fingerprint[] = "carecount-key-fingerprint-v1";
 static const char tag_store_mac[] = "carecount-store-mac-v1";
+static const char tag_audit_chain[] = "carecount-audit-chain-v1";
 
 /* Lives in sodium_malloc'd memory: guarded, locked where the system allows,
  * wiped by sodium_free. Its size is a multiple of the states' 64-byte
@@ -61,7 +63,9 @@ struct cc_pseudo_key {
     crypto_generichash_state record_identity; /* key and tag_record_identity */
     uint8_t fingerprint[CC_KEY_FINGERPRINT_BYTES];
     uint8_t store_mac_key[32];
+    uint8_t audit_chain_key[CC_AUDIT_CHAIN_KEY_BYTES];
 };
+_Static_assert(sizeof(struct cc_pseudo_key) % 64 == 0, "the hash states must stay 64-byte aligned");
 
 /* Starts a keyed hash of 16 bytes with the domain tag (and its NUL). */
 static int start_domain(crypto_generichash_state *state, const uint8_t key[CC_KEY_BYTES],
@@ -247,6 +251,9 @@ int cc_pseudo_key_load(const char *path, cc_pseudo_key **out)
                            CC_KEY_BYTES) != 0 ||
         crypto_generichash(key->store_mac_key, sizeof key->store_mac_key,
                            (const unsigned char *)tag_store_mac, sizeof tag_store_mac, raw,
+                           CC_KEY_BYTES) != 0 ||
+        crypto_generichash(key->audit_chain_key, sizeof key->audit_chain_key,
+                           (const unsigned char *)tag_audit_chain, sizeof tag_audit_chain, raw,
                            CC_KEY_BYTES) != 0) {
         rc = CC_ECRYPTO;
         goto fail;
@@ -274,6 +281,11 @@ void cc_pseudo_key_fingerprint(const cc_pseudo_key *key, uint8_t out[CC_KEY_FING
 const uint8_t *cc_pseudo_store_mac_key(const cc_pseudo_key *key)
 {
     return key->store_mac_key;
+}
+
+const uint8_t *cc_pseudo_audit_chain_key(const cc_pseudo_key *key)
+{
+    return key->audit_chain_key;
 }
 
 void cc_pseudo_record_identity(const cc_pseudo_key *key, uint8_t source, const void *id,

@@ -56,6 +56,14 @@ void cc_pseudo_key_fingerprint(const cc_pseudo_key *key, uint8_t out[CC_KEY_FING
  * is secret like the key; it cannot be turned back into the key. */
 const uint8_t *cc_pseudo_store_mac_key(const cc_pseudo_key *key);
 
+/* The subkey that keys the hash chain of the audit log (cc_audit):
+ * BLAKE2b-256(key; "carecount-audit-chain-v1"). Valid while the key is.
+ * Whoever holds it can forge a chain, so it is secret like the key; it
+ * cannot be turned back into the key, and it is unrelated to the store MAC
+ * key, so neither can stand in for the other. */
+#define CC_AUDIT_CHAIN_KEY_BYTES 32
+const uint8_t *cc_pseudo_audit_chain_key(const cc_pseudo_key *key);
+
 /* The 16-byte keyed identity of a feed record's own identifier (the source
  * tag, then HES's episode key or a contact id): what the store keeps to
  * recognise a record sent again, without keeping the identifier. */

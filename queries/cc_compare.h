@@ -295,4 +295,14 @@ int cc_compare_decode_json(const char *text, size_t len, const struct cc_query_l
 
 void cc_compare_decoded_free(struct cc_compare_decoded *decoded);
 
+/* Packs the canonical form of a request as one msgpack map (the keys of
+ * cc_compare_decode_object(), every one given, the queries in their
+ * canonical form; a multiplier of 0 is left out). 0, CC_ENOMEM or
+ * CC_EINVAL (an enum out of range). */
+int cc_compare_pack(const struct cc_compare_request *request, msgpack_packer *packer);
+
+/* The same canonical form as compact JSON, into a malloc'd NUL-terminated
+ * string the caller frees with free(). 0, CC_ENOMEM or CC_EINVAL. */
+int cc_compare_encode_json(const struct cc_compare_request *request, char **out);
+
 #endif

@@ -13,6 +13,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cc_compare.h"
@@ -293,4 +294,91 @@ void cc_compare_decoded_free(struct cc_compare_decoded *decoded)
     cc_query_free(decoded->numerator);
     cc_query_free(decoded->denominator_query);
     memset(decoded, 0, sizeof *decoded);
+}
+
+/* ---- the canonical form ---- */
+
+/* The names of a request, its defaults resolved; CC_EINVAL if one is out
+ * of range. */
+static int request_names(const struct cc_compare_request *r, const char **denominator,
+                         const char **level, const char **comparator, const char **method)
+{
+    *denominator = cc_compare_denominator_name(r->denominator ? r->denominator
+                                                              : CC_COMPARE_REGISTERED);
+    *level = cc_query_area_level_name(r->area_level);
+    *comparator = cc_compare_comparator_name(r->comparator ? r->comparator : CC_COMPARE_NATIONAL);
+    *method = cc_compare_method_name(r->method);
+    if (!*denominator || !*level || !*comparator || !*method || !r->numerator ||
+        (r->denominator == CC_COMPARE_QUERY && !r->denominator_query))
+        return CC_EINVAL;
+    return 0;
+}
+
+static int pack_text(msgpack_packer *pk, const char *s)
+{
+    return msgpack_pack_str_with_body(pk, s, strlen(s)) ? CC_ENOMEM : 0;
+}
+
+int cc_compare_pack(const struct cc_compare_request *r, msgpack_packer *pk)
+{
+    const char *denominator, *level, *comparator, *method;
+    int rc = request_names(r, &denominator, &level, &comparator, &method);
+    if (rc)
+        return rc;
+    bool with_multiplier = r->multiplier > 0;
+    if (msgpack_pack_map(pk, with_multiplier ? 7 : 6) || pack_text(pk, "v") ||
+        msgpack_pack_uint64(pk, CC_COMPARE_VERSION) || pack_text(pk, "numerator"))
+        return CC_ENOMEM;
+    if ((rc = cc_query_pack(r->numerator, pk)) != 0)
+        return rc;
+    if (pack_text(pk, "denominator"))
+        return CC_ENOMEM;
+    rc = r->denominator == CC_COMPARE_QUERY ? cc_query_pack(r->denominator_query, pk)
+                                            : pack_text(pk, denominator);
+    if (rc)
+        return rc;
+    if (pack_text(pk, "level") || pack_text(pk, level) || pack_text(pk, "comparator") ||
+        pack_text(pk, comparator) || pack_text(pk, "method") || pack_text(pk, method))
+        return CC_ENOMEM;
+    if (with_multiplier &&
+        (pack_text(pk, "multiplier") || msgpack_pack_double(pk, r->multiplier)))
+        return CC_ENOMEM;
+    return 0;
+}
+
+/* A query's canonical JSON as a jansson value. */
+static json_t *query_json(const struct cc_query *q)
+{
+    char *text = NULL;
+    if (cc_query_encode_json(q, &text) != 0)
+        return NULL;
+    json_t *value = json_loads(text, 0, NULL);
+    free(text);
+    return value;
+}
+
+int cc_compare_encode_json(const struct cc_compare_request *r, char **out)
+{
+    const char *denominator, *level, *comparator, *method;
+    *out = NULL;
+    int rc = request_names(r, &denominator, &level, &comparator, &method);
+    if (rc)
+        return rc;
+    json_t *root = json_object();
+    rc = CC_ENOMEM;
+    if (!root || json_object_set_new(root, "v", json_integer(CC_COMPARE_VERSION)) ||
+        json_object_set_new(root, "numerator", query_json(r->numerator)) ||
+        json_object_set_new(root, "denominator", r->denominator == CC_COMPARE_QUERY
+                                                     ? query_json(r->denominator_query)
+                                                     : json_string(denominator)) ||
+        json_object_set_new(root, "level", json_string(level)) ||
+        json_object_set_new(root, "comparator", json_string(comparator)) ||
+        json_object_set_new(root, "method", json_string(method)) ||
+        (r->multiplier > 0 && json_object_set_new(root, "multiplier", json_real(r->multiplier))))
+        goto out;
+    *out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    rc = *out ? 0 : CC_ENOMEM;
+out:
+    json_decref(root);
+    return rc;
 }

@@ -343,7 +343,19 @@ struct cc_released_count cc_release_protect(const struct cc_policy *policy,
     return (struct cc_released_count){value, 1, done};
 }
 
-static void count_reason(struct cc_release_summary *s, uint8_t reason)
+void cc_release_summary_init(const struct cc_policy *policy, struct cc_release_summary *s)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->policy_version, sizeof s->policy_version, "%s", policy->version);
+    s->threshold = policy->threshold;
+    s->rounding_base = policy->rounding_base;
+    s->perturbed = policy->perturb;
+    s->max_noise = policy->perturb ? policy->max_noise : 0;
+    s->condition_max_noise = policy->perturb ? policy->condition_max_noise : 0;
+    s->zeros_shown = policy->show_zeros;
+}
+
+void cc_release_summary_count(struct cc_release_summary *s, uint8_t reason)
 {
     switch (reason) {
     case CC_CELL_SHOWN:
@@ -452,13 +464,7 @@ int cc_release_answer(const struct cc_policy *policy, struct cc_ledger *ledger,
         goto out;
     }
     struct cc_release_summary *s = &release->summary;
-    snprintf(s->policy_version, sizeof s->policy_version, "%s", policy->version);
-    s->threshold = policy->threshold;
-    s->rounding_base = policy->rounding_base;
-    s->perturbed = policy->perturb;
-    s->max_noise = policy->perturb ? policy->max_noise : 0;
-    s->condition_max_noise = policy->perturb ? policy->condition_max_noise : 0;
-    s->zeros_shown = policy->show_zeros;
+    cc_release_summary_init(policy, s);
     s->n_cells = raw.n_cells;
     release->n_dimensions = raw.n_dimensions;
     memcpy(release->dimensions, raw.dimensions, sizeof release->dimensions);
@@ -469,7 +475,7 @@ int cc_release_answer(const struct cc_policy *policy, struct cc_ledger *ledger,
     for (uint64_t i = 0; i < raw.n_cells; i++) {
         release->cells[i] = cc_release_protect(policy, &tables, layer_seed, query->measure,
                                                raw.count[i], raw.cell_key[i]);
-        count_reason(s, release->cells[i].reason);
+        cc_release_summary_count(s, release->cells[i].reason);
     }
     *out = release;
 out:

@@ -134,6 +134,73 @@ int cc_release_compare(const struct cc_policy *policy, const struct cc_compare_r
                        const struct cc_compare_raw *raw, struct cc_compare_released *out,
                        char *errbuf, size_t errlen);
 
+/*
+ * A protected comparison: what a server may send for an area comparison.
+ * cc_release_comparison() runs the comparison (cc_compare_run), protects
+ * every count and denominator (cc_release_compare) and computes the derived
+ * figures from the released counts only (cc_compare_finish), freeing the
+ * raw comparison before it returns. Returns 0, CC_EREFUSED ("rule: why" in
+ * errbuf), CC_EINVAL (a request the comparison cannot run, or a policy that
+ * fails cc_policy_check()), CC_ENOTFOUND (an unknown codelist), CC_ETOOBIG,
+ * CC_ESTATS or CC_ENOMEM. The caller frees *out with cc_comparison_free().
+ */
+typedef struct cc_comparison cc_comparison;
+
+int cc_release_comparison(const struct cc_policy *policy, struct cc_ledger *ledger,
+                          const struct cc_dataversion *version,
+                          const struct cc_compare_request *request,
+                          const struct cc_codelists *codelists,
+                          const struct cc_exec_options *options, cc_comparison **out,
+                          char *errbuf, size_t errlen);
+
+void cc_comparison_free(cc_comparison *comparison);
+
+/* What was done, over every count and denominator of the comparison
+ * (n_cells counts both). */
+const struct cc_release_summary *cc_comparison_summary(const cc_comparison *comparison);
+
+/*
+ * Packs a protected comparison as one msgpack map:
+ *   {"policy": {...as a release...},
+ *    "counts": {...as a release, over counts and denominators...},
+ *    "method", "denominator", "level", "comparator": names,
+ *    "multiplier": number,
+ *    "rows": [{"code", "name", "level", "compared_with": code or nil,
+ *              "status", "count", "denominator", "expected", "value",
+ *              "ci95": [lower, upper], "ci998": [lower, upper],
+ *              "comparator_value", "comparison95", "comparison998",
+ *              "funnel95": [lower, upper], "funnel998": [lower, upper]}]}
+ * where a number that does not apply (a suppressed count, a value not
+ * computed) is nil (docs/protocol.md, "compare"). Returns 0 or CC_ENOMEM.
+ */
+int cc_comparison_pack(const cc_comparison *comparison, msgpack_packer *packer);
+
+/*
+ * The transparency report (docs/privacy.md): per area of level (CC_AREA_
+ * REGION, ICB or LAD), the persons registered, those with each type of
+ * opt-out in force in the version's publication, those in every figure
+ * (opted in), each released like any cell (its own cell key, perturbed,
+ * suppressed, rounded), with the area's public ONS estimate and the opted-in
+ * coverage derived from the released count. register_ is read (the caller
+ * serialises access to its connection). Returns 0, CC_EINVAL (a level
+ * other than those; a policy that fails its checks), CC_ENOMEM or a
+ * register error. Free with cc_transparency_free().
+ */
+typedef struct cc_transparency cc_transparency;
+struct cc_optout;
+int cc_release_transparency(const struct cc_policy *policy, const cc_dataversion *version,
+                            struct cc_optout *register_, int level, cc_transparency **out,
+                            char *errbuf, size_t errlen);
+void cc_transparency_free(cc_transparency *report);
+const struct cc_release_summary *cc_transparency_summary(const cc_transparency *report);
+
+/* Packs a report: {"policy", "counts" (as a release), "level",
+ * "published_on", "rows": [{"code", "name", "estimate", "registered",
+ * "optout_type1", "optout_ndop", "opted_in" (each a released count or
+ * nil), "coverage_percent" (or nil), "reasons": [4 reason names]}]}.
+ * 0 or CC_ENOMEM. */
+int cc_transparency_pack(const cc_transparency *report, msgpack_packer *packer);
+
 /* ---- reading a release ---- */
 
 const struct cc_release_summary *cc_release_summary(const cc_release *release);

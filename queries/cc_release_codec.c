@@ -10,10 +10,12 @@
 #include "cc_release.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cc_error.h"
+#include "cc_release_internal.h"
 
 #define PACK_(call)                                                                                \
     do {                                                                                           \
@@ -40,10 +42,9 @@ static int pack_bool(msgpack_packer *pk, int value)
     return value ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
 }
 
-int cc_release_pack(const cc_release *release, msgpack_packer *pk)
+/* The "policy" and "counts" maps of a release or a comparison. */
+int cc_release_pack_summary(const struct cc_release_summary *s, msgpack_packer *pk)
 {
-    const struct cc_release_summary *s = cc_release_summary(release);
-    PACK_(msgpack_pack_map(pk, 4));
     PACK_STR_(pk, "policy");
     PACK_(msgpack_pack_map(pk, 7));
     PACK_STR_(pk, "version");
@@ -75,6 +76,13 @@ int cc_release_pack(const cc_release *release, msgpack_packer *pk)
     PACK_(msgpack_pack_uint64(pk, s->n_perturbed));
     PACK_STR_(pk, "rounded");
     PACK_(msgpack_pack_uint64(pk, s->n_rounded));
+    return 0;
+}
+
+int cc_release_pack(const cc_release *release, msgpack_packer *pk)
+{
+    PACK_(msgpack_pack_map(pk, 4));
+    PACK_(cc_release_pack_summary(cc_release_summary(release), pk));
 
     PACK_STR_(pk, "dimensions");
     uint32_t n_dims = cc_release_n_dimensions(release);
@@ -174,4 +182,89 @@ int cc_release_encode_json(const cc_release *release, char **out)
 out:
     json_decref(root);
     return rc;
+}
+
+/* ---- comparisons ---- */
+
+/* A number, or nil when it does not apply (NaN, infinite). */
+static int pack_number(msgpack_packer *pk, double x)
+{
+    return isfinite(x) ? msgpack_pack_double(pk, x) : msgpack_pack_nil(pk);
+}
+
+/* A count: released counts are whole numbers; nil when suppressed. */
+static int pack_count(msgpack_packer *pk, double x)
+{
+    return isfinite(x) && x >= 0 ? msgpack_pack_uint64(pk, (uint64_t)llround(x))
+                                 : msgpack_pack_nil(pk);
+}
+
+static int pack_pair(msgpack_packer *pk, double lower, double upper)
+{
+    PACK_(msgpack_pack_array(pk, 2));
+    PACK_(pack_number(pk, lower));
+    PACK_(pack_number(pk, upper));
+    return 0;
+}
+
+int cc_comparison_pack(const cc_comparison *comparison, msgpack_packer *pk)
+{
+    const struct cc_compare_layout *layout = cc_comparison_layout_(comparison);
+    const struct cc_compare_result *result = cc_comparison_result_(comparison);
+    PACK_(msgpack_pack_map(pk, 8));
+    PACK_(cc_release_pack_summary(cc_comparison_summary(comparison), pk));
+    PACK_STR_(pk, "method");
+    PACK_STR_(pk, cc_compare_method_name(layout->method));
+    PACK_STR_(pk, "denominator");
+    PACK_STR_(pk, cc_compare_denominator_name(layout->denominator));
+    PACK_STR_(pk, "level");
+    PACK_STR_(pk, cc_query_area_level_name(layout->area_level));
+    PACK_STR_(pk, "comparator");
+    PACK_STR_(pk, cc_compare_comparator_name(layout->comparator));
+    PACK_STR_(pk, "multiplier");
+    PACK_(msgpack_pack_double(pk, layout->multiplier));
+    PACK_STR_(pk, "rows");
+    PACK_(msgpack_pack_array(pk, result->n_rows));
+    for (uint32_t i = 0; i < result->n_rows; i++) {
+        const struct cc_compare_unit *unit = &layout->units[i];
+        const struct cc_compare_row *row = &result->rows[i];
+        PACK_(msgpack_pack_map(pk, 16));
+        PACK_STR_(pk, "code");
+        PACK_STR_(pk, unit->code);
+        PACK_STR_(pk, "name");
+        PACK_STR_(pk, unit->name);
+        PACK_STR_(pk, "level");
+        PACK_STR_(pk, unit->level == CC_AREA_NATION ? "nation"
+                                                    : cc_query_area_level_name(unit->level));
+        PACK_STR_(pk, "compared_with");
+        if (unit->comparator == CC_COMPARE_NO_UNIT)
+            PACK_(msgpack_pack_nil(pk));
+        else
+            PACK_STR_(pk, layout->units[unit->comparator].code);
+        PACK_STR_(pk, "status");
+        PACK_STR_(pk, cc_compare_status_name(row->status));
+        PACK_STR_(pk, "count");
+        PACK_(pack_count(pk, row->count));
+        PACK_STR_(pk, "denominator");
+        PACK_(pack_count(pk, row->denominator));
+        PACK_STR_(pk, "expected");
+        PACK_(pack_number(pk, row->expected));
+        PACK_STR_(pk, "value");
+        PACK_(pack_number(pk, row->value));
+        PACK_STR_(pk, "ci95");
+        PACK_(pack_pair(pk, row->ci95.lower, row->ci95.upper));
+        PACK_STR_(pk, "ci998");
+        PACK_(pack_pair(pk, row->ci998.lower, row->ci998.upper));
+        PACK_STR_(pk, "comparator_value");
+        PACK_(pack_number(pk, row->comparator_value));
+        PACK_STR_(pk, "comparison95");
+        PACK_STR_(pk, cc_stats_comparison_name(row->comparison95));
+        PACK_STR_(pk, "comparison998");
+        PACK_STR_(pk, cc_stats_comparison_name(row->comparison998));
+        PACK_STR_(pk, "funnel95");
+        PACK_(pack_pair(pk, row->funnel95_lower, row->funnel95_upper));
+        PACK_STR_(pk, "funnel998");
+        PACK_(pack_pair(pk, row->funnel998_lower, row->funnel998_upper));
+    }
+    return 0;
 }

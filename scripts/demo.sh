@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job, end to end, on a fresh Debian machine: installs what is
 # missing, builds, generates the built-in synthetic data set, ingests it
-# (printing the linkage report), starts the server on a loopback port,
-# asks it and the client what exists so far, and stops the server cleanly.
+# (printing the linkage report), makes a researcher's and a planner's
+# accounts, starts the server on a loopback port, sends it the example
+# queries and comparisons and prints the protected answers, shows the audit
+# log, and stops the server cleanly.
 #
 #   bash scripts/demo.sh [--patients N] [--seed S]
 #
@@ -17,7 +19,7 @@ while (($#)); do
   case "$1" in
     --patients) patients="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set /p' "$0" | grep '^#'; exit 0 ;;
     *) echo "demo.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -56,9 +58,15 @@ nhs=$(awk -F, 'NR>1 && $2=="ndop" && $3=="register" {print $1; exit}' demo/feeds
 echo "$nhs" | "$bin/carecount" optout history --data demo/data --key demo/secrets/carecount.key \
   --nhs-number - || true
 
+step "accounts: a researcher and a planner, each with a token (shown once, kept 0600)"
+"$bin/carecount" account add demo-researcher --role researcher --data demo/data
+"$bin/carecount" account add demo-planner --role planner --data demo/data
+"$bin/carecount" token issue demo-researcher --data demo/data --out demo/secrets/researcher.token
+"$bin/carecount" token issue demo-planner --data demo/data --out demo/secrets/planner.token
+
 step "start carecountd on a free loopback port"
 "$bin/carecountd" --listen 127.0.0.1:0 --port-file demo/port --data demo/data \
-  --key demo/secrets/carecount.key 2> demo/carecountd.log &
+  --key demo/secrets/carecount.key --codelists demo/feeds/codelists 2> demo/carecountd.log &
 server=$!
 trap 'kill "$server" 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [ -s demo/port ] && break; sleep 0.1; done
@@ -66,16 +74,44 @@ port=$(cat demo/port)
 echo "listening on 127.0.0.1:$port"
 "$bin/carecount" ping --port "$port"
 
-step "example queries, checked by the client before sending"
+step "a researcher's queries: checked by the client, answered by the server (protected)"
 for q in examples/queries/*.json; do
+  echo
   echo "-- $q"
-  if "$bin/carecount" check --codelists demo/feeds/codelists "$q" >/dev/null; then
-    echo "   valid"
-  fi
+  "$bin/carecount" check --codelists demo/feeds/codelists "$q" >/dev/null || continue
+  st=0
+  "$bin/carecount" count --port "$port" --token-file demo/secrets/researcher.token "$q" \
+    > demo/answer.txt || st=$?
+  case $st in
+    0) if [ "$(wc -l < demo/answer.txt)" -gt 24 ]; then
+         head -16 demo/answer.txt; echo "   ... ($(wc -l < demo/answer.txt) lines; the legend:)"
+         sed -n '/^disclosure control/,$p' demo/answer.txt
+       else cat demo/answer.txt; fi ;;
+    3) echo "   (refused by the disclosure policy, as it should be)" ;;
+    *) echo "   failed with status $st" ; exit 1 ;;
+  esac
 done
-echo
-echo "Disclosure control (the release layer) is built; the server answers queries once its"
-echo "count and compare operations land. No figure leaves it unprotected."
+
+step "a planner's area comparisons, from protected counts only"
+for c in examples/comparisons/*.json; do
+  echo
+  echo "-- $c"
+  st=0
+  "$bin/carecount" compare --port "$port" --token-file demo/secrets/planner.token "$c" \
+    > demo/answer.txt || st=$?
+  case $st in
+    0) if [ "$(wc -l < demo/answer.txt)" -gt 30 ]; then
+         head -14 demo/answer.txt; echo "   ... ($(wc -l < demo/answer.txt) lines)"
+         sed -n '/^disclosure control/,$p' demo/answer.txt
+       else cat demo/answer.txt; fi ;;
+    3) echo "   (refused by the disclosure policy at this data size, as it should be)" ;;
+    *) echo "   failed with status $st"; exit 1 ;;
+  esac
+done
+
+step "the audit log: every request, committed before its reply; the chain verifies"
+"$bin/carecount" audit show --data demo/data --key demo/secrets/carecount.key --limit 5
+"$bin/carecount" audit verify --data demo/data --key demo/secrets/carecount.key
 
 step "a planner's check by hand: Wilson intervals for two proportions"
 printf 'area,numerator,denominator\nA,120,1500\nB,45,1400\n' | "$bin/carecount" stats proportion

@@ -8,7 +8,7 @@ packages=(
   libuv1-dev libmsgpack-dev libgsl-dev libcriterion-dev
   libsqlite3-dev sqlite3 libsodium-dev libcsv-dev libroaring-dev libjansson-dev
   libhttp-parser-dev curl
-  python3 procps
+  python3 python3-msgpack procps
 )
 
 missing=()

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -75,16 +76,20 @@ static int connect_address(const struct addrinfo *address, uint64_t deadline_ms)
     if (fd < 0)
         return CC_EIO;
     if (connect(fd, address->ai_addr, address->ai_addrlen) != 0) {
-        if (errno != EINPROGRESS)
+        if (errno != EINPROGRESS) {
+            rc = errno == ECONNREFUSED ? CC_ECONNREFUSED : CC_EIO;
             goto fail;
+        }
         rc = wait_for(fd, POLLOUT, deadline_ms);
         if (rc < 0)
             goto fail;
         int error = 0;
         socklen_t error_len = sizeof(error);
         rc = CC_EIO;
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &error_len) != 0 || error != 0)
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &error_len) != 0 || error != 0) {
+            rc = error == ECONNREFUSED ? CC_ECONNREFUSED : CC_EIO;
             goto fail;
+        }
     }
     return fd;
 fail:
@@ -353,4 +358,94 @@ int cc_client_call_simple(struct cc_client *client, uint64_t id, const char *op,
     if (rc < 0)
         return rc;
     return cc_client_recv_reply(client, reply);
+}
+
+int cc_client_call(struct cc_client *client, uint64_t id, const char *op, uint32_t n_op_fields,
+                   cc_client_pack_fn pack, const void *arg, struct cc_reply *reply)
+{
+    msgpack_sbuffer body;
+    msgpack_packer packer;
+    msgpack_sbuffer_init(&body);
+    msgpack_packer_init(&packer, &body, msgpack_sbuffer_write);
+    cc_client_pack_envelope(&packer, id, op, n_op_fields);
+    int rc = pack ? pack(&packer, arg) : 0;
+    if (rc == 0)
+        rc = body.data ? cc_client_send_frame(client, body.data, body.size) : CC_ENOMEM;
+    msgpack_sbuffer_destroy(&body);
+    if (rc < 0)
+        return rc;
+    return cc_client_recv_reply(client, reply);
+}
+
+int cc_client_read_token(const char *path, char token[CC_CLIENT_TOKEN_BYTES], char *errbuf,
+                         size_t errlen)
+{
+    token[0] = '\0';
+    if (!path || !*path)
+        path = getenv("CARECOUNT_TOKEN_FILE");
+    if (!path || !*path) {
+        const char *text = getenv("CARECOUNT_TOKEN");
+        if (!text || !*text)
+            return cc_errorf(errbuf, errlen, CC_ENOTFOUND,
+                             "no token: give --token-file FILE, or set CARECOUNT_TOKEN_FILE "
+                             "or CARECOUNT_TOKEN");
+        if (strlen(text) >= CC_CLIENT_TOKEN_BYTES)
+            return cc_errorf(errbuf, errlen, CC_EINVAL, "CARECOUNT_TOKEN is too long");
+        snprintf(token, CC_CLIENT_TOKEN_BYTES, "%s", text);
+        return 0;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return cc_errorf(errbuf, errlen, CC_EIO, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return cc_errorf(errbuf, errlen, CC_EIO, "%s: not a regular file", path);
+    }
+    if (st.st_mode & 077) {
+        close(fd);
+        return cc_errorf(errbuf, errlen, CC_EPERM,
+                         "%s: others can read or write this token file (mode %03o); "
+                         "chmod 600 it", path, (unsigned)(st.st_mode & 0777));
+    }
+    ssize_t n = read(fd, token, CC_CLIENT_TOKEN_BYTES);
+    close(fd);
+    if (n < 0)
+        return cc_errorf(errbuf, errlen, CC_EIO, "%s: %s", path, strerror(errno));
+    if (n >= CC_CLIENT_TOKEN_BYTES) {
+        token[0] = '\0';
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "%s: too long for a token", path);
+    }
+    token[n] = '\0';
+    while (n > 0 && (token[n - 1] == '\n' || token[n - 1] == '\r' || token[n - 1] == ' '))
+        token[--n] = '\0';
+    if (n == 0)
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "%s: the token file is empty", path);
+    return 0;
+}
+
+static int pack_token(msgpack_packer *packer, const void *arg)
+{
+    const char *token = arg;
+    size_t len = strlen(token);
+    msgpack_pack_str_with_body(packer, "token", 5);
+    return msgpack_pack_str_with_body(packer, token, len) == 0 ? 0 : CC_ENOMEM;
+}
+
+int cc_client_hello(struct cc_client *client, const char *token, char *errbuf, size_t errlen)
+{
+    struct cc_reply reply;
+    int rc = cc_client_call(client, 1, "hello", 1, pack_token, token, &reply);
+    if (rc == 0)
+        return cc_errorf(errbuf, errlen, CC_EIO, "the server closed the connection");
+    if (rc < 0)
+        return cc_errorf(errbuf, errlen, rc, "hello: %s", cc_strerror(rc));
+    if (!reply.ok) {
+        rc = cc_errorf(errbuf, errlen, strcmp(reply.error_code, "AUTH") ? CC_EIO : CC_EAUTH,
+                       "hello: %s: %s", reply.error_code, reply.error_message);
+        cc_reply_free(&reply);
+        return rc;
+    }
+    cc_reply_free(&reply);
+    return 0;
 }

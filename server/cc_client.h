@@ -89,4 +89,30 @@ void cc_client_pack_envelope(msgpack_packer *packer, uint64_t id, const char *op
 int cc_client_call_simple(struct cc_client *client, uint64_t id, const char *op,
                           struct cc_reply *reply);
 
+/* Packs the op's own fields of a request (after the envelope). */
+typedef int (*cc_client_pack_fn)(msgpack_packer *packer, const void *arg);
+
+/* Sends a request with n_op_fields fields packed by pack(packer, arg) and
+ * receives its reply (any id: for one request at a time). Returns 1 with
+ * *reply set, or a negative code (0 if the server closed the connection). */
+int cc_client_call(struct cc_client *client, uint64_t id, const char *op, uint32_t n_op_fields,
+                   cc_client_pack_fn pack, const void *arg, struct cc_reply *reply);
+
+/* The largest token accepted from a file or the environment. */
+#define CC_CLIENT_TOKEN_BYTES 256
+
+/* Reads a token: from the file at path if not NULL, else from the
+ * environment variable CARECOUNT_TOKEN_FILE (a path) or CARECOUNT_TOKEN
+ * (the token). A token file must be a regular file that only its owner
+ * can read or write (mode 0600 or tighter): a looser one is refused
+ * (CC_EPERM). Trailing newlines are dropped. Returns 0, CC_ENOTFOUND (no
+ * token given), CC_EPERM, CC_EIO or CC_EINVAL (empty or too long), with the
+ * reason in errbuf (never the token). */
+int cc_client_read_token(const char *path, char token[CC_CLIENT_TOKEN_BYTES], char *errbuf,
+                         size_t errlen);
+
+/* Says hello with token. Returns 0; CC_EAUTH with the server's message in
+ * errbuf when the token is refused; or another negative code. */
+int cc_client_hello(struct cc_client *client, const char *token, char *errbuf, size_t errlen);
+
 #endif

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "cc_error.h"
 
 void cc_config_defaults(struct cc_config *config)
@@ -27,6 +29,8 @@ void cc_config_defaults(struct cc_config *config)
     config->max_pending_requests = CC_CONFIG_DEFAULT_MAX_PENDING_REQUESTS;
     config->max_write_queue_bytes = CC_CONFIG_DEFAULT_MAX_WRITE_QUEUE_BYTES;
     config->idle_timeout_ms = CC_CONFIG_DEFAULT_IDLE_TIMEOUT_MS;
+    config->frame_timeout_ms = CC_CONFIG_DEFAULT_FRAME_TIMEOUT_MS;
+    config->max_total_write_queue_bytes = CC_CONFIG_DEFAULT_MAX_TOTAL_WRITE_QUEUE_BYTES;
     config->shutdown_timeout_ms = CC_CONFIG_DEFAULT_SHUTDOWN_TIMEOUT_MS;
     config->publish_interval_s = 86400;
 }
@@ -92,7 +96,8 @@ int cc_config_parse_listen(const char *text, char host[CC_CONFIG_HOST_BYTES], ui
 void cc_config_usage(FILE *out)
 {
     fprintf(out,
-            "options:\n"
+            "options (each can also be a key of the --config file, without \"--\"):\n"
+            "  --config FILE             a JSON file of these options, applied first\n"
             "  --listen ADDR:PORT        numeric address and port (default %s:%d;\n"
             "                            port 0 picks a free port; [::1]:PORT for IPv6)\n"
             "  --allow-remote            permit a non-loopback listen address\n"
@@ -102,19 +107,29 @@ void cc_config_usage(FILE *out)
             "  --max-pending-requests-per-connection N   (default %u)\n"
             "  --max-pending-requests N  on the thread pool, all clients (default %u)\n"
             "  --max-write-queue-bytes N reply bytes queued per client (default %zu)\n"
+            "  --max-total-write-queue-bytes N   over all clients; above it, new work is\n"
+            "                            answered BUSY (default %zu)\n"
             "  --idle-timeout-ms N       close idle connections after N ms (default %d)\n"
+            "  --frame-timeout-ms N      a request frame must arrive whole within N ms of\n"
+            "                            its first byte, the first within N ms of connecting\n"
+            "                            (default %d)\n"
             "  --shutdown-timeout-ms N   time allowed for in-flight work at shutdown\n"
             "                            (default %d)\n"
             "  --data DIR                serve the current store version of data directory DIR\n"
             "  --key KEYFILE             DIR's key (default $CARECOUNT_KEY); needed with --data\n"
             "  --publish-interval-s N    publish opt-out changes every N s (default 86400;\n"
             "                            0: at once)\n"
+            "  --policy FILE             the disclosure policy (default: built-in defaults)\n"
+            "  --codelists DIR           codelists queries may name (default DIR/codelists)\n"
+            "  --saved DIR               operator-approved saved queries, NAME.json, the only\n"
+            "                            thing dashboard accounts run (default DIR/saved)\n"
             "  --test-mode               enable test-only request fields (never in production)\n",
             CC_CONFIG_DEFAULT_HOST, CC_CONFIG_DEFAULT_PORT, CC_CONFIG_DEFAULT_MAX_FRAME_BYTES,
             CC_CONFIG_DEFAULT_MAX_CONNECTIONS,
             CC_CONFIG_DEFAULT_MAX_PENDING_REQUESTS_PER_CONNECTION,
-            CC_CONFIG_DEFAULT_MAX_PENDING_REQUESTS, CC_CONFIG_DEFAULT_MAX_WRITE_QUEUE_BYTES, CC_CONFIG_DEFAULT_IDLE_TIMEOUT_MS,
-            CC_CONFIG_DEFAULT_SHUTDOWN_TIMEOUT_MS);
+            CC_CONFIG_DEFAULT_MAX_PENDING_REQUESTS, CC_CONFIG_DEFAULT_MAX_WRITE_QUEUE_BYTES,
+            CC_CONFIG_DEFAULT_MAX_TOTAL_WRITE_QUEUE_BYTES, CC_CONFIG_DEFAULT_IDLE_TIMEOUT_MS,
+            CC_CONFIG_DEFAULT_FRAME_TIMEOUT_MS, CC_CONFIG_DEFAULT_SHUTDOWN_TIMEOUT_MS);
 }
 
 /* The numeric options: name, range, and where the value goes. */
@@ -135,7 +150,9 @@ static const struct number_option number_options[] = {
                   1, 1000000),
     NUMBER_OPTION("--max-pending-requests", max_pending_requests, 1, 1000000),
     NUMBER_OPTION("--max-write-queue-bytes", max_write_queue_bytes, 1024, SIZE_MAX),
+    NUMBER_OPTION("--max-total-write-queue-bytes", max_total_write_queue_bytes, 1024, SIZE_MAX),
     NUMBER_OPTION("--idle-timeout-ms", idle_timeout_ms, 1, UINT64_MAX / 2),
+    NUMBER_OPTION("--frame-timeout-ms", frame_timeout_ms, 1, UINT64_MAX / 2),
     NUMBER_OPTION("--shutdown-timeout-ms", shutdown_timeout_ms, 1, UINT64_MAX / 2),
 };
 
@@ -157,13 +174,31 @@ static void store_number(struct cc_config *config, const struct number_option *o
     }
 }
 
+static int check_config(struct cc_config *config, char *error, size_t error_bytes);
+
 int cc_config_parse_args(struct cc_config *config, int argc, char **argv, char *error,
                          size_t error_bytes)
+{
+    int rc = cc_config_parse_args_partial(config, argc, argv, error, error_bytes);
+    return rc < 0 ? rc : check_config(config, error, error_bytes);
+}
+
+int cc_config_parse_args_partial(struct cc_config *config, int argc, char **argv, char *error,
+                                 size_t error_bytes)
 {
     _Static_assert(sizeof(size_t) == sizeof(uint64_t), "store_number assumes a 64-bit size_t");
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
         const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(arg, "--config")) {
+            /* applied before every other option by cc_config_load_file() */
+            if (!value || !*value) {
+                snprintf(error, error_bytes, "--config needs a configuration file");
+                return CC_EINVAL;
+            }
+            i++;
+            continue;
+        }
         if (!strcmp(arg, "--allow-remote")) {
             config->allow_remote = true;
             continue;
@@ -189,6 +224,21 @@ int cc_config_parse_args(struct cc_config *config, int argc, char **argv, char *
                 return CC_EINVAL;
             }
             config->key_path = value;
+            i++;
+            continue;
+        }
+        if (!strcmp(arg, "--policy") || !strcmp(arg, "--codelists") || !strcmp(arg, "--saved")) {
+            if (!value || !*value) {
+                snprintf(error, error_bytes, "%s needs a %s", arg,
+                         arg[2] == 'p' ? "policy file" : "directory");
+                return CC_EINVAL;
+            }
+            if (arg[2] == 'p')
+                config->policy_path = value;
+            else if (arg[2] == 'c')
+                config->codelists_dir = value;
+            else
+                config->saved_dir = value;
             i++;
             continue;
         }
@@ -236,6 +286,12 @@ int cc_config_parse_args(struct cc_config *config, int argc, char **argv, char *
         store_number(config, option, number);
         i++;
     }
+    return 0;
+}
+
+/* The checks that need every option: loopback, and a key with the data. */
+static int check_config(struct cc_config *config, char *error, size_t error_bytes)
+{
     if (!config->allow_remote && !cc_config_host_is_loopback(config->listen_host)) {
         snprintf(error, error_bytes,
                  "refusing to listen on a non-loopback address without --allow-remote");
@@ -249,4 +305,90 @@ int cc_config_parse_args(struct cc_config *config, int argc, char **argv, char *
         return CC_EINVAL;
     }
     return 0;
+}
+
+/* Strings of a configuration file, kept for the process's life (the
+ * configuration points at them). */
+static char *file_strings[256];
+static size_t n_file_strings;
+
+static char *keep(const char *text)
+{
+    if (n_file_strings == sizeof file_strings / sizeof file_strings[0])
+        return NULL;
+    char *copy = strdup(text);
+    if (copy)
+        file_strings[n_file_strings++] = copy;
+    return copy;
+}
+
+int cc_config_load_file(struct cc_config *config, const char *path, char *error,
+                        size_t error_bytes)
+{
+    json_error_t jerr;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        snprintf(error, error_bytes, "%s: line %d column %d: %s", path, jerr.line, jerr.column,
+                 jerr.text);
+        return CC_EPARSE;
+    }
+    int rc = 0;
+    if (!json_is_object(root)) {
+        snprintf(error, error_bytes, "%s: the configuration must be a JSON object", path);
+        rc = CC_EPARSE;
+        goto out;
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(root, key, value)
+    {
+        char flag[80], number[32];
+        char *argv[2];
+        int argc = 1;
+        if (!strcmp(key, "config")) {
+            snprintf(error, error_bytes, "%s: a configuration file cannot name another", path);
+            rc = CC_EINVAL;
+            goto out;
+        }
+        snprintf(flag, sizeof flag, "--%s", key);
+        if (json_is_true(value) || json_is_false(value)) {
+            if (strcmp(key, "allow-remote") && strcmp(key, "test-mode")) {
+                snprintf(error, error_bytes, "%s: %.40s: needs a value, not true or false", path,
+                         key);
+                rc = CC_EINVAL;
+                goto out;
+            }
+            if (json_is_false(value))
+                continue;
+        } else if (json_is_string(value)) {
+            argv[1] = (char *)json_string_value(value);
+            argc = 2;
+        } else if (json_is_integer(value) && json_integer_value(value) >= 0) {
+            snprintf(number, sizeof number, "%lld", (long long)json_integer_value(value));
+            argv[1] = number;
+            argc = 2;
+        } else {
+            snprintf(error, error_bytes, "%s: %.40s: must be a string, a whole number or true",
+                     path, key);
+            rc = CC_EINVAL;
+            goto out;
+        }
+        argv[0] = keep(flag);
+        if (argc == 2)
+            argv[1] = keep(argv[1]);
+        if (!argv[0] || (argc == 2 && !argv[1])) {
+            snprintf(error, error_bytes, "%s: too many options", path);
+            rc = CC_ENOMEM;
+            goto out;
+        }
+        char why[256];
+        if (cc_config_parse_args_partial(config, argc, argv, why, sizeof why) < 0) {
+            snprintf(error, error_bytes, "%s: %s", path, why);
+            rc = CC_EINVAL;
+            goto out;
+        }
+    }
+out:
+    json_decref(root);
+    return rc;
 }

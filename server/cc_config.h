@@ -26,6 +26,8 @@
 #define CC_CONFIG_DEFAULT_MAX_WRITE_QUEUE_BYTES ((size_t)8 << 20)     /* 8 MiB */
 #define CC_CONFIG_DEFAULT_IDLE_TIMEOUT_MS 300000                      /* 5 min */
 #define CC_CONFIG_DEFAULT_SHUTDOWN_TIMEOUT_MS 30000
+#define CC_CONFIG_DEFAULT_FRAME_TIMEOUT_MS 10000
+#define CC_CONFIG_DEFAULT_MAX_TOTAL_WRITE_QUEUE_BYTES ((size_t)256 << 20) /* 256 MiB */
 
 struct cc_config {
     /* Where to listen: a numeric IPv4 or IPv6 address and a port (0 picks a
@@ -50,9 +52,17 @@ struct cc_config {
     /* Reply bytes queued for one client; above this the server stops
      * reading that client's requests until the queue halves. */
     size_t max_write_queue_bytes;
+    /* Reply bytes queued over all clients; above this, requests that would
+     * run on the thread pool are answered BUSY until clients read. */
+    size_t max_total_write_queue_bytes;
     /* A connection with no request in progress and no traffic for this long
      * is told TIMEDOUT and closed. */
     uint64_t idle_timeout_ms;
+    /* A request frame must arrive whole within this long of its first byte
+     * (and a connection's first frame within this long of the accept),
+     * however its bytes trickle in; else TIMEDOUT and the connection is
+     * closed. */
+    uint64_t frame_timeout_ms;
     /* After SIGTERM/SIGINT, in-flight work gets this long to finish before
      * the remaining connections are closed without their replies. */
     uint64_t shutdown_timeout_ms;
@@ -71,6 +81,16 @@ struct cc_config {
      * (DESIGN, Disclosure control 11). 0 publishes at once (checked every
      * second). */
     uint64_t publish_interval_s;
+    /* The disclosure policy file (docs/privacy.md; NULL: the built-in
+     * defaults). A policy file that fails its checks stops the start. */
+    const char *policy_path;
+    /* A directory of codelists (NAME.csv or NAME.SYSTEM.csv) that queries
+     * may name (NULL: DIR/codelists when it exists, else none). */
+    const char *codelists_dir;
+    /* A directory of operator-approved saved queries and comparisons
+     * (NAME.json), the only thing a dashboard account may run (NULL:
+     * DIR/saved when it exists, else none). */
+    const char *saved_dir;
 };
 
 /* Fills *config with the defaults. */
@@ -82,6 +102,24 @@ void cc_config_defaults(struct cc_config *config);
  * malformed value, or a non-loopback address without --allow-remote. */
 int cc_config_parse_args(struct cc_config *config, int argc, char **argv, char *error,
                          size_t error_bytes);
+
+/*
+ * Applies a configuration file: a JSON object whose keys are the option
+ * names without the leading "--" ("listen", "max-connections", "data",
+ * "policy", ...) and whose values are strings or whole numbers, or true for
+ * the options that take no value ("allow-remote", "test-mode"; false
+ * leaves them off). It is applied as if its options had been given on the
+ * command line before the real ones, so a flag overrides the file. At most
+ * 64 KiB. Returns 0, or CC_EINVAL / CC_EIO / CC_EPARSE with the key (or the
+ * line and column) and the reason in error.
+ */
+/* As cc_config_parse_args() without the checks that need every option
+ * (loopback address, key with data): for applying options in parts. */
+int cc_config_parse_args_partial(struct cc_config *config, int argc, char **argv, char *error,
+                                 size_t error_bytes);
+
+int cc_config_load_file(struct cc_config *config, const char *path, char *error,
+                        size_t error_bytes);
 
 /* Parses "HOST:PORT" or "[IPV6]:PORT" into host and port. Returns 0 or
  * CC_EINVAL. */

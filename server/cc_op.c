@@ -13,6 +13,25 @@
 static const struct cc_op *const ops[] = {
     &cc_op_ping,
     &cc_op_status,
+    &cc_op_hello,
+    &cc_op_schema,
+    &cc_op_codelists,
+    &cc_op_count,
+    &cc_op_compare,
+    &cc_op_optout_status,
+    &cc_op_optout_history,
+    &cc_op_optout_register,
+    &cc_op_optout_withdraw,
+    &cc_op_saved_list,
+    &cc_op_saved,
+    &cc_op_transparency,
+    &cc_op_account_add,
+    &cc_op_account_disable,
+    &cc_op_account_list,
+    &cc_op_token_issue,
+    &cc_op_token_revoke,
+    &cc_op_token_list,
+    &cc_op_reload,
 };
 
 const struct cc_op *cc_op_find(const char *name, size_t len)

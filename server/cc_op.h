@@ -26,7 +26,10 @@
 
 #include <msgpack.h>
 
+#include "cc_account.h"
 #include "cc_dataversion.h"
+
+struct cc_services;
 
 struct cc_request;
 
@@ -44,6 +47,10 @@ struct cc_server_stats {
     uint64_t data_publication;     /* versions published since start */
 };
 
+/* The roles an op is open to, as bits of enum cc_role (cc_account.h). */
+#define CC_OP_ROLE(role) (1u << (role))
+#define CC_OP_DATA_ROLES (CC_OP_ROLE(CC_ROLE_RESEARCHER) | CC_OP_ROLE(CC_ROLE_PLANNER))
+
 struct cc_op {
     const char *name;
     /* Does the work and packs the reply fields. Returns 0, or a CC_E* code
@@ -53,6 +60,14 @@ struct cc_op {
      * microseconds). Otherwise returns true if this request must run on
      * the thread pool. Called on the loop, after the envelope is checked. */
     bool (*runs_on_pool)(const struct cc_request *request);
+    /* 0: open to anyone, without an account (ping, status, hello).
+     * Otherwise the CC_OP_ROLE() bits of the roles that may run it: a
+     * connection without an account is told AUTH, an account of another
+     * role DENIED (and that refusal is audited). */
+    unsigned roles;
+    /* Every request of the op is written to the audit log, committed,
+     * before its reply is sent (the op then runs on the pool). */
+    bool audited;
 };
 
 /* Returns the op called name[0..len), or NULL. */
@@ -61,6 +76,25 @@ const struct cc_op *cc_op_find(const char *name, size_t len);
 /* The ops. */
 extern const struct cc_op cc_op_ping;
 extern const struct cc_op cc_op_status;
+extern const struct cc_op cc_op_hello;
+extern const struct cc_op cc_op_schema;
+extern const struct cc_op cc_op_codelists;
+extern const struct cc_op cc_op_count;
+extern const struct cc_op cc_op_compare;
+extern const struct cc_op cc_op_optout_status;
+extern const struct cc_op cc_op_optout_history;
+extern const struct cc_op cc_op_optout_register;
+extern const struct cc_op cc_op_optout_withdraw;
+extern const struct cc_op cc_op_saved_list;
+extern const struct cc_op cc_op_saved;
+extern const struct cc_op cc_op_transparency;
+extern const struct cc_op cc_op_account_add;
+extern const struct cc_op cc_op_account_disable;
+extern const struct cc_op cc_op_account_list;
+extern const struct cc_op cc_op_token_issue;
+extern const struct cc_op cc_op_token_revoke;
+extern const struct cc_op cc_op_token_list;
+extern const struct cc_op cc_op_reload;
 
 /* The request's id (0 if it had none; such requests never reach an op). */
 uint64_t cc_request_id(const struct cc_request *request);
@@ -82,6 +116,31 @@ const cc_dataversion *cc_request_data(const struct cc_request *request);
 
 /* The server's counters when the request was dispatched. */
 const struct cc_server_stats *cc_request_server_stats(const struct cc_request *request);
+
+/* What the ops share: policy, codelists, key, accounts, audit log (never
+ * NULL; its handles are NULL when the server serves no data). */
+const struct cc_services *cc_request_services(const struct cc_request *request);
+
+/* The account the request runs as (the connection's, after hello), or
+ * NULL. */
+const struct cc_account *cc_request_account(const struct cc_request *request);
+
+/* hello: records that the request authenticated as account; the server
+ * makes it the connection's account when the reply is sent. */
+void cc_request_authenticate(struct cc_request *request, const struct cc_account *account);
+
+/* For the audit log: the request's canonical form (a malloc'd string the
+ * request takes and frees, NULL allowed) and how many cells it released
+ * and suppressed. Ops that release figures call it before returning. */
+void cc_request_audit_detail(struct cc_request *request, char *canonical, uint64_t released,
+                             uint64_t suppressed);
+
+/* reload: asks the server to reload its policy, codelists and saved
+ * queries and publish new data, as on SIGHUP, once the reply is sent. */
+void cc_request_want_reload(struct cc_request *request);
+
+/* The peer's address ("127.0.0.1"), or "" if unknown. */
+const char *cc_request_peer(const struct cc_request *request);
 
 /* Adds a reply field: packs key and returns the packer, into which the
  * caller packs exactly one value (which may be a map or an array). */

@@ -52,4 +52,4 @@ static int ping_run(struct cc_request *request)
     return 0;
 }
 
-const struct cc_op cc_op_ping = {"ping", ping_run, ping_runs_on_pool};
+const struct cc_op cc_op_ping = {"ping", ping_run, ping_runs_on_pool, 0, false};

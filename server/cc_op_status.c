@@ -2,6 +2,8 @@
  * cc_op_status.c: the "status" op: the server's own counters (uptime,
  * connections, requests served). Runs on the loop; it only copies numbers.
  *
+ * Data version details need an account (hello first).
+ *
  * Must never: report anything about the data (counts of persons or records
  * are figures and go through disclosure control).
  */
@@ -22,7 +24,9 @@ static int status_run(struct cc_request *request)
     msgpack_pack_uint64(cc_reply_field(request, "requests_served"), stats->requests_served);
     msgpack_pack_uint64(cc_reply_field(request, "requests_in_progress"),
                         stats->requests_in_progress);
-    if (stats->data_version) {
+    /* which publication is in force moves when opt-outs are published:
+     * only an authenticated client learns it */
+    if (stats->data_version && cc_request_account(request)) {
         char day[11];
         cc_day_format(stats->data_published_on, day);
         msgpack_pack_uint64(cc_reply_field(request, "data_version"), stats->data_version);
@@ -34,4 +38,4 @@ static int status_run(struct cc_request *request)
     return 0;
 }
 
-const struct cc_op cc_op_status = {"status", status_run, NULL};
+const struct cc_op cc_op_status = {"status", status_run, NULL, 0, false};

@@ -13,12 +13,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "cc_audit.h"
 #include "cc_error.h"
 #include "cc_frame.h"
+#include "cc_log.h"
 #include "cc_msgpack.h"
+#include "cc_services.h"
 
 #define ERROR_MESSAGE_BYTES 200
+
+static int64_t cc_request_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 struct cc_request {
     uint8_t *body; /* owned; decoded strings point into it */
@@ -32,6 +43,15 @@ struct cc_request {
     bool test_mode;
     struct cc_server_stats stats;
     cc_dataversion *version; /* one reference, or NULL */
+    struct cc_services *services; /* one reference */
+    bool has_account;
+    struct cc_account account;       /* the connection's, when has_account */
+    bool authenticated;              /* hello succeeded: */
+    struct cc_account authenticated_as;
+    char peer[64];
+    bool want_reload;
+    char *audit_canonical; /* owned, or NULL */
+    uint64_t audit_released, audit_suppressed;
     /* Reply fields as packed key/value pairs; the envelope is added at
      * encoding time, when the count of fields is known. */
     msgpack_sbuffer reply_fields;
@@ -79,6 +99,8 @@ void cc_request_free(struct cc_request *request)
         msgpack_unpacked_destroy(&request->unpacked);
     msgpack_sbuffer_destroy(&request->reply_fields);
     cc_dataversion_release(request->version);
+    cc_services_release(request->services);
+    free(request->audit_canonical);
     free(request->body);
     free(request);
 }
@@ -96,6 +118,11 @@ int cc_request_fail(struct cc_request *request, int code, const char *message)
 bool cc_request_failed(const struct cc_request *request)
 {
     return request->error != 0;
+}
+
+int cc_request_error(const struct cc_request *request)
+{
+    return request->error;
 }
 
 static bool key_equals(const msgpack_object *key, const char *name)
@@ -199,13 +226,64 @@ uint64_t cc_request_id(const struct cc_request *request)
     return request->has_id ? request->id : 0;
 }
 
-void cc_request_set_context(struct cc_request *request, bool test_mode,
-                            const struct cc_server_stats *stats, cc_dataversion *version)
+void cc_request_set_context(struct cc_request *request, const struct cc_request_context *context)
 {
-    request->test_mode = test_mode;
-    request->stats = *stats;
+    request->test_mode = context->test_mode;
+    request->stats = context->stats;
     cc_dataversion_release(request->version);
-    request->version = version ? cc_dataversion_retain(version) : NULL;
+    request->version = context->version ? cc_dataversion_retain(context->version) : NULL;
+    cc_services_release(request->services);
+    request->services = cc_services_retain(context->services);
+    request->has_account = context->account != NULL;
+    if (context->account)
+        request->account = *context->account;
+    snprintf(request->peer, sizeof request->peer, "%s", context->peer ? context->peer : "");
+}
+
+const struct cc_services *cc_request_services(const struct cc_request *request)
+{
+    return request->services;
+}
+
+const struct cc_account *cc_request_account(const struct cc_request *request)
+{
+    return request->has_account ? &request->account : NULL;
+}
+
+void cc_request_authenticate(struct cc_request *request, const struct cc_account *account)
+{
+    request->authenticated = true;
+    request->authenticated_as = *account;
+}
+
+const struct cc_account *cc_request_authenticated(const struct cc_request *request)
+{
+    return request->authenticated && !request->error ? &request->authenticated_as : NULL;
+}
+
+void cc_request_audit_detail(struct cc_request *request, char *canonical, uint64_t released,
+                             uint64_t suppressed)
+{
+    if (canonical != request->audit_canonical)
+        free(request->audit_canonical);
+    request->audit_canonical = canonical;
+    request->audit_released = released;
+    request->audit_suppressed = suppressed;
+}
+
+void cc_request_want_reload(struct cc_request *request)
+{
+    request->want_reload = true;
+}
+
+bool cc_request_wants_reload(const struct cc_request *request)
+{
+    return request->want_reload && !request->error;
+}
+
+const char *cc_request_peer(const struct cc_request *request)
+{
+    return request->peer;
 }
 
 const cc_dataversion *cc_request_data(const struct cc_request *request)
@@ -232,15 +310,59 @@ msgpack_packer *cc_reply_field(struct cc_request *request, const char *key)
     return &request->reply_packer;
 }
 
+/* Writes the request's audit record; a request whose record cannot be
+ * committed releases nothing. */
+static void audit(struct cc_request *request)
+{
+    const struct cc_services *services = request->services;
+    if (!request->op || !request->op->audited || !services || !services->audit)
+        return;
+    const struct cc_account *who = request->has_account        ? &request->account
+                                   : cc_request_authenticated(request) ? &request->authenticated_as
+                                                                  : NULL;
+    struct cc_audit_record record = {
+        .time_ms = cc_request_now_ms(),
+        .account_id = who ? who->id : 0,
+        .account = who ? who->name : NULL,
+        .op = request->op->name,
+        .peer = request->peer[0] ? request->peer : NULL,
+        .request = request->audit_canonical,
+        .cells_released = request->error ? 0 : request->audit_released,
+        .cells_suppressed = request->error ? 0 : request->audit_suppressed,
+        .outcome = request->error ? cc_err_name(request->error) : "ok",
+        .reason = request->error ? request->error_message : NULL,
+    };
+    char why[256];
+    if (cc_audit_append(services->audit, &record, why, sizeof why) != 0) {
+        cc_log("audit log: %s", why);
+        request->authenticated = false;
+        cc_request_fail(request, CC_EIO,
+                        "the audit log could not be written, so nothing is released");
+    }
+}
+
 void cc_request_execute(struct cc_request *request)
 {
     if (request->error || !request->op)
         return;
-    int rc = request->op->run(request);
+    const struct cc_op *op = request->op;
+    if (op->roles) {
+        if (!request->has_account) {
+            cc_request_fail(request, CC_EAUTH, "this op needs an account: send hello first");
+            return; /* nobody to audit: the server logs and limits these */
+        }
+        if (!(op->roles & CC_OP_ROLE(request->account.role))) {
+            cc_request_fail(request, CC_EDENIED, "this op is not open to the account's role");
+            audit(request);
+            return;
+        }
+    }
+    int rc = op->run(request);
     if (rc < 0 && !request->error)
         cc_request_fail(request, rc, NULL);
     if (!request->error && request->reply_out_of_memory)
         cc_request_fail(request, CC_ENOMEM, NULL);
+    audit(request);
 }
 
 static void pack_string(msgpack_packer *packer, const char *text)

@@ -53,14 +53,38 @@ const struct cc_op *cc_request_op(const struct cc_request *request);
 /* True if an error has been recorded. */
 bool cc_request_failed(const struct cc_request *request);
 
-/* Gives the request what the op may read about the server, and the data
- * version in force (NULL: no data), on which the request takes a reference
- * that cc_request_free() gives back: a request finishes on the version it
- * was dispatched with, even if a newer one is published meanwhile. */
-void cc_request_set_context(struct cc_request *request, bool test_mode,
-                            const struct cc_server_stats *stats, cc_dataversion *version);
+/* The CC_E* code recorded (0: none). */
+int cc_request_error(const struct cc_request *request);
 
-/* Runs the op (on whichever thread calls it) and records its outcome. */
+/* What a request runs with, set by the server when it dispatches it. */
+struct cc_request_context {
+    bool test_mode;
+    struct cc_server_stats stats;
+    /* the data version in force (NULL: no data), on which the request takes
+     * a reference that cc_request_free() gives back: a request finishes on
+     * the version it was dispatched with, even if a newer one is published
+     * meanwhile */
+    cc_dataversion *version;
+    struct cc_services *services; /* the request takes a reference */
+    const struct cc_account *account; /* the connection's, or NULL (copied) */
+    const char *peer;                 /* the peer's address (copied), or NULL */
+};
+
+/* Gives the request its context. */
+void cc_request_set_context(struct cc_request *request, const struct cc_request_context *context);
+
+/* hello: the account the request authenticated as, once it has run and
+ * succeeded (the server makes it the connection's); NULL otherwise. */
+const struct cc_account *cc_request_authenticated(const struct cc_request *request);
+
+/* reload: the op asked for a reload (cc_request_want_reload) and succeeded. */
+bool cc_request_wants_reload(const struct cc_request *request);
+
+/* Runs the op (on whichever thread calls it): checks the account's role
+ * against the op's (CC_EAUTH without one, CC_EDENIED for another role),
+ * runs it, records the outcome, and for an audited op appends the audit
+ * record (cc_audit.h) before returning: if that fails the reply becomes an
+ * IO error and nothing is released. */
 void cc_request_execute(struct cc_request *request);
 
 /* Encodes the whole reply frame (header included) into an empty buffer:

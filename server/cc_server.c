@@ -21,6 +21,7 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,8 +36,10 @@
 #include "cc_error.h"
 #include "cc_frame.h"
 #include "cc_log.h"
+#include "cc_peers.h"
 #include "cc_request.h"
 #include "cc_serverdata.h"
+#include "cc_services.h"
 
 #define READ_BUFFER_BYTES 65536
 #define LISTEN_BACKLOG 511
@@ -47,6 +50,12 @@ struct connection {
     struct cc_server *server;
     uv_tcp_t tcp;
     uv_timer_t idle_timer; /* idle timeout while SERVING, drain deadline after */
+    /* The frame deadline: a frame must arrive whole within frame_timeout_ms
+     * of its first byte, and the first frame within frame_timeout_ms of
+     * the accept, however slowly its bytes trickle in (activity re-arms the
+     * idle timer, never this one). */
+    uv_timer_t frame_timer;
+    bool frame_timer_armed;
     uv_shutdown_t shutdown_request;
     msgpack_sbuffer outbox; /* reply frames not yet given to uv_write */
     bool batching;          /* inside on_read: collect replies in the outbox */
@@ -60,6 +69,9 @@ struct connection {
     bool counted;             /* counts towards max_connections */
     bool paused;              /* not read because its write queue is full */
     bool shutdown_started;
+    bool has_account; /* hello succeeded: requests run as account */
+    struct cc_account account;
+    char peer[64]; /* the client's address, for the audit log */
 };
 
 struct cc_server {
@@ -81,6 +93,15 @@ struct cc_server {
      * SIGHUP checks at once; building a version runs on the thread pool and
      * the swap happens here, on the loop. */
     struct cc_serverdata *data;
+    struct cc_services *services;   /* what the ops share: one reference */
+    struct cc_services no_services; /* before cc_server_set_services() (never freed) */
+    /* SIGHUP reloads the policy and the codelists on the pool; the new
+     * services replace these on the loop, requests in flight keep theirs */
+    uv_work_t reload_work;
+    bool reloading;
+    struct cc_services *reloaded;
+    int reload_result;
+    char reload_error[512];
     uv_timer_t publish_timer;
     bool publish_timer_open, publishing;
     bool publish_again; /* SIGHUP arrived while publishing: check once more */
@@ -89,10 +110,13 @@ struct cc_server {
     char publish_error[512];
     uint64_t data_publication;
     struct connection *connections; /* every connection not yet freed */
+    struct pool_work *jobs;         /* every request on the thread pool */
+    struct cc_peers *peers;         /* rate limits per client address */
     uint64_t n_connections_open;    /* counted connections */
     uint64_t n_connections_accepted, n_connections_refused;
     uint64_t n_requests_served, n_requests_in_progress;
     uint64_t n_connections_paused;
+    size_t write_queue_bytes; /* reply bytes queued over all connections */
     /* Reads are handled to completion inside the read callback, so one
      * buffer serves every connection. */
     char read_buffer[READ_BUFFER_BYTES];
@@ -109,13 +133,37 @@ struct pool_work {
     uv_work_t work;
     struct connection *connection;
     struct cc_request *request;
+    struct pool_work *prev, *next; /* server->jobs */
 };
 
 static void connection_close(struct connection *connection);
 static void set_paused(struct connection *connection, bool paused);
 static void connection_flush(struct connection *connection);
 static void connection_drain(struct connection *connection);
+static void frame_deadline(struct connection *connection, bool arm);
 static void server_maybe_finish(struct cc_server *server);
+
+/* Logs a line about a connection, at most CC_PEERS_LOG_LINES per client
+ * address per window (a flood of bad connections must not flood the log);
+ * the address itself is never logged. */
+static void connection_log(struct connection *connection, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void connection_log(struct connection *connection, const char *fmt, ...)
+{
+    struct cc_server *server = connection->server;
+    uint32_t suppressed = 0;
+    if (server->peers && !cc_peers_may_log(server->peers, connection->peer,
+                                           uv_now(&server->loop), &suppressed))
+        return;
+    if (suppressed)
+        cc_log("(%" PRIu32 " more lines about one client address were not logged)", suppressed);
+    char line[512];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(line, sizeof line, fmt, args);
+    va_end(args);
+    cc_log("%s", line);
+}
 
 /* ---- connection lifetime ---------------------------------------------- */
 
@@ -156,6 +204,7 @@ static void connection_close(struct connection *connection)
     set_paused(connection, false);
     uv_close((uv_handle_t *)&connection->tcp, on_connection_handle_closed);
     uv_close((uv_handle_t *)&connection->idle_timer, on_connection_handle_closed);
+    uv_close((uv_handle_t *)&connection->frame_timer, on_connection_handle_closed);
 }
 
 static void on_shutdown_done(uv_shutdown_t *request, int status)
@@ -253,6 +302,7 @@ static void on_write_done(uv_write_t *request, int status)
     size_t max_queue = connection->server->config.max_write_queue_bytes;
 
     connection->write_queue_bytes -= write->len;
+    connection->server->write_queue_bytes -= write->len;
     free(write->data);
     free(write);
     if (status < 0) {
@@ -293,6 +343,7 @@ static void write_buffer(struct connection *connection, char *data, size_t len)
         return;
     }
     connection->write_queue_bytes += write->len;
+    connection->server->write_queue_bytes += write->len;
     if (connection->write_queue_bytes > connection->server->config.max_write_queue_bytes &&
         connection->state == SERVING && connection->reading) {
         /* Backpressure: the client is not reading its replies, so stop
@@ -396,6 +447,8 @@ static void note_version(struct cc_server *server)
            (unsigned long long)server->data_publication, day);
 }
 
+static void start_reload(struct cc_server *server);
+
 static void on_publish_work(uv_work_t *work)
 {
     struct cc_server *server = work->data;
@@ -446,6 +499,59 @@ static void start_publishing(struct cc_server *server)
     }
 }
 
+void cc_server_set_services(struct cc_server *server, struct cc_services *services)
+{
+    if (server->services != &server->no_services)
+        cc_services_release(server->services);
+    server->services = cc_services_retain(services);
+}
+
+static void cc_set_services_reloaded(struct cc_server *server)
+{
+    cc_services_release(server->services);
+    server->services = server->reloaded;
+    server->reloaded = NULL;
+}
+
+static void on_reload_work(uv_work_t *work)
+{
+    struct cc_server *server = work->data;
+    server->reload_error[0] = '\0';
+    server->reload_result = cc_services_reload(server->services, &server->config,
+                                               &server->reloaded, server->reload_error,
+                                               sizeof server->reload_error);
+}
+
+static void on_reload_done(uv_work_t *work, int status)
+{
+    struct cc_server *server = work->data;
+    server->reloading = false;
+    if (status == 0 && server->reload_result == 0) {
+        const struct cc_policy *p = &server->reloaded->policy;
+        cc_set_services_reloaded(server);
+        cc_log("SIGHUP: policy %s and %u codelists in force", p->version,
+               (unsigned)cc_codelists_count(server->services->codelists));
+    } else {
+        cc_log("SIGHUP: the policy and codelists in force stay: %s",
+               server->reload_error[0] ? server->reload_error : "the reload was cancelled");
+    }
+    server_maybe_finish(server);
+}
+
+/* Reloads the policy and the codelists, off the loop, unless the server
+ * has none to reload (no services) or a reload is running. */
+static void start_reload(struct cc_server *server)
+{
+    if (server->reloading || server->stopping || server->services == &server->no_services)
+        return;
+    server->reloading = true;
+    server->reload_work.data = server;
+    if (uv_queue_work(&server->loop, &server->reload_work, on_reload_work, on_reload_done) < 0) {
+        server->reloading = false;
+        cc_log("SIGHUP: cannot queue the reload");
+    }
+}
+
 int cc_server_set_data(struct cc_server *server, struct cc_serverdata *data)
 {
     server->data = data;
@@ -472,10 +578,35 @@ static void on_work_done(uv_work_t *work, int status)
     struct pool_work *job = work->data;
     struct connection *connection = job->connection;
 
+    struct cc_server *server = connection->server;
+    if (job->prev)
+        job->prev->next = job->next;
+    else
+        server->jobs = job->next;
+    if (job->next)
+        job->next->prev = job->prev;
     connection->n_pending--;
-    connection->server->n_requests_in_progress--;
+    server->n_requests_in_progress--;
     if (status < 0)
         cc_request_fail(job->request, CC_EINTERNAL, "the request was cancelled");
+    if (cc_request_op(job->request) == &cc_op_hello && cc_request_error(job->request) == CC_EAUTH &&
+        server->peers)
+        cc_peers_auth_failed(server->peers, connection->peer, uv_now(&server->loop));
+    if (cc_request_wants_reload(job->request) && !server->stopping) {
+        cc_log("reload asked by an operator");
+        start_reload(server);
+        if (server->data) {
+            if (server->publishing)
+                server->publish_again = true;
+            else
+                start_publishing(server);
+        }
+    }
+    const struct cc_account *account = cc_request_authenticated(job->request);
+    if (account) {
+        connection->account = *account;
+        connection->has_account = true;
+    }
     if (connection->state != CLOSING)
         connection_reply(connection, job->request);
     cc_request_free(job->request);
@@ -502,6 +633,10 @@ static int queue_on_pool(struct connection *connection, struct cc_request *reque
     }
     connection->n_pending++;
     connection->server->n_requests_in_progress++;
+    job->next = connection->server->jobs;
+    if (job->next)
+        job->next->prev = job;
+    connection->server->jobs = job;
     return 0;
 }
 
@@ -518,16 +653,34 @@ static void handle_frame(struct connection *connection, uint8_t *body, size_t le
     }
     if (cc_request_decode(request) == 0) {
         const struct cc_op *op = cc_request_op(request);
-        struct cc_server_stats stats;
-        server_stats(server, &stats);
-        cc_request_set_context(request, server->config.test_mode, &stats,
-                               server->data ? cc_serverdata_version(server->data) : NULL);
-        if (op->runs_on_pool && op->runs_on_pool(request)) {
+        struct cc_request_context context = {
+            .test_mode = server->config.test_mode,
+            .version = server->data ? cc_serverdata_version(server->data) : NULL,
+            .services = server->services,
+            .account = connection->has_account ? &connection->account : NULL,
+            .peer = connection->peer,
+        };
+        server_stats(server, &context.stats);
+        cc_request_set_context(request, &context);
+        if (op == &cc_op_hello && server->peers &&
+            cc_peers_auth_blocked(server->peers, connection->peer, uv_now(&server->loop))) {
+            connection_log(connection, "refused a hello: too many failed authentications "
+                                       "from one address");
+            cc_request_fail(request, CC_EBUSY,
+                            "too many failed authentications from this address; try later");
+        } else if (op->roles && !connection->has_account) {
+            /* answered on the loop: nothing to look up, nobody to audit */
+            cc_request_fail(request, CC_EAUTH, "this op needs an account: send hello first");
+        } else if (op->audited || (op->runs_on_pool && op->runs_on_pool(request))) {
             if (connection->n_pending >= server->config.max_pending_requests_per_connection) {
                 cc_request_fail(request, CC_EBUSY,
                                 "too many requests in progress on this connection");
             } else if (server->n_requests_in_progress >= server->config.max_pending_requests) {
                 cc_request_fail(request, CC_EBUSY, "the server has too many requests in progress");
+            } else if (server->write_queue_bytes >= server->config.max_total_write_queue_bytes) {
+                /* replies nobody is reading: take no more work until they drain */
+                cc_request_fail(request, CC_EBUSY,
+                                "the server holds too many unread replies; try again later");
             } else {
                 int rc = queue_on_pool(connection, request);
                 if (rc == 0)
@@ -569,6 +722,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     /* Every byte already read is handled even if backpressure has paused
      * reading: the frames are in memory anyway. */
     connection->batching = true;
+    bool completed = false;
     while (offset < (size_t)nread && connection->state == SERVING) {
         size_t used;
         int rc = cc_frame_reader_feed(connection->reader, (const uint8_t *)buf->base + offset,
@@ -578,6 +732,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
             uint8_t *body;
             size_t len;
             cc_frame_reader_take(connection->reader, &body, &len);
+            completed = true;
             handle_frame(connection, body, len);
         } else if (rc == CC_ETOOBIG && cc_frame_reader_refused_http(connection->reader)) {
             /* An HTTP client on this port: tell it so in HTTP, then close. */
@@ -592,7 +747,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
                 msgpack_sbuffer_destroy(&text);
             connection_drain(connection);
         } else if (rc == CC_ETOOBIG) {
-            cc_log("refused a frame declaring %" PRIu32 " bytes (limit %" PRIu32 ")",
+            connection_log(connection, "refused a frame declaring %" PRIu32 " bytes (limit %" PRIu32 ")",
                    cc_frame_reader_declared_bytes(connection->reader),
                    connection->server->config.max_frame_bytes);
             connection_send_error(connection, CC_ETOOBIG, "the frame is longer than max_frame_bytes");
@@ -602,7 +757,47 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         }
     }
     connection->batching = false;
+    /* A frame begun in this read gets its deadline; one still arriving
+     * keeps the deadline it had; none pending needs none. */
+    if (connection->state == SERVING) {
+        if (!cc_frame_reader_mid_frame(connection->reader))
+            frame_deadline(connection, false);
+        else if (completed || !connection->frame_timer_armed)
+            frame_deadline(connection, true);
+    }
     connection_flush(connection);
+}
+
+static void on_frame_timer(uv_timer_t *timer)
+{
+    struct connection *connection = timer->data;
+    connection->frame_timer_armed = false;
+    if (connection->state != SERVING)
+        return;
+    connection_log(connection, "closing a connection whose frame did not arrive whole within %" PRIu64 " ms",
+           connection->server->config.frame_timeout_ms);
+    connection_send_error(connection, CC_ETIMEDOUT,
+                          "a request frame did not arrive whole in time");
+    connection_drain(connection);
+}
+
+/* Arms the frame deadline (from now) or disarms it. */
+static void frame_deadline(struct connection *connection, bool arm)
+{
+    if (connection->state == CLOSING)
+        return;
+    if (!arm) {
+        if (connection->frame_timer_armed)
+            uv_timer_stop(&connection->frame_timer);
+        connection->frame_timer_armed = false;
+        return;
+    }
+    if (uv_timer_start(&connection->frame_timer, on_frame_timer,
+                       connection->server->config.frame_timeout_ms, 0) < 0) {
+        connection_close(connection);
+        return;
+    }
+    connection->frame_timer_armed = true;
 }
 
 static void on_idle_timer(uv_timer_t *timer)
@@ -622,6 +817,21 @@ static void on_idle_timer(uv_timer_t *timer)
 }
 
 /* ---- accepting ---------------------------------------------------------- */
+
+/* Remembers the client's address for the audit log (never logged per
+ * request). */
+static void note_peer(struct connection *connection)
+{
+    struct sockaddr_storage peer;
+    int len = sizeof peer;
+    connection->peer[0] = '\0';
+    if (uv_tcp_getpeername(&connection->tcp, (struct sockaddr *)&peer, &len) < 0)
+        return;
+    if (peer.ss_family == AF_INET)
+        uv_ip4_name((struct sockaddr_in *)&peer, connection->peer, sizeof connection->peer);
+    else if (peer.ss_family == AF_INET6)
+        uv_ip6_name((struct sockaddr_in6 *)&peer, connection->peer, sizeof connection->peer);
+}
 
 static void on_connection(uv_stream_t *listener, int status)
 {
@@ -643,6 +853,8 @@ static void on_connection(uv_stream_t *listener, int status)
     if (rc < 0)
         goto fail;
     rc = uv_timer_init(&server->loop, &connection->idle_timer);
+    if (rc == 0)
+        rc = uv_timer_init(&server->loop, &connection->frame_timer);
     if (rc < 0) {
         /* The tcp handle exists: it must be closed through the loop. */
         connection->server = server;
@@ -655,7 +867,8 @@ static void on_connection(uv_stream_t *listener, int status)
     connection->server = server;
     connection->tcp.data = connection;
     connection->idle_timer.data = connection;
-    connection->n_open_handles = 2;
+    connection->frame_timer.data = connection;
+    connection->n_open_handles = 3;
     connection->state = SERVING;
 link:
     connection->next = server->connections;
@@ -672,10 +885,11 @@ link:
         return;
     }
     server->n_connections_accepted++;
+    note_peer(connection);
     if (server->n_connections_open >= server->config.max_connections) {
         server->n_connections_refused++;
-        cc_log("refused a connection: %" PRIu64 " open (max_connections)",
-               server->n_connections_open);
+        connection_log(connection, "refused a connection: %" PRIu64 " open (max_connections)",
+                       server->n_connections_open);
         connection_send_error(connection, CC_EBUSY, "the server has too many connections");
         connection_drain(connection);
         return;
@@ -690,6 +904,7 @@ link:
         return;
     }
     connection_arm_timer(connection);
+    frame_deadline(connection, true); /* the first frame: the handshake's deadline */
     return;
 fail:
     /* Known limit: without memory for a handle the connection cannot be
@@ -720,7 +935,8 @@ static void on_listener_closed(uv_handle_t *handle)
  * that uv_run returns. */
 static void server_maybe_finish(struct cc_server *server)
 {
-    if (!server->stopping || server->connections || server->listener_open || server->publishing)
+    if (!server->stopping || server->connections || server->listener_open || server->publishing ||
+        server->reloading)
         return;
     if (server->publish_timer_open) {
         server->publish_timer_open = false;
@@ -745,17 +961,33 @@ static void close_every_connection(struct cc_server *server)
         connection_close(c);
 }
 
+/* Cancels the requests still waiting for a pool thread (their done
+ * callbacks run with UV_ECANCELED); returns how many. */
+static unsigned cancel_queued(struct cc_server *server)
+{
+    unsigned cancelled = 0;
+    for (struct pool_work *job = server->jobs; job; job = job->next)
+        cancelled += uv_cancel((uv_req_t *)&job->work) == 0;
+    return cancelled;
+}
+
 static void on_shutdown_timer(uv_timer_t *timer)
 {
     struct cc_server *server = timer->data;
-    cc_log("shutdown: closing connections whose work has not finished");
+    unsigned cancelled = cancel_queued(server);
+    cc_log("shutdown: closing connections whose work has not finished (%u queued requests "
+           "cancelled)", cancelled);
     close_every_connection(server);
 }
 
 static void begin_shutdown(struct cc_server *server, int signum)
 {
     if (server->stopping) {
-        cc_log("signal %d again: closing every connection now", signum);
+        /* Requests still waiting for a pool thread are cancelled (those
+         * running finish, but their replies go nowhere). */
+        unsigned cancelled = cancel_queued(server);
+        cc_log("signal %d again: closing every connection now (%u queued requests cancelled)",
+               signum, cancelled);
         close_every_connection(server);
         return;
     }
@@ -789,10 +1021,11 @@ static void on_sighup(uv_signal_t *handle, int signum)
     if (server->stopping)
         return;
     if (!server->data) {
-        cc_log("SIGHUP: no data directory is served; nothing to publish");
+        cc_log("SIGHUP: no data directory is served; nothing to reload or publish");
         return;
     }
-    cc_log("SIGHUP: checking for a new data version now");
+    start_reload(server);
+    cc_log("SIGHUP: reloading the policy and codelists, checking for a new data version now");
     if (server->publishing)
         server->publish_again = true;
     else
@@ -812,6 +1045,13 @@ int cc_server_new(const struct cc_config *config, struct cc_server **out)
      * instead. Process-wide, and set before any pool thread runs. */
     gsl_set_error_handler_off();
     server->config = *config;
+    cc_policy_default(&server->no_services.policy);
+    server->no_services.refs_ = 1; /* the server's, never given back */
+    server->services = &server->no_services;
+    if (cc_peers_new(&server->peers) < 0) {
+        free(server);
+        return CC_ENOMEM;
+    }
     rc = uv_loop_init(&server->loop);
     if (rc < 0)
         goto fail;
@@ -982,5 +1222,8 @@ void cc_server_free(struct cc_server *server)
     if (!server)
         return;
     close_loop(server);
+    if (server->services != &server->no_services)
+        cc_services_release(server->services);
+    cc_peers_free(server->peers);
     free(server);
 }

@@ -49,6 +49,14 @@ uint16_t cc_server_port(const struct cc_server *server);
 int cc_server_run(struct cc_server *server);
 
 struct cc_serverdata;
+struct cc_services;
+
+/* Gives the server what its ops share (cc_services.h: policy, codelists,
+ * key, accounts, audit log); the server takes its own reference, and on
+ * SIGHUP replaces them with a reload (cc_services_reload) while requests in
+ * flight finish with the ones they started with. Without it the server
+ * answers only ping, status and errors. */
+void cc_server_set_services(struct cc_server *server, struct cc_services *services);
 
 /* Gives the server the data it serves (not owned: free it after the server)
  * and starts publishing new data versions on the configured schedule: each

@@ -1002,6 +1002,14 @@ Test(generate, command_line_documents_and_checks_its_options)
     cr_assert_eq(run_carecount("generate --patients 999 --out /tmp/cc_test_generate_never_created"), 2);
     cr_assert_eq(run_carecount("generate --patients 1000 --seed -1 --out /tmp/cc_test_generate_never_created"), 2);
     cr_assert_eq(run_carecount("generate --seed 1"), 2, "--patients and --out are required");
+    cr_assert_eq(run_carecount("generate -h"), 0, "-h is help, as for every command");
+    char said[512];
+    cr_assert_eq(cc_testtool_run("generate --patients 1000 /tmp/cc_positional", NULL, said,
+                                 sizeof said),
+                 2);
+    cr_assert(strstr(said, "unexpected argument") && strstr(said, "--out DIR"),
+              "a positional directory is explained, not answered with the whole usage: %s",
+              said);
     char dir[64];
     cc_testfs_make_dir(dir, sizeof dir, "generate_cli");
     char args[256];

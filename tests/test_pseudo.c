@@ -161,6 +161,33 @@ Test(pseudo, nhs_pseudonym_is_keyed_blake2b_over_tag_and_digits)
     free(dir);
 }
 
+Test(pseudo, the_audit_chain_key_is_its_own_derivation_of_the_key)
+{
+    char *dir = cc_testfs_new_dir("pseudo");
+    char *path = join(dir, "key");
+    const char *hex = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+    char text[128];
+    snprintf(text, sizeof text, "carecount-key-v1\n%s\n", hex);
+    cc_testfs_write(path, text, strlen(text), 0600);
+    cc_pseudo_key *key = NULL;
+    cr_assert_eq(cc_pseudo_key_load(path, &key), 0);
+    unsigned char raw[32], want[32];
+    for (int i = 0; i < 32; i++)
+        raw[i] = (unsigned char)i;
+    static const char tag[] = "carecount-audit-chain-v1"; /* with its NUL */
+    cr_assert_eq(crypto_generichash(want, 32, (const unsigned char *)tag, sizeof tag, raw, 32), 0);
+    cr_assert_eq(memcmp(cc_pseudo_audit_chain_key(key), want, 32), 0);
+    cr_assert_neq(memcmp(cc_pseudo_audit_chain_key(key), cc_pseudo_store_mac_key(key), 32), 0,
+                  "the chain key and the store MAC key are separate subkeys");
+    cc_pseudo_key *other = new_key(dir, "other");
+    cr_assert_neq(memcmp(cc_pseudo_audit_chain_key(key), cc_pseudo_audit_chain_key(other), 32), 0);
+    cc_pseudo_key_free(other);
+    cc_pseudo_key_free(key);
+    cc_testfs_remove_tree(dir);
+    free(path);
+    free(dir);
+}
+
 Test(pseudo, pseudonyms_are_deterministic_under_one_key)
 {
     char *dir = cc_testfs_new_dir("pseudo");

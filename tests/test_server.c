@@ -18,6 +18,7 @@
 #include "cc_error.h"
 #include "cc_frame.h"
 #include "cc_harness.h"
+#include "cc_testfs.h"
 #include "cc_server.h"
 #include "cc_version.h"
 
@@ -797,6 +798,63 @@ Test(server, an_idle_connection_is_told_timedout_and_closed)
     stop_cleanly(harness);
 }
 
+Test(server, a_frame_trickled_slower_than_the_frame_deadline_is_cut_off)
+{
+    /* One byte every 150 ms keeps the connection active (the idle timeout
+     * of 2 s never fires) but the frame cannot arrive whole within the
+     * 600 ms frame deadline: the server says TIMEDOUT and closes, and
+     * serves others meanwhile. */
+    const char *const args[] = {"--idle-timeout-ms", "2000", "--frame-timeout-ms", "600", NULL};
+    struct cc_harness *harness = start(args);
+    struct cc_client *slow = connect_to(harness);
+    struct cc_client *other = connect_to(harness);
+    msgpack_sbuffer frame;
+    pack_request(&frame, 1, "ping", -1);
+    bool cut_off = false;
+    for (size_t i = 0; i < frame.size && !cut_off; i++) {
+        if (cc_client_send_raw(slow, frame.data + i, 1) != 0)
+            break;
+        struct timespec pause = {0, 150 * 1000000L};
+        nanosleep(&pause, NULL);
+        cut_off = has_data_now(slow);
+        ping_ok(other, 100 + i);
+    }
+    msgpack_sbuffer_destroy(&frame);
+    cr_assert(cut_off, "the server answered before the whole frame arrived");
+    struct cc_reply reply;
+    receive(slow, &reply);
+    expect_error(&reply, "TIMEDOUT");
+    cr_assert_not(reply.has_id, "a cut-off frame answers no request");
+    cc_reply_free(&reply);
+    expect_closed(slow);
+    ping_ok(other, 1000);
+    cc_client_close(slow);
+    cc_client_close(other);
+    stop_cleanly(harness);
+}
+
+Test(server, a_connection_that_sends_half_a_first_frame_gets_the_handshake_deadline)
+{
+    const char *const args[] = {"--frame-timeout-ms", "300", NULL};
+    struct cc_harness *harness = start(args);
+    struct cc_client *client = connect_to(harness);
+    cr_assert_eq(cc_client_send_raw(client, "\0\0", 2), 0); /* half a header, then nothing */
+    struct cc_reply reply;
+    receive(client, &reply);
+    expect_error(&reply, "TIMEDOUT");
+    cc_reply_free(&reply);
+    expect_closed(client);
+    cc_client_close(client);
+    /* whole frames sent at once are unaffected */
+    client = connect_to(harness);
+    ping_ok(client, 1);
+    struct timespec pause = {0, 400 * 1000000L};
+    nanosleep(&pause, NULL);
+    ping_ok(client, 2);
+    cc_client_close(client);
+    stop_cleanly(harness);
+}
+
 /* ---- shutdown ----------------------------------------------------------- */
 
 Test(server, sigterm_with_clients_connected_exits_zero)
@@ -853,6 +911,37 @@ Test(server, a_second_sigterm_closes_connections_without_waiting_for_replies)
     cc_client_close(client);
     cc_client_close(observer);
     stop_cleanly(harness);
+}
+
+Test(server, a_second_sigterm_cancels_requests_still_queued_for_the_pool)
+{
+    /* libuv's pool has 4 threads: of 12 slow pings, 8 wait in its queue.
+     * The second signal cancels those instead of running them. */
+    struct cc_harness *harness = start(test_mode_args);
+    struct cc_client *client = connect_to(harness);
+    struct cc_client *observer = connect_to(harness);
+    struct cc_reply reply;
+    for (uint64_t id = 1; id <= 12; id++)
+        send_request(client, id, "ping", 2000);
+    for (int tries = 0; tries < 100; tries++) {
+        cr_assert_eq(cc_client_call_simple(observer, 100, "status", &reply), 1);
+        uint64_t n = uint_field(&reply, "requests_in_progress");
+        cc_reply_free(&reply);
+        if (n == 12)
+            break;
+        struct timespec pause = {0, 10 * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+    cr_assert_eq(cc_harness_signal(harness, SIGTERM), 0);
+    expect_closed(observer);
+    cr_assert_eq(cc_harness_signal(harness, SIGTERM), 0);
+    expect_closed(client);
+    cc_client_close(client);
+    cc_client_close(observer);
+    char *log = cc_harness_log(harness);
+    stop_cleanly(harness);
+    cr_assert(strstr(log, "8 queued requests cancelled"), "the log says so:\n%s", log);
+    free(log);
 }
 
 Test(server, a_client_that_half_closes_still_gets_its_replies)
@@ -930,9 +1019,10 @@ Test(server, carecount_ping_fails_when_nothing_listens)
 
     stop_cleanly(harness); /* the port is now free */
     cc_harness_tool_path(tool, sizeof(tool));
-    snprintf(command, sizeof(command), "'%s' ping --port %u --timeout-ms 5000 2>/dev/null", tool,
+    snprintf(command, sizeof(command), "'%s' ping --port %u --timeout-ms 5000 2>&1", tool,
              (unsigned)port);
     cr_assert_eq(run_command(command, output, sizeof(output)), 1);
+    cr_assert(strstr(output, "connection refused"), "says why: %s", output);
 }
 
 Test(server, carecountd_refuses_a_remote_address_without_allow_remote)
@@ -1056,4 +1146,42 @@ Test(server, a_gsl_domain_error_after_server_start_returns_nan_instead_of_aborti
     double x = gsl_cdf_chisq_Pinv(0.5, -1.0);
     cr_assert(isnan(x), "a domain error gives NaN");
     cc_server_free(server);
+}
+
+Test(config, a_config_file_sets_options_and_flags_override_it)
+{
+    char *dir = cc_testfs_new_dir("config");
+    char path[512];
+    cc_testfs_path(path, sizeof path, dir, "carecountd.json");
+    cc_testfs_write_text(path, "{\"listen\": \"127.0.0.1:7999\", \"max-connections\": 12,\n"
+                               " \"frame-timeout-ms\": 2500, \"test-mode\": true,\n"
+                               " \"policy\": \"/etc/carecount/policy.json\"}\n");
+    struct cc_config config;
+    char error[300];
+    cc_config_defaults(&config);
+    cr_assert_eq(cc_config_load_file(&config, path, error, sizeof error), 0, "%s", error);
+    char *argv[] = {"--max-connections", "40"};
+    cr_assert_eq(cc_config_parse_args(&config, 2, argv, error, sizeof error), 0, "%s", error);
+    cr_assert_eq(config.listen_port, 7999);
+    cr_assert_eq(config.max_connections, 40, "the flag overrides the file");
+    cr_assert_eq(config.frame_timeout_ms, 2500);
+    cr_assert(config.test_mode);
+    cr_assert_str_eq(config.policy_path, "/etc/carecount/policy.json");
+
+    /* an unknown key, a wrong type, malformed JSON: refused with the reason */
+    cc_testfs_write_text(path, "{\"max-conections\": 3}");
+    cc_config_defaults(&config);
+    cr_assert_eq(cc_config_load_file(&config, path, error, sizeof error), CC_EINVAL);
+    cr_assert(strstr(error, "max-conections"), "%s", error);
+    cc_testfs_write_text(path, "{\"max-connections\": [3]}");
+    cr_assert_eq(cc_config_load_file(&config, path, error, sizeof error), CC_EINVAL);
+    cr_assert(strstr(error, "max-connections"), "%s", error);
+    cc_testfs_write_text(path, "{\"listen\": \"127.0.0.1:1\",");
+    cr_assert_eq(cc_config_load_file(&config, path, error, sizeof error), CC_EPARSE);
+    cr_assert(strstr(error, "line"), "%s", error);
+    cc_testfs_write_text(path, "{\"listen\": \"127.0.0.1:1\", \"listen\": \"127.0.0.1:2\"}");
+    cr_assert_eq(cc_config_load_file(&config, path, error, sizeof error), CC_EPARSE,
+                 "a repeated key is refused");
+    cc_testfs_remove_tree(dir);
+    free(dir);
 }

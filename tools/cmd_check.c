@@ -1,8 +1,9 @@
 /*
  * cmd_check.c: `carecount check FILE.json|-`, the client's check of a query
- * before it is sent.
+ * or an area comparison request before it is sent.
  *
- * Reads a query in its JSON form (docs/query-model.md), decodes and
+ * Reads a query in its JSON form (docs/query-model.md), or a comparison
+ * request (docs/comparisons.md: a map with a "numerator"), decodes and
  * validates it with the same code the server runs, and prints its canonical
  * form (JSON, or msgpack bytes with --msgpack), or the precise error
  * ("filters.conditions[0].codes[1]: 'E11' is ...") and exits 1. The check
@@ -17,11 +18,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "cc_codelist.h"
+#include "cc_compare.h"
+#include "cc_remote.h"
 #include "cc_error.h"
 #include "cc_query.h"
 
-const char cc_cmd_check_summary[] = "check a query (JSON) and print its canonical form";
+const char cc_cmd_check_summary[] = "check a query or comparison (JSON); print its canonical form";
 
 static void usage(FILE *out)
 {
@@ -29,8 +34,9 @@ static void usage(FILE *out)
             "usage: carecount check [--msgpack] [--codelists DIR] FILE.json|-\n"
             "       carecount check --limits\n"
             "\n"
-            "Checks a query written as JSON (see docs/query-model.md) with the\n"
-            "same decoder and validation the server uses, and prints its\n"
+            "Checks a query written as JSON (see docs/query-model.md), or an area\n"
+            "comparison request (docs/comparisons.md), with the same decoder and\n"
+            "validation the server uses, and prints its\n"
             "canonical JSON form; with --msgpack, writes the canonical msgpack\n"
             "bytes instead. On an error, prints `FIELD: REASON` and exits 1.\n"
             "--codelists DIR also checks that every codelist the query names is\n"
@@ -57,36 +63,70 @@ static void print_limits(const struct cc_query_limits *limits)
 
 /* Reads at most limit + 1 bytes of path ("-": standard input) into a
  * malloc'd buffer the caller frees. CC_EIO or CC_ENOMEM. */
-static int read_input(const char *path, size_t limit, char **out, size_t *out_len)
+
+/* A comparison request is a JSON object with a "numerator". */
+static bool is_comparison(const char *text, size_t len)
 {
-    FILE *file = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!file)
-        return CC_EIO;
-    int rc = 0;
-    char *data = malloc(limit + 1);
-    size_t len = 0;
-    if (!data) {
-        rc = CC_ENOMEM;
-        goto out;
-    }
-    while (len < limit + 1) {
-        size_t n = fread(data + len, 1, limit + 1 - len, file);
-        if (n == 0)
-            break;
-        len += n;
-    }
-    if (ferror(file)) {
-        rc = CC_EIO;
-        goto out;
-    }
-    *out = data;
-    *out_len = len;
-    data = NULL;
-out:
-    free(data);
-    if (file != stdin)
-        fclose(file);
+    json_t *root = json_loadb(text, len, 0, NULL);
+    bool yes = root && json_is_object(root) && json_object_get(root, "numerator");
+    json_decref(root);
+    return yes;
+}
+
+/* Checks one query of a comparison as the server will (validation, and
+ * codelists when given). */
+static int check_query(struct cc_query *q, const char *field,
+                       const struct cc_query_limits *limits, const cc_codelists *codelists)
+{
+    char why[400] = "";
+    int rc = cc_query_validate(q, limits, NULL, why, sizeof why);
+    if (!rc && codelists)
+        rc = cc_query_bind(q, NULL, codelists, why, sizeof why);
+    if (rc)
+        fprintf(stderr, "carecount check: %s.%s\n", field, why[0] ? why : cc_strerror(rc));
     return rc;
+}
+
+static int check_comparison(const char *text, size_t len, const struct cc_query_limits *limits,
+                            const cc_codelists *codelists, bool as_msgpack)
+{
+    struct cc_compare_decoded decoded;
+    char why[512] = "";
+    int rc = cc_compare_decode_json(text, len, limits, &decoded, why, sizeof why);
+    if (rc) {
+        fprintf(stderr, "carecount check: %s\n", why[0] ? why : cc_strerror(rc));
+        return 1;
+    }
+    int status = 1;
+    if (check_query(decoded.numerator, "numerator", limits, codelists) ||
+        (decoded.denominator_query &&
+         check_query(decoded.denominator_query, "denominator", limits, codelists)))
+        goto out;
+    if (as_msgpack) {
+        msgpack_sbuffer buffer;
+        msgpack_packer packer;
+        msgpack_sbuffer_init(&buffer);
+        msgpack_packer_init(&packer, &buffer, msgpack_sbuffer_write);
+        rc = cc_compare_pack(&decoded.request, &packer);
+        if (!rc && fwrite(buffer.data, 1, buffer.size, stdout) != buffer.size)
+            rc = CC_EIO;
+        msgpack_sbuffer_destroy(&buffer);
+    } else {
+        char *json = NULL;
+        rc = cc_compare_encode_json(&decoded.request, &json);
+        if (!rc && printf("%s\n", json) < 0)
+            rc = CC_EIO;
+        free(json);
+    }
+    if (!rc && fflush(stdout) != 0)
+        rc = CC_EIO;
+    if (rc)
+        fprintf(stderr, "carecount check: writing the request: %s\n", cc_strerror(rc));
+    else
+        status = 0;
+out:
+    cc_compare_decoded_free(&decoded);
+    return status;
 }
 
 int cc_cmd_check(int argc, char **argv)
@@ -130,7 +170,7 @@ int cc_cmd_check(int argc, char **argv)
     cc_codelists *codelists = NULL;
     char errbuf[512] = "";
     int status = 1;
-    int rc = read_input(path, limits.max_query_bytes, &text, &len);
+    int rc = cc_remote_read_input(path, limits.max_query_bytes, &text, &len);
     if (rc) {
         fprintf(stderr, "carecount check: %s: %s\n", path,
                 rc == CC_EIO ? strerror(errno) : cc_strerror(rc));
@@ -146,6 +186,10 @@ int cc_cmd_check(int argc, char **argv)
         }
     }
     errbuf[0] = '\0';
+    if (is_comparison(text, len)) {
+        status = check_comparison(text, len, &limits, codelists, as_msgpack);
+        goto out;
+    }
     rc = cc_query_decode_json(text, len, &limits, &query, errbuf, sizeof errbuf);
     if (!rc)
         rc = cc_query_validate(query, &limits, NULL, errbuf, sizeof errbuf);

@@ -67,7 +67,8 @@ int cc_cmd_generate(int argc, char **argv)
     opts.seed = 1;
     long long value;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+    opterr = 0; /* the messages below say what was wrong */
+    while ((c = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
         switch (c) {
         case 'n':
             if (parse_int(optarg, CC_GEN_MIN_PATIENTS, CC_GEN_MAX_PATIENTS, &value)) {
@@ -101,11 +102,23 @@ int cc_cmd_generate(int argc, char **argv)
         case 'q': quiet = 1; break;
         case 'r': opts.truth_path = optarg; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default:
+            fprintf(stderr, "carecount generate: %s '%s' (try --help)\n",
+                    optopt ? "option needs a value or is unknown:" : "unknown option",
+                    argv[optind - 1]);
+            return 2;
         }
     }
-    if (optind < argc || !have_patients || !opts.out_dir) {
-        usage(stderr);
+    if (optind < argc) {
+        fprintf(stderr,
+                "carecount generate: unexpected argument '%s' (the output directory is "
+                "--out DIR)\n",
+                argv[optind]);
+        return 2;
+    }
+    if (!have_patients || !opts.out_dir) {
+        fprintf(stderr, "carecount generate: %s (try --help)\n",
+                !have_patients ? "--patients N is required" : "--out DIR is required");
         return 2;
     }
     opts.progress = stderr;

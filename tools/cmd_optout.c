@@ -99,16 +99,8 @@ static const char *action_name(unsigned action)
 
 static const char *source_name(unsigned source)
 {
-    switch (source) {
-    case CC_OPTOUT_SOURCE_FEED:
-        return "feed";
-    case CC_OPTOUT_SOURCE_OPERATOR:
-        return "operator";
-    case CC_OPTOUT_SOURCE_GP_REGISTRATION:
-        return "GP registration";
-    default:
-        return "unknown";
-    }
+    const char *name = cc_optout_source_name((int)source);
+    return !name ? "unknown" : source == CC_OPTOUT_SOURCE_GP_REGISTRATION ? "GP registration" : name;
 }
 
 /* Parses argv into opt; returns 0, or 2 after printing the problem. */

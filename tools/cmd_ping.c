@@ -117,6 +117,7 @@ int cc_cmd_ping(int argc, char **argv)
         goto out;
     reply_string(&reply, "server", server, sizeof(server));
     reply_string(&reply, "version", version, sizeof(version));
+    uint64_t data_version = reply_uint(&reply, "data_version");
     cc_reply_free(&reply);
     if (call(client, 2, "status", &reply) < 0)
         goto out;
@@ -125,12 +126,9 @@ int cc_cmd_ping(int argc, char **argv)
            " requests served\n",
            reply_uint(&reply, "uptime_s"), reply_uint(&reply, "connections"),
            reply_uint(&reply, "requests_served"));
-    if (reply_uint(&reply, "data_version")) {
-        char day[16];
-        reply_string(&reply, "data_published_on", day, sizeof(day));
-        printf("data: store version %" PRIu64 ", publication %" PRIu64
-               ", opt-outs in force on %s applied\n",
-               reply_uint(&reply, "data_version"), reply_uint(&reply, "data_publication"), day);
+    if (data_version) {
+        /* which publication is in force is told to accounts only */
+        printf("data: store version %" PRIu64 "\n", data_version);
     } else {
         printf("data: none (the server was started without --data)\n");
     }

@@ -272,8 +272,10 @@ static int parse_options(int argc, char **argv, struct options *opt)
         if (!strcmp(methods[m].name, method_name))
             opt->method = &methods[m];
     if (!opt->method) {
-        fprintf(stderr, "carecount stats: unknown method '%s' (proportion, rate, "
-                        "dsr, isr, mean)\n", method_name);
+        fprintf(stderr, "carecount stats: unknown method '%s' (one of:", method_name);
+        for (size_t m = 0; m < sizeof methods / sizeof methods[0]; m++)
+            fprintf(stderr, " %s", methods[m].name);
+        fprintf(stderr, ")\n");
         return CC_EINVAL;
     }
     for (int r = 0; r < MAX_ROLES; r++)

@@ -86,4 +86,17 @@ struct cc_released_count cc_release_protect(const struct cc_policy *policy,
                                             uint64_t layer_seed, uint64_t measure, uint64_t count,
                                             uint32_t cell_key);
 
+/* Fills a table's summary with what the policy does (no cells counted yet),
+ * and counts one cell of the given reason into it. */
+void cc_release_summary_init(const struct cc_policy *policy, struct cc_release_summary *s);
+void cc_release_summary_count(struct cc_release_summary *s, uint8_t reason);
+
+/* A protected comparison's layout and finished rows, for its encoder. */
+const struct cc_compare_layout *cc_comparison_layout_(const cc_comparison *comparison);
+const struct cc_compare_result *cc_comparison_result_(const cc_comparison *comparison);
+
+/* Packs the "policy" and "counts" entries (two key/value pairs of the
+ * caller's map) of a summary. 0 or CC_ENOMEM. */
+int cc_release_pack_summary(const struct cc_release_summary *s, msgpack_packer *pk);
+
 #endif

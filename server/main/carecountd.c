@@ -18,6 +18,7 @@
 #include "cc_log.h"
 #include "cc_server.h"
 #include "cc_serverdata.h"
+#include "cc_services.h"
 #include "cc_version.h"
 
 static void usage(FILE *out)
@@ -38,6 +39,7 @@ int main(int argc, char **argv)
     struct cc_config config;
     struct cc_server *server = NULL;
     struct cc_serverdata *data = NULL;
+    struct cc_services *services = NULL;
     char error[1024];
     int status = 1;
 
@@ -52,6 +54,13 @@ int main(int argc, char **argv)
         }
     }
     cc_config_defaults(&config);
+    for (int i = 1; i + 1 < argc; i++) {
+        if (!strcmp(argv[i], "--config") &&
+            cc_config_load_file(&config, argv[i + 1], error, sizeof(error)) < 0) {
+            fprintf(stderr, "carecountd: %s\n", error);
+            return 2;
+        }
+    }
     if (cc_config_parse_args(&config, argc - 1, argv + 1, error, sizeof(error)) < 0) {
         fprintf(stderr, "carecountd: %s\n", error);
         return 2;
@@ -69,8 +78,13 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    if (cc_services_open(&config, &services, error, sizeof(error)) < 0) {
+        cc_log("cannot start: %s", error);
+        goto out;
+    }
     if (cc_server_new(&config, &server) < 0)
         goto out;
+    cc_server_set_services(server, services);
     if (data && cc_server_set_data(server, data) < 0)
         goto out;
     if (cc_server_listen(server) < 0)
@@ -81,5 +95,6 @@ int main(int argc, char **argv)
 out:
     cc_server_free(server);
     cc_serverdata_free(data);
+    cc_services_release(services);
     return status;
 }

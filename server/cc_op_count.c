@@ -1,0 +1,60 @@
+/*
+ * cc_op_count.c: the "count" op: a query of docs/query-model.md in, a
+ * release (cc_release.h: protected cells, reason codes, what was done) out.
+ * Runs on the pool; the audit record (the canonical query, the cells
+ * released and suppressed, or the refusal) is committed before the reply.
+ *
+ * Must never: reach the engine other than through cc_release_answer(), or
+ * reply with anything but the packed release and the data version.
+ */
+#include <stdlib.h>
+
+#include "cc_error.h"
+#include "cc_op_internal.h"
+#include "cc_release.h"
+#include "cc_services.h"
+
+static bool count_runs_on_pool(const struct cc_request *request)
+{
+    (void)request;
+    return true;
+}
+
+int cc_op_count_query(struct cc_request *request, struct cc_query *query)
+{
+    const struct cc_services *services = cc_request_services(request);
+    char *canonical = NULL;
+    if (cc_query_encode_json(query, &canonical) != 0) {
+        cc_query_free(query);
+        return cc_request_fail(request, CC_ENOMEM, NULL);
+    }
+    cc_request_audit_detail(request, canonical, 0, 0);
+
+    struct cc_exec_options options = {.n_threads = CC_OP_ENGINE_THREADS};
+    cc_release *release = NULL;
+    char why[200];
+    int rc = cc_release_answer(&services->policy, NULL, cc_request_data(request), query, &options,
+                               &release, why, sizeof why);
+    cc_query_free(query);
+    if (rc)
+        return cc_request_fail(request, rc, why);
+    const struct cc_release_summary *s = cc_release_summary(release);
+    cc_request_audit_detail(request, canonical, s->n_shown + s->n_perturbed + s->n_rounded,
+                            s->n_suppressed_primary + s->n_suppressed_secondary);
+    cc_op_reply_data_version(request);
+    rc = cc_release_pack(release, cc_reply_field(request, "release"));
+    cc_release_free(release);
+    return rc ? cc_request_fail(request, rc, NULL) : 0;
+}
+
+static int count_run(struct cc_request *request)
+{
+    if (!cc_request_data(request))
+        return cc_request_fail(request, CC_EUNSUPPORTED, "this server serves no data");
+    struct cc_query *query = NULL;
+    int rc = cc_op_prepare_query(request, cc_request_field(request, "query"), "query", &query);
+    return rc ? rc : cc_op_count_query(request, query);
+}
+
+const struct cc_op cc_op_count = {"count", count_run, count_runs_on_pool,
+                                  CC_OP_ROLE(CC_ROLE_RESEARCHER), true};

@@ -1,0 +1,41 @@
+/*
+ * cc_op_internal.h: what the data ops (count, compare, schema) share inside
+ * server/: turning a query object of a request into a query bound to the
+ * data version the request runs on, and the reply field common to them.
+ *
+ * Must never: be included outside server/ (it is a private include
+ * directory of the server layer).
+ */
+#ifndef CC_OP_INTERNAL_H
+#define CC_OP_INTERNAL_H
+
+#include "cc_op.h"
+#include "cc_query.h"
+
+/* The options every query of the server runs with: one engine thread, since
+ * the libuv pool already runs requests side by side (the engine's threads
+ * never nest inside the pool's). */
+#define CC_OP_ENGINE_THREADS 1
+
+/* Decodes, validates (against the store's extent) and binds (areas,
+ * codelists) the query in obj, a request field called field. On failure
+ * records the error in the request ("field.subfield: reason") and returns
+ * its code. */
+int cc_op_prepare_query(struct cc_request *request, const msgpack_object *obj, const char *field,
+                        struct cc_query **out);
+
+/* Binds and validates an already decoded query the same way. */
+int cc_op_bind_query(struct cc_request *request, struct cc_query *query, const char *field);
+
+/* Answers a prepared query (taken and freed) as count does: through
+ * disclosure control, audited, into the "release" reply field. */
+int cc_op_count_query(struct cc_request *request, struct cc_query *query);
+
+/* Answers a decoded comparison (taken and freed) as compare does. */
+struct cc_compare_decoded;
+int cc_op_compare_request(struct cc_request *request, struct cc_compare_decoded *decoded);
+
+/* The data version's store version, as the "data_version" reply field. */
+void cc_op_reply_data_version(struct cc_request *request);
+
+#endif

@@ -1,0 +1,433 @@
+/*
+ * cc_remote.c: the shared side of the commands that ask a server
+ * (cc_remote.h).
+ *
+ * Must never: print a token, or anything the server did not send.
+ */
+#include "cc_remote.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cc_error.h"
+#include "cc_query.h"
+
+const char cc_remote_flags_usage[] =
+    "  --host HOST          the server (default 127.0.0.1)\n"
+    "  --port PORT          its port (default 7433)\n"
+    "  --timeout-ms N       wait at most N ms for each reply (default 30000)\n"
+    "  --token-file FILE    the account's token (mode 0600); default\n"
+    "                       $CARECOUNT_TOKEN_FILE, else $CARECOUNT_TOKEN\n"
+    "  --format table|csv   output (default table)\n";
+
+void cc_remote_defaults(struct cc_remote_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->host = "127.0.0.1";
+    o->port = 7433;
+    o->timeout_ms = CC_CLIENT_DEFAULT_TIMEOUT_MS;
+    o->format = CC_REMOTE_TABLE;
+}
+
+static int parse_ulong(const char *text, unsigned long min, unsigned long max, unsigned long *out)
+{
+    char *end;
+    if (!text || !*text || *text == '-')
+        return -1;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int cc_remote_take_flag(struct cc_remote_options *o, int argc, char **argv, int i,
+                        const char *command)
+{
+    const char *flag = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(flag, "--token")) {
+        fprintf(stderr,
+                "carecount %s: a token is never taken from the command line (it would show "
+                "in ps and the shell's history): use --token-file FILE or CARECOUNT_TOKEN_FILE\n",
+                command);
+        return -1;
+    }
+    if (strcmp(flag, "--host") && strcmp(flag, "--port") && strcmp(flag, "--timeout-ms") &&
+        strcmp(flag, "--token-file") && strcmp(flag, "--format"))
+        return 0;
+    if (!value) {
+        fprintf(stderr, "carecount %s: %s needs a value\n", command, flag);
+        return -1;
+    }
+    if (!strcmp(flag, "--host")) {
+        o->host = value;
+    } else if (!strcmp(flag, "--port")) {
+        if (parse_ulong(value, 1, 65535, &o->port) < 0) {
+            fprintf(stderr, "carecount %s: --port needs 1 to 65535\n", command);
+            return -1;
+        }
+    } else if (!strcmp(flag, "--timeout-ms")) {
+        if (parse_ulong(value, 1, 3600000, &o->timeout_ms) < 0) {
+            fprintf(stderr, "carecount %s: --timeout-ms needs 1 to 3600000\n", command);
+            return -1;
+        }
+    } else if (!strcmp(flag, "--token-file")) {
+        o->token_file = value;
+    } else if (!strcmp(value, "table") || !strcmp(value, "csv")) {
+        o->format = value[0] == 't' ? CC_REMOTE_TABLE : CC_REMOTE_CSV;
+    } else {
+        fprintf(stderr, "carecount %s: --format is table or csv\n", command);
+        return -1;
+    }
+    return 2;
+}
+
+int cc_remote_open(const struct cc_remote_options *o, const char *command, struct cc_client **out)
+{
+    char token[CC_CLIENT_TOKEN_BYTES], why[512];
+    *out = NULL;
+    int rc = cc_client_read_token(o->token_file, token, why, sizeof why);
+    if (rc < 0) {
+        fprintf(stderr, "carecount %s: %s\n", command, why);
+        return CC_REMOTE_EXIT_USAGE;
+    }
+    rc = cc_client_connect(o->host, (uint16_t)o->port, (int)o->timeout_ms, out);
+    if (rc < 0) {
+        fprintf(stderr, "carecount %s: cannot connect to %s port %lu: %s\n", command, o->host,
+                o->port, cc_strerror(rc));
+        return CC_REMOTE_EXIT_FAILED;
+    }
+    rc = cc_client_hello(*out, token, why, sizeof why);
+    memset(token, 0, sizeof token);
+    if (rc < 0) {
+        fprintf(stderr, "carecount %s: %s\n", command, why);
+        cc_client_close(*out);
+        *out = NULL;
+        return rc == CC_EAUTH ? CC_REMOTE_EXIT_REFUSED : CC_REMOTE_EXIT_FAILED;
+    }
+    return 0;
+}
+
+int cc_remote_exit_for(const char *code)
+{
+    if (!strcmp(code, "REFUSED") || !strcmp(code, "DENIED") || !strcmp(code, "AUTH"))
+        return CC_REMOTE_EXIT_REFUSED;
+    if (!strcmp(code, "INVAL") || !strcmp(code, "PARSE") || !strcmp(code, "NOTFOUND") ||
+        !strcmp(code, "TOOBIG") || !strcmp(code, "RANGE"))
+        return CC_REMOTE_EXIT_USAGE;
+    return CC_REMOTE_EXIT_FAILED;
+}
+
+int cc_remote_read_input(const char *path, size_t limit, char **out, size_t *out_len)
+{
+    FILE *file = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!file)
+        return CC_EIO;
+    int rc = 0;
+    char *data = malloc(limit + 1);
+    size_t len = 0;
+    if (!data) {
+        rc = CC_ENOMEM;
+        goto out;
+    }
+    while (len < limit + 1) {
+        size_t n = fread(data + len, 1, limit + 1 - len, file);
+        if (n == 0)
+            break;
+        len += n;
+    }
+    if (ferror(file)) {
+        rc = CC_EIO;
+        goto out;
+    }
+    *out = data;
+    *out_len = len;
+    data = NULL;
+out:
+    free(data);
+    if (file != stdin)
+        fclose(file);
+    return rc;
+}
+
+/* ---- reading replies ----------------------------------------------------- */
+
+static const msgpack_object *get(const msgpack_object *map, const char *key)
+{
+    if (!map || map->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    size_t len = strlen(key);
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == len &&
+            !memcmp(k->via.str.ptr, key, len))
+            return &map->via.map.ptr[i].val;
+    }
+    return NULL;
+}
+
+/* The text of a string object into buf ("" otherwise). */
+static const char *text(const msgpack_object *o, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (o && o->type == MSGPACK_OBJECT_STR) {
+        size_t n = o->via.str.size < len - 1 ? o->via.str.size : len - 1;
+        memcpy(buf, o->via.str.ptr, n);
+        buf[n] = '\0';
+    }
+    return buf;
+}
+
+static uint64_t uint_or(const msgpack_object *o, uint64_t otherwise)
+{
+    return o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? o->via.u64 : otherwise;
+}
+
+static double number_or_nan(const msgpack_object *o)
+{
+    if (!o)
+        return NAN;
+    if (o->type == MSGPACK_OBJECT_FLOAT64 || o->type == MSGPACK_OBJECT_FLOAT32)
+        return o->via.f64;
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return (double)o->via.u64;
+    return NAN;
+}
+
+static const msgpack_object *at(const msgpack_object *array, uint32_t i)
+{
+    return array && array->type == MSGPACK_OBJECT_ARRAY && i < array->via.array.size
+               ? &array->via.array.ptr[i]
+               : NULL;
+}
+
+static uint32_t size_of(const msgpack_object *array)
+{
+    return array && array->type == MSGPACK_OBJECT_ARRAY ? array->via.array.size : 0;
+}
+
+/* ---- a table of text cells ----------------------------------------------- */
+
+#define CELL_BYTES 96
+#define MAX_COLUMNS 12
+
+struct table {
+    uint32_t n_columns, n_rows, capacity;
+    char (*cells)[CELL_BYTES]; /* [(1 + n_rows) * n_columns]: the header first */
+    unsigned right[MAX_COLUMNS]; /* right-aligned (numbers) */
+};
+
+static char *cell(struct table *t, uint32_t row, uint32_t column)
+{
+    return t->cells[(size_t)row * t->n_columns + column];
+}
+
+/* Starts an empty table with a blank header row. 0 or -1. */
+static int table_init(struct table *t, uint32_t n_columns)
+{
+    memset(t, 0, sizeof *t);
+    t->n_columns = n_columns;
+    t->capacity = 64;
+    t->cells = calloc((size_t)t->capacity * n_columns, CELL_BYTES);
+    return t->cells ? 0 : -1;
+}
+
+/* Adds a row (row 0 is the header) and returns its index, or -1. */
+static int add_row(struct table *t)
+{
+    uint32_t rows = t->n_rows + 1;
+    if (rows >= t->capacity) {
+        uint32_t capacity = t->capacity ? 2 * t->capacity : 64;
+        void *grown = realloc(t->cells, (size_t)capacity * t->n_columns * CELL_BYTES);
+        if (!grown)
+            return -1;
+        t->cells = grown;
+        t->capacity = capacity;
+    }
+    memset(cell(t, rows, 0), 0, (size_t)t->n_columns * CELL_BYTES);
+    t->n_rows = rows;
+    return (int)rows;
+}
+
+static void put_csv(FILE *out, const char *s)
+{
+    if (!strpbrk(s, ",\"\n")) {
+        fputs(s, out);
+        return;
+    }
+    fputc('"', out);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', out);
+        fputc(*s, out);
+    }
+    fputc('"', out);
+}
+
+static void print_table(FILE *out, const struct table *t, enum cc_remote_format format)
+{
+    size_t width[MAX_COLUMNS] = {0};
+    for (uint32_t r = 0; r <= t->n_rows; r++)
+        for (uint32_t c = 0; c < t->n_columns; c++) {
+            size_t n = strlen(t->cells[(size_t)r * t->n_columns + c]);
+            width[c] = n > width[c] ? n : width[c];
+        }
+    for (uint32_t r = 0; r <= t->n_rows; r++) {
+        for (uint32_t c = 0; c < t->n_columns; c++) {
+            const char *s = t->cells[(size_t)r * t->n_columns + c];
+            if (format == CC_REMOTE_CSV) {
+                if (c)
+                    fputc(',', out);
+                put_csv(out, s);
+            } else if (c + 1 == t->n_columns && !t->right[c]) {
+                fprintf(out, "%s%s", c ? "  " : "", s);
+            } else {
+                fprintf(out, t->right[c] && r ? "%s%*s" : "%s%-*s", c ? "  " : "",
+                        (int)width[c], s);
+            }
+        }
+        fputc('\n', out);
+    }
+}
+
+/* The legend: what disclosure control did. */
+static void print_legend(FILE *out, const msgpack_object *policy, const msgpack_object *counts)
+{
+    char version[80];
+    uint64_t threshold = uint_or(get(policy, "threshold"), 0);
+    uint64_t base = uint_or(get(policy, "rounding_base"), 1);
+    uint64_t noise = uint_or(get(policy, "max_noise"), 0);
+    uint64_t cnoise = uint_or(get(policy, "condition_max_noise"), 0);
+    fprintf(out, "\ndisclosure control (policy %s):\n",
+            text(get(policy, "version"), version, sizeof version));
+    fprintf(out, "  no count from 1 to %" PRIu64 " is shown; '*' marks a suppressed cell\n",
+            threshold > 0 ? threshold - 1 : 0);
+    if (noise)
+        fprintf(out,
+                "  counts are perturbed by the cell key method (noise up to +-%" PRIu64
+                "%s), so the same cell always gets the same value\n",
+                noise, cnoise ? ", and a condition layer" : "");
+    if (base > 1)
+        fprintf(out, "  counts are rounded to multiples of %" PRIu64 "\n", base);
+    if (counts)
+        fprintf(out,
+                "  %" PRIu64 " cells: %" PRIu64 " perturbed, %" PRIu64 " rounded, %" PRIu64
+                " shown as counted, %" PRIu64 " suppressed, %" PRIu64 " suppressed to protect "
+                "others\n",
+                uint_or(get(counts, "cells"), 0), uint_or(get(counts, "perturbed"), 0),
+                uint_or(get(counts, "rounded"), 0), uint_or(get(counts, "shown"), 0),
+                uint_or(get(counts, "suppressed"), 0),
+                uint_or(get(counts, "suppressed_secondary"), 0));
+}
+
+void cc_remote_print_release(FILE *out, const msgpack_object *release,
+                             enum cc_remote_format format)
+{
+    const msgpack_object *dims = get(release, "dimensions"), *cells = get(release, "cells");
+    uint32_t n_dims = size_of(dims);
+    if (n_dims + 2 > MAX_COLUMNS)
+        n_dims = MAX_COLUMNS - 2;
+    struct table t;
+    uint32_t sizes[MAX_COLUMNS];
+    if (table_init(&t, n_dims + 2) < 0)
+        goto oom;
+    for (uint32_t d = 0; d < n_dims; d++) {
+        text(get(at(dims, d), "kind"), cell(&t, 0, d), CELL_BYTES);
+        sizes[d] = size_of(get(at(dims, d), "labels"));
+    }
+    snprintf(cell(&t, 0, n_dims), CELL_BYTES, "count");
+    snprintf(cell(&t, 0, n_dims + 1), CELL_BYTES, "note");
+    t.right[n_dims] = 1;
+    for (uint32_t i = 0; i < size_of(cells); i++) {
+        int r = add_row(&t);
+        if (r < 0)
+            goto oom;
+        uint32_t rest = i;
+        for (uint32_t d = n_dims; d-- > 0;) {
+            uint32_t v = sizes[d] ? rest % sizes[d] : 0;
+            rest = sizes[d] ? rest / sizes[d] : 0;
+            text(at(get(at(dims, d), "labels"), v), cell(&t, (uint32_t)r, d), CELL_BYTES);
+        }
+        const msgpack_object *value = at(at(cells, i), 0);
+        if (value && value->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            snprintf(cell(&t, (uint32_t)r, n_dims), CELL_BYTES, "%" PRIu64, value->via.u64);
+        else
+            snprintf(cell(&t, (uint32_t)r, n_dims), CELL_BYTES, format == CC_REMOTE_CSV ? "" : "*");
+        text(at(at(cells, i), 1), cell(&t, (uint32_t)r, n_dims + 1), CELL_BYTES);
+    }
+    print_table(out, &t, format);
+    if (format == CC_REMOTE_TABLE)
+        print_legend(out, get(release, "policy"), get(release, "counts"));
+    free(t.cells);
+    return;
+oom:
+    free(t.cells);
+    fprintf(stderr, "carecount: out of memory printing the table\n");
+}
+
+static void format_number(char *buf, double x, int decimals)
+{
+    if (isfinite(x))
+        snprintf(buf, CELL_BYTES, "%.*f", decimals, x);
+    else
+        snprintf(buf, CELL_BYTES, "-");
+}
+
+void cc_remote_print_comparison(FILE *out, const msgpack_object *cmp, enum cc_remote_format format)
+{
+    static const char *const header[] = {"code",  "name",  "count", "denominator", "value",
+                                         "lower95", "upper95", "vs comparator", "status"};
+    const msgpack_object *rows = get(cmp, "rows");
+    struct table t;
+    if (table_init(&t, 9) < 0)
+        goto oom;
+    for (uint32_t c = 0; c < 9; c++)
+        snprintf(cell(&t, 0, c), CELL_BYTES, "%s", header[c]);
+    t.right[2] = t.right[3] = t.right[4] = t.right[5] = t.right[6] = 1;
+    for (uint32_t i = 0; i < size_of(rows); i++) {
+        const msgpack_object *row = at(rows, i);
+        int r = add_row(&t);
+        if (r < 0)
+            goto oom;
+        uint32_t k = (uint32_t)r;
+        text(get(row, "code"), cell(&t, k, 0), CELL_BYTES);
+        text(get(row, "name"), cell(&t, k, 1), CELL_BYTES);
+        const msgpack_object *count = get(row, "count"), *den = get(row, "denominator");
+        if (count && count->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            snprintf(cell(&t, k, 2), CELL_BYTES, "%" PRIu64, count->via.u64);
+        else
+            snprintf(cell(&t, k, 2), CELL_BYTES, format == CC_REMOTE_CSV ? "" : "*");
+        if (den && den->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            snprintf(cell(&t, k, 3), CELL_BYTES, "%" PRIu64, den->via.u64);
+        else
+            snprintf(cell(&t, k, 3), CELL_BYTES, format == CC_REMOTE_CSV ? "" : "*");
+        format_number(cell(&t, k, 4), number_or_nan(get(row, "value")), 2);
+        format_number(cell(&t, k, 5), number_or_nan(at(get(row, "ci95"), 0)), 2);
+        format_number(cell(&t, k, 6), number_or_nan(at(get(row, "ci95"), 1)), 2);
+        text(get(row, "comparison95"), cell(&t, k, 7), CELL_BYTES);
+        text(get(row, "status"), cell(&t, k, 8), CELL_BYTES);
+    }
+    if (format == CC_REMOTE_TABLE) {
+        char method[32], level[16], comparator[16];
+        fprintf(out, "%s by %s, compared with %s (95%% intervals; per %g)\n\n",
+                text(get(cmp, "method"), method, sizeof method),
+                text(get(cmp, "level"), level, sizeof level),
+                text(get(cmp, "comparator"), comparator, sizeof comparator),
+                number_or_nan(get(cmp, "multiplier")));
+    }
+    print_table(out, &t, format);
+    if (format == CC_REMOTE_TABLE) {
+        print_legend(out, get(cmp, "policy"), get(cmp, "counts"));
+        fprintf(out, "  values and intervals are computed from the released counts only; a row "
+                     "with a suppressed count is not compared\n");
+    }
+    free(t.cells);
+    return;
+oom:
+    free(t.cells);
+    fprintf(stderr, "carecount: out of memory printing the table\n");
+}

@@ -1,0 +1,122 @@
+/*
+ * cmd_compare.c: `carecount compare`: sends an area comparison
+ * (docs/comparisons.md, JSON) to a server and prints the rows it gets back:
+ * each area's released count and denominator, its value and 95% interval,
+ * and how it compares with England or its parent, with a legend of what
+ * disclosure control did.
+ *
+ * Exit status: cc_remote.h (0 printed, 1 server or connection failure,
+ * 2 usage or a request that does not decode, 3 refused).
+ *
+ * Must never: take a token from the command line; print anything but what
+ * the server released.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cc_compare.h"
+#include "cc_error.h"
+#include "cc_remote.h"
+
+const char cc_cmd_compare_summary[] = "ask a server for an area comparison (a request in JSON)";
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: carecount compare [OPTIONS] COMPARISON.json|-\n"
+            "\n"
+            "Sends the comparison (docs/comparisons.md) to carecountd as the account\n"
+            "whose token is given, and prints one row per area, then England:\n"
+            "released counts, the value with its 95%% interval, and whether the\n"
+            "area is significantly higher, lower or similar.\n"
+            "\n"
+            "options:\n%s"
+            "\n"
+            "exit status: 0 printed; 1 the server could not be reached or failed;\n"
+            "2 a usage error or a request that does not decode; 3 refused (the\n"
+            "disclosure policy, the account's role, or the token).\n",
+            cc_remote_flags_usage);
+}
+
+static int pack_comparison(msgpack_packer *pk, const void *arg)
+{
+    msgpack_pack_str_with_body(pk, "comparison", 10);
+    return cc_compare_pack(arg, pk);
+}
+
+int cc_cmd_compare(int argc, char **argv)
+{
+    struct cc_remote_options options;
+    const char *path = NULL;
+    cc_remote_defaults(&options);
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        int used = cc_remote_take_flag(&options, argc, argv, i, "compare");
+        if (used < 0)
+            return CC_REMOTE_EXIT_USAGE;
+        if (used > 0) {
+            i += used - 1;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "carecount compare: unknown option '%s' (try --help)\n", argv[i]);
+            return CC_REMOTE_EXIT_USAGE;
+        } else if (!path) {
+            path = argv[i];
+        } else {
+            fprintf(stderr, "carecount compare: one request file only (try --help)\n");
+            return CC_REMOTE_EXIT_USAGE;
+        }
+    }
+    if (!path) {
+        fprintf(stderr, "carecount compare: give the request file (or - for standard input)\n");
+        return CC_REMOTE_EXIT_USAGE;
+    }
+    struct cc_query_limits limits;
+    cc_query_limits_default(&limits);
+    char *text = NULL, errbuf[512] = "";
+    size_t len = 0;
+    struct cc_compare_decoded decoded;
+    bool have_request = false;
+    struct cc_client *client = NULL;
+    int status = CC_REMOTE_EXIT_USAGE;
+    int rc = cc_remote_read_input(path, 2 * (size_t)limits.max_query_bytes, &text, &len);
+    if (rc) {
+        fprintf(stderr, "carecount compare: %s: %s\n", path,
+                rc == CC_EIO ? strerror(errno) : cc_strerror(rc));
+        goto out;
+    }
+    if ((rc = cc_compare_decode_json(text, len, &limits, &decoded, errbuf, sizeof errbuf)) != 0) {
+        fprintf(stderr, "carecount compare: %s: %s\n", path,
+                errbuf[0] ? errbuf : cc_strerror(rc));
+        goto out;
+    }
+    have_request = true;
+    if ((status = cc_remote_open(&options, "compare", &client)) != 0)
+        goto out;
+    struct cc_reply reply;
+    rc = cc_client_call(client, 2, "compare", 1, pack_comparison, &decoded.request, &reply);
+    if (rc <= 0) {
+        fprintf(stderr, "carecount compare: %s\n",
+                rc == 0 ? "the server closed the connection" : cc_strerror(rc));
+        status = CC_REMOTE_EXIT_FAILED;
+        goto out;
+    }
+    if (!reply.ok) {
+        fprintf(stderr, "carecount compare: %s: %s\n", reply.error_code, reply.error_message);
+        status = cc_remote_exit_for(reply.error_code);
+    } else {
+        cc_remote_print_comparison(stdout, cc_reply_get(&reply, "comparison"), options.format);
+        status = fflush(stdout) == 0 ? CC_REMOTE_EXIT_OK : CC_REMOTE_EXIT_FAILED;
+    }
+    cc_reply_free(&reply);
+out:
+    cc_client_close(client);
+    if (have_request)
+        cc_compare_decoded_free(&decoded);
+    free(text);
+    return status;
+}

@@ -1,0 +1,115 @@
+/*
+ * cmd_count.c: `carecount count`: sends a query (docs/query-model.md, JSON)
+ * to a server and prints the protected table it gets back: the cells, the
+ * reason code of each, and a legend of what disclosure control did.
+ *
+ * Exit status: cc_remote.h (0 printed, 1 server or connection failure,
+ * 2 usage or a query that does not decode, 3 refused).
+ *
+ * Must never: take a token from the command line; print anything but what
+ * the server released.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cc_error.h"
+#include "cc_query.h"
+#include "cc_remote.h"
+
+const char cc_cmd_count_summary[] = "ask a server for a protected count (a query in JSON)";
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: carecount count [OPTIONS] QUERY.json|-\n"
+            "\n"
+            "Sends the query (docs/query-model.md) to carecountd as the account\n"
+            "whose token is given, and prints the released table: suppressed cells\n"
+            "are marked '*', and a legend says what disclosure control did.\n"
+            "\n"
+            "options:\n%s"
+            "\n"
+            "exit status: 0 printed; 1 the server could not be reached or failed;\n"
+            "2 a usage error or a query that does not decode; 3 refused (the\n"
+            "disclosure policy, the account's role, or the token).\n",
+            cc_remote_flags_usage);
+}
+
+static int pack_query(msgpack_packer *pk, const void *arg)
+{
+    msgpack_pack_str_with_body(pk, "query", 5);
+    return cc_query_pack(arg, pk) == 0 ? 0 : CC_ENOMEM;
+}
+
+int cc_cmd_count(int argc, char **argv)
+{
+    struct cc_remote_options options;
+    const char *path = NULL;
+    cc_remote_defaults(&options);
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        int used = cc_remote_take_flag(&options, argc, argv, i, "count");
+        if (used < 0)
+            return CC_REMOTE_EXIT_USAGE;
+        if (used > 0) {
+            i += used - 1;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "carecount count: unknown option '%s' (try --help)\n", argv[i]);
+            return CC_REMOTE_EXIT_USAGE;
+        } else if (!path) {
+            path = argv[i];
+        } else {
+            fprintf(stderr, "carecount count: one query file only (try --help)\n");
+            return CC_REMOTE_EXIT_USAGE;
+        }
+    }
+    if (!path) {
+        fprintf(stderr, "carecount count: give the query file (or - for standard input)\n");
+        return CC_REMOTE_EXIT_USAGE;
+    }
+    struct cc_query_limits limits;
+    cc_query_limits_default(&limits);
+    char *text = NULL, errbuf[512] = "";
+    size_t len = 0;
+    struct cc_query *query = NULL;
+    struct cc_client *client = NULL;
+    int status = CC_REMOTE_EXIT_USAGE;
+    int rc = cc_remote_read_input(path, limits.max_query_bytes, &text, &len);
+    if (rc) {
+        fprintf(stderr, "carecount count: %s: %s\n", path,
+                rc == CC_EIO ? strerror(errno) : cc_strerror(rc));
+        goto out;
+    }
+    if ((rc = cc_query_decode_json(text, len, &limits, &query, errbuf, sizeof errbuf)) != 0) {
+        fprintf(stderr, "carecount count: %s: %s\n", path, errbuf[0] ? errbuf : cc_strerror(rc));
+        goto out;
+    }
+    if ((status = cc_remote_open(&options, "count", &client)) != 0)
+        goto out;
+    struct cc_reply reply;
+    rc = cc_client_call(client, 2, "count", 1, pack_query, query, &reply);
+    if (rc <= 0) {
+        fprintf(stderr, "carecount count: %s\n",
+                rc == 0 ? "the server closed the connection" : cc_strerror(rc));
+        status = CC_REMOTE_EXIT_FAILED;
+        goto out;
+    }
+    if (!reply.ok) {
+        fprintf(stderr, "carecount count: %s: %s\n", reply.error_code, reply.error_message);
+        status = cc_remote_exit_for(reply.error_code);
+    } else {
+        cc_remote_print_release(stdout, cc_reply_get(&reply, "release"), options.format);
+        status = fflush(stdout) == 0 ? CC_REMOTE_EXIT_OK : CC_REMOTE_EXIT_FAILED;
+    }
+    cc_reply_free(&reply);
+out:
+    cc_client_close(client);
+    cc_query_free(query);
+    free(text);
+    return status;
+}
