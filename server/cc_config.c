@@ -30,6 +30,7 @@ void cc_config_defaults(struct cc_config *config)
     config->max_write_queue_bytes = CC_CONFIG_DEFAULT_MAX_WRITE_QUEUE_BYTES;
     config->idle_timeout_ms = CC_CONFIG_DEFAULT_IDLE_TIMEOUT_MS;
     config->frame_timeout_ms = CC_CONFIG_DEFAULT_FRAME_TIMEOUT_MS;
+    config->max_requests_per_account_minute = CC_CONFIG_DEFAULT_MAX_REQUESTS_PER_ACCOUNT_MINUTE;
     config->max_total_write_queue_bytes = CC_CONFIG_DEFAULT_MAX_TOTAL_WRITE_QUEUE_BYTES;
     config->shutdown_timeout_ms = CC_CONFIG_DEFAULT_SHUTDOWN_TIMEOUT_MS;
     config->publish_interval_s = 86400;
@@ -123,13 +124,16 @@ void cc_config_usage(FILE *out)
             "  --codelists DIR           codelists queries may name (default DIR/codelists)\n"
             "  --saved DIR               operator-approved saved queries, NAME.json, the only\n"
             "                            thing dashboard accounts run (default DIR/saved)\n"
+            "  --max-requests-per-account-minute N  per account, all its connections\n"
+            "                            (default %d); more get BUSY\n"
             "  --test-mode               enable test-only request fields (never in production)\n",
             CC_CONFIG_DEFAULT_HOST, CC_CONFIG_DEFAULT_PORT, CC_CONFIG_DEFAULT_MAX_FRAME_BYTES,
             CC_CONFIG_DEFAULT_MAX_CONNECTIONS,
             CC_CONFIG_DEFAULT_MAX_PENDING_REQUESTS_PER_CONNECTION,
             CC_CONFIG_DEFAULT_MAX_PENDING_REQUESTS, CC_CONFIG_DEFAULT_MAX_WRITE_QUEUE_BYTES,
             CC_CONFIG_DEFAULT_MAX_TOTAL_WRITE_QUEUE_BYTES, CC_CONFIG_DEFAULT_IDLE_TIMEOUT_MS,
-            CC_CONFIG_DEFAULT_FRAME_TIMEOUT_MS, CC_CONFIG_DEFAULT_SHUTDOWN_TIMEOUT_MS);
+            CC_CONFIG_DEFAULT_FRAME_TIMEOUT_MS, CC_CONFIG_DEFAULT_SHUTDOWN_TIMEOUT_MS,
+            CC_CONFIG_DEFAULT_MAX_REQUESTS_PER_ACCOUNT_MINUTE);
 }
 
 /* The numeric options: name, range, and where the value goes. */
@@ -153,6 +157,8 @@ static const struct number_option number_options[] = {
     NUMBER_OPTION("--max-total-write-queue-bytes", max_total_write_queue_bytes, 1024, SIZE_MAX),
     NUMBER_OPTION("--idle-timeout-ms", idle_timeout_ms, 1, UINT64_MAX / 2),
     NUMBER_OPTION("--frame-timeout-ms", frame_timeout_ms, 1, UINT64_MAX / 2),
+    NUMBER_OPTION("--max-requests-per-account-minute", max_requests_per_account_minute, 1,
+                  100000000),
     NUMBER_OPTION("--shutdown-timeout-ms", shutdown_timeout_ms, 1, UINT64_MAX / 2),
 };
 

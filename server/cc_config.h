@@ -27,6 +27,7 @@
 #define CC_CONFIG_DEFAULT_IDLE_TIMEOUT_MS 300000                      /* 5 min */
 #define CC_CONFIG_DEFAULT_SHUTDOWN_TIMEOUT_MS 30000
 #define CC_CONFIG_DEFAULT_FRAME_TIMEOUT_MS 10000
+#define CC_CONFIG_DEFAULT_MAX_REQUESTS_PER_ACCOUNT_MINUTE 6000
 #define CC_CONFIG_DEFAULT_MAX_TOTAL_WRITE_QUEUE_BYTES ((size_t)256 << 20) /* 256 MiB */
 
 struct cc_config {
@@ -63,6 +64,9 @@ struct cc_config {
      * however its bytes trickle in; else TIMEDOUT and the connection is
      * closed. */
     uint64_t frame_timeout_ms;
+    /* Requests one account may make per minute over all its connections
+     * (ops that need an account); more are answered BUSY. */
+    uint32_t max_requests_per_account_minute;
     /* After SIGTERM/SIGINT, in-flight work gets this long to finish before
      * the remaining connections are closed without their replies. */
     uint64_t shutdown_timeout_ms;

@@ -18,8 +18,15 @@ struct peer {
     uint32_t auth_failures, log_lines, log_suppressed;
 };
 
+struct account_slot {
+    int64_t account_id; /* 0: free */
+    uint64_t window_start;
+    uint32_t requests;
+};
+
 struct cc_peers {
     struct peer slots[CC_PEERS_SLOTS];
+    struct account_slot accounts[CC_PEERS_SLOTS];
 };
 
 int cc_peers_new(struct cc_peers **out)
@@ -96,4 +103,24 @@ bool cc_peers_may_log(struct cc_peers *peers, const char *address, uint64_t now_
     if (p->log_suppressed < UINT32_MAX)
         p->log_suppressed++;
     return false;
+}
+
+bool cc_peers_account_take(struct cc_peers *peers, int64_t account_id, uint32_t limit,
+                           uint64_t now_ms)
+{
+    uint64_t h = (uint64_t)account_id * 0x9E3779B97F4A7C15ull;
+    struct account_slot *a = &peers->accounts[(h >> 32) % CC_PEERS_SLOTS];
+    if (a->account_id != account_id) {
+        a->account_id = account_id;
+        a->window_start = now_ms;
+        a->requests = 0;
+    }
+    if (now_ms - a->window_start >= CC_PEERS_ACCOUNT_WINDOW_MS || now_ms < a->window_start) {
+        a->window_start = now_ms;
+        a->requests = 0;
+    }
+    if (a->requests >= limit)
+        return false;
+    a->requests++;
+    return true;
 }

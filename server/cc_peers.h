@@ -1,7 +1,8 @@
 /*
  * cc_peers.h: what the server remembers about each client address, for
- * its rate limits: failed authentications (so a token cannot be guessed at
- * network speed) and log lines (so a flood of garbage connections cannot
+ * its rate limits, and about each account: failed authentications (so a
+ * token cannot be guessed at network speed), requests per account per
+ * minute, and log lines (so a flood of garbage connections cannot
  * flood the operator's log).
  *
  * A fixed table of CC_PEERS_SLOTS addresses, hashed; a new address takes
@@ -31,6 +32,10 @@
 #define CC_PEERS_LOG_LINES 10
 #define CC_PEERS_LOG_WINDOW_MS 10000
 
+/* Requests one account may make per window (CC_PEERS_ACCOUNT_WINDOW_MS),
+ * whatever its connections; configurable (--max-requests-per-account-minute). */
+#define CC_PEERS_ACCOUNT_WINDOW_MS 60000
+
 struct cc_peers;
 
 /* 0 or CC_ENOMEM. */
@@ -49,5 +54,11 @@ void cc_peers_auth_failed(struct cc_peers *peers, const char *address, uint64_t 
  * suppressed in it, so the caller can say so once; else 0. */
 bool cc_peers_may_log(struct cc_peers *peers, const char *address, uint64_t now_ms,
                       uint32_t *suppressed);
+
+/* Counts one request of account_id and returns true if it is within limit
+ * requests in the current window (false: refuse it). A separate table of
+ * CC_PEERS_SLOTS accounts, hashed like the addresses. */
+bool cc_peers_account_take(struct cc_peers *peers, int64_t account_id, uint32_t limit,
+                           uint64_t now_ms);
 
 #endif

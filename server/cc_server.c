@@ -671,6 +671,15 @@ static void handle_frame(struct connection *connection, uint8_t *body, size_t le
         } else if (op->roles && !connection->has_account) {
             /* answered on the loop: nothing to look up, nobody to audit */
             cc_request_fail(request, CC_EAUTH, "this op needs an account: send hello first");
+        } else if (op->roles && server->peers &&
+                   !cc_peers_account_take(server->peers, connection->account.id,
+                                          server->config.max_requests_per_account_minute,
+                                          uv_now(&server->loop))) {
+            connection_log(connection, "refused a request: account %lld over its rate limit",
+                           (long long)connection->account.id);
+            cc_request_fail(request, CC_EBUSY,
+                            "this account has made too many requests in the last minute; "
+                            "try again later");
         } else if (op->audited || (op->runs_on_pool && op->runs_on_pool(request))) {
             if (connection->n_pending >= server->config.max_pending_requests_per_connection) {
                 cc_request_fail(request, CC_EBUSY,

@@ -977,3 +977,40 @@ Test(ops, the_transparency_report_releases_protected_optout_counts_by_area)
     cc_reply_free(&first);
     stop(harness);
 }
+
+Test(ops, an_account_over_its_request_rate_gets_busy_and_others_are_served)
+{
+    const char *args[] = {"--data", data_dir, "--key", key_path,
+                          "--max-requests-per-account-minute", "3", NULL};
+    struct cc_harness *harness = NULL;
+    cr_assert_eq(cc_harness_start(args, &harness), 0);
+    struct cc_client *rita = login(harness, "rita");
+    struct cc_client *rita2 = login(harness, "rita");
+    struct cc_reply reply;
+    /* three requests over two connections of one account: within the limit */
+    call(rita, 120, "schema", 0, NULL, NULL, &reply);
+    cr_assert(reply.ok);
+    cc_reply_free(&reply);
+    call(rita2, 121, "codelists", 0, NULL, NULL, &reply);
+    cr_assert(reply.ok);
+    cc_reply_free(&reply);
+    call(rita, 122, "schema", 0, NULL, NULL, &reply);
+    cr_assert(reply.ok);
+    cc_reply_free(&reply);
+    /* the fourth, on either connection: BUSY */
+    call(rita2, 123, "count", 1, pack_query_field, BY_REGION_E11, &reply);
+    expect_error(&reply, "BUSY");
+    cc_reply_free(&reply);
+    /* another account is not held up, and ping needs no account */
+    struct cc_client *paul = login(harness, "paul");
+    call(paul, 124, "schema", 0, NULL, NULL, &reply);
+    cr_assert(reply.ok, "%s: %s", reply.error_code, reply.error_message);
+    cc_reply_free(&reply);
+    call(rita, 125, "ping", 0, NULL, NULL, &reply);
+    cr_assert(reply.ok);
+    cc_reply_free(&reply);
+    cc_client_close(rita);
+    cc_client_close(rita2);
+    cc_client_close(paul);
+    stop(harness);
+}
