@@ -103,6 +103,10 @@ void cc_config_usage(FILE *out)
             "                            port 0 picks a free port; [::1]:PORT for IPv6)\n"
             "  --allow-remote            permit a non-loopback listen address\n"
             "  --port-file PATH          write the bound port to PATH once listening\n"
+            "  --http-listen ADDR:PORT   also serve HTTP/JSON there (off by default)\n"
+            "  --http-port-file PATH     write the HTTP port to PATH once listening\n"
+            "  --cors-origin ORIGIN      let browser pages of ORIGIN call the HTTP API\n"
+            "                            (repeatable; none by default)\n"
             "  --max-frame-bytes N       largest request body (default %u)\n"
             "  --max-connections N       connections served at once (default %u)\n"
             "  --max-pending-requests-per-connection N   (default %u)\n"
@@ -266,6 +270,34 @@ int cc_config_parse_args_partial(struct cc_config *config, int argc, char **argv
             i++;
             continue;
         }
+        if (!strcmp(arg, "--http-listen")) {
+            if (!value || cc_config_parse_listen(value, config->http_host, &config->http_port) < 0) {
+                snprintf(error, error_bytes,
+                         "--http-listen needs ADDR:PORT with a numeric address");
+                return CC_EINVAL;
+            }
+            config->http_listen = true;
+            i++;
+            continue;
+        }
+        if (!strcmp(arg, "--http-port-file") || !strcmp(arg, "--cors-origin")) {
+            if (!value || !*value) {
+                snprintf(error, error_bytes, "%s needs a value", arg);
+                return CC_EINVAL;
+            }
+            if (arg[2] == 'h') {
+                config->http_port_file = value;
+            } else {
+                if (config->n_cors_origins == CC_CONFIG_MAX_CORS_ORIGINS) {
+                    snprintf(error, error_bytes, "at most %d --cors-origin",
+                             CC_CONFIG_MAX_CORS_ORIGINS);
+                    return CC_EINVAL;
+                }
+                config->cors_origins[config->n_cors_origins++] = value;
+            }
+            i++;
+            continue;
+        }
         if (!strcmp(arg, "--port-file")) {
             if (!value || !*value) {
                 snprintf(error, error_bytes, "--port-file needs a path");
@@ -298,6 +330,12 @@ int cc_config_parse_args_partial(struct cc_config *config, int argc, char **argv
 /* The checks that need every option: loopback, and a key with the data. */
 static int check_config(struct cc_config *config, char *error, size_t error_bytes)
 {
+    if (!config->allow_remote && config->http_listen &&
+        !cc_config_host_is_loopback(config->http_host)) {
+        snprintf(error, error_bytes,
+                 "refusing to listen for HTTP on a non-loopback address without --allow-remote");
+        return CC_EINVAL;
+    }
     if (!config->allow_remote && !cc_config_host_is_loopback(config->listen_host)) {
         snprintf(error, error_bytes,
                  "refusing to listen on a non-loopback address without --allow-remote");
@@ -366,6 +404,23 @@ int cc_config_load_file(struct cc_config *config, const char *path, char *error,
             }
             if (json_is_false(value))
                 continue;
+        } else if (json_is_array(value) && !strcmp(key, "cors-origin")) {
+            size_t k;
+            json_t *item;
+            json_array_foreach(value, k, item)
+            {
+                char why[256];
+                char *pair[2] = {keep("--cors-origin"),
+                                 json_is_string(item) ? keep(json_string_value(item)) : NULL};
+                if (!pair[0] || !pair[1] ||
+                    cc_config_parse_args_partial(config, 2, pair, why, sizeof why) < 0) {
+                    snprintf(error, error_bytes, "%s: cors-origin: strings, at most %d", path,
+                             CC_CONFIG_MAX_CORS_ORIGINS);
+                    rc = CC_EINVAL;
+                    goto out;
+                }
+            }
+            continue;
         } else if (json_is_string(value)) {
             argv[1] = (char *)json_string_value(value);
             argc = 2;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #define CC_CONFIG_HOST_BYTES 64
+#define CC_CONFIG_MAX_CORS_ORIGINS 16
 
 #define CC_CONFIG_DEFAULT_HOST "127.0.0.1"
 #define CC_CONFIG_DEFAULT_PORT 7433
@@ -39,6 +40,15 @@ struct cc_config {
     bool allow_remote;
     /* If set, the bound port is written here (atomically) once listening. */
     const char *port_file;
+    /* The HTTP/JSON listener (docs/protocol.md, "HTTP/JSON"): off unless
+     * http_listen is set; the same loopback rule; its port file; the
+     * origins allowed by CORS (none by default). */
+    bool http_listen;
+    char http_host[CC_CONFIG_HOST_BYTES];
+    uint16_t http_port;
+    const char *http_port_file;
+    const char *cors_origins[CC_CONFIG_MAX_CORS_ORIGINS];
+    size_t n_cors_origins;
     /* Largest request body accepted; a larger declared length is refused
      * before anything is allocated for it. */
     uint32_t max_frame_bytes;

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sodium.h>
+
 #include "cc_audit.h"
 #include "cc_error.h"
 #include "cc_frame.h"
@@ -50,6 +52,9 @@ struct cc_request {
     struct cc_account authenticated_as;
     char peer[64];
     bool want_reload;
+    char bearer[CC_TOKEN_TEXT_BYTES + 64]; /* wiped at free */
+    size_t bearer_len;
+    bool used_bearer;
     char *audit_canonical; /* owned, or NULL */
     uint64_t audit_released, audit_suppressed;
     /* Reply fields as packed key/value pairs; the envelope is added at
@@ -100,6 +105,7 @@ void cc_request_free(struct cc_request *request)
     msgpack_sbuffer_destroy(&request->reply_fields);
     cc_dataversion_release(request->version);
     cc_services_release(request->services);
+    sodium_memzero(request->bearer, sizeof request->bearer);
     free(request->audit_canonical);
     free(request->body);
     free(request);
@@ -238,6 +244,15 @@ void cc_request_set_context(struct cc_request *request, const struct cc_request_
     if (context->account)
         request->account = *context->account;
     snprintf(request->peer, sizeof request->peer, "%s", context->peer ? context->peer : "");
+    request->bearer_len = 0;
+    if (context->bearer_token) {
+        size_t len = strlen(context->bearer_token);
+        if (len >= sizeof request->bearer)
+            len = sizeof request->bearer - 1; /* too long: it cannot authenticate */
+        memcpy(request->bearer, context->bearer_token, len);
+        request->bearer[len] = '\0';
+        request->bearer_len = len ? len : 1; /* an empty token still fails */
+    }
 }
 
 const struct cc_services *cc_request_services(const struct cc_request *request)
@@ -279,6 +294,11 @@ void cc_request_want_reload(struct cc_request *request)
 bool cc_request_wants_reload(const struct cc_request *request)
 {
     return request->want_reload && !request->error;
+}
+
+bool cc_request_used_bearer(const struct cc_request *request)
+{
+    return request->used_bearer;
 }
 
 const char *cc_request_peer(const struct cc_request *request)
@@ -346,6 +366,30 @@ void cc_request_execute(struct cc_request *request)
     if (request->error || !request->op)
         return;
     const struct cc_op *op = request->op;
+    if (op->roles && !request->has_account && request->bearer_len && request->services &&
+        request->services->accounts) {
+        /* HTTP: every request brings its token */
+        const char *why = NULL;
+        request->used_bearer = true;
+        int rc = cc_accounts_authenticate(request->services->accounts, request->bearer,
+                                          strlen(request->bearer), (int64_t)time(NULL),
+                                          &request->account, &why);
+        sodium_memzero(request->bearer, sizeof request->bearer);
+        if (rc != 0) {
+            if (why) {
+                size_t len = strlen(why) + 32;
+                char *detail = malloc(len);
+                if (detail)
+                    snprintf(detail, len, "{\"bearer_failure\":\"%s\"}", why);
+                cc_request_audit_detail(request, detail, 0, 0);
+            }
+            cc_request_fail(request, CC_EAUTH,
+                            "the bearer token is not valid (unknown, expired or revoked)");
+            audit(request);
+            return;
+        }
+        request->has_account = true;
+    }
     if (op->roles) {
         if (!request->has_account) {
             cc_request_fail(request, CC_EAUTH, "this op needs an account: send hello first");

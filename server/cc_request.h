@@ -68,6 +68,11 @@ struct cc_request_context {
     struct cc_services *services; /* the request takes a reference */
     const struct cc_account *account; /* the connection's, or NULL (copied) */
     const char *peer;                 /* the peer's address (copied), or NULL */
+    /* HTTP: the request's bearer token (copied; wiped when the request is
+     * freed), or NULL. With it and no account, cc_request_execute()
+     * authenticates the request itself before running an op that needs an
+     * account. */
+    const char *bearer_token;
 };
 
 /* Gives the request its context. */
@@ -76,6 +81,9 @@ void cc_request_set_context(struct cc_request *request, const struct cc_request_
 /* hello: the account the request authenticated as, once it has run and
  * succeeded (the server makes it the connection's); NULL otherwise. */
 const struct cc_account *cc_request_authenticated(const struct cc_request *request);
+
+/* True if the request authenticated (or failed to) with a bearer token. */
+bool cc_request_used_bearer(const struct cc_request *request);
 
 /* reload: the op asked for a reload (cc_request_want_reload) and succeeded. */
 bool cc_request_wants_reload(const struct cc_request *request);

@@ -35,6 +35,7 @@
 #include "cc_date.h"
 #include "cc_error.h"
 #include "cc_frame.h"
+#include "cc_http.h"
 #include "cc_log.h"
 #include "cc_peers.h"
 #include "cc_request.h"
@@ -69,6 +70,16 @@ struct connection {
     bool counted;             /* counts towards max_connections */
     bool paused;              /* not read because its write queue is full */
     bool shutdown_started;
+    /* HTTP/JSON connections (the --http-listen listener): the parser; a
+     * request on the pool (requests are answered in order, one at a time:
+     * the parser holds the next until then); bytes read but not yet parsed;
+     * close once the response in hand is written */
+    bool http;
+    struct cc_http_conn *http_conn;
+    bool http_waiting;
+    uint8_t *http_pending;
+    size_t http_pending_len;
+    bool http_close_after;
     bool has_account; /* hello succeeded: requests run as account */
     struct cc_account account;
     char peer[64]; /* the client's address, for the audit log */
@@ -79,6 +90,11 @@ struct cc_server {
     bool loop_open;
     struct cc_config config;
     uv_tcp_t listener;
+    uv_tcp_t http_listener;
+    bool http_listener_open;
+    uint16_t http_port;
+    struct cc_http_cors cors;
+    uint64_t http_ids; /* the ids the server gives HTTP requests */
     uv_signal_t sigint_handle, sigterm_handle, sighup_handle;
     uv_timer_t shutdown_timer;
     bool listener_open, signals_open, shutdown_timer_open;
@@ -141,6 +157,8 @@ static void set_paused(struct connection *connection, bool paused);
 static void connection_flush(struct connection *connection);
 static void connection_drain(struct connection *connection);
 static void frame_deadline(struct connection *connection, bool arm);
+static void http_resume(struct connection *connection);
+static void http_fail(struct connection *connection, struct cc_http_response *response);
 static void server_maybe_finish(struct cc_server *server);
 
 /* Logs a line about a connection, at most CC_PEERS_LOG_LINES per client
@@ -181,6 +199,8 @@ static void connection_maybe_free(struct connection *connection)
     if (connection->counted)
         server->n_connections_open--;
     cc_frame_reader_free(connection->reader);
+    cc_http_conn_free(connection->http_conn);
+    free(connection->http_pending);
     msgpack_sbuffer_destroy(&connection->outbox);
     free(connection);
     server_maybe_finish(server);
@@ -399,7 +419,20 @@ static void connection_send_error(struct connection *connection, int code, const
     connection_send(connection, &frame);
 }
 
-/* Encodes and queues the reply to a request (the request is not freed). */
+/* Queues an HTTP response (its bytes are taken) and ends the request it
+ * answers, so the parser may read the next. */
+static void connection_send_http(struct connection *connection, struct cc_http_response *response)
+{
+    msgpack_sbuffer bytes = {response->len, response->data, response->len};
+    if (response->close)
+        connection->http_close_after = true;
+    response->data = NULL;
+    connection_send(connection, &bytes);
+    cc_http_conn_next(connection->http_conn);
+}
+
+/* Encodes and queues the reply to a request (the request is not freed):
+ * a frame, or on an HTTP connection the HTTP response made from it. */
 static void connection_reply(struct connection *connection, const struct cc_request *request)
 {
     msgpack_sbuffer frame;
@@ -414,7 +447,21 @@ static void connection_reply(struct connection *connection, const struct cc_requ
             return;
         }
     }
-    connection_send(connection, &frame);
+    if (!connection->http) {
+        connection_send(connection, &frame);
+        return;
+    }
+    struct cc_http_response response = {0};
+    int rc = cc_http_from_reply((const uint8_t *)frame.data + CC_FRAME_HEADER_BYTES,
+                                frame.size - CC_FRAME_HEADER_BYTES,
+                                cc_http_conn_request(connection->http_conn),
+                                &connection->server->cors, &response);
+    msgpack_sbuffer_destroy(&frame);
+    if (rc < 0) {
+        connection_close(connection);
+        return;
+    }
+    connection_send_http(connection, &response);
 }
 
 /* ---- dispatch ----------------------------------------------------------- */
@@ -607,10 +654,17 @@ static void on_work_done(uv_work_t *work, int status)
         connection->account = *account;
         connection->has_account = true;
     }
+    if ((cc_request_used_bearer(job->request) && cc_request_error(job->request) == CC_EAUTH) &&
+        server->peers)
+        cc_peers_auth_failed(server->peers, connection->peer, uv_now(&server->loop));
     if (connection->state != CLOSING)
         connection_reply(connection, job->request);
     cc_request_free(job->request);
     free(job);
+    if (connection->http) {
+        connection->http_waiting = false;
+        http_resume(connection);
+    }
     connection_maybe_shutdown(connection);
     connection_maybe_free(connection);
 }
@@ -640,9 +694,11 @@ static int queue_on_pool(struct connection *connection, struct cc_request *reque
     return 0;
 }
 
-/* Handles one complete frame: decode, check, run or queue, reply. Takes
- * body. */
-static void handle_frame(struct connection *connection, uint8_t *body, size_t len)
+/* Handles one complete request body (a frame's, or the map an HTTP request
+ * was translated into, with its bearer token): decode, check, run or
+ * queue, reply. Takes body. */
+static void dispatch(struct connection *connection, uint8_t *body, size_t len,
+                     const char *bearer_token)
 {
     struct cc_server *server = connection->server;
     struct cc_request *request;
@@ -659,19 +715,26 @@ static void handle_frame(struct connection *connection, uint8_t *body, size_t le
             .services = server->services,
             .account = connection->has_account ? &connection->account : NULL,
             .peer = connection->peer,
+            .bearer_token = bearer_token,
         };
         server_stats(server, &context.stats);
         cc_request_set_context(request, &context);
-        if (op == &cc_op_hello && server->peers &&
+        if ((op == &cc_op_hello || (bearer_token && op->roles)) && server->peers &&
             cc_peers_auth_blocked(server->peers, connection->peer, uv_now(&server->loop))) {
             connection_log(connection, "refused a hello: too many failed authentications "
                                        "from one address");
             cc_request_fail(request, CC_EBUSY,
                             "too many failed authentications from this address; try later");
-        } else if (op->roles && !connection->has_account) {
+        } else if (op->roles && !connection->has_account && !bearer_token) {
             /* answered on the loop: nothing to look up, nobody to audit */
-            cc_request_fail(request, CC_EAUTH, "this op needs an account: send hello first");
-        } else if (op->roles && server->peers &&
+            cc_request_fail(request, CC_EAUTH,
+                            connection->http ? "this op needs an account: send Authorization: "
+                                               "Bearer TOKEN"
+                                             : "this op needs an account: send hello first");
+        } else if (connection->http && op == &cc_op_hello) {
+            cc_request_fail(request, CC_EUNSUPPORTED,
+                            "there is no hello over HTTP: send the token with every request");
+        } else if (op->roles && server->peers && connection->has_account &&
                    !cc_peers_account_take(server->peers, connection->account.id,
                                           server->config.max_requests_per_account_minute,
                                           uv_now(&server->loop))) {
@@ -692,8 +755,10 @@ static void handle_frame(struct connection *connection, uint8_t *body, size_t le
                                 "the server holds too many unread replies; try again later");
             } else {
                 int rc = queue_on_pool(connection, request);
-                if (rc == 0)
+                if (rc == 0) {
+                    connection->http_waiting = connection->http;
                     return;
+                }
                 cc_request_fail(request, rc, NULL);
             }
         } else {
@@ -702,6 +767,136 @@ static void handle_frame(struct connection *connection, uint8_t *body, size_t le
     }
     connection_reply(connection, request);
     cc_request_free(request);
+}
+
+static void handle_frame(struct connection *connection, uint8_t *body, size_t len)
+{
+    dispatch(connection, body, len, NULL);
+}
+
+/* ---- HTTP --------------------------------------------------------------- */
+
+/* Writes a response the server makes without a request (a parse error)
+ * and closes once it is written. */
+static void http_fail(struct connection *connection, struct cc_http_response *response)
+{
+    msgpack_sbuffer bytes = {response->len, response->data, response->len};
+    response->data = NULL;
+    connection_send(connection, &bytes);
+    connection_drain(connection);
+}
+
+/* Translates and dispatches the request the parser holds. */
+static void http_dispatch(struct connection *connection)
+{
+    struct cc_server *server = connection->server;
+    const struct cc_http_request *request = cc_http_conn_request(connection->http_conn);
+    struct cc_http_response response = {0};
+    msgpack_sbuffer map;
+    msgpack_sbuffer_init(&map);
+    int rc = cc_http_to_request(request, ++server->http_ids, &server->cors, &map, &response);
+    if (rc == 1) { /* answered by the translation (preflight, 404, 405, 400) */
+        msgpack_sbuffer_destroy(&map);
+        connection_send_http(connection, &response);
+        return;
+    }
+    if (rc < 0) {
+        msgpack_sbuffer_destroy(&map);
+        if (cc_http_error_response(500, "NOMEM", "the server ran out of memory", request,
+                                   &server->cors, NULL, true, &response) < 0) {
+            connection_close(connection);
+            return;
+        }
+        connection_send_http(connection, &response);
+        return;
+    }
+    size_t len = map.size;
+    uint8_t *body = (uint8_t *)msgpack_sbuffer_release(&map);
+    if (!body) {
+        connection_close(connection);
+        return;
+    }
+    dispatch(connection, body, len, request->bearer_token ? request->bearer_token : NULL);
+}
+
+/* Parses data[0..len) on an HTTP connection, dispatching each complete
+ * request; stops at one that went to the pool, keeping the bytes after it
+ * for when its response is written. */
+static void http_feed(struct connection *connection, const uint8_t *data, size_t len)
+{
+    while (connection->state != CLOSING && !connection->http_waiting &&
+           !connection->http_close_after) {
+        size_t used = 0;
+        int rc = cc_http_feed(connection->http_conn, data, len, &used);
+        data += used;
+        len -= used;
+        if (rc == CC_HTTP_NEED_MORE)
+            return;
+        if (rc == CC_HTTP_CONTINUE) {
+            msgpack_sbuffer bytes;
+            msgpack_sbuffer_init(&bytes);
+            if (msgpack_sbuffer_write(&bytes, CC_HTTP_CONTINUE_RESPONSE,
+                                      sizeof CC_HTTP_CONTINUE_RESPONSE - 1) != 0) {
+                connection_close(connection);
+                return;
+            }
+            connection_send(connection, &bytes);
+            continue;
+        }
+        if (rc == CC_HTTP_ERROR) {
+            struct cc_http_response response = {0};
+            connection_log(connection, "refused a malformed or oversized HTTP request");
+            if (cc_http_conn_error_response(connection->http_conn, &response) < 0)
+                connection_close(connection);
+            else
+                http_fail(connection, &response);
+            return;
+        }
+        http_dispatch(connection); /* CC_HTTP_REQUEST */
+    }
+    if (connection->http_close_after) {
+        connection_drain(connection);
+        return;
+    }
+    if (len > 0 && connection->state != CLOSING) {
+        /* keep what follows the request on the pool; read no more meanwhile */
+        uint8_t *keep = malloc(len);
+        if (!keep) {
+            connection_close(connection);
+            return;
+        }
+        memcpy(keep, data, len);
+        free(connection->http_pending);
+        connection->http_pending = keep;
+        connection->http_pending_len = len;
+    }
+    if (connection->http_waiting)
+        stop_reading(connection);
+}
+
+/* After the response to the request on the pool: parse what was kept,
+ * then read again. */
+static void http_resume(struct connection *connection)
+{
+    if (connection->state == CLOSING)
+        return;
+    if (connection->http_close_after) {
+        connection_drain(connection);
+        return;
+    }
+    uint8_t *data = connection->http_pending;
+    size_t len = connection->http_pending_len;
+    connection->http_pending = NULL;
+    connection->http_pending_len = 0;
+    connection->batching = true;
+    if (len)
+        http_feed(connection, data, len);
+    connection->batching = false;
+    free(data);
+    connection_flush(connection);
+    if (connection->state == SERVING && !connection->http_waiting && !connection->reading &&
+        !connection->paused && start_reading(connection) < 0)
+        connection_close(connection);
 }
 
 /* ---- reading ------------------------------------------------------------ */
@@ -732,6 +927,13 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
      * reading: the frames are in memory anyway. */
     connection->batching = true;
     bool completed = false;
+    if (connection->http) {
+        bool was_mid = cc_http_conn_mid_request(connection->http_conn);
+        uint64_t served = connection->server->n_requests_served;
+        http_feed(connection, (const uint8_t *)buf->base, (size_t)nread);
+        completed = connection->server->n_requests_served != served || !was_mid;
+        offset = (size_t)nread;
+    }
     while (offset < (size_t)nread && connection->state == SERVING) {
         size_t used;
         int rc = cc_frame_reader_feed(connection->reader, (const uint8_t *)buf->base + offset,
@@ -769,7 +971,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     /* A frame begun in this read gets its deadline; one still arriving
      * keeps the deadline it had; none pending needs none. */
     if (connection->state == SERVING) {
-        if (!cc_frame_reader_mid_frame(connection->reader))
+        bool mid = connection->http ? cc_http_conn_mid_request(connection->http_conn) ||
+                                          connection->http_waiting
+                                    : cc_frame_reader_mid_frame(connection->reader);
+        if (!mid || (connection->http && connection->http_waiting))
             frame_deadline(connection, false);
         else if (completed || !connection->frame_timer_armed)
             frame_deadline(connection, true);
@@ -845,6 +1050,7 @@ static void note_peer(struct connection *connection)
 static void on_connection(uv_stream_t *listener, int status)
 {
     struct cc_server *server = listener->data;
+    bool http = listener == (uv_stream_t *)&server->http_listener;
     struct connection *connection = NULL;
     int rc;
 
@@ -858,6 +1064,12 @@ static void on_connection(uv_stream_t *listener, int status)
     rc = cc_frame_reader_new(server->config.max_frame_bytes, &connection->reader);
     if (rc < 0)
         goto fail;
+    if (http) {
+        struct cc_http_limits limits = {0, server->config.max_frame_bytes};
+        connection->http = true;
+        if (cc_http_conn_new(&limits, &server->cors, &connection->http_conn) < 0)
+            goto fail;
+    }
     rc = uv_tcp_init(&server->loop, &connection->tcp);
     if (rc < 0)
         goto fail;
@@ -899,8 +1111,17 @@ link:
         server->n_connections_refused++;
         connection_log(connection, "refused a connection: %" PRIu64 " open (max_connections)",
                        server->n_connections_open);
-        connection_send_error(connection, CC_EBUSY, "the server has too many connections");
-        connection_drain(connection);
+        if (connection->http) {
+            struct cc_http_response response = {0};
+            if (cc_http_error_response(503, "BUSY", "the server has too many connections", NULL,
+                                       &server->cors, NULL, true, &response) == 0)
+                http_fail(connection, &response);
+            else
+                connection_close(connection);
+        } else {
+            connection_send_error(connection, CC_EBUSY, "the server has too many connections");
+            connection_drain(connection);
+        }
         return;
     }
     connection->counted = true;
@@ -921,6 +1142,7 @@ fail:
      * server then accepts nothing more until restarted. */
     cc_log("out of memory accepting a connection");
     if (connection) {
+        cc_http_conn_free(connection->http_conn);
         cc_frame_reader_free(connection->reader);
         free(connection);
     }
@@ -936,7 +1158,10 @@ static void on_server_handle_closed(uv_handle_t *handle)
 static void on_listener_closed(uv_handle_t *handle)
 {
     struct cc_server *server = handle->data;
-    server->listener_open = false;
+    if (handle == (uv_handle_t *)&server->http_listener)
+        server->http_listener_open = false;
+    else
+        server->listener_open = false;
     server_maybe_finish(server);
 }
 
@@ -944,8 +1169,8 @@ static void on_listener_closed(uv_handle_t *handle)
  * that uv_run returns. */
 static void server_maybe_finish(struct cc_server *server)
 {
-    if (!server->stopping || server->connections || server->listener_open || server->publishing ||
-        server->reloading)
+    if (!server->stopping || server->connections || server->listener_open ||
+        server->http_listener_open || server->publishing || server->reloading)
         return;
     if (server->publish_timer_open) {
         server->publish_timer_open = false;
@@ -1005,6 +1230,8 @@ static void begin_shutdown(struct cc_server *server, int signum)
            server->n_requests_in_progress);
     if (server->listener_open)
         uv_close((uv_handle_t *)&server->listener, on_listener_closed);
+    if (server->http_listener_open)
+        uv_close((uv_handle_t *)&server->http_listener, on_listener_closed);
     for (struct connection *c = server->connections; c; c = c->next)
         connection_drain(c);
     int rc = uv_timer_start(&server->shutdown_timer, on_shutdown_timer,
@@ -1070,6 +1297,15 @@ int cc_server_new(const struct cc_config *config, struct cc_server **out)
         goto fail;
     server->listener.data = server;
     server->listener_open = true;
+    server->cors.origins = server->config.cors_origins;
+    server->cors.n_origins = server->config.n_cors_origins;
+    if (server->config.http_listen) {
+        rc = uv_tcp_init(&server->loop, &server->http_listener);
+        if (rc < 0)
+            goto fail;
+        server->http_listener.data = server;
+        server->http_listener_open = true;
+    }
     rc = uv_timer_init(&server->loop, &server->shutdown_timer);
     if (rc < 0)
         goto fail;
@@ -1145,45 +1381,68 @@ fail:
     return CC_EIO;
 }
 
-int cc_server_listen(struct cc_server *server)
+/* Binds and listens on host:port with handle; *bound gets the port. */
+static int listen_on(struct cc_server *server, uv_tcp_t *handle, const char *host, uint16_t port,
+                     uint16_t *bound_port)
 {
     struct sockaddr_storage address;
     struct sockaddr_storage bound;
     int bound_len = sizeof(bound);
-    const char *host = server->config.listen_host;
-    int rc;
-
-    rc = uv_ip4_addr(host, server->config.listen_port, (struct sockaddr_in *)&address);
+    int rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&address);
     if (rc < 0)
-        rc = uv_ip6_addr(host, server->config.listen_port, (struct sockaddr_in6 *)&address);
+        rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&address);
     if (rc < 0) {
         cc_log("cannot use listen address: %s", uv_strerror(rc));
         return CC_EINVAL;
     }
-    rc = uv_tcp_bind(&server->listener, (const struct sockaddr *)&address, 0);
-    if (rc < 0)
-        goto fail;
-    rc = uv_listen((uv_stream_t *)&server->listener, LISTEN_BACKLOG, on_connection);
-    if (rc < 0)
-        goto fail;
-    rc = uv_tcp_getsockname(&server->listener, (struct sockaddr *)&bound, &bound_len);
-    if (rc < 0)
-        goto fail;
+    rc = uv_tcp_bind(handle, (const struct sockaddr *)&address, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)handle, LISTEN_BACKLOG, on_connection);
+    if (rc == 0)
+        rc = uv_tcp_getsockname(handle, (struct sockaddr *)&bound, &bound_len);
+    if (rc < 0) {
+        cc_log("cannot listen on %s port %u: %s", host, (unsigned)port, uv_strerror(rc));
+        return CC_EIO;
+    }
     if (bound.ss_family == AF_INET)
-        server->port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+        *bound_port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
     else
-        server->port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
-    if (server->config.port_file && write_port_file(server->config.port_file, server->port) < 0) {
+        *bound_port = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+    (void)server;
+    return 0;
+}
+
+int cc_server_listen(struct cc_server *server)
+{
+    const struct cc_config *c = &server->config;
+    int rc = listen_on(server, &server->listener, c->listen_host, c->listen_port, &server->port);
+    if (rc < 0)
+        return rc;
+    if (c->http_listen) {
+        rc = listen_on(server, &server->http_listener, c->http_host, c->http_port,
+                       &server->http_port);
+        if (rc < 0)
+            return rc;
+        /* the HTTP port file first: whoever waits for --port-file finds both */
+        if (c->http_port_file && write_port_file(c->http_port_file, server->http_port) < 0) {
+            cc_log("cannot write the HTTP port file");
+            return CC_EIO;
+        }
+        cc_log("listening for HTTP/JSON on %s port %u (%zu CORS origins)", c->http_host,
+               (unsigned)server->http_port, c->n_cors_origins);
+    }
+    if (c->port_file && write_port_file(c->port_file, server->port) < 0) {
         cc_log("cannot write the port file");
         return CC_EIO;
     }
-    cc_log("listening on %s port %u%s", host, (unsigned)server->port,
-           server->config.test_mode ? " (TEST MODE)" : "");
+    cc_log("listening on %s port %u%s", c->listen_host, (unsigned)server->port,
+           c->test_mode ? " (TEST MODE)" : "");
     return 0;
-fail:
-    cc_log("cannot listen on %s port %u: %s", host, (unsigned)server->config.listen_port,
-           uv_strerror(rc));
-    return CC_EIO;
+}
+
+uint16_t cc_server_http_port(const struct cc_server *server)
+{
+    return server->http_port;
 }
 
 uint16_t cc_server_port(const struct cc_server *server)

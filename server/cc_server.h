@@ -43,6 +43,9 @@ int cc_server_listen(struct cc_server *server);
 /* The port the server is bound to (0 before cc_server_listen). */
 uint16_t cc_server_port(const struct cc_server *server);
 
+/* The port the HTTP/JSON listener is bound to (0: none). */
+uint16_t cc_server_http_port(const struct cc_server *server);
+
 /* Serves until shut down by a signal, then closes every handle and the loop.
  * Returns 0 after a clean shutdown, or CC_EINTERNAL if the loop would not
  * close (a handle leaked). */
