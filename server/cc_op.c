@@ -32,6 +32,7 @@ static const struct cc_op *const ops[] = {
     &cc_op_token_revoke,
     &cc_op_token_list,
     &cc_op_reload,
+    &cc_op_audit_list,
 };
 
 const struct cc_op *cc_op_find(const char *name, size_t len)

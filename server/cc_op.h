@@ -95,6 +95,7 @@ extern const struct cc_op cc_op_token_issue;
 extern const struct cc_op cc_op_token_revoke;
 extern const struct cc_op cc_op_token_list;
 extern const struct cc_op cc_op_reload;
+extern const struct cc_op cc_op_audit_list;
 
 /* The request's id (0 if it had none; such requests never reach an op). */
 uint64_t cc_request_id(const struct cc_request *request);

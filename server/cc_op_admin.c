@@ -10,6 +10,7 @@
  *   token_revoke    {"token_id"}                     -> {}
  *   token_list      {"account"?}                     -> {"tokens": [...]}
  *   reload          {}                               -> {} (the reload runs after the reply)
+ *   audit_list      {"account"?, "audit_op"?, "since_ms"?, "limit"?} -> {"records": [...]}
  *
  * Must never: put a token in the audit log or a log line (the audit record
  * of token_issue names the account and the token id only); show a token
@@ -230,6 +231,95 @@ static int token_list_run(struct cc_request *request)
     return 0;
 }
 
+struct audit_out {
+    msgpack_packer *pk;
+    uint32_t n;
+};
+
+static void pack_nullable(msgpack_packer *pk, const char *s)
+{
+    if (s)
+        pack_text(pk, s);
+    else
+        msgpack_pack_nil(pk);
+}
+
+static int pack_audit_entry(const struct cc_audit_entry *e, void *arg)
+{
+    struct audit_out *out = arg;
+    msgpack_packer *pk = out->pk;
+    const struct cc_audit_record *r = &e->record;
+    msgpack_pack_map(pk, 10);
+    pack_text(pk, "seq");
+    msgpack_pack_uint64(pk, e->seq);
+    pack_text(pk, "time_ms");
+    msgpack_pack_int64(pk, r->time_ms);
+    pack_text(pk, "account");
+    pack_nullable(pk, r->account);
+    pack_text(pk, "op");
+    pack_nullable(pk, r->op);
+    pack_text(pk, "peer");
+    pack_nullable(pk, r->peer);
+    pack_text(pk, "request");
+    pack_nullable(pk, r->request);
+    pack_text(pk, "cells_released");
+    msgpack_pack_uint64(pk, r->cells_released);
+    pack_text(pk, "cells_suppressed");
+    msgpack_pack_uint64(pk, r->cells_suppressed);
+    pack_text(pk, "outcome");
+    pack_nullable(pk, r->outcome);
+    pack_text(pk, "reason");
+    pack_nullable(pk, r->reason);
+    out->n++;
+    return 0;
+}
+
+#define MAX_AUDIT_LIST 1000
+
+static int audit_list_run(struct cc_request *request)
+{
+    cc_audit *audit = cc_request_services(request)->audit;
+    if (!audit)
+        return cc_request_fail(request, CC_EUNSUPPORTED, "this server has no audit log");
+    char account[CC_ACCOUNT_NAME_BYTES], op[40];
+    int rc;
+    if ((rc = text_field(request, "account", false, account, sizeof account)) ||
+        (rc = text_field(request, "audit_op", false, op, sizeof op)))
+        return rc;
+    struct cc_audit_filter filter = {0, account[0] ? account : NULL, op[0] ? op : NULL, 100};
+    const msgpack_object *limit = cc_request_field(request, "limit");
+    if (limit) {
+        if (limit->type != MSGPACK_OBJECT_POSITIVE_INTEGER || limit->via.u64 < 1 ||
+            limit->via.u64 > MAX_AUDIT_LIST)
+            return cc_request_fail(request, CC_ERANGE, "limit must be 1 to 1000");
+        filter.limit = limit->via.u64;
+    }
+    const msgpack_object *since = cc_request_field(request, "since_ms");
+    if (since) {
+        if (since->type != MSGPACK_OBJECT_POSITIVE_INTEGER || since->via.u64 > INT64_MAX)
+            return cc_request_fail(request, CC_EINVAL, "since_ms must be an unsigned integer");
+        filter.since_ms = (int64_t)since->via.u64;
+    }
+    /* one pass into a buffer, so the count and the records agree (this
+     * request's own record is written after its reply: it is not in it) */
+    msgpack_sbuffer buffer;
+    msgpack_packer tmp;
+    msgpack_sbuffer_init(&buffer);
+    msgpack_packer_init(&tmp, &buffer, msgpack_sbuffer_write);
+    struct audit_out out = {&tmp, 0};
+    rc = cc_audit_list(audit, &filter, pack_audit_entry, &out);
+    if (rc != 0) {
+        msgpack_sbuffer_destroy(&buffer);
+        return cc_request_fail(request, rc, "the audit log could not be read");
+    }
+    msgpack_packer *pk = cc_reply_field(request, "records");
+    msgpack_pack_array(pk, out.n);
+    if (buffer.size)
+        pk->callback(pk->data, buffer.data, buffer.size);
+    msgpack_sbuffer_destroy(&buffer);
+    return 0;
+}
+
 static int reload_run(struct cc_request *request)
 {
     cc_request_want_reload(request);
@@ -246,3 +336,4 @@ const struct cc_op cc_op_token_revoke = {"token_revoke", token_revoke_run, on_po
                                          true};
 const struct cc_op cc_op_token_list = {"token_list", token_list_run, on_pool, OPERATOR, true};
 const struct cc_op cc_op_reload = {"reload", reload_run, on_pool, OPERATOR, true};
+const struct cc_op cc_op_audit_list = {"audit_list", audit_list_run, on_pool, OPERATOR, true};

@@ -1014,3 +1014,98 @@ Test(ops, an_account_over_its_request_rate_gets_busy_and_others_are_served)
     cc_client_close(paul);
     stop(harness);
 }
+
+/* ---- operators: accounts, tokens, the audit log over the protocol ----------- */
+
+struct fields {
+    const char *k[3], *v[3];
+};
+
+static void pack_fields(msgpack_packer *pk, const void *arg)
+{
+    const struct fields *f = arg;
+    for (int i = 0; i < 3 && f->k[i]; i++) {
+        pack_text(pk, f->k[i]);
+        pack_text(pk, f->v[i]);
+    }
+}
+
+static uint32_t n_fields(const struct fields *f)
+{
+    uint32_t n = 0;
+    while (n < 3 && f->k[n])
+        n++;
+    return n;
+}
+
+static void pack_token_id(msgpack_packer *pk, const void *arg)
+{
+    pack_text(pk, "token_id");
+    msgpack_pack_uint64(pk, *(const uint64_t *)arg);
+}
+
+Test(ops, an_operator_manages_accounts_and_tokens_and_reads_the_audit_log)
+{
+    struct cc_harness *harness = start();
+    struct cc_client *op = login(harness, "olga");
+    struct cc_reply reply;
+    struct fields add = {{"name", "role"}, {"newbie", "researcher"}};
+    call(op, 130, "account_add", n_fields(&add), pack_fields, &add, &reply);
+    cr_assert(reply.ok, "%s: %s", reply.error_code, reply.error_message);
+    cc_reply_free(&reply);
+    call(op, 131, "account_add", n_fields(&add), pack_fields, &add, &reply);
+    expect_error(&reply, "EXISTS");
+    cc_reply_free(&reply);
+
+    struct fields issue = {{"account"}, {"newbie"}};
+    call(op, 132, "token_issue", 1, pack_fields, &issue, &reply);
+    cr_assert(reply.ok, "%s: %s", reply.error_code, reply.error_message);
+    const msgpack_object *t = cc_reply_get(&reply, "token");
+    cr_assert(t && t->type == MSGPACK_OBJECT_STR);
+    char token[CC_TOKEN_TEXT_BYTES + 1];
+    snprintf(token, sizeof token, "%.*s", (int)t->via.str.size, t->via.str.ptr);
+    uint64_t token_id = uint_of(cc_reply_get(&reply, "token_id"));
+    cc_reply_free(&reply);
+
+    /* the new account works at once */
+    struct cc_client *newbie = connect_to(harness);
+    call(newbie, 1, "hello", 1, pack_token, token, &reply);
+    cr_assert(reply.ok, "%s: %s", reply.error_code, reply.error_message);
+    cc_reply_free(&reply);
+    call(newbie, 2, "schema", 0, NULL, NULL, &reply);
+    cr_assert(reply.ok);
+    cc_reply_free(&reply);
+    /* a researcher administers nothing */
+    call(newbie, 3, "account_list", 0, NULL, NULL, &reply);
+    expect_error(&reply, "DENIED");
+    cc_reply_free(&reply);
+    cc_client_close(newbie);
+
+    call(op, 133, "account_list", 0, NULL, NULL, &reply);
+    cr_assert(reply.ok);
+    cr_assert(memmem(reply.body, reply.body_bytes, "newbie", 6), "listed");
+    cc_reply_free(&reply);
+
+    /* revoked: the token stops working */
+    call(op, 134, "token_revoke", 1, pack_token_id, &token_id, &reply);
+    cr_assert(reply.ok, "%s: %s", reply.error_code, reply.error_message);
+    cc_reply_free(&reply);
+    newbie = connect_to(harness);
+    call(newbie, 4, "hello", 1, pack_token, token, &reply);
+    expect_error(&reply, "AUTH");
+    cc_reply_free(&reply);
+    cc_client_close(newbie);
+
+    /* the audit log, read over the protocol: the admin ops are there, the
+     * token is not */
+    call(op, 135, "audit_list", 0, NULL, NULL, &reply);
+    cr_assert(reply.ok, "%s: %s", reply.error_code, reply.error_message);
+    const msgpack_object *records = cc_reply_get(&reply, "records");
+    cr_assert_gt(records->via.array.size, 4, "only %u records", records->via.array.size);
+    cr_assert(memmem(reply.body, reply.body_bytes, "account_add", 11));
+    cr_assert(memmem(reply.body, reply.body_bytes, "token_revoke", 12));
+    cr_assert_null(memmem(reply.body, reply.body_bytes, token, strlen(token)), "never a token");
+    cc_reply_free(&reply);
+    cc_client_close(op);
+    stop(harness);
+}
