@@ -44,12 +44,12 @@ static const char *const small_queries[] = {
     "{\"v\":1,\"measure\":\"persons\",\"dimensions\":[\"region\"],"
     "\"filters\":{\"conditions\":[{\"codes\":[\"44054006\"],\"system\":\"snomed\"}]}}",
     "{\"v\":1,\"measure\":\"population\",\"dimensions\":[\"region\"]}",
-    "{\"v\":1,\"measure\":\"persons\",\"dimensions\":[{\"kind\":\"age_band\",\"banding\":\"10y\"}],"
+    "{\"v\":1,\"measure\":\"persons\",\"dimensions\":[{\"name\":\"age_band\",\"bands\":\"10y\"}],"
     "\"filters\":{\"conditions\":[{\"codes\":[\"I10\"],\"system\":\"icd10\"}]}}",
 };
 static const char *const heavy_queries[] = {
-    "{\"v\":1,\"measure\":\"persons\",\"dimensions\":[\"lad\",{\"kind\":\"age_band\","
-    "\"banding\":\"5y\"},\"sex\"]}",
+    "{\"v\":1,\"measure\":\"persons\",\"dimensions\":[\"lad\",{\"name\":\"age_band\","
+    "\"bands\":\"5y\"},\"sex\"]}",
 };
 
 struct options {
