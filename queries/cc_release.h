@@ -99,9 +99,16 @@ struct cc_release_summary {
 
 typedef struct cc_release cc_release;
 
-/* The disclosure ledger (DESIGN, Disclosure control 10); not built yet:
- * pass NULL. */
-struct cc_ledger;
+/* Who asks: the disclosure ledger (cc_ledger.h) and the asking account.
+ * cc_release_answer() given an asker with a ledger also refuses a query
+ * whose cohort differs too little from one the account was answered before
+ * (policy ledger_*), and records the cohort before it answers. NULL (or a
+ * NULL ledger): no ledger. */
+typedef struct cc_ledger cc_ledger;
+struct cc_release_asker {
+    cc_ledger *ledger;
+    int64_t account_id;
+};
 
 /*
  * Answers query (validated and bound against version's store) under
@@ -111,7 +118,7 @@ struct cc_ledger;
  * the cohort by too few persons"); CC_EINVAL for a policy that fails
  * cc_policy_check() or a query the engine cannot run; CC_ENOMEM; CC_ETOOBIG.
  */
-int cc_release_answer(const struct cc_policy *policy, struct cc_ledger *ledger,
+int cc_release_answer(const struct cc_policy *policy, const struct cc_release_asker *asker,
                       const struct cc_dataversion *version, const struct cc_query *query,
                       const struct cc_exec_options *options, cc_release **out, char *errbuf,
                       size_t errlen);
