@@ -150,10 +150,12 @@ int cc_release_compare(const struct cc_policy *policy, const struct cc_compare_r
  * errbuf), CC_EINVAL (a request the comparison cannot run, or a policy that
  * fails cc_policy_check()), CC_ENOTFOUND (an unknown codelist), CC_ETOOBIG,
  * CC_ESTATS or CC_ENOMEM. The caller frees *out with cc_comparison_free().
+ * asker is not consulted yet: a comparison's cohort is not collected, so the
+ * ledger does not see comparisons (docs/privacy.md, "Disclosure ledger").
  */
 typedef struct cc_comparison cc_comparison;
 
-int cc_release_comparison(const struct cc_policy *policy, struct cc_ledger *ledger,
+int cc_release_comparison(const struct cc_policy *policy, const struct cc_release_asker *asker,
                           const struct cc_dataversion *version,
                           const struct cc_compare_request *request,
                           const struct cc_codelists *codelists,
