@@ -1212,6 +1212,17 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
     if (rc < 0)
         goto out;
     out->cohort_key = key_sum_of(&e, e.cohort, NULL);
+    if (options && options->cohort_keys) {
+        out->cohort_keys = malloc((out->cohort_persons ? out->cohort_persons : 1) *
+                                  sizeof *out->cohort_keys);
+        if (!out->cohort_keys)
+            goto fail_nomem;
+        uint64_t n = 0;
+        for (uint64_t w = 0; w < e.words; w++)
+            for (uint64_t bits = e.cohort[w]; bits; bits &= bits - 1)
+                out->cohort_keys[n++] =
+                    c->person_record_key[w * 64 + (uint64_t)__builtin_ctzll(bits)];
+    }
 
     /* Counting. */
     for (unsigned t = 0; t < e.n_threads; t++) {
@@ -1408,6 +1419,8 @@ void cc_raw_result_free(struct cc_raw_result *result)
 {
     free(result->count);
     free(result->cell_key);
+    free(result->cohort_keys);
     result->count = NULL;
     result->cell_key = NULL;
+    result->cohort_keys = NULL;
 }

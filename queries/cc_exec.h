@@ -95,6 +95,11 @@ struct cc_raw_result {
      * noise layer (DESIGN 9) depends on the persons, not on the wording. */
     uint32_t cohort_key;
     uint32_t condition_key[CC_EXEC_MAX_RESTRICTIONS]; /* per condition: its matching persons */
+    /* With options->cohort_keys only (else NULL): the record keys of the
+     * cohort's persons, [cohort_persons], in person order: what the
+     * disclosure ledger (cc_ledger.h) remembers of a cohort, as a person's
+     * record key is the same in every store version. */
+    uint32_t *cohort_keys;
 
     const struct cc_store_columns *columns_; /* for labels; not owned */
 };
@@ -103,6 +108,7 @@ struct cc_raw_result {
 struct cc_exec_options {
     unsigned n_threads; /* 0: the number of online CPUs, at most 8 */
     cc_day reference_day; /* ages for persons and population without as_of; 0: today */
+    bool cohort_keys;     /* fill cc_raw_result.cohort_keys (the release layer's ledger) */
 };
 
 /* Executes query (validated and bound against version's store) and fills

@@ -42,6 +42,10 @@ void cc_policy_default(struct cc_policy *policy)
     policy->max_cells = CC_POLICY_DEFAULT_MAX_CELLS;
     policy->low_effect_persons = CC_POLICY_DEFAULT_THRESHOLD;
     policy->low_effect_spread = CC_POLICY_DEFAULT_LOW_EFFECT_SPREAD;
+    policy->ledger_min_difference = CC_POLICY_DEFAULT_THRESHOLD;
+    policy->ledger_near_difference = CC_POLICY_DEFAULT_LEDGER_NEAR_DIFFERENCE;
+    policy->ledger_budget = CC_POLICY_DEFAULT_LEDGER_BUDGET;
+    policy->ledger_window_days = CC_POLICY_DEFAULT_LEDGER_WINDOW_DAYS;
     policy->perturb = true;
     policy->refuse_low_effect = true;
     policy->restrict_queries = true;
@@ -107,6 +111,14 @@ int cc_policy_check(const struct cc_policy *policy, char *errbuf, size_t errlen)
                     "low_effect_spread: must be below low_effect_persons (%u), so that a "
                     "condition changing nothing is always refused",
                     policy->low_effect_persons);
+    if (policy->ledger_min_difference < 1)
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "ledger_min_difference: must be 1 or more");
+    if (policy->ledger_near_difference < policy->ledger_min_difference)
+        return cc_errorf(errbuf, errlen, CC_EINVAL,
+                         "ledger_near_difference: must be at least ledger_min_difference (%u)",
+                         policy->ledger_min_difference);
+    if (policy->ledger_window_days < 1)
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "ledger_window_days: must be 1 or more");
     return 0;
 }
 
@@ -138,6 +150,10 @@ static const struct key keys[] = {
     {"max_cells", KEY_UINT, FIELD_(max_cells), 100000000},
     {"low_effect_persons", KEY_UINT, FIELD_(low_effect_persons), 1000},
     {"low_effect_spread", KEY_UINT, FIELD_(low_effect_spread), 1000},
+    {"ledger_min_difference", KEY_UINT, FIELD_(ledger_min_difference), 100000},
+    {"ledger_near_difference", KEY_UINT, FIELD_(ledger_near_difference), 100000},
+    {"ledger_budget", KEY_UINT, FIELD_(ledger_budget), 1000000},
+    {"ledger_window_days", KEY_UINT, FIELD_(ledger_window_days), 3650},
 };
 #define N_KEYS (sizeof keys / sizeof *keys)
 
@@ -201,6 +217,7 @@ int cc_policy_parse(const char *text, size_t len, struct cc_policy *policy, char
     }
     /* low_effect_persons defaults to the threshold the file gives */
     bool low_effect_given = json_object_get(root, "low_effect_persons") != NULL;
+    bool ledger_min_given = json_object_get(root, "ledger_min_difference") != NULL;
     const char *name;
     json_t *value;
     json_object_foreach(root, name, value)
@@ -219,6 +236,8 @@ int cc_policy_parse(const char *text, size_t len, struct cc_policy *policy, char
     }
     if (!low_effect_given)
         p.low_effect_persons = p.threshold;
+    if (!ledger_min_given)
+        p.ledger_min_difference = p.threshold;
     if ((rc = cc_policy_check(&p, errbuf, errlen)) == 0)
         *policy = p;
 out:

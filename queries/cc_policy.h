@@ -46,6 +46,9 @@
 #define CC_POLICY_DEFAULT_MIN_CELL_POPULATION 20
 #define CC_POLICY_DEFAULT_MAX_CELLS 10000
 #define CC_POLICY_DEFAULT_LOW_EFFECT_SPREAD 2
+#define CC_POLICY_DEFAULT_LEDGER_NEAR_DIFFERENCE 100
+#define CC_POLICY_DEFAULT_LEDGER_BUDGET 100
+#define CC_POLICY_DEFAULT_LEDGER_WINDOW_DAYS 30
 
 struct cc_policy {
     /* Names this policy in every release ("version"); 1-63 printable ASCII
@@ -86,6 +89,18 @@ struct cc_policy {
      * default: the threshold; "low_effect_spread", 2). */
     uint32_t low_effect_persons;
     uint32_t low_effect_spread;
+    /* The disclosure ledger (cc_ledger.h; docs/privacy.md, "Disclosure
+     * ledger"), when the server gives one: a query whose cohort differs
+     * from a cohort the account was answered before by fewer than
+     * ledger_min_difference persons is refused ("ledger_min_difference",
+     * default: the threshold); one that differs from one by fewer than
+     * ledger_near_difference is a near difference ("ledger_near_difference",
+     * 100), of which an account gets ledger_budget ("ledger_budget", 100)
+     * per ledger_window_days ("ledger_window_days", 30). */
+    uint32_t ledger_min_difference;
+    uint32_t ledger_near_difference;
+    uint32_t ledger_budget;
+    uint32_t ledger_window_days;
 
     /* Switches for the attack suite's control runs, so each attack is shown
      * to work without the protection it is defeated by. A policy file
@@ -103,7 +118,8 @@ void cc_policy_default(struct cc_policy *policy);
  * <= the variance the table can reach for max_noise ((D+1)(2D+1)/6), and 0
  * exactly when max_noise is 0; the same for the condition layer;
  * low_effect_spread < low_effect_persons (so a condition that changes
- * nothing is always refused); max_cells >= 1. Returns 0 or CC_EINVAL with
+ * nothing is always refused); max_cells >= 1; 1 <= ledger_min_difference
+ * <= ledger_near_difference; ledger_window_days >= 1. Returns 0 or CC_EINVAL with
  * "key: reason" in errbuf. */
 int cc_policy_check(const struct cc_policy *policy, char *errbuf, size_t errlen);
 

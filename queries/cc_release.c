@@ -17,8 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cc_error.h"
+#include "cc_ledger.h"
 #include "cc_release_internal.h"
 
 struct cc_release {
@@ -427,12 +429,34 @@ int cc_release_check(const struct cc_policy *policy, const struct cc_store_colum
     return 0;
 }
 
-int cc_release_answer(const struct cc_policy *policy, struct cc_ledger *ledger,
+/* The fingerprint of a query for the ledger: its restrictions (layer_seed,
+ * which follows the persons of each condition and the canonical value of
+ * each other filter) and its table (the dimensions as the engine made
+ * them), so the same query asked again has the same fingerprint. */
+static uint64_t ledger_fingerprint(uint64_t layer_seed, const struct cc_raw_result *raw)
+{
+    uint64_t h = mix64(layer_seed ^ raw->n_dimensions);
+    for (uint32_t d = 0; d < raw->n_dimensions; d++) {
+        const struct cc_raw_dimension *dim = &raw->dimensions[d];
+        h = mix64(h ^ ((uint64_t)dim->kind << 56 | (uint64_t)dim->n_values << 24 |
+                       (uint64_t)(uint32_t)dim->first));
+        for (uint32_t v = 0; v < dim->n_values && v < CC_EXEC_MAX_AGE_BANDS; v++)
+            h = mix64(h ^ dim->age_lower[v] ^ (uint64_t)v << 8);
+    }
+    return h;
+}
+
+int cc_release_answer(const struct cc_policy *policy, const struct cc_release_asker *asker,
                       const struct cc_dataversion *version, const struct cc_query *query,
                       const struct cc_exec_options *options, cc_release **out, char *errbuf,
                       size_t errlen)
 {
-    (void)ledger; /* the ledger is not built yet */
+    cc_ledger *ledger = asker ? asker->ledger : NULL;
+    struct cc_exec_options with_keys = {0};
+    if (options)
+        with_keys = *options;
+    with_keys.cohort_keys = ledger != NULL;
+    options = &with_keys;
     *out = NULL;
     int rc = cc_policy_check(policy, errbuf, errlen);
     if (rc)
@@ -454,6 +478,11 @@ int cc_release_answer(const struct cc_policy *policy, struct cc_ledger *ledger,
 
     uint64_t layer_seed;
     if ((rc = cc_release_check(policy, columns, query, &raw, &layer_seed, errbuf, errlen)) != 0)
+        goto out;
+    if (ledger && (rc = cc_ledger_admit(ledger, asker->account_id, policy,
+                                        ledger_fingerprint(layer_seed, &raw), raw.cohort_keys,
+                                        raw.cohort_persons, (int64_t)time(NULL), errbuf,
+                                        errlen)) != 0)
         goto out;
 
     cc_release *release = calloc(1, sizeof *release);

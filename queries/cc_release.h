@@ -99,9 +99,16 @@ struct cc_release_summary {
 
 typedef struct cc_release cc_release;
 
-/* The disclosure ledger (DESIGN, Disclosure control 10); not built yet:
- * pass NULL. */
-struct cc_ledger;
+/* Who asks: the disclosure ledger (cc_ledger.h) and the asking account.
+ * cc_release_answer() given an asker with a ledger also refuses a query
+ * whose cohort differs too little from one the account was answered before
+ * (policy ledger_*), and records the cohort before it answers. NULL (or a
+ * NULL ledger): no ledger. */
+typedef struct cc_ledger cc_ledger;
+struct cc_release_asker {
+    cc_ledger *ledger;
+    int64_t account_id;
+};
 
 /*
  * Answers query (validated and bound against version's store) under
@@ -111,7 +118,7 @@ struct cc_ledger;
  * the cohort by too few persons"); CC_EINVAL for a policy that fails
  * cc_policy_check() or a query the engine cannot run; CC_ENOMEM; CC_ETOOBIG.
  */
-int cc_release_answer(const struct cc_policy *policy, struct cc_ledger *ledger,
+int cc_release_answer(const struct cc_policy *policy, const struct cc_release_asker *asker,
                       const struct cc_dataversion *version, const struct cc_query *query,
                       const struct cc_exec_options *options, cc_release **out, char *errbuf,
                       size_t errlen);
@@ -143,10 +150,12 @@ int cc_release_compare(const struct cc_policy *policy, const struct cc_compare_r
  * errbuf), CC_EINVAL (a request the comparison cannot run, or a policy that
  * fails cc_policy_check()), CC_ENOTFOUND (an unknown codelist), CC_ETOOBIG,
  * CC_ESTATS or CC_ENOMEM. The caller frees *out with cc_comparison_free().
+ * asker is not consulted yet: a comparison's cohort is not collected, so the
+ * ledger does not see comparisons (docs/privacy.md, "Disclosure ledger").
  */
 typedef struct cc_comparison cc_comparison;
 
-int cc_release_comparison(const struct cc_policy *policy, struct cc_ledger *ledger,
+int cc_release_comparison(const struct cc_policy *policy, const struct cc_release_asker *asker,
                           const struct cc_dataversion *version,
                           const struct cc_compare_request *request,
                           const struct cc_codelists *codelists,

@@ -34,14 +34,14 @@ static void summarise(const struct cc_policy *policy, const struct cc_compare_re
     }
 }
 
-int cc_release_comparison(const struct cc_policy *policy, struct cc_ledger *ledger,
+int cc_release_comparison(const struct cc_policy *policy, const struct cc_release_asker *asker,
                           const struct cc_dataversion *version,
                           const struct cc_compare_request *request,
                           const struct cc_codelists *codelists,
                           const struct cc_exec_options *options, cc_comparison **out,
                           char *errbuf, size_t errlen)
 {
-    (void)ledger; /* the ledger is not built yet */
+    (void)asker; /* comparisons do not consult the ledger yet (docs/privacy.md, "Disclosure ledger") */
     *out = NULL;
     int rc = cc_policy_check(policy, errbuf, errlen);
     if (rc)

@@ -221,3 +221,28 @@ Test(policy, load_reads_a_file_and_refuses_missing_large_and_non_regular_ones)
     cr_assert(strstr(err, "not a regular file"));
     cr_assert_eq(rmdir(dir), 0);
 }
+
+Test(policy, the_ledger_keys_are_read_defaulted_and_checked)
+{
+    struct cc_policy p;
+    char err[256];
+    cc_policy_default(&p);
+    cr_assert_eq(p.ledger_min_difference, 8);
+    cr_assert_eq(p.ledger_near_difference, 100);
+    cr_assert_eq(p.ledger_budget, 100);
+    cr_assert_eq(p.ledger_window_days, 30);
+    cr_assert_eq(parse("{\"threshold\": 11}", &p, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(p.ledger_min_difference, 11, "defaults to the threshold given");
+    cr_assert_eq(parse("{\"ledger_min_difference\": 20, \"ledger_near_difference\": 300,"
+                       " \"ledger_budget\": 7, \"ledger_window_days\": 90}",
+                       &p, err, sizeof err),
+                 0, "%s", err);
+    cr_assert_eq(p.ledger_min_difference, 20);
+    cr_assert_eq(p.ledger_near_difference, 300);
+    cr_assert_eq(p.ledger_budget, 7);
+    cr_assert_eq(p.ledger_window_days, 90);
+    cr_assert_eq(parse("{\"ledger_min_difference\": 200}", &p, err, sizeof err), CC_EINVAL);
+    cr_assert(strstr(err, "ledger_near_difference") != NULL, "%s", err);
+    cr_assert_eq(parse("{\"ledger_min_difference\": 0}", &p, err, sizeof err), CC_EINVAL);
+    cr_assert_eq(parse("{\"ledger_window_days\": 0}", &p, err, sizeof err), CC_EINVAL);
+}

@@ -1,0 +1,71 @@
+/*
+ * cc_ledger.h: the disclosure ledger (docs/privacy.md, "Disclosure
+ * ledger"): per account, the cohorts of the queries it was answered,
+ * remembered on disk, so that a pair of queries whose cohorts differ by a
+ * few persons (a differencing pair) cannot both be answered, in one
+ * session or across sessions and restarts.
+ *
+ * A cohort is remembered as the set of its persons' record keys (a CRoaring
+ * bitmap): a person's record key is derived from their pseudonym, so it is
+ * the same in every store version and every opt-out publication, where a
+ * person index need not be. Entries live in the data directory's state.db
+ * (tables ledger_*), written through a connection of the ledger's own, and
+ * an entry is committed (WAL fsync'ed) before the release it admits is
+ * returned: a crash cannot lose an entry whose answer left the server.
+ *
+ * Thread-safe: one mutex serialises look-up and record per ledger, so two
+ * queries of one account on two threads cannot both pass the look-up
+ * before either is recorded.
+ *
+ * Must never: return, log or put in an error message a cohort, a record
+ * key or a count of persons; refusals name the rule only.
+ */
+#ifndef CC_LEDGER_H
+#define CC_LEDGER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cc_policy.h"
+
+typedef struct cc_ledger cc_ledger;
+
+/* Opens (creating if needed) the ledger of the data directory dir, and
+ * loads every entry into memory. Returns 0, or CC_EIO / CC_ECORRUPT /
+ * CC_EDB / CC_ENOMEM with "file: reason" in errbuf. Close with
+ * cc_ledger_close(). */
+int cc_ledger_open(const char *dir, cc_ledger **out, char *errbuf, size_t errlen);
+
+/* Closes a ledger (NULL is allowed). No call may be running on it. */
+void cc_ledger_close(cc_ledger *ledger);
+
+/*
+ * Decides whether account may be answered a query whose cohort is the
+ * persons with record keys keys[0..n_keys) (any order, repeats allowed),
+ * and if so records it, under policy's ledger_* rules; fingerprint names
+ * the query (equal fingerprints: the same restrictions and table). now_s is
+ * the time in seconds (the budget's window). In order:
+ *  - an earlier entry of the account whose cohort differs from this one by
+ *    fewer than ledger_min_difference persons (symmetric difference; 0
+ *    included) refuses the query, unless the cohorts are equal and so are
+ *    the fingerprints (the same query asked again: answered, not recorded
+ *    again);
+ *  - otherwise, if some earlier entry differs by fewer than
+ *    ledger_near_difference persons, the query is a near difference: one
+ *    of at most ledger_budget per ledger_window_days, refused beyond;
+ *  - the entry is committed to disk before 0 is returned.
+ * Returns 0, CC_EREFUSED ("ledger: why" in errbuf, no count), CC_ENOMEM,
+ * or CC_EIO / CC_EBUSY / CC_EDB when the entry could not be committed (the
+ * query must then not be answered).
+ */
+int cc_ledger_admit(cc_ledger *ledger, int64_t account, const struct cc_policy *policy,
+                    uint64_t fingerprint, const uint32_t *keys, uint64_t n_keys, int64_t now_s,
+                    char *errbuf, size_t errlen);
+
+/* Entries recorded for account (tests, the operator's tools). */
+uint64_t cc_ledger_n_entries(cc_ledger *ledger, int64_t account);
+
+/* Bytes of memory the ledger's entries hold (for docs/benchmarks.md). */
+size_t cc_ledger_memory_bytes(cc_ledger *ledger);
+
+#endif
