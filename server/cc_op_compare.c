@@ -34,7 +34,10 @@ int cc_op_compare_request(struct cc_request *request, struct cc_compare_decoded 
 
     struct cc_exec_options options = {.n_threads = CC_OP_ENGINE_THREADS};
     cc_comparison *comparison = NULL;
-    int rc = cc_release_comparison(&services->policy, NULL, cc_request_data(request),
+    const struct cc_account *account = cc_request_account(request);
+    struct cc_release_asker asker = {services->ledger, account ? account->id : 0};
+    int rc = cc_release_comparison(&services->policy, services->ledger ? &asker : NULL,
+                                   cc_request_data(request),
                                    &decoded->request, services->codelists, &options, &comparison,
                                    why, sizeof why);
     cc_compare_decoded_free(decoded);

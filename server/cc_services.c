@@ -192,6 +192,10 @@ int cc_services_open(const struct cc_config *config, struct cc_services **out, c
             cc_errorf(errbuf, errlen, rc, "opt-out register: %s", why[0] ? why : cc_strerror(rc));
             goto fail;
         }
+        if ((rc = cc_ledger_open(config->data_dir, &s->ledger, why, sizeof why)) != 0) {
+            cc_errorf(errbuf, errlen, rc, "disclosure ledger: %s", why);
+            goto fail;
+        }
         pthread_mutex_t *lock = malloc(sizeof *lock);
         if (!lock || pthread_mutex_init(lock, NULL) != 0) {
             free(lock);
@@ -221,6 +225,7 @@ int cc_services_reload(struct cc_services *current, const struct cc_config *conf
     s->accounts = base->accounts;
     s->audit = base->audit;
     s->optout = base->optout;
+    s->ledger = base->ledger;
     int rc = load_rules(s, config, errbuf, errlen);
     if (rc) {
         cc_services_release(s);
@@ -256,6 +261,7 @@ void cc_services_release(struct cc_services *s)
     if (s->base_) {
         cc_services_release(s->base_);
     } else {
+        cc_ledger_close(s->ledger);
         cc_optout_detach(s->optout);
         cc_db_close(s->register_db_);
         if (s->register_lock_) {

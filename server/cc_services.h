@@ -22,6 +22,7 @@
 #include "cc_audit.h"
 #include "cc_codelist.h"
 #include "cc_config.h"
+#include "cc_ledger.h"
 #include "cc_optout.h"
 #include "cc_policy.h"
 #include "cc_pseudo.h"
@@ -46,6 +47,9 @@ struct cc_services {
      * connection, so one caller at a time (cc_services_register_lock()).
      * NULL without a data directory. */
     cc_optout *optout;
+    /* The disclosure ledger (queries/cc_ledger.h): every account's released
+     * cohorts. NULL without a data directory. Thread-safe. */
+    cc_ledger *ledger;
     /* The saved queries, in name order (reloaded with the policy). */
     struct cc_saved *saved;
     uint32_t n_saved;
