@@ -723,6 +723,25 @@ Test(account_cli, add_issue_list_revoke_disable)
     explicit_bzero(gp_token, sizeof gp_token);
 }
 
+Test(account_cli, a_token_that_cannot_be_shown_is_revoked)
+{
+    struct stat st;
+    cr_assert_eq(stat("/dev/full", &st), 0, "/dev/full makes standard output fail");
+    cr_assert_eq(tool("account add rita --role researcher --data '%s'", cli_data), 0, "%s", out);
+    /* standard output that cannot be written: the token never reached anyone */
+    cr_assert_eq(tool("token issue rita --data '%s' >/dev/full", cli_data), 1);
+    cc_accounts *a = NULL;
+    char err[256];
+    struct cc_token_info *tokens = NULL;
+    size_t n = 0;
+    cr_assert_eq(cc_accounts_open(cli_data, &a, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(cc_accounts_token_list(a, "rita", &tokens, &n, err, sizeof err), 0, "%s", err);
+    cc_accounts_close(a);
+    cr_assert_eq(n, 1, "the token was issued");
+    cr_assert_gt(tokens[0].revoked_at, 0, "and revoked at once");
+    free(tokens);
+}
+
 Test(account_cli, help_and_usage_errors)
 {
     cr_assert_eq(tool("account -h"), 0, "%s", out);
