@@ -406,9 +406,25 @@ static void connection_send(struct connection *connection, msgpack_sbuffer *fram
         connection_flush(connection);
 }
 
-/* Sends an error frame not tied to a request (id nil). */
+/* Sends an error frame not tied to a request (id nil); on an HTTP
+ * connection, an error response with Connection: close. */
 static void connection_send_error(struct connection *connection, int code, const char *message)
 {
+    if (connection->http) {
+        /* an HTTP client gets an HTTP error response (408 for a deadline or
+         * the idle timeout), never a msgpack frame; the callers close */
+        struct cc_http_response response = {0};
+        const char *name = cc_err_name(code);
+        if (cc_http_error_response(cc_http_status_for_code(name), name,
+                                   message ? message : cc_strerror(code), NULL, NULL, NULL, true,
+                                   &response) < 0) {
+            connection_close(connection);
+            return;
+        }
+        msgpack_sbuffer bytes = {response.len, response.data, response.len};
+        connection_send(connection, &bytes);
+        return;
+    }
     msgpack_sbuffer frame;
     msgpack_sbuffer_init(&frame);
     if (cc_reply_encode_error(false, 0, code, message, &frame) < 0) {

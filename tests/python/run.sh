@@ -2,7 +2,8 @@
 # The Python client (tests/python/carecount_client.py, written from
 # docs/protocol.md alone) against the real carecountd: generated data,
 # ingest, a researcher's account and token made with the real commands, one
-# count and one compare; the answers are checked against the disclosure
+# count and one compare, over msgpack and over HTTP/JSON (http_client.py,
+# Python's http.client); the answers are checked against the disclosure
 # policy by tests/python/check_answers.py.
 #   run.sh BUILD_DIR SOURCE_DIR
 set -euo pipefail
@@ -27,10 +28,12 @@ trap cleanup EXIT
 "$bin/carecount" token issue py-researcher --data "$work/data" --out "$work/token" >/dev/null
 
 "$bin/carecountd" --listen 127.0.0.1:0 --port-file "$work/port" --data "$work/data" \
-  --key "$work/key" --codelists "$work/feeds/codelists" 2>"$work/log" &
+  --key "$work/key" --codelists "$work/feeds/codelists" \
+  --http-listen 127.0.0.1:0 --http-port-file "$work/http_port" 2>"$work/log" &
 server=$!
-for _ in $(seq 200); do [ -s "$work/port" ] && break; sleep 0.05; done
+for _ in $(seq 200); do [ -s "$work/port" ] && [ -s "$work/http_port" ] && break; sleep 0.05; done
 port=$(cat "$work/port")
+http_port=$(cat "$work/http_port")
 
 client="$py $src/tests/python/carecount_client.py --port $port --token-file $work/token"
 $client count "$src/examples/queries/diabetes_by_region.json" > "$work/count.json"
@@ -46,7 +49,18 @@ if "$py" "$src/tests/python/carecount_client.py" --port "$port" --token-file "$w
 fi
 grep -q "AUTH" "$work/err" || { echo "no AUTH error: $(cat "$work/err")" >&2; exit 1; }
 
+# the same answers over HTTP/JSON with Python's http.client
+http="$py $src/tests/python/http_client.py --port $http_port --token-file $work/token"
+$http count "$src/examples/queries/diabetes_by_region.json" query > "$work/http_count.json"
+$http compare "$src/examples/comparisons/diabetes_by_icb.json" comparison > "$work/http_compare.json"
+"$py" "$src/tests/python/check_answers.py" "$work/http_count.json" "$work/http_compare.json"
+if $py "$src/tests/python/http_client.py" --port "$http_port" --token-file "$work/bad" \
+     count "$src/examples/queries/diabetes_by_region.json" query 2>"$work/err"; then
+  echo "a bad token was accepted over HTTP" >&2; exit 1
+fi
+grep -q "HTTP 401 AUTH" "$work/err" || { echo "no 401 AUTH: $(cat "$work/err")" >&2; exit 1; }
+
 kill -TERM "$server"
 wait "$server"
 server=""
-echo "python client: count and compare ok"
+echo "python client: count and compare ok, over msgpack and over HTTP"

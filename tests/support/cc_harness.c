@@ -43,6 +43,10 @@ struct cc_harness {
     bool sent_stop_signal; /* SIGTERM or SIGINT already sent: do not send another */
     char dir[PATH_BYTES];
     char port_file[PATH_BYTES + 16];
+    bool http;          /* extra_args hold --http-listen (and no --http-port-file) */
+    bool own_http_port_file;
+    uint16_t http_port; /* read from DIR/http_port */
+    char http_port_file[PATH_BYTES + 16];
     char log_file[PATH_BYTES + 32];
 };
 
@@ -152,6 +156,10 @@ static void exec_server(const struct cc_harness *harness, const char *const *ext
     argv[argc++] = "127.0.0.1:0";
     argv[argc++] = "--port-file";
     argv[argc++] = harness->port_file;
+    if (harness->http) {
+        argv[argc++] = "--http-port-file";
+        argv[argc++] = harness->http_port_file;
+    }
     for (int i = 0; extra_args && extra_args[i] && i < MAX_ARGS; i++)
         argv[argc++] = extra_args[i];
     argv[argc] = NULL;
@@ -193,6 +201,16 @@ int cc_harness_start(const char *const *extra_args, struct cc_harness **out)
     }
     snprintf(harness->port_file, sizeof(harness->port_file), "%s/port", harness->dir);
     snprintf(harness->log_file, sizeof(harness->log_file), "%s/carecountd.log", harness->dir);
+    snprintf(harness->http_port_file, sizeof(harness->http_port_file), "%s/http_port",
+             harness->dir);
+    for (int i = 0; extra_args && extra_args[i]; i++) {
+        if (!strcmp(extra_args[i], "--http-listen"))
+            harness->http = true;
+        if (!strcmp(extra_args[i], "--http-port-file") && extra_args[i + 1])
+            harness->own_http_port_file = true; /* the test's: read none */
+    }
+    if (harness->own_http_port_file)
+        harness->http = false;
 
     fflush(NULL); /* so the child does not repeat buffered output */
     pid_t test_pid = getpid();
@@ -206,7 +224,8 @@ int cc_harness_start(const char *const *extra_args, struct cc_harness **out)
         exec_server(harness, extra_args, test_pid);
 
     uint64_t deadline = now_ms() + CC_HARNESS_START_TIMEOUT_MS;
-    while (!read_port_file(harness->port_file, &harness->port)) {
+    while (!read_port_file(harness->port_file, &harness->port) ||
+           (harness->http && !read_port_file(harness->http_port_file, &harness->http_port))) {
         if (reap(harness, false)) {
             fprintf(stderr, "carecountd exited with status %d before listening\n",
                     harness->exit_status);
@@ -232,6 +251,11 @@ fail:
 uint16_t cc_harness_port(const struct cc_harness *harness)
 {
     return harness->port;
+}
+
+uint16_t cc_harness_http_port(const struct cc_harness *harness)
+{
+    return harness->http_port;
 }
 
 const char *cc_harness_dir(const struct cc_harness *harness)

@@ -52,6 +52,11 @@ int cc_harness_start(const char *const *extra_args, struct cc_harness **out);
 /* The port the server listens on. */
 uint16_t cc_harness_port(const struct cc_harness *harness);
 
+/* The HTTP listener's port: when extra_args hold --http-listen and no
+ * --http-port-file, the harness adds --http-port-file DIR/http_port and
+ * cc_harness_start waits for it too; 0 otherwise. */
+uint16_t cc_harness_http_port(const struct cc_harness *harness);
+
 /* The server's temporary directory (removed by cc_harness_free). */
 const char *cc_harness_dir(const struct cc_harness *harness);
 
