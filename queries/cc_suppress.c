@@ -137,20 +137,28 @@ int cc_suppress_audit(const struct cc_suppress_shape *shape, const int64_t *know
     return 0;
 }
 
-bool cc_suppress_protected(int64_t x, int64_t lo, int64_t hi, uint32_t p)
+bool cc_suppress_protected(int64_t x, int64_t lo, int64_t hi, uint32_t p, int64_t floor,
+                           int64_t ceiling)
 {
-    int64_t want_lo = x - (int64_t)p > 0 ? x - (int64_t)p : 0;
-    return lo <= want_lo && (hi == UNB || hi >= x + (int64_t)p);
+    int64_t want_lo = x - (int64_t)p > floor ? x - (int64_t)p : floor;
+    int64_t want_hi = ceiling == UNB || x + (int64_t)p < ceiling ? x + (int64_t)p : ceiling;
+    return lo <= want_lo && hi >= want_hi;
 }
 
-void cc_suppress_known(const struct cc_suppress_shape *shape, const uint64_t *released,
-                       const uint8_t *suppressed, uint32_t rounding_base, uint32_t threshold,
-                       int64_t *known_lo, int64_t *known_hi)
+void cc_suppress_known(const struct cc_suppress_shape *shape,
+                       const struct cc_suppress_rules *rules, const uint64_t *released,
+                       const uint8_t *suppressed, int64_t *known_lo, int64_t *known_hi)
 {
     uint64_t n = cc_suppress_n_cells(shape);
-    uint32_t b = rounding_base ? rounding_base : 1;
-    int64_t bump = ((int64_t)threshold + b - 1) / b * b; /* threshold rounded up */
+    uint32_t b = rules->rounding_base ? rules->rounding_base : 1;
+    int64_t threshold = rules->threshold;
+    int64_t bump = (threshold + b - 1) / b * b; /* the threshold rounded up */
     for (uint64_t i = 0; i < n; i++) {
+        if (suppressed[i] == 1) {
+            known_lo[i] = rules->primary_lo;
+            known_hi[i] = threshold - 1;
+            continue;
+        }
         if (suppressed[i]) {
             known_lo[i] = 0;
             known_hi[i] = UNB;
@@ -162,37 +170,58 @@ void cc_suppress_known(const struct cc_suppress_shape *shape, const uint64_t *re
             continue;
         }
         int64_t lo = v - (int64_t)(b / 2), hi = v + (int64_t)((b - 1) / 2);
-        if (v == bump && (int64_t)threshold < lo)
+        if (v == bump && threshold < lo)
             lo = threshold; /* rounded up to the threshold's multiple */
-        if (lo < (int64_t)threshold)
+        if (lo < threshold)
             lo = threshold; /* a shown count was never below it */
         known_lo[i] = lo;
         known_hi[i] = hi;
     }
 }
 
-int cc_suppress_secondary(const struct cc_suppress_shape *shape, const uint64_t *counts,
-                          const uint64_t *released, uint8_t *suppressed, uint32_t rounding_base,
-                          uint32_t threshold, uint32_t p, uint64_t *n_secondary)
+int cc_suppress_baseline(const struct cc_suppress_shape *shape,
+                         const struct cc_suppress_rules *rules, const uint8_t *suppressed,
+                         int64_t *floor, int64_t *ceiling)
+{
+    uint64_t n = cc_suppress_n_cells(shape);
+    if (!n)
+        return CC_EINVAL;
+    int64_t *buf = malloc(2 * n * sizeof *buf);
+    if (!buf)
+        return CC_ENOMEM;
+    for (uint64_t i = 0; i < n; i++) {
+        buf[i] = suppressed[i] == 1 ? rules->primary_lo : 0;
+        buf[n + i] = suppressed[i] == 1 ? (int64_t)rules->threshold - 1 : UNB;
+    }
+    int rc = cc_suppress_audit(shape, buf, buf + n, floor, ceiling);
+    free(buf);
+    return rc;
+}
+
+int cc_suppress_secondary(const struct cc_suppress_shape *shape,
+                          const struct cc_suppress_rules *rules, const uint64_t *counts,
+                          const uint64_t *released, uint8_t *suppressed, uint32_t p,
+                          uint64_t *n_secondary)
 {
     *n_secondary = 0;
     uint64_t n = cc_suppress_n_cells(shape);
     if (!n)
         return CC_EINVAL;
-    int64_t *buf = malloc(4 * n * sizeof *buf);
+    int64_t *buf = malloc(6 * n * sizeof *buf);
     if (!buf)
         return CC_ENOMEM;
     int64_t *klo = buf, *khi = buf + n, *lo = buf + 2 * n, *hi = buf + 3 * n;
+    int64_t *floor = buf + 4 * n, *ceiling = buf + 5 * n;
     uint64_t stride[CC_SUPPRESS_DIMENSIONS_CAP];
     strides(shape, stride);
-    int rc = 0;
-    for (;;) {
-        cc_suppress_known(shape, released, suppressed, rounding_base, threshold, klo, khi);
+    int rc = cc_suppress_baseline(shape, rules, suppressed, floor, ceiling);
+    for (; rc == 0;) {
+        cc_suppress_known(shape, rules, released, suppressed, klo, khi);
         if ((rc = cc_suppress_audit(shape, klo, khi, lo, hi)) != 0)
             break;
         uint64_t bad = n;
         for (uint64_t i = 0; i < n && bad == n; i++)
-            if (suppressed[i] == 1 && !cc_suppress_protected((int64_t)counts[i], lo[i], hi[i], p))
+            if (suppressed[i] == 1 && !cc_suppress_protected((int64_t)counts[i], lo[i], hi[i], p, floor[i], ceiling[i]))
                 bad = i;
         if (bad == n)
             break;
@@ -217,7 +246,7 @@ int cc_suppress_secondary(const struct cc_suppress_shape *shape, const uint64_t 
             if (!suppressed[c] && (best == n || counts[c] < counts[best]))
                 best = c;
         if (best == n) {
-            rc = CC_EINTERNAL; /* everything suppressed and still pinned: cannot be */
+            rc = CC_EINTERNAL; /* everything suppressed is the baseline: cannot be */
             break;
         }
         suppressed[best] = 2;

@@ -18,11 +18,23 @@
  * outer bound of the feasible set (the attacker's exact range can only be
  * narrower, never wider), so a cell it pins is pinned.
  *
- * Protection criterion (cc_suppress_protected): a primary-suppressed cell of
- * true value x is protected at level p when the audited range [lo, hi]
- * satisfies lo <= max(0, x - p) and hi >= x + p: the attacker cannot rule
- * out any value within p of the truth on either side.
+ * What the attacker knows a priori. A release says which cells were
+ * suppressed by the primary rule (reason "suppressed"): such a cell is known
+ * to hold primary_lo..threshold-1 (primary_lo is 1 when zeros are shown,
+ * else 0). A secondary cell, or any suppressed cell in the auditor's
+ * weaker model, is known only to be >= 0.
  *
+ * Protection criterion (cc_suppress_protected): a primary-suppressed cell of
+ * true value x is protected at level p when its audited range [lo, hi]
+ * reaches max(floor, x - p) below and min(ceiling, x + p) above, where
+ * [floor, ceiling] is its baseline: its range were every cell of the table
+ * suppressed (cc_suppress_baseline; at most primary_lo..threshold-1, and
+ * narrower only where small primary cells bound each other, such as a
+ * small total over small cells). Within p of the truth the release rules
+ * out nothing that suppressing the whole table would not. With p =
+ * threshold (the default) the release says of the cell no more than that
+ * it is small.
+
  * Secondary suppression (cc_suppress_secondary): while some primary cell is
  * unprotected, suppress one more cell in a line (a margin constraint) through
  * it, the one of least cost, and audit again. Cost: a candidate whose value
@@ -69,9 +81,26 @@ uint64_t cc_suppress_n_cells(const struct cc_suppress_shape *shape);
 int cc_suppress_audit(const struct cc_suppress_shape *shape, const int64_t *known_lo,
                       const int64_t *known_hi, int64_t *lo, int64_t *hi);
 
-/* Whether a cell of true value x with audited range [lo, hi] is protected
- * at level p (the criterion above). */
-bool cc_suppress_protected(int64_t x, int64_t lo, int64_t hi, uint32_t p);
+/* What a release tells of its cells besides the values: the threshold,
+ * the rounding base (1: none) and whether a primary cell may be 0. */
+struct cc_suppress_rules {
+    uint32_t threshold;
+    uint32_t rounding_base;
+    uint32_t primary_lo; /* 1: zeros are shown; 0: a 0 is suppressed */
+};
+
+/* Whether a primary cell of true value x with audited range [lo, hi] and
+ * baseline [floor, ceiling] is protected at level p (the criterion above). */
+bool cc_suppress_protected(int64_t x, int64_t lo, int64_t hi, uint32_t p, int64_t floor,
+                           int64_t ceiling);
+
+/* The baseline of every cell: the auditor's range with every cell
+ * suppressed, the primary ones (suppressed[i] == 1) known to hold
+ * primary_lo..threshold-1. Fills floor[] and ceiling[] ([n_cells]). Returns
+ * 0, CC_EINVAL or CC_ENOMEM. */
+int cc_suppress_baseline(const struct cc_suppress_shape *shape,
+                         const struct cc_suppress_rules *rules, const uint8_t *suppressed,
+                         int64_t *floor, int64_t *ceiling);
 
 /*
  * Secondary suppression. counts[n_cells] are the true counts and
@@ -80,20 +109,22 @@ bool cc_suppress_protected(int64_t x, int64_t lo, int64_t hi, uint32_t p);
  * rounding); suppressed[i] is 1 for a primary-suppressed cell on entry.
  * Sets suppressed[i] = 2 for each cell suppressed to protect another, so
  * that every primary cell is protected at level p under the auditor, given
- * rounding_base and threshold (cc_suppress_known). *n_secondary gets their
+ * the rules (cc_suppress_known). *n_secondary gets their
  * number. Returns 0, CC_EINVAL or CC_ENOMEM.
  */
-int cc_suppress_secondary(const struct cc_suppress_shape *shape, const uint64_t *counts,
-                          const uint64_t *released, uint8_t *suppressed, uint32_t rounding_base,
-                          uint32_t threshold, uint32_t p, uint64_t *n_secondary);
+int cc_suppress_secondary(const struct cc_suppress_shape *shape,
+                          const struct cc_suppress_rules *rules, const uint64_t *counts,
+                          const uint64_t *released, uint8_t *suppressed, uint32_t p,
+                          uint64_t *n_secondary);
 
 /* The auditor's input for a table whose cells not suppressed (suppressed[i]
  * == 0) show released[i]: with rounding to base (halves up, as the release
  * layer rounds) a shown v was a count in v - base/2 .. v + (base-1)/2, and
- * a shown v > 0 was at least threshold; a suppressed cell is 0 ..
+ * a shown v > 0 was at least the threshold; a primary cell (suppressed[i]
+ * == 1) held primary_lo .. threshold-1; any other suppressed cell 0 ..
  * CC_SUPPRESS_UNBOUNDED. Fills known_lo[] and known_hi[]. */
-void cc_suppress_known(const struct cc_suppress_shape *shape, const uint64_t *released,
-                       const uint8_t *suppressed, uint32_t rounding_base, uint32_t threshold,
-                       int64_t *known_lo, int64_t *known_hi);
+void cc_suppress_known(const struct cc_suppress_shape *shape,
+                       const struct cc_suppress_rules *rules, const uint64_t *released,
+                       const uint8_t *suppressed, int64_t *known_lo, int64_t *known_hi);
 
 #endif

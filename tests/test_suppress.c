@@ -17,6 +17,11 @@
 
 #define THRESHOLD 8
 
+static struct cc_suppress_rules rules_for(uint32_t base)
+{
+    return (struct cc_suppress_rules){THRESHOLD, base, 1};
+}
+
 static uint64_t rng_state;
 static uint64_t rnd(void)
 {
@@ -84,10 +89,12 @@ static struct audit_result audit(const struct cc_suppress_shape *shape, const ui
                                  uint32_t p)
 {
     uint64_t n = cc_suppress_n_cells(shape);
-    int64_t *b = malloc(4 * n * sizeof *b);
+    int64_t *b = malloc(6 * n * sizeof *b);
     cr_assert_not_null(b);
-    cc_suppress_known(shape, released, mask, base, THRESHOLD, b, b + n);
+    struct cc_suppress_rules rules = rules_for(base);
+    cc_suppress_known(shape, &rules, released, mask, b, b + n);
     cr_assert_eq(cc_suppress_audit(shape, b, b + n, b + 2 * n, b + 3 * n), 0);
+    cr_assert_eq(cc_suppress_baseline(shape, &rules, mask, b + 4 * n, b + 5 * n), 0);
     struct audit_result r = {0};
     for (uint64_t i = 0; i < n; i++) {
         /* the bounds are sound: the truth is inside them */
@@ -100,7 +107,8 @@ static struct audit_result audit(const struct cc_suppress_shape *shape, const ui
         r.primary++;
         if (b[2 * n + i] == b[3 * n + i])
             r.pinned++;
-        if (!cc_suppress_protected((int64_t)counts[i], b[2 * n + i], b[3 * n + i], p))
+        if (!cc_suppress_protected((int64_t)counts[i], b[2 * n + i], b[3 * n + i], p, b[4 * n + i],
+                                   b[5 * n + i]))
             r.unprotected++;
     }
     free(b);
@@ -175,8 +183,9 @@ static void property(uint32_t dims, const uint32_t *sizes, uint32_t base, int n_
         before.pinned += a.pinned;
         before.unprotected += a.unprotected;
         uint64_t n_secondary;
-        cr_assert_eq(cc_suppress_secondary(&shape, counts, released, mask, base, THRESHOLD,
-                                           THRESHOLD, &n_secondary),
+        struct cc_suppress_rules rules = rules_for(base);
+        cr_assert_eq(cc_suppress_secondary(&shape, &rules, counts, released, mask, THRESHOLD,
+                                           &n_secondary),
                      0);
         for (uint64_t i = 0; i < n; i++)
             if (mask[i])
@@ -235,34 +244,53 @@ Test(suppress, persons_margin_over_periods_is_not_a_sum)
     /* 1-D, not additive: a total of 10 persons over cells 3 and 9 (one
      * person in both): the total does not give the suppressed cell away */
     struct cc_suppress_shape shape = {.n_dimensions = 1, .size = {3}, .additive = {false}};
+    struct cc_suppress_rules rules = rules_for(1);
     uint64_t counts[3] = {3, 9, 10}, released[3] = {0, 9, 10};
     uint8_t mask[3] = {1, 0, 0};
     int64_t b[12];
-    cc_suppress_known(&shape, released, mask, 1, THRESHOLD, b, b + 3);
+    cc_suppress_known(&shape, &rules, released, mask, b, b + 3);
     cr_assert_eq(cc_suppress_audit(&shape, b, b + 3, b + 6, b + 9), 0);
-    cr_assert_eq(b[6], 1); /* at least 10 - 9 */
-    cr_assert_eq(b[9], 10); /* at most the total */
+    cr_assert_eq(b[6], 1); /* at least 10 - 9, and a primary cell is >= 1 */
+    cr_assert_eq(b[9], 7); /* at most the threshold less 1 */
     cr_assert(b[6] <= (int64_t)counts[0] && (int64_t)counts[0] <= b[9]);
+    cr_assert(cc_suppress_protected(3, b[6], b[9], THRESHOLD, 1, 7));
     /* additive, the same figures pin it at 1 */
     shape.additive[0] = true;
     uint64_t c2[3] = {1, 9, 10};
-    cc_suppress_known(&shape, released, mask, 1, THRESHOLD, b, b + 3);
+    cc_suppress_known(&shape, &rules, released, mask, b, b + 3);
     cr_assert_eq(cc_suppress_audit(&shape, b, b + 3, b + 6, b + 9), 0);
     cr_assert_eq(b[6], 1);
     cr_assert_eq(b[9], 1);
+    cr_assert_not(cc_suppress_protected(1, b[6], b[9], THRESHOLD, 1, 7));
     uint64_t k;
-    cr_assert_eq(cc_suppress_secondary(&shape, c2, released, mask, 1, THRESHOLD, THRESHOLD, &k), 0);
+    cr_assert_eq(cc_suppress_secondary(&shape, &rules, c2, released, mask, THRESHOLD, &k), 0);
     cr_assert_eq(k, 1);
     cr_assert_eq(mask[1], 2, "the cheapest cell of 8 or more is suppressed");
+    cr_assert_eq(mask[2], 0);
 }
 
 Test(suppress, criterion_and_bad_shapes)
 {
-    cr_assert(cc_suppress_protected(3, 0, 11, 8));
-    cr_assert_not(cc_suppress_protected(3, 0, 10, 8));
-    cr_assert_not(cc_suppress_protected(3, 1, 20, 8));
-    cr_assert(cc_suppress_protected(20, 12, CC_SUPPRESS_UNBOUNDED, 8));
-    cr_assert_not(cc_suppress_protected(20, 13, CC_SUPPRESS_UNBOUNDED, 8));
+    /* p = 8, baseline 1..7: the whole baseline must stay feasible */
+    cr_assert(cc_suppress_protected(3, 1, 7, 8, 1, 7));
+    cr_assert_not(cc_suppress_protected(3, 1, 6, 8, 1, 7));
+    cr_assert_not(cc_suppress_protected(3, 2, 7, 8, 1, 7));
+    /* p = 2: 1..5 around a 3 */
+    cr_assert(cc_suppress_protected(3, 1, 5, 2, 1, 7));
+    cr_assert_not(cc_suppress_protected(3, 2, 7, 2, 1, 7));
+    cr_assert_not(cc_suppress_protected(3, 1, 4, 2, 1, 7));
+    /* a baseline narrowed by a small total: 1..5 is all that can be asked */
+    cr_assert(cc_suppress_protected(4, 1, 5, 8, 1, 5));
+    /* zeros suppressed: a 0 must stay possible */
+    cr_assert_not(cc_suppress_protected(2, 1, 7, 8, 0, 7));
+    cr_assert(cc_suppress_protected(2, 0, 7, 8, 0, 7));
+    /* the baseline of a small total over small cells */
+    struct cc_suppress_shape line = {.n_dimensions = 1, .size = {3}, .additive = {true}};
+    struct cc_suppress_rules rules = rules_for(1);
+    uint8_t all[3] = {1, 1, 1};
+    int64_t f[3], c[3];
+    cr_assert_eq(cc_suppress_baseline(&line, &rules, all, f, c), 0);
+    cr_assert(f[0] == 1 && c[0] == 6 && f[2] == 2 && c[2] == 7);
     struct cc_suppress_shape shape = {.n_dimensions = 1, .size = {1}};
     int64_t x = 0;
     cr_assert_eq(cc_suppress_audit(&shape, &x, &x, &x, &x), CC_EINVAL);
