@@ -159,6 +159,8 @@ Test(suppress, auditor_recovers_single_suppressed_cells_in_a_row)
         total_primary += a.primary;
         total_pinned += a.pinned;
     }
+    cr_log_info("one small cell per row: %llu of %llu pinned", (unsigned long long)total_pinned,
+                (unsigned long long)total_primary);
     cr_assert_geq(total_primary, 500);
     cr_assert_eq(total_pinned, total_primary, "pinned %llu of %llu",
                  (unsigned long long)total_pinned, (unsigned long long)total_primary);
