@@ -118,8 +118,9 @@ struct cc_policy {
      * are then unused. */
     enum cc_policy_mode mode;
     /* Fixed mode: every primary-suppressed cell of true value x keeps a
-     * feasible range, given all that is released, reaching max(0, x - p)
-     * and x + p ("protection_level", default: the threshold; 1..1000). */
+     * feasible range, given all that is released, reaching x - p and x + p
+     * or, nearer, the ends of its baseline (cc_suppress.h)
+     * ("protection_level", default: the threshold; 1..1000). */
     uint32_t protection_level;
 
     /* Switches for the attack suite's control runs, so each attack is shown
