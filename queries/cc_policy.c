@@ -46,6 +46,8 @@ void cc_policy_default(struct cc_policy *policy)
     policy->ledger_near_difference = CC_POLICY_DEFAULT_LEDGER_NEAR_DIFFERENCE;
     policy->ledger_budget = CC_POLICY_DEFAULT_LEDGER_BUDGET;
     policy->ledger_window_days = CC_POLICY_DEFAULT_LEDGER_WINDOW_DAYS;
+    policy->mode = CC_POLICY_DEFAULT_MODE;
+    policy->protection_level = CC_POLICY_DEFAULT_THRESHOLD;
     policy->perturb = true;
     policy->refuse_low_effect = true;
     policy->restrict_queries = true;
@@ -119,12 +121,16 @@ int cc_policy_check(const struct cc_policy *policy, char *errbuf, size_t errlen)
                          policy->ledger_min_difference);
     if (policy->ledger_window_days < 1)
         return cc_errorf(errbuf, errlen, CC_EINVAL, "ledger_window_days: must be 1 or more");
+    if (policy->mode != CC_POLICY_MODE_PERTURBED && policy->mode != CC_POLICY_MODE_FIXED)
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "mode: must be perturbed or fixed");
+    if (policy->protection_level < 1 || policy->protection_level > 1000)
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "protection_level: must be 1 to 1000");
     return 0;
 }
 
 /* ---- the file ---- */
 
-enum key_type { KEY_STRING, KEY_BOOL, KEY_UINT, KEY_REAL };
+enum key_type { KEY_STRING, KEY_BOOL, KEY_UINT, KEY_REAL, KEY_MODE };
 
 struct key {
     const char *name;
@@ -154,6 +160,8 @@ static const struct key keys[] = {
     {"ledger_near_difference", KEY_UINT, FIELD_(ledger_near_difference), 100000},
     {"ledger_budget", KEY_UINT, FIELD_(ledger_budget), 1000000},
     {"ledger_window_days", KEY_UINT, FIELD_(ledger_window_days), 3650},
+    {"mode", KEY_MODE, FIELD_(mode), 0},
+    {"protection_level", KEY_UINT, FIELD_(protection_level), 1000},
 };
 #define N_KEYS (sizeof keys / sizeof *keys)
 
@@ -191,6 +199,17 @@ static int read_key(const struct key *k, json_t *value, struct cc_policy *policy
             *(uint64_t *)field = (uint64_t)v;
         return 0;
     }
+    case KEY_MODE:
+        if (!json_is_string(value))
+            return cc_errorf(errbuf, errlen, CC_EPARSE, "%s: must be a string", k->name);
+        if (!strcmp(json_string_value(value), "perturbed"))
+            *(enum cc_policy_mode *)field = CC_POLICY_MODE_PERTURBED;
+        else if (!strcmp(json_string_value(value), "fixed"))
+            *(enum cc_policy_mode *)field = CC_POLICY_MODE_FIXED;
+        else
+            return cc_errorf(errbuf, errlen, CC_EINVAL, "%s: must be \"perturbed\" or \"fixed\"",
+                             k->name);
+        return 0;
     case KEY_REAL:
         if (!json_is_number(value))
             return cc_errorf(errbuf, errlen, CC_EPARSE, "%s: must be a number", k->name);
@@ -218,6 +237,7 @@ int cc_policy_parse(const char *text, size_t len, struct cc_policy *policy, char
     /* low_effect_persons defaults to the threshold the file gives */
     bool low_effect_given = json_object_get(root, "low_effect_persons") != NULL;
     bool ledger_min_given = json_object_get(root, "ledger_min_difference") != NULL;
+    bool protection_given = json_object_get(root, "protection_level") != NULL;
     const char *name;
     json_t *value;
     json_object_foreach(root, name, value)
@@ -238,6 +258,8 @@ int cc_policy_parse(const char *text, size_t len, struct cc_policy *policy, char
         p.low_effect_persons = p.threshold;
     if (!ledger_min_given)
         p.ledger_min_difference = p.threshold;
+    if (!protection_given)
+        p.protection_level = p.threshold;
     if ((rc = cc_policy_check(&p, errbuf, errlen)) == 0)
         *policy = p;
 out:

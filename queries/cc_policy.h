@@ -49,6 +49,18 @@
 #define CC_POLICY_DEFAULT_LEDGER_NEAR_DIFFERENCE 100
 #define CC_POLICY_DEFAULT_LEDGER_BUDGET 100
 #define CC_POLICY_DEFAULT_LEDGER_WINDOW_DAYS 30
+#define CC_POLICY_DEFAULT_MODE CC_POLICY_MODE_PERTURBED
+
+/* How a release protects its cells ("mode"). */
+enum cc_policy_mode {
+    /* the cell key method and the condition layer, then suppression and
+     * rounding; margins are cells of their own and need not add up */
+    CC_POLICY_MODE_PERTURBED = 0,
+    /* operator-approved tables released without noise: primary
+     * suppression, rounding, then secondary suppression (cc_suppress.h) so
+     * that no suppressed cell can be recovered from the cells and margins */
+    CC_POLICY_MODE_FIXED = 1,
+};
 
 struct cc_policy {
     /* Names this policy in every release ("version"); 1-63 printable ASCII
@@ -101,6 +113,15 @@ struct cc_policy {
     uint32_t ledger_near_difference;
     uint32_t ledger_budget;
     uint32_t ledger_window_days;
+    /* "mode": "perturbed" (the default) or "fixed" (enum cc_policy_mode). A
+     * policy file must say "fixed" to get it; the noise layers' settings
+     * are then unused. */
+    enum cc_policy_mode mode;
+    /* Fixed mode: every primary-suppressed cell of true value x keeps a
+     * feasible range, given all that is released, reaching x - p and x + p
+     * or, nearer, the ends of its baseline (cc_suppress.h)
+     * ("protection_level", default: the threshold; 1..1000). */
+    uint32_t protection_level;
 
     /* Switches for the attack suite's control runs, so each attack is shown
      * to work without the protection it is defeated by. A policy file
@@ -119,7 +140,8 @@ void cc_policy_default(struct cc_policy *policy);
  * exactly when max_noise is 0; the same for the condition layer;
  * low_effect_spread < low_effect_persons (so a condition that changes
  * nothing is always refused); max_cells >= 1; 1 <= ledger_min_difference
- * <= ledger_near_difference; ledger_window_days >= 1. Returns 0 or CC_EINVAL with
+ * <= ledger_near_difference; ledger_window_days >= 1; mode is perturbed or
+ * fixed; 1 <= protection_level <= 1000. Returns 0 or CC_EINVAL with
  * "key: reason" in errbuf. */
 int cc_policy_check(const struct cc_policy *policy, char *errbuf, size_t errlen);
 

@@ -492,6 +492,13 @@ int cc_release_answer(const struct cc_policy *policy, const struct cc_release_as
         rc = CC_ENOMEM;
         goto out;
     }
+    /* fixed mode: no noise, then secondary suppression (below) */
+    struct cc_policy fixed;
+    if (policy->mode == CC_POLICY_MODE_FIXED) {
+        fixed = *policy;
+        fixed.perturb = false;
+        policy = &fixed;
+    }
     struct cc_release_summary *s = &release->summary;
     cc_release_summary_init(policy, s);
     s->n_cells = raw.n_cells;
@@ -501,11 +508,16 @@ int cc_release_answer(const struct cc_policy *policy, const struct cc_release_as
 
     struct cc_release_tables tables;
     cc_release_tables_build(policy, &tables);
-    for (uint64_t i = 0; i < raw.n_cells; i++) {
+    for (uint64_t i = 0; i < raw.n_cells; i++)
         release->cells[i] = cc_release_protect(policy, &tables, layer_seed, query->measure,
                                                raw.count[i], raw.cell_key[i]);
-        cc_release_summary_count(s, release->cells[i].reason);
+    if (policy->mode == CC_POLICY_MODE_FIXED &&
+        (rc = cc_release_fixed_secondary(policy, query->measure, &raw, release->cells)) != 0) {
+        cc_release_free(release);
+        goto out;
     }
+    for (uint64_t i = 0; i < raw.n_cells; i++)
+        cc_release_summary_count(s, release->cells[i].reason);
     *out = release;
 out:
     cc_raw_result_free(&raw);

@@ -31,9 +31,14 @@
  *  6. Rounding (3) to the policy's base, never to a value below the
  *     threshold.
  *
- * Margins are not built by the engine yet; when they are, each margin is a
- * cell of its own with its own cell key and is perturbed independently (as
- * ABS TableBuilder), so tables need not add up (docs/privacy.md).
+ * Margins (cc_exec.h): in the default perturbed mode each margin is a cell
+ * of its own with its own cell key and is perturbed independently (as ABS
+ * TableBuilder), so tables need not add up (docs/privacy.md). In fixed
+ * mode (policy "mode": "fixed", for operator-approved tables) no noise is
+ * added and, after 5 and 6, secondary suppression (cc_suppress.h) hides
+ * more cells (CC_CELL_SUPPRESSED_SECONDARY) until no suppressed cell can be
+ * recovered, or pinned within the protection level, from the released
+ * cells and margins.
  *
  * Must never: let an exact count, a cell key or a cohort size leave through
  * this header. A release holds protected values only (the raw result is

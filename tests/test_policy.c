@@ -37,6 +37,8 @@ Test(policy, defaults_are_documented_values_and_pass_the_check)
     cr_assert_eq(p.low_effect_persons, 8);
     cr_assert_eq(p.low_effect_spread, 2);
     cr_assert(p.perturb && p.refuse_low_effect && p.restrict_queries);
+    cr_assert_eq(p.mode, CC_POLICY_MODE_PERTURBED);
+    cr_assert_eq(p.protection_level, 8);
     char err[256];
     cr_assert_eq(cc_policy_check(&p, err, sizeof err), 0, "%s", err);
 }
@@ -57,7 +59,8 @@ Test(policy, every_key_is_read)
                        " \"condition_max_noise\": 1, \"condition_noise_variance\": 0.5,"
                        " \"min_population\": 500, \"min_cell_population\": 30,"
                        " \"max_cells\": 2000, \"low_effect_persons\": 12,"
-                       " \"low_effect_spread\": 3}";
+                       " \"low_effect_spread\": 3, \"mode\": \"fixed\","
+                       " \"protection_level\": 6}";
     struct cc_policy p;
     char err[256];
     cr_assert_eq(parse(text, &p, err, sizeof err), 0, "%s", err);
@@ -74,6 +77,8 @@ Test(policy, every_key_is_read)
     cr_assert_eq(p.max_cells, 2000);
     cr_assert_eq(p.low_effect_persons, 12);
     cr_assert_eq(p.low_effect_spread, 3);
+    cr_assert_eq(p.mode, CC_POLICY_MODE_FIXED);
+    cr_assert_eq(p.protection_level, 6);
     /* the control switches cannot be set from a file */
     cr_assert(p.perturb && p.refuse_low_effect && p.restrict_queries);
 }
@@ -84,6 +89,21 @@ Test(policy, low_effect_persons_defaults_to_the_threshold_given)
     char err[256];
     cr_assert_eq(parse("{\"threshold\": 11}", &p, err, sizeof err), 0, "%s", err);
     cr_assert_eq(p.low_effect_persons, 11);
+}
+
+Test(policy, fixed_mode_is_only_by_opting_in_and_protection_defaults_to_the_threshold)
+{
+    struct cc_policy p;
+    char err[256];
+    cr_assert_eq(parse("{\"threshold\": 11}", &p, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(p.mode, CC_POLICY_MODE_PERTURBED);
+    cr_assert_eq(p.protection_level, 11);
+    cr_assert_eq(parse("{\"mode\": \"perturbed\"}", &p, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(p.mode, CC_POLICY_MODE_PERTURBED);
+    cr_assert_eq(parse("{\"mode\": \"fixed\", \"threshold\": 10}", &p, err, sizeof err), 0,
+                 "%s", err);
+    cr_assert_eq(p.mode, CC_POLICY_MODE_FIXED);
+    cr_assert_eq(p.protection_level, 10);
 }
 
 Test(policy, a_noise_variance_of_integer_form_is_accepted)
@@ -146,6 +166,11 @@ static const struct {
     {"{\"low_effect_spread\": 8}", CC_EINVAL, "low_effect_spread: must be below"},
     {"{\"threshold\": 2}", CC_EINVAL, "low_effect_spread: must be below low_effect_persons (2)"},
     {"{\"low_effect_spread\": -1}", CC_EINVAL, "low_effect_spread: must be 0 to 1000"},
+    {"{\"mode\": \"Fixed\"}", CC_EINVAL, "mode: must be \"perturbed\" or \"fixed\""},
+    {"{\"mode\": 1}", CC_EPARSE, "mode: must be a string"},
+    {"{\"mode\": true}", CC_EPARSE, "mode: must be a string"},
+    {"{\"protection_level\": 0}", CC_EINVAL, "protection_level: must be 1 to 1000"},
+    {"{\"protection_level\": 1001}", CC_EINVAL, "protection_level: must be 0 to 1000"},
 };
 
 Test(policy, bad_files_are_refused_with_the_key_and_the_reason)
@@ -180,6 +205,14 @@ Test(policy, a_policy_edited_in_memory_is_checked)
     p.max_noise = 11;
     cr_assert_eq(cc_policy_check(&p, err, sizeof err), CC_EINVAL);
     cr_assert(strstr(err, "max_noise"));
+    cc_policy_default(&p);
+    p.mode = (enum cc_policy_mode)7;
+    cr_assert_eq(cc_policy_check(&p, err, sizeof err), CC_EINVAL);
+    cr_assert(strstr(err, "mode"));
+    cc_policy_default(&p);
+    p.protection_level = 0;
+    cr_assert_eq(cc_policy_check(&p, err, sizeof err), CC_EINVAL);
+    cr_assert(strstr(err, "protection_level"));
 }
 
 Test(policy, max_variance_is_that_of_an_even_spread_over_nonzero_noise)

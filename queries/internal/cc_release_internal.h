@@ -98,5 +98,12 @@ const struct cc_compare_result *cc_comparison_result_(const cc_comparison *compa
 /* Packs the "policy" and "counts" entries (two key/value pairs of the
  * caller's map) of a summary. 0 or CC_ENOMEM. */
 int cc_release_pack_summary(const struct cc_release_summary *s, msgpack_packer *pk);
+/* Fixed mode (policy "mode": "fixed"): cells[] were protected without
+ * noise; for a result with margins, suppresses more cells
+ * (CC_CELL_SUPPRESSED_SECONDARY) until every primary-suppressed cell is
+ * protected at policy->protection_level against the released cells and
+ * margins (cc_suppress.h). Returns 0, CC_ENOMEM or CC_EINTERNAL. */
+int cc_release_fixed_secondary(const struct cc_policy *policy, uint8_t measure,
+                               const struct cc_raw_result *raw, struct cc_released_count *cells);
 
 #endif
