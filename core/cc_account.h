@@ -40,9 +40,11 @@
 
 /* The roles. Values are stored in state.db: never renumber. What each may do
  * is the server's op table's business; in short (docs/operator-guide.md):
- * researcher: count, compare, schema, codelists; planner: compare, schema;
- * dashboard: operator-approved saved queries only; practice: opt-out
- * lookups for its own practice; operator: administration, no data. */
+ * researcher: count, compare, schema, codelists, saved queries; planner:
+ * compare, schema, saved queries; dashboard: operator-approved saved
+ * queries only; practice: opt-out look-ups and type 1 registrations for
+ * its own practice's patients; operator: administration and the opt-out
+ * ops, no data; every role: the transparency report (server/cc_op_*.c). */
 enum cc_role {
     CC_ROLE_RESEARCHER = 1,
     CC_ROLE_PLANNER,
