@@ -71,7 +71,7 @@ static void pack_month(msgpack_packer *pk, cc_day day)
 
 static void pack_policy(msgpack_packer *pk, const struct cc_policy *p)
 {
-    msgpack_pack_map(pk, 13);
+    msgpack_pack_map(pk, 19);
     pack_text(pk, "version");
     pack_text(pk, p->version);
     pack_text(pk, "threshold");
@@ -98,6 +98,18 @@ static void pack_policy(msgpack_packer *pk, const struct cc_policy *p)
     msgpack_pack_uint32(pk, p->low_effect_persons);
     pack_text(pk, "low_effect_spread");
     msgpack_pack_uint32(pk, p->low_effect_spread);
+    pack_text(pk, "mode");
+    pack_text(pk, p->mode == CC_POLICY_MODE_FIXED ? "fixed" : "perturbed");
+    pack_text(pk, "protection_level");
+    msgpack_pack_uint32(pk, p->protection_level);
+    pack_text(pk, "ledger_min_difference");
+    msgpack_pack_uint32(pk, p->ledger_min_difference);
+    pack_text(pk, "ledger_near_difference");
+    msgpack_pack_uint32(pk, p->ledger_near_difference);
+    pack_text(pk, "ledger_budget");
+    msgpack_pack_uint32(pk, p->ledger_budget);
+    pack_text(pk, "ledger_window_days");
+    msgpack_pack_uint32(pk, p->ledger_window_days);
 }
 
 static void pack_limits(msgpack_packer *pk)

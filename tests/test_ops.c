@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE /* memmem */
 #include <criterion/criterion.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1144,4 +1145,53 @@ Test(ops, the_server_records_each_accounts_released_cohorts_in_the_ledger)
     char *text = cc_testfs_read(out, &len);
     cr_assert(!strncmp(text, "1|1", 3), "the ledger holds one entry of one account: %s", text);
     free(text);
+}
+
+/* ---- the researcher's client commands ------------------------------------------ */
+
+/* Runs a carecount command line (with 2>&1) and returns its exit status. */
+static int tool(const char *args, char *out, size_t out_bytes)
+{
+    char cmd[2048], path[400];
+    snprintf(path, sizeof path, "%s/tool.out", root);
+    snprintf(cmd, sizeof cmd, "'%s/carecount' %s > '%s' 2>&1", CC_BIN_DIR, args, path);
+    int status = system(cmd);
+    size_t len;
+    char *text = cc_testfs_read(path, &len);
+    snprintf(out, out_bytes, "%s", text);
+    free(text);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+Test(ops, the_client_commands_print_schema_codelists_tables_and_json)
+{
+    struct cc_harness *harness = start();
+    unsigned port = cc_harness_port(harness);
+    static char out[1 << 16];
+    char args[1024], query_path[400];
+    snprintf(args, sizeof args, "schema --port %u --token-file '%s/rita.token'", port, root);
+    cr_assert_eq(tool(args, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "disclosure policy") && strstr(out, "carecount-default-1"), "%s", out);
+    snprintf(args, sizeof args, "codelists --port %u --token-file '%s/rita.token'", port, root);
+    cr_assert_eq(tool(args, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "diabetes") && strstr(out, "icd10"), "%s", out);
+    snprintf(args, sizeof args, "codelists --port %u --token-file '%s/paul.token'", port, root);
+    cr_assert_eq(tool(args, out, sizeof out), 3, "a planner is refused: %s", out);
+
+    snprintf(query_path, sizeof query_path, "%s/q.json", root);
+    cc_testfs_write_text(query_path, BY_REGION_E11);
+    snprintf(args, sizeof args, "count --port %u --token-file '%s/rita.token' --format json '%s'",
+             port, root, query_path);
+    cr_assert_eq(tool(args, out, sizeof out), 0, "%s", out);
+    json_t *json = json_loads(out, 0, NULL);
+    cr_assert_not_null(json, "one line of JSON: %s", out);
+    cr_assert_eq(json_array_size(json_object_get(json, "cells")), 9);
+    json_decref(json);
+    snprintf(args, sizeof args, "count --port %u --token-file '%s/rita.token' '%s'", port, root,
+             query_path);
+    cr_assert_eq(tool(args, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "region") && strstr(out, "disclosure control"), "a table: %s", out);
+    snprintf(args, sizeof args, "count --port %u --token abc '%s'", port, query_path);
+    cr_assert_eq(tool(args, out, sizeof out), 2, "never a token on the command line: %s", out);
+    stop(harness);
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cc_error.h"
+#include "cc_http.h"
 #include "cc_query.h"
 
 const char cc_remote_flags_usage[] =
@@ -21,7 +22,8 @@ const char cc_remote_flags_usage[] =
     "  --timeout-ms N       wait at most N ms for each reply (default 30000)\n"
     "  --token-file FILE    the account's token (mode 0600); default\n"
     "                       $CARECOUNT_TOKEN_FILE, else $CARECOUNT_TOKEN\n"
-    "  --format table|csv   output (default table)\n";
+    "  --format table|csv|json   output (default table; json: the reply's\n"
+    "                       figures as the server sent them, one line)\n";
 
 void cc_remote_defaults(struct cc_remote_options *o)
 {
@@ -77,10 +79,11 @@ int cc_remote_take_flag(struct cc_remote_options *o, int argc, char **argv, int 
         }
     } else if (!strcmp(flag, "--token-file")) {
         o->token_file = value;
-    } else if (!strcmp(value, "table") || !strcmp(value, "csv")) {
-        o->format = value[0] == 't' ? CC_REMOTE_TABLE : CC_REMOTE_CSV;
+    } else if (!strcmp(value, "table") || !strcmp(value, "csv") || !strcmp(value, "json")) {
+        o->format = value[0] == 't' ? CC_REMOTE_TABLE : value[0] == 'c' ? CC_REMOTE_CSV
+                                                                        : CC_REMOTE_JSON;
     } else {
-        fprintf(stderr, "carecount %s: --format is table or csv\n", command);
+        fprintf(stderr, "carecount %s: --format is table, csv or json\n", command);
         return -1;
     }
     return 2;
@@ -430,4 +433,36 @@ void cc_remote_print_comparison(FILE *out, const msgpack_object *cmp, enum cc_re
 oom:
     free(t.cells);
     fprintf(stderr, "carecount: out of memory printing the table\n");
+}
+
+int cc_remote_print_json(FILE *out, const msgpack_object *value)
+{
+    char *json = NULL;
+    if (!value || cc_http_msgpack_to_json(value, &json) != 0) {
+        fprintf(stderr, "carecount: the reply cannot be written as JSON\n");
+        return -1;
+    }
+    fprintf(out, "%s\n", json);
+    free(json);
+    return 0;
+}
+
+int cc_remote_call_simple(struct cc_client *client, const char *command, const char *op,
+                          struct cc_reply *reply, int *status)
+{
+    int rc = cc_client_call(client, 2, op, 0, NULL, NULL, reply);
+    if (rc <= 0) {
+        fprintf(stderr, "carecount %s: %s\n", command,
+                rc == 0 ? "the server closed the connection" : cc_strerror(rc));
+        *status = CC_REMOTE_EXIT_FAILED;
+        return -1;
+    }
+    if (!reply->ok) {
+        fprintf(stderr, "carecount %s: %s: %s\n", command, reply->error_code,
+                reply->error_message);
+        *status = cc_remote_exit_for(reply->error_code);
+        cc_reply_free(reply);
+        return -1;
+    }
+    return 0;
 }

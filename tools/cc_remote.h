@@ -26,7 +26,7 @@
 #define CC_REMOTE_EXIT_USAGE 2
 #define CC_REMOTE_EXIT_REFUSED 3
 
-enum cc_remote_format { CC_REMOTE_TABLE, CC_REMOTE_CSV };
+enum cc_remote_format { CC_REMOTE_TABLE, CC_REMOTE_CSV, CC_REMOTE_JSON };
 
 struct cc_remote_options {
     const char *host;       /* 127.0.0.1 */
@@ -60,6 +60,15 @@ int cc_remote_read_input(const char *path, size_t limit, char **out, size_t *out
 
 /* Exit status for an error reply code. */
 int cc_remote_exit_for(const char *error_code);
+
+/* Prints a reply field as one line of compact JSON (--format json). 0, or
+ * -1 after printing why. */
+int cc_remote_print_json(FILE *out, const msgpack_object *value);
+
+/* Sends op with no fields and returns its reply (after printing why it
+ * failed, with the exit status in *status, when it returns -1). */
+int cc_remote_call_simple(struct cc_client *client, const char *command, const char *op,
+                          struct cc_reply *reply, int *status);
 
 /* Prints a release map (the "release" field of a count reply). */
 void cc_remote_print_release(FILE *out, const msgpack_object *release,

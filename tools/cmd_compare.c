@@ -109,8 +109,14 @@ int cc_cmd_compare(int argc, char **argv)
         fprintf(stderr, "carecount compare: %s: %s\n", reply.error_code, reply.error_message);
         status = cc_remote_exit_for(reply.error_code);
     } else {
-        cc_remote_print_comparison(stdout, cc_reply_get(&reply, "comparison"), options.format);
-        status = fflush(stdout) == 0 ? CC_REMOTE_EXIT_OK : CC_REMOTE_EXIT_FAILED;
+        if (options.format == CC_REMOTE_JSON)
+            status = cc_remote_print_json(stdout, cc_reply_get(&reply, "comparison")) == 0
+                         ? CC_REMOTE_EXIT_OK
+                         : CC_REMOTE_EXIT_FAILED;
+        else
+            cc_remote_print_comparison(stdout, cc_reply_get(&reply, "comparison"), options.format);
+        if (fflush(stdout) != 0)
+            status = CC_REMOTE_EXIT_FAILED;
     }
     cc_reply_free(&reply);
 out:

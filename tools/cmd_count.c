@@ -103,8 +103,14 @@ int cc_cmd_count(int argc, char **argv)
         fprintf(stderr, "carecount count: %s: %s\n", reply.error_code, reply.error_message);
         status = cc_remote_exit_for(reply.error_code);
     } else {
-        cc_remote_print_release(stdout, cc_reply_get(&reply, "release"), options.format);
-        status = fflush(stdout) == 0 ? CC_REMOTE_EXIT_OK : CC_REMOTE_EXIT_FAILED;
+        if (options.format == CC_REMOTE_JSON)
+            status = cc_remote_print_json(stdout, cc_reply_get(&reply, "release")) == 0
+                         ? CC_REMOTE_EXIT_OK
+                         : CC_REMOTE_EXIT_FAILED;
+        else
+            cc_remote_print_release(stdout, cc_reply_get(&reply, "release"), options.format);
+        if (fflush(stdout) != 0)
+            status = CC_REMOTE_EXIT_FAILED;
     }
     cc_reply_free(&reply);
 out:
