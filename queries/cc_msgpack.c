@@ -6,6 +6,8 @@
  */
 #include "cc_msgpack.h"
 
+#include <string.h>
+
 /* Reads an n-byte big-endian unsigned number. */
 static uint64_t read_big_endian(const uint8_t *bytes, size_t n)
 {
@@ -115,4 +117,18 @@ int cc_msgpack_check(const uint8_t *body, size_t len, size_t max_depth,
             at += skip;
         }
     }
+}
+
+const msgpack_object *cc_msgpack_map_get(const msgpack_object *map, const char *key)
+{
+    if (!map || map->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    size_t len = strlen(key);
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == len &&
+            memcmp(k->via.str.ptr, key, len) == 0)
+            return &map->via.map.ptr[i].val;
+    }
+    return NULL;
 }

@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <msgpack.h>
+
 /* The deepest nesting cc_msgpack_within_bounds can check. */
 #define CC_MSGPACK_DEPTH_LIMIT 64
 
@@ -51,5 +53,9 @@ struct cc_msgpack_fault {
  * nesting too deep at the same place. */
 int cc_msgpack_check(const uint8_t *data, size_t len, size_t max_depth,
                      struct cc_msgpack_fault *fault);
+
+/* The value of key in a msgpack map with string keys (the first such key),
+ * or NULL if map is NULL, not a map, or has no such key. */
+const msgpack_object *cc_msgpack_map_get(const msgpack_object *map, const char *key);
 
 #endif

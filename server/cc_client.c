@@ -255,17 +255,7 @@ static void copy_string(const msgpack_object *value, char *out, size_t out_bytes
 
 const msgpack_object *cc_reply_get(const struct cc_reply *reply, const char *key)
 {
-    const msgpack_object *map = reply->map;
-    size_t len = strlen(key);
-    if (!map)
-        return NULL;
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == len &&
-            memcmp(k->via.str.ptr, key, len) == 0)
-            return &map->via.map.ptr[i].val;
-    }
-    return NULL;
+    return cc_msgpack_map_get(reply->map, key);
 }
 
 int cc_client_recv_reply(struct cc_client *client, struct cc_reply *reply)

@@ -131,21 +131,9 @@ int cc_request_error(const struct cc_request *request)
     return request->error;
 }
 
-static bool key_equals(const msgpack_object *key, const char *name)
-{
-    size_t len = strlen(name);
-    return key->type == MSGPACK_OBJECT_STR && key->via.str.size == len &&
-           memcmp(key->via.str.ptr, name, len) == 0;
-}
-
 const msgpack_object *cc_request_map_get(const msgpack_object *map, const char *key)
 {
-    if (!map || map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    for (uint32_t i = 0; i < map->via.map.size; i++)
-        if (key_equals(&map->via.map.ptr[i].key, key))
-            return &map->via.map.ptr[i].val;
-    return NULL;
+    return cc_msgpack_map_get(map, key);
 }
 
 const msgpack_object *cc_request_field(const struct cc_request *request, const char *key)

@@ -14,6 +14,7 @@
 
 #include "cc_error.h"
 #include "cc_http.h"
+#include "cc_msgpack.h"
 #include "cc_query.h"
 
 const char cc_remote_flags_usage[] =
@@ -89,6 +90,38 @@ int cc_remote_take_flag(struct cc_remote_options *o, int argc, char **argv, int 
     return 2;
 }
 
+int cc_remote_parse_args(struct cc_remote_options *o, int argc, char **argv, const char *command,
+                         void (*usage)(FILE *out), const char *what, const char **path)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return CC_REMOTE_EXIT_OK;
+        }
+        int used = cc_remote_take_flag(o, argc, argv, i, command);
+        if (used < 0)
+            return CC_REMOTE_EXIT_USAGE;
+        if (used > 0) {
+            i += used - 1;
+        } else if ((argv[i][0] == '-' && argv[i][1]) || !path) {
+            fprintf(stderr, "carecount %s: unknown %s '%s' (try --help)\n", command,
+                    argv[i][0] == '-' ? "option" : "argument", argv[i]);
+            return CC_REMOTE_EXIT_USAGE;
+        } else if (!*path) {
+            *path = argv[i];
+        } else {
+            fprintf(stderr, "carecount %s: one %s file only (try --help)\n", command, what);
+            return CC_REMOTE_EXIT_USAGE;
+        }
+    }
+    if (path && !*path) {
+        fprintf(stderr, "carecount %s: give the %s file (or - for standard input)\n", command,
+                what);
+        return CC_REMOTE_EXIT_USAGE;
+    }
+    return -1;
+}
+
 int cc_remote_open(const struct cc_remote_options *o, const char *command, struct cc_client **out)
 {
     char token[CC_CLIENT_TOKEN_BYTES], why[512];
@@ -158,20 +191,6 @@ out:
 }
 
 /* ---- reading replies ----------------------------------------------------- */
-
-static const msgpack_object *get(const msgpack_object *map, const char *key)
-{
-    if (!map || map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    size_t len = strlen(key);
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == len &&
-            !memcmp(k->via.str.ptr, key, len))
-            return &map->via.map.ptr[i].val;
-    }
-    return NULL;
-}
 
 /* The text of a string object into buf ("" otherwise). */
 static const char *text(const msgpack_object *o, char *buf, size_t len)
@@ -301,12 +320,12 @@ static void print_table(FILE *out, const struct table *t, enum cc_remote_format 
 static void print_legend(FILE *out, const msgpack_object *policy, const msgpack_object *counts)
 {
     char version[80];
-    uint64_t threshold = uint_or(get(policy, "threshold"), 0);
-    uint64_t base = uint_or(get(policy, "rounding_base"), 1);
-    uint64_t noise = uint_or(get(policy, "max_noise"), 0);
-    uint64_t cnoise = uint_or(get(policy, "condition_max_noise"), 0);
+    uint64_t threshold = uint_or(cc_msgpack_map_get(policy, "threshold"), 0);
+    uint64_t base = uint_or(cc_msgpack_map_get(policy, "rounding_base"), 1);
+    uint64_t noise = uint_or(cc_msgpack_map_get(policy, "max_noise"), 0);
+    uint64_t cnoise = uint_or(cc_msgpack_map_get(policy, "condition_max_noise"), 0);
     fprintf(out, "\ndisclosure control (policy %s):\n",
-            text(get(policy, "version"), version, sizeof version));
+            text(cc_msgpack_map_get(policy, "version"), version, sizeof version));
     fprintf(out, "  no count from 1 to %" PRIu64 " is shown; '*' marks a suppressed cell\n",
             threshold > 0 ? threshold - 1 : 0);
     if (noise)
@@ -321,16 +340,16 @@ static void print_legend(FILE *out, const msgpack_object *policy, const msgpack_
                 "  %" PRIu64 " cells: %" PRIu64 " perturbed, %" PRIu64 " rounded, %" PRIu64
                 " shown as counted, %" PRIu64 " suppressed, %" PRIu64 " suppressed to protect "
                 "others\n",
-                uint_or(get(counts, "cells"), 0), uint_or(get(counts, "perturbed"), 0),
-                uint_or(get(counts, "rounded"), 0), uint_or(get(counts, "shown"), 0),
-                uint_or(get(counts, "suppressed"), 0),
-                uint_or(get(counts, "suppressed_secondary"), 0));
+                uint_or(cc_msgpack_map_get(counts, "cells"), 0), uint_or(cc_msgpack_map_get(counts, "perturbed"), 0),
+                uint_or(cc_msgpack_map_get(counts, "rounded"), 0), uint_or(cc_msgpack_map_get(counts, "shown"), 0),
+                uint_or(cc_msgpack_map_get(counts, "suppressed"), 0),
+                uint_or(cc_msgpack_map_get(counts, "suppressed_secondary"), 0));
 }
 
 void cc_remote_print_release(FILE *out, const msgpack_object *release,
                              enum cc_remote_format format)
 {
-    const msgpack_object *dims = get(release, "dimensions"), *cells = get(release, "cells");
+    const msgpack_object *dims = cc_msgpack_map_get(release, "dimensions"), *cells = cc_msgpack_map_get(release, "cells");
     uint32_t n_dims = size_of(dims);
     if (n_dims + 2 > MAX_COLUMNS)
         n_dims = MAX_COLUMNS - 2;
@@ -339,8 +358,8 @@ void cc_remote_print_release(FILE *out, const msgpack_object *release,
     if (table_init(&t, n_dims + 2) < 0)
         goto oom;
     for (uint32_t d = 0; d < n_dims; d++) {
-        text(get(at(dims, d), "kind"), cell(&t, 0, d), CELL_BYTES);
-        sizes[d] = size_of(get(at(dims, d), "labels"));
+        text(cc_msgpack_map_get(at(dims, d), "kind"), cell(&t, 0, d), CELL_BYTES);
+        sizes[d] = size_of(cc_msgpack_map_get(at(dims, d), "labels"));
     }
     snprintf(cell(&t, 0, n_dims), CELL_BYTES, "count");
     snprintf(cell(&t, 0, n_dims + 1), CELL_BYTES, "note");
@@ -353,7 +372,7 @@ void cc_remote_print_release(FILE *out, const msgpack_object *release,
         for (uint32_t d = n_dims; d-- > 0;) {
             uint32_t v = sizes[d] ? rest % sizes[d] : 0;
             rest = sizes[d] ? rest / sizes[d] : 0;
-            text(at(get(at(dims, d), "labels"), v), cell(&t, (uint32_t)r, d), CELL_BYTES);
+            text(at(cc_msgpack_map_get(at(dims, d), "labels"), v), cell(&t, (uint32_t)r, d), CELL_BYTES);
         }
         const msgpack_object *value = at(at(cells, i), 0);
         if (value && value->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
@@ -364,7 +383,7 @@ void cc_remote_print_release(FILE *out, const msgpack_object *release,
     }
     print_table(out, &t, format);
     if (format == CC_REMOTE_TABLE)
-        print_legend(out, get(release, "policy"), get(release, "counts"));
+        print_legend(out, cc_msgpack_map_get(release, "policy"), cc_msgpack_map_get(release, "counts"));
     free(t.cells);
     return;
 oom:
@@ -384,7 +403,7 @@ void cc_remote_print_comparison(FILE *out, const msgpack_object *cmp, enum cc_re
 {
     static const char *const header[] = {"code",  "name",  "count", "denominator", "value",
                                          "lower95", "upper95", "vs comparator", "status"};
-    const msgpack_object *rows = get(cmp, "rows");
+    const msgpack_object *rows = cc_msgpack_map_get(cmp, "rows");
     struct table t;
     if (table_init(&t, 9) < 0)
         goto oom;
@@ -397,9 +416,9 @@ void cc_remote_print_comparison(FILE *out, const msgpack_object *cmp, enum cc_re
         if (r < 0)
             goto oom;
         uint32_t k = (uint32_t)r;
-        text(get(row, "code"), cell(&t, k, 0), CELL_BYTES);
-        text(get(row, "name"), cell(&t, k, 1), CELL_BYTES);
-        const msgpack_object *count = get(row, "count"), *den = get(row, "denominator");
+        text(cc_msgpack_map_get(row, "code"), cell(&t, k, 0), CELL_BYTES);
+        text(cc_msgpack_map_get(row, "name"), cell(&t, k, 1), CELL_BYTES);
+        const msgpack_object *count = cc_msgpack_map_get(row, "count"), *den = cc_msgpack_map_get(row, "denominator");
         if (count && count->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
             snprintf(cell(&t, k, 2), CELL_BYTES, "%" PRIu64, count->via.u64);
         else
@@ -408,23 +427,23 @@ void cc_remote_print_comparison(FILE *out, const msgpack_object *cmp, enum cc_re
             snprintf(cell(&t, k, 3), CELL_BYTES, "%" PRIu64, den->via.u64);
         else
             snprintf(cell(&t, k, 3), CELL_BYTES, format == CC_REMOTE_CSV ? "" : "*");
-        format_number(cell(&t, k, 4), number_or_nan(get(row, "value")), 2);
-        format_number(cell(&t, k, 5), number_or_nan(at(get(row, "ci95"), 0)), 2);
-        format_number(cell(&t, k, 6), number_or_nan(at(get(row, "ci95"), 1)), 2);
-        text(get(row, "comparison95"), cell(&t, k, 7), CELL_BYTES);
-        text(get(row, "status"), cell(&t, k, 8), CELL_BYTES);
+        format_number(cell(&t, k, 4), number_or_nan(cc_msgpack_map_get(row, "value")), 2);
+        format_number(cell(&t, k, 5), number_or_nan(at(cc_msgpack_map_get(row, "ci95"), 0)), 2);
+        format_number(cell(&t, k, 6), number_or_nan(at(cc_msgpack_map_get(row, "ci95"), 1)), 2);
+        text(cc_msgpack_map_get(row, "comparison95"), cell(&t, k, 7), CELL_BYTES);
+        text(cc_msgpack_map_get(row, "status"), cell(&t, k, 8), CELL_BYTES);
     }
     if (format == CC_REMOTE_TABLE) {
         char method[32], level[16], comparator[16];
         fprintf(out, "%s by %s, compared with %s (95%% intervals; per %g)\n\n",
-                text(get(cmp, "method"), method, sizeof method),
-                text(get(cmp, "level"), level, sizeof level),
-                text(get(cmp, "comparator"), comparator, sizeof comparator),
-                number_or_nan(get(cmp, "multiplier")));
+                text(cc_msgpack_map_get(cmp, "method"), method, sizeof method),
+                text(cc_msgpack_map_get(cmp, "level"), level, sizeof level),
+                text(cc_msgpack_map_get(cmp, "comparator"), comparator, sizeof comparator),
+                number_or_nan(cc_msgpack_map_get(cmp, "multiplier")));
     }
     print_table(out, &t, format);
     if (format == CC_REMOTE_TABLE) {
-        print_legend(out, get(cmp, "policy"), get(cmp, "counts"));
+        print_legend(out, cc_msgpack_map_get(cmp, "policy"), cc_msgpack_map_get(cmp, "counts"));
         fprintf(out, "  values and intervals are computed from the released counts only; a row "
                      "with a suppressed count is not compared\n");
     }

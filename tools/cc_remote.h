@@ -48,6 +48,14 @@ extern const char cc_remote_flags_usage[];
 int cc_remote_take_flag(struct cc_remote_options *options, int argc, char **argv, int i,
                         const char *command);
 
+/* Parses a command's arguments: -h/--help (prints usage to stdout: exit
+ * 0), the shared flags above, and, when path is not NULL, one file
+ * argument, a `what` file ("query", "request"), into *path. Returns -1 to
+ * go on, or the exit status to return at once (after printing why). */
+int cc_remote_parse_args(struct cc_remote_options *options, int argc, char **argv,
+                         const char *command, void (*usage)(FILE *out), const char *what,
+                         const char **path);
+
 /* Connects and says hello. Returns 0, or the exit status to return (after
  * printing why, prefixed with "carecount COMMAND"). */
 int cc_remote_open(const struct cc_remote_options *options, const char *command,

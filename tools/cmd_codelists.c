@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cc_msgpack.h"
 #include "cc_remote.h"
 
 const char cc_cmd_codelists_summary[] = "the codelists a server's queries may name";
@@ -26,36 +27,13 @@ static void usage(FILE *out)
             cc_remote_flags_usage);
 }
 
-static const msgpack_object *get(const msgpack_object *map, const char *key)
-{
-    size_t len = strlen(key);
-    for (uint32_t i = 0; map && map->type == MSGPACK_OBJECT_MAP && i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == len &&
-            !memcmp(k->via.str.ptr, key, len))
-            return &map->via.map.ptr[i].val;
-    }
-    return NULL;
-}
-
 int cc_cmd_codelists(int argc, char **argv)
 {
     struct cc_remote_options options;
     cc_remote_defaults(&options);
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        int used = cc_remote_take_flag(&options, argc, argv, i, "codelists");
-        if (used <= 0) {
-            if (used == 0)
-                fprintf(stderr, "carecount codelists: unknown argument '%s' (try --help)\n",
-                        argv[i]);
-            return CC_REMOTE_EXIT_USAGE;
-        }
-        i += used - 1;
-    }
+    int done = cc_remote_parse_args(&options, argc, argv, "codelists", usage, NULL, NULL);
+    if (done >= 0)
+        return done;
     struct cc_client *client = NULL;
     int status = cc_remote_open(&options, "codelists", &client);
     if (status)
@@ -75,8 +53,8 @@ int cc_cmd_codelists(int argc, char **argv)
                "name", "system");
         for (uint32_t i = 0; lists && i < lists->via.array.size; i++) {
             const msgpack_object *l = &lists->via.array.ptr[i];
-            const msgpack_object *name = get(l, "name"), *system = get(l, "system");
-            const msgpack_object *codes = get(l, "codes");
+            const msgpack_object *name = cc_msgpack_map_get(l, "name"), *system = cc_msgpack_map_get(l, "system");
+            const msgpack_object *codes = cc_msgpack_map_get(l, "codes");
             int width = options.format == CC_REMOTE_CSV ? 0 : 32;
             printf("%-*.*s%s%-*.*s%s%u\n", width, (int)name->via.str.size, name->via.str.ptr, sep,
                    width ? 8 : 0,

@@ -51,30 +51,9 @@ int cc_cmd_compare(int argc, char **argv)
     struct cc_remote_options options;
     const char *path = NULL;
     cc_remote_defaults(&options);
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        int used = cc_remote_take_flag(&options, argc, argv, i, "compare");
-        if (used < 0)
-            return CC_REMOTE_EXIT_USAGE;
-        if (used > 0) {
-            i += used - 1;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "carecount compare: unknown option '%s' (try --help)\n", argv[i]);
-            return CC_REMOTE_EXIT_USAGE;
-        } else if (!path) {
-            path = argv[i];
-        } else {
-            fprintf(stderr, "carecount compare: one request file only (try --help)\n");
-            return CC_REMOTE_EXIT_USAGE;
-        }
-    }
-    if (!path) {
-        fprintf(stderr, "carecount compare: give the request file (or - for standard input)\n");
-        return CC_REMOTE_EXIT_USAGE;
-    }
+    int done = cc_remote_parse_args(&options, argc, argv, "compare", usage, "request", &path);
+    if (done >= 0)
+        return done;
     struct cc_query_limits limits;
     cc_query_limits_default(&limits);
     char *text = NULL, errbuf[512] = "";

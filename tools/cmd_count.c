@@ -48,30 +48,9 @@ int cc_cmd_count(int argc, char **argv)
     struct cc_remote_options options;
     const char *path = NULL;
     cc_remote_defaults(&options);
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        int used = cc_remote_take_flag(&options, argc, argv, i, "count");
-        if (used < 0)
-            return CC_REMOTE_EXIT_USAGE;
-        if (used > 0) {
-            i += used - 1;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "carecount count: unknown option '%s' (try --help)\n", argv[i]);
-            return CC_REMOTE_EXIT_USAGE;
-        } else if (!path) {
-            path = argv[i];
-        } else {
-            fprintf(stderr, "carecount count: one query file only (try --help)\n");
-            return CC_REMOTE_EXIT_USAGE;
-        }
-    }
-    if (!path) {
-        fprintf(stderr, "carecount count: give the query file (or - for standard input)\n");
-        return CC_REMOTE_EXIT_USAGE;
-    }
+    int done = cc_remote_parse_args(&options, argc, argv, "count", usage, "query", &path);
+    if (done >= 0)
+        return done;
     struct cc_query_limits limits;
     cc_query_limits_default(&limits);
     char *text = NULL, errbuf[512] = "";

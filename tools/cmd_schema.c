@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cc_msgpack.h"
 #include "cc_remote.h"
 
 const char cc_cmd_schema_summary[] = "what a server can be asked, and the policy in force";
@@ -27,20 +28,6 @@ static void usage(FILE *out)
             "\n"
             "options:\n%s",
             cc_remote_flags_usage);
-}
-
-static const msgpack_object *get(const msgpack_object *map, const char *key)
-{
-    size_t len = strlen(key);
-    if (!map || map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == len &&
-            !memcmp(k->via.str.ptr, key, len))
-            return &map->via.map.ptr[i].val;
-    }
-    return NULL;
 }
 
 /* Prints a scalar: a string, an integer, a float, a boolean, nil. */
@@ -87,19 +74,9 @@ int cc_cmd_schema(int argc, char **argv)
 {
     struct cc_remote_options options;
     cc_remote_defaults(&options);
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        int used = cc_remote_take_flag(&options, argc, argv, i, "schema");
-        if (used <= 0) {
-            if (used == 0)
-                fprintf(stderr, "carecount schema: unknown argument '%s' (try --help)\n", argv[i]);
-            return CC_REMOTE_EXIT_USAGE;
-        }
-        i += used - 1;
-    }
+    int done = cc_remote_parse_args(&options, argc, argv, "schema", usage, NULL, NULL);
+    if (done >= 0)
+        return done;
     struct cc_client *client = NULL;
     int status = cc_remote_open(&options, "schema", &client);
     if (status)
@@ -118,9 +95,9 @@ int cc_cmd_schema(int argc, char **argv)
         printf(" (opt-outs in force on ");
         put(cc_reply_get(&reply, "published_on"));
         printf(" applied)\n%-14s", "months");
-        put(get(months, "from"));
+        put(cc_msgpack_map_get(months, "from"));
         printf(" to ");
-        put(get(months, "to"));
+        put(cc_msgpack_map_get(months, "to"));
         printf("\n");
         put_list("measures", cc_reply_get(&reply, "measures"));
         put_list("dimensions", cc_reply_get(&reply, "dimensions"));
@@ -131,9 +108,9 @@ int cc_cmd_schema(int argc, char **argv)
         printf("%-14s", "area levels");
         for (uint32_t i = 0; levels && i < levels->via.array.size; i++) {
             printf(i ? ", " : "");
-            put(get(&levels->via.array.ptr[i], "level"));
+            put(cc_msgpack_map_get(&levels->via.array.ptr[i], "level"));
             printf(" (");
-            put(get(&levels->via.array.ptr[i], "n_areas"));
+            put(cc_msgpack_map_get(&levels->via.array.ptr[i], "n_areas"));
             printf(")");
         }
         printf("\n");
