@@ -1195,3 +1195,67 @@ Test(ops, the_client_commands_print_schema_codelists_tables_and_json)
     cr_assert_eq(tool(args, out, sizeof out), 2, "never a token on the command line: %s", out);
     stop(harness);
 }
+
+/* The query flags ask the same question as the file: the same canonical
+ * query (--print-query against `carecount check`) and the same release;
+ * an error names the flag to change. */
+Test(ops, query_flags_ask_what_the_file_asks)
+{
+    struct cc_harness *harness = start();
+    unsigned port = cc_harness_port(harness);
+    static char out[1 << 16], from_file[1 << 16], checked[4096];
+    char args[1024], query_path[400];
+    snprintf(query_path, sizeof query_path, "%s/q.json", root);
+    cc_testfs_write_text(query_path, BY_REGION_E11);
+
+    snprintf(args, sizeof args, "check '%s'", query_path);
+    cr_assert_eq(tool(args, checked, sizeof checked), 0, "%s", checked);
+    cr_assert_eq(tool("count --by region --code icd10:E11 --print-query", out, sizeof out), 0,
+                 "%s", out);
+    cr_assert_str_eq(out, checked, "the flags write the file's canonical query");
+
+    snprintf(args, sizeof args, "count --port %u --token-file '%s/rita.token' --format json '%s'",
+             port, root, query_path);
+    cr_assert_eq(tool(args, from_file, sizeof from_file), 0, "%s", from_file);
+    snprintf(args, sizeof args,
+             "count --port %u --token-file '%s/rita.token' --format json --by region "
+             "--code icd10:E11",
+             port, root);
+    cr_assert_eq(tool(args, out, sizeof out), 0, "%s", out);
+    cr_assert_str_eq(out, from_file, "the same release from flags as from the file");
+
+    /* a comparison from flags is the file's comparison */
+    snprintf(query_path, sizeof query_path, "%s/c.json", root);
+    cc_testfs_write_text(query_path,
+                         "{\"v\":1,\"numerator\":{\"v\":1,\"measure\":\"persons\",\"filters\":"
+                         "{\"conditions\":[{\"codes\":[\"E11\"],\"system\":\"icd10\"}]}},"
+                         "\"level\":\"region\",\"method\":\"proportion\"}");
+    snprintf(args, sizeof args, "compare --port %u --token-file '%s/paul.token' --format json '%s'",
+             port, root, query_path);
+    cr_assert_eq(tool(args, from_file, sizeof from_file), 0, "%s", from_file);
+    snprintf(args, sizeof args,
+             "compare --port %u --token-file '%s/paul.token' --format json --level region "
+             "--numerator icd10:E11 --comparator england",
+             port, root);
+    cr_assert_eq(tool(args, out, sizeof out), 0, "%s", out);
+    cr_assert_str_eq(out, from_file, "the same comparison from flags as from the file");
+
+    /* errors name the flag */
+    cr_assert_eq(tool("count --by region,county --print-query", out, sizeof out), 2);
+    cr_assert(strstr(out, "--by region,county: dimensions[1]: unknown dimension 'county'"), "%s",
+              out);
+    cr_assert_eq(tool("count --code icd10:E11 --code snomed:12345 --print-query", out, sizeof out),
+                 2);
+    cr_assert(strstr(out, "--code snomed:12345: filters.conditions[1].codes[0]"), "%s", out);
+    cr_assert_eq(tool("count --code E11 --print-query", out, sizeof out), 2);
+    cr_assert(strstr(out, "name the code system first"), "%s", out);
+    cr_assert_eq(tool("count --from 2023-01 --print-query", out, sizeof out), 2);
+    cr_assert(strstr(out, "both --from and --to"), "%s", out);
+    cr_assert_eq(tool("compare --numerator icd10:E11 --by region --print-query", out, sizeof out),
+                 2);
+    cr_assert(strstr(out, "--by: a comparison sets its dimensions itself"), "%s", out);
+    snprintf(args, sizeof args, "count '%s' --by region", query_path);
+    cr_assert_eq(tool(args, out, sizeof out), 2);
+    cr_assert(strstr(out, "as a file or as flags, not both"), "%s", out);
+    stop(harness);
+}

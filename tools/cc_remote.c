@@ -91,7 +91,8 @@ int cc_remote_take_flag(struct cc_remote_options *o, int argc, char **argv, int 
 }
 
 int cc_remote_parse_args(struct cc_remote_options *o, int argc, char **argv, const char *command,
-                         void (*usage)(FILE *out), const char *what, const char **path)
+                         void (*usage)(FILE *out), const char *what, const char **path,
+                         struct cc_queryflags *flags)
 {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -99,6 +100,8 @@ int cc_remote_parse_args(struct cc_remote_options *o, int argc, char **argv, con
             return CC_REMOTE_EXIT_OK;
         }
         int used = cc_remote_take_flag(o, argc, argv, i, command);
+        if (used == 0 && flags)
+            used = cc_queryflags_take(flags, argc, argv, i, command);
         if (used < 0)
             return CC_REMOTE_EXIT_USAGE;
         if (used > 0) {
@@ -114,9 +117,14 @@ int cc_remote_parse_args(struct cc_remote_options *o, int argc, char **argv, con
             return CC_REMOTE_EXIT_USAGE;
         }
     }
-    if (path && !*path) {
-        fprintf(stderr, "carecount %s: give the %s file (or - for standard input)\n", command,
+    if (flags && flags->given && path && *path) {
+        fprintf(stderr, "carecount %s: give the %s as a file or as flags, not both\n", command,
                 what);
+        return CC_REMOTE_EXIT_USAGE;
+    }
+    if (path && !*path && !(flags && flags->given)) {
+        fprintf(stderr, "carecount %s: give the %s file (or - for standard input)%s\n", command,
+                what, flags ? ", or the query flags (try --help)" : "");
         return CC_REMOTE_EXIT_USAGE;
     }
     return -1;

@@ -20,6 +20,7 @@
 
 #include "cc_client.h"
 #include "cc_compare.h"
+#include "cc_queryflags.h"
 
 #define CC_REMOTE_EXIT_OK 0
 #define CC_REMOTE_EXIT_FAILED 1
@@ -49,12 +50,14 @@ int cc_remote_take_flag(struct cc_remote_options *options, int argc, char **argv
                         const char *command);
 
 /* Parses a command's arguments: -h/--help (prints usage to stdout: exit
- * 0), the shared flags above, and, when path is not NULL, one file
- * argument, a `what` file ("query", "request"), into *path. Returns -1 to
- * go on, or the exit status to return at once (after printing why). */
+ * 0), the shared flags above, when flags is not NULL the query flags
+ * (cc_queryflags.h), and, when path is not NULL, one file argument, a
+ * `what` file ("query", "request"), into *path: required unless query
+ * flags were given, and refused beside them. Returns -1 to go on, or the
+ * exit status to return at once (after printing why). */
 int cc_remote_parse_args(struct cc_remote_options *options, int argc, char **argv,
                          const char *command, void (*usage)(FILE *out), const char *what,
-                         const char **path);
+                         const char **path, struct cc_queryflags *flags);
 
 /* Connects and says hello. Returns 0, or the exit status to return (after
  * printing why, prefixed with "carecount COMMAND"). */

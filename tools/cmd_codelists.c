@@ -31,7 +31,7 @@ int cc_cmd_codelists(int argc, char **argv)
 {
     struct cc_remote_options options;
     cc_remote_defaults(&options);
-    int done = cc_remote_parse_args(&options, argc, argv, "codelists", usage, NULL, NULL);
+    int done = cc_remote_parse_args(&options, argc, argv, "codelists", usage, NULL, NULL, NULL);
     if (done >= 0)
         return done;
     struct cc_client *client = NULL;

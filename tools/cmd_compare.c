@@ -18,6 +18,7 @@
 
 #include "cc_compare.h"
 #include "cc_error.h"
+#include "cc_queryflags.h"
 #include "cc_remote.h"
 
 const char cc_cmd_compare_summary[] = "ask a server for an area comparison (a request in JSON)";
@@ -26,18 +27,26 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: carecount compare [OPTIONS] COMPARISON.json|-\n"
+            "       carecount compare [OPTIONS] COMPARISON FLAGS\n"
             "\n"
             "Sends the comparison (docs/comparisons.md) to carecountd as the account\n"
             "whose token is given, and prints one row per area, then England:\n"
             "released counts, the value with its 95%% interval, and whether the\n"
-            "area is significantly higher, lower or similar.\n"
+            "area is significantly higher, lower or similar. The comparison is a\n"
+            "file, or written with the flags below, e.g.\n"
+            "  carecount compare --level icb --numerator codelist:diabetes \\\n"
+            "      --per 100000 --standardise age --comparator england\n"
             "\n"
-            "options:\n%s"
+            "comparison flags:\n%s"
+            "\n"
+            "the numerator's query flags:\n%s"
+            "\n"
+            "connection and output:\n%s"
             "\n"
             "exit status: 0 printed; 1 the server could not be reached or failed;\n"
             "2 a usage error or a request that does not decode; 3 refused (the\n"
             "disclosure policy, the account's role, or the token).\n",
-            cc_remote_flags_usage);
+            cc_queryflags_compare_usage, cc_queryflags_usage, cc_remote_flags_usage);
 }
 
 static int pack_comparison(msgpack_packer *pk, const void *arg)
@@ -49,9 +58,12 @@ static int pack_comparison(msgpack_packer *pk, const void *arg)
 int cc_cmd_compare(int argc, char **argv)
 {
     struct cc_remote_options options;
+    struct cc_queryflags flags;
     const char *path = NULL;
     cc_remote_defaults(&options);
-    int done = cc_remote_parse_args(&options, argc, argv, "compare", usage, "request", &path);
+    cc_queryflags_init(&flags, true);
+    int done =
+        cc_remote_parse_args(&options, argc, argv, "compare", usage, "comparison", &path, &flags);
     if (done >= 0)
         return done;
     struct cc_query_limits limits;
@@ -62,18 +74,65 @@ int cc_cmd_compare(int argc, char **argv)
     bool have_request = false;
     struct cc_client *client = NULL;
     int status = CC_REMOTE_EXIT_USAGE;
-    int rc = cc_remote_read_input(path, 2 * (size_t)limits.max_query_bytes, &text, &len);
-    if (rc) {
-        fprintf(stderr, "carecount compare: %s: %s\n", path,
-                rc == CC_EIO ? strerror(errno) : cc_strerror(rc));
-        goto out;
-    }
-    if ((rc = cc_compare_decode_json(text, len, &limits, &decoded, errbuf, sizeof errbuf)) != 0) {
-        fprintf(stderr, "carecount compare: %s: %s\n", path,
-                errbuf[0] ? errbuf : cc_strerror(rc));
-        goto out;
+    int rc;
+    if (flags.given) {
+        if (cc_queryflags_json(&flags, &text, errbuf, sizeof errbuf) < 0) {
+            fprintf(stderr, "carecount compare: %s\n", errbuf);
+            goto out;
+        }
+        len = strlen(text);
+        rc = cc_compare_decode_json(text, len, &limits, &decoded, errbuf, sizeof errbuf);
+        if (rc != 0) {
+            char why[768];
+            cc_queryflags_explain(&flags, errbuf[0] ? errbuf : cc_strerror(rc), why, sizeof why);
+            fprintf(stderr, "carecount compare: %s\n", why);
+            goto out;
+        }
+    } else {
+        if ((rc = cc_remote_read_input(path, 2 * (size_t)limits.max_query_bytes, &text, &len))) {
+            fprintf(stderr, "carecount compare: %s: %s\n", path,
+                    rc == CC_EIO ? strerror(errno) : cc_strerror(rc));
+            goto out;
+        }
+        rc = cc_compare_decode_json(text, len, &limits, &decoded, errbuf, sizeof errbuf);
+        if (rc != 0) {
+            fprintf(stderr, "carecount compare: %s: %s\n", path,
+                    errbuf[0] ? errbuf : cc_strerror(rc));
+            goto out;
+        }
     }
     have_request = true;
+    const struct cc_query *queries[2] = {decoded.numerator, decoded.denominator_query};
+    for (int k = 0; k < 2; k++) {
+        if (!queries[k])
+            continue;
+        char field[600];
+        snprintf(field, sizeof field, "%s.", k ? "denominator" : "numerator");
+        size_t at = strlen(field);
+        if ((rc = cc_query_validate(queries[k], &limits, NULL, field + at, sizeof field - at))) {
+            char why[768];
+            if (!field[at])
+                snprintf(field + at, sizeof field - at, "%s", cc_strerror(rc));
+            if (flags.given)
+                cc_queryflags_explain(&flags, field, why, sizeof why);
+            else
+                snprintf(why, sizeof why, "%s: %s", path, field);
+            fprintf(stderr, "carecount compare: %s\n", why);
+            goto out;
+        }
+    }
+    if (flags.print) {
+        char *canonical = NULL;
+        if (cc_compare_encode_json(&decoded.request, &canonical) != 0) {
+            fprintf(stderr, "carecount compare: out of memory\n");
+            status = CC_REMOTE_EXIT_FAILED;
+            goto out;
+        }
+        int failed = printf("%s\n", canonical) < 0 || fflush(stdout) != 0;
+        free(canonical);
+        status = failed ? CC_REMOTE_EXIT_FAILED : CC_REMOTE_EXIT_OK;
+        goto out;
+    }
     if ((status = cc_remote_open(&options, "compare", &client)) != 0)
         goto out;
     struct cc_reply reply;

@@ -16,6 +16,7 @@
 
 #include "cc_error.h"
 #include "cc_query.h"
+#include "cc_queryflags.h"
 #include "cc_remote.h"
 
 const char cc_cmd_count_summary[] = "ask a server for a protected count (a query in JSON)";
@@ -24,17 +25,22 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: carecount count [OPTIONS] QUERY.json|-\n"
+            "       carecount count [OPTIONS] QUERY FLAGS\n"
             "\n"
             "Sends the query (docs/query-model.md) to carecountd as the account\n"
             "whose token is given, and prints the released table: suppressed cells\n"
-            "are marked '*', and a legend says what disclosure control did.\n"
+            "are marked '*', and a legend says what disclosure control did. The\n"
+            "query is a file, or written with the flags below, e.g.\n"
+            "  carecount count --by region,sex --code icd10:E11 --from 2023-01 --to 2023-12\n"
             "\n"
-            "options:\n%s"
+            "query flags:\n%s"
+            "\n"
+            "connection and output:\n%s"
             "\n"
             "exit status: 0 printed; 1 the server could not be reached or failed;\n"
             "2 a usage error or a query that does not decode; 3 refused (the\n"
             "disclosure policy, the account's role, or the token).\n",
-            cc_remote_flags_usage);
+            cc_queryflags_usage, cc_remote_flags_usage);
 }
 
 static int pack_query(msgpack_packer *pk, const void *arg)
@@ -46,9 +52,11 @@ static int pack_query(msgpack_packer *pk, const void *arg)
 int cc_cmd_count(int argc, char **argv)
 {
     struct cc_remote_options options;
+    struct cc_queryflags flags;
     const char *path = NULL;
     cc_remote_defaults(&options);
-    int done = cc_remote_parse_args(&options, argc, argv, "count", usage, "query", &path);
+    cc_queryflags_init(&flags, false);
+    int done = cc_remote_parse_args(&options, argc, argv, "count", usage, "query", &path, &flags);
     if (done >= 0)
         return done;
     struct cc_query_limits limits;
@@ -58,14 +66,50 @@ int cc_cmd_count(int argc, char **argv)
     struct cc_query *query = NULL;
     struct cc_client *client = NULL;
     int status = CC_REMOTE_EXIT_USAGE;
-    int rc = cc_remote_read_input(path, limits.max_query_bytes, &text, &len);
-    if (rc) {
-        fprintf(stderr, "carecount count: %s: %s\n", path,
-                rc == CC_EIO ? strerror(errno) : cc_strerror(rc));
+    int rc;
+    if (flags.given) {
+        if (cc_queryflags_json(&flags, &text, errbuf, sizeof errbuf) < 0) {
+            fprintf(stderr, "carecount count: %s\n", errbuf);
+            goto out;
+        }
+        len = strlen(text);
+        if ((rc = cc_query_decode_json(text, len, &limits, &query, errbuf, sizeof errbuf)) != 0) {
+            char why[768];
+            cc_queryflags_explain(&flags, errbuf[0] ? errbuf : cc_strerror(rc), why, sizeof why);
+            fprintf(stderr, "carecount count: %s\n", why);
+            goto out;
+        }
+    } else {
+        if ((rc = cc_remote_read_input(path, limits.max_query_bytes, &text, &len)) != 0) {
+            fprintf(stderr, "carecount count: %s: %s\n", path,
+                    rc == CC_EIO ? strerror(errno) : cc_strerror(rc));
+            goto out;
+        }
+        if ((rc = cc_query_decode_json(text, len, &limits, &query, errbuf, sizeof errbuf)) != 0) {
+            fprintf(stderr, "carecount count: %s: %s\n", path,
+                    errbuf[0] ? errbuf : cc_strerror(rc));
+            goto out;
+        }
+    }
+    if ((rc = cc_query_validate(query, &limits, NULL, errbuf, sizeof errbuf)) != 0) {
+        char why[768];
+        if (flags.given)
+            cc_queryflags_explain(&flags, errbuf[0] ? errbuf : cc_strerror(rc), why, sizeof why);
+        else
+            snprintf(why, sizeof why, "%s: %s", path, errbuf[0] ? errbuf : cc_strerror(rc));
+        fprintf(stderr, "carecount count: %s\n", why);
         goto out;
     }
-    if ((rc = cc_query_decode_json(text, len, &limits, &query, errbuf, sizeof errbuf)) != 0) {
-        fprintf(stderr, "carecount count: %s: %s\n", path, errbuf[0] ? errbuf : cc_strerror(rc));
+    if (flags.print) {
+        char *canonical = NULL;
+        if (cc_query_encode_json(query, &canonical) != 0) {
+            fprintf(stderr, "carecount count: out of memory\n");
+            status = CC_REMOTE_EXIT_FAILED;
+            goto out;
+        }
+        int failed = printf("%s\n", canonical) < 0 || fflush(stdout) != 0;
+        free(canonical);
+        status = failed ? CC_REMOTE_EXIT_FAILED : CC_REMOTE_EXIT_OK;
         goto out;
     }
     if ((status = cc_remote_open(&options, "count", &client)) != 0)

@@ -74,7 +74,7 @@ int cc_cmd_schema(int argc, char **argv)
 {
     struct cc_remote_options options;
     cc_remote_defaults(&options);
-    int done = cc_remote_parse_args(&options, argc, argv, "schema", usage, NULL, NULL);
+    int done = cc_remote_parse_args(&options, argc, argv, "schema", usage, NULL, NULL, NULL);
     if (done >= 0)
         return done;
     struct cc_client *client = NULL;
