@@ -320,6 +320,15 @@ int cc_audit_head(cc_audit *a, uint64_t *seq, uint8_t hash[CC_AUDIT_HASH_BYTES])
 int cc_audit_verify_head(cc_audit *a, uint64_t seq, const uint8_t hash[CC_AUDIT_HASH_BYTES],
                          char *errbuf, size_t errlen)
 {
+    if (seq == 0) {
+        /* The head of an empty log: nothing was recorded, so nothing can
+         * have been cut; its hash is the chain's all-zero start. */
+        static const uint8_t start[CC_AUDIT_HASH_BYTES];
+        if (sodium_memcmp(hash, start, CC_AUDIT_HASH_BYTES) != 0)
+            return cc_errorf(errbuf, errlen, CC_ECORRUPT,
+                             "record 0 is the empty log's head, whose hash is all zeros");
+        return 0;
+    }
     pthread_mutex_lock(&a->lock);
     sqlite3_stmt *s = NULL;
     int st = sqlite3_prepare_v2(a->db, "SELECT hash FROM audit_log WHERE seq = ?1", -1, &s, NULL);

@@ -210,6 +210,23 @@ Test(audit, a_cut_tail_verifies_but_not_against_the_recorded_head)
     cc_audit_close(a);
 }
 
+/* The head of an empty log (seq 0, all-zero hash) verifies, and a later
+ * head of the same log still verifies after records are added; a forged
+ * hash for seq 0 does not. (Found by running the operator's guide.) */
+Test(audit, the_empty_logs_head_verifies)
+{
+    cc_audit *a = open_log(key);
+    uint64_t seq;
+    uint8_t hash[CC_AUDIT_HASH_BYTES];
+    char err[256];
+    cr_assert_eq(cc_audit_head(a, &seq, hash), 0);
+    cr_assert_eq(seq, 0);
+    cr_assert_eq(cc_audit_verify_head(a, seq, hash, err, sizeof err), 0, "%s", err);
+    hash[3] ^= 1;
+    cr_assert_eq(cc_audit_verify_head(a, seq, hash, err, sizeof err), CC_ECORRUPT);
+    cc_audit_close(a);
+}
+
 Test(audit, another_key_cannot_verify_the_chain)
 {
     fill(3);

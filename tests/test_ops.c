@@ -1259,3 +1259,54 @@ Test(ops, query_flags_ask_what_the_file_asks)
     cr_assert(strstr(out, "as a file or as flags, not both"), "%s", out);
     stop(harness);
 }
+
+/* The connection from a config file (~/.carecount/config), overridden by
+ * the environment; a bad config key is named; the token never comes from
+ * the config file itself. */
+Test(ops, the_client_reads_its_connection_from_a_config_file)
+{
+    struct cc_harness *harness = start();
+    unsigned port = cc_harness_port(harness);
+    char home[400], dir[420], path[440], cmd[2048], out_path[440];
+    snprintf(home, sizeof home, "%s/home", root);
+    snprintf(dir, sizeof dir, "%s/.carecount", home);
+    cr_assert_eq(mkdir(home, 0700), 0);
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    snprintf(path, sizeof path, "%s/config", dir);
+    char text[800];
+    snprintf(text, sizeof text, "# the test's server\nhost = 127.0.0.1\nport = %u\n"
+             "token-file = %s/rita.token\n", port, root);
+    cc_testfs_write_text(path, text);
+    snprintf(out_path, sizeof out_path, "%s/config.out", root);
+    snprintf(cmd, sizeof cmd,
+             "env -u CARECOUNT_TOKEN -u CARECOUNT_TOKEN_FILE -u CARECOUNT_PORT HOME='%s' "
+             "'%s/carecount' schema > '%s' 2>&1", home, CC_BIN_DIR, out_path);
+    int status = system(cmd);
+    size_t len;
+    char *out = cc_testfs_read(out_path, &len);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s", out);
+    cr_assert(strstr(out, "disclosure policy"), "%s", out);
+    free(out);
+
+    /* the environment overrides the file: a closed port is refused */
+    snprintf(cmd, sizeof cmd,
+             "env -u CARECOUNT_TOKEN -u CARECOUNT_TOKEN_FILE HOME='%s' CARECOUNT_PORT=1 "
+             "'%s/carecount' schema > '%s' 2>&1", home, CC_BIN_DIR, out_path);
+    status = system(cmd);
+    out = cc_testfs_read(out_path, &len);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1, "%s", out);
+    cr_assert(strstr(out, "port 1: connection refused"), "%s", out);
+    free(out);
+
+    cc_testfs_write_text(path, "host = 127.0.0.1\ntoken = cct1.abc\n");
+    snprintf(cmd, sizeof cmd,
+             "env -u CARECOUNT_TOKEN -u CARECOUNT_TOKEN_FILE HOME='%s' "
+             "'%s/carecount' schema > '%s' 2>&1", home, CC_BIN_DIR, out_path);
+    status = system(cmd);
+    out = cc_testfs_read(out_path, &len);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 2, "%s", out);
+    cr_assert(strstr(out, "config:2: unknown key 'token'") && strstr(out, "never kept here"),
+              "%s", out);
+    free(out);
+    stop(harness);
+}

@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cc_error.h"
 #include "cc_http.h"
@@ -18,13 +19,92 @@
 #include "cc_query.h"
 
 const char cc_remote_flags_usage[] =
-    "  --host HOST          the server (default 127.0.0.1)\n"
-    "  --port PORT          its port (default 7433)\n"
+    "  --host HOST          the server (default $CARECOUNT_HOST, else 127.0.0.1)\n"
+    "  --port PORT          its port (default $CARECOUNT_PORT, else 7433)\n"
     "  --timeout-ms N       wait at most N ms for each reply (default 30000)\n"
     "  --token-file FILE    the account's token (mode 0600); default\n"
-    "                       $CARECOUNT_TOKEN_FILE, else $CARECOUNT_TOKEN\n"
+    "                       $CARECOUNT_TOKEN_FILE, else $CARECOUNT_TOKEN, else the\n"
+    "                       config file's token-file, else ~/.carecount/token\n"
+    "  (the config file, $CARECOUNT_CONFIG or ~/.carecount/config, holds\n"
+    "  host = H, port = N, timeout-ms = N, token-file = PATH lines;\n"
+    "  the environment overrides it, and these flags the environment)\n"
     "  --format table|csv|json   output (default table; json: the reply's\n"
     "                       figures as the server sent them, one line)\n";
+
+/* The config file's values (one command per process, so static). */
+static struct {
+    char path[512], host[256], port[16], timeout_ms[16], token_file[512];
+    char error[1200];
+} config;
+
+/* "~/x" -> "$HOME/x" into out. */
+static void expand_home(const char *text, char *out, size_t outlen)
+{
+    const char *home = getenv("HOME");
+    if (text[0] == '~' && text[1] == '/' && home)
+        snprintf(out, outlen, "%s%s", home, text + 1);
+    else
+        snprintf(out, outlen, "%s", text);
+}
+
+/* Reads KEY = VALUE lines (host, port, timeout-ms, token-file; '#'
+ * comments) from $CARECOUNT_CONFIG, else ~/.carecount/config if it
+ * exists. A problem is kept in config.error, reported when the arguments
+ * are parsed. */
+static void read_config(void)
+{
+    const char *path = getenv("CARECOUNT_CONFIG");
+    bool named = path && *path;
+    if (named) {
+        snprintf(config.path, sizeof config.path, "%s", path);
+    } else {
+        expand_home("~/.carecount/config", config.path, sizeof config.path);
+        if (config.path[0] != '/' || access(config.path, F_OK) != 0)
+            return;
+    }
+    FILE *f = fopen(config.path, "r");
+    if (!f) {
+        snprintf(config.error, sizeof config.error, "%s: %s", config.path, strerror(errno));
+        return;
+    }
+    char line[1024];
+    for (int n = 1; fgets(line, sizeof line, f); n++) {
+        char *p = line + strspn(line, " \t");
+        if (*p == '#' || *p == '\n' || *p == '\0')
+            continue;
+        char *eq = strchr(p, '=');
+        char *end = p + strcspn(p, "\r\n");
+        *end = '\0';
+        if (!eq) {
+            snprintf(config.error, sizeof config.error, "%s:%d: expected KEY = VALUE",
+                     config.path, n);
+            break;
+        }
+        char *key_end = eq;
+        while (key_end > p && (key_end[-1] == ' ' || key_end[-1] == '\t'))
+            key_end--;
+        *key_end = '\0';
+        char *value = eq + 1 + strspn(eq + 1, " \t");
+        while (end > value && (end[-1] == ' ' || end[-1] == '\t'))
+            *--end = '\0';
+        if (!strcmp(p, "host"))
+            snprintf(config.host, sizeof config.host, "%s", value);
+        else if (!strcmp(p, "port"))
+            snprintf(config.port, sizeof config.port, "%s", value);
+        else if (!strcmp(p, "timeout-ms"))
+            snprintf(config.timeout_ms, sizeof config.timeout_ms, "%s", value);
+        else if (!strcmp(p, "token-file"))
+            expand_home(value, config.token_file, sizeof config.token_file);
+        else {
+            snprintf(config.error, sizeof config.error,
+                     "%s:%d: unknown key '%.32s' (host, port, timeout-ms, token-file; a token "
+                     "itself is never kept here)",
+                     config.path, n, p);
+            break;
+        }
+    }
+    fclose(f);
+}
 
 void cc_remote_defaults(struct cc_remote_options *o)
 {
@@ -33,6 +113,27 @@ void cc_remote_defaults(struct cc_remote_options *o)
     o->port = 7433;
     o->timeout_ms = CC_CLIENT_DEFAULT_TIMEOUT_MS;
     o->format = CC_REMOTE_TABLE;
+    read_config();
+    if (config.host[0])
+        o->host = config.host;
+    if (config.port[0])
+        o->port_env = config.port;
+    if (config.token_file[0])
+        o->token_file = config.token_file;
+    const char *host = getenv("CARECOUNT_HOST"), *port = getenv("CARECOUNT_PORT");
+    const char *token_file = getenv("CARECOUNT_TOKEN_FILE"), *token = getenv("CARECOUNT_TOKEN");
+    if (host && *host)
+        o->host = host;
+    if (port && *port)
+        o->port_env = port;
+    if ((token_file && *token_file) || (token && *token))
+        o->token_file = NULL; /* the environment's, as cc_client_read_token() reads it */
+    else if (!o->token_file) {
+        static char fallback[512];
+        expand_home("~/.carecount/token", fallback, sizeof fallback);
+        if (fallback[0] == '/' && access(fallback, F_OK) == 0)
+            o->token_file = fallback;
+    }
 }
 
 static int parse_ulong(const char *text, unsigned long min, unsigned long max, unsigned long *out)
@@ -94,6 +195,25 @@ int cc_remote_parse_args(struct cc_remote_options *o, int argc, char **argv, con
                          void (*usage)(FILE *out), const char *what, const char **path,
                          struct cc_queryflags *flags)
 {
+    if (config.error[0]) {
+        fprintf(stderr, "carecount %s: %s\n", command, config.error);
+        return CC_REMOTE_EXIT_USAGE;
+    }
+    unsigned long timeout;
+    if (config.timeout_ms[0]) {
+        if (parse_ulong(config.timeout_ms, 1, 3600000, &timeout) < 0) {
+            fprintf(stderr, "carecount %s: %s: timeout-ms needs 1 to 3600000\n", command,
+                    config.path);
+            return CC_REMOTE_EXIT_USAGE;
+        }
+        o->timeout_ms = timeout;
+    }
+    if (o->port_env && parse_ulong(o->port_env, 1, 65535, &o->port) < 0) {
+        fprintf(stderr, "carecount %s: %s needs a port from 1 to 65535\n", command,
+                getenv("CARECOUNT_PORT") && *getenv("CARECOUNT_PORT") ? "CARECOUNT_PORT"
+                                                                      : config.path);
+        return CC_REMOTE_EXIT_USAGE;
+    }
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);

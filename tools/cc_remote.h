@@ -32,11 +32,14 @@ enum cc_remote_format { CC_REMOTE_TABLE, CC_REMOTE_CSV, CC_REMOTE_JSON };
 struct cc_remote_options {
     const char *host;       /* 127.0.0.1 */
     unsigned long port;     /* 7433 */
+    const char *port_env;   /* $CARECOUNT_PORT, checked by cc_remote_parse_args() */
     unsigned long timeout_ms;
     const char *token_file; /* NULL: CARECOUNT_TOKEN_FILE or CARECOUNT_TOKEN */
     enum cc_remote_format format;
 };
 
+/* The defaults: host $CARECOUNT_HOST else 127.0.0.1, port $CARECOUNT_PORT
+ * else 7433, the token as cc_client_read_token() finds it. */
 void cc_remote_defaults(struct cc_remote_options *options);
 
 /* The usage lines of the flags below. */
