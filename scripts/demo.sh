@@ -95,7 +95,8 @@ done
 step "the same kind of question written as flags (carecount count --help lists them)"
 echo "-- carecount count --by region,sex --code icd10:E11 --from 2021-01 --to 2023-12"
 "$bin/carecount" count --port "$port" --token-file demo/secrets/researcher.token \
-  --by region,sex --code icd10:E11 --from 2021-01 --to 2023-12 | head -12
+  --by region,sex --code icd10:E11 --from 2021-01 --to 2023-12 > demo/answer.txt
+head -12 demo/answer.txt; echo "   ..."; sed -n '/^disclosure control/,$p' demo/answer.txt
 echo "-- the file those flags make (--print-query), to keep for reproducible research:"
 "$bin/carecount" count --by region,sex --code icd10:E11 --from 2021-01 --to 2023-12 --print-query
 
