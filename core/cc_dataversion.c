@@ -27,7 +27,29 @@ struct cc_dataversion {
     cc_day published_on;
     uint64_t n_excluded;
     uint64_t *excluded; /* (n_persons + 63) / 64 words */
+    uint64_t noise_epoch;
 };
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+/* The noise epoch: a hash of what the figures are computed on (the store
+ * version and the excluded set), so that it changes exactly when a figure
+ * could, and two servers publishing the same data agree on it. */
+static void set_noise_epoch(cc_dataversion *v)
+{
+    uint64_t words = ((uint64_t)cc_store_columns(v->store)->n_persons + 63) / 64;
+    uint64_t h = mix64(v->store_version ^ 0x65706f6368ULL) ^ mix64(words);
+    for (uint64_t i = 0; i < words; i++)
+        h = mix64(h ^ v->excluded[i]) + i;
+    v->noise_epoch = h | 1; /* never 0: 0 means "no epoch" to the release layer */
+}
 
 /* Reference counts: an increment needs no ordering (the caller already holds
  * a reference, so nothing can free the object meanwhile); the decrement is
@@ -105,6 +127,7 @@ int cc_dataversion_publish(const cc_store *store, uint64_t store_version, cc_opt
         return rc;
     }
     v->store_version = store_version;
+    set_noise_epoch(v);
     *out = v;
     return 0;
 }
@@ -158,6 +181,7 @@ int cc_dataversion_from_indices(const cc_store *store, const uint32_t *excluded,
         }
         exclude(v, excluded[i]);
     }
+    set_noise_epoch(v);
     *out = v;
     return 0;
 }
@@ -192,6 +216,11 @@ uint64_t cc_dataversion_optout_sequence(const cc_dataversion *version)
 cc_day cc_dataversion_published_on(const cc_dataversion *version)
 {
     return version->published_on;
+}
+
+uint64_t cc_dataversion_noise_epoch(const cc_dataversion *version)
+{
+    return version->noise_epoch;
 }
 
 uint64_t cc_dataversion_n_excluded(const cc_dataversion *version)

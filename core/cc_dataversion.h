@@ -74,6 +74,12 @@ uint64_t cc_dataversion_store_version(const cc_dataversion *version);
 uint64_t cc_dataversion_optout_sequence(const cc_dataversion *version);
 /* Opt-outs in force on this day are applied. */
 cc_day cc_dataversion_published_on(const cc_dataversion *version);
+/* The noise epoch: a non-zero hash of the store version and the excluded
+ * set. It changes whenever a figure could change (a new store or a new set
+ * of opt-outs in force) and is the same for every server publishing the
+ * same data; the release layer draws every cell's noise afresh in each
+ * epoch (docs/privacy.md, "Publications"). */
+uint64_t cc_dataversion_noise_epoch(const cc_dataversion *version);
 /* How many persons are excluded. */
 uint64_t cc_dataversion_n_excluded(const cc_dataversion *version);
 /* The excluded set as a bitset over person indices: (n_persons + 63) / 64

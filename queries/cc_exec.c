@@ -1318,6 +1318,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
                     out->dimensions[i].age_lower[e.dims[i].age_band[age]] = (uint8_t)age;
     }
     out->columns_ = c;
+    out->noise_epoch = cc_dataversion_noise_epoch(version);
     rc = 0;
     goto out;
 fail_nomem:

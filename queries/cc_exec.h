@@ -102,6 +102,7 @@ struct cc_raw_result {
     uint32_t *cohort_keys;
 
     const struct cc_store_columns *columns_; /* for labels; not owned */
+    uint64_t noise_epoch; /* the data version's (cc_dataversion_noise_epoch) */
 };
 
 /* Engine tunables. */

@@ -32,6 +32,7 @@ void cc_policy_default(struct cc_policy *policy)
     snprintf(policy->version, sizeof policy->version, "%s", CC_POLICY_DEFAULT_VERSION);
     policy->threshold = CC_POLICY_DEFAULT_THRESHOLD;
     policy->show_zeros = CC_POLICY_DEFAULT_SHOW_ZEROS;
+    policy->publication_noise = true;
     policy->rounding_base = CC_POLICY_DEFAULT_ROUNDING_BASE;
     policy->max_noise = CC_POLICY_DEFAULT_MAX_NOISE;
     policy->noise_variance = CC_POLICY_DEFAULT_NOISE_VARIANCE;
@@ -151,6 +152,7 @@ static const struct key keys[] = {
     {"noise_variance", KEY_REAL, FIELD_(noise_variance), 0},
     {"condition_max_noise", KEY_UINT, FIELD_(condition_max_noise), CC_POLICY_MAX_NOISE_CAP},
     {"condition_noise_variance", KEY_REAL, FIELD_(condition_noise_variance), 0},
+    {"publication_noise", KEY_BOOL, FIELD_(publication_noise), 0},
     {"min_population", KEY_UINT, FIELD_(min_population), UINT32_MAX},
     {"min_cell_population", KEY_UINT, FIELD_(min_cell_population), UINT32_MAX},
     {"max_cells", KEY_UINT, FIELD_(max_cells), 100000000},

@@ -84,6 +84,13 @@ struct cc_policy {
      * 1.0). 0 and 0.0 turn the layer off. */
     uint32_t condition_max_noise;
     double condition_noise_variance;
+    /* Every publication (data version) draws the noise of every cell
+     * afresh: both layers are seeded with the version's noise epoch too
+     * (cc_dataversion_noise_epoch), so that comparing a table before and
+     * after a publication shows every cell changed, not the cells whose
+     * persons changed (DESIGN, Disclosure control 11; docs/privacy.md,
+     * "Publications") ("publication_noise", true). */
+    bool publication_noise;
     /* Queries over a universe whose public population (ONS estimates of
      * the query's areas, ages and sexes) is below this are refused
      * ("min_population", 100). */

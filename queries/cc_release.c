@@ -315,8 +315,10 @@ static uint64_t restriction_seed(const struct cc_query *q, const struct cc_raw_r
 
 /* ---- the answer ---- */
 
-void cc_release_tables_build(const struct cc_policy *policy, struct cc_release_tables *tables)
+void cc_release_tables_build(const struct cc_policy *policy, uint64_t noise_epoch,
+                             struct cc_release_tables *tables)
 {
+    tables->epoch = policy->publication_noise ? noise_epoch : 0;
     cc_ptable_build(policy->max_noise, policy->noise_variance, &tables->cell_layer);
     cc_ptable_build(policy->condition_max_noise, policy->condition_noise_variance,
                     &tables->condition_layer);
@@ -329,10 +331,14 @@ struct cc_released_count cc_release_protect(const struct cc_policy *policy,
 {
     uint64_t value = count;
     if (policy->perturb) {
-        int32_t j = cc_ptable_noise(&tables->cell_layer, value, cc_release_draw(cell_key, measure));
+        /* epoch 0 (no publication noise) leaves both draws as they were */
+        uint64_t epoch = tables->epoch;
+        int32_t j = cc_ptable_noise(&tables->cell_layer, value,
+                                    cc_release_draw(cell_key ^ epoch, measure));
         value = (uint64_t)((int64_t)value + j);
         j = cc_ptable_noise(&tables->condition_layer, value,
-                            cc_release_draw(cell_key ^ (uint64_t)cell_key << 32, layer_seed));
+                            cc_release_draw(cell_key ^ (uint64_t)cell_key << 32 ^ epoch,
+                                            layer_seed));
         value = (uint64_t)((int64_t)value + j);
     }
     uint8_t done = policy->perturb              ? CC_CELL_PERTURBED
@@ -507,7 +513,7 @@ int cc_release_answer(const struct cc_policy *policy, const struct cc_release_as
     release->columns = raw.columns_;
 
     struct cc_release_tables tables;
-    cc_release_tables_build(policy, &tables);
+    cc_release_tables_build(policy, raw.noise_epoch, &tables);
     for (uint64_t i = 0; i < raw.n_cells; i++)
         release->cells[i] = cc_release_protect(policy, &tables, layer_seed, query->measure,
                                                raw.count[i], raw.cell_key[i]);

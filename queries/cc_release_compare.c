@@ -39,7 +39,7 @@ int cc_release_compare(const struct cc_policy *policy, const struct cc_compare_r
     out->n_units = exact->n_units;
     out->n_bands = exact->n_bands;
     struct cc_release_tables tables;
-    cc_release_tables_build(policy, &tables);
+    cc_release_tables_build(policy, raw->numerator_result.noise_epoch, &tables);
     /* the denominator's layer follows the persons of its cohort */
     uint64_t denominator_seed = raw->denominator_result.cohort_key ^ 0x64656e6f6dULL;
     for (size_t i = 0; i < n; i++) {

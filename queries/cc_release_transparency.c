@@ -153,7 +153,7 @@ int cc_release_transparency(const struct cc_policy *policy, const cc_dataversion
     }
 
     struct cc_release_tables tables;
-    cc_release_tables_build(policy, &tables);
+    cc_release_tables_build(policy, cc_dataversion_noise_epoch(version), &tables);
     cc_release_summary_init(policy, &t->summary);
     t->summary.n_cells = n_cells;
     for (size_t i = 0; i < n_cells; i++) {

@@ -71,7 +71,7 @@ static void pack_month(msgpack_packer *pk, cc_day day)
 
 static void pack_policy(msgpack_packer *pk, const struct cc_policy *p)
 {
-    msgpack_pack_map(pk, 19);
+    msgpack_pack_map(pk, 20);
     pack_text(pk, "version");
     pack_text(pk, p->version);
     pack_text(pk, "threshold");
@@ -88,6 +88,8 @@ static void pack_policy(msgpack_packer *pk, const struct cc_policy *p)
     msgpack_pack_uint32(pk, p->condition_max_noise);
     pack_text(pk, "condition_noise_variance");
     msgpack_pack_double(pk, p->condition_noise_variance);
+    pack_text(pk, "publication_noise");
+    p->publication_noise ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
     pack_text(pk, "min_population");
     msgpack_pack_uint64(pk, p->min_population);
     pack_text(pk, "min_cell_population");

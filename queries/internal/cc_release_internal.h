@@ -74,8 +74,13 @@ int cc_release_check(const struct cc_policy *policy, const struct cc_store_colum
 /* Both layers' tables for a checked policy. */
 struct cc_release_tables {
     struct cc_ptable cell_layer, condition_layer;
+    uint64_t epoch; /* mixed into both layers' draws; 0: none */
 };
-void cc_release_tables_build(const struct cc_policy *policy, struct cc_release_tables *tables);
+/* The perturbation tables of policy, and the noise epoch of the data
+ * version the counts come from (cc_dataversion_noise_epoch(); used when
+ * policy->publication_noise). */
+void cc_release_tables_build(const struct cc_policy *policy, uint64_t noise_epoch,
+                             struct cc_release_tables *tables);
 
 /* One count protected: the cell key layer (drawn from cell_key and the
  * measure), the condition layer (from cell_key and layer_seed), then
