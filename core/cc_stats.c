@@ -403,6 +403,107 @@ int cc_stats_funnel_ratio(double observed_events, double confidence,
     return 0;
 }
 
+/* The count limit the funnels use at events events and one tail: exact
+ * (continuous in events through the gamma function) up to
+ * FUNNEL_EXACT_MAX_EVENTS, Byar's above, as cc_stats_funnel_ratio(). */
+static double funnel_count_limit(double events, double tail, double z, int upper)
+{
+    if (events <= FUNNEL_EXACT_MAX_EVENTS) {
+        if (upper)
+            return poisson_upper_limit(events, tail);
+        return events > 0 ? poisson_lower_limit(events, tail) : 0.0;
+    }
+    if (upper) {
+        double next = events + 1.0;
+        double base = 1.0 - 1.0 / (9.0 * next) + z / (3.0 * sqrt(next));
+        return next * base * base * base;
+    }
+    double base = 1.0 - 1.0 / (9.0 * events) - z / (3.0 * sqrt(events));
+    return events * base * base * base;
+}
+
+/* The events O (>= 0) whose count limit (upper or lower) equals expected,
+ * by bisection: both limits increase with O. -1 if even O = 0 has an upper
+ * limit at or above expected (no O lies on the lower funnel line). */
+static double funnel_events_at(double expected, double tail, double z, int upper_limit)
+{
+    double lo, hi;
+    if (upper_limit) {
+        /* the lower funnel line: upper(O) = expected, with O < expected */
+        if (funnel_count_limit(0, tail, z, 1) >= expected)
+            return -1;
+        lo = 0;
+        hi = expected;
+    } else {
+        /* the upper funnel line: lower(O) = expected, with O > expected */
+        lo = expected;
+        hi = expected + 10.0 * sqrt(expected) + 20.0;
+        while (funnel_count_limit(hi, tail, z, 0) < expected)
+            hi = expected + 2.0 * (hi - expected);
+    }
+    for (int i = 0; i < 200 && hi - lo > 1e-13 * hi; i++) {
+        double mid = 0.5 * (lo + hi);
+        if (funnel_count_limit(mid, tail, z, upper_limit) < expected)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return 0.5 * (lo + hi);
+}
+
+int cc_stats_funnel_ratio_at(double expected, double confidence, double multiplier,
+                             struct cc_funnel_point *out)
+{
+    double z;
+    int rc;
+
+    if (!isfinite(expected) || !isfinite(multiplier) || expected <= 0 || multiplier <= 0)
+        return CC_EINVAL;
+    if ((rc = cc_stats_z(confidence, &z)) < 0)
+        return rc;
+    double tail = (1.0 - confidence) / 2.0;
+    double on_lower = funnel_events_at(expected, tail, z, 1);
+    double on_upper = funnel_events_at(expected, tail, z, 0);
+    if (!isfinite(on_lower) || !isfinite(on_upper))
+        return CC_ESTATS;
+    out->lower_denominator = expected;
+    out->upper_denominator = expected;
+    out->lower_limit = on_lower < 0 ? 0.0 : on_lower / expected * multiplier;
+    out->upper_limit = on_upper / expected * multiplier;
+    return 0;
+}
+
+int cc_stats_funnel_rate_at(double population, double average_rate, double confidence,
+                            double multiplier, struct cc_funnel_point *out)
+{
+    int rc;
+
+    if (!isfinite(population) || !isfinite(average_rate) || !isfinite(multiplier) ||
+        population <= 0 || average_rate <= 0 || multiplier <= 0)
+        return CC_EINVAL;
+    if ((rc = cc_stats_funnel_ratio_at(population * average_rate, confidence,
+                                       average_rate * multiplier, out)) < 0)
+        return rc;
+    out->lower_denominator = population;
+    out->upper_denominator = population;
+    return 0;
+}
+
+int cc_stats_funnel_dsr_population(double events, double dsr, double multiplier,
+                                   double *population)
+{
+    if (!isfinite(events) || events < 0 || !isfinite(multiplier) || multiplier <= 0)
+        return CC_EINVAL;
+    if (events == 0) {
+        *population = NAN;
+        return CC_ERANGE;
+    }
+    if (!isfinite(dsr) || dsr <= 0)
+        return CC_EINVAL;
+    *population = multiplier * events / dsr;
+    return 0;
+}
+
 int cc_stats_funnel_rate(double events, double average_rate, double confidence,
                          double multiplier, struct cc_funnel_point *out)
 {
@@ -429,6 +530,8 @@ const char *cc_stats_funnel_significance_name(enum cc_stats_funnel_significance 
     case CC_STATS_FUNNEL_LOW_0001: return "Low (0.001)";
     case CC_STATS_FUNNEL_LOW_0025: return "Low (0.025)";
     case CC_STATS_FUNNEL_NOT_SIGNIFICANT: return "Not significant";
+    case CC_STATS_FUNNEL_NOT_APPLICABLE:
+        return "Not applicable for events less than 10 for dsrs";
     }
     return "unknown";
 }
@@ -486,6 +589,24 @@ int cc_stats_funnel_significance_poisson(double observed, double expected,
     else
         *out = CC_STATS_FUNNEL_NOT_SIGNIFICANT;
     return 0;
+}
+
+int cc_stats_funnel_significance_dsr(double events, double population,
+                                     double average_rate,
+                                     enum cc_stats_funnel_significance *out)
+{
+    if (!isfinite(events) || events < 0)
+        return CC_EINVAL;
+    /* The package tests the row like a crude rate, then overwrites the
+     * label of every DSR below 10 events. */
+    if (events < CC_STATS_FUNNEL_DSR_MIN_EVENTS) {
+        *out = CC_STATS_FUNNEL_NOT_APPLICABLE;
+        return 0;
+    }
+    if (!isfinite(population) || !isfinite(average_rate) || population <= 0 ||
+        average_rate <= 0)
+        return CC_EINVAL;
+    return cc_stats_funnel_significance_poisson(events, population * average_rate, out);
 }
 
 const char *cc_stats_comparison_name(enum cc_stats_comparison comparison)

@@ -31,7 +31,7 @@
 #include "cc_stats.h"
 
 const char cc_cmd_stats_summary[] =
-    "intervals and funnel limits for CSV rows (proportion, rate, dsr, isr, mean)";
+    "intervals and funnel limits for CSV rows (proportion, rate, dsr, isr, mean, funnel-*)";
 
 enum method {
     METHOD_PROPORTION,
@@ -42,6 +42,7 @@ enum method {
     METHOD_FUNNEL_PROPORTION,
     METHOD_FUNNEL_RATE,
     METHOD_FUNNEL_RATIO,
+    METHOD_FUNNEL_DSR,
 };
 
 /* How a method's output rows relate to its input rows. */
@@ -86,6 +87,8 @@ static const struct method_info methods[] = {
      {{"count", 0}, {"denominator", 0}}},
     {"funnel-ratio", METHOD_FUNNEL_RATIO, SHAPE_FUNNEL, 1,
      {{"observed", 0}, {"expected", 0}}},
+    {"funnel-dsr", METHOD_FUNNEL_DSR, SHAPE_FUNNEL, 100000,
+     {{"count", 0}, {"rate", 0}, {"denominator", 1}}},
 };
 
 static void usage(FILE *out)
@@ -113,12 +116,14 @@ static void usage(FILE *out)
         "              total_pop,...). Without a standard_population column each\n"
         "              area needs the 19 bands of the 2013 European Standard\n"
         "              Population once each, named 0-4, 5-9, ..., 85-89, 90+.\n"
-        "              Not calculated (empty value) below 10 events.\n"
+        "              Not calculated (empty value) below 10 events. An empty or\n"
+        "              NA count is 0.\n"
         "              Multiplier default 100000.\n"
         "  isr         area (optional), count, population, reference_count,\n"
         "              reference_population, one row per age band. Indirectly\n"
         "              standardised ratio observed/expected with exact (< 10) or\n"
         "              Byar's limits, one row per area (area,observed,expected,...).\n"
+        "              An empty or NA count, population or reference_count is 0.\n"
         "              Multiplier default 1 (100: SMR x 100).\n"
         "  mean        group (optional), value. Mean with a Student's t interval,\n"
         "              one row per group (group,value_sum,value_count,stdev,...).\n"
@@ -129,10 +134,20 @@ static void usage(FILE *out)
         "significance: High (0.001), High (0.025), Low (0.001), Low (0.025) or\n"
         "Not significant):\n"
         "  funnel-proportion  numerator, denominator; also baseline and the four\n"
-        "              limits at the row's denominator (lower95_0limit, ...).\n"
-        "  funnel-rate count, denominator; also baseline. Multiplier 100000.\n"
+        "              limits at the row's denominator (lower95_0limit,\n"
+        "              upper95_0limit, lower99_8limit, upper99_8limit).\n"
+        "  funnel-rate count, denominator; also baseline and the four limits at\n"
+        "              the row's denominator. Multiplier default 100000.\n"
         "  funnel-ratio observed, expected (indirectly standardised ratios\n"
-        "              around 1). Multiplier 1.\n"
+        "              around 1); also the four limits at the row's expected\n"
+        "              count. Multiplier default 1 (100: SMR x 100).\n"
+        "  funnel-dsr  count, rate (the DSR), denominator (optional; needed for\n"
+        "              a row of 0 events, whose rate may be empty or NA); also\n"
+        "              denominator_derived (multiplier x count / rate), baseline\n"
+        "              and the four limits. Below 10 events value, limits and\n"
+        "              denominator_derived are empty and the significance is\n"
+        "              \"Not applicable for events less than 10 for dsrs\".\n"
+        "              Multiplier default 100000 (the rate's).\n"
         "\n"
         "Rows of a group need not be adjacent; groups are written in order of\n"
         "first appearance. Without the optional group column all rows are one\n"
@@ -476,7 +491,9 @@ struct funnel_row {
     char *echo;         /* the row's input fields, CSV-encoded */
     size_t line;
     double numerator;   /* count or observed */
-    double denominator; /* or expected */
+    double denominator; /* or expected; for funnel-dsr the derived
+                           population, NaN for 0 events */
+    double rate;        /* funnel-dsr: the DSR (NaN for 0 events) */
 };
 
 /* The state of one run: the fields of the record being parsed, the header,
@@ -617,6 +634,26 @@ static int number_for_role(struct run *run, int role, double *out)
     return 0;
 }
 
+/* 1 if the role's cell is missing as R writes it: empty or NA. */
+static int role_is_missing(const struct run *run, int role)
+{
+    if (run->role_column[role] < 0)
+        return 1;
+    const char *s = field(run, (size_t)run->role_column[role]);
+    return !*s || !strcmp(s, "NA");
+}
+
+/* As number_for_role(), but a missing cell (empty or NA) is 0, where
+ * PHEindicatormethods takes it so (na.zero() or sum(na.rm = TRUE)). */
+static int count_for_role(struct run *run, int role, double *out)
+{
+    if (role_is_missing(run, role)) {
+        *out = 0;
+        return 0;
+    }
+    return number_for_role(run, role, out);
+}
+
 /* Handles one data record of proportion or rate: computes and writes it. */
 static int take_row_figure(struct run *run)
 {
@@ -666,7 +703,7 @@ static int take_group_row(struct run *run)
         return rc;
     switch (m->method) {
     case METHOD_DSR:
-        if ((rc = number_for_role(run, 2, &numbers[0])) < 0 ||
+        if ((rc = count_for_role(run, 2, &numbers[0])) < 0 ||
             (rc = number_for_role(run, 3, &numbers[1])) < 0)
             return rc;
         if (run->role_column[4] >= 0) {
@@ -684,9 +721,14 @@ static int take_group_row(struct run *run)
         }
         break;
     case METHOD_ISR:
-        for (int r = 1; r <= 4; r++)
-            if ((rc = number_for_role(run, r, &numbers[r - 1])) < 0)
+        /* count, population and reference_count: NA is 0 (the package's
+         * sum(na.rm = TRUE) and na.zero()); reference_population must be
+         * given. */
+        for (int r = 1; r <= 3; r++)
+            if ((rc = count_for_role(run, r, &numbers[r - 1])) < 0)
                 return rc;
+        if ((rc = number_for_role(run, 4, &numbers[3])) < 0)
+            return rc;
         break;
     case METHOD_MEAN:
         if ((rc = number_for_role(run, 1, &numbers[0])) < 0)
@@ -720,19 +762,58 @@ static void take_record(struct run *run)
 
 /* ---- funnel plots ------------------------------------------------------- */
 
+/* Reads a funnel-dsr row: its events, its DSR and the population it stands
+ * for (PHEindicatormethods' denominator_derived). A row of 0 events needs a
+ * denominator > 0 (the package's rule) and may leave its rate empty; it
+ * stands for no population and counts towards the average's events only. */
+static int take_funnel_dsr_numbers(struct run *run, struct funnel_row *row)
+{
+    int rc;
+
+    if ((rc = number_for_role(run, 0, &row->numerator)) < 0)
+        return rc;
+    if (row->numerator < 0)
+        return fail_column(run, 0, "a funnel needs a count >= 0");
+    if (row->numerator == 0) {
+        double denominator;
+        if (run->role_column[2] < 0)
+            return fail_line(run, "a dsr of 0 events needs a denominator column");
+        if ((rc = number_for_role(run, 2, &denominator)) < 0)
+            return rc;
+        if (!(denominator > 0))
+            return fail_column(run, 2, "a dsr of 0 events needs a denominator > 0");
+        if (!role_is_missing(run, 1) && (rc = number_for_role(run, 1, &row->rate)) < 0)
+            return rc;
+        row->rate = NAN;
+        row->denominator = NAN;
+        return 0;
+    }
+    if ((rc = number_for_role(run, 1, &row->rate)) < 0)
+        return rc;
+    if (cc_stats_funnel_dsr_population(row->numerator, row->rate, run->opt->multiplier,
+                                       &row->denominator) < 0)
+        return fail_column(run, 1, "a dsr of events > 0 needs a rate > 0");
+    return 0;
+}
+
 /* Handles one data record of a funnel method: checks and keeps it. */
 static int take_funnel_row(struct run *run)
 {
-    struct funnel_row row = {NULL, run->line, 0, 0};
+    struct funnel_row row = {NULL, run->line, 0, 0, NAN};
     char *echo = NULL;
     size_t echo_len = 0;
     int rc;
 
-    if ((rc = number_for_role(run, 0, &row.numerator)) < 0 ||
-        (rc = number_for_role(run, 1, &row.denominator)) < 0)
-        return rc;
-    if (row.numerator < 0 || row.denominator <= 0)
-        return fail_line(run, "a funnel needs a numerator >= 0 and a denominator > 0");
+    if (run->opt->method->method == METHOD_FUNNEL_DSR) {
+        if ((rc = take_funnel_dsr_numbers(run, &row)) < 0)
+            return rc;
+    } else {
+        if ((rc = number_for_role(run, 0, &row.numerator)) < 0 ||
+            (rc = number_for_role(run, 1, &row.denominator)) < 0)
+            return rc;
+        if (row.numerator < 0 || row.denominator <= 0)
+            return fail_line(run, "a funnel needs a numerator >= 0 and a denominator > 0");
+    }
     if (run->opt->method->method == METHOD_FUNNEL_PROPORTION &&
         row.numerator > row.denominator)
         return fail_line(run, "a proportion needs numerator <= denominator");
@@ -754,7 +835,8 @@ static int take_funnel_row(struct run *run)
 }
 
 /* Writes every kept row with its funnel columns, around the average of all
- * rows (numerators over denominators) or the --comparator value. */
+ * rows (numerators over denominators; for funnel-dsr over the populations
+ * the rows with events stand for) or the --comparator value. */
 static int write_funnel(struct run *run)
 {
     const struct options *opt = run->opt;
@@ -763,7 +845,8 @@ static int write_funnel(struct run *run)
 
     for (size_t i = 0; i < run->n_funnel_rows; i++) {
         numerators += run->funnel_rows[i].numerator;
-        denominators += run->funnel_rows[i].denominator;
+        if (!isnan(run->funnel_rows[i].denominator))
+            denominators += run->funnel_rows[i].denominator;
     }
     if (method != METHOD_FUNNEL_RATIO)
         baseline = opt->has_comparator ? opt->comparator / opt->multiplier
@@ -773,36 +856,63 @@ static int write_funnel(struct run *run)
                         "between 0 and the multiplier\n");
         return CC_EINVAL;
     }
-    if (method == METHOD_FUNNEL_RATE && !(baseline > 0)) {
+    if ((method == METHOD_FUNNEL_RATE || method == METHOD_FUNNEL_DSR) &&
+        !(baseline > 0 && isfinite(baseline))) {
         fprintf(stderr, "carecount stats: a rate funnel needs a baseline above 0\n");
         return CC_EINVAL;
     }
     for (size_t i = 0; i < run->n_columns; i++)
         put_string(run->out, run->header[i], i == 0);
-    fprintf(run->out, ",value%s%s,significance\n",
-            method == METHOD_FUNNEL_RATIO ? "" : ",baseline",
-            method == METHOD_FUNNEL_PROPORTION
-                ? ",lower95_0limit,upper95_0limit,lower99_8limit,upper99_8limit"
-                : "");
+    fprintf(run->out, ",value%s%s,lower95_0limit,upper95_0limit,lower99_8limit,"
+                      "upper99_8limit,significance\n",
+            method == METHOD_FUNNEL_DSR ? ",denominator_derived" : "",
+            method == METHOD_FUNNEL_RATIO ? "" : ",baseline");
     for (size_t i = 0; i < run->n_funnel_rows; i++) {
         const struct funnel_row *row = &run->funnel_rows[i];
         enum cc_stats_funnel_significance significance;
-        struct cc_funnel_point two = {0, 0, 0, 0}, three = {0, 0, 0, 0};
-        int rc;
+        struct cc_funnel_point two = {NAN, NAN, NAN, NAN}, three = {NAN, NAN, NAN, NAN};
+        double value = row->numerator / row->denominator * opt->multiplier;
+        int drawn = 1, rc;
 
-        if (method == METHOD_FUNNEL_PROPORTION) {
+        switch (method) {
+        case METHOD_FUNNEL_PROPORTION:
             if ((rc = cc_stats_funnel_proportion(baseline, row->denominator, 0.95,
                                                  opt->multiplier, &two)) == 0 &&
                 (rc = cc_stats_funnel_proportion(baseline, row->denominator, 0.998,
                                                  opt->multiplier, &three)) == 0)
                 rc = cc_stats_funnel_significance_proportion(
                     row->numerator, row->denominator, baseline, &significance);
-        } else {
-            double expected = method == METHOD_FUNNEL_RATE
-                                  ? row->denominator * baseline
-                                  : row->denominator;
-            rc = cc_stats_funnel_significance_poisson(row->numerator, expected,
-                                                      &significance);
+            break;
+        case METHOD_FUNNEL_RATIO:
+            if ((rc = cc_stats_funnel_ratio_at(row->denominator, 0.95, opt->multiplier,
+                                               &two)) == 0 &&
+                (rc = cc_stats_funnel_ratio_at(row->denominator, 0.998, opt->multiplier,
+                                               &three)) == 0)
+                rc = cc_stats_funnel_significance_poisson(row->numerator, row->denominator,
+                                                          &significance);
+            break;
+        case METHOD_FUNNEL_RATE:
+            if ((rc = cc_stats_funnel_rate_at(row->denominator, baseline, 0.95,
+                                              opt->multiplier, &two)) == 0 &&
+                (rc = cc_stats_funnel_rate_at(row->denominator, baseline, 0.998,
+                                              opt->multiplier, &three)) == 0)
+                rc = cc_stats_funnel_significance_poisson(
+                    row->numerator, row->denominator * baseline, &significance);
+            break;
+        default: /* METHOD_FUNNEL_DSR */
+            /* Below 10 events a DSR is not drawn (calculate_funnel_points). */
+            drawn = row->numerator >= CC_STATS_FUNNEL_DSR_MIN_EVENTS;
+            value = drawn ? row->rate : NAN;
+            rc = 0;
+            if (drawn &&
+                (rc = cc_stats_funnel_rate_at(row->denominator, baseline, 0.95,
+                                              opt->multiplier, &two)) == 0)
+                rc = cc_stats_funnel_rate_at(row->denominator, baseline, 0.998,
+                                             opt->multiplier, &three);
+            if (rc == 0)
+                rc = cc_stats_funnel_significance_dsr(row->numerator, row->denominator,
+                                                      baseline, &significance);
+            break;
         }
         if (rc < 0) {
             fprintf(stderr, "carecount stats: line %zu: %s\n", row->line,
@@ -810,15 +920,15 @@ static int write_funnel(struct run *run)
             return rc;
         }
         fputs(row->echo, run->out);
-        put_number(run->out, row->numerator / row->denominator * opt->multiplier);
+        put_number(run->out, value);
+        if (method == METHOD_FUNNEL_DSR)
+            put_number(run->out, drawn ? row->denominator : NAN);
         if (method != METHOD_FUNNEL_RATIO)
             put_number(run->out, baseline * opt->multiplier);
-        if (method == METHOD_FUNNEL_PROPORTION) {
-            put_number(run->out, two.lower_limit);
-            put_number(run->out, two.upper_limit);
-            put_number(run->out, three.lower_limit);
-            put_number(run->out, three.upper_limit);
-        }
+        put_number(run->out, two.lower_limit);
+        put_number(run->out, two.upper_limit);
+        put_number(run->out, three.lower_limit);
+        put_number(run->out, three.upper_limit);
         put_string(run->out, cc_stats_funnel_significance_name(significance), 0);
         fputc('\n', run->out);
     }
