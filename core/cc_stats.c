@@ -14,6 +14,7 @@
 
 #include <gsl/gsl_cdf.h>
 
+#include "cc_ageband.h"
 #include "cc_error.h"
 
 const double cc_stats_esp2013[CC_STATS_ESP2013_BANDS] = {
@@ -23,11 +24,7 @@ const double cc_stats_esp2013[CC_STATS_ESP2013_BANDS] = {
 
 int cc_stats_esp2013_band(int age_years)
 {
-    if (age_years < 0)
-        return -1;
-    if (age_years >= 90)
-        return CC_STATS_ESP2013_BANDS - 1;
-    return age_years / 5;
+    return cc_ageband_of_age(age_years);
 }
 
 const char *cc_stats_method_name(enum cc_stats_method method)

@@ -50,7 +50,7 @@ struct cc_interval {
 extern const double cc_stats_esp2013[CC_STATS_ESP2013_BANDS];
 
 /* Returns the ESP 2013 band index (0..18) for an age in whole years, or -1
- * for a negative age. */
+ * for a negative age (the bands are cc_ageband.h's). */
 int cc_stats_esp2013_band(int age_years);
 
 /* Returns the name of a method ("Wilson", "Exact", "Byars", "Dobson",
