@@ -11,6 +11,7 @@
 #include "cc_stats.h"
 
 #include <math.h>
+#include <stdio.h>
 
 #include <gsl/gsl_cdf.h>
 
@@ -516,6 +517,69 @@ int cc_stats_funnel_rate(double events, double average_rate, double confidence,
     out->lower_limit = events / out->lower_denominator * multiplier;
     out->upper_denominator = ratio.upper_denominator / average_rate;
     out->upper_limit = events / out->upper_denominator * multiplier;
+    return 0;
+}
+
+/* The number of characters R's as.character() writes for a whole number
+ * v >= 0: its digits, or the scientific form ("1e+05", "2.5e+07") when
+ * that is shorter (R prefers fixed notation on a tie). */
+static int r_character_width(double v)
+{
+    char fixed[64];
+    int width = snprintf(fixed, sizeof fixed, "%.0f", v);
+    int significant = width;
+    while (significant > 1 && fixed[significant - 1] == '0')
+        significant--;
+    int exponent = width - 1;
+    int scientific = (significant == 1 ? 1 : significant + 1) + 2 + (exponent >= 100 ? 3 : 2);
+    return scientific < width ? scientific : width;
+}
+
+/* The package's signif.floor(x, 0.95) and signif.ceiling(x, 1.05): x scaled
+ * and rounded down (up) to its leading one (two) significant figures. */
+static double axis_floor(double x)
+{
+    if (x == 0)
+        return 0;
+    double scale = pow(10.0, r_character_width(floor(x * 0.95)) - 1);
+    return floor(x * 0.95 / scale) * scale;
+}
+
+static double axis_ceiling(double x)
+{
+    if (x == 0)
+        return 0;
+    double scale = pow(10.0, r_character_width(ceil(x * 1.05)) - 2);
+    return ceil(x * 1.05 / scale) * scale;
+}
+
+int cc_stats_funnel_axis(enum cc_stats_funnel_statistic statistic, double min_denominator,
+                         double max_denominator, double average, double years_of_data,
+                         double points[CC_STATS_FUNNEL_TABLE_POINTS])
+{
+    int rate = statistic == CC_STATS_FUNNEL_OF_RATE;
+    if (!isfinite(min_denominator) || !isfinite(max_denominator) || min_denominator <= 0 ||
+        min_denominator > max_denominator ||
+        (rate && (!isfinite(average) || !isfinite(years_of_data) || average <= 0 ||
+                  years_of_data <= 0)))
+        return CC_EINVAL;
+    double years = rate ? years_of_data : 1.0;
+    double low = max_denominator > 2 * min_denominator
+                     ? 0
+                     : axis_floor(min_denominator / years) * years;
+    double high = axis_ceiling(max_denominator / years) * years;
+    if (rate) {
+        low = floor(low * average);
+        high = ceil(high * average);
+    }
+    /* calculate_funnel_limits(): first_col */
+    points[0] = low > 1 ? low : 1;
+    for (int j = 2; j <= CC_STATS_FUNNEL_TABLE_POINTS; j++) {
+        double offset = statistic == CC_STATS_FUNNEL_OF_RATIO ? j - 1 : j;
+        double previous = points[j - 2];
+        double step = nearbyint(pow(high / previous, 1.0 / (101.0 - offset)) * previous);
+        points[j - 1] = step > previous + 1 ? step : previous + 1;
+    }
     return 0;
 }
 

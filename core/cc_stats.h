@@ -207,6 +207,34 @@ int cc_stats_funnel_dsr_population(double events, double dsr, double multiplier,
  * applicable" (PHEindicatormethods; as CC_STATS_SMALL_COUNT). */
 #define CC_STATS_FUNNEL_DSR_MIN_EVENTS 10.0
 
+/* The table calculate_funnel_limits() returns for plotting: the funnel at
+ * 100 points of its x axis. */
+#define CC_STATS_FUNNEL_TABLE_POINTS 100
+
+/* What a funnel table's axis counts. */
+enum cc_stats_funnel_statistic {
+    CC_STATS_FUNNEL_OF_PROPORTION = 0, /* population */
+    CC_STATS_FUNNEL_OF_RATIO,          /* observed events (on the expected
+                                          counts' scale) */
+    CC_STATS_FUNNEL_OF_RATE,           /* events (crude rates and DSRs) */
+};
+
+/* The x axis of calculate_funnel_limits()' table, as the package draws it,
+ * from the smallest and largest denominator of the data (for rates the
+ * derived population, over all years_of_data years; average is then the
+ * events per person of the baseline, ignored otherwise): from 0 (if the
+ * largest is more than twice the smallest) or the smallest rounded down
+ * (signif.floor of 95% of it), to the largest rounded up (signif.ceiling of
+ * 105% of it; for rates both per year, then in events at the average), in
+ * 100 whole-number steps that grow geometrically and by at least 1. R's
+ * rounding is reproduced (round half to even; the digit count of
+ * as.character(), which writes 100000 as "1e+05"). CC_EINVAL for a
+ * denominator <= 0 or not finite, min > max, or for rates an average or
+ * years_of_data <= 0. */
+int cc_stats_funnel_axis(enum cc_stats_funnel_statistic statistic, double min_denominator,
+                         double max_denominator, double average, double years_of_data,
+                         double points[CC_STATS_FUNNEL_TABLE_POINTS]);
+
 /* Where a point lies against a funnel (assign_funnel_significance). */
 enum cc_stats_funnel_significance {
     CC_STATS_FUNNEL_HIGH_0001 = 0, /* above the 99.8% limit */

@@ -59,6 +59,7 @@ void cc_stats_csv_options_init(struct cc_stats_csv_options *opt,
     opt->method = method;
     opt->confidence = 0.95;
     opt->multiplier = method->default_multiplier;
+    opt->years_of_data = 1;
     for (int r = 0; r < CC_STATS_CSV_MAX_ROLES; r++)
         opt->column_names[r] = method->roles[r].name;
 }
@@ -497,6 +498,96 @@ static int take_funnel_row(struct cc_stats_csv *run)
     return 0;
 }
 
+/* Writes the table calculate_funnel_limits() returns instead of the rows:
+ * the funnel at the 100 points of its axis, drawn from the smallest and
+ * largest denominator of the rows, around baseline. */
+static int write_funnel_table(struct cc_stats_csv *run, double baseline)
+{
+    const struct cc_stats_csv_options *opt = run->opt;
+    enum cc_stats_csv_method method = opt->method->method;
+    enum cc_stats_funnel_statistic statistic =
+        method == CC_STATS_CSV_FUNNEL_PROPORTION ? CC_STATS_FUNNEL_OF_PROPORTION
+        : method == CC_STATS_CSV_FUNNEL_RATIO    ? CC_STATS_FUNNEL_OF_RATIO
+                                                 : CC_STATS_FUNNEL_OF_RATE;
+    double smallest = INFINITY, largest = -INFINITY;
+    double points[CC_STATS_FUNNEL_TABLE_POINTS];
+    int rc;
+
+    for (size_t i = 0; i < run->n_funnel_rows; i++) {
+        double d = run->funnel_rows[i].denominator;
+        if (isnan(d))
+            continue;
+        smallest = d < smallest ? d : smallest;
+        largest = d > largest ? d : largest;
+    }
+    if (!isfinite(smallest)) {
+        say(run, "a funnel table needs a row with a denominator\n");
+        return CC_EINVAL;
+    }
+    if ((rc = cc_stats_funnel_axis(statistic, smallest, largest, baseline,
+                                   opt->years_of_data, points)) < 0) {
+        say(run, "no funnel table: %s\n", cc_strerror(rc));
+        return rc;
+    }
+    switch (statistic) {
+    case CC_STATS_FUNNEL_OF_PROPORTION:
+        fputs("Population,lower_2s_limit,upper_2s_limit,lower_3s_limit,upper_3s_limit,"
+              "baseline\n", run->out);
+        break;
+    case CC_STATS_FUNNEL_OF_RATIO:
+        fputs("Observed_events,lower_2s_exp_events,lower_2s_limit,upper_2s_exp_events,"
+              "upper_2s_limit,lower_3s_exp_events,lower_3s_limit,upper_3s_exp_events,"
+              "upper_3s_limit\n", run->out);
+        break;
+    case CC_STATS_FUNNEL_OF_RATE:
+        fputs("Events,lower_2s_population_1_year,lower_2s_limit,upper_2s_population_1_year,"
+              "upper_2s_limit,lower_3s_population_1_year,lower_3s_limit,"
+              "upper_3s_population_1_year,upper_3s_limit,baseline\n", run->out);
+        break;
+    }
+    for (int i = 0; i < CC_STATS_FUNNEL_TABLE_POINTS; i++) {
+        struct cc_funnel_point two, three;
+        double x = points[i];
+        if (statistic == CC_STATS_FUNNEL_OF_PROPORTION) {
+            if ((rc = cc_stats_funnel_proportion(baseline, x, 0.95, opt->multiplier, &two)) == 0)
+                rc = cc_stats_funnel_proportion(baseline, x, 0.998, opt->multiplier, &three);
+        } else if (statistic == CC_STATS_FUNNEL_OF_RATIO) {
+            if ((rc = cc_stats_funnel_ratio(x, 0.95, &two)) == 0)
+                rc = cc_stats_funnel_ratio(x, 0.998, &three);
+        } else {
+            if ((rc = cc_stats_funnel_rate(x, baseline, 0.95, opt->multiplier, &two)) == 0)
+                rc = cc_stats_funnel_rate(x, baseline, 0.998, opt->multiplier, &three);
+        }
+        if (rc < 0) {
+            say(run, "funnel table point %.12g: %s\n", x, cc_strerror(rc));
+            return rc;
+        }
+        cc_csv_write_number(run->out, x, 1);
+        if (statistic == CC_STATS_FUNNEL_OF_PROPORTION) {
+            cc_csv_write_number(run->out, two.lower_limit, 0);
+            cc_csv_write_number(run->out, two.upper_limit, 0);
+            cc_csv_write_number(run->out, three.lower_limit, 0);
+            cc_csv_write_number(run->out, three.upper_limit, 0);
+        } else {
+            /* ratios: expected counts and ratios x multiplier; rates:
+             * populations per year and rates (already x multiplier) */
+            double per = statistic == CC_STATS_FUNNEL_OF_RATE ? opt->years_of_data : 1;
+            double scale = statistic == CC_STATS_FUNNEL_OF_RATIO ? opt->multiplier : 1;
+            const struct cc_funnel_point *level[2] = {&two, &three};
+            for (int l = 0; l < 2; l++) {
+                cc_csv_write_number(run->out, level[l]->lower_denominator / per, 0);
+                cc_csv_write_number(run->out, level[l]->lower_limit * scale, 0);
+                cc_csv_write_number(run->out, level[l]->upper_denominator / per, 0);
+                cc_csv_write_number(run->out, level[l]->upper_limit * scale, 0);
+            }
+        }
+        if (statistic != CC_STATS_FUNNEL_OF_RATIO)
+            cc_csv_write_number(run->out, baseline * opt->multiplier, 0);
+        fputc('\n', run->out);
+    }
+    return 0;
+}
+
 /* Writes every kept row with its funnel columns, around the average of all
  * rows (numerators over denominators; for funnel-dsr over the populations
  * the rows with events stand for) or the --comparator value. */
@@ -524,6 +615,8 @@ static int write_funnel(struct cc_stats_csv *run)
         say(run, "a rate funnel needs a baseline above 0\n");
         return CC_EINVAL;
     }
+    if (opt->table)
+        return write_funnel_table(run, baseline);
     for (size_t i = 0; i < run->n_columns; i++)
         cc_csv_write_string(run->out, run->header[i], i == 0);
     fprintf(run->out, ",value%s%s,lower95_0limit,upper95_0limit,lower99_8limit,"

@@ -77,10 +77,16 @@ struct cc_stats_csv_options {
     double comparator;  /* on the scale of value, e.g. the national rate;
                            for funnels the baseline */
     const char *column_names[CC_STATS_CSV_MAX_ROLES]; /* input column per role */
+    int table;          /* funnels: calculate_funnel_limits()' table of
+                           CC_STATS_FUNNEL_TABLE_POINTS rows instead of the
+                           rows read */
+    double years_of_data; /* rate and dsr funnel tables: the years the
+                             denominators cover (default 1) */
 };
 
 /* Sets *opt to method's defaults: confidence 0.95, its multiplier, no
- * comparator, each role read from the column of its own name. */
+ * comparator, each role read from the column of its own name, no table,
+ * 1 year of data. */
 void cc_stats_csv_options_init(struct cc_stats_csv_options *opt,
                                const struct cc_stats_csv_method_info *method);
 

@@ -678,6 +678,103 @@ Test(stats, funnel_dsr_population_and_average_match_phe)
     cr_assert_eq(cc_stats_funnel_dsr_population(5, 0, 100000, &p), CC_EINVAL);
 }
 
+/* Asserts that the axis points 1, 2, 3, 50, 99 and 100 are those given. */
+static void assert_axis(const double points[CC_STATS_FUNNEL_TABLE_POINTS],
+                        const double expected[6], const char *table)
+{
+    static const int at[6] = {1, 2, 3, 50, 99, 100};
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(points[at[i] - 1], expected[i], "%s point %d: %.17g, expected %g", table,
+                     at[i], points[at[i] - 1], expected[i]);
+    for (int i = 1; i < CC_STATS_FUNNEL_TABLE_POINTS; i++)
+        cr_assert_gt(points[i], points[i - 1]);
+}
+
+/* The first column of each table testFunnels.R checks
+ * calculate_funnel_limits() against, from the denominators of its inputs. */
+Test(stats, funnel_axis_matches_phe_funnel_tables)
+{
+    double points[CC_STATS_FUNNEL_TABLE_POINTS];
+    /* testdata_funnel_prop_inputs.csv: denominators 16386 to 102950, and
+     * below 31000 ("with axis variation") 16386 to 30929 */
+    static const double prop[6] = {1, 2, 3, 598, 99108, 110000};
+    cr_assert_eq(cc_stats_funnel_axis(CC_STATS_FUNNEL_OF_PROPORTION, 16386, 102950, NAN, NAN,
+                                      points), 0);
+    assert_axis(points, prop, "testdata_funnel_prop_outputs.csv");
+    static const double prop_varied[6] = {10000, 10121, 10244, 18055, 32604, 33000};
+    cr_assert_eq(cc_stats_funnel_axis(CC_STATS_FUNNEL_OF_PROPORTION, 16386, 30929, NAN, NAN,
+                                      points), 0);
+    assert_axis(points, prop_varied, "testdata_funnel_prop_outputs_with_axis_variation.csv");
+    /* testdata_funnel_ratio_inputs.csv: expected 4.293052052 to 706.7669173 */
+    static const double ratio[6] = {1, 2, 3, 73, 684, 716};
+    cr_assert_eq(cc_stats_funnel_axis(CC_STATS_FUNNEL_OF_RATIO, 4.293052052, 706.7669173, NAN,
+                                      NAN, points), 0);
+    assert_axis(points, ratio, "testdata_funnel_ratio_outputs.csv");
+
+    /* The rate tables, from testdata_funnel_rate_input_funnels.csv (3 years
+     * of data): dsr; crude with the largest count (988) replaced by 5; and
+     * crude with that row's events and rate 0, its population given, and
+     * only populations above half the largest. */
+    const size_t n = sizeof rate_funnel_input / sizeof rate_funnel_input[0];
+    double events[3] = {0, 0, 0}, population[3] = {0, 0, 0};
+    double smallest[3] = {INFINITY, INFINITY, INFINITY}, largest[3] = {0, 0, 0};
+    double largest_population = 0;
+    for (size_t i = 0; i < n; i++) {
+        double p = 100000 * rate_funnel_input[i][0] / rate_funnel_input[i][1];
+        if (p > largest_population)
+            largest_population = p;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double ev = rate_funnel_input[i][0], rate = rate_funnel_input[i][1];
+        double p = 100000 * ev / rate;
+        double ev_of[3] = {ev, ev == 988 ? 5 : ev, ev == 988 ? 0 : ev};
+        double p_of[3] = {p, 100000 * ev_of[1] / rate, p};
+        for (int t = 0; t < 3; t++) {
+            if (t == 2 && !(p > largest_population / 2))
+                continue;
+            events[t] += ev_of[t];
+            population[t] += p_of[t];
+            smallest[t] = p_of[t] < smallest[t] ? p_of[t] : smallest[t];
+            largest[t] = p_of[t] > largest[t] ? p_of[t] : largest[t];
+        }
+    }
+    static const double rate[3][6] = {{1, 2, 3, 94, 1289, 1360},
+                                      {1, 2, 3, 94, 1274, 1344},
+                                      {286, 290, 294, 561, 1104, 1119}};
+    static const double baseline[3] = {116.1720835, 114.8591735, 95.60285106};
+    static const char *table[3] = {"testdata_funnel_rate_outputs.csv",
+                                   "testdata_funnel_rate_outputs_2.csv",
+                                   "testdata_funnel_rate_outputs_3.csv"};
+    for (int t = 0; t < 3; t++) {
+        double average = events[t] / population[t];
+        assert_close(average * 100000, baseline[t], 1e-9);
+        cr_assert_eq(cc_stats_funnel_axis(CC_STATS_FUNNEL_OF_RATE, smallest[t], largest[t],
+                                          average, 3, points), 0);
+        assert_axis(points, rate[t], table[t]);
+    }
+    cr_assert_eq(cc_stats_funnel_axis(CC_STATS_FUNNEL_OF_RATE, 1, 2, 0, 3, points), CC_EINVAL);
+    cr_assert_eq(cc_stats_funnel_axis(CC_STATS_FUNNEL_OF_RATIO, 0, 2, NAN, NAN, points),
+                 CC_EINVAL);
+    cr_assert_eq(cc_stats_funnel_axis(CC_STATS_FUNNEL_OF_RATIO, 3, 2, NAN, NAN, points),
+                 CC_EINVAL);
+}
+
+Test(stats, funnel_axis_counts_digits_as_r_writes_them)
+{
+    /* 95% of the smallest denominator is 15000000.3: R's as.character()
+     * writes floor() of it as "1.5e+07" (7 characters, not 8), so
+     * signif.floor keeps two figures: 15000000, not 10000000. */
+    double points[CC_STATS_FUNNEL_TABLE_POINTS];
+    cr_assert_eq(cc_stats_funnel_axis(CC_STATS_FUNNEL_OF_PROPORTION, 15789474, 20000000,
+                                      NAN, NAN, points), 0);
+    cr_assert_eq(points[0], 15000000, "%.17g", points[0]);
+    cr_assert_eq(points[99], 21000000, "%.17g", points[99]);
+    /* 95% of 16386 is 15566.7, five digits: 10000 (the package's table) */
+    cr_assert_eq(cc_stats_funnel_axis(CC_STATS_FUNNEL_OF_PROPORTION, 16386, 30000, NAN, NAN,
+                                      points), 0);
+    cr_assert_eq(points[0], 10000);
+}
+
 /* testdata_funnel_rate_dsr_inputs.csv: count, rate_dsr, and the labels of
  * assign_funnel_significance(statistic = "rate", rate_type = "dsr",
  * multiplier = 1e5), column dsr_per_100000_with_0 (testFunnels.R,
@@ -1216,4 +1313,95 @@ Test(stats, exact_poisson_limits_exist_for_every_count_up_to_100000)
     cr_assert_eq(cc_stats_funnel_ratio(1159, 0.998, &fp), 0);
     cr_assert_lt(fp.lower_limit, 1.0);
     cr_assert_gt(fp.upper_limit, 1.0);
+}
+
+/* Returns the numbers of the output line whose first field is first, in
+ * values (at most n); the count read. */
+static size_t table_row(const char *out, const char *first, double *values, size_t n)
+{
+    char start[64];
+    snprintf(start, sizeof start, "\n%s,", first);
+    const char *line = strstr(out, start);
+    cr_assert(line, "no row %s in %s", first, out);
+    line++;
+    size_t got = 0;
+    while (got < n) {
+        char *end;
+        values[got++] = strtod(line, &end);
+        if (*end != ',')
+            break;
+        line = end + 1;
+    }
+    return got;
+}
+
+Test(stats, tool_funnel_table_matches_phe_calculate_funnel_limits)
+{
+    char out[32768];
+    double v[10];
+    /* testdata_funnel_ratio_inputs.csv: the axis runs from its smallest
+     * expected count (4.293052052) to its largest (706.7669173); rows 67
+     * and 716 of testdata_funnel_ratio_outputs.csv, ISRs x 100. */
+    int rc = run_tool("funnel-ratio --table --multiplier 100",
+                      "observed,expected\n8,4.293052052\n500,706.7669173\n", out, sizeof out);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(!strncmp(out, "Observed_events,lower_2s_exp_events,lower_2s_limit,", 51), "%s",
+              out);
+    static const double row67[9] = {67, 85.0876134, 78.74236604, 51.92408873, 129.0345226,
+                                    96.35358134, 69.53555755, 44.52205864, 150.4872013};
+    static const double row716[9] = {716, 770.4222128, 92.93605352, 664.5083011, 107.7488421,
+                                     802.60414, 89.20960712, 636.1521174, 112.5516964};
+    cr_assert_eq(table_row(out, "67", v, 10), 9);
+    for (int i = 0; i < 9; i++)
+        assert_close(v[i], row67[i], 1e-4);
+    cr_assert_eq(table_row(out, "716", v, 10), 9);
+    for (int i = 0; i < 9; i++)
+        assert_close(v[i], row716[i], 1e-4);
+    size_t lines = 0;
+    for (const char *p = out; (p = strchr(p, '\n')) != NULL; p++)
+        lines++;
+    cr_assert_eq(lines, 1 + CC_STATS_FUNNEL_TABLE_POINTS);
+
+    /* testdata_funnel_prop_outputs_with_axis_variation.csv: denominators
+     * 16386 to 30929, around 82.18033788% (its baseline), rows 1 and 50 */
+    rc = run_tool("funnel-proportion --table --multiplier 100 --comparator 82.18033788",
+                  "numerator,denominator\n10000,16386\n20000,30929\n", out, sizeof out);
+    cr_assert_eq(rc, 0, "%s", out);
+    static const double row1[6] = {10000, 81.43030244, 82.93037332, 80.99777342, 83.36290233,
+                                   82.18033788};
+    static const double row50[6] = {18055, 81.62214661, 82.73852914, 81.30024992, 83.06042583,
+                                    82.18033788};
+    cr_assert_eq(table_row(out, "10000", v, 10), 6);
+    for (int i = 0; i < 6; i++)
+        cr_assert(fabs(v[i] - row1[i]) < 1e-8, "%d: %.12g", i, v[i]);
+    cr_assert_eq(table_row(out, "18055", v, 10), 6);
+    for (int i = 0; i < 6; i++)
+        cr_assert(fabs(v[i] - row50[i]) < 1e-8, "%d: %.12g", i, v[i]);
+}
+
+Test(stats, tool_funnel_table_of_dsrs_is_per_year)
+{
+    char input[2048], out[32768];
+    double v[11];
+    /* testdata_funnel_rate_input_funnels.csv (3 years of data) and the first
+     * row of testdata_funnel_rate_outputs.csv */
+    size_t used = (size_t)snprintf(input, sizeof input, "ev,rate\n");
+    for (size_t i = 0; i < sizeof rate_funnel_input / sizeof rate_funnel_input[0]; i++)
+        used += (size_t)snprintf(input + used, sizeof input - used, "%g,%g\n",
+                                 rate_funnel_input[i][0], rate_funnel_input[i][1]);
+    int rc = run_tool("funnel-dsr --table --years 3 --columns count=ev", input, out,
+                      sizeof out);
+    cr_assert_eq(rc, 0, "%s", out);
+    static const double row1[10] = {1, 1598.675694, 20.85059119, 7.264481402, 4588.535848,
+                                    2649.348525, 12.58170943, 0.287087625, 116108.569,
+                                    116.1720835};
+    cr_assert_eq(table_row(out, "1", v, 11), 10);
+    for (int i = 0; i < 10; i++)
+        assert_close(v[i], row1[i], 1e-4);
+    cr_assert_eq(run_tool("funnel-ratio --years 3 --table", "observed,expected\n1,2\n", out,
+                          sizeof out), 2);
+    cr_assert(strstr(out, "--years is for the table of a rate funnel"), "%s", out);
+    cr_assert_eq(run_tool("rate --table", "count,denominator\n1,2\n", out, sizeof out), 2);
+    cr_assert_eq(run_tool("funnel-rate --table --years 0", "count,denominator\n1,2\n", out,
+                          sizeof out), 2);
 }

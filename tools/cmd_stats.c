@@ -34,7 +34,7 @@ static void usage(FILE *out)
     fprintf(out,
         "usage: carecount stats METHOD [--confidence LEVEL] [--multiplier M]\n"
         "                       [--columns ROLE=NAME[,ROLE=NAME...]] [--comparator VALUE]\n"
-        "                       < in.csv > out.csv\n"
+        "                       [--table [--years N]] < in.csv > out.csv\n"
         "\n"
         "Reads CSV with a header row on standard input and writes it back with\n"
         "the columns value, lowercl, uppercl, confidence, statistic and method\n"
@@ -102,6 +102,13 @@ static void usage(FILE *out)
         "                      below, inside or above the interval; \"not compared\"\n"
         "                      when there is no interval. For funnel methods it is\n"
         "                      the baseline instead.\n"
+        "  --table             funnel methods: write the table of 100 points\n"
+        "                      PHEindicatormethods' calculate_funnel_limits()\n"
+        "                      draws the funnel from (its axis from the rows'\n"
+        "                      smallest and largest denominator) instead of the rows.\n"
+        "  --years N           with --table, funnel-rate and funnel-dsr: the years\n"
+        "                      of data the denominators cover (default 1); the\n"
+        "                      table's populations are per year.\n"
         "\n"
         "Bad input stops with a message naming the line (CSV record; the header\n"
         "is line 1) and the column, and exit status 1; usage errors exit 2.\n");
@@ -132,8 +139,9 @@ static int parse_columns(char *map, struct cc_stats_csv_options *opt)
 static int parse_options(int argc, char **argv, struct cc_stats_csv_options *opt)
 {
     const char *method_name = NULL, *multiplier = NULL, *confidence = NULL;
-    const char *comparator = NULL;
+    const char *comparator = NULL, *years = NULL;
     char *columns = NULL;
+    int table = 0;
 
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -144,7 +152,12 @@ static int parse_options(int argc, char **argv, struct cc_stats_csv_options *opt
             value = &multiplier;
         else if (!strcmp(arg, "--comparator"))
             value = &comparator;
-        else if (!strcmp(arg, "--columns")) {
+        else if (!strcmp(arg, "--years"))
+            value = &years;
+        else if (!strcmp(arg, "--table")) {
+            table = 1;
+            continue;
+        } else if (!strcmp(arg, "--columns")) {
             if (i + 1 >= argc)
                 goto missing;
             columns = argv[++i];
@@ -209,6 +222,23 @@ static int parse_options(int argc, char **argv, struct cc_stats_csv_options *opt
     if (comparator && cc_csv_parse_number(comparator, &opt->comparator) < 0) {
         fprintf(stderr, PROGRAM ": --comparator wants a number\n");
         return CC_EINVAL;
+    }
+    if (table && method->shape != CC_STATS_CSV_FUNNEL) {
+        fprintf(stderr, PROGRAM ": --table is for the funnel methods\n");
+        return CC_EINVAL;
+    }
+    opt->table = table;
+    if (years) {
+        if (!table || (method->method != CC_STATS_CSV_FUNNEL_RATE &&
+                       method->method != CC_STATS_CSV_FUNNEL_DSR)) {
+            fprintf(stderr, PROGRAM ": --years is for the table of a rate funnel "
+                            "(funnel-rate or funnel-dsr with --table)\n");
+            return CC_EINVAL;
+        }
+        if (cc_csv_parse_number(years, &opt->years_of_data) < 0 || opt->years_of_data <= 0) {
+            fprintf(stderr, PROGRAM ": --years wants a positive number\n");
+            return CC_EINVAL;
+        }
     }
     if (columns)
         return parse_columns(columns, opt);
