@@ -4,7 +4,11 @@
  * commit 093fd288d8f8949dbcfbed70049dbbf385b6141d, 2024-12-13). "PHE xlsx
  * SHEET row N" means tests/testthat/testdata_*.xlsx in that package, the
  * expected values its own testthat suite checks against; the funnel values
- * come from its tests/testthat/testdata_funnel_*.csv files.
+ * come from its tests/testthat/testdata_funnel_*.csv files, the inputs and
+ * expected outputs of the cases in tests/testthat/testFunnels.R
+ * (calculate_funnel_limits: proportions, with axis variation, ratios, rates
+ * dsr and crude; assign_funnel_significance: proportions, ratios, rates dsr
+ * and crude with and without 0; calculate_funnel_points: dsr and crude).
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -691,7 +695,11 @@ static void assert_axis(const double points[CC_STATS_FUNNEL_TABLE_POINTS],
 }
 
 /* The first column of each table testFunnels.R checks
- * calculate_funnel_limits() against, from the denominators of its inputs. */
+ * calculate_funnel_limits() against ("confidence limits calculate correctly
+ * for proportions", "... with axis variation", "... for ratios (isr)",
+ * "... for rates (dsr)", "... rates (crude); with less than 10 events",
+ * "... with 0 events and denominator supplied"), from the denominators of
+ * its inputs. */
 Test(stats, funnel_axis_matches_phe_funnel_tables)
 {
     double points[CC_STATS_FUNNEL_TABLE_POINTS];
