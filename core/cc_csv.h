@@ -1,5 +1,7 @@
 /*
- * cc_csv.h: a streaming reader of carecount's CSV feeds, over libcsv.
+ * cc_csv.h: a streaming reader of carecount's CSV feeds, over libcsv, and
+ * the CSV writer and record buffer of the tools that write CSV back
+ * (cc_csv_write.c).
  *
  * Reads RFC 4180 CSV (fields quoted with '"', a doubled quote inside a quoted
  * field, quoted commas and line breaks), lines ended by LF or CRLF, UTF-8
@@ -28,6 +30,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Bytes read from the file per read(2). */
 #define CC_CSV_READ_BUFFER_BYTES (1u << 20)
@@ -131,5 +134,56 @@ int cc_csv_buffers_contain(const cc_csv *csv, const void *needle, size_t len);
 /* Wipes the reader's buffers, closes the file it opened and frees (NULL is
  * allowed). */
 void cc_csv_close(cc_csv *csv);
+
+/* ---- a record kept beyond the reader's next row ----------------------- */
+
+/* The fields of one record, copied and each NUL-terminated (the reader's
+ * fields are neither). Zero-initialise before the first use. */
+struct cc_csv_record {
+    char *bytes;      /* the fields, each followed by a NUL */
+    size_t used, capacity;
+    size_t *offsets;  /* where field i starts in bytes */
+    size_t n_fields, offsets_capacity;
+};
+
+/* Appends one field data[0..len) (data may be NULL when len is 0). 0 or
+ * CC_ENOMEM (the record is unchanged). */
+int cc_csv_record_add(struct cc_csv_record *record, const char *data, size_t len);
+
+/* Field i (i < n_fields), NUL-terminated. */
+static inline const char *cc_csv_record_field(const struct cc_csv_record *record, size_t i)
+{
+    return record->bytes + record->offsets[i];
+}
+
+/* Empties the record, keeping its memory for the next. */
+void cc_csv_record_clear(struct cc_csv_record *record);
+
+/* Frees the record's memory and empties it. */
+void cc_csv_record_free(struct cc_csv_record *record);
+
+/* ---- writing ----------------------------------------------------------- */
+
+/* Writes one field data[0..len) to out, preceded by a comma unless first,
+ * as RFC 4180 wants it: quoted (by libcsv's csv_fwrite, doubling quotes)
+ * only when it holds a comma, a quote or a line break or begins or ends
+ * with a blank, as is otherwise. 0 or CC_EIO. */
+int cc_csv_write_field(FILE *out, const char *data, size_t len, int first);
+
+/* cc_csv_write_field() of a NUL-terminated string. */
+int cc_csv_write_string(FILE *out, const char *s, int first);
+
+/* Writes a number to 12 significant figures ("%.12g"), preceded by a comma
+ * unless first; an empty field for NaN or an infinity (not calculated).
+ * 0 or CC_EIO. */
+int cc_csv_write_number(FILE *out, double value, int first);
+
+/* Writes every field of record, comma-separated, with no line end. 0 or
+ * CC_EIO. */
+int cc_csv_write_record(FILE *out, const struct cc_csv_record *record);
+
+/* Reads a whole cell as a number (strtod, finite, nothing after it). 0 or
+ * CC_EPARSE (empty, not a number, out of range). */
+int cc_csv_parse_number(const char *cell, double *out);
 
 #endif

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cc_array.h"
 #include "cc_error.h"
 
 #define GOLDEN_64 0x9e3779b97f4a7c15ULL
@@ -79,6 +80,51 @@ void cc_index_table_free(struct cc_index_table *t)
     free(t->slots);
     t->slots = NULL;
     t->mask = 0;
+}
+
+/* ---- cc_name_set -------------------------------------------------------- */
+
+static uint64_t name_hash(const void *set, uint32_t i)
+{
+    const struct cc_name_set *s = set;
+    return cc_hash_text(s->names[i], SIZE_MAX, 0);
+}
+
+static int name_matches(const void *set, uint32_t i, const void *name)
+{
+    const struct cc_name_set *s = set;
+    return !strcmp(s->names[i], name);
+}
+
+int cc_name_set_add(struct cc_name_set *set, const char *name, size_t *index, int *added)
+{
+    uint64_t hash = cc_hash_text(name, SIZE_MAX, 0);
+    int64_t found = cc_index_table_find(&set->index, hash, name_matches, set, name);
+    if (added)
+        *added = found < 0;
+    if (found >= 0) {
+        *index = (size_t)found;
+        return 0;
+    }
+    char *copy;
+    if (set->n >= UINT32_MAX - 1 ||
+        cc_index_table_reserve(&set->index, set->n, name_hash, set) ||
+        cc_array_reserve(&set->names, &set->capacity, set->n + 1, sizeof *set->names) ||
+        !(copy = strdup(name)))
+        return CC_ENOMEM;
+    set->names[set->n] = copy;
+    cc_index_table_insert(&set->index, hash, (uint32_t)set->n);
+    *index = set->n++;
+    return 0;
+}
+
+void cc_name_set_free(struct cc_name_set *set)
+{
+    for (size_t i = 0; i < set->n; i++)
+        free(set->names[i]);
+    free(set->names);
+    cc_index_table_free(&set->index);
+    memset(set, 0, sizeof *set);
 }
 
 /* ---- cc_u64_map --------------------------------------------------------- */

@@ -9,10 +9,13 @@
  *   - cc_index_table: slots hold index + 1 (0 is empty) into the caller's own
  *     arrays, which keep the keys; lookups compare through a callback that
  *     the compiler inlines (the store builder's persons, practices and codes;
- *     the stats tool's groups).
+ *     cc_name_set).
  *   - cc_u64_map: non-zero 64-bit keys beside fixed-size values, for memos
  *     and small maps keyed by a packed identifier (the ingest's pseudonym and
  *     LSOA memos, the builder's pending drops).
+ *
+ * On the index table, cc_name_set keeps distinct strings in order of first
+ * appearance (the groups of `carecount stats`).
  *
  * Tables whose slots carry more (the linkage index keeps its whole key in the
  * slot, the ingest's seen set 128-bit keys) keep their own layout for speed
@@ -93,6 +96,21 @@ static inline int64_t cc_index_table_find(const struct cc_index_table *t, uint64
 }
 
 void cc_index_table_free(struct cc_index_table *t);
+
+/* ---- distinct strings in order of first appearance -------------------- */
+
+struct cc_name_set {
+    char **names;   /* n copies, in order of first appearance */
+    size_t n, capacity;
+    struct cc_index_table index;
+};
+
+/* Sets *index to the position of name, adding a copy at the end if it is
+ * new (*added, if not NULL, says which). 0 or CC_ENOMEM (nothing added). */
+int cc_name_set_add(struct cc_name_set *set, const char *name, size_t *index, int *added);
+
+/* Frees the names and the index and empties the set. */
+void cc_name_set_free(struct cc_name_set *set);
 
 /* ---- non-zero 64-bit keys beside fixed-size values --------------------- */
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cc_ageband.h"
 #include "cc_array.h"
 #include "cc_error.h"
 #include "cc_model.h"
@@ -250,24 +251,6 @@ fail:
     return rc;
 }
 
-static int band_index(const char *s, size_t len)
-{
-    char buf[8];
-    if (len == 0 || len >= sizeof buf)
-        return -1;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
-    if (!strcmp(buf, "90+"))
-        return 18;
-    for (int b = 0; b < 18; b++) {
-        char label[8];
-        snprintf(label, sizeof label, "%d-%d", b * 5, b * 5 + 4);
-        if (!strcmp(buf, label))
-            return b;
-    }
-    return -1;
-}
-
 static int read_population(struct cc_ingest_ctx *ctx, const char *path,
                            struct cc_feed_report *feed, const struct level *lsoas,
                            uint32_t *population)
@@ -290,7 +273,7 @@ static int read_population(struct cc_ingest_ctx *ctx, const char *path,
             lsoa = level_find(lsoas, code);
         }
         int sex = f[cols[1]].len == 1 ? f[cols[1]].data[0] - '0' : -1;
-        int band = band_index(f[cols[2]].data, f[cols[2]].len);
+        int band = cc_ageband_from_name(f[cols[2]].data, f[cols[2]].len);
         uint64_t value = 0;
         int ok = lsoa >= 0 && (sex == 1 || sex == 2) && band >= 0 && f[cols[3]].len > 0 &&
                  f[cols[3]].len <= 8;

@@ -11,9 +11,11 @@
 #include "cc_stats.h"
 
 #include <math.h>
+#include <stdio.h>
 
 #include <gsl/gsl_cdf.h>
 
+#include "cc_ageband.h"
 #include "cc_error.h"
 
 const double cc_stats_esp2013[CC_STATS_ESP2013_BANDS] = {
@@ -23,11 +25,7 @@ const double cc_stats_esp2013[CC_STATS_ESP2013_BANDS] = {
 
 int cc_stats_esp2013_band(int age_years)
 {
-    if (age_years < 0)
-        return -1;
-    if (age_years >= 90)
-        return CC_STATS_ESP2013_BANDS - 1;
-    return age_years / 5;
+    return cc_ageband_of_age(age_years);
 }
 
 const char *cc_stats_method_name(enum cc_stats_method method)
@@ -403,6 +401,107 @@ int cc_stats_funnel_ratio(double observed_events, double confidence,
     return 0;
 }
 
+/* The count limit the funnels use at events events and one tail: exact
+ * (continuous in events through the gamma function) up to
+ * FUNNEL_EXACT_MAX_EVENTS, Byar's above, as cc_stats_funnel_ratio(). */
+static double funnel_count_limit(double events, double tail, double z, int upper)
+{
+    if (events <= FUNNEL_EXACT_MAX_EVENTS) {
+        if (upper)
+            return poisson_upper_limit(events, tail);
+        return events > 0 ? poisson_lower_limit(events, tail) : 0.0;
+    }
+    if (upper) {
+        double next = events + 1.0;
+        double base = 1.0 - 1.0 / (9.0 * next) + z / (3.0 * sqrt(next));
+        return next * base * base * base;
+    }
+    double base = 1.0 - 1.0 / (9.0 * events) - z / (3.0 * sqrt(events));
+    return events * base * base * base;
+}
+
+/* The events O (>= 0) whose count limit (upper or lower) equals expected,
+ * by bisection: both limits increase with O. -1 if even O = 0 has an upper
+ * limit at or above expected (no O lies on the lower funnel line). */
+static double funnel_events_at(double expected, double tail, double z, int upper_limit)
+{
+    double lo, hi;
+    if (upper_limit) {
+        /* the lower funnel line: upper(O) = expected, with O < expected */
+        if (funnel_count_limit(0, tail, z, 1) >= expected)
+            return -1;
+        lo = 0;
+        hi = expected;
+    } else {
+        /* the upper funnel line: lower(O) = expected, with O > expected */
+        lo = expected;
+        hi = expected + 10.0 * sqrt(expected) + 20.0;
+        while (funnel_count_limit(hi, tail, z, 0) < expected)
+            hi = expected + 2.0 * (hi - expected);
+    }
+    for (int i = 0; i < 200 && hi - lo > 1e-13 * hi; i++) {
+        double mid = 0.5 * (lo + hi);
+        if (funnel_count_limit(mid, tail, z, upper_limit) < expected)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return 0.5 * (lo + hi);
+}
+
+int cc_stats_funnel_ratio_at(double expected, double confidence, double multiplier,
+                             struct cc_funnel_point *out)
+{
+    double z;
+    int rc;
+
+    if (!isfinite(expected) || !isfinite(multiplier) || expected <= 0 || multiplier <= 0)
+        return CC_EINVAL;
+    if ((rc = cc_stats_z(confidence, &z)) < 0)
+        return rc;
+    double tail = (1.0 - confidence) / 2.0;
+    double on_lower = funnel_events_at(expected, tail, z, 1);
+    double on_upper = funnel_events_at(expected, tail, z, 0);
+    if (!isfinite(on_lower) || !isfinite(on_upper))
+        return CC_ESTATS;
+    out->lower_denominator = expected;
+    out->upper_denominator = expected;
+    out->lower_limit = on_lower < 0 ? 0.0 : on_lower / expected * multiplier;
+    out->upper_limit = on_upper / expected * multiplier;
+    return 0;
+}
+
+int cc_stats_funnel_rate_at(double population, double average_rate, double confidence,
+                            double multiplier, struct cc_funnel_point *out)
+{
+    int rc;
+
+    if (!isfinite(population) || !isfinite(average_rate) || !isfinite(multiplier) ||
+        population <= 0 || average_rate <= 0 || multiplier <= 0)
+        return CC_EINVAL;
+    if ((rc = cc_stats_funnel_ratio_at(population * average_rate, confidence,
+                                       average_rate * multiplier, out)) < 0)
+        return rc;
+    out->lower_denominator = population;
+    out->upper_denominator = population;
+    return 0;
+}
+
+int cc_stats_funnel_dsr_population(double events, double dsr, double multiplier,
+                                   double *population)
+{
+    if (!isfinite(events) || events < 0 || !isfinite(multiplier) || multiplier <= 0)
+        return CC_EINVAL;
+    if (events == 0) {
+        *population = NAN;
+        return CC_ERANGE;
+    }
+    if (!isfinite(dsr) || dsr <= 0)
+        return CC_EINVAL;
+    *population = multiplier * events / dsr;
+    return 0;
+}
+
 int cc_stats_funnel_rate(double events, double average_rate, double confidence,
                          double multiplier, struct cc_funnel_point *out)
 {
@@ -421,6 +520,69 @@ int cc_stats_funnel_rate(double events, double average_rate, double confidence,
     return 0;
 }
 
+/* The number of characters R's as.character() writes for a whole number
+ * v >= 0: its digits, or the scientific form ("1e+05", "2.5e+07") when
+ * that is shorter (R prefers fixed notation on a tie). */
+static int r_character_width(double v)
+{
+    char fixed[64];
+    int width = snprintf(fixed, sizeof fixed, "%.0f", v);
+    int significant = width;
+    while (significant > 1 && fixed[significant - 1] == '0')
+        significant--;
+    int exponent = width - 1;
+    int scientific = (significant == 1 ? 1 : significant + 1) + 2 + (exponent >= 100 ? 3 : 2);
+    return scientific < width ? scientific : width;
+}
+
+/* The package's signif.floor(x, 0.95) and signif.ceiling(x, 1.05): x scaled
+ * and rounded down (up) to its leading one (two) significant figures. */
+static double axis_floor(double x)
+{
+    if (x == 0)
+        return 0;
+    double scale = pow(10.0, r_character_width(floor(x * 0.95)) - 1);
+    return floor(x * 0.95 / scale) * scale;
+}
+
+static double axis_ceiling(double x)
+{
+    if (x == 0)
+        return 0;
+    double scale = pow(10.0, r_character_width(ceil(x * 1.05)) - 2);
+    return ceil(x * 1.05 / scale) * scale;
+}
+
+int cc_stats_funnel_axis(enum cc_stats_funnel_statistic statistic, double min_denominator,
+                         double max_denominator, double average, double years_of_data,
+                         double points[CC_STATS_FUNNEL_TABLE_POINTS])
+{
+    int rate = statistic == CC_STATS_FUNNEL_OF_RATE;
+    if (!isfinite(min_denominator) || !isfinite(max_denominator) || min_denominator <= 0 ||
+        min_denominator > max_denominator ||
+        (rate && (!isfinite(average) || !isfinite(years_of_data) || average <= 0 ||
+                  years_of_data <= 0)))
+        return CC_EINVAL;
+    double years = rate ? years_of_data : 1.0;
+    double low = max_denominator > 2 * min_denominator
+                     ? 0
+                     : axis_floor(min_denominator / years) * years;
+    double high = axis_ceiling(max_denominator / years) * years;
+    if (rate) {
+        low = floor(low * average);
+        high = ceil(high * average);
+    }
+    /* calculate_funnel_limits(): first_col */
+    points[0] = low > 1 ? low : 1;
+    for (int j = 2; j <= CC_STATS_FUNNEL_TABLE_POINTS; j++) {
+        double offset = statistic == CC_STATS_FUNNEL_OF_RATIO ? j - 1 : j;
+        double previous = points[j - 2];
+        double step = nearbyint(pow(high / previous, 1.0 / (101.0 - offset)) * previous);
+        points[j - 1] = step > previous + 1 ? step : previous + 1;
+    }
+    return 0;
+}
+
 const char *cc_stats_funnel_significance_name(enum cc_stats_funnel_significance s)
 {
     switch (s) {
@@ -429,6 +591,8 @@ const char *cc_stats_funnel_significance_name(enum cc_stats_funnel_significance 
     case CC_STATS_FUNNEL_LOW_0001: return "Low (0.001)";
     case CC_STATS_FUNNEL_LOW_0025: return "Low (0.025)";
     case CC_STATS_FUNNEL_NOT_SIGNIFICANT: return "Not significant";
+    case CC_STATS_FUNNEL_NOT_APPLICABLE:
+        return "Not applicable for events less than 10 for dsrs";
     }
     return "unknown";
 }
@@ -486,6 +650,24 @@ int cc_stats_funnel_significance_poisson(double observed, double expected,
     else
         *out = CC_STATS_FUNNEL_NOT_SIGNIFICANT;
     return 0;
+}
+
+int cc_stats_funnel_significance_dsr(double events, double population,
+                                     double average_rate,
+                                     enum cc_stats_funnel_significance *out)
+{
+    if (!isfinite(events) || events < 0)
+        return CC_EINVAL;
+    /* The package tests the row like a crude rate, then overwrites the
+     * label of every DSR below 10 events. */
+    if (events < CC_STATS_FUNNEL_DSR_MIN_EVENTS) {
+        *out = CC_STATS_FUNNEL_NOT_APPLICABLE;
+        return 0;
+    }
+    if (!isfinite(population) || !isfinite(average_rate) || population <= 0 ||
+        average_rate <= 0)
+        return CC_EINVAL;
+    return cc_stats_funnel_significance_poisson(events, population * average_rate, out);
 }
 
 const char *cc_stats_comparison_name(enum cc_stats_comparison comparison)

@@ -50,7 +50,7 @@ struct cc_interval {
 extern const double cc_stats_esp2013[CC_STATS_ESP2013_BANDS];
 
 /* Returns the ESP 2013 band index (0..18) for an age in whole years, or -1
- * for a negative age. */
+ * for a negative age (the bands are cc_ageband.h's). */
 int cc_stats_esp2013_band(int age_years);
 
 /* Returns the name of a method ("Wilson", "Exact", "Byars", "Dobson",
@@ -173,6 +173,68 @@ int cc_stats_funnel_ratio(double observed_events, double confidence,
 int cc_stats_funnel_rate(double events, double average_rate, double confidence,
                          double multiplier, struct cc_funnel_point *out);
 
+/* Control limits at one denominator of a ratio funnel (statistic "ratio"):
+ * the ratios, times multiplier, on the lower and upper limit at an expected
+ * count of expected > 0. These are the limits of cc_stats_funnel_ratio()
+ * read the other way: the lower limit is O/expected for the O whose exact
+ * upper count limit is expected, the upper limit O/expected for the O whose
+ * exact lower limit is expected (O continuous, through the chi-square /
+ * gamma function), so at the expected counts of calculate_funnel_limits'
+ * table they give its ratios. The lower limit is 0 while even 0 events
+ * would lie inside (expected <= -ln(alpha/2)). Both denominators are set to
+ * expected. CC_EINVAL for expected <= 0, multiplier <= 0 or a bad level. */
+int cc_stats_funnel_ratio_at(double expected, double confidence, double multiplier,
+                             struct cc_funnel_point *out);
+
+/* Control limits at one denominator of a rate funnel (statistic "rate",
+ * crude or dsr): the rates, times multiplier, on the limits at population
+ * > 0 around average_rate > 0 (events per person): the ratio limits at
+ * expected = population * average_rate, times average_rate. Both
+ * denominators are set to population. */
+int cc_stats_funnel_rate_at(double population, double average_rate, double confidence,
+                            double multiplier, struct cc_funnel_point *out);
+
+/* The population a directly standardised rate stands for in a funnel
+ * (calculate_funnel_points' and assign_funnel_significance's
+ * denominator_derived for rate_type "dsr"): multiplier * events / dsr.
+ * CC_ERANGE, *population NaN, for 0 events (the package leaves the row out
+ * of the average); CC_EINVAL for events < 0 or dsr <= 0 with events > 0,
+ * multiplier <= 0. */
+int cc_stats_funnel_dsr_population(double events, double dsr, double multiplier,
+                                   double *population);
+
+/* DSRs of fewer than this many events are drawn on no funnel and are "Not
+ * applicable" (PHEindicatormethods; as CC_STATS_SMALL_COUNT). */
+#define CC_STATS_FUNNEL_DSR_MIN_EVENTS 10.0
+
+/* The table calculate_funnel_limits() returns for plotting: the funnel at
+ * 100 points of its x axis. */
+#define CC_STATS_FUNNEL_TABLE_POINTS 100
+
+/* What a funnel table's axis counts. */
+enum cc_stats_funnel_statistic {
+    CC_STATS_FUNNEL_OF_PROPORTION = 0, /* population */
+    CC_STATS_FUNNEL_OF_RATIO,          /* observed events (on the expected
+                                          counts' scale) */
+    CC_STATS_FUNNEL_OF_RATE,           /* events (crude rates and DSRs) */
+};
+
+/* The x axis of calculate_funnel_limits()' table, as the package draws it,
+ * from the smallest and largest denominator of the data (for rates the
+ * derived population, over all years_of_data years; average is then the
+ * events per person of the baseline, ignored otherwise): from 0 (if the
+ * largest is more than twice the smallest) or the smallest rounded down
+ * (signif.floor of 95% of it), to the largest rounded up (signif.ceiling of
+ * 105% of it; for rates both per year, then in events at the average), in
+ * 100 whole-number steps that grow geometrically and by at least 1. R's
+ * rounding is reproduced (round half to even; the digit count of
+ * as.character(), which writes 100000 as "1e+05"). CC_EINVAL for a
+ * denominator <= 0 or not finite, min > max, or for rates an average or
+ * years_of_data <= 0. */
+int cc_stats_funnel_axis(enum cc_stats_funnel_statistic statistic, double min_denominator,
+                         double max_denominator, double average, double years_of_data,
+                         double points[CC_STATS_FUNNEL_TABLE_POINTS]);
+
 /* Where a point lies against a funnel (assign_funnel_significance). */
 enum cc_stats_funnel_significance {
     CC_STATS_FUNNEL_HIGH_0001 = 0, /* above the 99.8% limit */
@@ -180,10 +242,12 @@ enum cc_stats_funnel_significance {
     CC_STATS_FUNNEL_LOW_0001,
     CC_STATS_FUNNEL_LOW_0025,
     CC_STATS_FUNNEL_NOT_SIGNIFICANT,
+    CC_STATS_FUNNEL_NOT_APPLICABLE, /* a DSR of fewer than 10 events */
 };
 
-/* Returns "High (0.001)", "High (0.025)", "Low (0.001)", "Low (0.025)" or
- * "Not significant", the labels PHEindicatormethods uses. */
+/* Returns "High (0.001)", "High (0.025)", "Low (0.001)", "Low (0.025)",
+ * "Not significant" or "Not applicable for events less than 10 for dsrs",
+ * the labels PHEindicatormethods uses. */
 const char *cc_stats_funnel_significance_name(enum cc_stats_funnel_significance s);
 
 /* Significance of numerator/denominator against the funnel around
@@ -199,6 +263,17 @@ int cc_stats_funnel_significance_proportion(double numerator,
  * observed < 0 or expected <= 0. */
 int cc_stats_funnel_significance_poisson(double observed, double expected,
                                          enum cc_stats_funnel_significance *out);
+
+/* Significance of a DSR of events events standing for population people
+ * (cc_stats_funnel_dsr_population()) around average_rate (events per
+ * person): NOT_APPLICABLE below CC_STATS_FUNNEL_DSR_MIN_EVENTS events
+ * (population may then be NaN), else as
+ * cc_stats_funnel_significance_poisson(events, population * average_rate).
+ * CC_EINVAL for events < 0, or from 10 events a population or average rate
+ * that is not > 0. */
+int cc_stats_funnel_significance_dsr(double events, double population,
+                                     double average_rate,
+                                     enum cc_stats_funnel_significance *out);
 
 /* An area against a comparator (Fingertips). */
 enum cc_stats_comparison {

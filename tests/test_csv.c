@@ -1,6 +1,8 @@
 /* Tests for core/cc_csv.c: quoting, line ends, BOM, line numbers, malformed
- * rows, and the wiping of dropped columns. */
+ * rows, and the wiping of dropped columns; and for core/cc_csv_write.c: the
+ * writer and the record buffer. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -713,4 +715,99 @@ Test(csv, only_regular_files_are_read)
     cr_assert_eq(cc_csv_open_file(fifo, NULL), CC_EINVAL);
     unlink(fifo);
     cr_assert_eq(cc_csv_open_file("/nonexistent/cc_test.csv", NULL), CC_ENOTFOUND);
+}
+
+/* ---- cc_csv_write.c: the writer and the record buffer ------------------ */
+
+/* Writes with fn into a memory stream and returns what was written (the
+ * caller frees). */
+static char *written(void (*fn)(FILE *))
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    cr_assert_not_null(out);
+    fn(out);
+    cr_assert_eq(fclose(out), 0);
+    return text;
+}
+
+static void write_fields(FILE *out)
+{
+    cr_assert_eq(cc_csv_write_string(out, "plain", 1), 0);
+    cr_assert_eq(cc_csv_write_string(out, "a, b", 0), 0);
+    cr_assert_eq(cc_csv_write_string(out, "say \"hi\"", 0), 0);
+    cr_assert_eq(cc_csv_write_string(out, "two\nlines", 0), 0);
+    cr_assert_eq(cc_csv_write_string(out, " padded", 0), 0);
+    cr_assert_eq(cc_csv_write_string(out, "", 0), 0);
+    cr_assert_eq(cc_csv_write_number(out, 1.0 / 3.0, 0), 0);
+    cr_assert_eq(cc_csv_write_number(out, NAN, 0), 0);
+    cr_assert_eq(cc_csv_write_number(out, 100000, 0), 0);
+    fputc('\n', out);
+}
+
+Test(csv, writer_quotes_only_the_fields_that_need_it)
+{
+    char *text = written(write_fields);
+    cr_assert_str_eq(text, "plain,\"a, b\",\"say \"\"hi\"\"\",\"two\nlines\",\" padded\",,"
+                           "0.333333333333,,100000\n");
+    /* and the strict reader reads back what was written */
+    static const char header[] = "a,b,c,d,e,f,g,h,i\n";
+    size_t len = strlen(header) + strlen(text);
+    char *csv_text = malloc(len + 1);
+    cr_assert_not_null(csv_text);
+    memcpy(csv_text, header, strlen(header));
+    memcpy(csv_text + strlen(header), text, strlen(text) + 1);
+    cc_csv *csv = NULL;
+    cr_assert_eq(cc_csv_open_memory(csv_text, len, &csv), 0);
+    const struct cc_csv_field *f;
+    uint64_t line;
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 1);
+    cr_assert_eq(f[2].len, 8);
+    cr_assert(!memcmp(f[2].data, "say \"hi\"", 8));
+    cr_assert_eq(f[3].len, 9);
+    cr_assert(!memcmp(f[3].data, "two\nlines", 9));
+    cc_csv_close(csv);
+    free(csv_text);
+    free(text);
+}
+
+Test(csv, record_keeps_fields_nul_terminated_across_clears)
+{
+    struct cc_csv_record record = {0};
+    cr_assert_eq(cc_csv_record_add(&record, "area", 4), 0);
+    cr_assert_eq(cc_csv_record_add(&record, NULL, 0), 0);
+    cr_assert_eq(cc_csv_record_add(&record, "x,y", 3), 0);
+    cr_assert_eq(record.n_fields, 3);
+    cr_assert_str_eq(cc_csv_record_field(&record, 0), "area");
+    cr_assert_str_eq(cc_csv_record_field(&record, 1), "");
+    cr_assert_str_eq(cc_csv_record_field(&record, 2), "x,y");
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    cr_assert_eq(cc_csv_write_record(out, &record), 0);
+    fclose(out);
+    cr_assert_str_eq(text, "area,,\"x,y\"");
+    free(text);
+    cc_csv_record_clear(&record);
+    cr_assert_eq(record.n_fields, 0);
+    for (int i = 0; i < 1000; i++) /* grows past any first capacity */
+        cr_assert_eq(cc_csv_record_add(&record, "0123456789", 10), 0);
+    cr_assert_str_eq(cc_csv_record_field(&record, 999), "0123456789");
+    cc_csv_record_free(&record);
+    cr_assert_null(record.bytes);
+}
+
+Test(csv, parse_number_takes_a_whole_finite_cell)
+{
+    double v = 0;
+    cr_assert_eq(cc_csv_parse_number("12.5", &v), 0);
+    cr_assert_eq(v, 12.5);
+    cr_assert_eq(cc_csv_parse_number("1e3", &v), 0);
+    cr_assert_eq(v, 1000);
+    cr_assert_eq(cc_csv_parse_number("", &v), CC_EPARSE);
+    cr_assert_eq(cc_csv_parse_number("NA", &v), CC_EPARSE);
+    cr_assert_eq(cc_csv_parse_number("12x", &v), CC_EPARSE);
+    cr_assert_eq(cc_csv_parse_number("1e400", &v), CC_EPARSE);
+    cr_assert_eq(cc_csv_parse_number("inf", &v), CC_EPARSE);
 }

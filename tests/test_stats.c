@@ -4,7 +4,11 @@
  * commit 093fd288d8f8949dbcfbed70049dbbf385b6141d, 2024-12-13). "PHE xlsx
  * SHEET row N" means tests/testthat/testdata_*.xlsx in that package, the
  * expected values its own testthat suite checks against; the funnel values
- * come from its tests/testthat/testdata_funnel_*.csv files.
+ * come from its tests/testthat/testdata_funnel_*.csv files, the inputs and
+ * expected outputs of the cases in tests/testthat/testFunnels.R
+ * (calculate_funnel_limits: proportions, with axis variation, ratios, rates
+ * dsr and crude; assign_funnel_significance: proportions, ratios, rates dsr
+ * and crude with and without 0; calculate_funnel_points: dsr and crude).
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -537,6 +541,17 @@ Test(stats, funnel_ratio_matches_phe_funnel_outputs)
         assert_close(three.lower_limit * 100, rows[i][6], 1e-4);
         assert_close(three.upper_denominator, rows[i][7], 1e-4);
         assert_close(three.upper_limit * 100, rows[i][8], 1e-4);
+        /* The same limits read at the table's expected counts, as the tool
+         * writes them for a row with that expected count. */
+        struct cc_funnel_point at;
+        cr_assert_eq(cc_stats_funnel_ratio_at(rows[i][1], 0.95, 100, &at), 0);
+        assert_close(at.lower_limit, rows[i][2], 1e-4);
+        cr_assert_eq(cc_stats_funnel_ratio_at(rows[i][3], 0.95, 100, &at), 0);
+        assert_close(at.upper_limit, rows[i][4], 1e-4);
+        cr_assert_eq(cc_stats_funnel_ratio_at(rows[i][5], 0.998, 100, &at), 0);
+        assert_close(at.lower_limit, rows[i][6], 1e-4);
+        cr_assert_eq(cc_stats_funnel_ratio_at(rows[i][7], 0.998, 100, &at), 0);
+        assert_close(at.upper_limit, rows[i][8], 1e-4);
     }
 }
 
@@ -569,7 +584,263 @@ Test(stats, funnel_rate_matches_phe_funnel_outputs)
         assert_close(three.lower_limit, rows[i][6], 1e-4);
         assert_close(three.upper_denominator / years, rows[i][7], 1e-4);
         assert_close(three.upper_limit, rows[i][8], 1e-4);
+        struct cc_funnel_point at;
+        cr_assert_eq(cc_stats_funnel_rate_at(rows[i][1] * years, average_rate, 0.95,
+                                             100000, &at), 0);
+        assert_close(at.lower_limit, rows[i][2], 1e-4);
+        cr_assert_eq(cc_stats_funnel_rate_at(rows[i][3] * years, average_rate, 0.95,
+                                             100000, &at), 0);
+        assert_close(at.upper_limit, rows[i][4], 1e-4);
+        cr_assert_eq(cc_stats_funnel_rate_at(rows[i][5] * years, average_rate, 0.998,
+                                             100000, &at), 0);
+        assert_close(at.lower_limit, rows[i][6], 1e-4);
+        cr_assert_eq(cc_stats_funnel_rate_at(rows[i][7] * years, average_rate, 0.998,
+                                             100000, &at), 0);
+        assert_close(at.upper_limit, rows[i][8], 1e-4);
     }
+}
+
+Test(stats, funnel_limits_at_a_denominator_invert_the_funnel_points)
+{
+    /* At the expected count where O events lie on a limit, the limit is
+     * O / expected, to the precision of the bisection (1e-13). */
+    static const double levels[] = {0.95, 0.998};
+    static const double events[] = {1, 2, 9, 10, 67, 684, 4716, 99999, 250000};
+    for (size_t l = 0; l < 2; l++)
+        for (size_t i = 0; i < sizeof events / sizeof events[0]; i++) {
+            struct cc_funnel_point point, lower, upper;
+            cr_assert_eq(cc_stats_funnel_ratio(events[i], levels[l], &point), 0);
+            cr_assert_eq(cc_stats_funnel_ratio_at(point.lower_denominator, levels[l], 1,
+                                                  &lower), 0);
+            cr_assert_eq(cc_stats_funnel_ratio_at(point.upper_denominator, levels[l], 1,
+                                                  &upper), 0);
+            assert_close(lower.lower_limit, point.lower_limit, 1e-9);
+            assert_close(upper.upper_limit, point.upper_limit, 1e-9);
+            cr_assert(lower.lower_limit < 1 && lower.upper_limit > 1);
+        }
+}
+
+Test(stats, funnel_lower_limit_is_zero_where_no_events_would_be_low)
+{
+    /* 0 events have an exact 95% upper count limit of -ln(0.025) = 3.689:
+     * at a smaller expected count no count lies below the funnel. */
+    struct cc_funnel_point point;
+    cr_assert_eq(cc_stats_funnel_ratio_at(3.6, 0.95, 1, &point), 0);
+    cr_assert_eq(point.lower_limit, 0);
+    cr_assert_gt(point.upper_limit, 2);
+    cr_assert_eq(cc_stats_funnel_ratio_at(3.7, 0.95, 1, &point), 0);
+    cr_assert_gt(point.lower_limit, 0);
+    cr_assert_lt(point.lower_limit, 0.01);
+    cr_assert_eq(cc_stats_funnel_ratio_at(0, 0.95, 1, &point), CC_EINVAL);
+    cr_assert_eq(cc_stats_funnel_ratio_at(5, 0.95, 0, &point), CC_EINVAL);
+    cr_assert_eq(cc_stats_funnel_rate_at(100, 0, 0.95, 1000, &point), CC_EINVAL);
+}
+
+/* testdata_funnel_rate_input_funnels.csv: ev, rate (dsr per 100,000), the
+ * input of PHEindicatormethods' rate funnel tests (testFunnels.R,
+ * "confidence limits calculate correctly for rates (dsr)" and
+ * "calculate_funnel_points works for ..."), and its denominator_derived
+ * column (3 years of data) for the first rows. */
+static const double rate_funnel_input[][2] = {
+    {414, 184}, {462, 102}, {178, 83},  {525, 118}, {194, 121}, {937, 125},
+    {817, 112}, {117, 190}, {298, 146}, {228, 140}, {243, 87},  {13, 70},
+    {373, 90},  {664, 139}, {601, 109}, {602, 65},  {767, 165}, {708, 143},
+    {90, 55},   {952, 135}, {347, 135}, {648, 88},  {988, 167}, {354, 99},
+    {839, 83},  {25, 53},   {518, 62},  {425, 118}, {648, 176}, {765, 101},
+    {210, 71},  {931, 138}, {589, 74},  {592, 84},  {554, 161}, {870, 79},
+    {372, 189}, {843, 170}, {142, 159}, {543, 113}, {489, 191}, {620, 116},
+    {774, 200}, {904, 171}, {936, 128}, {841, 134}, {22, 185},  {922, 100},
+    {955, 123}, {308, 155},
+};
+
+Test(stats, funnel_dsr_population_and_average_match_phe)
+{
+    static const double derived_per_year[] = {75000, 150980.3922, 71485.94378,
+                                              148305.0847, 53443.52617};
+    const size_t n = sizeof rate_funnel_input / sizeof rate_funnel_input[0];
+    double events = 0, population = 0, crude_events = 0, crude_population = 0;
+    for (size_t i = 0; i < n; i++) {
+        double p;
+        cr_assert_eq(cc_stats_funnel_dsr_population(rate_funnel_input[i][0],
+                                                    rate_funnel_input[i][1], 100000, &p), 0);
+        if (i < sizeof derived_per_year / sizeof derived_per_year[0])
+            assert_close(p / 3, derived_per_year[i], 1e-9);
+        events += rate_funnel_input[i][0];
+        population += p;
+        /* testdata_funnel_rate_outputs_2.csv: the largest count (988)
+         * replaced by 5, crude */
+        double crude = rate_funnel_input[i][0] == 988 ? 5 : rate_funnel_input[i][0];
+        crude_events += crude;
+        crude_population += 100000 * crude / rate_funnel_input[i][1];
+    }
+    /* the baselines of testdata_funnel_rate_outputs.csv and _2.csv */
+    assert_close(events / population * 100000, 116.1720835, 1e-9);
+    assert_close(crude_events / crude_population * 100000, 114.8591735, 1e-9);
+    double p;
+    cr_assert_eq(cc_stats_funnel_dsr_population(0, NAN, 100000, &p), CC_ERANGE);
+    cr_assert(isnan(p));
+    cr_assert_eq(cc_stats_funnel_dsr_population(5, 0, 100000, &p), CC_EINVAL);
+}
+
+/* Asserts that the axis points 1, 2, 3, 50, 99 and 100 are those given. */
+static void assert_axis(const double points[CC_STATS_FUNNEL_TABLE_POINTS],
+                        const double expected[6], const char *table)
+{
+    static const int at[6] = {1, 2, 3, 50, 99, 100};
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(points[at[i] - 1], expected[i], "%s point %d: %.17g, expected %g", table,
+                     at[i], points[at[i] - 1], expected[i]);
+    for (int i = 1; i < CC_STATS_FUNNEL_TABLE_POINTS; i++)
+        cr_assert_gt(points[i], points[i - 1]);
+}
+
+/* The first column of each table testFunnels.R checks
+ * calculate_funnel_limits() against ("confidence limits calculate correctly
+ * for proportions", "... with axis variation", "... for ratios (isr)",
+ * "... for rates (dsr)", "... rates (crude); with less than 10 events",
+ * "... with 0 events and denominator supplied"), from the denominators of
+ * its inputs. */
+Test(stats, funnel_axis_matches_phe_funnel_tables)
+{
+    double points[CC_STATS_FUNNEL_TABLE_POINTS];
+    /* testdata_funnel_prop_inputs.csv: denominators 16386 to 102950, and
+     * below 31000 ("with axis variation") 16386 to 30929 */
+    static const double prop[6] = {1, 2, 3, 598, 99108, 110000};
+    cr_assert_eq(cc_stats_funnel_axis(CC_STATS_FUNNEL_OF_PROPORTION, 16386, 102950, NAN, NAN,
+                                      points), 0);
+    assert_axis(points, prop, "testdata_funnel_prop_outputs.csv");
+    static const double prop_varied[6] = {10000, 10121, 10244, 18055, 32604, 33000};
+    cr_assert_eq(cc_stats_funnel_axis(CC_STATS_FUNNEL_OF_PROPORTION, 16386, 30929, NAN, NAN,
+                                      points), 0);
+    assert_axis(points, prop_varied, "testdata_funnel_prop_outputs_with_axis_variation.csv");
+    /* testdata_funnel_ratio_inputs.csv: expected 4.293052052 to 706.7669173 */
+    static const double ratio[6] = {1, 2, 3, 73, 684, 716};
+    cr_assert_eq(cc_stats_funnel_axis(CC_STATS_FUNNEL_OF_RATIO, 4.293052052, 706.7669173, NAN,
+                                      NAN, points), 0);
+    assert_axis(points, ratio, "testdata_funnel_ratio_outputs.csv");
+
+    /* The rate tables, from testdata_funnel_rate_input_funnels.csv (3 years
+     * of data): dsr; crude with the largest count (988) replaced by 5; and
+     * crude with that row's events and rate 0, its population given, and
+     * only populations above half the largest. */
+    const size_t n = sizeof rate_funnel_input / sizeof rate_funnel_input[0];
+    double events[3] = {0, 0, 0}, population[3] = {0, 0, 0};
+    double smallest[3] = {INFINITY, INFINITY, INFINITY}, largest[3] = {0, 0, 0};
+    double largest_population = 0;
+    for (size_t i = 0; i < n; i++) {
+        double p = 100000 * rate_funnel_input[i][0] / rate_funnel_input[i][1];
+        if (p > largest_population)
+            largest_population = p;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double ev = rate_funnel_input[i][0], rate = rate_funnel_input[i][1];
+        double p = 100000 * ev / rate;
+        double ev_of[3] = {ev, ev == 988 ? 5 : ev, ev == 988 ? 0 : ev};
+        double p_of[3] = {p, 100000 * ev_of[1] / rate, p};
+        for (int t = 0; t < 3; t++) {
+            if (t == 2 && !(p > largest_population / 2))
+                continue;
+            events[t] += ev_of[t];
+            population[t] += p_of[t];
+            smallest[t] = p_of[t] < smallest[t] ? p_of[t] : smallest[t];
+            largest[t] = p_of[t] > largest[t] ? p_of[t] : largest[t];
+        }
+    }
+    static const double rate[3][6] = {{1, 2, 3, 94, 1289, 1360},
+                                      {1, 2, 3, 94, 1274, 1344},
+                                      {286, 290, 294, 561, 1104, 1119}};
+    static const double baseline[3] = {116.1720835, 114.8591735, 95.60285106};
+    static const char *table[3] = {"testdata_funnel_rate_outputs.csv",
+                                   "testdata_funnel_rate_outputs_2.csv",
+                                   "testdata_funnel_rate_outputs_3.csv"};
+    for (int t = 0; t < 3; t++) {
+        double average = events[t] / population[t];
+        assert_close(average * 100000, baseline[t], 1e-9);
+        cr_assert_eq(cc_stats_funnel_axis(CC_STATS_FUNNEL_OF_RATE, smallest[t], largest[t],
+                                          average, 3, points), 0);
+        assert_axis(points, rate[t], table[t]);
+    }
+    cr_assert_eq(cc_stats_funnel_axis(CC_STATS_FUNNEL_OF_RATE, 1, 2, 0, 3, points), CC_EINVAL);
+    cr_assert_eq(cc_stats_funnel_axis(CC_STATS_FUNNEL_OF_RATIO, 0, 2, NAN, NAN, points),
+                 CC_EINVAL);
+    cr_assert_eq(cc_stats_funnel_axis(CC_STATS_FUNNEL_OF_RATIO, 3, 2, NAN, NAN, points),
+                 CC_EINVAL);
+}
+
+Test(stats, funnel_axis_counts_digits_as_r_writes_them)
+{
+    /* 95% of the smallest denominator is 15000000.3: R's as.character()
+     * writes floor() of it as "1.5e+07" (7 characters, not 8), so
+     * signif.floor keeps two figures: 15000000, not 10000000. */
+    double points[CC_STATS_FUNNEL_TABLE_POINTS];
+    cr_assert_eq(cc_stats_funnel_axis(CC_STATS_FUNNEL_OF_PROPORTION, 15789474, 20000000,
+                                      NAN, NAN, points), 0);
+    cr_assert_eq(points[0], 15000000, "%.17g", points[0]);
+    cr_assert_eq(points[99], 21000000, "%.17g", points[99]);
+    /* 95% of 16386 is 15566.7, five digits: 10000 (the package's table) */
+    cr_assert_eq(cc_stats_funnel_axis(CC_STATS_FUNNEL_OF_PROPORTION, 16386, 30000, NAN, NAN,
+                                      points), 0);
+    cr_assert_eq(points[0], 10000);
+}
+
+/* testdata_funnel_rate_dsr_inputs.csv: count, rate_dsr, and the labels of
+ * assign_funnel_significance(statistic = "rate", rate_type = "dsr",
+ * multiplier = 1e5), column dsr_per_100000_with_0 (testFunnels.R,
+ * "Significance for rates calculates correctly; dsr per 100,000 with 0"). */
+static const struct {
+    double count;
+    double dsr;
+    const char *significance;
+} dsr_funnel_rows[] = {
+    {2419, 907.6174266, "High (0.001)"}, {2337, 948.5620216, "High (0.001)"},
+    {2291, 799.9690496, "High (0.001)"}, {2242, 852.5637927, "High (0.001)"},
+    {2218, 868.5358183, "High (0.001)"}, {2159, 769.6242217, "High (0.001)"},
+    {2130, 752.3254955, "High (0.025)"}, {2111, 710.2689402, "Not significant"},
+    {2105, 815.3530325, "High (0.001)"}, {2083, 717.7035916, "Not significant"},
+    {2078, 755.8016993, "High (0.001)"}, {2062, 825.9742848, "High (0.001)"},
+    {2061, 702.2972468, "Not significant"}, {2033, 785.6210132, "High (0.001)"},
+    {2033, 743.6763018, "High (0.025)"}, {2010, 781.8323058, "High (0.001)"},
+    {2004, 772.6781064, "High (0.001)"}, {2002, 652.3391553, "Low (0.001)"},
+    {1977, 648.4969973, "Low (0.001)"}, {1944, 727.5777428, "Not significant"},
+    {1932, 625.6551186, "Low (0.001)"}, {1922, 688.5582424, "Not significant"},
+    {1912, 662.4465438, "Low (0.025)"}, {1881, 627.1624732, "Low (0.001)"},
+    {1844, 657.1114147, "Low (0.025)"}, {1835, 724.8456714, "Not significant"},
+    {1833, 659.7820553, "Low (0.025)"}, {1825, 654.7053631, "Low (0.001)"},
+    {1816, 624.4435507, "Low (0.001)"}, {1809, 646.7588823, "Low (0.001)"},
+    {1798, 703.1689982, "Not significant"}, {1754, 567.9922764, "Low (0.001)"},
+    {1746, 617.7750715, "Low (0.001)"}, {1709, 610.8327232, "Low (0.001)"},
+    {1694, 608.5089462, "Low (0.001)"}, {1688, 662.3775859, "Low (0.025)"},
+    {1649, 667.6454503, "Low (0.025)"}, {1553, 604.1141693, "Low (0.001)"},
+    {1332, 469.5645784, "Low (0.001)"},
+    {0, NAN, "Not applicable for events less than 10 for dsrs"},
+};
+
+Test(stats, funnel_significance_of_dsrs_matches_phe)
+{
+    const size_t n = sizeof dsr_funnel_rows / sizeof dsr_funnel_rows[0];
+    double populations[sizeof dsr_funnel_rows / sizeof dsr_funnel_rows[0]];
+    double events = 0, population = 0;
+    for (size_t i = 0; i < n; i++) {
+        int rc = cc_stats_funnel_dsr_population(dsr_funnel_rows[i].count,
+                                                dsr_funnel_rows[i].dsr, 100000,
+                                                &populations[i]);
+        cr_assert_eq(rc, dsr_funnel_rows[i].count > 0 ? 0 : CC_ERANGE);
+        events += dsr_funnel_rows[i].count;
+        if (rc == 0)
+            population += populations[i]; /* the 0-event row adds nothing */
+    }
+    for (size_t i = 0; i < n; i++) {
+        enum cc_stats_funnel_significance s;
+        cr_assert_eq(cc_stats_funnel_significance_dsr(dsr_funnel_rows[i].count,
+                                                      populations[i],
+                                                      events / population, &s), 0);
+        cr_assert_str_eq(cc_stats_funnel_significance_name(s),
+                         dsr_funnel_rows[i].significance, "row %zu", i);
+    }
+    enum cc_stats_funnel_significance s;
+    cr_assert_eq(cc_stats_funnel_significance_dsr(9, NAN, 0.01, &s), 0);
+    cr_assert_eq(s, CC_STATS_FUNNEL_NOT_APPLICABLE);
+    cr_assert_eq(cc_stats_funnel_significance_dsr(10, NAN, 0.01, &s), CC_EINVAL);
 }
 
 Test(stats, funnel_ratio_at_one_event_is_exact)
@@ -867,18 +1138,140 @@ Test(stats, tool_funnel_ratio_and_rate_mark_rows_as_phe_does)
                       "obs,expected\n151,106.4429719\n0,240.6273499\n101,126.2973615\n",
                       out, sizeof out);
     cr_assert_eq(rc, 0, "%s", out);
-    cr_assert(strstr(out, "obs,expected,value,significance\n"), "%s", out);
-    cr_assert(strstr(out, ",High (0.001)\n0,240.6273499,0,Low (0.001)\n101,"), "%s", out);
+    cr_assert(strstr(out, "obs,expected,value,lower95_0limit,upper95_0limit,"
+                          "lower99_8limit,upper99_8limit,significance\n"), "%s", out);
+    cr_assert(strstr(out, ",High (0.001)\n0,240.6273499,0,"), "%s", out);
+    cr_assert(strstr(out, ",Low (0.001)\n101,"), "%s", out);
     cr_assert(strstr(out, ",Low (0.025)\n"), "%s", out);
     /* A rate funnel around the rows' own average, 30 per 1000: 50 events
      * have a 99.8% Byar's lower limit of 30.9 (above the expected 30), 10
-     * an upper limit of 24.2 (below it). */
+     * an upper limit of 24.2 (below it). The limits are those at 30
+     * expected events, times the baseline. */
     rc = run_tool("funnel-rate --multiplier 1000",
                   "count,denominator\n10,1000\n50,1000\n", out, sizeof out);
     cr_assert_eq(rc, 0, "%s", out);
-    cr_assert_str_eq(out, "count,denominator,value,baseline,significance\n"
-                          "10,1000,10,30,Low (0.001)\n"
-                          "50,1000,50,30,High (0.001)\n");
+    struct cc_funnel_point two, three;
+    cr_assert_eq(cc_stats_funnel_ratio_at(30, 0.95, 30, &two), 0);
+    cr_assert_eq(cc_stats_funnel_ratio_at(30, 0.998, 30, &three), 0);
+    char limits[256], expected[1024];
+    snprintf(limits, sizeof limits, "%.12g,%.12g,%.12g,%.12g", two.lower_limit,
+             two.upper_limit, three.lower_limit, three.upper_limit);
+    snprintf(expected, sizeof expected,
+             "count,denominator,value,baseline,lower95_0limit,upper95_0limit,"
+             "lower99_8limit,upper99_8limit,significance\n"
+             "10,1000,10,30,%s,Low (0.001)\n"
+             "50,1000,50,30,%s,High (0.001)\n", limits, limits);
+    cr_assert_str_eq(out, expected);
+    cr_assert(two.lower_limit > three.lower_limit && two.lower_limit < 30 &&
+              two.upper_limit > 30 && two.upper_limit < three.upper_limit);
+}
+
+Test(stats, tool_funnel_ratio_limits_match_phe_table)
+{
+    char out[4096];
+    /* testdata_funnel_ratio_outputs.csv, Observed_events 67: the ISR
+     * (x100) limits lie at expected 85.0876134 (lower 2s, 78.74236604),
+     * 51.92408873 (upper 2s, 129.0345226), 96.35358134 (lower 3s,
+     * 69.53555755) and 44.52205864 (upper 3s, 150.4872013). */
+    int rc = run_tool("funnel-ratio --multiplier 100",
+                      "observed,expected\n67,85.0876134\n67,51.92408873\n"
+                      "67,96.35358134\n67,44.52205864\n", out, sizeof out);
+    cr_assert_eq(rc, 0, "%s", out);
+    static const int column[4] = {3, 4, 5, 6};
+    static const double want[4] = {78.74236604, 129.0345226, 69.53555755, 150.4872013};
+    const char *line = strchr(out, '\n') + 1;
+    for (int row = 0; row < 4; row++) {
+        const char *f = line;
+        for (int c = 0; c < column[row]; c++)
+            f = strchr(f, ',') + 1;
+        assert_close(strtod(f, NULL), want[row], 1e-4);
+        line = strchr(line, '\n') + 1;
+    }
+}
+
+Test(stats, tool_funnel_dsr_marks_rows_as_phe_does)
+{
+    char input[4096], out[16384];
+    size_t used = (size_t)snprintf(input, sizeof input, "count,rate,pop\n");
+    const size_t n = sizeof dsr_funnel_rows / sizeof dsr_funnel_rows[0];
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(dsr_funnel_rows[i].dsr)) /* written NA, as R does */
+            used += (size_t)snprintf(input + used, sizeof input - used, "%g,NA,297820\n",
+                                     dsr_funnel_rows[i].count);
+        else
+            used += (size_t)snprintf(input + used, sizeof input - used, "%g,%.10g,1\n",
+                                     dsr_funnel_rows[i].count, dsr_funnel_rows[i].dsr);
+    }
+    int rc = run_tool("funnel-dsr --columns denominator=pop", input, out, sizeof out);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(!strncmp(out, "count,rate,pop,value,denominator_derived,baseline,"
+                            "lower95_0limit,upper95_0limit,lower99_8limit,"
+                            "upper99_8limit,significance\n", 118), "%s", out);
+    const char *line = strchr(out, '\n') + 1;
+    for (size_t i = 0; i < n; i++) {
+        const char *end = strchr(line, '\n');
+        cr_assert(end);
+        size_t len = strlen(dsr_funnel_rows[i].significance);
+        cr_assert(end - line > (ptrdiff_t)len &&
+                      !strncmp(end - len, dsr_funnel_rows[i].significance, len) &&
+                      end[-(ptrdiff_t)len - 1] == ',',
+                  "row %zu: %.*s", i, (int)(end - line), line);
+        line = end + 1;
+    }
+    /* The 0-event row is drawn nowhere: no value, population or limits. */
+    cr_assert(strstr(out, "\n0,NA,297820,,,704.900470332,,,,,Not applicable"), "%s", out);
+    /* a row of 0 events needs a denominator */
+    cr_assert_eq(run_tool("funnel-dsr", "count,rate\n12,100\n0,NA\n", out, sizeof out), 1);
+    cr_assert(strstr(out, "line 3: a dsr of 0 events needs a denominator column"), "%s",
+              out);
+    cr_assert_eq(run_tool("funnel-dsr", "count,rate,denominator\n12,0,5\n", out,
+                          sizeof out), 1);
+    cr_assert(strstr(out, "line 2, column 'rate' (2): a dsr of events > 0 needs a rate > 0"),
+              "%s", out);
+}
+
+Test(stats, tool_takes_a_missing_dsr_or_isr_count_as_zero)
+{
+    /* calculate_dsr: na.zero(x); calculate_ISRatio: sum(x, na.rm = TRUE),
+     * na.zero(x_ref), na.zero(n). */
+    char with_zero[4096], with_na[4096], out_zero[4096], out_na[4096];
+    size_t used_zero = (size_t)snprintf(with_zero, sizeof with_zero,
+                                        "age_band,count,population\n");
+    size_t used_na = (size_t)snprintf(with_na, sizeof with_na, "age_band,count,population\n");
+    for (int i = 0; i < 19; i++) {
+        char band[8], count[32];
+        if (i == 18)
+            snprintf(band, sizeof band, "90+");
+        else
+            snprintf(band, sizeof band, "%d-%d", i * 5, i * 5 + 4);
+        /* every third band missing: as 0, as NA, or empty */
+        snprintf(count, sizeof count, "%g", i % 3 ? small_counts[i] : 0);
+        used_zero += (size_t)snprintf(with_zero + used_zero, sizeof with_zero - used_zero,
+                                      "%s,%s,%g\n", band, count, band_populations[i]);
+        used_na += (size_t)snprintf(with_na + used_na, sizeof with_na - used_na,
+                                    "%s,%s,%g\n", band,
+                                    i % 3 ? count : i % 2 ? "NA" : "", band_populations[i]);
+    }
+    cr_assert_eq(run_tool("dsr", with_zero, out_zero, sizeof out_zero), 0, "%s", out_zero);
+    cr_assert_eq(run_tool("dsr", with_na, out_na, sizeof out_na), 0, "%s\n%s", out_na, with_na);
+    cr_assert_str_eq(out_na, out_zero);
+    cr_assert(strstr(out_zero, ",95%,dsr per 100000,Dobson\n"), "%s", out_zero);
+    cr_assert_eq(run_tool("dsr", "age_band,count,population\n0-4,1,NA\n", out_na,
+                          sizeof out_na), 1);
+    cr_assert(strstr(out_na, "column 'population' (3): not a number"), "%s", out_na);
+
+    cr_assert_eq(run_tool("isr", "count,population,reference_count,reference_population\n"
+                                 "5,100,10,1000\n5,200,20,1000\n0,100,0,1000\n",
+                          out_zero, sizeof out_zero), 0, "%s", out_zero);
+    cr_assert_eq(run_tool("isr", "count,population,reference_count,reference_population\n"
+                                 "5,100,10,1000\n5,200,20,1000\nNA,,NA,1000\n",
+                          out_na, sizeof out_na), 0, "%s", out_na);
+    cr_assert_str_eq(out_na, out_zero);
+    cr_assert(strstr(out_zero, "\n10,5,2,"), "%s", out_zero); /* 10 observed, 5 expected */
+    cr_assert_eq(run_tool("isr", "count,population,reference_count,reference_population\n"
+                                 "5,100,10,NA\n", out_na, sizeof out_na), 1);
+    cr_assert(strstr(out_na, "column 'reference_population' (4): not a number"), "%s",
+              out_na);
 }
 
 Test(stats, tool_funnel_rejects_impossible_rows)
@@ -901,8 +1294,9 @@ Test(stats, tool_reads_spreadsheet_csv_with_byte_order_mark_and_crlf)
                       out, sizeof out);
     cr_assert_eq(rc, 0, "%s", out);
     /* testdata_funnel_ratio_inputs.csv row 2 */
-    cr_assert_str_eq(out, "observed,expected,value,significance\n"
-                          "8,6.239860227,1.28208000003,Not significant\n");
+    cr_assert(!strncmp(out, "observed,expected,value,lower95_0limit,", 39), "%s", out);
+    cr_assert(strstr(out, "\n8,6.239860227,1.28208000003,"), "%s", out);
+    cr_assert(strstr(out, ",Not significant\n"), "%s", out);
 }
 
 /* GSL's chi-square Pinv fails to converge for many upper-tail quantiles in
@@ -927,4 +1321,95 @@ Test(stats, exact_poisson_limits_exist_for_every_count_up_to_100000)
     cr_assert_eq(cc_stats_funnel_ratio(1159, 0.998, &fp), 0);
     cr_assert_lt(fp.lower_limit, 1.0);
     cr_assert_gt(fp.upper_limit, 1.0);
+}
+
+/* Returns the numbers of the output line whose first field is first, in
+ * values (at most n); the count read. */
+static size_t table_row(const char *out, const char *first, double *values, size_t n)
+{
+    char start[64];
+    snprintf(start, sizeof start, "\n%s,", first);
+    const char *line = strstr(out, start);
+    cr_assert(line, "no row %s in %s", first, out);
+    line++;
+    size_t got = 0;
+    while (got < n) {
+        char *end;
+        values[got++] = strtod(line, &end);
+        if (*end != ',')
+            break;
+        line = end + 1;
+    }
+    return got;
+}
+
+Test(stats, tool_funnel_table_matches_phe_calculate_funnel_limits)
+{
+    char out[32768];
+    double v[10];
+    /* testdata_funnel_ratio_inputs.csv: the axis runs from its smallest
+     * expected count (4.293052052) to its largest (706.7669173); rows 67
+     * and 716 of testdata_funnel_ratio_outputs.csv, ISRs x 100. */
+    int rc = run_tool("funnel-ratio --table --multiplier 100",
+                      "observed,expected\n8,4.293052052\n500,706.7669173\n", out, sizeof out);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(!strncmp(out, "Observed_events,lower_2s_exp_events,lower_2s_limit,", 51), "%s",
+              out);
+    static const double row67[9] = {67, 85.0876134, 78.74236604, 51.92408873, 129.0345226,
+                                    96.35358134, 69.53555755, 44.52205864, 150.4872013};
+    static const double row716[9] = {716, 770.4222128, 92.93605352, 664.5083011, 107.7488421,
+                                     802.60414, 89.20960712, 636.1521174, 112.5516964};
+    cr_assert_eq(table_row(out, "67", v, 10), 9);
+    for (int i = 0; i < 9; i++)
+        assert_close(v[i], row67[i], 1e-4);
+    cr_assert_eq(table_row(out, "716", v, 10), 9);
+    for (int i = 0; i < 9; i++)
+        assert_close(v[i], row716[i], 1e-4);
+    size_t lines = 0;
+    for (const char *p = out; (p = strchr(p, '\n')) != NULL; p++)
+        lines++;
+    cr_assert_eq(lines, 1 + CC_STATS_FUNNEL_TABLE_POINTS);
+
+    /* testdata_funnel_prop_outputs_with_axis_variation.csv: denominators
+     * 16386 to 30929, around 82.18033788% (its baseline), rows 1 and 50 */
+    rc = run_tool("funnel-proportion --table --multiplier 100 --comparator 82.18033788",
+                  "numerator,denominator\n10000,16386\n20000,30929\n", out, sizeof out);
+    cr_assert_eq(rc, 0, "%s", out);
+    static const double row1[6] = {10000, 81.43030244, 82.93037332, 80.99777342, 83.36290233,
+                                   82.18033788};
+    static const double row50[6] = {18055, 81.62214661, 82.73852914, 81.30024992, 83.06042583,
+                                    82.18033788};
+    cr_assert_eq(table_row(out, "10000", v, 10), 6);
+    for (int i = 0; i < 6; i++)
+        cr_assert(fabs(v[i] - row1[i]) < 1e-8, "%d: %.12g", i, v[i]);
+    cr_assert_eq(table_row(out, "18055", v, 10), 6);
+    for (int i = 0; i < 6; i++)
+        cr_assert(fabs(v[i] - row50[i]) < 1e-8, "%d: %.12g", i, v[i]);
+}
+
+Test(stats, tool_funnel_table_of_dsrs_is_per_year)
+{
+    char input[2048], out[32768];
+    double v[11];
+    /* testdata_funnel_rate_input_funnels.csv (3 years of data) and the first
+     * row of testdata_funnel_rate_outputs.csv */
+    size_t used = (size_t)snprintf(input, sizeof input, "ev,rate\n");
+    for (size_t i = 0; i < sizeof rate_funnel_input / sizeof rate_funnel_input[0]; i++)
+        used += (size_t)snprintf(input + used, sizeof input - used, "%g,%g\n",
+                                 rate_funnel_input[i][0], rate_funnel_input[i][1]);
+    int rc = run_tool("funnel-dsr --table --years 3 --columns count=ev", input, out,
+                      sizeof out);
+    cr_assert_eq(rc, 0, "%s", out);
+    static const double row1[10] = {1, 1598.675694, 20.85059119, 7.264481402, 4588.535848,
+                                    2649.348525, 12.58170943, 0.287087625, 116108.569,
+                                    116.1720835};
+    cr_assert_eq(table_row(out, "1", v, 11), 10);
+    for (int i = 0; i < 10; i++)
+        assert_close(v[i], row1[i], 1e-4);
+    cr_assert_eq(run_tool("funnel-ratio --years 3 --table", "observed,expected\n1,2\n", out,
+                          sizeof out), 2);
+    cr_assert(strstr(out, "--years is for the table of a rate funnel"), "%s", out);
+    cr_assert_eq(run_tool("rate --table", "count,denominator\n1,2\n", out, sizeof out), 2);
+    cr_assert_eq(run_tool("funnel-rate --table --years 0", "count,denominator\n1,2\n", out,
+                          sizeof out), 2);
 }
