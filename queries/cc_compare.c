@@ -473,6 +473,7 @@ static void row_clear(struct cc_compare_row *row)
     row->count = row->denominator = row->expected = row->value = nan;
     row->ci95 = (struct cc_interval){nan, nan, nan, CC_COMPARE_LEVEL_95, CC_STATS_WILSON};
     row->ci998 = (struct cc_interval){nan, nan, nan, CC_COMPARE_LEVEL_998, CC_STATS_WILSON};
+    row->ci95_noise = row->ci95;
     row->comparator_value = nan;
     row->comparison95 = row->comparison998 = CC_STATS_NOT_COMPARED;
     row->funnel95_lower = row->funnel95_upper = nan;
@@ -640,6 +641,124 @@ void cc_compare_released_free(struct cc_compare_released *released)
     released->count = released->denominator = NULL;
 }
 
+/* The standard deviation of a unit's value from the error of its released
+ * counts, each of variance v and independent (their cell keys differ), by
+ * the delta method: a ratio x / n has variance (v + (x/n)^2 v) / n^2 times
+ * the multiplier squared; a DSR is the weighted sum of band ratios; an ISR
+ * is x / E with E = sum n_b r_b (the reference rates' own error, from
+ * England's large counts, is left out). */
+#define CC_Z95 1.959963984540054
+
+static double value_error_sd(const struct cc_compare_layout *layout,
+                             const struct cc_compare_counts *counts, uint32_t unit,
+                             const struct cc_compare_row *row, double reference_rate[], double v)
+{
+    double m = layout->multiplier, variance = 0;
+    uint32_t n_bands = layout->n_bands;
+    const double *x = counts->count + (size_t)unit * n_bands;
+    const double *n = counts->denominator + (size_t)unit * n_bands;
+    switch (layout->method) {
+    case CC_COMPARE_PROPORTION:
+    case CC_COMPARE_CRUDE_RATE: {
+        double ratio = row->count / row->denominator;
+        variance = (v * n_bands + ratio * ratio * v * n_bands) /
+                   (row->denominator * row->denominator);
+        break;
+    }
+    case CC_COMPARE_DSR: {
+        double total = 0;
+        for (uint32_t b = 0; b < n_bands; b++)
+            total += cc_stats_esp2013[b];
+        for (uint32_t b = 0; b < n_bands; b++) {
+            if (!(n[b] > 0))
+                continue;
+            double w = cc_stats_esp2013[b] / total, ratio = x[b] / n[b];
+            variance += w * w * (v + ratio * ratio * v) / (n[b] * n[b]);
+        }
+        break;
+    }
+    case CC_COMPARE_ISR: {
+        double e = row->expected, ratio = row->count / e, ve = 0;
+        for (uint32_t b = 0; b < n_bands; b++)
+            if (isfinite(reference_rate[b]))
+                ve += reference_rate[b] * reference_rate[b] * v;
+        variance = (v * n_bands + ratio * ratio * ve) / (e * e);
+        break;
+    }
+    default:
+        return 0;
+    }
+    return m * sqrt(variance);
+}
+
+/* ci95 widened by z * sd in quadrature on each side, kept within the
+ * value's range (0 up; a proportion at most the multiplier): the
+ * standardised methods. */
+static struct cc_interval widen(const struct cc_compare_layout *layout, struct cc_interval ci,
+                                double sd)
+{
+    double z = CC_Z95 * sd, lo = ci.value - ci.lower, hi = ci.upper - ci.value;
+    ci.lower = ci.value - sqrt(lo * lo + z * z);
+    ci.upper = ci.value + sqrt(hi * hi + z * z);
+    if (ci.lower < 0)
+        ci.lower = 0;
+    if (layout->method == CC_COMPARE_PROPORTION && ci.upper > layout->multiplier)
+        ci.upper = layout->multiplier;
+    return ci;
+}
+
+/* One end of the score interval with extra variance v, at released count
+ * x of denominator n: a proportion p solving (x - n p)^2 = z^2 (n p (1 - p)
+ * + v (1 + p^2)) (the Wilson interval when v is 0; the denominator's
+ * error enters as p^2 v); a rate's expected count L solving (x - L)^2 =
+ * z^2 (L + v). upper: the larger root. Returns the value on the
+ * multiplier's scale, or NaN when there is no real root. */
+static double score_end(const struct cc_compare_layout *layout, double x, double n, double v,
+                        int upper)
+{
+    double z2 = CC_Z95 * CC_Z95, m = layout->multiplier;
+    if (x < 0)
+        x = 0;
+    if (layout->method == CC_COMPARE_PROPORTION) {
+        double a = n * n + z2 * n - z2 * v, b = -(2 * n * x + z2 * n), c = x * x - z2 * v;
+        double disc = b * b - 4 * a * c;
+        if (!(a > 0) || disc < 0)
+            return NAN;
+        double p = (-b + (upper ? 1 : -1) * sqrt(disc)) / (2 * a);
+        return m * (p < 0 ? 0 : p > 1 ? 1 : p);
+    }
+    double centre = x + z2 / 2, half = sqrt(z2 * (x + z2 / 4 + v));
+    double l = centre + (upper ? half : -half);
+    return m * (l < 0 ? 0 : l) / n;
+}
+
+/* The 95% interval including disclosure control's error (struct
+ * cc_compare_row, ci95_noise), never narrower than ci95 on either side. */
+static struct cc_interval noise_interval(const struct cc_compare_layout *layout,
+                                         const struct cc_compare_counts *counts, uint32_t unit,
+                                         const struct cc_compare_row *row, double reference_rate[],
+                                         double v, uint32_t base)
+{
+    struct cc_interval ci = row->ci95;
+    if ((layout->method == CC_COMPARE_PROPORTION || layout->method == CC_COMPARE_CRUDE_RATE) &&
+        layout->n_bands == 1) {
+        double half = base > 1 ? base / 2.0 : 0;
+        double lower = score_end(layout, row->count - half, row->denominator, v, 0);
+        double upper = score_end(layout, row->count + half, row->denominator, v, 1);
+        if (isfinite(lower) && isfinite(upper)) {
+            ci.lower = lower < row->ci95.lower ? lower : row->ci95.lower;
+            ci.upper = upper > row->ci95.upper ? upper : row->ci95.upper;
+            return ci;
+        }
+    }
+    double rounding = base > 1 ? (double)base * base / 12.0 : 0;
+    return widen(layout, row->ci95,
+                 value_error_sd(layout, counts, unit, row, reference_rate, v + rounding));
+}
+
+static int finish(const struct cc_compare_layout *layout, const struct cc_compare_counts *counts,
+                  double noise_variance, uint32_t rounding_base, struct cc_compare_result *out);
+
 int cc_compare_finish(const struct cc_compare_layout *layout,
                       const struct cc_compare_released *released, struct cc_compare_result *out)
 {
@@ -658,7 +777,8 @@ int cc_compare_finish(const struct cc_compare_layout *layout,
         counts.flags[i] = (uint8_t)((c->released ? 0 : CC_COMPARE_COUNT_SUPPRESSED) |
                                     (d->released ? 0 : CC_COMPARE_DENOMINATOR_SUPPRESSED));
     }
-    rc = cc_compare_finish_counts(layout, &counts, out);
+    double v = released->noise_variance;
+    rc = finish(layout, &counts, isfinite(v) && v > 0 ? v : 0, released->rounding_base, out);
     cc_compare_counts_free(&counts);
     return rc;
 }
@@ -666,6 +786,12 @@ int cc_compare_finish(const struct cc_compare_layout *layout,
 int cc_compare_finish_counts(const struct cc_compare_layout *layout,
                              const struct cc_compare_counts *counts,
                              struct cc_compare_result *out)
+{
+    return finish(layout, counts, 0, 1, out);
+}
+
+static int finish(const struct cc_compare_layout *layout, const struct cc_compare_counts *counts,
+                  double noise_variance, uint32_t rounding_base, struct cc_compare_result *out)
 {
     int rc = 0;
     memset(out, 0, sizeof *out);
@@ -704,6 +830,13 @@ int cc_compare_finish_counts(const struct cc_compare_layout *layout,
             out->rows[u].value = nan;
             out->rows[u].ci95.value = out->rows[u].ci95.lower = out->rows[u].ci95.upper = nan;
             out->rows[u].ci998.value = out->rows[u].ci998.lower = out->rows[u].ci998.upper = nan;
+            out->rows[u].ci95_noise = out->rows[u].ci95;
+        } else if (noise_variance > 0 || rounding_base > 1) {
+            out->rows[u].ci95_noise = noise_interval(layout, counts, u, &out->rows[u],
+                                                     reference_rate, noise_variance,
+                                                     rounding_base);
+        } else {
+            out->rows[u].ci95_noise = out->rows[u].ci95;
         }
     }
 

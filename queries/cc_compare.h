@@ -176,6 +176,15 @@ struct cc_compare_row {
     double expected;    /* ISR: expected count from England's band rates */
     double value;
     struct cc_interval ci95, ci998;
+    /* The 95% interval that includes disclosure control's error
+     * (docs/comparisons.md, "Intervals that include the noise"): for a
+     * proportion or crude rate the score interval with the perturbation's
+     * variance added to the sampling variance, its ends taken half a
+     * rounding base either side of the released count; for the
+     * standardised methods ci95 widened in quadrature by the error's
+     * standard deviation (delta method). ci95 itself when the counts carry
+     * no such error. */
+    struct cc_interval ci95_noise;
     double comparator_value; /* the comparator unit's value; NaN for England */
     enum cc_stats_comparison comparison95, comparison998;
     /* Funnel-plot control limits at this unit's denominator (expected count
@@ -226,6 +235,12 @@ void cc_compare_counts_free(struct cc_compare_counts *counts);
 struct cc_released_count; /* cc_release.h */
 struct cc_compare_released {
     uint32_t n_units, n_bands;
+    /* What disclosure control did to every count, for the intervals that
+     * include it (ci95_noise): the variance of its perturbation (both noise
+     * layers; 0 when not perturbed) and the base it was rounded to (1: not
+     * rounded). */
+    double noise_variance;
+    uint32_t rounding_base;
     struct cc_released_count *count;       /* [n_units * n_bands] */
     struct cc_released_count *denominator; /* [n_units * n_bands] */
 };

@@ -351,6 +351,13 @@ struct cc_released_count cc_release_protect(const struct cc_policy *policy,
     return (struct cc_released_count){value, 1, done};
 }
 
+double cc_release_noise_variance(const struct cc_policy *policy)
+{
+    if (policy->perturb && policy->mode != CC_POLICY_MODE_FIXED)
+        return policy->noise_variance + policy->condition_noise_variance;
+    return 0;
+}
+
 void cc_release_summary_init(const struct cc_policy *policy, struct cc_release_summary *s)
 {
     memset(s, 0, sizeof *s);

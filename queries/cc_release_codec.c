@@ -228,7 +228,7 @@ int cc_comparison_pack(const cc_comparison *comparison, msgpack_packer *pk)
     for (uint32_t i = 0; i < result->n_rows; i++) {
         const struct cc_compare_unit *unit = &layout->units[i];
         const struct cc_compare_row *row = &result->rows[i];
-        PACK_(msgpack_pack_map(pk, 16));
+        PACK_(msgpack_pack_map(pk, 17));
         PACK_STR_(pk, "code");
         PACK_STR_(pk, unit->code);
         PACK_STR_(pk, "name");
@@ -255,6 +255,8 @@ int cc_comparison_pack(const cc_comparison *comparison, msgpack_packer *pk)
         PACK_(pack_pair(pk, row->ci95.lower, row->ci95.upper));
         PACK_STR_(pk, "ci998");
         PACK_(pack_pair(pk, row->ci998.lower, row->ci998.upper));
+        PACK_STR_(pk, "ci95_noise");
+        PACK_(pack_pair(pk, row->ci95_noise.lower, row->ci95_noise.upper));
         PACK_STR_(pk, "comparator_value");
         PACK_(pack_number(pk, row->comparator_value));
         PACK_STR_(pk, "comparison95");

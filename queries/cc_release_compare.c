@@ -38,6 +38,8 @@ int cc_release_compare(const struct cc_policy *policy, const struct cc_compare_r
     }
     out->n_units = exact->n_units;
     out->n_bands = exact->n_bands;
+    out->noise_variance = cc_release_noise_variance(policy);
+    out->rounding_base = policy->rounding_base;
     struct cc_release_tables tables;
     cc_release_tables_build(policy, raw->numerator_result.noise_epoch, &tables);
     /* the denominator's layer follows the persons of its cohort */

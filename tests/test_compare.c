@@ -987,3 +987,114 @@ Test(planted, the_planted_region_has_a_significantly_lower_admission_rate, .time
     cc_query_free(q);
 }
 
+
+/* ---- intervals that include disclosure control's error ------------------------------------ */
+
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
+
+#include "cc_policy.h"
+#include "cc_release.h"
+#include "cc_release_internal.h"
+
+/* Coverage of the true proportion by the released intervals, over draws
+ * of the count (binomial, n persons, proportion p), each released as the
+ * server releases it (both noise layers and rounding to 5, fresh cell
+ * keys): plain (ci95) and with the noise (ci95_noise). */
+static void coverage(double p, unsigned n, unsigned trials, double *plain, double *noise)
+{
+    struct cc_policy policy;
+    cc_policy_default(&policy);
+    struct cc_release_tables tables;
+    cc_release_tables_build(&policy, 0, &tables);
+    struct cc_compare_layout layout = {.method = CC_COMPARE_PROPORTION,
+                                       .multiplier = 100,
+                                       .n_areas = 1,
+                                       .n_units = 2,
+                                       .n_bands = 1};
+    struct cc_compare_unit units[2] = {{.comparator = 1}, {.comparator = CC_COMPARE_NO_UNIT}};
+    layout.units = units;
+    gsl_rng *rng = gsl_rng_alloc(gsl_rng_mt19937);
+    gsl_rng_set(rng, 20261202 + n);
+    unsigned answered = 0, plain_covers = 0, noise_covers = 0;
+    for (unsigned t = 0; t < trials; t++) {
+        struct cc_released_count count[2], denominator[2];
+        uint64_t x = gsl_ran_binomial(rng, p, n), england = gsl_ran_binomial(rng, p, 100000);
+        uint64_t seed = gsl_rng_get(rng);
+        count[0] = cc_release_protect(&policy, &tables, seed, 1, x, (uint32_t)gsl_rng_get(rng));
+        denominator[0] =
+            cc_release_protect(&policy, &tables, seed, 3, n, (uint32_t)gsl_rng_get(rng));
+        count[1] =
+            cc_release_protect(&policy, &tables, seed, 1, england, (uint32_t)gsl_rng_get(rng));
+        denominator[1] =
+            cc_release_protect(&policy, &tables, seed, 3, 100000, (uint32_t)gsl_rng_get(rng));
+        struct cc_compare_released released = {.n_units = 2,
+                                               .n_bands = 1,
+                                               .noise_variance =
+                                                   cc_release_noise_variance(&policy),
+                                               .rounding_base = policy.rounding_base,
+                                               .count = count,
+                                               .denominator = denominator};
+        struct cc_compare_result result;
+        cr_assert_eq(cc_compare_finish(&layout, &released, &result), 0);
+        const struct cc_compare_row *row = &result.rows[0];
+        if (row->status == CC_COMPARE_OK) {
+            answered++;
+            plain_covers += row->ci95.lower <= 100 * p && 100 * p <= row->ci95.upper;
+            noise_covers += row->ci95_noise.lower <= 100 * p && 100 * p <= row->ci95_noise.upper;
+            cr_assert_leq(row->ci95_noise.lower, row->ci95.lower);
+            cr_assert_geq(row->ci95_noise.upper, row->ci95.upper);
+            cr_assert_gt(row->ci95_noise.upper - row->ci95_noise.lower,
+                         row->ci95.upper - row->ci95.lower, "wider with the noise");
+        }
+        cc_compare_result_free(&result);
+    }
+    gsl_rng_free(rng);
+    cr_assert_geq(answered, trials * 98 / 100, "p %g n %u: %u answered", p, n, answered);
+    *plain = (double)plain_covers / answered;
+    *noise = (double)noise_covers / answered;
+    cr_log_info("p %.2f n %u: coverage plain %.3f, with the noise %.3f", p, n, *plain, *noise);
+}
+
+/* The plain interval of released counts covers too rarely where the counts
+ * are small (it knows nothing of the noise); the interval with the noise
+ * covers at least 95% of the time at every size tried. */
+Test(compare, the_interval_with_the_noise_covers_and_the_plain_one_does_not)
+{
+    static const struct {
+        double p;
+        unsigned n;
+    } cases[] = {{0.10, 200}, {0.06, 400}, {0.25, 200}, {0.10, 2000}, {0.03, 5000}};
+    double plain, noise, worst_plain = 1;
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        coverage(cases[k].p, cases[k].n, 3000, &plain, &noise);
+        cr_assert_geq(noise, 0.945, "p %g n %u: the interval with the noise covers %.3f",
+                      cases[k].p, cases[k].n, noise);
+        if (plain < worst_plain)
+            worst_plain = plain;
+    }
+    cr_assert_lt(worst_plain, 0.93, "the plain interval under-covers somewhere: %.3f",
+                 worst_plain);
+}
+
+/* Exact counts (no disclosure error) leave the interval as it is. */
+Test(compare, without_disclosure_error_the_interval_is_unchanged)
+{
+    struct cc_compare_layout layout = {.method = CC_COMPARE_CRUDE_RATE,
+                                       .multiplier = 1000,
+                                       .n_areas = 1,
+                                       .n_units = 2,
+                                       .n_bands = 1};
+    struct cc_compare_unit units[2] = {{.comparator = 1}, {.comparator = CC_COMPARE_NO_UNIT}};
+    layout.units = units;
+    struct cc_compare_counts counts;
+    cr_assert_eq(cc_compare_counts_new(&layout, &counts), 0);
+    counts.count[0] = 40, counts.denominator[0] = 5000;
+    counts.count[1] = 900, counts.denominator[1] = 100000;
+    struct cc_compare_result result;
+    cr_assert_eq(cc_compare_finish_counts(&layout, &counts, &result), 0);
+    cr_assert_eq(result.rows[0].ci95_noise.lower, result.rows[0].ci95.lower);
+    cr_assert_eq(result.rows[0].ci95_noise.upper, result.rows[0].ci95.upper);
+    cc_compare_result_free(&result);
+    cc_compare_counts_free(&counts);
+}

@@ -91,6 +91,10 @@ struct cc_released_count cc_release_protect(const struct cc_policy *policy,
                                             uint64_t layer_seed, uint64_t measure, uint64_t count,
                                             uint32_t cell_key);
 
+/* The variance of a released count's perturbation under policy: the noise
+ * layers' variances when it perturbs (not in fixed mode), else 0. */
+double cc_release_noise_variance(const struct cc_policy *policy);
+
 /* Fills a table's summary with what the policy does (no cells counted yet),
  * and counts one cell of the given reason into it. */
 void cc_release_summary_init(const struct cc_policy *policy, struct cc_release_summary *s);
