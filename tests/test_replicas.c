@@ -14,7 +14,8 @@
  *  - the balancer spreads connections and requests over both replicas
  *    (HAProxy's own counters, from its stats socket);
  *  - an ingest while both serve publishes a new store version that both
- *    serve after SIGHUP, byte-identical again;
+ *    serve after SIGHUP, byte-identical again, and so does an opt-out
+ *    recorded while they serve;
  *  - one replica killed, the balancer keeps serving from the other;
  *  - the replicas share one ledger and one audit chain through state.db:
  *    requests of one account sent to both at once leave a chain that
@@ -129,9 +130,11 @@ static void setup(void)
     make_account("rex", CC_ROLE_RESEARCHER);
     make_account("ruth", CC_ROLE_RESEARCHER);
     make_account("ray", CC_ROLE_RESEARCHER);
+    make_account("rhea", CC_ROLE_RESEARCHER);
     make_account("paul", CC_ROLE_PLANNER);
     make_account("dash", CC_ROLE_DASHBOARD);
     make_account("dash2", CC_ROLE_DASHBOARD);
+    make_account("dash3", CC_ROLE_DASHBOARD);
 }
 
 static void teardown(void)
@@ -638,8 +641,9 @@ static void saved_over_http_everywhere(const struct cluster *c, const char *acco
     free(first);
 }
 
-/* Polls each live replica until it serves store version `version`. */
-static void wait_for_version(const struct cluster *c, uint64_t version)
+/* Polls each live replica until it serves store version `version` in its
+ * publication `publication` or a later one. */
+static void wait_for_version(const struct cluster *c, uint64_t version, uint64_t publication)
 {
     for (int i = 0; i < N_REPLICAS; i++) {
         if (c->killed[i])
@@ -648,13 +652,15 @@ static void wait_for_version(const struct cluster *c, uint64_t version)
         for (;;) {
             struct cc_client *client = login(c->port[i], "rita");
             struct cc_reply reply;
-            cr_assert_eq(cc_client_call_simple(client, 2, "ping", &reply), 1);
+            cr_assert_eq(cc_client_call_simple(client, 2, "status", &reply), 1);
             const msgpack_object *v = cc_reply_get(&reply, "data_version");
+            const msgpack_object *p = cc_reply_get(&reply, "data_publication");
             cr_assert(v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER);
-            uint64_t served = v->via.u64;
+            cr_assert(p && p->type == MSGPACK_OBJECT_POSITIVE_INTEGER);
+            uint64_t served = v->via.u64, published = p->via.u64;
             cc_reply_free(&reply);
             cc_client_close(client);
-            if (served == version)
+            if (served == version && published >= publication)
                 break;
             cr_assert_lt(now_ms(), deadline, "replica %d still serves version %llu", i + 1,
                          (unsigned long long)served);
@@ -708,11 +714,25 @@ Test(replicas, the_balancer_and_every_replica_give_byte_identical_releases)
     run(cmd);
     for (int i = 0; i < N_REPLICAS; i++)
         cr_assert_eq(cc_harness_signal(c.replica[i], SIGHUP), 0);
-    wait_for_version(&c, 2);
+    wait_for_version(&c, 2, 2);
     struct frame later = ask_everywhere(&c, "rex", "count", BY_REGION_E11, "", "release");
     cr_assert_eq(reply_data_version(&later), 2);
     free(later.data);
     saved_over_http_everywhere(&c, "dash2"); /* an account new to the ledger */
+
+    /* an opt-out of an E11 patient, recorded by the operator's tool (a
+     * writer: it takes the writer lock, which no replica holds), reaches
+     * both at their next publication (SIGHUP here): byte-identical again */
+    snprintf(cmd, sizeof cmd,
+             "awk -F, 'NR>1 && $10 ~ /^E11/ {print $2; exit}' '%s/feeds/hes_apc.csv' | "
+             "'%s/carecount' optout register --data '%s' --key '%s' --nhs-number - --type ndop "
+             "--date 2020-01-01 >/dev/null",
+             root, CC_BIN_DIR, data_dir, key_path);
+    run(cmd);
+    for (int i = 0; i < N_REPLICAS; i++)
+        cr_assert_eq(cc_harness_signal(c.replica[i], SIGHUP), 0);
+    wait_for_version(&c, 2, 3);
+    free(ask_everywhere(&c, "rhea", "count", BY_REGION_E11, "", "release").data);
 
     /* replica 1 dies: the balancer keeps serving, from replica 2 (retried
      * there at once, and no longer tried once its checks fail) */
@@ -740,7 +760,16 @@ Test(replicas, the_balancer_and_every_replica_give_byte_identical_releases)
     msgpack_sbuffer_destroy(&request);
     struct frame survivor = ask_everywhere(&c, "ray", "count", BY_REGION_E11, "", "release");
     free(survivor.data);
-    saved_over_http_everywhere(&c, "dash2");
+    saved_over_http_everywhere(&c, "dash3");
+    /* dash2 asked the saved query before the opt-out: the same query now
+     * covers one person fewer, which its ledger refuses (on the replica
+     * that answered it before or not) */
+    char *body = NULL;
+    cr_assert_eq(http_post(c.lb_http_port, "dash2", "/v1/saved",
+                           "{\"name\":\"diabetes-by-region\"}", &body),
+                 422, "%s", body);
+    cr_assert(strstr(body, "ledger"), "%s", body);
+    free(body);
     free(region.data);
     stop_cluster(&c);
 }
