@@ -301,7 +301,7 @@ static void wait_servers(const struct cluster *c, int down)
         char *stats = haproxy_stats(c);
         bool ready = stats != NULL;
         for (int i = 0; ready && i < N_REPLICAS; i++) {
-            char name[8];
+            char name[16];
             snprintf(name, sizeof name, "r%d", i + 1);
             bool want_up = i != down;
             ready = server_up(stats, "replicas_msgpack", name) == want_up &&
@@ -696,7 +696,7 @@ Test(replicas, the_balancer_and_every_replica_give_byte_identical_releases)
 
     /* both replicas had connections and requests from the balancer */
     for (int i = 0; i < N_REPLICAS; i++) {
-        char name[8];
+        char name[16];
         snprintf(name, sizeof name, "r%d", i + 1);
         cr_assert_geq(server_sessions(&c, "replicas_msgpack", name), 5,
                       "%s had msgpack connections", name);
