@@ -495,6 +495,29 @@ static msgpack_sbuffer request_frame(uint64_t id, const char *op, const char *js
     return frame;
 }
 
+/* What HAProxy and the replicas logged, and HAProxy's counters: printed
+ * when a request fails, to tell a dead replica from a refused one. */
+static void print_diagnostics(uint16_t port)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/haproxy.log", root);
+    size_t len;
+    char *log = access(path, R_OK) == 0 ? cc_testfs_read(path, &len) : NULL;
+    fprintf(stderr, "a request to port %u failed; haproxy.log:\n%s\n", port, log ? log : "");
+    free(log);
+    if (running && running->haproxy > 0) {
+        char *stats = haproxy_stats(running);
+        fprintf(stderr, "haproxy's statistics:\n%s\n", stats ? stats : "(none)");
+        free(stats);
+    }
+    for (int i = 0; running && i < N_REPLICAS; i++) {
+        char *text = running->replica[i] ? cc_harness_log(running->replica[i]) : NULL;
+        fprintf(stderr, "replica %d (port %u) log:\n%s\n", i + 1, running->port[i],
+                text ? text : "");
+        free(text);
+    }
+}
+
 static struct cc_client *login(uint16_t port, const char *account)
 {
     struct cc_client *client = NULL;
@@ -502,27 +525,10 @@ static struct cc_client *login(uint16_t port, const char *account)
                  "cannot connect to port %u", port);
     char *token = token_of(account), err[256];
     int rc = cc_client_hello(client, token, err, sizeof err);
-    if (rc != 0) {
-        char path[400];
-        snprintf(path, sizeof path, "%s/haproxy.log", root);
-        size_t len;
-        char *log = access(path, R_OK) == 0 ? cc_testfs_read(path, &len) : NULL;
-        fprintf(stderr, "hello on port %u failed; haproxy.log:\n%s\n", port, log ? log : "");
-        if (running && running->haproxy > 0) {
-            char *stats = haproxy_stats(running);
-            fprintf(stderr, "haproxy's statistics:\n%s\n", stats ? stats : "(none)");
-            free(stats);
-        }
-        for (int i = 0; running && i < N_REPLICAS; i++) {
-            char *text = running->replica[i] ? cc_harness_log(running->replica[i]) : NULL;
-            fprintf(stderr, "replica %d (port %u) log:\n%s\n", i + 1, running->port[i],
-                    text ? text : "");
-            free(text);
-        }
-        free(log);
-    }
-    cr_assert_eq(rc, 0, "%s", err);
     free(token);
+    if (rc != 0)
+        print_diagnostics(port);
+    cr_assert_eq(rc, 0, "%s", err);
     return client;
 }
 
