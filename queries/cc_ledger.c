@@ -10,11 +10,20 @@
  * differences (below ledger_near_difference) are looked for the same way
  * in the wider size window.
  *
- * Durability: an entry is INSERTed in autocommit mode on a connection
- * opened by cc_db_open() (WAL, synchronous=FULL), so when sqlite3_step()
- * returns SQLITE_DONE the entry is in the fsync'ed log; only then is it
- * added to memory and the query admitted. A crash before that point loses
- * an entry whose query was never answered.
+ * Durability: an entry is INSERTed on a connection opened by cc_db_open()
+ * (WAL, synchronous=FULL) and committed, so when the commit returns the
+ * entry is in the fsync'ed log; only then is it added to memory and the
+ * query admitted. A crash before that point loses an entry whose query was
+ * never answered.
+ *
+ * Several processes (replicas serving one data directory, docs/scale.md):
+ * each admit runs inside one BEGIN IMMEDIATE transaction, which holds
+ * SQLite's write lock across processes: it first reads the entries other
+ * processes committed since this one last looked (rows with an id above
+ * the last one seen: ids only grow, entries are never deleted), then
+ * decides, then inserts and commits. So the look-up always sees every
+ * entry committed anywhere, and two replicas cannot both admit the two
+ * halves of a differencing pair.
  *
  * Must never: write a cohort, a record key or a size into an error message
  * or a log line.
@@ -48,6 +57,8 @@ struct cc_ledger {
     pthread_mutex_t lock; /* guards everything below, and the connection */
     sqlite3 *db;
     sqlite3_stmt *insert;
+    sqlite3_stmt *since; /* the entries with an id above ?1, in id order */
+    int64_t seen_id;     /* the greatest entry id in memory */
     struct account *accounts; /* sorted by id */
     size_t n_accounts, accounts_cap;
     size_t memory_bytes;
@@ -127,35 +138,36 @@ static int add_entry(cc_ledger *l, struct account *a, const struct entry *e)
     return 0;
 }
 
+/* Adds to memory every entry with an id above the last one seen (all of
+ * them at open; afterwards those other processes committed since). */
 static int load_entries(cc_ledger *l, char *errbuf, size_t errlen)
 {
-    sqlite3_stmt *st;
-    int rc = sqlite3_prepare_v2(l->db,
-                                "SELECT account, at_s, fingerprint, near, cohort FROM ledger_entry",
-                                -1, &st, NULL);
-    if (rc != SQLITE_OK)
-        return cc_errorf(errbuf, errlen, cc_db_error(rc), "ledger: cannot read its entries");
+    sqlite3_stmt *st = l->since;
+    sqlite3_bind_int64(st, 1, l->seen_id);
+    int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *blob = sqlite3_column_blob(st, 4);
-        int bytes = sqlite3_column_bytes(st, 4);
+        const char *blob = sqlite3_column_blob(st, 5);
+        int bytes = sqlite3_column_bytes(st, 5);
         struct entry e = {0};
-        e.at_s = sqlite3_column_int64(st, 1);
-        e.fingerprint = (uint64_t)sqlite3_column_int64(st, 2);
-        e.near = sqlite3_column_int(st, 3) != 0;
+        int64_t id = sqlite3_column_int64(st, 0);
+        e.at_s = sqlite3_column_int64(st, 2);
+        e.fingerprint = (uint64_t)sqlite3_column_int64(st, 3);
+        e.near = sqlite3_column_int(st, 4) != 0;
         e.cohort = blob ? roaring_bitmap_portable_deserialize_safe(blob, (size_t)bytes) : NULL;
         if (!e.cohort) {
-            sqlite3_finalize(st);
+            sqlite3_reset(st);
             return cc_errorf(errbuf, errlen, CC_ECORRUPT, "ledger: an entry does not decode");
         }
         e.n_persons = roaring_bitmap_get_cardinality(e.cohort);
-        struct account *a = find_account(l, sqlite3_column_int64(st, 0), 1);
+        struct account *a = find_account(l, sqlite3_column_int64(st, 1), 1);
         if (!a || add_entry(l, a, &e) != 0) {
             roaring_bitmap_free(e.cohort);
-            sqlite3_finalize(st);
+            sqlite3_reset(st);
             return cc_errorf(errbuf, errlen, CC_ENOMEM, "ledger: out of memory");
         }
+        l->seen_id = id;
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     if (rc != SQLITE_DONE)
         return cc_errorf(errbuf, errlen, cc_db_error(rc), "ledger: cannot read its entries");
     return 0;
@@ -182,8 +194,13 @@ int cc_ledger_open(const char *dir, cc_ledger **out, char *errbuf, size_t errlen
                                  "INSERT INTO ledger_entry (account, at_s, fingerprint, near, "
                                  "cohort) VALUES (?, ?, ?, ?, ?)",
                                  -1, &l->insert, NULL);
+    if (src == SQLITE_OK)
+        src = sqlite3_prepare_v2(l->db,
+                                 "SELECT id, account, at_s, fingerprint, near, cohort FROM "
+                                 "ledger_entry WHERE id > ?1 ORDER BY id",
+                                 -1, &l->since, NULL);
     if (src != SQLITE_OK) {
-        rc = cc_errorf(errbuf, errlen, cc_db_error(src), "ledger: cannot prepare its insert");
+        rc = cc_errorf(errbuf, errlen, cc_db_error(src), "ledger: cannot prepare its statements");
         goto fail;
     }
     if ((rc = load_entries(l, errbuf, errlen)) != 0)
@@ -206,12 +223,13 @@ void cc_ledger_close(cc_ledger *l)
     }
     free(l->accounts);
     sqlite3_finalize(l->insert);
+    sqlite3_finalize(l->since);
     cc_db_close(l->db);
     pthread_mutex_destroy(&l->lock);
     free(l);
 }
 
-/* Commits e for account; 0 or a CC_E* code. */
+/* Inserts e for account inside the admit's transaction; 0 or a CC_E* code. */
 static int persist(cc_ledger *l, int64_t account, const struct entry *e)
 {
     size_t bytes = roaring_bitmap_portable_size_in_bytes(e->cohort);
@@ -286,7 +304,16 @@ int cc_ledger_admit(cc_ledger *l, int64_t account, const struct cc_policy *polic
     int64_t window_s = (int64_t)policy->ledger_window_days * 86400;
 
     pthread_mutex_lock(&l->lock);
-    int rc = 0;
+    /* The write lock of state.db first, across processes: then the entries
+     * other replicas committed are read, and nobody can commit another
+     * until this decision is committed or rolled back. */
+    int rc = cc_db_begin(l->db);
+    if (rc) {
+        cc_errorf(errbuf, errlen, rc, "ledger: cannot lock its entries (%s)", cc_strerror(rc));
+        goto out;
+    }
+    if ((rc = load_entries(l, errbuf, errlen)) != 0)
+        goto out;
     struct account *a = find_account(l, account, 1);
     if (!a) {
         rc = cc_errorf(errbuf, errlen, CC_ENOMEM, "ledger: out of memory");
@@ -328,16 +355,22 @@ int cc_ledger_admit(cc_ledger *l, int64_t account, const struct cc_policy *polic
         }
         e.near = 1;
     }
-    if ((rc = persist(l, account, &e)) != 0) {
+    if ((rc = persist(l, account, &e)) != 0 || (rc = cc_db_commit(l->db)) != 0) {
         cc_errorf(errbuf, errlen, rc, "ledger: cannot record the query");
         goto out;
     }
+    int64_t id = sqlite3_last_insert_rowid(l->db);
     if ((rc = add_entry(l, a, &e)) != 0) {
+        /* committed but not in memory: the next admit reads it back */
         cc_errorf(errbuf, errlen, rc, "ledger: out of memory");
         goto out;
     }
+    l->seen_id = id; /* committed under the write lock: nothing came in between */
     e.cohort = NULL; /* the account owns it */
 out:
+    /* nothing to keep on a refusal, a repeat or a failure (a no-op after
+     * the commit) */
+    cc_db_rollback(l->db);
     pthread_mutex_unlock(&l->lock);
     if (e.cohort)
         roaring_bitmap_free(e.cohort);

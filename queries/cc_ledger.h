@@ -15,7 +15,10 @@
  *
  * Thread-safe: one mutex serialises look-up and record per ledger, so two
  * queries of one account on two threads cannot both pass the look-up
- * before either is recorded.
+ * before either is recorded. Process-safe too: several ledgers opened on
+ * one data directory (replicas serving it, docs/scale.md) share it, as
+ * each admit reads the entries the others committed and decides inside one
+ * write transaction of state.db (BEGIN IMMEDIATE).
  *
  * Must never: return, log or put in an error message a cohort, a record
  * key or a count of persons; refusals name the rule only.
@@ -54,6 +57,9 @@ void cc_ledger_close(cc_ledger *ledger);
  *    ledger_near_difference persons, the query is a near difference: one
  *    of at most ledger_budget per ledger_window_days, refused beyond;
  *  - the entry is committed to disk before 0 is returned.
+ * The look-up sees every entry committed by any process on this data
+ * directory: it runs under state.db's write lock, after reading the
+ * entries committed since the last admit.
  * Returns 0, CC_EREFUSED ("ledger: why" in errbuf, no count), CC_ENOMEM,
  * or CC_EIO / CC_EBUSY / CC_EDB when the entry could not be committed (the
  * query must then not be answered).

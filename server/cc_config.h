@@ -92,8 +92,10 @@ struct cc_config {
     const char *key_path;
     /* How often the opt-out register is checked and, if it changed (or the
      * day did), a new data version is published: the policy's schedule
-     * (DESIGN, Disclosure control 11). 0 publishes at once (checked every
-     * second). */
+     * (DESIGN, Disclosure control 11). The checks fall on the wall clock's
+     * multiples of this interval since the epoch (UTC midnight for a day),
+     * so replicas publish at the same instants. 0 publishes at once
+     * (checked every second). */
     uint64_t publish_interval_s;
     /* The disclosure policy file (docs/privacy.md; NULL: the built-in
      * defaults). A policy file that fails its checks stops the start. */

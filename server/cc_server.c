@@ -542,9 +542,40 @@ static void on_publish_done(uv_work_t *work, int status)
     server_maybe_finish(server);
 }
 
+static void arm_publish_timer(struct cc_server *server);
+
 static void on_publish_timer(uv_timer_t *timer)
 {
-    start_publishing(timer->data);
+    struct cc_server *server = timer->data;
+    start_publishing(server);
+    arm_publish_timer(server);
+}
+
+/* Milliseconds from now to the next publication check. With an interval of
+ * N s the checks fall on the wall clock's multiples of N s since the epoch
+ * (UTC midnight for the daily default), not N s after this server started:
+ * replicas serving one data directory then publish at the same instants, so
+ * they serve the same data version (docs/scale.md). 0 checks every second. */
+static uint64_t ms_to_next_check(const struct cc_server *server)
+{
+    uint64_t every_ms = server->config.publish_interval_s * 1000;
+    if (!every_ms)
+        return 1000;
+    uv_timeval64_t now;
+    if (uv_gettimeofday(&now) < 0)
+        return every_ms;
+    uint64_t now_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_usec / 1000;
+    return every_ms - now_ms % every_ms;
+}
+
+/* One shot, re-armed at each check from the wall clock, so the schedule
+ * does not drift from it. */
+static void arm_publish_timer(struct cc_server *server)
+{
+    if (!server->publish_timer_open || server->stopping)
+        return;
+    if (uv_timer_start(&server->publish_timer, on_publish_timer, ms_to_next_check(server), 0) < 0)
+        cc_log("cannot schedule the next publication check; SIGHUP checks at once");
 }
 
 /* Queues a publication check on the pool, unless one is running. */
@@ -624,9 +655,7 @@ int cc_server_set_data(struct cc_server *server, struct cc_serverdata *data)
         return CC_EIO;
     server->publish_timer.data = server;
     server->publish_timer_open = true;
-    uint64_t every_ms =
-        server->config.publish_interval_s ? server->config.publish_interval_s * 1000 : 1000;
-    rc = uv_timer_start(&server->publish_timer, on_publish_timer, every_ms, every_ms);
+    rc = uv_timer_start(&server->publish_timer, on_publish_timer, ms_to_next_check(server), 0);
     return rc < 0 ? CC_EIO : 0;
 }
 

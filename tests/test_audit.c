@@ -4,8 +4,8 @@
  * write access to state.db would (the triggers dropped, rows edited,
  * deleted, swapped, inserted, cut off the end) and each is caught by verify
  * or by the recorded head; a different key cannot verify it; appends from
- * several threads stay one gapless chain; a committed record is visible to
- * a new connection.
+ * several threads, and from several processes (replicas), stay one gapless
+ * chain; a committed record is visible to a new connection.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cc_audit.h"
 #include "cc_db.h"
@@ -267,5 +269,52 @@ Test(audit, appends_from_threads_make_one_gapless_chain_that_a_new_connection_se
     char err[256];
     cr_assert_eq(cc_audit_verify(b, &result, err, sizeof err), 0, "%s", err);
     cr_assert_eq(result.entries, 200);
+    cc_audit_close(b);
+}
+
+/* Replicas serving one data directory: each process its own handle (its
+ * own connection), appending at once. The append reads the head and
+ * inserts inside one BEGIN IMMEDIATE transaction, so the chain never
+ * forks: one gapless chain that verifies, every record there. */
+Test(audit, appends_from_processes_make_one_gapless_chain)
+{
+    enum { N_PROCESSES = 4, PER_PROCESS = 50 };
+    pid_t pids[N_PROCESSES];
+    cc_audit_close(open_log(key)); /* the table first */
+    for (int p = 0; p < N_PROCESSES; p++) {
+        fflush(NULL);
+        pids[p] = fork();
+        cr_assert_geq(pids[p], 0);
+        if (pids[p] == 0) {
+            cc_audit *a = NULL;
+            char err[256], request[64];
+            if (cc_audit_open(dir, key, &a, err, sizeof err) != 0)
+                _exit(1);
+            for (int i = 0; i < PER_PROCESS; i++) {
+                snprintf(request, sizeof request, "{\"process\":%d,\"n\":%d}", p, i);
+                struct cc_audit_record r = {1700000000000 + i, 7, "rita", "count", "127.0.0.1",
+                                            request, (uint64_t)i, 0, "ok", NULL};
+                if (cc_audit_append(a, &r, err, sizeof err) != 0)
+                    _exit(2);
+            }
+            cc_audit_close(a);
+            _exit(0);
+        }
+    }
+    for (int p = 0; p < N_PROCESSES; p++) {
+        int status;
+        cr_assert_eq(waitpid(pids[p], &status, 0), pids[p]);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d: status %d", p,
+                  status);
+    }
+    cc_audit *b = open_log(key);
+    struct cc_audit_verify_result result;
+    char err[256];
+    cr_assert_eq(cc_audit_verify(b, &result, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(result.entries, N_PROCESSES * PER_PROCESS);
+    uint64_t seq;
+    uint8_t hash[CC_AUDIT_HASH_BYTES];
+    cr_assert_eq(cc_audit_head(b, &seq, hash), 0);
+    cr_assert_eq(seq, N_PROCESSES * PER_PROCESS);
     cc_audit_close(b);
 }

@@ -2,14 +2,18 @@
  * The disclosure ledger (queries/cc_ledger.h): record and look up per
  * account, the refusal of small differences (zero included) and the
  * answer to the same query asked again, the near-difference budget,
- * persistence across close and reopen, and concurrent admits from threads.
+ * persistence across close and reopen, and concurrent admits from threads
+ * and from processes (replicas) sharing one data directory.
  */
 #include <criterion/criterion.h>
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cc_error.h"
 #include "cc_ledger.h"
@@ -214,6 +218,80 @@ Test(ledger, concurrent_admits_let_one_of_a_differencing_group_through)
         }
         cr_assert_eq(answered, 1, "account %d: %d answered", a, answered);
         cr_assert_eq(cc_ledger_n_entries(l, a), 1);
+    }
+    cc_ledger_close(l);
+}
+
+/* Two replicas serving one data directory each open their own ledger on
+ * its state.db: what one commits, the other sees at its next admit. */
+Test(ledger, two_ledgers_on_one_directory_see_each_others_entries)
+{
+    cc_ledger *a = open_ledger(), *b = open_ledger(); /* b opened before a records */
+    char err[256];
+    cr_assert_eq(admit(a, 5, 1, 0, 800, UINT32_MAX, err, sizeof err), 0, "%s", err);
+    /* the second half of the pair, sent to the other replica */
+    cr_assert_eq(admit(b, 5, 2, 0, 800, 17, err, sizeof err), CC_EREFUSED);
+    cr_assert(strstr(err, "ledger"), "%s", err);
+    cr_assert_eq(cc_ledger_n_entries(b, 5), 1, "b read a's entry");
+    /* the same query again, on either: answered, recorded once */
+    cr_assert_eq(admit(b, 5, 1, 0, 800, UINT32_MAX, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(admit(a, 5, 1, 0, 800, UINT32_MAX, err, sizeof err), 0, "%s", err);
+    /* and the other way round */
+    cr_assert_eq(admit(b, 6, 3, 5000, 900, UINT32_MAX, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(admit(a, 6, 4, 5000, 900, 5001, err, sizeof err), CC_EREFUSED);
+    cc_ledger_close(a);
+    cc_ledger_close(b);
+    cc_ledger *c = open_ledger();
+    cr_assert_eq(cc_ledger_n_entries(c, 5), 1);
+    cr_assert_eq(cc_ledger_n_entries(c, 6), 1);
+    cc_ledger_close(c);
+}
+
+/* Processes rather than threads: each child opens its own ledger and asks,
+ * for every account, the cohort less one person of its own. However the
+ * processes interleave, one per account is answered. */
+Test(ledger, concurrent_processes_let_one_of_a_differencing_group_through)
+{
+    enum { N_PROCESSES = 4, N_ACCOUNTS = 6 }; /* exit codes: a bit per account, below 100 */
+    pid_t pids[N_PROCESSES];
+    { /* the schema first, so the children do not race to create it */
+        cc_ledger *l = open_ledger();
+        cc_ledger_close(l);
+    }
+    for (int p = 0; p < N_PROCESSES; p++) {
+        fflush(NULL);
+        pids[p] = fork();
+        cr_assert_geq(pids[p], 0);
+        if (pids[p] == 0) {
+            cc_ledger *l = NULL;
+            char err[256];
+            if (cc_ledger_open(dir, &l, err, sizeof err) != 0)
+                _exit(100);
+            int answered = 0;
+            for (int a = 0; a < N_ACCOUNTS; a++) {
+                int rc = admit(l, 100 + a, 1000 + (uint64_t)p, 0, 3000, (uint32_t)p, err,
+                               sizeof err);
+                if (rc != 0 && rc != CC_EREFUSED)
+                    _exit(101);
+                answered |= (rc == 0) << a;
+            }
+            cc_ledger_close(l);
+            _exit(answered); /* a bit per account answered here */
+        }
+    }
+    int answered[N_ACCOUNTS] = {0};
+    for (int p = 0; p < N_PROCESSES; p++) {
+        int status;
+        cr_assert_eq(waitpid(pids[p], &status, 0), pids[p]);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) < 100, "child %d: status %d", p,
+                  status);
+        for (int a = 0; a < N_ACCOUNTS; a++)
+            answered[a] += WEXITSTATUS(status) >> a & 1;
+    }
+    cc_ledger *l = open_ledger();
+    for (int a = 0; a < N_ACCOUNTS; a++) {
+        cr_assert_eq(answered[a], 1, "account %d: %d answered", a, answered[a]);
+        cr_assert_eq(cc_ledger_n_entries(l, 100 + a), 1);
     }
     cc_ledger_close(l);
 }
