@@ -669,12 +669,19 @@ static int funnel_curve(const struct cc_compare_layout *layout, struct cc_compar
         struct cc_compare_funnel_point *p = &out->funnel[i];
         p->x = exp(from + (to - from) * i / (CC_COMPARE_FUNNEL_POINTS - 1));
         p->lower95 = p->upper95 = p->lower998 = p->upper998 = NAN;
+        /* A point whose limits cannot be computed is left out (NaN): the
+         * curve is drawn through the others, and the comparison stands. */
         int rc = funnel_at(layout, p->x, england->value, CC_COMPARE_LEVEL_95, &p->lower95,
                            &p->upper95);
-        if (rc == 0)
-            rc = funnel_at(layout, p->x, england->value, CC_COMPARE_LEVEL_998, &p->lower998,
-                           &p->upper998);
-        if (rc < 0)
+        if (rc == CC_ESTATS)
+            p->lower95 = p->upper95 = NAN;
+        else if (rc < 0)
+            return rc;
+        rc = funnel_at(layout, p->x, england->value, CC_COMPARE_LEVEL_998, &p->lower998,
+                       &p->upper998);
+        if (rc == CC_ESTATS)
+            p->lower998 = p->upper998 = NAN;
+        else if (rc < 0)
             return rc;
     }
     out->n_funnel = CC_COMPARE_FUNNEL_POINTS;

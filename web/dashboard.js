@@ -343,7 +343,7 @@ async function show() {
 function decimals(values) {
   const top = Math.max(...values.filter(Number.isFinite).map(Math.abs), 0);
   if (top >= 1000) return 0;
-  if (top >= 10) return 1;
+  if (top >= 1) return 1;
   return 2;
 }
 
