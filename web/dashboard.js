@@ -52,7 +52,7 @@ const SIGNIFICANCE_TEXT = {
 };
 
 const STATUS_TEXT = {
-  suppressed: 'not compared: a count was suppressed',
+  suppressed: 'not compared: a count or denominator was suppressed',
   no_denominator: 'not compared: no denominator',
   too_few_events: 'not compared: fewer than 10 events',
   inconsistent: 'not compared: inconsistent counts',
@@ -454,7 +454,7 @@ function render() {
     format,
   });
 
-  renderFunnel(c, areas, format, comparedWith);
+  renderFunnel(c, areas, format, comparedWith, per);
   renderTable(c, areas, format, ciKey, comparisonKey, levelText, byCode, per);
   renderDisclosure(reply);
 }
@@ -484,7 +484,7 @@ function renderLegend(colours) {
   }
 }
 
-function renderFunnel(c, areas, format, comparedWith) {
+function renderFunnel(c, areas, format, comparedWith, per) {
   const container = $('funnel');
   const f = c.funnel;
   if (!f || !Array.isArray(f.points) || !f.points.length) {
@@ -517,7 +517,7 @@ function renderFunnel(c, areas, format, comparedWith) {
     description: `${points.filter((p) => Number.isFinite(p.value)).length} areas plotted against `
       + `${FUNNEL_X_NAMES[f.x] || f.x}; ${outside} lie outside the 99.8% limits.`,
     xLabel: FUNNEL_X_NAMES[f.x] || f.x,
-    yLabel: 'Value',
+    yLabel: per === '%' ? 'Value (%)' : `Value${per}`,
     centre: f.value,
     curve: f.points,
     points,
