@@ -595,8 +595,8 @@ static int unit_figures(const struct cc_compare_layout *layout,
 /* Funnel limits at x (the population, or the expected count for ISR) at
  * one level around comparator value v; left as they are (NaN) where the
  * limits do not apply. */
-static int funnel_at(const struct cc_compare_layout *layout, double x, double v,
-                     double confidence, double *lower, double *upper)
+static int funnel_at(const struct cc_compare_layout *layout, double x, double v, double confidence,
+                     double *lower, double *upper)
 {
     double m = layout->multiplier;
     if (!(x > 0))
@@ -671,8 +671,8 @@ static int funnel_curve(const struct cc_compare_layout *layout, struct cc_compar
         p->lower95 = p->upper95 = p->lower998 = p->upper998 = NAN;
         /* A point whose limits cannot be computed is left out (NaN): the
          * curve is drawn through the others, and the comparison stands. */
-        int rc = funnel_at(layout, p->x, england->value, CC_COMPARE_LEVEL_95, &p->lower95,
-                           &p->upper95);
+        int rc =
+            funnel_at(layout, p->x, england->value, CC_COMPARE_LEVEL_95, &p->lower95, &p->upper95);
         if (rc == CC_ESTATS)
             p->lower95 = p->upper95 = NAN;
         else if (rc < 0)
@@ -779,8 +779,8 @@ int cc_compare_finish_counts(const struct cc_compare_layout *layout,
         row->comparison95 = cc_stats_compare(&row->ci95, comparator->value);
         row->comparison998 = cc_stats_compare(&row->ci998, comparator->value);
         double x = unit_funnel_x(layout, row);
-        if ((rc = funnel_at(layout, x, comparator->value, CC_COMPARE_LEVEL_95,
-                            &row->funnel95_lower, &row->funnel95_upper)) < 0 ||
+        if ((rc = funnel_at(layout, x, comparator->value, CC_COMPARE_LEVEL_95, &row->funnel95_lower,
+                            &row->funnel95_upper)) < 0 ||
             (rc = funnel_at(layout, x, comparator->value, CC_COMPARE_LEVEL_998,
                             &row->funnel998_lower, &row->funnel998_upper)) < 0)
             goto fail;

@@ -196,7 +196,7 @@ struct response_head {
     bool preflight;     /* add the preflight answers */
     bool omit_body;     /* the answer to HEAD: headers only */
     const char *extra;  /* whole header lines ("Name: value\r\n"), or NULL */
-    const char *content_type; /* NULL: JSON */
+    const char *content_type;  /* NULL: JSON */
     const char *cache_control; /* NULL: no-store */
     const char *extra_static;  /* more header lines (a static file's), or NULL */
 };

@@ -323,8 +323,7 @@ int cc_http_to_request(const struct cc_http_request *request, uint64_t id,
         return answer_error(404, "NOTFOUND",
                             "no such endpoint (the API is under /v1/, the dashboard under "
                             "/dashboard/)",
-                            request,
-                            cors, NULL, response);
+                            request, cors, NULL, response);
     const char *allow = kind == ROUTE_GET ? ALLOW_GET : ALLOW_POST;
     if (request->method == CC_HTTP_OPTIONS) {
         int rc = cc_http_build_json_response(204, "", 0, request, cors, allow, true, response);

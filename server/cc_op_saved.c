@@ -46,8 +46,8 @@ static int indicator_key(const struct cc_compare_request *request, char hex[17])
     if (rc)
         return rc;
     unsigned char digest[8];
-    crypto_generichash(digest, sizeof digest, (const unsigned char *)canonical,
-                       strlen(canonical), NULL, 0);
+    crypto_generichash(digest, sizeof digest, (const unsigned char *)canonical, strlen(canonical),
+                       NULL, 0);
     free(canonical);
     sodium_bin2hex(hex, 17, digest, sizeof digest);
     return 0;

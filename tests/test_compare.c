@@ -703,7 +703,8 @@ Test(compare, the_funnel_x_of_a_dsr_is_its_derived_population_and_of_an_isr_its_
             double want = methods[m] == CC_COMPARE_ISR
                               ? row->expected
                               : row->count / (row->value / raw.layout.multiplier);
-            cr_assert_float_eq(row->funnel_x, want, 1e-9 * want, "method %d area %u", methods[m], a);
+            cr_assert_float_eq(row->funnel_x, want, 1e-9 * want, "method %d area %u", methods[m],
+                               a);
         }
         cr_assert_gt(with_x, 0, "some area has funnel limits");
         cr_assert_eq(result.n_funnel, CC_COMPARE_FUNNEL_POINTS);

@@ -1299,11 +1299,21 @@ Test(http_static, the_root_and_dashboard_redirect_to_the_page)
 Test(http_static, names_outside_the_embedded_files_are_404)
 {
     const char *paths[] = {
-        "/dashboard/../CMakeLists.txt", "/dashboard/%2e%2e/CMakeLists.txt",
-        "/dashboard/..%2fCMakeLists.txt", "/dashboard//index.html", "/dashboard/./index.html",
-        "/dashboard/index.html/", "/dashboard/web/index.html", "/dashboard/nope.js",
-        "/dashboard/INDEX.HTML", "/dashboard/..\\CMakeLists.txt", "/dashboard/%00",
-        "/dashboardx", "/index.html", "/favicon.ico", "/etc/passwd",
+        "/dashboard/../CMakeLists.txt",
+        "/dashboard/%2e%2e/CMakeLists.txt",
+        "/dashboard/..%2fCMakeLists.txt",
+        "/dashboard//index.html",
+        "/dashboard/./index.html",
+        "/dashboard/index.html/",
+        "/dashboard/web/index.html",
+        "/dashboard/nope.js",
+        "/dashboard/INDEX.HTML",
+        "/dashboard/..\\CMakeLists.txt",
+        "/dashboard/%00",
+        "/dashboardx",
+        "/index.html",
+        "/favicon.ico",
+        "/etc/passwd",
     };
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
         struct cc_http_response raw;

@@ -848,7 +848,8 @@ Test(ops, a_dashboard_runs_saved_queries_by_name_and_nothing_else)
     cr_assert(is_str(get(by_icb, "comparator"), "national"), "the default comparator, named");
     cr_assert(is_str(get(by_icb, "method"), "proportion"));
     cr_assert(is_str(get(vs_region, "comparator"), "parent"));
-    const msgpack_object *indicator = get(by_icb, "indicator"), *other = get(vs_region, "indicator");
+    const msgpack_object *indicator = get(by_icb, "indicator"),
+                         *other = get(vs_region, "indicator");
     cr_assert(indicator && indicator->type == MSGPACK_OBJECT_STR && indicator->via.str.size == 16);
     cr_assert(other && other->type == MSGPACK_OBJECT_STR && other->via.str.size == 16);
     cr_assert(memcmp(indicator->via.str.ptr, other->via.str.ptr, 16) == 0,
