@@ -322,6 +322,9 @@ async function show() {
     if (sequence !== state.sequence) return;
     setStatus('');
     showError(explain(error));
+    // nothing of the comparison shown before stays under the new choice
+    state.reply = null;
+    $('results').hidden = true;
     if (error.code === 'AUTH') forgetToken();
     return;
   }

@@ -275,7 +275,8 @@ def run(args):
         check(token not in browser.evaluate("document.documentElement.outerHTML"), "the token is not in the page")
         check_bars(browser, replies["diabetes_by_region"]["comparison"], "none", STANDARD, "by region")
         indicators = browser.evaluate("[...document.getElementById('indicator').options].map(o => o.textContent)")
-        check(indicators == ["Diabetes", "Diabetes admissions"], f"saved variants grouped: {indicators}")
+        check(indicators == ["Diabetes", "Diabetes admissions", "Standardised admissions"],
+              f"saved variants grouped: {indicators}")
         levels = browser.evaluate("[...document.getElementById('level').options].map(o => o.value)")
         check(levels == ["region", "icb"], f"the levels of the indicator: {levels}")
 
@@ -345,6 +346,25 @@ def run(args):
         check(str(admissions["policy"]["threshold"] - 1) in threshold, f"the note's threshold: {threshold}")
         browser.screenshot(os.path.join(args.out, "dashboard-suppressed.png"))
 
+        # the funnel's points are the bars' areas, in the bars' colours
+        fills = browser.evaluate("""[...document.querySelectorAll('#funnel circle.point')].map(c =>
+            [c.dataset.code, c.getAttribute('fill'), document.querySelector(
+              `#bars rect.bar[data-code="${c.dataset.code}"]`).getAttribute('fill')])""")
+        check(fills and all(point == bar for _, point, bar in fills), "funnel points coloured as their bars")
+
+        # a comparison the disclosure policy refuses at this data size: the
+        # error says so, and nothing of the comparison before stays shown
+        choose(browser, "indicator", browser.evaluate(
+            "[...document.getElementById('indicator').options].find(o => o.textContent === 'Standardised admissions').value"))
+        browser.wait_for("!document.getElementById('error').hidden", what="the refusal")
+        error = browser.evaluate("document.getElementById('error').textContent")
+        check("REFUSED" in error, f"the refusal is shown: {error}")
+        check(browser.evaluate("document.getElementById('results').hidden"), "no stale chart under a refusal")
+        choose(browser, "indicator", browser.evaluate(
+            "[...document.getElementById('indicator').options].find(o => o.textContent === 'Diabetes admissions').value"))
+        wait_for_shown(browser, "diabetes_admissions_by_icb")
+        check(browser.evaluate("document.getElementById('error').hidden"), "the error goes with a new choice")
+
         # a narrow window: the charts redraw to fit and nothing scrolls sideways
         browser.viewport(360, 740)
         browser.wait_for("Number(document.querySelector('#bars svg').getAttribute('width')) <= 360",
@@ -365,8 +385,8 @@ def run(args):
         check(not refused, f"nothing refused by the CSP: {refused}")
         errors = [(kind, text) for kind, text in browser.console
                   if kind in ("error", "log-error-javascript") or
-                  (kind.startswith("log-error") and "401" not in text)]
-        check(not errors, f"no error but the bad token's 401: {errors}")
+                  (kind.startswith("log-error") and "401" not in text and "422" not in text)]
+        check(not errors, f"no error but the bad token's 401 and the refusal's 422: {errors}")
     finally:
         browser.close()
 
