@@ -478,6 +478,7 @@ static void row_clear(struct cc_compare_row *row)
     row->comparison95 = row->comparison998 = CC_STATS_NOT_COMPARED;
     row->funnel95_lower = row->funnel95_upper = nan;
     row->funnel998_lower = row->funnel998_upper = nan;
+    row->funnel_x = nan;
 }
 
 /* Computes one interval of a unit whose count and denominator are known. */
@@ -592,43 +593,100 @@ static int unit_figures(const struct cc_compare_layout *layout,
     return 0;
 }
 
-/* Funnel limits of one unit at one level, around comparator value v. */
-static int unit_funnel(const struct cc_compare_layout *layout, const struct cc_compare_row *row,
-                       double v, double confidence, double *lower, double *upper)
+/* Funnel limits at x (the population, or the expected count for ISR) at
+ * one level around comparator value v; left as they are (NaN) where the
+ * limits do not apply. */
+static int funnel_at(const struct cc_compare_layout *layout, double x, double v, double confidence,
+                     double *lower, double *upper)
 {
     double m = layout->multiplier;
+    if (!(x > 0))
+        return 0;
     if (layout->method == CC_COMPARE_PROPORTION) {
         struct cc_funnel_point point;
         double average = v / m;
         if (average < 0 || average > 1)
             return 0;
-        int rc = cc_stats_funnel_proportion(average, row->denominator, confidence, m, &point);
+        int rc = cc_stats_funnel_proportion(average, x, confidence, m, &point);
         if (rc < 0)
             return rc;
         *lower = point.lower_limit;
         *upper = point.upper_limit;
         return 0;
     }
-    /* Poisson funnels: the denominator is a population (rates) or the
-     * expected count (ratios); the mean count there at the comparator's
-     * value is denominator x v / m. */
-    double base = layout->method == CC_COMPARE_ISR ? row->expected : row->denominator;
-    if (layout->method == CC_COMPARE_DSR) {
-        /* PHEindicatormethods (calculate_funnel_limits, rate_type "dsr")
-         * derives the population at which the area's events would give its
-         * DSR as a crude rate, and draws the rate funnel there. */
-        if (!(row->count > 0 && row->value > 0))
-            return 0;
-        base = row->count / (row->value / m);
-    }
-    double mean = base * v / m, lower_count, upper_count;
+    /* Poisson funnels: the mean count at x at the comparator's value is
+     * x v / m. */
+    double mean = x * v / m, lower_count, upper_count;
     if (!(mean > 0))
         return 0;
     int rc = cc_compare_funnel_counts(mean, confidence, &lower_count, &upper_count);
     if (rc < 0)
         return rc;
-    *lower = lower_count / base * m;
-    *upper = upper_count / base * m;
+    *lower = lower_count / x * m;
+    *upper = upper_count / x * m;
+    return 0;
+}
+
+/* A unit's x on the funnel plot (NaN when it has none): the denominator,
+ * the expected count for ISR, and for DSR the population at which the
+ * area's events would give its DSR as a crude rate, as PHEindicatormethods
+ * (calculate_funnel_limits, rate_type "dsr") derives it. */
+static double unit_funnel_x(const struct cc_compare_layout *layout,
+                            const struct cc_compare_row *row)
+{
+    if (layout->method == CC_COMPARE_ISR)
+        return row->expected;
+    if (layout->method == CC_COMPARE_DSR)
+        return row->count > 0 && row->value > 0 ? row->count / (row->value / layout->multiplier)
+                                                : NAN;
+    return row->denominator;
+}
+
+/* The funnel curve of a national comparison around England's value (see
+ * struct cc_compare_result). */
+static int funnel_curve(const struct cc_compare_layout *layout, struct cc_compare_result *out)
+{
+    out->funnel_value = NAN;
+    if (layout->comparator != CC_COMPARE_NATIONAL || layout->n_units == 0)
+        return 0;
+    const struct cc_compare_row *england = &out->rows[layout->n_units - 1];
+    if (england->status != CC_COMPARE_OK)
+        return 0;
+    double smallest = INFINITY, largest = 0;
+    for (uint32_t u = 0; u < layout->n_areas; u++) {
+        double x = out->rows[u].funnel_x;
+        if (!(x > 0) || !isfinite(x))
+            continue;
+        smallest = fmin(smallest, x);
+        largest = fmax(largest, x);
+    }
+    if (!(largest > 0))
+        return 0;
+    out->funnel = calloc(CC_COMPARE_FUNNEL_POINTS, sizeof *out->funnel);
+    if (!out->funnel)
+        return CC_ENOMEM;
+    double from = log(smallest / 2), to = log(largest * 2);
+    for (uint32_t i = 0; i < CC_COMPARE_FUNNEL_POINTS; i++) {
+        struct cc_compare_funnel_point *p = &out->funnel[i];
+        p->x = exp(from + (to - from) * i / (CC_COMPARE_FUNNEL_POINTS - 1));
+        p->lower95 = p->upper95 = p->lower998 = p->upper998 = NAN;
+        /* A point whose limits cannot be computed is left out (NaN): the
+         * curve is drawn through the others, and the comparison stands. */
+        int rc =
+            funnel_at(layout, p->x, england->value, CC_COMPARE_LEVEL_95, &p->lower95, &p->upper95);
+        if (rc == CC_ESTATS)
+            p->lower95 = p->upper95 = NAN;
+        else if (rc < 0)
+            return rc;
+        rc = funnel_at(layout, p->x, england->value, CC_COMPARE_LEVEL_998, &p->lower998,
+                       &p->upper998);
+        if (rc == CC_ESTATS)
+            p->lower998 = p->upper998 = NAN;
+        else if (rc < 0)
+            return rc;
+    }
+    out->n_funnel = CC_COMPARE_FUNNEL_POINTS;
+    out->funnel_value = england->value;
     return 0;
 }
 
@@ -853,12 +911,17 @@ static int finish(const struct cc_compare_layout *layout, const struct cc_compar
             continue;
         row->comparison95 = cc_stats_compare(&row->ci95, comparator->value);
         row->comparison998 = cc_stats_compare(&row->ci998, comparator->value);
-        if ((rc = unit_funnel(layout, row, comparator->value, CC_COMPARE_LEVEL_95,
-                              &row->funnel95_lower, &row->funnel95_upper)) < 0 ||
-            (rc = unit_funnel(layout, row, comparator->value, CC_COMPARE_LEVEL_998,
-                              &row->funnel998_lower, &row->funnel998_upper)) < 0)
+        double x = unit_funnel_x(layout, row);
+        if ((rc = funnel_at(layout, x, comparator->value, CC_COMPARE_LEVEL_95, &row->funnel95_lower,
+                            &row->funnel95_upper)) < 0 ||
+            (rc = funnel_at(layout, x, comparator->value, CC_COMPARE_LEVEL_998,
+                            &row->funnel998_lower, &row->funnel998_upper)) < 0)
             goto fail;
+        if (isfinite(row->funnel95_lower) || isfinite(row->funnel95_upper))
+            row->funnel_x = x;
     }
+    if ((rc = funnel_curve(layout, out)) < 0)
+        goto fail;
     return 0;
 
 fail:
@@ -873,6 +936,9 @@ void cc_compare_result_free(struct cc_compare_result *result)
     free(result->rows);
     result->rows = NULL;
     result->n_rows = 0;
+    free(result->funnel);
+    result->funnel = NULL;
+    result->n_funnel = 0;
 }
 
 /* ---- names ------------------------------------------------------------------------------- */

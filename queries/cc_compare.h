@@ -190,6 +190,21 @@ struct cc_compare_row {
     /* Funnel-plot control limits at this unit's denominator (expected count
      * for ISR) around the comparator value, on the value's scale. */
     double funnel95_lower, funnel95_upper, funnel998_lower, funnel998_upper;
+    /* Where those limits are drawn, the unit's x on a funnel plot: the
+     * denominator (proportion, crude rate), the expected count (ISR) or the
+     * derived population count x multiplier / value (DSR); NaN when the
+     * unit has no funnel limits. */
+    double funnel_x;
+};
+
+/* Points on the funnel curve of a national comparison. */
+#define CC_COMPARE_FUNNEL_POINTS 41
+
+/* One point of the funnel curve: the limits at x (NaN where they do not
+ * apply), on the value's scale. */
+struct cc_compare_funnel_point {
+    double x;
+    double lower95, upper95, lower998, upper998;
 };
 
 /* A finished comparison: rows[i] belongs to layout.units[i]. The caller
@@ -197,6 +212,16 @@ struct cc_compare_row {
 struct cc_compare_result {
     uint32_t n_rows;
     struct cc_compare_row *rows;
+    /* The funnel to draw behind the areas of a national comparison with an
+     * England value: the limits around England's value (funnel_value) at
+     * n_funnel x values spaced evenly on a log scale from half the smallest
+     * area funnel_x to twice the largest; computed from the same released
+     * counts as everything else. None (n_funnel 0, funnel NULL,
+     * funnel_value NaN) for a parent comparison, whose areas have different
+     * comparators, or when no area has funnel limits. */
+    double funnel_value;
+    uint32_t n_funnel;
+    struct cc_compare_funnel_point *funnel;
 };
 
 /*

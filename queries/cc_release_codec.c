@@ -207,11 +207,54 @@ static int pack_pair(msgpack_packer *pk, double lower, double upper)
     return 0;
 }
 
+/* What a funnel plot's x is, for a method. */
+static const char *funnel_x_name(int method)
+{
+    switch (method) {
+    case CC_COMPARE_ISR:
+        return "expected";
+    case CC_COMPARE_DSR:
+        return "derived_population";
+    default:
+        return "denominator";
+    }
+}
+
+/* "funnel": nil, or {"comparator": code, "value": number, "x": name,
+ * "points": [[x, lower95, upper95, lower998, upper998], ...]}: the curve
+ * a national comparison's funnel plot draws (docs/protocol.md). */
+static int pack_funnel(const struct cc_compare_layout *layout,
+                       const struct cc_compare_result *result, msgpack_packer *pk)
+{
+    PACK_STR_(pk, "funnel");
+    if (result->n_funnel == 0 || layout->n_units == 0)
+        return msgpack_pack_nil(pk);
+    PACK_(msgpack_pack_map(pk, 4));
+    PACK_STR_(pk, "comparator");
+    PACK_STR_(pk, layout->units[layout->n_units - 1].code);
+    PACK_STR_(pk, "value");
+    PACK_(pack_number(pk, result->funnel_value));
+    PACK_STR_(pk, "x");
+    PACK_STR_(pk, funnel_x_name(layout->method));
+    PACK_STR_(pk, "points");
+    PACK_(msgpack_pack_array(pk, result->n_funnel));
+    for (uint32_t i = 0; i < result->n_funnel; i++) {
+        const struct cc_compare_funnel_point *p = &result->funnel[i];
+        PACK_(msgpack_pack_array(pk, 5));
+        PACK_(pack_number(pk, p->x));
+        PACK_(pack_number(pk, p->lower95));
+        PACK_(pack_number(pk, p->upper95));
+        PACK_(pack_number(pk, p->lower998));
+        PACK_(pack_number(pk, p->upper998));
+    }
+    return 0;
+}
+
 int cc_comparison_pack(const cc_comparison *comparison, msgpack_packer *pk)
 {
     const struct cc_compare_layout *layout = cc_comparison_layout_(comparison);
     const struct cc_compare_result *result = cc_comparison_result_(comparison);
-    PACK_(msgpack_pack_map(pk, 8));
+    PACK_(msgpack_pack_map(pk, 9));
     PACK_(cc_release_pack_summary(cc_comparison_summary(comparison), pk));
     PACK_STR_(pk, "method");
     PACK_STR_(pk, cc_compare_method_name(layout->method));
@@ -228,7 +271,7 @@ int cc_comparison_pack(const cc_comparison *comparison, msgpack_packer *pk)
     for (uint32_t i = 0; i < result->n_rows; i++) {
         const struct cc_compare_unit *unit = &layout->units[i];
         const struct cc_compare_row *row = &result->rows[i];
-        PACK_(msgpack_pack_map(pk, 17));
+        PACK_(msgpack_pack_map(pk, 18));
         PACK_STR_(pk, "code");
         PACK_STR_(pk, unit->code);
         PACK_STR_(pk, "name");
@@ -267,6 +310,8 @@ int cc_comparison_pack(const cc_comparison *comparison, msgpack_packer *pk)
         PACK_(pack_pair(pk, row->funnel95_lower, row->funnel95_upper));
         PACK_STR_(pk, "funnel998");
         PACK_(pack_pair(pk, row->funnel998_lower, row->funnel998_upper));
+        PACK_STR_(pk, "funnel_x");
+        PACK_(pack_number(pk, row->funnel_x));
     }
-    return 0;
+    return pack_funnel(layout, result, pk);
 }

@@ -4,9 +4,10 @@
 # (printing the linkage report), makes a researcher's and a planner's
 # accounts, starts the server on a loopback port, sends it the example
 # queries and comparisons and prints the protected answers, shows the audit
-# log, and stops the server cleanly.
+# log, prints the address of the dashboard page (and, with --serve, keeps
+# the server up for a browser until Ctrl-C), and stops the server cleanly.
 #
-#   bash scripts/demo.sh [--patients N] [--seed S]
+#   bash scripts/demo.sh [--patients N] [--seed S] [--serve]
 #
 # Everything it writes goes under demo/ (the key under demo/secrets/, outside
 # the data directory demo/data/).
@@ -15,10 +16,12 @@ cd "$(dirname "$0")/.."
 
 patients=100000
 seed=1
+serve=0
 while (($#)); do
   case "$1" in
     --patients) patients="$2"; shift 2 ;;
     --seed) seed="$2"; shift 2 ;;
+    --serve) serve=1; shift ;;
     -h|--help) sed -n '2,/^set /p' "$0" | grep '^#'; exit 0 ;;
     *) echo "demo.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -64,12 +67,20 @@ step "accounts: a researcher and a planner, each with a token (shown once, kept 
 "$bin/carecount" token issue demo-researcher --data demo/data --out demo/secrets/researcher.token
 "$bin/carecount" token issue demo-planner --data demo/data --out demo/secrets/planner.token
 
+step "a dashboard account: it may run only the operator-approved saved comparisons"
+"$bin/carecount" account add demo-dashboard --role dashboard --data demo/data
+"$bin/carecount" token issue demo-dashboard --data demo/data --out demo/secrets/dashboard.token
+mkdir -p demo/saved
+cp examples/comparisons/*.json demo/saved/
+ls demo/saved
+
 step "start carecountd on a free loopback port"
 "$bin/carecountd" --listen 127.0.0.1:0 --port-file demo/port --data demo/data \
-  --key demo/secrets/carecount.key --codelists demo/feeds/codelists 2> demo/carecountd.log &
+  --key demo/secrets/carecount.key --codelists demo/feeds/codelists --saved demo/saved \
+  --http-listen 127.0.0.1:0 --http-port-file demo/http_port 2> demo/carecountd.log &
 server=$!
 trap 'kill "$server" 2>/dev/null || true' EXIT
-for _ in $(seq 100); do [ -s demo/port ] && break; sleep 0.1; done
+for _ in $(seq 100); do [ -s demo/port ] && [ -s demo/http_port ] && break; sleep 0.1; done
 port=$(cat demo/port)
 echo "listening on 127.0.0.1:$port"
 "$bin/carecount" ping --port "$port"
@@ -123,6 +134,28 @@ step "the audit log: every request, committed before its reply; the chain verifi
 
 step "a planner's check by hand: Wilson intervals for two proportions"
 printf 'area,numerator,denominator\nA,120,1500\nB,45,1400\n' | "$bin/carecount" stats proportion
+
+step "the dashboard page, served by carecountd's HTTP listener"
+http_port=$(cat demo/http_port)
+url="http://127.0.0.1:$http_port/dashboard/"
+echo "page: $(curl -s -o /dev/null -w '%{http_code} %{content_type}' "$url")"
+echo "saved comparisons the dashboard token may run:"
+curl -s -X POST -H "Authorization: Bearer $(cat demo/secrets/dashboard.token)" \
+  -H 'Content-Type: application/json' -d '{}' "http://127.0.0.1:$http_port/v1/saved_list" |
+  /usr/bin/python3 -c 'import json, sys
+for s in json.load(sys.stdin)["saved"]:
+    print("  %-30s %s by %s, against %s" % (s["name"], s.get("method", ""), s.get("level", ""), s.get("comparator", "")))'
+echo
+echo "dashboard: $url"
+echo "token:     demo/secrets/dashboard.token (paste it into the page)"
+if ((serve)); then
+  echo "serving until Ctrl-C (scripts/demo.sh --serve)"
+  # Ctrl-C ends the wait (the server, started in the background, ignores
+  # it); the server is then stopped below as without --serve
+  trap ':' INT
+  wait "$server" || true
+  trap - INT
+fi
 
 step "stop the server (SIGTERM) and wait for a clean exit"
 kill -TERM "$server"

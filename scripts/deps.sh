@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages carecount needs to build and test, if any are
-# missing. Idempotent and quiet when everything is already there.
+# missing. Idempotent and quiet when everything is already there. chromium
+# is for the dashboard test (tests/dashboard/: headless, driven over the
+# DevTools protocol from Python's standard library; nothing from npm).
 set -euo pipefail
 
 packages=(
@@ -9,6 +11,7 @@ packages=(
   libsqlite3-dev sqlite3 libsodium-dev libcsv-dev libroaring-dev libjansson-dev
   libhttp-parser-dev curl haproxy
   python3 python3-msgpack procps
+  chromium
 )
 
 missing=()

@@ -117,6 +117,7 @@ static const char *reason_phrase(int status)
         {100, "Continue"},
         {200, "OK"},
         {204, "No Content"},
+        {302, "Found"},
         {400, "Bad Request"},
         {401, "Unauthorized"},
         {403, "Forbidden"},
@@ -195,6 +196,9 @@ struct response_head {
     bool preflight;     /* add the preflight answers */
     bool omit_body;     /* the answer to HEAD: headers only */
     const char *extra;  /* whole header lines ("Name: value\r\n"), or NULL */
+    const char *content_type;  /* NULL: JSON */
+    const char *cache_control; /* NULL: no-store */
+    const char *extra_static;  /* more header lines (a static file's), or NULL */
 };
 
 /* Builds status line + headers + body into out. */
@@ -207,11 +211,15 @@ static int build_response(const struct response_head *head, const char *body, si
     snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", head->status, reason_phrase(head->status));
     text_put(&t, line);
     if (head->status != 204) {
-        text_put(&t, "Content-Type: application/json; charset=utf-8\r\n");
+        text_put(&t, "Content-Type: ");
+        text_put(&t, head->content_type ? head->content_type : "application/json; charset=utf-8");
+        text_put(&t, "\r\n");
         snprintf(line, sizeof line, "Content-Length: %zu\r\n", body_len);
         text_put(&t, line);
     }
-    text_put(&t, "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n");
+    text_put(&t, "Cache-Control: ");
+    text_put(&t, head->cache_control ? head->cache_control : "no-store");
+    text_put(&t, "\r\nX-Content-Type-Options: nosniff\r\n");
     if (head->allow) {
         text_put(&t, "Allow: ");
         text_put(&t, head->allow);
@@ -234,6 +242,8 @@ static int build_response(const struct response_head *head, const char *body, si
         text_put(&t, "Vary: Origin\r\n");
     if (head->extra)
         text_put(&t, head->extra);
+    if (head->extra_static)
+        text_put(&t, head->extra_static);
     if (head->close)
         text_put(&t, "Connection: close\r\n");
     else if (head->http_minor == 0)
@@ -329,6 +339,21 @@ int cc_http_build_json_response(int status, const char *json, size_t json_len,
     head.allow = allow;
     head.preflight = preflight;
     return build_response(&head, json, json_len, out);
+}
+
+int cc_http_build_file_response(int status, const char *content_type, const char *headers,
+                                const void *body, size_t body_len,
+                                const struct cc_http_request *request,
+                                const struct cc_http_cors *cors, const char *allow,
+                                struct cc_http_response *out)
+{
+    struct response_head head;
+    head_for_request(&head, status, request, cors, false);
+    head.allow = allow;
+    head.content_type = content_type;
+    head.cache_control = "no-cache";
+    head.extra_static = headers;
+    return build_response(&head, body, body_len, out);
 }
 
 /* ---- the parser's callbacks -------------------------------------------- */

@@ -314,11 +314,16 @@ int cc_http_to_request(const struct cc_http_request *request, uint64_t id,
                        struct cc_http_response *response)
 {
     char op[OP_NAME_MAX_BYTES + 1];
+    int served = cc_http_static_response(request, cors, response);
+    if (served != 0)
+        return served; /* the dashboard's files (1), or CC_ENOMEM */
     enum route_kind kind = route(request->path, op);
 
     if (kind == ROUTE_NONE)
-        return answer_error(404, "NOTFOUND", "no such endpoint (the API is under /v1/)", request,
-                            cors, NULL, response);
+        return answer_error(404, "NOTFOUND",
+                            "no such endpoint (the API is under /v1/, the dashboard under "
+                            "/dashboard/)",
+                            request, cors, NULL, response);
     const char *allow = kind == ROUTE_GET ? ALLOW_GET : ALLOW_POST;
     if (request->method == CC_HTTP_OPTIONS) {
         int rc = cc_http_build_json_response(204, "", 0, request, cors, allow, true, response);

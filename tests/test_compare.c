@@ -623,6 +623,97 @@ Test(compare, proportion_funnel_limits_are_cc_stats_limits_at_the_area_denominat
     cc_query_free(q);
 }
 
+Test(compare, the_funnel_curve_is_cc_stats_limits_around_england_from_half_to_twice_the_areas)
+{
+    struct cc_query *q = persons_with(CC_CODE_SNOMED, DIABETES, 1u << CC_SETTING_GP);
+    struct cc_compare_request request = {
+        .numerator = q, .area_level = CC_AREA_LAD, .method = CC_COMPARE_PROPORTION};
+    struct cc_compare_raw raw;
+    run(&request, &raw);
+    struct cc_compare_result result;
+    cr_assert_eq(cc_compare_finish_counts(&raw.layout, &raw.exact, &result), 0);
+    const struct cc_compare_row *england = &result.rows[raw.layout.n_units - 1];
+    cr_assert_eq(result.n_funnel, CC_COMPARE_FUNNEL_POINTS);
+    cr_assert_float_eq(result.funnel_value, england->value, 1e-12);
+    double smallest = INFINITY, largest = 0;
+    for (uint32_t a = 0; a < raw.layout.n_areas; a++) {
+        const struct cc_compare_row *row = &result.rows[a];
+        /* a proportion's funnel x is its denominator */
+        cr_assert_float_eq(row->funnel_x, row->denominator, 1e-12, "area %u", a);
+        smallest = fmin(smallest, row->funnel_x);
+        largest = fmax(largest, row->funnel_x);
+    }
+    cr_assert_float_eq(result.funnel[0].x, smallest / 2, 1e-9 * smallest);
+    cr_assert_float_eq(result.funnel[CC_COMPARE_FUNNEL_POINTS - 1].x, largest * 2, 1e-9 * largest);
+    for (uint32_t i = 0; i < result.n_funnel; i++) {
+        const struct cc_compare_funnel_point *p = &result.funnel[i];
+        if (i > 0)
+            cr_assert_gt(p->x, result.funnel[i - 1].x, "x rises");
+        struct cc_funnel_point p95, p998;
+        cr_assert_eq(cc_stats_funnel_proportion(england->value / 100, p->x, 0.95, 100, &p95), 0);
+        cr_assert_eq(cc_stats_funnel_proportion(england->value / 100, p->x, 0.998, 100, &p998), 0);
+        cr_assert_float_eq(p->lower95, p95.lower_limit, 1e-12);
+        cr_assert_float_eq(p->upper95, p95.upper_limit, 1e-12);
+        cr_assert_float_eq(p->lower998, p998.lower_limit, 1e-12);
+        cr_assert_float_eq(p->upper998, p998.upper_limit, 1e-12);
+        cr_assert(p->lower998 <= p->lower95 && p->lower95 <= england->value &&
+                  england->value <= p->upper95 && p->upper95 <= p->upper998);
+    }
+    cc_compare_result_free(&result);
+    cr_assert_null(result.funnel);
+    cr_assert_eq(result.n_funnel, 0);
+
+    /* a parent comparison has no single comparator: no curve, but each
+     * area still has its limits and its x */
+    request.comparator = CC_COMPARE_PARENT;
+    struct cc_compare_raw parent;
+    run(&request, &parent);
+    cr_assert_eq(cc_compare_finish_counts(&parent.layout, &parent.exact, &result), 0);
+    cr_assert_eq(result.n_funnel, 0);
+    cr_assert_null(result.funnel);
+    cr_assert(isnan(result.funnel_value));
+    for (uint32_t a = 0; a < parent.layout.n_areas; a++)
+        if (result.rows[a].status == CC_COMPARE_OK && isfinite(result.rows[a].comparator_value))
+            cr_assert_float_eq(result.rows[a].funnel_x, result.rows[a].denominator, 1e-12);
+    cc_compare_result_free(&result);
+    cc_compare_raw_free(&parent);
+    cc_compare_raw_free(&raw);
+    cc_query_free(q);
+}
+
+Test(compare, the_funnel_x_of_a_dsr_is_its_derived_population_and_of_an_isr_its_expected_count)
+{
+    struct cc_query *q = persons_with(CC_CODE_SNOMED, DIABETES, 1u << CC_SETTING_GP);
+    int methods[] = {CC_COMPARE_DSR, CC_COMPARE_ISR};
+    for (int m = 0; m < 2; m++) {
+        struct cc_compare_request request = {
+            .numerator = q, .area_level = CC_AREA_REGION, .method = (uint8_t)methods[m]};
+        struct cc_compare_raw raw;
+        run(&request, &raw);
+        struct cc_compare_result result;
+        cr_assert_eq(cc_compare_finish_counts(&raw.layout, &raw.exact, &result), 0);
+        unsigned with_x = 0;
+        for (uint32_t a = 0; a < raw.layout.n_areas; a++) {
+            const struct cc_compare_row *row = &result.rows[a];
+            if (isnan(row->funnel_x)) {
+                cr_assert(isnan(row->funnel95_lower) && isnan(row->funnel95_upper));
+                continue;
+            }
+            with_x++;
+            double want = methods[m] == CC_COMPARE_ISR
+                              ? row->expected
+                              : row->count / (row->value / raw.layout.multiplier);
+            cr_assert_float_eq(row->funnel_x, want, 1e-9 * want, "method %d area %u", methods[m],
+                               a);
+        }
+        cr_assert_gt(with_x, 0, "some area has funnel limits");
+        cr_assert_eq(result.n_funnel, CC_COMPARE_FUNNEL_POINTS);
+        cc_compare_result_free(&result);
+        cc_compare_raw_free(&raw);
+    }
+    cc_query_free(q);
+}
+
 /* ---- refusals ------------------------------------------------------------------------------ */
 
 Test(compare, requests_the_comparison_cannot_run_are_refused_with_the_field)

@@ -2,7 +2,9 @@
  * parser (pipelines, byte-by-byte feeds, every limit), the bearer token's
  * lifetime, the translation of routes and JSON bodies into the msgpack
  * request map the msgpack port gets, and of reply maps into responses
- * (status for every error code, CORS, preflight). */
+ * (status for every error code, CORS, preflight); the dashboard's static
+ * files (cc_http_static.c: byte for byte as in web/, their types, the CSP,
+ * nothing outside the embedded set). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -721,7 +723,7 @@ Test(http, unknown_paths_are_404_and_wrong_methods_405_with_allow)
         int status;
         const char *allow;
     } cases[] = {
-        {"GET / HTTP/1.1\r\n\r\n", 404, NULL},
+        {"GET /favicon.ico HTTP/1.1\r\n\r\n", 404, NULL},
         {"GET /v2/ping HTTP/1.1\r\n\r\n", 404, NULL},
         {"GET /v1/ HTTP/1.1\r\n\r\n", 404, NULL},
         {"GET /v1/ping/more HTTP/1.1\r\n\r\n", 404, NULL},
@@ -1161,4 +1163,187 @@ Test(http, damaged_pipelines_in_random_pieces_never_overrun)
         cc_http_conn_free(conn);
     }
     free(text);
+}
+
+/* ---- the dashboard's static files --------------------------------------- */
+
+/* The whole response to a GET of path (any method: text is the request
+ * line's method), answered by the translation itself; *out is malloc'd. */
+static int static_answer(const char *method, const char *path, struct cc_http_response *out)
+{
+    char text[512];
+    snprintf(text, sizeof text, "%s %s HTTP/1.1\r\nHost: h\r\n\r\n", method, path);
+    struct cc_http_conn *conn = new_conn(0, 0);
+    const struct cc_http_request *request = parse_one(conn, text);
+    msgpack_sbuffer map;
+    msgpack_sbuffer_init(&map);
+    memset(out, 0, sizeof *out);
+    int rc = cc_http_to_request(request, 7, NULL, &map, out);
+    cr_assert_eq(map.size, 0, "%s %s became a request map", method, path);
+    msgpack_sbuffer_destroy(&map);
+    cc_http_conn_free(conn);
+    return rc;
+}
+
+/* The value of header name in the head of raw (static buffer), or NULL. */
+static const char *raw_header(const struct cc_http_response *raw, const char *name)
+{
+    static char value[512];
+    char needle[128];
+    snprintf(needle, sizeof needle, "\r\n%s: ", name);
+    const char *end = strstr(raw->data, "\r\n\r\n");
+    const char *at = strstr(raw->data, needle);
+    if (!at || at > end)
+        return NULL;
+    at += strlen(needle);
+    const char *eol = strstr(at, "\r\n");
+    snprintf(value, sizeof value, "%.*s", (int)(eol - at), at);
+    return value;
+}
+
+static int raw_status(const struct cc_http_response *raw)
+{
+    int status = 0;
+    cr_assert_eq(sscanf(raw->data, "HTTP/1.1 %d ", &status), 1);
+    return status;
+}
+
+/* The bytes of web/NAME in the source tree (malloc'd; *len set). */
+static char *web_file(const char *name, size_t *len)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/web/%s", CC_SOURCE_DIR, name);
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "cannot open %s", path);
+    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+    long size = ftell(f);
+    cr_assert_geq(size, 0);
+    rewind(f);
+    char *data = malloc((size_t)size + 1);
+    cr_assert_not_null(data);
+    cr_assert_eq(fread(data, 1, (size_t)size, f), (size_t)size);
+    fclose(f);
+    *len = (size_t)size;
+    return data;
+}
+
+static const char csp[] =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+Test(http_static, every_file_of_web_is_served_as_it_is_with_its_type_and_the_csp)
+{
+    static const struct {
+        const char *path, *file, *type;
+    } files[] = {
+        {"/dashboard/", "index.html", "text/html; charset=utf-8"},
+        {"/dashboard/index.html", "index.html", "text/html; charset=utf-8"},
+        {"/dashboard/dashboard.js", "dashboard.js", "text/javascript; charset=utf-8"},
+        {"/dashboard/charts.js", "charts.js", "text/javascript; charset=utf-8"},
+        {"/dashboard/dashboard.css", "dashboard.css", "text/css; charset=utf-8"},
+        {"/dashboard/favicon.svg", "favicon.svg", "image/svg+xml"},
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        struct cc_http_response raw;
+        cr_assert_eq(static_answer("GET", files[i].path, &raw), 1, "%s", files[i].path);
+        cr_assert_eq(raw_status(&raw), 200, "%s", files[i].path);
+        cr_assert_str_eq(raw_header(&raw, "Content-Type"), files[i].type, "%s", files[i].path);
+        cr_assert_str_eq(raw_header(&raw, "Content-Security-Policy"), csp);
+        cr_assert_str_eq(raw_header(&raw, "X-Content-Type-Options"), "nosniff");
+        cr_assert_str_eq(raw_header(&raw, "X-Frame-Options"), "DENY");
+        cr_assert_str_eq(raw_header(&raw, "Referrer-Policy"), "no-referrer");
+        size_t len;
+        char *want = web_file(files[i].file, &len);
+        const char *body = strstr(raw.data, "\r\n\r\n") + 4;
+        cr_assert_eq((size_t)(raw.data + raw.len - body), len, "%s: body length", files[i].path);
+        cr_assert(memcmp(body, want, len) == 0, "%s: not the bytes of web/%s", files[i].path,
+                  files[i].file);
+        char length[32];
+        snprintf(length, sizeof length, "%zu", len);
+        cr_assert_str_eq(raw_header(&raw, "Content-Length"), length);
+        free(want);
+        cc_http_response_free(&raw);
+    }
+}
+
+Test(http_static, the_page_has_no_inline_script_or_style)
+{
+    size_t len;
+    char *html = web_file("index.html", &len);
+    /* every <script> has a src, and nothing carries a style= or on...= */
+    for (const char *at = strstr(html, "<script"); at; at = strstr(at + 1, "<script")) {
+        const char *end = strchr(at, '>');
+        cr_assert_not_null(end);
+        cr_assert(contains_bytes(at, (size_t)(end - at), "src=", 4), "an inline <script>");
+    }
+    cr_assert_null(strstr(html, "<style"), "an inline <style>");
+    cr_assert_null(strstr(html, " style="), "an inline style attribute");
+    cr_assert_null(strstr(html, " onclick="), "an inline handler");
+    cr_assert_null(strstr(html, "http://"), "a link off the server");
+    cr_assert_null(strstr(html, "https://"), "a link off the server");
+    free(html);
+}
+
+Test(http_static, the_root_and_dashboard_redirect_to_the_page)
+{
+    const char *paths[] = {"/", "/dashboard"};
+    for (size_t i = 0; i < 2; i++) {
+        struct cc_http_response raw;
+        cr_assert_eq(static_answer("GET", paths[i], &raw), 1);
+        cr_assert_eq(raw_status(&raw), 302, "%s", paths[i]);
+        cr_assert_str_eq(raw_header(&raw, "Location"), "/dashboard/");
+        cc_http_response_free(&raw);
+    }
+}
+
+Test(http_static, names_outside_the_embedded_files_are_404)
+{
+    const char *paths[] = {
+        "/dashboard/../CMakeLists.txt",
+        "/dashboard/%2e%2e/CMakeLists.txt",
+        "/dashboard/..%2fCMakeLists.txt",
+        "/dashboard//index.html",
+        "/dashboard/./index.html",
+        "/dashboard/index.html/",
+        "/dashboard/web/index.html",
+        "/dashboard/nope.js",
+        "/dashboard/INDEX.HTML",
+        "/dashboard/..\\CMakeLists.txt",
+        "/dashboard/%00",
+        "/dashboardx",
+        "/index.html",
+        "/favicon.ico",
+        "/etc/passwd",
+    };
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        struct cc_http_response raw;
+        int rc = static_answer("GET", paths[i], &raw);
+        cr_assert_eq(rc, 1, "%s", paths[i]);
+        cr_assert_eq(raw_status(&raw), 404, "%s", paths[i]);
+        cr_assert_str_eq(raw_header(&raw, "Content-Type"), "application/json; charset=utf-8");
+        cr_assert(strstr(raw.data, "\"NOTFOUND\""), "%s", paths[i]);
+        cc_http_response_free(&raw);
+    }
+}
+
+Test(http_static, files_are_read_with_get_and_head_only)
+{
+    struct cc_http_response raw;
+    cr_assert_eq(static_answer("HEAD", "/dashboard/dashboard.js", &raw), 1);
+    cr_assert_eq(raw_status(&raw), 200);
+    size_t len;
+    free(web_file("dashboard.js", &len));
+    char length[32];
+    snprintf(length, sizeof length, "%zu", len);
+    cr_assert_str_eq(raw_header(&raw, "Content-Length"), length);
+    cr_assert_str_eq(strstr(raw.data, "\r\n\r\n"), "\r\n\r\n", "HEAD has no body");
+    cc_http_response_free(&raw);
+
+    const char *methods[] = {"POST", "PUT", "DELETE", "OPTIONS"};
+    for (size_t i = 0; i < 4; i++) {
+        cr_assert_eq(static_answer(methods[i], "/dashboard/index.html", &raw), 1);
+        cr_assert_eq(raw_status(&raw), 405, "%s", methods[i]);
+        cr_assert_str_eq(raw_header(&raw, "Allow"), "GET, HEAD");
+        cc_http_response_free(&raw);
+    }
 }

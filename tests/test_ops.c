@@ -93,6 +93,11 @@ static void setup(void)
                             "{\"v\":1,\"numerator\":{\"v\":1,\"measure\":\"persons\","
                             "\"filters\":{\"conditions\":[{\"codelist\":\"diabetes\"}]}},"
                             "\"level\":\"icb\",\"method\":\"proportion\"}");
+    /* the same indicator against the parent area, written in another order */
+    cc_testfs_write_text_in(path, "diabetes-by-icb-vs-region.json",
+                            "{\"method\":\"proportion\",\"comparator\":\"parent\",\"v\":1,"
+                            "\"level\":\"icb\",\"numerator\":{\"v\":1,\"measure\":\"persons\","
+                            "\"filters\":{\"conditions\":[{\"codelist\":\"diabetes\"}]}}}");
     /* first patient: registered once, not in the opt-out feed */
     snprintf(cmd, sizeof cmd,
              "cd '%s/feeds' && awk -F, 'FNR==1{next} FILENAME==\"optout_register.csv\"{o[$1]=1;next}"
@@ -830,9 +835,27 @@ Test(ops, a_dashboard_runs_saved_queries_by_name_and_nothing_else)
     call(dash, 90, "saved_list", 0, NULL, NULL, &reply);
     cr_assert(reply.ok, "%s: %s", reply.error_code, reply.error_message);
     const msgpack_object *saved = cc_reply_get(&reply, "saved");
-    cr_assert_eq(saved->via.array.size, 2);
-    cr_assert(is_str(get(&saved->via.array.ptr[0], "name"), "diabetes-by-icb"), "name order");
-    cr_assert(is_str(get(&saved->via.array.ptr[0], "kind"), "compare"));
+    cr_assert_eq(saved->via.array.size, 3);
+    const msgpack_object *by_icb = &saved->via.array.ptr[0], *vs_region = &saved->via.array.ptr[1],
+                         *count = &saved->via.array.ptr[2];
+    cr_assert(is_str(get(by_icb, "name"), "diabetes-by-icb"), "name order");
+    cr_assert(is_str(get(vs_region, "name"), "diabetes-by-icb-vs-region"), "name order");
+    cr_assert(is_str(get(count, "name"), "diabetes-by-region"), "name order");
+    cr_assert(is_str(get(by_icb, "kind"), "compare"));
+    /* a comparison says what it compares, and its variants share their
+     * indicator; a count says nothing more */
+    cr_assert(is_str(get(by_icb, "level"), "icb"));
+    cr_assert(is_str(get(by_icb, "comparator"), "national"), "the default comparator, named");
+    cr_assert(is_str(get(by_icb, "method"), "proportion"));
+    cr_assert(is_str(get(vs_region, "comparator"), "parent"));
+    const msgpack_object *indicator = get(by_icb, "indicator"),
+                         *other = get(vs_region, "indicator");
+    cr_assert(indicator && indicator->type == MSGPACK_OBJECT_STR && indicator->via.str.size == 16);
+    cr_assert(other && other->type == MSGPACK_OBJECT_STR && other->via.str.size == 16);
+    cr_assert(memcmp(indicator->via.str.ptr, other->via.str.ptr, 16) == 0,
+              "the level and the comparator are not the indicator");
+    cr_assert(is_str(get(count, "kind"), "count"));
+    cr_assert_eq(count->via.map.size, 2);
     cc_reply_free(&reply);
 
     call(dash, 91, "saved", 1, pack_name, "diabetes-by-region", &reply);
