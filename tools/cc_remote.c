@@ -529,15 +529,18 @@ static void format_number(char *buf, double x, int decimals)
 
 void cc_remote_print_comparison(FILE *out, const msgpack_object *cmp, enum cc_remote_format format)
 {
-    static const char *const header[] = {"code",  "name",  "count", "denominator", "value",
-                                         "lower95", "upper95", "vs comparator", "status"};
+    static const char *const header[] = {"code",          "name",          "count",
+                                         "denominator",   "value",         "lower95",
+                                         "upper95",       "lower95_noise", "upper95_noise",
+                                         "vs comparator", "status"};
     const msgpack_object *rows = cc_msgpack_map_get(cmp, "rows");
     struct table t;
-    if (table_init(&t, 9) < 0)
+    if (table_init(&t, 11) < 0)
         goto oom;
-    for (uint32_t c = 0; c < 9; c++)
+    for (uint32_t c = 0; c < 11; c++)
         snprintf(cell(&t, 0, c), CELL_BYTES, "%s", header[c]);
-    t.right[2] = t.right[3] = t.right[4] = t.right[5] = t.right[6] = 1;
+    for (uint32_t c = 2; c <= 8; c++)
+        t.right[c] = 1;
     for (uint32_t i = 0; i < size_of(rows); i++) {
         const msgpack_object *row = at(rows, i);
         int r = add_row(&t);
@@ -558,8 +561,11 @@ void cc_remote_print_comparison(FILE *out, const msgpack_object *cmp, enum cc_re
         format_number(cell(&t, k, 4), number_or_nan(cc_msgpack_map_get(row, "value")), 2);
         format_number(cell(&t, k, 5), number_or_nan(at(cc_msgpack_map_get(row, "ci95"), 0)), 2);
         format_number(cell(&t, k, 6), number_or_nan(at(cc_msgpack_map_get(row, "ci95"), 1)), 2);
-        text(cc_msgpack_map_get(row, "comparison95"), cell(&t, k, 7), CELL_BYTES);
-        text(cc_msgpack_map_get(row, "status"), cell(&t, k, 8), CELL_BYTES);
+        const msgpack_object *noise = cc_msgpack_map_get(row, "ci95_noise");
+        format_number(cell(&t, k, 7), number_or_nan(at(noise, 0)), 2);
+        format_number(cell(&t, k, 8), number_or_nan(at(noise, 1)), 2);
+        text(cc_msgpack_map_get(row, "comparison95"), cell(&t, k, 9), CELL_BYTES);
+        text(cc_msgpack_map_get(row, "status"), cell(&t, k, 10), CELL_BYTES);
     }
     if (format == CC_REMOTE_TABLE) {
         char method[32], level[16], comparator[16];
@@ -573,7 +579,10 @@ void cc_remote_print_comparison(FILE *out, const msgpack_object *cmp, enum cc_re
     if (format == CC_REMOTE_TABLE) {
         print_legend(out, cc_msgpack_map_get(cmp, "policy"), cc_msgpack_map_get(cmp, "counts"));
         fprintf(out, "  values and intervals are computed from the released counts only; a row "
-                     "with a suppressed count is not compared\n");
+                     "with a suppressed count is not compared\n"
+                     "  lower95_noise..upper95_noise also includes the error the perturbation and "
+                     "rounding add (docs/comparisons.md); the comparison uses the 95%% interval, "
+                     "as Fingertips does\n");
     }
     free(t.cells);
     return;
