@@ -442,21 +442,52 @@ int cc_release_check(const struct cc_policy *policy, const struct cc_store_colum
     return 0;
 }
 
-/* The fingerprint of a query for the ledger: its restrictions (layer_seed,
- * which follows the persons of each condition and the canonical value of
- * each other filter) and its table (the dimensions as the engine made
- * them), so the same query asked again has the same fingerprint. */
-static uint64_t ledger_fingerprint(uint64_t layer_seed, const struct cc_raw_result *raw)
+/* The fingerprint of a query for the ledger: its restrictions as written
+ * (the canonical encoding of the query without its dimensions and
+ * margins). The same restrictions asked again, in any table (by region,
+ * then by sex; a count, then a comparison of it), have the same cohort by
+ * construction, so their difference of 0 says nothing and they are
+ * answered. It is the wording, not the person sets: two wordings whose
+ * person sets happen to agree (E11, and E11 or a code only the target
+ * might have) are two queries, so that "answered" never tells a difference
+ * of 0 from one of 1. */
+static int restrictions_fingerprint(const struct cc_query *query, uint64_t *out)
 {
-    uint64_t h = mix64(layer_seed ^ raw->n_dimensions);
-    for (uint32_t d = 0; d < raw->n_dimensions; d++) {
-        const struct cc_raw_dimension *dim = &raw->dimensions[d];
-        h = mix64(h ^ ((uint64_t)dim->kind << 56 | (uint64_t)dim->n_values << 24 |
-                       (uint64_t)(uint32_t)dim->first));
-        for (uint32_t v = 0; v < dim->n_values && v < CC_EXEC_MAX_AGE_BANDS; v++)
-            h = mix64(h ^ dim->age_lower[v] ^ (uint64_t)v << 8);
-    }
-    return h;
+    struct cc_query *copy = NULL;
+    int rc = cc_query_clone(query, &copy);
+    if (rc < 0)
+        return rc;
+    copy->n_dimensions = 0;
+    copy->margins = false;
+    msgpack_sbuffer buffer;
+    msgpack_packer packer;
+    msgpack_sbuffer_init(&buffer);
+    msgpack_packer_init(&packer, &buffer, msgpack_sbuffer_write);
+    rc = cc_query_pack(copy, &packer);
+    uint64_t h = 0x6c65646765722d31ULL; /* "ledger-1" */
+    for (size_t i = 0; rc == 0 && i < buffer.size; i++)
+        h = mix64(h ^ (uint8_t)buffer.data[i]) + i;
+    msgpack_sbuffer_destroy(&buffer);
+    cc_query_free(copy);
+    *out = h;
+    return rc == 0 ? 0 : CC_ENOMEM;
+}
+
+int cc_release_ledger_admit(const struct cc_policy *policy, const struct cc_release_asker *asker,
+                            const struct cc_query *query, const struct cc_raw_result *raw,
+                            char *errbuf, size_t errlen)
+{
+    if (!asker || !asker->ledger)
+        return 0;
+    if (!raw->cohort_keys && raw->cohort_persons > 0)
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "ledger: the cohort's keys were not collected");
+    uint64_t fingerprint;
+    int rc = restrictions_fingerprint(query, &fingerprint);
+    if (rc < 0)
+        return cc_errorf(errbuf, errlen, rc, "ledger: out of memory");
+    return cc_ledger_admit(asker->ledger, asker->account_id, policy, fingerprint,
+                           raw->cohort_keys, raw->cohort_persons, (int64_t)time(NULL), errbuf,
+                           errlen);
 }
 
 int cc_release_answer(const struct cc_policy *policy, const struct cc_release_asker *asker,
@@ -492,10 +523,8 @@ int cc_release_answer(const struct cc_policy *policy, const struct cc_release_as
     uint64_t layer_seed;
     if ((rc = cc_release_check(policy, columns, query, &raw, &layer_seed, errbuf, errlen)) != 0)
         goto out;
-    if (ledger && (rc = cc_ledger_admit(ledger, asker->account_id, policy,
-                                        ledger_fingerprint(layer_seed, &raw), raw.cohort_keys,
-                                        raw.cohort_persons, (int64_t)time(NULL), errbuf,
-                                        errlen)) != 0)
+    if (ledger &&
+        (rc = cc_release_ledger_admit(policy, asker, query, &raw, errbuf, errlen)) != 0)
         goto out;
 
     cc_release *release = calloc(1, sizeof *release);

@@ -141,10 +141,13 @@ void cc_release_free(cc_release *release);
  * are protected as cells of their own), into *out, which the caller frees
  * with cc_compare_released_free(). Returns 0, CC_EREFUSED ("rule: why" in
  * errbuf), CC_EINVAL (a policy that fails cc_policy_check()) or CC_ENOMEM.
+ * With an asker's ledger, the numerator's cohort is checked and recorded as
+ * a count's is (raw must then come from cc_compare_run() with
+ * options->cohort_keys).
  */
-int cc_release_compare(const struct cc_policy *policy, const struct cc_compare_request *request,
-                       const struct cc_compare_raw *raw, struct cc_compare_released *out,
-                       char *errbuf, size_t errlen);
+int cc_release_compare(const struct cc_policy *policy, const struct cc_release_asker *asker,
+                       const struct cc_compare_request *request, const struct cc_compare_raw *raw,
+                       struct cc_compare_released *out, char *errbuf, size_t errlen);
 
 /*
  * A protected comparison: what a server may send for an area comparison.
@@ -155,8 +158,8 @@ int cc_release_compare(const struct cc_policy *policy, const struct cc_compare_r
  * errbuf), CC_EINVAL (a request the comparison cannot run, or a policy that
  * fails cc_policy_check()), CC_ENOTFOUND (an unknown codelist), CC_ETOOBIG,
  * CC_ESTATS or CC_ENOMEM. The caller frees *out with cc_comparison_free().
- * asker is not consulted yet: a comparison's cohort is not collected, so the
- * ledger does not see comparisons (docs/privacy.md, "Disclosure ledger").
+ * With an asker's ledger, the numerator's cohort goes through the ledger as
+ * a count's does (docs/privacy.md, "Disclosure ledger").
  */
 typedef struct cc_comparison cc_comparison;
 

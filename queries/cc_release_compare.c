@@ -14,9 +14,9 @@
 #include "cc_error.h"
 #include "cc_release_internal.h"
 
-int cc_release_compare(const struct cc_policy *policy, const struct cc_compare_request *request,
-                       const struct cc_compare_raw *raw, struct cc_compare_released *out,
-                       char *errbuf, size_t errlen)
+int cc_release_compare(const struct cc_policy *policy, const struct cc_release_asker *asker,
+                       const struct cc_compare_request *request, const struct cc_compare_raw *raw,
+                       struct cc_compare_released *out, char *errbuf, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     int rc = cc_policy_check(policy, errbuf, errlen);
@@ -27,6 +27,9 @@ int cc_release_compare(const struct cc_policy *policy, const struct cc_compare_r
     uint64_t numerator_seed;
     if ((rc = cc_release_check(policy, raw->numerator_result.columns_, request->numerator,
                                &raw->numerator_result, &numerator_seed, errbuf, errlen)) != 0)
+        return rc;
+    if ((rc = cc_release_ledger_admit(policy, asker, request->numerator, &raw->numerator_result,
+                                      errbuf, errlen)) != 0)
         return rc;
     const struct cc_compare_counts *exact = &raw->exact;
     size_t n = (size_t)exact->n_units * exact->n_bands;

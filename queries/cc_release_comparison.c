@@ -41,8 +41,11 @@ int cc_release_comparison(const struct cc_policy *policy, const struct cc_releas
                           const struct cc_exec_options *options, cc_comparison **out,
                           char *errbuf, size_t errlen)
 {
-    (void)asker; /* comparisons do not consult the ledger yet (docs/privacy.md, "Disclosure ledger") */
     *out = NULL;
+    struct cc_exec_options with_keys = {0};
+    if (options)
+        with_keys = *options;
+    with_keys.cohort_keys = asker && asker->ledger;
     int rc = cc_policy_check(policy, errbuf, errlen);
     if (rc)
         return rc;
@@ -53,9 +56,9 @@ int cc_release_comparison(const struct cc_policy *policy, const struct cc_releas
     cc_comparison *c = calloc(1, sizeof *c);
     if (!c)
         return CC_ENOMEM;
-    if ((rc = cc_compare_run(version, request, codelists, options, &raw, errbuf, errlen)) != 0)
+    if ((rc = cc_compare_run(version, request, codelists, &with_keys, &raw, errbuf, errlen)) != 0)
         goto fail;
-    if ((rc = cc_release_compare(policy, request, &raw, &released, errbuf, errlen)) != 0)
+    if ((rc = cc_release_compare(policy, asker, request, &raw, &released, errbuf, errlen)) != 0)
         goto fail;
     if ((rc = cc_compare_finish(&raw.layout, &released, &c->result)) != 0) {
         cc_errorf(errbuf, errlen, rc, "compare: the figures could not be computed");

@@ -21,7 +21,8 @@ static bool compare_runs_on_pool(const struct cc_request *request)
     return true;
 }
 
-int cc_op_compare_request(struct cc_request *request, struct cc_compare_decoded *decoded)
+int cc_op_compare_request(struct cc_request *request, struct cc_compare_decoded *decoded,
+                          bool with_ledger)
 {
     const struct cc_services *services = cc_request_services(request);
     char why[160], message[200];
@@ -36,7 +37,8 @@ int cc_op_compare_request(struct cc_request *request, struct cc_compare_decoded 
     cc_comparison *comparison = NULL;
     const struct cc_account *account = cc_request_account(request);
     struct cc_release_asker asker = {services->ledger, account ? account->id : 0};
-    int rc = cc_release_comparison(&services->policy, services->ledger ? &asker : NULL,
+    int rc = cc_release_comparison(&services->policy,
+                                   with_ledger && services->ledger ? &asker : NULL,
                                    cc_request_data(request),
                                    &decoded->request, services->codelists, &options, &comparison,
                                    why, sizeof why);
@@ -70,7 +72,7 @@ static int compare_run(struct cc_request *request)
         snprintf(message, sizeof message, "comparison.%s", why);
         return cc_request_fail(request, rc, message);
     }
-    return cc_op_compare_request(request, &decoded);
+    return cc_op_compare_request(request, &decoded, true);
 }
 
 const struct cc_op cc_op_compare = {"compare", compare_run, compare_runs_on_pool,

@@ -20,7 +20,7 @@ static bool count_runs_on_pool(const struct cc_request *request)
     return true;
 }
 
-int cc_op_count_query(struct cc_request *request, struct cc_query *query)
+int cc_op_count_query(struct cc_request *request, struct cc_query *query, bool with_ledger)
 {
     const struct cc_services *services = cc_request_services(request);
     char *canonical = NULL;
@@ -37,7 +37,7 @@ int cc_op_count_query(struct cc_request *request, struct cc_query *query)
      * earlier one of the same account by too few persons is refused) */
     const struct cc_account *account = cc_request_account(request);
     struct cc_release_asker asker = {services->ledger, account ? account->id : 0};
-    int rc = cc_release_answer(&services->policy, services->ledger ? &asker : NULL,
+    int rc = cc_release_answer(&services->policy, with_ledger && services->ledger ? &asker : NULL,
                                cc_request_data(request), query, &options, &release, why,
                                sizeof why);
     cc_query_free(query);
@@ -58,7 +58,7 @@ static int count_run(struct cc_request *request)
         return cc_request_fail(request, CC_EUNSUPPORTED, "this server serves no data");
     struct cc_query *query = NULL;
     int rc = cc_op_prepare_query(request, cc_request_field(request, "query"), "query", &query);
-    return rc ? rc : cc_op_count_query(request, query);
+    return rc ? rc : cc_op_count_query(request, query, true);
 }
 
 const struct cc_op cc_op_count = {"count", count_run, count_runs_on_pool,

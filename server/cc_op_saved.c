@@ -123,7 +123,7 @@ static int saved_run(struct cc_request *request)
         rc = cc_compare_decode_json(q->json, q->json_len, NULL, &decoded, why, sizeof why);
         if (rc)
             return cc_request_fail(request, CC_EINTERNAL, "the saved comparison does not decode");
-        return cc_op_compare_request(request, &decoded);
+        return cc_op_compare_request(request, &decoded, false);
     }
     struct cc_query *query = NULL;
     rc = cc_query_decode_json(q->json, q->json_len, NULL, &query, why, sizeof why);
@@ -133,7 +133,7 @@ static int saved_run(struct cc_request *request)
         cc_query_free(query);
         return rc;
     }
-    return cc_op_count_query(request, query);
+    return cc_op_count_query(request, query, false);
 }
 
 const struct cc_op cc_op_saved_list = {"saved_list", list_run, on_pool, SAVED_ROLES, true};

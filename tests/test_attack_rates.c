@@ -65,7 +65,7 @@ static int attack(const struct cc_policy *p, const struct cc_attack_target *t)
         cr_assert_eq(cc_compare_finish_counts(&raw.layout, &raw.exact, &result), 0);
     } else {
         struct cc_compare_released released;
-        int rc = cc_release_compare(p, &request, &raw, &released, err, sizeof err);
+        int rc = cc_release_compare(p, NULL, &request, &raw, &released, err, sizeof err);
         if (rc == CC_EREFUSED)
             goto out;
         cr_assert_eq(rc, 0, "%s", err);

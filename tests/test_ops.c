@@ -1154,9 +1154,36 @@ Test(ops, the_server_records_each_accounts_released_cohorts_in_the_ledger)
         cr_assert(reply.ok, "a repeat is answered: %s %s", reply.error_code, reply.error_message);
         cc_reply_free(&reply);
     }
+    /* the same restrictions in another table, and as a comparison's
+     * numerator: the same cohort by construction, answered */
+    call(rita, 143, "count", 1, pack_query_field,
+         "{\"v\":1,\"measure\":\"persons\",\"dimensions\":[\"sex\"],"
+         "\"filters\":{\"conditions\":[{\"codes\":[\"E11\"],\"system\":\"icd10\"}]}}",
+         &reply);
+    cr_assert(reply.ok, "another table of the same cohort: %s %s", reply.error_code,
+              reply.error_message);
+    cc_reply_free(&reply);
+    struct comparison_arg same = {
+        "{\"v\":1,\"measure\":\"persons\",\"filters\":{\"conditions\":"
+        "[{\"codes\":[\"E11\"],\"system\":\"icd10\"}]}}",
+        "region", "proportion", "national"};
+    call(rita, 144, "compare", 1, pack_comparison_field, &same, &reply);
+    cr_assert(reply.ok, "a comparison of the same cohort: %s %s", reply.error_code,
+              reply.error_message);
+    cc_reply_free(&reply);
+    /* a comparison goes through the ledger: E10 or E11 differs from E11
+     * by the few E10 patients */
+    struct comparison_arg near = {
+        "{\"v\":1,\"measure\":\"persons\",\"filters\":{\"conditions\":"
+        "[{\"codelist\":\"diabetes\"}]}}",
+        "region", "proportion", "national"};
+    call(rita, 145, "compare", 1, pack_comparison_field, &near, &reply);
+    expect_error(&reply, "REFUSED");
+    cr_assert(strstr(reply.error_message, "ledger"), "%s", reply.error_message);
+    cc_reply_free(&reply);
     cc_client_close(rita);
     stop(harness);
-    /* one entry for the three identical queries, under rita's account */
+    /* one entry for the five queries of one cohort, under rita's account */
     char cmd[1024], out[400];
     snprintf(out, sizeof out, "%s/ledger.txt", root);
     snprintf(cmd, sizeof cmd,

@@ -678,7 +678,7 @@ static void compare_released(struct cc_query *numerator, unsigned *n_compared,
     cr_assert_eq(cc_compare_run(fx.version, &request, NULL, &fx.options, &raw, err, sizeof err),
                  0, "%s", err);
     struct cc_compare_released released;
-    cr_assert_eq(cc_release_compare(&p, &request, &raw, &released, err, sizeof err), 0, "%s",
+    cr_assert_eq(cc_release_compare(&p, NULL, &request, &raw, &released, err, sizeof err), 0, "%s",
                  err);
     struct cc_compare_result result;
     cr_assert_eq(cc_compare_finish(&raw.layout, &released, &result), 0);

@@ -91,6 +91,16 @@ struct cc_released_count cc_release_protect(const struct cc_policy *policy,
                                             uint64_t layer_seed, uint64_t measure, uint64_t count,
                                             uint32_t cell_key);
 
+/* The disclosure ledger's check and record for a query (or a comparison's
+ * numerator, as the request gives it) whose raw result carries its
+ * cohort's record keys: 0 with no asker or no ledger, or when the ledger
+ * admits it; CC_EREFUSED ("ledger: ..." in errbuf). The same restrictions
+ * as written, in any table, are the same query to the ledger. */
+struct cc_release_asker;
+int cc_release_ledger_admit(const struct cc_policy *policy, const struct cc_release_asker *asker,
+                            const struct cc_query *query, const struct cc_raw_result *raw,
+                            char *errbuf, size_t errlen);
+
 /* The variance of a released count's perturbation under policy: the noise
  * layers' variances when it perturbs (not in fixed mode), else 0. */
 double cc_release_noise_variance(const struct cc_policy *policy);

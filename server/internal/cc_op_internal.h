@@ -9,6 +9,8 @@
 #ifndef CC_OP_INTERNAL_H
 #define CC_OP_INTERNAL_H
 
+#include <stdbool.h>
+
 #include "cc_op.h"
 #include "cc_query.h"
 
@@ -28,12 +30,17 @@ int cc_op_prepare_query(struct cc_request *request, const msgpack_object *obj, c
 int cc_op_bind_query(struct cc_request *request, struct cc_query *query, const char *field);
 
 /* Answers a prepared query (taken and freed) as count does: through
- * disclosure control, audited, into the "release" reply field. */
-int cc_op_count_query(struct cc_request *request, struct cc_query *query);
+ * disclosure control, audited, into the "release" reply field; with the
+ * account's disclosure ledger when with_ledger (not for the operator's
+ * saved queries: an account that runs them chooses nothing, docs/privacy.md,
+ * "Disclosure ledger"). */
+int cc_op_count_query(struct cc_request *request, struct cc_query *query, bool with_ledger);
 
-/* Answers a decoded comparison (taken and freed) as compare does. */
+/* Answers a decoded comparison (taken and freed) as compare does (the
+ * ledger as above). */
 struct cc_compare_decoded;
-int cc_op_compare_request(struct cc_request *request, struct cc_compare_decoded *decoded);
+int cc_op_compare_request(struct cc_request *request, struct cc_compare_decoded *decoded,
+                          bool with_ledger);
 
 /* The data version's store version, as the "data_version" reply field. */
 void cc_op_reply_data_version(struct cc_request *request);
