@@ -10,7 +10,19 @@
  *          busy=B ping_p50_ms=.. ping_p99_ms=.. ping_max_ms=..
  *
  *   bench_load --port PORT --token-file FILE [--connections N] [--pipeline K]
- *              [--duration-s S] [--requests N] [--mix small|heavy|ping]
+ *              [--duration-s S] [--requests N] [--mix small|heavy|ping] [--http]
+ *              [--check-data DIR --check-key KEY]
+ *
+ * --http: PORT is the HTTP listener's; every request is POST /v1/count (or
+ * GET /v1/ping) with the token as a bearer, one at a time per keep-alive
+ * connection (the pipeline is 1).
+ *
+ * --check-data, --check-key: before the load, each query of the mix is
+ * answered in process, by the engine and the release layer on the same
+ * data directory (as the server publishes it), and every release the
+ * server sends under load must be byte-identical to it (msgpack), or to
+ * the first one of its query (HTTP: the JSON bodies); "mismatched" counts
+ * those that are not, and any makes the exit status 1.
  *
  * Mixes (each request a query of docs/query-model.md, sent as count):
  *  - small: tables of 1 to 18 cells (a code by sex, by region, by 10-year
@@ -21,11 +33,13 @@
  * Must never: connect anywhere but 127.0.0.1; assert a time (this is a
  * benchmark, not a test); print a token.
  */
+#define _GNU_SOURCE /* memmem */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <msgpack.h>
 #include <uv.h>
@@ -33,7 +47,11 @@
 #include "cc_client.h"
 #include "cc_error.h"
 #include "cc_frame.h"
+#include "cc_policy.h"
 #include "cc_query.h"
+#include "cc_release.h"
+#include "cc_serverdata.h"
+#include "cc_store.h"
 
 #define MAX_CONNECTIONS 4096
 #define READ_BYTES 65536
@@ -59,7 +77,11 @@ struct options {
     double duration_s;
     uint64_t max_requests;
     const char *mix;
+    bool http;
+    const char *check_data, *check_key;
 };
+
+#define HTTP_BYTES (8u << 20)
 
 struct load;
 
@@ -72,7 +94,11 @@ struct conn {
     unsigned in_flight;
     uint64_t next_id;
     uint64_t sent_at[64]; /* by id % 64: the send time of the request */
+    unsigned query_of[64]; /* by id % 64: the mix query it asked */
     char buffer[READ_BYTES];
+    /* HTTP: the response read so far */
+    char *http;
+    size_t http_len;
 };
 
 struct load {
@@ -93,6 +119,13 @@ struct load {
     double *ping_ms;
     size_t n_ping, cap_ping;
     struct conn probe;
+    /* the mix as JSON request bodies (HTTP) */
+    char **json_bodies;
+    /* --check: per mix query, the expected release (msgpack: from the
+     * engine in process; HTTP: the first body seen) */
+    msgpack_sbuffer *expected;
+    bool *expected_set, *expected_refused;
+    uint64_t checked, mismatched;
 };
 
 static void add_sample(double **v, size_t *n, size_t *cap, double x)
@@ -169,6 +202,42 @@ static void send_request(struct conn *c, const char *op, const msgpack_sbuffer *
     }
 }
 
+/* HTTP: sends one request (count with mix query k, or a ping). */
+static void send_http(struct conn *c, bool ping, unsigned k)
+{
+    struct load *l = c->load;
+    const char *body = ping ? "" : l->json_bodies[k];
+    size_t body_len = strlen(body), cap = body_len + 512;
+    char *req = malloc(cap);
+    struct write_req *w = calloc(1, sizeof *w);
+    if (!req || !w) {
+        free(req);
+        free(w);
+        return;
+    }
+    int n = ping ? snprintf(req, cap,
+                            "GET /v1/ping HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                            "Authorization: Bearer %s\r\n\r\n",
+                            l->token)
+                 : snprintf(req, cap,
+                            "POST /v1/count HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                            "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+                            "Content-Length: %zu\r\n\r\n%s",
+                            l->token, body_len, body);
+    w->data = req;
+    uint64_t id = ++c->next_id;
+    c->sent_at[id % 64] = uv_hrtime();
+    c->query_of[id % 64] = k;
+    c->in_flight++;
+    if (!c->probe)
+        l->sent++;
+    uv_buf_t buf = uv_buf_init(req, (unsigned)n);
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_written) < 0) {
+        free(w->data);
+        free(w);
+    }
+}
+
 static bool may_send(const struct load *l)
 {
     return !l->stopping && (!l->o.max_requests || l->sent < l->o.max_requests);
@@ -178,10 +247,14 @@ static void send_next(struct conn *c)
 {
     struct load *l = c->load;
     while (c->in_flight < l->o.pipeline && may_send(l)) {
-        if (!strcmp(l->o.mix, "ping")) {
+        bool ping = !strcmp(l->o.mix, "ping");
+        unsigned k = ping ? 0 : (unsigned)(l->sent % l->n_bodies);
+        if (l->o.http) {
+            send_http(c, ping, k);
+        } else if (ping) {
             send_request(c, "ping", NULL, 0);
         } else {
-            unsigned k = (unsigned)(l->sent % l->n_bodies);
+            c->query_of[(c->next_id + 1) % 64] = k;
             send_request(c, "count", &l->bodies[k], 1);
         }
     }
@@ -200,6 +273,7 @@ static void on_reply(struct conn *c, const uint8_t *body, size_t len)
     uint64_t id = 0;
     bool ok = false;
     char code[32] = "";
+    const msgpack_object *release = NULL;
     if (msgpack_unpack_next(&u, (const char *)body, len, &off) == MSGPACK_UNPACK_SUCCESS &&
         u.data.type == MSGPACK_OBJECT_MAP) {
         const msgpack_object_map *m = &u.data.via.map;
@@ -213,6 +287,8 @@ static void on_reply(struct conn *c, const uint8_t *body, size_t len)
             else if (k->via.str.size == 2 && !memcmp(k->via.str.ptr, "ok", 2) &&
                      v->type == MSGPACK_OBJECT_BOOLEAN)
                 ok = v->via.boolean;
+            else if (k->via.str.size == 7 && !memcmp(k->via.str.ptr, "release", 7))
+                release = v;
             else if (k->via.str.size == 5 && !memcmp(k->via.str.ptr, "error", 5) &&
                      v->type == MSGPACK_OBJECT_MAP)
                 for (uint32_t j = 0; j < v->via.map.size; j++) {
@@ -222,6 +298,25 @@ static void on_reply(struct conn *c, const uint8_t *body, size_t len)
                         !memcmp(ek->via.str.ptr, "code", 4) && ev->type == MSGPACK_OBJECT_STR)
                         snprintf(code, sizeof code, "%.*s", (int)ev->via.str.size, ev->via.str.ptr);
                 }
+        }
+    }
+    /* --check: the release must be the engine's, byte for byte */
+    if (c->ready && !c->probe && l->expected && strcmp(l->o.mix, "ping")) {
+        unsigned k = c->query_of[id % 64];
+        l->checked++;
+        if (l->expected_refused[k]) {
+            l->mismatched += !(!ok && !strcmp(code, "REFUSED"));
+        } else if (!ok || !release) {
+            l->mismatched++;
+        } else {
+            msgpack_sbuffer got;
+            msgpack_packer pk;
+            msgpack_sbuffer_init(&got);
+            msgpack_packer_init(&pk, &got, msgpack_sbuffer_write);
+            msgpack_pack_object(&pk, *release);
+            l->mismatched += got.size != l->expected[k].size ||
+                             memcmp(got.data, l->expected[k].data, got.size) != 0;
+            msgpack_sbuffer_destroy(&got);
         }
     }
     msgpack_unpacked_destroy(&u);
@@ -266,6 +361,77 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(c->buffer, sizeof c->buffer);
 }
 
+/* HTTP: one whole response: the status, and the body. */
+static void on_http_reply(struct conn *c, int status, const char *body, size_t len)
+{
+    struct load *l = c->load;
+    uint64_t id = c->next_id;
+    double ms = (double)(uv_hrtime() - c->sent_at[id % 64]) / 1e6;
+    if (c->in_flight)
+        c->in_flight--;
+    if (c->probe) {
+        add_sample(&l->ping_ms, &l->n_ping, &l->cap_ping, ms);
+        return;
+    }
+    l->done++;
+    if (status == 200)
+        add_sample(&l->latency_ms, &l->n_latency, &l->cap_latency, ms);
+    else if (status == 422)
+        l->refused++;
+    else if (status == 503)
+        l->busy++;
+    else
+        l->errors++;
+    if (l->expected && strcmp(l->o.mix, "ping")) {
+        unsigned k = c->query_of[id % 64];
+        l->checked++;
+        if (status == 200 && !l->expected_set[k]) {
+            msgpack_sbuffer_write(&l->expected[k], body, len);
+            l->expected_set[k] = true;
+        } else if (status == 200) {
+            l->mismatched += len != l->expected[k].size || memcmp(body, l->expected[k].data, len);
+        } else {
+            l->mismatched += !(status == 422 && l->expected_refused[k]);
+        }
+    }
+    if (may_send(l))
+        send_next(c);
+    else if (c->in_flight == 0)
+        conn_close(c);
+}
+
+/* HTTP: takes whole responses (Content-Length bodies) off the buffer. */
+static void http_feed(struct conn *c, const char *data, size_t n)
+{
+    if (!c->http && !(c->http = malloc(HTTP_BYTES)))
+        return;
+    if (c->http_len + n > HTTP_BYTES) {
+        c->load->errors++;
+        conn_close(c);
+        return;
+    }
+    memcpy(c->http + c->http_len, data, n);
+    c->http_len += n;
+    for (;;) {
+        char *end = memmem(c->http, c->http_len, "\r\n\r\n", 4);
+        if (!end)
+            return;
+        size_t head = (size_t)(end - c->http) + 4, body = 0;
+        int status = 0;
+        sscanf(c->http, "HTTP/1.1 %d", &status);
+        for (char *p = c->http; p < end; p++)
+            if ((*p == '\n') && !strncasecmp(p + 1, "content-length:", 15))
+                body = strtoul(p + 16, NULL, 10);
+        if (c->http_len < head + body)
+            return;
+        on_http_reply(c, status, c->http + head, body);
+        if (c->closed)
+            return;
+        memmove(c->http, c->http + head + body, c->http_len - head - body);
+        c->http_len -= head + body;
+    }
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *c = stream->data;
@@ -273,6 +439,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         if (!c->load->stopping)
             c->load->errors++;
         conn_close(c);
+        return;
+    }
+    if (c->load->o.http) {
+        http_feed(c, buf->base, (size_t)nread);
         return;
     }
     size_t off = 0;
@@ -301,6 +471,8 @@ static void on_closed(uv_handle_t *handle)
     struct load *l = c->load;
     cc_frame_reader_free(c->reader);
     c->reader = NULL;
+    free(c->http);
+    c->http = NULL;
     if (--l->n_open == 0) {
         l->stop_ns = uv_hrtime();
         uv_close((uv_handle_t *)&l->stop_timer, NULL);
@@ -336,6 +508,12 @@ static void on_connect(uv_connect_t *req, int status)
     }
     uv_tcp_nodelay(&c->tcp, 1);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (c->load->o.http) { /* no hello: every request carries the token */
+        c->ready = true;
+        if (!c->probe)
+            send_next(c);
+        return;
+    }
     msgpack_sbuffer hello;
     pack_token_field(&hello, c->load->token);
     send_request(c, "hello", &hello, 1);
@@ -376,8 +554,12 @@ static void on_stop(uv_timer_t *timer)
 static void on_probe(uv_timer_t *timer)
 {
     struct load *l = timer->data;
-    if (l->probe.ready && !l->probe.closed && l->probe.in_flight == 0 && !l->stopping)
-        send_request(&l->probe, "ping", NULL, 0);
+    if (l->probe.ready && !l->probe.closed && l->probe.in_flight == 0 && !l->stopping) {
+        if (l->o.http)
+            send_http(&l->probe, true, 0);
+        else
+            send_request(&l->probe, "ping", NULL, 0);
+    }
     /* all load connections done before the deadline: stop now */
     bool any = false;
     for (unsigned i = 0; i < l->o.connections && !any; i++)
@@ -392,7 +574,10 @@ static int pack_mix(struct load *l)
     unsigned n = !strcmp(l->o.mix, "heavy") ? sizeof heavy_queries / sizeof *heavy_queries
                                             : sizeof small_queries / sizeof *small_queries;
     l->bodies = calloc(n, sizeof *l->bodies);
+    l->json_bodies = calloc(n, sizeof *l->json_bodies);
     l->n_bodies = n;
+    if (!l->bodies || !l->json_bodies)
+        return -1;
     for (unsigned i = 0; i < n; i++) {
         struct cc_query *q = NULL;
         char why[256];
@@ -406,23 +591,84 @@ static int pack_mix(struct load *l)
         msgpack_pack_str_with_body(&pk, "query", 5);
         cc_query_pack(q, &pk);
         cc_query_free(q);
+        size_t len = strlen(queries[i]) + 16;
+        if (!(l->json_bodies[i] = malloc(len)))
+            return -1;
+        snprintf(l->json_bodies[i], len, "{\"query\":%s}", queries[i]);
     }
     return 0;
+}
+
+/* --check: answers each mix query in process, on the data directory as
+ * the server publishes it, into l->expected (msgpack; HTTP keeps the first
+ * body seen and notes only the refusals). */
+static int prepare_check(struct load *l)
+{
+    const char *const *queries = !strcmp(l->o.mix, "heavy") ? heavy_queries : small_queries;
+    struct cc_serverdata *data = NULL;
+    char why[512];
+    if (cc_serverdata_open(l->o.check_data, l->o.check_key, &data, why, sizeof why) < 0) {
+        fprintf(stderr, "bench_load: --check-data: %s\n", why);
+        return -1;
+    }
+    l->expected = calloc(l->n_bodies, sizeof *l->expected);
+    l->expected_set = calloc(l->n_bodies, sizeof *l->expected_set);
+    l->expected_refused = calloc(l->n_bodies, sizeof *l->expected_refused);
+    if (!l->expected || !l->expected_set || !l->expected_refused)
+        return -1;
+    struct cc_policy policy;
+    cc_policy_default(&policy);
+    cc_dataversion *version = cc_serverdata_version(data);
+    int rc = 0;
+    for (unsigned i = 0; i < l->n_bodies && rc == 0; i++) {
+        msgpack_sbuffer_init(&l->expected[i]);
+        struct cc_query *q = NULL;
+        cc_release *r = NULL;
+        struct cc_exec_options options = {0};
+        if (cc_query_decode_json(queries[i], strlen(queries[i]), NULL, &q, why, sizeof why) ||
+            cc_query_bind(q, cc_store_columns(cc_dataversion_store(version)), NULL, why,
+                          sizeof why)) {
+            fprintf(stderr, "bench_load: mix query %u: %s\n", i, why);
+            rc = -1;
+        } else {
+            int answered = cc_release_answer(&policy, NULL, version, q, &options, &r, why,
+                                             sizeof why);
+            if (answered == CC_EREFUSED) {
+                l->expected_refused[i] = true;
+            } else if (answered != 0) {
+                fprintf(stderr, "bench_load: mix query %u: %s\n", i, why);
+                rc = -1;
+            } else if (!l->o.http) {
+                msgpack_packer pk;
+                msgpack_packer_init(&pk, &l->expected[i], msgpack_sbuffer_write);
+                rc = cc_release_pack(r, &pk) == 0 ? 0 : -1;
+            }
+        }
+        cc_release_free(r);
+        cc_query_free(q);
+    }
+    cc_serverdata_free(data);
+    return rc;
 }
 
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_load --port PORT --token-file FILE [--connections N]\n"
                     "       [--pipeline K] [--duration-s S] [--requests N] "
-                    "[--mix small|heavy|ping]\n");
+                    "[--mix small|heavy|ping] [--http]\n"
+                    "       [--check-data DIR --check-key KEY]\n");
 }
 
 int main(int argc, char **argv)
 {
     struct load l;
     memset(&l, 0, sizeof l);
-    l.o = (struct options){0, NULL, 16, 1, 10.0, 0, "small"};
+    l.o = (struct options){0, NULL, 16, 1, 10.0, 0, "small", false, NULL, NULL};
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--http")) {
+            l.o.http = true;
+            continue;
+        }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {
             usage();
@@ -442,6 +688,10 @@ int main(int argc, char **argv)
             l.o.max_requests = strtoull(v, NULL, 10);
         else if (!strcmp(argv[i], "--mix"))
             l.o.mix = v;
+        else if (!strcmp(argv[i], "--check-data"))
+            l.o.check_data = v;
+        else if (!strcmp(argv[i], "--check-key"))
+            l.o.check_key = v;
         else {
             usage();
             return 2;
@@ -451,16 +701,21 @@ int main(int argc, char **argv)
     if (!l.o.port || !l.o.token_file || l.o.connections < 1 ||
         l.o.connections > MAX_CONNECTIONS || l.o.pipeline < 1 || l.o.pipeline > 64 ||
         l.o.duration_s <= 0 ||
-        (strcmp(l.o.mix, "small") && strcmp(l.o.mix, "heavy") && strcmp(l.o.mix, "ping"))) {
+        (strcmp(l.o.mix, "small") && strcmp(l.o.mix, "heavy") && strcmp(l.o.mix, "ping")) ||
+        !l.o.check_data != !l.o.check_key) {
         usage();
         return 2;
     }
+    if (l.o.http)
+        l.o.pipeline = 1;
     char why[512];
     if (cc_client_read_token(l.o.token_file, l.token, why, sizeof why) < 0) {
         fprintf(stderr, "bench_load: %s\n", why);
         return 2;
     }
     if (strcmp(l.o.mix, "ping") && pack_mix(&l) < 0)
+        return 1;
+    if (l.o.check_data && strcmp(l.o.mix, "ping") && prepare_check(&l) < 0)
         return 1;
     l.loop = uv_default_loop();
     l.conns = calloc(l.o.connections, sizeof *l.conns);
@@ -484,20 +739,29 @@ int main(int argc, char **argv)
     printf("RESULT load mix=%s connections=%u pipeline=%u requests=%" PRIu64 " seconds=%.2f "
            "rps=%.0f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f errors=%" PRIu64
            " refused=%" PRIu64 " busy=%" PRIu64 " ping_p50_ms=%.3f ping_p99_ms=%.3f "
-           "ping_max_ms=%.3f\n",
+           "ping_max_ms=%.3f protocol=%s checked=%" PRIu64 " mismatched=%" PRIu64 "\n",
            l.o.mix, l.o.connections, l.o.pipeline, l.done, seconds,
            seconds > 0 ? (double)l.done / seconds : 0, percentile(l.latency_ms, l.n_latency, 0.5),
            percentile(l.latency_ms, l.n_latency, 0.99),
            percentile(l.latency_ms, l.n_latency, 0.999),
            l.n_latency ? l.latency_ms[l.n_latency - 1] : 0, l.errors, l.refused, l.busy,
            percentile(l.ping_ms, l.n_ping, 0.5), percentile(l.ping_ms, l.n_ping, 0.99),
-           l.n_ping ? l.ping_ms[l.n_ping - 1] : 0);
+           l.n_ping ? l.ping_ms[l.n_ping - 1] : 0, l.o.http ? "http" : "msgpack", l.checked,
+           l.mismatched);
     memset(l.token, 0, sizeof l.token);
-    for (unsigned i = 0; i < l.n_bodies; i++)
+    for (unsigned i = 0; i < l.n_bodies; i++) {
         msgpack_sbuffer_destroy(&l.bodies[i]);
+        free(l.json_bodies[i]);
+        if (l.expected)
+            msgpack_sbuffer_destroy(&l.expected[i]);
+    }
     free(l.bodies);
+    free(l.json_bodies);
+    free(l.expected);
+    free(l.expected_set);
+    free(l.expected_refused);
     free(l.conns);
     free(l.latency_ms);
     free(l.ping_ms);
-    return l.errors ? 1 : 0;
+    return l.errors || l.mismatched ? 1 : 0;
 }

@@ -5,13 +5,19 @@
 # mix and the heavy mix at 1, 16 and 256 connections, and the ping floor,
 # each for a bounded time; then the small mix again while a heavy load runs
 # beside it (p99 of small queries and the ping probe's latency under heavy
-# load). Prints one RESULT line per run (bench_load's) and writes them to
-# DIR/load-results.txt.
+# load); and the same mixes over HTTP/JSON. Every run checks that each
+# release the server sends under load is byte-identical to the engine's
+# own release of the query, computed in process on the same data
+# (bench_load --check-data): "mismatched=0". Prints one RESULT line per run
+# (bench_load's) and writes them to DIR/load-results.txt.
 #
 #   bench/load.sh [--patients N] [--work DIR] [--build DIR] [--seconds S]
-#                 [--reuse-data]
+#                 [--reuse-data] [--smoke]
 #
 # N defaults to 1,000,000; DIR to data/load (ignored by git); S to 10.
+# --smoke (what ctest's load_smoke runs, at 10,000 patients and 2 s): a
+# few connections per mix and protocol, no rebuild (DIR/--build given),
+# failing on any error or mismatch; it asserts no time.
 # Prints the machine's load beside each figure: the machine is shared.
 #
 # Must never: talk to anything but 127.0.0.1; assert a time; leave the
@@ -25,6 +31,7 @@ work=$src/data/load
 build=$src/build/bench
 seconds=10
 reuse=0
+smoke=0
 while [ $# -gt 0 ]; do
     case $1 in
     --patients) patients=$2; shift 2 ;;
@@ -32,6 +39,7 @@ while [ $# -gt 0 ]; do
     --build) build=$2; shift 2 ;;
     --seconds) seconds=$2; shift 2 ;;
     --reuse-data) reuse=1; shift ;;
+    --smoke) smoke=1; shift ;;
     -h | --help) sed -n '2,/^set /p' "$0" | grep '^#'; exit 0 ;;
     *) echo "bench/load.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
     esac
@@ -40,8 +48,10 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 say() { printf '\n== %s (load %s)\n' "$*" "$(load)"; }
 
 mkdir -p "$work"
-cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release > "$work/cmake.log"
-cmake --build "$build" -j2 --target carecount carecountd bench_load >> "$work/cmake.log"
+if [ "$smoke" = 0 ]; then
+    cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release > "$work/cmake.log"
+    cmake --build "$build" -j2 --target carecount carecountd bench_load >> "$work/cmake.log"
+fi
 cc=$build/carecount
 if [ "$reuse" = 0 ] || [ ! -f "$work/data/state.db" ]; then
     rm -rf "$work/data" "$work/feeds" "$work/key" "$work/token"
@@ -54,22 +64,45 @@ fi
 rm -f "$work/token"
 "$cc" token issue load-researcher --data "$work/data" --out "$work/token" > /dev/null
 
-rm -f "$work/port"
+rm -f "$work/port" "$work/http_port"
 "$build/carecountd" --listen 127.0.0.1:0 --port-file "$work/port" --data "$work/data" \
+    --http-listen 127.0.0.1:0 --http-port-file "$work/http_port" \
     --key "$work/key" --max-connections 1024 --max-pending-requests 4096 \
     --max-requests-per-account-minute 100000000 \
     2> "$work/carecountd.log" &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT
-for _ in $(seq 600); do [ -s "$work/port" ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ -s "$work/port" ] && [ -s "$work/http_port" ] && break; sleep 0.1; done
 port=$(cat "$work/port")
+http_port=$(cat "$work/http_port")
 results=$work/load-results.txt
 : > "$results"
+check=(--check-data "$work/data" --check-key "$work/key")
 run() {
     say "$*"
-    "$build/bench_load" --port "$port" --token-file "$work/token" --duration-s "$seconds" "$@" \
+    "$build/bench_load" --port "$port" --token-file "$work/token" --duration-s "$seconds" \
+        "${check[@]}" "$@" | sed "s/\$/ load=$(load | cut -d' ' -f1)/" | tee -a "$results"
+}
+run_http() {
+    say "HTTP $*"
+    "$build/bench_load" --http --port "$http_port" --token-file "$work/token" \
+        --duration-s "$seconds" "${check[@]}" "$@" \
         | sed "s/\$/ load=$(load | cut -d' ' -f1)/" | tee -a "$results"
 }
+if [ "$smoke" = 1 ]; then
+    run --mix ping --connections 2
+    run --mix small --connections 4 --pipeline 4
+    run --mix heavy --connections 2
+    run_http --mix small --connections 4
+    run_http --mix heavy --connections 1
+    kill -TERM "$server"
+    wait "$server"
+    trap - EXIT
+    grep -q 'mismatched=0' "$results"
+    ! grep -v 'mix=ping' "$results" | grep -q ' checked=0 '
+    echo "load smoke: $(wc -l < "$results") runs, every release checked against the engine's"
+    exit 0
+fi
 run --mix ping --connections 16
 for mix in small heavy; do
     for n in 1 16 256; do
@@ -83,6 +116,12 @@ heavy=$!
 run --mix small --connections 16
 wait "$heavy"
 sed 's/^RESULT load/RESULT load-beside/' "$work/heavy-beside.txt" | tee -a "$results"
+run_http --mix ping --connections 16
+for mix in small heavy; do
+    for n in 1 16 256; do
+        run_http --mix "$mix" --connections "$n"
+    done
+done
 kill -TERM "$server"
 wait "$server" || true
 trap - EXIT
