@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # bench/load.sh: carecountd under load, end to end (issue 17): generate N
 # patients, ingest, make a researcher's account and token, start the real
-# server on a loopback port, and run bench/bench_load against it: the small
+# server on a loopback port; time the four reference queries and a DSR
+# comparison end to end against the engine alone (bench/bench_e2e, which
+# also checks the server's releases are the engine's, byte for byte); and
+# run bench/bench_load against it: the small
 # mix and the heavy mix at 1, 16 and 256 connections, and the ping floor,
 # each for a bounded time; then the small mix again while a heavy load runs
 # beside it (p99 of small queries and the ping probe's latency under heavy
@@ -50,7 +53,8 @@ say() { printf '\n== %s (load %s)\n' "$*" "$(load)"; }
 mkdir -p "$work"
 if [ "$smoke" = 0 ]; then
     cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release > "$work/cmake.log"
-    cmake --build "$build" -j2 --target carecount carecountd bench_load >> "$work/cmake.log"
+    cmake --build "$build" -j2 --target carecount carecountd bench_load bench_e2e \
+        >> "$work/cmake.log"
 fi
 cc=$build/carecount
 if [ "$reuse" = 0 ] || [ ! -f "$work/data/state.db" ]; then
@@ -89,6 +93,10 @@ run_http() {
         --duration-s "$seconds" "${check[@]}" "$@" \
         | sed "s/\$/ load=$(load | cut -d' ' -f1)/" | tee -a "$results"
 }
+say "end to end against the engine alone"
+"$build/bench_e2e" --data "$work/data" --key "$work/key" --port "$port" --token-file "$work/token" \
+    --runs "$([ "$smoke" = 1 ] && echo 3 || echo 11)" \
+    | sed "s/\$/ load=$(load | cut -d' ' -f1)/" | tee -a "$results"
 if [ "$smoke" = 1 ]; then
     run --mix ping --connections 2
     run --mix small --connections 4 --pipeline 4
@@ -99,7 +107,8 @@ if [ "$smoke" = 1 ]; then
     wait "$server"
     trap - EXIT
     grep -q 'mismatched=0' "$results"
-    ! grep -v 'mix=ping' "$results" | grep -q ' checked=0 '
+    ! grep 'RESULT load' "$results" | grep -v 'mix=ping' | grep -q ' checked=0 '
+    ! grep 'RESULT e2e' "$results" | grep -q 'identical=0'
     echo "load smoke: $(wc -l < "$results") runs, every release checked against the engine's"
     exit 0
 fi
