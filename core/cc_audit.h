@@ -69,11 +69,19 @@ int cc_audit_open(const char *dir, const cc_pseudo_key *key, cc_audit **out, cha
 
 void cc_audit_close(cc_audit *audit);
 
-/* Appends one record, chained to the last one, in one transaction: when it
- * returns 0 the record is durable. CC_EINVAL without a key or an op;
+/* Appends one record, chained to the last one: when it returns 0 the
+ * record is durable. Appends from several threads at once are committed
+ * together (group commit: the records that arrive while one transaction is
+ * written go into the next, one fsync for all), each still returning only
+ * once its own record is committed; a failed transaction fails every
+ * record in it and commits none. CC_EINVAL without a key or an op;
  * CC_EBUSY, CC_EIO, CC_EDB from the database. */
 int cc_audit_append(cc_audit *audit, const struct cc_audit_record *record, char *errbuf,
                     size_t errlen);
+
+/* How many transactions appends have committed (or tried) and how many
+ * records they committed, since the handle was opened. */
+void cc_audit_commit_stats(cc_audit *audit, uint64_t *commits, uint64_t *records);
 
 struct cc_audit_verify_result {
     uint64_t entries;       /* records checked */

@@ -120,7 +120,7 @@ struct exec {
     uint64_t words;
 
     cc_day reference_day;
-    uint32_t *ymd; /* [65536]: year << 9 | month << 5 | day */
+    const uint32_t *ymd; /* [65536]: year << 9 | month << 5 | day (day_table) */
     uint8_t *age_at_reference; /* [65536] by date of birth */
 
     uint16_t *lsoa_lad, *lsoa_icb, *lsoa_region; /* [n_lsoa] */
@@ -153,6 +153,21 @@ static int ymd_year(uint32_t p) { return (int)(p >> 9); }
 static int ymd_month(uint32_t p) { return (int)(p >> 5 & 15); }
 
 /* Whole years from the date of birth to `on`, from the packed table. */
+/* The packed y/m/d of every day a uint16_t can hold, the same for every
+ * query: built once (it was rebuilt per query, the largest fixed cost of a
+ * small query). */
+static uint32_t day_table[65536];
+static pthread_once_t day_table_once = PTHREAD_ONCE_INIT;
+
+static void day_table_build(void)
+{
+    for (uint32_t d = 0; d < 65536; d++) {
+        int y, m, dd;
+        cc_day_to_ymd((cc_day)d, &y, &m, &dd);
+        day_table[d] = (uint32_t)y << 9 | (uint32_t)m << 5 | (uint32_t)dd;
+    }
+}
+
 static int age_between(const uint32_t *ymd, uint16_t born, uint16_t on)
 {
     uint32_t b = ymd[born], o = ymd[on];
@@ -939,7 +954,7 @@ static void free_plans(struct condition_plan *plans, uint32_t n)
 
 static void free_exec(struct exec *e)
 {
-    free(e->ymd);
+
     free(e->age_at_reference);
     free(e->lsoa_lad);
     free(e->lsoa_icb);
@@ -1065,15 +1080,11 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
 
     /* Day tables: packed y/m/d of every day, and the age on the reference day
      * of every possible date of birth. */
-    e.ymd = malloc(65536 * sizeof *e.ymd);
+    pthread_once(&day_table_once, day_table_build);
+    e.ymd = day_table;
     e.age_at_reference = malloc(65536);
-    if (!e.ymd || !e.age_at_reference)
+    if (!e.age_at_reference)
         goto fail_nomem;
-    for (uint32_t d = 0; d < 65536; d++) {
-        int y, m, dd;
-        cc_day_to_ymd((cc_day)d, &y, &m, &dd);
-        e.ymd[d] = (uint32_t)y << 9 | (uint32_t)m << 5 | (uint32_t)dd;
-    }
     if (query->has_as_of)
         e.reference_day = cc_query_month_first_day(query->as_of);
     else if (flt->date_range.present)

@@ -295,3 +295,29 @@ Test(ledger, concurrent_processes_let_one_of_a_differencing_group_through)
     }
     cc_ledger_close(l);
 }
+
+/* The same query again (same fingerprint, same persons) is answered from
+ * what this process holds, without the write lock: it is answered at once
+ * while another connection holds state.db's write lock (a new cohort then
+ * waits for the lock, and here times out as busy); a same-sized cohort of
+ * other persons is not taken for it. */
+Test(ledger, the_same_query_again_needs_no_write_lock)
+{
+    cc_ledger *l = open_ledger();
+    cr_assert_eq(admit(l, 5, 77, 0, 500, UINT32_MAX, NULL, 0), 0);
+    char path[600];
+    snprintf(path, sizeof path, "%s/state.db", dir);
+    sqlite3 *blocker;
+    cr_assert_eq(sqlite3_open(path, &blocker), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(blocker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    cr_assert_eq(admit(l, 5, 77, 0, 500, UINT32_MAX, NULL, 0), 0, "the same query again, at once");
+    /* the same size and fingerprint, other persons: the full path, which
+     * needs the lock */
+    char err[256];
+    cr_assert_neq(admit(l, 5, 77, 1000, 500, UINT32_MAX, err, sizeof err), 0);
+    cr_assert(strstr(err, "ledger"), "%s", err);
+    cr_assert_eq(sqlite3_exec(blocker, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(blocker);
+    cr_assert_eq(admit(l, 5, 77, 1000, 500, UINT32_MAX, NULL, 0), 0, "answered once the lock is free");
+    cc_ledger_close(l);
+}
