@@ -42,7 +42,10 @@
 struct entry {
     uint64_t n_persons; /* the bitmap's cardinality */
     uint64_t fingerprint;
-    uint64_t cohort_hash; /* cohort_hash() of its persons (in memory only) */
+    /* The keys it was admitted with, as given (a key twice when two persons
+     * share one): how many and their hash (key_mix summed), for the same
+     * query again; from the bitmap for entries read back. In memory only. */
+    uint64_t n_keys, keys_hash;
     int64_t at_s;
     uint8_t near; /* counted against the budget */
     roaring_bitmap_t *cohort;
@@ -183,7 +186,8 @@ static int load_entries(cc_ledger *l, char *errbuf, size_t errlen)
             return cc_errorf(errbuf, errlen, CC_ECORRUPT, "ledger: an entry does not decode");
         }
         e.n_persons = roaring_bitmap_get_cardinality(e.cohort);
-        e.cohort_hash = bitmap_hash(e.cohort);
+        e.n_keys = e.n_persons;
+        e.keys_hash = bitmap_hash(e.cohort);
         struct account *a = find_account(l, sqlite3_column_int64(st, 1), 1);
         if (!a || add_entry(l, a, &e) != 0) {
             roaring_bitmap_free(e.cohort);
@@ -325,16 +329,20 @@ int cc_ledger_admit(cc_ledger *l, int64_t account, const struct cc_policy *polic
      * entry is committed, so whatever another replica recorded since was
      * checked against it, and this cohort is that one. The keys' hash
      * misses when two persons share a record key (then the full path
-     * below decides). */
+     * below decides). Entries are sorted by persons, which is the number
+     * of keys less the shared ones (about n^2 / 2^33): the window below
+     * holds them. */
     uint64_t hash = 0;
     for (uint64_t i = 0; i < n_keys; i++)
         hash += key_mix(keys[i]);
+    uint64_t shared = (uint64_t)((double)n_keys * (double)n_keys / 2147483648.0) + 64;
     pthread_mutex_lock(&l->lock);
     struct account *seen = find_account(l, account, 0);
-    for (size_t i = seen ? first_of_size(seen, n_keys) : 0;
-         seen && i < seen->n && seen->entries[i].n_persons == n_keys; i++) {
+    for (size_t i = seen ? first_of_size(seen, n_keys > shared ? n_keys - shared : 0) : 0;
+         seen && i < seen->n && seen->entries[i].n_persons <= n_keys; i++) {
         const struct entry *old = &seen->entries[i];
-        if (old->fingerprint == fingerprint && old->cohort_hash == hash) {
+        if (old->fingerprint == fingerprint && old->n_keys == n_keys &&
+            old->keys_hash == hash) {
             pthread_mutex_unlock(&l->lock);
             return 0;
         }
@@ -345,7 +353,8 @@ int cc_ledger_admit(cc_ledger *l, int64_t account, const struct cc_policy *polic
         return cc_errorf(errbuf, errlen, CC_ENOMEM, "ledger: out of memory");
     roaring_bitmap_run_optimize(e.cohort);
     e.n_persons = roaring_bitmap_get_cardinality(e.cohort);
-    e.cohort_hash = bitmap_hash(e.cohort);
+    e.n_keys = n_keys;
+    e.keys_hash = hash;
     uint64_t min = policy->ledger_min_difference, near = policy->ledger_near_difference;
     int64_t window_s = (int64_t)policy->ledger_window_days * 86400;
 

@@ -311,6 +311,18 @@ Test(ledger, the_same_query_again_needs_no_write_lock)
     cr_assert_eq(sqlite3_open(path, &blocker), SQLITE_OK);
     cr_assert_eq(sqlite3_exec(blocker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
     cr_assert_eq(admit(l, 5, 77, 0, 500, UINT32_MAX, NULL, 0), 0, "the same query again, at once");
+    /* two persons sharing a record key (about n^2 / 2^33 of them): the
+     * same query again is still recognised */
+    cr_assert_eq(sqlite3_exec(blocker, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    uint32_t *shared = cohort(5000, 300);
+    shared[299] = shared[0];
+    char why[256];
+    cr_assert_eq(cc_ledger_admit(l, 6, &policy, 78, shared, 300, 1000000, why, sizeof why), 0,
+                 "%s", why);
+    cr_assert_eq(sqlite3_exec(blocker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    cr_assert_eq(cc_ledger_admit(l, 6, &policy, 78, shared, 300, 1000000, why, sizeof why), 0,
+                 "with a shared key, at once: %s", why);
+    free(shared);
     /* the same size and fingerprint, other persons: the full path, which
      * needs the lock */
     char err[256];
