@@ -21,7 +21,7 @@
 #include "cc_queryflags.h"
 #include "cc_remote.h"
 
-const char cc_cmd_compare_summary[] = "ask a server for an area comparison (a request in JSON)";
+const char cc_cmd_compare_summary[] = "ask a server for an area comparison (flags or a JSON request)";
 
 static void usage(FILE *out)
 {

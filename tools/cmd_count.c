@@ -19,7 +19,7 @@
 #include "cc_queryflags.h"
 #include "cc_remote.h"
 
-const char cc_cmd_count_summary[] = "ask a server for a protected count (a query in JSON)";
+const char cc_cmd_count_summary[] = "ask a server for a protected count (flags or a JSON query)";
 
 static void usage(FILE *out)
 {
