@@ -18,6 +18,8 @@
 
 #include "cc_compare.h"
 #include "cc_error.h"
+#include "cc_json.h"
+#include "cc_query_internal.h"
 #include "cc_model.h"
 
 /* A decoded scalar or sub-query, whichever form it came in. */
@@ -69,11 +71,9 @@ static int decode_query(struct decode_state *s, const char *field, const struct 
     if (v->object) {
         rc = cc_query_decode_object(v->object, s->limits, out, reason, sizeof reason);
     } else {
-        char *text = json_dumps(v->json, JSON_COMPACT);
-        if (!text)
-            return refuse(s, CC_ENOMEM, field, "out of memory");
-        rc = cc_query_decode_json(text, strlen(text), s->limits, out, reason, sizeof reason);
-        free(text);
+        /* decoded from the parsed value: a json_dumps() round trip can
+         * lose text to a failed allocation and then misreport it */
+        rc = cc_query_decode_json_value(v->json, s->limits, out, reason, sizeof reason);
     }
     if (rc < 0 && s->errbuf && s->errlen)
         snprintf(s->errbuf, s->errlen, "%s.%s", field, reason);
@@ -253,7 +253,13 @@ int cc_compare_decode_json(const char *text, size_t len, const struct cc_query_l
     if (len > 2 * (size_t)s.limits->max_query_bytes + 1024)
         return refuse(&s, CC_ETOOBIG, "request", "too many bytes");
     json_error_t error;
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &error);
+    bool out_of_memory;
+    json_t *root = cc_json_loadb(text, len, JSON_REJECT_DUPLICATES, &error, &out_of_memory);
+    if (!root && out_of_memory) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "request: out of memory");
+        return CC_ENOMEM;
+    }
     if (!root) {
         if (errbuf && errlen)
             snprintf(errbuf, errlen, "request: malformed JSON at line %d, column %d", error.line,
@@ -376,7 +382,7 @@ int cc_compare_encode_json(const struct cc_compare_request *r, char **out)
         json_object_set_new(root, "method", json_string(method)) ||
         (r->multiplier > 0 && json_object_set_new(root, "multiplier", json_real(r->multiplier))))
         goto out;
-    *out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    *out = cc_json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
     rc = *out ? 0 : CC_ENOMEM;
 out:
     json_decref(root);

@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "cc_error.h"
+#include "cc_json.h"
 #include "cc_query_internal.h"
 
 /* ---- JSON to msgpack ---- */
@@ -90,18 +91,32 @@ int cc_query_decode_json(const char *text, size_t len, const struct cc_query_lim
 {
     struct cc_query_limits defaults;
     limits = cc_query_limits_or_default(limits, &defaults);
-    struct json_reader d = {
-        .max_nesting_depth = limits->max_nesting_depth, .errbuf = errbuf, .errlen = errlen};
     *out = NULL;
     if (len > limits->max_query_bytes)
         return cc_query_fail(errbuf, errlen, CC_ETOOBIG, "query", "%zu bytes, the limit is %u",
                              len, limits->max_query_bytes);
     json_error_t error;
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &error);
+    bool out_of_memory;
+    json_t *root = cc_json_loadb(text, len, JSON_REJECT_DUPLICATES, &error, &out_of_memory);
+    if (!root && out_of_memory)
+        return cc_query_fail(errbuf, errlen, CC_ENOMEM, "query", "out of memory");
     if (!root)
         return cc_query_fail(errbuf, errlen, CC_EPARSE, "query",
                              "malformed JSON at line %d, column %d: %s", error.line, error.column,
                              error.text);
+    int rc = cc_query_decode_json_value(root, limits, out, errbuf, errlen);
+    json_decref(root);
+    return rc;
+}
+
+int cc_query_decode_json_value(const struct json_t *root, const struct cc_query_limits *limits,
+                               struct cc_query **out, char *errbuf, size_t errlen)
+{
+    struct cc_query_limits defaults;
+    limits = cc_query_limits_or_default(limits, &defaults);
+    struct json_reader d = {
+        .max_nesting_depth = limits->max_nesting_depth, .errbuf = errbuf, .errlen = errlen};
+    *out = NULL;
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init(&buffer);
     msgpack_packer packer;
@@ -109,7 +124,6 @@ int cc_query_decode_json(const char *text, size_t len, const struct cc_query_lim
     int rc = pack_json(&packer, root, limits->max_nesting_depth, &d);
     if (rc == CC_ENOMEM)
         cc_query_fail(errbuf, errlen, rc, "query", "out of memory");
-    json_decref(root);
     if (!rc) {
         /* The msgpack form may be a little larger than the JSON was; the
          * byte limit has been applied to the text. */
@@ -186,7 +200,7 @@ int cc_query_encode_json(const struct cc_query *query, char **out)
         rc = CC_ENOMEM;
         goto out;
     }
-    *out = json_dumps(json, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    *out = cc_json_dumps(json, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (!*out)
         rc = CC_ENOMEM;
 out:

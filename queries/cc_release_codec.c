@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cc_error.h"
+#include "cc_json.h"
 #include "cc_release_internal.h"
 
 #define PACK_(call)                                                                                \
@@ -177,7 +178,7 @@ int cc_release_encode_json(const cc_release *release, char **out)
             json_array_append_new(cell, json_string(cc_release_reason_name(c.reason))))
             goto out;
     }
-    *out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    *out = cc_json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
     rc = *out ? 0 : CC_ENOMEM;
 out:
     json_decref(root);

@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "cc_error.h"
+#include "cc_json.h"
 #include "cc_http_internal.h"
 #include "cc_msgpack.h"
 
@@ -172,7 +173,7 @@ static json_t *to_json(const msgpack_object *value, size_t depth)
 
 static char *dump_json(const json_t *value)
 {
-    return json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
+    return cc_json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
 }
 
 int cc_http_msgpack_to_json(const msgpack_object *value, char **json)

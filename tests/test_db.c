@@ -2,6 +2,8 @@
  * all-or-nothing transactions, and a clear error for a corrupt file. */
 #include <criterion/criterion.h>
 
+#include <pthread.h>
+
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +68,14 @@ static void write_bytes_at(const char *path, off_t offset, size_t n, unsigned se
     close(fd);
 }
 
+/* Commits another connection's open transaction after 200 ms. */
+static void *commit_later(void *arg)
+{
+    usleep(200 * 1000);
+    sqlite3_exec(arg, "COMMIT", NULL, NULL, NULL);
+    return NULL;
+}
+
 Test(db, open_creates_the_database_with_durable_settings)
 {
     struct temp_dir t;
@@ -81,8 +91,17 @@ Test(db, open_creates_the_database_with_durable_settings)
     cr_assert_str_eq(value, "2"); /* FULL */
     query_text(db, "PRAGMA foreign_keys", value, sizeof value);
     cr_assert_str_eq(value, "1");
-    query_text(db, "PRAGMA busy_timeout", value, sizeof value);
-    cr_assert_eq(atoi(value), CC_DB_BUSY_TIMEOUT_MS);
+    /* a writer waits for another's lock (the busy handler), and does not
+     * fail at once: another connection holds the write lock for 200 ms */
+    sqlite3 *other;
+    cr_assert_eq(sqlite3_open(t.db_path, &other), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    pthread_t releaser;
+    cr_assert_eq(pthread_create(&releaser, NULL, commit_later, other), 0);
+    cr_assert_eq(cc_db_begin(db), 0, "waited for the lock");
+    cr_assert_eq(cc_db_commit(db), 0);
+    pthread_join(releaser, NULL);
+    sqlite3_close(other);
     struct stat st;
     cr_assert_eq(stat(t.db_path, &st), 0);
     cr_assert_eq(st.st_mode & 0777, 0600, "state.db is for its owner only");

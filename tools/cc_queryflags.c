@@ -19,6 +19,8 @@
 
 #include <jansson.h>
 
+#include "cc_json.h"
+
 const char cc_queryflags_usage[] =
     "  --measure persons|events|population   what each cell counts (default\n"
     "                       persons; events counts the records of the first\n"
@@ -37,7 +39,8 @@ const char cc_queryflags_usage[] =
     "  --codelist NAME      a condition: a record with a code of the codelist\n"
     "  --without-code SYS:CODE...  --without-codelist NAME   a condition that\n"
     "                       must not hold (no such record)\n"
-    "  --setting gp,hospital,community   only records of these settings\n"
+    "  --setting gp,hospital,community   the conditions' records are of these\n"
+    "                       settings (with no condition: the records counted)\n"
     "  --from YYYY-MM --to YYYY-MM   only records in these months (both ends)\n"
     "  --age MIN-MAX        persons of these ages (65-, -17, 18-64, 40)\n"
     "  --sex SEX[,SEX]      male, female, not_known, indeterminate\n"
@@ -472,6 +475,10 @@ static json_t *query_map(struct build *b, const struct cc_queryflags *f)
             json_t *c = condition(b, f->conditions[i].flag, f->conditions[i].value);
             if (!c || json_array_append_new(list, c) < 0)
                 goto fail;
+            /* --setting restricts each condition's records (as "persons
+             * with X in their GP record" means), not the whole query */
+            if (f->setting && set(c, "settings", string_list(b, "--setting", f->setting)) < 0)
+                goto fail;
             if (first < 0 && strncmp(f->conditions[i].flag, "--without-", 10))
                 first = i;
         }
@@ -494,7 +501,8 @@ static json_t *query_map(struct build *b, const struct cc_queryflags *f)
         goto fail;
     if (f->sex && set(filters, "sex", string_list(b, "--sex", f->sex)) < 0)
         goto fail;
-    if (f->setting && set(filters, "settings", string_list(b, "--setting", f->setting)) < 0)
+    if (f->setting && !f->n_conditions &&
+        set(filters, "settings", string_list(b, "--setting", f->setting)) < 0)
         goto fail;
     if (f->area && set(filters, "areas", areas(b, f->area)) < 0)
         goto fail;
@@ -588,7 +596,7 @@ int cc_queryflags_json(const struct cc_queryflags *f, char **out, char *errbuf, 
             fail(&b, "out of memory");
         return -1;
     }
-    *out = json_dumps(map, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    *out = cc_json_dumps(map, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(map);
     if (!*out)
         return fail(&b, "out of memory");

@@ -13,6 +13,12 @@
 struct cc_query;
 struct cc_query_filters;
 struct cc_query_limits;
+struct json_t;
+
+/* cc_query_decode_json() of an already parsed JSON value (a comparison's
+ * numerator, read with the rest of its request): no text to re-parse. */
+int cc_query_decode_json_value(const struct json_t *root, const struct cc_query_limits *limits,
+                               struct cc_query **out, char *errbuf, size_t errlen);
 
 /*
  * Writes "field: reason" into errbuf (nothing when errbuf is NULL or errlen
