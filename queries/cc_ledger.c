@@ -387,8 +387,14 @@ int cc_ledger_admit(cc_ledger *l, int64_t account, const struct cc_policy *polic
         uint64_t differ = UINT64_MAX;
         if (gap < min || !is_near)
             differ = roaring_bitmap_xor_cardinality(old->cohort, e.cohort);
-        if (differ == 0 && old->fingerprint == fingerprint)
-            goto out; /* the same query again: answered, nothing new recorded */
+        if (differ == 0 && old->fingerprint == fingerprint) {
+            /* the same query again: answered, nothing new recorded; the
+             * keys as given this time let the next one take the fast path
+             * (an entry read back knows only its distinct keys) */
+            a->entries[i].n_keys = n_keys;
+            a->entries[i].keys_hash = hash;
+            goto out;
+        }
         if (differ < min) {
             rc = cc_errorf(errbuf, errlen, CC_EREFUSED,
                            "ledger: the cohort differs too little from the cohort of an earlier "

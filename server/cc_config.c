@@ -24,6 +24,7 @@ void cc_config_defaults(struct cc_config *config)
     config->listen_port = CC_CONFIG_DEFAULT_PORT;
     config->max_frame_bytes = CC_CONFIG_DEFAULT_MAX_FRAME_BYTES;
     config->max_connections = CC_CONFIG_DEFAULT_MAX_CONNECTIONS;
+    config->threads = CC_CONFIG_DEFAULT_THREADS;
     config->max_pending_requests_per_connection =
         CC_CONFIG_DEFAULT_MAX_PENDING_REQUESTS_PER_CONNECTION;
     config->max_pending_requests = CC_CONFIG_DEFAULT_MAX_PENDING_REQUESTS;
@@ -109,6 +110,8 @@ void cc_config_usage(FILE *out)
             "                            (repeatable; none by default)\n"
             "  --max-frame-bytes N       largest request body (default %u)\n"
             "  --max-connections N       connections served at once (default %u)\n"
+            "  --threads N               threads running queries and audit commits\n"
+            "                            (default %u; 1-128)\n"
             "  --max-pending-requests-per-connection N   (default %u)\n"
             "  --max-pending-requests N  on the thread pool, all clients (default %u)\n"
             "  --max-write-queue-bytes N reply bytes queued per client (default %zu)\n"
@@ -133,7 +136,7 @@ void cc_config_usage(FILE *out)
             "                            (default %d); more get BUSY\n"
             "  --test-mode               enable test-only request fields (never in production)\n",
             CC_CONFIG_DEFAULT_HOST, CC_CONFIG_DEFAULT_PORT, CC_CONFIG_DEFAULT_MAX_FRAME_BYTES,
-            CC_CONFIG_DEFAULT_MAX_CONNECTIONS,
+            CC_CONFIG_DEFAULT_MAX_CONNECTIONS, CC_CONFIG_DEFAULT_THREADS,
             CC_CONFIG_DEFAULT_MAX_PENDING_REQUESTS_PER_CONNECTION,
             CC_CONFIG_DEFAULT_MAX_PENDING_REQUESTS, CC_CONFIG_DEFAULT_MAX_WRITE_QUEUE_BYTES,
             CC_CONFIG_DEFAULT_MAX_TOTAL_WRITE_QUEUE_BYTES, CC_CONFIG_DEFAULT_IDLE_TIMEOUT_MS,
@@ -155,6 +158,7 @@ struct number_option {
 static const struct number_option number_options[] = {
     NUMBER_OPTION("--max-frame-bytes", max_frame_bytes, 16, UINT32_MAX),
     NUMBER_OPTION("--max-connections", max_connections, 1, 1000000),
+    NUMBER_OPTION("--threads", threads, 1, 128),
     NUMBER_OPTION("--max-pending-requests-per-connection", max_pending_requests_per_connection,
                   1, 1000000),
     NUMBER_OPTION("--max-pending-requests", max_pending_requests, 1, 1000000),

@@ -22,6 +22,10 @@
 #define CC_CONFIG_DEFAULT_PORT 7433
 #define CC_CONFIG_DEFAULT_MAX_FRAME_BYTES (1u << 20)                  /* 1 MiB */
 #define CC_CONFIG_DEFAULT_MAX_CONNECTIONS 256
+/* Threads of the pool that runs queries and their audit commits: more than
+ * the cores, as they wait on fsync in turn and the audit log commits the
+ * records of waiting threads together. */
+#define CC_CONFIG_DEFAULT_THREADS 8
 #define CC_CONFIG_DEFAULT_MAX_PENDING_REQUESTS_PER_CONNECTION 16
 #define CC_CONFIG_DEFAULT_MAX_PENDING_REQUESTS 256
 #define CC_CONFIG_DEFAULT_MAX_WRITE_QUEUE_BYTES ((size_t)8 << 20)     /* 8 MiB */
@@ -54,6 +58,7 @@ struct cc_config {
     uint32_t max_frame_bytes;
     /* Connections served at once; more are accepted, told BUSY and closed. */
     uint32_t max_connections;
+    uint32_t threads; /* the thread pool (UV_THREADPOOL_SIZE) */
     /* Requests of one connection in progress at once (running on the thread
      * pool); more are answered BUSY at once. */
     uint32_t max_pending_requests_per_connection;

@@ -12,6 +12,7 @@
  */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cc_config.h"
@@ -64,6 +65,14 @@ int main(int argc, char **argv)
     if (cc_config_parse_args(&config, argc - 1, argv + 1, error, sizeof(error)) < 0) {
         fprintf(stderr, "carecountd: %s\n", error);
         return 2;
+    }
+    /* The thread pool's size, before anything starts it (libuv reads it
+     * once); an operator's UV_THREADPOOL_SIZE is overridden by --threads. */
+    char threads[16];
+    snprintf(threads, sizeof threads, "%u", config.threads);
+    if (setenv("UV_THREADPOOL_SIZE", threads, 1) != 0) {
+        fprintf(stderr, "carecountd: cannot set the thread pool's size\n");
+        return 1;
     }
     /* A client that goes away mid-write must give EPIPE, not kill us. */
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
