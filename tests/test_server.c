@@ -915,9 +915,10 @@ Test(server, a_second_sigterm_closes_connections_without_waiting_for_replies)
 
 Test(server, a_second_sigterm_cancels_requests_still_queued_for_the_pool)
 {
-    /* libuv's pool has 4 threads: of 12 slow pings, 8 wait in its queue.
-     * The second signal cancels those instead of running them. */
-    struct cc_harness *harness = start(test_mode_args);
+    /* a pool of 4 threads (--threads): of 12 slow pings, 8 wait in its
+     * queue. The second signal cancels those instead of running them. */
+    static const char *const args[] = {"--test-mode", "--threads", "4", NULL};
+    struct cc_harness *harness = start(args);
     struct cc_client *client = connect_to(harness);
     struct cc_client *observer = connect_to(harness);
     struct cc_reply reply;
