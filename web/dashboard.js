@@ -546,7 +546,8 @@ function renderTable(c, areas, format, ciKey, comparisonKey, levelText, byCode, 
   const columns = [
     ['Area', ''], ['Code', ''], [c.method === 'isr' ? 'Observed' : 'Count', 'num'],
     [c.method === 'isr' ? 'Expected' : 'Denominator', 'num'], [`Value${per === '%' ? ' (%)' : ''}`, 'num'],
-    [`${levelText} interval`, 'num'], ['Compared with', ''], [`Significance (${levelText})`, ''],
+    [`${levelText} interval`, 'num'], ['95% interval with disclosure noise', 'num'],
+    ['Compared with', ''], [`Significance (${levelText})`, ''],
   ];
   for (const [name, cls] of columns) {
     const th = document.createElement('th');
@@ -558,7 +559,8 @@ function renderTable(c, areas, format, ciKey, comparisonKey, levelText, byCode, 
   head.appendChild(hr);
   $('table-caption').textContent = `${areas.length} areas, in the order of the chart, then the `
     + 'comparators. Counts are released (protected) counts; a dash is a figure not released or '
-    + 'not computed.';
+    + 'not computed. The interval with disclosure noise also allows for the perturbation and '
+    + 'rounding of the released counts; significance uses the plain interval, as Fingertips does.';
 
   const addRow = (body, r, significance, colour) => {
     const tr = document.createElement('tr');
@@ -574,6 +576,12 @@ function renderTable(c, areas, format, ciKey, comparisonKey, levelText, byCode, 
     cell(tr, Number.isFinite(r.value) ? format(r.value) : '–', 'num');
     const ci = r[ciKey] || [];
     cell(tr, Number.isFinite(ci[0]) ? `${format(ci[0])} to ${format(ci[1])}` : '–', 'num');
+    /* the 95% interval widened by the perturbation and rounding of the
+     * released counts (docs/comparisons.md): how sure a small area's
+     * figure really is */
+    const noise = r.ci95_noise || [];
+    const noiseCell = cell(tr, Number.isFinite(noise[0]) ? `${format(noise[0])} to ${format(noise[1])}` : '–', 'num');
+    if (noiseCell) noiseCell.dataset.col = 'noise';
     const comparator = byCode.get(r.compared_with);
     cell(tr, comparator ? comparator.name : '–');
     if (significance === null) {

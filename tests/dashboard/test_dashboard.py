@@ -167,6 +167,7 @@ def check_table(browser, comparison, what):
     rows = [r for r in comparison["rows"] if r["level"] == comparison["level"]]
     table = browser.evaluate("""[...document.querySelectorAll('#area-rows tr')].map(tr => ({
         code: tr.dataset.code, status: tr.dataset.status, text: tr.textContent,
+        noise: (tr.querySelector('td[data-col=noise]') || {}).textContent,
         notCompared: tr.classList.contains('not-compared')}))""")
     check(len(table) == len(rows), f"{what}: {len(table)} table rows for {len(rows)} areas")
     by_code = {r["code"]: r for r in rows}
@@ -174,6 +175,9 @@ def check_table(browser, comparison, what):
         row = by_code[t["code"]]
         check(t["status"] == row["status"], f"{what}: {t['code']} status")
         check(t["notCompared"] == (row["status"] != "ok"), f"{what}: {t['code']} marking")
+        has_noise = bool(row.get("ci95_noise")) and row["ci95_noise"][0] is not None
+        check(t["noise"] is not None and (t["noise"] != "–") == has_noise,
+              f"{what}: {t['code']} shows its interval with disclosure noise: {t['noise']}")
         if row["status"] == "suppressed":
             check("suppressed" in t["text"] and "not compared" in t["text"],
                   f"{what}: {t['code']} says suppressed and not compared: {t['text']}")
