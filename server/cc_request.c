@@ -55,6 +55,8 @@ struct cc_request {
     char bearer[CC_TOKEN_TEXT_BYTES + 64]; /* wiped at free */
     size_t bearer_len;
     bool used_bearer;
+    bool (*admit_account)(void *arg, int64_t account_id);
+    void *admit_arg;
     char *audit_canonical; /* owned, or NULL */
     uint64_t audit_released, audit_suppressed;
     /* Reply fields as packed key/value pairs; the envelope is added at
@@ -232,6 +234,8 @@ void cc_request_set_context(struct cc_request *request, const struct cc_request_
     if (context->account)
         request->account = *context->account;
     snprintf(request->peer, sizeof request->peer, "%s", context->peer ? context->peer : "");
+    request->admit_account = context->admit_account;
+    request->admit_arg = context->admit_arg;
     request->bearer_len = 0;
     if (context->bearer_token) {
         size_t len = strlen(context->bearer_token);
@@ -377,6 +381,14 @@ void cc_request_execute(struct cc_request *request)
             return;
         }
         request->has_account = true;
+        if (request->admit_account &&
+            !request->admit_account(request->admit_arg, request->account.id)) {
+            cc_request_fail(request, CC_EBUSY,
+                            "this account has made too many requests in the last minute; "
+                            "try again later");
+            audit(request);
+            return;
+        }
     }
     if (op->roles) {
         if (!request->has_account) {

@@ -73,6 +73,13 @@ struct cc_request_context {
      * authenticates the request itself before running an op that needs an
      * account. */
     const char *bearer_token;
+    /* HTTP: after the bearer token authenticates, the account's request is
+     * admitted by admit_account(admit_arg, account_id) (the per-account
+     * rate limit, which a hello-less connection cannot apply before the
+     * account is known); false fails it BUSY. NULL: admitted. Called on the
+     * thread that executes the request. */
+    bool (*admit_account)(void *admit_arg, int64_t account_id);
+    void *admit_arg;
 };
 
 /* Gives the request its context. */

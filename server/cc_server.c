@@ -20,6 +20,7 @@
 #include "cc_server.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -128,6 +129,9 @@ struct cc_server {
     struct connection *connections; /* every connection not yet freed */
     struct pool_work *jobs;         /* every request on the thread pool */
     struct cc_peers *peers;         /* rate limits per client address */
+    /* the per-account rate limit's table of peers, taken on the loop
+     * (msgpack) and on the pool (HTTP, once a bearer token is known) */
+    pthread_mutex_t account_limit_lock;
     uint64_t n_connections_open;    /* counted connections */
     uint64_t n_connections_accepted, n_connections_refused;
     uint64_t n_requests_served, n_requests_in_progress;
@@ -739,6 +743,25 @@ static int queue_on_pool(struct connection *connection, struct cc_request *reque
     return 0;
 }
 
+/* One request of account_id against its per-minute limit, from the loop
+ * or a pool thread (the clock is the loop's: monotonic milliseconds). */
+static bool account_take(struct cc_server *server, int64_t account_id)
+{
+    pthread_mutex_lock(&server->account_limit_lock);
+    bool ok = cc_peers_account_take(server->peers, account_id,
+                                    server->config.max_requests_per_account_minute,
+                                    uv_hrtime() / 1000000);
+    pthread_mutex_unlock(&server->account_limit_lock);
+    return ok;
+}
+
+/* The HTTP request's admission once its bearer token is known (the
+ * request context's admit_account). */
+static bool admit_account(void *arg, int64_t account_id)
+{
+    return account_take(arg, account_id);
+}
+
 /* Handles one complete request body (a frame's, or the map an HTTP request
  * was translated into, with its bearer token): decode, check, run or
  * queue, reply. Takes body. */
@@ -761,6 +784,8 @@ static void dispatch(struct connection *connection, uint8_t *body, size_t len,
             .account = connection->has_account ? &connection->account : NULL,
             .peer = connection->peer,
             .bearer_token = bearer_token,
+            .admit_account = bearer_token && server->peers ? admit_account : NULL,
+            .admit_arg = server,
         };
         server_stats(server, &context.stats);
         cc_request_set_context(request, &context);
@@ -780,9 +805,7 @@ static void dispatch(struct connection *connection, uint8_t *body, size_t len,
             cc_request_fail(request, CC_EUNSUPPORTED,
                             "there is no hello over HTTP: send the token with every request");
         } else if (op->roles && server->peers && connection->has_account &&
-                   !cc_peers_account_take(server->peers, connection->account.id,
-                                          server->config.max_requests_per_account_minute,
-                                          uv_now(&server->loop))) {
+                   !account_take(server, connection->account.id)) {
             connection_log(connection, "refused a request: account %lld over its rate limit",
                            (long long)connection->account.id);
             cc_request_fail(request, CC_EBUSY,
@@ -1329,6 +1352,7 @@ int cc_server_new(const struct cc_config *config, struct cc_server **out)
     cc_policy_default(&server->no_services.policy);
     server->no_services.refs_ = 1; /* the server's, never given back */
     server->services = &server->no_services;
+    pthread_mutex_init(&server->account_limit_lock, NULL);
     if (cc_peers_new(&server->peers) < 0) {
         free(server);
         return CC_ENOMEM;
@@ -1538,5 +1562,6 @@ void cc_server_free(struct cc_server *server)
     if (server->services != &server->no_services)
         cc_services_release(server->services);
     cc_peers_free(server->peers);
+    pthread_mutex_destroy(&server->account_limit_lock);
     free(server);
 }

@@ -310,3 +310,36 @@ Test(httpd, failed_bearer_tokens_are_rate_limited_per_address)
     cr_assert_eq(curl(port, NULL, "GET", "/v1/ping", NULL, body, sizeof body), 200, "%s", body);
     stop(harness);
 }
+
+/* The per-account request limit holds over HTTP too, where there is no
+ * hello: each request is counted once its bearer token has named the
+ * account, and over the limit gets 503 BUSY; another account is not held
+ * back by it. */
+Test(httpd, the_per_account_rate_limit_applies_over_http)
+{
+    const char *args[] = {"--data", data_dir, "--key", key_path, "--http-listen", "127.0.0.1:0",
+                          "--http-port-file", port_path, "--max-requests-per-account-minute", "3",
+                          NULL};
+    struct cc_harness *harness = NULL;
+    cr_assert_eq(cc_harness_start(args, &harness), 0, "carecountd did not start");
+    size_t len;
+    char *text = cc_testfs_read(port_path, &len);
+    unsigned port;
+    cr_assert_eq(sscanf(text, "%u", &port), 1);
+    free(text);
+    char body[8192];
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(curl(port, "rita", "GET", "/v1/schema", NULL, body, sizeof body), 200, "%s",
+                     body);
+    cr_assert_eq(curl(port, "rita", "GET", "/v1/schema", NULL, body, sizeof body), 503, "%s", body);
+    json_t *reply = json_loads(body, 0, NULL);
+    cr_assert_not_null(reply, "%s", body);
+    cr_assert_str_eq(error_code(reply), "BUSY");
+    cr_assert(strstr(json_string_value(json_object_get(json_object_get(reply, "error"), "message")),
+                     "too many requests"),
+              "%s", body);
+    json_decref(reply);
+    cr_assert_eq(curl(port, "olga", "POST", "/v1/audit_list", "{}", body, sizeof body), 200, "%s",
+                 body);
+    stop(harness);
+}
