@@ -11,7 +11,9 @@ process doing it after a random delay, from 0 to a bit past the operation's
 usual duration (measured on an uninterrupted run of each at the start):
 
   ingest    `carecount ingest` of a new feed (new hospital episodes and
-            community contacts, new opt-out events), while the server runs
+            community contacts, new opt-out events), while the server runs;
+            half the time with opt-outs registered through the server at
+            the same time, and the server killed too at its own random point
   optout    opt-outs registered and withdrawn through the server
             (optout_register / optout_withdraw over msgpack, a practice
             account), or with `carecount optout register|withdraw` directly;
@@ -69,7 +71,8 @@ import time
 import msgpack
 
 OPS = ("ingest", "optout", "account", "count")
-VARIANTS = ("ingest", "optout-server", "optout-command", "account", "count")
+VARIANTS = ("ingest", "optout-server", "optout-command", "account", "account-server", "count")
+# a variant with no duration of its own: the ingest's and optout-server's apply
 EPOCH = datetime.date(1900, 1, 1)
 
 
@@ -161,11 +164,36 @@ def audit_marker(op, request):
         return None
     if op.startswith("optout_"):
         return req.get("person")
+    if op in ("account_add", "account_disable", "token_issue", "token_revoke"):
+        # {"name": ...}, {"account": ...} or {"token_id": ...}: names and ids only
+        return str(next(iter(req.values()))) if len(req) == 1 else None
     if op == "count":
         f = req.get("filters", {})
         d, a = f.get("date_range", {}), f.get("age", {})
         return (d.get("from"), d.get("to"), a.get("min"), a.get("max"))
     return None
+
+
+class Killer:
+    """SIGKILLs proc after delay seconds (None: never) unless stopped first."""
+
+    def __init__(self, delay, proc):
+        self.proc = proc
+        self.killed = False
+        self.event = threading.Event()
+        self.thread = threading.Thread(target=self._fire, args=(delay,), daemon=True)
+        self.thread.start()
+
+    def _fire(self, delay):
+        if delay is None or self.event.wait(delay):
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.killed = True
+
+    def stop(self):
+        self.event.set()
+        self.thread.join()
 
 
 class Failure(Exception):
@@ -195,6 +223,9 @@ class Loop:
         self.audit_expect = []          # (account, op, marker, outcome) of this cycle's replies
         self.audit_from = 0             # the audit seq this cycle's stream started after
         self.markers_used = set()
+        self.ledger_seen = {}           # id -> (account, fingerprint, at_s)
+        self.ledger_from = 0            # the ledger id this cycle's count stream started after
+        self.ledger_expect = 0          # count answers (ok) of this cycle's stream
         # figures
         self.cycles = 0
         self.per_op = collections.Counter()
@@ -205,6 +236,8 @@ class Loop:
         self.durations = {}
         self.ingest_no = 0
         self.ingest_kills_since_commit = 0
+        self.ledger_answers = 0
+        self.quiet_failures = False
         self.next_account = 0
         self.registered = {}            # nhs -> [effective days of committed registrations]
 
@@ -306,10 +339,20 @@ class Loop:
                   "--practice", self.practice, "--data", self.data])
         self.run(["carecount", "account", "add", "crash-researcher", "--role", "researcher",
                   "--data", self.data])
+        self.run(["carecount", "account", "add", "crash-operator", "--role", "operator",
+                  "--data", self.data])
         self.accounts["crash-practice"] = False
         self.accounts["crash-researcher"] = False
+        self.accounts["crash-operator"] = False
         self.practice_token = self.issue("crash-practice")
         self.researcher_token = self.issue("crash-researcher")
+        self.operator_token = self.issue("crash-operator")
+        db = self.db()
+        try:
+            self.researcher_id = db.execute("SELECT id FROM account WHERE name = ?",
+                                            ("crash-researcher",)).fetchone()[0]
+        finally:
+            db.close()
         self.queries = []
         qdir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples",
                             "queries")
@@ -354,6 +397,10 @@ class Loop:
             return self.optout_server(delay)
         if op == "optout-command":
             return self.optout_commands(delay)
+        if op == "account-server":
+            return self.account_server(delay)
+        if op == "ingest+optout":
+            return self.op_ingest(delay, concurrent=True)
         return getattr(self, "op_" + op)(delay)
 
     def issue(self, account):
@@ -373,30 +420,14 @@ class Loop:
             db.close()
         self.ingests.append((version, hashes))
 
-    # ------------------------------------------------------------- the killer
-    def killer(self, delay, victim):
-        """A timer that SIGKILLs victim after delay seconds unless set first."""
-        self.victim = victim
-        self.killed = False
-        event = threading.Event()
-
-        def fire():
-            if event.wait(delay):
-                return
-            v = self.victim
-            if v is not None and v.poll() is None:
-                v.send_signal(signal.SIGKILL)
-                self.killed = True
-        t = threading.Thread(target=fire, daemon=True)
-        t.start()
-        return event, t
-
     def delay(self, op):
         return self.rng.uniform(0, 1.25 * self.durations[op])
 
     # -------------------------------------------------------------- operations
-    def op_ingest(self, delay):
-        """A new feed: episodes and contacts under new keys, new opt-out events."""
+    def op_ingest(self, delay, concurrent=False):
+        """A new feed: episodes and contacts under new keys, new opt-out events.
+        concurrent: opt-outs are registered through the server while it runs,
+        and the server too is killed at a random point."""
         self.ingest_no += 1
         n = self.ingest_no
         feed = os.path.join(self.work, "feed-%06d" % n)
@@ -430,11 +461,12 @@ class Loop:
                 "optouts=" + os.path.join(feed, "optout_register.csv")]
         started = time.monotonic()
         p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        event, t = self.killer(delay if delay is not None else 1e9, p)
+        killer = Killer(delay, p)
+        if concurrent:
+            self.optout_server(self.delay("optout-server") if delay is not None else None)
         _, err = p.communicate()
         self.ingest_elapsed = time.monotonic() - started
-        event.set()
-        t.join()
+        killer.stop()
         if p.returncode == 0:
             self.ingest_kills_since_commit = 0
             self.record_ingest(p)
@@ -457,7 +489,7 @@ class Loop:
         finally:
             db.close()
 
-    def stream(self, account, token, requests, window):
+    def stream(self, account, token, requests, window, killer):
         """Sends requests (op, fields, marker, on_ok) with up to `window` in
         flight while the killer may SIGKILL the server; every reply received
         is an audit record to find: (account, op, marker, outcome) after the
@@ -485,11 +517,11 @@ class Loop:
                 outcome = "ok" if reply["ok"] else reply["error"]["code"]
                 self.audit_expect.append((account, op, marker, outcome))
                 if reply["ok"]:
-                    on_ok()
+                    on_ok(reply)
                 elif outcome not in ("INVAL", "BUSY", "NOTFOUND", "REFUSED"):
                     raise Failure("%s: %s" % (op, reply["error"]))
         except (ConnectionError, OSError):
-            if not self.killed:
+            if not killer.killed:
                 raise
         finally:
             if client is not None:
@@ -498,7 +530,6 @@ class Loop:
     def optout_server(self, delay):
         """optout_register / optout_withdraw through the server, each for a
         different patient, the server killed mid-stream."""
-        kill_at = delay if delay is not None else 1e9
         requests = []
         for nhs in self.rng.sample(self.patients, min(44, len(self.patients))):
             done = self.registered.get(nhs)
@@ -510,20 +541,19 @@ class Loop:
                 day = self.rng.randrange(day_number("2019-01-01"), day_number("2025-12-31"))
             person = pseudonym(self.key, nhs)
 
-            def on_ok(nhs=nhs, person=person, day=day, action=action):
+            def on_ok(reply, nhs=nhs, person=person, day=day, action=action):
                 self.optouts.add((person, 1, day, action))
                 if action == 1:
                     self.registered.setdefault(nhs, []).append(day)
             date = (EPOCH + datetime.timedelta(days=day)).isoformat()
             requests.append((op, {"nhs_number": nhs, "type": "type1", "effective": date},
                              person.hex(), on_ok))
-        event, t = self.killer(kill_at, self.server)
+        killer = Killer(delay, self.server)
         try:
-            self.stream("crash-practice", self.practice_token, requests, 4)
+            self.stream("crash-practice", self.practice_token, requests, 4, killer)
         finally:
-            event.set()
-            t.join()
-        if self.killed:
+            killer.stop()
+        if killer.killed:
             self.kills["optout-server"] += 1
             self.kill_server()
             self.start_server()
@@ -581,6 +611,54 @@ class Loop:
                         p.stderr.close()
                     # a process that had finished before the signal landed
                     return p.returncode == -signal.SIGKILL
+
+    def account_server(self, delay):
+        """account_add, token_issue, token_revoke, account_disable over msgpack as
+        an operator, one after another, the server killed mid-stream."""
+        state = {}
+
+        def added(reply, name):
+            self.accounts[name] = False
+            state[name] = []
+
+        def issued(reply, name):
+            self.tokens[token_selector(reply["token"])] = {"account": name, "revoked": False}
+            state[name].append((reply["token_id"], token_selector(reply["token"])))
+
+        def revoked(reply, selector):
+            self.tokens[selector]["revoked"] = True
+
+        def disabled(reply, name):
+            self.accounts[name] = True
+
+        def requests():
+            for _ in range(3):
+                self.next_account += 1
+                name = "crash-srv-%d-%d" % (self.args.seed, self.next_account)
+                role = self.rng.choice(["researcher", "planner", "practice", "dashboard"])
+                fields = {"name": name, "role": role}
+                if role == "practice":
+                    fields["practice"] = self.practice
+                yield ("account_add", fields, name, lambda r, n=name: added(r, n))
+                if name not in state:
+                    return
+                for _ in range(2):
+                    yield ("token_issue", {"account": name}, name, lambda r, n=name: issued(r, n))
+                if state[name]:
+                    token_id, selector = state[name][0]
+                    yield ("token_revoke", {"token_id": token_id}, str(token_id),
+                           lambda r, s=selector: revoked(r, s))
+                yield ("account_disable", {"name": name}, name, lambda r, n=name: disabled(r, n))
+
+        killer = Killer(delay, self.server)
+        try:
+            self.stream("crash-operator", self.operator_token, requests(), 1, killer)
+        finally:
+            killer.stop()
+        if killer.killed:
+            self.kills["account-server"] += 1
+            self.kill_server()
+            self.start_server()
 
     def op_account(self, delay):
         """account add, token issue, token revoke, account disable: one after another."""
@@ -656,9 +734,21 @@ class Loop:
                 self.markers_used.add(marker)
                 return marker
 
+    def count_answered(self, reply):
+        """An ok count, asked for the first time: the disclosure ledger has committed
+        a new entry for it before the reply (queries/cc_ledger.c)."""
+        self.ledger_expect += 1
+        self.ledger_answers += 1
+
     def op_count(self, delay):
-        """Count queries (each audited before its reply), the server killed mid-stream."""
-        kill_at = delay if delay is not None else 1e9
+        """Count queries (each audited before its reply, each answer recorded in the
+        disclosure ledger first), the server killed mid-stream."""
+        db = self.db()
+        try:
+            self.ledger_from = db.execute("SELECT coalesce(max(id), 0) FROM ledger_entry"
+                                          ).fetchone()[0]
+        finally:
+            db.close()
         requests = []
         for _ in range(15):
             query = json.loads(json.dumps(self.rng.choice(self.queries)))
@@ -668,14 +758,13 @@ class Loop:
             if dated:
                 filters["date_range"] = {"from": marker[0], "to": marker[1]}
             filters["age"] = {"min": marker[2], "max": marker[3]}
-            requests.append(("count", {"query": query}, marker, lambda: None))
-        event, t = self.killer(kill_at, self.server)
+            requests.append(("count", {"query": query}, marker, self.count_answered))
+        killer = Killer(delay, self.server)
         try:
-            self.stream("crash-researcher", self.researcher_token, requests, 3)
+            self.stream("crash-researcher", self.researcher_token, requests, 3, killer)
         finally:
-            event.set()
-            t.join()
-        if self.killed:
+            killer.stop()
+        if killer.killed:
             self.kills["count"] += 1
             self.kill_server()
             self.start_server()
@@ -684,7 +773,8 @@ class Loop:
     def fail(self, what, lost=0):
         self.lost += lost
         self.failures.append("cycle %d: %s" % (self.cycles, what))
-        print("FAIL cycle %d: %s" % (self.cycles, what), file=sys.stderr, flush=True)
+        if not self.quiet_failures:
+            print("FAIL cycle %d: %s" % (self.cycles, what), file=sys.stderr, flush=True)
 
     def check(self, op):
         """The independent reader: sqlite3 and the file system, no carecount code."""
@@ -756,6 +846,19 @@ class Loop:
                 if per[key] < got:
                     self.fail("%d replies to %s/%s have no audit record" % (got - per[key], *key),
                               got - per[key])
+            # the disclosure ledger: entries never lost, one per first-time answer
+            ledger = {r[0]: (r[1], r[2], r[3]) for r in db.execute(
+                "SELECT id, account, fingerprint, at_s FROM ledger_entry")}
+            for lid, row in self.ledger_seen.items():
+                if ledger.get(lid) != row:
+                    self.fail("ledger entry %d changed or lost" % lid, 1)
+            self.ledger_seen = ledger
+            new = sum(1 for lid, row in ledger.items()
+                      if lid > self.ledger_from and row[0] == self.researcher_id)
+            if new < self.ledger_expect:
+                self.fail("%d answered counts have no ledger entry" % (self.ledger_expect - new),
+                          self.ledger_expect - new)
+            self.ledger_expect = 0
             # committed ingests
             versions = {r[0]: r[1] for r in db.execute("SELECT version, file_name FROM store_version")}
             files = {r[0] for r in db.execute("SELECT content_hash FROM ingest_file")}
@@ -810,8 +913,12 @@ class Loop:
             op = self.rng.choice(OPS)
             if op == "optout":
                 op = "optout-command" if self.rng.random() < 0.25 else "optout-server"
+            elif op == "ingest" and self.rng.random() < 0.5:
+                op = "ingest+optout"
+            elif op == "account" and self.rng.random() < 0.5:
+                op = "account-server"
             self.per_op[op] += 1
-            self.variant(op, self.delay(op))
+            self.variant(op, self.delay(op.split("+")[0]))
             self.check(op)
             if not self.args.quiet and (self.cycles % 50 == 0 or self.cycles == self.args.cycles):
                 self.log("cycle %d: %s; committed %s; kills %d; lost %d"
@@ -822,8 +929,8 @@ class Loop:
     def reader_self_test(self):
         """The reader is not vacuous: one made-up committed record of each kind
         (opt-out event, account, disable, token, revocation, the audit record
-        of a reply, store version) must each be reported lost, and nothing
-        else."""
+        of a reply, store version, ledger entries) must each be reported
+        lost, and nothing else."""
         saved = (set(self.optouts), dict(self.accounts), {k: dict(v) for k, v in self.tokens.items()},
                  collections.Counter(self.replies), list(self.ingests), self.lost,
                  list(self.failures))
@@ -834,21 +941,28 @@ class Loop:
         self.tokens[next(s for s, v in self.tokens.items() if not v["revoked"])]["revoked"] = True
         self.audit_expect = [("crash-researcher", "count", ("2019-01", "2019-01", 200, 200), "ok")]
         self.ingests.append((10 ** 9, []))
+        self.ledger_from = 0
+        self.ledger_expect = 1 + sum(1 for r in self.ledger_seen.values()
+                                     if r[0] == self.researcher_id)
+        self.quiet_failures = True
         self.lost = 0
         self.failures = []
         self.check("self-test")
         got = self.lost
         (self.optouts, self.accounts, self.tokens, self.replies, self.ingests, self.lost,
          self.failures) = saved
-        if got != 7:
-            self.fail("reader self-test: 7 made-up records, %d reported lost" % got)
+        self.quiet_failures = False
+        want = 8
+        if got != want:
+            self.fail("reader self-test: %d made-up records, %d reported lost" % (want, got))
         return got
 
     def committed(self):
         return {"optout_events": len(self.optouts), "accounts": len(self.accounts),
                 "account_disables": sum(self.accounts.values()), "tokens": len(self.tokens),
                 "token_revocations": sum(v["revoked"] for v in self.tokens.values()),
-                "audited_replies": sum(self.replies.values()), "ingests": len(self.ingests)}
+                "audited_replies": sum(self.replies.values()), "ingests": len(self.ingests),
+                "ledger_entries": self.ledger_answers}
 
 
 def main():
