@@ -18,8 +18,11 @@ usual duration (measured on an uninterrupted run of each at the start):
             (optout_register / optout_withdraw over msgpack, a practice
             account), or with `carecount optout register|withdraw` directly;
             the server (or the command) is killed mid-stream
+            or the first ingest into a new data directory, killed, then run
+            again to the end (it must make the store an uninterrupted one does)
   account   `carecount account add/disable` and `carecount token
-            issue/revoke`, one after another, the running one killed
+            issue/revoke`, one after another, the running one killed; or
+            the same over msgpack as an operator, the server killed
   count     count queries answered by the server (each audited), killed
             mid-stream
 
@@ -71,7 +74,8 @@ import time
 import msgpack
 
 OPS = ("ingest", "optout", "account", "count")
-VARIANTS = ("ingest", "optout-server", "optout-command", "account", "account-server", "count")
+VARIANTS = ("ingest", "first-ingest", "optout-server", "optout-command", "account",
+            "account-server", "count")
 # a variant with no duration of its own: the ingest's and optout-server's apply
 EPOCH = datetime.date(1900, 1, 1)
 
@@ -319,6 +323,7 @@ class Loop:
         p = self.run(["carecount", "ingest", "--quiet", "--data", self.data, "--key", self.keyfile,
                       self.feeds])
         self.record_ingest(p)
+        self.first_store = self.store_summary(self.data)
         with open(os.path.join(self.feeds, "community_contacts.csv"), newline="") as f:
             self.community = list(csv.reader(f))
         with open(os.path.join(self.feeds, "hes_apc.csv"), newline="") as f:
@@ -386,7 +391,8 @@ class Loop:
             for _ in range(3):
                 t0 = time.monotonic()
                 self.variant(op, None)
-                times.append(self.ingest_elapsed if op == "ingest" else time.monotonic() - t0)
+                times.append(self.ingest_elapsed if op.endswith("ingest")
+                             else time.monotonic() - t0)
                 self.check(op)
             self.durations[op] = sorted(times)[1]
         self.log("usual durations: " + ", ".join("%s %.3f s" % (k, v)
@@ -397,6 +403,8 @@ class Loop:
             return self.optout_server(delay)
         if op == "optout-command":
             return self.optout_commands(delay)
+        if op == "first-ingest":
+            return self.first_ingest(delay)
         if op == "account-server":
             return self.account_server(delay)
         if op == "ingest+optout":
@@ -481,6 +489,120 @@ class Loop:
         # the store loads: a fresh server must serve the latest version
         self.kill_server()
         self.start_server()
+
+    def store_summary(self, data):
+        """What a first ingest of the feeds made: versions, persons, records, events."""
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(data, "state.db"), uri=True)
+        try:
+            return (db.execute("SELECT version, n_persons, n_records FROM store_version"
+                               " ORDER BY version").fetchall(),
+                    db.execute("SELECT count(*) FROM ingest_file").fetchone()[0],
+                    db.execute("SELECT count(*) FROM optout_event").fetchone()[0])
+        finally:
+            db.close()
+
+    def first_ingest(self, delay):
+        """The first ingest into a new data directory, killed; then the server must
+        refuse it clearly or serve it, and an ingest run again must make exactly
+        the store an uninterrupted first ingest makes."""
+        data = os.path.join(self.work, "first")
+        shutil.rmtree(data, ignore_errors=True)
+        argv = [os.path.join(self.bin, "carecount"), "ingest", "--quiet", "--data", data,
+                "--key", self.keyfile, self.feeds]
+        started = time.monotonic()
+        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        killer = Killer(delay, p)
+        _, err = p.communicate()
+        self.ingest_elapsed = time.monotonic() - started
+        killer.stop()
+        if p.returncode == -signal.SIGKILL:
+            self.kills["first-ingest"] += 1
+        elif p.returncode != 0:
+            raise Failure("first ingest exited %d: %s" % (p.returncode, err.decode().strip()))
+        # the server refuses it clearly, or serves version 1
+        self.serve_once(data, "an interrupted first ingest")
+        # run again, to the end: the same store as a first ingest never interrupted
+        again = self.run(["carecount", "ingest", "--quiet", "--data", data, "--key", self.keyfile,
+                          self.feeds], check=False)
+        if again.returncode != 0:
+            self.fail("ingest after an interrupted first ingest exited %d: %s"
+                      % (again.returncode, again.stderr.strip()))
+            return
+        db = sqlite3.connect(os.path.join(data, "state.db"))
+        try:
+            ok = db.execute("PRAGMA integrity_check").fetchall()
+        finally:
+            db.close()
+        if ok != [("ok",)]:
+            self.fail("integrity_check after an interrupted first ingest: %r" % ok)
+        got = self.store_summary(data)
+        if got != self.first_store:
+            self.fail("an interrupted first ingest, run again, made %r, not %r"
+                      % (got, self.first_store))
+        snaps = [f for f in os.listdir(data) if f.startswith("store-")]
+        if len(snaps) != 1:
+            self.fail("after an interrupted first ingest and its re-run: %s" % ", ".join(snaps))
+        # the server's first start creates its tables (audit log, accounts, ledger):
+        # killed during it, the next start must serve
+        self.serve_once(data, "a first server start", kill_after=self.rng.uniform(0, 0.1))
+        if not self.serve_once(data, "a server started after a killed first start"):
+            self.fail("the server did not serve after a killed first start")
+        p = self.run(["carecount", "audit", "verify", "--data", data, "--key", self.keyfile],
+                     check=False)
+        if p.returncode != 0:
+            self.fail("audit verify after a killed first start exited %d: %s"
+                      % (p.returncode, (p.stdout + p.stderr).strip()))
+
+    def serve_once(self, data, what, kill_after=None):
+        """Starts carecountd on data: it serves store version 1 (ping), or refuses
+        with a clear message and an exit status (never dies of a signal). With
+        kill_after it is SIGKILLed then, wherever its start has got to. True when
+        it served."""
+        port_file = os.path.join(self.work, "first.port")
+        if os.path.exists(port_file):
+            os.unlink(port_file)
+        d = subprocess.Popen([os.path.join(self.bin, "carecountd"), "--listen", "127.0.0.1:0",
+                              "--port-file", port_file, "--data", data, "--key", self.keyfile,
+                              "--codelists", os.path.join(self.feeds, "codelists")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if kill_after is not None:
+            killer = Killer(kill_after, d)
+            self.wait_port(d, port_file)  # started, or killed first
+            killer.stop()
+            if d.poll() is None:
+                d.kill()
+            d.communicate()
+            return False
+        port = self.wait_port(d, port_file)
+        if port is not None:
+            client = Client(port)
+            reply = client.call("ping")
+            client.close()
+            d.send_signal(signal.SIGTERM)
+            d.communicate()
+            if not reply["ok"] or reply.get("data_version") != 1:
+                self.fail("the server of %s: %r" % (what, reply))
+            return True
+        _, derr = d.communicate()
+        text = derr.decode()
+        if d.returncode <= 0 or "cannot serve" not in text:
+            self.fail("carecountd on %s exited %d: %s" % (what, d.returncode, text.strip()))
+        return False
+
+    def wait_port(self, d, port_file):
+        deadline = time.monotonic() + 30
+        while d.poll() is None:
+            try:
+                with open(port_file) as f:
+                    text = f.read().strip()
+                if text:
+                    return int(text)
+            except FileNotFoundError:
+                pass
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.005)
+        return None
 
     def audit_top(self):
         db = self.db()
@@ -869,6 +991,11 @@ class Loop:
                 if lost:
                     self.fail("%d committed feed files of version %d missing" % (len(lost), version),
                               len(lost))
+            rejected = collections.defaultdict(collections.Counter)
+            for v, name, n in db.execute(
+                    "SELECT store_version, file_name, rows_rejected FROM ingest_file"):
+                if n:
+                    rejected[v][name] += n
             current = max(versions)
             current_file = versions[current]
             previous_file = versions.get(max([v for v in versions if v < current], default=0))
@@ -884,6 +1011,7 @@ class Loop:
         if len(litter) > self.ingest_kills_since_commit:
             self.fail("%d stale snapshot files after %d killed ingests: %s"
                       % (len(litter), self.ingest_kills_since_commit, ", ".join(sorted(litter))))
+        self.check_rejects(rejected, current)
         p = self.run(["carecount", "audit", "verify", "--data", self.data, "--key", self.keyfile],
                      check=False)
         if p.returncode != 0:
@@ -903,6 +1031,29 @@ class Loop:
         except OSError as e:
             self.fail("server does not answer ping: %s" % e)
 
+    def check_rejects(self, rejected, current):
+        """The rejects report of each version N (rejects/ingest-N.csv: file, line,
+        reason) lists exactly the rows state.db says N rejected, per file; the
+        one report beyond the current version may be a killed run's."""
+        folder = os.path.join(self.data, "rejects")
+        reports = {}
+        for name in os.listdir(folder):
+            if not (name.startswith("ingest-") and name.endswith(".csv")):
+                self.fail("rejects/%s: not a report" % name)
+                continue
+            with open(os.path.join(folder, name), newline="") as f:
+                rows = list(csv.reader(f))
+            reports[int(name[7:-4])] = collections.Counter(r[0] for r in rows[1:] if r)
+        beyond = [n for n in reports if n > current]
+        if len(beyond) > 1 or any(n != current + 1 for n in beyond):
+            self.fail("rejects reports of versions never made: %s" % sorted(beyond))
+        for version in set(rejected) | {n for n in reports if n <= current}:
+            want, got = rejected.get(version, {}), reports.get(version, {})
+            if want != got:
+                lost = sum(max(0, n - got.get(k, 0)) for k, n in want.items())
+                self.fail("rejects report of version %d lists %s, state.db says %s"
+                          % (version, dict(got), dict(want)), lost)
+
     # ------------------------------------------------------------------ loop
     def loop(self):
         t0 = time.monotonic()
@@ -913,8 +1064,9 @@ class Loop:
             op = self.rng.choice(OPS)
             if op == "optout":
                 op = "optout-command" if self.rng.random() < 0.25 else "optout-server"
-            elif op == "ingest" and self.rng.random() < 0.5:
-                op = "ingest+optout"
+            elif op == "ingest":
+                op = self.rng.choice(["ingest", "ingest", "ingest+optout", "ingest+optout",
+                                      "first-ingest"])
             elif op == "account" and self.rng.random() < 0.5:
                 op = "account-server"
             self.per_op[op] += 1
