@@ -56,7 +56,6 @@ import csv
 import datetime
 import fcntl
 import hashlib
-import io
 import json
 import os
 import random
@@ -192,8 +191,8 @@ class Killer:
         if delay is None or self.event.wait(delay):
             return
         if self.proc.poll() is None:
+            self.killed = True  # before the signal: its effects are seen at once
             self.proc.send_signal(signal.SIGKILL)
-            self.killed = True
 
     def stop(self):
         self.event.set()
@@ -296,15 +295,12 @@ class Loop:
             self.server = None
             self.server_log.close()
 
-    def stop_server(self):
-        if self.server is not None and self.server.poll() is None:
-            self.server.send_signal(signal.SIGTERM)
-            try:
-                self.server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.server.kill()
-                self.server.wait()
-        self.server = None
+    def server_log_tail(self):
+        try:
+            with open(os.path.join(self.work, "carecountd.log"), errors="replace") as f:
+                return " | ".join(f.read().splitlines()[-3:])
+        except OSError:
+            return "(no log)"
 
     def hello(self, client, account, token):
         reply = client.call("hello", token=token)
@@ -643,8 +639,10 @@ class Loop:
                 elif outcome not in ("INVAL", "BUSY", "NOTFOUND", "REFUSED"):
                     raise Failure("%s: %s" % (op, reply["error"]))
         except (ConnectionError, OSError):
+            killer.stop()  # a kill under way has finished; none will start now
             if not killer.killed:
-                raise
+                raise Failure("the server closed the connection, and nobody killed it: %s"
+                              % self.server_log_tail())
         finally:
             if client is not None:
                 client.close()
