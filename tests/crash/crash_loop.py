@@ -5,45 +5,57 @@
                   [--work DIR] [--keep] [--report FILE] [--quiet]
 
 Sets up a data directory once (carecount generate, keygen, ingest; a
-practice and a researcher account with tokens; carecountd serving it), then
-runs N cycles. Each cycle picks one operation at random and SIGKILLs the
-process doing it after a random delay, from 0 to a bit past the operation's
-usual duration (measured on an uninterrupted run of each at the start):
+practice, a researcher and an operator account with tokens; carecountd
+serving it), then runs N cycles. Each cycle picks one operation at random
+and SIGKILLs the process doing it after a random delay, from 0 to 1.25
+times the operation's usual duration (the median of 3 uninterrupted runs,
+measured at the start and every 100 cycles):
 
   ingest    `carecount ingest` of a new feed (new hospital episodes and
             community contacts, new opt-out events), while the server runs;
-            half the time with opt-outs registered through the server at
-            the same time, and the server killed too at its own random point
+            or the same with opt-outs registered through the server at the
+            same time, the server killed too at its own random point; or
+            the first ingest into a new data directory, killed, then run
+            again to the end (it must make the store an uninterrupted one
+            makes), then the server's first start killed
   optout    opt-outs registered and withdrawn through the server
             (optout_register / optout_withdraw over msgpack, a practice
             account), or with `carecount optout register|withdraw` directly;
             the server (or the command) is killed mid-stream
-            or the first ingest into a new data directory, killed, then run
-            again to the end (it must make the store an uninterrupted one does)
   account   `carecount account add/disable` and `carecount token
             issue/revoke`, one after another, the running one killed; or
             the same over msgpack as an operator, the server killed
-  count     count queries answered by the server (each audited), killed
-            mid-stream
+  count     count queries answered by the server (each audited, each first
+            answer recorded in the disclosure ledger), killed mid-stream
 
 Whatever reported success before the kill (an ok reply; a command that
 exited 0) is recorded as committed. After each kill the dead processes are
 reaped, the server restarted if it was killed (or after an ingest, to prove
 the new store loads), and an independent reader (this script, with Python's
-own sqlite3 module: no carecount code) checks that
+own sqlite3 and hashlib modules: no carecount code) checks that
 
   - PRAGMA integrity_check is ok;
   - every committed opt-out event (by pseudonym, computed here from the key
     with hashlib's BLAKE2b as docs/optout.md describes), account, account
-    disable, token (by selector) and token revocation is in state.db;
-  - every reply received has its audit record (per account and op), every
-    audit record seen before is still there unchanged, the seqs have no
-    gap (max(seq) == count(*)), and `carecount audit verify` exits 0;
+    disable, token (by selector) and token revocation is in state.db, and
+    no opt-out event seen before has changed;
+  - every reply received has its own audit record (account, op, the person
+    or the query's ranges, outcome), every audit record seen before is
+    still there unchanged, the seqs have no gap (max(seq) == count(*)),
+    and `carecount audit verify` exits 0;
+  - every first-time count answer has its ledger entry, and no ledger entry
+    seen before is lost;
   - every committed ingest's store version and feed files are recorded, the
-    current snapshot exists and carecountd loads it (status reports it);
+    current snapshot exists and carecountd serves it (ping reports it);
+  - every rejects report lists exactly the rows state.db says its version
+    rejected;
   - writer.lock is free (flock succeeds) once the killed process is gone,
-    and at most one stale `.snap.tmp` or unreferenced snapshot is left
-    (the next ingest removes them).
+    and no stale snapshot is left beyond one per ingest killed since the
+    last committed one (which removes them).
+
+At the end, one made-up committed record of each kind must be reported
+lost (the reader is not vacuous). docs/reliability.md, "Crash loops", has
+the figures of the long run.
 
 Exit status 0 when every check of every cycle passed and no record was
 lost; 1 otherwise (the failures are printed). With --report FILE the
