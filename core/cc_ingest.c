@@ -508,6 +508,37 @@ static void new_snapshot_name(uint64_t version, char *name, size_t len)
     snprintf(name, len, "store-%06llu-%s.snap", (unsigned long long)version, hex);
 }
 
+/* fsyncs a directory, so that an entry just made in it is durable. */
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return cc_error_from_errno(errno);
+    int rc = fsync(fd) == 0 ? 0 : CC_EIO;
+    close(fd);
+    return rc;
+}
+
+/* Puts the rejects report on disk, whole: flushed and fsync'ed, and its
+ * directory (and the data directory, when this run made rejects/) too.
+ * Called before the commit that publishes the version the report belongs
+ * to, so that a crash just after that commit cannot leave the version with
+ * an empty or partial report: its feeds are ingested by then, and never
+ * read again to rebuild it. */
+static int sync_rejects(struct cc_ingest_ctx *ctx, const char *data_dir, int made_rejects_dir)
+{
+    if (fflush(ctx->rejects) != 0 || ferror(ctx->rejects))
+        return CC_EIO;
+    if (fsync(fileno(ctx->rejects)) != 0)
+        return CC_EIO;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/rejects", data_dir);
+    int rc = fsync_dir(dir);
+    if (!rc && made_rejects_dir)
+        rc = fsync_dir(data_dir);
+    return rc;
+}
+
 /* After a failed first ingest: removes what this run created (state.db,
  * its -wal and -shm, the rejects report and its directory, the lock file,
  * the data directory itself if this run made it), so the directory is as
@@ -692,6 +723,11 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
     made_rejects_dir = mkdir(ctx.rejects_path, 0700) == 0;
     snprintf(ctx.rejects_path, sizeof ctx.rejects_path, "%s/rejects/ingest-%06llu.csv",
              opt->data_dir, (unsigned long long)version + 1);
+    /* A report under this name is from a run that did not make the version
+     * (killed, or it published nothing): this run's report replaces it, and
+     * if this run rejects nothing, it must not stay to be taken for this
+     * version's. */
+    unlink(ctx.rejects_path);
 
     /* Reference data. */
     int have_areas = cc_store_builder_columns(ctx.builder)->n_lsoa > 0;
@@ -817,6 +853,12 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
     snprintf(new_path, sizeof new_path, "%s/%s", opt->data_dir, new_file);
     if ((rc = cc_store_save(store, new_path, cc_pseudo_store_mac_key(ctx.key))) < 0) {
         snprintf(errbuf, errlen, "%s: cannot write the snapshot (%s)", new_path, cc_strerror(rc));
+        goto out;
+    }
+    if (ctx.rejects && (rc = sync_rejects(&ctx, opt->data_dir, made_rejects_dir)) < 0) {
+        snprintf(errbuf, errlen, "%s: cannot write the rejects report (%s)", ctx.rejects_path,
+                 cc_strerror(rc));
+        unlink(new_path); /* this run's own snapshot, never referenced */
         goto out;
     }
     cc_ingest_kill_point(&ctx, "before-commit");

@@ -161,7 +161,10 @@ struct cc_ingest_report {
  * rejects report are removed, a first ingest leaves no state.db behind,
  * and report->optout_events_committed (also named in errbuf) says which
  * opt-out events were committed before it; errbuf says why without
- * identifiers. */
+ * identifiers. The rejects report of version N (rejects/ingest-N.csv) is
+ * on disk, whole, before the commit that publishes N; a report left under
+ * N's name by a run that did not make N (killed, or it published nothing)
+ * is removed when the next run starts. */
 int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *report,
                   char *errbuf, size_t errlen);
 

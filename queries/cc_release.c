@@ -205,7 +205,9 @@ static int public_universe(const struct cc_store_columns *c, const struct cc_que
                     c->population[((uint64_t)l * 2 + (uint64_t)(sex - 1)) * CC_N_AGE_BANDS_5Y +
                                   (uint64_t)b];
                 for (uint32_t v = 0; v < n_bands; v++) {
-                    if (fraction[b][v] <= 0)
+                    /* a margin has no share (and no column: with 121
+                     * single-year bands it is value 121) */
+                    if ((age_dim && v == age_dim->total) || fraction[b][v] <= 0)
                         continue;
                     uint64_t cell = 0;
                     int in_table = 1;

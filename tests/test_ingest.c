@@ -711,6 +711,77 @@ Test(ingest, a_killed_ingest_leaves_the_store_before_or_fully_after)
     cr_assert_eq(report.store_version, 0);
 }
 
+/* The rejects report of version N, or NULL when there is none. */
+static char *rejects_of(unsigned version)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/rejects/ingest-%06u.csv", data, version);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *text = calloc(1, 65536);
+    cr_assert(text);
+    size_t n = fread(text, 1, 65535, f);
+    text[n] = '\0';
+    fclose(f);
+    return text;
+}
+
+/* Found by tests/crash/crash_loop.py: the report was still in stdio's buffer
+ * at the commit, so an ingest killed just after it left its committed
+ * version with an empty report (and the feed, now ingested, is never read
+ * again to rebuild it). */
+Test(ingest, a_version_committed_just_before_a_kill_keeps_its_rejects_report)
+{
+    struct cc_ingest_report report;
+    cr_assert_eq(run_ingest(&report, BASE_KINDS), 0);
+    cc_testfs_write_text_in(feeds, "gp_events_2.csv",
+               "nhs_number,practice_code,event_date,snomed_code\n" NHS_B
+               ",B86001,2024-01-01,44054006\n" NHS_C ",B86002,2024-02-30,195967001\n");
+    const char *const later[] = {"gp_events=gp_events_2.csv", NULL};
+    cr_assert(ingest_killed_at("after-commit", later));
+    uint64_t version;
+    cc_store *store = load_current(&version);
+    cc_store_free(store);
+    cr_assert_eq(version, 2, "committed before the kill");
+    char *text = rejects_of(2);
+    cr_assert(text, "version 2 has its rejects report");
+    cr_assert(strstr(text, "gp_events_2.csv,3,DATE_INVALID,"), "the rejected row: [%s]", text);
+    free(text);
+}
+
+/* Found by tests/crash/crash_loop.py: the report of a run killed before its
+ * commit stayed under the name of the version it did not make, and the run
+ * that then made that version, with no rejected row, left it there: the
+ * report named rows of a feed that version never held. */
+Test(ingest, the_report_of_a_killed_run_is_not_taken_for_the_next_versions)
+{
+    struct cc_ingest_report report;
+    cr_assert_eq(run_ingest(&report, BASE_KINDS), 0);
+    char *base = rejects_of(1);
+    cc_testfs_write_text_in(feeds, "gp_events_2.csv",
+               "nhs_number,practice_code,event_date,snomed_code\n" NHS_B
+               ",B86001,2024-01-01,44054006\n" NHS_C ",B86002,2024-02-30,195967001\n");
+    const char *const killed[] = {"gp_events=gp_events_2.csv", NULL};
+    cr_assert(ingest_killed_at("before-commit", killed));
+    cc_testfs_write_text_in(feeds, "gp_events_3.csv",
+               "nhs_number,practice_code,event_date,snomed_code\n" NHS_C
+               ",B86002,2024-03-03,44054006\n");
+    const char *const clean[] = {"gp_events=gp_events_3.csv", NULL};
+    cr_assert_eq(run_ingest(&report, clean), 0);
+    cr_assert_eq(report.store_version, 2);
+    cr_assert_eq(feed_of(&report, CC_FEED_GP_EVENTS)->rows_rejected, 0);
+    char *text = rejects_of(2);
+    cr_assert_null(text, "version 2 rejected nothing, yet has a report: [%s]", text ? text : "");
+    /* the first version's report is untouched */
+    char *again = rejects_of(1);
+    cr_assert_eq(!base, !again);
+    if (base)
+        cr_assert_str_eq(base, again);
+    free(base);
+    free(again);
+}
+
 Test(ingest, a_corrupt_current_store_stops_the_ingest_with_a_clear_error)
 {
     struct cc_ingest_report report;

@@ -406,6 +406,35 @@ Test(release_answer, dimensions_too_fine_together_are_refused)
     cc_query_free(q);
 }
 
+/* Found by tests/crash/crash_loop.py under the Sanitize build, with the
+ * example query examples/queries/registered_by_single_year_and_sex.json:
+ * 121 single-year bands and margins make 122 age values, and the public
+ * universe read the share of the margin value one past the end of each
+ * estimate band's row (past the allocation for the last band). Margins
+ * total cells: they change neither the universe nor its smallest cell. */
+Test(release_answer, single_year_bands_with_margins_read_nothing_past_the_bands)
+{
+    struct cc_policy p;
+    cc_policy_default(&p);
+    cr_assert(p.restrict_queries, "the public universe is checked");
+    int rc[2];
+    char err[2][256];
+    for (int margins = 0; margins < 2; margins++) {
+        struct cc_query *q = query(CC_MEASURE_PERSONS);
+        dim(q, CC_DIM_AGE_BAND, CC_AGE_BANDS_1Y);
+        dim(q, CC_DIM_SEX, 0);
+        q->margins = margins;
+        cc_release *r = NULL;
+        err[margins][0] = '\0';
+        rc[margins] = answer(&p, q, &r, err[margins], sizeof err[margins]);
+        cr_assert(rc[margins] == 0 || rc[margins] == CC_EREFUSED, "%s", err[margins]);
+        cc_release_free(r);
+        cc_query_free(q);
+    }
+    cr_assert_eq(rc[0], rc[1], "margins changed the decision: [%s] [%s]", err[0], err[1]);
+    cr_assert_str_eq(err[0], err[1]);
+}
+
 Test(release_answer, more_cells_than_the_policy_allows_are_refused)
 {
     struct cc_policy p;
