@@ -260,7 +260,7 @@ Test(datadir, a_key_that_is_not_the_directorys_is_refused_everywhere)
     char other[400], err_path[600];
     snprintf(other, sizeof other, "%s/other.key", root);
     snprintf(err_path, sizeof err_path, "%s/err", root);
-    cr_assert_eq(sh("'%s/carecount' keygen '%s' >/dev/null", CC_BIN_DIR, other), 0);
+    cr_assert_eq(sh("'%s/carecount' keygen --out '%s' >/dev/null", CC_BIN_DIR, other), 0);
     /* a type 1 opt-out recorded with the right key */
     cr_assert_eq(sh("echo 9990000018 | '%s/carecount' optout register --data '%s' --key '%s' "
                     "--nhs-number - --type type1 --date 2020-01-01 >/dev/null",

@@ -1,6 +1,8 @@
 /*
- * cmd_keygen.c: `carecount keygen PATH`, which creates the secret
- * pseudonymisation key file (see core/cc_pseudo.h).
+ * cmd_keygen.c: `carecount keygen --out PATH` (or the older `carecount
+ * keygen PATH`), which creates the secret pseudonymisation key file (see
+ * core/cc_pseudo.h). Like every command that writes a file (generate,
+ * token issue), the file written is named with --out.
  *
  * The key must live outside the data directory: whoever holds both can
  * re-identify and link. So keygen refuses a path inside any directory that
@@ -25,7 +27,8 @@ const char cc_cmd_keygen_summary[] = "create the secret pseudonymisation key fil
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: carecount keygen PATH\n"
+            "usage: carecount keygen --out PATH\n"
+            "       carecount keygen PATH\n"
             "\n"
             "Creates a new secret key file at PATH (mode 0600) for pseudonymising\n"
             "NHS numbers and postcodes. PATH must not exist, and must lie outside\n"
@@ -62,11 +65,16 @@ int cc_cmd_keygen(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    if (argc != 2 || argv[1][0] == '-' || argv[1][0] == '\0') {
-        usage(stderr);
+    const char *path = NULL;
+    if (argc == 3 && !strcmp(argv[1], "--out"))
+        path = argv[2];
+    else if (argc == 2 && argv[1][0] != '-')
+        path = argv[1];
+    if (!path || !*path) {
+        fprintf(stderr, "carecount keygen: give the key file to create: carecount keygen --out "
+                        "PATH (try --help)\n");
         return 2;
     }
-    const char *path = argv[1];
     struct stat st;
     if (lstat(path, &st) == 0) {
         fprintf(stderr, "carecount keygen: %s already exists; a key is never replaced\n", path);
