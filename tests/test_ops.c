@@ -1290,6 +1290,37 @@ Test(ops, query_flags_ask_what_the_file_asks)
     cr_assert_eq(tool(args, out, sizeof out), 0, "%s", out);
     cr_assert_str_eq(out, from_file, "the same comparison from flags as from the file");
 
+    /* the same comparison and query from msgpack files (carecount check
+     * --msgpack writes them): the same answers */
+    char msgpack_path[400];
+    snprintf(msgpack_path, sizeof msgpack_path, "%s/c.msgpack", root);
+    snprintf(args, sizeof args, "'%s/carecount' check --msgpack '%s' > '%s'", CC_BIN_DIR,
+             query_path, msgpack_path);
+    run(args);
+    snprintf(args, sizeof args, "compare --port %u --token-file '%s/paul.token' --format json '%s'",
+             port, root, msgpack_path);
+    cr_assert_eq(tool(args, out, sizeof out), 0, "%s", out);
+    cr_assert_str_eq(out, from_file, "the same comparison from its msgpack form");
+    char json_query[400];
+    snprintf(json_query, sizeof json_query, "%s/q.json", root);
+    snprintf(msgpack_path, sizeof msgpack_path, "%s/q.msgpack", root);
+    snprintf(args, sizeof args, "'%s/carecount' check --msgpack '%s' > '%s'", CC_BIN_DIR,
+             json_query, msgpack_path);
+    run(args);
+    static char from_json[1 << 16];
+    snprintf(args, sizeof args, "count --port %u --token-file '%s/rita.token' --format json '%s'",
+             port, root, json_query);
+    cr_assert_eq(tool(args, from_json, sizeof from_json), 0, "%s", from_json);
+    snprintf(args, sizeof args, "count --port %u --token-file '%s/rita.token' --format json '%s'",
+             port, root, msgpack_path);
+    cr_assert_eq(tool(args, out, sizeof out), 0, "%s", out);
+    cr_assert_str_eq(out, from_json, "the same release from the query's msgpack form");
+    cc_testfs_write_text(msgpack_path, "\x93\x01\x02");
+    snprintf(args, sizeof args, "compare --port %u --token-file '%s/paul.token' '%s'", port, root,
+             msgpack_path);
+    cr_assert_eq(tool(args, out, sizeof out), 2, "%s", out);
+    cr_assert(strstr(out, "c.msgpack") == NULL && strstr(out, "q.msgpack"), "%s", out);
+
     /* errors name the flag */
     cr_assert_eq(tool("count --by region,county --print-query", out, sizeof out), 2);
     cr_assert(strstr(out, "--by region,county: dimensions[1]: unknown dimension 'county'"), "%s",

@@ -250,6 +250,14 @@ int cc_remote_parse_args(struct cc_remote_options *o, int argc, char **argv, con
     return -1;
 }
 
+bool cc_remote_input_is_json(const char *text, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (text[i] == ' ' || text[i] == '\t' || text[i] == '\n' || text[i] == '\r'))
+        i++;
+    return i < len && text[i] == '{';
+}
+
 int cc_remote_open(const struct cc_remote_options *o, const char *command, struct cc_client **out)
 {
     char token[CC_CLIENT_TOKEN_BYTES], why[512];

@@ -14,6 +14,7 @@
 #ifndef CC_REMOTE_H
 #define CC_REMOTE_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include <msgpack.h>
@@ -71,6 +72,11 @@ int cc_remote_open(const struct cc_remote_options *options, const char *command,
  * (so that a decoder sees a longer input as too long), into a malloc'd
  * buffer. 0, CC_EIO (errno says why) or CC_ENOMEM. */
 int cc_remote_read_input(const char *path, size_t limit, char **out, size_t *out_len);
+
+/* Whether an input file is JSON (its first byte that is not white space
+ * is '{'); otherwise it is taken as msgpack (`carecount check --msgpack`
+ * writes that form). */
+bool cc_remote_input_is_json(const char *text, size_t len);
 
 /* Exit status for an error reply code. */
 int cc_remote_exit_for(const char *error_code);

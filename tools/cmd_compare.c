@@ -26,7 +26,7 @@ const char cc_cmd_compare_summary[] = "ask a server for an area comparison (flag
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: carecount compare [OPTIONS] COMPARISON.json|-\n"
+            "usage: carecount compare [OPTIONS] COMPARISON.json|COMPARISON.msgpack|-\n"
             "       carecount compare [OPTIONS] COMPARISON FLAGS\n"
             "\n"
             "Sends the comparison (docs/comparisons.md) to carecountd as the account\n"
@@ -94,7 +94,24 @@ int cc_cmd_compare(int argc, char **argv)
                     rc == CC_EIO ? strerror(errno) : cc_strerror(rc));
             goto out;
         }
-        rc = cc_compare_decode_json(text, len, &limits, &decoded, errbuf, sizeof errbuf);
+        if (cc_remote_input_is_json(text, len)) {
+            rc = cc_compare_decode_json(text, len, &limits, &decoded, errbuf, sizeof errbuf);
+        } else {
+            /* msgpack: one map, nothing after it */
+            msgpack_unpacked unpacked;
+            msgpack_unpacked_init(&unpacked);
+            size_t offset = 0;
+            if (msgpack_unpack_next(&unpacked, text, len, &offset) != MSGPACK_UNPACK_SUCCESS ||
+                offset != len) {
+                snprintf(errbuf, sizeof errbuf,
+                         "neither JSON nor one msgpack map (carecount check --msgpack writes one)");
+                rc = CC_EPARSE;
+            } else {
+                rc = cc_compare_decode_object(&unpacked.data, &limits, &decoded, errbuf,
+                                              sizeof errbuf);
+            }
+            msgpack_unpacked_destroy(&unpacked);
+        }
         if (rc != 0) {
             fprintf(stderr, "carecount compare: %s: %s\n", path,
                     errbuf[0] ? errbuf : cc_strerror(rc));

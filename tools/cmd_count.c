@@ -24,7 +24,7 @@ const char cc_cmd_count_summary[] = "ask a server for a protected count (flags o
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: carecount count [OPTIONS] QUERY.json|-\n"
+            "usage: carecount count [OPTIONS] QUERY.json|QUERY.msgpack|-\n"
             "       carecount count [OPTIONS] QUERY FLAGS\n"
             "\n"
             "Sends the query (docs/query-model.md) to carecountd as the account\n"
@@ -85,7 +85,10 @@ int cc_cmd_count(int argc, char **argv)
                     rc == CC_EIO ? strerror(errno) : cc_strerror(rc));
             goto out;
         }
-        if ((rc = cc_query_decode_json(text, len, &limits, &query, errbuf, sizeof errbuf)) != 0) {
+        rc = cc_remote_input_is_json(text, len)
+                 ? cc_query_decode_json(text, len, &limits, &query, errbuf, sizeof errbuf)
+                 : cc_query_decode(text, len, &limits, &query, errbuf, sizeof errbuf);
+        if (rc != 0) {
             fprintf(stderr, "carecount count: %s: %s\n", path,
                     errbuf[0] ? errbuf : cc_strerror(rc));
             goto out;
