@@ -734,8 +734,11 @@ int main(int argc, char **argv)
     uv_loop_close(l.loop);
 
     double seconds = (double)(l.stop_ns - l.start_ns) / 1e9;
-    qsort(l.latency_ms, l.n_latency, sizeof *l.latency_ms, compare_doubles);
-    qsort(l.ping_ms, l.n_ping, sizeof *l.ping_ms, compare_doubles);
+    /* (no samples: nothing to sort, and qsort must not see a NULL) */
+    if (l.n_latency)
+        qsort(l.latency_ms, l.n_latency, sizeof *l.latency_ms, compare_doubles);
+    if (l.n_ping)
+        qsort(l.ping_ms, l.n_ping, sizeof *l.ping_ms, compare_doubles);
     printf("RESULT load mix=%s connections=%u pipeline=%u requests=%" PRIu64 " seconds=%.2f "
            "rps=%.0f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f errors=%" PRIu64
            " refused=%" PRIu64 " busy=%" PRIu64 " ping_p50_ms=%.3f ping_p99_ms=%.3f "
