@@ -2,7 +2,10 @@
  * cc_csv.h: a streaming reader of carecount's CSV feeds, over libcsv.
  *
  * Reads RFC 4180 CSV (fields quoted with '"', a doubled quote inside a quoted
- * field, quoted commas and line breaks), lines ended by LF or CRLF, UTF-8
+ * field, quoted commas and line breaks), lines ended by LF or CRLF (an
+ * unquoted CR on its own also ends a row, as libcsv has it, but not a line:
+ * line numbers count line feeds, so a row after a bare CR carries the number
+ * of the line it is on, which may be the header's), UTF-8
  * with an optional byte order mark at the start of the file. The first row
  * is the header; columns are found by name. Rows are handed out one at a
  * time from a large read buffer, so a file of any size is read in constant
