@@ -65,8 +65,10 @@ int cc_csv_open_file(const char *path, uint64_t *size);
 /* Opens path (a regular file, as cc_csv_open_file) and reads its header row
  * (a leading UTF-8 BOM is skipped). Returns 0 and sets *out, CC_EINVAL if
  * path is not a regular file, CC_EIO if it cannot be opened or read,
- * CC_EPARSE if the header is missing, malformed, not UTF-8 or names a column
- * twice, CC_ENOMEM. The caller frees with cc_csv_close(). */
+ * CC_EPARSE if the header is missing, malformed, not UTF-8, names a column
+ * twice, or is followed on its line by more fields after a bare CR (they
+ * would be a data row read before any column could be dropped), CC_ENOMEM.
+ * The caller frees with cc_csv_close(). */
 int cc_csv_open(const char *path, cc_csv **out);
 
 /* As cc_csv_open(), reading fd from its current offset (standard input, a
