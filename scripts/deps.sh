@@ -9,6 +9,9 @@ packages=(
   libsqlite3-dev sqlite3 libsodium-dev libcsv-dev libroaring-dev libjansson-dev
   libhttp-parser-dev curl
   python3 python3-msgpack procps
+  # test only: clang, libFuzzer and the sanitizer runtimes (compiler-rt), and
+  # llvm-symbolizer for readable crash reports (scripts/fuzz.sh)
+  clang-14 libclang-rt-14-dev llvm-14
 )
 
 missing=()
