@@ -61,8 +61,10 @@ for name in "${targets[@]}"; do
   if "$exe" "${args[@]}" "$work/corpus-$name" "fuzz/corpus/$name" >"$work/$name.log" 2>&1; then
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$name.log")
     secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$work/$name.log")
-    corpus=$(ls "$work/corpus-$name" "fuzz/corpus/$name" | grep -vc ':$\|^$' || true)
-    printf 'fuzz: %-15s ok  %10s runs in %4s s, corpus %s\n' "$name" "${runs:-?}" "${secs:-?}" "$corpus"
+    cov=$(grep -o 'cov: [0-9]*' "$work/$name.log" | tail -1 | cut -d' ' -f2)
+    found=$(find "$work/corpus-$name" -type f | wc -l)
+    printf 'fuzz: %-15s ok  %10s runs in %4s s, %5s edges, %4s inputs kept (+%s seeds)\n' \
+      "$name" "${runs:-?}" "${secs:-?}" "${cov:-?}" "$found" "$(find "fuzz/corpus/$name" -type f | wc -l)"
   else
     echo "fuzz: $name: FAILED (log $work/$name.log; the input is $work/$name-crash-* or -leak-/-timeout-/-oom-)"
     grep -m1 -E 'ERROR|runtime error|fuzz check failed' "$work/$name.log" || true
