@@ -25,8 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
         }                                                                                      \
     } while (0)
 
-/* The process's scratch directory (made once, under TMPDIR or /tmp; removed
- * at exit by the target that made it, when it can). */
+/* The process's scratch directory (made once, under TMPDIR or /tmp;
+ * scripts/fuzz.sh points TMPDIR at a directory it removes at the end). */
 static inline const char *fuzz_scratch_dir(void)
 {
     static char dir[256];
@@ -39,8 +39,8 @@ static inline const char *fuzz_scratch_dir(void)
     return dir;
 }
 
-/* Writes data[0..size) to the scratch file called name; returns its path
- * (static storage, one per name slot). */
+/* Writes data[0..size) to the scratch file called name and returns path,
+ * where its path is put. */
 static inline const char *fuzz_write_file(const char *name, const uint8_t *data, size_t size,
                                           char *path, size_t path_len)
 {

@@ -18,9 +18,13 @@ bash scripts/build.sh Fuzz >/dev/null
 bin=build/fuzz/fuzz
 work="${FUZZ_WORK:-$(mktemp -d /tmp/cc-fuzz-work-XXXXXX)}"
 mkdir -p "$work"
-# the targets' scratch files (snapshots, feeds, data directories): memory
-# when there is some
-if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
+# the targets' scratch files (snapshots, feeds, data directories): in memory
+# when there is some, in a directory removed when this script ends
+scratch_parent="${TMPDIR:-/tmp}"
+if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then scratch_parent=/dev/shm; fi
+TMPDIR=$(mktemp -d "$scratch_parent/cc-fuzz-scratch-XXXXXX")
+export TMPDIR
+trap 'rm -rf "$TMPDIR"' EXIT
 if [ -z "${ASAN_SYMBOLIZER_PATH:-}" ] && [ -x /usr/lib/llvm-14/bin/llvm-symbolizer ]; then
   export ASAN_SYMBOLIZER_PATH=/usr/lib/llvm-14/bin/llvm-symbolizer
 fi
