@@ -5,7 +5,8 @@
 # snapshot (re-signed with the fuzzing key), and the request, HTTP, policy
 # and configuration shapes of the tests (fuzz/make_corpus.py). Builds Release
 # (for carecount) and Fuzz (for fuzz_snapshot_keyed, which signs snapshots).
-# The output is deterministic for a given generator; commit what changes.
+# The output is the same each time but for the snapshot seeds (a new key,
+# new pseudonyms); commit what changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh Release >/dev/null
