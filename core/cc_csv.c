@@ -801,6 +801,12 @@ static int read_header(cc_csv *csv)
         if (rc)
             return rc;
     }
+    /* A bare CR ends a row, not a line, so libcsv may have gone on past the
+     * header into a data row of the same line: that row was parsed before
+     * any column could be dropped, and would hand out a name column's bytes.
+     * Such a header is malformed (found by fuzz_csv). */
+    if (csv->n_rows > 0 || csv->row_open)
+        return CC_EPARSE;
     return 0;
 }
 

@@ -4,7 +4,10 @@
  * (cc_csv_write.c).
  *
  * Reads RFC 4180 CSV (fields quoted with '"', a doubled quote inside a quoted
- * field, quoted commas and line breaks), lines ended by LF or CRLF, UTF-8
+ * field, quoted commas and line breaks), lines ended by LF or CRLF (an
+ * unquoted CR on its own also ends a row, as libcsv has it, but not a line:
+ * line numbers count line feeds, so a row after a bare CR carries the number
+ * of the line it is on, which may be the header's), UTF-8
  * with an optional byte order mark at the start of the file. The first row
  * is the header; columns are found by name. Rows are handed out one at a
  * time from a large read buffer, so a file of any size is read in constant
@@ -65,8 +68,10 @@ int cc_csv_open_file(const char *path, uint64_t *size);
 /* Opens path (a regular file, as cc_csv_open_file) and reads its header row
  * (a leading UTF-8 BOM is skipped). Returns 0 and sets *out, CC_EINVAL if
  * path is not a regular file, CC_EIO if it cannot be opened or read,
- * CC_EPARSE if the header is missing, malformed, not UTF-8 or names a column
- * twice, CC_ENOMEM. The caller frees with cc_csv_close(). */
+ * CC_EPARSE if the header is missing, malformed, not UTF-8, names a column
+ * twice, or is followed on its line by more fields after a bare CR (they
+ * would be a data row read before any column could be dropped), CC_ENOMEM.
+ * The caller frees with cc_csv_close(). */
 int cc_csv_open(const char *path, cc_csv **out);
 
 /* As cc_csv_open(), reading fd from its current offset (standard input, a

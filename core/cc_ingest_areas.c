@@ -143,7 +143,8 @@ static void resolve_hierarchy(struct cc_ingest_ctx *ctx, struct cc_feed_report *
 {
     for (int level = 3; level >= 0; level--) {
         struct level *l = &levels[level];
-        qsort(l->areas, l->n, sizeof *l->areas, area_cmp);
+        if (l->n) /* a level the file has no row of has no array (qsort wants one) */
+            qsort(l->areas, l->n, sizeof *l->areas, area_cmp);
         uint32_t kept = 0;
         for (uint32_t i = 0; i < l->n; i++) {
             struct area *a = &l->areas[i];

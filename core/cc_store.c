@@ -644,10 +644,13 @@ static int validate_records(const struct cc_store *s, char *errbuf, size_t errle
         return store_corrupt(errbuf, errlen, "too many records for 32-bit postings");
     if (first[0] != 0 || first[1] != 0 || first[4] != v->n_records)
         return store_corrupt(errbuf, errlen, "setting ranges do not cover the records");
-    for (int st = 1; st < 4; st++) {
+    /* every range in order before any is walked: a range that ends past
+     * n_records is caught by a later range's order check */
+    for (int st = 1; st < 4; st++)
         if (first[st] > first[st + 1])
             return store_corrupt(errbuf, errlen, "setting ranges out of order at setting %d",
                                  st);
+    for (int st = 1; st < 4; st++) {
         for (uint64_t r = first[st]; r < first[st + 1]; r++) {
             uint32_t p = v->record_person[r];
             if (p >= v->n_persons)

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cc_codelist.h"
 #include "cc_error.h"
 #include "cc_query_internal.h"
 
@@ -593,6 +594,14 @@ static int read_condition_field(struct decoder *d, void *target, int key,
         condition->codelist[value->via.str.size] = '\0';
         if (strlen(condition->codelist) != value->via.str.size)
             return fail(d, CC_EPARSE, "a codelist name cannot hold a NUL byte");
+        /* the names the registry can hold, and no others: a name of other
+         * bytes could never bind, and would not survive the canonical JSON
+         * form (found by fuzz_query) */
+        if (!cc_codelists_name_valid(condition->codelist))
+            return fail(d, CC_EPARSE,
+                        "'%s' is not a codelist name (a-z, 0-9, '-', '_' and '.', from a "
+                        "letter or digit)",
+                        shown(value->via.str.ptr, value->via.str.size, buf));
         return 0;
     }
     case 3: /* settings */

@@ -12,6 +12,9 @@ packages=(
   libhttp-parser-dev curl haproxy
   python3 python3-msgpack procps
   chromium
+  # test only: clang, libFuzzer and the sanitizer runtimes (compiler-rt), and
+  # llvm-symbolizer for readable crash reports (scripts/fuzz.sh)
+  clang-14 libclang-rt-14-dev llvm-14
 )
 
 missing=()

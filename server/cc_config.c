@@ -371,6 +371,13 @@ static char *keep(const char *text)
     return copy;
 }
 
+void cc_config_release_files(void)
+{
+    for (size_t i = 0; i < n_file_strings; i++)
+        free(file_strings[i]);
+    n_file_strings = 0;
+}
+
 int cc_config_load_file(struct cc_config *config, const char *path, char *error,
                         size_t error_bytes)
 {

@@ -142,6 +142,13 @@ int cc_config_parse_args_partial(struct cc_config *config, int argc, char **argv
 int cc_config_load_file(struct cc_config *config, const char *path, char *error,
                         size_t error_bytes);
 
+/* Frees the strings that every cc_config_load_file() so far has kept for
+ * the configurations it filled (at most 256 in a process's life otherwise):
+ * no configuration filled from a file may be used after. carecountd loads
+ * one file and never calls it; a program that loads many (the config
+ * fuzzer) calls it between loads. */
+void cc_config_release_files(void);
+
 /* Parses "HOST:PORT" or "[IPV6]:PORT" into host and port. Returns 0 or
  * CC_EINVAL. */
 int cc_config_parse_listen(const char *text, char host[CC_CONFIG_HOST_BYTES], uint16_t *port);

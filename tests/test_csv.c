@@ -655,6 +655,35 @@ Test(csv, a_quote_left_open_for_megabytes_costs_one_row)
     done(csv, path);
 }
 
+/* Found by fuzz_csv: a bare CR ends a row but not a line, and the header
+ * line goes to libcsv whole, so fields after a bare CR in the header line
+ * were a data row parsed before cc_csv_drop_column() could be called: the
+ * dropped column's bytes reached the caller. Such a header is refused. */
+Test(csv, a_header_line_going_on_after_a_bare_cr_is_refused)
+{
+    const char after_cr[] = "nhs_number,given_name\r9434765919,Ada\n9434765919,Bea\n";
+    cc_csv *csv = NULL;
+    cr_assert_eq(cc_csv_open_memory(after_cr, sizeof after_cr - 1, &csv), CC_EPARSE);
+    cr_assert_null(csv);
+
+    /* a header ended by CRLF, or by a bare CR at the end of the line, is fine,
+     * and a bare CR later ends a row without starting a line */
+    const char fine[] = "nhs_number,given_name\r\n9434765919,Ada\r2,Bea\n";
+    const struct cc_csv_field *f;
+    uint64_t line;
+    cr_assert_eq(cc_csv_open_memory(fine, sizeof fine - 1, &csv), 0);
+    cr_assert_eq(cc_csv_drop_column(csv, "given_name"), 0);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 1);
+    cr_assert_null(f[1].data);
+    cr_assert_eq(line, 2);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 1);
+    cr_assert(field_is(&f[0], "2"));
+    cr_assert_null(f[1].data);
+    cr_assert_eq(line, 2);
+    cr_assert_eq(cc_csv_next(csv, &f, &line), 0);
+    cc_csv_close(csv);
+}
+
 Test(csv, reads_from_memory_and_from_a_file_descriptor)
 {
     const char text[] = "a,b\n1,\"x\"y\n3,4\n";

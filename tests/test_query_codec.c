@@ -313,6 +313,48 @@ Test(codec, every_single_byte_corruption_fails_cleanly_or_decodes)
     cc_query_free(q);
 }
 
+/* Found by fuzz_query: the msgpack decoder took any bytes but NUL as a
+ * codelist name, so a name that is not UTF-8 decoded, then failed the
+ * canonical JSON form (and could never bind). A name must now be one the
+ * registry can hold. */
+Test(codec, a_codelist_name_the_registry_cannot_hold_is_refused)
+{
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init(&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &buffer, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "v", 1);
+    msgpack_pack_int(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "measure", 7);
+    msgpack_pack_str_with_body(&pk, "persons", 7);
+    msgpack_pack_str_with_body(&pk, "filters", 7);
+    msgpack_pack_map(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "conditions", 10);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "codelist", 8);
+    msgpack_pack_str_with_body(&pk, "h\x9b\x8cpital", 8);
+    struct cc_query *q = NULL;
+    cr_assert_eq(cc_query_decode(buffer.data, buffer.size, NULL, &q, errbuf, sizeof errbuf),
+                 CC_EPARSE);
+    cr_assert_null(q);
+    cr_assert(strstr(errbuf, "filters.conditions[0].codelist: 'h??pital' is not a codelist name"),
+              "%s", errbuf);
+    msgpack_sbuffer_destroy(&buffer);
+
+    cr_assert_eq(json_error("{\"v\":1,\"measure\":\"persons\",\"filters\":{\"conditions\":"
+                            "[{\"codelist\":\"Diabetes Review\"}]}}"),
+                 CC_EPARSE);
+    cr_assert(strstr(errbuf, "is not a codelist name"), "%s", errbuf);
+    const char ok[] = "{\"v\":1,\"measure\":\"persons\",\"filters\":{\"conditions\":"
+                      "[{\"codelist\":\"diabetes_type-2.v1\"}]}}";
+    cr_assert_eq(cc_query_decode_json(ok, sizeof ok - 1, NULL, &q, errbuf, sizeof errbuf), 0, "%s",
+                 errbuf);
+    cr_assert_str_eq(q->filters.conditions[0].codelist, "diabetes_type-2.v1");
+    cc_query_free(q);
+}
+
 Test(codec, codes_and_codelist_together_are_refused)
 {
     cr_assert_eq(json_error("{\"v\":1,\"measure\":\"persons\",\"filters\":{\"conditions\":"

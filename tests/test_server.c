@@ -1149,6 +1149,29 @@ Test(server, a_gsl_domain_error_after_server_start_returns_nan_instead_of_aborti
     cc_server_free(server);
 }
 
+/* Found by fuzz_config: a process that loads configuration files over and
+ * over (the fuzzer) ran out of the 256 strings the loader keeps for the
+ * configurations' life, and every later file was refused as "too many
+ * options"; cc_config_release_files() gives them back. */
+Test(config, released_file_strings_let_a_process_load_files_again_and_again)
+{
+    char *dir = cc_testfs_new_dir("config-many");
+    char path[512];
+    cc_testfs_path(path, sizeof path, dir, "carecountd.json");
+    cc_testfs_write_text(path, "{\"policy\": \"/etc/carecount/policy.json\", \"saved\": \"/s\"}");
+    struct cc_config config;
+    char error[300];
+    for (int i = 0; i < 300; i++) {
+        cc_config_defaults(&config);
+        cr_assert_eq(cc_config_load_file(&config, path, error, sizeof error), 0, "load %d: %s", i,
+                     error);
+        cr_assert_str_eq(config.policy_path, "/etc/carecount/policy.json");
+        cc_config_release_files();
+    }
+    cc_testfs_remove_tree(dir);
+    free(dir);
+}
+
 Test(config, a_config_file_sets_options_and_flags_override_it)
 {
     char *dir = cc_testfs_new_dir("config");

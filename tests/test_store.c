@@ -825,6 +825,33 @@ Test(store, validate_catches_crafted_invariant_violations, .init = make_tmp_dir,
     cc_store_free(s);
 }
 
+/* Found by fuzz_snapshot_keyed: the setting ranges are header counts, so a
+ * range that ends past the records (a later range's start below it) used to
+ * be walked before the later range was checked, reading records[] out of
+ * bounds. Every range is now checked in order before any is walked. */
+Test(store, a_setting_range_past_the_records_is_corrupt_before_it_is_walked,
+     .init = make_tmp_dir, .fini = remove_tmp_dir)
+{
+    char path[128], reason[256];
+    tmp_path(path, sizeof path, "store.ccs");
+    cc_store *s = finish_sample(), *loaded;
+    cr_assert_eq(cc_store_save(s, path, TEST_KEY), 0);
+    size_t len;
+    uint8_t *file = (uint8_t *)cc_testfs_read(path, &len);
+    /* setting_first[2] (GP) at header byte 88 + 16: far past n_records,
+     * with setting_first[3] and [4] left as they are */
+    uint64_t huge = (uint64_t)1 << 40;
+    for (int i = 0; i < 8; i++)
+        file[88 + 16 + i] = (uint8_t)(huge >> (8 * i));
+    reseal(file, STORE_SECTION_RECORD_PERSON);
+    cc_testfs_write(path, file, len, 0600);
+    free(file);
+    cr_assert_eq(cc_store_load(path, 0, TEST_KEY, &loaded, reason, sizeof reason), CC_ECORRUPT);
+    cr_assert_null(loaded);
+    cr_assert_not_null(strstr(reason, "setting ranges out of order"), "got: %s", reason);
+    cc_store_free(s);
+}
+
 Test(store, an_empty_store_round_trips, .init = make_tmp_dir, .fini = remove_tmp_dir)
 {
     char path[128], reason[256];
