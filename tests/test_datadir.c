@@ -443,3 +443,107 @@ Test(datadir, a_snapshot_not_written_with_this_directorys_key_is_refused)
                  1);
     cr_assert(strstr(slurp(log), "not written with this data directory's key"), "%s", slurp(log));
 }
+
+/* ---- faults: a full disk, a missing key, a damaged state.db ---------------------------- */
+
+/* A full disk, as a file-size limit (ulimit -f, with SIGXFSZ ignored so a
+ * write fails with EFBIG as on a full file system): the ingest that cannot
+ * write its snapshot fails with a clear error and publishes nothing; the
+ * version before it still loads and serves, state.db passes its integrity
+ * check, the opt-out committed before is still there, and the same ingest
+ * with room succeeds. */
+Test(datadir, a_full_disk_fails_the_ingest_clearly_and_loses_nothing)
+{
+    first_ingest();
+    cr_assert_eq(sh("echo 9990000018 | '%s/carecount' optout register --data '%s' --key '%s' "
+                    "--nhs-number - --type ndop --date 2020-01-01 >/dev/null",
+                    CC_BIN_DIR, data, key),
+                 0);
+    uint64_t before = loadable_version();
+    char err_path[600];
+    snprintf(err_path, sizeof err_path, "%s/err", root);
+    /* 64 KiB of file at most: the GP events snapshot needs more */
+    int rc = sh("(trap '' XFSZ; ulimit -f 64; exec '%s/carecount' ingest --quiet --data '%s' "
+                "--key '%s' gp_events='%s/gp_events.csv') >/dev/null 2>'%s'",
+                CC_BIN_DIR, data, key, feeds, err_path);
+    const char *err = slurp(err_path);
+    cr_assert(rc == 1 || rc == 2, "a clear failure, not a crash: exit %d: %s", rc, err);
+    cr_assert(strstr(err, "carecount ingest:"), "says which command failed: %s", err);
+    cr_assert(strstr(err, "too large") || strstr(err, "write") || strstr(err, "space") ||
+                  strstr(err, "input/output") || strstr(err, "disk"),
+              "says what failed: %s", err);
+    cr_assert_eq(loadable_version(), before, "nothing new was published");
+    char out[600];
+    snprintf(out, sizeof out, "%s/check", root);
+    cr_assert_eq(sh("sqlite3 '%s/state.db' 'PRAGMA integrity_check' > '%s'", data, out), 0);
+    cr_assert(!strncmp(slurp(out), "ok", 2), "state.db: %s", slurp(out));
+    cr_assert_eq(sh("echo 9990000018 | '%s/carecount' optout history --data '%s' --key '%s' "
+                    "--nhs-number - > '%s'",
+                    CC_BIN_DIR, data, key, out),
+                 0);
+    cr_assert(strstr(slurp(out), "national data opt-out") && strstr(slurp(out), "2020-01-01"),
+              "the committed opt-out is there: %s", slurp(out));
+    cr_assert_eq(sh("'%s/carecount' ingest --quiet --data '%s' --key '%s' "
+                    "gp_events='%s/gp_events.csv' >/dev/null 2>'%s'",
+                    CC_BIN_DIR, data, key, feeds, err_path),
+                 0, "with room the same ingest succeeds: %s", slurp(err_path));
+    cr_assert_eq(loadable_version(), before + 1);
+}
+
+/* A missing key file: ingest, the opt-out tool and the server each refuse
+ * at once, naming the path, and change nothing. */
+Test(datadir, a_missing_key_is_refused_clearly_everywhere)
+{
+    first_ingest();
+    uint64_t before = loadable_version();
+    char missing[400], err_path[600];
+    snprintf(missing, sizeof missing, "%s/no-such.key", root);
+    snprintf(err_path, sizeof err_path, "%s/err", root);
+    int rc = sh("'%s/carecount' ingest --quiet --data '%s' --key '%s' "
+                "gp_events='%s/gp_events.csv' >/dev/null 2>'%s'",
+                CC_BIN_DIR, data, missing, feeds, err_path);
+    cr_assert(rc == 1 || rc == 2, "refused: exit %d: %s", rc, slurp(err_path));
+    cr_assert(strstr(slurp(err_path), "no-such.key"), "names the key: %s", slurp(err_path));
+    cr_assert_neq(sh("echo 9990000018 | '%s/carecount' optout status --data '%s' --key '%s' "
+                     "--nhs-number - >/dev/null 2>'%s'",
+                     CC_BIN_DIR, data, missing, err_path),
+                  0);
+    cr_assert(strstr(slurp(err_path), "no-such.key"), "names the key: %s", slurp(err_path));
+    cr_assert_eq(sh("'%s/carecountd' --listen 127.0.0.1:0 --data '%s' --key '%s' 2>'%s'",
+                    CC_BIN_DIR, data, missing, err_path),
+                 1, "%s", slurp(err_path));
+    cr_assert(strstr(slurp(err_path), "no-such.key"), "names the key: %s", slurp(err_path));
+    cr_assert_eq(loadable_version(), before);
+}
+
+/* A damaged state.db (its pages overwritten in the middle): the server
+ * and the tools refuse it with a message naming it, never crash, and the
+ * store snapshots are not touched. */
+Test(datadir, a_damaged_state_db_is_refused_clearly)
+{
+    first_ingest();
+    char db[400], err_path[600];
+    snprintf(db, sizeof db, "%s/state.db", data);
+    snprintf(err_path, sizeof err_path, "%s/err", root);
+    struct stat st;
+    cr_assert_eq(stat(db, &st), 0);
+    cr_assert_gt(st.st_size, 8192);
+    /* garbage over every page but the first (the header stays a database's) */
+    cr_assert_eq(sh("dd if=/dev/urandom of='%s' bs=4096 seek=1 count=%lld conv=notrunc "
+                    "2>/dev/null",
+                    db, (long long)(st.st_size / 4096 - 1)),
+                 0);
+    int rc = sh("'%s/carecountd' --listen 127.0.0.1:0 --data '%s' --key '%s' 2>'%s'", CC_BIN_DIR,
+                data, key, err_path);
+    cr_assert(rc == 1 || rc == 2, "refused, not crashed: exit %d: %s", rc, slurp(err_path));
+    cr_assert(strstr(slurp(err_path), "state.db") || strstr(slurp(err_path), "corrupt") ||
+                  strstr(slurp(err_path), "malformed"),
+              "says what is wrong: %s", slurp(err_path));
+    rc = sh("'%s/carecount' audit verify --data '%s' --key '%s' >/dev/null 2>'%s'", CC_BIN_DIR,
+            data, key, err_path);
+    cr_assert(rc >= 1 && rc <= 3, "refused, not crashed: exit %d: %s", rc, slurp(err_path));
+    rc = sh("'%s/carecount' ingest --quiet --data '%s' --key '%s' gp_events='%s/gp_events.csv' "
+            ">/dev/null 2>'%s'",
+            CC_BIN_DIR, data, key, feeds, err_path);
+    cr_assert(rc == 1 || rc == 2, "refused, not crashed: exit %d: %s", rc, slurp(err_path));
+}
