@@ -123,7 +123,6 @@ static size_t first_of_size(const struct account *a, uint64_t n)
     return lo;
 }
 
-/* Adds e to a in size order (a takes the bitmap). 0 or CC_ENOMEM. */
 /* An order-free hash of a set of record keys: the sum of a mix of each.
  * The same set gives the same hash from the keys or from the bitmap. */
 static uint64_t key_mix(uint32_t k)
@@ -147,6 +146,7 @@ static uint64_t bitmap_hash(const roaring_bitmap_t *b)
     return h;
 }
 
+/* Adds e to a in size order (a takes the bitmap). 0 or CC_ENOMEM. */
 static int add_entry(cc_ledger *l, struct account *a, const struct entry *e)
 {
     if (a->n == a->cap) {
