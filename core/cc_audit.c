@@ -268,7 +268,7 @@ static int write_batch(cc_audit *a, struct waiter *batch)
 /*
  * Group commit. The record is queued; if no append is being written, this
  * thread becomes the leader: it takes everything queued (its own record
- * first, then whatever came in while the previous batch was written),
+ * and whatever came in while the previous batch was written, in order),
  * writes it in one transaction and one fsync, and wakes the others. A
  * caller returns only once its own record is committed (or its batch
  * failed, in which case none of the batch is), so "committed before the
