@@ -915,8 +915,9 @@ Test(server, a_second_sigterm_closes_connections_without_waiting_for_replies)
 
 Test(server, a_second_sigterm_cancels_requests_still_queued_for_the_pool)
 {
-    /* a pool of 4 threads (--threads): of 12 slow pings, 8 wait in its
-     * queue. The second signal cancels those instead of running them. */
+    /* a pool of 4 threads (--threads): of 12 slow pings, at least 8 wait
+     * in its queue. The second signal cancels those instead of running
+     * them. */
     static const char *const args[] = {"--test-mode", "--threads", "4", NULL};
     struct cc_harness *harness = start(args);
     struct cc_client *client = connect_to(harness);
@@ -941,7 +942,15 @@ Test(server, a_second_sigterm_cancels_requests_still_queued_for_the_pool)
     cc_client_close(observer);
     char *log = cc_harness_log(harness);
     stop_cleanly(harness);
-    cr_assert(strstr(log, "8 queued requests cancelled"), "the log says so:\n%s", log);
+    /* 12 sent, at most 4 running: 8 or more still queued (more when a
+     * thread had not yet taken its ping when the signal came) */
+    const char *said = strstr(log, "queued requests cancelled");
+    cr_assert_not_null(said, "the log says so:\n%s", log);
+    const char *number = said - 1;
+    while (number > log && number[-1] >= '0' && number[-1] <= '9')
+        number--;
+    int cancelled = atoi(number);
+    cr_assert(cancelled >= 8 && cancelled <= 11, "%d cancelled:\n%s", cancelled, log);
     free(log);
 }
 
