@@ -156,8 +156,10 @@ static int check_keys(struct cc_request *request)
             return cc_request_fail(request, CC_EPARSE, "every key of the request map must be a string");
         for (uint32_t j = 0; j < i; j++) {
             const msgpack_object *other = &map->ptr[j].key;
+            /* (an empty string's pointer may be NULL: no memcmp of it) */
             if (other->via.str.size == key->via.str.size &&
-                memcmp(other->via.str.ptr, key->via.str.ptr, key->via.str.size) == 0)
+                (key->via.str.size == 0 ||
+                 memcmp(other->via.str.ptr, key->via.str.ptr, key->via.str.size) == 0))
                 return cc_request_fail(request, CC_EPARSE, "the request map repeats a key");
         }
     }
