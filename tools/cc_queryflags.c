@@ -659,3 +659,14 @@ void cc_queryflags_explain(const struct cc_queryflags *f, const char *error, cha
     }
     snprintf(out, outlen, "%s", error);
 }
+
+void cc_queryflags_report(const struct cc_queryflags *flags, const char *command,
+                          const char *path, const char *error)
+{
+    char why[768];
+    if (flags->given)
+        cc_queryflags_explain(flags, error, why, sizeof why);
+    else
+        snprintf(why, sizeof why, "%s: %s", path, error);
+    fprintf(stderr, "carecount %s: %s\n", command, why);
+}

@@ -66,4 +66,10 @@ int cc_queryflags_json(const struct cc_queryflags *flags, char **out, char *errb
 void cc_queryflags_explain(const struct cc_queryflags *flags, const char *error, char *out,
                            size_t outlen);
 
+/* Prints an error about the query or comparison to standard error as
+ * "carecount COMMAND: ...": naming the flag (cc_queryflags_explain()) when
+ * it came from flags, else prefixed with the file it came from. */
+void cc_queryflags_report(const struct cc_queryflags *flags, const char *command,
+                          const char *path, const char *error);
+
 #endif

@@ -83,9 +83,7 @@ int cc_cmd_compare(int argc, char **argv)
         len = strlen(text);
         rc = cc_compare_decode_json(text, len, &limits, &decoded, errbuf, sizeof errbuf);
         if (rc != 0) {
-            char why[768];
-            cc_queryflags_explain(&flags, errbuf[0] ? errbuf : cc_strerror(rc), why, sizeof why);
-            fprintf(stderr, "carecount compare: %s\n", why);
+            cc_queryflags_report(&flags, "compare", path, errbuf[0] ? errbuf : cc_strerror(rc));
             goto out;
         }
     } else {
@@ -113,8 +111,7 @@ int cc_cmd_compare(int argc, char **argv)
             msgpack_unpacked_destroy(&unpacked);
         }
         if (rc != 0) {
-            fprintf(stderr, "carecount compare: %s: %s\n", path,
-                    errbuf[0] ? errbuf : cc_strerror(rc));
+            cc_queryflags_report(&flags, "compare", path, errbuf[0] ? errbuf : cc_strerror(rc));
             goto out;
         }
     }
@@ -127,14 +124,9 @@ int cc_cmd_compare(int argc, char **argv)
         snprintf(field, sizeof field, "%s.", k ? "denominator" : "numerator");
         size_t at = strlen(field);
         if ((rc = cc_query_validate(queries[k], &limits, NULL, field + at, sizeof field - at))) {
-            char why[768];
             if (!field[at])
                 snprintf(field + at, sizeof field - at, "%s", cc_strerror(rc));
-            if (flags.given)
-                cc_queryflags_explain(&flags, field, why, sizeof why);
-            else
-                snprintf(why, sizeof why, "%s: %s", path, field);
-            fprintf(stderr, "carecount compare: %s\n", why);
+            cc_queryflags_report(&flags, "compare", path, field);
             goto out;
         }
     }

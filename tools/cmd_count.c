@@ -74,9 +74,7 @@ int cc_cmd_count(int argc, char **argv)
         }
         len = strlen(text);
         if ((rc = cc_query_decode_json(text, len, &limits, &query, errbuf, sizeof errbuf)) != 0) {
-            char why[768];
-            cc_queryflags_explain(&flags, errbuf[0] ? errbuf : cc_strerror(rc), why, sizeof why);
-            fprintf(stderr, "carecount count: %s\n", why);
+            cc_queryflags_report(&flags, "count", path, errbuf[0] ? errbuf : cc_strerror(rc));
             goto out;
         }
     } else {
@@ -89,18 +87,12 @@ int cc_cmd_count(int argc, char **argv)
                  ? cc_query_decode_json(text, len, &limits, &query, errbuf, sizeof errbuf)
                  : cc_query_decode(text, len, &limits, &query, errbuf, sizeof errbuf);
         if (rc != 0) {
-            fprintf(stderr, "carecount count: %s: %s\n", path,
-                    errbuf[0] ? errbuf : cc_strerror(rc));
+            cc_queryflags_report(&flags, "count", path, errbuf[0] ? errbuf : cc_strerror(rc));
             goto out;
         }
     }
     if ((rc = cc_query_validate(query, &limits, NULL, errbuf, sizeof errbuf)) != 0) {
-        char why[768];
-        if (flags.given)
-            cc_queryflags_explain(&flags, errbuf[0] ? errbuf : cc_strerror(rc), why, sizeof why);
-        else
-            snprintf(why, sizeof why, "%s: %s", path, errbuf[0] ? errbuf : cc_strerror(rc));
-        fprintf(stderr, "carecount count: %s\n", why);
+        cc_queryflags_report(&flags, "count", path, errbuf[0] ? errbuf : cc_strerror(rc));
         goto out;
     }
     if (flags.print) {
