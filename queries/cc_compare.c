@@ -214,6 +214,40 @@ static int add_result(const struct cc_compare_layout *layout, const struct cc_st
     return 0;
 }
 
+/* Merges every cell's sketch of an engine result into its units' (the
+ * units of add_result()): a unit's persons are those of its cells. */
+static int add_sketches(const struct cc_compare_layout *layout, const struct cc_store_columns *c,
+                        const struct cc_raw_result *result, uint32_t **out)
+{
+    *out = NULL;
+    if (!result->cell_sketch)
+        return 0;
+    size_t n = (size_t)layout->n_units * layout->n_bands * CC_EXEC_SKETCH_BUCKETS;
+    uint32_t *sketch = malloc((n ? n : 1) * sizeof *sketch);
+    if (!sketch)
+        return CC_ENOMEM;
+    memset(sketch, 0xff, n * sizeof *sketch);
+    uint32_t n_bands = layout->n_bands, england = layout->n_units - 1;
+    for (uint64_t cell = 0; cell < result->n_cells; cell++) {
+        uint32_t area = cc_raw_result_coordinate(result, cell, 0);
+        uint32_t band = n_bands > 1 ? cc_raw_result_coordinate(result, cell, 1) : 0;
+        uint32_t targets[3] = {area, england, CC_COMPARE_NO_UNIT};
+        if (layout->comparator == CC_COMPARE_PARENT && layout->area_level != CC_AREA_REGION)
+            targets[2] = layout->n_areas + parent_of(c, layout->area_level, area);
+        const uint32_t *from = result->cell_sketch + cell * CC_EXEC_SKETCH_BUCKETS;
+        for (int t = 0; t < 3; t++) {
+            if (targets[t] == CC_COMPARE_NO_UNIT)
+                continue;
+            uint32_t *to = sketch + ((size_t)targets[t] * n_bands + band) * CC_EXEC_SKETCH_BUCKETS;
+            for (unsigned b = 0; b < CC_EXEC_SKETCH_BUCKETS; b++)
+                if (from[b] < to[b])
+                    to[b] = from[b];
+        }
+    }
+    *out = sketch;
+    return 0;
+}
+
 static int build_layout(const struct cc_compare_request *request, const struct cc_store_columns *c,
                         struct cc_compare_layout *layout)
 {
@@ -330,6 +364,10 @@ int cc_compare_run(const struct cc_dataversion *version, const struct cc_compare
         fail(errbuf, errlen, rc, "engine: a result of an unexpected shape");
         goto fail;
     }
+    if ((rc = add_sketches(&out->layout, c, &out->numerator_result, &out->count_sketch)) < 0 ||
+        (rc = add_sketches(&out->layout, c, &out->denominator_result,
+                           &out->denominator_sketch)) < 0)
+        goto fail;
     cc_query_free(numerator);
     cc_query_free(denominator);
     return 0;
@@ -351,6 +389,8 @@ void cc_compare_raw_free(struct cc_compare_raw *raw)
     cc_compare_counts_free(&raw->exact);
     free(raw->count_key);
     free(raw->denominator_key);
+    free(raw->count_sketch);
+    free(raw->denominator_sketch);
     cc_raw_result_free(&raw->numerator_result);
     cc_raw_result_free(&raw->denominator_result);
     memset(raw, 0, sizeof *raw);

@@ -164,6 +164,10 @@ struct cc_compare_raw {
     struct cc_compare_counts exact;
     uint32_t *count_key;       /* [n_units * n_bands] */
     uint32_t *denominator_key; /* [n_units * n_bands] */
+    /* With options->cell_sketches (else NULL): each unit's sketch of its
+     * persons, [n_units * n_bands * CC_EXEC_SKETCH_BUCKETS] (cc_exec.h). */
+    uint32_t *count_sketch;
+    uint32_t *denominator_sketch;
     struct cc_raw_result numerator_result;
     struct cc_raw_result denominator_result;
 };

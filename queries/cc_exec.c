@@ -142,6 +142,7 @@ struct exec {
     /* per-thread counts */
     uint64_t *thread_counts[8];
     uint32_t *thread_keys[8];
+    uint32_t *thread_sketch[8]; /* options->cell_sketches only, else NULL */
 };
 
 static unsigned online_cpus(void)
@@ -697,13 +698,25 @@ static unsigned cells_of(const struct exec *e, uint64_t cell, uint64_t *out)
     return n;
 }
 
-/* Counts one thing with record key `key` in cell (and its margins). */
-static inline void count_in(const struct exec *e, uint64_t *counts, uint32_t *keys, uint64_t cell,
-                            uint32_t key)
+/* Adds a person's record key to cell's sketch (sketch NULL: none kept). */
+static inline void sketch_in(uint32_t *sketch, uint64_t cell, uint32_t key)
+{
+    if (!sketch)
+        return;
+    uint32_t *slot = &sketch[cell * CC_EXEC_SKETCH_BUCKETS + CC_EXEC_SKETCH_BUCKET(key)];
+    if (CC_EXEC_SKETCH_VALUE(key) < *slot)
+        *slot = CC_EXEC_SKETCH_VALUE(key);
+}
+
+/* Counts one thing with record key `key` in cell (and its margins); the
+ * sketches get the person's key. */
+static inline void count_in(const struct exec *e, uint64_t *counts, uint32_t *keys,
+                            uint32_t *sketch, uint64_t cell, uint32_t key)
 {
     if (!e->margins) {
         counts[cell]++;
         keys[cell] += key;
+        sketch_in(sketch, cell, key);
         return;
     }
     uint64_t cells[1u << CC_QUERY_DIMENSIONS_CAP];
@@ -711,6 +724,7 @@ static inline void count_in(const struct exec *e, uint64_t *counts, uint32_t *ke
     for (unsigned i = 0; i < n; i++) {
         counts[cells[i]]++;
         keys[cells[i]] += key;
+        sketch_in(sketch, cells[i], key);
     }
 }
 
@@ -727,7 +741,8 @@ static void count_cohort_range(void *arg, unsigned thread, uint64_t begin, uint6
             int ok;
             uint64_t cell = cell_of(e, person, 0, (uint16_t)e->reference_day, &ok);
             if (ok)
-                count_in(e, counts, keys, cell, e->c->person_record_key[person]);
+                count_in(e, counts, keys, e->thread_sketch[thread], cell,
+                         e->c->person_record_key[person]);
         }
     }
 }
@@ -824,7 +839,8 @@ static void count_records_range(void *arg, unsigned thread, uint64_t begin, uint
         if (!ok)
             continue;
         if (x->events) {
-            count_in(e, counts, keys, cell, c->person_record_key[person]);
+            count_in(e, counts, keys, e->thread_sketch[thread], cell,
+                     c->person_record_key[person]);
             continue;
         }
         /* persons: (cell, person) pairs, made distinct after the pass */
@@ -1028,6 +1044,7 @@ static void free_exec(struct exec *e)
     for (unsigned t = 0; t < 8; t++) {
         free(e->thread_counts[t]);
         free(e->thread_keys[t]);
+        free(e->thread_sketch[t]);
     }
 }
 
@@ -1298,6 +1315,12 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
         e.thread_keys[t] = calloc(e.n_cells, sizeof *e.thread_keys[t]);
         if (!e.thread_counts[t] || !e.thread_keys[t])
             goto fail_nomem;
+        if (options && options->cell_sketches) {
+            size_t n = (size_t)e.n_cells * CC_EXEC_SKETCH_BUCKETS;
+            if (!(e.thread_sketch[t] = malloc(n * sizeof *e.thread_sketch[t])))
+                goto fail_nomem;
+            memset(e.thread_sketch[t], 0xff, n * sizeof *e.thread_sketch[t]);
+        }
     }
     if (query->measure == CC_MEASURE_POPULATION &&
         query->population_source == CC_POPULATION_ESTIMATE) {
@@ -1357,6 +1380,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
                 uint32_t person = (uint32_t)pairs[i];
                 e.thread_counts[0][cell]++;
                 e.thread_keys[0][cell] += c->person_record_key[person];
+                sketch_in(e.thread_sketch[0], cell, c->person_record_key[person]);
             }
             free(pairs);
         }
@@ -1365,13 +1389,20 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
     /* Sum the threads' counts into the result. */
     out->count = e.thread_counts[0];
     out->cell_key = e.thread_keys[0];
+    out->cell_sketch = e.thread_sketch[0];
     e.thread_counts[0] = NULL;
     e.thread_keys[0] = NULL;
-    for (unsigned t = 1; t < e.n_threads; t++)
+    e.thread_sketch[0] = NULL;
+    for (unsigned t = 1; t < e.n_threads; t++) {
         for (uint64_t i = 0; i < e.n_cells; i++) {
             out->count[i] += e.thread_counts[t][i];
             out->cell_key[i] += e.thread_keys[t][i];
         }
+        if (out->cell_sketch)
+            for (uint64_t i = 0; i < e.n_cells * CC_EXEC_SKETCH_BUCKETS; i++)
+                if (e.thread_sketch[t][i] < out->cell_sketch[i])
+                    out->cell_sketch[i] = e.thread_sketch[t][i];
+    }
     out->n_cells = e.n_cells;
     out->n_dimensions = e.n_dims;
     for (uint32_t i = 0; i < e.n_dims; i++) {
@@ -1489,7 +1520,9 @@ void cc_raw_result_free(struct cc_raw_result *result)
     free(result->count);
     free(result->cell_key);
     free(result->cohort_keys);
+    free(result->cell_sketch);
     result->count = NULL;
     result->cell_key = NULL;
     result->cohort_keys = NULL;
+    result->cell_sketch = NULL;
 }

@@ -58,6 +58,16 @@ struct cc_raw_dimension {
     uint8_t sex_code[4];
 };
 
+/* Buckets of a cell's sketch (cc_raw_result.cell_sketch), a power of 2,
+ * and the value of an empty one. */
+#define CC_EXEC_SKETCH_BITS 4
+#define CC_EXEC_SKETCH_BUCKETS (1u << CC_EXEC_SKETCH_BITS)
+#define CC_EXEC_SKETCH_EMPTY UINT32_MAX
+
+/* The bucket and value of a record key in a sketch. */
+#define CC_EXEC_SKETCH_BUCKET(key) ((key) & (CC_EXEC_SKETCH_BUCKETS - 1))
+#define CC_EXEC_SKETCH_VALUE(key) ((key) >> CC_EXEC_SKETCH_BITS)
+
 /*
  * The raw result. Cells are dense, in row-major order over the dimensions
  * (the last dimension varies fastest); a query without dimensions has one
@@ -100,6 +110,15 @@ struct cc_raw_result {
      * disclosure ledger (cc_ledger.h) remembers of a cohort, as a person's
      * record key is the same in every store version. */
     uint32_t *cohort_keys;
+    /* With options->cell_sketches only (else NULL): per cell, a sketch of
+     * the persons counted in it, [n_cells * CC_EXEC_SKETCH_BUCKETS]: one
+     * permutation hashing of their record keys (a record key's low bits
+     * pick its bucket, the rest is its value; a bucket holds the least
+     * value, CC_EXEC_SKETCH_EMPTY when none). Two cells whose persons
+     * differ by d agree in all but at most d buckets: what the ledger's
+     * cells (cc_ledger.h) compare. For events, the persons whose records
+     * were counted. */
+    uint32_t *cell_sketch;
 
     const struct cc_store_columns *columns_; /* for labels; not owned */
     uint64_t noise_epoch; /* the data version's (cc_dataversion_noise_epoch) */
@@ -110,6 +129,7 @@ struct cc_exec_options {
     unsigned n_threads; /* 0: the number of online CPUs, at most 8 */
     cc_day reference_day; /* ages for persons and population without as_of; 0: today */
     bool cohort_keys;     /* fill cc_raw_result.cohort_keys (the release layer's ledger) */
+    bool cell_sketches;   /* fill cc_raw_result.cell_sketch (the ledger's cells) */
 };
 
 /* Executes query (validated and bound against version's store) and fills

@@ -38,6 +38,7 @@
 
 #include "cc_db.h"
 #include "cc_error.h"
+#include "cc_ledger_internal.h"
 
 struct entry {
     uint64_t n_persons; /* the bitmap's cardinality */
@@ -66,6 +67,11 @@ struct cc_ledger {
     struct account *accounts; /* sorted by id */
     size_t n_accounts, accounts_cap;
     size_t memory_bytes;
+    /* the cells (cc_ledger_admit_cells), rows of ledger_cell */
+    struct cc_cellbook *book;
+    sqlite3_stmt *insert_cells;
+    sqlite3_stmt *cells_since;
+    int64_t seen_cells_id;
 };
 
 static const char *const schema[] = {
@@ -76,6 +82,16 @@ static const char *const schema[] = {
     " fingerprint INTEGER NOT NULL,"
     " near INTEGER NOT NULL,"
     " cohort BLOB NOT NULL)",
+};
+
+/* One row per release that recorded cells: the cells, as
+ * CC_CELLBOOK_RECORD_BYTES records each (cc_cellbook_encode). */
+static const char *const cells_schema[] = {
+    "CREATE TABLE IF NOT EXISTS ledger_cell ("
+    " id INTEGER PRIMARY KEY,"
+    " account INTEGER NOT NULL,"
+    " at_s INTEGER NOT NULL,"
+    " cells BLOB NOT NULL)",
 };
 
 /* The account with id, created (empty) when create is set; NULL if absent
@@ -202,6 +218,32 @@ static int load_entries(cc_ledger *l, char *errbuf, size_t errlen)
     return 0;
 }
 
+/* Adds to the book every ledger_cell row with an id above the last one
+ * seen, as load_entries() does for entries. */
+static int load_cells(cc_ledger *l, char *errbuf, size_t errlen)
+{
+    sqlite3_stmt *st = l->cells_since;
+    sqlite3_bind_int64(st, 1, l->seen_cells_id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const uint8_t *blob = sqlite3_column_blob(st, 3);
+        int bytes = sqlite3_column_bytes(st, 3);
+        int drc = cc_cellbook_decode(l->book, sqlite3_column_int64(st, 1),
+                                     sqlite3_column_int64(st, 2), blob, (size_t)bytes);
+        if (drc < 0) {
+            sqlite3_reset(st);
+            return cc_errorf(errbuf, errlen, drc,
+                             drc == CC_ECORRUPT ? "ledger: a row of cells does not decode"
+                                                : "ledger: out of memory");
+        }
+        l->seen_cells_id = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return cc_errorf(errbuf, errlen, cc_db_error(rc), "ledger: cannot read its cells");
+    return 0;
+}
+
 int cc_ledger_open(const char *dir, cc_ledger **out, char *errbuf, size_t errlen)
 {
     *out = NULL;
@@ -215,8 +257,14 @@ int cc_ledger_open(const char *dir, cc_ledger **out, char *errbuf, size_t errlen
     }
     if ((rc = cc_db_open(dir, CC_DB_CREATE, &l->db, errbuf, errlen)) != 0)
         goto fail;
-    if ((rc = cc_db_schema_ensure(l->db, "ledger", 1, schema, sizeof schema / sizeof *schema))) {
+    if ((rc = cc_db_schema_ensure(l->db, "ledger", 1, schema, sizeof schema / sizeof *schema)) ||
+        (rc = cc_db_schema_ensure(l->db, "ledger_cells", 1, cells_schema,
+                                  sizeof cells_schema / sizeof *cells_schema))) {
         cc_errorf(errbuf, errlen, rc, "ledger: cannot create its tables");
+        goto fail;
+    }
+    if ((rc = cc_cellbook_new(&l->book)) < 0) {
+        cc_errorf(errbuf, errlen, rc, "ledger: out of memory");
         goto fail;
     }
     int src = sqlite3_prepare_v2(l->db,
@@ -228,11 +276,20 @@ int cc_ledger_open(const char *dir, cc_ledger **out, char *errbuf, size_t errlen
                                  "SELECT id, account, at_s, fingerprint, near, cohort FROM "
                                  "ledger_entry WHERE id > ?1 ORDER BY id",
                                  -1, &l->since, NULL);
+    if (src == SQLITE_OK)
+        src = sqlite3_prepare_v2(l->db,
+                                 "INSERT INTO ledger_cell (account, at_s, cells) VALUES (?, ?, ?)",
+                                 -1, &l->insert_cells, NULL);
+    if (src == SQLITE_OK)
+        src = sqlite3_prepare_v2(l->db,
+                                 "SELECT id, account, at_s, cells FROM ledger_cell WHERE id > ?1 "
+                                 "ORDER BY id",
+                                 -1, &l->cells_since, NULL);
     if (src != SQLITE_OK) {
         rc = cc_errorf(errbuf, errlen, cc_db_error(src), "ledger: cannot prepare its statements");
         goto fail;
     }
-    if ((rc = load_entries(l, errbuf, errlen)) != 0)
+    if ((rc = load_entries(l, errbuf, errlen)) != 0 || (rc = load_cells(l, errbuf, errlen)) != 0)
         goto fail;
     *out = l;
     return 0;
@@ -253,6 +310,9 @@ void cc_ledger_close(cc_ledger *l)
     free(l->accounts);
     sqlite3_finalize(l->insert);
     sqlite3_finalize(l->since);
+    sqlite3_finalize(l->insert_cells);
+    sqlite3_finalize(l->cells_since);
+    cc_cellbook_free(l->book);
     cc_db_close(l->db);
     pthread_mutex_destroy(&l->lock);
     free(l);
@@ -450,7 +510,124 @@ uint64_t cc_ledger_n_entries(cc_ledger *l, int64_t account)
 size_t cc_ledger_memory_bytes(cc_ledger *l)
 {
     pthread_mutex_lock(&l->lock);
-    size_t n = l->memory_bytes;
+    size_t n = l->memory_bytes + (l->book ? cc_cellbook_memory_bytes(l->book) : 0);
     pthread_mutex_unlock(&l->lock);
     return n;
+}
+
+uint64_t cc_ledger_n_cells(cc_ledger *l, int64_t account)
+{
+    pthread_mutex_lock(&l->lock);
+    uint64_t n = cc_cellbook_n_cells(l->book, account);
+    pthread_mutex_unlock(&l->lock);
+    return n;
+}
+
+int cc_ledger_admit_cells(cc_ledger *l, int64_t account, const struct cc_policy *policy,
+                          struct cc_ledger_cell *cells, uint64_t n_cells, int64_t now_s,
+                          char *errbuf, size_t errlen)
+{
+    for (uint64_t i = 0; i < n_cells; i++)
+        cells[i].pinned = 0;
+    if (policy->ledger_cell_max == 0)
+        return 0;
+    uint64_t n_looked = 0;
+    for (uint64_t i = 0; i < n_cells; i++)
+        n_looked += cells[i].persons > 0 && cells[i].persons < policy->ledger_cell_max;
+    if (n_looked == 0)
+        return 0;
+    struct cc_cellbook_cell *fresh = malloc(n_looked * sizeof *fresh);
+    if (!fresh)
+        return cc_errorf(errbuf, errlen, CC_ENOMEM, "ledger: out of memory");
+    uint32_t min = policy->ledger_min_difference;
+    unsigned agree = min - 1 < CC_LEDGER_SKETCH_BUCKETS ? CC_LEDGER_SKETCH_BUCKETS - (min - 1) : 1;
+    int64_t since_s = now_s - (int64_t)policy->ledger_cell_days * 86400;
+    uint64_t n_fresh = 0, mark = 0;
+    uint8_t *blob = NULL;
+    size_t blob_len = 0;
+    int marked = 0;
+
+    pthread_mutex_lock(&l->lock);
+    int rc = cc_db_begin(l->db);
+    if (rc) {
+        cc_errorf(errbuf, errlen, rc, "ledger: cannot lock its entries (%s)", cc_strerror(rc));
+        goto out;
+    }
+    if ((rc = load_cells(l, errbuf, errlen)) != 0)
+        goto out;
+    mark = cc_cellbook_mark(l->book, account);
+    marked = 1;
+    for (uint64_t i = 0; i < n_cells; i++) {
+        struct cc_ledger_cell *c = &cells[i];
+        if (c->persons == 0 || c->persons >= policy->ledger_cell_max)
+            continue;
+        struct cc_cellbook_cell cell = {0};
+        cell.persons = (uint32_t)c->persons;
+        cell.value = c->value;
+        cell.released = c->released;
+        cell.reason = c->reason;
+        cell.at_s = now_s;
+        memcpy(cell.sketch, c->sketch, sizeof cell.sketch);
+        const struct cc_cellbook_cell *old =
+            cc_cellbook_find(l->book, account, &cell, min, agree, since_s);
+        if (old) {
+            /* answered as the earlier cell was, and recorded with that
+             * value: a cell near this one but no longer near the earlier
+             * one gets the same value again, rather than a fresh one to
+             * difference against it */
+            c->value = cell.value = old->value;
+            c->released = cell.released = old->released;
+            c->reason = cell.reason = old->reason;
+            c->pinned = 1;
+            if (cell.persons == old->persons &&
+                !memcmp(cell.sketch, old->sketch, sizeof cell.sketch))
+                continue; /* the same cell again: nothing new to remember */
+        }
+        /* later cells of this release are looked up against it too */
+        if ((rc = cc_cellbook_add(l->book, account, &cell)) < 0) {
+            cc_errorf(errbuf, errlen, rc, "ledger: out of memory");
+            goto out;
+        }
+        fresh[n_fresh++] = cell;
+    }
+    if (n_fresh == 0)
+        goto out;
+    if (cc_cellbook_n_live(l->book, account, since_s) > policy->ledger_cells) {
+        rc = cc_errorf(errbuf, errlen, CC_EREFUSED,
+                       "ledger: this account has as many cells remembered as the policy allows "
+                       "(ledger_cells); they are forgotten after ledger_cell_days days");
+        goto out;
+    }
+    if ((rc = cc_cellbook_encode(fresh, n_fresh, &blob, &blob_len)) < 0) {
+        cc_errorf(errbuf, errlen, rc, "ledger: out of memory");
+        goto out;
+    }
+    sqlite3_stmt *st = l->insert_cells;
+    sqlite3_bind_int64(st, 1, account);
+    sqlite3_bind_int64(st, 2, now_s);
+    int src = sqlite3_bind_blob(st, 3, blob, (int)blob_len, SQLITE_STATIC);
+    if (src == SQLITE_OK)
+        src = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    rc = src == SQLITE_DONE ? 0 : cc_db_error(src) ? cc_db_error(src) : CC_EDB;
+    if (rc == 0)
+        rc = cc_db_commit(l->db);
+    if (rc) {
+        cc_errorf(errbuf, errlen, rc, "ledger: cannot record the cells");
+        goto out;
+    }
+    l->seen_cells_id = sqlite3_last_insert_rowid(l->db);
+    marked = 0; /* committed: the cells stay in the book */
+out:
+    if (rc && marked)
+        cc_cellbook_truncate(l->book, account, mark);
+    cc_db_rollback(l->db);
+    pthread_mutex_unlock(&l->lock);
+    free(blob);
+    free(fresh);
+    if (rc)
+        for (uint64_t i = 0; i < n_cells; i++)
+            cells[i].pinned = 0;
+    return rc;
 }

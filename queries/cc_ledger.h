@@ -68,6 +68,50 @@ int cc_ledger_admit(cc_ledger *ledger, int64_t account, const struct cc_policy *
                     uint64_t fingerprint, const uint32_t *keys, uint64_t n_keys, int64_t now_s,
                     char *errbuf, size_t errlen);
 
+/*
+ * The ledger's cells (docs/privacy.md, "Cells across releases"): the same
+ * look-up for the cells of a release, so that a cell whose persons are
+ * nearly those of a cell released to the account before (a differencing
+ * pair of cells: the same cell before and after an opt-out is applied, or
+ * with and without a condition that touches one of its persons) is
+ * answered with the earlier cell's released value, however the queries
+ * were worded.
+ *
+ * Each cell is described by its exact number of persons and a sketch of
+ * them (CC_LEDGER_SKETCH_BUCKETS bucket minima of their record keys, as
+ * the engine makes it: cc_exec.h, cell_sketch); cells of 0 persons or of
+ * ledger_cell_max or more are not looked at. A cell is near an earlier one
+ * of the account, recorded within ledger_cell_days, when their sizes
+ * differ by fewer than ledger_min_difference and their sketches agree in
+ * all but at most ledger_min_difference - 1 buckets (which two cells whose
+ * persons differ by fewer than ledger_min_difference always do). Then its
+ * value, released and reason become the earlier cell's and pinned is set;
+ * otherwise it is recorded as released, and later cells of the same call
+ * are looked up against it too. The cells recorded are committed before
+ * 0 is returned; nothing is recorded on an error.
+ * Returns 0, CC_EREFUSED when the account would hold more than
+ * ledger_cells cells recorded within ledger_cell_days ("ledger: ..." in
+ * errbuf), CC_ENOMEM, or CC_EIO / CC_EBUSY / CC_EDB (the release must
+ * then not be given).
+ */
+#define CC_LEDGER_SKETCH_BUCKETS 16
+#define CC_LEDGER_SIZE_CLASS 8 /* the index's width of a size class, in persons */
+
+struct cc_ledger_cell {
+    uint64_t persons;                          /* exact: compared, never shown */
+    const uint32_t *sketch;                    /* [CC_LEDGER_SKETCH_BUCKETS] */
+    uint64_t value;                            /* in: as protected; out: as released */
+    uint8_t released, reason;                  /* likewise */
+    uint8_t pinned;                            /* out: 1 if taken from an earlier cell */
+};
+
+int cc_ledger_admit_cells(cc_ledger *ledger, int64_t account, const struct cc_policy *policy,
+                          struct cc_ledger_cell *cells, uint64_t n_cells, int64_t now_s,
+                          char *errbuf, size_t errlen);
+
+/* Cells recorded for account. */
+uint64_t cc_ledger_n_cells(cc_ledger *ledger, int64_t account);
+
 /* Entries recorded for account (tests, the operator's tools). */
 uint64_t cc_ledger_n_entries(cc_ledger *ledger, int64_t account);
 

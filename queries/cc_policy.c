@@ -47,6 +47,9 @@ void cc_policy_default(struct cc_policy *policy)
     policy->ledger_near_difference = CC_POLICY_DEFAULT_LEDGER_NEAR_DIFFERENCE;
     policy->ledger_budget = CC_POLICY_DEFAULT_LEDGER_BUDGET;
     policy->ledger_window_days = CC_POLICY_DEFAULT_LEDGER_WINDOW_DAYS;
+    policy->ledger_cell_max = CC_POLICY_DEFAULT_LEDGER_CELL_MAX;
+    policy->ledger_cell_days = CC_POLICY_DEFAULT_LEDGER_CELL_DAYS;
+    policy->ledger_cells = CC_POLICY_DEFAULT_LEDGER_CELLS;
     policy->mode = CC_POLICY_DEFAULT_MODE;
     policy->protection_level = CC_POLICY_DEFAULT_THRESHOLD;
     policy->perturb = true;
@@ -122,6 +125,8 @@ int cc_policy_check(const struct cc_policy *policy, char *errbuf, size_t errlen)
                          policy->ledger_min_difference);
     if (policy->ledger_window_days < 1)
         return cc_errorf(errbuf, errlen, CC_EINVAL, "ledger_window_days: must be 1 or more");
+    if (policy->ledger_cell_days < 1)
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "ledger_cell_days: must be 1 or more");
     if (policy->mode != CC_POLICY_MODE_PERTURBED && policy->mode != CC_POLICY_MODE_FIXED)
         return cc_errorf(errbuf, errlen, CC_EINVAL, "mode: must be perturbed or fixed");
     if (policy->protection_level < 1 || policy->protection_level > 1000)
@@ -162,6 +167,9 @@ static const struct key keys[] = {
     {"ledger_near_difference", KEY_UINT, FIELD_(ledger_near_difference), 100000},
     {"ledger_budget", KEY_UINT, FIELD_(ledger_budget), 1000000},
     {"ledger_window_days", KEY_UINT, FIELD_(ledger_window_days), 3650},
+    {"ledger_cell_max", KEY_UINT, FIELD_(ledger_cell_max), 1000000},
+    {"ledger_cell_days", KEY_UINT, FIELD_(ledger_cell_days), 3650},
+    {"ledger_cells", KEY_UINT, FIELD_(ledger_cells), 100000000},
     {"mode", KEY_MODE, FIELD_(mode), 0},
     {"protection_level", KEY_UINT, FIELD_(protection_level), 1000},
 };

@@ -49,6 +49,9 @@
 #define CC_POLICY_DEFAULT_LEDGER_NEAR_DIFFERENCE 100
 #define CC_POLICY_DEFAULT_LEDGER_BUDGET 100
 #define CC_POLICY_DEFAULT_LEDGER_WINDOW_DAYS 30
+#define CC_POLICY_DEFAULT_LEDGER_CELL_MAX 1000
+#define CC_POLICY_DEFAULT_LEDGER_CELL_DAYS 90
+#define CC_POLICY_DEFAULT_LEDGER_CELLS 500000
 #define CC_POLICY_DEFAULT_MODE CC_POLICY_MODE_PERTURBED
 
 /* How a release protects its cells ("mode"). */
@@ -120,6 +123,16 @@ struct cc_policy {
     uint32_t ledger_near_difference;
     uint32_t ledger_budget;
     uint32_t ledger_window_days;
+    /* The ledger's cells (docs/privacy.md, "Cells across releases"): a
+     * cell of fewer than ledger_cell_max persons ("ledger_cell_max", 1000;
+     * 0: off) whose persons are nearly those of a cell released to the
+     * same account within ledger_cell_days ("ledger_cell_days", 90) is
+     * answered with that cell's released value; an account has at most
+     * ledger_cells cells remembered ("ledger_cells", 500000), beyond which
+     * its queries are refused until older ones expire. */
+    uint32_t ledger_cell_max;
+    uint32_t ledger_cell_days;
+    uint32_t ledger_cells;
     /* "mode": "perturbed" (the default) or "fixed" (enum cc_policy_mode). A
      * policy file must say "fixed" to get it; the noise layers' settings
      * are then unused. */

@@ -492,6 +492,42 @@ int cc_release_ledger_admit(const struct cc_policy *policy, const struct cc_rele
                            errlen);
 }
 
+bool cc_release_cells_apply(const struct cc_policy *policy, const cc_ledger *ledger)
+{
+    return ledger && policy->ledger_cell_max > 0 && policy->mode != CC_POLICY_MODE_FIXED;
+}
+
+_Static_assert(CC_EXEC_SKETCH_BUCKETS == CC_LEDGER_SKETCH_BUCKETS,
+               "the engine's sketches are the ledger's");
+
+int cc_release_cells_admit(const struct cc_policy *policy, const struct cc_release_asker *asker,
+                           uint64_t n, const uint64_t *persons, const uint32_t *sketches,
+                           struct cc_released_count *cells, char *errbuf, size_t errlen)
+{
+    if (!asker || !asker->ledger)
+        return 0;
+    struct cc_ledger_cell *book = malloc((n ? n : 1) * sizeof *book);
+    if (!book)
+        return cc_errorf(errbuf, errlen, CC_ENOMEM, "ledger: out of memory");
+    for (uint64_t i = 0; i < n; i++) {
+        book[i].persons = persons[i];
+        book[i].sketch = sketches + i * CC_EXEC_SKETCH_BUCKETS;
+        book[i].value = cells[i].value;
+        book[i].released = cells[i].released;
+        book[i].reason = cells[i].reason;
+    }
+    int rc = cc_ledger_admit_cells(asker->ledger, asker->account_id, policy, book, n,
+                                   (int64_t)time(NULL), errbuf, errlen);
+    for (uint64_t i = 0; rc == 0 && i < n; i++)
+        if (book[i].pinned) {
+            cells[i].value = book[i].value;
+            cells[i].released = book[i].released;
+            cells[i].reason = book[i].reason;
+        }
+    free(book);
+    return rc;
+}
+
 int cc_release_answer(const struct cc_policy *policy, const struct cc_release_asker *asker,
                       const struct cc_dataversion *version, const struct cc_query *query,
                       const struct cc_exec_options *options, cc_release **out, char *errbuf,
@@ -502,6 +538,7 @@ int cc_release_answer(const struct cc_policy *policy, const struct cc_release_as
     if (options)
         with_keys = *options;
     with_keys.cohort_keys = ledger != NULL;
+    with_keys.cell_sketches = cc_release_cells_apply(policy, ledger);
     options = &with_keys;
     *out = NULL;
     int rc = cc_policy_check(policy, errbuf, errlen);
@@ -557,6 +594,12 @@ int cc_release_answer(const struct cc_policy *policy, const struct cc_release_as
                                                raw.count[i], raw.cell_key[i]);
     if (policy->mode == CC_POLICY_MODE_FIXED &&
         (rc = cc_release_fixed_secondary(policy, query->measure, &raw, release->cells)) != 0) {
+        cc_release_free(release);
+        goto out;
+    }
+    if (raw.cell_sketch &&
+        (rc = cc_release_cells_admit(policy, asker, raw.n_cells, raw.count, raw.cell_sketch,
+                                     release->cells, errbuf, errlen)) != 0) {
         cc_release_free(release);
         goto out;
     }

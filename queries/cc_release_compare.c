@@ -55,5 +55,36 @@ int cc_release_compare(const struct cc_policy *policy, const struct cc_release_a
                                                  d > 0 ? (uint64_t)d : 0,
                                                  raw->denominator_key[i]);
     }
-    return 0;
+    /* the ledger's cells: each unit's count, then its denominator */
+    if (raw->count_sketch && raw->denominator_sketch) {
+        uint64_t *persons = malloc(2 * (n ? n : 1) * sizeof *persons);
+        struct cc_released_count *cells = malloc(2 * (n ? n : 1) * sizeof *cells);
+        uint32_t *sketches = malloc(2 * (n ? n : 1) * CC_EXEC_SKETCH_BUCKETS * sizeof *sketches);
+        if (!persons || !cells || !sketches)
+            rc = cc_errorf(errbuf, errlen, CC_ENOMEM, "ledger: out of memory");
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            double c = exact->count[i], d = exact->denominator[i];
+            persons[i] = c > 0 ? (uint64_t)c : 0;
+            persons[n + i] = d > 0 ? (uint64_t)d : 0;
+            cells[i] = out->count[i];
+            cells[n + i] = out->denominator[i];
+        }
+        if (rc == 0) {
+            size_t bytes = n * CC_EXEC_SKETCH_BUCKETS * sizeof *sketches;
+            memcpy(sketches, raw->count_sketch, bytes);
+            memcpy(sketches + n * CC_EXEC_SKETCH_BUCKETS, raw->denominator_sketch, bytes);
+            rc = cc_release_cells_admit(policy, asker, 2 * n, persons, sketches, cells, errbuf,
+                                        errlen);
+        }
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            out->count[i] = cells[i];
+            out->denominator[i] = cells[n + i];
+        }
+        free(persons);
+        free(cells);
+        free(sketches);
+        if (rc != 0)
+            cc_compare_released_free(out);
+    }
+    return rc;
 }

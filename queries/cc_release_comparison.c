@@ -46,6 +46,7 @@ int cc_release_comparison(const struct cc_policy *policy, const struct cc_releas
     if (options)
         with_keys = *options;
     with_keys.cohort_keys = asker && asker->ledger;
+    with_keys.cell_sketches = cc_release_cells_apply(policy, asker ? asker->ledger : NULL);
     int rc = cc_policy_check(policy, errbuf, errlen);
     if (rc)
         return rc;

@@ -71,7 +71,7 @@ static void pack_month(msgpack_packer *pk, cc_day day)
 
 static void pack_policy(msgpack_packer *pk, const struct cc_policy *p)
 {
-    msgpack_pack_map(pk, 20);
+    msgpack_pack_map(pk, 23);
     pack_text(pk, "version");
     pack_text(pk, p->version);
     pack_text(pk, "threshold");
@@ -112,6 +112,12 @@ static void pack_policy(msgpack_packer *pk, const struct cc_policy *p)
     msgpack_pack_uint32(pk, p->ledger_budget);
     pack_text(pk, "ledger_window_days");
     msgpack_pack_uint32(pk, p->ledger_window_days);
+    pack_text(pk, "ledger_cell_max");
+    msgpack_pack_uint32(pk, p->ledger_cell_max);
+    pack_text(pk, "ledger_cell_days");
+    msgpack_pack_uint32(pk, p->ledger_cell_days);
+    pack_text(pk, "ledger_cells");
+    msgpack_pack_uint32(pk, p->ledger_cells);
 }
 
 static void pack_limits(msgpack_packer *pk)

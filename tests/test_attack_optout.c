@@ -29,11 +29,13 @@
  * from exact counts. Protected: every publication draws every cell afresh
  * (the noise epoch), so change detection sees every cell change and
  * concludes nothing; the magnitude attacker, who averages the target's
- * -1 over 36 differently worded universes, still recovers some targets
- * with the publication layer alone, and none once the disclosure ledger
- * refuses the after-tables whose cohorts differ from the before-tables by
- * fewer than ledger_min_difference persons (the ledger's record keys are
- * the same in every version) and its budget bounds the near differences.
+ * -1 over 36 differently worded universes, still finds opted-out targets
+ * with the publication layer alone, and with the cohort ledger too (which
+ * refuses after-tables whose cohorts differ from before-tables by fewer
+ * than ledger_min_difference persons, and bounds the near differences by
+ * its budget), and none once the ledger's cells answer each after-cell
+ * that is nearly a before-cell with the before-cell's value (record keys
+ * and sketches are the same in every version).
  */
 #include <criterion/criterion.h>
 
@@ -201,8 +203,14 @@ static struct seen ask(const struct cc_policy *p, cc_ledger *ledger, const cc_da
     return s;
 }
 
+/* recovered: confident and correct; wrong: confident and not; opted_out:
+ * targets concluded to have opted out who did (the attacker's aim), and
+ * accused: those concluded to have who did not. An attacker who concludes
+ * "not opted out" of everyone is right about half the targets and has
+ * learnt nothing: the advantage, recovered - wrong, is then 0. */
 struct outcome {
     unsigned recovered, wrong, undecided, tables_answered;
+    unsigned opted_out, accused;
 };
 
 static void score(struct outcome *o, int conclusion, uint32_t i)
@@ -213,6 +221,10 @@ static void score(struct outcome *o, int conclusion, uint32_t i)
         o->recovered++;
     else
         o->wrong++;
+    if (conclusion == 1 && opted_out(i))
+        o->opted_out++;
+    else if (conclusion == 1)
+        o->accused++;
 }
 
 /*
@@ -326,8 +338,10 @@ static void run_attack(const struct cc_policy *p, bool with_ledger, struct outco
 
 static void log_outcome(const char *what, const struct outcome *o)
 {
-    cr_log_info("%s: %u recovered, %u wrong, %u undecided of %u (%u tables answered)", what,
-                o->recovered, o->wrong, o->undecided, fx.n_targets, o->tables_answered);
+    cr_log_info("%s: %u recovered, %u wrong, %u undecided of %u (%u tables answered); "
+                "%u opted out found, %u accused",
+                what, o->recovered, o->wrong, o->undecided, fx.n_targets, o->tables_answered,
+                o->opted_out, o->accused);
 }
 
 Test(attack_optout, control_exact_counts_give_every_opt_out_away)
@@ -367,22 +381,45 @@ Test(attack_optout, the_publication_layer_cuts_change_detection)
                   control.recovered);
 }
 
-/* Open (docs/privacy.md, "Publications", residual risks): averaging the
- * target's -1 over many differently worded universes across one
- * publication is a differencing attack the cohort-level ledger does not
- * see (each universe's cohort changes by the whole batch, the target's
- * cell by one person). This test bounds what it gets today, so that a
- * regression shows; a per-cell ledger for small cells is the next step. */
-Test(attack_optout, the_residual_across_a_publication_is_bounded)
+/* The magnitude attacker averages the target's -1 over many differently
+ * worded universes across one publication: a differencing attack the
+ * cohort-level ledger does not see (each universe's cohort changes by the
+ * whole batch, the target's cell by one person). The ledger's cells see
+ * it: the target's cell after the publication is nearly the cell released
+ * before it, so it is answered with the value released before, whether
+ * the target opted out or not. The attacker then sees no change anywhere
+ * and learns nothing: no opted-out target found, no advantage over a
+ * guess. The control is the publication layer without the ledger (above:
+ * the magnitude attacker's opt-outs found there are asserted here too). */
+Test(attack_optout, the_ledger_cells_defeat_averaging_across_a_publication)
 {
     struct cc_policy p;
     cc_policy_default(&p);
-    struct outcome change, magnitude;
+    struct outcome control_change, control, change, magnitude;
+    run_attack(&p, false, &control_change, &control);
+    log_outcome("publication layer, magnitude (no ledger)", &control);
+    cr_assert_geq((int)control.recovered - (int)control.wrong, (int)fx.n_targets / 4,
+                  "without the ledger the averaging attack beats a guess: %u right, %u wrong",
+                  control.recovered, control.wrong);
+    cr_assert_geq(control.opted_out, 3, "and finds opted-out targets: %u", control.opted_out);
+    struct cc_policy cohorts_only = p;
+    cohorts_only.ledger_cell_max = 0;
+    struct outcome partial_change, partial;
+    run_attack(&cohorts_only, true, &partial_change, &partial);
+    log_outcome("publication layer + cohort ledger only, magnitude", &partial);
+    cr_assert_geq((int)partial.recovered - (int)partial.wrong, (int)fx.n_targets / 6,
+                  "the cohort ledger alone does not stop it: %u right, %u wrong",
+                  partial.recovered, partial.wrong);
     run_attack(&p, true, &change, &magnitude);
     log_outcome("publication layer + ledger, change detection", &change);
     log_outcome("publication layer + ledger, magnitude", &magnitude);
-    cr_assert_leq(change.recovered, fx.n_targets / 6, "change detection recovered %u",
-                  change.recovered);
-    cr_assert_leq(magnitude.recovered, fx.n_targets / 3, "magnitude recovered %u",
-                  magnitude.recovered);
+    cr_assert_gt(magnitude.tables_answered, fx.n_targets * 5, "the attack was answered");
+    cr_assert_leq(change.opted_out + magnitude.opted_out, 1, "opted-out targets found: %u, %u",
+                  change.opted_out, magnitude.opted_out);
+    int advantage = (int)magnitude.recovered - (int)magnitude.wrong;
+    cr_assert_leq(advantage, (int)fx.n_targets / 12, "magnitude: %u right, %u wrong",
+                  magnitude.recovered, magnitude.wrong);
+    advantage = (int)change.recovered - (int)change.wrong;
+    cr_assert_leq(advantage, (int)fx.n_targets / 12, "change: %u right, %u wrong",
+                  change.recovered, change.wrong);
 }

@@ -97,6 +97,18 @@ struct cc_released_count cc_release_protect(const struct cc_policy *policy,
  * admits it; CC_EREFUSED ("ledger: ..." in errbuf). The same restrictions
  * as written, in any table, are the same query to the ledger. */
 struct cc_release_asker;
+/* Whether the ledger's cells look at releases under policy (a ledger,
+ * and perturbed tables: a fixed table is exact and the same every time). */
+bool cc_release_cells_apply(const struct cc_policy *policy, const cc_ledger *ledger);
+
+/* The ledger's cells (cc_ledger_admit_cells) for n released cells, with
+ * their exact persons and sketches ([n * CC_EXEC_SKETCH_BUCKETS]): a cell
+ * nearly the same as one released to the asker before becomes that one's
+ * released value. 0 or as cc_ledger_admit_cells(). */
+int cc_release_cells_admit(const struct cc_policy *policy, const struct cc_release_asker *asker,
+                           uint64_t n, const uint64_t *persons, const uint32_t *sketches,
+                           struct cc_released_count *cells, char *errbuf, size_t errlen);
+
 int cc_release_ledger_admit(const struct cc_policy *policy, const struct cc_release_asker *asker,
                             const struct cc_query *query, const struct cc_raw_result *raw,
                             char *errbuf, size_t errlen);
