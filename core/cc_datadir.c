@@ -59,7 +59,19 @@ int cc_datadir_lock(const char *dir, int flags, int *lock_fd, char *errbuf, size
     for (;;) {
         int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0) {
-            int rc = cc_error_from_errno(errno);
+            int e = errno;
+            if (e == EACCES || e == EPERM || e == EROFS) {
+                /* the first thing a writer writes: say what is wrong with
+                 * the directory, not just with this file */
+                snprintf(errbuf, errlen,
+                         "%s: cannot open the writer lock (%s): the data directory cannot be "
+                         "written; ingest and the opt-out writers write the store, state.db "
+                         "and this lock there, so run them as the directory's owner on a "
+                         "writable file system (nothing was changed)",
+                         path, strerror(e));
+                return CC_EACCESS;
+            }
+            int rc = cc_error_from_errno(e);
             snprintf(errbuf, errlen, "%s: cannot open the writer lock (%s)", path,
                      cc_strerror(rc));
             return rc;
