@@ -5,7 +5,10 @@
  * the lock named, or waits with --wait; a key that is not the directory's,
  * an all-zero key, and a key file hard-linked into the directory are
  * refused; a directory, state.db or snapshot that others could change is
- * refused with the path and the reason.
+ * refused with the path and the reason; the provenance ingest records
+ * (generated or other feeds) and bench_queries --export's refusal of
+ * anything but generated data; and the faults: a full disk, a missing key,
+ * a damaged state.db, a data directory that cannot be written.
  */
 #include <criterion/criterion.h>
 
@@ -546,4 +549,163 @@ Test(datadir, a_damaged_state_db_is_refused_clearly)
             ">/dev/null 2>'%s'",
             CC_BIN_DIR, data, key, feeds, err_path);
     cr_assert(rc == 1 || rc == 2, "refused, not crashed: exit %d: %s", rc, slurp(err_path));
+}
+
+/* ---- provenance: record-level exports only from generated data ------------------------ */
+
+/* bench_queries --export into root/CSV_NAME on dir; what it printed goes to
+ * root/bench.out. Its exit status. */
+static int export_from(const char *dir, const char *csv_name)
+{
+    return sh("'%s/bench_queries' --data '%s' --key '%s' --runs 1 --export '%s/%s' "
+              ">'%s/bench.out' 2>&1",
+              CC_BIN_DIR, dir, key, root, csv_name, root);
+}
+
+static struct cc_provenance provenance_of(const char *dir)
+{
+    struct cc_provenance p;
+    char err[1024];
+    cr_assert_eq(cc_datadir_provenance(dir, &p, err, sizeof err), 0, "%s", err);
+    return p;
+}
+
+/* The refusal bench_queries prints for a directory of other feeds; and it
+ * wrote nothing. */
+static void export_refused(const char *dir, const char *csv_name, const char *reason)
+{
+    char expected[1200], csv[600], out[600];
+    snprintf(out, sizeof out, "%s/bench.out", root);
+    cr_assert_eq(export_from(dir, csv_name), 1, "refused: %s", slurp(out));
+    snprintf(expected, sizeof expected,
+             "bench_queries: --export writes record-level data and is only for data directories "
+             "built from `carecount generate` output; %s was ingested from other feeds "
+             "(provenance: feeds: %s",
+             dir, reason);
+    cr_assert(strstr(slurp(out), expected), "expected \"%s\" in: %s", expected, slurp(out));
+    snprintf(csv, sizeof csv, "%s/%s", root, csv_name);
+    cr_assert_neq(access(csv, F_OK), 0, "nothing exported");
+}
+
+/* `carecount generate` output, ingested whole: "generated" with the seed,
+ * the patient count and the manifest's SHA-256; bench_queries exports. */
+Test(datadir, generated_feeds_ingest_as_generated_and_bench_queries_exports_them)
+{
+    char out[600], hex_path[600];
+    snprintf(out, sizeof out, "%s/ingest.out", root);
+    snprintf(hex_path, sizeof hex_path, "%s/manifest.sha256", root);
+    cr_assert_eq(sh("'%s/carecount' ingest --quiet --data '%s' --key '%s' '%s' >'%s'", CC_BIN_DIR,
+                    data, key, feeds, out),
+                 0);
+    cr_assert(strstr(slurp(out), "provenance: generated (carecount generate, seed 11, 1500 "
+                                 "patients)"),
+              "%s", slurp(out));
+    struct cc_provenance p = provenance_of(data);
+    cr_assert_eq(p.source, CC_PROVENANCE_GENERATED, "%s", p.reason);
+    cr_assert_eq(p.seed, 11);
+    cr_assert_eq(p.patients, 1500);
+    cr_assert_eq(p.n_runs, 1);
+    cr_assert_eq(sh("sha256sum '%s/manifest.json' | cut -c1-64 | tr -d '\\n' >'%s'", feeds,
+                    hex_path),
+                 0);
+    cr_assert_str_eq(p.manifest_sha256, slurp(hex_path));
+
+    char bench_out[600], persons[600];
+    snprintf(bench_out, sizeof bench_out, "%s/bench.out", root);
+    cr_assert_eq(export_from(data, "csv"), 0, "%s", slurp(bench_out));
+    cr_assert(strstr(slurp(bench_out), "export: "), "%s", slurp(bench_out));
+    snprintf(persons, sizeof persons, "%s/csv/persons.csv", root);
+    struct stat st;
+    cr_assert_eq(stat(persons, &st), 0);
+    cr_assert_gt(st.st_size, 1000 * 20, "a row per opted-in person");
+}
+
+/* The generator's manifest copied into a directory of other feeds vouches
+ * for none of them; a hand-written file ingested into a generated
+ * directory makes it "feeds" for good, whatever comes after. Export is
+ * refused both times, with the reason. */
+Test(datadir, a_copied_manifest_or_an_extra_feed_makes_export_refused_for_good)
+{
+    char other[400], copied[400];
+    snprintf(other, sizeof other, "%s/other", root);
+    snprintf(copied, sizeof copied, "%s/data-copied", root);
+    cr_assert_eq(sh("mkdir '%s' && cp '%s/manifest.json' '%s/areas.csv' '%s/postcodes.csv' "
+                    "'%s/population.csv' '%s' && sed -n '1,400p' '%s/gp_registrations.csv' "
+                    ">'%s/gp_registrations.csv'",
+                    other, feeds, feeds, feeds, feeds, other, feeds, other),
+                 0);
+    cr_assert_eq(sh("'%s/carecount' ingest --quiet --data '%s' --key '%s' '%s' >/dev/null",
+                    CC_BIN_DIR, copied, key, other),
+                 0);
+    struct cc_provenance p = provenance_of(copied);
+    cr_assert_eq(p.source, CC_PROVENANCE_FEEDS);
+    const char *reason = "gp_registrations.csv: its content differs from the digest the "
+                         "manifest.json beside it gives";
+    cr_assert_str_eq(p.reason, reason);
+    export_refused(copied, "csv-copied", reason);
+
+    /* generated, then one extra file of other feeds, then generated again */
+    first_ingest();
+    cr_assert_eq(provenance_of(data).source, CC_PROVENANCE_GENERATED);
+    cr_assert_eq(sh("mkdir '%s/extra' && sed -n '1,200p' '%s/gp_events.csv' "
+                    ">'%s/extra/gp_events.csv'",
+                    root, feeds, root),
+                 0);
+    cr_assert_eq(sh("'%s/carecount' ingest --quiet --data '%s' --key '%s' "
+                    "gp_events='%s/extra/gp_events.csv' >/dev/null",
+                    CC_BIN_DIR, data, key, root),
+                 0);
+    cr_assert_eq(provenance_of(data).source, CC_PROVENANCE_FEEDS);
+    cr_assert_eq(sh("'%s/carecount' ingest --quiet --data '%s' --key '%s' "
+                    "hes_apc='%s/hes_apc.csv' >/dev/null",
+                    CC_BIN_DIR, data, key, feeds),
+                 0);
+    p = provenance_of(data);
+    cr_assert_eq(p.n_runs, 3);
+    cr_assert_eq(p.source, CC_PROVENANCE_FEEDS, "a generated run after does not undo it");
+    cr_assert_str_eq(p.reason, "gp_events.csv: no manifest.json beside it");
+    export_refused(data, "csv-extra", "gp_events.csv: no manifest.json beside it");
+
+    /* and nobody turns the row back with SQL by mistake */
+    cr_assert_neq(sh("sqlite3 '%s/state.db' \"UPDATE ingest_provenance SET source = 'generated'\" "
+                     "2>/dev/null",
+                     data),
+                  0);
+    cr_assert_neq(sh("sqlite3 '%s/state.db' 'DELETE FROM ingest_provenance' 2>/dev/null", data), 0);
+    cr_assert_eq(provenance_of(data).source, CC_PROVENANCE_FEEDS);
+}
+
+/* A data directory whose versions were published by a carecount that did
+ * not record provenance (ingest schema 1): "feeds", since nobody can tell;
+ * the migration to schema 2 records that, and it stays so. */
+Test(datadir, a_directory_ingested_before_provenance_was_recorded_is_other_feeds)
+{
+    first_ingest();
+    cr_assert_eq(sh("sqlite3 '%s/state.db' 'DROP TRIGGER ingest_provenance_kept; "
+                    "DROP TRIGGER ingest_provenance_feeds_stay; DROP TABLE ingest_provenance; "
+                    "UPDATE cc_schema SET version = 1 WHERE module = '\\''ingest'\\'''",
+                    data),
+                 0);
+    const char *reason = "its versions were published before carecount recorded where feeds "
+                         "came from";
+    struct cc_provenance p = provenance_of(data);
+    cr_assert_eq(p.source, CC_PROVENANCE_FEEDS);
+    cr_assert_str_eq(p.reason, reason);
+    export_refused(data, "csv-old", reason);
+
+    cr_assert_eq(sh("'%s/carecount' ingest --quiet --data '%s' --key '%s' "
+                    "gp_events='%s/gp_events.csv' >/dev/null",
+                    CC_BIN_DIR, data, key, feeds),
+                 0);
+    char out[600];
+    snprintf(out, sizeof out, "%s/schema", root);
+    cr_assert_eq(sh("sqlite3 '%s/state.db' \"SELECT version FROM cc_schema WHERE module = "
+                    "'ingest'; SELECT source, store_version FROM ingest_provenance ORDER BY "
+                    "run\" >'%s'",
+                    data, out),
+                 0);
+    cr_assert_str_eq(slurp(out), "2\nfeeds|1\ngenerated|2\n");
+    p = provenance_of(data);
+    cr_assert_eq(p.source, CC_PROVENANCE_FEEDS);
+    cr_assert_str_eq(p.reason, reason);
 }
