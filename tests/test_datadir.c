@@ -13,6 +13,7 @@
 #include <criterion/criterion.h>
 
 #include <fcntl.h>
+#include <grp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -708,4 +709,173 @@ Test(datadir, a_directory_ingested_before_provenance_was_recorded_is_other_feeds
     p = provenance_of(data);
     cr_assert_eq(p.source, CC_PROVENANCE_FEEDS);
     cr_assert_str_eq(p.reason, reason);
+}
+
+/* ---- a data directory that cannot be written ------------------------------------------ */
+
+#define NOBODY 65534
+
+/* Runs a shell command as an account that cannot write DATA (see
+ * make_unwritable), with what it prints in out_path (opened before any
+ * privilege is dropped). As root, for whom permissions stop no write,
+ * the command runs as nobody; otherwise as ourselves. Its exit status. */
+static int sh_unable_to_write(const char *out_path, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int sh_unable_to_write(const char *out_path, const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+            _exit(97);
+        if (geteuid() == 0 &&
+            (setgroups(0, NULL) != 0 || setgid(NOBODY) != 0 || setuid(NOBODY) != 0))
+            _exit(96);
+        if (geteuid() == 0 || getuid() == 0)
+            _exit(95); /* still root: the test would prove nothing */
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(94);
+    }
+    return exit_code(pid);
+}
+
+/* Makes DATA read-only to the account sh_unable_to_write() runs as, and
+ * gives that account its own copy of the key (reader_key). The permission
+ * checks (cc_datadir_check_permissions) refuse a directory that is not the
+ * running account's, before anything is written, so as root DATA is handed
+ * to nobody first: the test then reaches the writes themselves. */
+static void make_unwritable(const char *reader_key)
+{
+    if (geteuid() == 0)
+        cr_assert_eq(sh("cp '%s' '%s' && chown %d:%d '%s' && chmod 0600 '%s' && "
+                        "chown -R %d:%d '%s' && chmod -R a-w '%s' && chmod 0711 '%s'",
+                        key, reader_key, NOBODY, NOBODY, reader_key, reader_key, NOBODY, NOBODY,
+                        data, data, root),
+                     0);
+    else
+        cr_assert_eq(sh("cp '%s' '%s' && chmod 0600 '%s' && chmod -R a-w '%s'", key, reader_key,
+                        reader_key, data),
+                     0);
+}
+
+static void make_writable_again(void)
+{
+    if (geteuid() == 0)
+        cr_assert_eq(sh("chown -R %d:%d '%s' && chmod -R u+w '%s' && chmod 0700 '%s'",
+                        (int)geteuid(), (int)getegid(), data, data, root),
+                     0);
+    else
+        cr_assert_eq(sh("chmod -R u+w '%s'", data), 0);
+}
+
+/* Every file of DATA with its digest, and every entry (DATA itself too)
+ * with its mode, owner, size and modification time, into path. */
+static void fingerprint_data(const char *path)
+{
+    cr_assert_eq(sh("cd '%s' && { find . -type f | sort | xargs sha256sum; "
+                    "find . -printf '%%p %%m %%u %%s %%T@\n' | sort; } >'%s'",
+                    data, path),
+                 0);
+}
+
+/* A data directory that cannot be written (its permissions, as a
+ * read-only mount would): ingest, the opt-out writers and carecountd each
+ * fail at once with a message that says so, write nothing, and lose
+ * nothing committed before: with write access back, the version, the
+ * opt-out and state.db are as they were, and the same commands succeed. */
+Test(datadir, a_data_directory_that_cannot_be_written_is_refused_clearly_and_loses_nothing)
+{
+    first_ingest();
+    cr_assert_eq(sh("echo 9990000018 | '%s/carecount' optout register --data '%s' --key '%s' "
+                    "--nhs-number - --type ndop --date 2020-01-01 >/dev/null",
+                    CC_BIN_DIR, data, key),
+                 0);
+    uint64_t before = loadable_version();
+    char reader_key[400], err_path[600], snap_before[600], snap_after[600], out[600];
+    snprintf(reader_key, sizeof reader_key, "%s/reader.key", root);
+    snprintf(err_path, sizeof err_path, "%s/err", root);
+    snprintf(snap_before, sizeof snap_before, "%s/before.txt", root);
+    snprintf(snap_after, sizeof snap_after, "%s/after.txt", root);
+    snprintf(out, sizeof out, "%s/out", root);
+    make_unwritable(reader_key);
+    fingerprint_data(snap_before);
+
+    int rc = sh_unable_to_write(err_path,
+                                "'%s/carecount' ingest --quiet --data '%s' --key '%s' "
+                                "gp_events='%s/gp_events.csv'",
+                                CC_BIN_DIR, data, reader_key, feeds);
+    const char *err = slurp(err_path);
+    cr_assert_eq(rc, 1, "ingest fails: exit %d: %s", rc, err);
+    cr_assert(strstr(err, "carecount ingest: ") && strstr(err, "writer.lock") &&
+                  strstr(err, "the data directory cannot be written") &&
+                  strstr(err, "nothing was changed"),
+              "ingest says why: %s", err);
+
+    rc = sh_unable_to_write(err_path,
+                            "timeout 60 '%s/carecountd' --listen 127.0.0.1:0 --data '%s' "
+                            "--key '%s'",
+                            CC_BIN_DIR, data, reader_key);
+    err = slurp(err_path);
+    cr_assert_eq(rc, 1, "carecountd does not start: exit %d: %s", rc, err);
+    cr_assert(strstr(err, "cannot serve") && strstr(err, "state.db: cannot be written"),
+              "carecountd says why: %s", err);
+
+    rc = sh_unable_to_write(err_path,
+                            "echo 9990000026 | '%s/carecount' optout register --data '%s' "
+                            "--key '%s' --nhs-number - --type type1 --date 2021-01-01",
+                            CC_BIN_DIR, data, reader_key);
+    err = slurp(err_path);
+    cr_assert_eq(rc, 1, "register fails: exit %d: %s", rc, err);
+    cr_assert(strstr(err, "carecount optout: ") && strstr(err, "the data directory cannot be "
+                                                               "written"),
+              "register says why: %s", err);
+    rc = sh_unable_to_write(err_path,
+                            "echo 9990000018 | '%s/carecount' optout withdraw --data '%s' "
+                            "--key '%s' --nhs-number - --type ndop --date 2021-01-01",
+                            CC_BIN_DIR, data, reader_key);
+    err = slurp(err_path);
+    cr_assert_eq(rc, 1, "withdraw fails: exit %d: %s", rc, err);
+    cr_assert(strstr(err, "the data directory cannot be written"), "withdraw says why: %s", err);
+
+    fingerprint_data(snap_after);
+    char *before_text = strdup(slurp(snap_before));
+    cr_assert_str_eq(slurp(snap_after), before_text, "not a byte of DATA changed: %s",
+                     slurp(snap_after));
+    free(before_text);
+
+    make_writable_again();
+    cr_assert_eq(loadable_version(), before, "the version is as it was");
+    cr_assert_eq(sh("sqlite3 '%s/state.db' 'PRAGMA integrity_check' >'%s'", data, out), 0);
+    cr_assert(!strncmp(slurp(out), "ok", 2), "state.db: %s", slurp(out));
+    cr_assert_eq(sh("echo 9990000018 | '%s/carecount' optout history --data '%s' --key '%s' "
+                    "--nhs-number - >'%s'",
+                    CC_BIN_DIR, data, key, out),
+                 0);
+    cr_assert(strstr(slurp(out), "2020-01-01  national data opt-out  registered") &&
+                  !strstr(slurp(out), "withdrawn"),
+              "the opt-out committed before is there, the refused withdrawal is not: %s",
+              slurp(out));
+    cr_assert_eq(sh("echo 9990000026 | '%s/carecount' optout status --data '%s' --key '%s' "
+                    "--nhs-number - --date 2022-01-01 >'%s'",
+                    CC_BIN_DIR, data, key, out),
+                 0);
+    cr_assert(strstr(slurp(out), "no opt-out in force"), "the refused register is not: %s",
+              slurp(out));
+
+    cr_assert_eq(sh("'%s/carecount' ingest --quiet --data '%s' --key '%s' "
+                    "gp_events='%s/gp_events.csv' >/dev/null 2>'%s'",
+                    CC_BIN_DIR, data, key, feeds, err_path),
+                 0, "with write access the same ingest succeeds: %s", slurp(err_path));
+    cr_assert_eq(loadable_version(), before + 1);
+    cr_assert_eq(sh("echo 9990000018 | '%s/carecount' optout withdraw --data '%s' --key '%s' "
+                    "--nhs-number - --type ndop --date 2021-01-01 >/dev/null",
+                    CC_BIN_DIR, data, key),
+                 0);
 }
