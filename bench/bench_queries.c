@@ -31,9 +31,17 @@
  * with the numeric values of cc_model.h (setting 1 GP, 2 hospital, 3
  * community; system 1 SNOMED CT, 2 ICD-10, 3 OPCS-4).
  *
+ * That is record-level data (every opted-in person's date of birth, sex,
+ * LSOA and practice, every record's date and codes): right for synthetic
+ * data, a breach on a real data directory. So --export refuses, before
+ * anything is loaded, a data directory that was not built from
+ * `carecount generate` output alone (cc_datadir_require_generated; exit
+ * status 1, with the reason).
+ *
  * Must never: be used as a test (it asserts nothing about time); write a
  * pseudonym or record key (the export carries store indices, areas, dates
- * and codes only); write anywhere but CSVDIR.
+ * and codes only); write anywhere but CSVDIR; export from a data directory
+ * whose provenance is not "generated".
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -597,6 +605,13 @@ int main(int argc, char **argv)
     int rc = 0;
     if (parse_options(argc, argv, &o) < 0)
         return 2;
+    if (o.export_dir) {
+        char why[1024];
+        if (cc_datadir_require_generated(o.data_dir, "--export", why, sizeof why) < 0) {
+            fprintf(stderr, "bench_queries: %s\n", why);
+            return 1;
+        }
+    }
     if (restart(o.data_dir, o.key_path, &store, &version) < 0)
         return 1;
     report_memory(store, version);

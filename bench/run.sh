@@ -15,6 +15,10 @@
 #   bench/run.sh [--patients N] [--work DIR] [--build DIR] [--runs R]
 #                [--reuse-feeds] [--reuse-data] [--sqlite] [--no-duckdb]
 #
+# --reuse-data needs a data directory whose recorded provenance is
+# "generated": bench_queries --export refuses any other (one ingested before
+# carecount recorded provenance too; run once without --reuse-data).
+#
 # N defaults to 10,000,000; DIR to /work/main/data/bench (ignored by git; it
 # needs ~4 GB of feeds + ~1 GB of store + ~3 GB of CSV at 10M). The key file
 # lives in DIR/key, outside the data directory DIR/data, as ingest requires.
@@ -48,7 +52,7 @@ while [ $# -gt 0 ]; do
     --reuse-data) reuse_data=1; shift ;;
     --sqlite) with_sqlite=1; shift ;;
     --no-duckdb) with_duckdb=0; shift ;;
-    -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
     esac
 done

@@ -59,7 +59,19 @@ int cc_datadir_lock(const char *dir, int flags, int *lock_fd, char *errbuf, size
     for (;;) {
         int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0) {
-            int rc = cc_error_from_errno(errno);
+            int e = errno;
+            if (e == EACCES || e == EPERM || e == EROFS) {
+                /* the first thing a writer writes: say what is wrong with
+                 * the directory, not just with this file */
+                snprintf(errbuf, errlen,
+                         "%s: cannot open the writer lock (%s): the data directory cannot be "
+                         "written; ingest and the opt-out writers write the store, state.db "
+                         "and this lock there, so run them as the directory's owner on a "
+                         "writable file system (nothing was changed)",
+                         path, strerror(e));
+                return CC_EACCESS;
+            }
+            int rc = cc_error_from_errno(e);
             snprintf(errbuf, errlen, "%s: cannot open the writer lock (%s)", path,
                      cc_strerror(rc));
             return rc;
@@ -441,4 +453,43 @@ int cc_datadir_load_current(const char *dir, const char *key_path, int flags,
 out:
     cc_pseudo_key_free(key);
     return rc;
+}
+
+/* ---- provenance ---------------------------------------------------------------------- */
+
+int cc_datadir_provenance(const char *dir, struct cc_provenance *out, char *errbuf,
+                          size_t errlen)
+{
+    sqlite3 *db = NULL;
+    memset(out, 0, sizeof *out);
+    int rc = cc_db_open(dir, 0, &db, errbuf, errlen);
+    if (rc < 0)
+        return rc;
+    if ((rc = cc_ingest_provenance(db, out)) < 0)
+        snprintf(errbuf, errlen, "%s/%s: cannot read the provenance (%s)", dir, CC_DB_FILE_NAME,
+                 cc_strerror(rc));
+    cc_db_close(db);
+    return rc;
+}
+
+int cc_datadir_require_generated(const char *dir, const char *what, char *errbuf, size_t errlen)
+{
+    struct cc_provenance p;
+    char why[512];
+    int rc = cc_datadir_provenance(dir, &p, why, sizeof why);
+    const char *rule = "writes record-level data and is only for data directories built from "
+                       "`carecount generate` output";
+    if (rc == 0 && p.source == CC_PROVENANCE_GENERATED)
+        return 0;
+    if (rc == CC_ENOTFOUND || (rc == 0 && p.source == CC_PROVENANCE_NONE))
+        snprintf(errbuf, errlen, "%s %s; %s holds nothing ingested (provenance: none)", what,
+                 rule, dir);
+    else if (rc == 0)
+        snprintf(errbuf, errlen,
+                 "%s %s; %s was ingested from other feeds (provenance: feeds: %s)", what, rule, dir,
+                 p.reason);
+    else
+        snprintf(errbuf, errlen, "%s %s; cannot tell where %s's data came from: %s", what, rule,
+                 dir, why);
+    return CC_EREFUSED;
 }

@@ -20,6 +20,9 @@
  *  - The directory, state.db (and its -wal, -shm), writer.lock, rejects/
  *    and every snapshot must belong to the user running the program and be
  *    writable by nobody else (CC_EPERM names the path and why).
+ *  - A program that writes or prints record-level data asks
+ *    cc_datadir_require_generated() first: only a directory built from
+ *    generated data may be exported (cc_ingest.h, "Provenance").
  *
  * The messages (in errbuf) name the path and the reason; they never hold a
  * key, a fingerprint or anything about a person.
@@ -89,5 +92,21 @@ int cc_datadir_load_current(const char *dir, const char *key_path, int flags,
 /* Whether state.db records a key fingerprint (1) or not (0), or a CC_E*
  * code. */
 int cc_datadir_has_key(struct sqlite3 *db);
+
+/* Where DIR's data came from (cc_ingest.h, "Provenance"): opens its
+ * state.db and reads, writing nothing of its own. 0, CC_ENOTFOUND (no
+ * state.db) or another CC_E* code with "PATH: reason" in errbuf. */
+struct cc_provenance;
+int cc_datadir_provenance(const char *dir, struct cc_provenance *out, char *errbuf,
+                          size_t errlen);
+
+/* For a program about to write or print record-level data (what: "--export"):
+ * 0 if DIR was built from `carecount generate` output only; otherwise
+ * CC_EREFUSED, with errbuf saying why ("--export writes record-level data
+ * and is only for data directories built from `carecount generate`
+ * output; DIR was ingested from other feeds (provenance: feeds: REASON)"),
+ * for the program to print after its name. Also CC_EREFUSED when DIR holds
+ * nothing ingested or its provenance cannot be read. */
+int cc_datadir_require_generated(const char *dir, const char *what, char *errbuf, size_t errlen);
 
 #endif

@@ -122,6 +122,33 @@ static int busy_wait(void *arg, int n)
     return 1;
 }
 
+/* A state.db that cannot be written, or a directory in which its -wal and
+ * -shm cannot be made: refused before SQLite opens it, with the reason.
+ * Otherwise SQLite would open it read-only and the first write, at the
+ * latest the schema table below, would fail as "attempt to write a
+ * readonly database"; and every carecount program writes state.db (a
+ * reader of a WAL database writes its -shm). Other errors are left to
+ * SQLite to report. */
+static int check_writable(const char *dir, const char *path, char *errbuf, size_t errlen)
+{
+    const char *what = path;
+    int bad = faccessat(AT_FDCWD, path, R_OK | W_OK, AT_EACCESS) != 0;
+    if (!bad) {
+        what = dir;
+        bad = faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) != 0;
+    }
+    if (!bad || (errno != EACCES && errno != EPERM && errno != EROFS))
+        return 0;
+    char reason[512];
+    snprintf(reason, sizeof reason,
+             "cannot be written (%s): carecount writes state.db, and its -wal and -shm files "
+             "beside it, even to read it; run it as the data directory's owner on a writable "
+             "file system",
+             strerror(errno));
+    set_error(errbuf, errlen, what, reason);
+    return CC_EACCESS;
+}
+
 int cc_db_open(const char *dir, int flags, sqlite3 **out, char *errbuf, size_t errlen)
 {
     sqlite3 *db = NULL;
@@ -168,6 +195,8 @@ int cc_db_open(const char *dir, int flags, sqlite3 **out, char *errbuf, size_t e
     } else if (!S_ISREG(st.st_mode)) {
         set_error(errbuf, errlen, path, "not a regular file");
         return CC_EIO;
+    } else if ((err = check_writable(dir, path, errbuf, errlen)) != 0) {
+        return err;
     }
 
     int open_flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW;

@@ -50,7 +50,8 @@ typedef struct sqlite3 sqlite3;
 /* Opens DIR/state.db and applies the settings above. Without CC_DB_CREATE a
  * missing file is CC_ENOTFOUND. A file that is not a SQLite database, or
  * fails the quick check, is CC_ECORRUPT; a file that cannot be opened or read
- * is CC_EIO. On failure errbuf (if not NULL) gets "PATH: reason". The caller
+ * is CC_EIO; a state.db or directory this process cannot write (permissions,
+ * a read-only file system) is CC_EACCESS, before anything is opened. On failure errbuf (if not NULL) gets "PATH: reason". The caller
  * closes the connection with cc_db_close(). */
 int cc_db_open(const char *dir, int flags, sqlite3 **out, char *errbuf, size_t errlen);
 

@@ -3,7 +3,8 @@
  * directory and its state.db, skips files already ingested, reads the feeds
  * in a fixed order, links, leaves out type 1 opt-outs' GP-sourced data,
  * writes the new snapshot and makes it current in one transaction together
- * with the manifest of the files it holds.
+ * with the manifest of the files it holds (and the run's provenance,
+ * cc_ingest_provenance.c).
  *
  * Must never: write an identifier to the log, the reports or the store.
  */
@@ -360,6 +361,11 @@ void cc_ingest_trace_link(struct cc_ingest_ctx *ctx, const struct cc_feed_report
 
 /* ---- the manifest in state.db ----------------------------------------------------- */
 
+/* Version 2 adds ingest_provenance (cc_ingest.h, "Provenance"). A
+ * directory migrated from version 1 gets one "feeds" row for the versions
+ * published before, since nobody can tell where their feeds came from. */
+#define INGEST_SCHEMA_VERSION 2
+
 static const char *const manifest_schema[] = {
     "CREATE TABLE IF NOT EXISTS ingest_file ("
     " content_hash TEXT PRIMARY KEY,"
@@ -374,15 +380,41 @@ static const char *const manifest_schema[] = {
     " file_name TEXT NOT NULL,"
     " n_persons INTEGER NOT NULL, n_records INTEGER NOT NULL,"
     " created_at INTEGER NOT NULL)",
+    /* one row per run that read new files; store_version NULL until (or
+     * unless) the run publishes; seed, patients and manifest_sha256 only
+     * for "generated"; reason only for "feeds" */
+    "CREATE TABLE IF NOT EXISTS ingest_provenance ("
+    " run INTEGER PRIMARY KEY,"
+    " source TEXT NOT NULL CHECK (source IN ('generated', 'feeds')),"
+    " store_version INTEGER,"
+    " seed INTEGER, patients INTEGER, manifest_sha256 TEXT,"
+    " files INTEGER NOT NULL,"
+    " reason TEXT NOT NULL,"
+    " recorded_at INTEGER NOT NULL)",
+    /* "feeds" is for good: no row leaves it, and none goes away */
+    "CREATE TRIGGER IF NOT EXISTS ingest_provenance_feeds_stay BEFORE UPDATE OF source"
+    " ON ingest_provenance WHEN OLD.source = 'feeds' AND NEW.source <> 'feeds'"
+    " BEGIN SELECT RAISE(ABORT, 'a run that read other feeds stays feeds'); END",
+    "CREATE TRIGGER IF NOT EXISTS ingest_provenance_kept BEFORE DELETE ON ingest_provenance"
+    " BEGIN SELECT RAISE(ABORT, 'provenance rows are kept'); END",
+    "INSERT INTO ingest_provenance(source, store_version, files, reason, recorded_at)"
+    " SELECT 'feeds', (SELECT MAX(version) FROM store_version), 0,"
+    " 'its versions were published before carecount recorded where feeds came from',"
+    " CAST(strftime('%s', 'now') AS INTEGER)"
+    " WHERE EXISTS (SELECT 1 FROM store_version)"
+    " AND NOT EXISTS (SELECT 1 FROM ingest_provenance)",
 };
 
-/* Hex BLAKE2b-256 of a file's content: the file's identity in the manifest. */
-static int hash_file(const char *path, char hex[65])
+/* Hex BLAKE2b-256 of a file's content: the file's identity in the manifest;
+ * and in the same pass, when sha256_hex is not NULL, its hex SHA-256 (what
+ * the generator's manifest.json lists, cc_ingest_provenance.c). */
+static int hash_file(const char *path, char hex[65], char *sha256_hex)
 {
     int fd = cc_csv_open_file(path, NULL); /* a FIFO or device would never end */
     if (fd < 0)
         return fd;
     crypto_generichash_state st;
+    crypto_hash_sha256_state sha;
     unsigned char digest[32];
     size_t cap = 1 << 20;
     unsigned char *buf = malloc(cap);
@@ -391,9 +423,13 @@ static int hash_file(const char *path, char hex[65])
         return CC_ENOMEM;
     }
     crypto_generichash_init(&st, NULL, 0, sizeof digest);
+    crypto_hash_sha256_init(&sha);
     ssize_t n;
-    while ((n = read(fd, buf, cap)) > 0)
+    while ((n = read(fd, buf, cap)) > 0) {
         crypto_generichash_update(&st, buf, (unsigned long long)n);
+        if (sha256_hex)
+            crypto_hash_sha256_update(&sha, buf, (unsigned long long)n);
+    }
     int read_errno = errno;
     free(buf);
     close(fd);
@@ -401,6 +437,10 @@ static int hash_file(const char *path, char hex[65])
         return cc_error_from_errno(read_errno);
     crypto_generichash_final(&st, digest, sizeof digest);
     sodium_bin2hex(hex, 65, digest, sizeof digest);
+    if (sha256_hex) {
+        crypto_hash_sha256_final(&sha, digest);
+        sodium_bin2hex(sha256_hex, 65, digest, sizeof digest);
+    }
     return 0;
 }
 
@@ -446,7 +486,7 @@ int cc_ingest_current_store(const char *data_dir, uint64_t *version, char *path,
     int rc = cc_db_open(data_dir, 0, &db, errbuf, errlen);
     if (rc < 0)
         return rc;
-    rc = cc_db_schema_ensure(db, "ingest", 1, manifest_schema,
+    rc = cc_db_schema_ensure(db, "ingest", INGEST_SCHEMA_VERSION, manifest_schema,
                              sizeof manifest_schema / sizeof *manifest_schema);
     if (rc == 0)
         rc = current_version(db, version, file, sizeof file);
@@ -630,7 +670,7 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
     cc_pseudo_key_fingerprint(ctx.key, fingerprint);
     if ((rc = cc_datadir_bind_key(ctx.db, fingerprint, 1, errbuf, errlen)) < 0)
         goto out;
-    if ((rc = cc_db_schema_ensure(ctx.db, "ingest", 1, manifest_schema,
+    if ((rc = cc_db_schema_ensure(ctx.db, "ingest", INGEST_SCHEMA_VERSION, manifest_schema,
                                   sizeof manifest_schema / sizeof *manifest_schema)) < 0 ||
         (rc = cc_optout_attach(ctx.db, &ctx.optouts)) < 0) {
         snprintf(errbuf, errlen, "%s: cannot prepare state.db (%s)", opt->data_dir,
@@ -649,7 +689,10 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
             rc = CC_EINVAL;
             goto out;
         }
-        if ((rc = hash_file(feed->path, hashes[i])) < 0) {
+        struct cc_ingest_vouch vouch;
+        char sha256[65] = "";
+        cc_ingest_vouch_lookup(feed->path, kind, &vouch);
+        if ((rc = hash_file(feed->path, hashes[i], vouch.usable ? sha256 : NULL)) < 0) {
             snprintf(errbuf, errlen, "%s: %s%s%s", feed->path,
                      rc == CC_EINVAL ? "not a regular file: only files are read as feeds"
                                      : "cannot read (",
@@ -675,6 +718,7 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
         }
         by_kind[kind] = feed->path;
         report_by_kind[kind] = feed;
+        cc_ingest_origin_note(&ctx.origin, feed->path, &vouch, sha256);
     }
 
     /* The current store, if any, is the base the new one grows from. */
@@ -703,6 +747,20 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
         }
         rc = 0;
         goto out;
+    }
+    /* Where the new files come from, on record before any row of them is
+     * read: the opt-out register commits events from the feeds long before
+     * the store is published, and a run that fails after that has still
+     * taken them in. */
+    if ((rc = cc_ingest_origin_record(ctx.db, &ctx.origin)) < 0) {
+        snprintf(errbuf, errlen, "%s: cannot record where the feeds came from (%s)", opt->data_dir,
+                 cc_strerror(rc));
+        goto out;
+    }
+    report->provenance = ctx.origin.run;
+    if (ctx.origin.run.source == CC_PROVENANCE_GENERATED) {
+        ctx.nhs_first = ctx.origin.nhs_first;
+        ctx.nhs_last = ctx.origin.nhs_last;
     }
     if (base) {
         base_persons = cc_store_columns(base)->n_persons;
@@ -911,6 +969,12 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
         cc_db_rollback(ctx.db);
         goto fail_db;
     }
+    if ((rc = cc_ingest_origin_finish(ctx.db, &ctx.origin, version + 1, ctx.nhs_outside_range)) <
+        0) {
+        cc_db_rollback(ctx.db);
+        goto fail_db;
+    }
+    report->provenance = ctx.origin.run;
     /* The commit point: when this returns 0 the new version is current and
      * durable (WAL, synchronous=FULL), with the manifest of its files. */
     if ((rc = cc_db_commit(ctx.db)) < 0)
@@ -931,6 +995,11 @@ fail_db:
 fail_feed:
     snprintf(errbuf, errlen, "%s", ctx.error[0] ? ctx.error : cc_strerror(rc));
 out:
+    if (ctx.nhs_outside_range && ctx.origin.run.source == CC_PROVENANCE_GENERATED) {
+        /* no version, but the register may hold opt-outs of those rows */
+        if (cc_ingest_origin_finish(ctx.db, &ctx.origin, 0, ctx.nhs_outside_range) == 0)
+            report->provenance = ctx.origin.run;
+    }
     if (ctx.link_trace)
         fclose(ctx.link_trace);
     free(ctx.earlier);
@@ -1053,4 +1122,10 @@ void cc_ingest_report_print(const struct cc_ingest_report *report, FILE *out)
                 (unsigned long long)report->n_persons, (unsigned long long)report->n_records);
     if (report->rejects_path[0])
         fprintf(out, "rejected rows (file, line, reason): %s\n", report->rejects_path);
+    const struct cc_provenance *p = &report->provenance;
+    if (p->source == CC_PROVENANCE_GENERATED)
+        fprintf(out, "provenance: generated (carecount generate, seed %llu, %lld patients)\n",
+                (unsigned long long)p->seed, (long long)p->patients);
+    else if (p->source == CC_PROVENANCE_FEEDS)
+        fprintf(out, "provenance: feeds (not carecount generate output: %s)\n", p->reason);
 }

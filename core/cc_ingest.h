@@ -28,6 +28,11 @@
  * record the store already holds is counted as already stored and not
  * added again.
  *
+ * Provenance: every run that reads new files records in state.db whether
+ * they are `carecount generate` output (see "Provenance" below), so that
+ * a tool that writes or prints record-level data can refuse a data
+ * directory that ever took in anything else.
+ *
  * Must never: copy a name beyond the row being parsed; write an NHS number,
  * a postcode of a person or a name to the store, the reports or the log.
  */
@@ -39,6 +44,8 @@
 
 #include "cc_date.h"
 #include "cc_pseudo.h"
+
+struct sqlite3;
 
 /* The kinds of feed, in the order an ingest processes them. */
 #define CC_FEED_KINDS(X)                                                       \
@@ -122,6 +129,60 @@ enum cc_reject_reason {
 const char *cc_reject_reason_name(int reason); /* "NHS_NUMBER_CHECK" */
 const char *cc_reject_reason_text(int reason);
 
+/* ---- provenance ----------------------------------------------------------
+ *
+ * Where the data of a data directory came from, so that the tools that
+ * write or print record-level data (bench_queries --export) run only on
+ * synthetic data (docs/privacy.md, "Record-level exports").
+ *
+ * A run that reads new files records one row in state.db (table
+ * ingest_provenance) before it reads any row of them, so that a run that
+ * fails after committing opt-out events from its feeds still leaves its
+ * mark. The row says "generated" when every new file lies beside a
+ * manifest.json that `carecount generate` wrote, carries the standard name
+ * of its kind, and has the SHA-256 digest the manifest lists for that
+ * name, all of them under one manifest; otherwise "feeds", with the reason
+ * (a file's name and why, never its content). A generated run whose valid
+ * NHS numbers leave the range its manifest names (which must lie in
+ * 900 000 0000 - 999 999 9999, never issued to a patient) is turned into
+ * "feeds" when it ends. So a manifest copied beside other feeds vouches for
+ * none of them, and an edited, replaced or extra file makes the run
+ * "feeds". Rows are only ever added, and a row is never turned from
+ * "feeds" back to "generated" (a trigger refuses it): once a directory has
+ * read other feeds it is "feeds" for good. A directory whose versions were
+ * published before provenance was recorded is "feeds" too: nobody can tell.
+ *
+ * This guards against mistakes (an export run on the wrong directory, a
+ * manifest left beside real feeds), not against someone who writes a
+ * manifest for real files on purpose; such a person could as well edit
+ * the check out. */
+enum cc_provenance_source {
+    CC_PROVENANCE_NONE = 0,  /* nothing published yet (or, in a report, nothing new read) */
+    CC_PROVENANCE_GENERATED, /* only `carecount generate` output */
+    CC_PROVENANCE_FEEDS      /* other feeds, at least once */
+};
+
+struct cc_provenance {
+    int source;              /* enum cc_provenance_source */
+    /* GENERATED: the manifest of the latest run that published a version */
+    uint64_t seed;
+    int64_t patients;
+    char manifest_sha256[65]; /* hex SHA-256 of that manifest.json */
+    uint64_t n_manifests;    /* distinct manifests among the runs that published */
+    /* FEEDS: why, as the first run that read other feeds recorded it
+     * ("gp_events.csv: no manifest.json beside it") */
+    char reason[256];
+    uint64_t n_runs;         /* ingest runs recorded */
+};
+
+/* "none", "generated" or "feeds". */
+const char *cc_provenance_name(int source);
+
+/* The provenance of the data directory whose state.db is db. Reads only:
+ * it may be asked of a directory a newer or older carecount wrote. 0 or
+ * a CC_E* code. */
+int cc_ingest_provenance(struct sqlite3 *db, struct cc_provenance *out);
+
 /* What happened to one feed file. */
 struct cc_feed_report {
     int kind;
@@ -149,6 +210,9 @@ struct cc_ingest_report {
     uint64_t optout_events_committed;
     int nothing_accepted; /* new files, but no row accepted: no new version */
     char rejects_path[512];     /* the rejects report written, or "" */
+    /* where this run's new files came from (source NONE: it read none);
+     * n_manifests and n_runs are not set */
+    struct cc_provenance provenance;
 };
 
 /* Runs one ingest, holding the data directory's writer lock (cc_datadir.h)

@@ -31,10 +31,15 @@
 
 /* ---- pseudonyms, memoised per run ------------------------------------------- */
 
-/* The pseudonym of 10 valid NHS number digits. */
+/* The pseudonym of 10 valid NHS number digits. Every valid number passes
+ * here, so this is also where a generated run's numbers are held to the
+ * generator's range (cc_ingest.h, "Provenance"). */
 static void pseudo_nhs(struct cc_ingest_ctx *ctx, const char digits[CC_NHS_NUMBER_DIGITS],
                        cc_pseudonym *out)
 {
+    if (ctx->nhs_first && (memcmp(digits, ctx->nhs_first, CC_NHS_NUMBER_DIGITS) < 0 ||
+                           memcmp(digits, ctx->nhs_last, CC_NHS_NUMBER_DIGITS) > 0))
+        ctx->nhs_outside_range++;
     uint64_t packed = 1; /* non-zero: 0 marks an empty slot */
     for (int i = 0; i < CC_NHS_NUMBER_DIGITS; i++)
         packed = packed * 10 + (uint64_t)(digits[i] - '0');

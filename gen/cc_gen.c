@@ -7,6 +7,13 @@
  * the bytes do not depend on the number of threads or on timing. Population
  * denominators and the manifest are written last, from the counts.
  *
+ * Every file written into the output directory is digested (SHA-256) as
+ * its bytes go out, and the manifest lists the digests (`sha256`): ingest
+ * records a data directory as built from generated data only when every
+ * feed it read has the digest its manifest gives (cc_ingest.h,
+ * "Provenance"), so a manifest copied beside other feeds vouches for none
+ * of them.
+ *
  * It must never print a generated identifier: errors name a path and a
  * reason only.
  */
@@ -17,6 +24,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -106,6 +114,11 @@ struct run {
     struct cc_gen_buf truth_buf;
     int64_t bytes_written;
     struct cc_gen_counts totals;
+    /* the SHA-256 of each patient-level file so far (only the writer
+     * touches them while a round is in flight), and the digest of every
+     * finished file by its name in out_dir, in the order written */
+    crypto_hash_sha256_state digest_state[CC_GEN_N_FILES];
+    json_t *digests;
 };
 
 static void report(const struct run *run, const char *path, const char *reason)
@@ -144,6 +157,21 @@ static int open_output(struct run *run, const char *name, int *fd)
     return 0;
 }
 
+/* Appends to patient-level file f, digesting what is written. */
+static int append_patient_file(struct run *run, int f, const char *data, size_t len)
+{
+    crypto_hash_sha256_update(&run->digest_state[f], (const unsigned char *)data, len);
+    return write_all(run, run->fds[f], data, len, file_names[f]);
+}
+
+/* Records the digest of a finished file under its name in out_dir. */
+static int add_digest(struct run *run, const char *name, const unsigned char digest[crypto_hash_sha256_BYTES])
+{
+    char hex[crypto_hash_sha256_BYTES * 2 + 1];
+    sodium_bin2hex(hex, sizeof hex, digest, crypto_hash_sha256_BYTES);
+    return json_object_set_new(run->digests, name, json_string(hex)) == 0 ? 0 : CC_ENOMEM;
+}
+
 static int close_output(struct run *run, int *fd, const char *name)
 {
     int rc = 0;
@@ -165,7 +193,13 @@ static int write_file(struct run *run, const char *name, const struct cc_gen_buf
         return rc;
     rc = write_all(run, fd, buf->data, buf->len, name);
     int close_rc = close_output(run, &fd, name);
-    return rc ? rc : close_rc;
+    if (rc || close_rc)
+        return rc ? rc : close_rc;
+    if (!strcmp(name, "manifest.json"))
+        return 0; /* it cannot hold its own digest */
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(digest, (const unsigned char *)buf->data, buf->len);
+    return add_digest(run, name, digest);
 }
 
 /* Creates dir and its parents (mode 0755). */
@@ -408,6 +442,8 @@ static int write_manifest(struct run *run, int64_t reference_rows[3])
     json_object_set_new(root, "areas", areas);
     json_object_set_new(root, "files", files);
     files = NULL;
+    /* every other file written into out_dir, by its name there */
+    json_object_set(root, "sha256", run->digests);
     json_object_set_new(root, "persons", persons);
     json_object_set_new(root, "untidiness", rates);
     json_object_set_new(root, "malformed_rows", malformed);
@@ -521,8 +557,7 @@ static void *writer_main(void *arg)
     struct writer *w = arg;
     for (int t = 0; t < w->n_jobs && !w->rc; t++) {
         for (int f = 0; f < CC_GEN_N_FILES && !w->rc; f++)
-            w->rc = write_all(w->run, w->run->fds[f], w->jobs[t].out.buf[f].data, w->jobs[t].out.buf[f].len,
-                              file_names[f]);
+            w->rc = append_patient_file(w->run, f, w->jobs[t].out.buf[f].data, w->jobs[t].out.buf[f].len);
         for (int f = 0; f < CC_GEN_N_FILES && !w->rc && w->run->truth_fd >= 0; f++)
             if (f != CC_GEN_FILE_OPTOUT)
                 w->rc = write_truth(w->run, &w->jobs[t], f);
@@ -612,6 +647,12 @@ int cc_gen_run(const struct cc_gen_options *opts, struct cc_gen_summary *summary
         report(&run, opts->out_dir, "directory is not empty (use --force to write into it)");
         return CC_EEXISTS;
     }
+    if (sodium_init() < 0)
+        return CC_ECRYPTO;
+    if (!(run.digests = json_object()))
+        return CC_ENOMEM;
+    for (int f = 0; f < CC_GEN_N_FILES; f++)
+        crypto_hash_sha256_init(&run.digest_state[f]);
     if ((rc = init_context(&run.ctx, opts)))
         goto out;
     if (opts->truth_path) {
@@ -638,7 +679,7 @@ int cc_gen_run(const struct cc_gen_options *opts, struct cc_gen_summary *summary
     for (int f = 0; f < CC_GEN_N_FILES; f++) {
         if ((rc = open_output(&run, file_names[f], &run.fds[f])))
             goto out;
-        if ((rc = write_all(&run, run.fds[f], file_headers[f], strlen(file_headers[f]), file_names[f])))
+        if ((rc = append_patient_file(&run, f, file_headers[f], strlen(file_headers[f]))))
             goto out;
     }
 
@@ -695,9 +736,14 @@ int cc_gen_run(const struct cc_gen_options *opts, struct cc_gen_summary *summary
                     (long long)opts->n_patients);
         last_decile = decile;
     }
-    for (int f = 0; f < CC_GEN_N_FILES; f++)
+    for (int f = 0; f < CC_GEN_N_FILES; f++) {
+        unsigned char digest[crypto_hash_sha256_BYTES];
         if ((rc = close_output(&run, &run.fds[f], file_names[f])))
             goto out;
+        crypto_hash_sha256_final(&run.digest_state[f], digest);
+        if ((rc = add_digest(&run, file_names[f], digest)))
+            goto out;
+    }
     if (run.truth_fd >= 0 && (rc = close_output(&run, &run.truth_fd, opts->truth_path)))
         goto out;
 
@@ -732,6 +778,7 @@ out:
     if (run.truth_fd >= 0)
         close(run.truth_fd);
     free(run.truth_buf.data);
+    json_decref(run.digests);
     for (int set = 0; set < 2; set++)
         for (int t = 0; t < MAX_THREADS; t++)
             for (int f = 0; f < CC_GEN_N_FILES; f++) {

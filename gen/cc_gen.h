@@ -3,8 +3,8 @@
  *
  * Writes a complete, deterministic set of synthetic feeds (area lookup,
  * populations, GP registrations and events, hospital episodes, community
- * contacts, the opt-out register, codelists and a manifest) in the formats of
- * docs/data-formats.md. The same seed and patient count always give the same
+ * contacts, the opt-out register, codelists and a manifest that lists the
+ * SHA-256 of every other file) in the formats of docs/data-formats.md. The same seed and patient count always give the same
  * bytes, whatever the number of threads.
  *
  * It must never produce anything that could be a real person's identifier:

@@ -5,11 +5,15 @@
  * the lock named, or waits with --wait; a key that is not the directory's,
  * an all-zero key, and a key file hard-linked into the directory are
  * refused; a directory, state.db or snapshot that others could change is
- * refused with the path and the reason.
+ * refused with the path and the reason; the provenance ingest records
+ * (generated or other feeds) and bench_queries --export's refusal of
+ * anything but generated data; and the faults: a full disk, a missing key,
+ * a damaged state.db, a data directory that cannot be written.
  */
 #include <criterion/criterion.h>
 
 #include <fcntl.h>
+#include <grp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -546,4 +550,332 @@ Test(datadir, a_damaged_state_db_is_refused_clearly)
             ">/dev/null 2>'%s'",
             CC_BIN_DIR, data, key, feeds, err_path);
     cr_assert(rc == 1 || rc == 2, "refused, not crashed: exit %d: %s", rc, slurp(err_path));
+}
+
+/* ---- provenance: record-level exports only from generated data ------------------------ */
+
+/* bench_queries --export into root/CSV_NAME on dir; what it printed goes to
+ * root/bench.out. Its exit status. */
+static int export_from(const char *dir, const char *csv_name)
+{
+    return sh("'%s/bench_queries' --data '%s' --key '%s' --runs 1 --export '%s/%s' "
+              ">'%s/bench.out' 2>&1",
+              CC_BIN_DIR, dir, key, root, csv_name, root);
+}
+
+static struct cc_provenance provenance_of(const char *dir)
+{
+    struct cc_provenance p;
+    char err[1024];
+    cr_assert_eq(cc_datadir_provenance(dir, &p, err, sizeof err), 0, "%s", err);
+    return p;
+}
+
+/* The refusal bench_queries prints for a directory of other feeds; and it
+ * wrote nothing. */
+static void export_refused(const char *dir, const char *csv_name, const char *reason)
+{
+    char expected[1200], csv[600], out[600];
+    snprintf(out, sizeof out, "%s/bench.out", root);
+    cr_assert_eq(export_from(dir, csv_name), 1, "refused: %s", slurp(out));
+    snprintf(expected, sizeof expected,
+             "bench_queries: --export writes record-level data and is only for data directories "
+             "built from `carecount generate` output; %s was ingested from other feeds "
+             "(provenance: feeds: %s",
+             dir, reason);
+    cr_assert(strstr(slurp(out), expected), "expected \"%s\" in: %s", expected, slurp(out));
+    snprintf(csv, sizeof csv, "%s/%s", root, csv_name);
+    cr_assert_neq(access(csv, F_OK), 0, "nothing exported");
+}
+
+/* `carecount generate` output, ingested whole: "generated" with the seed,
+ * the patient count and the manifest's SHA-256; bench_queries exports. */
+Test(datadir, generated_feeds_ingest_as_generated_and_bench_queries_exports_them)
+{
+    char out[600], hex_path[600];
+    snprintf(out, sizeof out, "%s/ingest.out", root);
+    snprintf(hex_path, sizeof hex_path, "%s/manifest.sha256", root);
+    cr_assert_eq(sh("'%s/carecount' ingest --quiet --data '%s' --key '%s' '%s' >'%s'", CC_BIN_DIR,
+                    data, key, feeds, out),
+                 0);
+    cr_assert(strstr(slurp(out), "provenance: generated (carecount generate, seed 11, 1500 "
+                                 "patients)"),
+              "%s", slurp(out));
+    struct cc_provenance p = provenance_of(data);
+    cr_assert_eq(p.source, CC_PROVENANCE_GENERATED, "%s", p.reason);
+    cr_assert_eq(p.seed, 11);
+    cr_assert_eq(p.patients, 1500);
+    cr_assert_eq(p.n_runs, 1);
+    cr_assert_eq(sh("sha256sum '%s/manifest.json' | cut -c1-64 | tr -d '\\n' >'%s'", feeds,
+                    hex_path),
+                 0);
+    cr_assert_str_eq(p.manifest_sha256, slurp(hex_path));
+
+    char bench_out[600], persons[600];
+    snprintf(bench_out, sizeof bench_out, "%s/bench.out", root);
+    cr_assert_eq(export_from(data, "csv"), 0, "%s", slurp(bench_out));
+    cr_assert(strstr(slurp(bench_out), "export: "), "%s", slurp(bench_out));
+    snprintf(persons, sizeof persons, "%s/csv/persons.csv", root);
+    struct stat st;
+    cr_assert_eq(stat(persons, &st), 0);
+    cr_assert_gt(st.st_size, 1000 * 20, "a row per opted-in person");
+}
+
+/* The generator's manifest copied into a directory of other feeds vouches
+ * for none of them; a hand-written file ingested into a generated
+ * directory makes it "feeds" for good, whatever comes after. Export is
+ * refused both times, with the reason. */
+Test(datadir, a_copied_manifest_or_an_extra_feed_makes_export_refused_for_good)
+{
+    char other[400], copied[400];
+    snprintf(other, sizeof other, "%s/other", root);
+    snprintf(copied, sizeof copied, "%s/data-copied", root);
+    cr_assert_eq(sh("mkdir '%s' && cp '%s/manifest.json' '%s/areas.csv' '%s/postcodes.csv' "
+                    "'%s/population.csv' '%s' && sed -n '1,400p' '%s/gp_registrations.csv' "
+                    ">'%s/gp_registrations.csv'",
+                    other, feeds, feeds, feeds, feeds, other, feeds, other),
+                 0);
+    cr_assert_eq(sh("'%s/carecount' ingest --quiet --data '%s' --key '%s' '%s' >/dev/null",
+                    CC_BIN_DIR, copied, key, other),
+                 0);
+    struct cc_provenance p = provenance_of(copied);
+    cr_assert_eq(p.source, CC_PROVENANCE_FEEDS);
+    const char *reason = "gp_registrations.csv: its content differs from the digest the "
+                         "manifest.json beside it gives";
+    cr_assert_str_eq(p.reason, reason);
+    export_refused(copied, "csv-copied", reason);
+
+    /* generated, then one extra file of other feeds, then generated again */
+    first_ingest();
+    cr_assert_eq(provenance_of(data).source, CC_PROVENANCE_GENERATED);
+    cr_assert_eq(sh("mkdir '%s/extra' && sed -n '1,200p' '%s/gp_events.csv' "
+                    ">'%s/extra/gp_events.csv'",
+                    root, feeds, root),
+                 0);
+    cr_assert_eq(sh("'%s/carecount' ingest --quiet --data '%s' --key '%s' "
+                    "gp_events='%s/extra/gp_events.csv' >/dev/null",
+                    CC_BIN_DIR, data, key, root),
+                 0);
+    cr_assert_eq(provenance_of(data).source, CC_PROVENANCE_FEEDS);
+    cr_assert_eq(sh("'%s/carecount' ingest --quiet --data '%s' --key '%s' "
+                    "hes_apc='%s/hes_apc.csv' >/dev/null",
+                    CC_BIN_DIR, data, key, feeds),
+                 0);
+    p = provenance_of(data);
+    cr_assert_eq(p.n_runs, 3);
+    cr_assert_eq(p.source, CC_PROVENANCE_FEEDS, "a generated run after does not undo it");
+    cr_assert_str_eq(p.reason, "gp_events.csv: no manifest.json beside it");
+    export_refused(data, "csv-extra", "gp_events.csv: no manifest.json beside it");
+
+    /* and nobody turns the row back with SQL by mistake */
+    cr_assert_neq(sh("sqlite3 '%s/state.db' \"UPDATE ingest_provenance SET source = 'generated'\" "
+                     "2>/dev/null",
+                     data),
+                  0);
+    cr_assert_neq(sh("sqlite3 '%s/state.db' 'DELETE FROM ingest_provenance' 2>/dev/null", data), 0);
+    cr_assert_eq(provenance_of(data).source, CC_PROVENANCE_FEEDS);
+}
+
+/* A data directory whose versions were published by a carecount that did
+ * not record provenance (ingest schema 1): "feeds", since nobody can tell;
+ * the migration to schema 2 records that, and it stays so. */
+Test(datadir, a_directory_ingested_before_provenance_was_recorded_is_other_feeds)
+{
+    first_ingest();
+    cr_assert_eq(sh("sqlite3 '%s/state.db' 'DROP TRIGGER ingest_provenance_kept; "
+                    "DROP TRIGGER ingest_provenance_feeds_stay; DROP TABLE ingest_provenance; "
+                    "UPDATE cc_schema SET version = 1 WHERE module = '\\''ingest'\\'''",
+                    data),
+                 0);
+    const char *reason = "its versions were published before carecount recorded where feeds "
+                         "came from";
+    struct cc_provenance p = provenance_of(data);
+    cr_assert_eq(p.source, CC_PROVENANCE_FEEDS);
+    cr_assert_str_eq(p.reason, reason);
+    export_refused(data, "csv-old", reason);
+
+    cr_assert_eq(sh("'%s/carecount' ingest --quiet --data '%s' --key '%s' "
+                    "gp_events='%s/gp_events.csv' >/dev/null",
+                    CC_BIN_DIR, data, key, feeds),
+                 0);
+    char out[600];
+    snprintf(out, sizeof out, "%s/schema", root);
+    cr_assert_eq(sh("sqlite3 '%s/state.db' \"SELECT version FROM cc_schema WHERE module = "
+                    "'ingest'; SELECT source, store_version FROM ingest_provenance ORDER BY "
+                    "run\" >'%s'",
+                    data, out),
+                 0);
+    cr_assert_str_eq(slurp(out), "2\nfeeds|1\ngenerated|2\n");
+    p = provenance_of(data);
+    cr_assert_eq(p.source, CC_PROVENANCE_FEEDS);
+    cr_assert_str_eq(p.reason, reason);
+}
+
+/* ---- a data directory that cannot be written ------------------------------------------ */
+
+#define NOBODY 65534
+
+/* Runs a shell command as an account that cannot write DATA (see
+ * make_unwritable), with what it prints in out_path (opened before any
+ * privilege is dropped). As root, for whom permissions stop no write,
+ * the command runs as nobody; otherwise as ourselves. Its exit status. */
+static int sh_unable_to_write(const char *out_path, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int sh_unable_to_write(const char *out_path, const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+            _exit(97);
+        if (geteuid() == 0 &&
+            (setgroups(0, NULL) != 0 || setgid(NOBODY) != 0 || setuid(NOBODY) != 0))
+            _exit(96);
+        if (geteuid() == 0 || getuid() == 0)
+            _exit(95); /* still root: the test would prove nothing */
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(94);
+    }
+    return exit_code(pid);
+}
+
+/* Makes DATA read-only to the account sh_unable_to_write() runs as, and
+ * gives that account its own copy of the key (reader_key). The permission
+ * checks (cc_datadir_check_permissions) refuse a directory that is not the
+ * running account's, before anything is written, so as root DATA is handed
+ * to nobody first: the test then reaches the writes themselves. */
+static void make_unwritable(const char *reader_key)
+{
+    if (geteuid() == 0)
+        cr_assert_eq(sh("cp '%s' '%s' && chown %d:%d '%s' && chmod 0600 '%s' && "
+                        "chown -R %d:%d '%s' && chmod -R a-w '%s' && chmod 0711 '%s'",
+                        key, reader_key, NOBODY, NOBODY, reader_key, reader_key, NOBODY, NOBODY,
+                        data, data, root),
+                     0);
+    else
+        cr_assert_eq(sh("cp '%s' '%s' && chmod 0600 '%s' && chmod -R a-w '%s'", key, reader_key,
+                        reader_key, data),
+                     0);
+}
+
+static void make_writable_again(void)
+{
+    if (geteuid() == 0)
+        cr_assert_eq(sh("chown -R %d:%d '%s' && chmod -R u+w '%s' && chmod 0700 '%s'",
+                        (int)geteuid(), (int)getegid(), data, data, root),
+                     0);
+    else
+        cr_assert_eq(sh("chmod -R u+w '%s'", data), 0);
+}
+
+/* Every file of DATA with its digest, and every entry (DATA itself too)
+ * with its mode, owner, size and modification time, into path. */
+static void fingerprint_data(const char *path)
+{
+    cr_assert_eq(sh("cd '%s' && { find . -type f | sort | xargs sha256sum; "
+                    "find . -printf '%%p %%m %%u %%s %%T@\n' | sort; } >'%s'",
+                    data, path),
+                 0);
+}
+
+/* A data directory that cannot be written (its permissions, as a
+ * read-only mount would): ingest, the opt-out writers and carecountd each
+ * fail at once with a message that says so, write nothing, and lose
+ * nothing committed before: with write access back, the version, the
+ * opt-out and state.db are as they were, and the same commands succeed. */
+Test(datadir, a_data_directory_that_cannot_be_written_is_refused_clearly_and_loses_nothing)
+{
+    first_ingest();
+    cr_assert_eq(sh("echo 9990000018 | '%s/carecount' optout register --data '%s' --key '%s' "
+                    "--nhs-number - --type ndop --date 2020-01-01 >/dev/null",
+                    CC_BIN_DIR, data, key),
+                 0);
+    uint64_t before = loadable_version();
+    char reader_key[400], err_path[600], snap_before[600], snap_after[600], out[600];
+    snprintf(reader_key, sizeof reader_key, "%s/reader.key", root);
+    snprintf(err_path, sizeof err_path, "%s/err", root);
+    snprintf(snap_before, sizeof snap_before, "%s/before.txt", root);
+    snprintf(snap_after, sizeof snap_after, "%s/after.txt", root);
+    snprintf(out, sizeof out, "%s/out", root);
+    make_unwritable(reader_key);
+    fingerprint_data(snap_before);
+
+    int rc = sh_unable_to_write(err_path,
+                                "'%s/carecount' ingest --quiet --data '%s' --key '%s' "
+                                "gp_events='%s/gp_events.csv'",
+                                CC_BIN_DIR, data, reader_key, feeds);
+    const char *err = slurp(err_path);
+    cr_assert_eq(rc, 1, "ingest fails: exit %d: %s", rc, err);
+    cr_assert(strstr(err, "carecount ingest: ") && strstr(err, "writer.lock") &&
+                  strstr(err, "the data directory cannot be written") &&
+                  strstr(err, "nothing was changed"),
+              "ingest says why: %s", err);
+
+    rc = sh_unable_to_write(err_path,
+                            "timeout 60 '%s/carecountd' --listen 127.0.0.1:0 --data '%s' "
+                            "--key '%s'",
+                            CC_BIN_DIR, data, reader_key);
+    err = slurp(err_path);
+    cr_assert_eq(rc, 1, "carecountd does not start: exit %d: %s", rc, err);
+    cr_assert(strstr(err, "cannot serve") && strstr(err, "state.db: cannot be written"),
+              "carecountd says why: %s", err);
+
+    rc = sh_unable_to_write(err_path,
+                            "echo 9990000026 | '%s/carecount' optout register --data '%s' "
+                            "--key '%s' --nhs-number - --type type1 --date 2021-01-01",
+                            CC_BIN_DIR, data, reader_key);
+    err = slurp(err_path);
+    cr_assert_eq(rc, 1, "register fails: exit %d: %s", rc, err);
+    cr_assert(strstr(err, "carecount optout: ") && strstr(err, "the data directory cannot be "
+                                                               "written"),
+              "register says why: %s", err);
+    rc = sh_unable_to_write(err_path,
+                            "echo 9990000018 | '%s/carecount' optout withdraw --data '%s' "
+                            "--key '%s' --nhs-number - --type ndop --date 2021-01-01",
+                            CC_BIN_DIR, data, reader_key);
+    err = slurp(err_path);
+    cr_assert_eq(rc, 1, "withdraw fails: exit %d: %s", rc, err);
+    cr_assert(strstr(err, "the data directory cannot be written"), "withdraw says why: %s", err);
+
+    fingerprint_data(snap_after);
+    char *before_text = strdup(slurp(snap_before));
+    cr_assert_str_eq(slurp(snap_after), before_text, "not a byte of DATA changed: %s",
+                     slurp(snap_after));
+    free(before_text);
+
+    make_writable_again();
+    cr_assert_eq(loadable_version(), before, "the version is as it was");
+    cr_assert_eq(sh("sqlite3 '%s/state.db' 'PRAGMA integrity_check' >'%s'", data, out), 0);
+    cr_assert(!strncmp(slurp(out), "ok", 2), "state.db: %s", slurp(out));
+    cr_assert_eq(sh("echo 9990000018 | '%s/carecount' optout history --data '%s' --key '%s' "
+                    "--nhs-number - >'%s'",
+                    CC_BIN_DIR, data, key, out),
+                 0);
+    cr_assert(strstr(slurp(out), "2020-01-01  national data opt-out  registered") &&
+                  !strstr(slurp(out), "withdrawn"),
+              "the opt-out committed before is there, the refused withdrawal is not: %s",
+              slurp(out));
+    cr_assert_eq(sh("echo 9990000026 | '%s/carecount' optout status --data '%s' --key '%s' "
+                    "--nhs-number - --date 2022-01-01 >'%s'",
+                    CC_BIN_DIR, data, key, out),
+                 0);
+    cr_assert(strstr(slurp(out), "no opt-out in force"), "the refused register is not: %s",
+              slurp(out));
+
+    cr_assert_eq(sh("'%s/carecount' ingest --quiet --data '%s' --key '%s' "
+                    "gp_events='%s/gp_events.csv' >/dev/null 2>'%s'",
+                    CC_BIN_DIR, data, key, feeds, err_path),
+                 0, "with write access the same ingest succeeds: %s", slurp(err_path));
+    cr_assert_eq(loadable_version(), before + 1);
+    cr_assert_eq(sh("echo 9990000018 | '%s/carecount' optout withdraw --data '%s' --key '%s' "
+                    "--nhs-number - --type ndop --date 2021-01-01 >/dev/null",
+                    CC_BIN_DIR, data, key),
+                 0);
 }

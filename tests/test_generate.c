@@ -705,6 +705,45 @@ Test(generate, thread_count_does_not_change_the_bytes)
     discard(b);
 }
 
+/* The manifest's sha256 lists every other file written, by its name in the
+ * output directory, with the digest sha256sum (coreutils, an implementation
+ * of its own) gives; ingest's provenance rests on it (cc_ingest.h). */
+Test(generate, manifest_lists_the_sha256_of_every_other_file_written)
+{
+    char *dir = generate(5, 1000, 0);
+    json_t *manifest = read_manifest(dir);
+    json_t *digests = json_object_get(manifest, "sha256");
+    cr_assert(json_is_object(digests), "the manifest has a sha256 object");
+
+    char command[1024], line[1024];
+    snprintf(command, sizeof command,
+             "cd '%s' && find . -type f ! -name manifest.json | sed 's|^\\./||' | sort | "
+             "xargs sha256sum",
+             dir);
+    FILE *p = popen(command, "r");
+    cr_assert_not_null(p);
+    size_t n_files = 0;
+    int saw_codelist = 0, saw_events = 0;
+    while (fgets(line, sizeof line, p)) {
+        char hex[65], name[512];
+        cr_assert_eq(sscanf(line, "%64s %511s", hex, name), 2, "sha256sum: %s", line);
+        const char *listed = json_string_value(json_object_get(digests, name));
+        cr_assert_not_null(listed, "%s is not in the manifest's sha256", name);
+        cr_assert_str_eq(listed, hex, "%s: the manifest's digest is not the file's", name);
+        saw_codelist |= !strncmp(name, "codelists/", 10);
+        saw_events |= !strcmp(name, "gp_events.csv");
+        n_files++;
+    }
+    cr_assert_eq(pclose(p), 0);
+    cr_assert(saw_codelist && saw_events, "patient-level files and codelists are both listed");
+    cr_assert_eq(json_object_size(digests), n_files,
+                 "the manifest lists %zu files, the directory holds %zu besides it",
+                 json_object_size(digests), n_files);
+    cr_assert_null(json_object_get(digests, "manifest.json"));
+    json_decref(manifest);
+    discard(dir);
+}
+
 Test(generate, refuses_a_non_empty_directory_unless_forced)
 {
     char *dir = generate(1, 1000, 0);

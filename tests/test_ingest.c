@@ -2,8 +2,8 @@
  * Tests for the ingest stage (core/cc_ingest*.c, core/cc_link.c): validation with
  * rejects by line and reason, names never stored, idempotent re-ingest, a
  * later feed adding to the store, type 1 and national opt-outs before and
- * after ingest, withdrawal, both linkage stages, and crash safety under
- * SIGKILL at several points.
+ * after ingest, withdrawal, both linkage stages, crash safety under
+ * SIGKILL at several points, and the provenance a run records.
  */
 #include <criterion/criterion.h>
 
@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <sodium.h>
 
 #include "cc_datadir.h"
 #include "cc_date.h"
@@ -1132,4 +1134,157 @@ Test(ingest, an_overlapping_monthly_refresh_adds_only_the_new_records)
     cr_assert_eq(run_ingest(&report, june), 0);
     cr_assert(feed_of(&report, CC_FEED_GP_EVENTS)->skipped_already_ingested);
     cr_assert_eq(n_records_now(), records + 3);
+}
+
+/* ---- provenance (cc_ingest.h, "Provenance") ------------------------------------------ */
+
+/* Hex SHA-256 of feeds/NAME. */
+static void sha256_of_feed(const char *name, char hex[65])
+{
+    char path[600];
+    size_t len = 0;
+    cc_testfs_path(path, sizeof path, feeds, name);
+    char *bytes = cc_testfs_read(path, &len);
+    unsigned char digest[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(digest, (const unsigned char *)bytes, len);
+    sodium_bin2hex(hex, 65, digest, sizeof digest);
+    free(bytes);
+}
+
+/* Writes feeds/manifest.json in the generator's shape for the five base
+ * files, with their true digests except for `wrong_for` (NULL: none), and
+ * the NHS number range first..last. */
+static void write_manifest(const char *generator, const char *first, const char *last,
+                           const char *wrong_for)
+{
+    static const char *const names[] = {"areas.csv", "postcodes.csv", "population.csv",
+                                        "gp_registrations.csv", "gp_events.csv"};
+    char text[4096], hex[65];
+    int n = snprintf(text, sizeof text,
+                     "{\"generator\": \"%s\", \"seed\": 77, \"patients\": 1000,\n"
+                     " \"nhs_number_range\": {\"first\": \"%s\", \"last\": \"%s\"},\n"
+                     " \"sha256\": {",
+                     generator, first, last);
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        sha256_of_feed(names[i], hex);
+        if (wrong_for && !strcmp(names[i], wrong_for))
+            hex[0] = hex[0] == '0' ? '1' : '0';
+        n += snprintf(text + n, sizeof text - (size_t)n, "%s\"%s\": \"%s\"", i ? ", " : "",
+                      names[i], hex);
+    }
+    snprintf(text + n, sizeof text - (size_t)n, "}}\n");
+    cc_testfs_write_text_in(feeds, "manifest.json", text);
+}
+
+static void provenance_of_data(struct cc_provenance *p)
+{
+    char err[1024];
+    cr_assert_eq(cc_datadir_provenance(data, p, err, sizeof err), 0, "%s", err);
+}
+
+/* Feeds written by hand (no manifest) ingest as "feeds", with the reason,
+ * and a tool that would export record-level data is refused. */
+Test(ingest, hand_written_feeds_are_recorded_as_other_feeds_and_refused_for_export)
+{
+    struct cc_provenance p;
+    char why[1024];
+    cr_assert_eq(cc_datadir_require_generated(data, "--export", why, sizeof why), CC_EREFUSED);
+    cr_assert(strstr(why, "holds nothing ingested (provenance: none)"), "%s", why);
+
+    struct cc_ingest_report report;
+    cr_assert_eq(run_ingest(&report, BASE_KINDS), 0);
+    cr_assert_eq(report.provenance.source, CC_PROVENANCE_FEEDS);
+    cr_assert(strstr(report.provenance.reason, "no manifest.json beside it"), "%s",
+              report.provenance.reason);
+    provenance_of_data(&p);
+    cr_assert_eq(p.source, CC_PROVENANCE_FEEDS);
+    cr_assert_eq(p.n_runs, 1);
+    cr_assert(strstr(p.reason, ".csv: no manifest.json beside it"), "%s", p.reason);
+    cr_assert_eq(cc_datadir_require_generated(data, "--export", why, sizeof why), CC_EREFUSED);
+    cr_assert(strstr(why, "--export writes record-level data and is only for data directories "
+                          "built from `carecount generate` output") &&
+                  strstr(why, "was ingested from other feeds (provenance: feeds: "),
+              "%s", why);
+
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    cc_ingest_report_print(&report, out);
+    fclose(out);
+    cr_assert(strstr(text, "provenance: feeds (not carecount generate output: "), "%s", text);
+    free(text);
+}
+
+/* A manifest beside the feeds vouches only for files with the digest it
+ * gives, under one generator manifest, whose NHS numbers stay in its
+ * range; each data directory below starts empty. */
+Test(ingest, a_manifest_vouches_only_for_its_digests_and_its_nhs_number_range)
+{
+    struct cc_ingest_report report;
+    struct cc_provenance p;
+
+    /* one digest wrong: the run is "feeds", naming the file */
+    write_manifest("carecount generate", "9990000000", "9999999999", "gp_events.csv");
+    snprintf(data, sizeof data, "%s/data-wrong-digest", root);
+    cr_assert_eq(run_ingest(&report, BASE_KINDS), 0);
+    provenance_of_data(&p);
+    cr_assert_eq(p.source, CC_PROVENANCE_FEEDS);
+    cr_assert(strstr(p.reason, "gp_events.csv: its content differs from the digest"), "%s",
+              p.reason);
+
+    /* not the generator's manifest */
+    write_manifest("someone else", "9990000000", "9999999999", NULL);
+    snprintf(data, sizeof data, "%s/data-other-manifest", root);
+    cr_assert_eq(run_ingest(&report, BASE_KINDS), 0);
+    provenance_of_data(&p);
+    cr_assert_eq(p.source, CC_PROVENANCE_FEEDS);
+    cr_assert(strstr(p.reason, "is not one carecount generate writes"), "%s", p.reason);
+
+    /* a range in issued NHS numbers is not the generator's either */
+    write_manifest("carecount generate", "4000000000", "9999999999", NULL);
+    snprintf(data, sizeof data, "%s/data-issued-range", root);
+    cr_assert_eq(run_ingest(&report, BASE_KINDS), 0);
+    provenance_of_data(&p);
+    cr_assert_eq(p.source, CC_PROVENANCE_FEEDS);
+
+    /* every digest right, but the NHS numbers (999 000 0xxx) outside the
+     * range the manifest names: "feeds" once the rows are read */
+    write_manifest("carecount generate", "9000000000", "9000999999", NULL);
+    snprintf(data, sizeof data, "%s/data-outside-range", root);
+    cr_assert_eq(run_ingest(&report, BASE_KINDS), 0);
+    cr_assert_eq(report.provenance.source, CC_PROVENANCE_FEEDS);
+    provenance_of_data(&p);
+    cr_assert_eq(p.source, CC_PROVENANCE_FEEDS);
+    cr_assert(strstr(p.reason, "valid NHS numbers outside the range its manifest gives"), "%s",
+              p.reason);
+
+    /* everything as the generator would have it: "generated" (what a
+     * manifest written for these files on purpose achieves: the check
+     * guards against mistakes, cc_ingest.h) */
+    write_manifest("carecount generate", "9990000000", "9999999999", NULL);
+    snprintf(data, sizeof data, "%s/data-vouched", root);
+    cr_assert_eq(run_ingest(&report, BASE_KINDS), 0);
+    cr_assert_eq(report.provenance.source, CC_PROVENANCE_GENERATED);
+    provenance_of_data(&p);
+    cr_assert_eq(p.source, CC_PROVENANCE_GENERATED, "%s", p.reason);
+    cr_assert_eq(p.seed, 77);
+    cr_assert_eq(p.patients, 1000);
+    cr_assert_eq(p.n_manifests, 1);
+    char manifest_hex[65];
+    sha256_of_feed("manifest.json", manifest_hex);
+    cr_assert_str_eq(p.manifest_sha256, manifest_hex);
+
+    /* then a file under another name than its kind's: "feeds" for good */
+    cc_testfs_write_text_in(feeds, "events_extra.csv",
+                            "nhs_number,practice_code,event_date,snomed_code\n" NHS_A
+                            ",B86001,2024-01-02,44054006\n");
+    const char *const extra[] = {"gp_events=events_extra.csv", NULL};
+    cr_assert_eq(run_ingest(&report, extra), 0);
+    cr_assert_eq(report.provenance.source, CC_PROVENANCE_FEEDS);
+    cr_assert(strstr(report.provenance.reason, "events_extra.csv: not the name carecount "
+                                               "generate gives a gp_events feed"),
+              "%s", report.provenance.reason);
+    provenance_of_data(&p);
+    cr_assert_eq(p.source, CC_PROVENANCE_FEEDS);
+    cr_assert_eq(p.n_runs, 2);
 }

@@ -67,6 +67,48 @@ struct cc_pending_row {
 
 #define CC_NHS_RECENT 4096
 
+/* ---- provenance (cc_ingest_provenance.c; the rules are in cc_ingest.h) ---- */
+
+/* What the manifest.json beside one feed file says of it. */
+struct cc_ingest_vouch {
+    int usable;                 /* a generator's manifest with a digest for this file */
+    char expected_sha256[65];   /* hex, as the manifest lists it */
+    char manifest_sha256[65];   /* hex SHA-256 of the manifest's bytes */
+    uint64_t seed;
+    int64_t patients;
+    char nhs_first[11], nhs_last[11]; /* the generator's NHS number range */
+    char reason[200];           /* !usable: why (the file's name and why) */
+};
+
+/* Reads the manifest.json in the directory of path, a feed of kind. */
+void cc_ingest_vouch_lookup(const char *path, int kind, struct cc_ingest_vouch *v);
+
+/* Where one run's new files come from. Zero it, then cc_ingest_origin_note()
+ * each new file. */
+struct cc_ingest_origin {
+    size_t n_files;      /* new files noted */
+    int other_feeds;     /* one of them was not vouched for */
+    struct cc_provenance run; /* GENERATED or FEEDS once a file is noted */
+    char nhs_first[11], nhs_last[11];
+    int64_t row;         /* its row in ingest_provenance; 0: not recorded */
+};
+
+/* Notes a new file: its path, what its manifest says (v) and its content's
+ * hex SHA-256 (sha256_hex; "" when v is not usable). */
+void cc_ingest_origin_note(struct cc_ingest_origin *o, const char *path,
+                           const struct cc_ingest_vouch *v, const char *sha256_hex);
+
+/* Records the run's row (its own transaction, durable when it returns);
+ * nothing if no file was noted. 0 or a CC_E* code. */
+int cc_ingest_origin_record(sqlite3 *db, struct cc_ingest_origin *o);
+
+/* Updates the run's row when the run ends: the version it published (0:
+ * none), and "feeds" if it was generated but n_outside valid NHS numbers
+ * lay outside the manifest's range. Joins the caller's transaction if one
+ * is open. 0 or a CC_E* code. */
+int cc_ingest_origin_finish(sqlite3 *db, struct cc_ingest_origin *o, uint64_t version,
+                            uint64_t n_outside);
+
 /* The state of one ingest run. */
 struct cc_ingest_ctx {
     const struct cc_ingest_options *opt;
@@ -124,6 +166,12 @@ struct cc_ingest_ctx {
      * linked by NHS number at another postcode than the person's current */
     struct cc_link_address *earlier;
     size_t n_earlier, earlier_cap;
+
+    /* where the new files came from; when they are generated, every valid
+     * NHS number read is checked against the generator's range */
+    struct cc_ingest_origin origin;
+    const char *nhs_first, *nhs_last; /* NULL: no check */
+    uint64_t nhs_outside_range;
 };
 
 /* Opens a feed and reads its header; the error (file and reason) goes to
