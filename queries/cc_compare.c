@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "cc_error.h"
+#include "cc_exec.h"
 #include "cc_model.h"
 #include "cc_store.h"
 
