@@ -178,7 +178,8 @@ static void describe_dimensions(const struct exec *e, struct cc_raw_result *out)
     for (uint32_t i = 0; i < e->n_dims; i++) {
         out->dimensions[i].kind = e->dims[i].kind;
         out->dimensions[i].n_values = e->dims[i].extent;
-        out->dimensions[i].total = e->dims[i].total == NO_VALUE ? CC_RAW_NO_TOTAL : e->dims[i].total;
+        out->dimensions[i].total =
+            e->dims[i].total == NO_VALUE ? CC_RAW_NO_TOTAL : e->dims[i].total;
         out->dimensions[i].first = e->dims[i].first;
         memcpy(out->dimensions[i].sex_code, e->dims[i].sex_code, sizeof e->dims[i].sex_code);
         if (e->dims[i].kind == CC_DIM_AGE_BAND)
@@ -220,8 +221,8 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
     }
 
     /* Conditions: a plan and a set of persons each. */
-    e.plans = calloc(query->filters.n_conditions ? query->filters.n_conditions : 1,
-                     sizeof *e.plans);
+    e.plans =
+        calloc(query->filters.n_conditions ? query->filters.n_conditions : 1, sizeof *e.plans);
     if (!e.plans)
         goto fail_nomem;
     if ((rc = cc_exec_build_plans(&e, e.plans, errbuf, errlen)) < 0) {

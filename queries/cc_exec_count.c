@@ -284,9 +284,9 @@ static int count_population_estimate(struct exec *e, const struct filter_sets *f
                     }
                     cell += v * d->stride;
                 }
-                uint32_t n = c->population[((uint64_t)lsoa * 2 + (uint64_t)(sex - 1)) *
-                                               CC_N_AGE_BANDS_5Y +
-                                           (uint64_t)band];
+                uint32_t n =
+                    c->population[((uint64_t)lsoa * 2 + (uint64_t)(sex - 1)) * CC_N_AGE_BANDS_5Y +
+                                  (uint64_t)band];
                 uint64_t cells[1u << CC_QUERY_DIMENSIONS_CAP];
                 unsigned n_cells = cells_of(e, cell, cells);
                 for (unsigned k = 0; k < n_cells; k++)
@@ -347,8 +347,9 @@ int cc_exec_count(struct exec *e, const struct filter_sets *f, struct cc_raw_res
     if (query->measure == CC_MEASURE_POPULATION &&
         query->population_source == CC_POPULATION_ESTIMATE) {
         if ((rc = count_population_estimate(e, f)) < 0) {
-            snprintf(errbuf, errlen, "population estimates come by area, sex and 5-year band "
-                                     "only: a dimension or age range does not fit them");
+            snprintf(errbuf, errlen,
+                     "population estimates come by area, sex and 5-year band "
+                     "only: a dimension or age range does not fit them");
             goto out;
         }
     } else if ((query->measure == CC_MEASURE_PERSONS || query->measure == CC_MEASURE_POPULATION) &&

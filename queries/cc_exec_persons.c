@@ -267,8 +267,8 @@ out:
 }
 
 int cc_exec_cohorts(struct exec *e, const struct filter_sets *f,
-                    const struct cc_exec_options *options, struct cc_raw_result *out,
-                    char *errbuf, size_t errlen)
+                    const struct cc_exec_options *options, struct cc_raw_result *out, char *errbuf,
+                    size_t errlen)
 {
     const struct cc_query *query = e->q;
     const struct cc_query_filters *flt = &query->filters;
@@ -292,8 +292,7 @@ int cc_exec_cohorts(struct exec *e, const struct filter_sets *f,
                 build_cohort(e, cond_sets, f, res->kind, (int)res->condition, NULL);
         if (res->kind == CC_RESTRICT_CONDITION && res->condition < flt->n_conditions) {
             /* the persons the condition picks out, among those not opted out */
-            out->condition_key[r] =
-                key_sum_of(e, e->plans[res->condition].persons, e->excluded);
+            out->condition_key[r] = key_sum_of(e, e->plans[res->condition].persons, e->excluded);
         }
     }
     free(cond_sets);
@@ -301,8 +300,8 @@ int cc_exec_cohorts(struct exec *e, const struct filter_sets *f,
         return rc;
     out->cohort_key = key_sum_of(e, e->cohort, NULL);
     if (options && options->cohort_keys) {
-        out->cohort_keys = malloc((out->cohort_persons ? out->cohort_persons : 1) *
-                                  sizeof *out->cohort_keys);
+        out->cohort_keys =
+            malloc((out->cohort_persons ? out->cohort_persons : 1) * sizeof *out->cohort_keys);
         if (!out->cohort_keys)
             goto fail_nomem;
         uint64_t n = 0;

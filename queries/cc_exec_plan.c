@@ -285,8 +285,7 @@ void cc_exec_free_plans(struct condition_plan *plans, uint32_t n)
     free(plans);
 }
 
-int cc_exec_build_plans(struct exec *e, struct condition_plan *plans, char *errbuf,
-                        size_t errlen)
+int cc_exec_build_plans(struct exec *e, struct condition_plan *plans, char *errbuf, size_t errlen)
 {
     const struct cc_query_filters *flt = &e->q->filters;
     struct condition_plan *saved = e->plans;
@@ -300,9 +299,8 @@ int cc_exec_build_plans(struct exec *e, struct condition_plan *plans, char *errb
             snprintf(errbuf, errlen,
                      "filters.conditions[%u].anchor: must name an earlier condition", i);
             rc = CC_EINVAL;
-        } else if (!plans[a].first_date &&
-                   !(plans[a].first_date =
-                         malloc((size_t)e->c->n_persons * sizeof(uint16_t) + 2))) {
+        } else if (!plans[a].first_date && !(plans[a].first_date = malloc(
+                                                 (size_t)e->c->n_persons * sizeof(uint16_t) + 2))) {
             rc = CC_ENOMEM;
         }
     }
@@ -335,8 +333,7 @@ static void collect_record(void *arg, uint64_t r)
     l->records[l->n++] = r;
 }
 
-int cc_exec_condition_records(const struct exec *e, uint32_t condition,
-                              struct record_list *list)
+int cc_exec_condition_records(const struct exec *e, uint32_t condition, struct record_list *list)
 {
     /* a record with several matching codes is one event */
     each_matching_record(e, &e->plans[condition], collect_record, list);

@@ -49,9 +49,9 @@ void cc_raw_result_label(const struct cc_raw_result *result, uint32_t d, uint32_
         snprintf(buf, len, "%s", c->practice_code[v]);
         break;
     case CC_DIM_SEX:
-        snprintf(buf, len, "%s", v < 4 && cc_query_sex_name(dim->sex_code[v])
-                                     ? cc_query_sex_name(dim->sex_code[v])
-                                     : "?");
+        snprintf(buf, len, "%s",
+                 v < 4 && cc_query_sex_name(dim->sex_code[v]) ? cc_query_sex_name(dim->sex_code[v])
+                                                              : "?");
         break;
     case CC_DIM_SETTING:
         snprintf(buf, len, "%s", v < 3 ? settings[v] : "?");

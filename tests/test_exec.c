@@ -1,7 +1,8 @@
 /*
- * Tests for the query engine (queries/cc_exec.c) against an independent
- * oracle: the same linked records loaded into SQLite, the same counts
- * computed in SQL, compared cell by cell (before disclosure control).
+ * Tests for the query engine (queries/cc_exec*.c, internal/cc_exec.h)
+ * against an independent oracle: the same linked records loaded into
+ * SQLite, the same counts computed in SQL, compared cell by cell (before
+ * disclosure control).
  *
  * The store is random but reproducible (a fixed seed): persons over a small
  * area hierarchy, records in every setting with codes from a small

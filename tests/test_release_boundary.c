@@ -36,11 +36,21 @@ static const char *bin_dir(void)
 
 /* Symbols no server or tool object may reference, by exact name. */
 static const char *const forbidden_names[] = {
-    "cc_exec_run",          "cc_raw_result_free",     "cc_raw_result_label",
-    "cc_raw_result_coordinate", "cc_raw_result_is_margin", "cc_compare_run",
-    "cc_compare_raw_free",  "cc_compare_counts_new",  "cc_compare_counts_copy",
-    "cc_compare_counts_free", "cc_compare_finish_counts", "cc_release_compare",
-    "cc_release_check",     "cc_release_ledger_admit", "cc_release_fixed_secondary",
+    "cc_exec_run",
+    "cc_raw_result_free",
+    "cc_raw_result_label",
+    "cc_raw_result_coordinate",
+    "cc_raw_result_is_margin",
+    "cc_compare_run",
+    "cc_compare_raw_free",
+    "cc_compare_counts_new",
+    "cc_compare_counts_copy",
+    "cc_compare_counts_free",
+    "cc_compare_finish_counts",
+    "cc_release_compare",
+    "cc_release_check",
+    "cc_release_ledger_admit",
+    "cc_release_fixed_secondary",
 };
 #define N_NAMES (sizeof forbidden_names / sizeof *forbidden_names)
 
@@ -50,9 +60,9 @@ static const char *const forbidden_prefixes[] = {"cc_exec_", "cc_raw_result_"};
 #define N_PREFIXES (sizeof forbidden_prefixes / sizeof *forbidden_prefixes)
 
 struct scan {
-    unsigned n_objects;            /* distinct objects nm printed a symbol of */
-    unsigned n_references;         /* symbols that are forbidden */
-    unsigned name_hits[N_NAMES];   /* per forbidden name */
+    unsigned n_objects;          /* distinct objects nm printed a symbol of */
+    unsigned n_references;       /* symbols that are forbidden */
+    unsigned name_hits[N_NAMES]; /* per forbidden name */
     unsigned prefix_hits[N_PREFIXES];
 };
 
@@ -132,7 +142,8 @@ Test(release_boundary, the_check_sees_the_release_layers_own_references)
     struct scan s;
     scan("CMakeFiles/cc_queries.dir -name 'cc_release.c.o'", "-u", false, &s);
     cr_assert_eq(s.n_objects, 1, "the release layer's object was not found in %s", bin_dir());
-    cr_assert_geq(hits(&s, "cc_exec_run"), 1, "nm does not show cc_release.c.o calling cc_exec_run");
+    cr_assert_geq(hits(&s, "cc_exec_run"), 1,
+                  "nm does not show cc_release.c.o calling cc_exec_run");
     scan("CMakeFiles/cc_queries.dir -name 'cc_release_comparison.c.o'", "-u", false, &s);
     cr_assert_eq(s.n_objects, 1, "cc_release_comparison.c.o was not found in %s", bin_dir());
     cr_assert_geq(hits(&s, "cc_compare_run"), 1,

@@ -89,7 +89,6 @@ void cc_compare_raw_free(struct cc_compare_raw *raw);
  * the layout's shape. Returns 0, CC_EINVAL (counts of another shape, a
  * negative count), CC_ESTATS or CC_ENOMEM. */
 int cc_compare_finish_counts(const struct cc_compare_layout *layout,
-                             const struct cc_compare_counts *counts,
-                             struct cc_compare_result *out);
+                             const struct cc_compare_counts *counts, struct cc_compare_result *out);
 
 #endif

@@ -94,8 +94,8 @@ struct cc_raw_result {
     uint32_t n_dimensions;
     struct cc_raw_dimension dimensions[CC_QUERY_DIMENSIONS_CAP];
     uint64_t n_cells;
-    uint64_t *count;     /* [n_cells] exact counts */
-    uint32_t *cell_key;  /* [n_cells] sum of the record keys of what was counted, mod 2^32 */
+    uint64_t *count;    /* [n_cells] exact counts */
+    uint32_t *cell_key; /* [n_cells] sum of the record keys of what was counted, mod 2^32 */
 
     /* The cohort (persons meeting every restriction), and the cohort with
      * each restriction removed in turn (DESIGN, Disclosure control 8): the
@@ -115,7 +115,7 @@ struct cc_raw_result {
     uint32_t *cohort_keys;
 
     const struct cc_store_columns *columns_; /* for labels; not owned */
-    uint64_t noise_epoch; /* the data version's (cc_dataversion_noise_epoch) */
+    uint64_t noise_epoch;                    /* the data version's (cc_dataversion_noise_epoch) */
 };
 
 /* Executes query (validated and bound against version's store) with options

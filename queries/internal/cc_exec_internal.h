@@ -18,7 +18,7 @@
 #include "cc_exec.h"
 #include "cc_store.h"
 
-#define NO_VALUE UINT32_MAX
+#define NO_VALUE      UINT32_MAX
 #define NO_FIRST_DATE UINT16_MAX
 
 /* ---- the state of one execution ---------------------------------------------------- */
@@ -29,8 +29,8 @@ struct dim {
     uint32_t total;  /* margins: the total's value (== size); NO_VALUE without */
     uint32_t extent; /* values in the result: size, and the total with margins */
     uint64_t stride;
-    int32_t first; /* period dims: value 0's month, quarter or year */
-    uint8_t age_band[256]; /* age band dims: band of each age */
+    int32_t first;          /* period dims: value 0's month, quarter or year */
+    uint8_t age_band[256];  /* age band dims: band of each age */
     uint8_t sex_value[256]; /* sex dims: value of each sex code, 0xff for none */
     uint8_t sex_code[4];    /* sex dims: the sex code of each value */
 };
@@ -47,8 +47,8 @@ struct condition_plan {
     cc_day first_day, last_day;
     int anchor; /* condition index or -1 */
     int32_t anchor_from, anchor_to;
-    uint64_t *persons;      /* bitset: persons with a matching record */
-    uint16_t *first_date;   /* per person, if a later condition anchors here */
+    uint64_t *persons;    /* bitset: persons with a matching record */
+    uint16_t *first_date; /* per person, if a later condition anchors here */
 };
 
 struct exec {
@@ -60,7 +60,7 @@ struct exec {
     uint64_t words;
 
     cc_day reference_day;
-    const uint32_t *ymd; /* [65536]: year << 9 | month << 5 | day (cc_exec_day_table) */
+    const uint32_t *ymd;             /* [65536]: year << 9 | month << 5 | day (cc_exec_day_table) */
     const uint8_t *age_at_reference; /* [65536] by date of birth (cc_exec_ages_on) */
     uint8_t *age_table_owned;        /* when the cache was full */
 
@@ -69,7 +69,7 @@ struct exec {
     uint32_t n_dims;
     struct dim dims[CC_QUERY_DIMENSIONS_CAP];
     uint64_t n_cells;
-    int margins; /* every cell adds to its margins too (cc_exec.h) */
+    int margins;     /* every cell adds to its margins too (cc_exec.h) */
     int record_dims; /* a dimension belongs to records (setting or period) */
 
     struct condition_plan *plans; /* [n_conditions] */
@@ -103,8 +103,14 @@ struct record_list {
 
 /* ---- look-ups of the inner loops ---------------------------------------------------- */
 
-static inline int ymd_year(uint32_t p) { return (int)(p >> 9); }
-static inline int ymd_month(uint32_t p) { return (int)(p >> 5 & 15); }
+static inline int ymd_year(uint32_t p)
+{
+    return (int)(p >> 9);
+}
+static inline int ymd_month(uint32_t p)
+{
+    return (int)(p >> 5 & 15);
+}
 
 /* Whole years from the date of birth to `on`, from the packed table. */
 static inline int age_between(const uint32_t *ymd, uint16_t born, uint16_t on)
@@ -172,16 +178,14 @@ int cc_exec_plan_dimensions(struct exec *e);
  * index order: an anchor refers to an earlier condition, whose first dates
  * are known by then. e->plans points at plans while they are filled. 0,
  * CC_EINVAL (errbuf says why) or CC_ENOMEM. */
-int cc_exec_build_plans(struct exec *e, struct condition_plan *plans, char *errbuf,
-                        size_t errlen);
+int cc_exec_build_plans(struct exec *e, struct condition_plan *plans, char *errbuf, size_t errlen);
 
 void cc_exec_free_plans(struct condition_plan *plans, uint32_t n);
 
 /* The records of condition `condition` into *list (which the caller frees),
  * in record order, each once however many of its codes match. 0 or
  * CC_ENOMEM. */
-int cc_exec_condition_records(const struct exec *e, uint32_t condition,
-                              struct record_list *list);
+int cc_exec_condition_records(const struct exec *e, uint32_t condition, struct record_list *list);
 
 /* ---- person filters and cohorts (cc_exec_persons.c) ---------------------------------- */
 
@@ -198,8 +202,8 @@ void cc_exec_filter_sets_free(struct filter_sets *f);
  * condition and, with options->cohort_keys, the cohort's record keys.
  * 0 or CC_ENOMEM. */
 int cc_exec_cohorts(struct exec *e, const struct filter_sets *f,
-                    const struct cc_exec_options *options, struct cc_raw_result *out,
-                    char *errbuf, size_t errlen);
+                    const struct cc_exec_options *options, struct cc_raw_result *out, char *errbuf,
+                    size_t errlen);
 
 /* ---- counting (cc_exec_count.c) ------------------------------------------------------ */
 
