@@ -33,6 +33,7 @@
 
 #include "cc_client.h"
 #include "cc_compare.h"
+#include "cc_compare_internal.h"
 #include "cc_error.h"
 #include "cc_exec.h"
 #include "cc_msgpack.h"

@@ -1,14 +1,15 @@
 /*
- * cc_compare.c: area comparisons (cc_compare.h): run the numerator and
- * denominator queries by area (and age band), lay the counts out per area,
+ * cc_compare.c: area comparisons (cc_compare.h; the raw side in
+ * cc_compare_internal.h): run the numerator and denominator queries by
+ * area (and age band) through the engine, lay the counts out per area,
  * parent area and England, then compute values, intervals, comparisons and
- * funnel limits from whichever counts the caller passes in.
+ * funnel limits from the counts the caller passes in.
  *
  * Must never: compute a released figure from the exact counts on its own
- * initiative. cc_compare_finish() reads only the counts it is given; the
- * exact counts of a raw comparison reach it only when a caller (disclosure
- * control with protected counts; tests; the operator's method check) passes
- * them.
+ * initiative. cc_compare_finish() reads only released counts;
+ * cc_compare_finish_counts() (internal) reads the counts it is given, and
+ * the exact counts of a raw comparison reach it only from the tests of the
+ * statistics.
  */
 #include "cc_compare.h"
 #include "cc_compare_internal.h"
@@ -23,6 +24,7 @@
 #include <string.h>
 
 #include "cc_error.h"
+#include "cc_exec.h"
 #include "cc_model.h"
 #include "cc_store.h"
 

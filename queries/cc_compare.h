@@ -9,23 +9,29 @@
  * Two steps, because derived figures may only be computed from protected
  * counts (DESIGN, Disclosure control 6):
  *
- *   1. cc_compare_run() runs the numerator and denominator queries through
- *      the engine with an extra area dimension (and a 5-year age band
- *      dimension for standardised methods) and returns a RAW comparison:
- *      the layout (which areas, their parents, England; names and codes)
- *      and the EXACT counts per area and band, with the engine's raw
- *      results (cell keys, cohort sizes) kept for disclosure control. The
- *      exact counts are the input of disclosure control and nothing else:
- *      no code path that answers a researcher may read them.
+ *   1. cc_compare_run() (cc_compare_internal.h, internal to queries/) runs
+ *      the numerator and denominator queries through the engine with an
+ *      extra area dimension (and a 5-year age band dimension for
+ *      standardised methods) and returns a RAW comparison: the layout
+ *      (which areas, their parents, England; names and codes) and the
+ *      EXACT counts per area and band, with the engine's raw results (cell
+ *      keys, cohort sizes) kept for disclosure control. The exact counts
+ *      are the input of disclosure control and nothing else: no code path
+ *      that answers a researcher may read them, and this header does not
+ *      declare them.
  *
- *   2. cc_release_compare() (cc_release.h) protects every count and
- *      denominator of the raw comparison into a struct cc_compare_released,
- *      and cc_compare_finish() computes values, intervals, comparisons and
- *      funnel limits FROM THOSE RELEASED COUNTS only: it takes no other
- *      type, so an exact count cannot reach it by mistake. A unit with a
- *      suppressed count or denominator gets no value and is "not
- *      compared". Tests of the statistics themselves use
+ *   2. cc_release_compare() (cc_release_internal.h) protects every count
+ *      and denominator of the raw comparison into a struct
+ *      cc_compare_released, and cc_compare_finish() computes values,
+ *      intervals, comparisons and funnel limits FROM THOSE RELEASED COUNTS
+ *      only: it takes no other type, so an exact count cannot reach it by
+ *      mistake. A unit with a suppressed count or denominator gets no value
+ *      and is "not compared". Tests of the statistics themselves use
  *      cc_compare_finish_counts() (cc_compare_internal.h) on raw->exact.
+ *
+ * cc_release_comparison() (cc_release.h) does both steps in one call, and
+ * is the only way server/ and tools/ have to a comparison's figures; what
+ * they use of this header is the request, its wire form and the names.
  *
  * Comparator units (England and, for the parent comparator, every parent
  * area) are units of their own with their own counts, so disclosure control
@@ -47,7 +53,6 @@
 
 #include "cc_codelist.h"
 #include "cc_dataversion.h"
-#include "cc_exec.h"
 #include "cc_query.h"
 #include "cc_stats.h"
 
@@ -135,43 +140,6 @@ struct cc_compare_layout {
     struct cc_compare_unit *units; /* [n_units] */
 };
 
-/* Flags of one (unit, band) cell in struct cc_compare_counts. */
-#define CC_COMPARE_COUNT_SUPPRESSED       1u
-#define CC_COMPARE_DENOMINATOR_SUPPRESSED 2u
-
-/*
- * Counts per unit and band, unit-major: cell (u, b) is u * n_bands + b.
- * Counts are doubles so that protected counts (rounded, perturbed) pass
- * through unchanged; exact counts are whole numbers. A cell flagged
- * suppressed has no usable count (its number is ignored).
- */
-struct cc_compare_counts {
-    uint32_t n_units, n_bands;
-    double *count;       /* [n_units * n_bands] numerator */
-    double *denominator; /* [n_units * n_bands] */
-    uint8_t *flags;      /* [n_units * n_bands] CC_COMPARE_*_SUPPRESSED */
-};
-
-/*
- * A raw comparison: the layout, the exact counts (input of disclosure
- * control only) and the per-cell keys of the cell key method, summed the
- * same way as the counts (record keys add, mod 2^32). numerator_result and
- * denominator_result are the engine's raw results (area x band cells), kept
- * for their cohort sizes. The caller frees with cc_compare_raw_free().
- */
-struct cc_compare_raw {
-    struct cc_compare_layout layout;
-    struct cc_compare_counts exact;
-    uint32_t *count_key;       /* [n_units * n_bands] */
-    uint32_t *denominator_key; /* [n_units * n_bands] */
-    /* With options->cell_sketches (else NULL): each unit's sketch of its
-     * persons, [n_units * n_bands * CC_EXEC_SKETCH_BUCKETS] (cc_exec.h). */
-    uint32_t *count_sketch;
-    uint32_t *denominator_sketch;
-    struct cc_raw_result numerator_result;
-    struct cc_raw_result denominator_result;
-};
-
 /* One unit's figures. Numbers that do not apply are NaN. */
 struct cc_compare_row {
     uint8_t status;     /* enum cc_compare_status */
@@ -227,33 +195,6 @@ struct cc_compare_result {
     uint32_t n_funnel;
     struct cc_compare_funnel_point *funnel;
 };
-
-/*
- * Runs a comparison's queries over version and fills *out (freed with
- * cc_compare_raw_free(), also on failure). codelists resolves the queries'
- * codelists (NULL when they name none); options as for cc_exec_run().
- * Returns 0, CC_EINVAL (a request the comparison cannot run; errbuf gives
- * "field: reason"), CC_ENOTFOUND (an unknown codelist), CC_ETOOBIG or
- * CC_ENOMEM.
- */
-int cc_compare_run(const struct cc_dataversion *version, const struct cc_compare_request *request,
-                   const struct cc_codelists *codelists, const struct cc_exec_options *options,
-                   struct cc_compare_raw *out, char *errbuf, size_t errlen);
-
-/* Frees what a raw comparison holds (the struct itself is the caller's). */
-void cc_compare_raw_free(struct cc_compare_raw *raw);
-
-/*
- * Allocates counts of the layout's shape, zeroed, nothing suppressed, for a
- * caller (disclosure control, a test) to fill. Freed with
- * cc_compare_counts_free(). 0 or CC_ENOMEM.
- */
-int cc_compare_counts_new(const struct cc_compare_layout *layout, struct cc_compare_counts *out);
-
-/* Copies counts into a new allocation (freed with cc_compare_counts_free()). */
-int cc_compare_counts_copy(const struct cc_compare_counts *from, struct cc_compare_counts *out);
-
-void cc_compare_counts_free(struct cc_compare_counts *counts);
 
 /*
  * Released counts of a comparison (the shape of struct cc_compare_counts),

@@ -255,7 +255,8 @@ struct cc_query {
     struct cc_query_dimension *dimensions; /* [n_dimensions] */
     /* Margins: every total of the dimensions (each dimension's values summed
      * out, in every combination, the grand total included) comes with the
-     * table, each as a cell (cc_exec.h says how a result holds them). */
+     * table, each as a cell (internal/cc_exec.h says how a result holds
+     * them). */
     bool margins;
     struct cc_query_filters filters;
 

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "cc_error.h"
+#include "cc_exec.h"
 #include "cc_ledger.h"
 #include "cc_release_internal.h"
 

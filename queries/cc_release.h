@@ -31,14 +31,21 @@
  *  6. Rounding (3) to the policy's base, never to a value below the
  *     threshold.
  *
- * Margins (cc_exec.h): in the default perturbed mode each margin is a cell
- * of its own with its own cell key and is perturbed independently (as ABS
- * TableBuilder), so tables need not add up (docs/privacy.md). In fixed
+ * Margins (the raw result's, internal/cc_exec.h): in the default perturbed
+ * mode each margin is a cell of its own with its own cell key and is
+ * perturbed independently (as ABS TableBuilder), so tables need not add up
+ * (docs/privacy.md). In fixed
  * mode (policy "mode": "fixed", for operator-approved tables) no noise is
  * added and, after 5 and 6, secondary suppression (cc_suppress.h) hides
  * more cells (CC_CELL_SUPPRESSED_SECONDARY) until no suppressed cell can be
  * recovered, or pinned within the protection level, from the released
  * cells and margins.
+ *
+ * The engine (cc_exec_run(), the raw result) and the raw comparison
+ * (cc_compare_run()) are internal to queries/: this header names only the
+ * engine's options (cc_exec_options.h), so server/ and tools/, which reach
+ * figures through it alone, cannot call them (tests/test_release_boundary.c
+ * checks the built objects).
  *
  * Must never: let an exact count, a cell key or a cohort size leave through
  * this header. A release holds protected values only (the raw result is
@@ -56,7 +63,7 @@
 
 #include "cc_compare.h"
 #include "cc_dataversion.h"
-#include "cc_exec.h"
+#include "cc_exec_options.h"
 #include "cc_policy.h"
 #include "cc_query.h"
 
@@ -132,29 +139,13 @@ int cc_release_answer(const struct cc_policy *policy, const struct cc_release_as
 void cc_release_free(cc_release *release);
 
 /*
- * Protects a raw comparison (cc_compare.h) made from request: the numerator
- * must pass the same rules as any query (public populations, with the
- * comparison's area and age band dimensions as its table, and the
- * low-effect rule), then every count and denominator of every unit and band
- * goes through the same layers, suppression and rounding as a release's
- * cells, each with its own cell key (so comparator units such as England
- * are protected as cells of their own), into *out, which the caller frees
- * with cc_compare_released_free(). Returns 0, CC_EREFUSED ("rule: why" in
- * errbuf), CC_EINVAL (a policy that fails cc_policy_check()) or CC_ENOMEM.
- * With an asker's ledger, the numerator's cohort is checked and recorded as
- * a count's is (raw must then come from cc_compare_run() with
- * options->cohort_keys).
- */
-int cc_release_compare(const struct cc_policy *policy, const struct cc_release_asker *asker,
-                       const struct cc_compare_request *request, const struct cc_compare_raw *raw,
-                       struct cc_compare_released *out, char *errbuf, size_t errlen);
-
-/*
  * A protected comparison: what a server may send for an area comparison.
  * cc_release_comparison() runs the comparison (cc_compare_run), protects
  * every count and denominator (cc_release_compare) and computes the derived
  * figures from the released counts only (cc_compare_finish), freeing the
- * raw comparison before it returns. Returns 0, CC_EREFUSED ("rule: why" in
+ * raw comparison before it returns: the raw comparison and both of those
+ * steps are internal to queries/ (cc_compare_internal.h,
+ * cc_release_internal.h). Returns 0, CC_EREFUSED ("rule: why" in
  * errbuf), CC_EINVAL (a request the comparison cannot run, or a policy that
  * fails cc_policy_check()), CC_ENOTFOUND (an unknown codelist), CC_ETOOBIG,
  * CC_ESTATS or CC_ENOMEM. The caller frees *out with cc_comparison_free().

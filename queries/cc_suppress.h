@@ -5,7 +5,7 @@
  * A table here is dense counts in row-major order (the last dimension
  * varying fastest) over 1 to CC_SUPPRESS_DIMENSIONS_CAP dimensions, each of
  * whose last value is the dimension's total (the engine's margins,
- * cc_exec.h): cell (.., total, ..) along d is the sum of the cells with
+ * internal/cc_exec.h): cell (.., total, ..) along d is the sum of the cells with
  * every other value of d. The constraints an attacker knows are: every cell
  * is an integer >= 0, and every margin is the sum of its cells (additive
  * dimension) or, for a persons margin over a dimension where a person can

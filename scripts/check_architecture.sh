@@ -6,6 +6,12 @@
 #  2. Every .c file of a layer folder belongs to a module by its name:
 #     cc_NAME.c or cc_NAME_PART.c beside cc_NAME.h (server ops are
 #     cc_op_NAME.c of cc_op).
+#  3. A module internal to its layer has its header in the layer's internal/
+#     folder, internal/cc_NAME.h, where no public header is a prefix of NAME
+#     (internal/cc_gen_persons.h is a part's header of cc_gen, not a
+#     module). It has its row like any module, and the row says where the
+#     header is ("internal/cc_NAME.h"), so the map shows that no other layer
+#     can include it.
 # Must never: pass when the map and the tree disagree.
 set -u
 src="$1"
@@ -25,6 +31,27 @@ for dir in "${layers[@]}"; do
     case $name in *_internal) fail "$dir/$name.h: an internal header belongs in $dir/internal/"; continue ;; esac
     headers[$name]=$dir
     grep -qx "$name" <<<"$mapped" || fail "$dir/$name.h has no row in the module map of docs/architecture.md"
+  done
+done
+# Internal modules (3): checked after every public header is known.
+for dir in "${layers[@]}"; do
+  for h in "$src/$dir"/internal/cc_*.h; do
+    [ -e "$h" ] || continue
+    name=${h##*/}; name=${name%.h}
+    case $name in *_internal) continue ;; esac
+    probe=$name part_of=""
+    while :; do
+      if [ -n "${headers[$probe]:-}" ]; then part_of=$probe; break; fi
+      case $probe in *_*) probe=${probe%_*} ;; *) break ;; esac
+    done
+    [ -n "$part_of" ] && continue
+    headers[$name]=$dir
+    if ! grep -qx "$name" <<<"$mapped"; then
+      fail "$dir/internal/$name.h has no row in the module map of docs/architecture.md"
+    elif ! sed -n '/^## Module map/,/^## Where/p' "$doc" | grep "^| \`$name\` |" |
+           grep -qF "internal/$name.h"; then
+      fail "the row of $name in docs/architecture.md does not say its header is internal/$name.h"
+    fi
   done
 done
 for name in $mapped; do

@@ -4,7 +4,9 @@
  * them out (cc_release_comparison). Runs on the pool; audited like count.
  *
  * Must never: reach cc_compare_run() itself: only the release layer runs a
- * comparison, so the raw counts never leave queries/.
+ * comparison, so the raw counts never leave queries/ (its header,
+ * cc_compare_internal.h, is internal to queries/, and
+ * tests/test_release_boundary.c checks this object for a reference).
  */
 #include <stdio.h>
 #include <stdlib.h>

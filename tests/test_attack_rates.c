@@ -26,8 +26,10 @@
 #include "cc_compare.h"
 #include "cc_compare_internal.h"
 #include "cc_error.h"
+#include "cc_exec.h"
 #include "cc_policy.h"
 #include "cc_release.h"
+#include "cc_release_internal.h"
 
 static struct cc_attack_fixture fx;
 

@@ -22,6 +22,7 @@
 
 #include "cc_attack_fixture.h"
 #include "cc_error.h"
+#include "cc_exec.h"
 #include "cc_policy.h"
 #include "cc_release.h"
 

@@ -207,10 +207,16 @@ static void check_against_oracle(const struct cc_compare_raw *raw, const char *n
     double *count = calloc(n, sizeof *count), *denominator = calloc(n, sizeof *denominator);
     cr_assert(count && denominator);
     oracle(layout, numerator_sql, denominator_sql, count, denominator);
+    double count_sum = 0, denominator_sum = 0;
     for (size_t i = 0; i < n; i++) {
         cr_expect_eq(raw->exact.count[i], count[i], "count cell %zu", i);
         cr_expect_eq(raw->exact.denominator[i], denominator[i], "denominator cell %zu", i);
+        count_sum += count[i];
+        denominator_sum += denominator[i];
     }
+    /* two empty answers agree and prove nothing */
+    cr_assert_gt(count_sum, 0, "the oracle counted nothing (%s)", numerator_sql);
+    cr_assert_gt(denominator_sum, 0, "the oracle's denominators are all 0");
 
     struct cc_compare_result result;
     cr_assert_eq(cc_compare_finish_counts(layout, &raw->exact, &result), 0);

@@ -1,8 +1,10 @@
 /*
  * cc_release_internal.h: the pieces of disclosure control that tests check
  * one by one: the perturbation table, the hash that turns keys into draws,
- * rounding and the low-effect threshold. Internal to queries/ (and its
- * tests); nothing here is part of the release contract.
+ * rounding and the low-effect threshold; and the steps that read the
+ * engine's raw results (the refusal rules, the ledger, fixed mode, a raw
+ * comparison's protection). Internal to queries/ (and its tests); nothing
+ * here is part of the release contract.
  *
  * Must never: be included outside queries/ and tests/.
  */
@@ -11,6 +13,7 @@
 
 #include <stdint.h>
 
+#include "cc_compare_internal.h"
 #include "cc_policy.h"
 #include "cc_release.h"
 
@@ -121,6 +124,25 @@ double cc_release_noise_variance(const struct cc_policy *policy);
  * and counts one cell of the given reason into it. */
 void cc_release_summary_init(const struct cc_policy *policy, struct cc_release_summary *s);
 void cc_release_summary_count(struct cc_release_summary *s, uint8_t reason);
+
+/*
+ * Protects a raw comparison (cc_compare_internal.h) made from request: the numerator
+ * must pass the same rules as any query (public populations, with the
+ * comparison's area and age band dimensions as its table, and the
+ * low-effect rule), then every count and denominator of every unit and band
+ * goes through the same layers, suppression and rounding as a release's
+ * cells, each with its own cell key (so comparator units such as England
+ * are protected as cells of their own), into *out, which the caller frees
+ * with cc_compare_released_free(). Returns 0, CC_EREFUSED ("rule: why" in
+ * errbuf), CC_EINVAL (a policy that fails cc_policy_check()) or CC_ENOMEM.
+ * With an asker's ledger, the numerator's cohort is checked and recorded as
+ * a count's is (raw must then come from cc_compare_run() with
+ * options->cohort_keys). cc_release_comparison() (cc_release.h) is its
+ * one caller outside the tests.
+ */
+int cc_release_compare(const struct cc_policy *policy, const struct cc_release_asker *asker,
+                       const struct cc_compare_request *request, const struct cc_compare_raw *raw,
+                       struct cc_compare_released *out, char *errbuf, size_t errlen);
 
 /* A protected comparison's layout and finished rows, for its encoder. */
 const struct cc_compare_layout *cc_comparison_layout_(const cc_comparison *comparison);

@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #include "cc_dataversion.h"
-#include "cc_exec.h"
+#include "cc_exec_options.h"
 #include "cc_query.h"
 #include "cc_store.h"
 

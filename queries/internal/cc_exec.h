@@ -3,11 +3,18 @@
  * and produces a raw result: exact counts per cell, the cell keys for the
  * cell key method, and the cohort sizes the disclosure rules need.
  *
- * A raw result is the input of disclosure control and of nothing else. It
- * holds exact counts, which must never leave the server: the encoder accepts
- * only protected results (the disclosure-control module turns a raw result
- * into one). Tests and the SQLite oracle read raw results directly, and so
- * do benchmarks, but no code path that answers a client may.
+ * Internal to queries/ (this folder is a private include directory of
+ * cc_queries, see cc_layer in CMakeLists.txt): a raw result is the input of
+ * disclosure control and of nothing else. It holds exact counts, which must
+ * never leave the server, so only the release layer (cc_release.c,
+ * cc_release_*.c) and the comparisons it runs (cc_compare.c) call
+ * cc_exec_run(). server/ and tools/ cannot include this header; what they
+ * may pass to the engine, its options, is the public cc_exec_options.h. The
+ * tests that check the engine against its SQLite oracle or attack it with
+ * and without protection, and the benchmarks that time it, see this header
+ * by name (cc_test_sees_internals() in CMakeLists.txt, with the reason);
+ * tests/test_release_boundary.c checks on the built objects that no object
+ * of server/ or tools/ references an entry point declared here.
  *
  * Execution (docs/engine.md): each condition becomes a bitset of the persons
  * that meet it, found through the store's per-code posting lists (or a scan
@@ -15,7 +22,12 @@
  * AND of those bitsets, of the person filters and of "not excluded by an
  * opt-out"; cells are counted in one pass over the cohort (persons measure)
  * or over the qualifying records (events measure, and persons counted per
- * period or setting), split across threads.
+ * period or setting), split across threads. The implementation is in
+ * cc_exec.c (the run, step by step), cc_exec_plan.c (day tables, condition
+ * plans and their person sets, dimensions), cc_exec_persons.c (person
+ * filters and cohorts), cc_exec_count.c (counting) and cc_exec_result.c
+ * (reading a raw result: coordinates, margins, labels); cc_exec_internal.h
+ * is what those files share.
  *
  * Must never: return a pseudonym or a person index; its output is counts.
  */
@@ -27,6 +39,7 @@
 #include <stdint.h>
 
 #include "cc_dataversion.h"
+#include "cc_exec_options.h"
 #include "cc_query.h"
 
 /* The restrictions of a query (cc_query_restrictions), at most this many. */
@@ -91,8 +104,8 @@ struct cc_raw_result {
     uint32_t n_dimensions;
     struct cc_raw_dimension dimensions[CC_QUERY_DIMENSIONS_CAP];
     uint64_t n_cells;
-    uint64_t *count;     /* [n_cells] exact counts */
-    uint32_t *cell_key;  /* [n_cells] sum of the record keys of what was counted, mod 2^32 */
+    uint64_t *count;    /* [n_cells] exact counts */
+    uint32_t *cell_key; /* [n_cells] sum of the record keys of what was counted, mod 2^32 */
 
     /* The cohort (persons meeting every restriction), and the cohort with
      * each restriction removed in turn (DESIGN, Disclosure control 8): the
@@ -121,21 +134,14 @@ struct cc_raw_result {
     uint32_t *cell_sketch;
 
     const struct cc_store_columns *columns_; /* for labels; not owned */
-    uint64_t noise_epoch; /* the data version's (cc_dataversion_noise_epoch) */
+    uint64_t noise_epoch;                    /* the data version's (cc_dataversion_noise_epoch) */
 };
 
-/* Engine tunables. */
-struct cc_exec_options {
-    unsigned n_threads; /* 0: the number of online CPUs, at most 8 */
-    cc_day reference_day; /* ages for persons and population without as_of; 0: today */
-    bool cohort_keys;     /* fill cc_raw_result.cohort_keys (the release layer's ledger) */
-    bool cell_sketches;   /* fill cc_raw_result.cell_sketch (the ledger's cells) */
-};
-
-/* Executes query (validated and bound against version's store) and fills
- * *out, which the caller frees with cc_raw_result_free(). Returns 0, or
- * CC_ENOMEM, CC_EINVAL (a query the engine cannot run; errbuf says why),
- * CC_ETOOBIG (more cells than the dimensions allow). */
+/* Executes query (validated and bound against version's store) with options
+ * (cc_exec_options.h; NULL: the defaults) and fills *out, which the caller
+ * frees with cc_raw_result_free(). Returns 0, or CC_ENOMEM, CC_EINVAL (a
+ * query the engine cannot run; errbuf says why), CC_ETOOBIG (more cells
+ * than the dimensions allow). */
 int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *query,
                 const struct cc_exec_options *options, struct cc_raw_result *out, char *errbuf,
                 size_t errlen);

@@ -1,0 +1,483 @@
+/*
+ * cc_exec_plan.c: the engine's planning (cc_exec_internal.h, docs/engine.md
+ * steps 1, 2 and the dimensions): the day and age tables; every condition's
+ * plan (its code-id ranges, settings, roles, dates and anchor) and the set
+ * of persons with a matching record, found through the posting lists of its
+ * codes (a prefix range for ICD-10 and OPCS-4, an exact id for SNOMED CT)
+ * or a scan of its settings' records; the records of one condition, for an
+ * events count; and the dimensions' sizes and value maps.
+ *
+ * Must never: read a person's identifiers; a plan holds code ids, dates and
+ * bitsets over person indices only.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cc_codelist.h"
+#include "cc_error.h"
+#include "cc_exec_internal.h"
+#include "cc_store.h"
+
+/* ---- day tables ------------------------------------------------------------------------- */
+
+/* The packed y/m/d of every day a uint16_t can hold, the same for every
+ * query: built once (it was rebuilt per query, the largest fixed cost of a
+ * small query). */
+static uint32_t day_table[65536];
+static pthread_once_t day_table_once = PTHREAD_ONCE_INIT;
+
+static void day_table_build(void)
+{
+    for (uint32_t d = 0; d < 65536; d++) {
+        int y, m, dd;
+        cc_day_to_ymd((cc_day)d, &y, &m, &dd);
+        day_table[d] = (uint32_t)y << 9 | (uint32_t)m << 5 | (uint32_t)dd;
+    }
+}
+
+const uint32_t *cc_exec_day_table(void)
+{
+    pthread_once(&day_table_once, day_table_build);
+    return day_table;
+}
+
+/* The age on `on` of every possible date of birth, kept for the last few
+ * reference days asked for (most queries share today's, or the day after
+ * their date range): building it is 65,536 age computations, which was a
+ * third of a small query. Entries are never freed or changed once made, so
+ * readers need no lock; when the cache is full the table is built for the
+ * one query (into *owned, which the caller frees). NULL: out of memory.
+ * Called after cc_exec_day_table(), whose table it reads. */
+#define AGE_TABLES_KEPT 32
+static struct {
+    cc_day on;
+    const uint8_t *table;
+} age_tables[AGE_TABLES_KEPT];
+static unsigned n_age_tables;
+static pthread_mutex_t age_tables_lock = PTHREAD_MUTEX_INITIALIZER;
+
+const uint8_t *cc_exec_ages_on(cc_day on, uint8_t **owned)
+{
+    *owned = NULL;
+    pthread_mutex_lock(&age_tables_lock);
+    for (unsigned i = 0; i < n_age_tables; i++)
+        if (age_tables[i].on == on) {
+            const uint8_t *t = age_tables[i].table;
+            pthread_mutex_unlock(&age_tables_lock);
+            return t;
+        }
+    pthread_mutex_unlock(&age_tables_lock);
+    uint8_t *t = malloc(65536);
+    if (!t)
+        return NULL;
+    for (uint32_t d = 0; d < 65536; d++) {
+        int age = (cc_day)d > on ? 0 : age_between(day_table, (uint16_t)d, (uint16_t)on);
+        t[d] = (uint8_t)(age > 255 ? 255 : age);
+    }
+    pthread_mutex_lock(&age_tables_lock);
+    for (unsigned i = 0; i < n_age_tables; i++)
+        if (age_tables[i].on == on) { /* built meanwhile by another query */
+            const uint8_t *kept = age_tables[i].table;
+            pthread_mutex_unlock(&age_tables_lock);
+            free(t);
+            return kept;
+        }
+    if (n_age_tables < AGE_TABLES_KEPT) {
+        age_tables[n_age_tables].on = on;
+        age_tables[n_age_tables].table = t;
+        n_age_tables++;
+    } else {
+        *owned = t;
+    }
+    pthread_mutex_unlock(&age_tables_lock);
+    return t;
+}
+
+/* ---- conditions --------------------------------------------------------------------- */
+
+static int add_range(struct condition_plan *p, uint32_t first, uint32_t last, uint32_t *cap)
+{
+    if (first >= last)
+        return 0;
+    if (p->n_ranges == *cap) {
+        uint32_t grown_cap = *cap ? *cap * 2 : 16;
+        struct code_range *grown = realloc(p->ranges, grown_cap * sizeof *grown);
+        if (!grown)
+            return CC_ENOMEM;
+        p->ranges = grown;
+        *cap = grown_cap;
+    }
+    p->ranges[p->n_ranges++] = (struct code_range){first, last};
+    return 0;
+}
+
+static int range_cmp(const void *a, const void *b)
+{
+    const struct code_range *x = a, *y = b;
+    return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* ICD-10 and OPCS-4 codes match as prefixes, SNOMED CT ids exactly. */
+static int plan_code(struct exec *e, struct condition_plan *p, int system, const char *text,
+                     uint32_t *cap)
+{
+    const cc_store *store = cc_dataversion_store(e->version);
+    if (system == CC_CODE_SNOMED) {
+        int64_t id = cc_store_find_code(store, system, text);
+        return id >= 0 ? add_range(p, (uint32_t)id, (uint32_t)id + 1, cap) : 0;
+    }
+    uint32_t first = 0, last = 0;
+    cc_store_code_prefix_range(store, system, text, &first, &last);
+    return add_range(p, first, last, cap);
+}
+
+static int plan_condition(struct exec *e, uint32_t index)
+{
+    const struct cc_query_condition *cond = &e->q->filters.conditions[index];
+    struct condition_plan *p = &e->plans[index];
+    uint32_t cap = 0;
+    int rc;
+    p->anchor = -1;
+    if (cond->codelist_ref) {
+        const struct cc_codelist *list = cond->codelist_ref;
+        for (uint32_t i = 0; i < list->n_codes; i++) {
+            int system = list->codes[i].system ? list->codes[i].system : list->system;
+            if ((rc = plan_code(e, p, system, list->codes[i].text, &cap)) < 0)
+                return rc;
+        }
+        if (!p->ranges && (rc = add_range(p, 0, 0, &cap)) < 0)
+            return rc;
+    } else if (cond->n_codes) {
+        for (uint32_t i = 0; i < cond->n_codes; i++)
+            if ((rc = plan_code(e, p, cc_query_code_system(cond, i), cond->codes[i].text, &cap)) <
+                0)
+                return rc;
+    }
+    if ((cond->codelist_ref || cond->n_codes) && !p->ranges) {
+        /* codes that the store has never seen: an empty but coded plan */
+        p->ranges = malloc(sizeof *p->ranges);
+        if (!p->ranges)
+            return CC_ENOMEM;
+    }
+    if (p->n_ranges > 1) {
+        /* merge overlapping ranges so no record is visited twice per code */
+        qsort(p->ranges, p->n_ranges, sizeof *p->ranges, range_cmp);
+        uint32_t kept = 0;
+        for (uint32_t i = 0; i < p->n_ranges; i++) {
+            if (kept && p->ranges[i].first <= p->ranges[kept - 1].last) {
+                if (p->ranges[i].last > p->ranges[kept - 1].last)
+                    p->ranges[kept - 1].last = p->ranges[i].last;
+            } else {
+                p->ranges[kept++] = p->ranges[i];
+            }
+        }
+        p->n_ranges = kept;
+    }
+    unsigned cond_settings = cond->setting_mask ? cond->setting_mask : 0xe;
+    p->setting_mask = cond_settings & e->filter_setting_mask;
+    p->role_mask = cond->role_mask;
+    p->first_day = e->filter_first_day;
+    p->last_day = e->filter_last_day;
+    if (cond->date_range.present) {
+        cc_day f = cc_query_month_first_day(cond->date_range.from);
+        cc_day l = cc_query_month_last_day(cond->date_range.to);
+        if (f > p->first_day)
+            p->first_day = f;
+        if (l < p->last_day)
+            p->last_day = l;
+    }
+    if (cond->anchor.present) {
+        p->anchor = (int)cond->anchor.condition;
+        p->anchor_from = cond->anchor.from_days;
+        p->anchor_to = cond->anchor.to_days;
+    }
+    p->persons = calloc(e->words ? e->words : 1, sizeof *p->persons);
+    return p->persons ? 0 : CC_ENOMEM;
+}
+
+/* Does record r (reached through a posting with role `role`, or -1 from a
+ * scan) match the plan? */
+static int record_matches(const struct exec *e, const struct condition_plan *p, uint64_t r,
+                          int role)
+{
+    const struct cc_store_columns *c = e->c;
+    cc_day d = c->record_date[r];
+    if (d < p->first_day || d > p->last_day)
+        return 0;
+    if (role >= 0 && p->role_mask && !(p->role_mask & (1u << role)))
+        return 0;
+    if (p->ranges && !(p->setting_mask & (1u << setting_of(c, r))))
+        return 0;
+    if (p->anchor >= 0) {
+        uint16_t first = e->plans[p->anchor].first_date[c->record_person[r]];
+        if (first == NO_FIRST_DATE)
+            return 0;
+        int32_t delta = (int32_t)d - (int32_t)first;
+        if (delta < p->anchor_from || delta > p->anchor_to)
+            return 0;
+    }
+    return 1;
+}
+
+/* Calls visit(ctx, record) for every record that matches plan p, in
+ * ascending record order within each code, possibly more than once per
+ * record when several of its codes match. */
+static void each_matching_record(const struct exec *e, const struct condition_plan *p,
+                                 void (*visit)(void *ctx, uint64_t record), void *ctx)
+{
+    const struct cc_store_columns *c = e->c;
+    if (p->ranges) {
+        for (uint32_t k = 0; k < p->n_ranges; k++)
+            for (uint64_t i = c->code_first[p->ranges[k].first];
+                 i < c->code_first[p->ranges[k].last]; i++) {
+                uint64_t r = CC_POSTING_RECORD(c->posting_records[i]);
+                if (record_matches(e, p, r, (int)CC_POSTING_ROLE(c->posting_records[i])))
+                    visit(ctx, r);
+            }
+        return;
+    }
+    for (int s = 1; s <= 3; s++) {
+        if (!(p->setting_mask & (1u << s)))
+            continue;
+        for (uint64_t r = c->setting_first[s]; r < c->setting_first[s + 1]; r++)
+            if (record_matches(e, p, r, -1))
+                visit(ctx, r);
+    }
+}
+
+struct mark_ctx {
+    const struct exec *e;
+    struct condition_plan *p;
+};
+
+static void mark_person(void *arg, uint64_t r)
+{
+    struct mark_ctx *m = arg;
+    uint32_t person = m->e->c->record_person[r];
+    m->p->persons[person >> 6] |= 1ULL << (person & 63);
+    if (m->p->first_date) {
+        uint16_t d = m->e->c->record_date[r];
+        if (d < m->p->first_date[person])
+            m->p->first_date[person] = d;
+    }
+}
+
+static int fill_condition(struct exec *e, uint32_t index)
+{
+    struct condition_plan *p = &e->plans[index];
+    memset(p->persons, 0, e->words * sizeof *p->persons);
+    if (p->first_date)
+        memset(p->first_date, 0xff, (size_t)e->c->n_persons * sizeof *p->first_date);
+    struct mark_ctx m = {e, p};
+    each_matching_record(e, p, mark_person, &m);
+    return 0;
+}
+
+void cc_exec_free_plans(struct condition_plan *plans, uint32_t n)
+{
+    for (uint32_t i = 0; plans && i < n; i++) {
+        free(plans[i].ranges);
+        free(plans[i].persons);
+        free(plans[i].first_date);
+    }
+    free(plans);
+}
+
+int cc_exec_build_plans(struct exec *e, struct condition_plan *plans, char *errbuf, size_t errlen)
+{
+    const struct cc_query_filters *flt = &e->q->filters;
+    struct condition_plan *saved = e->plans;
+    int rc = 0;
+    e->plans = plans;
+    for (uint32_t i = 0; i < flt->n_conditions && rc == 0; i++) {
+        if (!flt->conditions[i].anchor.present)
+            continue;
+        uint32_t a = flt->conditions[i].anchor.condition;
+        if (a >= i) {
+            snprintf(errbuf, errlen,
+                     "filters.conditions[%u].anchor: must name an earlier condition", i);
+            rc = CC_EINVAL;
+        } else if (!plans[a].first_date && !(plans[a].first_date = malloc(
+                                                 (size_t)e->c->n_persons * sizeof(uint16_t) + 2))) {
+            rc = CC_ENOMEM;
+        }
+    }
+    for (uint32_t i = 0; i < flt->n_conditions && rc == 0; i++) {
+        uint16_t *first_date = plans[i].first_date;
+        if ((rc = plan_condition(e, i)) == 0) {
+            plans[i].first_date = first_date;
+            rc = fill_condition(e, i);
+        }
+    }
+    e->plans = saved ? saved : plans;
+    return rc;
+}
+
+/* ---- the records of a condition ----------------------------------------------------- */
+
+static void collect_record(void *arg, uint64_t r)
+{
+    struct record_list *l = arg;
+    if (l->n == l->cap) {
+        uint64_t cap = l->cap ? l->cap * 2 : 4096;
+        uint64_t *grown = realloc(l->records, cap * sizeof *grown);
+        if (!grown) {
+            l->oom = 1;
+            return;
+        }
+        l->records = grown;
+        l->cap = cap;
+    }
+    l->records[l->n++] = r;
+}
+
+int cc_exec_condition_records(const struct exec *e, uint32_t condition, struct record_list *list)
+{
+    /* a record with several matching codes is one event */
+    each_matching_record(e, &e->plans[condition], collect_record, list);
+    if (list->oom)
+        return CC_ENOMEM;
+    if (list->n)
+        qsort(list->records, list->n, sizeof *list->records, cc_exec_u64_cmp);
+    uint64_t kept = 0;
+    for (uint64_t i = 0; i < list->n; i++)
+        if (!kept || list->records[kept - 1] != list->records[i])
+            list->records[kept++] = list->records[i];
+    list->n = kept;
+    return 0;
+}
+
+/* ---- dimensions --------------------------------------------------------------------- */
+
+static int plan_dimensions(struct exec *e, cc_day data_first, cc_day data_last)
+{
+    const struct cc_query *q = e->q;
+    const struct cc_store_columns *c = e->c;
+    e->n_dims = q->n_dimensions;
+    cc_month first_month = cc_query_month_of_day(data_first);
+    cc_month last_month = cc_query_month_of_day(data_last);
+    if (q->filters.date_range.present) {
+        first_month = q->filters.date_range.from;
+        last_month = q->filters.date_range.to;
+    }
+    for (uint32_t i = 0; i < q->n_dimensions; i++) {
+        const struct cc_query_dimension *qd = &q->dimensions[i];
+        struct dim *d = &e->dims[i];
+        d->kind = qd->kind;
+        switch (qd->kind) {
+        case CC_DIM_REGION:
+            d->size = c->n_region;
+            break;
+        case CC_DIM_ICB:
+            d->size = c->n_icb;
+            break;
+        case CC_DIM_LAD:
+            d->size = c->n_lad;
+            break;
+        case CC_DIM_PRACTICE:
+            d->size = c->n_practices;
+            break;
+        case CC_DIM_LSOA:
+            d->size = c->n_lsoa;
+            break;
+        case CC_DIM_SEX: {
+            /* the sexes of the filter, else all four; estimates have two */
+            static const uint8_t sexes[] = {CC_SEX_NOT_KNOWN, CC_SEX_MALE, CC_SEX_FEMALE,
+                                            CC_SEX_INDETERMINATE};
+            unsigned mask = q->filters.sex_mask ? q->filters.sex_mask : 0xffff;
+            if (q->measure == CC_MEASURE_POPULATION &&
+                q->population_source == CC_POPULATION_ESTIMATE)
+                mask &= 1u << CC_SEX_MALE | 1u << CC_SEX_FEMALE;
+            memset(d->sex_value, 0xff, sizeof d->sex_value);
+            d->size = 0;
+            for (unsigned k = 0; k < 4; k++)
+                if (mask & (1u << sexes[k])) {
+                    d->sex_value[sexes[k]] = (uint8_t)d->size;
+                    d->sex_code[d->size++] = sexes[k];
+                }
+            break;
+        }
+        case CC_DIM_SETTING:
+            d->size = 3;
+            e->record_dims = 1;
+            break;
+        case CC_DIM_YEAR:
+            d->first = first_month / 12;
+            d->size = (uint32_t)(last_month / 12 - d->first + 1);
+            e->record_dims = 1;
+            break;
+        case CC_DIM_QUARTER:
+            d->first = first_month / 3;
+            d->size = (uint32_t)(last_month / 3 - d->first + 1);
+            e->record_dims = 1;
+            break;
+        case CC_DIM_MONTH:
+            d->first = first_month;
+            d->size = (uint32_t)(last_month - first_month + 1);
+            e->record_dims = 1;
+            break;
+        case CC_DIM_AGE_BAND: {
+            uint32_t n = 0;
+            for (int age = 0; age < 256; age++) {
+                uint32_t band;
+                if (qd->age_banding == CC_AGE_BANDS_10Y)
+                    band = age >= 90 ? 9 : (uint32_t)age / 10;
+                else if (qd->age_banding == CC_AGE_BANDS_1Y)
+                    band = age >= 120 ? 120 : (uint32_t)age;
+                else if (qd->age_banding == CC_AGE_BANDS_CUSTOM) {
+                    band = 0;
+                    for (uint32_t k = 0; k < qd->n_age_bounds; k++)
+                        if (age >= qd->age_bounds[k])
+                            band = k;
+                } else
+                    band = cc_exec_band5(age);
+                d->age_band[age] = (uint8_t)band;
+                if (band + 1 > n)
+                    n = band + 1;
+            }
+            d->size = n;
+            break;
+        }
+        default:
+            return CC_EINVAL;
+        }
+        if (d->size == 0)
+            d->size = 1;
+        d->total = e->margins ? d->size : NO_VALUE;
+        d->extent = d->size + (e->margins != 0);
+    }
+    e->n_cells = 1;
+    for (int i = (int)e->n_dims - 1; i >= 0; i--) {
+        e->dims[i].stride = e->n_cells;
+        e->n_cells *= e->dims[i].extent;
+        if (e->n_cells > 10000000)
+            return CC_ETOOBIG;
+    }
+    return 0;
+}
+
+int cc_exec_plan_dimensions(struct exec *e)
+{
+    const struct cc_query *query = e->q;
+    const struct cc_store_columns *c = e->c;
+    /* periods default to the span of the data */
+    cc_day data_first = CC_DAY_MAX, data_last = CC_DAY_MIN;
+    int periods = 0;
+    for (uint32_t i = 0; i < query->n_dimensions; i++)
+        periods |= query->dimensions[i].kind == CC_DIM_YEAR ||
+                   query->dimensions[i].kind == CC_DIM_QUARTER ||
+                   query->dimensions[i].kind == CC_DIM_MONTH;
+    if (periods && !query->filters.date_range.present) {
+        for (uint64_t r = 0; r < c->n_records; r++) {
+            if (c->record_date[r] < data_first)
+                data_first = c->record_date[r];
+            if (c->record_date[r] > data_last)
+                data_last = c->record_date[r];
+        }
+        if (data_first > data_last)
+            data_first = data_last = e->reference_day;
+    }
+    return plan_dimensions(e, data_first, data_last);
+}
