@@ -205,6 +205,15 @@ out:
     return rc;
 }
 
+/* Whether OpenSSL's last error says a key is not the certificate's (as
+ * SSL_CTX_use_PrivateKey finds when a certificate is loaded). */
+static bool key_mismatch(void)
+{
+    unsigned long e = ERR_peek_last_error();
+    return ERR_GET_LIB(e) == ERR_LIB_X509 && (ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH ||
+                                              ERR_GET_REASON(e) == X509_R_KEY_TYPE_MISMATCH);
+}
+
 /* Puts the private key of a PEM file into ctx; the file's bytes are wiped. */
 static int load_key(SSL_CTX *ctx, const char *path, char *errbuf, size_t errlen)
 {
@@ -217,28 +226,39 @@ static int load_key(SSL_CTX *ctx, const char *path, char *errbuf, size_t errlen)
     EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
     if (!bio) {
         rc = cc_errorf(errbuf, errlen, CC_ENOMEM, "tls-key %s: out of memory", path);
-    } else if (!key && strstr(text, "ENCRYPTED")) {
+        goto out;
+    }
+    if (!key && strstr(text, "ENCRYPTED")) {
         ERR_clear_error();
         rc = cc_errorf(errbuf, errlen, CC_EPARSE,
                        "tls-key %s: the key is encrypted with a passphrase, which carecountd "
                        "cannot ask for: keep it decrypted in a mode 0600 file "
                        "(openssl pkey -in ENCRYPTED -out %s)",
                        path, path);
-    } else if (!key) {
+        goto out;
+    }
+    if (!key) {
         openssl_reason(why, sizeof why);
         rc = cc_errorf(errbuf, errlen, CC_EPARSE, "tls-key %s: no PEM private key in it (%s)",
                        path, why);
-    } else if (SSL_CTX_use_PrivateKey(ctx, key) != 1) {
+        goto out;
+    }
+    ERR_clear_error();
+    /* With the certificate loaded, SSL_CTX_use_PrivateKey itself refuses a
+     * key that is not its; SSL_CTX_check_private_key says so for certain. */
+    bool used = SSL_CTX_use_PrivateKey(ctx, key) == 1;
+    if (!used && !key_mismatch()) {
         openssl_reason(why, sizeof why);
         rc = cc_errorf(errbuf, errlen, CC_ECRYPTO, "tls-key %s: the key is refused: %s", path,
                        why);
-    } else if (SSL_CTX_check_private_key(ctx) != 1) {
+    } else if (!used || SSL_CTX_check_private_key(ctx) != 1) {
         openssl_reason(why, sizeof why);
         rc = cc_errorf(errbuf, errlen, CC_ECRYPTO,
                        "tls-key %s does not match the certificate of tls-cert (%s): give the key "
                        "the certificate was issued for",
                        path, why);
     }
+out:
     EVP_PKEY_free(key);
     BIO_free(bio);
     OPENSSL_cleanse(text, len);
