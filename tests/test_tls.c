@@ -509,6 +509,46 @@ Test(tls, the_handshake_runs_inside_the_first_frame_deadline)
     stop(harness);
 }
 
+/* Backpressure over TLS: replies a client does not read stop the server
+ * reading it; when it reads them, the server resumes, and nothing that was
+ * read and decrypted meanwhile is stuck (every reply comes, in order). */
+Test(tls, a_client_that_reads_late_gets_every_reply_in_order)
+{
+    const char *extra[] = {"--max-write-queue-bytes", "1024", NULL};
+    struct cc_harness *harness = start_tls(NULL, extra);
+    struct cc_client *client = NULL;
+    char why[512];
+    cr_assert_eq(tls_connect(harness, "127.0.0.1", ca, &client, why, sizeof why), 0, "%s", why);
+    enum { N_PINGS = 2000 };
+    msgpack_sbuffer frames;
+    msgpack_sbuffer_init(&frames);
+    for (uint64_t id = 1; id <= N_PINGS; id++) {
+        msgpack_sbuffer frame;
+        msgpack_packer packer;
+        msgpack_sbuffer_init(&frame);
+        cr_assert_eq(cc_frame_sbuffer_begin(&frame), 0);
+        msgpack_packer_init(&packer, &frame, msgpack_sbuffer_write);
+        cc_client_pack_envelope(&packer, id, "ping", 0);
+        cr_assert_eq(cc_frame_sbuffer_finish(&frame), 0);
+        msgpack_sbuffer_write(&frames, frame.data, frame.size);
+        msgpack_sbuffer_destroy(&frame);
+    }
+    /* in many records: the client encrypts what it sends in one call in
+     * records of at most 16 KiB */
+    cr_assert_eq(cc_client_send_raw(client, frames.data, frames.size), 0);
+    msgpack_sbuffer_destroy(&frames);
+    for (uint64_t id = 1; id <= N_PINGS; id++) {
+        struct cc_reply reply;
+        cr_assert_eq(cc_client_recv_reply(client, &reply), 1, "reply %llu",
+                     (unsigned long long)id);
+        cr_assert(reply.ok && reply.id == id, "reply %llu in order", (unsigned long long)id);
+        cc_reply_free(&reply);
+    }
+    ping_ok(client, N_PINGS + 1);
+    cc_client_close(client);
+    stop(harness);
+}
+
 /* ---- refusals at start ------------------------------------------------------ */
 
 /* Runs carecountd with args on loopback (it must not start: a refusal
