@@ -43,10 +43,10 @@ struct cc_client {
     uint8_t buffer[RECEIVE_BUFFER_BYTES];
     size_t buffer_start, buffer_end;
     /* TLS (cc_client_start_tls): the trusted CAs, the session, and a
-     * buffer for ciphertext as it is read */
+     * buffer of RECEIVE_BUFFER_BYTES for ciphertext as it is read */
     struct cc_tls_context *tls_context;
     struct cc_tls *tls;
-    uint8_t ciphertext[RECEIVE_BUFFER_BYTES];
+    uint8_t *ciphertext;
 };
 
 static uint64_t now_ms(void)
@@ -172,6 +172,7 @@ void cc_client_close(struct cc_client *client)
         close(client->fd);
     cc_tls_free(client->tls);
     cc_tls_context_free(client->tls_context);
+    free(client->ciphertext);
     cc_frame_reader_free(client->reader);
     free(client);
 }
@@ -242,7 +243,7 @@ int cc_client_send_raw(struct cc_client *client, const void *data, size_t len)
 static int tls_receive(struct cc_client *client, uint64_t deadline_ms)
 {
     for (;;) {
-        ssize_t n = recv(client->fd, client->ciphertext, sizeof client->ciphertext, 0);
+        ssize_t n = recv(client->fd, client->ciphertext, RECEIVE_BUFFER_BYTES, 0);
         if (n > 0)
             return cc_tls_feed(client->tls, client->ciphertext, (size_t)n) < 0 ? CC_ENOMEM : 1;
         if (n == 0)
@@ -295,24 +296,30 @@ int cc_client_start_tls(struct cc_client *client, const char *host, const char *
                         char *errbuf, size_t errlen)
 {
     uint64_t deadline_ms = now_ms() + (uint64_t)client->timeout_ms;
-    if (client->tls)
-        return cc_errorf(errbuf, errlen, CC_EINVAL, "TLS is already on");
+    if (client->tls || client->ciphertext)
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "TLS was already started");
+    client->ciphertext = malloc(RECEIVE_BUFFER_BYTES);
+    if (!client->ciphertext)
+        return cc_errorf(errbuf, errlen, CC_ENOMEM, "TLS: out of memory");
     int rc = cc_tls_client_context_new(ca_file, &client->tls_context, errbuf, errlen);
     if (rc < 0)
         return rc;
     rc = cc_tls_client_new(client->tls_context, host, &client->tls);
     if (rc < 0)
-        return cc_errorf(errbuf, errlen, rc, "TLS: %s", rc == CC_EINVAL ? "cannot check the "
-                                                                         "server's name"
-                                                                       : cc_strerror(rc));
+        return cc_errorf(errbuf, errlen, rc, "TLS: %s",
+                         rc == CC_EINVAL ? "no certificate can name that host" : cc_strerror(rc));
     for (;;) {
         int done = cc_tls_handshake(client->tls);
         int sent = tls_flush(client, deadline_ms); /* our next message, or an alert */
         if (done < 0) {
+            /* a verification failure says so itself; a plaintext server
+             * answers with bytes that are no TLS record */
             const char *why = cc_tls_error(client->tls);
             bool verify = strncmp(why, "certificate verify failed", 25) == 0;
-            return cc_errorf(errbuf, errlen, CC_ECRYPTO, "%s%s", verify ? "" : "TLS handshake failed: ",
-                             why);
+            return cc_errorf(errbuf, errlen, CC_ECRYPTO, "%s%s%s",
+                             verify ? "" : "TLS handshake failed: ", why,
+                             strstr(why, "wrong version number") ? " (does that port speak TLS?)"
+                                                                 : "");
         }
         if (sent < 0)
             return cc_errorf(errbuf, errlen, sent, "TLS handshake: %s", cc_strerror(sent));

@@ -53,8 +53,8 @@ int cc_client_connect(const char *host, uint16_t port, int timeout_ms, struct cc
  * sent and received after is encrypted. Returns 0, or with the reason in
  * errbuf: CC_ECRYPTO (the handshake failed; a certificate the client does
  * not trust reads "certificate verify failed: ..."), CC_EIO (ca_file, or
- * the connection), CC_ETIMEDOUT, CC_ENOMEM. Verification cannot be turned
- * off. */
+ * the connection), CC_ETIMEDOUT, CC_ENOMEM; after a failure only
+ * cc_client_close is of use. Verification cannot be turned off. */
 int cc_client_start_tls(struct cc_client *client, const char *host, const char *ca_file,
                         char *errbuf, size_t errlen);
 

@@ -13,11 +13,17 @@
  * and carecountd will not start remote without TLS, nor with a key others
  * can read, a missing certificate or a key that is not the certificate's.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -416,6 +422,60 @@ Test(tls, tls_older_than_1_2_is_refused_and_logged_once)
     ping_ok(client, 7);
     cc_client_close(client);
     cr_assert_eq(log_count(harness, "TLS handshake failed"), 1, "once, for the one failure");
+    stop(harness);
+}
+
+/* Renegotiation, which the server has no use for, is refused: a TLS 1.2
+ * client of the OpenSSL API asks for it on an established connection. */
+Test(tls, renegotiation_is_refused)
+{
+    struct cc_harness *harness = start_tls(NULL, NULL);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    struct timeval wait = {.tv_sec = CC_HARNESS_CLIENT_TIMEOUT_MS / 1000};
+    cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait), 0);
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(cc_harness_port(harness))};
+    cr_assert_eq(inet_pton(AF_INET, "127.0.0.1", &address.sin_addr), 1);
+    cr_assert_eq(connect(fd, (struct sockaddr *)&address, sizeof address), 0);
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    cr_assert_not_null(ctx);
+    cr_assert_eq(SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION), 1);
+    cr_assert_eq(SSL_CTX_load_verify_locations(ctx, ca, NULL), 1);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL *ssl = SSL_new(ctx);
+    cr_assert_not_null(ssl);
+    cr_assert_eq(SSL_set_fd(ssl, fd), 1);
+    cr_assert_eq(SSL_connect(ssl), 1, "the first handshake");
+    cr_assert_eq(SSL_version(ssl), TLS1_2_VERSION);
+    cr_assert_eq(SSL_renegotiate(ssl), 1);
+    cr_assert_neq(SSL_do_handshake(ssl), 1, "a second handshake on the connection");
+    bool refused = false;
+    for (unsigned long e; (e = ERR_get_error());)
+        refused |= ERR_GET_REASON(e) == SSL_R_NO_RENEGOTIATION;
+    cr_assert(refused, "the server answered no_renegotiation");
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(fd);
+
+    struct cc_client *client = NULL;
+    char why[512];
+    cr_assert_eq(tls_connect(harness, "127.0.0.1", ca, &client, why, sizeof why), 0, "%s", why);
+    ping_ok(client, 1);
+    cc_client_close(client);
+    stop(harness);
+}
+
+/* The other way round: the project's client with TLS on a plaintext port
+ * says what is likely wrong. */
+Test(tls, a_tls_client_on_a_plaintext_port_is_told_it_may_not_speak_tls)
+{
+    struct cc_harness *harness = NULL;
+    cr_assert_eq(cc_harness_start(NULL, &harness), 0);
+    struct cc_client *client = NULL;
+    char why[512];
+    cr_assert_eq(tls_connect(harness, "127.0.0.1", ca, &client, why, sizeof why), CC_ECRYPTO);
+    cr_assert(strstr(why, "TLS handshake failed") && strstr(why, "does that port speak TLS?"),
+              "%s", why);
     stop(harness);
 }
 
