@@ -316,10 +316,9 @@ int cc_client_start_tls(struct cc_client *client, const char *host, const char *
              * answers with bytes that are no TLS record */
             const char *why = cc_tls_error(client->tls);
             bool verify = strncmp(why, "certificate verify failed", 25) == 0;
-            return cc_errorf(errbuf, errlen, CC_ECRYPTO, "%s%s%s",
-                             verify ? "" : "TLS handshake failed: ", why,
-                             strstr(why, "wrong version number") ? " (does that port speak TLS?)"
-                                                                 : "");
+            return cc_errorf(
+                errbuf, errlen, CC_ECRYPTO, "%s%s%s", verify ? "" : "TLS handshake failed: ", why,
+                strstr(why, "wrong version number") ? " (does that port speak TLS?)" : "");
         }
         if (sent < 0)
             return cc_errorf(errbuf, errlen, sent, "TLS handshake: %s", cc_strerror(sent));

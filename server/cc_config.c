@@ -377,8 +377,9 @@ static int check_remote(const struct cc_config *config, const char *host, const 
 static int check_config(struct cc_config *config, char *error, size_t error_bytes)
 {
     if (!config->tls_cert_path != !config->tls_key_path) {
-        snprintf(error, error_bytes, "TLS needs both tls-cert and tls-key (--tls-cert FILE "
-                                     "--tls-key FILE); only %s was given",
+        snprintf(error, error_bytes,
+                 "TLS needs both tls-cert and tls-key (--tls-cert FILE --tls-key FILE); only %s "
+                 "was given",
                  config->tls_cert_path ? "tls-cert" : "tls-key");
         return CC_EINVAL;
     }

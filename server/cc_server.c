@@ -108,7 +108,7 @@ struct cc_server {
     bool http_listener_open;
     uint16_t http_port;
     struct cc_http_cors cors;
-    uint64_t http_ids; /* the ids the server gives HTTP requests */
+    uint64_t http_ids;          /* the ids the server gives HTTP requests */
     struct cc_tls_context *tls; /* both listeners' certificate and key, or NULL */
     uv_signal_t sigint_handle, sigterm_handle, sighup_handle;
     uv_timer_t shutdown_timer;
@@ -1080,10 +1080,12 @@ static void handle_input(struct connection *connection, const uint8_t *data, siz
                 msgpack_sbuffer_destroy(&text);
             connection_drain(connection);
         } else if (rc == CC_ETOOBIG) {
-            connection_log(connection, "refused a frame declaring %" PRIu32 " bytes (limit %" PRIu32 ")",
-                   cc_frame_reader_declared_bytes(connection->reader),
-                   connection->server->config.max_frame_bytes);
-            connection_send_error(connection, CC_ETOOBIG, "the frame is longer than max_frame_bytes");
+            connection_log(connection,
+                           "refused a frame declaring %" PRIu32 " bytes (limit %" PRIu32 ")",
+                           cc_frame_reader_declared_bytes(connection->reader),
+                           connection->server->config.max_frame_bytes);
+            connection_send_error(connection, CC_ETOOBIG,
+                                  "the frame is longer than max_frame_bytes");
             connection_drain(connection);
         } else if (rc < 0) {
             connection_close(connection);
@@ -1148,8 +1150,7 @@ static bool tls_input(struct connection *connection, const uint8_t *data, size_t
         if (rc == CC_TLS_CLOSED) {
             connection_drain(connection); /* the client's end of data: as EOF */
         } else if (rc < 0) {
-            connection_log(connection, "%s: %s",
-                           was_done ? "TLS failed" : "TLS handshake failed",
+            connection_log(connection, "%s: %s", was_done ? "TLS failed" : "TLS handshake failed",
                            cc_tls_error(connection->tls));
             tls_flush(connection); /* the alert that says why */
             connection_drain(connection);

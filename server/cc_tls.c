@@ -239,8 +239,8 @@ static int load_key(SSL_CTX *ctx, const char *path, char *errbuf, size_t errlen)
     }
     if (!key) {
         openssl_reason(why, sizeof why);
-        rc = cc_errorf(errbuf, errlen, CC_EPARSE, "tls-key %s: no PEM private key in it (%s)",
-                       path, why);
+        rc = cc_errorf(errbuf, errlen, CC_EPARSE, "tls-key %s: no PEM private key in it (%s)", path,
+                       why);
         goto out;
     }
     ERR_clear_error();
@@ -249,8 +249,7 @@ static int load_key(SSL_CTX *ctx, const char *path, char *errbuf, size_t errlen)
     bool used = SSL_CTX_use_PrivateKey(ctx, key) == 1;
     if (!used && !key_mismatch()) {
         openssl_reason(why, sizeof why);
-        rc = cc_errorf(errbuf, errlen, CC_ECRYPTO, "tls-key %s: the key is refused: %s", path,
-                       why);
+        rc = cc_errorf(errbuf, errlen, CC_ECRYPTO, "tls-key %s: the key is refused: %s", path, why);
     } else if (!used || SSL_CTX_check_private_key(ctx) != 1) {
         openssl_reason(why, sizeof why);
         rc = cc_errorf(errbuf, errlen, CC_ECRYPTO,
@@ -357,9 +356,9 @@ int cc_tls_client_context_new(const char *ca_path, struct cc_tls_context **out, 
         }
         if (SSL_CTX_load_verify_locations(context->ctx, ca_path, NULL) != 1) {
             openssl_reason(why, sizeof why);
-            rc = cc_errorf(errbuf, errlen, CC_ECRYPTO,
-                           "ca-file %s: no CA certificate could be read from it (%s)", ca_path,
-                           why);
+            rc =
+                cc_errorf(errbuf, errlen, CC_ECRYPTO,
+                          "ca-file %s: no CA certificate could be read from it (%s)", ca_path, why);
             goto fail;
         }
     } else if (SSL_CTX_set_default_verify_paths(context->ctx) != 1) {

@@ -37,8 +37,8 @@ struct cc_tls;
 
 /* cc_tls_read's results besides the negative error codes. */
 #define CC_TLS_WANT_INPUT 0 /* everything fed so far is used: feed more */
-#define CC_TLS_PLAINTEXT 1  /* *n bytes of plaintext were read */
-#define CC_TLS_CLOSED 2     /* the peer sent close_notify: no more plaintext */
+#define CC_TLS_PLAINTEXT  1 /* *n bytes of plaintext were read */
+#define CC_TLS_CLOSED     2 /* the peer sent close_notify: no more plaintext */
 
 /* The first byte of every TLS connection (a handshake record); anything
  * else on a TLS port is a plaintext client. */

@@ -120,8 +120,8 @@ static void make_data(void)
     cr_assert_eq(cc_accounts_open(data_dir, &accounts, err, sizeof err), 0, "%s", err);
     cr_assert_eq(cc_accounts_add(accounts, "rita", CC_ROLE_RESEARCHER, NULL, NULL, err, sizeof err),
                  0, "%s", err);
-    cr_assert_eq(cc_accounts_token_issue(accounts, "rita", (int64_t)time(NULL) + 86400, token,
-                                         NULL, err, sizeof err),
+    cr_assert_eq(cc_accounts_token_issue(accounts, "rita", (int64_t)time(NULL) + 86400, token, NULL,
+                                         err, sizeof err),
                  0, "%s", err);
     cc_accounts_close(accounts);
     snprintf(path, sizeof path, "%s/rita.token", root);
@@ -245,8 +245,10 @@ Test(tls, clients_that_trust_the_ca_get_answers_on_both_ports)
     cr_assert_eq(mkdir(home, 0700), 0);
     cr_assert_eq(mkdir(path, 0700), 0);
     snprintf(path, sizeof path, "%s/.carecount/config", home);
-    snprintf(text, sizeof text, "host = localhost\nport = %u\ntls = yes\nca-file = %s\n"
-             "token-file = %s/rita.token\n", port, ca, root);
+    snprintf(text, sizeof text,
+             "host = localhost\nport = %u\ntls = yes\nca-file = %s\n"
+             "token-file = %s/rita.token\n",
+             port, ca, root);
     cc_testfs_write_text(path, text);
     snprintf(cmd, sizeof cmd,
              "env -u CARECOUNT_TOKEN -u CARECOUNT_TOKEN_FILE -u CARECOUNT_PORT -u CARECOUNT_HOST "
@@ -367,8 +369,7 @@ Test(tls, a_client_that_does_not_trust_the_certificate_stops_at_verification)
     cr_assert(strstr(why, "certificate verify failed: hostname mismatch"), "%s", why);
     cr_assert_eq(tls_connect(harness, "127.0.0.2", ca, &client, why, sizeof why), CC_ECRYPTO);
     cr_assert(strstr(why, "certificate verify failed: IP address mismatch"), "%s", why);
-    cr_assert_eq(tls_connect(harness, "127.0.0.1", other_ca, &client, why, sizeof why),
-                 CC_ECRYPTO);
+    cr_assert_eq(tls_connect(harness, "127.0.0.1", other_ca, &client, why, sizeof why), CC_ECRYPTO);
     cr_assert(strstr(why, "certificate verify failed"), "%s", why);
 
     char url[200], flags[600];
@@ -434,7 +435,8 @@ Test(tls, renegotiation_is_refused)
     cr_assert_geq(fd, 0);
     struct timeval wait = {.tv_sec = CC_HARNESS_CLIENT_TIMEOUT_MS / 1000};
     cr_assert_eq(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait), 0);
-    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(cc_harness_port(harness))};
+    struct sockaddr_in address = {.sin_family = AF_INET,
+                                  .sin_port = htons(cc_harness_port(harness))};
     cr_assert_eq(inet_pton(AF_INET, "127.0.0.1", &address.sin_addr), 1);
     cr_assert_eq(connect(fd, (struct sockaddr *)&address, sizeof address), 0);
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
@@ -474,8 +476,8 @@ Test(tls, a_tls_client_on_a_plaintext_port_is_told_it_may_not_speak_tls)
     struct cc_client *client = NULL;
     char why[512];
     cr_assert_eq(tls_connect(harness, "127.0.0.1", ca, &client, why, sizeof why), CC_ECRYPTO);
-    cr_assert(strstr(why, "TLS handshake failed") && strstr(why, "does that port speak TLS?"),
-              "%s", why);
+    cr_assert(strstr(why, "TLS handshake failed") && strstr(why, "does that port speak TLS?"), "%s",
+              why);
     stop(harness);
 }
 
@@ -599,8 +601,7 @@ Test(tls, a_client_that_reads_late_gets_every_reply_in_order)
     msgpack_sbuffer_destroy(&frames);
     for (uint64_t id = 1; id <= N_PINGS; id++) {
         struct cc_reply reply;
-        cr_assert_eq(cc_client_recv_reply(client, &reply), 1, "reply %llu",
-                     (unsigned long long)id);
+        cr_assert_eq(cc_client_recv_reply(client, &reply), 1, "reply %llu", (unsigned long long)id);
         cr_assert(reply.ok && reply.id == id, "reply %llu in order", (unsigned long long)id);
         cc_reply_free(&reply);
     }
@@ -665,13 +666,13 @@ Test(tls, carecountd_refuses_a_key_others_can_read_and_a_certificate_others_can_
     cr_assert_eq(chmod(chain, 0664), 0);
     snprintf(args, sizeof args, "--listen 127.0.0.1:0 --tls-cert '%s' --tls-key '%s'", chain, key);
     cr_assert_eq(carecountd(args, out, sizeof out), 1, "%s", out);
-    cr_assert(strstr(out, chain) && strstr(out, "mode 0664") && strstr(out, "chmod go-w it"),
-              "%s", out);
+    cr_assert(strstr(out, chain) && strstr(out, "mode 0664") && strstr(out, "chmod go-w it"), "%s",
+              out);
     /* the same options from a configuration file are refused the same way */
     char config[400], json[1200];
     snprintf(config, sizeof config, "%s/carecountd.json", root);
-    snprintf(json, sizeof json, "{\"listen\":\"127.0.0.1:0\",\"tls-cert\":\"%s\",\"tls-key\":\"%s\"}",
-             chain, key);
+    snprintf(json, sizeof json,
+             "{\"listen\":\"127.0.0.1:0\",\"tls-cert\":\"%s\",\"tls-key\":\"%s\"}", chain, key);
     cc_testfs_write_text(config, json);
     snprintf(args, sizeof args, "--config '%s'", config);
     cr_assert_eq(carecountd(args, out, sizeof out), 1, "%s", out);

@@ -105,8 +105,7 @@ static void read_config(void)
         else if (!strcmp(p, "tls") && (!strcmp(value, "yes") || !strcmp(value, "no")))
             snprintf(config.tls, sizeof config.tls, "%s", value);
         else if (!strcmp(p, "tls")) {
-            snprintf(config.error, sizeof config.error, "%s:%d: tls is yes or no", config.path,
-                     n);
+            snprintf(config.error, sizeof config.error, "%s:%d: tls is yes or no", config.path, n);
             break;
         } else {
             snprintf(config.error, sizeof config.error,
