@@ -362,6 +362,11 @@ Test(tls, a_client_that_does_not_trust_the_certificate_stops_at_verification)
     cr_assert_eq(cc_testtool_run(args, NULL, out, sizeof out), 1, "%s", out);
     cr_assert(strstr(out, "certificate verify failed"), "%s", out);
 
+    /* a CA file that is not there is named, and nothing is trusted instead */
+    snprintf(args, sizeof args, "ping --port %u --ca-file '%s/no-such-ca.pem'", port, root);
+    cr_assert_eq(cc_testtool_run(args, NULL, out, sizeof out), 1, "%s", out);
+    cr_assert(strstr(out, "no-such-ca.pem: No such file or directory"), "%s", out);
+
     /* the right CA, the wrong name */
     struct cc_client *client = NULL;
     cr_assert_eq(tls_connect(harness, "carecount.example", ca, &client, why, sizeof why),
