@@ -50,7 +50,17 @@ static int sh(const char *command, char *out, size_t out_bytes)
     size_t len = fread(out, 1, out_bytes - 1, pipe);
     out[len] = '\0';
     int status = pclose(pipe);
+    /* under Sanitize a leak also exits 1, the status of a refusal */
+    cr_assert_null(strstr(out, "Sanitizer"), "%s\n%s", command, out);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* cc_testtool_run, and no sanitizer report in what it printed. */
+static int tool(const char *args, char *out, size_t out_bytes)
+{
+    int status = cc_testtool_run(args, NULL, out, out_bytes);
+    cr_assert_null(strstr(out, "Sanitizer"), "carecount %s\n%s", args, out);
+    return status;
 }
 
 static void run(const char *command)
@@ -227,15 +237,15 @@ Test(tls, clients_that_trust_the_ca_get_answers_on_both_ports)
 
     /* carecount ping and a real count, by address and by name */
     snprintf(args, sizeof args, "ping --port %u --ca-file '%s'", port, ca);
-    cr_assert_eq(cc_testtool_run(args, NULL, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(tool(args, out, sizeof out), 0, "%s", out);
     cr_assert(strstr(out, "status: ok"), "%s", out);
     snprintf(args, sizeof args, "ping --host localhost --port %u --ca-file '%s'", port, ca);
-    cr_assert_eq(cc_testtool_run(args, NULL, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(tool(args, out, sizeof out), 0, "%s", out);
     snprintf(args, sizeof args,
              "count --port %u --ca-file '%s' --token-file '%s/rita.token' --by region "
              "--code icd10:E11 --format json",
              port, ca, root);
-    cr_assert_eq(cc_testtool_run(args, NULL, out, sizeof out), 0, "%s", out);
+    cr_assert_eq(tool(args, out, sizeof out), 0, "%s", out);
     cr_assert(strstr(out, "\"cells\"") && strstr(out, "\"region\""), "%s", out);
 
     /* TLS from the config file (ca-file), and from $CARECOUNT_CA_FILE */
@@ -345,12 +355,12 @@ Test(tls, a_client_that_does_not_trust_the_certificate_stops_at_verification)
     char out[8192], args[1024], why[512];
 
     snprintf(args, sizeof args, "ping --port %u --ca-file '%s'", port, other_ca);
-    cr_assert_eq(cc_testtool_run(args, NULL, out, sizeof out), 1, "%s", out);
+    cr_assert_eq(tool(args, out, sizeof out), 1, "%s", out);
     cr_assert(strstr(out, "certificate verify failed: "), "%s", out);
     cr_assert_null(strstr(out, "status: ok"), "%s", out);
     /* the system's store knows nothing of the test CA either */
     snprintf(args, sizeof args, "ping --port %u --tls", port);
-    cr_assert_eq(cc_testtool_run(args, NULL, out, sizeof out), 1, "%s", out);
+    cr_assert_eq(tool(args, out, sizeof out), 1, "%s", out);
     cr_assert(strstr(out, "certificate verify failed"), "%s", out);
     /* a count stops there too: no hello is sent to a server not trusted */
     char token_path[400];
@@ -359,12 +369,12 @@ Test(tls, a_client_that_does_not_trust_the_certificate_stops_at_verification)
     snprintf(args, sizeof args,
              "count --port %u --ca-file '%s' --token-file '%s' --by region --code icd10:E11", port,
              other_ca, token_path);
-    cr_assert_eq(cc_testtool_run(args, NULL, out, sizeof out), 1, "%s", out);
+    cr_assert_eq(tool(args, out, sizeof out), 1, "%s", out);
     cr_assert(strstr(out, "certificate verify failed"), "%s", out);
 
     /* a CA file that is not there is named, and nothing is trusted instead */
     snprintf(args, sizeof args, "ping --port %u --ca-file '%s/no-such-ca.pem'", port, root);
-    cr_assert_eq(cc_testtool_run(args, NULL, out, sizeof out), 1, "%s", out);
+    cr_assert_eq(tool(args, out, sizeof out), 1, "%s", out);
     cr_assert(strstr(out, "no-such-ca.pem: No such file or directory"), "%s", out);
 
     /* the right CA, the wrong name */
@@ -512,7 +522,7 @@ Test(tls, plaintext_clients_are_told_in_their_protocol_and_the_server_serves_on)
 
     /* and the project's client without --tls says so */
     snprintf(args, sizeof args, "ping --port %u", port);
-    cr_assert_eq(cc_testtool_run(args, NULL, out, sizeof out), 1, "%s", out);
+    cr_assert_eq(tool(args, out, sizeof out), 1, "%s", out);
     cr_assert(strstr(out, "this port requires TLS"), "%s", out);
 
     /* a TLS client right after is served */
