@@ -5,8 +5,9 @@
  * the file; odd, the rest is argv, its arguments separated by NUL bytes.
  *
  * Checks what an accepted configuration promises: a non-loopback listener
- * only with allow_remote, a data directory only with a key, the CORS origins
- * within their bound, every string NUL-terminated.
+ * only with allow_remote and TLS, TLS's certificate only with its key, a
+ * data directory only with a key, the CORS origins within their bound, every
+ * string NUL-terminated.
  *
  * Must never: pass an input that yields an accepted configuration breaking
  * the loopback rule.
@@ -50,6 +51,10 @@ static void from_args(const uint8_t *data, size_t size)
         check(config.allow_remote || cc_config_host_is_loopback(config.listen_host));
         check(!config.http_listen || config.allow_remote ||
               cc_config_host_is_loopback(config.http_host));
+        check(config.tls_cert_path || cc_config_host_is_loopback(config.listen_host));
+        check(!config.http_listen || config.tls_cert_path ||
+              cc_config_host_is_loopback(config.http_host));
+        check(!config.tls_cert_path == !config.tls_key_path);
     } else {
         check(error[0] != '\0');
     }
@@ -74,8 +79,10 @@ static void from_file(const uint8_t *data, size_t size)
         char *none[1] = {NULL};
         rc = cc_config_parse_args(&config, 0, none, error, sizeof error);
         check(rc == 0 || rc == CC_EINVAL);
-        if (rc == 0)
+        if (rc == 0) {
             check(config.allow_remote || cc_config_host_is_loopback(config.listen_host));
+            check(config.tls_cert_path || cc_config_host_is_loopback(config.listen_host));
+        }
     }
     cc_config_release_files();
 }

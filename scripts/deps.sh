@@ -9,7 +9,7 @@ packages=(
   build-essential cmake pkg-config git ca-certificates
   libuv1-dev libmsgpack-dev libgsl-dev libcriterion-dev
   libsqlite3-dev sqlite3 libsodium-dev libcsv-dev libroaring-dev libjansson-dev
-  libhttp-parser-dev curl haproxy
+  libhttp-parser-dev libssl-dev openssl curl haproxy
   python3 python3-msgpack procps
   chromium
   # test only: clang, libFuzzer and the sanitizer runtimes (compiler-rt), and

@@ -3,7 +3,9 @@
  *
  * The socket is non-blocking and every wait is a poll() with the client's
  * timeout, so no call can hang forever on a server that stopped answering.
- * Frames are split with the same cc_frame reader as the server uses.
+ * Frames are split with the same cc_frame reader as the server uses. On TLS,
+ * cc_tls turns what send_all sends and receive returns into ciphertext and
+ * back; the waits stay the same.
  *
  * Must never: print what it sends or receives.
  */
@@ -26,6 +28,7 @@
 #include "cc_error.h"
 #include "cc_frame.h"
 #include "cc_msgpack.h"
+#include "cc_tls.h"
 
 #define RECEIVE_BUFFER_BYTES 65536
 #define SMALL_FRAME_BYTES 4096
@@ -39,6 +42,11 @@ struct cc_client {
      * middle of the next frame). */
     uint8_t buffer[RECEIVE_BUFFER_BYTES];
     size_t buffer_start, buffer_end;
+    /* TLS (cc_client_start_tls): the trusted CAs, the session, and a
+     * buffer of RECEIVE_BUFFER_BYTES for ciphertext as it is read */
+    struct cc_tls_context *tls_context;
+    struct cc_tls *tls;
+    uint8_t *ciphertext;
 };
 
 static uint64_t now_ms(void)
@@ -148,8 +156,23 @@ void cc_client_close(struct cc_client *client)
 {
     if (!client)
         return;
+    if (client->tls && client->fd >= 0) {
+        /* close_notify if the socket takes it now; the server does not
+         * need it (a request's end is its frame), so no wait for it */
+        char *data;
+        size_t len;
+        cc_tls_close_notify(client->tls);
+        if (cc_tls_take_output(client->tls, &data, &len) == 0 && len) {
+            ssize_t sent = send(client->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)sent;
+        }
+        free(data);
+    }
     if (client->fd >= 0)
         close(client->fd);
+    cc_tls_free(client->tls);
+    cc_tls_context_free(client->tls_context);
+    free(client->ciphertext);
     cc_frame_reader_free(client->reader);
     free(client);
 }
@@ -164,10 +187,11 @@ int cc_client_fd(const struct cc_client *client)
     return client->fd;
 }
 
-int cc_client_send_raw(struct cc_client *client, const void *data, size_t len)
+/* Sends data[0..len) on the socket as it is, by the deadline. Returns 0,
+ * CC_ETIMEDOUT or CC_EIO. */
+static int send_all(struct cc_client *client, const void *data, size_t len, uint64_t deadline_ms)
 {
     const uint8_t *bytes = data;
-    uint64_t deadline_ms = now_ms() + (uint64_t)client->timeout_ms;
     while (len > 0) {
         ssize_t n = send(client->fd, bytes, len, MSG_NOSIGNAL);
         if (n > 0) {
@@ -186,6 +210,128 @@ int cc_client_send_raw(struct cc_client *client, const void *data, size_t len)
         return CC_EIO;
     }
     return 0;
+}
+
+/* Sends what the TLS session has for the server. Returns 0, CC_ETIMEDOUT,
+ * CC_EIO or CC_ENOMEM. */
+static int tls_flush(struct cc_client *client, uint64_t deadline_ms)
+{
+    char *data;
+    size_t len;
+    int rc = cc_tls_take_output(client->tls, &data, &len);
+    if (rc == 0 && len)
+        rc = send_all(client, data, len, deadline_ms);
+    free(data);
+    return rc;
+}
+
+int cc_client_send_raw(struct cc_client *client, const void *data, size_t len)
+{
+    uint64_t deadline_ms = now_ms() + (uint64_t)client->timeout_ms;
+    if (!client->tls)
+        return send_all(client, data, len, deadline_ms);
+    if (len == 0)
+        return 0;
+    if (cc_tls_write(client->tls, data, len) < 0)
+        return CC_EIO;
+    return tls_flush(client, deadline_ms);
+}
+
+/* Reads ciphertext from the socket into the TLS session, by the deadline.
+ * Returns 1, 0 when the server closed the connection, CC_ETIMEDOUT, CC_EIO
+ * or CC_ENOMEM. */
+static int tls_receive(struct cc_client *client, uint64_t deadline_ms)
+{
+    for (;;) {
+        ssize_t n = recv(client->fd, client->ciphertext, RECEIVE_BUFFER_BYTES, 0);
+        if (n > 0)
+            return cc_tls_feed(client->tls, client->ciphertext, (size_t)n) < 0 ? CC_ENOMEM : 1;
+        if (n == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return CC_EIO;
+        int rc = wait_for(client->fd, POLLIN, deadline_ms);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+/* Receives some bytes into client->buffer (plaintext, on TLS too). Returns
+ * how many, 0 when the server closed the connection, CC_ETIMEDOUT or
+ * CC_EIO. */
+static ssize_t receive(struct cc_client *client, uint64_t deadline_ms)
+{
+    for (;;) {
+        if (!client->tls) {
+            ssize_t n = recv(client->fd, client->buffer, sizeof(client->buffer), 0);
+            if (n >= 0)
+                return n;
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                return CC_EIO;
+            int rc = wait_for(client->fd, POLLIN, deadline_ms);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        size_t n = 0;
+        int rc = cc_tls_read(client->tls, client->buffer, sizeof client->buffer, &n);
+        int sent = tls_flush(client, deadline_ms); /* what TLS answers, if anything */
+        if (rc == CC_TLS_PLAINTEXT)
+            return (ssize_t)n;
+        if (rc == CC_TLS_CLOSED)
+            return 0;
+        if (rc < 0 || sent < 0)
+            return CC_EIO;
+        rc = tls_receive(client, deadline_ms);
+        if (rc <= 0)
+            return rc;
+    }
+}
+
+int cc_client_start_tls(struct cc_client *client, const char *host, const char *ca_file,
+                        char *errbuf, size_t errlen)
+{
+    uint64_t deadline_ms = now_ms() + (uint64_t)client->timeout_ms;
+    if (client->tls || client->ciphertext)
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "TLS was already started");
+    client->ciphertext = malloc(RECEIVE_BUFFER_BYTES);
+    if (!client->ciphertext)
+        return cc_errorf(errbuf, errlen, CC_ENOMEM, "TLS: out of memory");
+    int rc = cc_tls_client_context_new(ca_file, &client->tls_context, errbuf, errlen);
+    if (rc < 0)
+        return rc;
+    rc = cc_tls_client_new(client->tls_context, host, &client->tls);
+    if (rc < 0)
+        return cc_errorf(errbuf, errlen, rc, "TLS: %s",
+                         rc == CC_EINVAL ? "no certificate can name that host" : cc_strerror(rc));
+    for (;;) {
+        int done = cc_tls_handshake(client->tls);
+        int sent = tls_flush(client, deadline_ms); /* our next message, or an alert */
+        if (done < 0) {
+            /* a verification failure says so itself; a plaintext server
+             * answers with bytes that are no TLS record */
+            const char *why = cc_tls_error(client->tls);
+            bool verify = strncmp(why, "certificate verify failed", 25) == 0;
+            return cc_errorf(
+                errbuf, errlen, CC_ECRYPTO, "%s%s%s", verify ? "" : "TLS handshake failed: ", why,
+                strstr(why, "wrong version number") ? " (does that port speak TLS?)" : "");
+        }
+        if (sent < 0)
+            return cc_errorf(errbuf, errlen, sent, "TLS handshake: %s", cc_strerror(sent));
+        if (done == 1)
+            return 0;
+        rc = tls_receive(client, deadline_ms);
+        if (rc == 0)
+            return cc_errorf(errbuf, errlen, CC_EIO,
+                             "TLS handshake failed: the server closed the connection (does "
+                             "that port speak TLS?)");
+        if (rc < 0)
+            return cc_errorf(errbuf, errlen, rc, "TLS handshake: %s", cc_strerror(rc));
+    }
 }
 
 int cc_client_send_frame(struct cc_client *client, const void *body, size_t len)
@@ -225,20 +371,14 @@ int cc_client_recv_frame(struct cc_client *client, uint8_t **body, size_t *len)
             }
         }
         client->buffer_start = client->buffer_end = 0;
-        ssize_t n = recv(client->fd, client->buffer, sizeof(client->buffer), 0);
+        ssize_t n = receive(client, deadline_ms);
         if (n > 0) {
             client->buffer_end = (size_t)n;
             continue;
         }
         if (n == 0)
             return cc_frame_reader_mid_frame(client->reader) ? CC_EIO : 0;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return CC_EIO;
-        int rc = wait_for(client->fd, POLLIN, deadline_ms);
-        if (rc < 0)
-            return rc;
+        return (int)n;
     }
 }
 

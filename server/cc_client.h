@@ -3,8 +3,9 @@
  * timeouts.
  *
  * Used by the `carecount` tool (ping now, query later) and by the tests. One
- * struct cc_client is one TCP connection; every call waits at most the
- * client's timeout. Requests are packed with msgpack-c: start the map with
+ * struct cc_client is one TCP connection, plaintext or, after
+ * cc_client_start_tls, TLS; every call waits at most the client's timeout.
+ * Requests are packed with msgpack-c: start the map with
  * cc_client_pack_envelope, then pack the op's own fields.
  *
  * Must never: print or log what it sends or receives (a reply may carry
@@ -45,17 +46,31 @@ struct cc_reply {
  * CC_EIO (refused, unreachable), CC_EINVAL (unknown host) or CC_ENOMEM. */
 int cc_client_connect(const char *host, uint16_t port, int timeout_ms, struct cc_client **out);
 
-/* Closes the connection and frees the client. NULL is allowed. */
+/* Makes the connection TLS (cc_tls.h): the handshake, within the client's
+ * timeout, with a server that must show a certificate chain to a CA of the
+ * PEM file ca_file (NULL: the system's CA store) for host (the name or
+ * address connected to). Call it right after cc_client_connect; everything
+ * sent and received after is encrypted. Returns 0, or with the reason in
+ * errbuf: CC_ECRYPTO (the handshake failed; a certificate the client does
+ * not trust reads "certificate verify failed: ..."), CC_EIO (ca_file, or
+ * the connection), CC_ETIMEDOUT, CC_ENOMEM; after a failure only
+ * cc_client_close is of use. Verification cannot be turned off. */
+int cc_client_start_tls(struct cc_client *client, const char *host, const char *ca_file,
+                        char *errbuf, size_t errlen);
+
+/* Closes the connection (with TLS's close_notify, if it can be sent at
+ * once) and frees the client. NULL is allowed. */
 void cc_client_close(struct cc_client *client);
 
 /* Sets the time each later call may wait, in milliseconds. */
 void cc_client_set_timeout(struct cc_client *client, int timeout_ms);
 
-/* The socket, for callers that poll several clients at once. */
+/* The socket, for callers that poll several plaintext clients at once (on
+ * TLS, plaintext can wait inside the client while the socket is quiet). */
 int cc_client_fd(const struct cc_client *client);
 
-/* Sends len raw bytes (tests use it to send broken frames). Returns 0,
- * CC_ETIMEDOUT or CC_EIO. */
+/* Sends len raw bytes (tests use it to send broken frames; encrypted on
+ * TLS). Returns 0, CC_ETIMEDOUT or CC_EIO. */
 int cc_client_send_raw(struct cc_client *client, const void *data, size_t len);
 
 /* Sends one frame with body[0..len). Returns 0, CC_ETOOBIG, CC_ETIMEDOUT or

@@ -2,7 +2,8 @@
  * cc_config.c: defaults and command-line parsing for struct cc_config.
  *
  * Must never: accept a value it cannot represent (every number is range
- * checked), or let a remote address through without --allow-remote.
+ * checked), or let a remote address through without --allow-remote and
+ * TLS.
  */
 #include "cc_config.h"
 
@@ -102,12 +103,15 @@ void cc_config_usage(FILE *out)
             "  --config FILE             a JSON file of these options, applied first\n"
             "  --listen ADDR:PORT        numeric address and port (default %s:%d;\n"
             "                            port 0 picks a free port; [::1]:PORT for IPv6)\n"
-            "  --allow-remote            permit a non-loopback listen address\n"
+            "  --allow-remote            permit a non-loopback listen address (needs TLS)\n"
             "  --port-file PATH          write the bound port to PATH once listening\n"
             "  --http-listen ADDR:PORT   also serve HTTP/JSON there (off by default)\n"
             "  --http-port-file PATH     write the HTTP port to PATH once listening\n"
             "  --cors-origin ORIGIN      let browser pages of ORIGIN call the HTTP API\n"
             "                            (repeatable; none by default)\n"
+            "  --tls-cert FILE           TLS on both listeners: the PEM certificate chain\n"
+            "                            (required for a non-loopback address)\n"
+            "  --tls-key FILE            its PEM private key, mode 0600 (with --tls-cert)\n"
             "  --max-frame-bytes N       largest request body (default %u)\n"
             "  --max-connections N       connections served at once (default %u)\n"
             "  --threads N               threads running queries and audit commits\n"
@@ -303,6 +307,18 @@ int cc_config_parse_args_partial(struct cc_config *config, int argc, char **argv
             i++;
             continue;
         }
+        if (!strcmp(arg, "--tls-cert") || !strcmp(arg, "--tls-key")) {
+            if (!value || !*value) {
+                snprintf(error, error_bytes, "%s needs a PEM file", arg);
+                return CC_EINVAL;
+            }
+            if (arg[6] == 'c')
+                config->tls_cert_path = value;
+            else
+                config->tls_key_path = value;
+            i++;
+            continue;
+        }
         if (!strcmp(arg, "--port-file")) {
             if (!value || !*value) {
                 snprintf(error, error_bytes, "--port-file needs a path");
@@ -332,20 +348,46 @@ int cc_config_parse_args_partial(struct cc_config *config, int argc, char **argv
     return 0;
 }
 
-/* The checks that need every option: loopback, and a key with the data. */
+/* A listener on a non-loopback address needs TLS and --allow-remote; the
+ * message names the address and the keys to set. */
+static int check_remote(const struct cc_config *config, const char *host, const char *key,
+                        char *error, size_t error_bytes)
+{
+    if (cc_config_host_is_loopback(host))
+        return 0;
+    if (!config->tls_cert_path) {
+        snprintf(error, error_bytes,
+                 "refusing to listen on %s (%s) without TLS: a non-loopback address needs "
+                 "tls-cert and tls-key (--tls-cert FILE --tls-key FILE)%s, or listen on "
+                 "loopback (127.0.0.1, ::1)",
+                 host, key, config->allow_remote ? "" : " and --allow-remote");
+        return CC_EINVAL;
+    }
+    if (!config->allow_remote) {
+        snprintf(error, error_bytes,
+                 "refusing to listen on %s (%s), a non-loopback address, without --allow-remote",
+                 host, key);
+        return CC_EINVAL;
+    }
+    return 0;
+}
+
+/* The checks that need every option: TLS's two files, loopback, and a key
+ * with the data. */
 static int check_config(struct cc_config *config, char *error, size_t error_bytes)
 {
-    if (!config->allow_remote && config->http_listen &&
-        !cc_config_host_is_loopback(config->http_host)) {
+    if (!config->tls_cert_path != !config->tls_key_path) {
         snprintf(error, error_bytes,
-                 "refusing to listen for HTTP on a non-loopback address without --allow-remote");
+                 "TLS needs both tls-cert and tls-key (--tls-cert FILE --tls-key FILE); only %s "
+                 "was given",
+                 config->tls_cert_path ? "tls-cert" : "tls-key");
         return CC_EINVAL;
     }
-    if (!config->allow_remote && !cc_config_host_is_loopback(config->listen_host)) {
-        snprintf(error, error_bytes,
-                 "refusing to listen on a non-loopback address without --allow-remote");
+    if (config->http_listen &&
+        check_remote(config, config->http_host, "http-listen", error, error_bytes) < 0)
         return CC_EINVAL;
-    }
+    if (check_remote(config, config->listen_host, "listen", error, error_bytes) < 0)
+        return CC_EINVAL;
     if (config->data_dir && !config->key_path)
         config->key_path = getenv("CARECOUNT_KEY");
     if (config->data_dir && (!config->key_path || !*config->key_path)) {

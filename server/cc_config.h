@@ -38,7 +38,7 @@
 struct cc_config {
     /* Where to listen: a numeric IPv4 or IPv6 address and a port (0 picks a
      * free ephemeral port; see port_file). Loopback only unless
-     * allow_remote. */
+     * allow_remote, and then only with TLS (tls_cert_path). */
     char listen_host[CC_CONFIG_HOST_BYTES];
     uint16_t listen_port;
     bool allow_remote;
@@ -53,6 +53,13 @@ struct cc_config {
     const char *http_port_file;
     const char *cors_origins[CC_CONFIG_MAX_CORS_ORIGINS];
     size_t n_cors_origins;
+    /* TLS on both listeners (docs/operator-guide.md, "TLS"): the PEM
+     * certificate chain and the PEM private key (a file only its owner can
+     * read), both or neither. Required for a listener on a non-loopback
+     * address; NULL: plaintext, loopback only. The paths are not secrets;
+     * the key is read at start by cc_tls and wiped. */
+    const char *tls_cert_path;
+    const char *tls_key_path;
     /* Largest request body accepted; a larger declared length is refused
      * before anything is allocated for it. */
     uint32_t max_frame_bytes;
@@ -120,7 +127,8 @@ void cc_config_defaults(struct cc_config *config);
 /* Applies command-line options argv[0..argc) (no program name) to *config.
  * Strings in argv are borrowed, not copied. Returns 0, or CC_EINVAL with a
  * reason in error[0..error_bytes) for an unknown option, a missing or
- * malformed value, or a non-loopback address without --allow-remote. */
+ * malformed value, or a non-loopback address without --allow-remote and
+ * TLS (--tls-cert and --tls-key). */
 int cc_config_parse_args(struct cc_config *config, int argc, char **argv, char *error,
                          size_t error_bytes);
 
@@ -135,7 +143,7 @@ int cc_config_parse_args(struct cc_config *config, int argc, char **argv, char *
  * line and column) and the reason in error.
  */
 /* As cc_config_parse_args() without the checks that need every option
- * (loopback address, key with data): for applying options in parts. */
+ * (loopback address, TLS, key with data): for applying options in parts. */
 int cc_config_parse_args_partial(struct cc_config *config, int argc, char **argv, char *error,
                                  size_t error_bytes);
 

@@ -14,6 +14,13 @@
  * no request of it is on the thread pool (the pool's done callback still
  * needs it).
  *
+ * TLS (when configured, on both listeners): a connection's first byte says
+ * whether it speaks TLS; a plaintext client is told so in its own protocol
+ * and closed. Ciphertext read goes through cc_tls before the frame reader
+ * or the HTTP parser sees plaintext (tls_input), every byte written goes
+ * through write_buffer, which encrypts, and close_notify precedes the FIN.
+ * The handshake runs inside the first frame's deadline.
+ *
  * Must never: block the loop (file I/O happens only at start), log request
  * content, or allocate for a frame before its length is checked.
  */
@@ -42,6 +49,7 @@
 #include "cc_request.h"
 #include "cc_serverdata.h"
 #include "cc_services.h"
+#include "cc_tls.h"
 
 #define READ_BUFFER_BYTES 65536
 #define LISTEN_BACKLOG 511
@@ -81,6 +89,11 @@ struct connection {
     uint8_t *http_pending;
     size_t http_pending_len;
     bool http_close_after;
+    /* TLS: the session (NULL on a plaintext listener, and once a client
+     * on a TLS port turned out to speak plaintext); whether the first byte
+     * has been looked at */
+    struct cc_tls *tls;
+    bool tls_first_byte_seen;
     bool has_account; /* hello succeeded: requests run as account */
     struct cc_account account;
     char peer[64]; /* the client's address, for the audit log */
@@ -95,7 +108,8 @@ struct cc_server {
     bool http_listener_open;
     uint16_t http_port;
     struct cc_http_cors cors;
-    uint64_t http_ids; /* the ids the server gives HTTP requests */
+    uint64_t http_ids;          /* the ids the server gives HTTP requests */
+    struct cc_tls_context *tls; /* both listeners' certificate and key, or NULL */
     uv_signal_t sigint_handle, sigterm_handle, sighup_handle;
     uv_timer_t shutdown_timer;
     bool listener_open, signals_open, shutdown_timer_open;
@@ -138,8 +152,9 @@ struct cc_server {
     uint64_t n_connections_paused;
     size_t write_queue_bytes; /* reply bytes queued over all connections */
     /* Reads are handled to completion inside the read callback, so one
-     * buffer serves every connection. */
+     * buffer serves every connection, and one more its plaintext on TLS. */
     char read_buffer[READ_BUFFER_BYTES];
+    char plaintext_buffer[READ_BUFFER_BYTES];
 };
 
 struct write_request {
@@ -206,6 +221,7 @@ static void connection_maybe_free(struct connection *connection)
     cc_http_conn_free(connection->http_conn);
     free(connection->http_pending);
     msgpack_sbuffer_destroy(&connection->outbox);
+    cc_tls_free(connection->tls);
     free(connection);
     server_maybe_finish(server);
 }
@@ -237,6 +253,8 @@ static void on_shutdown_done(uv_shutdown_t *request, int status)
     connection_close(request->data);
 }
 
+static void tls_close_notify(struct connection *connection);
+
 /* In DRAINING, once no request is left on the pool, shuts down the write
  * side: libuv sends the FIN after every queued reply has been written. */
 static void connection_maybe_shutdown(struct connection *connection)
@@ -245,6 +263,7 @@ static void connection_maybe_shutdown(struct connection *connection)
         return;
     connection->shutdown_started = true;
     connection_flush(connection); /* the FIN must follow every reply */
+    tls_close_notify(connection); /* and TLS's end of data */
     if (connection->state == CLOSING)
         return;
     connection->shutdown_request.data = connection;
@@ -345,8 +364,9 @@ static void on_write_done(uv_write_t *request, int status)
     }
 }
 
-/* Gives data[0..len) (malloc'd; taken) to uv_write. */
-static void write_buffer(struct connection *connection, char *data, size_t len)
+/* Gives data[0..len) (malloc'd; taken) to uv_write as it is: on a TLS
+ * connection, ciphertext. */
+static void write_raw(struct connection *connection, char *data, size_t len)
 {
     struct write_request *write = calloc(1, sizeof(*write));
     if (!write) {
@@ -375,6 +395,52 @@ static void write_buffer(struct connection *connection, char *data, size_t len)
         stop_reading(connection);
         set_paused(connection, true);
     }
+}
+
+/* ---- TLS ---------------------------------------------------------------- */
+
+/* Writes what the TLS session has for the peer (handshake messages,
+ * records, alerts), in the order it was made. */
+static void tls_flush(struct connection *connection)
+{
+    char *data;
+    size_t len;
+    if (connection->state == CLOSING || !connection->tls)
+        return;
+    if (cc_tls_take_output(connection->tls, &data, &len) < 0) {
+        connection_close(connection);
+        return;
+    }
+    if (len)
+        write_raw(connection, data, len);
+}
+
+/* Queues close_notify and writes it (nothing if no handshake completed). */
+static void tls_close_notify(struct connection *connection)
+{
+    if (connection->state == CLOSING || !connection->tls)
+        return;
+    cc_tls_close_notify(connection->tls);
+    tls_flush(connection);
+}
+
+/* Every byte the server writes goes through here: data[0..len)
+ * (malloc'd; taken), encrypted on a TLS connection. Before the handshake
+ * is complete there is no way to tell a TLS client anything (a deadline,
+ * the server being full): the connection is closed instead. */
+static void write_buffer(struct connection *connection, char *data, size_t len)
+{
+    if (!connection->tls) {
+        write_raw(connection, data, len);
+        return;
+    }
+    int rc = cc_tls_write(connection->tls, data, len);
+    free(data);
+    if (rc < 0) {
+        connection_close(connection);
+        return;
+    }
+    tls_flush(connection);
 }
 
 /* Writes out the frames collected in the outbox, in one write. */
@@ -927,16 +993,17 @@ static void http_feed(struct connection *connection, const uint8_t *data, size_t
         return;
     }
     if (len > 0 && connection->state != CLOSING) {
-        /* keep what follows the request on the pool; read no more meanwhile */
-        uint8_t *keep = malloc(len);
+        /* keep what follows the request on the pool; read no more
+         * meanwhile (on TLS, the rest of what was read is decrypted in
+         * pieces, so each is added to what is kept) */
+        uint8_t *keep = realloc(connection->http_pending, connection->http_pending_len + len);
         if (!keep) {
             connection_close(connection);
             return;
         }
-        memcpy(keep, data, len);
-        free(connection->http_pending);
+        memcpy(keep + connection->http_pending_len, data, len);
         connection->http_pending = keep;
-        connection->http_pending_len = len;
+        connection->http_pending_len += len;
     }
     if (connection->http_waiting)
         stop_reading(connection);
@@ -976,10 +1043,127 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(connection->server->read_buffer, READ_BUFFER_BYTES);
 }
 
+/* Handles plaintext data[0..len) of a connection: HTTP requests, or frames.
+ * Sets *completed when a request was completed (or, on HTTP, begun). */
+static void handle_input(struct connection *connection, const uint8_t *data, size_t len,
+                         bool *completed)
+{
+    size_t offset = 0;
+    if (connection->http) {
+        bool was_mid = cc_http_conn_mid_request(connection->http_conn);
+        uint64_t served = connection->server->n_requests_served;
+        http_feed(connection, data, len);
+        if (connection->server->n_requests_served != served || !was_mid)
+            *completed = true;
+        return;
+    }
+    while (offset < len && connection->state == SERVING) {
+        size_t used;
+        int rc = cc_frame_reader_feed(connection->reader, data + offset, len - offset, &used);
+        offset += used;
+        if (rc == 1) {
+            uint8_t *body;
+            size_t body_len;
+            cc_frame_reader_take(connection->reader, &body, &body_len);
+            *completed = true;
+            handle_frame(connection, body, body_len);
+        } else if (rc == CC_ETOOBIG && cc_frame_reader_refused_http(connection->reader)) {
+            /* An HTTP client on this port: tell it so in HTTP, then close. */
+            msgpack_sbuffer text;
+            size_t text_len;
+            const char *refusal = cc_frame_http_refusal(&text_len);
+            msgpack_sbuffer_init(&text);
+            cc_log("refused an HTTP request on the msgpack port");
+            if (msgpack_sbuffer_write(&text, refusal, text_len) == 0)
+                connection_send(connection, &text);
+            else
+                msgpack_sbuffer_destroy(&text);
+            connection_drain(connection);
+        } else if (rc == CC_ETOOBIG) {
+            connection_log(connection,
+                           "refused a frame declaring %" PRIu32 " bytes (limit %" PRIu32 ")",
+                           cc_frame_reader_declared_bytes(connection->reader),
+                           connection->server->config.max_frame_bytes);
+            connection_send_error(connection, CC_ETOOBIG,
+                                  "the frame is longer than max_frame_bytes");
+            connection_drain(connection);
+        } else if (rc < 0) {
+            connection_close(connection);
+        }
+    }
+}
+
+/* A plaintext client on a TLS port: told in its own protocol (a msgpack
+ * error frame, or HTTP 400), in plaintext, and closed. */
+static void refuse_plaintext(struct connection *connection)
+{
+    cc_tls_free(connection->tls);
+    connection->tls = NULL; /* what is written now is plaintext */
+    connection_log(connection, "refused a plaintext %s client on a TLS port",
+                   connection->http ? "HTTP" : "msgpack");
+    if (!connection->http) {
+        connection_send_error(connection, CC_EUNSUPPORTED,
+                              "this port requires TLS: connect with TLS (carecount --tls)");
+        connection_drain(connection);
+        return;
+    }
+    struct cc_http_response response = {0};
+    if (cc_http_error_response(400, "UNSUPPORTED", "this port requires TLS: use https://", NULL,
+                               &connection->server->cors, NULL, true, &response) < 0) {
+        connection_close(connection);
+        return;
+    }
+    http_fail(connection, &response);
+}
+
+/* Ciphertext data[0..len) read on a TLS connection: decrypted, the
+ * plaintext handled as it comes, and what TLS answers (the handshake, an
+ * alert) written. Every record fed is used before it returns, so no
+ * plaintext waits inside the session while reading is stopped. Returns
+ * whether any plaintext came (the handshake alone is not a frame's start). */
+static bool tls_input(struct connection *connection, const uint8_t *data, size_t len,
+                      bool *completed)
+{
+    struct cc_server *server = connection->server;
+    bool plaintext = false;
+    if (!connection->tls_first_byte_seen) {
+        connection->tls_first_byte_seen = true;
+        if (data[0] != CC_TLS_HANDSHAKE_RECORD) {
+            refuse_plaintext(connection);
+            return false;
+        }
+    }
+    if (cc_tls_feed(connection->tls, data, len) < 0) {
+        connection_close(connection);
+        return false;
+    }
+    while (connection->state == SERVING) {
+        size_t n;
+        bool was_done = cc_tls_handshake_done(connection->tls);
+        int rc = cc_tls_read(connection->tls, server->plaintext_buffer,
+                             sizeof server->plaintext_buffer, &n);
+        if (rc == CC_TLS_PLAINTEXT) {
+            plaintext = true;
+            handle_input(connection, (const uint8_t *)server->plaintext_buffer, n, completed);
+            continue;
+        }
+        if (rc == CC_TLS_CLOSED) {
+            connection_drain(connection); /* the client's end of data: as EOF */
+        } else if (rc < 0) {
+            connection_log(connection, "%s: %s", was_done ? "TLS failed" : "TLS handshake failed",
+                           cc_tls_error(connection->tls));
+            tls_flush(connection); /* the alert that says why */
+            connection_drain(connection);
+        }
+        break;
+    }
+    tls_flush(connection);
+    return plaintext;
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     struct connection *connection = stream->data;
-    size_t offset = 0;
 
     if (nread == 0)
         return; /* EAGAIN: nothing to do */
@@ -994,51 +1178,17 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     /* Every byte already read is handled even if backpressure has paused
      * reading: the frames are in memory anyway. */
     connection->batching = true;
-    bool completed = false;
-    if (connection->http) {
-        bool was_mid = cc_http_conn_mid_request(connection->http_conn);
-        uint64_t served = connection->server->n_requests_served;
-        http_feed(connection, (const uint8_t *)buf->base, (size_t)nread);
-        completed = connection->server->n_requests_served != served || !was_mid;
-        offset = (size_t)nread;
-    }
-    while (offset < (size_t)nread && connection->state == SERVING) {
-        size_t used;
-        int rc = cc_frame_reader_feed(connection->reader, (const uint8_t *)buf->base + offset,
-                                      (size_t)nread - offset, &used);
-        offset += used;
-        if (rc == 1) {
-            uint8_t *body;
-            size_t len;
-            cc_frame_reader_take(connection->reader, &body, &len);
-            completed = true;
-            handle_frame(connection, body, len);
-        } else if (rc == CC_ETOOBIG && cc_frame_reader_refused_http(connection->reader)) {
-            /* An HTTP client on this port: tell it so in HTTP, then close. */
-            msgpack_sbuffer text;
-            size_t text_len;
-            const char *refusal = cc_frame_http_refusal(&text_len);
-            msgpack_sbuffer_init(&text);
-            cc_log("refused an HTTP request on the msgpack port");
-            if (msgpack_sbuffer_write(&text, refusal, text_len) == 0)
-                connection_send(connection, &text);
-            else
-                msgpack_sbuffer_destroy(&text);
-            connection_drain(connection);
-        } else if (rc == CC_ETOOBIG) {
-            connection_log(connection, "refused a frame declaring %" PRIu32 " bytes (limit %" PRIu32 ")",
-                   cc_frame_reader_declared_bytes(connection->reader),
-                   connection->server->config.max_frame_bytes);
-            connection_send_error(connection, CC_ETOOBIG, "the frame is longer than max_frame_bytes");
-            connection_drain(connection);
-        } else if (rc < 0) {
-            connection_close(connection);
-        }
-    }
+    bool completed = false, plaintext = true;
+    if (connection->tls)
+        plaintext = tls_input(connection, (const uint8_t *)buf->base, (size_t)nread, &completed);
+    else
+        handle_input(connection, (const uint8_t *)buf->base, (size_t)nread, &completed);
     connection->batching = false;
     /* A frame begun in this read gets its deadline; one still arriving
-     * keeps the deadline it had; none pending needs none. */
-    if (connection->state == SERVING) {
+     * keeps the deadline it had; none pending needs none. A read of TLS
+     * handshake records only changes nothing: the deadline set at the
+     * accept still runs. */
+    if (connection->state == SERVING && plaintext) {
         bool mid = connection->http ? cc_http_conn_mid_request(connection->http_conn) ||
                                           connection->http_waiting
                                     : cc_frame_reader_mid_frame(connection->reader);
@@ -1138,6 +1288,8 @@ static void on_connection(uv_stream_t *listener, int status)
         if (cc_http_conn_new(&limits, &server->cors, &connection->http_conn) < 0)
             goto fail;
     }
+    if (server->tls && cc_tls_server_new(server->tls, &connection->tls) < 0)
+        goto fail;
     rc = uv_tcp_init(&server->loop, &connection->tcp);
     if (rc < 0)
         goto fail;
@@ -1210,6 +1362,7 @@ fail:
      * server then accepts nothing more until restarted. */
     cc_log("out of memory accepting a connection");
     if (connection) {
+        cc_tls_free(connection->tls);
         cc_http_conn_free(connection->http_conn);
         cc_frame_reader_free(connection->reader);
         free(connection);
@@ -1357,6 +1510,23 @@ int cc_server_new(const struct cc_config *config, struct cc_server **out)
         free(server);
         return CC_ENOMEM;
     }
+    if (config->tls_cert_path) {
+        /* at start, so that a bad certificate or key stops the server
+         * before it listens */
+        char why[512];
+        int tls_rc = cc_tls_server_context_new(config->tls_cert_path, config->tls_key_path,
+                                               &server->tls, why, sizeof why);
+        if (tls_rc < 0) {
+            cc_log("cannot start: %s", why);
+            cc_server_free(server);
+            return tls_rc;
+        }
+        char not_after[64];
+        if (cc_tls_context_expired(server->tls, not_after, sizeof not_after))
+            cc_log("warning: the TLS certificate (tls-cert) expired on %s: clients will refuse "
+                   "it; renew it and restart",
+                   not_after);
+    }
     rc = uv_loop_init(&server->loop);
     if (rc < 0)
         goto fail;
@@ -1497,15 +1667,15 @@ int cc_server_listen(struct cc_server *server)
             cc_log("cannot write the HTTP port file");
             return CC_EIO;
         }
-        cc_log("listening for HTTP/JSON on %s port %u (%zu CORS origins)", c->http_host,
-               (unsigned)server->http_port, c->n_cors_origins);
+        cc_log("listening for HTTP/JSON on %s port %u (%zu CORS origins)%s", c->http_host,
+               (unsigned)server->http_port, c->n_cors_origins, server->tls ? " over TLS" : "");
     }
     if (c->port_file && write_port_file(c->port_file, server->port) < 0) {
         cc_log("cannot write the port file");
         return CC_EIO;
     }
-    cc_log("listening on %s port %u%s", c->listen_host, (unsigned)server->port,
-           c->test_mode ? " (TEST MODE)" : "");
+    cc_log("listening on %s port %u%s%s", c->listen_host, (unsigned)server->port,
+           server->tls ? " over TLS" : "", c->test_mode ? " (TEST MODE)" : "");
     return 0;
 }
 
@@ -1562,6 +1732,7 @@ void cc_server_free(struct cc_server *server)
     if (server->services != &server->no_services)
         cc_services_release(server->services);
     cc_peers_free(server->peers);
+    cc_tls_context_free(server->tls);
     pthread_mutex_destroy(&server->account_limit_lock);
     free(server);
 }

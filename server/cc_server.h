@@ -13,6 +13,10 @@
  * and timer handles -> uv_loop_close() returns 0. A second signal closes the
  * connections at once.
  *
+ * TLS, when configured, is on both listeners; cc_tls does the cryptography
+ * over memory buffers, so the loop, its timers and its write queue are the
+ * same for TLS and plaintext connections.
+ *
  * Must never: log a request body or anything that identifies a person, or
  * grow its memory without bound because of what a client sends.
  */
@@ -30,9 +34,12 @@ struct cc_server;
  * version and the register's changes; never stops the server), active once
  * cc_server_run starts. It also turns GSL's
  * aborting error handler off for the whole process, so a GSL domain error
- * in a statistic gives an error code, never an abort. config is copied (its
- * strings must outlive the server). Returns 0 and sets *out (free with
- * cc_server_free), or CC_ENOMEM / CC_EIO. */
+ * in a statistic gives an error code, never an abort. With a TLS
+ * certificate and key in config it loads and checks them (cc_tls.h), so
+ * that a bad file stops the start with its reason logged. config is copied
+ * (its strings must outlive the server). Returns 0 and sets *out (free with
+ * cc_server_free), CC_ENOMEM / CC_EIO, or cc_tls_server_context_new's
+ * code. */
 int cc_server_new(const struct cc_config *config, struct cc_server **out);
 
 /* Binds and listens on the configured address, then writes the port file if

@@ -542,9 +542,15 @@ Test(httpd_checks, the_http_options_parse_and_a_remote_address_needs_allow_remot
     cc_config_defaults(&config);
     cr_assert_lt(cc_config_parse_args(&config, 2, remote, error, sizeof error), 0);
     cr_assert(strstr(error, "--allow-remote"), "%s", error);
-    char *allowed[] = {"--http-listen", "0.0.0.0:8080", "--allow-remote"};
+    char *without_tls[] = {"--http-listen", "0.0.0.0:8080", "--allow-remote"};
     cc_config_defaults(&config);
-    cr_assert_eq(cc_config_parse_args(&config, 3, allowed, error, sizeof error), 0, "%s", error);
+    cr_assert_lt(cc_config_parse_args(&config, 3, without_tls, error, sizeof error), 0);
+    cr_assert(strstr(error, "0.0.0.0 (http-listen) without TLS"), "%s", error);
+    char *allowed[] = {"--http-listen", "0.0.0.0:8080", "--allow-remote",
+                       "--tls-cert",    "/x/cert.pem",  "--tls-key",
+                       "/x/key.pem"};
+    cc_config_defaults(&config);
+    cr_assert_eq(cc_config_parse_args(&config, 7, allowed, error, sizeof error), 0, "%s", error);
 
     /* the configuration file: cors-origin as an array or a string */
     char path[400];

@@ -1126,7 +1126,9 @@ Test(config, bad_options_are_refused_with_a_reason)
     char *not_a_number[] = {"--max-connections", "12x"};
     char *missing_value[] = {"--idle-timeout-ms"};
     char *remote[] = {"--listen", "192.0.2.1:7433"};
-    char *remote_allowed[] = {"--listen", "192.0.2.1:7433", "--allow-remote"};
+    char *remote_no_tls[] = {"--listen", "192.0.2.1:7433", "--allow-remote"};
+    char *remote_allowed[] = {"--listen", "192.0.2.1:7433", "--allow-remote", "--tls-cert",
+                              "/x/cert.pem", "--tls-key", "/x/key.pem"};
 
     cc_config_defaults(&config);
     cr_assert_eq(cc_config_parse_args(&config, 1, unknown, error, sizeof(error)), CC_EINVAL);
@@ -1136,9 +1138,16 @@ Test(config, bad_options_are_refused_with_a_reason)
     cr_assert_eq(cc_config_parse_args(&config, 1, missing_value, error, sizeof(error)), CC_EINVAL);
     cr_assert_eq(cc_config_parse_args(&config, 2, remote, error, sizeof(error)), CC_EINVAL);
     cr_assert_not_null(strstr(error, "--allow-remote"));
+    /* --allow-remote alone is not enough: a remote address needs TLS */
     cc_config_defaults(&config);
-    cr_assert_eq(cc_config_parse_args(&config, 3, remote_allowed, error, sizeof(error)), 0);
+    cr_assert_eq(cc_config_parse_args(&config, 3, remote_no_tls, error, sizeof(error)), CC_EINVAL);
+    cr_assert_not_null(strstr(error, "192.0.2.1 (listen) without TLS"), "%s", error);
+    cr_assert_not_null(strstr(error, "tls-cert"), "%s", error);
+    cc_config_defaults(&config);
+    cr_assert_eq(cc_config_parse_args(&config, 7, remote_allowed, error, sizeof(error)), 0, "%s",
+                 error);
     cr_assert_str_eq(config.listen_host, "192.0.2.1");
+    cr_assert_str_eq(config.tls_cert_path, "/x/cert.pem");
 }
 
 /* ---- unit-level: GSL never aborts a server ------------------------------- */

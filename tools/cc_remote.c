@@ -25,15 +25,20 @@ const char cc_remote_flags_usage[] =
     "  --token-file FILE    the account's token (mode 0600); default\n"
     "                       $CARECOUNT_TOKEN_FILE, else $CARECOUNT_TOKEN, else the\n"
     "                       config file's token-file, else ~/.carecount/token\n"
+    "  --tls                connect with TLS, checking the server's certificate\n"
+    "                       against the system's CAs and --host\n"
+    "  --ca-file FILE       TLS, trusting the CA certificates of FILE (PEM) instead\n"
+    "                       (default $CARECOUNT_CA_FILE)\n"
     "  (the config file, $CARECOUNT_CONFIG or ~/.carecount/config, holds\n"
-    "  host = H, port = N, timeout-ms = N, token-file = PATH lines;\n"
-    "  the environment overrides it, and these flags the environment)\n"
+    "  host = H, port = N, timeout-ms = N, token-file = PATH, tls = yes,\n"
+    "  ca-file = PATH lines; the environment overrides it, and these flags the\n"
+    "  environment)\n"
     "  --format table|csv|json   output (default table; json: the reply's\n"
     "                       figures as the server sent them, one line)\n";
 
 /* The config file's values (one command per process, so static). */
 static struct {
-    char path[512], host[256], port[16], timeout_ms[16], token_file[512];
+    char path[512], host[256], port[16], timeout_ms[16], token_file[512], tls[8], ca_file[512];
     char error[1200];
 } config;
 
@@ -47,8 +52,8 @@ static void expand_home(const char *text, char *out, size_t outlen)
         snprintf(out, outlen, "%s", text);
 }
 
-/* Reads KEY = VALUE lines (host, port, timeout-ms, token-file; '#'
- * comments) from $CARECOUNT_CONFIG, else ~/.carecount/config if it
+/* Reads KEY = VALUE lines (host, port, timeout-ms, token-file, tls,
+ * ca-file; '#' comments) from $CARECOUNT_CONFIG, else ~/.carecount/config if it
  * exists. A problem is kept in config.error, reported when the arguments
  * are parsed. */
 static void read_config(void)
@@ -95,10 +100,17 @@ static void read_config(void)
             snprintf(config.timeout_ms, sizeof config.timeout_ms, "%s", value);
         else if (!strcmp(p, "token-file"))
             expand_home(value, config.token_file, sizeof config.token_file);
-        else {
+        else if (!strcmp(p, "ca-file"))
+            expand_home(value, config.ca_file, sizeof config.ca_file);
+        else if (!strcmp(p, "tls") && (!strcmp(value, "yes") || !strcmp(value, "no")))
+            snprintf(config.tls, sizeof config.tls, "%s", value);
+        else if (!strcmp(p, "tls")) {
+            snprintf(config.error, sizeof config.error, "%s:%d: tls is yes or no", config.path, n);
+            break;
+        } else {
             snprintf(config.error, sizeof config.error,
-                     "%s:%d: unknown key '%.32s' (host, port, timeout-ms, token-file; a token "
-                     "itself is never kept here)",
+                     "%s:%d: unknown key '%.32s' (host, port, timeout-ms, token-file, tls, "
+                     "ca-file; a token itself is never kept here)",
                      config.path, n, p);
             break;
         }
@@ -120,6 +132,14 @@ void cc_remote_defaults(struct cc_remote_options *o)
         o->port_env = config.port;
     if (config.token_file[0])
         o->token_file = config.token_file;
+    o->tls = !strcmp(config.tls, "yes") || config.ca_file[0];
+    if (config.ca_file[0])
+        o->ca_file = config.ca_file;
+    const char *ca_file = getenv("CARECOUNT_CA_FILE");
+    if (ca_file && *ca_file) {
+        o->tls = true;
+        o->ca_file = ca_file;
+    }
     const char *host = getenv("CARECOUNT_HOST"), *port = getenv("CARECOUNT_PORT");
     const char *token_file = getenv("CARECOUNT_TOKEN_FILE"), *token = getenv("CARECOUNT_TOKEN");
     if (host && *host)
@@ -160,8 +180,12 @@ int cc_remote_take_flag(struct cc_remote_options *o, int argc, char **argv, int 
                 command);
         return -1;
     }
+    if (!strcmp(flag, "--tls")) {
+        o->tls = true;
+        return 1;
+    }
     if (strcmp(flag, "--host") && strcmp(flag, "--port") && strcmp(flag, "--timeout-ms") &&
-        strcmp(flag, "--token-file") && strcmp(flag, "--format"))
+        strcmp(flag, "--token-file") && strcmp(flag, "--format") && strcmp(flag, "--ca-file"))
         return 0;
     if (!value) {
         fprintf(stderr, "carecount %s: %s needs a value\n", command, flag);
@@ -181,6 +205,9 @@ int cc_remote_take_flag(struct cc_remote_options *o, int argc, char **argv, int 
         }
     } else if (!strcmp(flag, "--token-file")) {
         o->token_file = value;
+    } else if (!strcmp(flag, "--ca-file")) {
+        o->tls = true;
+        o->ca_file = value;
     } else if (!strcmp(value, "table") || !strcmp(value, "csv") || !strcmp(value, "json")) {
         o->format = value[0] == 't' ? CC_REMOTE_TABLE : value[0] == 'c' ? CC_REMOTE_CSV
                                                                         : CC_REMOTE_JSON;
@@ -271,6 +298,13 @@ int cc_remote_open(const struct cc_remote_options *o, const char *command, struc
     if (rc < 0) {
         fprintf(stderr, "carecount %s: cannot connect to %s port %lu: %s\n", command, o->host,
                 o->port, cc_strerror(rc));
+        return CC_REMOTE_EXIT_FAILED;
+    }
+    if (o->tls && cc_client_start_tls(*out, o->host, o->ca_file, why, sizeof why) < 0) {
+        fprintf(stderr, "carecount %s: %s port %lu: %s\n", command, o->host, o->port, why);
+        memset(token, 0, sizeof token);
+        cc_client_close(*out);
+        *out = NULL;
         return CC_REMOTE_EXIT_FAILED;
     }
     rc = cc_client_hello(*out, token, why, sizeof why);

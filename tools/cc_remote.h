@@ -37,19 +37,25 @@ struct cc_remote_options {
     unsigned long timeout_ms;
     const char *token_file; /* NULL: CARECOUNT_TOKEN_FILE or CARECOUNT_TOKEN */
     enum cc_remote_format format;
+    /* TLS: on with --tls, a ca-file, or the config file's tls = yes; the
+     * server's certificate is checked against ca_file (NULL: the system's
+     * CA store) and the host, always */
+    bool tls;
+    const char *ca_file; /* --ca-file, else $CARECOUNT_CA_FILE, else the config's ca-file */
 };
 
 /* The defaults: host $CARECOUNT_HOST else 127.0.0.1, port $CARECOUNT_PORT
- * else 7433, the token as cc_client_read_token() finds it. */
+ * else 7433, the token as cc_client_read_token() finds it, TLS with the CA
+ * file $CARECOUNT_CA_FILE if set; the config file under all of them. */
 void cc_remote_defaults(struct cc_remote_options *options);
 
 /* The usage lines of the flags below. */
 extern const char cc_remote_flags_usage[];
 
 /* If argv[i] is one of the shared flags (--host, --port, --timeout-ms,
- * --token-file, --format), takes it and its value: returns how many
- * arguments it used (2); 0 if argv[i] is not one of them; -1 for a bad
- * value (after printing why). */
+ * --token-file, --format, --tls, --ca-file), takes it and its value:
+ * returns how many arguments it used (1 or 2); 0 if argv[i] is not one of
+ * them; -1 for a bad value (after printing why). */
 int cc_remote_take_flag(struct cc_remote_options *options, int argc, char **argv, int i,
                         const char *command);
 
@@ -63,8 +69,9 @@ int cc_remote_parse_args(struct cc_remote_options *options, int argc, char **arg
                          const char *command, void (*usage)(FILE *out), const char *what,
                          const char **path, struct cc_queryflags *flags);
 
-/* Connects and says hello. Returns 0, or the exit status to return (after
- * printing why, prefixed with "carecount COMMAND"). */
+/* Connects (with TLS if options ask for it: a certificate the client does
+ * not trust stops it here) and says hello. Returns 0, or the exit status to
+ * return (after printing why, prefixed with "carecount COMMAND"). */
 int cc_remote_open(const struct cc_remote_options *options, const char *command,
                    struct cc_client **out);
 

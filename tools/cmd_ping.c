@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +22,13 @@ const char cc_cmd_ping_summary[] = "check that a server answers; print its versi
 static void usage(FILE *out)
 {
     fprintf(out, "usage: carecount ping [--host HOST] [--port PORT] [--timeout-ms N]\n"
+                 "                      [--tls] [--ca-file FILE]\n"
                  "\n"
                  "Connects to a carecountd, sends ping and status, and prints the\n"
                  "server's version and status. Defaults: --host 127.0.0.1 --port 7433\n"
-                 "--timeout-ms 10000.\n");
+                 "--timeout-ms 10000. --tls connects with TLS, checking the server's\n"
+                 "certificate against the system's CAs and HOST; --ca-file FILE (TLS)\n"
+                 "trusts the CA certificates of FILE instead.\n");
 }
 
 static int parse_uint(const char *text, unsigned long max, unsigned long *out)
@@ -81,8 +85,9 @@ static int call(struct cc_client *client, uint64_t id, const char *op, struct cc
 
 int cc_cmd_ping(int argc, char **argv)
 {
-    const char *host = "127.0.0.1";
+    const char *host = "127.0.0.1", *ca_file = NULL;
     unsigned long port = 7433, timeout_ms = 10000;
+    bool tls = false;
     struct cc_client *client = NULL;
     struct cc_reply reply;
     char server[64], version[64];
@@ -95,6 +100,12 @@ int cc_cmd_ping(int argc, char **argv)
             return 0;
         } else if (!strcmp(argv[i], "--host") && value) {
             host = value;
+            i++;
+        } else if (!strcmp(argv[i], "--tls")) {
+            tls = true;
+        } else if (!strcmp(argv[i], "--ca-file") && value) {
+            tls = true;
+            ca_file = value;
             i++;
         } else if (!strcmp(argv[i], "--port") && value && parse_uint(value, 65535, &port) == 0 &&
                    port > 0) {
@@ -112,6 +123,11 @@ int cc_cmd_ping(int argc, char **argv)
         fprintf(stderr, "carecount ping: cannot connect to %s port %lu: %s\n", host, port,
                 cc_strerror(rc));
         return 1;
+    }
+    char why[512];
+    if (tls && cc_client_start_tls(client, host, ca_file, why, sizeof why) < 0) {
+        fprintf(stderr, "carecount ping: %s port %lu: %s\n", host, port, why);
+        goto out;
     }
     if (call(client, 1, "ping", &reply) < 0)
         goto out;

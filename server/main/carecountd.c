@@ -8,7 +8,7 @@
  * or to shut down cleanly.
  *
  * Must never: run with a non-loopback address unless --allow-remote was
- * given (enforced in cc_config_parse_args).
+ * given and TLS configured (enforced in cc_config_parse_args).
  */
 #include <signal.h>
 #include <stdio.h>
