@@ -15,6 +15,7 @@
  *          identical=1
  *
  *   bench_e2e --data DIR --key KEY --port PORT --token-file FILE [--runs R]
+ *             [--policy FILE]   (the server's policy file, if it was given one)
  *
  * The data directory must be the one the server serves (it is opened read
  * only, as a replica would). Exit status 1 if any release differs or a
@@ -124,12 +125,12 @@ static void repack(const msgpack_object *o, msgpack_sbuffer *out)
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_e2e --data DIR --key KEY --port PORT --token-file FILE "
-                    "[--runs R]\n");
+                    "[--runs R] [--policy FILE]\n");
 }
 
 int main(int argc, char **argv)
 {
-    const char *data_dir = NULL, *key = NULL, *token_file = NULL;
+    const char *data_dir = NULL, *key = NULL, *token_file = NULL, *policy_file = NULL;
     unsigned port = 0, runs = 11;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--data"))
@@ -142,6 +143,8 @@ int main(int argc, char **argv)
             token_file = argv[i + 1];
         else if (!strcmp(argv[i], "--runs"))
             runs = (unsigned)atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--policy"))
+            policy_file = argv[i + 1];
         else {
             usage();
             return 2;
@@ -173,6 +176,12 @@ int main(int argc, char **argv)
     const struct cc_store_columns *columns = cc_store_columns(cc_dataversion_store(version));
     struct cc_policy policy;
     cc_policy_default(&policy);
+    if (policy_file && cc_policy_load(policy_file, &policy, why, sizeof why) < 0) {
+        fprintf(stderr, "bench_e2e: --policy: %s\n", why);
+        cc_client_close(client);
+        cc_serverdata_free(data);
+        return 1;
+    }
     struct cc_exec_options options = {0};
     int status = 0;
     uint64_t id = 1;

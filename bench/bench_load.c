@@ -11,7 +11,7 @@
  *
  *   bench_load --port PORT --token-file FILE [--connections N] [--pipeline K]
  *              [--duration-s S] [--requests N] [--mix small|heavy|ping] [--http]
- *              [--check-data DIR --check-key KEY]
+ *              [--check-data DIR --check-key KEY [--policy FILE]]
  *
  * --http: PORT is the HTTP listener's; every request is POST /v1/count (or
  * GET /v1/ping) with the token as a bearer, one at a time per keep-alive
@@ -79,6 +79,7 @@ struct options {
     const char *mix;
     bool http;
     const char *check_data, *check_key;
+    const char *policy_file; /* the server's policy, for --check-data */
 };
 
 #define HTTP_BYTES (8u << 20)
@@ -618,6 +619,11 @@ static int prepare_check(struct load *l)
         return -1;
     struct cc_policy policy;
     cc_policy_default(&policy);
+    if (l->o.policy_file && cc_policy_load(l->o.policy_file, &policy, why, sizeof why) < 0) {
+        fprintf(stderr, "bench_load: --policy: %s\n", why);
+        cc_serverdata_free(data);
+        return -1;
+    }
     cc_dataversion *version = cc_serverdata_version(data);
     int rc = 0;
     for (unsigned i = 0; i < l->n_bodies && rc == 0; i++) {
@@ -656,14 +662,14 @@ static void usage(void)
     fprintf(stderr, "usage: bench_load --port PORT --token-file FILE [--connections N]\n"
                     "       [--pipeline K] [--duration-s S] [--requests N] "
                     "[--mix small|heavy|ping] [--http]\n"
-                    "       [--check-data DIR --check-key KEY]\n");
+                    "       [--check-data DIR --check-key KEY [--policy FILE]]\n");
 }
 
 int main(int argc, char **argv)
 {
     struct load l;
     memset(&l, 0, sizeof l);
-    l.o = (struct options){0, NULL, 16, 1, 10.0, 0, "small", false, NULL, NULL};
+    l.o = (struct options){0, NULL, 16, 1, 10.0, 0, "small", false, NULL, NULL, NULL};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--http")) {
             l.o.http = true;
@@ -692,6 +698,8 @@ int main(int argc, char **argv)
             l.o.check_data = v;
         else if (!strcmp(argv[i], "--check-key"))
             l.o.check_key = v;
+        else if (!strcmp(argv[i], "--policy"))
+            l.o.policy_file = v;
         else {
             usage();
             return 2;
