@@ -4,7 +4,10 @@
  * data directory that `carecount ingest` filled; optionally exports the
  * linked, opted-in records as CSV for the peers (bench/peers/).
  *
- *   bench_queries --data DIR [--runs R] [--threads T] [--export CSVDIR]
+ *   bench_queries --data DIR [--runs R] [--threads T] [--query N] [--export CSVDIR]
+ *
+ * --query N runs benchmark query N alone (1..4; default all four), for
+ * profiling one query.
  *
  * Restart: finds the current snapshot (cc_ingest_current_store), loads it
  * for queries (CC_STORE_QUERY_ONLY) and publishes a data version from the
@@ -74,6 +77,7 @@ struct bench_options {
     unsigned n_runs;
     unsigned n_threads;
     int release; /* also time cc_release_answer */
+    int only_query; /* 1..4: that query alone; 0: all four */
 };
 
 static double wall_seconds(void)
@@ -119,6 +123,7 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
     o->n_runs = 5;
     o->n_threads = 0;
     o->release = 0;
+    o->only_query = 0;
     for (int i = 1; i < argc; i++) {
         if (i + 1 < argc && strcmp(argv[i], "--data") == 0)
             o->data_dir = argv[++i];
@@ -130,18 +135,21 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
             o->n_runs = (unsigned)strtoul(argv[++i], NULL, 10);
         else if (i + 1 < argc && strcmp(argv[i], "--threads") == 0)
             o->n_threads = (unsigned)strtoul(argv[++i], NULL, 10);
+        else if (i + 1 < argc && strcmp(argv[i], "--query") == 0)
+            o->only_query = (int)strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--release") == 0)
             o->release = 1;
         else
             goto usage;
     }
-    if (!o->data_dir || !o->key_path || o->n_runs < 1 || o->n_runs > BENCH_MAX_RUNS)
+    if (!o->data_dir || !o->key_path || o->n_runs < 1 || o->n_runs > BENCH_MAX_RUNS ||
+        o->only_query < 0 || o->only_query > 4)
         goto usage;
     return 0;
 usage:
     fprintf(stderr,
             "usage: %s --data DIR --key KEYFILE [--runs R (1..%d, default 5)] [--threads T] "
-            "[--export CSVDIR] [--release]\n",
+            "[--query 1..4] [--export CSVDIR] [--release]\n",
             argv[0], BENCH_MAX_RUNS);
     return -1;
 }
@@ -616,7 +624,8 @@ int main(int argc, char **argv)
         return 1;
     report_memory(store, version);
     for (int number = 1; number <= 4 && rc == 0; number++)
-        rc = run_query(version, number, &o);
+        if (!o.only_query || o.only_query == number)
+            rc = run_query(version, number, &o);
     if (rc == 0 && o.export_dir)
         rc = export_csv(version, o.export_dir);
     cc_dataversion_release(version);

@@ -5,8 +5,8 @@
  * table, the area look-ups by LSOA, the query-wide record filters), then
  * calls the steps in order: the dimensions and the conditions' person sets
  * (cc_exec_plan.c), the person filters and the cohorts (cc_exec_persons.c),
- * the counting (cc_exec_count.c), and fills the raw result. Also the small
- * parallel loop the steps share.
+ * the counting (cc_exec_count.c), and fills the raw result. The parallel
+ * loop the steps share is in cc_exec_pool.c.
  *
  * Persons are sets of bits over person indices (one bit each: 1.25 MB for
  * 10 million persons); counting is one pass, split across at most
@@ -17,7 +17,6 @@
  */
 #include "cc_exec.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,53 +25,6 @@
 #include "cc_error.h"
 #include "cc_exec_internal.h"
 #include "cc_store.h"
-
-/* ---- small parallel loop ------------------------------------------------------ */
-
-struct par_task {
-    void (*fn)(void *ctx, unsigned thread, uint64_t begin, uint64_t end);
-    void *ctx;
-    unsigned thread;
-    uint64_t begin, end;
-};
-
-static void *par_main(void *arg)
-{
-    struct par_task *t = arg;
-    t->fn(t->ctx, t->thread, t->begin, t->end);
-    return NULL;
-}
-
-void cc_exec_par_for(unsigned n_threads, uint64_t n, uint64_t align,
-                     void (*fn)(void *, unsigned, uint64_t, uint64_t), void *ctx)
-{
-    struct par_task tasks[CC_EXEC_MAX_THREADS];
-    pthread_t ids[CC_EXEC_MAX_THREADS];
-    int started[CC_EXEC_MAX_THREADS] = {0};
-    if (n_threads > CC_EXEC_MAX_THREADS)
-        n_threads = CC_EXEC_MAX_THREADS;
-    if (n_threads < 2 || n < 4096) {
-        fn(ctx, 0, 0, n);
-        for (unsigned t = 1; t < n_threads; t++)
-            fn(ctx, t, n, n);
-        return;
-    }
-    uint64_t chunk = (n + n_threads - 1) / n_threads;
-    chunk = (chunk + align - 1) / align * align;
-    for (unsigned t = 0; t < n_threads; t++) {
-        uint64_t b = (uint64_t)t * chunk, e = b + chunk;
-        tasks[t] = (struct par_task){fn, ctx, t, b < n ? b : n, e < n ? e : n};
-    }
-    for (unsigned t = 1; t < n_threads; t++)
-        started[t] = pthread_create(&ids[t], NULL, par_main, &tasks[t]) == 0;
-    fn(ctx, 0, tasks[0].begin, tasks[0].end);
-    for (unsigned t = 1; t < n_threads; t++) {
-        if (started[t])
-            pthread_join(ids[t], NULL);
-        else
-            fn(ctx, t, tasks[t].begin, tasks[t].end);
-    }
-}
 
 int cc_exec_u64_cmp(const void *a, const void *b)
 {

@@ -150,11 +150,13 @@ static inline uint32_t area_of(const struct exec *e, int level, uint32_t person)
     }
 }
 
-/* ---- the run (cc_exec.c) ------------------------------------------------------------- */
+/* ---- the threads (cc_exec_pool.c) and the run (cc_exec.c) --------------------------- */
 
 /* Runs fn over [0, n) split into n_threads (at most CC_EXEC_MAX_THREADS)
- * contiguous chunks aligned to `align` items; thread 0 runs on the caller.
- * Falls back to fewer threads if one cannot be started. */
+ * contiguous chunks aligned to `align` items, chunk t with thread index t,
+ * on the caller and the process's pool of helper threads; returns when
+ * every chunk has finished. Fewer than 4,096 items, or one thread: all on
+ * the caller (the other threads' chunks empty). */
 void cc_exec_par_for(unsigned n_threads, uint64_t n, uint64_t align,
                      void (*fn)(void *ctx, unsigned thread, uint64_t begin, uint64_t end),
                      void *ctx);
