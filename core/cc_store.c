@@ -4,7 +4,9 @@
  * The builder is in cc_store_builder.c, the snapshot file in cc_store_file.c.
  *
  * A finished store is never written to, so every function here that takes a
- * const cc_store * is safe to call from many threads at once.
+ * const cc_store * is safe to call from many threads at once. (The person
+ * sets of frequent codes, cc_store_index.c, are added once, under a lock,
+ * and published atomically; no column changes.)
  *
  * Must never: modify a finished store; put a pseudonym or any value of a
  * person's row into an error message (reasons give section and index only).
@@ -512,7 +514,7 @@ size_t cc_store_memory_bytes(const cc_store *store)
     size_t total = sizeof *store;
     for (int s = 0; s < STORE_N_SECTIONS; s++)
         total += store->section_alloc_bytes[s];
-    return total;
+    return total + store_index_bytes(store);
 }
 
 void cc_store_free(cc_store *store)
@@ -521,6 +523,7 @@ void cc_store_free(cc_store *store)
         return;
     for (int s = 0; s < STORE_N_SECTIONS; s++)
         free(store->section[s]);
+    store_index_free(store);
     free(store);
 }
 
