@@ -15,10 +15,13 @@
  * Queries: each is bound once, then run R times through cc_exec_run (exact
  * counts, as the engine hands them to disclosure control); the median and
  * minimum wall times are printed as lines
- *   RESULT carecount qN median_ms=X min_ms=Y total=T cells=C
+ *   RESULT carecount qN median_ms=X min_ms=Y total=T cells=C cpu_ms_per_run=P
+ *          runs=R load=L first_ms=F
  * which bench/run.sh pairs with the peers' lines (same format) for ratios.
  * total is the sum of the cells and cells the number of non-zero cells, so
- * the peers' answers can be checked against the engine's.
+ * the peers' answers can be checked against the engine's. first_ms is the
+ * first run alone: it builds what the engine keeps per data version (the
+ * registered population's groups, for query 3), which later runs reuse.
  *
  * With --release, each query is also run R times through cc_release_answer
  * (the default disclosure policy: the engine, then restrictions, low-effect
@@ -244,6 +247,11 @@ static void report_memory(const cc_store *store, const struct cc_dataversion *ve
            "all bytes over persons %.2f, over records %.2f\n",
            (double)per_person, c->n_records ? (double)record_bytes / (double)c->n_records : 0.0,
            (double)total / (double)c->n_persons, (double)total / (double)c->n_records);
+    size_t index_bytes = cc_store_index_memory_bytes(store);
+    printf("person sets of frequent codes (in the store's total): %.1f MiB, %.2f B per person; "
+           "per person with them %.2f B (target <= 40)\n",
+           (double)index_bytes / 1048576.0, (double)index_bytes / (double)c->n_persons,
+           (double)per_person + (double)index_bytes / (double)c->n_persons);
     printf("excluded by opt-outs in this version: %" PRIu64 " persons\n", cc_dataversion_n_excluded(version));
 }
 
@@ -452,7 +460,7 @@ static int run_query(const struct cc_dataversion *version, int number,
         times[run] = (wall_seconds() - start) * 1e3;
     }
     double cpu_per_run = (cpu_seconds() - cpu0) * 1e3 / o->n_runs;
-    double min = times[0];
+    double min = times[0], first = times[0];
     for (unsigned run = 1; run < o->n_runs; run++)
         min = times[run] < min ? times[run] : min;
     qsort(times, o->n_runs, sizeof *times, compare_doubles);
@@ -464,8 +472,8 @@ static int run_query(const struct cc_dataversion *version, int number,
     else
         snprintf(total, sizeof total, "%" PRIu64, totals[0]);
     printf("RESULT carecount q%d median_ms=%.2f min_ms=%.2f total=%s cells=%" PRIu64
-           " cpu_ms_per_run=%.1f runs=%u load=%.1f\n",
-           number, median, min, total, cells, cpu_per_run, o->n_runs, load);
+           " cpu_ms_per_run=%.1f runs=%u load=%.1f first_ms=%.2f\n",
+           number, median, min, total, cells, cpu_per_run, o->n_runs, load, first);
     fflush(stdout);
     rc = o->release ? time_release(version, number, queries, n_queries, &exec_options, o) : 0;
 out:

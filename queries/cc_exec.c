@@ -46,12 +46,13 @@ static void free_exec(struct exec *e)
     free(e->lsoa_lad);
     free(e->lsoa_icb);
     free(e->lsoa_region);
+    free(e->estimates);
+    free(e->cells.lsoa);
+    free(e->cells.practice);
     cc_exec_free_plans(e->plans, e->q->filters.n_conditions);
-    free(e->person_filter);
     free(e->cohort);
     for (unsigned t = 0; t < CC_EXEC_MAX_THREADS; t++) {
-        free(e->thread_counts[t]);
-        free(e->thread_keys[t]);
+        free(e->thread_sums[t]);
         free(e->thread_sketch[t]);
     }
 }
@@ -161,6 +162,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
     if (e.n_threads > CC_EXEC_MAX_THREADS)
         e.n_threads = CC_EXEC_MAX_THREADS;
     e.words = ((uint64_t)e.c->n_persons + 63) / 64;
+    e.last_word_mask = e.c->n_persons % 64 ? ~(~0ULL << (e.c->n_persons % 64)) : ~0ULL;
 
     if ((rc = check_bound(query, errbuf, errlen)) < 0)
         return rc;
@@ -173,6 +175,8 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
                  rc == CC_ETOOBIG ? "too many cells" : "unknown dimension");
         goto out;
     }
+    if (cc_exec_plan_cells(&e) < 0)
+        goto fail_nomem;
 
     /* Conditions: a plan and a set of persons each. */
     e.plans =
@@ -185,15 +189,34 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
         goto out;
     }
 
-    /* Person filters; the cohort, and its size without each restriction. */
+    /* Person filters; the registered population's persons and groups. */
     if (cc_exec_person_filters(&e, &f) < 0)
         goto fail_nomem;
-    if ((rc = cc_exec_cohorts(&e, &f, options, out, errbuf, errlen)) < 0)
-        goto out;
+    if (!(e.cache = cc_exec_version_cache(&e)))
+        goto fail_nomem;
+    int registered = query->measure == CC_MEASURE_POPULATION &&
+                     query->population_source != CC_POPULATION_ESTIMATE;
+    e.base = registered ? cc_exec_registered(e.cache) : NULL;
+    e.base_key = cc_exec_word_key_sums(e.cache, registered);
+    if (cc_exec_count_prepare(&e) < 0)
+        goto fail_nomem;
 
-    /* Counting. */
-    if ((rc = cc_exec_count(&e, &f, out, errbuf, errlen)) < 0)
-        goto out;
+    /* The registered population by areas and sex, from the version's
+     * groups; else the person pass: the cohort, its size without each
+     * restriction, and the cells of a persons count by person dimensions;
+     * then the records' or the estimates' cells. */
+    if ((rc = cc_exec_population_from_cache(&e, &f, options, out)) < 0) {
+        goto fail_nomem;
+    } else if (rc == 1) {
+        if (cc_exec_count_finish(&e, out) < 0)
+            goto fail_nomem;
+    } else {
+        if ((rc = cc_exec_cohorts(&e, &f, options, cc_exec_counts_persons(&e), out, errbuf,
+                                  errlen)) < 0)
+            goto out;
+        if ((rc = cc_exec_count(&e, &f, out, errbuf, errlen)) < 0)
+            goto out;
+    }
 
     describe_dimensions(&e, out);
     out->columns_ = e.c;

@@ -35,6 +35,28 @@ struct dim {
     uint8_t sex_code[4];    /* sex dims: the sex code of each value */
 };
 
+/* A part of a cell index that means "no cell" (an unknown area, a sex
+ * outside the dimension's values, an age below 0): a cell is the sum of one
+ * part per kind of dimension, and any sum holding this part is at least
+ * CELL_NONE, above every cell (the engine has at most 10 million cells, and
+ * 8 parts of 2^59 stay below 2^63). */
+#define CELL_NONE (1ULL << 59)
+
+/* The dimensions compiled for the inner loops (cc_exec_plan_cells): a
+ * cell is the sum of the parts of the person's LSOA, practice, sex and age
+ * band (and, for records, of the setting and the period), each the value's
+ * index times its dimension's stride, 0 for a kind the query does not use. */
+struct cell_parts {
+    uint64_t *lsoa;     /* [n_lsoa + 1]: the area dimensions, the last for an unknown LSOA */
+    uint64_t *practice; /* [n_practices + 1], the last for none; NULL without the dimension */
+    uint64_t sex[256];  /* by sex code */
+    uint64_t age[256];  /* by age in whole years (255: 255 and over) */
+    int has_age;        /* an age band dimension */
+    int has_setting, n_periods;
+    uint64_t setting[4];                     /* by setting */
+    uint32_t period_dim[CC_QUERY_DIMENSIONS_CAP]; /* the period dimensions' indices */
+};
+
 struct code_range {
     uint32_t first, last;
 };
@@ -51,6 +73,19 @@ struct condition_plan {
     uint16_t *first_date; /* per person, if a later condition anchors here */
 };
 
+/* A cell's count and the sum of the record keys of what it counted, side
+ * by side, so counting a thing touches one line. 32 bits hold any count:
+ * a cell counts at most every record (fewer than CC_POSTING_MAX_RECORDS,
+ * 2^30) or every person (fewer than 2^32). */
+struct cell_sum {
+    uint32_t count, key;
+};
+
+/* What the engine keeps per data version (cc_exec_cache.c): the persons
+ * registered with a practice and not opted out, and the registered
+ * population by (LSOA, sex) with its key sums and sketches. */
+struct exec_version_cache;
+
 struct exec {
     const struct cc_dataversion *version;
     const uint64_t *excluded; /* the version's opt-out bitset, one bit per person */
@@ -58,6 +93,7 @@ struct exec {
     const struct cc_query *q;
     unsigned n_threads;
     uint64_t words;
+    uint64_t last_word_mask; /* the bits of the last word that are persons */
 
     cc_day reference_day;
     const uint32_t *ymd;             /* [65536]: year << 9 | month << 5 | day (cc_exec_day_table) */
@@ -68,6 +104,7 @@ struct exec {
 
     uint32_t n_dims;
     struct dim dims[CC_QUERY_DIMENSIONS_CAP];
+    struct cell_parts cells;
     uint64_t n_cells;
     int margins;     /* every cell adds to its margins too (cc_exec.h) */
     int record_dims; /* a dimension belongs to records (setting or period) */
@@ -76,23 +113,25 @@ struct exec {
     cc_day filter_first_day, filter_last_day;
     unsigned filter_setting_mask;
 
-    uint64_t *person_filter; /* age, sex, areas, opt-out: bitset */
+    const uint64_t *base;    /* opted in (registered, for the registered population) or NULL: ~excluded */
+    const uint32_t *base_key; /* per word, the key sum of its persons in base */
+    const struct exec_version_cache *cache; /* NULL: not built (out of memory) */
     uint64_t *cohort;
 
-    /* per-thread counts */
-    uint64_t *thread_counts[CC_EXEC_MAX_THREADS];
-    uint32_t *thread_keys[CC_EXEC_MAX_THREADS];
+    /* per-thread counts and key sums */
+    struct cell_sum *thread_sums[CC_EXEC_MAX_THREADS];
+    uint64_t *estimates; /* population estimates: the counts, [n_cells] */
     /* per-thread cell sketches (options->cell_sketches), else NULL */
     bool sketches;
     uint32_t *thread_sketch[CC_EXEC_MAX_THREADS];
 };
 
-/* The person filters' own sets, apart from e->person_filter (opt-outs),
- * kept so that the cohort can be rebuilt without each of them. */
+/* The person filters of a query (age, sex, areas, practices), as the
+ * person pass evaluates them 64 persons at a time. */
 struct filter_sets {
-    uint64_t *age, *sex, *areas, *practices; /* NULL when the filter is absent */
-    uint8_t *area_selected;                  /* [n areas at the level] */
-    uint8_t *practice_selected;              /* [n_practices] */
+    int age, sex, areas, practices; /* the filter is present */
+    uint8_t *area_selected;         /* [n areas at the level] */
+    uint8_t *practice_selected;     /* [n_practices] */
 };
 
 /* The records that an events count (or a per-record persons count) looks
@@ -105,6 +144,32 @@ struct record_list {
 };
 
 /* ---- look-ups of the inner loops ---------------------------------------------------- */
+
+/* The number of bits set in x. Not __builtin_popcountll: without the popcnt
+ * instruction in the target (x86-64's baseline lacks it) that is a call to
+ * libgcc's table-driven __popcountdi2, a visible share of the person pass;
+ * this is a dozen instructions in line. */
+static inline unsigned popcount64(uint64_t x)
+{
+    x = x - (x >> 1 & 0x5555555555555555ULL);
+    x = (x & 0x3333333333333333ULL) + (x >> 2 & 0x3333333333333333ULL);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+    return (unsigned)((x * 0x0101010101010101ULL) >> 56);
+}
+
+/* Writes the person indices of the set bits of words[begin, end) to out (in
+ * person order); returns how many. Gathering them first lets the loops
+ * that read the persons' columns issue their loads back to back, so the
+ * cache misses of sparse persons overlap. */
+static inline uint64_t persons_of_words(const uint64_t *words, uint64_t begin, uint64_t end,
+                                        uint32_t *out)
+{
+    uint64_t n = 0;
+    for (uint64_t w = begin; w < end; w++)
+        for (uint64_t bits = words[w]; bits; bits &= bits - 1)
+            out[n++] = (uint32_t)(w * 64 + (uint64_t)__builtin_ctzll(bits));
+    return n;
+}
 
 static inline int ymd_year(uint32_t p)
 {
@@ -150,6 +215,37 @@ static inline uint32_t area_of(const struct exec *e, int level, uint32_t person)
     }
 }
 
+/* The part of a person's cell that their LSOA, practice and sex give. */
+static inline uint64_t person_part(const struct exec *e, uint32_t person)
+{
+    const struct cc_store_columns *c = e->c;
+    uint16_t lsoa = c->person_lsoa[person];
+    uint64_t part = e->cells.lsoa[lsoa < c->n_lsoa ? lsoa : c->n_lsoa] + e->cells.sex[c->person_sex[person]];
+    if (e->cells.practice) {
+        uint16_t practice = c->person_practice[person];
+        part += e->cells.practice[practice < c->n_practices ? practice : c->n_practices];
+    }
+    return part;
+}
+
+/* The age band part of a person's cell at the reference day. */
+static inline uint64_t reference_age_part(const struct exec *e, uint32_t person)
+{
+    uint16_t dob = e->c->person_dob[person];
+    if (!e->cells.has_age)
+        return 0;
+    return dob > e->reference_day ? CELL_NONE : e->cells.age[e->age_at_reference[dob]];
+}
+
+/* The age band part of a person's cell on day `on` (the date of a record). */
+static inline uint64_t age_part_on(const struct exec *e, uint32_t person, uint16_t on)
+{
+    if (!e->cells.has_age)
+        return 0;
+    int age = age_between(e->ymd, e->c->person_dob[person], on);
+    return age < 0 ? CELL_NONE : e->cells.age[age > 255 ? 255 : age];
+}
+
 /* ---- the threads (cc_exec_pool.c) and the run (cc_exec.c) --------------------------- */
 
 /* Runs fn over [0, n) split into n_threads (at most CC_EXEC_MAX_THREADS)
@@ -192,31 +288,78 @@ void cc_exec_free_plans(struct condition_plan *plans, uint32_t n);
  * CC_ENOMEM. */
 int cc_exec_condition_records(const struct exec *e, uint32_t condition, struct record_list *list);
 
+/* The dimensions compiled into e->cells (after cc_exec_plan_dimensions and
+ * the area look-ups). 0 or CC_ENOMEM. */
+int cc_exec_plan_cells(struct exec *e);
+
 /* ---- person filters and cohorts (cc_exec_persons.c) ---------------------------------- */
 
-/* e->person_filter (not opted out; registered, for the registered
- * population), e->cohort's room, and the sets of the age, sex, area and
- * practice filters into *f (freed with cc_exec_filter_sets_free()). 0 or
- * CC_ENOMEM. */
+/* e->cohort's room, and the look-ups of the area and practice filters into
+ * *f (freed with cc_exec_filter_sets_free()). 0 or CC_ENOMEM. */
 int cc_exec_person_filters(struct exec *e, struct filter_sets *f);
 
 void cc_exec_filter_sets_free(struct filter_sets *f);
 
-/* The cohort into e->cohort, and into out its size, its restrictions, its
- * size without each of them, the key sums of the cohort and of every
- * condition and, with options->cohort_keys, the cohort's record keys.
- * 0 or CC_ENOMEM. */
+/* The person pass: the cohort into e->cohort, and into out its size, its
+ * restrictions, its size without each of them, the key sums of the cohort
+ * and of every condition and, with options->cohort_keys, the cohort's
+ * record keys; with count, also the cells of the cohort's persons
+ * (cc_exec_count_persons; the counts must be prepared). 0, CC_EINVAL
+ * or CC_ENOMEM. */
 int cc_exec_cohorts(struct exec *e, const struct filter_sets *f,
-                    const struct cc_exec_options *options, struct cc_raw_result *out, char *errbuf,
-                    size_t errlen);
+                    const struct cc_exec_options *options, int count, struct cc_raw_result *out,
+                    char *errbuf, size_t errlen);
 
 /* ---- counting (cc_exec_count.c) ------------------------------------------------------ */
 
-/* Counts every cell over e->cohort, split across e->n_threads, into
- * out->count and out->cell_key ([e->n_cells]). 0, CC_EINVAL (population
- * estimates asked for what they cannot give; errbuf says why) or
- * CC_ENOMEM. */
+/* The per-thread counts, keys (and sketches), zeroed. 0 or CC_ENOMEM. */
+int cc_exec_count_prepare(struct exec *e);
+
+/* Whether the cells are persons by person dimensions only, counted in the
+ * person pass (else cc_exec_count counts records or estimates). */
+int cc_exec_counts_persons(const struct exec *e);
+
+/* The cells a thing counted in `cell` adds to: with margins, the cell and
+ * every cell with some of its coordinates replaced by their dimension's
+ * total (1 << n_dims cells, written to out); without, the cell alone.
+ * Returns how many. */
+unsigned cc_exec_cells_of(const struct exec *e, uint64_t cell, uint64_t *out);
+
+/* Counts persons[0, n) (of the cohort) into thread's counts. */
+void cc_exec_count_persons(struct exec *e, unsigned thread, const uint32_t *persons, uint64_t n);
+
+/* Counts every cell that the person pass did not (records over e->cohort,
+ * split across e->n_threads, or population estimates), then sums the
+ * threads' counts into out->count and out->cell_key ([e->n_cells]). 0,
+ * CC_EINVAL (population estimates asked for what they cannot give; errbuf
+ * says why) or CC_ENOMEM. */
 int cc_exec_count(struct exec *e, const struct filter_sets *f, struct cc_raw_result *out,
                   char *errbuf, size_t errlen);
+
+/* Sums the threads' counts, keys and sketches (and the estimates) into
+ * out. 0 or CC_ENOMEM. */
+int cc_exec_count_finish(struct exec *e, struct cc_raw_result *out);
+
+/* ---- what is kept per data version (cc_exec_cache.c) --------------------------------- */
+
+/* The engine's cache of e->version, built on first use. NULL: out of
+ * memory. */
+const struct exec_version_cache *cc_exec_version_cache(const struct exec *e);
+
+/* The registered persons not opted out, a bitset (last word masked). */
+const uint64_t *cc_exec_registered(const struct exec_version_cache *cache);
+
+/* Per word of persons, the sum of the record keys of its persons not opted
+ * out (registered 0) or of its registered persons not opted out. */
+const uint32_t *cc_exec_word_key_sums(const struct exec_version_cache *cache, int registered);
+
+/* Answers a registered-population query from the cache when it can (areas
+ * and sex only: no condition, age or practice in the filters or the
+ * dimensions, no cohort keys asked for): the cells, cohort sizes and key
+ * sums, exactly as the person pass gives them. 1 answered, 0 not (the
+ * caller runs the pass), CC_ENOMEM. */
+int cc_exec_population_from_cache(struct exec *e, const struct filter_sets *f,
+                                  const struct cc_exec_options *options,
+                                  struct cc_raw_result *out);
 
 #endif
