@@ -99,23 +99,24 @@ static inline void count_in(const struct exec *e, struct cell_sum *sums, uint32_
     }
 }
 
-void cc_exec_count_persons(struct exec *e, unsigned thread, const uint32_t *persons, uint64_t n)
+uint32_t cc_exec_count_persons(struct exec *e, unsigned thread, const uint32_t *persons,
+                               uint64_t n)
 {
     struct cell_sum *sums = e->thread_sums[thread];
     uint32_t *sketch = e->thread_sketch[thread];
     const struct cc_store_columns *c = e->c;
+    uint32_t key_sum = 0;
     for (uint64_t i = 0; i < n; i++) {
         uint32_t person = persons[i];
-        if (i + 16 < n) {
-            /* the person 16 ahead: its LSOA and key lines are on their way
-             * when its turn comes */
-            __builtin_prefetch(&c->person_lsoa[persons[i + 16]]);
-            __builtin_prefetch(&c->person_record_key[persons[i + 16]]);
-        }
+        if (i + 32 < n) /* the person 32 ahead: its lines are on their way when its turn comes */
+            prefetch_person(e, persons[i + 32]);
+        uint32_t key = c->person_record_key[person];
+        key_sum += key;
         uint64_t cell = person_part(e, person) + reference_age_part(e, person);
         if (cell < e->n_cells)
-            count_in(e, sums, sketch, cell, c->person_record_key[person]);
+            count_in(e, sums, sketch, cell, key);
     }
+    return key_sum;
 }
 
 struct record_count_ctx {
@@ -159,14 +160,8 @@ static int count_batch(struct record_count_ctx *x, unsigned thread, struct recor
     unsigned n = batch->n;
     batch->n = 0;
     for (unsigned i = 0; i < n; i++) {
-        if (i + 16 < n) {
-            uint32_t ahead = batch->person[i + 16];
-            __builtin_prefetch(&c->person_lsoa[ahead]);
-            __builtin_prefetch(&c->person_record_key[ahead]);
-            __builtin_prefetch(&c->person_sex[ahead]);
-            if (e->cells.has_age)
-                __builtin_prefetch(&c->person_dob[ahead]);
-        }
+        if (i + 16 < n)
+            prefetch_person(e, batch->person[i + 16]);
         uint32_t r = batch->record[i], person = batch->person[i];
         uint64_t cell = person_part(e, person) + record_part(e, r) +
                         (x->events ? age_part_on(e, person, c->record_date[r])

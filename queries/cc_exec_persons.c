@@ -159,7 +159,7 @@ static uint64_t conditions_word(const struct exec *e, const uint64_t *const *set
 /* The person pass goes through its words in blocks of this many: first
  * every word's sets (no person's column is read unless a filter needs it),
  * then the persons of the block, gathered, for the key sums and the cells. */
-#define PASS_BLOCK_WORDS 256
+#define PASS_BLOCK_WORDS 1024
 
 /* One thread's sums (a cache line of its own at the start, so threads do
  * not share lines where they write most). */
@@ -178,6 +178,11 @@ struct pass_ctx {
     const uint64_t **date_sets;      /* without the query-wide date range, or NULL */
     const uint64_t **setting_sets;   /* without the query-wide settings, or NULL */
     int count;                       /* count the cells of the cohort's persons here */
+    /* per condition: every person of the cohort is in its set (a term of
+     * the AND of a query without a tree); the cohort is its set's persons
+     * not opted out (the one condition of a query without person filters) */
+    uint8_t condition_holds_cohort[CC_EXEC_MAX_RESTRICTIONS];
+    uint8_t condition_is_cohort[CC_EXEC_MAX_RESTRICTIONS];
     uint32_t *persons[CC_EXEC_MAX_THREADS]; /* [PASS_BLOCK_WORDS * 64] each */
     struct pass_sums sums[CC_EXEC_MAX_THREADS];
 };
@@ -186,19 +191,51 @@ struct pass_ctx {
 static uint32_t key_sum(const uint32_t *record_key, const uint32_t *persons, uint64_t n)
 {
     uint32_t sum = 0;
+    /* a tight loop: the key asked for ahead must be far ahead to be in
+     * cache in time */
     for (uint64_t i = 0; i < n; i++) {
-        if (i + 16 < n)
-            __builtin_prefetch(&record_key[persons[i + 16]]);
+        if (i + 64 < n)
+            __builtin_prefetch(&record_key[persons[i + 64]]);
         sum += record_key[persons[i]];
     }
     return sum;
 }
 
+/* Word w of the conditions without a tree: the AND of their terms
+ * (complemented for "but not"); without[i] gets the AND of all terms but
+ * i's (prefix and suffix products, so n conditions cost 3n ANDs, not n^2).
+ * without may be NULL. */
+static uint64_t plain_conditions_word(const struct cc_query_filters *flt,
+                                      const uint64_t *const *sets, uint64_t w, uint64_t *without)
+{
+    uint32_t n = flt->n_conditions;
+    uint64_t term[CC_EXEC_MAX_RESTRICTIONS], prefix = ~0ULL;
+    for (uint32_t i = 0; i < n; i++)
+        term[i] = flt->conditions[i].exclude ? ~sets[i][w] : sets[i][w];
+    if (!without) {
+        for (uint32_t i = 0; i < n; i++)
+            prefix &= term[i];
+        return prefix;
+    }
+    uint64_t suffix[CC_EXEC_MAX_RESTRICTIONS + 1];
+    suffix[n] = ~0ULL;
+    for (uint32_t i = n; i-- > 0;)
+        suffix[i] = suffix[i + 1] & term[i];
+    for (uint32_t i = 0; i < n; i++) {
+        without[i] = prefix & suffix[i + 1];
+        prefix &= term[i];
+    }
+    return prefix;
+}
+
 /* Word w's sets: the cohort into e->cohort, its size and its size without
- * each restriction into sums. */
-static void pass_word(struct pass_ctx *x, struct pass_sums *sums, uint64_t w)
+ * each restriction into sums. (Inlined into pass_range, so that its bit
+ * counts use popcnt where pass_range can.) */
+static inline __attribute__((always_inline)) void pass_word(struct pass_ctx *x,
+                                                            struct pass_sums *sums, uint64_t w)
 {
     struct exec *e = x->e;
+    const struct cc_query_filters *flt = &e->q->filters;
     const struct cc_raw_result *out = x->out;
     const struct filter_sets *f = x->f;
     uint64_t base = e->base ? e->base[w] : ~e->excluded[w];
@@ -208,7 +245,11 @@ static void pass_word(struct pass_ctx *x, struct pass_sums *sums, uint64_t w)
     if ((f->age || f->sex || f->areas || f->practices) && base)
         filter_words(e, f, w, base, filter);
     uint64_t filtered = base & filter[0] & filter[1] & filter[2] & filter[3];
-    uint64_t conditions = conditions_word(e, x->sets, w, -1);
+    /* the conditions, and without each of them */
+    int plain = e->q->measure != CC_MEASURE_POPULATION && !flt->n_nodes;
+    uint64_t without[CC_EXEC_MAX_RESTRICTIONS];
+    uint64_t conditions = plain ? plain_conditions_word(flt, x->sets, w, without)
+                                : conditions_word(e, x->sets, w, -1);
     uint64_t cohort = filtered & conditions;
     e->cohort[w] = cohort;
     sums->cohort += popcount64(cohort);
@@ -217,13 +258,19 @@ static void pass_word(struct pass_ctx *x, struct pass_sums *sums, uint64_t w)
         uint64_t bits;
         switch (res->kind) {
         case CC_RESTRICT_CONDITION:
-            bits = filtered & conditions_word(e, x->sets, w, (int)res->condition);
+            if (!plain)
+                bits = filtered & conditions_word(e, x->sets, w, (int)res->condition);
+            else
+                bits = filtered & (res->condition < flt->n_conditions ? without[res->condition]
+                                                                      : conditions);
             break;
         case CC_RESTRICT_DATE_RANGE:
-            bits = filtered & conditions_word(e, x->date_sets, w, -1);
+            bits = filtered & (plain ? plain_conditions_word(flt, x->date_sets, w, NULL)
+                                     : conditions_word(e, x->date_sets, w, -1));
             break;
         case CC_RESTRICT_SETTINGS:
-            bits = filtered & conditions_word(e, x->setting_sets, w, -1);
+            bits = filtered & (plain ? plain_conditions_word(flt, x->setting_sets, w, NULL)
+                                     : conditions_word(e, x->setting_sets, w, -1));
             break;
         case CC_RESTRICT_AGE:
             bits = base & filter[1] & filter[2] & filter[3] & conditions;
@@ -261,6 +308,7 @@ static uint64_t condition_difference(const struct exec *e, const uint64_t *set, 
     return n;
 }
 
+CC_EXEC_BIT_COUNTING
 static void pass_range(void *arg, unsigned thread, uint64_t begin, uint64_t end)
 {
     struct pass_ctx *x = arg;
@@ -277,8 +325,7 @@ static void pass_range(void *arg, unsigned thread, uint64_t begin, uint64_t end)
         uint64_t n;
         if (x->count) {
             n = persons_of_words(e->cohort, block, block_end, persons);
-            cohort_key = key_sum(record_key, persons, n);
-            cc_exec_count_persons(e, thread, persons, n);
+            cohort_key = cc_exec_count_persons(e, thread, persons, n);
         } else {
             /* a word that holds every person of the base has its key sum
              * kept with the version */
@@ -308,10 +355,14 @@ static void pass_range(void *arg, unsigned thread, uint64_t begin, uint64_t end)
                 continue;
             const uint64_t *set = x->sets[res->condition];
             uint32_t sum = cohort_key;
-            n = condition_difference(e, set, block, block_end, 1, persons);
-            sum += key_sum(record_key, persons, n);
-            n = condition_difference(e, set, block, block_end, 0, persons);
-            sum -= key_sum(record_key, persons, n);
+            if (!x->condition_holds_cohort[res->condition]) {
+                n = condition_difference(e, set, block, block_end, 0, persons);
+                sum -= key_sum(record_key, persons, n);
+            }
+            if (!x->condition_is_cohort[res->condition]) {
+                n = condition_difference(e, set, block, block_end, 1, persons);
+                sum += key_sum(record_key, persons, n);
+            }
             sums->condition_key[r] += sum;
         }
     }
@@ -383,6 +434,12 @@ int cc_exec_cohorts(struct exec *e, const struct filter_sets *f,
         out->n_restrictions = CC_EXEC_MAX_RESTRICTIONS;
     if (!(x->sets = calloc(n ? n : 1, sizeof *x->sets)))
         goto out;
+    int plain = query->measure != CC_MEASURE_POPULATION && !flt->n_nodes;
+    int no_filters = !f->age && !f->sex && !f->areas && !f->practices && !e->base;
+    for (uint32_t i = 0; i < n; i++) {
+        x->condition_holds_cohort[i] = plain && !flt->conditions[i].exclude;
+        x->condition_is_cohort[i] = x->condition_holds_cohort[i] && n == 1 && no_filters;
+    }
     for (uint32_t i = 0; i < n; i++)
         x->sets[i] = e->plans[i].persons;
     for (uint32_t r = 0; r < out->n_restrictions; r++) {

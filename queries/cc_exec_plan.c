@@ -382,12 +382,18 @@ static void mark_postings(const struct exec *e, struct condition_plan *p, uint64
             uint32_t posting = c->posting_records[i];
             uint32_t r = CC_POSTING_RECORD(posting);
             unsigned ok = roles >> CC_POSTING_ROLE(posting) & 1u;
-            if (dates)
+            if (dates) {
+                if (i + 64 < batch_end)
+                    __builtin_prefetch(
+                        &c->record_date[CC_POSTING_RECORD(c->posting_records[i + 64])]);
                 ok &= (uint32_t)c->record_date[r] - from <= span;
+            }
             records[n] = r;
             n += ok;
         }
         for (uint64_t i = 0; i < n; i++) {
+            if (i + 64 < n)
+                __builtin_prefetch(&c->record_person[records[i + 64]]);
             uint32_t person = c->record_person[records[i]];
             p->persons[person >> 6] |= 1ULL << (person & 63);
         }
@@ -746,6 +752,7 @@ int cc_exec_plan_cells(struct exec *e)
                 cells->lsoa[lsoa] += part_of(d, v);
             }
             cells->lsoa[c->n_lsoa] += CELL_NONE;
+            cells->has_area = 1;
             break;
         case CC_DIM_PRACTICE:
             for (uint32_t k = 0; k < c->n_practices; k++)
@@ -753,6 +760,7 @@ int cc_exec_plan_cells(struct exec *e)
             cells->practice[c->n_practices] += CELL_NONE;
             break;
         case CC_DIM_SEX:
+            cells->has_sex = 1;
             for (unsigned code = 0; code < 256; code++)
                 cells->sex[code] +=
                     part_of(d, d->sex_value[code] == 0xff ? NO_VALUE : d->sex_value[code]);

@@ -51,6 +51,7 @@ struct cell_parts {
     uint64_t *practice; /* [n_practices + 1], the last for none; NULL without the dimension */
     uint64_t sex[256];  /* by sex code */
     uint64_t age[256];  /* by age in whole years (255: 255 and over) */
+    int has_area, has_sex; /* an area (sex) dimension: the LSOA (sex) is read */
     int has_age;        /* an age band dimension */
     int has_setting, n_periods;
     uint64_t setting[4];                     /* by setting */
@@ -148,7 +149,8 @@ struct record_list {
 /* The number of bits set in x. Not __builtin_popcountll: without the popcnt
  * instruction in the target (x86-64's baseline lacks it) that is a call to
  * libgcc's table-driven __popcountdi2, a visible share of the person pass;
- * this is a dozen instructions in line. */
+ * this is a dozen instructions in line, and one popcnt in a function
+ * compiled CC_EXEC_BIT_COUNTING (the compilers know the idiom). */
 static inline unsigned popcount64(uint64_t x)
 {
     x = x - (x >> 1 & 0x5555555555555555ULL);
@@ -156,6 +158,20 @@ static inline unsigned popcount64(uint64_t x)
     x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
     return (unsigned)((x * 0x0101010101010101ULL) >> 56);
 }
+
+/* The loops that count bits word by word over all persons (the person
+ * pass) are compiled twice on x86-64, with and without the popcnt
+ * instruction, and the dynamic loader picks the one the CPU can run: a
+ * quarter of the pass at 10 million persons. Elsewhere they are compiled
+ * once. */
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define CC_EXEC_BIT_COUNTING __attribute__((target_clones("popcnt", "default")))
+#endif
+#endif
+#ifndef CC_EXEC_BIT_COUNTING
+#define CC_EXEC_BIT_COUNTING
+#endif
 
 /* Writes the person indices of the set bits of words[begin, end) to out (in
  * person order); returns how many. Gathering them first lets the loops
@@ -215,12 +231,18 @@ static inline uint32_t area_of(const struct exec *e, int level, uint32_t person)
     }
 }
 
-/* The part of a person's cell that their LSOA, practice and sex give. */
+/* The part of a person's cell that their LSOA, practice and sex give
+ * (a column the query has no dimension for is not read). */
 static inline uint64_t person_part(const struct exec *e, uint32_t person)
 {
     const struct cc_store_columns *c = e->c;
-    uint16_t lsoa = c->person_lsoa[person];
-    uint64_t part = e->cells.lsoa[lsoa < c->n_lsoa ? lsoa : c->n_lsoa] + e->cells.sex[c->person_sex[person]];
+    uint64_t part = 0;
+    if (e->cells.has_area) {
+        uint16_t lsoa = c->person_lsoa[person];
+        part += e->cells.lsoa[lsoa < c->n_lsoa ? lsoa : c->n_lsoa];
+    }
+    if (e->cells.has_sex)
+        part += e->cells.sex[c->person_sex[person]];
     if (e->cells.practice) {
         uint16_t practice = c->person_practice[person];
         part += e->cells.practice[practice < c->n_practices ? practice : c->n_practices];
@@ -228,12 +250,31 @@ static inline uint64_t person_part(const struct exec *e, uint32_t person)
     return part;
 }
 
+/* Asks for the columns of person that person_part and the age parts read,
+ * ahead of their use. A macro, not an inline function: GCC 12 finds that
+ * a function whose only effect is a prefetch has no effect, and drops its
+ * calls before inlining them. */
+#define prefetch_person(e, person)                                                                 \
+    do {                                                                                           \
+        const struct cc_store_columns *c_ = (e)->c;                                                \
+        uint32_t p_ = (person);                                                                    \
+        __builtin_prefetch(&c_->person_record_key[p_]);                                            \
+        if ((e)->cells.has_area)                                                                   \
+            __builtin_prefetch(&c_->person_lsoa[p_]);                                              \
+        if ((e)->cells.has_sex)                                                                    \
+            __builtin_prefetch(&c_->person_sex[p_]);                                               \
+        if ((e)->cells.practice)                                                                   \
+            __builtin_prefetch(&c_->person_practice[p_]);                                          \
+        if ((e)->cells.has_age)                                                                    \
+            __builtin_prefetch(&c_->person_dob[p_]);                                               \
+    } while (0)
+
 /* The age band part of a person's cell at the reference day. */
 static inline uint64_t reference_age_part(const struct exec *e, uint32_t person)
 {
-    uint16_t dob = e->c->person_dob[person];
     if (!e->cells.has_age)
         return 0;
+    uint16_t dob = e->c->person_dob[person];
     return dob > e->reference_day ? CELL_NONE : e->cells.age[e->age_at_reference[dob]];
 }
 
@@ -325,8 +366,10 @@ int cc_exec_counts_persons(const struct exec *e);
  * Returns how many. */
 unsigned cc_exec_cells_of(const struct exec *e, uint64_t cell, uint64_t *out);
 
-/* Counts persons[0, n) (of the cohort) into thread's counts. */
-void cc_exec_count_persons(struct exec *e, unsigned thread, const uint32_t *persons, uint64_t n);
+/* Counts persons[0, n) (of the cohort) into thread's counts; returns the
+ * sum of their record keys (with or without a cell). */
+uint32_t cc_exec_count_persons(struct exec *e, unsigned thread, const uint32_t *persons,
+                               uint64_t n);
 
 /* Counts every cell that the person pass did not (records over e->cohort,
  * split across e->n_threads, or population estimates), then sums the
