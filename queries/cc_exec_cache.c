@@ -284,7 +284,7 @@ int cc_exec_population_from_cache(struct exec *e, const struct filter_sets *f,
                 continue;
             out->cohort_persons += n;
             out->cohort_key += x->key_sum[g];
-            uint64_t cell = e->cells.lsoa[lsoa] + e->cells.sex[sex];
+            uint64_t cell = (uint64_t)e->cells.lsoa[lsoa] + e->cells.sex[sex];
             if (cell >= e->n_cells)
                 continue;
             uint64_t cells[1u << CC_QUERY_DIMENSIONS_CAP];

@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "cc_error.h"
 #include "cc_exec_internal.h"
@@ -37,7 +40,8 @@ static inline uint64_t record_part(const struct exec *e, uint64_t record)
                         : d->kind == CC_DIM_QUARTER ? month / 3
                                                     : month;
         value -= d->first;
-        part += value < 0 || (uint32_t)value >= d->size ? CELL_NONE : (uint64_t)value * d->stride;
+        part += value < 0 || (uint32_t)value >= d->size ? (uint64_t)CELL_NONE
+                                                         : (uint64_t)value * d->stride;
     }
     return part;
 }
@@ -104,16 +108,17 @@ uint32_t cc_exec_count_persons(struct exec *e, unsigned thread, const uint32_t *
 {
     struct cell_sum *sums = e->thread_sums[thread];
     uint32_t *sketch = e->thread_sketch[thread];
-    const struct cc_store_columns *c = e->c;
+    const struct person_reader r = person_reader_of(e);
+    const uint64_t n_cells = e->n_cells;
     uint32_t key_sum = 0;
     for (uint64_t i = 0; i < n; i++) {
         uint32_t person = persons[i];
         if (i + 32 < n) /* the person 32 ahead: its lines are on their way when its turn comes */
-            prefetch_person(e, persons[i + 32]);
-        uint32_t key = c->person_record_key[person];
+            prefetch_person(&r, persons[i + 32]);
+        uint32_t key = r.record_key[person];
         key_sum += key;
-        uint64_t cell = person_part(e, person) + reference_age_part(e, person);
-        if (cell < e->n_cells)
+        uint64_t cell = person_part(&r, person) + reference_age_part(&r, person);
+        if (cell < n_cells)
             count_in(e, sums, sketch, cell, key);
     }
     return key_sum;
@@ -156,27 +161,33 @@ struct record_batch {
 static int count_batch(struct record_count_ctx *x, unsigned thread, struct record_batch *batch)
 {
     struct exec *e = x->e;
-    const struct cc_store_columns *c = e->c;
+    const struct person_reader pr = person_reader_of(e);
+    const uint16_t *record_date = e->c->record_date;
+    const uint64_t n_cells = e->n_cells;
+    const int events = x->events, record_parts = e->cells.has_setting || e->cells.n_periods;
+    struct cell_sum *sums = e->thread_sums[thread];
+    uint32_t *sketch = e->thread_sketch[thread];
     unsigned n = batch->n;
     batch->n = 0;
     for (unsigned i = 0; i < n; i++) {
         if (i + 16 < n)
-            prefetch_person(e, batch->person[i + 16]);
+            prefetch_person(&pr, batch->person[i + 16]);
         uint32_t r = batch->record[i], person = batch->person[i];
-        uint64_t cell = person_part(e, person) + record_part(e, r) +
-                        (x->events ? age_part_on(e, person, c->record_date[r])
-                                   : reference_age_part(e, person));
-        if (cell >= e->n_cells)
+        uint64_t cell = person_part(&pr, person) +
+                        (events ? age_part_on(&pr, person, record_date[r])
+                                : reference_age_part(&pr, person));
+        if (record_parts)
+            cell += record_part(e, r);
+        if (cell >= n_cells)
             continue;
-        if (x->events) {
-            count_in(e, e->thread_sums[thread], e->thread_sketch[thread], cell,
-                     c->person_record_key[person]);
+        if (events) {
+            count_in(e, sums, sketch, cell, pr.record_key[person]);
             continue;
         }
         /* persons: (cell, person) pairs, made distinct after the pass */
         uint64_t cells[1u << CC_QUERY_DIMENSIONS_CAP];
-        unsigned n_cells = cc_exec_cells_of(e, cell, cells);
-        if (x->n_pairs[thread] + n_cells > x->cap_pairs[thread]) {
+        unsigned n_cells_of = cc_exec_cells_of(e, cell, cells);
+        if (x->n_pairs[thread] + n_cells_of > x->cap_pairs[thread]) {
             uint64_t cap = x->cap_pairs[thread] ? x->cap_pairs[thread] * 2 : 4096;
             uint64_t *grown = realloc(x->pairs[thread], cap * sizeof *grown);
             if (!grown)
@@ -184,7 +195,7 @@ static int count_batch(struct record_count_ctx *x, unsigned thread, struct recor
             x->pairs[thread] = grown;
             x->cap_pairs[thread] = cap;
         }
-        for (unsigned k = 0; k < n_cells; k++)
+        for (unsigned k = 0; k < n_cells_of; k++)
             x->pairs[thread][x->n_pairs[thread]++] = cells[k] << 32 | person;
     }
     return 0;
@@ -201,6 +212,39 @@ static inline int batch_record(struct record_count_ctx *x, unsigned thread,
     batch->person[batch->n] = person;
     batch->n += (unsigned)(e->cohort[person >> 6] >> (person & 63) & 1);
     return batch->n == RECORD_BATCH ? count_batch(x, thread, batch) : 0;
+}
+
+/* Bit i set if dates[i] lies in [from, from + span], for i < n <= 64. */
+static inline uint64_t dates_in_range(const uint16_t *dates, uint64_t n, uint32_t from,
+                                      uint32_t span)
+{
+    uint64_t mask = 0;
+    for (uint64_t i = 0; i < n; i++)
+        mask |= (uint64_t)((uint32_t)dates[i] - from <= span) << i;
+    return mask;
+}
+
+/* The same for 64 dates: with SSE2 (every x86-64), 16 at a time, as
+ * (date - from) mod 2^16 <= span, which holds exactly for the dates in the
+ * range since every day is a 16-bit value. */
+static inline uint64_t dates_in_range64(const uint16_t *dates, uint32_t from, uint32_t span)
+{
+#ifdef __SSE2__
+    const __m128i first = _mm_set1_epi16((short)from), width = _mm_set1_epi16((short)span);
+    const __m128i zero = _mm_setzero_si128();
+    uint64_t mask = 0;
+    for (unsigned k = 0; k < 64; k += 16) {
+        __m128i a = _mm_sub_epi16(_mm_loadu_si128((const __m128i *)&dates[k]), first);
+        __m128i b = _mm_sub_epi16(_mm_loadu_si128((const __m128i *)&dates[k + 8]), first);
+        /* a <= width, unsigned: nothing is left of a after subtracting width */
+        a = _mm_cmpeq_epi16(_mm_subs_epu16(a, width), zero);
+        b = _mm_cmpeq_epi16(_mm_subs_epu16(b, width), zero);
+        mask |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_packs_epi16(a, b)) << k;
+    }
+    return mask;
+#else
+    return dates_in_range(dates, 64, from, span);
+#endif
 }
 
 /* Counts the records [first, last) of one setting whose date is in the
@@ -220,12 +264,9 @@ static int count_scanned(struct record_count_ctx *x, unsigned thread, struct rec
     for (uint64_t block = first; block < last; block += 64) {
         uint64_t n = last - block < 64 ? last - block : 64;
         uint64_t in_range = n == 64 ? ~0ULL : ~(~0ULL << n);
-        if (!all_dates) {
-            uint64_t mask = 0;
-            for (uint64_t i = 0; i < n; i++)
-                mask |= (uint64_t)((uint32_t)date[block + i] - from <= span) << i;
-            in_range &= mask;
-        }
+        if (!all_dates)
+            in_range &= n == 64 ? dates_in_range64(&date[block], from, span)
+                                : dates_in_range(&date[block], n, from, span);
         for (; in_range; in_range &= in_range - 1)
             if (batch_record(x, thread, batch, block + (uint64_t)__builtin_ctzll(in_range)) < 0)
                 return CC_ENOMEM;

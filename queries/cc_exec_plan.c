@@ -720,9 +720,9 @@ int cc_exec_plan_dimensions(struct exec *e)
 
 /* The part of value v of dimension d: v times its stride, or CELL_NONE for
  * no value (what cell_of used to test value by value). */
-static uint64_t part_of(const struct dim *d, uint32_t v)
+static uint32_t part_of(const struct dim *d, uint32_t v)
 {
-    return v == NO_VALUE || v >= d->size ? CELL_NONE : (uint64_t)v * d->stride;
+    return v == NO_VALUE || v >= d->size ? CELL_NONE : (uint32_t)(v * d->stride);
 }
 
 int cc_exec_plan_cells(struct exec *e)

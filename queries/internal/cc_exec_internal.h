@@ -38,23 +38,24 @@ struct dim {
 /* A part of a cell index that means "no cell" (an unknown area, a sex
  * outside the dimension's values, an age below 0): a cell is the sum of one
  * part per kind of dimension, and any sum holding this part is at least
- * CELL_NONE, above every cell (the engine has at most 10 million cells, and
- * 8 parts of 2^59 stay below 2^63). */
-#define CELL_NONE (1ULL << 59)
+ * CELL_NONE, above every cell (the engine has at most 10 million cells).
+ * Parts are 32 bits, so the tables the counting loops look them up in are
+ * half the size; sums are taken in 64 bits (8 parts below 2^32 each). */
+#define CELL_NONE (1u << 31)
 
 /* The dimensions compiled for the inner loops (cc_exec_plan_cells): a
  * cell is the sum of the parts of the person's LSOA, practice, sex and age
  * band (and, for records, of the setting and the period), each the value's
  * index times its dimension's stride, 0 for a kind the query does not use. */
 struct cell_parts {
-    uint64_t *lsoa;     /* [n_lsoa + 1]: the area dimensions, the last for an unknown LSOA */
-    uint64_t *practice; /* [n_practices + 1], the last for none; NULL without the dimension */
-    uint64_t sex[256];  /* by sex code */
-    uint64_t age[256];  /* by age in whole years (255: 255 and over) */
+    uint32_t *lsoa;     /* [n_lsoa + 1]: the area dimensions, the last for an unknown LSOA */
+    uint32_t *practice; /* [n_practices + 1], the last for none; NULL without the dimension */
+    uint32_t sex[256];  /* by sex code */
+    uint32_t age[256];  /* by age in whole years (255: 255 and over) */
     int has_area, has_sex; /* an area (sex) dimension: the LSOA (sex) is read */
     int has_age;        /* an age band dimension */
     int has_setting, n_periods;
-    uint64_t setting[4];                     /* by setting */
+    uint32_t setting[4];                     /* by setting */
     uint32_t period_dim[CC_QUERY_DIMENSIONS_CAP]; /* the period dimensions' indices */
 };
 
@@ -231,21 +232,62 @@ static inline uint32_t area_of(const struct exec *e, int level, uint32_t person)
     }
 }
 
-/* The part of a person's cell that their LSOA, practice and sex give
- * (a column the query has no dimension for is not read). */
-static inline uint64_t person_part(const struct exec *e, uint32_t person)
+/* What the counting loops read to find a person's cell, copied out of
+ * struct exec and the store's columns into one local value: the loops
+ * write 32-bit counts, which C lets alias exec's int fields, so a field
+ * read through e would be read again after every count. */
+struct person_reader {
+    const uint16_t *lsoa, *practice, *dob;
+    const uint8_t *sex;
+    const uint32_t *record_key;
+    const uint32_t *lsoa_part, *practice_part, *sex_part, *age_part;
+    const uint32_t *ymd;
+    const uint8_t *age_at_reference;
+    uint32_t n_lsoa, n_practices;
+    uint16_t reference_day;
+    int has_area, has_sex, has_practice, has_age;
+};
+
+static inline struct person_reader person_reader_of(const struct exec *e)
 {
     const struct cc_store_columns *c = e->c;
+    struct person_reader r = {
+        .lsoa = c->person_lsoa,
+        .practice = c->person_practice,
+        .dob = c->person_dob,
+        .sex = c->person_sex,
+        .record_key = c->person_record_key,
+        .lsoa_part = e->cells.lsoa,
+        .practice_part = e->cells.practice,
+        .sex_part = e->cells.sex,
+        .age_part = e->cells.age,
+        .ymd = e->ymd,
+        .age_at_reference = e->age_at_reference,
+        .n_lsoa = c->n_lsoa,
+        .n_practices = c->n_practices,
+        .reference_day = (uint16_t)e->reference_day,
+        .has_area = e->cells.has_area,
+        .has_sex = e->cells.has_sex,
+        .has_practice = e->cells.practice != NULL,
+        .has_age = e->cells.has_age,
+    };
+    return r;
+}
+
+/* The part of a person's cell that their LSOA, practice and sex give
+ * (a column the query has no dimension for is not read). */
+static inline uint64_t person_part(const struct person_reader *r, uint32_t person)
+{
     uint64_t part = 0;
-    if (e->cells.has_area) {
-        uint16_t lsoa = c->person_lsoa[person];
-        part += e->cells.lsoa[lsoa < c->n_lsoa ? lsoa : c->n_lsoa];
+    if (r->has_area) {
+        uint16_t lsoa = r->lsoa[person];
+        part += r->lsoa_part[lsoa < r->n_lsoa ? lsoa : r->n_lsoa];
     }
-    if (e->cells.has_sex)
-        part += e->cells.sex[c->person_sex[person]];
-    if (e->cells.practice) {
-        uint16_t practice = c->person_practice[person];
-        part += e->cells.practice[practice < c->n_practices ? practice : c->n_practices];
+    if (r->has_sex)
+        part += r->sex_part[r->sex[person]];
+    if (r->has_practice) {
+        uint16_t practice = r->practice[person];
+        part += r->practice_part[practice < r->n_practices ? practice : r->n_practices];
     }
     return part;
 }
@@ -254,37 +296,36 @@ static inline uint64_t person_part(const struct exec *e, uint32_t person)
  * ahead of their use. A macro, not an inline function: GCC 12 finds that
  * a function whose only effect is a prefetch has no effect, and drops its
  * calls before inlining them. */
-#define prefetch_person(e, person)                                                                 \
+#define prefetch_person(r, person)                                                                 \
     do {                                                                                           \
-        const struct cc_store_columns *c_ = (e)->c;                                                \
         uint32_t p_ = (person);                                                                    \
-        __builtin_prefetch(&c_->person_record_key[p_]);                                            \
-        if ((e)->cells.has_area)                                                                   \
-            __builtin_prefetch(&c_->person_lsoa[p_]);                                              \
-        if ((e)->cells.has_sex)                                                                    \
-            __builtin_prefetch(&c_->person_sex[p_]);                                               \
-        if ((e)->cells.practice)                                                                   \
-            __builtin_prefetch(&c_->person_practice[p_]);                                          \
-        if ((e)->cells.has_age)                                                                    \
-            __builtin_prefetch(&c_->person_dob[p_]);                                               \
+        __builtin_prefetch(&(r)->record_key[p_]);                                                  \
+        if ((r)->has_area)                                                                         \
+            __builtin_prefetch(&(r)->lsoa[p_]);                                                    \
+        if ((r)->has_sex)                                                                          \
+            __builtin_prefetch(&(r)->sex[p_]);                                                     \
+        if ((r)->has_practice)                                                                     \
+            __builtin_prefetch(&(r)->practice[p_]);                                                \
+        if ((r)->has_age)                                                                          \
+            __builtin_prefetch(&(r)->dob[p_]);                                                     \
     } while (0)
 
 /* The age band part of a person's cell at the reference day. */
-static inline uint64_t reference_age_part(const struct exec *e, uint32_t person)
+static inline uint64_t reference_age_part(const struct person_reader *r, uint32_t person)
 {
-    if (!e->cells.has_age)
+    if (!r->has_age)
         return 0;
-    uint16_t dob = e->c->person_dob[person];
-    return dob > e->reference_day ? CELL_NONE : e->cells.age[e->age_at_reference[dob]];
+    uint16_t dob = r->dob[person];
+    return dob > r->reference_day ? CELL_NONE : r->age_part[r->age_at_reference[dob]];
 }
 
 /* The age band part of a person's cell on day `on` (the date of a record). */
-static inline uint64_t age_part_on(const struct exec *e, uint32_t person, uint16_t on)
+static inline uint64_t age_part_on(const struct person_reader *r, uint32_t person, uint16_t on)
 {
-    if (!e->cells.has_age)
+    if (!r->has_age)
         return 0;
-    int age = age_between(e->ymd, e->c->person_dob[person], on);
-    return age < 0 ? CELL_NONE : e->cells.age[age > 255 ? 255 : age];
+    int age = age_between(r->ymd, r->dob[person], on);
+    return age < 0 ? CELL_NONE : r->age_part[age > 255 ? 255 : age];
 }
 
 /* ---- the threads (cc_exec_pool.c) and the run (cc_exec.c) --------------------------- */
