@@ -14,9 +14,11 @@
  *    ICB k in region icb_region[k]. Codes are sorted within each level.
  *  - Persons: index 0..n_persons-1, stable across snapshots (new persons are
  *    appended). Pseudonyms are unique.
- *  - Records: sorted by (setting, person, date), so a setting is one
- *    contiguous range (setting_first[s]..setting_first[s+1]) and within it the
- *    records of one person are contiguous and in date order.
+ *  - Records: sorted by (setting, year, person, date), so a setting is one
+ *    contiguous range (setting_first[s]..setting_first[s+1]), a calendar year
+ *    of a setting is one contiguous range within it (cc_store_year_records),
+ *    and within a year the records of one person are contiguous and in date
+ *    order, persons ascending.
  *  - Codes: ids are assigned in (system, code text) order, so every code that
  *    starts with a given prefix in one system is one contiguous id range.
  *    Postings of code c are posting_records[code_first[c]..code_first[c+1]),
@@ -205,6 +207,11 @@ size_t cc_store_index_memory_bytes(const cc_store *store);
 /* The first and last date of any record, once the sets are built: 0, or -1
  * (not built, or no records). */
 int cc_store_record_days(const cc_store *store, cc_day *first, cc_day *last);
+
+/* The records of setting (1..3) in calendar year `year`: [*first, *last),
+ * found by binary search (records are sorted by setting, then year). */
+void cc_store_year_records(const struct cc_store_columns *columns, int setting, int year,
+                           uint64_t *first, uint64_t *last);
 
 /* The postings of code whose records are of setting (1..3): [*first, *last),
  * found by binary search (records are sorted by setting first). */

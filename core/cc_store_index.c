@@ -66,6 +66,34 @@ void cc_store_postings_in_setting(const struct cc_store_columns *c, uint32_t cod
     *last = a;
 }
 
+/* The first record of setting s dated on or after day `from` (records of a
+ * setting are in year order, so for the first day of a year the predicate
+ * "dated on or after it" only turns true once). */
+static uint64_t first_record_from(const struct cc_store_columns *c, int s, cc_day from)
+{
+    uint64_t a = c->setting_first[s], b = c->setting_first[s + 1];
+    while (a < b) {
+        uint64_t m = a + (b - a) / 2;
+        if (c->record_date[m] < from)
+            a = m + 1;
+        else
+            b = m;
+    }
+    return a;
+}
+
+void cc_store_year_records(const struct cc_store_columns *c, int setting, int year,
+                           uint64_t *first, uint64_t *last)
+{
+    if (year < 1900 || year > 2079) {
+        *first = *last = year < 1900 ? c->setting_first[setting] : c->setting_first[setting + 1];
+        return;
+    }
+    *first = first_record_from(c, setting, cc_day_from_ymd(year, 1, 1));
+    *last = year < 2079 ? first_record_from(c, setting, cc_day_from_ymd(year + 1, 1, 1))
+                        : c->setting_first[setting + 1];
+}
+
 struct candidate {
     uint32_t key;
     uint64_t n_postings;

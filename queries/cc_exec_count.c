@@ -126,21 +126,29 @@ uint32_t cc_exec_count_persons(struct exec *e, unsigned thread, const uint32_t *
 
 struct record_count_ctx {
     struct exec *e;
-    const uint64_t *records; /* NULL: the scan range of the filters */
+    const uint64_t *records; /* NULL: the year runs of the filters */
+    struct year_run runs[3 * CC_EXEC_MAX_YEARS];
+    unsigned n_runs;
     int events;              /* 1: count records; 0: collect (cell, person) pairs */
     uint64_t *pairs[CC_EXEC_MAX_THREADS];
     uint64_t n_pairs[CC_EXEC_MAX_THREADS], cap_pairs[CC_EXEC_MAX_THREADS];
     int oom;
 };
 
-/* Scanned records: every record of the query-wide settings, as one index
- * space [0, n) over the settings' ranges. */
-static uint64_t scan_length(const struct exec *e)
+/* The records scanned when no condition chooses them: the year runs of the
+ * query-wide settings and dates, as one index space [0, n) laid end to end
+ * (into x->runs); returns n. */
+static uint64_t scan_runs(struct record_count_ctx *x)
 {
+    const struct exec *e = x->e;
     uint64_t n = 0;
+    x->n_runs = 0;
     for (int s = 1; s <= 3; s++)
         if (e->filter_setting_mask & (1u << s))
-            n += e->c->setting_first[s + 1] - e->c->setting_first[s];
+            x->n_runs += cc_exec_year_runs(e, s, e->filter_first_day, e->filter_last_day,
+                                           &x->runs[x->n_runs]);
+    for (unsigned k = 0; k < x->n_runs; k++)
+        n += x->runs[k].last - x->runs[k].first;
     return n;
 }
 
@@ -247,24 +255,24 @@ static inline uint64_t dates_in_range64(const uint16_t *dates, uint32_t from, ui
 #endif
 }
 
-/* Counts the records [first, last) of one setting whose date is in the
- * query-wide range: 64 dates are compared at a time into a mask without a
- * branch (a year of 7 is in range, record by record at random, which a
- * branch would mispredict), then the mask's records are batched. */
+/* Counts the records [first, last) of one year run, those dated in the
+ * query-wide range unless the run lies in it whole: then 64 dates are
+ * compared at a time into a mask without a branch (whether a record falls
+ * in the range is, record by record, what a branch would mispredict), and
+ * the mask's records are batched. */
 static int count_scanned(struct record_count_ctx *x, unsigned thread, struct record_batch *batch,
-                         uint64_t first, uint64_t last)
+                         uint64_t first, uint64_t last, int whole)
 {
     struct exec *e = x->e;
     const uint16_t *date = e->c->record_date;
     uint32_t from = (uint32_t)e->filter_first_day;
     uint32_t span = (uint32_t)(e->filter_last_day - e->filter_first_day);
-    int all_dates = e->filter_first_day <= CC_DAY_MIN && e->filter_last_day >= CC_DAY_MAX;
     if (e->filter_first_day > e->filter_last_day)
         return 0; /* no day (validation refuses such a range) */
     for (uint64_t block = first; block < last; block += 64) {
         uint64_t n = last - block < 64 ? last - block : 64;
         uint64_t in_range = n == 64 ? ~0ULL : ~(~0ULL << n);
-        if (!all_dates)
+        if (!whole)
             in_range &= n == 64 ? dates_in_range64(&date[block], from, span)
                                 : dates_in_range(&date[block], n, from, span);
         for (; in_range; in_range &= in_range - 1)
@@ -277,8 +285,6 @@ static int count_scanned(struct record_count_ctx *x, unsigned thread, struct rec
 static void count_records_range(void *arg, unsigned thread, uint64_t begin, uint64_t end)
 {
     struct record_count_ctx *x = arg;
-    struct exec *e = x->e;
-    const struct cc_store_columns *c = e->c;
     struct record_batch *batch = malloc(sizeof *batch);
     int rc = 0;
     if (!batch) {
@@ -290,17 +296,16 @@ static void count_records_range(void *arg, unsigned thread, uint64_t begin, uint
         for (uint64_t i = begin; i < end && rc == 0; i++)
             rc = batch_record(x, thread, batch, x->records[i]);
     } else {
-        /* [begin, end) of the settings' ranges laid end to end */
+        /* [begin, end) of the year runs laid end to end */
         uint64_t offset = 0;
-        for (int s = 1; s <= 3 && offset < end && rc == 0; s++) {
-            if (!(e->filter_setting_mask & (1u << s)))
-                continue;
-            uint64_t n = c->setting_first[s + 1] - c->setting_first[s];
+        for (unsigned k = 0; k < x->n_runs && offset < end && rc == 0; k++) {
+            const struct year_run *run = &x->runs[k];
+            uint64_t n = run->last - run->first;
             uint64_t lo = begin > offset ? begin - offset : 0;
             uint64_t hi = end - offset < n ? end - offset : n;
             if (lo < hi)
-                rc = count_scanned(x, thread, batch, c->setting_first[s] + lo,
-                                   c->setting_first[s] + hi);
+                rc = count_scanned(x, thread, batch, run->first + lo, run->first + hi,
+                                   run->whole);
             offset += n;
         }
     }
@@ -495,7 +500,7 @@ int cc_exec_count(struct exec *e, const struct filter_sets *f, struct cc_raw_res
             rc_ctx.records = list.records;
             n_items = list.n;
         } else {
-            n_items = scan_length(e);
+            n_items = scan_runs(&rc_ctx);
         }
         cc_exec_par_for(e->n_threads, n_items, 4096, count_records_range, &rc_ctx);
         if (rc_ctx.oom)

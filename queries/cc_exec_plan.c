@@ -197,22 +197,67 @@ static int plan_condition(struct exec *e, uint32_t index)
     return p->persons ? 0 : CC_ENOMEM;
 }
 
-/* Must the records' dates be read to match plan p? Not when its date range
- * holds every record's date and nothing else needs the date (an anchor, or
- * the first dates a later condition anchors on). */
-static int plan_reads_dates(const struct exec *e, const struct condition_plan *p)
+/* The span of the records' dates: from the store's index, else every day. */
+static void data_days(const struct exec *e, cc_day *first, cc_day *last)
+{
+    if (cc_store_record_days(cc_dataversion_store(e->version), first, last) < 0) {
+        *first = CC_DAY_MIN;
+        *last = CC_DAY_MAX;
+    }
+}
+
+/* Does plan p need every matching record's date whatever the year runs
+ * say: for an anchor, or for the first dates a later condition anchors on? */
+static int plan_needs_dates(const struct condition_plan *p)
+{
+    return p->anchor >= 0 || p->first_date != NULL;
+}
+
+/* Does plan p's date range hold every record's date? */
+static int plan_covers_data(const struct exec *e, const struct condition_plan *p)
 {
     cc_day first, last;
-    if (p->anchor >= 0 || p->first_date)
-        return 1;
-    if (cc_store_record_days(cc_dataversion_store(e->version), &first, &last) < 0)
-        return p->first_day > CC_DAY_MIN || p->last_day < CC_DAY_MAX;
-    return p->first_day > first || p->last_day < last;
+    data_days(e, &first, &last);
+    return p->first_day <= first && p->last_day >= last;
+}
+
+unsigned cc_exec_year_runs(const struct exec *e, int s, cc_day from, cc_day to,
+                           struct year_run *out)
+{
+    const struct cc_store_columns *c = e->c;
+    cc_day data_first, data_last;
+    data_days(e, &data_first, &data_last);
+    cc_day lo = from > data_first ? from : data_first, hi = to < data_last ? to : data_last;
+    if (lo > hi || c->setting_first[s] == c->setting_first[s + 1])
+        return 0;
+    int first_year = ymd_year(e->ymd[lo]), last_year = ymd_year(e->ymd[hi]);
+    unsigned n = 0;
+    uint64_t begin, end;
+    cc_store_year_records(c, s, first_year, &begin, &end);
+    for (int y = first_year; y <= last_year; y++) {
+        if (y > first_year) {
+            uint64_t next_end;
+            begin = end;
+            cc_store_year_records(c, s, y, &next_end, &end); /* next_end == begin */
+            (void)next_end;
+        }
+        if (begin == end)
+            continue;
+        cc_day year_first = cc_day_from_ymd(y, 1, 1);
+        cc_day year_last = y < 2079 ? cc_day_from_ymd(y + 1, 1, 1) - 1 : CC_DAY_MAX;
+        if (year_first < data_first)
+            year_first = data_first;
+        if (year_last > data_last)
+            year_last = data_last;
+        out[n++] = (struct year_run){begin, end, s, from <= year_first && to >= year_last};
+    }
+    return n;
 }
 
 /* Does record r (of a setting the plan takes, reached through a posting
  * with role `role`, or -1 from a scan) match the plan? dates: whether its
- * date must be read (plan_reads_dates). */
+ * date must be read (not in a year run the plan's dates hold whole, unless
+ * plan_needs_dates). */
 static inline int record_matches(const struct exec *e, const struct condition_plan *p,
                                  uint64_t r, int role, int dates)
 {
@@ -235,11 +280,11 @@ static inline int record_matches(const struct exec *e, const struct condition_pl
     return 1;
 }
 
-/* The first record of setting s whose person is at least `person`
- * (records are sorted by setting, then person). */
-static uint64_t first_record_of(const struct cc_store_columns *c, int s, uint64_t person)
+/* The first record of [a, b) (one year run: persons ascending) whose
+ * person is at least `person`. */
+static uint64_t first_record_of(const struct cc_store_columns *c, uint64_t a, uint64_t b,
+                                uint64_t person)
 {
-    uint64_t a = c->setting_first[s], b = c->setting_first[s + 1];
     while (a < b) {
         uint64_t m = a + (b - a) / 2;
         if (c->record_person[m] < person)
@@ -345,7 +390,8 @@ struct fill_ctx {
     const struct exec *e;
     struct condition_plan *p;
     const struct plan_work *w;
-    int dates;
+    struct year_run runs[3][CC_EXEC_MAX_YEARS]; /* per setting, those of the plan's dates */
+    unsigned n_runs[3];
 };
 
 static inline void mark(const struct exec *e, struct condition_plan *p, uint64_t r, int dates)
@@ -401,7 +447,10 @@ static void mark_postings(const struct exec *e, struct condition_plan *p, uint64
 }
 
 /* Marks the persons of words [begin, end) (a thread's share: no other
- * thread writes these words or these persons' first dates). */
+ * thread writes these words or these persons' first dates), year run by
+ * year run: within one, records and a code's postings are in person order,
+ * so the thread's records and postings are sub-ranges found by binary
+ * search; a run the plan's dates hold whole needs no record's date. */
 static void fill_range(void *arg, unsigned thread, uint64_t begin, uint64_t end)
 {
     (void)thread;
@@ -412,11 +461,6 @@ static void fill_range(void *arg, unsigned thread, uint64_t begin, uint64_t end)
     if (begin >= end)
         return;
     uint64_t lo_person = begin * 64, hi_person = end * 64;
-    uint64_t lo_record[4] = {0}, hi_record[4] = {0};
-    for (int s = 1; s <= 3; s++) {
-        lo_record[s] = first_record_of(c, s, lo_person);
-        hi_record[s] = first_record_of(c, s, hi_person);
-    }
     for (uint64_t w = begin; w < end; w++)
         p->persons[w] = 0;
     for (uint32_t i = 0; i < x->w->n_sets; i++)
@@ -425,53 +469,90 @@ static void fill_range(void *arg, unsigned thread, uint64_t begin, uint64_t end)
     if (p->first_date)
         for (uint64_t person = lo_person; person < hi_person && person < c->n_persons; person++)
             p->first_date[person] = NO_FIRST_DATE;
+    /* this thread's records of each year run */
+    uint64_t lo_record[3][CC_EXEC_MAX_YEARS], hi_record[3][CC_EXEC_MAX_YEARS];
+    for (int s = 0; s < 3; s++)
+        for (unsigned y = 0; y < x->n_runs[s]; y++) {
+            const struct year_run *run = &x->runs[s][y];
+            lo_record[s][y] = first_record_of(c, run->first, run->last, lo_person);
+            hi_record[s][y] = first_record_of(c, lo_record[s][y], run->last, hi_person);
+        }
+    int needs_dates = plan_needs_dates(p);
     if (!p->ranges) {
         /* no codes: every record of the settings */
-        for (int s = 1; s <= 3; s++) {
-            if (!(p->setting_mask & (1u << s)))
-                continue;
-            for (uint64_t r = lo_record[s]; r < hi_record[s]; r++)
-                if (record_matches(e, p, r, -1, x->dates))
-                    mark(e, p, r, x->dates);
-        }
+        for (int s = 0; s < 3; s++)
+            for (unsigned y = 0; y < x->n_runs[s]; y++) {
+                int dates = needs_dates || !x->runs[s][y].whole;
+                for (uint64_t r = lo_record[s][y]; r < hi_record[s][y]; r++)
+                    if (record_matches(e, p, r, -1, dates))
+                        mark(e, p, r, dates);
+            }
         return;
     }
-    int simple = p->anchor < 0 && !p->first_date;
     for (uint64_t k = 0; k < x->w->n_runs; k++) {
-        const struct posting_run *run = &x->w->runs[k];
-        uint64_t a = first_posting_from(c, run->first, run->last, lo_record[run->setting]);
-        uint64_t b = first_posting_from(c, a, run->last, hi_record[run->setting]);
-        if (simple) {
-            mark_postings(e, p, a, b, x->dates);
-            continue;
-        }
-        for (uint64_t i = a; i < b; i++) {
-            uint32_t posting = c->posting_records[i];
-            uint64_t r = CC_POSTING_RECORD(posting);
-            if (record_matches(e, p, r, (int)CC_POSTING_ROLE(posting), x->dates))
-                mark(e, p, r, x->dates);
+        const struct posting_run *postings = &x->w->runs[k];
+        int s = postings->setting - 1;
+        uint64_t a = postings->first;
+        for (unsigned y = 0; y < x->n_runs[s] && a < postings->last; y++) {
+            int dates = needs_dates || !x->runs[s][y].whole;
+            a = first_posting_from(c, a, postings->last, lo_record[s][y]);
+            uint64_t b = first_posting_from(c, a, postings->last, hi_record[s][y]);
+            if (!needs_dates) {
+                mark_postings(e, p, a, b, dates);
+            } else {
+                for (uint64_t i = a; i < b; i++) {
+                    uint32_t posting = c->posting_records[i];
+                    uint64_t r = CC_POSTING_RECORD(posting);
+                    if (record_matches(e, p, r, (int)CC_POSTING_ROLE(posting), dates))
+                        mark(e, p, r, dates);
+                }
+            }
+            a = b;
         }
     }
 }
 
+/* The year runs of plan p's settings and dates into x. */
+static void plan_year_runs(const struct exec *e, const struct condition_plan *p,
+                           struct fill_ctx *x)
+{
+    for (int s = 1; s <= 3; s++)
+        x->n_runs[s - 1] = p->setting_mask & (1u << s)
+                               ? cc_exec_year_runs(e, s, p->first_day, p->last_day, x->runs[s - 1])
+                               : 0;
+}
+
 /* Fills plan index's person set (and first dates): from the store's person
- * sets where they answer, else from the postings, split across threads by
- * person (records are in person order within a setting, so each thread's
- * postings are a sub-range of every run it reads). */
+ * sets where they answer, else from the postings of the plan's year runs,
+ * split across threads by person. */
 static int fill_condition(struct exec *e, uint32_t index)
 {
     struct condition_plan *p = &e->plans[index];
     struct plan_work w = {0};
-    int dates = plan_reads_dates(e, p);
-    int use_sets = !dates && (p->role_mask == 0 || (p->role_mask & 7) == 7);
+    int use_sets = !plan_needs_dates(p) && plan_covers_data(e, p) &&
+                   (p->role_mask == 0 || (p->role_mask & 7) == 7);
     int rc = p->ranges ? plan_work_of(e, p, use_sets, &w) : 0;
+    struct fill_ctx *x = NULL;
+    if (rc == 0 && !(x = malloc(sizeof *x)))
+        rc = CC_ENOMEM;
     if (rc == 0) {
-        struct fill_ctx x = {e, p, &w, dates};
-        uint64_t work = p->ranges ? w.n_postings : e->c->n_records;
+        x->e = e;
+        x->p = p;
+        x->w = &w;
+        plan_year_runs(e, p, x);
+        uint64_t work = 0;
+        if (p->ranges) {
+            work = w.n_postings;
+        } else {
+            for (int s = 0; s < 3; s++)
+                for (unsigned y = 0; y < x->n_runs[s]; y++)
+                    work += x->runs[s][y].last - x->runs[s][y].first;
+        }
         /* a few postings are not worth waking the pool for */
         unsigned threads = work < 65536 ? 1 : e->n_threads;
-        cc_exec_par_for(threads, e->words, 1, fill_range, &x);
+        cc_exec_par_for(threads, e->words, 1, fill_range, x);
     }
+    free(x);
     free(w.sets);
     free(w.runs);
     return rc;
@@ -539,36 +620,49 @@ int cc_exec_condition_records(const struct exec *e, uint32_t condition, struct r
 {
     const struct cc_store_columns *c = e->c;
     const struct condition_plan *p = &e->plans[condition];
-    int dates = plan_reads_dates(e, p);
-    if (!p->ranges) {
-        for (int s = 1; s <= 3; s++) {
-            if (!(p->setting_mask & (1u << s)))
-                continue;
-            for (uint64_t r = c->setting_first[s]; r < c->setting_first[s + 1]; r++)
-                if (record_matches(e, p, r, -1, dates) && collect_record(list, r) < 0)
-                    return CC_ENOMEM;
-        }
-        return 0; /* in record order, each once */
-    }
+    struct fill_ctx *x = malloc(sizeof *x);
     struct plan_work w = {0};
-    if (plan_work_of(e, p, 0, &w) < 0) {
-        free(w.runs);
+    int needs_dates = plan_needs_dates(p), rc = CC_ENOMEM;
+    if (!x)
         return CC_ENOMEM;
+    plan_year_runs(e, p, x);
+    if (!p->ranges) {
+        /* in record order, each once */
+        for (int s = 0; s < 3; s++)
+            for (unsigned y = 0; y < x->n_runs[s]; y++) {
+                const struct year_run *run = &x->runs[s][y];
+                int dates = needs_dates || !run->whole;
+                for (uint64_t r = run->first; r < run->last; r++)
+                    if (record_matches(e, p, r, -1, dates) && collect_record(list, r) < 0)
+                        goto out;
+            }
+        rc = 0;
+        goto out;
     }
-    for (uint64_t k = 0; k < w.n_runs && !list->oom; k++)
-        for (uint64_t i = w.runs[k].first; i < w.runs[k].last; i++) {
-            uint32_t posting = c->posting_records[i];
-            uint64_t r = CC_POSTING_RECORD(posting);
-            if (record_matches(e, p, r, (int)CC_POSTING_ROLE(posting), dates) &&
-                collect_record(list, r) < 0)
-                break;
+    if (plan_work_of(e, p, 0, &w) < 0)
+        goto out;
+    for (uint64_t k = 0; k < w.n_runs && !list->oom; k++) {
+        int s = w.runs[k].setting - 1;
+        uint64_t a = w.runs[k].first;
+        for (unsigned y = 0; y < x->n_runs[s] && !list->oom; y++) {
+            int dates = needs_dates || !x->runs[s][y].whole;
+            a = first_posting_from(c, a, w.runs[k].last, x->runs[s][y].first);
+            uint64_t b = first_posting_from(c, a, w.runs[k].last, x->runs[s][y].last);
+            for (uint64_t i = a; i < b; i++) {
+                uint32_t posting = c->posting_records[i];
+                uint64_t r = CC_POSTING_RECORD(posting);
+                if (record_matches(e, p, r, (int)CC_POSTING_ROLE(posting), dates) &&
+                    collect_record(list, r) < 0)
+                    break;
+            }
+            a = b;
         }
+    }
+    if (list->oom)
+        goto out;
     uint64_t n_codes = 0;
     for (uint32_t k = 0; k < p->n_ranges; k++)
         n_codes += p->ranges[k].last - p->ranges[k].first;
-    free(w.runs);
-    if (list->oom)
-        return CC_ENOMEM;
     /* one code: its runs are in record order and a record carries a code
      * once; several: a record with several matching codes is one event */
     if (n_codes > 1) {
@@ -580,7 +674,11 @@ int cc_exec_condition_records(const struct exec *e, uint32_t condition, struct r
                 list->records[kept++] = list->records[i];
         list->n = kept;
     }
-    return 0;
+    rc = 0;
+out:
+    free(x);
+    free(w.runs);
+    return list->oom ? CC_ENOMEM : rc;
 }
 
 /* ---- dimensions --------------------------------------------------------------------- */
@@ -703,16 +801,21 @@ int cc_exec_plan_dimensions(struct exec *e)
         periods |= query->dimensions[i].kind == CC_DIM_YEAR ||
                    query->dimensions[i].kind == CC_DIM_QUARTER ||
                    query->dimensions[i].kind == CC_DIM_MONTH;
-    if (periods && !query->filters.date_range.present) {
+    if (periods && !query->filters.date_range.present &&
+        cc_store_record_days(cc_dataversion_store(e->version), &data_first, &data_last) < 0) {
+        /* the store's index (built with the first data version) keeps the
+         * span; without it, every record's date is read */
+        data_first = CC_DAY_MAX;
+        data_last = CC_DAY_MIN;
         for (uint64_t r = 0; r < c->n_records; r++) {
             if (c->record_date[r] < data_first)
                 data_first = c->record_date[r];
             if (c->record_date[r] > data_last)
                 data_last = c->record_date[r];
         }
-        if (data_first > data_last)
-            data_first = data_last = e->reference_day;
     }
+    if (data_first > data_last)
+        data_first = data_last = e->reference_day;
     return plan_dimensions(e, data_first, data_last);
 }
 

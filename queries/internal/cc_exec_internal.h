@@ -344,6 +344,23 @@ int cc_exec_u64_cmp(const void *a, const void *b);
 
 /* ---- planning (cc_exec_plan.c) ------------------------------------------------------- */
 
+/* The most calendar years a store's dates span (1900 to 2079). */
+#define CC_EXEC_MAX_YEARS 180
+
+/* One calendar year of one setting's records (cc_store.h: records are
+ * sorted by setting, year, person, date), persons ascending within it;
+ * whole: every record in it is dated within the range it was asked for. */
+struct year_run {
+    uint64_t first, last;
+    int setting;
+    int whole;
+};
+
+/* The non-empty year runs of setting s that records dated [from, to] lie
+ * in, in record order, into out (room for CC_EXEC_MAX_YEARS); how many. */
+unsigned cc_exec_year_runs(const struct exec *e, int s, cc_day from, cc_day to,
+                           struct year_run *out);
+
 /* The packed y/m/d of every day a uint16_t can hold (built once). */
 const uint32_t *cc_exec_day_table(void);
 
