@@ -4,7 +4,10 @@
  * data directory that `carecount ingest` filled; optionally exports the
  * linked, opted-in records as CSV for the peers (bench/peers/).
  *
- *   bench_queries --data DIR [--runs R] [--threads T] [--export CSVDIR]
+ *   bench_queries --data DIR [--runs R] [--threads T] [--query N] [--export CSVDIR]
+ *
+ * --query N runs benchmark query N alone (1..4; default all four), for
+ * profiling one query.
  *
  * Restart: finds the current snapshot (cc_ingest_current_store), loads it
  * for queries (CC_STORE_QUERY_ONLY) and publishes a data version from the
@@ -12,10 +15,13 @@
  * Queries: each is bound once, then run R times through cc_exec_run (exact
  * counts, as the engine hands them to disclosure control); the median and
  * minimum wall times are printed as lines
- *   RESULT carecount qN median_ms=X min_ms=Y total=T cells=C
+ *   RESULT carecount qN median_ms=X min_ms=Y total=T cells=C cpu_ms_per_run=P
+ *          runs=R load=L first_ms=F
  * which bench/run.sh pairs with the peers' lines (same format) for ratios.
  * total is the sum of the cells and cells the number of non-zero cells, so
- * the peers' answers can be checked against the engine's.
+ * the peers' answers can be checked against the engine's. first_ms is the
+ * first run alone: it builds what the engine keeps per data version (the
+ * registered population's groups, for query 3), which later runs reuse.
  *
  * With --release, each query is also run R times through cc_release_answer
  * (the default disclosure policy: the engine, then restrictions, low-effect
@@ -74,6 +80,7 @@ struct bench_options {
     unsigned n_runs;
     unsigned n_threads;
     int release; /* also time cc_release_answer */
+    int only_query; /* 1..4: that query alone; 0: all four */
 };
 
 static double wall_seconds(void)
@@ -119,6 +126,7 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
     o->n_runs = 5;
     o->n_threads = 0;
     o->release = 0;
+    o->only_query = 0;
     for (int i = 1; i < argc; i++) {
         if (i + 1 < argc && strcmp(argv[i], "--data") == 0)
             o->data_dir = argv[++i];
@@ -130,18 +138,21 @@ static int parse_options(int argc, char **argv, struct bench_options *o)
             o->n_runs = (unsigned)strtoul(argv[++i], NULL, 10);
         else if (i + 1 < argc && strcmp(argv[i], "--threads") == 0)
             o->n_threads = (unsigned)strtoul(argv[++i], NULL, 10);
+        else if (i + 1 < argc && strcmp(argv[i], "--query") == 0)
+            o->only_query = (int)strtol(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--release") == 0)
             o->release = 1;
         else
             goto usage;
     }
-    if (!o->data_dir || !o->key_path || o->n_runs < 1 || o->n_runs > BENCH_MAX_RUNS)
+    if (!o->data_dir || !o->key_path || o->n_runs < 1 || o->n_runs > BENCH_MAX_RUNS ||
+        o->only_query < 0 || o->only_query > 4)
         goto usage;
     return 0;
 usage:
     fprintf(stderr,
             "usage: %s --data DIR --key KEYFILE [--runs R (1..%d, default 5)] [--threads T] "
-            "[--export CSVDIR] [--release]\n",
+            "[--query 1..4] [--export CSVDIR] [--release]\n",
             argv[0], BENCH_MAX_RUNS);
     return -1;
 }
@@ -236,6 +247,11 @@ static void report_memory(const cc_store *store, const struct cc_dataversion *ve
            "all bytes over persons %.2f, over records %.2f\n",
            (double)per_person, c->n_records ? (double)record_bytes / (double)c->n_records : 0.0,
            (double)total / (double)c->n_persons, (double)total / (double)c->n_records);
+    size_t index_bytes = cc_store_index_memory_bytes(store);
+    printf("person sets of frequent codes (in the store's total): %.1f MiB, %.2f B per person; "
+           "per person with them %.2f B (target <= 40)\n",
+           (double)index_bytes / 1048576.0, (double)index_bytes / (double)c->n_persons,
+           (double)per_person + (double)index_bytes / (double)c->n_persons);
     printf("excluded by opt-outs in this version: %" PRIu64 " persons\n", cc_dataversion_n_excluded(version));
 }
 
@@ -444,7 +460,7 @@ static int run_query(const struct cc_dataversion *version, int number,
         times[run] = (wall_seconds() - start) * 1e3;
     }
     double cpu_per_run = (cpu_seconds() - cpu0) * 1e3 / o->n_runs;
-    double min = times[0];
+    double min = times[0], first = times[0];
     for (unsigned run = 1; run < o->n_runs; run++)
         min = times[run] < min ? times[run] : min;
     qsort(times, o->n_runs, sizeof *times, compare_doubles);
@@ -456,8 +472,8 @@ static int run_query(const struct cc_dataversion *version, int number,
     else
         snprintf(total, sizeof total, "%" PRIu64, totals[0]);
     printf("RESULT carecount q%d median_ms=%.2f min_ms=%.2f total=%s cells=%" PRIu64
-           " cpu_ms_per_run=%.1f runs=%u load=%.1f\n",
-           number, median, min, total, cells, cpu_per_run, o->n_runs, load);
+           " cpu_ms_per_run=%.1f runs=%u load=%.1f first_ms=%.2f\n",
+           number, median, min, total, cells, cpu_per_run, o->n_runs, load, first);
     fflush(stdout);
     rc = o->release ? time_release(version, number, queries, n_queries, &exec_options, o) : 0;
 out:
@@ -616,7 +632,8 @@ int main(int argc, char **argv)
         return 1;
     report_memory(store, version);
     for (int number = 1; number <= 4 && rc == 0; number++)
-        rc = run_query(version, number, &o);
+        if (!o.only_query || o.only_query == number)
+            rc = run_query(version, number, &o);
     if (rc == 0 && o.export_dir)
         rc = export_csv(version, o.export_dir);
     cc_dataversion_release(version);

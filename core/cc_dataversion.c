@@ -1,10 +1,12 @@
 /*
  * cc_dataversion.c: publishing a data version (see cc_dataversion.h): the
  * store plus the bitset of persons excluded by an opt-out in force, with
- * the reference counts that let queries finish on the version they began.
+ * the reference counts that let queries finish on the version they began,
+ * and the cache of figures that depend on the version alone.
  */
 #include "cc_dataversion.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -28,6 +30,10 @@ struct cc_dataversion {
     uint64_t n_excluded;
     uint64_t *excluded; /* (n_persons + 63) / 64 words */
     uint64_t noise_epoch;
+    /* cc_dataversion_cache(): NULL until built; then never changed */
+    pthread_mutex_t cache_lock;
+    _Atomic(void *) cache;
+    void (*free_cache)(void *cache);
 };
 
 static uint64_t mix64(uint64_t x)
@@ -74,14 +80,28 @@ static int version_new(const cc_store *store, cc_dataversion **out)
         free(v);
         return CC_ENOMEM;
     }
+    if (pthread_mutex_init(&v->cache_lock, NULL) != 0) {
+        free(v->excluded);
+        free(v);
+        return CC_ENOMEM;
+    }
     atomic_init(&v->refs, 1);
+    atomic_init(&v->cache, NULL);
     v->store = store;
+    /* the store's person sets of frequent codes, built with the first
+     * version published from it (a failure only leaves queries on the
+     * postings) */
+    (void)cc_store_index_build(store);
     *out = v;
     return 0;
 }
 
 static void version_free(cc_dataversion *v)
 {
+    void *cache = atomic_load_explicit(&v->cache, memory_order_acquire);
+    if (cache && v->free_cache)
+        v->free_cache(cache);
+    pthread_mutex_destroy(&v->cache_lock);
     shared_store_release(v->owner);
     free(v->excluded);
     free(v);
@@ -231,6 +251,26 @@ uint64_t cc_dataversion_n_excluded(const cc_dataversion *version)
 const uint64_t *cc_dataversion_excluded_bits(const cc_dataversion *version)
 {
     return version->excluded;
+}
+
+void *cc_dataversion_cache(const cc_dataversion *version,
+                           void *(*build)(const cc_dataversion *version, void *arg), void *arg,
+                           void (*free_cache)(void *cache))
+{
+    /* acquire pairs with the release below: whoever sees the pointer sees
+     * everything the builder wrote */
+    void *cache = atomic_load_explicit(&version->cache, memory_order_acquire);
+    if (cache)
+        return cache;
+    cc_dataversion *v = (cc_dataversion *)version; /* the cache only, under its lock */
+    pthread_mutex_lock(&v->cache_lock);
+    cache = atomic_load_explicit(&v->cache, memory_order_relaxed);
+    if (!cache && (cache = build(version, arg)) != NULL) {
+        v->free_cache = free_cache;
+        atomic_store_explicit(&v->cache, cache, memory_order_release);
+    }
+    pthread_mutex_unlock(&v->cache_lock);
+    return cache;
 }
 
 int cc_dataversion_is_excluded(const cc_dataversion *version, uint32_t person)

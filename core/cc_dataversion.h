@@ -7,8 +7,8 @@
  * register commits a change at once; the change reaches figures when the
  * next version is published (docs/operator-guide.md, "publication
  * schedule"), so that a before/after difference shows a batch, not a
- * person. A version is immutable once published and may be read by many
- * threads at once.
+ * person. A version is immutable once published (only its cache, below, is
+ * filled in once, under a lock) and may be read by many threads at once.
  *
  * Lifetime: a version is reference-counted. Publishing returns it with one
  * reference; whoever keeps it beyond the publisher's own use (a query on
@@ -88,5 +88,20 @@ uint64_t cc_dataversion_n_excluded(const cc_dataversion *version);
 const uint64_t *cc_dataversion_excluded_bits(const cc_dataversion *version);
 /* Is person excluded from figures in this version? */
 int cc_dataversion_is_excluded(const cc_dataversion *version, uint32_t person);
+
+/* ---- a cache kept with the version ----
+ *
+ * Figures that depend on the version alone (the query engine keeps the
+ * registered population by area and sex, and the set of registered persons
+ * not opted out) are computed once, on first use, and kept until the
+ * version is freed. What the cache holds is its builder's business: the
+ * version only keeps the pointer, builds it at most once (under a lock of
+ * its own, so concurrent first uses wait for one build) and frees it with
+ * free_cache. The first caller's build and free_cache are the ones used.
+ * Returns the cache, or NULL if build returned NULL (out of memory: nothing
+ * is kept, and a later call tries again). */
+void *cc_dataversion_cache(const cc_dataversion *version,
+                           void *(*build)(const cc_dataversion *version, void *arg), void *arg,
+                           void (*free_cache)(void *cache));
 
 #endif

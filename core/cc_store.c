@@ -4,7 +4,9 @@
  * The builder is in cc_store_builder.c, the snapshot file in cc_store_file.c.
  *
  * A finished store is never written to, so every function here that takes a
- * const cc_store * is safe to call from many threads at once.
+ * const cc_store * is safe to call from many threads at once. (The person
+ * sets of frequent codes, cc_store_index.c, are added once, under a lock,
+ * and published atomically; no column changes.)
  *
  * Must never: modify a finished store; put a pseudonym or any value of a
  * person's row into an error message (reasons give section and index only).
@@ -512,7 +514,7 @@ size_t cc_store_memory_bytes(const cc_store *store)
     size_t total = sizeof *store;
     for (int s = 0; s < STORE_N_SECTIONS; s++)
         total += store->section_alloc_bytes[s];
-    return total;
+    return total + store_index_bytes(store);
 }
 
 void cc_store_free(cc_store *store)
@@ -521,6 +523,7 @@ void cc_store_free(cc_store *store)
         return;
     for (int s = 0; s < STORE_N_SECTIONS; s++)
         free(store->section[s]);
+    store_index_free(store);
     free(store);
 }
 
@@ -651,22 +654,36 @@ static int validate_records(const struct cc_store *s, char *errbuf, size_t errle
             return store_corrupt(errbuf, errlen, "setting ranges out of order at setting %d",
                                  st);
     for (int st = 1; st < 4; st++) {
+        /* the days of the current record's year: [year_first, year_end) */
+        cc_day year_first = 0, year_end = 0;
         for (uint64_t r = first[st]; r < first[st + 1]; r++) {
             uint32_t p = v->record_person[r];
+            cc_day d = v->record_date[r];
             if (p >= v->n_persons)
                 return store_corrupt(errbuf, errlen, "record %llu has a person out of range",
                                      (unsigned long long)r);
             if ((v->record_flags[r] & CC_RECORD_ADMIT_MASK) > CC_ADMIT_OTHER)
                 return store_corrupt(errbuf, errlen, "record %llu has invalid flags",
                                      (unsigned long long)r);
-            if (r > first[st]) {
+            int new_year = r == first[st] || d >= year_end;
+            if (r > first[st] && d < year_first)
+                goto unsorted; /* an earlier year after a later one */
+            if (new_year) {
+                int y, m, dd;
+                cc_day_to_ymd(d, &y, &m, &dd);
+                year_first = cc_day_from_ymd(y, 1, 1);
+                year_end = y < 2079 ? cc_day_from_ymd(y + 1, 1, 1) : CC_DAY_MAX + 1;
+            } else {
                 uint32_t prev = v->record_person[r - 1];
-                if (prev > p || (prev == p && v->record_date[r - 1] > v->record_date[r]))
-                    return store_corrupt(errbuf, errlen,
-                                         "records not sorted by (setting, person, date) at "
-                                         "record %llu",
-                                         (unsigned long long)r);
+                if (prev > p || (prev == p && v->record_date[r - 1] > d))
+                    goto unsorted;
             }
+            continue;
+        unsorted:
+            return store_corrupt(errbuf, errlen,
+                                 "records not sorted by (setting, year, person, date) at record "
+                                 "%llu",
+                                 (unsigned long long)r);
         }
     }
     return 0;

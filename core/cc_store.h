@@ -14,9 +14,11 @@
  *    ICB k in region icb_region[k]. Codes are sorted within each level.
  *  - Persons: index 0..n_persons-1, stable across snapshots (new persons are
  *    appended). Pseudonyms are unique.
- *  - Records: sorted by (setting, person, date), so a setting is one
- *    contiguous range (setting_first[s]..setting_first[s+1]) and within it the
- *    records of one person are contiguous and in date order.
+ *  - Records: sorted by (setting, year, person, date), so a setting is one
+ *    contiguous range (setting_first[s]..setting_first[s+1]), a calendar year
+ *    of a setting is one contiguous range within it (cc_store_year_records),
+ *    and within a year the records of one person are contiguous and in date
+ *    order, persons ascending.
  *  - Codes: ids are assigned in (system, code text) order, so every code that
  *    starts with a given prefix in one system is one contiguous id range.
  *    Postings of code c are posting_records[code_first[c]..code_first[c+1]),
@@ -149,8 +151,9 @@ const struct cc_store_columns *cc_store_columns(const cc_store *store);
 int cc_store_load(const char *path, int flags, const uint8_t key[CC_STORE_KEY_BYTES],
                   cc_store **out, char *errbuf, size_t errlen);
 
-/* Bytes of memory the store holds (for the memory budget: at most 40 per
- * person and 12 per record, measured in bench/). */
+/* Bytes of memory the store holds, its person sets of frequent codes
+ * included once built (for the memory budget: at most 40 per person and 12
+ * per record, measured in bench/). */
 size_t cc_store_memory_bytes(const cc_store *store);
 
 /* Writes a snapshot, its checksums keyed with key, atomically: to path.tmp, fsync, rename over path, fsync
@@ -176,6 +179,44 @@ int64_t cc_store_find_code(const cc_store *store, int system, const char *text);
  * (which may be the whole code). Empty range if none. */
 void cc_store_code_prefix_range(const cc_store *store, int system, const char *prefix,
                                 uint32_t *first, uint32_t *last);
+
+/*
+ * Person sets of frequent codes (cc_store_index.c): for each of the (code,
+ * setting) pairs with the most postings, at most CC_STORE_CODE_SETS_MAX and
+ * only those with at least n_persons / CC_STORE_CODE_SET_MIN_DIVISOR
+ * postings, the set of persons with a record of that setting carrying the
+ * code: (n_persons + 63) / 64 words, bit p % 64 of word p / 64 for person p.
+ * They let the engine find a condition's persons without reading the
+ * postings' records. Built once (idempotent, thread-safe); then read-only.
+ */
+#define CC_STORE_CODE_SETS_MAX 48
+#define CC_STORE_CODE_SET_MIN_DIVISOR 16
+
+/* Builds the sets if they are not built yet. 0 or CC_ENOMEM (the store is
+ * then as before, and queries read the postings). */
+int cc_store_index_build(const cc_store *store);
+
+/* The persons of (code, setting 1..3), or NULL if the pair has no set (or
+ * the sets are not built). */
+const uint64_t *cc_store_code_persons(const cc_store *store, uint32_t code, int setting);
+
+/* Bytes the sets hold (0 before they are built; also counted by
+ * cc_store_memory_bytes). */
+size_t cc_store_index_memory_bytes(const cc_store *store);
+
+/* The first and last date of any record, once the sets are built: 0, or -1
+ * (not built, or no records). */
+int cc_store_record_days(const cc_store *store, cc_day *first, cc_day *last);
+
+/* The records of setting (1..3) in calendar year `year`: [*first, *last),
+ * found by binary search (records are sorted by setting, then year). */
+void cc_store_year_records(const struct cc_store_columns *columns, int setting, int year,
+                           uint64_t *first, uint64_t *last);
+
+/* The postings of code whose records are of setting (1..3): [*first, *last),
+ * found by binary search (records are sorted by setting first). */
+void cc_store_postings_in_setting(const struct cc_store_columns *columns, uint32_t code,
+                                  int setting, uint64_t *first, uint64_t *last);
 
 /* Packs a canonical postcode ("LS1 4AP", at most 8 bytes) into a sort key;
  * 0 if it cannot be packed. */

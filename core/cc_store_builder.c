@@ -9,8 +9,8 @@
  * with the count per record in record_n_codes.
  *
  * finish() then: applies pending drops, sorts practices and codes and remaps
- * their ids, orders records by (setting, person, date) with an LSD radix sort
- * of one 64-bit key per record, builds the posting lists with a counting sort on code while visiting the
+ * their ids, orders records by (setting, year, person, date) with an LSD radix
+ * sort of one 64-bit key per record, builds the posting lists with a counting sort on code while visiting the
  * records in their new order, sorts the pseudonym index and validates the
  * result. Visiting records in a random permutation is bound by memory
  * latency, so those loops prefetch ahead.
@@ -998,39 +998,68 @@ static int bits_for(uint64_t n)
     return bits;
 }
 
-/* Orders the kept records by (setting, person, date) and fills the
+/* Orders the kept records by (setting, year, person, date) and fills the
  * records.person, records.date and records.flags sections of s. Sets
  * *new_index_out[j] to the new index of the j-th kept record in builder
  * order (the caller frees it).
  *
- * Each kept record gets the key ((setting - 1) * n_persons + person) << 16 |
- * date, with its flags riding in the top byte; a stable radix sort of (key,
+ * Each kept record gets the key
+ *   (((setting - 1) * n_years + year - first_year) << person_bits | person) << 16 | date,
+ * with its flags riding in the top byte; a stable radix sort of (key,
  * builder index) gives the order, with append order kept among equal keys,
  * and person, date and flags come back out of the sorted keys. A second
  * radix sort, of the builder indices, inverts the permutation, so the
  * postings can be built in one sequential pass over the builder's side
- * array instead of by random reads. */
+ * array instead of by random reads.
+ *
+ * Why the year before the person: a year of one setting is then one run of
+ * records, and of every code's postings (queries on "2024" read that run,
+ * found by binary search, instead of every record's date), while within the
+ * run the records of a person stay together and persons come in order, so
+ * the persons' columns are still read front to back. */
 static int order_records(cc_store_builder *b, struct cc_store *s, uint32_t **new_index_out)
 {
     struct store_counts *counts = &s->counts;
     uint64_t n = b->n_records, n_kept = 0;
     uint64_t *keys = store_alloc(n * sizeof *keys);
     uint32_t *values = store_alloc(n * sizeof *values);
+    uint8_t *year_of_day = malloc(65536);
     int rc = CC_ENOMEM;
-    if (!keys || !values)
+    if (!keys || !values || !year_of_day)
         goto out;
+    /* the year of every day, and the years the records span */
+    for (uint32_t d = 0; d < 65536; d++) {
+        int y, m, dd;
+        cc_day_to_ymd((cc_day)d, &y, &m, &dd);
+        year_of_day[d] = (uint8_t)(y - 1900);
+    }
+    unsigned first_year = 255, last_year = 0;
+    for (uint64_t r = 0; r < n; r++) {
+        if (!b->record_setting[r])
+            continue;
+        unsigned y = year_of_day[b->record_date[r]];
+        first_year = y < first_year ? y : first_year;
+        last_year = y > last_year ? y : last_year;
+    }
+    uint64_t n_years = first_year <= last_year ? last_year - first_year + 1 : 1;
+    int person_bits = bits_for(b->n_persons);
+    int key_bits = 16 + person_bits + bits_for(3 * n_years);
+    if (key_bits > 56) {
+        rc = CC_ETOOBIG; /* more persons than the key holds beside the flags */
+        goto out;
+    }
     uint64_t per_setting[4] = {0};
     for (uint64_t r = 0; r < n; r++) {
         uint8_t setting = b->record_setting[r];
         if (!setting)
             continue; /* dropped */
         per_setting[setting]++;
+        uint64_t run = (uint64_t)(setting - 1) * n_years + year_of_day[b->record_date[r]] - first_year;
         keys[n_kept] = (uint64_t)b->record_flags[r] << 56 |
-                       ((uint64_t)(setting - 1) * b->n_persons + b->record_person[r]) << 16 |
-                       b->record_date[r];
+                       (run << person_bits | b->record_person[r]) << 16 | b->record_date[r];
         values[n_kept++] = (uint32_t)r;
     }
-    if ((rc = store_radix_sort(&keys, &values, n_kept, 0, 16 + bits_for(3 * (uint64_t)b->n_persons))))
+    if ((rc = store_radix_sort(&keys, &values, n_kept, 0, key_bits)))
         goto out;
     rc = CC_ENOMEM;
     counts->n_records = n_kept;
@@ -1045,14 +1074,11 @@ static int order_records(cc_store_builder *b, struct cc_store *s, uint32_t **new
     s->section[STORE_SECTION_RECORD_FLAGS] = flags;
     if (!date || !person || !flags)
         goto out;
-    for (int setting = 1; setting <= 3; setting++) {
-        uint64_t base = (uint64_t)(setting - 1) * b->n_persons;
-        for (uint64_t i = counts->setting_first[setting]; i < counts->setting_first[setting + 1];
-             i++) {
-            date[i] = (uint16_t)keys[i];
-            person[i] = (uint32_t)(((keys[i] >> 16) & (((uint64_t)1 << 40) - 1)) - base);
-            flags[i] = (uint8_t)(keys[i] >> 56);
-        }
+    uint64_t person_mask = ((uint64_t)1 << person_bits) - 1;
+    for (uint64_t i = 0; i < n_kept; i++) {
+        date[i] = (uint16_t)keys[i];
+        person[i] = (uint32_t)((keys[i] >> 16) & person_mask);
+        flags[i] = (uint8_t)(keys[i] >> 56);
     }
     /* invert the permutation: one pass of scattered writes, which (unlike
      * scattered reads) do not stall on each other */
@@ -1073,6 +1099,7 @@ static int order_records(cc_store_builder *b, struct cc_store *s, uint32_t **new
     values = NULL;
     rc = 0;
 out:
+    free(year_of_day);
     free(keys);
     free(values);
     return rc;

@@ -35,8 +35,9 @@
 #include "cc_store_internal.h"
 
 #define STORE_MAGIC "CCSTORE\0"
-/* 2: roles packed into the postings; 3: feed identities; 4: keyed checksums */
-#define STORE_FORMAT_VERSION 4
+/* 2: roles packed into the postings; 3: feed identities; 4: keyed checksums;
+ * 5: records sorted by (setting, year, person, date) */
+#define STORE_FORMAT_VERSION 5
 #define STORE_CHECKSUM_BYTES 32
 #define STORE_FIXED_HEADER_BYTES 152
 #define STORE_KEY_ID_BYTES 16

@@ -5,8 +5,8 @@
  * table, the area look-ups by LSOA, the query-wide record filters), then
  * calls the steps in order: the dimensions and the conditions' person sets
  * (cc_exec_plan.c), the person filters and the cohorts (cc_exec_persons.c),
- * the counting (cc_exec_count.c), and fills the raw result. Also the small
- * parallel loop the steps share.
+ * the counting (cc_exec_count.c), and fills the raw result. The parallel
+ * loop the steps share is in cc_exec_pool.c.
  *
  * Persons are sets of bits over person indices (one bit each: 1.25 MB for
  * 10 million persons); counting is one pass, split across at most
@@ -17,7 +17,6 @@
  */
 #include "cc_exec.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,53 +25,6 @@
 #include "cc_error.h"
 #include "cc_exec_internal.h"
 #include "cc_store.h"
-
-/* ---- small parallel loop ------------------------------------------------------ */
-
-struct par_task {
-    void (*fn)(void *ctx, unsigned thread, uint64_t begin, uint64_t end);
-    void *ctx;
-    unsigned thread;
-    uint64_t begin, end;
-};
-
-static void *par_main(void *arg)
-{
-    struct par_task *t = arg;
-    t->fn(t->ctx, t->thread, t->begin, t->end);
-    return NULL;
-}
-
-void cc_exec_par_for(unsigned n_threads, uint64_t n, uint64_t align,
-                     void (*fn)(void *, unsigned, uint64_t, uint64_t), void *ctx)
-{
-    struct par_task tasks[CC_EXEC_MAX_THREADS];
-    pthread_t ids[CC_EXEC_MAX_THREADS];
-    int started[CC_EXEC_MAX_THREADS] = {0};
-    if (n_threads > CC_EXEC_MAX_THREADS)
-        n_threads = CC_EXEC_MAX_THREADS;
-    if (n_threads < 2 || n < 4096) {
-        fn(ctx, 0, 0, n);
-        for (unsigned t = 1; t < n_threads; t++)
-            fn(ctx, t, n, n);
-        return;
-    }
-    uint64_t chunk = (n + n_threads - 1) / n_threads;
-    chunk = (chunk + align - 1) / align * align;
-    for (unsigned t = 0; t < n_threads; t++) {
-        uint64_t b = (uint64_t)t * chunk, e = b + chunk;
-        tasks[t] = (struct par_task){fn, ctx, t, b < n ? b : n, e < n ? e : n};
-    }
-    for (unsigned t = 1; t < n_threads; t++)
-        started[t] = pthread_create(&ids[t], NULL, par_main, &tasks[t]) == 0;
-    fn(ctx, 0, tasks[0].begin, tasks[0].end);
-    for (unsigned t = 1; t < n_threads; t++) {
-        if (started[t])
-            pthread_join(ids[t], NULL);
-        else
-            fn(ctx, t, tasks[t].begin, tasks[t].end);
-    }
-}
 
 int cc_exec_u64_cmp(const void *a, const void *b)
 {
@@ -94,12 +46,13 @@ static void free_exec(struct exec *e)
     free(e->lsoa_lad);
     free(e->lsoa_icb);
     free(e->lsoa_region);
+    free(e->estimates);
+    free(e->cells.lsoa);
+    free(e->cells.practice);
     cc_exec_free_plans(e->plans, e->q->filters.n_conditions);
-    free(e->person_filter);
     free(e->cohort);
     for (unsigned t = 0; t < CC_EXEC_MAX_THREADS; t++) {
-        free(e->thread_counts[t]);
-        free(e->thread_keys[t]);
+        free(e->thread_sums[t]);
         free(e->thread_sketch[t]);
     }
 }
@@ -209,6 +162,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
     if (e.n_threads > CC_EXEC_MAX_THREADS)
         e.n_threads = CC_EXEC_MAX_THREADS;
     e.words = ((uint64_t)e.c->n_persons + 63) / 64;
+    e.last_word_mask = e.c->n_persons % 64 ? ~(~0ULL << (e.c->n_persons % 64)) : ~0ULL;
 
     if ((rc = check_bound(query, errbuf, errlen)) < 0)
         return rc;
@@ -221,6 +175,8 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
                  rc == CC_ETOOBIG ? "too many cells" : "unknown dimension");
         goto out;
     }
+    if (cc_exec_plan_cells(&e) < 0)
+        goto fail_nomem;
 
     /* Conditions: a plan and a set of persons each. */
     e.plans =
@@ -233,15 +189,34 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
         goto out;
     }
 
-    /* Person filters; the cohort, and its size without each restriction. */
+    /* Person filters; the registered population's persons and groups. */
     if (cc_exec_person_filters(&e, &f) < 0)
         goto fail_nomem;
-    if ((rc = cc_exec_cohorts(&e, &f, options, out, errbuf, errlen)) < 0)
-        goto out;
+    if (!(e.cache = cc_exec_version_cache(&e)))
+        goto fail_nomem;
+    int registered = query->measure == CC_MEASURE_POPULATION &&
+                     query->population_source != CC_POPULATION_ESTIMATE;
+    e.base = registered ? cc_exec_registered(e.cache) : NULL;
+    e.base_key = cc_exec_word_key_sums(e.cache, registered);
+    if (cc_exec_count_prepare(&e) < 0)
+        goto fail_nomem;
 
-    /* Counting. */
-    if ((rc = cc_exec_count(&e, &f, out, errbuf, errlen)) < 0)
-        goto out;
+    /* The registered population by areas and sex, from the version's
+     * groups; else the person pass: the cohort, its size without each
+     * restriction, and the cells of a persons count by person dimensions;
+     * then the records' or the estimates' cells. */
+    if ((rc = cc_exec_population_from_cache(&e, &f, options, out)) < 0) {
+        goto fail_nomem;
+    } else if (rc == 1) {
+        if (cc_exec_count_finish(&e, out) < 0)
+            goto fail_nomem;
+    } else {
+        if ((rc = cc_exec_cohorts(&e, &f, options, cc_exec_counts_persons(&e), out, errbuf,
+                                  errlen)) < 0)
+            goto out;
+        if ((rc = cc_exec_count(&e, &f, out, errbuf, errlen)) < 0)
+            goto out;
+    }
 
     describe_dimensions(&e, out);
     out->columns_ = e.c;

@@ -197,18 +197,77 @@ static int plan_condition(struct exec *e, uint32_t index)
     return p->persons ? 0 : CC_ENOMEM;
 }
 
-/* Does record r (reached through a posting with role `role`, or -1 from a
- * scan) match the plan? */
-static int record_matches(const struct exec *e, const struct condition_plan *p, uint64_t r,
-                          int role)
+/* The span of the records' dates: from the store's index, else every day. */
+static void data_days(const struct exec *e, cc_day *first, cc_day *last)
+{
+    if (cc_store_record_days(cc_dataversion_store(e->version), first, last) < 0) {
+        *first = CC_DAY_MIN;
+        *last = CC_DAY_MAX;
+    }
+}
+
+/* Does plan p need every matching record's date whatever the year runs
+ * say: for an anchor, or for the first dates a later condition anchors on? */
+static int plan_needs_dates(const struct condition_plan *p)
+{
+    return p->anchor >= 0 || p->first_date != NULL;
+}
+
+/* Does plan p's date range hold every record's date? */
+static int plan_covers_data(const struct exec *e, const struct condition_plan *p)
+{
+    cc_day first, last;
+    data_days(e, &first, &last);
+    return p->first_day <= first && p->last_day >= last;
+}
+
+unsigned cc_exec_year_runs(const struct exec *e, int s, cc_day from, cc_day to,
+                           struct year_run *out)
 {
     const struct cc_store_columns *c = e->c;
-    cc_day d = c->record_date[r];
-    if (d < p->first_day || d > p->last_day)
+    cc_day data_first, data_last;
+    data_days(e, &data_first, &data_last);
+    cc_day lo = from > data_first ? from : data_first, hi = to < data_last ? to : data_last;
+    if (lo > hi || c->setting_first[s] == c->setting_first[s + 1])
         return 0;
+    int first_year = ymd_year(e->ymd[lo]), last_year = ymd_year(e->ymd[hi]);
+    unsigned n = 0;
+    uint64_t begin, end;
+    cc_store_year_records(c, s, first_year, &begin, &end);
+    for (int y = first_year; y <= last_year; y++) {
+        if (y > first_year) {
+            uint64_t next_end;
+            begin = end;
+            cc_store_year_records(c, s, y, &next_end, &end); /* next_end == begin */
+            (void)next_end;
+        }
+        if (begin == end)
+            continue;
+        cc_day year_first = cc_day_from_ymd(y, 1, 1);
+        cc_day year_last = y < 2079 ? cc_day_from_ymd(y + 1, 1, 1) - 1 : CC_DAY_MAX;
+        if (year_first < data_first)
+            year_first = data_first;
+        if (year_last > data_last)
+            year_last = data_last;
+        out[n++] = (struct year_run){begin, end, s, from <= year_first && to >= year_last};
+    }
+    return n;
+}
+
+/* Does record r (of a setting the plan takes, reached through a posting
+ * with role `role`, or -1 from a scan) match the plan? dates: whether its
+ * date must be read (not in a year run the plan's dates hold whole, unless
+ * plan_needs_dates). */
+static inline int record_matches(const struct exec *e, const struct condition_plan *p,
+                                 uint64_t r, int role, int dates)
+{
+    const struct cc_store_columns *c = e->c;
     if (role >= 0 && p->role_mask && !(p->role_mask & (1u << role)))
         return 0;
-    if (p->ranges && !(p->setting_mask & (1u << setting_of(c, r))))
+    if (!dates)
+        return 1;
+    cc_day d = c->record_date[r];
+    if (d < p->first_day || d > p->last_day)
         return 0;
     if (p->anchor >= 0) {
         uint16_t first = e->plans[p->anchor].first_date[c->record_person[r]];
@@ -221,58 +280,282 @@ static int record_matches(const struct exec *e, const struct condition_plan *p, 
     return 1;
 }
 
-/* Calls visit(ctx, record) for every record that matches plan p, in
- * ascending record order within each code, possibly more than once per
- * record when several of its codes match. */
-static void each_matching_record(const struct exec *e, const struct condition_plan *p,
-                                 void (*visit)(void *ctx, uint64_t record), void *ctx)
+/* The first record of [a, b) (one year run: persons ascending) whose
+ * person is at least `person`. */
+static uint64_t first_record_of(const struct cc_store_columns *c, uint64_t a, uint64_t b,
+                                uint64_t person)
 {
+    while (a < b) {
+        uint64_t m = a + (b - a) / 2;
+        if (c->record_person[m] < person)
+            a = m + 1;
+        else
+            b = m;
+    }
+    return a;
+}
+
+/* The first posting in [a, b) (ascending record indices) whose record is at
+ * least `record`. */
+static uint64_t first_posting_from(const struct cc_store_columns *c, uint64_t a, uint64_t b,
+                                   uint64_t record)
+{
+    while (a < b) {
+        uint64_t m = a + (b - a) / 2;
+        if (CC_POSTING_RECORD(c->posting_records[m]) < record)
+            a = m + 1;
+        else
+            b = m;
+    }
+    return a;
+}
+
+/* The postings of one (code, setting) a plan reads, [first, last). */
+struct posting_run {
+    uint64_t first, last;
+    int setting;
+};
+
+/* A plan's work: the person sets of frequent codes it ORs in, and the
+ * postings (or, without codes, the settings' records) it reads. */
+struct plan_work {
+    const uint64_t **sets;
+    uint32_t n_sets, cap_sets;
+    struct posting_run *runs;
+    uint64_t n_runs, cap_runs;
+    uint64_t n_postings;
+};
+
+static int add_set(struct plan_work *w, const uint64_t *set)
+{
+    if (w->n_sets == w->cap_sets) {
+        uint32_t cap = w->cap_sets ? w->cap_sets * 2 : 8;
+        const uint64_t **grown = realloc(w->sets, cap * sizeof *grown);
+        if (!grown)
+            return CC_ENOMEM;
+        w->sets = grown;
+        w->cap_sets = cap;
+    }
+    w->sets[w->n_sets++] = set;
+    return 0;
+}
+
+static int add_run(struct plan_work *w, uint64_t first, uint64_t last, int setting)
+{
+    if (first >= last)
+        return 0;
+    if (w->n_runs == w->cap_runs) {
+        uint64_t cap = w->cap_runs ? w->cap_runs * 2 : 16;
+        struct posting_run *grown = realloc(w->runs, cap * sizeof *grown);
+        if (!grown)
+            return CC_ENOMEM;
+        w->runs = grown;
+        w->cap_runs = cap;
+    }
+    w->runs[w->n_runs++] = (struct posting_run){first, last, setting};
+    w->n_postings += last - first;
+    return 0;
+}
+
+/* What plan p reads: for each of its codes and settings, the store's person
+ * set when the pair has one and nothing but code and setting decides
+ * (use_sets), else the pair's postings (those of the setting only, found by
+ * binary search). Runs come in setting order within each code, so within a
+ * code they are in record order. */
+static int plan_work_of(const struct exec *e, const struct condition_plan *p, int use_sets,
+                        struct plan_work *w)
+{
+    const cc_store *store = cc_dataversion_store(e->version);
+    int rc;
+    for (uint32_t k = 0; k < p->n_ranges; k++)
+        for (uint32_t code = p->ranges[k].first; code < p->ranges[k].last; code++)
+            for (int s = 1; s <= 3; s++) {
+                if (!(p->setting_mask & (1u << s)))
+                    continue;
+                const uint64_t *set = use_sets ? cc_store_code_persons(store, code, s) : NULL;
+                if (set) {
+                    if ((rc = add_set(w, set)) < 0)
+                        return rc;
+                    continue;
+                }
+                uint64_t first, last;
+                cc_store_postings_in_setting(e->c, code, s, &first, &last);
+                if ((rc = add_run(w, first, last, s)) < 0)
+                    return rc;
+            }
+    return 0;
+}
+
+struct fill_ctx {
+    const struct exec *e;
+    struct condition_plan *p;
+    const struct plan_work *w;
+    struct year_run runs[3][CC_EXEC_MAX_YEARS]; /* per setting, those of the plan's dates */
+    unsigned n_runs[3];
+};
+
+static inline void mark(const struct exec *e, struct condition_plan *p, uint64_t r, int dates)
+{
+    uint32_t person = e->c->record_person[r];
+    p->persons[person >> 6] |= 1ULL << (person & 63);
+    if (p->first_date && dates) {
+        uint16_t d = e->c->record_date[r];
+        if (d < p->first_date[person])
+            p->first_date[person] = d;
+    }
+}
+
+/* Marks the persons of the matching postings [a, b) of a plan without an
+ * anchor or first dates, in batches: first the postings' roles and dates
+ * are tested without a branch (whether a record lies in the year is a coin
+ * toss a branch would often lose, and each loss stalls the loads behind
+ * it), keeping the matching records; then their persons are read and
+ * marked, loads that overlap as nothing depends on them. */
+static void mark_postings(const struct exec *e, struct condition_plan *p, uint64_t a, uint64_t b,
+                          int dates)
+{
+    enum { BATCH = 2048 };
     const struct cc_store_columns *c = e->c;
-    if (p->ranges) {
-        for (uint32_t k = 0; k < p->n_ranges; k++)
-            for (uint64_t i = c->code_first[p->ranges[k].first];
-                 i < c->code_first[p->ranges[k].last]; i++) {
-                uint64_t r = CC_POSTING_RECORD(c->posting_records[i]);
-                if (record_matches(e, p, r, (int)CC_POSTING_ROLE(c->posting_records[i])))
-                    visit(ctx, r);
+    uint32_t records[BATCH];
+    unsigned roles = p->role_mask ? p->role_mask : 7u;
+    uint32_t from = (uint32_t)p->first_day, span = (uint32_t)(p->last_day - p->first_day);
+    if (dates && p->first_day > p->last_day)
+        return; /* the condition's months and the query's do not meet */
+    for (uint64_t batch = a; batch < b; batch += BATCH) {
+        uint64_t batch_end = b - batch < BATCH ? b : batch + BATCH;
+        uint64_t n = 0;
+        for (uint64_t i = batch; i < batch_end; i++) {
+            uint32_t posting = c->posting_records[i];
+            uint32_t r = CC_POSTING_RECORD(posting);
+            unsigned ok = roles >> CC_POSTING_ROLE(posting) & 1u;
+            if (dates) {
+                if (i + 64 < batch_end)
+                    __builtin_prefetch(
+                        &c->record_date[CC_POSTING_RECORD(c->posting_records[i + 64])]);
+                ok &= (uint32_t)c->record_date[r] - from <= span;
+            }
+            records[n] = r;
+            n += ok;
+        }
+        for (uint64_t i = 0; i < n; i++) {
+            if (i + 64 < n)
+                __builtin_prefetch(&c->record_person[records[i + 64]]);
+            uint32_t person = c->record_person[records[i]];
+            p->persons[person >> 6] |= 1ULL << (person & 63);
+        }
+    }
+}
+
+/* Marks the persons of words [begin, end) (a thread's share: no other
+ * thread writes these words or these persons' first dates), year run by
+ * year run: within one, records and a code's postings are in person order,
+ * so the thread's records and postings are sub-ranges found by binary
+ * search; a run the plan's dates hold whole needs no record's date. */
+static void fill_range(void *arg, unsigned thread, uint64_t begin, uint64_t end)
+{
+    (void)thread;
+    struct fill_ctx *x = arg;
+    const struct exec *e = x->e;
+    const struct cc_store_columns *c = e->c;
+    struct condition_plan *p = x->p;
+    if (begin >= end)
+        return;
+    uint64_t lo_person = begin * 64, hi_person = end * 64;
+    for (uint64_t w = begin; w < end; w++)
+        p->persons[w] = 0;
+    for (uint32_t i = 0; i < x->w->n_sets; i++)
+        for (uint64_t w = begin; w < end; w++)
+            p->persons[w] |= x->w->sets[i][w];
+    if (p->first_date)
+        for (uint64_t person = lo_person; person < hi_person && person < c->n_persons; person++)
+            p->first_date[person] = NO_FIRST_DATE;
+    /* this thread's records of each year run */
+    uint64_t lo_record[3][CC_EXEC_MAX_YEARS], hi_record[3][CC_EXEC_MAX_YEARS];
+    for (int s = 0; s < 3; s++)
+        for (unsigned y = 0; y < x->n_runs[s]; y++) {
+            const struct year_run *run = &x->runs[s][y];
+            lo_record[s][y] = first_record_of(c, run->first, run->last, lo_person);
+            hi_record[s][y] = first_record_of(c, lo_record[s][y], run->last, hi_person);
+        }
+    int needs_dates = plan_needs_dates(p);
+    if (!p->ranges) {
+        /* no codes: every record of the settings */
+        for (int s = 0; s < 3; s++)
+            for (unsigned y = 0; y < x->n_runs[s]; y++) {
+                int dates = needs_dates || !x->runs[s][y].whole;
+                for (uint64_t r = lo_record[s][y]; r < hi_record[s][y]; r++)
+                    if (record_matches(e, p, r, -1, dates))
+                        mark(e, p, r, dates);
             }
         return;
     }
-    for (int s = 1; s <= 3; s++) {
-        if (!(p->setting_mask & (1u << s)))
-            continue;
-        for (uint64_t r = c->setting_first[s]; r < c->setting_first[s + 1]; r++)
-            if (record_matches(e, p, r, -1))
-                visit(ctx, r);
+    for (uint64_t k = 0; k < x->w->n_runs; k++) {
+        const struct posting_run *postings = &x->w->runs[k];
+        int s = postings->setting - 1;
+        uint64_t a = postings->first;
+        for (unsigned y = 0; y < x->n_runs[s] && a < postings->last; y++) {
+            int dates = needs_dates || !x->runs[s][y].whole;
+            a = first_posting_from(c, a, postings->last, lo_record[s][y]);
+            uint64_t b = first_posting_from(c, a, postings->last, hi_record[s][y]);
+            if (!needs_dates) {
+                mark_postings(e, p, a, b, dates);
+            } else {
+                for (uint64_t i = a; i < b; i++) {
+                    uint32_t posting = c->posting_records[i];
+                    uint64_t r = CC_POSTING_RECORD(posting);
+                    if (record_matches(e, p, r, (int)CC_POSTING_ROLE(posting), dates))
+                        mark(e, p, r, dates);
+                }
+            }
+            a = b;
+        }
     }
 }
 
-struct mark_ctx {
-    const struct exec *e;
-    struct condition_plan *p;
-};
-
-static void mark_person(void *arg, uint64_t r)
+/* The year runs of plan p's settings and dates into x. */
+static void plan_year_runs(const struct exec *e, const struct condition_plan *p,
+                           struct fill_ctx *x)
 {
-    struct mark_ctx *m = arg;
-    uint32_t person = m->e->c->record_person[r];
-    m->p->persons[person >> 6] |= 1ULL << (person & 63);
-    if (m->p->first_date) {
-        uint16_t d = m->e->c->record_date[r];
-        if (d < m->p->first_date[person])
-            m->p->first_date[person] = d;
-    }
+    for (int s = 1; s <= 3; s++)
+        x->n_runs[s - 1] = p->setting_mask & (1u << s)
+                               ? cc_exec_year_runs(e, s, p->first_day, p->last_day, x->runs[s - 1])
+                               : 0;
 }
 
+/* Fills plan index's person set (and first dates): from the store's person
+ * sets where they answer, else from the postings of the plan's year runs,
+ * split across threads by person. */
 static int fill_condition(struct exec *e, uint32_t index)
 {
     struct condition_plan *p = &e->plans[index];
-    memset(p->persons, 0, e->words * sizeof *p->persons);
-    if (p->first_date)
-        memset(p->first_date, 0xff, (size_t)e->c->n_persons * sizeof *p->first_date);
-    struct mark_ctx m = {e, p};
-    each_matching_record(e, p, mark_person, &m);
-    return 0;
+    struct plan_work w = {0};
+    int use_sets = !plan_needs_dates(p) && plan_covers_data(e, p) &&
+                   (p->role_mask == 0 || (p->role_mask & 7) == 7);
+    int rc = p->ranges ? plan_work_of(e, p, use_sets, &w) : 0;
+    struct fill_ctx *x = NULL;
+    if (rc == 0 && !(x = malloc(sizeof *x)))
+        rc = CC_ENOMEM;
+    if (rc == 0) {
+        x->e = e;
+        x->p = p;
+        x->w = &w;
+        plan_year_runs(e, p, x);
+        uint64_t work = 0;
+        if (p->ranges) {
+            work = w.n_postings;
+        } else {
+            for (int s = 0; s < 3; s++)
+                for (unsigned y = 0; y < x->n_runs[s]; y++)
+                    work += x->runs[s][y].last - x->runs[s][y].first;
+        }
+        /* a few postings are not worth waking the pool for */
+        unsigned threads = work < 65536 ? 1 : e->n_threads;
+        cc_exec_par_for(threads, e->words, 1, fill_range, x);
+    }
+    free(x);
+    free(w.sets);
+    free(w.runs);
+    return rc;
 }
 
 void cc_exec_free_plans(struct condition_plan *plans, uint32_t n)
@@ -317,36 +600,85 @@ int cc_exec_build_plans(struct exec *e, struct condition_plan *plans, char *errb
 
 /* ---- the records of a condition ----------------------------------------------------- */
 
-static void collect_record(void *arg, uint64_t r)
+static int collect_record(struct record_list *l, uint64_t r)
 {
-    struct record_list *l = arg;
     if (l->n == l->cap) {
         uint64_t cap = l->cap ? l->cap * 2 : 4096;
         uint64_t *grown = realloc(l->records, cap * sizeof *grown);
         if (!grown) {
             l->oom = 1;
-            return;
+            return CC_ENOMEM;
         }
         l->records = grown;
         l->cap = cap;
     }
     l->records[l->n++] = r;
+    return 0;
 }
 
 int cc_exec_condition_records(const struct exec *e, uint32_t condition, struct record_list *list)
 {
-    /* a record with several matching codes is one event */
-    each_matching_record(e, &e->plans[condition], collect_record, list);
-    if (list->oom)
+    const struct cc_store_columns *c = e->c;
+    const struct condition_plan *p = &e->plans[condition];
+    struct fill_ctx *x = malloc(sizeof *x);
+    struct plan_work w = {0};
+    int needs_dates = plan_needs_dates(p), rc = CC_ENOMEM;
+    if (!x)
         return CC_ENOMEM;
-    if (list->n)
-        qsort(list->records, list->n, sizeof *list->records, cc_exec_u64_cmp);
-    uint64_t kept = 0;
-    for (uint64_t i = 0; i < list->n; i++)
-        if (!kept || list->records[kept - 1] != list->records[i])
-            list->records[kept++] = list->records[i];
-    list->n = kept;
-    return 0;
+    plan_year_runs(e, p, x);
+    if (!p->ranges) {
+        /* in record order, each once */
+        for (int s = 0; s < 3; s++)
+            for (unsigned y = 0; y < x->n_runs[s]; y++) {
+                const struct year_run *run = &x->runs[s][y];
+                int dates = needs_dates || !run->whole;
+                for (uint64_t r = run->first; r < run->last; r++)
+                    if (record_matches(e, p, r, -1, dates) && collect_record(list, r) < 0)
+                        goto out;
+            }
+        rc = 0;
+        goto out;
+    }
+    if (plan_work_of(e, p, 0, &w) < 0)
+        goto out;
+    for (uint64_t k = 0; k < w.n_runs && !list->oom; k++) {
+        int s = w.runs[k].setting - 1;
+        uint64_t a = w.runs[k].first;
+        for (unsigned y = 0; y < x->n_runs[s] && !list->oom; y++) {
+            int dates = needs_dates || !x->runs[s][y].whole;
+            a = first_posting_from(c, a, w.runs[k].last, x->runs[s][y].first);
+            uint64_t b = first_posting_from(c, a, w.runs[k].last, x->runs[s][y].last);
+            for (uint64_t i = a; i < b; i++) {
+                uint32_t posting = c->posting_records[i];
+                uint64_t r = CC_POSTING_RECORD(posting);
+                if (record_matches(e, p, r, (int)CC_POSTING_ROLE(posting), dates) &&
+                    collect_record(list, r) < 0)
+                    break;
+            }
+            a = b;
+        }
+    }
+    if (list->oom)
+        goto out;
+    uint64_t n_codes = 0;
+    for (uint32_t k = 0; k < p->n_ranges; k++)
+        n_codes += p->ranges[k].last - p->ranges[k].first;
+    /* one code: its runs are in record order and a record carries a code
+     * once; several: a record with several matching codes is one event */
+    if (n_codes > 1) {
+        if (list->n)
+            qsort(list->records, list->n, sizeof *list->records, cc_exec_u64_cmp);
+        uint64_t kept = 0;
+        for (uint64_t i = 0; i < list->n; i++)
+            if (!kept || list->records[kept - 1] != list->records[i])
+                list->records[kept++] = list->records[i];
+        list->n = kept;
+    }
+    rc = 0;
+out:
+    free(x);
+    free(w.runs);
+    return list->oom ? CC_ENOMEM : rc;
 }
 
 /* ---- dimensions --------------------------------------------------------------------- */
@@ -469,15 +801,87 @@ int cc_exec_plan_dimensions(struct exec *e)
         periods |= query->dimensions[i].kind == CC_DIM_YEAR ||
                    query->dimensions[i].kind == CC_DIM_QUARTER ||
                    query->dimensions[i].kind == CC_DIM_MONTH;
-    if (periods && !query->filters.date_range.present) {
+    if (periods && !query->filters.date_range.present &&
+        cc_store_record_days(cc_dataversion_store(e->version), &data_first, &data_last) < 0) {
+        /* the store's index (built with the first data version) keeps the
+         * span; without it, every record's date is read */
+        data_first = CC_DAY_MAX;
+        data_last = CC_DAY_MIN;
         for (uint64_t r = 0; r < c->n_records; r++) {
             if (c->record_date[r] < data_first)
                 data_first = c->record_date[r];
             if (c->record_date[r] > data_last)
                 data_last = c->record_date[r];
         }
-        if (data_first > data_last)
-            data_first = data_last = e->reference_day;
     }
+    if (data_first > data_last)
+        data_first = data_last = e->reference_day;
     return plan_dimensions(e, data_first, data_last);
+}
+
+/* ---- cells ---------------------------------------------------------------------------- */
+
+/* The part of value v of dimension d: v times its stride, or CELL_NONE for
+ * no value (what cell_of used to test value by value). */
+static uint32_t part_of(const struct dim *d, uint32_t v)
+{
+    return v == NO_VALUE || v >= d->size ? CELL_NONE : (uint32_t)(v * d->stride);
+}
+
+int cc_exec_plan_cells(struct exec *e)
+{
+    const struct cc_store_columns *c = e->c;
+    struct cell_parts *cells = &e->cells;
+    int practice = 0;
+    for (uint32_t i = 0; i < e->n_dims; i++)
+        practice |= e->dims[i].kind == CC_DIM_PRACTICE;
+    cells->lsoa = calloc((size_t)c->n_lsoa + 1, sizeof *cells->lsoa);
+    if (!cells->lsoa)
+        return CC_ENOMEM;
+    if (practice && !(cells->practice = calloc((size_t)c->n_practices + 1, sizeof *cells->practice)))
+        return CC_ENOMEM;
+    for (uint32_t i = 0; i < e->n_dims; i++) {
+        const struct dim *d = &e->dims[i];
+        switch (d->kind) {
+        case CC_DIM_REGION:
+        case CC_DIM_ICB:
+        case CC_DIM_LAD:
+        case CC_DIM_LSOA:
+            for (uint32_t lsoa = 0; lsoa < c->n_lsoa; lsoa++) {
+                uint32_t v = d->kind == CC_DIM_REGION ? e->lsoa_region[lsoa]
+                             : d->kind == CC_DIM_ICB  ? e->lsoa_icb[lsoa]
+                             : d->kind == CC_DIM_LAD  ? e->lsoa_lad[lsoa]
+                                                      : lsoa;
+                cells->lsoa[lsoa] += part_of(d, v);
+            }
+            cells->lsoa[c->n_lsoa] += CELL_NONE;
+            cells->has_area = 1;
+            break;
+        case CC_DIM_PRACTICE:
+            for (uint32_t k = 0; k < c->n_practices; k++)
+                cells->practice[k] += part_of(d, k);
+            cells->practice[c->n_practices] += CELL_NONE;
+            break;
+        case CC_DIM_SEX:
+            cells->has_sex = 1;
+            for (unsigned code = 0; code < 256; code++)
+                cells->sex[code] +=
+                    part_of(d, d->sex_value[code] == 0xff ? NO_VALUE : d->sex_value[code]);
+            break;
+        case CC_DIM_AGE_BAND:
+            cells->has_age = 1;
+            for (unsigned age = 0; age < 256; age++)
+                cells->age[age] += part_of(d, d->age_band[age]);
+            break;
+        case CC_DIM_SETTING:
+            cells->has_setting = 1;
+            for (uint32_t s = 1; s <= 3; s++)
+                cells->setting[s] += part_of(d, s - 1);
+            break;
+        default: /* periods */
+            cells->period_dim[cells->n_periods++] = i;
+            break;
+        }
+    }
+    return 0;
 }

@@ -410,6 +410,91 @@ Test(store, builder_from_a_base_adds_records_and_keeps_person_indices)
     cc_store_free(base);
 }
 
+/* Records of persons A (0) and B (1) in 2023 and 2024, appended person by
+ * person: the store orders them by (setting, year, person, date), so each
+ * year of a setting is one run, found by cc_store_year_records. */
+Test(store, finish_sorts_records_by_setting_year_person_and_date)
+{
+    cc_store_builder *b;
+    cr_assert_eq(cc_store_builder_new(NULL, &b), 0);
+    struct cc_area_input areas = make_areas();
+    cr_assert_eq(cc_store_builder_set_areas(b, &areas), 0);
+    struct cc_person_input a = person_input(0x30, 3, UINT16_MAX);
+    struct cc_person_input pb = person_input(0x10, 0, UINT16_MAX);
+    cr_assert_eq(cc_store_builder_person(b, &a), 0);
+    cr_assert_eq(cc_store_builder_person(b, &pb), 1);
+    struct cc_code_input e11 = {CC_CODE_ICD10, CC_ROLE_PRIMARY, "E11"};
+    cc_day a2024 = cc_day_from_ymd(2024, 3, 1), a2023 = cc_day_from_ymd(2023, 12, 31);
+    cc_day b2023 = cc_day_from_ymd(2023, 1, 1), b2024 = cc_day_from_ymd(2024, 1, 1);
+    add_record(b, 0, CC_SETTING_HOSPITAL, a2024, 0, &e11, 1);
+    add_record(b, 0, CC_SETTING_HOSPITAL, a2023, 0, &e11, 1);
+    add_record(b, 1, CC_SETTING_HOSPITAL, b2024, 0, &e11, 1);
+    add_record(b, 1, CC_SETTING_HOSPITAL, b2023, 0, &e11, 1);
+    cc_store *s;
+    cr_assert_eq(cc_store_builder_finish(b, &s), 0);
+    const struct cc_store_columns *v = cc_store_columns(s);
+    /* 2023: A, B; 2024: A, B */
+    const uint32_t person[4] = {0, 1, 0, 1};
+    const cc_day date[4] = {a2023, b2023, a2024, b2024};
+    for (int r = 0; r < 4; r++) {
+        cr_assert_eq(v->record_person[r], person[r], "record %d", r);
+        cr_assert_eq(v->record_date[r], date[r], "record %d", r);
+    }
+    uint64_t first, last;
+    cc_store_year_records(v, CC_SETTING_HOSPITAL, 2023, &first, &last);
+    cr_assert(first == 0 && last == 2, "2023: [%llu, %llu)", (unsigned long long)first,
+              (unsigned long long)last);
+    cc_store_year_records(v, CC_SETTING_HOSPITAL, 2024, &first, &last);
+    cr_assert(first == 2 && last == 4);
+    cc_store_year_records(v, CC_SETTING_HOSPITAL, 2025, &first, &last);
+    cr_assert_eq(first, last);
+    cc_store_year_records(v, CC_SETTING_GP, 2024, &first, &last);
+    cr_assert_eq(first, last);
+    /* the code's postings follow the records: ascending record indices */
+    int64_t code = cc_store_find_code(s, CC_CODE_ICD10, "E11");
+    for (uint64_t k = v->code_first[code]; k < v->code_first[code + 1]; k++)
+        cr_assert_eq(CC_POSTING_RECORD(v->posting_records[k]), k - v->code_first[code]);
+    char reason[256];
+    cr_assert_eq(cc_store_validate(s, reason, sizeof reason), 0, "%s", reason);
+    cc_store_free(s);
+}
+
+/* The person sets of frequent codes: built on demand, one per (code,
+ * setting) with enough postings, holding exactly the persons with such a
+ * record, and counted in the store's memory. */
+Test(store, index_holds_the_persons_of_frequent_codes)
+{
+    cc_store *s = finish_sample();
+    const struct cc_store_columns *v = cc_store_columns(s);
+    size_t before = cc_store_memory_bytes(s);
+    cr_assert_eq(cc_store_index_memory_bytes(s), 0);
+    int64_t asthma = cc_store_find_code(s, CC_CODE_SNOMED, "22298006");
+    cr_assert_null(cc_store_code_persons(s, (uint32_t)asthma, CC_SETTING_GP)); /* not built */
+    cr_assert_eq(cc_store_index_build(s), 0);
+    cr_assert_eq(cc_store_index_build(s), 0); /* once */
+    cr_assert_gt(cc_store_index_memory_bytes(s), 0);
+    cr_assert_eq(cc_store_memory_bytes(s), before + cc_store_index_memory_bytes(s));
+    /* 3 persons: every pair with a posting is frequent (n_persons / 16 rounds up to 1) */
+    for (uint32_t code = 0; code < v->n_codes; code++)
+        for (int setting = 1; setting <= 3; setting++) {
+            uint64_t first, last, expect = 0;
+            cc_store_postings_in_setting(v, code, setting, &first, &last);
+            for (uint64_t k = first; k < last; k++)
+                expect |= 1ULL << v->record_person[CC_POSTING_RECORD(v->posting_records[k])];
+            const uint64_t *set = cc_store_code_persons(s, code, setting);
+            if (first == last) {
+                cr_assert_null(set, "code %u setting %d has no postings", code, setting);
+                continue;
+            }
+            cr_assert_not_null(set, "code %u setting %d", code, setting);
+            cr_assert_eq(set[0], expect, "code %u setting %d", code, setting);
+        }
+    cc_day first_day, last_day;
+    cr_assert_eq(cc_store_record_days(s, &first_day, &last_day), 0);
+    cr_assert(first_day == 10 && last_day == 100, "%d..%d", first_day, last_day);
+    cc_store_free(s);
+}
+
 Test(store, drop_records_removes_one_setting_of_one_person)
 {
     cc_store *base = finish_sample();
@@ -1029,7 +1114,7 @@ Test(store, an_older_format_is_refused_with_a_clear_error, .init = make_tmp_dir,
     cc_testfs_write(path, file, len, 0600);
     cr_assert_eq(cc_store_load(path, CC_STORE_LOAD_ALL, TEST_KEY, &loaded, reason, sizeof reason),
                  CC_ECORRUPT);
-    cr_assert(strstr(reason, "unsupported format version 2 (expected 4)") &&
+    cr_assert(strstr(reason, "unsupported format version 2 (expected 5)") &&
                   strstr(reason, "older carecount"),
               "%s", reason);
     free(file);

@@ -15,6 +15,7 @@
 #ifndef CC_STORE_INTERNAL_H
 #define CC_STORE_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -79,7 +80,16 @@ struct cc_store {
      * CC_STORE_QUERY_ONLY */
     void *section[STORE_N_SECTIONS];
     size_t section_alloc_bytes[STORE_N_SECTIONS];
+    /* the person sets of frequent codes (cc_store_index.c): NULL until
+     * cc_store_index_build() publishes them, then never changed */
+    _Atomic(struct store_code_index *) code_index;
 };
+
+/* Bytes of the person sets of frequent codes, 0 before they are built. */
+size_t store_index_bytes(const struct cc_store *store);
+
+/* Frees the person sets (cc_store_free). */
+void store_index_free(struct cc_store *store);
 
 /* The section's name as error messages give it ("records.person"). */
 const char *store_section_name(int section);
