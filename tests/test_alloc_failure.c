@@ -50,6 +50,7 @@ static atomic_bool counting;
 extern void *__libc_malloc(size_t n);
 extern void *__libc_calloc(size_t n, size_t size);
 extern void *__libc_realloc(void *p, size_t n);
+extern void *__libc_memalign(size_t align, size_t n);
 extern void __libc_free(void *p);
 
 /* A block's header (16 bytes, keeping malloc's alignment): whether it was
@@ -59,6 +60,10 @@ extern void __libc_free(void *p);
  * ever reaches this free. */
 #define HEADER 16
 #define COUNTED 0x636f756e74L
+/* A block aligned beyond the header (posix_memalign): its header, just
+ * before it, says so and holds the offset back to the real block. */
+#define ALIGNED 0x616c69676eL
+#define COUNTED_ALIGNED 0x616c69676f756eL
 static void *mark(void *raw, bool counted, size_t n)
 {
     if (!raw)
@@ -105,8 +110,11 @@ void free(void *p)
     if (!p)
         return;
     char *raw = (char *)p - HEADER;
-    if (((long *)raw)[0] == COUNTED)
+    long tag = ((long *)raw)[0];
+    if (tag == COUNTED || tag == COUNTED_ALIGNED)
         atomic_fetch_sub(&live, 1);
+    if (tag == ALIGNED || tag == COUNTED_ALIGNED)
+        raw = (char *)p - ((size_t *)raw)[1];
     __libc_free(raw);
 }
 
@@ -141,11 +149,29 @@ size_t malloc_usable_size(void *p)
 }
 
 /* Alignments up to the header's 16 bytes are what malloc gives; larger
- * ones are not asked for on these paths and are refused. */
+ * ones (a power of 2) get a block of align more bytes, the header in the
+ * last 16 before the aligned address. Such a block is never realloc'ed on
+ * these paths. */
 int posix_memalign(void **out, size_t align, size_t n)
 {
-    *out = align <= HEADER ? malloc(n) : NULL;
-    return *out ? 0 : 12; /* ENOMEM */
+    if (align <= HEADER) {
+        *out = malloc(n);
+        return *out ? 0 : 12; /* ENOMEM */
+    }
+    bool counted = atomic_load(&counting);
+    *out = NULL;
+    if ((align & (align - 1)) || n > SIZE_MAX - align || fails_now())
+        return 12;
+    char *raw = __libc_memalign(align, n + align);
+    if (!raw)
+        return 12;
+    char *p = raw + align;
+    ((long *)(p - HEADER))[0] = counted ? COUNTED_ALIGNED : ALIGNED;
+    ((size_t *)(p - HEADER))[1] = align;
+    if (counted)
+        atomic_fetch_add(&live, 1);
+    *out = p;
+    return 0;
 }
 
 void *aligned_alloc(size_t align, size_t n)
