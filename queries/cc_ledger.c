@@ -555,7 +555,7 @@ int cc_ledger_admit_cells(cc_ledger *l, int64_t account, const struct cc_policy 
     }
     if ((rc = load_cells(l, errbuf, errlen)) != 0)
         goto out;
-    mark = cc_cellbook_mark(l->book, account);
+    mark = cc_cellbook_n_cells(l->book, account);
     marked = 1;
     for (uint64_t i = 0; i < n_cells; i++) {
         struct cc_ledger_cell *c = &cells[i];

@@ -117,11 +117,6 @@ uint64_t cc_cellbook_n_cells(const struct cc_cellbook *book, int64_t account)
     return a ? a->n : 0;
 }
 
-uint64_t cc_cellbook_mark(const struct cc_cellbook *book, int64_t account)
-{
-    return cc_cellbook_n_cells(book, account);
-}
-
 /* Advances first_live past the cells recorded before since_s (cells are
  * recorded in time order, near enough: a replica's cells come in at their
  * commit). */
@@ -218,9 +213,10 @@ int cc_cellbook_add(struct cc_cellbook *book, int64_t account, const struct cc_c
     for (unsigned b = 0; b < CC_LEDGER_SKETCH_BUCKETS; b++) {
         if (cell->sketch[b] == EMPTY_SKETCH)
             continue;
-        struct slot *s = slot_of(a, index_key(b, cell->sketch[b], class_of(a, cell->persons)));
+        uint64_t key = index_key(b, cell->sketch[b], class_of(a, cell->persons));
+        struct slot *s = slot_of(a, key);
         if (!s->key) {
-            s->key = index_key(b, cell->sketch[b], class_of(a, cell->persons));
+            s->key = key;
             s->head = NO_ENTRY;
             a->n_used++;
         }

@@ -37,12 +37,10 @@ struct cc_cellbook_cell {
 int cc_cellbook_new(struct cc_cellbook **out);
 void cc_cellbook_free(struct cc_cellbook *book);
 
-/* Cells recorded for account, and how many since since_s. */
+/* Cells recorded for account (also the mark cc_cellbook_truncate takes
+ * back to), and how many since since_s. */
 uint64_t cc_cellbook_n_cells(const struct cc_cellbook *book, int64_t account);
 uint64_t cc_cellbook_n_live(struct cc_cellbook *book, int64_t account, int64_t since_s);
-
-/* The account's number of cells now (a mark for cc_cellbook_truncate). */
-uint64_t cc_cellbook_mark(const struct cc_cellbook *book, int64_t account);
 
 /* Adds a cell (copied) to account. 0 or CC_ENOMEM. */
 int cc_cellbook_add(struct cc_cellbook *book, int64_t account, const struct cc_cellbook_cell *cell);
