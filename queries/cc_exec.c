@@ -4,12 +4,15 @@
  * store, sets up what every step reads (the reference day and its age
  * table, the area look-ups by LSOA, the query-wide record filters), then
  * calls the steps in order: the dimensions and the conditions' person sets
- * (cc_exec_plan.c), the person filters and the cohorts (cc_exec_persons.c),
- * the counting (cc_exec_count.c), and fills the raw result. The parallel
- * loop the steps share is in cc_exec_pool.c.
+ * (cc_exec_plan.c), the version's cache (cc_exec_cache.c), which answers a
+ * registered population by areas and sex by itself, the person pass
+ * (cc_exec_persons.c: filters, cohorts, key sums and a persons table by
+ * person dimensions), the counting of records or estimates
+ * (cc_exec_count.c), and fills the raw result. The parallel loop the steps
+ * share is in cc_exec_pool.c.
  *
  * Persons are sets of bits over person indices (one bit each: 1.25 MB for
- * 10 million persons); counting is one pass, split across at most
+ * 10 million persons); each pass is split across at most
  * CC_EXEC_MAX_THREADS threads that each own a private array of counts,
  * summed at the end.
  *

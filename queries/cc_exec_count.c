@@ -1,13 +1,15 @@
 /*
  * cc_exec_count.c: the engine's counting (cc_exec_internal.h, docs/engine.md
  * step 5): one pass, split across threads that each own a private array of
- * counts and cell keys, summed at the end: over the cohort's bits when every
- * dimension belongs to the person; over the qualifying records (those of
- * events_of, or every record of the query-wide settings and dates) for
+ * (count, key sum) per cell, summed at the end: over the cohort's persons
+ * when every dimension belongs to the person (called from the person pass,
+ * cc_exec_persons.c); over the qualifying records (those of events_of, or
+ * every record of the query-wide settings' year runs within its dates) for
  * events, and for persons per setting or period, whose (cell, person) pairs
  * are sorted and made distinct so a person counts once per cell; or, for
  * population estimates, over the store's LSOA x sex x band table. With
  * margins every thing counted is also counted in each of its margin cells.
+ * Records are counted in batches whose persons' columns are prefetched.
  *
  * Must never: count a person the cohort does not hold; its output is counts
  * and key sums per cell.

@@ -2,10 +2,13 @@
  * cc_exec_plan.c: the engine's planning (cc_exec_internal.h, docs/engine.md
  * steps 1, 2 and the dimensions): the day and age tables; every condition's
  * plan (its code-id ranges, settings, roles, dates and anchor) and the set
- * of persons with a matching record, found through the posting lists of its
- * codes (a prefix range for ICD-10 and OPCS-4, an exact id for SNOMED CT)
- * or a scan of its settings' records; the records of one condition, for an
- * events count; and the dimensions' sizes and value maps.
+ * of persons with a matching record: the store's person sets of frequent
+ * (code, setting) pairs where they answer, else the posting lists of its
+ * codes (a prefix range for ICD-10 and OPCS-4, an exact id for SNOMED CT),
+ * or without codes its settings' records, read year run by year run
+ * (cc_exec_year_runs) and split across threads by person; the records of
+ * one condition, for an events count; and the dimensions' sizes and value
+ * maps, compiled into the cell parts the counting loops add up.
  *
  * Must never: read a person's identifiers; a plan holds code ids, dates and
  * bitsets over person indices only.
