@@ -161,11 +161,14 @@ static inline unsigned popcount64(uint64_t x)
 }
 
 /* The loops that count bits word by word over all persons (the person
- * pass) are compiled twice on x86-64, with and without the popcnt
- * instruction, and the dynamic loader picks the one the CPU can run: a
- * quarter of the pass at 10 million persons. Elsewhere they are compiled
- * once. */
-#if defined(__x86_64__) && defined(__has_attribute)
+ * pass) are compiled twice on x86-64 by GCC, with and without the popcnt
+ * instruction, and the dynamic loader picks the one the CPU can run (an
+ * ifunc): a quarter of the pass at 10 million persons. Not under a
+ * sanitizer, whose instrumented resolver would run before the sanitizer's
+ * runtime is up (ThreadSanitizer crashes there), nor with clang (the fuzz
+ * build); there, and elsewhere, they are compiled once. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                             \
+    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) && defined(__has_attribute)
 #if __has_attribute(target_clones)
 #define CC_EXEC_BIT_COUNTING __attribute__((target_clones("popcnt", "default")))
 #endif
