@@ -46,9 +46,9 @@ struct exec_version_cache {
      * opted out, and of its registered ones: a cohort word that holds all
      * of them needs no key read */
     uint32_t *opted_in_key, *registered_key;
-    uint64_t n_groups;    /* (n_lsoa + 1) * N_SEX_SLOTS */
-    uint32_t *size;       /* [n_groups] */
-    uint32_t *key_sum;    /* [n_groups] */
+    uint64_t n_groups; /* (n_lsoa + 1) * N_SEX_SLOTS */
+    uint32_t *size;    /* [n_groups] */
+    uint32_t *key_sum; /* [n_groups] */
     /* [n_groups * CC_EXEC_SKETCH_BUCKETS], built on the first query that
      * asks for sketches (only the ledger does): a line of 64 bytes per
      * group, written at random for every person, costs ten times the
@@ -239,8 +239,7 @@ static uint32_t area_at_level(const struct exec *e, int level, uint32_t lsoa)
 }
 
 int cc_exec_population_from_cache(struct exec *e, const struct filter_sets *f,
-                                  const struct cc_exec_options *options,
-                                  struct cc_raw_result *out)
+                                  const struct cc_exec_options *options, struct cc_raw_result *out)
 {
     const struct cc_query *q = e->q;
     const struct cc_query_filters *flt = &q->filters;
@@ -276,8 +275,9 @@ int cc_exec_population_from_cache(struct exec *e, const struct filter_sets *f,
             int sex_ok = !f->sex || (flt->sex_mask & (1u << sex));
             for (uint32_t r = 0; r < out->n_restrictions; r++) {
                 int kind = out->restrictions[r].kind;
-                if (kind == CC_RESTRICT_SEX ? area_ok : kind == CC_RESTRICT_AREAS ? sex_ok
-                                                                                  : area_ok && sex_ok)
+                if (kind == CC_RESTRICT_SEX     ? area_ok
+                    : kind == CC_RESTRICT_AREAS ? sex_ok
+                                                : area_ok && sex_ok)
                     out->cohort_without[r] += n;
             }
             if (!area_ok || !sex_ok)

@@ -43,7 +43,7 @@ static inline uint64_t record_part(const struct exec *e, uint64_t record)
                                                     : month;
         value -= d->first;
         part += value < 0 || (uint32_t)value >= d->size ? (uint64_t)CELL_NONE
-                                                         : (uint64_t)value * d->stride;
+                                                        : (uint64_t)value * d->stride;
     }
     return part;
 }
@@ -105,8 +105,7 @@ static inline void count_in(const struct exec *e, struct cell_sum *sums, uint32_
     }
 }
 
-uint32_t cc_exec_count_persons(struct exec *e, unsigned thread, const uint32_t *persons,
-                               uint64_t n)
+uint32_t cc_exec_count_persons(struct exec *e, unsigned thread, const uint32_t *persons, uint64_t n)
 {
     struct cell_sum *sums = e->thread_sums[thread];
     uint32_t *sketch = e->thread_sketch[thread];
@@ -131,7 +130,7 @@ struct record_count_ctx {
     const uint64_t *records; /* NULL: the year runs of the filters */
     struct year_run runs[3 * CC_EXEC_MAX_YEARS];
     unsigned n_runs;
-    int events;              /* 1: count records; 0: collect (cell, person) pairs */
+    int events; /* 1: count records; 0: collect (cell, person) pairs */
     uint64_t *pairs[CC_EXEC_MAX_THREADS];
     uint64_t n_pairs[CC_EXEC_MAX_THREADS], cap_pairs[CC_EXEC_MAX_THREADS];
     int oom;
@@ -183,9 +182,9 @@ static int count_batch(struct record_count_ctx *x, unsigned thread, struct recor
         if (i + 32 < n)
             prefetch_person(&pr, batch->person[i + 32]);
         uint32_t r = batch->record[i], person = batch->person[i];
-        uint64_t cell = person_part(&pr, person) +
-                        (events ? age_part_on(&pr, person, record_date[r])
-                                : reference_age_part(&pr, person));
+        uint64_t cell =
+            person_part(&pr, person) +
+            (events ? age_part_on(&pr, person, record_date[r]) : reference_age_part(&pr, person));
         if (record_parts)
             cell += record_part(e, r);
         if (cell >= n_cells)
@@ -340,8 +339,7 @@ static void count_records_range(void *arg, unsigned thread, uint64_t begin, uint
             uint64_t lo = begin > offset ? begin - offset : 0;
             uint64_t hi = end - offset < n ? end - offset : n;
             if (lo < hi)
-                rc = count_scanned(x, thread, batch, run->first + lo, run->first + hi,
-                                   run->whole);
+                rc = count_scanned(x, thread, batch, run->first + lo, run->first + hi, run->whole);
             offset += n;
         }
     }

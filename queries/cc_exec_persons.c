@@ -261,8 +261,8 @@ static inline __attribute__((always_inline)) void pass_word(struct pass_ctx *x,
             if (!plain)
                 bits = filtered & conditions_word(e, x->sets, w, (int)res->condition);
             else
-                bits = filtered & (res->condition < flt->n_conditions ? without[res->condition]
-                                                                      : conditions);
+                bits = filtered &
+                       (res->condition < flt->n_conditions ? without[res->condition] : conditions);
             break;
         case CC_RESTRICT_DATE_RANGE:
             bits = filtered & (plain ? plain_conditions_word(flt, x->date_sets, w, NULL)

@@ -261,8 +261,8 @@ unsigned cc_exec_year_runs(const struct exec *e, int s, cc_day from, cc_day to,
  * with role `role`, or -1 from a scan) match the plan? dates: whether its
  * date must be read (not in a year run the plan's dates hold whole, unless
  * plan_needs_dates). */
-static inline int record_matches(const struct exec *e, const struct condition_plan *p,
-                                 uint64_t r, int role, int dates)
+static inline int record_matches(const struct exec *e, const struct condition_plan *p, uint64_t r,
+                                 int role, int dates)
 {
     const struct cc_store_columns *c = e->c;
     if (role >= 0 && p->role_mask && !(p->role_mask & (1u << role)))
@@ -516,8 +516,7 @@ static void fill_range(void *arg, unsigned thread, uint64_t begin, uint64_t end)
 }
 
 /* The year runs of plan p's settings and dates into x. */
-static void plan_year_runs(const struct exec *e, const struct condition_plan *p,
-                           struct fill_ctx *x)
+static void plan_year_runs(const struct exec *e, const struct condition_plan *p, struct fill_ctx *x)
 {
     for (int s = 1; s <= 3; s++)
         x->n_runs[s - 1] = p->setting_mask & (1u << s)
@@ -841,7 +840,8 @@ int cc_exec_plan_cells(struct exec *e)
     cells->lsoa = calloc((size_t)c->n_lsoa + 1, sizeof *cells->lsoa);
     if (!cells->lsoa)
         return CC_ENOMEM;
-    if (practice && !(cells->practice = calloc((size_t)c->n_practices + 1, sizeof *cells->practice)))
+    if (practice &&
+        !(cells->practice = calloc((size_t)c->n_practices + 1, sizeof *cells->practice)))
         return CC_ENOMEM;
     for (uint32_t i = 0; i < e->n_dims; i++) {
         const struct dim *d = &e->dims[i];

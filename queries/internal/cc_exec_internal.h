@@ -48,14 +48,14 @@ struct dim {
  * band (and, for records, of the setting and the period), each the value's
  * index times its dimension's stride, 0 for a kind the query does not use. */
 struct cell_parts {
-    uint32_t *lsoa;     /* [n_lsoa + 1]: the area dimensions, the last for an unknown LSOA */
-    uint32_t *practice; /* [n_practices + 1], the last for none; NULL without the dimension */
-    uint32_t sex[256];  /* by sex code */
-    uint32_t age[256];  /* by age in whole years (255: 255 and over) */
+    uint32_t *lsoa;        /* [n_lsoa + 1]: the area dimensions, the last for an unknown LSOA */
+    uint32_t *practice;    /* [n_practices + 1], the last for none; NULL without the dimension */
+    uint32_t sex[256];     /* by sex code */
+    uint32_t age[256];     /* by age in whole years (255: 255 and over) */
     int has_area, has_sex; /* an area (sex) dimension: the LSOA (sex) is read */
-    int has_age;        /* an age band dimension */
+    int has_age;           /* an age band dimension */
     int has_setting, n_periods;
-    uint32_t setting[4];                     /* by setting */
+    uint32_t setting[4];                          /* by setting */
     uint32_t period_dim[CC_QUERY_DIMENSIONS_CAP]; /* the period dimensions' indices */
 };
 
@@ -115,8 +115,9 @@ struct exec {
     cc_day filter_first_day, filter_last_day;
     unsigned filter_setting_mask;
 
-    const uint64_t *base;    /* opted in (registered, for the registered population) or NULL: ~excluded */
-    const uint32_t *base_key; /* per word, the key sum of its persons in base */
+    const uint64_t
+        *base; /* opted in (registered, for the registered population) or NULL: ~excluded */
+    const uint32_t *base_key;               /* per word, the key sum of its persons in base */
     const struct exec_version_cache *cache; /* NULL: not built (out of memory) */
     uint64_t *cohort;
 
@@ -463,7 +464,6 @@ const uint32_t *cc_exec_word_key_sums(const struct exec_version_cache *cache, in
  * sums, exactly as the person pass gives them. 1 answered, 0 not (the
  * caller runs the pass), CC_ENOMEM. */
 int cc_exec_population_from_cache(struct exec *e, const struct filter_sets *f,
-                                  const struct cc_exec_options *options,
-                                  struct cc_raw_result *out);
+                                  const struct cc_exec_options *options, struct cc_raw_result *out);
 
 #endif
