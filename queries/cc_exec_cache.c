@@ -46,6 +46,7 @@ struct exec_version_cache {
      * opted out, and of its registered ones: a cohort word that holds all
      * of them needs no key read */
     uint32_t *opted_in_key, *registered_key;
+    uint64_t n_registered; /* persons in registered */
     uint64_t n_groups; /* (n_lsoa + 1) * N_SEX_SLOTS */
     uint32_t *size;    /* [n_groups] */
     uint32_t *key_sum; /* [n_groups] */
@@ -197,6 +198,8 @@ static void *cache_build(const struct cc_dataversion *version, void *arg)
         cache_free(x);
         return NULL;
     }
+    for (uint64_t g = 0; g < x->n_groups; g++)
+        x->n_registered += x->size[g];
     return x;
 }
 
@@ -222,6 +225,13 @@ const struct exec_version_cache *cc_exec_version_cache(const struct exec *e)
 const uint64_t *cc_exec_registered(const struct exec_version_cache *cache)
 {
     return cache->registered;
+}
+
+uint64_t cc_exec_base_count(const struct exec *e)
+{
+    if (e->base)
+        return e->cache->n_registered;
+    return e->c->n_persons - cc_dataversion_n_excluded(e->version);
 }
 
 const uint32_t *cc_exec_word_key_sums(const struct exec_version_cache *cache, int registered)

@@ -454,6 +454,10 @@ const struct exec_version_cache *cc_exec_version_cache(const struct exec *e);
 /* The registered persons not opted out, a bitset (last word masked). */
 const uint64_t *cc_exec_registered(const struct exec_version_cache *cache);
 
+/* How many persons e->base holds (the registered persons, or those not
+ * opted out), from the version. */
+uint64_t cc_exec_base_count(const struct exec *e);
+
 /* Per word of persons, the sum of the record keys of its persons not opted
  * out (registered 0) or of its registered persons not opted out. */
 const uint32_t *cc_exec_word_key_sums(const struct exec_version_cache *cache, int registered);
