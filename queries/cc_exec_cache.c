@@ -50,6 +50,9 @@ struct exec_version_cache {
     uint64_t n_groups; /* (n_lsoa + 1) * N_SEX_SLOTS */
     uint32_t *size;    /* [n_groups] */
     uint32_t *key_sum; /* [n_groups] */
+    /* [n_lsoa + 1]: the groups of each LSOA summed over the sexes, for a
+     * table without sex (a quarter of the groups to add) */
+    uint32_t *lsoa_size, *lsoa_key_sum;
     /* [n_groups * CC_EXEC_SKETCH_BUCKETS], built on the first query that
      * asks for sketches (only the ledger does): a line of 64 bytes per
      * group, written at random for every person, costs ten times the
@@ -68,6 +71,8 @@ static void cache_free(void *arg)
     free(x->registered_key);
     free(x->size);
     free(x->key_sum);
+    free(x->lsoa_size);
+    free(x->lsoa_key_sum);
     free(atomic_load_explicit(&x->sketch, memory_order_relaxed));
     pthread_mutex_destroy(&x->sketch_lock);
     free(x);
@@ -198,8 +203,18 @@ static void *cache_build(const struct cc_dataversion *version, void *arg)
         cache_free(x);
         return NULL;
     }
-    for (uint64_t g = 0; g < x->n_groups; g++)
+    uint64_t n_slots = x->n_groups / N_SEX_SLOTS;
+    x->lsoa_size = calloc(n_slots, sizeof *x->lsoa_size);
+    x->lsoa_key_sum = calloc(n_slots, sizeof *x->lsoa_key_sum);
+    if (!x->lsoa_size || !x->lsoa_key_sum) {
+        cache_free(x);
+        return NULL;
+    }
+    for (uint64_t g = 0; g < x->n_groups; g++) {
         x->n_registered += x->size[g];
+        x->lsoa_size[g / N_SEX_SLOTS] += x->size[g];
+        x->lsoa_key_sum[g / N_SEX_SLOTS] += x->key_sum[g];
+    }
     return x;
 }
 
@@ -273,6 +288,29 @@ int cc_exec_population_from_cache(struct exec *e, const struct filter_sets *f,
         out->n_restrictions = CC_EXEC_MAX_RESTRICTIONS;
     struct cell_sum *sums = e->thread_sums[0];
     uint32_t *sketch = e->thread_sketch[0];
+    if (!f->sex && !e->cells.has_sex && !sketch && !e->margins) {
+        /* by area only: one group per LSOA; every restriction left (areas,
+         * dates, settings) is the cohort, or everyone for the areas */
+        for (uint32_t lsoa = 0; lsoa <= c->n_lsoa; lsoa++) {
+            uint32_t n = x->lsoa_size[lsoa];
+            int area_ok = !f->areas ||
+                          (lsoa < c->n_lsoa &&
+                           f->area_selected[area_at_level(e, flt->areas.level, lsoa)]);
+            for (uint32_t r = 0; r < out->n_restrictions; r++)
+                if (area_ok || out->restrictions[r].kind == CC_RESTRICT_AREAS)
+                    out->cohort_without[r] += n;
+            if (!area_ok)
+                continue;
+            out->cohort_persons += n;
+            out->cohort_key += x->lsoa_key_sum[lsoa];
+            uint64_t cell = e->cells.lsoa[lsoa];
+            if (cell < e->n_cells) {
+                sums[cell].count += n;
+                sums[cell].key += x->lsoa_key_sum[lsoa];
+            }
+        }
+        return 1;
+    }
     for (uint32_t lsoa = 0; lsoa <= c->n_lsoa; lsoa++) {
         int area_ok = !f->areas || (lsoa < c->n_lsoa &&
                                     f->area_selected[area_at_level(e, flt->areas.level, lsoa)]);
