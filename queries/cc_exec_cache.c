@@ -41,6 +41,7 @@ static inline unsigned slot_of_sex(uint8_t sex)
 }
 
 struct exec_version_cache {
+    uint16_t *lsoa_icb, *lsoa_region; /* [n_lsoa + 1]: each LSOA's ICB and region */
     uint64_t *registered; /* registered with a practice and not opted out */
     /* per word of persons, the sum of the record keys of its persons not
      * opted out, and of its registered ones: a cohort word that holds all
@@ -66,6 +67,8 @@ static void cache_free(void *arg)
     struct exec_version_cache *x = arg;
     if (!x)
         return;
+    free(x->lsoa_icb);
+    free(x->lsoa_region);
     free(x->registered);
     free(x->opted_in_key);
     free(x->registered_key);
@@ -195,6 +198,17 @@ static void *cache_build(const struct cc_dataversion *version, void *arg)
     }
     atomic_init(&x->sketch, NULL);
     x->n_groups = ((uint64_t)e->c->n_lsoa + 1) * N_SEX_SLOTS;
+    const struct cc_store_columns *c = e->c;
+    x->lsoa_icb = malloc(((size_t)c->n_lsoa + 1) * sizeof *x->lsoa_icb);
+    x->lsoa_region = malloc(((size_t)c->n_lsoa + 1) * sizeof *x->lsoa_region);
+    if (!x->lsoa_icb || !x->lsoa_region) {
+        cache_free(x);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < c->n_lsoa; i++) {
+        x->lsoa_icb[i] = c->lad_icb[c->lsoa_lad[i]];
+        x->lsoa_region[i] = c->icb_region[x->lsoa_icb[i]];
+    }
     x->registered = malloc((e->words ? e->words : 1) * sizeof *x->registered);
     x->opted_in_key = malloc((e->words ? e->words : 1) * sizeof *x->opted_in_key);
     x->registered_key = malloc((e->words ? e->words : 1) * sizeof *x->registered_key);
@@ -240,6 +254,13 @@ const struct exec_version_cache *cc_exec_version_cache(const struct exec *e)
 const uint64_t *cc_exec_registered(const struct exec_version_cache *cache)
 {
     return cache->registered;
+}
+
+void cc_exec_lsoa_areas(const struct exec_version_cache *cache, const uint16_t **icb,
+                        const uint16_t **region)
+{
+    *icb = cache->lsoa_icb;
+    *region = cache->lsoa_region;
 }
 
 uint64_t cc_exec_base_count(const struct exec *e)

@@ -102,7 +102,7 @@ struct exec {
     const uint8_t *age_at_reference; /* [65536] by date of birth (cc_exec_ages_on) */
     uint8_t *age_table_owned;        /* when the cache was full */
 
-    uint16_t *lsoa_lad, *lsoa_icb, *lsoa_region; /* [n_lsoa] */
+    const uint16_t *lsoa_lad, *lsoa_icb, *lsoa_region; /* [n_lsoa] */
 
     uint32_t n_dims;
     struct dim dims[CC_QUERY_DIMENSIONS_CAP];
@@ -453,6 +453,10 @@ const struct exec_version_cache *cc_exec_version_cache(const struct exec *e);
 
 /* The registered persons not opted out, a bitset (last word masked). */
 const uint64_t *cc_exec_registered(const struct exec_version_cache *cache);
+
+/* The ICB and the region of every LSOA, [n_lsoa] each. */
+void cc_exec_lsoa_areas(const struct exec_version_cache *cache, const uint16_t **icb,
+                        const uint16_t **region);
 
 /* How many persons e->base holds (the registered persons, or those not
  * opted out), from the version. */
