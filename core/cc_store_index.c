@@ -82,8 +82,8 @@ static uint64_t first_record_from(const struct cc_store_columns *c, int s, cc_da
     return a;
 }
 
-void cc_store_year_records(const struct cc_store_columns *c, int setting, int year,
-                           uint64_t *first, uint64_t *last)
+void cc_store_year_records(const struct cc_store_columns *c, int setting, int year, uint64_t *first,
+                           uint64_t *last)
 {
     if (year < 1900 || year > 2079) {
         *first = *last = year < 1900 ? c->setting_first[setting] : c->setting_first[setting + 1];

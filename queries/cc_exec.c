@@ -4,12 +4,15 @@
  * store, sets up what every step reads (the reference day and its age
  * table, the area look-ups by LSOA, the query-wide record filters), then
  * calls the steps in order: the dimensions and the conditions' person sets
- * (cc_exec_plan.c), the person filters and the cohorts (cc_exec_persons.c),
- * the counting (cc_exec_count.c), and fills the raw result. The parallel
- * loop the steps share is in cc_exec_pool.c.
+ * (cc_exec_plan.c), the version's cache (cc_exec_cache.c), which answers a
+ * registered population by areas and sex by itself, the person pass
+ * (cc_exec_persons.c: filters, cohorts, key sums and a persons table by
+ * person dimensions), the counting of records or estimates
+ * (cc_exec_count.c), and fills the raw result. The parallel loop the steps
+ * share is in cc_exec_pool.c.
  *
  * Persons are sets of bits over person indices (one bit each: 1.25 MB for
- * 10 million persons); counting is one pass, split across at most
+ * 10 million persons); each pass is split across at most
  * CC_EXEC_MAX_THREADS threads that each own a private array of counts,
  * summed at the end.
  *
@@ -43,9 +46,6 @@ static unsigned online_cpus(void)
 static void free_exec(struct exec *e)
 {
     free(e->age_table_owned);
-    free(e->lsoa_lad);
-    free(e->lsoa_icb);
-    free(e->lsoa_region);
     free(e->estimates);
     free(e->cells.lsoa);
     free(e->cells.practice);
@@ -82,7 +82,8 @@ static int check_bound(const struct cc_query *query, char *errbuf, size_t errlen
 
 /* What every step reads: the day tables (packed y/m/d of every day, and the
  * age on the reference day of every possible date of birth), the area
- * look-ups by LSOA and the query-wide record filters. 0 or CC_ENOMEM. */
+ * look-ups by LSOA (after e->cache) and the query-wide record filters. 0 or
+ * CC_ENOMEM. */
 static int setup(struct exec *e, const struct cc_exec_options *options)
 {
     const struct cc_query *query = e->q;
@@ -102,17 +103,9 @@ static int setup(struct exec *e, const struct cc_exec_options *options)
     if (!(e->age_at_reference = cc_exec_ages_on(e->reference_day, &e->age_table_owned)))
         return CC_ENOMEM;
 
-    /* Area lookups by LSOA. */
-    e->lsoa_lad = malloc((c->n_lsoa + 1) * sizeof *e->lsoa_lad);
-    e->lsoa_icb = malloc((c->n_lsoa + 1) * sizeof *e->lsoa_icb);
-    e->lsoa_region = malloc((c->n_lsoa + 1) * sizeof *e->lsoa_region);
-    if (!e->lsoa_lad || !e->lsoa_icb || !e->lsoa_region)
-        return CC_ENOMEM;
-    for (uint32_t i = 0; i < c->n_lsoa; i++) {
-        e->lsoa_lad[i] = c->lsoa_lad[i];
-        e->lsoa_icb[i] = c->lad_icb[c->lsoa_lad[i]];
-        e->lsoa_region[i] = c->icb_region[e->lsoa_icb[i]];
-    }
+    /* Area lookups by LSOA (the version's cache derives them once). */
+    e->lsoa_lad = c->lsoa_lad;
+    cc_exec_lsoa_areas(e->cache, &e->lsoa_icb, &e->lsoa_region);
 
     /* Query-wide record filters. */
     e->filter_first_day = CC_DAY_MIN;
@@ -166,6 +159,9 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
 
     if ((rc = check_bound(query, errbuf, errlen)) < 0)
         return rc;
+    /* what is kept with the version (built by its first query) */
+    if (!(e.cache = cc_exec_version_cache(&e)))
+        goto fail_nomem;
     if (setup(&e, options) < 0)
         goto fail_nomem;
 
@@ -191,8 +187,6 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
 
     /* Person filters; the registered population's persons and groups. */
     if (cc_exec_person_filters(&e, &f) < 0)
-        goto fail_nomem;
-    if (!(e.cache = cc_exec_version_cache(&e)))
         goto fail_nomem;
     int registered = query->measure == CC_MEASURE_POPULATION &&
                      query->population_source != CC_POPULATION_ESTIMATE;

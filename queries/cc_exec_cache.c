@@ -41,14 +41,19 @@ static inline unsigned slot_of_sex(uint8_t sex)
 }
 
 struct exec_version_cache {
+    uint16_t *lsoa_icb, *lsoa_region; /* [n_lsoa + 1]: each LSOA's ICB and region */
     uint64_t *registered; /* registered with a practice and not opted out */
     /* per word of persons, the sum of the record keys of its persons not
      * opted out, and of its registered ones: a cohort word that holds all
      * of them needs no key read */
     uint32_t *opted_in_key, *registered_key;
-    uint64_t n_groups;    /* (n_lsoa + 1) * N_SEX_SLOTS */
-    uint32_t *size;       /* [n_groups] */
-    uint32_t *key_sum;    /* [n_groups] */
+    uint64_t n_registered; /* persons in registered */
+    uint64_t n_groups; /* (n_lsoa + 1) * N_SEX_SLOTS */
+    uint32_t *size;    /* [n_groups] */
+    uint32_t *key_sum; /* [n_groups] */
+    /* [n_lsoa + 1]: the groups of each LSOA summed over the sexes, for a
+     * table without sex (a quarter of the groups to add) */
+    uint32_t *lsoa_size, *lsoa_key_sum;
     /* [n_groups * CC_EXEC_SKETCH_BUCKETS], built on the first query that
      * asks for sketches (only the ledger does): a line of 64 bytes per
      * group, written at random for every person, costs ten times the
@@ -62,11 +67,15 @@ static void cache_free(void *arg)
     struct exec_version_cache *x = arg;
     if (!x)
         return;
+    free(x->lsoa_icb);
+    free(x->lsoa_region);
     free(x->registered);
     free(x->opted_in_key);
     free(x->registered_key);
     free(x->size);
     free(x->key_sum);
+    free(x->lsoa_size);
+    free(x->lsoa_key_sum);
     free(atomic_load_explicit(&x->sketch, memory_order_relaxed));
     pthread_mutex_destroy(&x->sketch_lock);
     free(x);
@@ -189,6 +198,17 @@ static void *cache_build(const struct cc_dataversion *version, void *arg)
     }
     atomic_init(&x->sketch, NULL);
     x->n_groups = ((uint64_t)e->c->n_lsoa + 1) * N_SEX_SLOTS;
+    const struct cc_store_columns *c = e->c;
+    x->lsoa_icb = malloc(((size_t)c->n_lsoa + 1) * sizeof *x->lsoa_icb);
+    x->lsoa_region = malloc(((size_t)c->n_lsoa + 1) * sizeof *x->lsoa_region);
+    if (!x->lsoa_icb || !x->lsoa_region) {
+        cache_free(x);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < c->n_lsoa; i++) {
+        x->lsoa_icb[i] = c->lad_icb[c->lsoa_lad[i]];
+        x->lsoa_region[i] = c->icb_region[x->lsoa_icb[i]];
+    }
     x->registered = malloc((e->words ? e->words : 1) * sizeof *x->registered);
     x->opted_in_key = malloc((e->words ? e->words : 1) * sizeof *x->opted_in_key);
     x->registered_key = malloc((e->words ? e->words : 1) * sizeof *x->registered_key);
@@ -196,6 +216,18 @@ static void *cache_build(const struct cc_dataversion *version, void *arg)
         build_groups(e, x, 0, NULL) < 0) {
         cache_free(x);
         return NULL;
+    }
+    uint64_t n_slots = x->n_groups / N_SEX_SLOTS;
+    x->lsoa_size = calloc(n_slots, sizeof *x->lsoa_size);
+    x->lsoa_key_sum = calloc(n_slots, sizeof *x->lsoa_key_sum);
+    if (!x->lsoa_size || !x->lsoa_key_sum) {
+        cache_free(x);
+        return NULL;
+    }
+    for (uint64_t g = 0; g < x->n_groups; g++) {
+        x->n_registered += x->size[g];
+        x->lsoa_size[g / N_SEX_SLOTS] += x->size[g];
+        x->lsoa_key_sum[g / N_SEX_SLOTS] += x->key_sum[g];
     }
     return x;
 }
@@ -224,6 +256,20 @@ const uint64_t *cc_exec_registered(const struct exec_version_cache *cache)
     return cache->registered;
 }
 
+void cc_exec_lsoa_areas(const struct exec_version_cache *cache, const uint16_t **icb,
+                        const uint16_t **region)
+{
+    *icb = cache->lsoa_icb;
+    *region = cache->lsoa_region;
+}
+
+uint64_t cc_exec_base_count(const struct exec *e)
+{
+    if (e->base)
+        return e->cache->n_registered;
+    return e->c->n_persons - cc_dataversion_n_excluded(e->version);
+}
+
 const uint32_t *cc_exec_word_key_sums(const struct exec_version_cache *cache, int registered)
 {
     return registered ? cache->registered_key : cache->opted_in_key;
@@ -239,8 +285,7 @@ static uint32_t area_at_level(const struct exec *e, int level, uint32_t lsoa)
 }
 
 int cc_exec_population_from_cache(struct exec *e, const struct filter_sets *f,
-                                  const struct cc_exec_options *options,
-                                  struct cc_raw_result *out)
+                                  const struct cc_exec_options *options, struct cc_raw_result *out)
 {
     const struct cc_query *q = e->q;
     const struct cc_query_filters *flt = &q->filters;
@@ -264,6 +309,29 @@ int cc_exec_population_from_cache(struct exec *e, const struct filter_sets *f,
         out->n_restrictions = CC_EXEC_MAX_RESTRICTIONS;
     struct cell_sum *sums = e->thread_sums[0];
     uint32_t *sketch = e->thread_sketch[0];
+    if (!f->sex && !e->cells.has_sex && !sketch && !e->margins) {
+        /* by area only: one group per LSOA; every restriction left (areas,
+         * dates, settings) is the cohort, or everyone for the areas */
+        for (uint32_t lsoa = 0; lsoa <= c->n_lsoa; lsoa++) {
+            uint32_t n = x->lsoa_size[lsoa];
+            int area_ok = !f->areas ||
+                          (lsoa < c->n_lsoa &&
+                           f->area_selected[area_at_level(e, flt->areas.level, lsoa)]);
+            for (uint32_t r = 0; r < out->n_restrictions; r++)
+                if (area_ok || out->restrictions[r].kind == CC_RESTRICT_AREAS)
+                    out->cohort_without[r] += n;
+            if (!area_ok)
+                continue;
+            out->cohort_persons += n;
+            out->cohort_key += x->lsoa_key_sum[lsoa];
+            uint64_t cell = e->cells.lsoa[lsoa];
+            if (cell < e->n_cells) {
+                sums[cell].count += n;
+                sums[cell].key += x->lsoa_key_sum[lsoa];
+            }
+        }
+        return 1;
+    }
     for (uint32_t lsoa = 0; lsoa <= c->n_lsoa; lsoa++) {
         int area_ok = !f->areas || (lsoa < c->n_lsoa &&
                                     f->area_selected[area_at_level(e, flt->areas.level, lsoa)]);
@@ -276,8 +344,9 @@ int cc_exec_population_from_cache(struct exec *e, const struct filter_sets *f,
             int sex_ok = !f->sex || (flt->sex_mask & (1u << sex));
             for (uint32_t r = 0; r < out->n_restrictions; r++) {
                 int kind = out->restrictions[r].kind;
-                if (kind == CC_RESTRICT_SEX ? area_ok : kind == CC_RESTRICT_AREAS ? sex_ok
-                                                                                  : area_ok && sex_ok)
+                if (kind == CC_RESTRICT_SEX     ? area_ok
+                    : kind == CC_RESTRICT_AREAS ? sex_ok
+                                                : area_ok && sex_ok)
                     out->cohort_without[r] += n;
             }
             if (!area_ok || !sex_ok)

@@ -1,13 +1,15 @@
 /*
  * cc_exec_count.c: the engine's counting (cc_exec_internal.h, docs/engine.md
  * step 5): one pass, split across threads that each own a private array of
- * counts and cell keys, summed at the end: over the cohort's bits when every
- * dimension belongs to the person; over the qualifying records (those of
- * events_of, or every record of the query-wide settings and dates) for
+ * (count, key sum) per cell, summed at the end: over the cohort's persons
+ * when every dimension belongs to the person (called from the person pass,
+ * cc_exec_persons.c); over the qualifying records (those of events_of, or
+ * every record of the query-wide settings' year runs within its dates) for
  * events, and for persons per setting or period, whose (cell, person) pairs
  * are sorted and made distinct so a person counts once per cell; or, for
  * population estimates, over the store's LSOA x sex x band table. With
  * margins every thing counted is also counted in each of its margin cells.
+ * Records are counted in batches whose persons' columns are prefetched.
  *
  * Must never: count a person the cohort does not hold; its output is counts
  * and key sums per cell.
@@ -41,7 +43,7 @@ static inline uint64_t record_part(const struct exec *e, uint64_t record)
                                                     : month;
         value -= d->first;
         part += value < 0 || (uint32_t)value >= d->size ? (uint64_t)CELL_NONE
-                                                         : (uint64_t)value * d->stride;
+                                                        : (uint64_t)value * d->stride;
     }
     return part;
 }
@@ -103,8 +105,7 @@ static inline void count_in(const struct exec *e, struct cell_sum *sums, uint32_
     }
 }
 
-uint32_t cc_exec_count_persons(struct exec *e, unsigned thread, const uint32_t *persons,
-                               uint64_t n)
+uint32_t cc_exec_count_persons(struct exec *e, unsigned thread, const uint32_t *persons, uint64_t n)
 {
     struct cell_sum *sums = e->thread_sums[thread];
     uint32_t *sketch = e->thread_sketch[thread];
@@ -129,7 +130,7 @@ struct record_count_ctx {
     const uint64_t *records; /* NULL: the year runs of the filters */
     struct year_run runs[3 * CC_EXEC_MAX_YEARS];
     unsigned n_runs;
-    int events;              /* 1: count records; 0: collect (cell, person) pairs */
+    int events; /* 1: count records; 0: collect (cell, person) pairs */
     uint64_t *pairs[CC_EXEC_MAX_THREADS];
     uint64_t n_pairs[CC_EXEC_MAX_THREADS], cap_pairs[CC_EXEC_MAX_THREADS];
     int oom;
@@ -178,12 +179,12 @@ static int count_batch(struct record_count_ctx *x, unsigned thread, struct recor
     unsigned n = batch->n;
     batch->n = 0;
     for (unsigned i = 0; i < n; i++) {
-        if (i + 16 < n)
-            prefetch_person(&pr, batch->person[i + 16]);
+        if (i + 32 < n)
+            prefetch_person(&pr, batch->person[i + 32]);
         uint32_t r = batch->record[i], person = batch->person[i];
-        uint64_t cell = person_part(&pr, person) +
-                        (events ? age_part_on(&pr, person, record_date[r])
-                                : reference_age_part(&pr, person));
+        uint64_t cell =
+            person_part(&pr, person) +
+            (events ? age_part_on(&pr, person, record_date[r]) : reference_age_part(&pr, person));
         if (record_parts)
             cell += record_part(e, r);
         if (cell >= n_cells)
@@ -255,6 +256,36 @@ static inline uint64_t dates_in_range64(const uint16_t *dates, uint32_t from, ui
 #endif
 }
 
+/* Counts the events of records [first, last) of a year run that the
+ * query's dates hold whole: every record in turn, the persons' columns of
+ * the record 32 ahead requested early (no batch is needed when nothing is
+ * skipped but the few records of persons outside the cohort). */
+static void count_run_events(struct record_count_ctx *x, unsigned thread, uint64_t first,
+                             uint64_t last)
+{
+    struct exec *e = x->e;
+    const struct person_reader pr = person_reader_of(e);
+    const uint32_t *record_person = e->c->record_person;
+    const uint16_t *record_date = e->c->record_date;
+    const uint64_t *cohort = e->cohort;
+    const uint64_t n_cells = e->n_cells;
+    const int record_parts = e->cells.has_setting || e->cells.n_periods;
+    struct cell_sum *sums = e->thread_sums[thread];
+    uint32_t *sketch = e->thread_sketch[thread];
+    for (uint64_t r = first; r < last; r++) {
+        if (r + 32 < last)
+            prefetch_person(&pr, record_person[r + 32]);
+        uint32_t person = record_person[r];
+        if (!(cohort[person >> 6] >> (person & 63) & 1))
+            continue;
+        uint64_t cell = person_part(&pr, person) + age_part_on(&pr, person, record_date[r]);
+        if (record_parts)
+            cell += record_part(e, r);
+        if (cell < n_cells)
+            count_in(e, sums, sketch, cell, pr.record_key[person]);
+    }
+}
+
 /* Counts the records [first, last) of one year run, those dated in the
  * query-wide range unless the run lies in it whole: then 64 dates are
  * compared at a time into a mask without a branch (whether a record falls
@@ -269,6 +300,10 @@ static int count_scanned(struct record_count_ctx *x, unsigned thread, struct rec
     uint32_t span = (uint32_t)(e->filter_last_day - e->filter_first_day);
     if (e->filter_first_day > e->filter_last_day)
         return 0; /* no day (validation refuses such a range) */
+    if (whole && x->events) {
+        count_run_events(x, thread, first, last);
+        return 0;
+    }
     for (uint64_t block = first; block < last; block += 64) {
         uint64_t n = last - block < 64 ? last - block : 64;
         uint64_t in_range = n == 64 ? ~0ULL : ~(~0ULL << n);
@@ -304,8 +339,7 @@ static void count_records_range(void *arg, unsigned thread, uint64_t begin, uint
             uint64_t lo = begin > offset ? begin - offset : 0;
             uint64_t hi = end - offset < n ? end - offset : n;
             if (lo < hi)
-                rc = count_scanned(x, thread, batch, run->first + lo, run->first + hi,
-                                   run->whole);
+                rc = count_scanned(x, thread, batch, run->first + lo, run->first + hi, run->whole);
             offset += n;
         }
     }

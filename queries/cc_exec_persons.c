@@ -165,6 +165,7 @@ static uint64_t conditions_word(const struct exec *e, const uint64_t *const *set
  * not share lines where they write most). */
 struct pass_sums {
     alignas(64) uint64_t cohort;
+    uint64_t filtered; /* persons passing the person filters (is_filtered) */
     uint32_t cohort_key;
     uint64_t without[CC_EXEC_MAX_RESTRICTIONS];
     uint32_t condition_key[CC_EXEC_MAX_RESTRICTIONS];
@@ -183,6 +184,13 @@ struct pass_ctx {
      * not opted out (the one condition of a query without person filters) */
     uint8_t condition_holds_cohort[CC_EXEC_MAX_RESTRICTIONS];
     uint8_t condition_is_cohort[CC_EXEC_MAX_RESTRICTIONS];
+    /* per restriction: the cohort without it is every person passing the
+     * person filters (a query's one condition, or the date range or the
+     * settings of a query without conditions, or any condition of a
+     * population): counted once per word, or, without person filters, not
+     * at all (the base's size is known) */
+    uint8_t is_filtered[CC_EXEC_MAX_RESTRICTIONS];
+    int any_filtered, count_filtered;
     uint32_t *persons[CC_EXEC_MAX_THREADS]; /* [PASS_BLOCK_WORDS * 64] each */
     struct pass_sums sums[CC_EXEC_MAX_THREADS];
 };
@@ -253,16 +261,20 @@ static inline __attribute__((always_inline)) void pass_word(struct pass_ctx *x,
     uint64_t cohort = filtered & conditions;
     e->cohort[w] = cohort;
     sums->cohort += popcount64(cohort);
+    if (x->count_filtered)
+        sums->filtered += popcount64(filtered);
     for (uint32_t r = 0; r < out->n_restrictions; r++) {
         const struct cc_query_restriction *res = &out->restrictions[r];
         uint64_t bits;
+        if (x->is_filtered[r])
+            continue;
         switch (res->kind) {
         case CC_RESTRICT_CONDITION:
             if (!plain)
                 bits = filtered & conditions_word(e, x->sets, w, (int)res->condition);
             else
-                bits = filtered & (res->condition < flt->n_conditions ? without[res->condition]
-                                                                      : conditions);
+                bits = filtered &
+                       (res->condition < flt->n_conditions ? without[res->condition] : conditions);
             break;
         case CC_RESTRICT_DATE_RANGE:
             bits = filtered & (plain ? plain_conditions_word(flt, x->date_sets, w, NULL)
@@ -435,11 +447,22 @@ int cc_exec_cohorts(struct exec *e, const struct filter_sets *f,
     if (!(x->sets = calloc(n ? n : 1, sizeof *x->sets)))
         goto out;
     int plain = query->measure != CC_MEASURE_POPULATION && !flt->n_nodes;
-    int no_filters = !f->age && !f->sex && !f->areas && !f->practices && !e->base;
+    int person_filters = f->age || f->sex || f->areas || f->practices;
+    int no_filters = !person_filters && !e->base;
     for (uint32_t i = 0; i < n; i++) {
         x->condition_holds_cohort[i] = plain && !flt->conditions[i].exclude;
         x->condition_is_cohort[i] = x->condition_holds_cohort[i] && n == 1 && no_filters;
     }
+    for (uint32_t r = 0; r < out->n_restrictions; r++) {
+        int kind = out->restrictions[r].kind;
+        int lifted = kind == CC_RESTRICT_CONDITION || kind == CC_RESTRICT_DATE_RANGE ||
+                     kind == CC_RESTRICT_SETTINGS;
+        int conditions_left = kind == CC_RESTRICT_CONDITION ? n > 1 : n > 0;
+        x->is_filtered[r] = lifted && (query->measure == CC_MEASURE_POPULATION ||
+                                       (plain && !conditions_left));
+        x->any_filtered |= x->is_filtered[r];
+    }
+    x->count_filtered = x->any_filtered && person_filters;
     for (uint32_t i = 0; i < n; i++)
         x->sets[i] = e->plans[i].persons;
     for (uint32_t r = 0; r < out->n_restrictions; r++) {
@@ -464,14 +487,19 @@ int cc_exec_cohorts(struct exec *e, const struct filter_sets *f,
     cc_exec_par_for(e->n_threads, e->words, 1, pass_range, x);
     out->cohort_persons = 0;
     out->cohort_key = 0;
+    uint64_t filtered = x->count_filtered ? 0 : cc_exec_base_count(e);
     for (unsigned t = 0; t < CC_EXEC_MAX_THREADS; t++) {
         out->cohort_persons += x->sums[t].cohort;
         out->cohort_key += x->sums[t].cohort_key;
+        filtered += x->sums[t].filtered;
         for (uint32_t r = 0; r < out->n_restrictions; r++) {
             out->cohort_without[r] += x->sums[t].without[r];
             out->condition_key[r] += x->sums[t].condition_key[r];
         }
     }
+    for (uint32_t r = 0; r < out->n_restrictions; r++)
+        if (x->is_filtered[r])
+            out->cohort_without[r] = filtered;
     if (options && options->cohort_keys) {
         struct keys_ctx k = {.e = e};
         k.keys = malloc((out->cohort_persons ? out->cohort_persons : 1) * sizeof *k.keys);

@@ -2,10 +2,13 @@
  * cc_exec_plan.c: the engine's planning (cc_exec_internal.h, docs/engine.md
  * steps 1, 2 and the dimensions): the day and age tables; every condition's
  * plan (its code-id ranges, settings, roles, dates and anchor) and the set
- * of persons with a matching record, found through the posting lists of its
- * codes (a prefix range for ICD-10 and OPCS-4, an exact id for SNOMED CT)
- * or a scan of its settings' records; the records of one condition, for an
- * events count; and the dimensions' sizes and value maps.
+ * of persons with a matching record: the store's person sets of frequent
+ * (code, setting) pairs where they answer, else the posting lists of its
+ * codes (a prefix range for ICD-10 and OPCS-4, an exact id for SNOMED CT),
+ * or without codes its settings' records, read year run by year run
+ * (cc_exec_year_runs) and split across threads by person; the records of
+ * one condition, for an events count; and the dimensions' sizes and value
+ * maps, compiled into the cell parts the counting loops add up.
  *
  * Must never: read a person's identifiers; a plan holds code ids, dates and
  * bitsets over person indices only.
@@ -258,8 +261,8 @@ unsigned cc_exec_year_runs(const struct exec *e, int s, cc_day from, cc_day to,
  * with role `role`, or -1 from a scan) match the plan? dates: whether its
  * date must be read (not in a year run the plan's dates hold whole, unless
  * plan_needs_dates). */
-static inline int record_matches(const struct exec *e, const struct condition_plan *p,
-                                 uint64_t r, int role, int dates)
+static inline int record_matches(const struct exec *e, const struct condition_plan *p, uint64_t r,
+                                 int role, int dates)
 {
     const struct cc_store_columns *c = e->c;
     if (role >= 0 && p->role_mask && !(p->role_mask & (1u << role)))
@@ -513,8 +516,7 @@ static void fill_range(void *arg, unsigned thread, uint64_t begin, uint64_t end)
 }
 
 /* The year runs of plan p's settings and dates into x. */
-static void plan_year_runs(const struct exec *e, const struct condition_plan *p,
-                           struct fill_ctx *x)
+static void plan_year_runs(const struct exec *e, const struct condition_plan *p, struct fill_ctx *x)
 {
     for (int s = 1; s <= 3; s++)
         x->n_runs[s - 1] = p->setting_mask & (1u << s)
@@ -838,7 +840,8 @@ int cc_exec_plan_cells(struct exec *e)
     cells->lsoa = calloc((size_t)c->n_lsoa + 1, sizeof *cells->lsoa);
     if (!cells->lsoa)
         return CC_ENOMEM;
-    if (practice && !(cells->practice = calloc((size_t)c->n_practices + 1, sizeof *cells->practice)))
+    if (practice &&
+        !(cells->practice = calloc((size_t)c->n_practices + 1, sizeof *cells->practice)))
         return CC_ENOMEM;
     for (uint32_t i = 0; i < e->n_dims; i++) {
         const struct dim *d = &e->dims[i];

@@ -17,17 +17,20 @@
  * of server/ or tools/ references an entry point declared here.
  *
  * Execution (docs/engine.md): each condition becomes a bitset of the persons
- * that meet it, found through the store's per-code posting lists (or a scan
- * of one setting's records for conditions without codes); the cohort is the
- * AND of those bitsets, of the person filters and of "not excluded by an
- * opt-out"; cells are counted in one pass over the cohort (persons measure)
- * or over the qualifying records (events measure, and persons counted per
- * period or setting), split across threads. The implementation is in
- * cc_exec.c (the run, step by step), cc_exec_plan.c (day tables, condition
- * plans and their person sets, dimensions), cc_exec_persons.c (person
- * filters and cohorts), cc_exec_count.c (counting) and cc_exec_result.c
- * (reading a raw result: coordinates, margins, labels); cc_exec_internal.h
- * is what those files share.
+ * that meet it, taken from the store's person sets of frequent codes or
+ * found through its per-code posting lists (or the records of its settings
+ * for conditions without codes), one calendar year run at a time; the
+ * cohort is the AND of those bitsets, of the person filters and of "not
+ * excluded by an opt-out"; cells are counted in the same pass over the
+ * persons (persons measure) or over the qualifying records (events measure,
+ * and persons counted per period or setting), split across threads. The
+ * implementation is in cc_exec.c (the run, step by step), cc_exec_plan.c
+ * (day tables, condition plans and their person sets, dimensions),
+ * cc_exec_persons.c (the person pass: filters, cohorts, key sums),
+ * cc_exec_count.c (counting), cc_exec_cache.c (what is kept per data
+ * version), cc_exec_pool.c (the threads) and cc_exec_result.c (reading a
+ * raw result: coordinates, margins, labels); cc_exec_internal.h is what
+ * those files share.
  *
  * Must never: return a pseudonym or a person index; its output is counts.
  */

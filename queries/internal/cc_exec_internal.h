@@ -48,14 +48,14 @@ struct dim {
  * band (and, for records, of the setting and the period), each the value's
  * index times its dimension's stride, 0 for a kind the query does not use. */
 struct cell_parts {
-    uint32_t *lsoa;     /* [n_lsoa + 1]: the area dimensions, the last for an unknown LSOA */
-    uint32_t *practice; /* [n_practices + 1], the last for none; NULL without the dimension */
-    uint32_t sex[256];  /* by sex code */
-    uint32_t age[256];  /* by age in whole years (255: 255 and over) */
+    uint32_t *lsoa;        /* [n_lsoa + 1]: the area dimensions, the last for an unknown LSOA */
+    uint32_t *practice;    /* [n_practices + 1], the last for none; NULL without the dimension */
+    uint32_t sex[256];     /* by sex code */
+    uint32_t age[256];     /* by age in whole years (255: 255 and over) */
     int has_area, has_sex; /* an area (sex) dimension: the LSOA (sex) is read */
-    int has_age;        /* an age band dimension */
+    int has_age;           /* an age band dimension */
     int has_setting, n_periods;
-    uint32_t setting[4];                     /* by setting */
+    uint32_t setting[4];                          /* by setting */
     uint32_t period_dim[CC_QUERY_DIMENSIONS_CAP]; /* the period dimensions' indices */
 };
 
@@ -102,7 +102,7 @@ struct exec {
     const uint8_t *age_at_reference; /* [65536] by date of birth (cc_exec_ages_on) */
     uint8_t *age_table_owned;        /* when the cache was full */
 
-    uint16_t *lsoa_lad, *lsoa_icb, *lsoa_region; /* [n_lsoa] */
+    const uint16_t *lsoa_lad, *lsoa_icb, *lsoa_region; /* [n_lsoa] */
 
     uint32_t n_dims;
     struct dim dims[CC_QUERY_DIMENSIONS_CAP];
@@ -115,8 +115,9 @@ struct exec {
     cc_day filter_first_day, filter_last_day;
     unsigned filter_setting_mask;
 
-    const uint64_t *base;    /* opted in (registered, for the registered population) or NULL: ~excluded */
-    const uint32_t *base_key; /* per word, the key sum of its persons in base */
+    const uint64_t
+        *base; /* opted in (registered, for the registered population) or NULL: ~excluded */
+    const uint32_t *base_key;               /* per word, the key sum of its persons in base */
     const struct exec_version_cache *cache; /* NULL: not built (out of memory) */
     uint64_t *cohort;
 
@@ -161,11 +162,14 @@ static inline unsigned popcount64(uint64_t x)
 }
 
 /* The loops that count bits word by word over all persons (the person
- * pass) are compiled twice on x86-64, with and without the popcnt
- * instruction, and the dynamic loader picks the one the CPU can run: a
- * quarter of the pass at 10 million persons. Elsewhere they are compiled
- * once. */
-#if defined(__x86_64__) && defined(__has_attribute)
+ * pass) are compiled twice on x86-64 by GCC, with and without the popcnt
+ * instruction, and the dynamic loader picks the one the CPU can run (an
+ * ifunc): a quarter of the pass at 10 million persons. Not under a
+ * sanitizer, whose instrumented resolver would run before the sanitizer's
+ * runtime is up (ThreadSanitizer crashes there), nor with clang (the fuzz
+ * build); there, and elsewhere, they are compiled once. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                             \
+    !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__) && defined(__has_attribute)
 #if __has_attribute(target_clones)
 #define CC_EXEC_BIT_COUNTING __attribute__((target_clones("popcnt", "default")))
 #endif
@@ -450,6 +454,14 @@ const struct exec_version_cache *cc_exec_version_cache(const struct exec *e);
 /* The registered persons not opted out, a bitset (last word masked). */
 const uint64_t *cc_exec_registered(const struct exec_version_cache *cache);
 
+/* The ICB and the region of every LSOA, [n_lsoa] each. */
+void cc_exec_lsoa_areas(const struct exec_version_cache *cache, const uint16_t **icb,
+                        const uint16_t **region);
+
+/* How many persons e->base holds (the registered persons, or those not
+ * opted out), from the version. */
+uint64_t cc_exec_base_count(const struct exec *e);
+
 /* Per word of persons, the sum of the record keys of its persons not opted
  * out (registered 0) or of its registered persons not opted out. */
 const uint32_t *cc_exec_word_key_sums(const struct exec_version_cache *cache, int registered);
@@ -460,7 +472,6 @@ const uint32_t *cc_exec_word_key_sums(const struct exec_version_cache *cache, in
  * sums, exactly as the person pass gives them. 1 answered, 0 not (the
  * caller runs the pass), CC_ENOMEM. */
 int cc_exec_population_from_cache(struct exec *e, const struct filter_sets *f,
-                                  const struct cc_exec_options *options,
-                                  struct cc_raw_result *out);
+                                  const struct cc_exec_options *options, struct cc_raw_result *out);
 
 #endif
