@@ -40,6 +40,8 @@ static void pseudo_nhs(struct cc_ingest_ctx *ctx, const char digits[CC_NHS_NUMBE
     if (ctx->nhs_first && (memcmp(digits, ctx->nhs_first, CC_NHS_NUMBER_DIGITS) < 0 ||
                            memcmp(digits, ctx->nhs_last, CC_NHS_NUMBER_DIGITS) > 0))
         ctx->nhs_outside_range++;
+    if (cc_ingest_ahead_nhs(ctx, digits, out))
+        return; /* computed on the reading thread */
     uint64_t packed = 1; /* non-zero: 0 marks an empty slot */
     for (int i = 0; i < CC_NHS_NUMBER_DIGITS; i++)
         packed = packed * 10 + (uint64_t)(digits[i] - '0');
@@ -439,6 +441,8 @@ int cc_ingest_registrations(struct cc_ingest_ctx *ctx, const char *path,
     int rc = open_registrations(ctx, path, &csv, cols);
     if (rc < 0)
         return rc;
+    if ((rc = cc_ingest_ahead_start(ctx, csv, cols[R_NHS])) < 0)
+        goto fail;
     const struct cc_csv_field *f;
     uint64_t line;
     while ((rc = cc_ingest_next_row(ctx, csv, feed, &f, &line)) > 0) {
@@ -532,7 +536,7 @@ int cc_ingest_registrations(struct cc_ingest_ctx *ctx, const char *path,
 fail:
     snprintf(ctx->error, sizeof ctx->error, "%s: %s", path, cc_strerror(rc));
 out:
-    cc_csv_close(csv);
+    cc_ingest_close_feed(ctx, csv);
     return rc;
 }
 
@@ -554,6 +558,8 @@ int cc_ingest_gp_events(struct cc_ingest_ctx *ctx, const char *path, struct cc_f
     if ((rc = cc_seen_set_init(&seen, cc_csv_file_bytes(csv) / 40 + 1024)) < 0)
         goto fail;
 
+    if ((rc = cc_ingest_ahead_start(ctx, csv, cols[C_NHS])) < 0)
+        goto fail;
     const struct cc_csv_field *f;
     uint64_t line;
     while ((rc = cc_ingest_next_row(ctx, csv, feed, &f, &line)) > 0) {
@@ -623,7 +629,7 @@ fail:
     snprintf(ctx->error, sizeof ctx->error, "%s: %s", path, cc_strerror(rc));
 out:
     cc_seen_set_free(&seen);
-    cc_csv_close(csv);
+    cc_ingest_close_feed(ctx, csv);
     return rc;
 }
 
@@ -827,6 +833,8 @@ int cc_ingest_hospital(struct cc_ingest_ctx *ctx, const char *path, struct cc_fe
     if ((rc = cc_seen_set_init(&seen, cc_csv_file_bytes(csv) / 80 + 1024)) < 0)
         goto fail;
 
+    if ((rc = cc_ingest_ahead_start(ctx, csv, cols[C_NHS])) < 0)
+        goto fail;
     const struct cc_csv_field *f;
     uint64_t line;
     while ((rc = cc_ingest_next_row(ctx, csv, feed, &f, &line)) > 0) {
@@ -914,7 +922,7 @@ fail:
     snprintf(ctx->error, sizeof ctx->error, "%s: %s", path, cc_strerror(rc));
 out:
     cc_seen_set_free(&seen);
-    cc_csv_close(csv);
+    cc_ingest_close_feed(ctx, csv);
     return rc;
 }
 
@@ -935,6 +943,8 @@ int cc_ingest_community(struct cc_ingest_ctx *ctx, const char *path, struct cc_f
     if ((rc = cc_seen_set_init(&seen, cc_csv_file_bytes(csv) / 80 + 1024)) < 0)
         goto fail;
 
+    if ((rc = cc_ingest_ahead_start(ctx, csv, cols[C_NHS])) < 0)
+        goto fail;
     const struct cc_csv_field *f;
     uint64_t line;
     while ((rc = cc_ingest_next_row(ctx, csv, feed, &f, &line)) > 0) {
@@ -999,7 +1009,7 @@ fail:
     snprintf(ctx->error, sizeof ctx->error, "%s: %s", path, cc_strerror(rc));
 out:
     cc_seen_set_free(&seen);
-    cc_csv_close(csv);
+    cc_ingest_close_feed(ctx, csv);
     return rc;
 }
 

@@ -17,6 +17,7 @@
 #include "cc_optout.h"
 #include "cc_pseudo.h"
 #include "cc_store.h"
+#include "cc_validate.h"
 
 /* A set of 128-bit keys (open addressing, grows at half full). The all-zero
  * key is stored as (0, 1). */
@@ -109,6 +110,32 @@ int cc_ingest_origin_record(sqlite3 *db, struct cc_ingest_origin *o);
 int cc_ingest_origin_finish(sqlite3 *db, struct cc_ingest_origin *o, uint64_t version,
                             uint64_t n_outside);
 
+/* ---- read-ahead (cc_ingest_ahead.c) ---- */
+
+/* A second thread reads and splits the rows of one feed while this one
+ * checks and stores them: cc_ingest_ahead_start() after the feed's header
+ * is read and its columns mapped (nothing may call the cc_csv after it),
+ * then cc_ingest_next_row() as before, and cc_ingest_close_feed() instead
+ * of cc_csv_close(). Rows, lines and outcomes are those cc_csv_next()
+ * gives, in its order. If no thread can be started, the feed is read on
+ * this one. 0 or CC_ENOMEM. */
+struct cc_ingest_ahead;
+struct cc_ingest_ctx;
+int cc_ingest_ahead_start(struct cc_ingest_ctx *ctx, cc_csv *csv, int nhs_column);
+/* The pseudonym of the current row's NHS number (the column given as
+ * nhs_column, -1 for none), computed on the reading thread: 1 with *out if
+ * the row's number is valid and is digits, else 0 (then compute it). */
+int cc_ingest_ahead_nhs(const struct cc_ingest_ctx *ctx,
+                        const char digits[CC_NHS_NUMBER_DIGITS], cc_pseudonym *out);
+/* The next row, as cc_csv_next() returns it (1, 0 at the end, CC_EPARSE
+ * with *problem, or an error). */
+int cc_ingest_ahead_next(struct cc_ingest_ctx *ctx, const struct cc_csv_field **fields,
+                         uint64_t *line, int *problem);
+/* How far into its file the last row handed out lies (for progress). */
+uint64_t cc_ingest_ahead_bytes_read(const struct cc_ingest_ctx *ctx);
+/* Stops the read-ahead of csv, if any, and closes it. */
+void cc_ingest_close_feed(struct cc_ingest_ctx *ctx, cc_csv *csv);
+
 /* The state of one ingest run. */
 struct cc_ingest_ctx {
     const struct cc_ingest_options *opt;
@@ -161,6 +188,7 @@ struct cc_ingest_ctx {
     uint64_t rows_total; /* for the test kill point */
     uint64_t kill_at_rows;
     FILE *link_trace; /* CC_TEST_LINK_TRACE (cc_ingest_trace_link), else NULL */
+    struct cc_ingest_ahead *ahead; /* the feed being read ahead, or NULL */
     /* earlier addresses of persons seen in this run, for stage 2: a
      * registration replaced by a newer one, a hospital or community row
      * linked by NHS number at another postcode than the person's current */
