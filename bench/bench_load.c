@@ -27,9 +27,10 @@
  * Mixes (each request a query of docs/query-model.md, sent as count):
  *  - small: tables of 1 to 18 cells (a code by sex, by region, by 10-year
  *    band; a population by region), the kind answered in microseconds;
- *  - heavy: tables of about 11,000 cells (district x 5-year band x sex,
- *    ages 0-89: 296 x 18 x 2 = 10,656 cells at 10M; the 90+ cells of small
- *    districts fall below min_cell_population and would refuse the table);
+ *  - heavy: tables of about 11,000 cells (district x 10-year band x sex,
+ *    ages 0-89: 296 x 9 x 4 sex codes = 10,656 cells at 10M; with 5-year
+ *    bands it is 21,312, and with 90+ the smallest cells fall below
+ *    min_cell_population);
  *  - ping: the ping op only (the server's floor).
  *
  * Must never: connect anywhere but 127.0.0.1; assert a time (this is a
@@ -69,7 +70,7 @@ static const char *const small_queries[] = {
 };
 static const char *const heavy_queries[] = {
     "{\"v\":1,\"measure\":\"persons\",\"dimensions\":[\"lad\",{\"name\":\"age_band\","
-    "\"bands\":\"5y\"},\"sex\"],\"filters\":{\"age\":{\"max\":89}}}",
+    "\"bands\":\"10y\"},\"sex\"],\"filters\":{\"age\":{\"max\":89}}}",
 };
 
 struct options {

@@ -71,10 +71,11 @@ rm -f "$work/token"
 "$cc" account add load-researcher --role researcher --data "$work/data" > /dev/null 2>&1 || true
 "$cc" token issue load-researcher --data "$work/data" --out "$work/token" > /dev/null
 
-# The heavy mix asks district x 5-year band x sex for ages 0-89: 10,656
-# cells at the 10M data set's 296 districts (with 90+ the smallest cells,
-# men of 90+ in small districts, fall below min_cell_population and the
-# default policy refuses the table), above the default max_cells (10,000). An
+# The heavy mix asks district x 10-year band x sex for ages 0-89: 296 x 9
+# x 4 sex codes = 10,656 cells at the 10M data set (5-year bands would be
+# 21,312; with 90+ the smallest cells fall below min_cell_population and
+# the default policy refuses the table), above the default max_cells
+# (10,000). An
 # operator who serves such tables raises it; the load run does the same,
 # and the checks use the same policy.
 policy=$work/load-policy.json
