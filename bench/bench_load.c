@@ -11,7 +11,7 @@
  *
  *   bench_load --port PORT --token-file FILE [--connections N] [--pipeline K]
  *              [--duration-s S] [--requests N] [--mix small|heavy|ping] [--http]
- *              [--check-data DIR --check-key KEY [--policy FILE]]
+ *              [--query JSON] [--check-data DIR --check-key KEY [--policy FILE]]
  *
  * --http: PORT is the HTTP listener's; every request is POST /v1/count (or
  * GET /v1/ping) with the token as a bearer, one at a time per keep-alive
@@ -32,6 +32,8 @@
  *    bands it is 21,312, and with 90+ the smallest cells fall below
  *    min_cell_population);
  *  - ping: the ping op only (the server's floor).
+ * --query JSON: that one query instead of the mix's (the RESULT line's mix
+ * is then "query"), to profile one kind of request.
  *
  * Must never: connect anywhere but 127.0.0.1; assert a time (this is a
  * benchmark, not a test); print a token.
@@ -83,6 +85,7 @@ struct options {
     bool http;
     const char *check_data, *check_key;
     const char *policy_file; /* the server's policy, for --check-data */
+    const char *query;       /* --query: this one query instead of the mix's */
 };
 
 #define HTTP_BYTES (8u << 20)
@@ -572,11 +575,25 @@ static void on_probe(uv_timer_t *timer)
         on_stop(&l->stop_timer);
 }
 
+/* The queries of the mix (--query: that one only), how many in *n. */
+static const char *const *mix_queries(const struct load *l, unsigned *n)
+{
+    if (l->o.query) {
+        *n = 1;
+        return &l->o.query;
+    }
+    if (!strcmp(l->o.mix, "heavy")) {
+        *n = sizeof heavy_queries / sizeof *heavy_queries;
+        return heavy_queries;
+    }
+    *n = sizeof small_queries / sizeof *small_queries;
+    return small_queries;
+}
+
 static int pack_mix(struct load *l)
 {
-    const char *const *queries = !strcmp(l->o.mix, "heavy") ? heavy_queries : small_queries;
-    unsigned n = !strcmp(l->o.mix, "heavy") ? sizeof heavy_queries / sizeof *heavy_queries
-                                            : sizeof small_queries / sizeof *small_queries;
+    unsigned n;
+    const char *const *queries = mix_queries(l, &n);
     l->bodies = calloc(n, sizeof *l->bodies);
     l->json_bodies = calloc(n, sizeof *l->json_bodies);
     l->n_bodies = n;
@@ -608,7 +625,8 @@ static int pack_mix(struct load *l)
  * body seen and notes only the refusals). */
 static int prepare_check(struct load *l)
 {
-    const char *const *queries = !strcmp(l->o.mix, "heavy") ? heavy_queries : small_queries;
+    unsigned n_queries;
+    const char *const *queries = mix_queries(l, &n_queries);
     struct cc_serverdata *data = NULL;
     char why[512];
     if (cc_serverdata_open(l->o.check_data, l->o.check_key, &data, why, sizeof why) < 0) {
@@ -664,7 +682,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: bench_load --port PORT --token-file FILE [--connections N]\n"
                     "       [--pipeline K] [--duration-s S] [--requests N] "
-                    "[--mix small|heavy|ping] [--http]\n"
+                    "[--mix small|heavy|ping] [--query JSON] [--http]\n"
                     "       [--check-data DIR --check-key KEY [--policy FILE]]\n");
 }
 
@@ -672,7 +690,7 @@ int main(int argc, char **argv)
 {
     struct load l;
     memset(&l, 0, sizeof l);
-    l.o = (struct options){0, NULL, 16, 1, 10.0, 0, "small", false, NULL, NULL, NULL};
+    l.o = (struct options){0, NULL, 16, 1, 10.0, 0, "small", false, NULL, NULL, NULL, NULL};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--http")) {
             l.o.http = true;
@@ -697,6 +715,8 @@ int main(int argc, char **argv)
             l.o.max_requests = strtoull(v, NULL, 10);
         else if (!strcmp(argv[i], "--mix"))
             l.o.mix = v;
+        else if (!strcmp(argv[i], "--query"))
+            l.o.query = v;
         else if (!strcmp(argv[i], "--check-data"))
             l.o.check_data = v;
         else if (!strcmp(argv[i], "--check-key"))
@@ -754,7 +774,7 @@ int main(int argc, char **argv)
            "rps=%.0f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f max_ms=%.3f errors=%" PRIu64
            " refused=%" PRIu64 " busy=%" PRIu64 " ping_p50_ms=%.3f ping_p99_ms=%.3f "
            "ping_max_ms=%.3f protocol=%s checked=%" PRIu64 " mismatched=%" PRIu64 "\n",
-           l.o.mix, l.o.connections, l.o.pipeline, l.done, seconds,
+           l.o.query ? "query" : l.o.mix, l.o.connections, l.o.pipeline, l.done, seconds,
            seconds > 0 ? (double)l.done / seconds : 0, percentile(l.latency_ms, l.n_latency, 0.5),
            percentile(l.latency_ms, l.n_latency, 0.99),
            percentile(l.latency_ms, l.n_latency, 0.999),

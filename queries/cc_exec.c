@@ -214,6 +214,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
 
     describe_dimensions(&e, out);
     out->columns_ = e.c;
+    out->lad_estimates_ = cc_exec_lad_estimates(e.cache);
     out->noise_epoch = cc_dataversion_noise_epoch(version);
     rc = 0;
     goto out;

@@ -54,6 +54,10 @@ struct exec_version_cache {
     /* [n_lsoa + 1]: the groups of each LSOA summed over the sexes, for a
      * table without sex (a quarter of the groups to add) */
     uint32_t *lsoa_size, *lsoa_key_sum;
+    /* the ONS estimates summed over each district's LSOAs, laid out as the
+     * store's (cc_store.h): [(lad * 2 + sex - 1) * CC_N_AGE_BANDS_5Y +
+     * band]; NULL when the store has no estimates */
+    uint32_t *lad_estimate;
     /* [n_groups * CC_EXEC_SKETCH_BUCKETS], built on the first query that
      * asks for sketches (only the ledger does): a line of 64 bytes per
      * group, written at random for every person, costs ten times the
@@ -76,6 +80,7 @@ static void cache_free(void *arg)
     free(x->key_sum);
     free(x->lsoa_size);
     free(x->lsoa_key_sum);
+    free(x->lad_estimate);
     free(atomic_load_explicit(&x->sketch, memory_order_relaxed));
     pthread_mutex_destroy(&x->sketch_lock);
     free(x);
@@ -229,6 +234,19 @@ static void *cache_build(const struct cc_dataversion *version, void *arg)
         x->lsoa_size[g / N_SEX_SLOTS] += x->size[g];
         x->lsoa_key_sum[g / N_SEX_SLOTS] += x->key_sum[g];
     }
+    if (c->population) {
+        const size_t row = 2 * CC_N_AGE_BANDS_5Y;
+        if (!(x->lad_estimate = calloc((c->n_lad ? c->n_lad : 1) * row, sizeof *x->lad_estimate))) {
+            cache_free(x);
+            return NULL;
+        }
+        for (uint32_t l = 0; l < c->n_lsoa; l++) {
+            uint32_t *to = x->lad_estimate + c->lsoa_lad[l] * row;
+            const uint32_t *from = c->population + (size_t)l * row;
+            for (size_t i = 0; i < row; i++)
+                to[i] += from[i];
+        }
+    }
     return x;
 }
 
@@ -261,6 +279,11 @@ void cc_exec_lsoa_areas(const struct exec_version_cache *cache, const uint16_t *
 {
     *icb = cache->lsoa_icb;
     *region = cache->lsoa_region;
+}
+
+const uint32_t *cc_exec_lad_estimates(const struct exec_version_cache *cache)
+{
+    return cache->lad_estimate;
 }
 
 uint64_t cc_exec_base_count(const struct exec *e)

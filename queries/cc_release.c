@@ -162,7 +162,9 @@ static int public_universe(const struct cc_store_columns *c, const struct cc_que
         n_cells *= dim->n_values ? dim->n_values : 1;
     }
     uint32_t n_bands = age_dim ? age_dim->n_values : 1;
-    uint32_t n_level = f->areas.level == CC_AREA_LAD   ? c->n_lad
+    int by_lsoa = f->areas.n_codes && f->areas.index && f->areas.level == CC_AREA_LSOA;
+    uint32_t n_level = by_lsoa                         ? c->n_lsoa
+                       : f->areas.level == CC_AREA_LAD ? c->n_lad
                        : f->areas.level == CC_AREA_ICB ? c->n_icb
                                                        : c->n_region;
     uint8_t *area_in = f->areas.n_codes && f->areas.index ? calloc(n_level + 1, 1) : NULL;
@@ -171,7 +173,21 @@ static int public_universe(const struct cc_store_columns *c, const struct cc_que
     /* fraction[b][v]: the share of estimate band b inside age band v and
      * the age range */
     double(*fraction)[CC_EXEC_MAX_AGE_BANDS] = calloc(CC_N_AGE_BANDS_5Y, sizeof *fraction);
+    /* The estimates are added up by district (kept with the data version),
+     * as no person dimension or area filter is finer, except a filter of
+     * LSOAs: then by its LSOAs. */
+    const size_t row = 2 * CC_N_AGE_BANDS_5Y;
+    const uint32_t *by_lad = raw->lad_estimates_;
+    uint32_t *summed = NULL;
     int rc = CC_ENOMEM;
+    if (!by_lsoa && !by_lad && c->population) {
+        if (!(summed = calloc((c->n_lad ? c->n_lad : 1) * row, sizeof *summed)))
+            goto out;
+        for (uint32_t l = 0; l < c->n_lsoa; l++)
+            for (size_t i = 0; i < row; i++)
+                summed[c->lsoa_lad[l] * row + i] += c->population[(size_t)l * row + i];
+        by_lad = summed;
+    }
     if ((f->areas.n_codes && f->areas.index && !area_in) || !cell_population || !cell_in ||
         !fraction)
         goto out;
@@ -192,19 +208,21 @@ static int public_universe(const struct cc_store_columns *c, const struct cc_que
         }
     }
     double total = 0;
-    for (uint32_t l = 0; l < c->n_lsoa; l++) {
-        uint32_t lad = c->lsoa_lad[l], icb = c->lad_icb[lad], region = c->icb_region[icb];
-        if (area_in && !area_in[f->areas.level == CC_AREA_LAD   ? lad
+    uint32_t n_units = !c->population ? 0 : by_lsoa ? c->n_lsoa : c->n_lad;
+    for (uint32_t unit = 0; unit < n_units; unit++) {
+        uint32_t lad = by_lsoa ? c->lsoa_lad[unit] : unit, icb = c->lad_icb[lad],
+                 region = c->icb_region[icb];
+        if (area_in && !area_in[by_lsoa                         ? unit
+                                : f->areas.level == CC_AREA_LAD ? lad
                                 : f->areas.level == CC_AREA_ICB ? icb
                                                                 : region])
             continue;
+        const uint32_t *estimates = (by_lsoa ? c->population : by_lad) + (size_t)unit * row;
         for (int sex = 1; sex <= 2; sex++) {
             if (f->sex_mask && !(f->sex_mask & (1u << sex)))
                 continue;
             for (int b = 0; b < CC_N_AGE_BANDS_5Y; b++) {
-                double estimate =
-                    c->population[((uint64_t)l * 2 + (uint64_t)(sex - 1)) * CC_N_AGE_BANDS_5Y +
-                                  (uint64_t)b];
+                double estimate = estimates[(uint64_t)(sex - 1) * CC_N_AGE_BANDS_5Y + (uint64_t)b];
                 for (uint32_t v = 0; v < n_bands; v++) {
                     /* a margin has no share (and no column: with 121
                      * single-year bands it is value 121) */
@@ -238,6 +256,7 @@ static int public_universe(const struct cc_store_columns *c, const struct cc_que
     *smallest_cell = smallest < 0 ? 0 : smallest / practices;
     rc = 0;
 out:
+    free(summed);
     free(area_in);
     free(cell_population);
     free(cell_in);
@@ -267,13 +286,59 @@ static const char *restriction_name(const struct cc_query_restriction *r, char *
     return "filters";
 }
 
-/* The seed of restriction r: for a condition, the key sum of the persons it
- * matches (so equivalent wordings agree, and the seed follows the persons,
- * not the text) with whether it is excluded; for the other filters, their
- * canonical value (an area list as the districts it covers, an age range
- * with its upper bound capped where no one is older). */
-static uint64_t restriction_seed(const struct cc_query *q, const struct cc_raw_result *raw,
-                                 uint32_t r)
+/* The seed of an area list: the districts it covers, whatever the level it
+ * names, so that a region and the list of its ICBs agree; a list of LSOAs
+ * covers the districts whose every LSOA it names, and adds its other LSOAs
+ * one by one (after the districts, in LSOA order). Into *seed, which
+ * holds the restriction kind's; 0 or CC_ENOMEM. */
+static int areas_seed(const struct cc_query_filters *f, const struct cc_store_columns *c,
+                      uint64_t *seed_io)
+{
+    uint64_t seed = *seed_io;
+    if (!c || !f->areas.index)
+        return 0;
+    if (f->areas.level != CC_AREA_LSOA) {
+        for (uint32_t lad = 0; lad < c->n_lad; lad++) {
+            uint32_t icb = c->lad_icb[lad];
+            uint32_t area = f->areas.level == CC_AREA_LAD   ? lad
+                            : f->areas.level == CC_AREA_ICB ? icb
+                                                            : c->icb_region[icb];
+            for (uint32_t i = 0; i < f->areas.n_codes; i++)
+                if (f->areas.index[i] == area) {
+                    seed = mix64(seed ^ ((uint64_t)lad + 1));
+                    break;
+                }
+        }
+        *seed_io = seed;
+        return 0;
+    }
+    uint8_t *in = calloc((size_t)c->n_lsoa + 1, 1);
+    uint32_t *named = calloc((size_t)c->n_lad + 1, sizeof *named);
+    uint32_t *size = calloc((size_t)c->n_lad + 1, sizeof *size);
+    int rc = in && named && size ? 0 : CC_ENOMEM;
+    for (uint32_t i = 0; rc == 0 && i < f->areas.n_codes; i++)
+        if (f->areas.index[i] < c->n_lsoa)
+            in[f->areas.index[i]] = 1;
+    for (uint32_t l = 0; rc == 0 && l < c->n_lsoa; l++) {
+        size[c->lsoa_lad[l]]++;
+        named[c->lsoa_lad[l]] += in[l];
+    }
+    for (uint32_t lad = 0; rc == 0 && lad < c->n_lad; lad++)
+        if (size[lad] && named[lad] == size[lad])
+            seed = mix64(seed ^ ((uint64_t)lad + 1));
+    for (uint32_t l = 0; rc == 0 && l < c->n_lsoa; l++)
+        if (in[l] && named[c->lsoa_lad[l]] != size[c->lsoa_lad[l]])
+            seed = mix64(seed ^ ((uint64_t)l + 1) ^ (uint64_t)1 << 40);
+    free(in);
+    free(named);
+    free(size);
+    if (rc == 0)
+        *seed_io = seed;
+    return rc;
+}
+
+/* restriction_seed() but for the areas of an area list. */
+static uint64_t kind_seed(const struct cc_query *q, const struct cc_raw_result *raw, uint32_t r)
 {
     const struct cc_query_restriction *res = &raw->restrictions[r];
     const struct cc_query_filters *f = &q->filters;
@@ -295,25 +360,25 @@ static uint64_t restriction_seed(const struct cc_query *q, const struct cc_raw_r
         return mix64(seed ^ f->sex_mask);
     case CC_RESTRICT_SETTINGS:
         return mix64(seed ^ f->setting_mask);
-    case CC_RESTRICT_AREAS: {
-        /* the districts the list covers, whatever the level it names, so
-         * a region and the list of its ICBs agree */
-        const struct cc_store_columns *c = raw->columns_;
-        for (uint32_t lad = 0; c && f->areas.index && lad < c->n_lad; lad++) {
-            uint32_t icb = c->lad_icb[lad];
-            uint32_t area = f->areas.level == CC_AREA_LAD   ? lad
-                            : f->areas.level == CC_AREA_ICB ? icb
-                                                            : c->icb_region[icb];
-            for (uint32_t i = 0; i < f->areas.n_codes; i++)
-                if (f->areas.index[i] == area) {
-                    seed = mix64(seed ^ ((uint64_t)lad + 1));
-                    break;
-                }
-        }
+    case CC_RESTRICT_AREAS: /* and the areas' (areas_seed) */
         return seed;
     }
-    }
     return seed;
+}
+
+/* The seed of restriction r: for a condition, the key sum of the persons it
+ * matches (so equivalent wordings agree, and the seed follows the persons,
+ * not the text) with whether it is excluded; for the other filters, their
+ * canonical value (an area list as the districts it covers, areas_seed;
+ * an age range with its upper bound capped where no one is older). 0 or
+ * CC_ENOMEM. */
+static int restriction_seed(const struct cc_query *q, const struct cc_raw_result *raw, uint32_t r,
+                            uint64_t *out)
+{
+    *out = kind_seed(q, raw, r);
+    if (raw->restrictions[r].kind == CC_RESTRICT_AREAS)
+        return areas_seed(&q->filters, raw->columns_, out);
+    return 0;
 }
 
 /* ---- the answer ---- */
@@ -420,7 +485,9 @@ int cc_release_check(const struct cc_policy *policy, const struct cc_store_colum
     uint64_t layer_seed = mix64(query->measure);
     *layer_seed_out = 0;
     for (uint32_t r = 0; r < raw->n_restrictions; r++) {
-        uint64_t seed = restriction_seed(query, raw, r);
+        uint64_t seed;
+        if (restriction_seed(query, raw, r, &seed) != 0)
+            return cc_errorf(errbuf, errlen, CC_ENOMEM, "out of memory");
         layer_seed += mix64(seed);
         if (!policy->refuse_low_effect)
             continue;

@@ -364,6 +364,70 @@ Test(release_answer, a_small_universe_is_refused_on_its_public_population)
     cc_query_free(q);
 }
 
+/* An LSOA list is judged on the estimates of its own LSOAs (the universe
+ * once read an LSOA's index as a region's: the first LSOAs passed as a
+ * whole region, the others as nobody). The fixture's LSOAs hold ~375
+ * persons each, four to a district, E01000001 being the first. */
+Test(release_answer, an_lsoa_list_is_judged_on_its_own_lsoas)
+{
+    struct cc_policy p;
+    cc_policy_default(&p);
+    p.min_population = 1000;
+    struct cc_query *q = query(CC_MEASURE_PERSONS);
+    cr_assert_eq(cc_attack_area(q, CC_AREA_LSOA, "E01000001"), 0);
+    cc_release *r = NULL;
+    char err[256];
+    cr_assert_eq(answer(&p, q, &r, err, sizeof err), CC_EREFUSED);
+    cr_assert(strstr(err, "min_population"), "%s", err);
+    cc_query_free(q);
+    /* four LSOAs (the district E06000002) are enough */
+    q = query(CC_MEASURE_PERSONS);
+    for (int i = 5; i <= 8; i++) {
+        char code[CC_AREA_CODE_BYTES];
+        snprintf(code, sizeof code, "E010000%02d", i);
+        cr_assert_eq(cc_attack_area(q, CC_AREA_LSOA, code), 0);
+    }
+    cr_assert_eq(answer(&p, q, &r, err, sizeof err), 0, "%s", err);
+    cr_assert_eq(cc_release_n_cells(r), 1);
+    cc_release_free(r);
+    cc_query_free(q);
+}
+
+/* The list of a district's LSOAs names the same persons as the district:
+ * the condition layer's seed (the areas a list covers) agrees, and so does
+ * every released cell. */
+Test(release_answer, the_lsoas_of_a_district_are_released_as_the_district)
+{
+    struct cc_policy p;
+    cc_policy_default(&p);
+    cc_release *by_lsoa = NULL, *by_lad = NULL;
+    char err[256];
+    struct cc_query *q = query(CC_MEASURE_PERSONS);
+    dim(q, CC_DIM_SEX, 0);
+    dim(q, CC_DIM_AGE_BAND, CC_AGE_BANDS_10Y);
+    /* (90+ holds only planted targets, and 0-89 would leave out only them:
+     * a low-effect filter) */
+    cc_attack_age(q, 0, 79);
+    for (int i = 9; i <= 12; i++) {
+        char code[CC_AREA_CODE_BYTES];
+        snprintf(code, sizeof code, "E010000%02d", i);
+        cr_assert_eq(cc_attack_area(q, CC_AREA_LSOA, code), 0);
+    }
+    cr_assert_eq(answer(&p, q, &by_lsoa, err, sizeof err), 0, "%s", err);
+    cc_query_free(q);
+    q = query(CC_MEASURE_PERSONS);
+    dim(q, CC_DIM_SEX, 0);
+    dim(q, CC_DIM_AGE_BAND, CC_AGE_BANDS_10Y);
+    cc_attack_age(q, 0, 79);
+    cr_assert_eq(cc_attack_area(q, CC_AREA_LAD, cc_attack_lad_code(&fx, 2)), 0);
+    cr_assert_eq(answer(&p, q, &by_lad, err, sizeof err), 0, "%s", err);
+    cr_assert_gt(cc_release_n_cells(by_lad), 8);
+    cr_assert(same_release(by_lsoa, by_lad));
+    cc_release_free(by_lsoa);
+    cc_release_free(by_lad);
+    cc_query_free(q);
+}
+
 Test(release_answer, dimensions_too_fine_together_are_refused)
 {
     struct cc_policy p;

@@ -137,6 +137,11 @@ struct cc_raw_result {
     uint32_t *cell_sketch;
 
     const struct cc_store_columns *columns_; /* for labels; not owned */
+    /* The ONS estimates summed by district, laid out as columns_->population
+     * with districts for LSOAs ([(lad * 2 + sex - 1) * CC_N_AGE_BANDS_5Y +
+     * band]), kept with the data version (valid while it is); NULL when
+     * the store has none (then the release layer sums the LSOAs itself). */
+    const uint32_t *lad_estimates_;
     uint64_t noise_epoch;                    /* the data version's (cc_dataversion_noise_epoch) */
 };
 

@@ -457,6 +457,9 @@ const uint64_t *cc_exec_registered(const struct exec_version_cache *cache);
 /* The ICB and the region of every LSOA, [n_lsoa] each. */
 void cc_exec_lsoa_areas(const struct exec_version_cache *cache, const uint16_t **icb,
                         const uint16_t **region);
+/* The ONS estimates by district (the store's LSOA estimates summed over
+ * each district), as cc_raw_result.lad_estimates_ says; NULL without them. */
+const uint32_t *cc_exec_lad_estimates(const struct exec_version_cache *cache);
 
 /* How many persons e->base holds (the registered persons, or those not
  * opted out), from the version. */
