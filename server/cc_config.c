@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "cc_error.h"
+#include "cc_release_cache.h"
 
 void cc_config_defaults(struct cc_config *config)
 {
@@ -33,6 +34,7 @@ void cc_config_defaults(struct cc_config *config)
     config->idle_timeout_ms = CC_CONFIG_DEFAULT_IDLE_TIMEOUT_MS;
     config->frame_timeout_ms = CC_CONFIG_DEFAULT_FRAME_TIMEOUT_MS;
     config->max_requests_per_account_minute = CC_CONFIG_DEFAULT_MAX_REQUESTS_PER_ACCOUNT_MINUTE;
+    config->release_cache_mb = CC_RELEASE_CACHE_DEFAULT_MB;
     config->max_total_write_queue_bytes = CC_CONFIG_DEFAULT_MAX_TOTAL_WRITE_QUEUE_BYTES;
     config->shutdown_timeout_ms = CC_CONFIG_DEFAULT_SHUTDOWN_TIMEOUT_MS;
     config->publish_interval_s = 86400;
@@ -138,6 +140,9 @@ void cc_config_usage(FILE *out)
             "                            thing dashboard accounts run (default DIR/saved)\n"
             "  --max-requests-per-account-minute N  per account, all its connections\n"
             "                            (default %d); more get BUSY\n"
+            "  --release-cache-mb N      releases kept for the same account asking the same\n"
+            "                            query again on the same data (default %d MiB;\n"
+            "                            0: none; entries live %d s)\n"
             "  --test-mode               enable test-only request fields (never in production)\n",
             CC_CONFIG_DEFAULT_HOST, CC_CONFIG_DEFAULT_PORT, CC_CONFIG_DEFAULT_MAX_FRAME_BYTES,
             CC_CONFIG_DEFAULT_MAX_CONNECTIONS, CC_CONFIG_DEFAULT_THREADS,
@@ -145,7 +150,8 @@ void cc_config_usage(FILE *out)
             CC_CONFIG_DEFAULT_MAX_PENDING_REQUESTS, CC_CONFIG_DEFAULT_MAX_WRITE_QUEUE_BYTES,
             CC_CONFIG_DEFAULT_MAX_TOTAL_WRITE_QUEUE_BYTES, CC_CONFIG_DEFAULT_IDLE_TIMEOUT_MS,
             CC_CONFIG_DEFAULT_FRAME_TIMEOUT_MS, CC_CONFIG_DEFAULT_SHUTDOWN_TIMEOUT_MS,
-            CC_CONFIG_DEFAULT_MAX_REQUESTS_PER_ACCOUNT_MINUTE);
+            CC_CONFIG_DEFAULT_MAX_REQUESTS_PER_ACCOUNT_MINUTE, CC_RELEASE_CACHE_DEFAULT_MB,
+            CC_RELEASE_CACHE_TTL_S);
 }
 
 /* The numeric options: name, range, and where the value goes. */
@@ -173,6 +179,7 @@ static const struct number_option number_options[] = {
     NUMBER_OPTION("--max-requests-per-account-minute", max_requests_per_account_minute, 1,
                   100000000),
     NUMBER_OPTION("--shutdown-timeout-ms", shutdown_timeout_ms, 1, UINT64_MAX / 2),
+    NUMBER_OPTION("--release-cache-mb", release_cache_mb, 0, 65536),
 };
 
 static void store_number(struct cc_config *config, const struct number_option *option,

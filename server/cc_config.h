@@ -89,6 +89,9 @@ struct cc_config {
     /* Requests one account may make per minute over all its connections
      * (ops that need an account); more are answered BUSY. */
     uint32_t max_requests_per_account_minute;
+    /* Packed releases kept for repeats (queries/cc_release_cache.h), in
+     * MiB; 0: none kept. */
+    uint32_t release_cache_mb;
     /* After SIGTERM/SIGINT, in-flight work gets this long to finish before
      * the remaining connections are closed without their replies. */
     uint64_t shutdown_timeout_ms;

@@ -1,7 +1,8 @@
 /*
  * cc_op_compare.c: the "compare" op: an area comparison of
  * docs/comparisons.md in, protected counts and the figures derived from
- * them out (cc_release_comparison). Runs on the pool; audited like count.
+ * them out (cc_release_comparison). Runs on the pool; audited like count,
+ * and a repeat answered from the release cache like count.
  *
  * Must never: reach cc_compare_run() itself: only the release layer runs a
  * comparison, so the raw counts never leave queries/ (its header,
@@ -34,27 +35,40 @@ int cc_op_compare_request(struct cc_request *request, struct cc_compare_decoded 
         return cc_request_fail(request, CC_ENOMEM, NULL);
     }
     cc_request_audit_detail(request, canonical, 0, 0);
+    struct cc_release_cache_key key;
+    cc_op_cache_key(request, "compare", canonical, with_ledger, &key);
+    int rc = cc_op_reply_cached(request, &key, "comparison", canonical);
+    if (rc != 0) {
+        cc_compare_decoded_free(decoded);
+        return rc == 1 ? 0 : cc_request_fail(request, rc, NULL);
+    }
 
     struct cc_exec_options options = {.n_threads = CC_OP_ENGINE_THREADS};
     cc_comparison *comparison = NULL;
     const struct cc_account *account = cc_request_account(request);
     struct cc_release_asker asker = {services->ledger, account ? account->id : 0};
-    int rc = cc_release_comparison(&services->policy,
-                                   with_ledger && services->ledger ? &asker : NULL,
-                                   cc_request_data(request),
-                                   &decoded->request, services->codelists, &options, &comparison,
-                                   why, sizeof why);
+    rc = cc_release_comparison(&services->policy, with_ledger && services->ledger ? &asker : NULL,
+                               cc_request_data(request), &decoded->request, services->codelists,
+                               &options, &comparison, why, sizeof why);
     cc_compare_decoded_free(decoded);
     if (rc) {
         snprintf(message, sizeof message, "comparison.%s", why);
         return cc_request_fail(request, rc, rc == CC_EREFUSED ? why : message);
     }
     const struct cc_release_summary *s = cc_comparison_summary(comparison);
-    cc_request_audit_detail(request, canonical, s->n_shown + s->n_perturbed + s->n_rounded,
-                            s->n_suppressed_primary + s->n_suppressed_secondary);
-    cc_op_reply_data_version(request);
-    rc = cc_comparison_pack(comparison, cc_reply_field(request, "comparison"));
+    uint64_t released = s->n_shown + s->n_perturbed + s->n_rounded;
+    uint64_t suppressed = s->n_suppressed_primary + s->n_suppressed_secondary;
+    cc_request_audit_detail(request, canonical, released, suppressed);
+    msgpack_sbuffer packed;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&packed);
+    msgpack_packer_init(&pk, &packed, msgpack_sbuffer_write);
+    rc = cc_comparison_pack(comparison, &pk);
     cc_comparison_free(comparison);
+    if (rc == 0)
+        rc = cc_op_reply_and_keep(request, &key, "comparison", packed.data, packed.size,
+                                  released, suppressed);
+    msgpack_sbuffer_destroy(&packed);
     return rc ? cc_request_fail(request, rc, NULL) : 0;
 }
 

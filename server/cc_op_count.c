@@ -3,6 +3,8 @@
  * release (cc_release.h: protected cells, reason codes, what was done) out.
  * Runs on the pool; the audit record (the canonical query, the cells
  * released and suppressed, or the refusal) is committed before the reply.
+ * A repeat (the same account, query and data, cc_release_cache.h) is
+ * answered with the bytes packed the first time, audited the same way.
  *
  * Must never: reach the engine other than through cc_release_answer(), or
  * reply with anything but the packed release and the data version.
@@ -29,6 +31,14 @@ int cc_op_count_query(struct cc_request *request, struct cc_query *query, bool w
         return cc_request_fail(request, CC_ENOMEM, NULL);
     }
     cc_request_audit_detail(request, canonical, 0, 0);
+    /* the same query of the same account on the same data: as before */
+    struct cc_release_cache_key key;
+    cc_op_cache_key(request, "count", canonical, with_ledger, &key);
+    int rc = cc_op_reply_cached(request, &key, "release", canonical);
+    if (rc != 0) {
+        cc_query_free(query);
+        return rc == 1 ? 0 : cc_request_fail(request, rc, NULL);
+    }
 
     struct cc_exec_options options = {.n_threads = CC_OP_ENGINE_THREADS};
     cc_release *release = NULL;
@@ -37,18 +47,25 @@ int cc_op_count_query(struct cc_request *request, struct cc_query *query, bool w
      * earlier one of the same account by too few persons is refused) */
     const struct cc_account *account = cc_request_account(request);
     struct cc_release_asker asker = {services->ledger, account ? account->id : 0};
-    int rc = cc_release_answer(&services->policy, with_ledger && services->ledger ? &asker : NULL,
-                               cc_request_data(request), query, &options, &release, why,
-                               sizeof why);
+    rc = cc_release_answer(&services->policy, with_ledger && services->ledger ? &asker : NULL,
+                           cc_request_data(request), query, &options, &release, why, sizeof why);
     cc_query_free(query);
     if (rc)
         return cc_request_fail(request, rc, why);
     const struct cc_release_summary *s = cc_release_summary(release);
-    cc_request_audit_detail(request, canonical, s->n_shown + s->n_perturbed + s->n_rounded,
-                            s->n_suppressed_primary + s->n_suppressed_secondary);
-    cc_op_reply_data_version(request);
-    rc = cc_release_pack(release, cc_reply_field(request, "release"));
+    uint64_t released = s->n_shown + s->n_perturbed + s->n_rounded;
+    uint64_t suppressed = s->n_suppressed_primary + s->n_suppressed_secondary;
+    cc_request_audit_detail(request, canonical, released, suppressed);
+    msgpack_sbuffer packed;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&packed);
+    msgpack_packer_init(&pk, &packed, msgpack_sbuffer_write);
+    rc = cc_release_pack(release, &pk);
     cc_release_free(release);
+    if (rc == 0)
+        rc = cc_op_reply_and_keep(request, &key, "release", packed.data, packed.size, released,
+                                  suppressed);
+    msgpack_sbuffer_destroy(&packed);
     return rc ? cc_request_fail(request, rc, NULL) : 0;
 }
 

@@ -7,9 +7,12 @@
  * "field: reason".
  */
 #include <stdio.h>
+#include <string.h>
+#include <time.h>
 
 #include "cc_error.h"
 #include "cc_op_internal.h"
+#include "cc_release_cache.h"
 #include "cc_services.h"
 #include "cc_store.h"
 
@@ -63,4 +66,66 @@ void cc_op_reply_data_version(struct cc_request *request)
 {
     msgpack_pack_uint64(cc_reply_field(request, "data_version"),
                         cc_dataversion_store_version(cc_request_data(request)));
+}
+
+void cc_op_cache_key(struct cc_request *request, const char *kind, const char *canonical,
+                     bool with_ledger, struct cc_release_cache_key *key)
+{
+    const struct cc_services *services = cc_request_services(request);
+    const struct cc_account *account = cc_request_account(request);
+    memset(key, 0, sizeof *key);
+    /* with the ledger the account's own: its ledger answered it */
+    key->account = with_ledger && services->ledger && account ? account->id : 0;
+    key->version = cc_release_cache_version_id(cc_request_data(request));
+    key->day = cc_day_today();
+    key->kind = kind;
+    key->request = canonical;
+    key->request_len = strlen(canonical);
+}
+
+/* msgpack_packer's write callback, for the cache's bytes */
+static int write_packed(void *packer, const char *bytes, size_t len)
+{
+    msgpack_packer *pk = packer;
+    return pk->callback(pk->data, bytes, len);
+}
+
+int cc_op_reply_cached(struct cc_request *request, const struct cc_release_cache_key *key,
+                       const char *field, char *canonical)
+{
+    const struct cc_services *services = cc_request_services(request);
+    if (!services->release_cache)
+        return 0;
+    /* data_version first, as on a miss: the field's bytes follow it */
+    struct cc_release_cache_counts counts;
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init(&buffer);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &buffer, msgpack_sbuffer_write);
+    int hit = cc_release_cache_get(services->release_cache, key, (int64_t)time(NULL),
+                                   write_packed, &pk, &counts);
+    if (hit == 1) {
+        cc_request_audit_detail(request, canonical, counts.cells_released,
+                                counts.cells_suppressed);
+        cc_op_reply_data_version(request);
+        msgpack_packer *reply = cc_reply_field(request, field);
+        if (write_packed(reply, buffer.data, buffer.size) != 0)
+            hit = CC_ENOMEM;
+    }
+    msgpack_sbuffer_destroy(&buffer);
+    return hit;
+}
+
+int cc_op_reply_and_keep(struct cc_request *request, const struct cc_release_cache_key *key,
+                         const char *field, const void *bytes, size_t len,
+                         uint64_t cells_released, uint64_t cells_suppressed)
+{
+    const struct cc_services *services = cc_request_services(request);
+    cc_op_reply_data_version(request);
+    msgpack_packer *reply = cc_reply_field(request, field);
+    if (write_packed(reply, bytes, len) != 0)
+        return CC_ENOMEM;
+    struct cc_release_cache_counts counts = {cells_released, cells_suppressed};
+    cc_release_cache_put(services->release_cache, key, (int64_t)time(NULL), bytes, len, &counts);
+    return 0;
 }

@@ -10,6 +10,8 @@
 #include "cc_op.h"
 
 #include "cc_date.h"
+#include "cc_release_cache.h"
+#include "cc_services.h"
 
 static int status_run(struct cc_request *request)
 {
@@ -24,6 +26,14 @@ static int status_run(struct cc_request *request)
     msgpack_pack_uint64(cc_reply_field(request, "requests_served"), stats->requests_served);
     msgpack_pack_uint64(cc_reply_field(request, "requests_in_progress"),
                         stats->requests_in_progress);
+    const struct cc_services *services = cc_request_services(request);
+    if (services && services->release_cache) {
+        struct cc_release_cache_stats cache;
+        cc_release_cache_stats(services->release_cache, &cache);
+        msgpack_pack_uint64(cc_reply_field(request, "release_cache_hits"), cache.hits);
+        msgpack_pack_uint64(cc_reply_field(request, "release_cache_misses"), cache.misses);
+        msgpack_pack_uint64(cc_reply_field(request, "release_cache_entries"), cache.entries);
+    }
     /* which publication is in force moves when opt-outs are published:
      * only an authenticated client learns it */
     if (stats->data_version && cc_request_account(request)) {

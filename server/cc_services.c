@@ -78,6 +78,10 @@ static int load_rules(struct cc_services *s, const struct cc_config *config, cha
     }
     if (saved_dir && (rc = load_saved(s, saved_dir, errbuf, errlen)) != 0)
         return rc;
+    if (config->release_cache_mb &&
+        (rc = cc_release_cache_open((size_t)config->release_cache_mb << 20,
+                                    CC_RELEASE_CACHE_TTL_S, &s->release_cache)) != 0)
+        return cc_errorf(errbuf, errlen, rc, "release cache: out of memory");
     return 0;
 }
 
@@ -272,6 +276,7 @@ void cc_services_release(struct cc_services *s)
         cc_accounts_close(s->accounts);
         cc_pseudo_key_free(s->key);
     }
+    cc_release_cache_close(s->release_cache);
     cc_codelists_free(s->codelists);
     for (uint32_t i = 0; i < s->n_saved; i++)
         free(s->saved[i].json);

@@ -26,6 +26,7 @@
 #include "cc_optout.h"
 #include "cc_policy.h"
 #include "cc_pseudo.h"
+#include "cc_release_cache.h"
 
 /* An operator-approved saved query or comparison (DIR/saved/NAME.json):
  * what a dashboard account may run, by name. */
@@ -50,6 +51,9 @@ struct cc_services {
     /* The disclosure ledger (queries/cc_ledger.h): every account's released
      * cohorts. NULL without a data directory. Thread-safe. */
     cc_ledger *ledger;
+    /* Releases kept for repeats (queries/cc_release_cache.h), made afresh
+     * with the policy and codelists; NULL: none kept. Thread-safe. */
+    cc_release_cache *release_cache;
     /* The saved queries, in name order (reloaded with the policy). */
     struct cc_saved *saved;
     uint32_t n_saved;

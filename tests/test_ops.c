@@ -1197,6 +1197,101 @@ Test(ops, the_server_records_each_accounts_released_cohorts_in_the_ledger)
     free(text);
 }
 
+/* ---- repeats: the release cache ------------------------------------------- */
+
+static uint64_t status_number(struct cc_client *client, uint64_t id, const char *key)
+{
+    struct cc_reply reply;
+    call(client, id, "status", 0, NULL, NULL, &reply);
+    cr_assert(reply.ok);
+    const msgpack_object *v = cc_reply_get(&reply, key);
+    cr_assert(v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER, "status has %s", key);
+    uint64_t n = v->via.u64;
+    cc_reply_free(&reply);
+    return n;
+}
+
+/* The release of a count, packed, into *out (malloc'd). */
+static size_t count_release(struct cc_client *client, uint64_t id, const char *query, char **out)
+{
+    struct cc_reply reply;
+    call(client, id, "count", 1, pack_query_field, query, &reply);
+    cr_assert(reply.ok, "%s %s", reply.error_code, reply.error_message);
+    const msgpack_object *release = cc_reply_get(&reply, "release");
+    cr_assert(release && release->type == MSGPACK_OBJECT_MAP);
+    msgpack_sbuffer buffer;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&buffer);
+    msgpack_packer_init(&pk, &buffer, msgpack_sbuffer_write);
+    cr_assert_eq(msgpack_pack_object(&pk, *release), 0);
+    cc_reply_free(&reply);
+    *out = buffer.data;
+    return buffer.size;
+}
+
+/* A repeat of an account's query is given the earlier release's bytes
+ * (the status counters show it was the cache), audited as every request
+ * is; another account's first asking is its own; and the same query asked
+ * again of a server without the cache, through the ledger, is the same
+ * release byte for byte. */
+Test(ops, a_repeat_is_answered_from_the_release_cache_as_the_full_path_answers_it)
+{
+    static const char by_sex[] = "{\"v\":1,\"measure\":\"persons\",\"dimensions\":"
+                                 "[\"sex\",\"region\"],\"filters\":{\"conditions\":"
+                                 "[{\"codes\":[\"E11\"],\"system\":\"icd10\"}]}}";
+    struct cc_harness *harness = start();
+    struct cc_client *rita = login(harness, "rita");
+    uint64_t hits = status_number(rita, 170, "release_cache_hits");
+    uint64_t misses = status_number(rita, 171, "release_cache_misses");
+    char *first, *again, *rosa_first;
+    size_t n_first = count_release(rita, 172, by_sex, &first);
+    cr_assert_eq(status_number(rita, 173, "release_cache_misses"), misses + 1);
+    cr_assert_eq(status_number(rita, 174, "release_cache_hits"), hits);
+    size_t n_again = count_release(rita, 175, by_sex, &again);
+    cr_assert_eq(status_number(rita, 176, "release_cache_hits"), hits + 1, "the repeat was kept");
+    cr_assert(n_again == n_first && !memcmp(first, again, n_first), "the same bytes");
+    free(again);
+    struct cc_client *rosa = login(harness, "rosa");
+    size_t n_rosa = count_release(rosa, 177, by_sex, &rosa_first);
+    cr_assert_eq(status_number(rosa, 178, "release_cache_hits"), hits + 1,
+                 "another account's first asking is not rita's");
+    cr_assert_gt(status_number(rosa, 179, "release_cache_entries"), 1);
+    free(rosa_first);
+    (void)n_rosa;
+    cc_client_close(rosa);
+    cc_client_close(rita);
+    stop(harness);
+
+    /* both of rita's requests are in the audit log */
+    char cmd[2048], log_path[400];
+    snprintf(log_path, sizeof log_path, "%s/audit-repeat.txt", root);
+    snprintf(cmd, sizeof cmd,
+             "'%s/carecount' audit show --data '%s' --key '%s' | grep -c 'dimensions.*sex.*region'"
+             " > '%s'",
+             CC_BIN_DIR, data_dir, key_path, log_path);
+    run(cmd);
+    size_t len;
+    char *n_logged = cc_testfs_read(log_path, &len);
+    cr_assert_geq(atoi(n_logged), 3, "every request audited, the repeat too: %s", n_logged);
+    free(n_logged);
+
+    /* without the cache: the full path (engine, release, ledger) again */
+    const char *args[] = {"--data", data_dir, "--key", key_path, "--release-cache-mb", "0", NULL};
+    cr_assert_eq(cc_harness_start(args, &harness), 0, "carecountd did not start");
+    rita = login(harness, "rita");
+    struct cc_reply reply;
+    call(rita, 180, "status", 0, NULL, NULL, &reply);
+    cr_assert_null(cc_reply_get(&reply, "release_cache_hits"), "no cache, no counters");
+    cc_reply_free(&reply);
+    size_t n_full = count_release(rita, 181, by_sex, &again);
+    cr_assert(n_full == n_first && !memcmp(first, again, n_first),
+              "the full path gives the bytes the cache gave");
+    free(again);
+    free(first);
+    cc_client_close(rita);
+    stop(harness);
+}
+
 /* ---- the researcher's client commands ------------------------------------------ */
 
 /* Runs a carecount command line (with 2>&1) and returns its exit status. */

@@ -45,4 +45,23 @@ int cc_op_compare_request(struct cc_request *request, struct cc_compare_decoded 
 /* The data version's store version, as the "data_version" reply field. */
 void cc_op_reply_data_version(struct cc_request *request);
 
+/* The release cache (queries/cc_release_cache.h) for the data ops: the key
+ * of this request's canonical form (kind "count" or "compare"; the
+ * account's own entries with the ledger, shared ones without). On a hit
+ * the reply gets data_version and the field with the bytes kept, the audit
+ * record its counts, and 1 is returned (canonical is then the request's);
+ * 0 on a miss; a CC_E* code if the reply could not be written. */
+struct cc_release_cache_key;
+void cc_op_cache_key(struct cc_request *request, const char *kind, const char *canonical,
+                     bool with_ledger, struct cc_release_cache_key *key);
+int cc_op_reply_cached(struct cc_request *request, const struct cc_release_cache_key *key,
+                       const char *field, char *canonical);
+
+/* Writes data_version and the field with bytes[0..len) (one packed msgpack
+ * object), and keeps them under key for repeats with the audit counts.
+ * 0, or CC_ENOMEM if the reply could not be written. */
+int cc_op_reply_and_keep(struct cc_request *request, const struct cc_release_cache_key *key,
+                         const char *field, const void *bytes, size_t len,
+                         uint64_t cells_released, uint64_t cells_suppressed);
+
 #endif
