@@ -15,9 +15,10 @@
 # (bench_load's) and writes them to DIR/load-results.txt.
 #
 #   bench/load.sh [--patients N] [--work DIR] [--build DIR] [--seconds S]
-#                 [--reuse-data] [--smoke]
+#                 [--reuse-data] [--smoke] [--threads T]
 #
-# N defaults to 1,000,000; DIR to data/load (ignored by git); S to 10.
+# N defaults to 1,000,000; DIR to data/load (ignored by git); S to 10;
+# T (the server's --threads) to the server's default.
 # --smoke (what ctest's load_smoke runs, at 10,000 patients and 2 s): a
 # few connections per mix and protocol, no rebuild (DIR/--build given),
 # failing on any error or mismatch; it asserts no time.
@@ -35,6 +36,7 @@ build=$src/build/bench
 seconds=10
 reuse=0
 smoke=0
+threads=()
 while [ $# -gt 0 ]; do
     case $1 in
     --patients) patients=$2; shift 2 ;;
@@ -43,6 +45,7 @@ while [ $# -gt 0 ]; do
     --seconds) seconds=$2; shift 2 ;;
     --reuse-data) reuse=1; shift ;;
     --smoke) smoke=1; shift ;;
+    --threads) threads=(--threads "$2"); shift 2 ;;
     -h | --help) sed -n '2,/^set /p' "$0" | grep '^#'; exit 0 ;;
     *) echo "bench/load.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
     esac
@@ -81,7 +84,7 @@ rm -f "$work/token"
 policy=$work/load-policy.json
 printf '{"version": "load-bench-1", "max_cells": 20000}\n' > "$policy"
 rm -f "$work/port" "$work/http_port"
-"$build/carecountd" --policy "$policy" --listen 127.0.0.1:0 --port-file "$work/port" --data "$work/data" \
+"$build/carecountd" "${threads[@]}" --policy "$policy" --listen 127.0.0.1:0 --port-file "$work/port" --data "$work/data" \
     --http-listen 127.0.0.1:0 --http-port-file "$work/http_port" \
     --key "$work/key" --max-connections 1024 --max-pending-requests 4096 \
     --max-requests-per-account-minute 100000000 \
@@ -131,6 +134,9 @@ for mix in small heavy; do
         run --mix "$mix" --connections "$n"
     done
 done
+# 16 connections with 4 requests in flight each: more requests waiting on
+# one audit commit (the protocol lets a client pipeline)
+run --mix small --connections 16 --pipeline 4
 say "small queries from 16 connections while 4 heavy connections run"
 "$build/bench_load" --port "$port" --token-file "$work/token" --duration-s "$seconds" \
     --mix heavy --connections 4 > "$work/heavy-beside.txt" &

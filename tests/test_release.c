@@ -383,7 +383,7 @@ Test(release_answer, an_lsoa_list_is_judged_on_its_own_lsoas)
     /* four LSOAs (the district E06000002) are enough */
     q = query(CC_MEASURE_PERSONS);
     for (int i = 5; i <= 8; i++) {
-        char code[CC_AREA_CODE_BYTES];
+        char code[32];
         snprintf(code, sizeof code, "E010000%02d", i);
         cr_assert_eq(cc_attack_area(q, CC_AREA_LSOA, code), 0);
     }
@@ -409,7 +409,7 @@ Test(release_answer, the_lsoas_of_a_district_are_released_as_the_district)
      * a low-effect filter) */
     cc_attack_age(q, 0, 79);
     for (int i = 9; i <= 12; i++) {
-        char code[CC_AREA_CODE_BYTES];
+        char code[32];
         snprintf(code, sizeof code, "E010000%02d", i);
         cr_assert_eq(cc_attack_area(q, CC_AREA_LSOA, code), 0);
     }
