@@ -15,10 +15,13 @@
 # (bench_load's) and writes them to DIR/load-results.txt.
 #
 #   bench/load.sh [--patients N] [--work DIR] [--build DIR] [--seconds S]
-#                 [--reuse-data] [--smoke] [--threads T]
+#                 [--reuse-data] [--smoke] [--threads T] [--no-release-cache]
 #
 # N defaults to 1,000,000; DIR to data/load (ignored by git); S to 10;
-# T (the server's --threads) to the server's default.
+# T (the server's --threads) to the server's default. --no-release-cache
+# starts the server with --release-cache-mb 0, so that every request takes
+# the full path (engine, release layer, ledger): the mixes repeat their
+# few queries, which the cache otherwise answers after the first asking.
 # --smoke (what ctest's load_smoke runs, at 10,000 patients and 2 s): a
 # few connections per mix and protocol, no rebuild (DIR/--build given),
 # failing on any error or mismatch; it asserts no time.
@@ -36,7 +39,7 @@ build=$src/build/bench
 seconds=10
 reuse=0
 smoke=0
-threads=()
+server_args=()
 while [ $# -gt 0 ]; do
     case $1 in
     --patients) patients=$2; shift 2 ;;
@@ -45,7 +48,8 @@ while [ $# -gt 0 ]; do
     --seconds) seconds=$2; shift 2 ;;
     --reuse-data) reuse=1; shift ;;
     --smoke) smoke=1; shift ;;
-    --threads) threads=(--threads "$2"); shift 2 ;;
+    --threads) server_args+=(--threads "$2"); shift 2 ;;
+    --no-release-cache) server_args+=(--release-cache-mb 0); shift ;;
     -h | --help) sed -n '2,/^set /p' "$0" | grep '^#'; exit 0 ;;
     *) echo "bench/load.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
     esac
@@ -84,7 +88,7 @@ rm -f "$work/token"
 policy=$work/load-policy.json
 printf '{"version": "load-bench-1", "max_cells": 20000}\n' > "$policy"
 rm -f "$work/port" "$work/http_port"
-"$build/carecountd" "${threads[@]}" --policy "$policy" --listen 127.0.0.1:0 --port-file "$work/port" --data "$work/data" \
+"$build/carecountd" "${server_args[@]}" --policy "$policy" --listen 127.0.0.1:0 --port-file "$work/port" --data "$work/data" \
     --http-listen 127.0.0.1:0 --http-port-file "$work/http_port" \
     --key "$work/key" --max-connections 1024 --max-pending-requests 4096 \
     --max-requests-per-account-minute 100000000 \

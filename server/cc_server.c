@@ -164,11 +164,24 @@ struct write_request {
     size_t len;
 };
 
+/* A reply encoded for its connection: a frame, or the HTTP response made
+ * from it. */
+struct encoded_reply {
+    int rc; /* 0, or < 0: nothing could be encoded (the connection is closed) */
+    bool http;
+    msgpack_sbuffer frame;
+    struct cc_http_response response;
+};
+
 struct pool_work {
     uv_work_t work;
     struct connection *connection;
     struct cc_request *request;
     struct pool_work *prev, *next; /* server->jobs */
+    /* the reply, encoded on the pool thread after the request ran (large
+     * releases made into JSON there, not on the loop) */
+    bool encoded;
+    struct encoded_reply reply;
 };
 
 static void connection_close(struct connection *connection);
@@ -517,37 +530,62 @@ static void connection_send_http(struct connection *connection, struct cc_http_r
     cc_http_conn_next(connection->http_conn);
 }
 
-/* Encodes and queues the reply to a request (the request is not freed):
- * a frame, or on an HTTP connection the HTTP response made from it. */
-static void connection_reply(struct connection *connection, const struct cc_request *request)
+/* Encodes the reply to a request for connection: a frame, or on an HTTP
+ * connection the HTTP response made from it (for the request the parser
+ * holds, which stays put until the reply is sent). Reads only what does
+ * not change while the request runs, so a pool thread may call it. */
+static void encode_reply(const struct connection *connection, const struct cc_request *request,
+                         struct encoded_reply *out)
 {
-    msgpack_sbuffer frame;
-    msgpack_sbuffer_init(&frame);
-    connection->server->n_requests_served++;
-    if (cc_request_encode_reply(request, &frame) < 0) {
-        msgpack_sbuffer_destroy(&frame);
-        msgpack_sbuffer_init(&frame);
-        if (cc_reply_encode_error(true, cc_request_id(request), CC_ENOMEM, NULL, &frame) < 0) {
-            msgpack_sbuffer_destroy(&frame);
-            connection_close(connection);
+    memset(out, 0, sizeof *out);
+    msgpack_sbuffer_init(&out->frame);
+    if (cc_request_encode_reply(request, &out->frame) < 0) {
+        msgpack_sbuffer_destroy(&out->frame);
+        msgpack_sbuffer_init(&out->frame);
+        if (cc_reply_encode_error(true, cc_request_id(request), CC_ENOMEM, NULL, &out->frame) <
+            0) {
+            msgpack_sbuffer_destroy(&out->frame);
+            out->rc = CC_ENOMEM;
             return;
         }
     }
-    if (!connection->http) {
-        connection_send(connection, &frame);
+    if (!connection->http)
         return;
-    }
-    struct cc_http_response response = {0};
-    int rc = cc_http_from_reply((const uint8_t *)frame.data + CC_FRAME_HEADER_BYTES,
-                                frame.size - CC_FRAME_HEADER_BYTES,
+    out->http = true;
+    int rc = cc_http_from_reply((const uint8_t *)out->frame.data + CC_FRAME_HEADER_BYTES,
+                                out->frame.size - CC_FRAME_HEADER_BYTES,
                                 cc_http_conn_request(connection->http_conn),
-                                &connection->server->cors, &response);
-    msgpack_sbuffer_destroy(&frame);
-    if (rc < 0) {
+                                &connection->server->cors, &out->response);
+    msgpack_sbuffer_destroy(&out->frame);
+    msgpack_sbuffer_init(&out->frame);
+    if (rc < 0)
+        out->rc = rc;
+}
+
+/* Queues an encoded reply (its bytes are taken). */
+static void connection_send_encoded(struct connection *connection, struct encoded_reply *reply)
+{
+    connection->server->n_requests_served++;
+    if (reply->rc < 0) {
+        msgpack_sbuffer_destroy(&reply->frame);
+        cc_http_response_free(&reply->response);
         connection_close(connection);
         return;
     }
-    connection_send_http(connection, &response);
+    if (reply->http) {
+        connection_send_http(connection, &reply->response);
+        cc_http_response_free(&reply->response);
+        return;
+    }
+    connection_send(connection, &reply->frame);
+}
+
+/* Encodes and queues the reply to a request (the request is not freed). */
+static void connection_reply(struct connection *connection, const struct cc_request *request)
+{
+    struct encoded_reply reply;
+    encode_reply(connection, request, &reply);
+    connection_send_encoded(connection, &reply);
 }
 
 /* ---- dispatch ----------------------------------------------------------- */
@@ -733,6 +771,8 @@ static void on_work(uv_work_t *work)
 {
     struct pool_work *job = work->data;
     cc_request_execute(job->request);
+    encode_reply(job->connection, job->request, &job->reply);
+    job->encoded = true;
 }
 
 static void on_work_done(uv_work_t *work, int status)
@@ -749,8 +789,14 @@ static void on_work_done(uv_work_t *work, int status)
         job->next->prev = job->prev;
     connection->n_pending--;
     server->n_requests_in_progress--;
-    if (status < 0)
+    if (status < 0) {
         cc_request_fail(job->request, CC_EINTERNAL, "the request was cancelled");
+        if (job->encoded) {
+            msgpack_sbuffer_destroy(&job->reply.frame);
+            cc_http_response_free(&job->reply.response);
+            job->encoded = false;
+        }
+    }
     if (cc_request_op(job->request) == &cc_op_hello && cc_request_error(job->request) == CC_EAUTH &&
         server->peers)
         cc_peers_auth_failed(server->peers, connection->peer, uv_now(&server->loop));
@@ -772,8 +818,14 @@ static void on_work_done(uv_work_t *work, int status)
     if ((cc_request_used_bearer(job->request) && cc_request_error(job->request) == CC_EAUTH) &&
         server->peers)
         cc_peers_auth_failed(server->peers, connection->peer, uv_now(&server->loop));
-    if (connection->state != CLOSING)
+    if (connection->state != CLOSING && job->encoded) {
+        connection_send_encoded(connection, &job->reply);
+    } else if (connection->state != CLOSING) {
         connection_reply(connection, job->request);
+    } else if (job->encoded) {
+        msgpack_sbuffer_destroy(&job->reply.frame);
+        cc_http_response_free(&job->reply.response);
+    }
     cc_request_free(job->request);
     free(job);
     if (connection->http) {
