@@ -8,8 +8,11 @@
 #include "cc_hash.h"
 
 #include <sodium.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "cc_array.h"
 #include "cc_error.h"
@@ -52,6 +55,17 @@ uint64_t cc_hash_slots_for(uint64_t n, uint64_t min_slots)
     return slots;
 }
 
+void cc_hash_advise_huge(void *data, size_t bytes)
+{
+    if (!data || bytes < CC_HASH_HUGE_BYTES)
+        return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t from = ((uintptr_t)data + page - 1) & ~(page - 1);
+    uintptr_t to = ((uintptr_t)data + bytes) & ~(page - 1);
+    if (to > from)
+        madvise((void *)from, to - from, MADV_HUGEPAGE); /* advice: failure is harmless */
+}
+
 /* ---- cc_index_table ---------------------------------------------------- */
 
 int cc_index_table_reserve(struct cc_index_table *t, uint64_t n,
@@ -67,6 +81,7 @@ int cc_index_table_reserve(struct cc_index_table *t, uint64_t n,
     uint32_t *fresh = calloc((size_t)grown, sizeof *fresh);
     if (!fresh)
         return CC_ENOMEM;
+    cc_hash_advise_huge(fresh, (size_t)grown * sizeof *fresh);
     free(t->slots);
     t->slots = fresh;
     t->mask = grown - 1;
@@ -146,6 +161,8 @@ int cc_u64_map_reserve(struct cc_u64_map *m, uint64_t n, uint64_t min_slots)
         free(fresh.values);
         return CC_ENOMEM;
     }
+    cc_hash_advise_huge(fresh.keys, (size_t)grown * sizeof *fresh.keys);
+    cc_hash_advise_huge(fresh.values, (size_t)grown * m->value_bytes);
     for (uint64_t i = 0; m->keys && i < slots; i++) {
         if (!m->keys[i])
             continue;

@@ -42,6 +42,14 @@ static inline uint64_t cc_hash_mix64(uint64_t h)
     return h;
 }
 
+/* Advises the kernel to back data[0..bytes) with transparent huge pages
+ * when it is at least CC_HASH_HUGE_BYTES (tables that large are read at
+ * random: with 4 KiB pages nearly every look-up also misses the TLB). The
+ * memory must come from malloc/calloc (large ones are mapped); advice
+ * only, nothing fails. */
+#define CC_HASH_HUGE_BYTES ((size_t)8 << 20)
+void cc_hash_advise_huge(void *data, size_t bytes);
+
 /* A fast non-cryptographic 64-bit hash of data[0..len), read in words. */
 uint64_t cc_hash_bytes(const void *data, size_t len, uint64_t seed);
 

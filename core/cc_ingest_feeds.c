@@ -555,7 +555,13 @@ int cc_ingest_gp_events(struct cc_ingest_ctx *ctx, const char *path, struct cc_f
         return rc;
     if ((rc = cc_ingest_map_columns(ctx, csv, path, names, C_N, cols)) < 0)
         goto out;
-    if ((rc = cc_seen_set_init(&seen, cc_csv_file_bytes(csv) / 40 + 1024)) < 0)
+    /* Repeats of a row in this feed are found by one sort of its records
+     * once it is read (cc_store_builder_drop_repeats), not by a hash set
+     * probed per row; with a link trace, whose lines name the rows linked,
+     * the set keeps the first of each and traces no repeat. */
+    uint64_t first_record = cc_store_builder_n_records(ctx->builder);
+    int by_set = ctx->link_trace != NULL;
+    if (by_set && (rc = cc_seen_set_init(&seen, cc_csv_file_bytes(csv) / 40 + 1024)) < 0)
         goto fail;
 
     if ((rc = cc_ingest_ahead_start(ctx, csv, cols[C_NHS])) < 0)
@@ -603,7 +609,7 @@ int cc_ingest_gp_events(struct cc_ingest_ctx *ctx, const char *path, struct cc_f
             feed->rows_already_stored++;
             continue;
         }
-        int added = cc_seen_set_add(&seen, event_key, code_hash);
+        int added = by_set ? cc_seen_set_add(&seen, event_key, code_hash) : 1;
         if (added < 0) {
             rc = added;
             goto fail;
@@ -622,6 +628,14 @@ int cc_ingest_gp_events(struct cc_ingest_ctx *ctx, const char *path, struct cc_f
     }
     if (rc < 0)
         goto fail;
+    if (!by_set) {
+        uint64_t repeats = 0;
+        if ((rc = cc_store_builder_drop_repeats(ctx->builder, first_record, &repeats)) < 0)
+            goto fail;
+        feed->rows_duplicate += repeats;
+        feed->rows_accepted -= repeats;
+        feed->linked_stage1 -= repeats;
+    }
     cc_ingest_progress(ctx, feed, csv, 1);
     rc = 0;
     goto out;

@@ -81,6 +81,7 @@ int cc_link_index_build(const struct cc_store_columns *cols, const struct cc_lin
         free(index);
         return CC_ENOMEM;
     }
+    cc_hash_advise_huge(index->slots, (size_t)cap * sizeof *index->slots);
     for (uint64_t i = 0; i < cap; i++)
         index->slots[i].person = SLOT_EMPTY;
     index->mask = cap - 1;

@@ -306,6 +306,20 @@ struct cc_code_input {
 int cc_store_builder_record(cc_store_builder *b, uint32_t person, uint8_t setting, cc_day date,
                             uint8_t flags, const struct cc_code_input *codes, size_t n_codes);
 
+/* Records added so far (the index the next record gets). */
+uint64_t cc_store_builder_n_records(const cc_store_builder *b);
+
+/*
+ * Drops the repeats among the records added since record first: a record
+ * with the same person, setting, date, flags and codes (in the order kept)
+ * as an earlier one of them is dropped, the earliest kept, as if it had
+ * never been added. What one sort does instead of a hash set per row: the
+ * records are ordered by (person, date) with a radix sort, and only records
+ * of the same person and day are compared. Into *dropped, how many. 0 or
+ * CC_ENOMEM (then nothing is dropped).
+ */
+int cc_store_builder_drop_repeats(cc_store_builder *b, uint64_t first, uint64_t *dropped);
+
 /* Records that the store holds a record with this feed identity (kept
  * once; finish sorts them). 0 or CC_ENOMEM. */
 int cc_store_builder_feed_identity(cc_store_builder *b,

@@ -393,6 +393,82 @@ int cc_store_builder_record(cc_store_builder *b, uint32_t person, uint8_t settin
     return 0;
 }
 
+uint64_t cc_store_builder_n_records(const cc_store_builder *b)
+{
+    return b->n_records;
+}
+
+static int bits_for(uint64_t n);
+
+/* Are records r and q (their codes at occurrences ar and aq) the same? */
+static int same_record(const cc_store_builder *b, uint64_t r, uint64_t ar, uint64_t q,
+                       uint64_t aq)
+{
+    if (b->record_setting[r] != b->record_setting[q] || b->record_flags[r] != b->record_flags[q] ||
+        b->record_n_codes[r] != b->record_n_codes[q])
+        return 0;
+    for (uint32_t k = 0; k < b->record_n_codes[r]; k++)
+        if (b->occurrence_code[ar + k] != b->occurrence_code[aq + k] ||
+            b->occurrence_role[ar + k] != b->occurrence_role[aq + k])
+            return 0;
+    return 1;
+}
+
+int cc_store_builder_drop_repeats(cc_store_builder *b, uint64_t first, uint64_t *dropped)
+{
+    *dropped = 0;
+    if (first >= b->n_records)
+        return 0;
+    uint64_t n = b->n_records - first;
+    if (n > UINT32_MAX)
+        return CC_ETOOBIG; /* the sort's values are 32-bit offsets */
+    uint64_t *keys = store_alloc(n * sizeof *keys);
+    uint32_t *values = store_alloc(n * sizeof *values);
+    uint64_t *occurrence = store_alloc(n * sizeof *occurrence);
+    int rc = CC_ENOMEM;
+    if (!keys || !values || !occurrence)
+        goto out;
+    uint64_t at = 0;
+    for (uint64_t r = 0; r < first; r++)
+        at += b->record_n_codes[r];
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t r = first + i;
+        occurrence[i] = at;
+        at += b->record_n_codes[r];
+        keys[i] = (uint64_t)b->record_person[r] << 16 | b->record_date[r];
+        values[i] = (uint32_t)i;
+    }
+    /* stable: within a (person, day) the records stay in the order added */
+    if ((rc = store_radix_sort(&keys, &values, n, 0, 16 + bits_for(b->n_persons))))
+        goto out;
+    for (uint64_t run = 0; run < n;) {
+        uint64_t end = run + 1;
+        while (end < n && keys[end] == keys[run])
+            end++;
+        for (uint64_t j = run + 1; j < end; j++) {
+            uint64_t rj = first + values[j];
+            if (!b->record_setting[rj])
+                continue;
+            for (uint64_t k = run; k < j; k++) {
+                uint64_t rk = first + values[k];
+                if (b->record_setting[rk] &&
+                    same_record(b, rk, occurrence[values[k]], rj, occurrence[values[j]])) {
+                    b->record_setting[rj] = 0; /* a tombstone, as a drop makes */
+                    (*dropped)++;
+                    break;
+                }
+            }
+        }
+        run = end;
+    }
+    rc = 0;
+out:
+    free(keys);
+    free(values);
+    free(occurrence);
+    return rc;
+}
+
 int cc_store_builder_feed_identity(cc_store_builder *b,
                                    const uint8_t identity[CC_FEED_IDENTITY_BYTES])
 {

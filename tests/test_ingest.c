@@ -1288,3 +1288,49 @@ Test(ingest, a_manifest_vouches_only_for_its_digests_and_its_nhs_number_range)
     cr_assert_eq(p.source, CC_PROVENANCE_FEEDS);
     cr_assert_eq(p.n_runs, 2);
 }
+
+/* The repeats of a GP events feed are found by one sort of its records
+ * after it is read, or (with the link trace, which names each linked row)
+ * by a set probed per row: both must give the same store and the same
+ * counts. A generated feed with planted repeats (its first 400 rows again
+ * at the end, and one row three times in the middle) is ingested both
+ * ways. */
+Test(ingest, gp_event_repeats_are_dropped_alike_by_the_sort_and_by_the_set)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "set -e; cd '%s'; '%s/carecount' generate --patients 3000 --seed 11 --out gen --quiet;"
+             " cp -r gen gen0; f=gen/gp_events.csv; head -1 $f > g; tail -n +2 $f | head -2000 >> g;"
+             " sed -n 500p $f >> g; sed -n 500p $f >> g; tail -n +2002 $f >> g;"
+             " tail -n +2 $f | head -400 >> g; mv g $f;"
+             " '%s/carecount' ingest --data d-orig --key '%s' --today 2026-01-01 gen0"
+             "   | grep '^gp_events' > gp-orig.txt;"
+             " for way in sort set; do"
+             "   if [ $way = set ]; then export CC_TEST_LINK_TRACE=$PWD/trace.csv; fi;"
+             "   '%s/carecount' ingest --data d-$way --key '%s' --today 2026-01-01 gen"
+             "     > report-$way.txt;"
+             " done;"
+             " cmp d-sort/store-*.snap d-set/store-*.snap;"
+             " grep '^gp_events' report-sort.txt > gp-sort.txt;"
+             " grep '^gp_events' report-set.txt > gp-set.txt;"
+             " cmp gp-sort.txt gp-set.txt",
+             root, CC_BIN_DIR, CC_BIN_DIR, key_path, CC_BIN_DIR, key_path);
+    cr_assert_eq(system(cmd), 0, "the two ways disagree (%s)", root);
+    /* the planted rows add no accepted row, only repeats */
+    unsigned long long n[2][4];
+    const char *const names[2] = {"gp-orig.txt", "gp-sort.txt"};
+    for (int i = 0; i < 2; i++) {
+        char path[400];
+        snprintf(path, sizeof path, "%s/%s", root, names[i]);
+        size_t len;
+        char *text = cc_testfs_read(path, &len);
+        cr_assert_eq(sscanf(text, "gp_events %llu %llu %llu %llu", &n[i][0], &n[i][1], &n[i][2],
+                            &n[i][3]),
+                     4, "%s", text);
+        free(text);
+    }
+    cr_assert_eq(n[1][0], n[0][0] + 402, "rows read");
+    cr_assert_eq(n[1][1], n[0][1], "accepted: the planted rows are repeats");
+    cr_assert_gt(n[1][3], n[0][3] + 300, "most planted rows counted as repeats");
+    cr_assert_leq(n[1][3], n[0][3] + 402);
+}

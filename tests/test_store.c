@@ -305,6 +305,44 @@ Test(store, finish_sorts_records_by_setting_person_and_date)
     cc_store_free(s);
 }
 
+/* Repeats among the records added since a point are dropped, the earliest
+ * of each kept. To the sample's r0-r5: r6 (r0 again), then the point, then
+ * r7 (r0 again), r8 (r0's person and day, another code), r9 (r0's code on
+ * another day), r10 (r1 again: a hospital record, all three codes), r11
+ * (r8 again) and r12 (r0 with other flags). Since the point only r11
+ * repeats a record since it; from the start r6, r7 and r10 repeat earlier
+ * ones too. */
+Test(store, repeats_since_a_point_are_dropped_the_earliest_kept)
+{
+    cc_store_builder *b = build_sample();
+    struct cc_code_input asthma = {CC_CODE_SNOMED, CC_ROLE_PRIMARY, "22298006"};
+    struct cc_code_input diabetes = {CC_CODE_SNOMED, CC_ROLE_PRIMARY, "73211009"};
+    struct cc_code_input r1[3] = {{CC_CODE_ICD10, CC_ROLE_PRIMARY, "E11"},
+                                  {CC_CODE_ICD10, CC_ROLE_SECONDARY, "I10"},
+                                  {CC_CODE_OPCS4, CC_ROLE_PROCEDURE, "K401"}};
+    add_record(b, 0, CC_SETTING_GP, 100, 0, &asthma, 1); /* r6 */
+    uint64_t point = cc_store_builder_n_records(b);
+    cr_assert_eq(point, 7);
+    add_record(b, 0, CC_SETTING_GP, 100, 0, &asthma, 1);                   /* r7 */
+    add_record(b, 0, CC_SETTING_GP, 100, 0, &diabetes, 1);                 /* r8 */
+    add_record(b, 0, CC_SETTING_GP, 101, 0, &asthma, 1);                   /* r9 */
+    add_record(b, 1, CC_SETTING_HOSPITAL, 50, CC_ADMIT_EMERGENCY, r1, 3);  /* r10 */
+    add_record(b, 0, CC_SETTING_GP, 100, 0, &diabetes, 1);                 /* r11 */
+    add_record(b, 0, CC_SETTING_GP, 100, CC_ADMIT_ELECTIVE, &asthma, 1);   /* r12 */
+    uint64_t dropped = 0;
+    cr_assert_eq(cc_store_builder_drop_repeats(b, point, &dropped), 0);
+    cr_assert_eq(dropped, 1);
+    cr_assert_eq(cc_store_builder_drop_repeats(b, 0, &dropped), 0);
+    /* from the start: r6 repeats r0, r7 r0, r10 r1 */
+    cr_assert_eq(dropped, 3);
+    cc_store *s;
+    cr_assert_eq(cc_store_builder_finish(b, &s), 0);
+    const struct cc_store_columns *v = cc_store_columns(s);
+    /* 13 added, 4 dropped: the sample's six, r8, r9 and r12 */
+    cr_assert_eq(v->n_records, 9);
+    cc_store_free(s);
+}
+
 Test(store, finish_assigns_code_ids_in_order_and_builds_postings)
 {
     cc_store *s = finish_sample();
