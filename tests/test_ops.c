@@ -1258,6 +1258,24 @@ Test(ops, a_repeat_is_answered_from_the_release_cache_as_the_full_path_answers_i
     cr_assert_gt(status_number(rosa, 179, "release_cache_entries"), 1);
     free(rosa_first);
     (void)n_rosa;
+    /* a comparison's repeat likewise */
+    struct comparison_arg by_region = {
+        "{\"v\":1,\"measure\":\"persons\",\"filters\":{\"conditions\":"
+        "[{\"codes\":[\"E11\"],\"system\":\"icd10\"}]}}",
+        "region", "proportion", "national"};
+    struct cc_reply compared[2];
+    uint64_t hits_before = status_number(rosa, 190, "release_cache_hits");
+    for (int i = 0; i < 2; i++) {
+        call(rosa, 191 + (uint64_t)i, "compare", 1, pack_comparison_field, &by_region,
+             &compared[i]);
+        cr_assert(compared[i].ok, "%s %s", compared[i].error_code, compared[i].error_message);
+    }
+    cr_assert_eq(status_number(rosa, 193, "release_cache_hits"), hits_before + 1);
+    const msgpack_object *c0 = cc_reply_get(&compared[0], "comparison");
+    const msgpack_object *c1 = cc_reply_get(&compared[1], "comparison");
+    cr_assert(c0 && c1 && msgpack_object_equal(*c0, *c1), "the same comparison again");
+    cc_reply_free(&compared[0]);
+    cc_reply_free(&compared[1]);
     cc_client_close(rosa);
     cc_client_close(rita);
     stop(harness);
