@@ -192,6 +192,7 @@ int cc_exec_run(const struct cc_dataversion *version, const struct cc_query *que
                      query->population_source != CC_POPULATION_ESTIMATE;
     e.base = registered ? cc_exec_registered(e.cache) : NULL;
     e.base_key = cc_exec_word_key_sums(e.cache, registered);
+    e.base_mix = cc_exec_word_mix_sums(e.cache, registered);
     if (cc_exec_count_prepare(&e) < 0)
         goto fail_nomem;
 

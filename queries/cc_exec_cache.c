@@ -27,6 +27,7 @@
 
 #include "cc_error.h"
 #include "cc_exec_internal.h"
+#include "cc_ledger.h"
 #include "cc_store.h"
 
 /* Groups are (LSOA slot, sex slot): LSOA n_lsoa stands for an unknown LSOA;
@@ -47,6 +48,9 @@ struct exec_version_cache {
      * opted out, and of its registered ones: a cohort word that holds all
      * of them needs no key read */
     uint32_t *opted_in_key, *registered_key;
+    /* the same words' sums of cc_ledger_key_mix of the keys: a cohort
+     * word that holds all of them adds its mix to the ledger's hash */
+    uint64_t *opted_in_mix, *registered_mix;
     uint64_t n_registered; /* persons in registered */
     uint64_t n_groups; /* (n_lsoa + 1) * N_SEX_SLOTS */
     uint32_t *size;    /* [n_groups] */
@@ -76,6 +80,8 @@ static void cache_free(void *arg)
     free(x->registered);
     free(x->opted_in_key);
     free(x->registered_key);
+    free(x->opted_in_mix);
+    free(x->registered_mix);
     free(x->size);
     free(x->key_sum);
     free(x->lsoa_size);
@@ -108,20 +114,26 @@ static void build_range(void *arg, unsigned thread, uint64_t begin, uint64_t end
         } else {
             uint64_t in = ~e->excluded[w];
             uint32_t in_key = 0, registered_key = 0;
+            uint64_t in_mix = 0, registered_mix = 0;
             if (w == e->words - 1)
                 in &= e->last_word_mask;
             for (uint64_t bits = in; bits; bits &= bits - 1) {
                 unsigned bit = (unsigned)__builtin_ctzll(bits);
                 uint32_t key = c->person_record_key[w * 64 + bit];
+                uint64_t mix = cc_ledger_key_mix(key);
                 in_key += key;
+                in_mix += mix;
                 if (c->person_practice[w * 64 + bit] != UINT16_MAX) {
                     registered |= 1ULL << bit;
                     registered_key += key;
+                    registered_mix += mix;
                 }
             }
             b->x->registered[w] = registered;
             b->x->opted_in_key[w] = in_key;
             b->x->registered_key[w] = registered_key;
+            b->x->opted_in_mix[w] = in_mix;
+            b->x->registered_mix[w] = registered_mix;
         }
         for (uint64_t bits = registered; bits; bits &= bits - 1) {
             uint32_t p = (uint32_t)(w * 64 + (uint64_t)__builtin_ctzll(bits));
@@ -217,7 +229,10 @@ static void *cache_build(const struct cc_dataversion *version, void *arg)
     x->registered = malloc((e->words ? e->words : 1) * sizeof *x->registered);
     x->opted_in_key = malloc((e->words ? e->words : 1) * sizeof *x->opted_in_key);
     x->registered_key = malloc((e->words ? e->words : 1) * sizeof *x->registered_key);
-    if (!x->registered || !x->opted_in_key || !x->registered_key ||
+    x->opted_in_mix = malloc((e->words ? e->words : 1) * sizeof *x->opted_in_mix);
+    x->registered_mix = malloc((e->words ? e->words : 1) * sizeof *x->registered_mix);
+    if (!x->registered || !x->opted_in_key || !x->registered_key || !x->opted_in_mix ||
+        !x->registered_mix ||
         build_groups(e, x, 0, NULL) < 0) {
         cache_free(x);
         return NULL;
@@ -298,6 +313,11 @@ const uint32_t *cc_exec_word_key_sums(const struct exec_version_cache *cache, in
     return registered ? cache->registered_key : cache->opted_in_key;
 }
 
+const uint64_t *cc_exec_word_mix_sums(const struct exec_version_cache *cache, int registered)
+{
+    return registered ? cache->registered_mix : cache->opted_in_mix;
+}
+
 /* The value at the filter's level of an LSOA. */
 static uint32_t area_at_level(const struct exec *e, int level, uint32_t lsoa)
 {
@@ -318,6 +338,18 @@ int cc_exec_population_from_cache(struct exec *e, const struct filter_sets *f,
         q->population_source == CC_POPULATION_ESTIMATE || flt->n_conditions || f->age ||
         f->practices || (options && options->cohort_keys))
         return 0;
+    /* the ledger's hash: the version's when the cohort is every registered
+     * person; an area or sex filter takes the person pass */
+    int hash = options && options->cohort_hash;
+    if (hash && (f->areas || f->sex))
+        return 0;
+    if (hash) {
+        if (!(out->cohort_bits = malloc((e->words ? e->words : 1) * sizeof *out->cohort_bits)))
+            return CC_ENOMEM;
+        memcpy(out->cohort_bits, x->registered, e->words * sizeof *out->cohort_bits);
+        for (uint64_t w = 0; w < e->words; w++)
+            out->cohort_hash += x->registered_mix[w];
+    }
     for (uint32_t i = 0; i < e->n_dims; i++) {
         int kind = e->dims[i].kind;
         if (kind != CC_DIM_REGION && kind != CC_DIM_ICB && kind != CC_DIM_LAD &&

@@ -23,6 +23,7 @@
 
 #include "cc_error.h"
 #include "cc_exec_internal.h"
+#include "cc_ledger.h"
 #include "cc_store.h"
 
 /* ---- cells ------------------------------------------------------------------------------ */
@@ -105,23 +106,29 @@ static inline void count_in(const struct exec *e, struct cell_sum *sums, uint32_
     }
 }
 
-uint32_t cc_exec_count_persons(struct exec *e, unsigned thread, const uint32_t *persons, uint64_t n)
+uint32_t cc_exec_count_persons(struct exec *e, unsigned thread, const uint32_t *persons, uint64_t n,
+                               uint64_t *mix)
 {
     struct cell_sum *sums = e->thread_sums[thread];
     uint32_t *sketch = e->thread_sketch[thread];
     const struct person_reader r = person_reader_of(e);
     const uint64_t n_cells = e->n_cells;
     uint32_t key_sum = 0;
+    uint64_t mix_sum = 0;
+    const bool mixing = e->cohort_mix;
     for (uint64_t i = 0; i < n; i++) {
         uint32_t person = persons[i];
         if (i + 32 < n) /* the person 32 ahead: its lines are on their way when its turn comes */
             prefetch_person(&r, persons[i + 32]);
         uint32_t key = r.record_key[person];
         key_sum += key;
+        if (mixing)
+            mix_sum += cc_ledger_key_mix(key);
         uint64_t cell = person_part(&r, person) + reference_age_part(&r, person);
         if (cell < n_cells)
             count_in(e, sums, sketch, cell, key);
     }
+    *mix += mix_sum;
     return key_sum;
 }
 

@@ -24,6 +24,7 @@
 
 #include "cc_error.h"
 #include "cc_exec_internal.h"
+#include "cc_ledger.h"
 #include "cc_store.h"
 
 /* ---- person filters --------------------------------------------------------------- */
@@ -167,6 +168,7 @@ struct pass_sums {
     alignas(64) uint64_t cohort;
     uint64_t filtered; /* persons passing the person filters (is_filtered) */
     uint32_t cohort_key;
+    uint64_t cohort_mix; /* with e->cohort_mix */
     uint64_t without[CC_EXEC_MAX_RESTRICTIONS];
     uint32_t condition_key[CC_EXEC_MAX_RESTRICTIONS];
 };
@@ -337,7 +339,7 @@ static void pass_range(void *arg, unsigned thread, uint64_t begin, uint64_t end)
         uint64_t n;
         if (x->count) {
             n = persons_of_words(e->cohort, block, block_end, persons);
-            cohort_key = cc_exec_count_persons(e, thread, persons, n);
+            cohort_key = cc_exec_count_persons(e, thread, persons, n, &sums->cohort_mix);
         } else {
             /* a word that holds every person of the base has its key sum
              * kept with the version */
@@ -350,12 +352,16 @@ static void pass_range(void *arg, unsigned thread, uint64_t begin, uint64_t end)
                     all &= e->last_word_mask;
                 if (bits == all) {
                     whole += e->base_key[w];
+                    if (e->cohort_mix)
+                        sums->cohort_mix += e->base_mix[w];
                     continue;
                 }
                 for (; bits; bits &= bits - 1)
                     persons[n++] = (uint32_t)(w * 64 + (uint64_t)__builtin_ctzll(bits));
             }
             cohort_key = whole + key_sum(record_key, persons, n);
+            for (uint64_t i = 0; e->cohort_mix && i < n; i++)
+                sums->cohort_mix += cc_ledger_key_mix(record_key[persons[i]]);
         }
         sums->cohort_key += cohort_key;
         /* a condition's key sum: the cohort's, plus its persons outside
@@ -484,6 +490,7 @@ int cc_exec_cohorts(struct exec *e, const struct filter_sets *f,
     for (unsigned t = 0; t < e->n_threads; t++)
         if (!(x->persons[t] = malloc(PASS_BLOCK_WORDS * 64 * sizeof *x->persons[t])))
             goto out;
+    e->cohort_mix = options && options->cohort_hash;
     cc_exec_par_for(e->n_threads, e->words, 1, pass_range, x);
     out->cohort_persons = 0;
     out->cohort_key = 0;
@@ -500,6 +507,15 @@ int cc_exec_cohorts(struct exec *e, const struct filter_sets *f,
     for (uint32_t r = 0; r < out->n_restrictions; r++)
         if (x->is_filtered[r])
             out->cohort_without[r] = filtered;
+    if (options && options->cohort_hash) {
+        /* the ledger's hash of the cohort, summed by the pass */
+        rc = CC_ENOMEM;
+        if (!(out->cohort_bits = malloc((e->words ? e->words : 1) * sizeof *out->cohort_bits)))
+            goto out;
+        memcpy(out->cohort_bits, e->cohort, e->words * sizeof *out->cohort_bits);
+        for (unsigned t = 0; t < CC_EXEC_MAX_THREADS; t++)
+            out->cohort_hash += x->sums[t].cohort_mix;
+    }
     if (options && options->cohort_keys) {
         struct keys_ctx k = {.e = e};
         k.keys = malloc((out->cohort_persons ? out->cohort_persons : 1) * sizeof *k.keys);

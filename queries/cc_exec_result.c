@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "cc_error.h"
 #include "cc_exec.h"
 #include "cc_store.h"
 
@@ -89,14 +90,38 @@ bool cc_raw_result_is_margin(const struct cc_raw_result *result, uint64_t cell)
     return false;
 }
 
+int cc_raw_result_cohort_keys(const struct cc_raw_result *result, uint32_t **keys)
+{
+    *keys = NULL;
+    const struct cc_store_columns *c = result->columns_;
+    if (!result->cohort_bits || !c)
+        return CC_EINVAL;
+    uint32_t *out = malloc((result->cohort_persons ? result->cohort_persons : 1) * sizeof *out);
+    if (!out)
+        return CC_ENOMEM;
+    uint64_t n = 0, words = ((uint64_t)c->n_persons + 63) / 64;
+    for (uint64_t w = 0; w < words; w++)
+        for (uint64_t bits = result->cohort_bits[w]; bits; bits &= bits - 1, n++)
+            if (n < result->cohort_persons)
+                out[n] = c->person_record_key[w * 64 + (uint64_t)__builtin_ctzll(bits)];
+    if (n != result->cohort_persons) { /* the bits and the count disagree: a bug */
+        free(out);
+        return CC_EINVAL;
+    }
+    *keys = out;
+    return 0;
+}
+
 void cc_raw_result_free(struct cc_raw_result *result)
 {
     free(result->count);
     free(result->cell_key);
     free(result->cell_sketch);
     free(result->cohort_keys);
+    free(result->cohort_bits);
     result->count = NULL;
     result->cell_key = NULL;
     result->cell_sketch = NULL;
     result->cohort_keys = NULL;
+    result->cohort_bits = NULL;
 }

@@ -139,15 +139,10 @@ static size_t first_of_size(const struct account *a, uint64_t n)
     return lo;
 }
 
-/* An order-free hash of a set of record keys: the sum of a mix of each.
- * The same set gives the same hash from the keys or from the bitmap. */
-static uint64_t key_mix(uint32_t k)
-{
-    uint64_t x = (uint64_t)k * 0x9e3779b97f4a7c15ULL + 0x6c6564676572ULL;
-    x ^= x >> 31;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    return x ^ (x >> 29);
-}
+/* An order-free hash of a set of record keys: the sum of a mix of each
+ * (cc_ledger_key_mix). The same set gives the same hash from the keys or
+ * from the bitmap. */
+#define key_mix cc_ledger_key_mix
 
 static bool add_to_hash(uint32_t value, void *arg)
 {
@@ -377,6 +372,31 @@ out:
     return bitmap;
 }
 
+bool cc_ledger_knows(cc_ledger *l, int64_t account, uint64_t fingerprint, uint64_t n_keys,
+                     uint64_t keys_hash)
+{
+    /* The same query again, seen by this process: answered at once, with
+     * no bitmap and no write lock. Safe without the lock: the earlier
+     * entry is committed, so whatever another replica recorded since was
+     * checked against it, and this cohort is that one. The keys' hash
+     * misses when two persons share a record key (then the full path
+     * decides). Entries are sorted by persons, which is the number of keys
+     * less the shared ones (about n^2 / 2^33): the window below holds
+     * them. */
+    uint64_t shared = (uint64_t)((double)n_keys * (double)n_keys / 2147483648.0) + 64;
+    bool known = false;
+    pthread_mutex_lock(&l->lock);
+    struct account *seen = find_account(l, account, 0);
+    for (size_t i = seen ? first_of_size(seen, n_keys > shared ? n_keys - shared : 0) : 0;
+         seen && i < seen->n && seen->entries[i].n_persons <= n_keys && !known; i++) {
+        const struct entry *old = &seen->entries[i];
+        known = old->fingerprint == fingerprint && old->n_keys == n_keys &&
+                old->keys_hash == keys_hash;
+    }
+    pthread_mutex_unlock(&l->lock);
+    return known;
+}
+
 int cc_ledger_admit(cc_ledger *l, int64_t account, const struct cc_policy *policy,
                     uint64_t fingerprint, const uint32_t *keys, uint64_t n_keys, int64_t now_s,
                     char *errbuf, size_t errlen)
@@ -384,30 +404,12 @@ int cc_ledger_admit(cc_ledger *l, int64_t account, const struct cc_policy *polic
     struct entry e = {0};
     e.fingerprint = fingerprint;
     e.at_s = now_s;
-    /* The same query again, seen by this process: answered at once, with
-     * no bitmap and no write lock. Safe without the lock: the earlier
-     * entry is committed, so whatever another replica recorded since was
-     * checked against it, and this cohort is that one. The keys' hash
-     * misses when two persons share a record key (then the full path
-     * below decides). Entries are sorted by persons, which is the number
-     * of keys less the shared ones (about n^2 / 2^33): the window below
-     * holds them. */
+    /* the same query again, seen by this process (cc_ledger_knows) */
     uint64_t hash = 0;
     for (uint64_t i = 0; i < n_keys; i++)
         hash += key_mix(keys[i]);
-    uint64_t shared = (uint64_t)((double)n_keys * (double)n_keys / 2147483648.0) + 64;
-    pthread_mutex_lock(&l->lock);
-    struct account *seen = find_account(l, account, 0);
-    for (size_t i = seen ? first_of_size(seen, n_keys > shared ? n_keys - shared : 0) : 0;
-         seen && i < seen->n && seen->entries[i].n_persons <= n_keys; i++) {
-        const struct entry *old = &seen->entries[i];
-        if (old->fingerprint == fingerprint && old->n_keys == n_keys &&
-            old->keys_hash == hash) {
-            pthread_mutex_unlock(&l->lock);
-            return 0;
-        }
-    }
-    pthread_mutex_unlock(&l->lock);
+    if (cc_ledger_knows(l, account, fingerprint, n_keys, hash))
+        return 0;
     e.cohort = bitmap_of(keys, n_keys);
     if (!e.cohort)
         return cc_errorf(errbuf, errlen, CC_ENOMEM, "ledger: out of memory");

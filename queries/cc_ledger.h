@@ -26,6 +26,7 @@
 #ifndef CC_LEDGER_H
 #define CC_LEDGER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -67,6 +68,25 @@ void cc_ledger_close(cc_ledger *ledger);
 int cc_ledger_admit(cc_ledger *ledger, int64_t account, const struct cc_policy *policy,
                     uint64_t fingerprint, const uint32_t *keys, uint64_t n_keys, int64_t now_s,
                     char *errbuf, size_t errlen);
+
+/* The mix of one record key whose sum over a cohort's keys (any order,
+ * repeats counted) is the cohort's keys hash: what cc_ledger_knows() is
+ * given, so that a caller can hash a cohort without listing its keys. */
+static inline uint64_t cc_ledger_key_mix(uint32_t k)
+{
+    uint64_t x = (uint64_t)k * 0x9e3779b97f4a7c15ULL + 0x6c6564676572ULL;
+    x ^= x >> 31;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    return x ^ (x >> 29);
+}
+
+/* Whether cc_ledger_admit() would answer a cohort of n_keys keys whose
+ * hash (cc_ledger_key_mix summed) is keys_hash at once, as the same query
+ * of the account again (an entry of this process with the same
+ * fingerprint, number of keys and hash): then it records nothing, and the
+ * caller need not list the keys. false says nothing: admit decides. */
+bool cc_ledger_knows(cc_ledger *ledger, int64_t account, uint64_t fingerprint, uint64_t n_keys,
+                     uint64_t keys_hash);
 
 /*
  * The ledger's cells (docs/privacy.md, "Cells across releases"): the same

@@ -549,15 +549,28 @@ int cc_release_ledger_admit(const struct cc_policy *policy, const struct cc_rele
 {
     if (!asker || !asker->ledger)
         return 0;
-    if (!raw->cohort_keys && raw->cohort_persons > 0)
-        return cc_errorf(errbuf, errlen, CC_EINVAL, "ledger: the cohort's keys were not collected");
     uint64_t fingerprint;
     int rc = restrictions_fingerprint(query, &fingerprint);
     if (rc < 0)
         return cc_errorf(errbuf, errlen, rc, "ledger: out of memory");
-    return cc_ledger_admit(asker->ledger, asker->account_id, policy, fingerprint,
-                           raw->cohort_keys, raw->cohort_persons, (int64_t)time(NULL), errbuf,
-                           errlen);
+    if (raw->cohort_keys || raw->cohort_persons == 0)
+        return cc_ledger_admit(asker->ledger, asker->account_id, policy, fingerprint,
+                               raw->cohort_keys, raw->cohort_persons, (int64_t)time(NULL),
+                               errbuf, errlen);
+    if (!raw->cohort_bits)
+        return cc_errorf(errbuf, errlen, CC_EINVAL, "ledger: the cohort's keys were not collected");
+    /* the cohort's hash first: the same restrictions again (in any table)
+     * need no keys listed */
+    if (cc_ledger_knows(asker->ledger, asker->account_id, fingerprint, raw->cohort_persons,
+                        raw->cohort_hash))
+        return 0;
+    uint32_t *keys = NULL;
+    if ((rc = cc_raw_result_cohort_keys(raw, &keys)) != 0)
+        return cc_errorf(errbuf, errlen, rc, "ledger: the cohort's keys could not be listed");
+    rc = cc_ledger_admit(asker->ledger, asker->account_id, policy, fingerprint, keys,
+                         raw->cohort_persons, (int64_t)time(NULL), errbuf, errlen);
+    free(keys);
+    return rc;
 }
 
 bool cc_release_cells_apply(const struct cc_policy *policy, const cc_ledger *ledger)
@@ -605,7 +618,7 @@ int cc_release_answer(const struct cc_policy *policy, const struct cc_release_as
     struct cc_exec_options with_keys = {0};
     if (options)
         with_keys = *options;
-    with_keys.cohort_keys = ledger != NULL;
+    with_keys.cohort_hash = ledger != NULL; /* the keys only if the ledger needs them */
     with_keys.cell_sketches = cc_release_cells_apply(policy, ledger);
     options = &with_keys;
     *out = NULL;

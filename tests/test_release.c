@@ -19,6 +19,8 @@
 #include "cc_attack_fixture.h"
 #include "cc_compare.h"
 #include "cc_error.h"
+#include "cc_exec.h"
+#include "cc_ledger.h"
 #include "cc_policy.h"
 #include "cc_release.h"
 #include "cc_release_internal.h"
@@ -426,6 +428,55 @@ Test(release_answer, the_lsoas_of_a_district_are_released_as_the_district)
     cc_release_free(by_lsoa);
     cc_release_free(by_lad);
     cc_query_free(q);
+}
+
+static int compare_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The cohort's hash for the ledger's look-up (options.cohort_hash) is the
+ * hash of the keys the ledger would be given (options.cohort_keys), and its
+ * bits list those keys, on the person pass and on the version's cached
+ * population alike: a wrong hash could let the ledger skip a cohort it has
+ * not seen. */
+Test(release_answer, the_cohort_hash_is_the_hash_of_the_cohorts_keys)
+{
+    for (int k = 0; k < 5; k++) {
+        struct cc_query *q = query(k < 3 ? CC_MEASURE_PERSONS : CC_MEASURE_POPULATION);
+        if (k == 0 || k == 1)
+            cr_assert_eq(cc_attack_condition(q, k == 0 ? "E11" : "S72", 0, 0, 0), 0);
+        if (k == 1 || k == 4)
+            cr_assert_eq(cc_attack_area(q, CC_AREA_LAD, cc_attack_lad_code(&fx, 3)), 0);
+        if (k == 2)
+            cc_attack_age(q, 30, 60);
+        dim(q, CC_DIM_REGION, 0);
+        cr_assert_eq(cc_attack_bind(&fx, q), 0);
+        struct cc_exec_options with_keys = fx.options, with_hash = fx.options;
+        with_keys.cohort_keys = true;
+        with_hash.cohort_hash = true;
+        struct cc_raw_result a, b;
+        char err[256];
+        cr_assert_eq(cc_exec_run(fx.version, q, &with_keys, &a, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(cc_exec_run(fx.version, q, &with_hash, &b, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(a.cohort_persons, b.cohort_persons, "query %d", k);
+        cr_assert_gt(a.cohort_persons, 20, "query %d", k);
+        uint64_t hash = 0;
+        for (uint64_t i = 0; i < a.cohort_persons; i++)
+            hash += cc_ledger_key_mix(a.cohort_keys[i]);
+        cr_assert_eq(b.cohort_hash, hash, "query %d", k);
+        uint32_t *listed = NULL;
+        cr_assert_eq(cc_raw_result_cohort_keys(&b, &listed), 0);
+        qsort(listed, b.cohort_persons, sizeof *listed, compare_u32);
+        qsort(a.cohort_keys, a.cohort_persons, sizeof *a.cohort_keys, compare_u32);
+        cr_assert(!memcmp(listed, a.cohort_keys, a.cohort_persons * sizeof *listed),
+                  "query %d: the bits list the cohort's keys", k);
+        free(listed);
+        cc_raw_result_free(&a);
+        cc_raw_result_free(&b);
+        cc_query_free(q);
+    }
 }
 
 Test(release_answer, dimensions_too_fine_together_are_refused)

@@ -126,6 +126,12 @@ struct cc_raw_result {
      * disclosure ledger (cc_ledger.h) remembers of a cohort, as a person's
      * record key is the same in every store version. */
     uint32_t *cohort_keys;
+    /* With options->cohort_hash only: the sum of cc_ledger_key_mix over the
+     * cohort's record keys, and the cohort as a bitset over person indices
+     * ([(n_persons + 63) / 64] words, owned), from which
+     * cc_exec_cohort_keys_of() lists the keys when the ledger needs them. */
+    uint64_t cohort_hash;
+    uint64_t *cohort_bits;
     /* With options->cell_sketches only (else NULL): per cell, a sketch of
      * the persons counted in it, [n_cells * CC_EXEC_SKETCH_BUCKETS]: one
      * permutation hashing of their record keys (a record key's low bits
@@ -169,6 +175,12 @@ void cc_raw_result_label(const struct cc_raw_result *result, uint32_t d, uint32_
 
 /* Frees the arrays of a result (the struct itself is the caller's). */
 void cc_raw_result_free(struct cc_raw_result *result);
+
+/* Lists the record keys of a result's cohort (cohort_bits, from
+ * options->cohort_hash) in person order into *keys (malloc'd,
+ * [cohort_persons]): what the ledger records of a cohort it has not seen.
+ * 0, CC_EINVAL (no cohort_bits) or CC_ENOMEM. */
+int cc_raw_result_cohort_keys(const struct cc_raw_result *result, uint32_t **keys);
 
 /* The 5-year band (0..18) of an age in whole years. */
 static inline uint32_t cc_exec_band5(int age)

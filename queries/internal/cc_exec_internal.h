@@ -118,8 +118,10 @@ struct exec {
     const uint64_t
         *base; /* opted in (registered, for the registered population) or NULL: ~excluded */
     const uint32_t *base_key;               /* per word, the key sum of its persons in base */
+    const uint64_t *base_mix;               /* per word, their cc_ledger_key_mix sum */
     const struct exec_version_cache *cache; /* NULL: not built (out of memory) */
     uint64_t *cohort;
+    bool cohort_mix; /* the pass sums cc_ledger_key_mix of the cohort's keys too */
 
     /* per-thread counts and key sums */
     struct cell_sum *thread_sums[CC_EXEC_MAX_THREADS];
@@ -429,9 +431,10 @@ int cc_exec_counts_persons(const struct exec *e);
 unsigned cc_exec_cells_of(const struct exec *e, uint64_t cell, uint64_t *out);
 
 /* Counts persons[0, n) (of the cohort) into thread's counts; returns the
- * sum of their record keys (with or without a cell). */
+ * sum of their record keys (with or without a cell), and with
+ * e->cohort_mix adds their keys' cc_ledger_key_mix to *mix. */
 uint32_t cc_exec_count_persons(struct exec *e, unsigned thread, const uint32_t *persons,
-                               uint64_t n);
+                               uint64_t n, uint64_t *mix);
 
 /* Counts every cell that the person pass did not (records over e->cohort,
  * split across e->n_threads, or population estimates), then sums the
@@ -468,6 +471,9 @@ uint64_t cc_exec_base_count(const struct exec *e);
 /* Per word of persons, the sum of the record keys of its persons not opted
  * out (registered 0) or of its registered persons not opted out. */
 const uint32_t *cc_exec_word_key_sums(const struct exec_version_cache *cache, int registered);
+/* The same words' sums of cc_ledger_key_mix of their keys (the ledger's
+ * cohort hash). */
+const uint64_t *cc_exec_word_mix_sums(const struct exec_version_cache *cache, int registered);
 
 /* Answers a registered-population query from the cache when it can (areas
  * and sex only: no condition, age or practice in the filters or the
