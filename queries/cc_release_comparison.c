@@ -45,7 +45,7 @@ int cc_release_comparison(const struct cc_policy *policy, const struct cc_releas
     struct cc_exec_options with_keys = {0};
     if (options)
         with_keys = *options;
-    with_keys.cohort_keys = asker && asker->ledger;
+    with_keys.cohort_hash = asker && asker->ledger; /* the keys only if the ledger needs them */
     with_keys.cell_sketches = cc_release_cells_apply(policy, asker ? asker->ledger : NULL);
     int rc = cc_policy_check(policy, errbuf, errlen);
     if (rc)
