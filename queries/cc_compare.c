@@ -339,12 +339,10 @@ int cc_compare_run(const struct cc_dataversion *version, const struct cc_compare
 
     if ((rc = cc_exec_run(version, numerator, options, &out->numerator_result, errbuf, errlen)) < 0)
         goto fail;
-    /* the ledger (cohort_keys, cohort_hash) remembers the numerator's
-     * cohort only */
+    /* the ledger (cohort_hash) remembers the numerator's cohort only */
     struct cc_exec_options denominator_options = {0};
     if (options)
         denominator_options = *options;
-    denominator_options.cohort_keys = false;
     denominator_options.cohort_hash = false;
     if ((rc = cc_exec_run(version, denominator, &denominator_options, &out->denominator_result,
                           errbuf, errlen)) < 0)

@@ -336,7 +336,7 @@ int cc_exec_population_from_cache(struct exec *e, const struct filter_sets *f,
     struct exec_version_cache *x = (struct exec_version_cache *)e->cache; /* its sketches */
     if (!x || q->measure != CC_MEASURE_POPULATION ||
         q->population_source == CC_POPULATION_ESTIMATE || flt->n_conditions || f->age ||
-        f->practices || (options && options->cohort_keys))
+        f->practices)
         return 0;
     /* the ledger's hash: the version's when the cohort is every registered
      * person; an area or sex filter takes the person pass */

@@ -24,9 +24,8 @@
 struct cc_exec_options {
     unsigned n_threads;   /* 0: the number of online CPUs; at most CC_EXEC_MAX_THREADS */
     cc_day reference_day; /* ages for persons and population without as_of; 0: today */
-    bool cohort_keys;     /* fill cc_raw_result.cohort_keys (the release layer's ledger) */
-    bool cohort_hash;     /* fill cc_raw_result.cohort_hash and cohort_bits: the ledger's
-                             look-up, before any keys are listed */
+    bool cohort_hash;     /* fill cc_raw_result.cohort_hash and cohort_bits: the release
+                             layer's ledger (keys listed only if it needs them) */
     bool cell_sketches;   /* fill cc_raw_result.cell_sketch (the ledger's cells) */
 };
 

@@ -14,7 +14,7 @@
  *
  * Must never: let a person index or a record key out of the engine other
  * than summed (cohort_key, condition_key) or, when the release layer asks
- * for its ledger, as the cohort's record keys (cohort_keys).
+ * for its ledger, as the cohort's bitset and keys' hash (cohort_hash).
  */
 #include <stdalign.h>
 #include <stdbool.h>
@@ -413,22 +413,6 @@ static int plans_without_filter(struct exec *e, int kind, struct condition_plan 
     return rc;
 }
 
-struct keys_ctx {
-    const struct exec *e;
-    uint32_t *keys;
-    uint64_t offset[CC_EXEC_MAX_THREADS]; /* where each thread's share begins */
-};
-
-static void cohort_keys_range(void *arg, unsigned thread, uint64_t begin, uint64_t end)
-{
-    struct keys_ctx *x = arg;
-    const struct cc_store_columns *c = x->e->c;
-    uint64_t n = x->offset[thread];
-    for (uint64_t w = begin; w < end; w++)
-        for (uint64_t bits = x->e->cohort[w]; bits; bits &= bits - 1)
-            x->keys[n++] = c->person_record_key[w * 64 + (uint64_t)__builtin_ctzll(bits)];
-}
-
 int cc_exec_cohorts(struct exec *e, const struct filter_sets *f,
                     const struct cc_exec_options *options, int count, struct cc_raw_result *out,
                     char *errbuf, size_t errlen)
@@ -515,17 +499,6 @@ int cc_exec_cohorts(struct exec *e, const struct filter_sets *f,
         memcpy(out->cohort_bits, e->cohort, e->words * sizeof *out->cohort_bits);
         for (unsigned t = 0; t < CC_EXEC_MAX_THREADS; t++)
             out->cohort_hash += x->sums[t].cohort_mix;
-    }
-    if (options && options->cohort_keys) {
-        struct keys_ctx k = {.e = e};
-        k.keys = malloc((out->cohort_persons ? out->cohort_persons : 1) * sizeof *k.keys);
-        if (!k.keys)
-            goto out;
-        /* the same chunks as the pass: thread t's persons follow thread t - 1's */
-        for (unsigned t = 1; t < CC_EXEC_MAX_THREADS; t++)
-            k.offset[t] = k.offset[t - 1] + x->sums[t - 1].cohort;
-        cc_exec_par_for(e->n_threads, e->words, 1, cohort_keys_range, &k);
-        out->cohort_keys = k.keys;
     }
     rc = 0;
 out:

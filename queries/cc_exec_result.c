@@ -117,11 +117,9 @@ void cc_raw_result_free(struct cc_raw_result *result)
     free(result->count);
     free(result->cell_key);
     free(result->cell_sketch);
-    free(result->cohort_keys);
     free(result->cohort_bits);
     result->count = NULL;
     result->cell_key = NULL;
     result->cell_sketch = NULL;
-    result->cohort_keys = NULL;
     result->cohort_bits = NULL;
 }

@@ -553,10 +553,6 @@ int cc_release_ledger_admit(const struct cc_policy *policy, const struct cc_rele
     int rc = restrictions_fingerprint(query, &fingerprint);
     if (rc < 0)
         return cc_errorf(errbuf, errlen, rc, "ledger: out of memory");
-    if (raw->cohort_keys || raw->cohort_persons == 0)
-        return cc_ledger_admit(asker->ledger, asker->account_id, policy, fingerprint,
-                               raw->cohort_keys, raw->cohort_persons, (int64_t)time(NULL),
-                               errbuf, errlen);
     if (!raw->cohort_bits)
         return cc_errorf(errbuf, errlen, CC_EINVAL, "ledger: the cohort's keys were not collected");
     /* the cohort's hash first: the same restrictions again (in any table)

@@ -430,19 +430,24 @@ Test(release_answer, the_lsoas_of_a_district_are_released_as_the_district)
     cc_query_free(q);
 }
 
-static int compare_u32(const void *a, const void *b)
+/* Runs q (bound) with the ledger's cohort hash asked for. */
+static void run_with_hash(struct cc_query *q, struct cc_raw_result *out)
 {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
+    struct cc_exec_options with_hash = fx.options;
+    with_hash.cohort_hash = true;
+    char err[256];
+    cr_assert_eq(cc_exec_run(fx.version, q, &with_hash, out, err, sizeof err), 0, "%s", err);
 }
 
 /* The cohort's hash for the ledger's look-up (options.cohort_hash) is the
- * hash of the keys the ledger would be given (options.cohort_keys), and its
- * bits list those keys, on the person pass and on the version's cached
- * population alike: a wrong hash could let the ledger skip a cohort it has
- * not seen. */
+ * hash of the keys its bits list (what the ledger is given when it has not
+ * seen the cohort), on the person pass, whose words of whole base add the
+ * version's sums, and on the version's cached population alike, which
+ * must agree with the pass on the same cohort: a wrong hash could let the
+ * ledger skip a cohort it has not seen. */
 Test(release_answer, the_cohort_hash_is_the_hash_of_the_cohorts_keys)
 {
+    uint64_t hashes[5];
     for (int k = 0; k < 5; k++) {
         struct cc_query *q = query(k < 3 ? CC_MEASURE_PERSONS : CC_MEASURE_POPULATION);
         if (k == 0 || k == 1)
@@ -453,30 +458,44 @@ Test(release_answer, the_cohort_hash_is_the_hash_of_the_cohorts_keys)
             cc_attack_age(q, 30, 60);
         dim(q, CC_DIM_REGION, 0);
         cr_assert_eq(cc_attack_bind(&fx, q), 0);
-        struct cc_exec_options with_keys = fx.options, with_hash = fx.options;
-        with_keys.cohort_keys = true;
-        with_hash.cohort_hash = true;
-        struct cc_raw_result a, b;
-        char err[256];
-        cr_assert_eq(cc_exec_run(fx.version, q, &with_keys, &a, err, sizeof err), 0, "%s", err);
-        cr_assert_eq(cc_exec_run(fx.version, q, &with_hash, &b, err, sizeof err), 0, "%s", err);
-        cr_assert_eq(a.cohort_persons, b.cohort_persons, "query %d", k);
-        cr_assert_gt(a.cohort_persons, 20, "query %d", k);
-        uint64_t hash = 0;
-        for (uint64_t i = 0; i < a.cohort_persons; i++)
-            hash += cc_ledger_key_mix(a.cohort_keys[i]);
-        cr_assert_eq(b.cohort_hash, hash, "query %d", k);
+        struct cc_raw_result r;
+        run_with_hash(q, &r);
+        cr_assert_gt(r.cohort_persons, 20, "query %d", k);
         uint32_t *listed = NULL;
-        cr_assert_eq(cc_raw_result_cohort_keys(&b, &listed), 0);
-        qsort(listed, b.cohort_persons, sizeof *listed, compare_u32);
-        qsort(a.cohort_keys, a.cohort_persons, sizeof *a.cohort_keys, compare_u32);
-        cr_assert(!memcmp(listed, a.cohort_keys, a.cohort_persons * sizeof *listed),
-                  "query %d: the bits list the cohort's keys", k);
+        /* (it fails unless the bits hold exactly cohort_persons persons) */
+        cr_assert_eq(cc_raw_result_cohort_keys(&r, &listed), 0, "query %d", k);
+        uint64_t hash = 0;
+        for (uint64_t i = 0; i < r.cohort_persons; i++)
+            hash += cc_ledger_key_mix(listed[i]);
+        cr_assert_eq(r.cohort_hash, hash, "query %d", k);
+        hashes[k] = hash;
         free(listed);
-        cc_raw_result_free(&a);
-        cc_raw_result_free(&b);
+        cc_raw_result_free(&r);
         cc_query_free(q);
     }
+    for (int k = 1; k < 5; k++)
+        cr_assert_neq(hashes[k], hashes[k - 1], "other cohorts, other hashes");
+
+    /* the registered population: cached (no filter), and by the person
+     * pass (a list of every district, which names everyone) */
+    struct cc_query *cached = query(CC_MEASURE_POPULATION), *pass = query(CC_MEASURE_POPULATION);
+    dim(cached, CC_DIM_REGION, 0);
+    dim(pass, CC_DIM_REGION, 0);
+    for (uint32_t lad = 0; lad < CC_ATTACK_N_LADS; lad++)
+        cr_assert_eq(cc_attack_area(pass, CC_AREA_LAD, cc_attack_lad_code(&fx, lad)), 0);
+    cr_assert_eq(cc_attack_bind(&fx, cached), 0);
+    cr_assert_eq(cc_attack_bind(&fx, pass), 0);
+    struct cc_raw_result a, b;
+    run_with_hash(cached, &a);
+    run_with_hash(pass, &b);
+    cr_assert_eq(a.cohort_persons, b.cohort_persons);
+    cr_assert_eq(a.cohort_hash, b.cohort_hash);
+    uint64_t words = ((uint64_t)cc_store_columns(fx.store)->n_persons + 63) / 64;
+    cr_assert(!memcmp(a.cohort_bits, b.cohort_bits, words * sizeof *a.cohort_bits));
+    cc_raw_result_free(&a);
+    cc_raw_result_free(&b);
+    cc_query_free(cached);
+    cc_query_free(pass);
 }
 
 Test(release_answer, dimensions_too_fine_together_are_refused)

@@ -121,15 +121,12 @@ struct cc_raw_result {
      * noise layer (DESIGN 9) depends on the persons, not on the wording. */
     uint32_t cohort_key;
     uint32_t condition_key[CC_EXEC_MAX_RESTRICTIONS]; /* per condition: its matching persons */
-    /* With options->cohort_keys only (else NULL): the record keys of the
-     * cohort's persons, [cohort_persons], in person order: what the
-     * disclosure ledger (cc_ledger.h) remembers of a cohort, as a person's
+    /* With options->cohort_hash only (else 0 and NULL): the sum of
+     * cc_ledger_key_mix over the cohort's record keys, and the cohort as a
+     * bitset over person indices ([(n_persons + 63) / 64] words, owned),
+     * from which cc_raw_result_cohort_keys() lists the keys when the
+     * disclosure ledger (cc_ledger.h) must remember the cohort: a person's
      * record key is the same in every store version. */
-    uint32_t *cohort_keys;
-    /* With options->cohort_hash only: the sum of cc_ledger_key_mix over the
-     * cohort's record keys, and the cohort as a bitset over person indices
-     * ([(n_persons + 63) / 64] words, owned), from which
-     * cc_exec_cohort_keys_of() lists the keys when the ledger needs them. */
     uint64_t cohort_hash;
     uint64_t *cohort_bits;
     /* With options->cell_sketches only (else NULL): per cell, a sketch of

@@ -407,8 +407,8 @@ void cc_exec_filter_sets_free(struct filter_sets *f);
 
 /* The person pass: the cohort into e->cohort, and into out its size, its
  * restrictions, its size without each of them, the key sums of the cohort
- * and of every condition and, with options->cohort_keys, the cohort's
- * record keys; with count, also the cells of the cohort's persons
+ * and of every condition and, with options->cohort_hash, the cohort's
+ * bitset and keys' hash; with count, also the cells of the cohort's persons
  * (cc_exec_count_persons; the counts must be prepared). 0, CC_EINVAL
  * or CC_ENOMEM. */
 int cc_exec_cohorts(struct exec *e, const struct filter_sets *f,

@@ -137,7 +137,7 @@ void cc_release_summary_count(struct cc_release_summary *s, uint8_t reason);
  * errbuf), CC_EINVAL (a policy that fails cc_policy_check()) or CC_ENOMEM.
  * With an asker's ledger, the numerator's cohort is checked and recorded as
  * a count's is (raw must then come from cc_compare_run() with
- * options->cohort_keys). cc_release_comparison() (cc_release.h) is its
+ * options->cohort_hash). cc_release_comparison() (cc_release.h) is its
  * one caller outside the tests.
  */
 int cc_release_compare(const struct cc_policy *policy, const struct cc_release_asker *asker,
