@@ -55,19 +55,15 @@ int cc_op_compare_request(struct cc_request *request, struct cc_compare_decoded 
         snprintf(message, sizeof message, "comparison.%s", why);
         return cc_request_fail(request, rc, rc == CC_EREFUSED ? why : message);
     }
-    const struct cc_release_summary *s = cc_comparison_summary(comparison);
-    uint64_t released = s->n_shown + s->n_perturbed + s->n_rounded;
-    uint64_t suppressed = s->n_suppressed_primary + s->n_suppressed_secondary;
-    cc_request_audit_detail(request, canonical, released, suppressed);
     msgpack_sbuffer packed;
     msgpack_packer pk;
     msgpack_sbuffer_init(&packed);
     msgpack_packer_init(&pk, &packed, msgpack_sbuffer_write);
     rc = cc_comparison_pack(comparison, &pk);
-    cc_comparison_free(comparison);
     if (rc == 0)
-        rc = cc_op_reply_and_keep(request, &key, "comparison", packed.data, packed.size,
-                                  released, suppressed);
+        rc = cc_op_reply_and_keep(request, &key, "comparison", canonical,
+                                  cc_comparison_summary(comparison), &packed);
+    cc_comparison_free(comparison);
     msgpack_sbuffer_destroy(&packed);
     return rc ? cc_request_fail(request, rc, NULL) : 0;
 }

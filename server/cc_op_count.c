@@ -52,19 +52,15 @@ int cc_op_count_query(struct cc_request *request, struct cc_query *query, bool w
     cc_query_free(query);
     if (rc)
         return cc_request_fail(request, rc, why);
-    const struct cc_release_summary *s = cc_release_summary(release);
-    uint64_t released = s->n_shown + s->n_perturbed + s->n_rounded;
-    uint64_t suppressed = s->n_suppressed_primary + s->n_suppressed_secondary;
-    cc_request_audit_detail(request, canonical, released, suppressed);
     msgpack_sbuffer packed;
     msgpack_packer pk;
     msgpack_sbuffer_init(&packed);
     msgpack_packer_init(&pk, &packed, msgpack_sbuffer_write);
     rc = cc_release_pack(release, &pk);
-    cc_release_free(release);
     if (rc == 0)
-        rc = cc_op_reply_and_keep(request, &key, "release", packed.data, packed.size, released,
-                                  suppressed);
+        rc = cc_op_reply_and_keep(request, &key, "release", canonical,
+                                  cc_release_summary(release), &packed);
+    cc_release_free(release);
     msgpack_sbuffer_destroy(&packed);
     return rc ? cc_request_fail(request, rc, NULL) : 0;
 }

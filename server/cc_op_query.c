@@ -12,6 +12,7 @@
 
 #include "cc_error.h"
 #include "cc_op_internal.h"
+#include "cc_release.h"
 #include "cc_release_cache.h"
 #include "cc_services.h"
 #include "cc_store.h"
@@ -90,42 +91,50 @@ static int write_packed(void *packer, const char *bytes, size_t len)
     return pk->callback(pk->data, bytes, len);
 }
 
+struct cached_reply {
+    struct cc_request *request;
+    const char *field;
+};
+
+/* cc_release_cache_get's writer, called on a hit only: data_version, then
+ * the field with the bytes kept, as cc_op_reply_and_keep writes them */
+static int write_cached(void *arg, const char *bytes, size_t len)
+{
+    const struct cached_reply *c = arg;
+    cc_op_reply_data_version(c->request);
+    return write_packed(cc_reply_field(c->request, c->field), bytes, len);
+}
+
 int cc_op_reply_cached(struct cc_request *request, const struct cc_release_cache_key *key,
                        const char *field, char *canonical)
 {
     const struct cc_services *services = cc_request_services(request);
     if (!services->release_cache)
         return 0;
-    /* data_version first, as on a miss: the field's bytes follow it */
     struct cc_release_cache_counts counts;
-    msgpack_sbuffer buffer;
-    msgpack_sbuffer_init(&buffer);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &buffer, msgpack_sbuffer_write);
+    struct cached_reply c = {request, field};
     int hit = cc_release_cache_get(services->release_cache, key, (int64_t)time(NULL),
-                                   write_packed, &pk, &counts);
-    if (hit == 1) {
+                                   write_cached, &c, &counts);
+    if (hit == 1)
         cc_request_audit_detail(request, canonical, counts.cells_released,
                                 counts.cells_suppressed);
-        cc_op_reply_data_version(request);
-        msgpack_packer *reply = cc_reply_field(request, field);
-        if (write_packed(reply, buffer.data, buffer.size) != 0)
-            hit = CC_ENOMEM;
-    }
-    msgpack_sbuffer_destroy(&buffer);
     return hit;
 }
 
 int cc_op_reply_and_keep(struct cc_request *request, const struct cc_release_cache_key *key,
-                         const char *field, const void *bytes, size_t len,
-                         uint64_t cells_released, uint64_t cells_suppressed)
+                         const char *field, char *canonical,
+                         const struct cc_release_summary *summary, const msgpack_sbuffer *packed)
 {
     const struct cc_services *services = cc_request_services(request);
+    struct cc_release_cache_counts counts = {
+        summary->n_shown + summary->n_perturbed + summary->n_rounded,
+        summary->n_suppressed_primary + summary->n_suppressed_secondary};
+    cc_request_audit_detail(request, canonical, counts.cells_released, counts.cells_suppressed);
     cc_op_reply_data_version(request);
     msgpack_packer *reply = cc_reply_field(request, field);
-    if (write_packed(reply, bytes, len) != 0)
+    if (write_packed(reply, packed->data, packed->size) != 0)
         return CC_ENOMEM;
-    struct cc_release_cache_counts counts = {cells_released, cells_suppressed};
-    cc_release_cache_put(services->release_cache, key, (int64_t)time(NULL), bytes, len, &counts);
+    cc_release_cache_put(services->release_cache, key, (int64_t)time(NULL), packed->data,
+                         packed->size, &counts);
     return 0;
 }

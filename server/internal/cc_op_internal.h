@@ -57,11 +57,13 @@ void cc_op_cache_key(struct cc_request *request, const char *kind, const char *c
 int cc_op_reply_cached(struct cc_request *request, const struct cc_release_cache_key *key,
                        const char *field, char *canonical);
 
-/* Writes data_version and the field with bytes[0..len) (one packed msgpack
- * object), and keeps them under key for repeats with the audit counts.
- * 0, or CC_ENOMEM if the reply could not be written. */
+/* Gives the audit record the cells released and suppressed of summary
+ * (with canonical, the request's), writes data_version and the field with
+ * the packed release, and keeps it under key for repeats. 0, or CC_ENOMEM
+ * if the reply could not be written. */
+struct cc_release_summary;
 int cc_op_reply_and_keep(struct cc_request *request, const struct cc_release_cache_key *key,
-                         const char *field, const void *bytes, size_t len,
-                         uint64_t cells_released, uint64_t cells_suppressed);
+                         const char *field, char *canonical,
+                         const struct cc_release_summary *summary, const msgpack_sbuffer *packed);
 
 #endif
