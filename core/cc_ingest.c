@@ -19,7 +19,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -88,29 +87,17 @@ const char *cc_reject_reason_text(int reason)
 
 /* ---- the seen set ---------------------------------------- */
 
-/* Tables at least this large are mapped and backed by transparent huge
- * pages where the kernel allows it: a look-up into a table of a gigabyte
- * (the GP events of 10M patients) is a random access, and with 4 KiB pages
- * each one also misses the TLB and its first touch faults. */
-#define SEEN_SET_HUGE_BYTES ((size_t)8 << 20)
-
 int cc_seen_set_init(struct cc_seen_set *set, uint64_t expected)
 {
     uint64_t cap = cc_hash_slots_for(expected, 64);
     if (!cap || cap > SIZE_MAX / (2 * sizeof *set->keys))
         return CC_ENOMEM;
-    size_t bytes = (size_t)cap * 2 * sizeof *set->keys;
-    set->mapped = 0;
-    if (bytes >= SEEN_SET_HUGE_BYTES) {
-        void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED)
-            return CC_ENOMEM;
-        madvise(p, bytes, MADV_HUGEPAGE); /* advice only: failure is harmless */
-        set->keys = p; /* zero-filled by the kernel */
-        set->mapped = bytes;
-    } else if (!(set->keys = calloc(cap * 2, sizeof *set->keys))) {
+    set->keys = calloc(cap * 2, sizeof *set->keys);
+    if (!set->keys)
         return CC_ENOMEM;
-    }
+    /* a table of half a gigabyte (the hospital feed's identities at 10M) is
+     * probed at random: huge pages spare a TLB miss per probe */
+    cc_hash_advise_huge(set->keys, (size_t)cap * 2 * sizeof *set->keys);
     set->mask = cap - 1;
     set->n = 0;
     return 0;
@@ -125,7 +112,7 @@ static int seen_set_grow(struct cc_seen_set *set)
     for (uint64_t i = 0; i <= set->mask; i++)
         if (set->keys[2 * i] | set->keys[2 * i + 1])
             cc_seen_set_add(&bigger, set->keys[2 * i], set->keys[2 * i + 1]);
-    cc_seen_set_free(set);
+    free(set->keys);
     *set = bigger;
     return 0;
 }
@@ -171,13 +158,9 @@ int cc_seen_set_has(const struct cc_seen_set *set, uint64_t a, uint64_t b)
 
 void cc_seen_set_free(struct cc_seen_set *set)
 {
-    if (set->mapped)
-        munmap(set->keys, set->mapped);
-    else
-        free(set->keys);
+    free(set->keys);
     set->keys = NULL;
     set->n = set->mask = 0;
-    set->mapped = 0;
 }
 
 /* ---- the pseudonym memo ------------------------------------------------------------ */

@@ -24,7 +24,6 @@
 struct cc_seen_set {
     uint64_t *keys; /* 2 words per slot */
     uint64_t n, mask;
-    size_t mapped; /* bytes of keys if mapped (huge pages), else 0 (calloc) */
 };
 int cc_seen_set_init(struct cc_seen_set *set, uint64_t expected);
 /* 1 if the key was new (now added), 0 if it was already there, or CC_ENOMEM. */
