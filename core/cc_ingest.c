@@ -678,11 +678,19 @@ static void remove_first_ingest_files(const char *dir, int made_dir, int made_re
     }
 }
 
+static void *registration_scan(void *arg)
+{
+    cc_ingest_registration_scan(arg);
+    return NULL;
+}
+
 int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *report,
                   char *errbuf, size_t errlen)
 {
     struct cc_ingest_ctx ctx = {.postcode_memo = cc_pseudo_memo_empty(),
-                                .lsoa_memo = cc_u64_map_empty(sizeof(int32_t))};
+                                .lsoa_memo = cc_u64_map_empty(sizeof(int32_t)),
+                                .ahead_postcode_memo =
+                                    cc_u64_map_empty(sizeof(cc_pseudonym) + sizeof(int32_t))};
     cc_store *base = NULL, *store = NULL;
     char hashes[CC_INGEST_MAX_FILES][65];
     const char *by_kind[CC_N_FEED_KINDS] = {NULL};
@@ -694,6 +702,9 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
     int lock_fd = -1, made_dir = 0, made_rejects_dir = 0, first_ingest = 0;
     struct cc_ingest_vouch *vouches = NULL;
     struct file_digest *digests = NULL;
+    struct cc_registration_scan scan = {.ctx = &ctx};
+    pthread_t scan_thread;
+    int scanning = 0; /* scan_thread runs */
     uint64_t base_persons = 0, base_records = 0;
     int rc;
 
@@ -708,6 +719,8 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
     const char *trace = getenv("CC_TEST_LINK_TRACE");
     if (trace && *trace && (ctx.link_trace = fopen(trace, "w")))
         fputs("feed,line,outcome,person\n", ctx.link_trace);
+    const char *one_thread = getenv("CC_TEST_ONE_THREAD");
+    ctx.one_thread = one_thread && *one_thread == '1';
 
     if (opt->n_files > CC_INGEST_MAX_FILES) {
         snprintf(errbuf, errlen, "too many files (at most %d)", CC_INGEST_MAX_FILES);
@@ -874,6 +887,14 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
      * version's. */
     unlink(ctx.rejects_path);
 
+    /* Pass 1 over the registrations reads them on a second thread while
+     * the area lookup and the register feed are taken in here. */
+    if (by_kind[CC_FEED_GP_REGISTRATIONS]) {
+        scan.path = by_kind[CC_FEED_GP_REGISTRATIONS];
+        scanning = !ctx.one_thread &&
+                   pthread_create(&scan_thread, NULL, registration_scan, &scan) == 0;
+    }
+
     /* Reference data. */
     int have_areas = cc_store_builder_columns(ctx.builder)->n_lsoa > 0;
     if (by_kind[CC_FEED_AREAS] || by_kind[CC_FEED_POSTCODES] || by_kind[CC_FEED_POPULATION]) {
@@ -904,10 +925,18 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
         (rc = cc_ingest_optout_feed(&ctx, by_kind[CC_FEED_OPTOUTS],
                                     report_by_kind[CC_FEED_OPTOUTS])) < 0)
         goto fail_feed;
-    if (by_kind[CC_FEED_GP_REGISTRATIONS] &&
-        (rc = cc_ingest_registration_optouts(&ctx, by_kind[CC_FEED_GP_REGISTRATIONS],
-                                             report_by_kind[CC_FEED_GP_REGISTRATIONS])) < 0)
-        goto fail_feed;
+    if (by_kind[CC_FEED_GP_REGISTRATIONS]) {
+        if (scanning) {
+            pthread_join(scan_thread, NULL);
+            scanning = 0;
+        } else {
+            cc_ingest_registration_scan(&scan); /* no second thread: here */
+        }
+        rc = cc_ingest_registration_optouts(&ctx, &scan, report_by_kind[CC_FEED_GP_REGISTRATIONS]);
+        cc_ingest_registration_scan_free(&scan);
+        if (rc < 0)
+            goto fail_feed;
+    }
     if ((rc = cc_optout_persons_in_force(ctx.optouts, ctx.today, CC_OPTOUT_MASK_TYPE1, &type1,
                                          &n_type1, NULL)) < 0)
         goto fail_feed;
@@ -1082,6 +1111,11 @@ fail_db:
 fail_feed:
     snprintf(errbuf, errlen, "%s", ctx.error[0] ? ctx.error : cc_strerror(rc));
 out:
+    if (scanning) {
+        atomic_store(&scan.stop, 1);
+        pthread_join(scan_thread, NULL);
+    }
+    cc_ingest_registration_scan_free(&scan);
     if (ctx.nhs_outside_range && ctx.origin.run.source == CC_PROVENANCE_GENERATED) {
         /* no version, but the register may hold opt-outs of those rows */
         if (cc_ingest_origin_finish(ctx.db, &ctx.origin, 0, ctx.nhs_outside_range) == 0)
@@ -1121,6 +1155,7 @@ out:
     cc_seen_set_free(&ctx.stored_feed_identities);
     cc_u64_map_free(&ctx.postcode_memo, 1);
     cc_u64_map_free(&ctx.lsoa_memo, 0);
+    cc_u64_map_free(&ctx.ahead_postcode_memo, 1);
     sodium_memzero(ctx.nhs_recent_key, sizeof ctx.nhs_recent_key);
     sodium_memzero(ctx.nhs_recent, sizeof ctx.nhs_recent);
     free(ctx.latest_registration);

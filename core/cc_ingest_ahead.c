@@ -5,15 +5,23 @@
  * A producer thread calls cc_csv_next() and copies each row (its line, its
  * outcome, its fields) into a batch; the ingest thread takes full batches
  * and hands their rows out through cc_ingest_next_row(). Four batches turn
- * round a ring: while the ingest thread validates, pseudonymises and links
- * the rows of one, the producer reads and splits the next. The rows come
+ * round a ring: while the ingest thread validates, links and stores the
+ * rows of one, the producer reads and splits the next, and computes what
+ * depends only on the row and the key (the feed's cc_ingest_ahead_plan):
+ * the pseudonyms of its NHS number and postcode, the postcode's LSOA, the
+ * record's identity and the person's record key. The ingest thread takes
+ * each from the accessors below, which check that it is asked about the
+ * row's own value, and computes it itself otherwise. The rows come
  * out in the order read, with the same lines and outcomes as cc_csv_next()
  * would give, so rejects, counts, kill points and the link trace are those
  * of a run without it (a test compares whole runs byte for byte).
  *
  * Only the producer touches the cc_csv between cc_ingest_ahead_start() and
- * the end of the feed (or cc_ingest_close_feed(), which stops it first);
- * the batches are the only shared state, handed over under one mutex.
+ * the end of the feed (or cc_ingest_close_feed(), which stops it first),
+ * and the run's producer memo of postcodes (one producer at a time: each
+ * is joined before the next starts); it reads the key and the builder's
+ * area lookup, which nothing changes while patient feeds are read. The
+ * batches are the only shared state, handed over under one mutex.
  *
  * Must never: keep a field after its batch is reused or freed (the bytes
  * are wiped: they include NHS numbers and postcodes, never names, which the
@@ -28,6 +36,7 @@
 #include <sodium.h>
 
 #include "cc_error.h"
+#include "cc_store.h"
 #include "cc_validate.h"
 
 /* Rows per batch, and the bytes of fields after which a batch is handed
@@ -45,6 +54,17 @@ struct ahead_row {
     int nhs_valid;
     char nhs[CC_NHS_NUMBER_DIGITS];
     cc_pseudonym person;
+    uint32_t record_key; /* of person, when the plan asks for it */
+    /* the row's postcode, when its feed has the column and the postcode is
+     * valid: canonical, its pseudonym and its LSOA (-1: not in the lookup) */
+    int postcode_valid;
+    uint8_t postcode_len;
+    char postcode[CC_POSTCODE_BYTES];
+    cc_pseudonym postcode_pseudonym;
+    int32_t lsoa;
+    /* the record's identity (the keyed hash of its feed's own key) */
+    int identity_valid;
+    uint8_t identity[CC_FEED_IDENTITY_BYTES];
     uint64_t line;
     uint64_t bytes_read; /* the reader's position after this row, for progress */
     int rc;              /* cc_csv_next's: 1, or CC_EPARSE with problem */
@@ -69,11 +89,21 @@ struct ahead_batch {
     int full;    /* handed to the ingest thread */
 };
 
+/* A postcode's facts in the producer memo. */
+struct postcode_facts {
+    cc_pseudonym pseudonym;
+    int32_t lsoa;
+};
+_Static_assert(sizeof(struct postcode_facts) == sizeof(cc_pseudonym) + sizeof(int32_t),
+               "the memo's value size (cc_ingest_run)");
+
 struct cc_ingest_ahead {
     cc_csv *csv;
     size_t n_columns;
     const cc_pseudo_key *key;
-    int nhs_column; /* -1: none */
+    const cc_store_builder *builder; /* its area lookup only */
+    struct cc_ingest_ahead_plan plan;
+    struct cc_u64_map *postcode_memo; /* struct postcode_facts values */
     /* the producer's memo of recent NHS numbers (as the ingest thread's,
      * cc_ingest_ctx.nhs_recent) */
     uint64_t recent_key[CC_NHS_RECENT];
@@ -115,6 +145,76 @@ static int grow_wiped(void **block, size_t *cap, size_t used, size_t need, size_
     return 0;
 }
 
+/* The field of column c, or NULL when the plan has no such column. */
+static const struct cc_csv_field *plan_field(const struct cc_ingest_ahead *a,
+                                             const struct cc_csv_field *fields, int c)
+{
+    return c >= 0 && (size_t)c < a->n_columns && fields[c].data && fields[c].len ? &fields[c]
+                                                                                 : NULL;
+}
+
+/* A canonical postcode's pseudonym and LSOA, from the producer memo when it
+ * was seen before in this run. */
+static void postcode_facts(struct cc_ingest_ahead *a, const char *canonical, size_t len,
+                           cc_pseudonym *pseudonym, int32_t *lsoa)
+{
+    struct cc_u64_map *memo = a->postcode_memo;
+    uint64_t packed = cc_postcode_pack(canonical, len);
+    int memo_ok = packed && (!cc_u64_map_full(memo) ||
+                             cc_u64_map_reserve(memo, memo->n + 1, 1 << 16) == 0);
+    uint64_t at = memo_ok ? cc_u64_map_slot(memo, packed) : 0;
+    struct postcode_facts facts;
+    if (memo_ok && memo->keys[at]) {
+        memcpy(&facts, cc_u64_map_value(memo, at), sizeof facts);
+    } else {
+        cc_pseudo_postcode(a->key, canonical, len, &facts.pseudonym);
+        facts.lsoa = cc_store_builder_postcode_lsoa(a->builder, canonical, len);
+        if (memo_ok) {
+            cc_u64_map_put(memo, at, packed);
+            memcpy(cc_u64_map_value(memo, at), &facts, sizeof facts);
+        }
+    }
+    *pseudonym = facts.pseudonym;
+    *lsoa = facts.lsoa;
+}
+
+/* What the plan asks of a well-formed row, computed here, on the reading
+ * thread: each is marked valid only when the row's value is. */
+static void prepare_row(struct cc_ingest_ahead *a, struct ahead_row *r,
+                        const struct cc_csv_field *fields)
+{
+    const struct cc_csv_field *f;
+    r->nhs_valid = 0;
+    r->postcode_valid = 0;
+    r->identity_valid = 0;
+    if ((f = plan_field(a, fields, a->plan.nhs)) &&
+        cc_validate_nhs_number(f->data, f->len, r->nhs) == 0) {
+        uint64_t packed = 1;
+        for (int i = 0; i < CC_NHS_NUMBER_DIGITS; i++)
+            packed = packed * 10 + (uint64_t)(r->nhs[i] - '0');
+        uint64_t slot = (packed * 0x9e3779b97f4a7c15ULL) >> 52; /* 12 bits */
+        if (a->recent_key[slot] != packed) {
+            cc_pseudo_nhs(a->key, r->nhs, &a->recent[slot]);
+            a->recent_key[slot] = packed;
+        }
+        r->person = a->recent[slot];
+        r->nhs_valid = 1;
+        if (a->plan.record_key)
+            r->record_key = cc_pseudo_record_key(a->key, &r->person);
+    }
+    size_t len = 0;
+    if ((f = plan_field(a, fields, a->plan.postcode)) &&
+        cc_validate_postcode(f->data, f->len, r->postcode, &len) == 0) {
+        r->postcode_len = (uint8_t)len;
+        postcode_facts(a, r->postcode, len, &r->postcode_pseudonym, &r->lsoa);
+        r->postcode_valid = 1;
+    }
+    if ((f = plan_field(a, fields, a->plan.identity))) {
+        cc_pseudo_record_identity(a->key, a->plan.identity_source, f->data, f->len, r->identity);
+        r->identity_valid = 1;
+    }
+}
+
 /* Copies the row cc_csv_next gave into b: 0, or CC_ENOMEM / CC_ETOOBIG. */
 static int add_row(struct cc_ingest_ahead *a, struct ahead_batch *b, int rc,
                    const struct cc_csv_field *fields, uint64_t line)
@@ -152,22 +252,7 @@ static int add_row(struct cc_ingest_ahead *a, struct ahead_batch *b, int rc,
         }
         r->first_field = first;
         b->n_fields = first + a->n_columns;
-        r->nhs_valid = 0;
-        if (a->nhs_column >= 0 && (size_t)a->nhs_column < a->n_columns &&
-            fields[a->nhs_column].len &&
-            cc_validate_nhs_number(fields[a->nhs_column].data, fields[a->nhs_column].len,
-                                   r->nhs) == 0) {
-            uint64_t packed = 1;
-            for (int i = 0; i < CC_NHS_NUMBER_DIGITS; i++)
-                packed = packed * 10 + (uint64_t)(r->nhs[i] - '0');
-            uint64_t slot = (packed * 0x9e3779b97f4a7c15ULL) >> 52; /* 12 bits */
-            if (a->recent_key[slot] != packed) {
-                cc_pseudo_nhs(a->key, r->nhs, &a->recent[slot]);
-                a->recent_key[slot] = packed;
-            }
-            r->person = a->recent[slot];
-            r->nhs_valid = 1;
-        }
+        prepare_row(a, r, fields);
     }
     b->n_rows++;
     return 0;
@@ -241,17 +326,22 @@ static void ahead_free(struct cc_ingest_ahead *a)
     free(a);
 }
 
-int cc_ingest_ahead_start(struct cc_ingest_ctx *ctx, cc_csv *csv, int nhs_column)
+int cc_ingest_ahead_start(struct cc_ingest_ctx *ctx, cc_csv *csv,
+                          const struct cc_ingest_ahead_plan *plan)
 {
     if (ctx->ahead)
         return CC_EINVAL; /* one feed at a time */
+    if (ctx->one_thread)
+        return 0;
     struct cc_ingest_ahead *a = calloc(1, sizeof *a);
     if (!a)
         return CC_ENOMEM;
     a->csv = csv;
     a->n_columns = cc_csv_n_columns(csv);
     a->key = ctx->key;
-    a->nhs_column = nhs_column;
+    a->builder = ctx->builder;
+    a->plan = *plan;
+    a->postcode_memo = &ctx->ahead_postcode_memo;
     a->out = calloc(a->n_columns ? a->n_columns : 1, sizeof *a->out);
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->changed, NULL);
@@ -319,6 +409,41 @@ int cc_ingest_ahead_nhs(const struct cc_ingest_ctx *ctx,
         memcmp(a->current->nhs, digits, CC_NHS_NUMBER_DIGITS) != 0)
         return 0;
     *out = a->current->person;
+    return 1;
+}
+
+int cc_ingest_ahead_record_key(const struct cc_ingest_ctx *ctx, const cc_pseudonym *person,
+                               uint32_t *out)
+{
+    const struct cc_ingest_ahead *a = ctx->ahead;
+    if (!a || !a->current || !a->current->nhs_valid || !a->plan.record_key ||
+        memcmp(a->current->person.bytes, person->bytes, sizeof person->bytes) != 0)
+        return 0;
+    *out = a->current->record_key;
+    return 1;
+}
+
+int cc_ingest_ahead_postcode(const struct cc_ingest_ctx *ctx, const char *canonical, size_t len,
+                             cc_pseudonym *pseudonym, int32_t *lsoa)
+{
+    const struct cc_ingest_ahead *a = ctx->ahead;
+    if (!a || !a->current || !a->current->postcode_valid || a->current->postcode_len != len ||
+        memcmp(a->current->postcode, canonical, len) != 0)
+        return 0;
+    *pseudonym = a->current->postcode_pseudonym;
+    *lsoa = a->current->lsoa;
+    return 1;
+}
+
+int cc_ingest_ahead_identity(const struct cc_ingest_ctx *ctx, uint8_t source,
+                             const struct cc_csv_field *key, uint8_t out[CC_FEED_IDENTITY_BYTES])
+{
+    const struct cc_ingest_ahead *a = ctx->ahead;
+    if (!a || !a->current || !a->current->identity_valid || source != a->plan.identity_source ||
+        a->plan.identity < 0 || key->data != a->out[a->plan.identity].data ||
+        key->len != a->out[a->plan.identity].len)
+        return 0;
+    memcpy(out, a->current->identity, CC_FEED_IDENTITY_BYTES);
     return 1;
 }
 

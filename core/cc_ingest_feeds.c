@@ -14,8 +14,11 @@
  */
 #include "cc_ingest_internal.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include "cc_array.h"
 #include "cc_db.h"
@@ -73,6 +76,28 @@ static void pseudo_postcode(struct cc_ingest_ctx *ctx, const char *canonical, si
     struct postcode_arg arg = {canonical, len};
     cc_pseudo_memo_get(&ctx->postcode_memo, cc_postcode_pack(canonical, len), compute_postcode,
                        ctx->key, &arg, out);
+}
+
+static int32_t postcode_lsoa(struct cc_ingest_ctx *ctx, const char *canonical, size_t len);
+
+/* The pseudonym and LSOA (-1: not in the lookup) of a canonical postcode:
+ * from the reading thread when it computed them for this row. */
+static void postcode_facts(struct cc_ingest_ctx *ctx, const char *canonical, size_t len,
+                           cc_pseudonym *pseudonym, int32_t *lsoa)
+{
+    if (cc_ingest_ahead_postcode(ctx, canonical, len, pseudonym, lsoa))
+        return;
+    pseudo_postcode(ctx, canonical, len, pseudonym);
+    *lsoa = postcode_lsoa(ctx, canonical, len);
+}
+
+/* The record key of a person (cc_pseudo_record_key). */
+static uint32_t record_key_of(struct cc_ingest_ctx *ctx, const cc_pseudonym *person)
+{
+    uint32_t key;
+    if (cc_ingest_ahead_record_key(ctx, person, &key))
+        return key;
+    return cc_pseudo_record_key(ctx->key, person);
 }
 
 /* ---- field validation with reasons ----------------------------------------- */
@@ -207,7 +232,7 @@ static int64_t create_person_from_record(struct cc_ingest_ctx *ctx, const cc_pse
     in.sex = sex;
     in.lsoa = lsoa < 0 ? UINT16_MAX : (uint16_t)lsoa;
     in.practice = UINT16_MAX;
-    in.record_key = cc_pseudo_record_key(ctx->key, person);
+    in.record_key = record_key_of(ctx, person);
     int64_t idx = cc_store_builder_person(ctx->builder, &in);
     if (idx >= 0) {
         int rc = ensure_registration_slots(ctx, (uint64_t)idx);
@@ -345,24 +370,52 @@ static int open_registrations(struct cc_ingest_ctx *ctx, const char *path, cc_cs
  * which has the real effective dates and withdrawals, is authoritative.
  * This pass runs before any person is stored, so a type 1 opt-out seen on
  * any row keeps every GP-sourced row of that patient out of the store.
+ *
+ * It comes in two halves so that the reading can run on a second thread
+ * while the area lookup and the register feed are taken in:
+ * cc_ingest_registration_scan() reads the file and lists the rows' opt-out
+ * events in file order, touching only its own reader, the key and the
+ * list; cc_ingest_registration_optouts() then records them, after the
+ * register feed, as one pass did before.
  */
-int cc_ingest_registration_optouts(struct cc_ingest_ctx *ctx, const char *path,
-                                   struct cc_feed_report *feed)
+static int scan_event(struct cc_registration_scan *scan, const struct cc_optout_event *ev)
+{
+    if (cc_array_reserve(&scan->events, &scan->cap, scan->n + 1, sizeof *scan->events))
+        return CC_ENOMEM;
+    scan->events[scan->n++] = *ev;
+    return 0;
+}
+
+void cc_ingest_registration_scan(struct cc_registration_scan *scan)
 {
     int cols[R_N];
     cc_csv *csv = NULL;
-    int rc = open_registrations(ctx, path, &csv, cols);
-    if (rc < 0)
-        return rc;
-    if ((rc = cc_db_begin(ctx->db)) < 0)
+    struct cc_ingest_ctx *ctx = scan->ctx;
+    /* A file that cannot be opened or lacks a column has no events here:
+     * pass 2 refuses it, with the reason, before anything is stored. */
+    int rc = cc_csv_open(scan->path, &csv);
+    if (rc < 0) {
+        rc = 0;
         goto out;
+    }
+    cc_csv_drop_column(csv, "given_name");
+    cc_csv_drop_column(csv, "family_name");
+    for (int c = 0; c < R_N; c++)
+        if ((cols[c] = cc_csv_column(csv, registration_columns[c])) < 0) {
+            rc = 0;
+            goto out;
+        }
     const struct cc_csv_field *f;
     uint64_t line;
     while ((rc = cc_csv_next(csv, &f, &line)) != 0) {
         if (rc == CC_EPARSE)
             continue; /* counted in pass 2 */
         if (rc < 0)
-            goto fail;
+            goto out;
+        if (atomic_load_explicit(&scan->stop, memory_order_relaxed)) {
+            rc = 0; /* the run failed: nothing reads the list */
+            goto out;
+        }
         if (f[cols[R_OPTOUT]].len == 0)
             continue;
         int type = 0;
@@ -371,18 +424,12 @@ int cc_ingest_registration_optouts(struct cc_ingest_ctx *ctx, const char *path,
         if (cc_validate_optout_code(FIELD(f, cols[R_OPTOUT]), &type) < 0 || !type ||
             check_nhs(&f[cols[R_NHS]], digits) || check_date(&f[cols[R_DATE]], ctx->today, &day))
             continue; /* rejected, with its reason, in pass 2 */
+        if (ctx->nhs_first && (memcmp(digits, ctx->nhs_first, CC_NHS_NUMBER_DIGITS) < 0 ||
+                               memcmp(digits, ctx->nhs_last, CC_NHS_NUMBER_DIGITS) > 0))
+            scan->nhs_outside_range++; /* as pseudo_nhs() counts it */
         struct cc_optout_event ev = {0};
-        pseudo_nhs(ctx, digits, &ev.person);
-        struct cc_optout_event *history = NULL;
-        size_t n_history = 0;
-        if ((rc = cc_optout_history(ctx->optouts, &ev.person, &history, &n_history)) < 0)
-            goto fail;
-        int known = 0;
-        for (size_t i = 0; i < n_history; i++)
-            known |= history[i].type == type;
-        free(history);
-        if (known)
-            continue;
+        cc_pseudo_nhs(ctx->key, digits, &ev.person);
+        sodium_memzero(digits, sizeof digits);
         ev.type = (uint8_t)type;
         ev.action = CC_OPTOUT_REGISTER;
         ev.source = CC_OPTOUT_SOURCE_GP_REGISTRATION;
@@ -390,7 +437,45 @@ int cc_ingest_registration_optouts(struct cc_ingest_ctx *ctx, const char *path,
         char practice[CC_PRACTICE_CODE_BYTES];
         if (cc_validate_practice_code(FIELD(f, cols[R_PRACTICE]), practice) == 0)
             memcpy(ev.practice_code, practice, sizeof practice);
-        int added = cc_optout_record(ctx->optouts, &ev);
+        if ((rc = scan_event(scan, &ev)) < 0)
+            goto out;
+    }
+out:
+    scan->rc = rc;
+    cc_csv_close(csv);
+}
+
+void cc_ingest_registration_scan_free(struct cc_registration_scan *scan)
+{
+    if (scan->events)
+        sodium_memzero(scan->events, scan->cap * sizeof *scan->events);
+    free(scan->events);
+    scan->events = NULL;
+    scan->n = scan->cap = 0;
+}
+
+int cc_ingest_registration_optouts(struct cc_ingest_ctx *ctx, struct cc_registration_scan *scan,
+                                   struct cc_feed_report *feed)
+{
+    int rc = scan->rc;
+    if (rc < 0)
+        goto fail_read;
+    ctx->nhs_outside_range += scan->nhs_outside_range;
+    if ((rc = cc_db_begin(ctx->db)) < 0)
+        goto fail_read;
+    for (size_t e = 0; e < scan->n; e++) {
+        struct cc_optout_event *ev = &scan->events[e];
+        struct cc_optout_event *history = NULL;
+        size_t n_history = 0;
+        if ((rc = cc_optout_history(ctx->optouts, &ev->person, &history, &n_history)) < 0)
+            goto fail;
+        int known = 0;
+        for (size_t i = 0; i < n_history; i++)
+            known |= history[i].type == ev->type;
+        free(history);
+        if (known)
+            continue;
+        int added = cc_optout_record(ctx->optouts, ev);
         if (added < 0 && added != CC_EINVAL) {
             rc = added;
             goto fail;
@@ -401,12 +486,11 @@ int cc_ingest_registration_optouts(struct cc_ingest_ctx *ctx, const char *path,
     if ((rc = cc_db_commit(ctx->db)) < 0)
         goto fail;
     ctx->report->optout_events_committed += feed->optout_events_added;
-    goto out;
+    return 0;
 fail:
     cc_db_rollback(ctx->db);
-    snprintf(ctx->error, sizeof ctx->error, "%s: %s", path, cc_strerror(rc));
-out:
-    cc_csv_close(csv);
+fail_read:
+    snprintf(ctx->error, sizeof ctx->error, "%s: %s", scan->path, cc_strerror(rc));
     return rc;
 }
 
@@ -441,7 +525,9 @@ int cc_ingest_registrations(struct cc_ingest_ctx *ctx, const char *path,
     int rc = open_registrations(ctx, path, &csv, cols);
     if (rc < 0)
         return rc;
-    if ((rc = cc_ingest_ahead_start(ctx, csv, cols[R_NHS])) < 0)
+    struct cc_ingest_ahead_plan plan = {.nhs = cols[R_NHS], .postcode = cols[R_POSTCODE],
+                                        .identity = -1, .record_key = 1};
+    if ((rc = cc_ingest_ahead_start(ctx, csv, &plan)) < 0)
         goto fail;
     const struct cc_csv_field *f;
     uint64_t line;
@@ -454,6 +540,7 @@ int cc_ingest_registrations(struct cc_ingest_ctx *ctx, const char *path,
         uint8_t sex = 0;
         int optout_type = 0;
         int32_t lsoa = -1;
+        cc_pseudonym postcode_pseudonym;
         int reason = check_nhs(&f[cols[R_NHS]], digits);
         if (!reason)
             reason = check_date(&f[cols[R_DOB]], ctx->today, &dob);
@@ -461,8 +548,11 @@ int cc_ingest_registrations(struct cc_ingest_ctx *ctx, const char *path,
             reason = check_sex(&f[cols[R_SEX]], &sex);
         if (!reason)
             reason = check_postcode(&f[cols[R_POSTCODE]], postcode, &postcode_len);
-        if (!reason && (lsoa = postcode_lsoa(ctx, postcode, postcode_len)) < 0)
-            reason = CC_REJECT_POSTCODE_UNKNOWN + 1;
+        if (!reason) {
+            postcode_facts(ctx, postcode, postcode_len, &postcode_pseudonym, &lsoa);
+            if (lsoa < 0)
+                reason = CC_REJECT_POSTCODE_UNKNOWN + 1;
+        }
         if (!reason && cc_validate_practice_code(FIELD(f, cols[R_PRACTICE]), practice) < 0)
             reason = CC_REJECT_PRACTICE + 1;
         if (!reason)
@@ -487,9 +577,7 @@ int cc_ingest_registrations(struct cc_ingest_ctx *ctx, const char *path,
             /* An older registration than one already seen: the latest one
              * gives the area of residence and the practice; this one an
              * earlier address. */
-            cc_pseudonym earlier;
-            pseudo_postcode(ctx, postcode, postcode_len, &earlier);
-            if ((rc = remember_address(ctx, idx, &earlier, NULL)) < 0)
+            if ((rc = remember_address(ctx, idx, &postcode_pseudonym, NULL)) < 0)
                 goto fail;
             feed->rows_accepted++;
             feed->linked_stage1++;
@@ -503,12 +591,12 @@ int cc_ingest_registrations(struct cc_ingest_ctx *ctx, const char *path,
         }
         struct cc_person_input in = {0};
         in.pseudonym = person;
-        pseudo_postcode(ctx, postcode, postcode_len, &in.postcode_pseudonym);
+        in.postcode_pseudonym = postcode_pseudonym;
         in.dob = dob;
         in.sex = sex;
         in.lsoa = (uint16_t)lsoa;
         in.practice = (uint16_t)practice_index;
-        in.record_key = cc_pseudo_record_key(ctx->key, &person);
+        in.record_key = record_key_of(ctx, &person);
         if (idx < 0)
             feed->persons_created++;
         else if ((rc = remember_address(ctx, idx,
@@ -564,7 +652,8 @@ int cc_ingest_gp_events(struct cc_ingest_ctx *ctx, const char *path, struct cc_f
     if (by_set && (rc = cc_seen_set_init(&seen, cc_csv_file_bytes(csv) / 40 + 1024)) < 0)
         goto fail;
 
-    if ((rc = cc_ingest_ahead_start(ctx, csv, cols[C_NHS])) < 0)
+    struct cc_ingest_ahead_plan plan = {.nhs = cols[C_NHS], .postcode = -1, .identity = -1};
+    if ((rc = cc_ingest_ahead_start(ctx, csv, &plan)) < 0)
         goto fail;
     const struct cc_csv_field *f;
     uint64_t line;
@@ -677,10 +766,8 @@ static int check_row_person(struct cc_ingest_ctx *ctx, const struct cc_csv_field
         reason = check_sex(sex, &out->sex);
     if (!reason && postcode->len) {
         reason = check_postcode(postcode, canonical, &canonical_len);
-        if (!reason) {
-            pseudo_postcode(ctx, canonical, canonical_len, &out->postcode);
-            out->lsoa = postcode_lsoa(ctx, canonical, canonical_len);
-        }
+        if (!reason)
+            postcode_facts(ctx, canonical, canonical_len, &out->postcode, &out->lsoa);
     }
     if (!reason && out->has_nhs)
         pseudo_nhs(ctx, digits, &out->person);
@@ -753,7 +840,8 @@ static int seen_identity(struct cc_ingest_ctx *ctx, struct cc_seen_set *seen,
                          const struct cc_csv_field *key, uint8_t identity[CC_FEED_IDENTITY_BYTES])
 {
     uint64_t a, b;
-    cc_pseudo_record_identity(ctx->key, source, key->data, key->len, identity);
+    if (!cc_ingest_ahead_identity(ctx, source, key, identity))
+        cc_pseudo_record_identity(ctx->key, source, key->data, key->len, identity);
     memcpy(&a, identity, 8);
     memcpy(&b, identity + 8, 8);
     if (cc_seen_set_has(&ctx->stored_feed_identities, a, b)) {
@@ -847,7 +935,9 @@ int cc_ingest_hospital(struct cc_ingest_ctx *ctx, const char *path, struct cc_fe
     if ((rc = cc_seen_set_init(&seen, cc_csv_file_bytes(csv) / 80 + 1024)) < 0)
         goto fail;
 
-    if ((rc = cc_ingest_ahead_start(ctx, csv, cols[C_NHS])) < 0)
+    struct cc_ingest_ahead_plan plan = {.nhs = cols[C_NHS], .postcode = cols[C_POSTCODE],
+                                        .identity = cols[C_KEY], .identity_source = 'H'};
+    if ((rc = cc_ingest_ahead_start(ctx, csv, &plan)) < 0)
         goto fail;
     const struct cc_csv_field *f;
     uint64_t line;
@@ -957,7 +1047,9 @@ int cc_ingest_community(struct cc_ingest_ctx *ctx, const char *path, struct cc_f
     if ((rc = cc_seen_set_init(&seen, cc_csv_file_bytes(csv) / 80 + 1024)) < 0)
         goto fail;
 
-    if ((rc = cc_ingest_ahead_start(ctx, csv, cols[C_NHS])) < 0)
+    struct cc_ingest_ahead_plan plan = {.nhs = cols[C_NHS], .postcode = cols[C_POSTCODE],
+                                        .identity = cols[C_KEY], .identity_source = 'C'};
+    if ((rc = cc_ingest_ahead_start(ctx, csv, &plan)) < 0)
         goto fail;
     const struct cc_csv_field *f;
     uint64_t line;

@@ -7,6 +7,7 @@
 #ifndef CC_INGEST_INTERNAL_H
 #define CC_INGEST_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -118,15 +119,38 @@ int cc_ingest_origin_finish(sqlite3 *db, struct cc_ingest_origin *o, uint64_t ve
  * then cc_ingest_next_row() as before, and cc_ingest_close_feed() instead
  * of cc_csv_close(). Rows, lines and outcomes are those cc_csv_next()
  * gives, in its order. If no thread can be started, the feed is read on
- * this one. 0 or CC_ENOMEM. */
+ * this one. 0 or CC_ENOMEM.
+ *
+ * The plan names the columns whose keyed hashes the reading thread computes
+ * for each row (-1: none). The cc_ingest_ahead_* accessors hand them to the
+ * ingest thread: each returns 1 with the value if the current row has it
+ * for exactly the input asked about, else 0, and the caller computes it
+ * itself; so a feed's results never depend on whether a thread ran. */
+struct cc_ingest_ahead_plan {
+    int nhs;      /* the NHS number: its pseudonym */
+    int postcode; /* the postcode: its pseudonym and LSOA */
+    int identity; /* the record's own key: its identity (cc_pseudo_record_identity) */
+    uint8_t identity_source; /* the source byte of the identity */
+    int record_key;          /* non-zero: the record key of the NHS number's person */
+};
 struct cc_ingest_ahead;
 struct cc_ingest_ctx;
-int cc_ingest_ahead_start(struct cc_ingest_ctx *ctx, cc_csv *csv, int nhs_column);
-/* The pseudonym of the current row's NHS number (the column given as
- * nhs_column, -1 for none), computed on the reading thread: 1 with *out if
- * the row's number is valid and is digits, else 0 (then compute it). */
+int cc_ingest_ahead_start(struct cc_ingest_ctx *ctx, cc_csv *csv,
+                          const struct cc_ingest_ahead_plan *plan);
+/* The pseudonym of the current row's NHS number, if these are its digits. */
 int cc_ingest_ahead_nhs(const struct cc_ingest_ctx *ctx,
                         const char digits[CC_NHS_NUMBER_DIGITS], cc_pseudonym *out);
+/* The record key of the current row's person, if person is its pseudonym. */
+int cc_ingest_ahead_record_key(const struct cc_ingest_ctx *ctx, const cc_pseudonym *person,
+                               uint32_t *out);
+/* The pseudonym and LSOA (-1: not in the lookup) of the current row's
+ * postcode, if canonical is its canonical form. */
+int cc_ingest_ahead_postcode(const struct cc_ingest_ctx *ctx, const char *canonical, size_t len,
+                             cc_pseudonym *pseudonym, int32_t *lsoa);
+/* The identity of the current row's record, if key is the field of the
+ * plan's identity column and source its source. */
+int cc_ingest_ahead_identity(const struct cc_ingest_ctx *ctx, uint8_t source,
+                             const struct cc_csv_field *key, uint8_t out[CC_FEED_IDENTITY_BYTES]);
 /* The next row, as cc_csv_next() returns it (1, 0 at the end, CC_EPARSE
  * with *problem, or an error). */
 int cc_ingest_ahead_next(struct cc_ingest_ctx *ctx, const struct cc_csv_field **fields,
@@ -188,7 +212,13 @@ struct cc_ingest_ctx {
     uint64_t rows_total; /* for the test kill point */
     uint64_t kill_at_rows;
     FILE *link_trace; /* CC_TEST_LINK_TRACE (cc_ingest_trace_link), else NULL */
+    /* CC_TEST_ONE_THREAD=1: every feed read on the ingest thread, as when
+     * no second thread can be started (a test compares the two) */
+    int one_thread;
     struct cc_ingest_ahead *ahead; /* the feed being read ahead, or NULL */
+    /* the reading threads' own memo of postcodes (pseudonym and LSOA; one
+     * thread at a time, cc_ingest_ahead.c) */
+    struct cc_u64_map ahead_postcode_memo;
     /* earlier addresses of persons seen in this run, for stage 2: a
      * registration replaced by a newer one, a hospital or community row
      * linked by NHS number at another postcode than the person's current */
@@ -247,7 +277,23 @@ int cc_ingest_areas(struct cc_ingest_ctx *ctx, const char *areas_path, struct cc
 
 /* The patient-level feeds. */
 int cc_ingest_optout_feed(struct cc_ingest_ctx *ctx, const char *path, struct cc_feed_report *feed);
-int cc_ingest_registration_optouts(struct cc_ingest_ctx *ctx, const char *path,
+/* Pass 1 over the registrations (cc_ingest_feeds.c): the scan lists the
+ * opt-out events the rows carry, on any thread (it reads ctx's key, today
+ * and NHS number range, nothing else of ctx, and stops early when stop is
+ * set); cc_ingest_registration_optouts() records them on the ingest
+ * thread, after the register feed: 0 or a CC_E* code (ctx->error). */
+struct cc_registration_scan {
+    struct cc_ingest_ctx *ctx;
+    const char *path;
+    atomic_int stop;
+    int rc;
+    struct cc_optout_event *events; /* in file order */
+    size_t n, cap;
+    uint64_t nhs_outside_range; /* added to ctx's when recorded */
+};
+void cc_ingest_registration_scan(struct cc_registration_scan *scan);
+void cc_ingest_registration_scan_free(struct cc_registration_scan *scan);
+int cc_ingest_registration_optouts(struct cc_ingest_ctx *ctx, struct cc_registration_scan *scan,
                                    struct cc_feed_report *feed);
 int cc_ingest_registrations(struct cc_ingest_ctx *ctx, const char *path,
                             struct cc_feed_report *feed);
