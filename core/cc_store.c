@@ -13,6 +13,7 @@
  */
 #include "cc_store.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -277,12 +278,19 @@ static void merge_sort_by_pseudonym(uint32_t *idx, uint32_t *tmp, uint32_t n,
  * buckets, stable), recursively, until a bucket fits in cache; each bucket
  * is then finished with LSD passes (256 sequential streams, few enough for
  * L1 and the TLB) that never leave the cache.
+ *
+ * An array of RADIX_PARALLEL_MIN elements or more is split on two cores:
+ * each half of it is counted and scattered by its own thread, the first
+ * half's elements placed before the second's in every bucket (so the sort
+ * stays stable and its result does not depend on the threads), and then
+ * each thread finishes the buckets of one half of the elements.
  */
 #define RADIX_BITS 8
 #define RADIX_SIZE ((uint64_t)1 << RADIX_BITS)
 #define RADIX_MSD_BITS 11
 #define RADIX_MSD_SIZE ((uint64_t)1 << RADIX_MSD_BITS)
 #define RADIX_IN_CACHE_BYTES ((uint64_t)1 << 20) /* measured best of 256 KiB..4 MiB */
+#define RADIX_PARALLEL_MIN ((uint64_t)1 << 22)
 
 struct radix_arrays {
     uint64_t *keys;
@@ -329,9 +337,127 @@ static int radix_offsets(const uint64_t *keys, uint64_t n, int shift, uint64_t m
     return 1;
 }
 
-/* Sorts src[0..n) by bits [low_bit, high_bit) into dst; src is scratch. */
 static void radix_sort_to(struct radix_arrays src, struct radix_arrays dst, uint64_t n,
-                          int low_bit, int high_bit)
+                          int low_bit, int high_bit, int threads);
+
+/* Sorts the MSD buckets [d_from, d_to) of dst (each via src, then back). */
+static void radix_buckets(struct radix_arrays src, struct radix_arrays dst, const uint64_t *start,
+                          uint64_t d_from, uint64_t d_to, int low_bit, int shift)
+{
+    for (uint64_t d = d_from; d < d_to; d++) {
+        uint64_t begin = start[d], count = start[d + 1] - begin;
+        if (count <= 1)
+            continue;
+        struct radix_arrays bucket_src = {dst.keys + begin, dst.values ? dst.values + begin : NULL};
+        struct radix_arrays bucket_dst = {src.keys + begin, src.values ? src.values + begin : NULL};
+        radix_sort_to(bucket_src, bucket_dst, count, low_bit, shift, 1);
+        radix_copy((struct radix_arrays){dst.keys + begin, bucket_src.values},
+                   (struct radix_arrays){src.keys + begin, bucket_dst.values}, 0, count);
+    }
+}
+
+/* One thread's share of a split MSD pass: elements [from, to) of src are
+ * counted (at: per-digit counts), then scattered (at: their offsets in
+ * dst), then buckets [d_from, d_to) are finished. */
+struct radix_half {
+    struct radix_arrays src, dst;
+    uint64_t from, to, d_from, d_to;
+    int shift, low_bit;
+    uint64_t mask;
+    const uint64_t *start;
+    uint64_t at[RADIX_MSD_SIZE];
+    enum { RADIX_COUNT, RADIX_SCATTER, RADIX_BUCKETS } step;
+};
+
+static void *radix_half_run(void *arg)
+{
+    struct radix_half *h = arg;
+    switch (h->step) {
+    case RADIX_COUNT:
+        memset(h->at, 0, (h->mask + 1) * sizeof *h->at);
+        for (uint64_t i = h->from; i < h->to; i++)
+            h->at[(h->src.keys[i] >> h->shift) & h->mask]++;
+        break;
+    case RADIX_SCATTER: {
+        struct radix_arrays part = {h->src.keys + h->from,
+                                    h->src.values ? h->src.values + h->from : NULL};
+        radix_scatter(part, h->dst, h->to - h->from, h->shift, h->mask, h->at);
+        break;
+    }
+    case RADIX_BUCKETS:
+        radix_buckets(h->src, h->dst, h->start, h->d_from, h->d_to, h->low_bit, h->shift);
+        break;
+    }
+    return NULL;
+}
+
+/* Runs both halves' current step, the second on another thread if one can
+ * be started. */
+static void radix_both(struct radix_half h[2])
+{
+    pthread_t helper;
+    int started = pthread_create(&helper, NULL, radix_half_run, &h[1]) == 0;
+    radix_half_run(&h[0]);
+    if (started)
+        pthread_join(helper, NULL);
+    else
+        radix_half_run(&h[1]);
+}
+
+/* The MSD pass of radix_sort_to on two threads (threads > 1): 1 when done,
+ * 0 when every key has the same top digit (the caller goes on below it), or
+ * CC_ENOMEM when the halves' state cannot be allocated (the caller sorts on
+ * one thread). */
+static int radix_msd_split(struct radix_arrays src, struct radix_arrays dst, uint64_t n,
+                           int low_bit, int shift, uint64_t msd_mask)
+{
+    struct radix_half *h = calloc(2, sizeof *h);
+    if (!h)
+        return CC_ENOMEM;
+    for (int t = 0; t < 2; t++) {
+        h[t].src = src;
+        h[t].dst = dst;
+        h[t].from = t ? n / 2 : 0;
+        h[t].to = t ? n : n / 2;
+        h[t].shift = shift;
+        h[t].low_bit = low_bit;
+        h[t].mask = msd_mask;
+        h[t].step = RADIX_COUNT;
+    }
+    radix_both(h);
+    uint64_t start[RADIX_MSD_SIZE + 1], sum = 0;
+    for (uint64_t d = 0; d <= msd_mask; d++) {
+        uint64_t first = h[0].at[d], second = h[1].at[d];
+        if (first + second == n) {
+            free(h);
+            return 0;
+        }
+        start[d] = sum;
+        h[0].at[d] = sum;
+        h[1].at[d] = sum + first;
+        sum += first + second;
+    }
+    start[msd_mask + 1] = n;
+    h[0].step = h[1].step = RADIX_SCATTER;
+    radix_both(h);
+    /* the buckets in two runs of about n / 2 elements */
+    uint64_t mid = 0;
+    while (mid <= msd_mask && start[mid] < n / 2)
+        mid++;
+    h[0].d_from = 0;
+    h[0].d_to = h[1].d_from = mid;
+    h[1].d_to = msd_mask + 1;
+    h[0].start = h[1].start = start;
+    h[0].step = h[1].step = RADIX_BUCKETS;
+    radix_both(h);
+    free(h);
+    return 1;
+}
+
+/* Sorts src[0..n) by bits [low_bit, high_bit) into dst; src is scratch.
+ * threads > 1 lets the MSD pass of a large array use two. */
+static void radix_sort_to(struct radix_arrays src, struct radix_arrays dst, uint64_t n,
+                          int low_bit, int high_bit, int threads)
 {
     uint64_t at[RADIX_SIZE];
     if (n <= 1 || high_bit <= low_bit) {
@@ -370,24 +496,24 @@ static void radix_sort_to(struct radix_arrays src, struct radix_arrays dst, uint
         msd_bits = high_bit - low_bit;
     uint64_t msd_mask = ((uint64_t)1 << msd_bits) - 1;
     int shift = high_bit - msd_bits;
+    if (threads > 1 && n >= RADIX_PARALLEL_MIN) {
+        int done = radix_msd_split(src, dst, n, low_bit, shift, msd_mask);
+        if (done == 1)
+            return;
+        if (done == 0) {
+            radix_sort_to(src, dst, n, low_bit, shift, threads);
+            return;
+        }
+    }
     if (!radix_offsets(src.keys, n, shift, msd_mask, msd_at)) {
-        radix_sort_to(src, dst, n, low_bit, shift);
+        radix_sort_to(src, dst, n, low_bit, shift, threads);
         return;
     }
     uint64_t start[RADIX_MSD_SIZE + 1];
     memcpy(start, msd_at, (msd_mask + 1) * sizeof *msd_at);
     start[msd_mask + 1] = n;
     radix_scatter(src, dst, n, shift, msd_mask, msd_at);
-    for (uint64_t d = 0; d <= msd_mask; d++) {
-        uint64_t begin = start[d], count = start[d + 1] - begin;
-        if (count <= 1)
-            continue;
-        struct radix_arrays bucket_src = {dst.keys + begin, dst.values ? dst.values + begin : NULL};
-        struct radix_arrays bucket_dst = {src.keys + begin, src.values ? src.values + begin : NULL};
-        radix_sort_to(bucket_src, bucket_dst, count, low_bit, shift);
-        radix_copy((struct radix_arrays){dst.keys + begin, bucket_src.values},
-                   (struct radix_arrays){src.keys + begin, bucket_dst.values}, 0, count);
-    }
+    radix_buckets(src, dst, start, 0, msd_mask + 1, low_bit, shift);
 }
 
 int store_radix_sort(uint64_t **keys, uint32_t **values, uint64_t n, int low_bit, int high_bit)
@@ -403,7 +529,7 @@ int store_radix_sort(uint64_t **keys, uint32_t **values, uint64_t n, int low_bit
         free(dst.values);
         return CC_ENOMEM;
     }
-    radix_sort_to(src, dst, n, low_bit, high_bit);
+    radix_sort_to(src, dst, n, low_bit, high_bit, 2);
     free(src.keys);
     *keys = dst.keys;
     if (values) {

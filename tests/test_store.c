@@ -1091,6 +1091,60 @@ Test(store, radix_sort_is_stable_and_sorts_only_the_requested_bits)
     free(values);
 }
 
+/* A key made from its value alone, with bits outside [4, 36) that must not
+ * take part and about 2^20 distinct keys in range, so equal keys abound. */
+static uint64_t key_of_value(uint32_t v, uint64_t in_range_mask)
+{
+    uint64_t h = (uint64_t)v * 0x9e3779b97f4a7c15ULL;
+    return (h >> 60) << 60 | ((h >> 20) & in_range_mask) << 4 | (h & 0xf);
+}
+
+Test(store, radix_sort_on_two_threads_is_stable_and_keeps_keys_with_values)
+{
+    /* over RADIX_PARALLEL_MIN elements: the MSD pass is split between two
+     * threads; every element is checked against the value it carries */
+    uint64_t n = 5000000;
+    uint64_t masks[2] = {0xfffff, 0x3ff}; /* spread over the top digit, or all in its first */
+    for (int m = 0; m < 2; m++) {
+        uint64_t *keys = malloc(n * sizeof *keys);
+        uint32_t *values = malloc(n * sizeof *values);
+        cr_assert(keys && values);
+        for (uint64_t i = 0; i < n; i++) {
+            values[i] = (uint32_t)i;
+            keys[i] = key_of_value((uint32_t)i, masks[m]);
+        }
+        cr_assert_eq(store_radix_sort(&keys, &values, n, 4, 36), 0);
+        uint64_t seen = 0;
+        for (uint64_t i = 0; i < n; i++) {
+            cr_assert_eq(keys[i], key_of_value(values[i], masks[m]), "key and value parted at %llu",
+                         (unsigned long long)i);
+            seen += values[i];
+            if (i == 0)
+                continue;
+            uint64_t a = (keys[i - 1] >> 4) & 0xffffffff, b = (keys[i] >> 4) & 0xffffffff;
+            cr_assert_leq(a, b, "not sorted at %llu", (unsigned long long)i);
+            if (a == b)
+                cr_assert_lt(values[i - 1], values[i], "not stable at %llu", (unsigned long long)i);
+        }
+        cr_assert_eq(seen, n * (n - 1) / 2, "every value once");
+        free(keys);
+        free(values);
+    }
+    /* keys alone */
+    uint64_t *keys = malloc(n * sizeof *keys), sum = 0, sorted_sum = 0;
+    cr_assert(keys);
+    for (uint64_t i = 0; i < n; i++)
+        sum += keys[i] = key_of_value((uint32_t)i, 0xfffff) >> 4;
+    cr_assert_eq(store_radix_sort(&keys, NULL, n, 0, 32), 0);
+    for (uint64_t i = 0; i < n; i++) {
+        sorted_sum += keys[i];
+        if (i)
+            cr_assert_leq(keys[i - 1] & 0xffffffff, keys[i] & 0xffffffff);
+    }
+    cr_assert_eq(sorted_sum, sum);
+    free(keys);
+}
+
 /* ---- keyed checksums (format 4) ------------------------------------------------------- */
 
 Test(store, a_snapshot_written_with_another_key_is_refused, .init = make_tmp_dir,
