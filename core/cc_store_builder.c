@@ -22,6 +22,7 @@
  */
 #include "cc_store.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -538,6 +539,58 @@ static int64_t sort_feed_identities(cc_store_builder *b)
     b->feed_identity = sorted;
     b->feed_identity_cap = n;
     return (int64_t)kept;
+}
+
+/* The sorts of finish() that need only the person pseudonyms and the feed
+ * identities, run on a second thread while the records and postings are
+ * ordered on the first (they touch nothing else of the builder). */
+struct side_sorts {
+    cc_store_builder *b;
+    uint32_t *by_pseudonym; /* [n_persons], filled and sorted */
+    int rc;
+    int64_t n_ids; /* sort_feed_identities' result */
+};
+
+static void *side_sorts_run(void *arg)
+{
+    struct side_sorts *w = arg;
+    uint32_t n_persons = (uint32_t)w->b->n_persons;
+    for (uint32_t p = 0; p < n_persons; p++)
+        w->by_pseudonym[p] = p;
+    w->rc = store_sort_persons_by_pseudonym(w->by_pseudonym, n_persons, w->b->person_pseudonym);
+    if (!w->rc && (w->n_ids = sort_feed_identities(w->b)) < 0)
+        w->rc = (int)w->n_ids;
+    return NULL;
+}
+
+/* Sorts each code's postings [code_first[c], code_first[c + 1]) of codes
+ * [c_from, c_to) on their record bits, in cache, with a buffer of its own. */
+struct posting_sorts {
+    uint64_t *postings;
+    const uint64_t *code_first;
+    uint32_t c_from, c_to;
+    int record_bits;
+    int rc;
+};
+
+static void *posting_sorts_run(void *arg)
+{
+    struct posting_sorts *w = arg;
+    uint64_t longest = 0;
+    for (uint32_t c = w->c_from; c < w->c_to; c++)
+        if (w->code_first[c + 1] - w->code_first[c] > longest)
+            longest = w->code_first[c + 1] - w->code_first[c];
+    uint64_t *buffer = store_alloc((longest ? longest : 1) * sizeof *buffer);
+    if (!buffer) {
+        w->rc = CC_ENOMEM;
+        return NULL;
+    }
+    for (uint32_t c = w->c_from; c < w->c_to; c++)
+        store_sort_keys_small(w->postings + w->code_first[c], buffer,
+                              w->code_first[c + 1] - w->code_first[c], 8, 8 + w->record_bits);
+    free(buffer);
+    w->rc = 0;
+    return NULL;
 }
 
 int cc_store_builder_drop_records(cc_store_builder *b, uint32_t person, uint8_t setting)
@@ -1196,7 +1249,10 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
 {
     struct cc_store *s = calloc(1, sizeof *s);
     uint32_t *code_rank = NULL, *new_index = NULL;
-    uint64_t *code_first = NULL, *postings = NULL, *sort_buffer = NULL;
+    uint64_t *code_first = NULL, *postings = NULL;
+    struct side_sorts side = {.b = b, .rc = CC_ENOMEM};
+    pthread_t side_thread;
+    int side_running = 0;
     int rc = CC_ENOMEM;
     *out = NULL;
     if (!s)
@@ -1212,6 +1268,17 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
             if (b->record_setting[r] &&
                 r < drop_mark_of(b, b->record_person[r], b->record_setting[r]))
                 b->record_setting[r] = 0;
+
+    /* persons by pseudonym and the feed identities, beside the rest */
+    uint64_t n_persons = b->n_persons;
+    uint32_t *by_pseudonym = store_alloc((n_persons ? n_persons : 1) * 4);
+    s->section[STORE_SECTION_PERSON_BY_PSEUDONYM] = by_pseudonym;
+    if (!by_pseudonym)
+        goto out;
+    side.by_pseudonym = by_pseudonym;
+    side_running = pthread_create(&side_thread, NULL, side_sorts_run, &side) == 0;
+    if (!side_running)
+        side_sorts_run(&side); /* no second thread: here, first */
 
     if ((rc = finish_practices(b, s)) || (rc = finish_codes(b, s, &code_rank)) ||
         (rc = order_records(b, s, &new_index)))
@@ -1262,18 +1329,24 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
     uint64_t n_kept = s->counts.n_records;
     if ((rc = store_radix_sort(&postings, NULL, n_postings, 40, 40 + bits_for(n_codes))))
         goto out;
-    rc = CC_ENOMEM;
-    uint64_t longest = 0;
-    for (uint32_t c = 0; c < n_codes; c++)
-        if (code_first[c + 1] - code_first[c] > longest)
-            longest = code_first[c + 1] - code_first[c];
-    if (!(sort_buffer = store_alloc(longest * sizeof *sort_buffer)))
+    /* each code's list on its record bits: the codes in two runs of about
+     * half the postings each, the second on another thread */
+    uint32_t mid = 0;
+    while (mid < n_codes && code_first[mid] < n_postings / 2)
+        mid++;
+    struct posting_sorts halves[2] = {
+        {postings, code_first, 0, mid, bits_for(n_kept), CC_ENOMEM},
+        {postings, code_first, mid, n_codes, bits_for(n_kept), CC_ENOMEM}};
+    pthread_t helper;
+    int helped = pthread_create(&helper, NULL, posting_sorts_run, &halves[1]) == 0;
+    posting_sorts_run(&halves[0]);
+    if (helped)
+        pthread_join(helper, NULL);
+    else
+        posting_sorts_run(&halves[1]);
+    if ((rc = halves[0].rc) || (rc = halves[1].rc))
         goto out;
-    for (uint32_t c = 0; c < n_codes; c++)
-        store_sort_keys_small(postings + code_first[c], sort_buffer,
-                              code_first[c + 1] - code_first[c], 8, 8 + bits_for(n_kept));
-    free(sort_buffer);
-    sort_buffer = NULL;
+    rc = CC_ENOMEM;
     uint32_t *posting_records = store_alloc(n_postings * 4);
     s->section[STORE_SECTION_POSTING_RECORDS] = posting_records;
     if (!posting_records)
@@ -1284,8 +1357,15 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
     free(postings);
     postings = NULL;
 
-    /* person columns move over as they are */
-    uint64_t n_persons = b->n_persons;
+    /* person columns move over as they are, once the side sorts are done
+     * with the pseudonyms */
+    if (side_running) {
+        pthread_join(side_thread, NULL);
+        side_running = 0;
+    }
+    if ((rc = side.rc))
+        goto out;
+    rc = CC_ENOMEM;
     s->section[STORE_SECTION_PERSON_PSEUDONYM] =
         take_column((void **)&b->person_pseudonym, n_persons * sizeof(cc_pseudonym));
     s->section[STORE_SECTION_PERSON_POSTCODE_PSEUDONYM] =
@@ -1297,28 +1377,14 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
         take_column((void **)&b->person_practice, n_persons * 2);
     s->section[STORE_SECTION_PERSON_RECORD_KEY] =
         take_column((void **)&b->person_record_key, n_persons * 4);
-    uint32_t *by_pseudonym = store_alloc(n_persons * 4);
-    s->section[STORE_SECTION_PERSON_BY_PSEUDONYM] = by_pseudonym;
-    if (!by_pseudonym)
-        goto out;
-    for (uint32_t p = 0; p < n_persons; p++)
-        by_pseudonym[p] = p;
-    if ((rc = store_sort_persons_by_pseudonym(by_pseudonym, (uint32_t)n_persons,
-                                              s->section[STORE_SECTION_PERSON_PSEUDONYM])))
-        goto out;
 
     for (int sec = 0; sec <= STORE_SECTION_POSTCODE_LSOA; sec++) {
         s->section[sec] = b->area_section[sec];
         b->area_section[sec] = NULL;
     }
 
-    /* feed identities: sorted, each once */
-    int64_t sorted_ids = sort_feed_identities(b);
-    if (sorted_ids < 0) {
-        rc = (int)sorted_ids;
-        goto out;
-    }
-    uint64_t n_ids = (uint64_t)sorted_ids;
+    /* feed identities: sorted, each once (by the side sorts) */
+    uint64_t n_ids = (uint64_t)side.n_ids;
     s->counts.n_feed_identities = n_ids;
     s->section[STORE_SECTION_FEED_IDENTITY] =
         take_column((void **)&b->feed_identity, n_ids * CC_FEED_IDENTITY_BYTES);
@@ -1337,10 +1403,11 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
     s = NULL;
     rc = 0;
 out:
+    if (side_running)
+        pthread_join(side_thread, NULL);
     free(code_rank);
     free(new_index);
     free(postings);
-    free(sort_buffer);
     cc_store_free(s);
     cc_store_builder_free(b);
     return rc;
