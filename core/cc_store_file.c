@@ -18,6 +18,7 @@
  * anywhere but path.tmp before the rename; leave path.tmp behind on failure;
  * put the contents of a row into an error message.
  */
+#define _GNU_SOURCE /* sync_file_range */
 #include "cc_store.h"
 
 #include <errno.h>
@@ -243,11 +244,79 @@ static int sync_parent_directory(const char *path)
     return rc;
 }
 
+/* Shares the sections not in skip between two threads, largest first, to
+ * whichever has fewer bytes so far: mine[t][i] says thread t has section i.
+ * Hashing costs about as much as the I/O, so both load and save split it. */
+static void share_sections(const struct table_entry *table, const uint8_t skip[STORE_N_SECTIONS],
+                           uint8_t mine[2][STORE_N_SECTIONS])
+{
+    uint64_t assigned[2] = {0, 0};
+    uint8_t taken[STORE_N_SECTIONS];
+    memcpy(taken, skip, sizeof taken);
+    memset(mine, 0, 2 * STORE_N_SECTIONS);
+    for (;;) {
+        int largest = -1;
+        for (int i = 0; i < STORE_N_SECTIONS; i++)
+            if (!taken[i] && (largest < 0 || table[i].length > table[largest].length))
+                largest = i;
+        if (largest < 0)
+            break;
+        taken[largest] = 1;
+        int to = assigned[1] < assigned[0];
+        mine[to][largest] = 1;
+        assigned[to] += table[largest].length;
+    }
+}
+
+/* The sections one thread of a save writes, each with the zero padding
+ * before it and hashed chunk by chunk just before the chunk is written; the
+ * writeback of each is started at once, so that the fsync after finds most
+ * of the file on its way to the disk. */
+struct write_job {
+    int fd;
+    const uint8_t *key;
+    struct table_entry *table;
+    const cc_store *store;
+    uint8_t mine[STORE_N_SECTIONS];
+    int rc;
+};
+
+static void *write_job_run(void *arg)
+{
+    static const uint8_t zeros[8] = {0};
+    struct write_job *job = arg;
+    struct table_entry *table = job->table;
+    for (int s = 0; s < STORE_N_SECTIONS && !job->rc; s++) {
+        if (!job->mine[s])
+            continue;
+        uint64_t gap_from = s ? table[s - 1].offset + table[s - 1].length : STORE_HEADER_BYTES;
+        if (table[s].offset > gap_from &&
+            (job->rc = write_all_at(job->fd, zeros, table[s].offset - gap_from, gap_from)))
+            break;
+        crypto_generichash_state state;
+        crypto_generichash_init(&state, job->key, CC_STORE_KEY_BYTES, STORE_CHECKSUM_BYTES);
+        const uint8_t *data = job->store->section[s];
+        for (uint64_t done = 0; done < table[s].length; done += STORE_IO_CHUNK_BYTES) {
+            uint64_t chunk = table[s].length - done;
+            if (chunk > STORE_IO_CHUNK_BYTES)
+                chunk = STORE_IO_CHUNK_BYTES;
+            crypto_generichash_update(&state, data + done, chunk);
+            if ((job->rc = write_all_at(job->fd, data + done, chunk, table[s].offset + done)))
+                break;
+        }
+        crypto_generichash_final(&state, table[s].checksum, STORE_CHECKSUM_BYTES);
+        /* a hint only (the fsync is what makes the file durable) */
+        (void)sync_file_range(job->fd, (off_t)gap_from,
+                              (off_t)(table[s].offset + table[s].length - gap_from),
+                              SYNC_FILE_RANGE_WRITE);
+    }
+    return NULL;
+}
+
 int cc_store_save(const cc_store *store, const char *path, const uint8_t key[CC_STORE_KEY_BYTES])
 {
     struct table_entry table[STORE_N_SECTIONS];
     uint8_t header[STORE_HEADER_BYTES];
-    static const uint8_t zeros[8] = {0};
     char *tmp_path = NULL;
     int fd = -1;
     int rc = CC_ENOMEM;
@@ -269,27 +338,24 @@ int cc_store_save(const cc_store *store, const char *path, const uint8_t key[CC_
     fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         goto fail;
-    /* sections first, each hashed chunk by chunk just before it is written,
-     * then the header that holds their checksums */
-    uint64_t end = STORE_HEADER_BYTES;
-    for (int s = 0; s < STORE_N_SECTIONS; s++) {
-        if (table[s].offset > end &&
-            (rc = write_all_at(fd, zeros, table[s].offset - end, end)))
-            goto fail;
-        crypto_generichash_state state;
-        crypto_generichash_init(&state, key, CC_STORE_KEY_BYTES, STORE_CHECKSUM_BYTES);
-        const uint8_t *data = store->section[s];
-        for (uint64_t done = 0; done < table[s].length; done += STORE_IO_CHUNK_BYTES) {
-            uint64_t chunk = table[s].length - done;
-            if (chunk > STORE_IO_CHUNK_BYTES)
-                chunk = STORE_IO_CHUNK_BYTES;
-            crypto_generichash_update(&state, data + done, chunk);
-            if ((rc = write_all_at(fd, data + done, chunk, table[s].offset + done)))
-                goto fail;
-        }
-        crypto_generichash_final(&state, table[s].checksum, STORE_CHECKSUM_BYTES);
-        end = table[s].offset + table[s].length;
+    /* sections first (shared between this thread and one more), then the
+     * header that holds their checksums */
+    struct write_job jobs[2];
+    uint8_t none[STORE_N_SECTIONS] = {0}, mine[2][STORE_N_SECTIONS];
+    share_sections(table, none, mine);
+    for (int j = 0; j < 2; j++) {
+        jobs[j] = (struct write_job){.fd = fd, .key = key, .table = table, .store = store};
+        memcpy(jobs[j].mine, mine[j], sizeof jobs[j].mine);
     }
+    pthread_t helper;
+    int threaded = pthread_create(&helper, NULL, write_job_run, &jobs[1]) == 0;
+    write_job_run(&jobs[0]);
+    if (threaded)
+        pthread_join(helper, NULL);
+    else
+        write_job_run(&jobs[1]);
+    if ((rc = jobs[0].rc) || (rc = jobs[1].rc))
+        goto fail;
     encode_header(header, &store->counts, file_bytes, table, key);
     if ((rc = write_all_at(fd, header, STORE_HEADER_BYTES, 0)))
         goto fail;
@@ -396,10 +462,9 @@ static void *section_job_thread(void *arg)
     return NULL;
 }
 
-/* Reads and checks every section the flags ask for. Hashing costs about as
- * much as reading, so the sections are shared between this thread and one
- * more (largest first, to whichever has less so far): each thread writes
- * only its own entries of store->section. If the thread cannot be started
+/* Reads and checks every section the flags ask for, shared between this
+ * thread and one more (share_sections): each thread writes only its own
+ * entries of store->section. If the thread cannot be started
  * the work is done here. When several sections fail, the one with the
  * lowest id is reported, so the reason does not depend on timing. */
 static int read_sections(int fd, const struct table_entry *table, struct cc_store *store,
@@ -408,25 +473,14 @@ static int read_sections(int fd, const struct table_entry *table, struct cc_stor
 {
     struct section_job jobs[2];
     memset(jobs, 0, sizeof jobs);
-    uint64_t assigned[2] = {0, 0};
-    uint8_t taken[STORE_N_SECTIONS] = {0};
+    uint8_t skip[STORE_N_SECTIONS] = {0}, mine[2][STORE_N_SECTIONS];
     if (flags & CC_STORE_QUERY_ONLY) {
-        taken[STORE_SECTION_PERSON_POSTCODE_PSEUDONYM] = 1;
-        taken[STORE_SECTION_FEED_IDENTITY] = 1;
+        skip[STORE_SECTION_PERSON_POSTCODE_PSEUDONYM] = 1;
+        skip[STORE_SECTION_FEED_IDENTITY] = 1;
     }
-    for (;;) {
-        int largest = -1;
-        for (int i = 0; i < STORE_N_SECTIONS; i++)
-            if (!taken[i] && (largest < 0 || table[i].length > table[largest].length))
-                largest = i;
-        if (largest < 0)
-            break;
-        taken[largest] = 1;
-        int to = assigned[1] < assigned[0];
-        jobs[to].mine[largest] = 1;
-        assigned[to] += table[largest].length;
-    }
+    share_sections(table, skip, mine);
     for (int j = 0; j < 2; j++) {
+        memcpy(jobs[j].mine, mine[j], sizeof jobs[j].mine);
         jobs[j].fd = fd;
         jobs[j].key = key;
         jobs[j].table = table;
