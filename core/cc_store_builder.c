@@ -1269,7 +1269,14 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
                 r < drop_mark_of(b, b->record_person[r], b->record_setting[r]))
                 b->record_setting[r] = 0;
 
-    /* persons by pseudonym and the feed identities, beside the rest */
+    if ((rc = finish_practices(b, s)) || (rc = finish_codes(b, s, &code_rank)) ||
+        (rc = order_records(b, s, &new_index)))
+        goto out;
+
+    /* persons by pseudonym and the feed identities, beside the postings
+     * (not beside the records' sort, whose arrays are the largest: the
+     * peak of memory stays that sort's) */
+    rc = CC_ENOMEM;
     uint64_t n_persons = b->n_persons;
     uint32_t *by_pseudonym = store_alloc((n_persons ? n_persons : 1) * 4);
     s->section[STORE_SECTION_PERSON_BY_PSEUDONYM] = by_pseudonym;
@@ -1278,11 +1285,7 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
     side.by_pseudonym = by_pseudonym;
     side_running = pthread_create(&side_thread, NULL, side_sorts_run, &side) == 0;
     if (!side_running)
-        side_sorts_run(&side); /* no second thread: here, first */
-
-    if ((rc = finish_practices(b, s)) || (rc = finish_codes(b, s, &code_rank)) ||
-        (rc = order_records(b, s, &new_index)))
-        goto out;
+        side_sorts_run(&side); /* no second thread: here */
 
     /* count postings per code in one sequential pass over the side array */
     rc = CC_ENOMEM;
