@@ -481,12 +481,15 @@ static void reference_parse(const char *text, size_t len, struct reference *ref)
     csv_free(&parser);
 }
 
-Test(csv, agrees_with_strict_libcsv_on_random_documents)
+/* Compares the reader with the reference over 3,000 random documents of the
+ * alphabet's bytes; counts malformed-quote rows, rows, and well-formed rows
+ * of documents with a quote in them. */
+static void agree_on_random_documents(const char *alphabet, size_t n_alphabet, uint64_t state,
+                                      size_t *n_bad_quote_out, size_t *n_rows_out,
+                                      size_t *n_quoted_rows_out)
 {
-    static const char alphabet[] = "ab ,,\"\"\r\n\n\t";
-    uint64_t state = 0x9E3779B97F4A7C15ull;
     static struct reference ref;
-    size_t n_bad_quote = 0, n_rows = 0;
+    size_t n_bad_quote = 0, n_rows = 0, n_quoted_rows = 0;
     for (int doc = 0; doc < 3000; doc++) {
         char text[256];
         size_t len = (size_t)sprintf(text, "h1,h2,h3\n");
@@ -494,7 +497,7 @@ Test(csv, agrees_with_strict_libcsv_on_random_documents)
         size_t body = 1 + state % 120;
         for (size_t i = 0; i < body; i++) {
             state ^= state << 13, state ^= state >> 7, state ^= state << 17;
-            text[len++] = alphabet[state % (sizeof alphabet - 1)];
+            text[len++] = alphabet[state % n_alphabet];
         }
         text[len] = '\0';
 
@@ -524,6 +527,7 @@ Test(csv, agrees_with_strict_libcsv_on_random_documents)
                 continue;
             }
             cr_assert_eq(rc, 1, "doc %d row %zu", doc, row);
+            n_quoted_rows += memchr(text + 9, '"', len - 9) != NULL;
             for (size_t i = 0; i < 3; i++) {
                 cr_assert_eq(f[i].len, ref.row_lens[row][i], "doc %d row %zu field %zu", doc, row, i);
                 cr_assert_eq(memcmp(f[i].data, ref.rows[row][i], f[i].len), 0, "doc %d", doc);
@@ -534,9 +538,34 @@ Test(csv, agrees_with_strict_libcsv_on_random_documents)
         unlink(path);
         free(path);
     }
+    *n_bad_quote_out = n_bad_quote;
+    *n_rows_out = n_rows;
+    *n_quoted_rows_out = n_quoted_rows;
+}
+
+Test(csv, agrees_with_strict_libcsv_on_random_documents)
+{
+    static const char alphabet[] = "ab ,,\"\"\r\n\n\t";
+    size_t n_bad_quote, n_rows, n_quoted;
+    agree_on_random_documents(alphabet, sizeof alphabet - 1, 0x9E3779B97F4A7C15ull, &n_bad_quote,
+                              &n_rows, &n_quoted);
     /* the documents exercise both kinds of row */
     cr_assert_gt(n_bad_quote, 100);
     cr_assert_gt(n_rows, n_bad_quote + 100);
+}
+
+/* Without carriage returns most quoted lines are split by the reader's own
+ * quoted-line path (parse_quoted_line) rather than by libcsv: blanks around
+ * quotes, doubled quotes, empty quoted fields, quotes left open, text after
+ * a closing quote. */
+Test(csv, agrees_with_strict_libcsv_on_random_quoted_lines)
+{
+    static const char alphabet[] = "ab  ,,,\"\"\"\n\t";
+    size_t n_bad_quote, n_rows, n_quoted;
+    agree_on_random_documents(alphabet, sizeof alphabet - 1, 0x2545F4914F6CDD1Dull, &n_bad_quote,
+                              &n_rows, &n_quoted);
+    cr_assert_gt(n_bad_quote, 100);
+    cr_assert_gt(n_quoted, 500, "well-formed rows of documents with quotes");
 }
 
 Test(csv, runaway_quote_stops_at_the_row_limit)
