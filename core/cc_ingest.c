@@ -684,6 +684,13 @@ static void *registration_scan(void *arg)
     return NULL;
 }
 
+/* --timings: the time since the run began at the end of each phase. */
+static void phase_done(const struct cc_ingest_options *opt, double started, const char *name)
+{
+    if (opt->timings)
+        fprintf(opt->timings, "phase %-22s %8.2f s\n", name, now_seconds() - started);
+}
+
 int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *report,
                   char *errbuf, size_t errlen)
 {
@@ -710,6 +717,7 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
 
     memset(report, 0, sizeof *report);
     errbuf[0] = '\0';
+    double run_started = now_seconds();
     ctx.opt = opt;
     ctx.report = report;
     ctx.today = opt->today ? opt->today : cc_day_today();
@@ -821,6 +829,7 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
         cc_ingest_origin_note(&ctx.origin, feed->path, vouch, sha256);
     }
 
+    phase_done(opt, run_started, "digests");
     /* The current store, if any, is the base the new one grows from. */
     if ((rc = current_version(ctx.db, &version, base_file, sizeof base_file)) < 0)
         goto out;
@@ -876,6 +885,7 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
         goto out;
     cc_store_free(base);
     base = NULL;
+    phase_done(opt, run_started, "base store");
 
     snprintf(ctx.rejects_path, sizeof ctx.rejects_path, "%s/rejects", opt->data_dir);
     made_rejects_dir = mkdir(ctx.rejects_path, 0700) == 0;
@@ -920,11 +930,13 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
         goto out;
     }
 
+    phase_done(opt, run_started, "reference data");
     /* Opt-outs first: they decide what may be taken in. */
     if (by_kind[CC_FEED_OPTOUTS] &&
         (rc = cc_ingest_optout_feed(&ctx, by_kind[CC_FEED_OPTOUTS],
                                     report_by_kind[CC_FEED_OPTOUTS])) < 0)
         goto fail_feed;
+    phase_done(opt, run_started, "register feed");
     if (by_kind[CC_FEED_GP_REGISTRATIONS]) {
         if (scanning) {
             pthread_join(scan_thread, NULL);
@@ -937,6 +949,7 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
         if (rc < 0)
             goto fail_feed;
     }
+    phase_done(opt, run_started, "registrations pass 1");
     if ((rc = cc_optout_persons_in_force(ctx.optouts, ctx.today, CC_OPTOUT_MASK_TYPE1, &type1,
                                          &n_type1, NULL)) < 0)
         goto fail_feed;
@@ -975,9 +988,11 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
         if (rc < 0)
             goto fail_feed;
     }
+    phase_done(opt, run_started, "patient feeds");
     if ((rc = cc_ingest_link_pending(&ctx)) < 0)
         goto fail_feed;
 
+    phase_done(opt, run_started, "stage 2");
     /* A type 1 opt-out registered after a patient's GP data was stored: that
      * data leaves the store in this version. */
     for (size_t i = 0; i < n_type1; i++) {
@@ -1012,6 +1027,7 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
         goto out;
     }
 
+    phase_done(opt, run_started, "type 1 removals");
     cc_ingest_kill_point(&ctx, "before-finish");
     rc = cc_store_builder_finish(ctx.builder, &store);
     ctx.builder = NULL;
@@ -1020,6 +1036,7 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
         goto out;
     }
 
+    phase_done(opt, run_started, "store built");
     /* Write the new snapshot under a new name; it becomes current only when
      * the transaction below commits. A crash before then leaves an
      * unreferenced file, removed by the next successful ingest. */
@@ -1029,6 +1046,7 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
         snprintf(errbuf, errlen, "%s: cannot write the snapshot (%s)", new_path, cc_strerror(rc));
         goto out;
     }
+    phase_done(opt, run_started, "snapshot written");
     if (ctx.rejects && (rc = sync_rejects(&ctx, opt->data_dir, made_rejects_dir)) < 0) {
         snprintf(errbuf, errlen, "%s: cannot write the rejects report (%s)", ctx.rejects_path,
                  cc_strerror(rc));
@@ -1095,6 +1113,7 @@ int cc_ingest_run(const struct cc_ingest_options *opt, struct cc_ingest_report *
      * durable (WAL, synchronous=FULL), with the manifest of its files. */
     if ((rc = cc_db_commit(ctx.db)) < 0)
         goto fail_db;
+    phase_done(opt, run_started, "committed");
     cc_ingest_kill_point(&ctx, "after-commit");
     remove_old_snapshots(opt->data_dir, new_file, base_file);
     report->store_version = version + 1;

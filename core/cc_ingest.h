@@ -84,6 +84,7 @@ struct cc_ingest_options {
     cc_day today;          /* dates after this are rejected; 0 = the real today */
     FILE *progress;        /* progress lines (rows/s, percent), or NULL */
     FILE *log;             /* summary and notices, or NULL */
+    FILE *timings;         /* the end of each phase, seconds into the run, or NULL */
     int fail_after_rows;   /* testing only: abort (exit) after this many rows; 0 = off */
     int wait_for_lock;     /* another writer holds the lock: wait (1) or refuse (0) */
 };

@@ -1391,3 +1391,49 @@ Test(ingest, the_reading_threads_change_nothing)
     cr_assert_gt(stage2, 0, "stage 2 linked hospital rows");
     free(text);
 }
+
+/* --timings: one line per phase, in the order the run takes them, each at
+ * a time no earlier than the one before. */
+Test(ingest, timings_name_each_phase_in_order)
+{
+    struct cc_ingest_options opt = {0};
+    static char paths[5][600];
+    static const char *const kinds[] = {"areas", "postcodes", "population", "gp_registrations",
+                                        "gp_events"};
+    for (int i = 0; i < 5; i++) {
+        int kind = cc_feed_kind_from_name(kinds[i]);
+        snprintf(paths[i], sizeof paths[i], "%s/%s", feeds, cc_feed_kind_file(kind));
+        opt.files[i].kind = kind;
+        opt.files[i].path = paths[i];
+    }
+    opt.n_files = 5;
+    opt.data_dir = data;
+    opt.key_path = key_path;
+    opt.today = cc_day_from_ymd(2026, 1, 1);
+    char *text = NULL;
+    size_t len = 0;
+    opt.timings = open_memstream(&text, &len);
+    cr_assert(opt.timings);
+    struct cc_ingest_report report;
+    char err[512];
+    cr_assert_eq(cc_ingest_run(&opt, &report, err, sizeof err), 0, "%s", err);
+    fclose(opt.timings);
+    static const char *const phases[] = {"digests",       "base store",          "reference data",
+                                         "register feed", "registrations pass 1", "patient feeds",
+                                         "stage 2",       "type 1 removals",      "store built",
+                                         "snapshot written", "committed"};
+    const char *at = text;
+    double last = 0;
+    for (size_t i = 0; i < sizeof phases / sizeof *phases; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "phase %s ", phases[i]);
+        const char *line = strstr(at, want);
+        cr_assert(line, "no '%s' after the phases before it in:\n%s", phases[i], text);
+        double t = -1;
+        cr_assert_eq(sscanf(line + strlen(want), " %lf s", &t), 1, "%s", line);
+        cr_assert_geq(t, last, "%s", text);
+        last = t;
+        at = line + strlen(want);
+    }
+    free(text);
+}

@@ -35,6 +35,8 @@ static void usage(FILE *out)
             "                      mode 0600; or the environment variable CARECOUNT_KEY\n"
             "  --today YYYY-MM-DD  reject dates after this day (default: today)\n"
             "  --quiet             no progress lines\n"
+            "  --timings           when each phase ended (digests, reference data, ...,\n"
+            "                      snapshot written), on stderr\n"
             "  --wait              if another ingest or opt-out writer holds DIR's lock,\n"
             "                      wait for it to finish (default: refuse at once)\n"
             "  --help              this text\n"
@@ -62,7 +64,8 @@ int cc_cmd_ingest(int argc, char **argv)
     static const struct option longopts[] = {
         {"data", required_argument, NULL, 'd'}, {"key", required_argument, NULL, 'k'},
         {"today", required_argument, NULL, 't'}, {"quiet", no_argument, NULL, 'q'},
-        {"wait", no_argument, NULL, 'w'},       {"help", no_argument, NULL, 'h'},
+        {"wait", no_argument, NULL, 'w'},       {"timings", no_argument, NULL, 'T'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct cc_ingest_options opt = {0};
@@ -89,6 +92,9 @@ int cc_cmd_ingest(int argc, char **argv)
             break;
         case 'w':
             opt.wait_for_lock = 1;
+            break;
+        case 'T':
+            opt.timings = stderr;
             break;
         case 'h':
             usage(stdout);
