@@ -85,11 +85,15 @@ else
     "$cc" keygen "$work/key" > /dev/null
     say "ingest"
     echo "ingest load before: $(load)" >> "$results"
-    /usr/bin/time -o "$work/ingest.time" \
+    # --timings: when each phase ended, into the results beside the time
+    if ! /usr/bin/time -o "$work/ingest.time" \
         -f 'ingest: %e s wall, %U s user, %S s system, %M KB peak' \
-        "$cc" ingest --data "$work/data" --key "$work/key" --quiet "$work/feeds" \
-        > "$work/ingest.log"
-    cat "$work/ingest.time" | tee -a "$results"
+        "$cc" ingest --data "$work/data" --key "$work/key" --quiet --timings "$work/feeds" \
+        > "$work/ingest.log" 2> "$work/ingest.phases"; then
+        cat "$work/ingest.phases" >&2
+        exit 1
+    fi
+    cat "$work/ingest.time" "$work/ingest.phases" | tee -a "$results"
     echo "ingest load after: $(load)" >> "$results"
     grep -iE 'persons|records|linked' "$work/ingest.log" | head -20 || true
 fi
