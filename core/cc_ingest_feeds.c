@@ -525,8 +525,11 @@ int cc_ingest_registrations(struct cc_ingest_ctx *ctx, const char *path,
     int rc = open_registrations(ctx, path, &csv, cols);
     if (rc < 0)
         return rc;
+    /* The reading thread is the slower of the two on this feed (a row per
+     * person: no NHS number's pseudonym is remembered from the row before),
+     * so the record key is computed here. */
     struct cc_ingest_ahead_plan plan = {.nhs = cols[R_NHS], .postcode = cols[R_POSTCODE],
-                                        .identity = -1, .record_key = 1};
+                                        .identity = -1, .record_key = 0};
     if ((rc = cc_ingest_ahead_start(ctx, csv, &plan)) < 0)
         goto fail;
     const struct cc_csv_field *f;
@@ -1047,8 +1050,11 @@ int cc_ingest_community(struct cc_ingest_ctx *ctx, const char *path, struct cc_f
     if ((rc = cc_seen_set_init(&seen, cc_csv_file_bytes(csv) / 80 + 1024)) < 0)
         goto fail;
 
+    /* The reading thread is the slower of the two on this feed, so the
+     * record's identity is computed here (in the hospital feed, whose rows
+     * take this thread longer, it is computed there). */
     struct cc_ingest_ahead_plan plan = {.nhs = cols[C_NHS], .postcode = cols[C_POSTCODE],
-                                        .identity = cols[C_KEY], .identity_source = 'C'};
+                                        .identity = -1};
     if ((rc = cc_ingest_ahead_start(ctx, csv, &plan)) < 0)
         goto fail;
     const struct cc_csv_field *f;

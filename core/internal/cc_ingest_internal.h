@@ -122,7 +122,8 @@ int cc_ingest_origin_finish(sqlite3 *db, struct cc_ingest_origin *o, uint64_t ve
  * this one. 0 or CC_ENOMEM.
  *
  * The plan names the columns whose keyed hashes the reading thread computes
- * for each row (-1: none). The cc_ingest_ahead_* accessors hand them to the
+ * for each row (-1: none). What a feed asks of it balances the two threads:
+ * on each feed the slower one keeps less (measured by thread with perf). The cc_ingest_ahead_* accessors hand them to the
  * ingest thread: each returns 1 with the value if the current row has it
  * for exactly the input asked about, else 0, and the caller computes it
  * itself; so a feed's results never depend on whether a thread ran. */
