@@ -391,17 +391,21 @@ static void *radix_half_run(void *arg)
     return NULL;
 }
 
-/* Runs both halves' current step, the second on another thread if one can
- * be started. */
-static void radix_both(struct radix_half h[2])
+void store_run_pair(void *(*job)(void *), void *first, void *second)
 {
     pthread_t helper;
-    int started = pthread_create(&helper, NULL, radix_half_run, &h[1]) == 0;
-    radix_half_run(&h[0]);
+    int started = pthread_create(&helper, NULL, job, second) == 0;
+    job(first);
     if (started)
         pthread_join(helper, NULL);
     else
-        radix_half_run(&h[1]);
+        job(second);
+}
+
+/* Runs both halves' current step. */
+static void radix_both(struct radix_half h[2])
+{
+    store_run_pair(radix_half_run, &h[0], &h[1]);
 }
 
 /* The MSD pass of radix_sort_to on two threads (threads > 1): 1 when done,

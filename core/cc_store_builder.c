@@ -1340,13 +1340,7 @@ int cc_store_builder_finish(cc_store_builder *b, cc_store **out)
     struct posting_sorts halves[2] = {
         {postings, code_first, 0, mid, bits_for(n_kept), CC_ENOMEM},
         {postings, code_first, mid, n_codes, bits_for(n_kept), CC_ENOMEM}};
-    pthread_t helper;
-    int helped = pthread_create(&helper, NULL, posting_sorts_run, &halves[1]) == 0;
-    posting_sorts_run(&halves[0]);
-    if (helped)
-        pthread_join(helper, NULL);
-    else
-        posting_sorts_run(&halves[1]);
+    store_run_pair(posting_sorts_run, &halves[0], &halves[1]);
     if ((rc = halves[0].rc) || (rc = halves[1].rc))
         goto out;
     rc = CC_ENOMEM;

@@ -24,7 +24,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -347,13 +346,7 @@ int cc_store_save(const cc_store *store, const char *path, const uint8_t key[CC_
         jobs[j] = (struct write_job){.fd = fd, .key = key, .table = table, .store = store};
         memcpy(jobs[j].mine, mine[j], sizeof jobs[j].mine);
     }
-    pthread_t helper;
-    int threaded = pthread_create(&helper, NULL, write_job_run, &jobs[1]) == 0;
-    write_job_run(&jobs[0]);
-    if (threaded)
-        pthread_join(helper, NULL);
-    else
-        write_job_run(&jobs[1]);
+    store_run_pair(write_job_run, &jobs[0], &jobs[1]);
     if ((rc = jobs[0].rc) || (rc = jobs[1].rc))
         goto fail;
     encode_header(header, &store->counts, file_bytes, table, key);
@@ -439,8 +432,9 @@ struct section_job {
     char reason[160];
 };
 
-static void run_section_job(struct section_job *job)
+static void *run_section_job(void *arg)
 {
+    struct section_job *job = arg;
     for (int i = 0; i < STORE_N_SECTIONS; i++) {
         if (!job->mine[i])
             continue;
@@ -449,16 +443,11 @@ static void run_section_job(struct section_job *job)
         if (rc) {
             job->rc = rc;
             job->failed_section = i;
-            return;
+            return NULL;
         }
         job->store->section_alloc_bytes[i] = job->table[i].length ? (size_t)job->table[i].length
                                                                   : 1;
     }
-}
-
-static void *section_job_thread(void *arg)
-{
-    run_section_job(arg);
     return NULL;
 }
 
@@ -487,13 +476,7 @@ static int read_sections(int fd, const struct table_entry *table, struct cc_stor
         jobs[j].store = store;
         jobs[j].failed_section = STORE_N_SECTIONS;
     }
-    pthread_t helper;
-    int threaded = pthread_create(&helper, NULL, section_job_thread, &jobs[1]) == 0;
-    run_section_job(&jobs[0]);
-    if (threaded)
-        pthread_join(helper, NULL);
-    else
-        run_section_job(&jobs[1]);
+    store_run_pair(run_section_job, &jobs[0], &jobs[1]);
     struct section_job *failed = NULL;
     for (int j = 0; j < 2; j++)
         if (jobs[j].rc && (!failed || jobs[j].failed_section < failed->failed_section))

@@ -121,8 +121,9 @@ struct fill_job {
 
 /* Fills the sets whose position is part modulo n_parts; thread part 0 also
  * finds the span of record dates. */
-static void fill_sets(struct fill_job *job)
+static void *fill_sets(void *arg)
 {
+    const struct fill_job *job = arg;
     const struct cc_store_columns *c = job->c;
     struct store_code_index *x = job->index;
     for (uint32_t i = job->part; i < x->n_sets; i += job->n_parts) {
@@ -146,11 +147,6 @@ static void fill_sets(struct fill_job *job)
         x->first_day = lo;
         x->last_day = hi;
     }
-}
-
-static void *fill_thread(void *arg)
-{
-    fill_sets(arg);
     return NULL;
 }
 
@@ -201,13 +197,7 @@ static int index_build(const struct cc_store_columns *c, struct store_code_index
     }
     x->bytes += sizeof *x;
     struct fill_job jobs[2] = {{c, x, 0, 2}, {c, x, 1, 2}};
-    pthread_t helper;
-    int threaded = pthread_create(&helper, NULL, fill_thread, &jobs[1]) == 0;
-    fill_sets(&jobs[0]);
-    if (threaded)
-        pthread_join(helper, NULL);
-    else
-        fill_sets(&jobs[1]);
+    store_run_pair(fill_sets, &jobs[0], &jobs[1]);
     free(cand);
     *out = x;
     return 0;

@@ -111,6 +111,11 @@ void store_bind_view(struct cc_store_columns *view, const struct store_counts *c
  * copies the counts into the view. */
 void store_bind_columns(struct cc_store *store);
 
+/* Runs job(first) here and job(second) on a second thread, and returns when
+ * both are done; if no thread can be started, both run here, first first.
+ * The two must share nothing they write. */
+void store_run_pair(void *(*job)(void *), void *first, void *second);
+
 /* Allocates at least max(bytes, 1) bytes, uninitialised, on huge pages when
  * large; NULL on failure. The caller frees with free(). */
 void *store_alloc(uint64_t bytes);
