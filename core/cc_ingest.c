@@ -117,6 +117,20 @@ static int seen_set_grow(struct cc_seen_set *set)
     return 0;
 }
 
+/* The first slot of key (a, b)'s probe (the all-zero key is stored as (0, 1)). */
+static uint64_t seen_first(const struct cc_seen_set *set, uint64_t a, uint64_t b)
+{
+    if (!(a | b))
+        b = 1;
+    return cc_hash_mix64(a ^ cc_hash_mix64(b)) & set->mask;
+}
+
+void cc_seen_set_prefetch(const struct cc_seen_set *set, uint64_t a, uint64_t b)
+{
+    if (set->keys)
+        __builtin_prefetch(&set->keys[2 * seen_first(set, a, b)]);
+}
+
 int cc_seen_set_add(struct cc_seen_set *set, uint64_t a, uint64_t b)
 {
     if (!(a | b))
@@ -126,8 +140,7 @@ int cc_seen_set_add(struct cc_seen_set *set, uint64_t a, uint64_t b)
         if (rc < 0)
             return rc;
     }
-    uint64_t first = cc_hash_mix64(a ^ cc_hash_mix64(b)) & set->mask;
-    for (uint64_t i = first;; i = (i + 1) & set->mask) {
+    for (uint64_t i = seen_first(set, a, b);; i = (i + 1) & set->mask) {
         uint64_t *slot = &set->keys[2 * i];
         if (!(slot[0] | slot[1])) {
             slot[0] = a;
@@ -146,8 +159,7 @@ int cc_seen_set_has(const struct cc_seen_set *set, uint64_t a, uint64_t b)
         return 0;
     if (!(a | b))
         b = 1;
-    uint64_t first = cc_hash_mix64(a ^ cc_hash_mix64(b)) & set->mask;
-    for (uint64_t i = first;; i = (i + 1) & set->mask) {
+    for (uint64_t i = seen_first(set, a, b);; i = (i + 1) & set->mask) {
         const uint64_t *slot = &set->keys[2 * i];
         if (!(slot[0] | slot[1]))
             return 0;

@@ -938,8 +938,12 @@ int cc_ingest_hospital(struct cc_ingest_ctx *ctx, const char *path, struct cc_fe
     if ((rc = cc_seen_set_init(&seen, cc_csv_file_bytes(csv) / 80 + 1024)) < 0)
         goto fail;
 
-    struct cc_ingest_ahead_plan plan = {.nhs = cols[C_NHS], .postcode = cols[C_POSTCODE],
-                                        .identity = cols[C_KEY], .identity_source = 'H'};
+    struct cc_ingest_ahead_plan plan = {
+        .nhs = cols[C_NHS],
+        .postcode = cols[C_POSTCODE],
+        .identity = cols[C_KEY],
+        .identity_source = 'H',
+        .identity_sets = {&seen, &ctx->stored_feed_identities}};
     if ((rc = cc_ingest_ahead_start(ctx, csv, &plan)) < 0)
         goto fail;
     const struct cc_csv_field *f;
@@ -1053,8 +1057,13 @@ int cc_ingest_community(struct cc_ingest_ctx *ctx, const char *path, struct cc_f
     /* The reading thread is the slower of the two on this feed, so the
      * record's identity is computed here (in the hospital feed, whose rows
      * take this thread longer, it is computed there). */
-    struct cc_ingest_ahead_plan plan = {.nhs = cols[C_NHS], .postcode = cols[C_POSTCODE],
-                                        .identity = -1};
+    struct cc_ingest_ahead_plan plan = {
+        .nhs = cols[C_NHS],
+        .postcode = cols[C_POSTCODE],
+        .identity = cols[C_KEY],
+        .identity_source = 'C',
+        .identity_on_ingest_thread = 1,
+        .identity_sets = {&seen, &ctx->stored_feed_identities}};
     if ((rc = cc_ingest_ahead_start(ctx, csv, &plan)) < 0)
         goto fail;
     const struct cc_csv_field *f;
@@ -1131,9 +1140,17 @@ int cc_ingest_link_pending(struct cc_ingest_ctx *ctx)
 {
     if (!ctx->n_pending)
         return 0;
+    /* the index holds only the combinations these rows ask about */
+    struct cc_link_key *keys = malloc(ctx->n_pending * sizeof *keys);
+    if (!keys)
+        return CC_ENOMEM;
+    for (uint64_t i = 0; i < ctx->n_pending; i++)
+        keys[i] = (struct cc_link_key){ctx->pending[i].postcode, ctx->pending[i].dob,
+                                       ctx->pending[i].sex};
     cc_link_index *index = NULL;
     int rc = cc_link_index_build(cc_store_builder_columns(ctx->builder), ctx->earlier,
-                                 ctx->n_earlier, &index);
+                                 ctx->n_earlier, keys, ctx->n_pending, &index);
+    free(keys);
     if (rc < 0)
         return rc;
     for (uint64_t i = 0; i < ctx->n_pending; i++) {

@@ -30,17 +30,32 @@ struct cc_link_address {
     cc_pseudonym postcode;
 };
 
-/* Builds the stage-2 index over every person in cols that has a known date
- * of birth, sex and postcode pseudonym (an all-zero pseudonym means unknown),
- * at their current postcode and at each of the n_earlier earlier addresses
- * (may be NULL when n_earlier is 0). A combination that leads to two
- * persons is ambiguous; one person known twice at the same postcode is
- * still one. The caller frees with cc_link_index_free(). */
+/* A combination stage 2 will be asked about. */
+struct cc_link_key {
+    cc_pseudonym postcode;
+    cc_day dob;
+    uint8_t sex;
+};
+
+/* Builds the stage-2 index for the n_keys combinations in keys (those of
+ * the records waiting for stage 2): for each, the persons in cols with that
+ * known date of birth, sex and postcode pseudonym (an all-zero pseudonym
+ * means unknown), at their current postcode or at one of the n_earlier
+ * earlier addresses (may be NULL when n_earlier is 0). A combination that
+ * leads to two persons is ambiguous; one person known twice at the same
+ * postcode is still one. Only the combinations asked about are kept: the
+ * table is sized by the records waiting, not by the persons, and a filter
+ * in front of it lets the pass over the persons skip nearly all of them
+ * without touching it. The caller frees with cc_link_index_free(). 0 or
+ * CC_ENOMEM. */
 int cc_link_index_build(const struct cc_store_columns *cols, const struct cc_link_address *earlier,
-                        size_t n_earlier, cc_link_index **out);
+                        size_t n_earlier, const struct cc_link_key *keys, size_t n_keys,
+                        cc_link_index **out);
 
 /* The person with exactly this date of birth, sex and postcode, or
- * CC_LINK_NONE, or CC_LINK_AMBIGUOUS when several persons share them. */
+ * CC_LINK_NONE, or CC_LINK_AMBIGUOUS when several persons share them; a
+ * combination that was not among the keys the index was built for is
+ * CC_LINK_NONE. */
 int64_t cc_link_find(const cc_link_index *index, cc_day dob, uint8_t sex,
                      const cc_pseudonym *postcode);
 

@@ -289,6 +289,13 @@ int64_t cc_store_builder_person(cc_store_builder *b, const struct cc_person_inpu
 /* The index of the person with this pseudonym in the builder, or -1. O(1). */
 int64_t cc_store_builder_find_person(const cc_store_builder *b, const cc_pseudonym *p);
 
+/* Asks the caches for what cc_store_builder_find_person(b, p) and the
+ * person's address check will read at random, in two steps some rows
+ * apart: step 0 the table slot; step 1, once that slot has arrived, the
+ * pseudonym and postcode pseudonym of the person it names. Advice only:
+ * nothing changes, and a slot that has moved since costs only the hint. */
+void cc_store_builder_prefetch_person(const cc_store_builder *b, const cc_pseudonym *p, int step);
+
 /* The LSOA index of a canonical postcode in the builder's current area
  * lookup (set by cc_store_builder_set_areas), or -1. */
 int32_t cc_store_builder_postcode_lsoa(const cc_store_builder *b, const char *canonical,

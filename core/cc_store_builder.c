@@ -308,6 +308,23 @@ int64_t cc_store_builder_find_person(const cc_store_builder *b, const cc_pseudon
     return cc_index_table_find(&b->person_table, hash_pseudonym(p), person_matches, b, p);
 }
 
+void cc_store_builder_prefetch_person(const cc_store_builder *b, const cc_pseudonym *p, int step)
+{
+    const uint32_t *slots = b->person_table.slots;
+    if (!slots)
+        return;
+    const uint32_t *slot = &slots[hash_pseudonym(p) & b->person_table.mask];
+    if (step == 0) {
+        __builtin_prefetch(slot);
+        return;
+    }
+    uint32_t at = *slot; /* the first slot of the probe: mostly the one */
+    if (at && at - 1 < b->n_persons) {
+        __builtin_prefetch(&b->person_pseudonym[at - 1]);
+        __builtin_prefetch(&b->person_postcode_pseudonym[at - 1]);
+    }
+}
+
 int64_t cc_store_builder_person(cc_store_builder *b, const struct cc_person_input *p)
 {
     if (p->dob < CC_DAY_MIN || p->dob > CC_DAY_MAX)

@@ -30,6 +30,8 @@ int cc_seen_set_init(struct cc_seen_set *set, uint64_t expected);
 /* 1 if the key was new (now added), 0 if it was already there, or CC_ENOMEM. */
 int cc_seen_set_add(struct cc_seen_set *set, uint64_t a, uint64_t b);
 int cc_seen_set_has(const struct cc_seen_set *set, uint64_t a, uint64_t b);
+/* Asks the caches for the slot where a look-up of (a, b) starts (advice). */
+void cc_seen_set_prefetch(const struct cc_seen_set *set, uint64_t a, uint64_t b);
 void cc_seen_set_free(struct cc_seen_set *set);
 
 /* A per-run memo of pseudonyms (a cc_u64_map of cc_pseudonym values keyed by
@@ -126,13 +128,27 @@ int cc_ingest_origin_finish(sqlite3 *db, struct cc_ingest_origin *o, uint64_t ve
  * on each feed the slower one keeps less (measured by thread with perf). The cc_ingest_ahead_* accessors hand them to the
  * ingest thread: each returns 1 with the value if the current row has it
  * for exactly the input asked about, else 0, and the caller computes it
- * itself; so a feed's results never depend on whether a thread ran. */
+ * itself; so a feed's results never depend on whether a thread ran.
+ *
+ * The ingest thread also looks ahead: a few rows before it reaches a row,
+ * it asks the caches for what the row's look-ups will read at random in
+ * tables far larger than the caches (the builder's person slot, then the
+ * person's pseudonym and postcode; the identity's slots in the plan's
+ * sets), so that those misses overlap instead of queueing one per row.
+ * Advice only: it changes no result. */
 struct cc_ingest_ahead_plan {
     int nhs;      /* the NHS number: its pseudonym */
     int postcode; /* the postcode: its pseudonym and LSOA */
     int identity; /* the record's own key: its identity (cc_pseudo_record_identity) */
     uint8_t identity_source; /* the source byte of the identity */
-    int record_key;          /* non-zero: the record key of the NHS number's person */
+    /* non-zero: the identity is computed by the ingest thread instead, when
+     * it looks ahead at the row (below): the same work, done a few rows
+     * early */
+    int identity_on_ingest_thread;
+    int record_key; /* non-zero: the record key of the NHS number's person */
+    /* the sets the identity will be looked up in (NULL: none), for the
+     * look-ahead */
+    const struct cc_seen_set *identity_sets[2];
 };
 struct cc_ingest_ahead;
 struct cc_ingest_ctx;
