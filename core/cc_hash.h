@@ -157,6 +157,15 @@ static inline uint64_t cc_u64_map_slot(const struct cc_u64_map *m, uint64_t key)
     return at;
 }
 
+/* Asks the caches for where a look-up of key starts: its first slot and
+ * that slot's value (advice only; the map must have slots). */
+static inline void cc_u64_map_prefetch(const struct cc_u64_map *m, uint64_t key)
+{
+    uint64_t at = cc_hash_mix64(key) & m->mask;
+    __builtin_prefetch(&m->keys[at]);
+    __builtin_prefetch(m->values + at * m->value_bytes);
+}
+
 /* The value of slot (value_bytes bytes). */
 static inline void *cc_u64_map_value(const struct cc_u64_map *m, uint64_t slot)
 {

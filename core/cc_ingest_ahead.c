@@ -48,6 +48,9 @@
  * thread reaches a row it asks for the row's table slots (far), and for
  * what the person slot names (near). A row takes that thread about a
  * microsecond, a miss to memory a tenth of one: four rows leave room. */
+/* The reading thread's own lag between the two steps of preparing a row
+ * (prepare_row_start, prepare_row_finish). */
+#define AHEAD_LAG 8
 #define AHEAD_LOOK_FAR 8
 #define AHEAD_LOOK_NEAR 4
 /* The field offset of a dropped column (cc_csv_next gives it as NULL). */
@@ -186,17 +189,52 @@ static void postcode_facts(struct cc_ingest_ahead *a, const char *canonical, siz
     *lsoa = facts.lsoa;
 }
 
-/* What the plan asks of a well-formed row, computed here, on the reading
- * thread: each is marked valid only when the row's value is. */
-static void prepare_row(struct cc_ingest_ahead *a, struct ahead_row *r,
-                        const struct cc_csv_field *fields)
+/* The field of column c of row r in batch b (copied there by add_row), or
+ * NULL when the plan has no such column or the row leaves it empty. */
+static const char *batch_field(const struct cc_ingest_ahead *a, const struct ahead_batch *b,
+                               const struct ahead_row *r, int c, size_t *len)
+{
+    if (c < 0 || (size_t)c >= a->n_columns)
+        return NULL;
+    const struct ahead_field *f = &b->fields[r->first_field + (size_t)c];
+    if (f->offset == AHEAD_NULL || !f->len)
+        return NULL;
+    *len = f->len;
+    return (const char *)b->bytes + f->offset;
+}
+
+/* What the plan asks of a well-formed row, on the reading thread, in two
+ * steps AHEAD_LAG rows apart: the first checks the row's NHS number and
+ * postcode and asks the caches for the postcode's slot in the memo (a
+ * table too large for them: one miss to memory per row, the reading
+ * thread's largest cost, when taken in turn); the second computes the
+ * keyed hashes and takes the memo's facts. Each value is marked valid
+ * only when the row's is. */
+static void prepare_row_start(struct cc_ingest_ahead *a, struct ahead_row *r,
+                              const struct cc_csv_field *fields)
 {
     const struct cc_csv_field *f;
     r->nhs_valid = 0;
     r->postcode_valid = 0;
     r->identity_valid = 0;
     if ((f = plan_field(a, fields, a->plan.nhs)) &&
-        cc_validate_nhs_number(f->data, f->len, r->nhs) == 0) {
+        cc_validate_nhs_number(f->data, f->len, r->nhs) == 0)
+        r->nhs_valid = 1;
+    size_t len = 0;
+    if ((f = plan_field(a, fields, a->plan.postcode)) &&
+        cc_validate_postcode(f->data, f->len, r->postcode, &len) == 0) {
+        r->postcode_len = (uint8_t)len;
+        r->postcode_valid = 1;
+        uint64_t packed = cc_postcode_pack(r->postcode, len);
+        if (packed && a->postcode_memo->keys)
+            cc_u64_map_prefetch(a->postcode_memo, packed);
+    }
+}
+
+static void prepare_row_finish(struct cc_ingest_ahead *a, const struct ahead_batch *b,
+                               struct ahead_row *r)
+{
+    if (r->nhs_valid) {
         uint64_t packed = 1;
         for (int i = 0; i < CC_NHS_NUMBER_DIGITS; i++)
             packed = packed * 10 + (uint64_t)(r->nhs[i] - '0');
@@ -206,19 +244,16 @@ static void prepare_row(struct cc_ingest_ahead *a, struct ahead_row *r,
             a->recent_key[slot] = packed;
         }
         r->person = a->recent[slot];
-        r->nhs_valid = 1;
         if (a->plan.record_key)
             r->record_key = cc_pseudo_record_key(a->key, &r->person);
     }
+    if (r->postcode_valid)
+        postcode_facts(a, r->postcode, r->postcode_len, &r->postcode_pseudonym, &r->lsoa);
+    const char *key;
     size_t len = 0;
-    if ((f = plan_field(a, fields, a->plan.postcode)) &&
-        cc_validate_postcode(f->data, f->len, r->postcode, &len) == 0) {
-        r->postcode_len = (uint8_t)len;
-        postcode_facts(a, r->postcode, len, &r->postcode_pseudonym, &r->lsoa);
-        r->postcode_valid = 1;
-    }
-    if (!a->plan.identity_on_ingest_thread && (f = plan_field(a, fields, a->plan.identity))) {
-        cc_pseudo_record_identity(a->key, a->plan.identity_source, f->data, f->len, r->identity);
+    if (!a->plan.identity_on_ingest_thread &&
+        (key = batch_field(a, b, r, a->plan.identity, &len))) {
+        cc_pseudo_record_identity(a->key, a->plan.identity_source, key, len, r->identity);
         r->identity_valid = 1;
     }
 }
@@ -260,7 +295,7 @@ static int add_row(struct cc_ingest_ahead *a, struct ahead_batch *b, int rc,
         }
         r->first_field = first;
         b->n_fields = first + a->n_columns;
-        prepare_row(a, r, fields);
+        prepare_row_start(a, r, fields);
     }
     b->n_rows++;
     return 0;
@@ -287,7 +322,11 @@ static void *producer(void *arg)
         b->n_bytes = 0;
         b->end = 0;
         b->end_rc = 0;
+        size_t finished = 0; /* rows of b whose second step is done */
         while (b->n_rows < AHEAD_ROWS && b->n_bytes < AHEAD_BYTES) {
+            for (; finished + AHEAD_LAG < b->n_rows; finished++)
+                if (b->rows[finished].rc == 1)
+                    prepare_row_finish(a, b, &b->rows[finished]);
             const struct cc_csv_field *fields;
             uint64_t line = 0;
             int rc = cc_csv_next(a->csv, &fields, &line);
@@ -304,6 +343,9 @@ static void *producer(void *arg)
                 break;
             }
         }
+        for (; finished < b->n_rows; finished++)
+            if (b->rows[finished].rc == 1)
+                prepare_row_finish(a, b, &b->rows[finished]);
         pthread_mutex_lock(&a->lock);
         b->full = 1;
         a->produce = (a->produce + 1) % AHEAD_BATCHES;
