@@ -444,19 +444,30 @@ int cc_store_builder_drop_repeats(cc_store_builder *b, uint64_t first, uint64_t 
         return CC_ETOOBIG; /* the sort's values are 32-bit offsets */
     uint64_t *keys = store_alloc(n * sizeof *keys);
     uint32_t *values = store_alloc(n * sizeof *values);
-    uint64_t *occurrence = store_alloc(n * sizeof *occurrence);
+    uint64_t *occurrence = NULL; /* [n]: where record first + i's codes start */
     int rc = CC_ENOMEM;
-    if (!keys || !values || !occurrence)
+    if (!keys || !values)
         goto out;
-    uint64_t at = 0;
+    uint64_t base = 0;
     for (uint64_t r = 0; r < first; r++)
-        at += b->record_n_codes[r];
+        base += b->record_n_codes[r];
+    int one_code_each = 1;
     for (uint64_t i = 0; i < n; i++) {
         uint64_t r = first + i;
-        occurrence[i] = at;
-        at += b->record_n_codes[r];
+        one_code_each &= b->record_n_codes[r] == 1;
         keys[i] = (uint64_t)b->record_person[r] << 16 | b->record_date[r];
         values[i] = (uint32_t)i;
+    }
+    /* A GP event has one code: record first + i's is then at base + i, and
+     * the offsets need no array (a third of this pass's fresh memory at
+     * 40M events, and its page faults). */
+    if (!one_code_each) {
+        if (!(occurrence = store_alloc(n * sizeof *occurrence)))
+            goto out;
+        for (uint64_t i = 0, at = base; i < n; i++) {
+            occurrence[i] = at;
+            at += b->record_n_codes[first + i];
+        }
     }
     /* stable: within a (person, day) the records stay in the order added */
     if ((rc = store_radix_sort(&keys, &values, n, 0, 16 + bits_for(b->n_persons))))
@@ -471,8 +482,9 @@ int cc_store_builder_drop_repeats(cc_store_builder *b, uint64_t first, uint64_t 
                 continue;
             for (uint64_t k = run; k < j; k++) {
                 uint64_t rk = first + values[k];
-                if (b->record_setting[rk] &&
-                    same_record(b, rk, occurrence[values[k]], rj, occurrence[values[j]])) {
+                uint64_t ak = occurrence ? occurrence[values[k]] : base + values[k];
+                uint64_t aj = occurrence ? occurrence[values[j]] : base + values[j];
+                if (b->record_setting[rk] && same_record(b, rk, ak, rj, aj)) {
                     b->record_setting[rj] = 0; /* a tombstone, as a drop makes */
                     (*dropped)++;
                     break;

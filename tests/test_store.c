@@ -343,6 +343,37 @@ Test(store, repeats_since_a_point_are_dropped_the_earliest_kept)
     cc_store_free(s);
 }
 
+/* The same when every record since the point has one code (the GP events'
+ * case, whose codes are found without an offset array): after the sample's
+ * six records (r1 with three codes), r6 asthma and r7 diabetes on one day,
+ * r8 and r9 the two again, r10 asthma the next day. */
+Test(store, repeats_of_one_code_records_are_dropped_after_records_of_several)
+{
+    cc_store_builder *b = build_sample();
+    struct cc_code_input asthma = {CC_CODE_SNOMED, CC_ROLE_PRIMARY, "22298006"};
+    struct cc_code_input diabetes = {CC_CODE_SNOMED, CC_ROLE_PRIMARY, "73211009"};
+    uint64_t point = cc_store_builder_n_records(b);
+    add_record(b, 2, CC_SETTING_GP, 100, 0, &asthma, 1);   /* r6 */
+    add_record(b, 2, CC_SETTING_GP, 100, 0, &diabetes, 1); /* r7 */
+    add_record(b, 2, CC_SETTING_GP, 100, 0, &diabetes, 1); /* r8: r7 again */
+    add_record(b, 2, CC_SETTING_GP, 100, 0, &asthma, 1);   /* r9: r6 again */
+    add_record(b, 2, CC_SETTING_GP, 101, 0, &asthma, 1);   /* r10 */
+    add_record(b, 2, CC_SETTING_GP, 100, 0, &diabetes, 1); /* r11: r7 again */
+    uint64_t dropped = 0;
+    cr_assert_eq(cc_store_builder_drop_repeats(b, point, &dropped), 0);
+    cr_assert_eq(dropped, 3);
+    cc_store *s;
+    cr_assert_eq(cc_store_builder_finish(b, &s), 0);
+    const struct cc_store_columns *v = cc_store_columns(s);
+    cr_assert_eq(v->n_records, 9);
+    /* person 2 keeps one asthma and one diabetes record on day 100 */
+    size_t day100 = 0;
+    for (uint64_t r = 0; r < v->n_records; r++)
+        day100 += v->record_person[r] == 2 && v->record_date[r] == 100;
+    cr_assert_eq(day100, 2);
+    cc_store_free(s);
+}
+
 Test(store, finish_assigns_code_ids_in_order_and_builds_postings)
 {
     cc_store *s = finish_sample();
