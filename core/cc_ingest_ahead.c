@@ -44,13 +44,13 @@
 #define AHEAD_ROWS 2048
 #define AHEAD_BYTES (256u << 10)
 #define AHEAD_BATCHES 4
+/* The reading thread's own lag between the two steps of preparing a row
+ * (prepare_row_start, prepare_row_finish). */
+#define AHEAD_LAG 8
 /* The look-ahead (cc_ingest_internal.h): how many rows before the ingest
  * thread reaches a row it asks for the row's table slots (far), and for
  * what the person slot names (near). A row takes that thread about a
  * microsecond, a miss to memory a tenth of one: four rows leave room. */
-/* The reading thread's own lag between the two steps of preparing a row
- * (prepare_row_start, prepare_row_finish). */
-#define AHEAD_LAG 8
 #define AHEAD_LOOK_FAR 8
 #define AHEAD_LOOK_NEAR 4
 /* The field offset of a dropped column (cc_csv_next gives it as NULL). */
@@ -418,15 +418,12 @@ static void look_ahead(struct cc_ingest_ahead *a, struct ahead_batch *b, size_t 
         cc_store_builder_prefetch_person(a->builder, &r->person, step);
     if (step != 0)
         return;
-    int c = a->plan.identity;
-    if (!r->identity_valid && a->plan.identity_on_ingest_thread && c >= 0 &&
-        (size_t)c < a->n_columns) {
-        const struct ahead_field *f = &b->fields[r->first_field + (size_t)c];
-        if (f->offset != AHEAD_NULL && f->len) {
-            cc_pseudo_record_identity(a->key, a->plan.identity_source,
-                                      (const char *)b->bytes + f->offset, f->len, r->identity);
-            r->identity_valid = 1;
-        }
+    const char *key;
+    size_t len = 0;
+    if (!r->identity_valid && a->plan.identity_on_ingest_thread &&
+        (key = batch_field(a, b, r, a->plan.identity, &len))) {
+        cc_pseudo_record_identity(a->key, a->plan.identity_source, key, len, r->identity);
+        r->identity_valid = 1;
     }
     if (!r->identity_valid)
         return;

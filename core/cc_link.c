@@ -62,6 +62,14 @@ static struct slot *slot_of(const cc_link_index *index, uint64_t h, cc_day dob, 
     }
 }
 
+/* The filter's word for hash h, and the bit of h in it. */
+static uint64_t *filter_word(const cc_link_index *index, uint64_t h, uint64_t *bit)
+{
+    uint64_t at = h >> index->filter_shift;
+    *bit = 1ULL << (at & 63);
+    return &index->filter[at >> 6];
+}
+
 /* Marks (dob, sex, pc) as asked about. */
 static void index_ask(cc_link_index *index, cc_day dob, uint8_t sex, const cc_pseudonym *pc)
 {
@@ -74,7 +82,8 @@ static void index_ask(cc_link_index *index, cc_day dob, uint8_t sex, const cc_ps
     s->dob = (uint16_t)dob;
     s->sex = sex;
     s->postcode = *pc;
-    index->filter[h >> index->filter_shift >> 6] |= 1ULL << (h >> index->filter_shift & 63);
+    uint64_t bit;
+    *filter_word(index, h, &bit) |= bit;
 }
 
 /* Person p is known at (dob, sex, pc): a second person there makes an
@@ -83,7 +92,8 @@ static void index_add(cc_link_index *index, uint32_t p, cc_day dob, uint8_t sex,
                       const cc_pseudonym *pc)
 {
     uint64_t h = key_hash(dob, sex, pc);
-    if (!(index->filter[h >> index->filter_shift >> 6] >> (h >> index->filter_shift & 63) & 1))
+    uint64_t bit;
+    if (!(*filter_word(index, h, &bit) & bit))
         return;
     struct slot *s = slot_of(index, h, dob, sex, pc);
     if (s->person == SLOT_EMPTY || s->person == SLOT_AMBIGUOUS)
@@ -117,6 +127,7 @@ int cc_link_index_build(const struct cc_store_columns *cols, const struct cc_lin
         cc_link_index_free(index);
         return CC_ENOMEM;
     }
+    cc_hash_advise_huge(index->slots, (size_t)cap * sizeof *index->slots);
     for (uint64_t i = 0; i < cap; i++)
         index->slots[i].person = SLOT_EMPTY;
     index->mask = cap - 1;
